@@ -1,0 +1,402 @@
+//! [`Client`]: the async client, direct commands and typed helpers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::config::{Options, parse_url};
+use crate::conn::Conn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::reply::Reply;
+
+/// Conditions of [`Client::set_with`]: TTL and `NX`/`XX`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SetOptions {
+    /// Expire after this long (`PX`), rounded down to milliseconds; must be at least 1 ms.
+    pub ttl: Option<Duration>,
+    /// Only set if the key does not exist (`NX`).
+    pub only_if_absent: bool,
+    /// Only set if the key exists (`XX`).
+    pub only_if_present: bool,
+}
+
+impl SetOptions {
+    /// Set with a TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+    /// Add `NX`.
+    pub fn nx(mut self) -> Self {
+        self.only_if_absent = true;
+        self
+    }
+    /// Add `XX`.
+    pub fn xx(mut self) -> Self {
+        self.only_if_present = true;
+        self
+    }
+}
+
+/// An async redipc client: cheap to clone, safe to share between tasks and threads; every
+/// clone uses the same auto-pipelined connection.
+///
+/// Create it inside a tokio runtime with [`Client::connect`]; from synchronous code use
+/// [`crate::blocking::Client`].
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Arc<Conn>,
+    opts: Options,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.conn.close();
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.inner.conn.display)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A short description of a command for error messages: its name and first argument.
+pub(crate) fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().take(2).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let a = a.as_ref();
+        let shown = &a[..a.len().min(64)];
+        let text = String::from_utf8_lossy(shown);
+        if i == 0 {
+            out.push_str(&text.to_uppercase());
+        } else {
+            out.push_str(&text);
+        }
+        if a.len() > 64 {
+            out.push_str("...");
+        }
+    }
+    out
+}
+
+impl Client {
+    /// Connect to `url` (`redis://[user:pass@]host[:port][/db]` or `unix:///path?db=N`) from
+    /// inside a tokio runtime; the connection is driven by that runtime.
+    pub async fn connect(url: &str, opts: Options) -> Result<Client> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::invalid(
+                "Client::connect needs a tokio runtime; use blocking::Client outside one",
+            )
+        })?;
+        Self::connect_on(url, opts, handle).await
+    }
+
+    pub(crate) async fn connect_on(
+        url: &str,
+        opts: Options,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Client> {
+        let target = parse_url(url, &opts)?;
+        let conn = Conn::connect(target, &opts, handle).await?;
+        Ok(Client {
+            inner: Arc::new(Inner { conn, opts }),
+        })
+    }
+
+    /// The options this client was made with.
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    /// Whether the command connection is up now (it is re-established in the background
+    /// after it breaks).
+    pub fn is_connected(&self) -> bool {
+        self.inner.conn.is_connected()
+    }
+
+    /// Close the client: later calls on it (and on its clones) fail with
+    /// [`ErrorKind::Closed`].
+    pub fn close(&self) {
+        self.inner.conn.close();
+    }
+
+    /// Check the arguments of a command and build it.
+    pub(crate) fn build<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<redis::Cmd> {
+        let Some(first) = args.first() else {
+            return Err(Error::invalid(
+                "empty command: give at least the command name",
+            ));
+        };
+        if first.as_ref().is_empty() {
+            return Err(Error::invalid("empty command name"));
+        }
+        let limit = self.inner.conn.max_value_size.load(Ordering::Relaxed);
+        let mut cmd = redis::Cmd::new();
+        for (i, a) in args.iter().enumerate() {
+            let a = a.as_ref();
+            if a.len() > limit {
+                return Err(Error::invalid(format!(
+                    "{}: argument {} is {} bytes, over the limit of {} bytes (the server's proto-max-bulk-len or the max_value_size option)",
+                    describe(args),
+                    i,
+                    a.len(),
+                    limit
+                )));
+            }
+            cmd.arg(a);
+        }
+        Ok(cmd)
+    }
+
+    /// Send any command (`["SET", "k", "v"]`) and return its reply; an error reply of the
+    /// server is returned as an [`Error`] of kind [`ErrorKind::Server`].
+    pub async fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Reply> {
+        let cmd = self.build(args)?;
+        self.run(&cmd, &|| describe(args)).await
+    }
+
+    pub(crate) async fn run(&self, cmd: &redis::Cmd, what: &dyn Fn() -> String) -> Result<Reply> {
+        let v = self.inner.conn.send(cmd, what).await?;
+        match Reply::from_value(v) {
+            Reply::Error(e) => Err(Error::from(e).context(what())),
+            r => Ok(r),
+        }
+    }
+
+    /// Send several commands in one write and return one entry per command, in order; a
+    /// command's server error sits in its own slot (non-atomic: see transactions).
+    pub async fn pipeline_raw<A: AsRef<[u8]>>(&self, cmds: &[Vec<A>]) -> Result<Vec<Reply>> {
+        let mut pipe = redis::Pipeline::new();
+        for c in cmds {
+            pipe.add_command(self.build(c)?);
+        }
+        let n = cmds.len();
+        let what = || format!("pipeline of {n} commands");
+        let vals = self.inner.conn.send_pipeline(&pipe, 0, n, &what).await?;
+        Ok(vals.into_iter().map(Reply::from_value).collect())
+    }
+
+    async fn typed<A: AsRef<[u8]>, T>(
+        &self,
+        args: &[A],
+        convert: impl FnOnce(Reply) -> Result<T>,
+    ) -> Result<T> {
+        let r = self.command(args).await?;
+        convert(r).map_err(|e| e.context(describe(args)))
+    }
+
+    /// `GET key`: the value, or `None` when the key does not exist.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.typed(&[b"GET".as_slice(), key.as_ref()], Reply::into_opt_bytes)
+            .await
+    }
+
+    /// `SET key value`.
+    pub async fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.set_with(key, value, SetOptions::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// `SET key value [PX ms] [NX|XX]`: `true` if the value was set, `false` if an
+    /// `NX`/`XX` condition kept it from being set.
+    pub async fn set_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: SetOptions,
+    ) -> Result<bool> {
+        if opts.only_if_absent && opts.only_if_present {
+            return Err(Error::invalid("SET: NX and XX exclude each other"));
+        }
+        let mut args: Vec<Vec<u8>> = vec![
+            b"SET".to_vec(),
+            key.as_ref().to_vec(),
+            value.as_ref().to_vec(),
+        ];
+        if let Some(ttl) = opts.ttl {
+            let ms = ttl.as_millis();
+            if ms == 0 {
+                return Err(Error::invalid("SET: a TTL must be at least 1 ms"));
+            }
+            args.push(b"PX".to_vec());
+            args.push(ms.to_string().into_bytes());
+        }
+        if opts.only_if_absent {
+            args.push(b"NX".to_vec());
+        }
+        if opts.only_if_present {
+            args.push(b"XX".to_vec());
+        }
+        self.typed(&args, |r| Ok(!r.is_nil())).await
+    }
+
+    /// `DEL key...`: how many keys were removed.
+    pub async fn del<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
+        self.keys_cmd("DEL", keys).await
+    }
+
+    /// `EXISTS key...`: how many of the keys exist.
+    pub async fn exists<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
+        self.keys_cmd("EXISTS", keys).await
+    }
+
+    async fn keys_cmd<K: AsRef<[u8]>>(&self, name: &str, keys: &[K]) -> Result<i64> {
+        if keys.is_empty() {
+            return Err(Error::invalid(format!("{name}: give at least one key")));
+        }
+        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+        args.extend(keys.iter().map(|k| k.as_ref()));
+        self.typed(&args, Reply::into_int).await
+    }
+
+    /// `PEXPIRE key ms`: `true` if the timeout was set (the key exists).
+    pub async fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        let ms = ttl.as_millis().to_string();
+        self.typed(&[b"PEXPIRE".as_slice(), key.as_ref(), ms.as_bytes()], |r| {
+            Ok(r.into_int()? == 1)
+        })
+        .await
+    }
+
+    /// `INCR key`: the new value.
+    pub async fn incr(&self, key: impl AsRef<[u8]>) -> Result<i64> {
+        self.typed(&[b"INCR".as_slice(), key.as_ref()], Reply::into_int)
+            .await
+    }
+
+    /// `INCRBY key by`: the new value.
+    pub async fn incr_by(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64> {
+        let by = by.to_string();
+        self.typed(
+            &[b"INCRBY".as_slice(), key.as_ref(), by.as_bytes()],
+            Reply::into_int,
+        )
+        .await
+    }
+
+    /// `DECR key`: the new value.
+    pub async fn decr(&self, key: impl AsRef<[u8]>) -> Result<i64> {
+        self.typed(&[b"DECR".as_slice(), key.as_ref()], Reply::into_int)
+            .await
+    }
+
+    /// `HGET key field`: the value, or `None`.
+    pub async fn hget(
+        &self,
+        key: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+    ) -> Result<Option<Vec<u8>>> {
+        self.typed(
+            &[b"HGET".as_slice(), key.as_ref(), field.as_ref()],
+            Reply::into_opt_bytes,
+        )
+        .await
+    }
+
+    /// `HSET key field value [field value ...]`: how many fields were added (not updated).
+    pub async fn hset<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        key: impl AsRef<[u8]>,
+        fields: &[(F, V)],
+    ) -> Result<i64> {
+        if fields.is_empty() {
+            return Err(Error::invalid("HSET: give at least one field"));
+        }
+        let mut args: Vec<&[u8]> = vec![b"HSET", key.as_ref()];
+        for (f, v) in fields {
+            args.push(f.as_ref());
+            args.push(v.as_ref());
+        }
+        self.typed(&args, Reply::into_int).await
+    }
+
+    /// `HGETALL key`: every (field, value) pair; empty when the key does not exist.
+    pub async fn hgetall(&self, key: impl AsRef<[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.typed(&[b"HGETALL".as_slice(), key.as_ref()], Reply::into_pairs)
+            .await
+    }
+
+    /// `HDEL key field...`: how many fields were removed.
+    pub async fn hdel<F: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, fields: &[F]) -> Result<i64> {
+        if fields.is_empty() {
+            return Err(Error::invalid("HDEL: give at least one field"));
+        }
+        let mut args: Vec<&[u8]> = vec![b"HDEL", key.as_ref()];
+        args.extend(fields.iter().map(|f| f.as_ref()));
+        self.typed(&args, Reply::into_int).await
+    }
+
+    /// `LPUSH key value...`: the new length.
+    pub async fn lpush<V: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, values: &[V]) -> Result<i64> {
+        self.push_cmd("LPUSH", key.as_ref(), values).await
+    }
+
+    /// `RPUSH key value...`: the new length.
+    pub async fn rpush<V: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, values: &[V]) -> Result<i64> {
+        self.push_cmd("RPUSH", key.as_ref(), values).await
+    }
+
+    async fn push_cmd<V: AsRef<[u8]>>(&self, name: &str, key: &[u8], values: &[V]) -> Result<i64> {
+        if values.is_empty() {
+            return Err(Error::invalid(format!("{name}: give at least one value")));
+        }
+        let mut args: Vec<&[u8]> = vec![name.as_bytes(), key];
+        args.extend(values.iter().map(|v| v.as_ref()));
+        self.typed(&args, Reply::into_int).await
+    }
+
+    /// `LPOP key`: the first element, or `None` when the list is empty.
+    pub async fn lpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.typed(&[b"LPOP".as_slice(), key.as_ref()], Reply::into_opt_bytes)
+            .await
+    }
+
+    /// `RPOP key`: the last element, or `None` when the list is empty.
+    pub async fn rpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.typed(&[b"RPOP".as_slice(), key.as_ref()], Reply::into_opt_bytes)
+            .await
+    }
+
+    /// `LLEN key`.
+    pub async fn llen(&self, key: impl AsRef<[u8]>) -> Result<i64> {
+        self.typed(&[b"LLEN".as_slice(), key.as_ref()], Reply::into_int)
+            .await
+    }
+
+    /// `PUBLISH channel message`: how many subscribers received it.
+    pub async fn publish(
+        &self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+    ) -> Result<i64> {
+        self.typed(
+            &[b"PUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
+            Reply::into_int,
+        )
+        .await
+    }
+
+    /// `PING`: succeeds when the server answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.typed(&[b"PING".as_slice()], |r| match r {
+            Reply::Status(_) | Reply::Bulk(_) => Ok(()),
+            other => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected PING reply {:?}", other.kind()),
+            )),
+        })
+        .await
+    }
+}

@@ -1,0 +1,284 @@
+//! Connection URL parsing and [`Options`].
+
+use std::time::Duration;
+
+use redis::IntoConnectionInfo;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The largest bulk string Redis accepts by default (`proto-max-bulk-len`, 512 MiB).
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
+
+/// How a broken connection is re-established: capped exponential backoff with jitter.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// The first delay (default 10 ms).
+    pub min_delay: Duration,
+    /// The longest delay between attempts (default 2 s).
+    pub max_delay: Duration,
+    /// Give up after this many attempts (`None`, the default: never give up).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(2),
+            max_attempts: None,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The delay before attempt number `attempt` (0-based): a random point in
+    /// `[d/2, d]` where `d = min(max_delay, min_delay * 2^attempt)`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self
+            .min_delay
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        let half = base / 2;
+        let jitter = rand::random_range(0..=half.as_micros().max(1) as u64);
+        half + Duration::from_micros(jitter)
+    }
+}
+
+/// Options of a [`Client`](crate::Client); start from [`Options::default`] and chain the
+/// builder methods. Values given here override those in the URL.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Limit on establishing a connection (default 5 s).
+    pub connect_timeout: Duration,
+    /// Limit on every call, from sending to the reply, including waiting for a reconnect
+    /// (default 5 s).
+    pub response_timeout: Duration,
+    /// Name set with `CLIENT SETNAME` on every connection.
+    pub client_name: Option<String>,
+    /// Database number (`SELECT`).
+    pub database: Option<i64>,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Prefix of the keys the library itself creates (queues, streams ...), default `ipc:`.
+    pub key_prefix: String,
+    /// I/O threads of the process-wide runtime (0: the default, 1).
+    pub io_threads: usize,
+    /// Speak RESP3 (default) or RESP2.
+    pub resp3: bool,
+    /// Reconnection policy.
+    pub reconnect: ReconnectPolicy,
+    /// Largest value accepted in one argument; larger ones are refused before anything is
+    /// sent. The smaller of this and the server's `proto-max-bulk-len` applies.
+    pub max_value_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(5),
+            client_name: None,
+            database: None,
+            username: None,
+            password: None,
+            key_prefix: "ipc:".to_string(),
+            io_threads: 0,
+            resp3: true,
+            reconnect: ReconnectPolicy::default(),
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+        }
+    }
+}
+
+impl Options {
+    /// Set the connect timeout.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// Set the response timeout.
+    pub fn response_timeout(mut self, t: Duration) -> Self {
+        self.response_timeout = t;
+        self
+    }
+    /// Set the client name.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+    /// Set the database number.
+    pub fn database(mut self, db: i64) -> Self {
+        self.database = Some(db);
+        self
+    }
+    /// Set the ACL user name.
+    pub fn username(mut self, user: impl Into<String>) -> Self {
+        self.username = Some(user.into());
+        self
+    }
+    /// Set the password.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+    /// Set the key prefix.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+    /// Set the number of runtime I/O threads (only the first client of a process that
+    /// starts the runtime decides it).
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.io_threads = n;
+        self
+    }
+    /// Choose RESP3 (`true`) or RESP2.
+    pub fn resp3(mut self, on: bool) -> Self {
+        self.resp3 = on;
+        self
+    }
+    /// Set the reconnection policy.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+    /// Set the largest accepted value size.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
+            return Err(Error::invalid("timeouts must be greater than zero"));
+        }
+        if let Some(name) = &self.client_name
+            && (name.is_empty() || name.bytes().any(|b| b <= b' '))
+        {
+            return Err(Error::invalid(format!(
+                "client name {name:?} must be non-empty and contain no spaces or control characters"
+            )));
+        }
+        if matches!(self.database, Some(db) if db < 0) {
+            return Err(Error::invalid("database number must not be negative"));
+        }
+        Ok(())
+    }
+}
+
+/// Where to connect, parsed from a URL and merged with [`Options`].
+pub(crate) struct Target {
+    pub info: redis::ConnectionInfo,
+    /// `host:port` or the socket path, for messages.
+    pub display: String,
+}
+
+/// Parse `redis://[user:pass@]host[:port][/db]`, `unix:///path[?db=N]` (also
+/// `redis+unix://`), and refuse `rediss://` clearly.
+pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
+    opts.validate()?;
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis") | Some("unix") | Some("redis+unix") => {}
+        Some("rediss") => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{url}: TLS (rediss://) is not built into redipc yet"),
+            ));
+        }
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "invalid URL {url:?}: unknown scheme {other:?} (use redis://host:port/db or unix:///path/to.sock)"
+            )));
+        }
+        None => {
+            return Err(Error::invalid(format!(
+                "invalid URL {url:?}: expected redis://host:port/db or unix:///path/to.sock"
+            )));
+        }
+    }
+    let info = url
+        .into_connection_info()
+        .map_err(|e| Error::invalid(format!("invalid URL {url:?}: {e}")))?;
+    let display = match info.addr() {
+        redis::ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
+        redis::ConnectionAddr::Unix(p) => p.display().to_string(),
+        other => format!("{other}"),
+    };
+    if display.is_empty() || display.starts_with(':') {
+        return Err(Error::invalid(format!("invalid URL {url:?}: no host")));
+    }
+    let mut redis = info.redis_settings().clone();
+    if let Some(db) = opts.database {
+        redis = redis.set_db(db);
+    }
+    if let Some(user) = &opts.username {
+        redis = redis.set_username(user);
+    }
+    if let Some(pass) = &opts.password {
+        redis = redis.set_password(pass);
+    }
+    redis = redis.set_protocol(if opts.resp3 {
+        redis::ProtocolVersion::RESP3
+    } else {
+        redis::ProtocolVersion::RESP2
+    });
+    redis = redis.set_lib_name("redipc", env!("CARGO_PKG_VERSION"));
+    Ok(Target {
+        info: info.set_redis_settings(redis),
+        display,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let o = Options::default();
+        let t = parse_url("redis://127.0.0.1:7000/3", &o).unwrap();
+        assert_eq!(t.display, "127.0.0.1:7000");
+        assert_eq!(t.info.redis_settings().db(), 3);
+        let t = parse_url("redis://user:secret@localhost", &o).unwrap();
+        assert_eq!(t.display, "localhost:6379");
+        assert_eq!(t.info.redis_settings().username(), Some("user"));
+        let t = parse_url("unix:///tmp/r.sock?db=2", &o).unwrap();
+        assert_eq!(t.display, "/tmp/r.sock");
+        assert_eq!(t.info.redis_settings().db(), 2);
+        let t = parse_url("unix:///tmp/r.sock", &o.clone().database(5)).unwrap();
+        assert_eq!(t.info.redis_settings().db(), 5);
+    }
+
+    #[test]
+    fn refuses_bad_urls_clearly() {
+        let o = Options::default();
+        let e = parse_url("rediss://host:6380", &o).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.message().contains("TLS"));
+        for bad in [
+            "",
+            "localhost:6379",
+            "http://x",
+            "redis://",
+            "redis://h:notaport",
+        ] {
+            let e = parse_url(bad, &o).err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = ReconnectPolicy::default();
+        for attempt in 0..40 {
+            let d = p.delay(attempt);
+            assert!(d <= p.max_delay, "{attempt}: {d:?}");
+        }
+        assert!(p.delay(0) <= p.min_delay);
+    }
+}

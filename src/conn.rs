@@ -1,0 +1,336 @@
+//! The shared command connection: one auto-pipelined multiplexed connection per client,
+//! re-established in the background after it breaks.
+//!
+//! State machine: `Up(conn)` → (an I/O error, or the RESP3 disconnect notice) → `Down`
+//! while one reconnect task retries with capped exponential backoff and jitter → `Up` again.
+//! A call made while `Down` waits for the reconnect, but never past its own deadline: then
+//! it fails with a connection error that names the last reason.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{Options, ReconnectPolicy, Target};
+use crate::error::{Error, ErrorKind, Result};
+
+enum State {
+    Up {
+        conn: MultiplexedConnection,
+        generation: u64,
+    },
+    Down {
+        last_error: Error,
+    },
+    Closed,
+}
+
+/// Settings the connection needs after it is made.
+struct Settings {
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    client_name: Option<String>,
+    reconnect: ReconnectPolicy,
+    resp3: bool,
+}
+
+pub(crate) struct Conn {
+    client: redis::Client,
+    /// `host:port` or socket path, for messages.
+    pub(crate) display: String,
+    settings: Settings,
+    state: Mutex<State>,
+    /// Bumped on every state change; waiters for a reconnect watch it.
+    changed: watch::Sender<u64>,
+    /// The largest value accepted (our option, lowered to the server's
+    /// `proto-max-bulk-len` when it can be read).
+    pub(crate) max_value_size: AtomicUsize,
+    configured_max_value_size: usize,
+    handle: tokio::runtime::Handle,
+}
+
+impl Conn {
+    /// Connect once (no retries: an unreachable server is reported within the connect
+    /// timeout), then keep the connection up in the background.
+    pub(crate) async fn connect(
+        target: Target,
+        opts: &Options,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Arc<Conn>> {
+        let client = redis::Client::open(target.info)
+            .map_err(|e| Error::from_redis(e, format!("connect to {}", target.display)))?;
+        let conn = Arc::new(Conn {
+            client,
+            display: target.display,
+            settings: Settings {
+                connect_timeout: opts.connect_timeout,
+                response_timeout: opts.response_timeout,
+                client_name: opts.client_name.clone(),
+                reconnect: opts.reconnect.clone(),
+                resp3: opts.resp3,
+            },
+            state: Mutex::new(State::Down {
+                last_error: Error::new(ErrorKind::Connection, "not connected yet"),
+            }),
+            changed: watch::Sender::new(0),
+            max_value_size: AtomicUsize::new(opts.max_value_size),
+            configured_max_value_size: opts.max_value_size,
+            handle,
+        });
+        let generation = 1;
+        let mc = Self::open(&conn, generation).await?;
+        conn.set_state(State::Up {
+            conn: mc,
+            generation,
+        });
+        Ok(conn)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-written (every
+        // write is one assignment), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_state(&self, s: State) {
+        *self.lock() = s;
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Open one multiplexed connection and run the per-connection setup.
+    async fn open(this: &Arc<Conn>, generation: u64) -> Result<MultiplexedConnection> {
+        let what = || format!("connect to {}", this.display);
+        let mut config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(this.settings.connect_timeout))
+            .set_response_timeout(Some(this.settings.response_timeout));
+        if this.settings.resp3 {
+            // The driver tells us at once when the socket closes, so the next call
+            // waits for the reconnect instead of failing on a dead connection.
+            let weak: Weak<Conn> = Arc::downgrade(this);
+            config = config.set_push_sender(move |info: redis::PushInfo| {
+                if info.kind == redis::PushKind::Disconnection
+                    && let Some(conn) = weak.upgrade()
+                {
+                    conn.mark_down(
+                        generation,
+                        Error::new(ErrorKind::Connection, "the server closed the connection"),
+                    );
+                }
+                Ok::<(), ()>(())
+            });
+        }
+        let fut = this
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
+        let mut mc = match tokio::time::timeout(this.settings.connect_timeout, fut).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(Error::from_redis(e, what())),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "no connection within the connect timeout of {:?}",
+                        this.settings.connect_timeout
+                    ),
+                )
+                .context(what()));
+            }
+        };
+        if let Some(name) = &this.settings.client_name {
+            let mut cmd = redis::cmd("CLIENT");
+            cmd.arg("SETNAME").arg(name);
+            mc.send_packed_command(&cmd)
+                .await
+                .map_err(|e| Error::from_redis(e, "CLIENT SETNAME"))?;
+        }
+        // Learn the server's bulk limit so an oversized value is refused before it is sent
+        // (the server would otherwise close the connection on it). CONFIG may be
+        // forbidden by ACLs: then our own limit stays.
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("proto-max-bulk-len");
+        if let Ok(v) = mc.send_packed_command(&cmd).await {
+            let limit = crate::Reply::from_value(v)
+                .into_pairs()
+                .ok()
+                .and_then(|p| p.into_iter().next())
+                .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.parse::<usize>().ok());
+            if let Some(limit) = limit {
+                this.max_value_size
+                    .store(limit.min(this.configured_max_value_size), Ordering::Relaxed);
+            }
+        }
+        Ok(mc)
+    }
+
+    /// Mark the connection of `generation` broken and start one reconnect task.
+    fn mark_down(self: &Arc<Self>, generation: u64, err: Error) {
+        {
+            let mut st = self.lock();
+            match &*st {
+                State::Up { generation: g, .. } if *g == generation => {
+                    *st = State::Down { last_error: err };
+                }
+                _ => return, // already down, reconnected since, or closed
+            }
+        }
+        self.changed.send_modify(|g| *g += 1);
+        let weak = Arc::downgrade(self);
+        self.handle
+            .spawn(Self::reconnect_loop(weak, generation + 1));
+    }
+
+    async fn reconnect_loop(weak: Weak<Conn>, generation: u64) {
+        let mut attempt: u32 = 0;
+        loop {
+            let Some(this) = weak.upgrade() else { return };
+            let delay = this.settings.reconnect.delay(attempt);
+            let max_attempts = this.settings.reconnect.max_attempts;
+            drop(this);
+            tokio::time::sleep(delay).await;
+            let Some(this) = weak.upgrade() else { return };
+            if matches!(&*this.lock(), State::Closed) {
+                return;
+            }
+            match Self::open(&this, generation).await {
+                Ok(mc) => {
+                    let mut st = this.lock();
+                    if matches!(&*st, State::Closed) {
+                        return;
+                    }
+                    *st = State::Up {
+                        conn: mc,
+                        generation,
+                    };
+                    drop(st);
+                    this.changed.send_modify(|g| *g += 1);
+                    return;
+                }
+                Err(e) => {
+                    attempt = attempt.saturating_add(1);
+                    let gave_up = max_attempts.is_some_and(|m| attempt >= m);
+                    let mut st = this.lock();
+                    if matches!(&*st, State::Closed) {
+                        return;
+                    }
+                    let msg = if gave_up {
+                        format!(
+                            "gave up reconnecting after {attempt} attempts (max_attempts); last: {}",
+                            e.message()
+                        )
+                    } else {
+                        format!("reconnecting (attempt {attempt}): {}", e.message())
+                    };
+                    *st = State::Down {
+                        last_error: Error::new(ErrorKind::Connection, msg),
+                    };
+                    drop(st);
+                    this.changed.send_modify(|g| *g += 1);
+                    if gave_up {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the connection is up now.
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(&*self.lock(), State::Up { .. })
+    }
+
+    /// Close: fail every later call with a `Closed` error and stop reconnecting.
+    pub(crate) fn close(&self) {
+        self.set_state(State::Closed);
+    }
+
+    /// The current connection, waiting for a reconnect until `deadline`.
+    async fn current(&self, deadline: Instant) -> Result<(MultiplexedConnection, u64)> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let last_error = match &*self.lock() {
+                State::Up { conn, generation } => return Ok((conn.clone(), *generation)),
+                State::Closed => return Err(Error::closed()),
+                State::Down { last_error } => last_error.clone(),
+            };
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "not connected to {} ({})",
+                        self.display,
+                        last_error.message()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Send a pipeline of commands (as one write) and read `count` replies starting at
+    /// reply `offset` (the replies of `MULTI`/`EXEC` framing are skipped that way).
+    pub(crate) async fn send_pipeline(
+        self: &Arc<Self>,
+        pipe: &redis::Pipeline,
+        offset: usize,
+        count: usize,
+        what: &dyn Fn() -> String,
+    ) -> Result<Vec<redis::Value>> {
+        let deadline = Instant::now() + self.settings.response_timeout;
+        let (mut mc, generation) = self
+            .current(deadline)
+            .await
+            .map_err(|e| e.context(what()))?;
+        match tokio::time::timeout_at(deadline, mc.send_packed_commands(pipe, offset, count)).await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.failed(e, generation, what)),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    /// Send one command and read its reply.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        cmd: &redis::Cmd,
+        what: &dyn Fn() -> String,
+    ) -> Result<redis::Value> {
+        let deadline = Instant::now() + self.settings.response_timeout;
+        let (mut mc, generation) = self
+            .current(deadline)
+            .await
+            .map_err(|e| e.context(what()))?;
+        match tokio::time::timeout_at(deadline, mc.send_packed_command(cmd)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.failed(e, generation, what)),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    fn failed(
+        self: &Arc<Self>,
+        e: redis::RedisError,
+        generation: u64,
+        what: &dyn Fn() -> String,
+    ) -> Error {
+        if e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() {
+            self.mark_down(generation, Error::new(ErrorKind::Connection, e.to_string()));
+        }
+        Error::from_redis(e, what())
+    }
+
+    fn timed_out(&self, what: &dyn Fn() -> String) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no reply from {} within the response timeout of {:?}",
+                self.display, self.settings.response_timeout
+            ),
+        )
+        .context(what())
+    }
+}

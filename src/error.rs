@@ -1,0 +1,175 @@
+//! The one error type of redipc, with a [`ErrorKind`] and predicates.
+
+use std::fmt;
+
+/// What went wrong, in groups that callers act on differently.
+///
+/// The C API maps each kind to one `ipc_result` code and Python to one exception class;
+/// a kind is never renamed or reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server could not be reached, or the connection broke (it is being re-established).
+    Connection,
+    /// No reply came within the response (or connect) timeout.
+    Timeout,
+    /// The server answered with an error reply (`WRONGTYPE`, `ERR`, ...); see [`Error::code`].
+    Server,
+    /// The server's reply could not be understood, or did not have the expected shape.
+    Protocol,
+    /// The caller passed something unusable: an invalid URL, an empty command, a value over
+    /// the size limit, a wrong type.
+    InvalidArgument,
+    /// The client (or the handle) was closed.
+    Closed,
+    /// A feature that is not built into this library yet (for example TLS).
+    Unsupported,
+    /// A `WATCH`ed key changed and the optimistic transaction gave up after its retries.
+    Watch,
+}
+
+impl ErrorKind {
+    /// A short stable name: `"connection"`, `"timeout"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Server => "server",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Watch => "watch",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from redipc: a [`kind`](Error::kind), a message that says what was being done,
+/// and for server replies the server's error code (such as `WRONGTYPE`).
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    code: Option<String>,
+    message: String,
+}
+
+/// `Result<T, redipc::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// A server error reply: `code` is its first word (`WRONGTYPE`), `message` the rest.
+    pub fn server(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Error {
+            kind: ErrorKind::Server,
+            code: Some(code.into()),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub(crate) fn closed() -> Self {
+        Error::new(ErrorKind::Closed, "the client is closed")
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The server's error code (`WRONGTYPE`, `ERR`, `NOSCRIPT`, ...) for [`ErrorKind::Server`].
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The message, without the kind or the code.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the connection failed or broke.
+    pub fn is_connection(&self) -> bool {
+        self.kind == ErrorKind::Connection
+    }
+
+    /// Whether a timeout elapsed.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the server answered with an error reply.
+    pub fn is_server(&self) -> bool {
+        self.kind == ErrorKind::Server
+    }
+
+    /// Whether the caller passed an unusable argument.
+    pub fn is_invalid_argument(&self) -> bool {
+        self.kind == ErrorKind::InvalidArgument
+    }
+
+    /// Whether the client was closed.
+    pub fn is_closed(&self) -> bool {
+        self.kind == ErrorKind::Closed
+    }
+
+    /// Prefix the message with what was being done (`"GET mykey: "`), keeping kind and code.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// Convert an error of the `redis` crate, saying which command failed.
+    pub(crate) fn from_redis(err: redis::RedisError, what: impl fmt::Display) -> Self {
+        use redis::ErrorKind as K;
+        if let Some(code) = err.code() {
+            // A server error reply: keep its code and the server's own text.
+            let detail = err.detail().unwrap_or("").to_string();
+            return Error::server(code, detail).context(what);
+        }
+        let kind = if err.is_timeout() {
+            ErrorKind::Timeout
+        } else if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_unrecoverable_error()
+        {
+            ErrorKind::Connection
+        } else {
+            match err.kind() {
+                K::InvalidClientConfig => ErrorKind::InvalidArgument,
+                K::Parse | K::UnexpectedReturnType => ErrorKind::Protocol,
+                K::Io => ErrorKind::Connection,
+                _ => ErrorKind::Protocol,
+            }
+        };
+        Error::new(kind, err.to_string()).context(what)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} error: {code} {}", self.kind, self.message),
+            None => write!(f, "{} error: {}", self.kind, self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

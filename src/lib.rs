@@ -1,0 +1,32 @@
+//! # redipc — inter-process communication over Redis
+//!
+//! One Rust core used from C (`libredipc`), from Python (the `redipc` wheel) and from Rust.
+//!
+//! ```no_run
+//! # fn main() -> redipc::Result<()> {
+//! let client = redipc::blocking::Client::connect("redis://127.0.0.1:6379/0", redipc::Options::default())?;
+//! client.set("greeting", "hello")?;
+//! assert_eq!(client.get("greeting")?.as_deref(), Some(&b"hello"[..]));
+//! # Ok(()) }
+//! ```
+//!
+//! The async [`Client`] is the core; [`blocking::Client`] waits on it from synchronous
+//! code. Both share one auto-pipelined connection per client, re-established
+//! automatically after it drops. See `docs/ARCHITECTURE.md` for the layers.
+#![warn(missing_docs)]
+
+pub mod blocking;
+mod client;
+mod config;
+mod conn;
+mod error;
+mod reply;
+mod runtime;
+
+pub use client::{Client, SetOptions};
+pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
+pub use error::{Error, ErrorKind, Result};
+pub use reply::{Reply, ReplyType, ServerError};
+
+/// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
