@@ -163,15 +163,14 @@ impl Client {
     /// server is returned as an [`Error`] of kind [`ErrorKind::Server`].
     pub async fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Reply> {
         let cmd = self.build(args)?;
-        self.run(&cmd, &|| describe(args)).await
-    }
-
-    pub(crate) async fn run(&self, cmd: &redis::Cmd, what: &dyn Fn() -> String) -> Result<Reply> {
-        let v = self.inner.conn.send(cmd, what).await?;
-        match Reply::from_value(v) {
-            Reply::Error(e) => Err(Error::from(e).context(what())),
-            r => Ok(r),
-        }
+        let result = match self.inner.conn.send(&cmd).await {
+            Ok(v) => match Reply::from_value(v) {
+                Reply::Error(e) => Err(Error::from(e)),
+                r => Ok(r),
+            },
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| e.context(describe(args)))
     }
 
     /// Send several commands in one write and return one entry per command, in order; a
@@ -182,8 +181,12 @@ impl Client {
             pipe.add_command(self.build(c)?);
         }
         let n = cmds.len();
-        let what = || format!("pipeline of {n} commands");
-        let vals = self.inner.conn.send_pipeline(&pipe, 0, n, &what).await?;
+        let vals = self
+            .inner
+            .conn
+            .send_pipeline(&pipe, 0, n)
+            .await
+            .map_err(|e| e.context(format!("pipeline of {n} commands")))?;
         Ok(vals.into_iter().map(Reply::from_value).collect())
     }
 

@@ -273,57 +273,43 @@ impl Conn {
 
     /// Send a pipeline of commands (as one write) and read `count` replies starting at
     /// reply `offset` (the replies of `MULTI`/`EXEC` framing are skipped that way).
+    /// Errors carry no context: the caller says which command it was.
     pub(crate) async fn send_pipeline(
         self: &Arc<Self>,
         pipe: &redis::Pipeline,
         offset: usize,
         count: usize,
-        what: &dyn Fn() -> String,
     ) -> Result<Vec<redis::Value>> {
         let deadline = Instant::now() + self.settings.response_timeout;
-        let (mut mc, generation) = self
-            .current(deadline)
-            .await
-            .map_err(|e| e.context(what()))?;
+        let (mut mc, generation) = self.current(deadline).await?;
         match tokio::time::timeout_at(deadline, mc.send_packed_commands(pipe, offset, count)).await
         {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(e, generation, what)),
-            Err(_) => Err(self.timed_out(what)),
+            Ok(Err(e)) => Err(self.failed(e, generation)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
-    /// Send one command and read its reply.
-    pub(crate) async fn send(
-        self: &Arc<Self>,
-        cmd: &redis::Cmd,
-        what: &dyn Fn() -> String,
-    ) -> Result<redis::Value> {
+    /// Send one command and read its reply. Errors carry no context: the caller says which
+    /// command it was.
+    pub(crate) async fn send(self: &Arc<Self>, cmd: &redis::Cmd) -> Result<redis::Value> {
         let deadline = Instant::now() + self.settings.response_timeout;
-        let (mut mc, generation) = self
-            .current(deadline)
-            .await
-            .map_err(|e| e.context(what()))?;
+        let (mut mc, generation) = self.current(deadline).await?;
         match tokio::time::timeout_at(deadline, mc.send_packed_command(cmd)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(e, generation, what)),
-            Err(_) => Err(self.timed_out(what)),
+            Ok(Err(e)) => Err(self.failed(e, generation)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
-    fn failed(
-        self: &Arc<Self>,
-        e: redis::RedisError,
-        generation: u64,
-        what: &dyn Fn() -> String,
-    ) -> Error {
+    fn failed(self: &Arc<Self>, e: redis::RedisError, generation: u64) -> Error {
         if e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() {
             self.mark_down(generation, Error::new(ErrorKind::Connection, e.to_string()));
         }
-        Error::from_redis(e, what())
+        Error::from(e)
     }
 
-    fn timed_out(&self, what: &dyn Fn() -> String) -> Error {
+    fn timed_out(&self) -> Error {
         Error::new(
             ErrorKind::Timeout,
             format!(
@@ -331,6 +317,5 @@ impl Conn {
                 self.display, self.settings.response_timeout
             ),
         )
-        .context(what())
     }
 }

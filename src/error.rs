@@ -135,13 +135,19 @@ impl Error {
         self
     }
 
-    /// Convert an error of the `redis` crate, saying which command failed.
+    /// Convert an error of the `redis` crate, saying what was being done.
     pub(crate) fn from_redis(err: redis::RedisError, what: impl fmt::Display) -> Self {
+        Error::from(err).context(what)
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
         use redis::ErrorKind as K;
         if let Some(code) = err.code() {
             // A server error reply: keep its code and the server's own text.
             let detail = err.detail().unwrap_or("").to_string();
-            return Error::server(code, detail).context(what);
+            return Error::server(code, detail);
         }
         let kind = if err.is_timeout() {
             ErrorKind::Timeout
@@ -159,7 +165,7 @@ impl Error {
                 _ => ErrorKind::Protocol,
             }
         };
-        Error::new(kind, err.to_string()).context(what)
+        Error::new(kind, err.to_string())
     }
 }
 

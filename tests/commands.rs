@@ -1,0 +1,348 @@
+//! Direct commands and typed helpers against a private redis-server, over TCP and the unix
+//! socket, from the blocking and the async client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use redipc::{ErrorKind, Options, Reply, SetOptions, blocking};
+
+fn connect(url: &str) -> blocking::Client {
+    blocking::Client::connect(url, Options::default()).expect("connect")
+}
+
+#[test]
+fn typed_helpers_over_tcp_and_unix() {
+    let server = Server::start();
+    for url in server.urls() {
+        let c = connect(&url);
+        c.command(&["FLUSHALL"]).unwrap();
+        c.ping().unwrap();
+
+        assert_eq!(c.get("missing").unwrap(), None);
+        c.set("k", "v").unwrap();
+        assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(
+            !c.set_with("k", "other", SetOptions::default().nx())
+                .unwrap()
+        );
+        assert!(
+            c.set_with("k", "other", SetOptions::default().xx())
+                .unwrap()
+        );
+        assert!(!c.set_with("nope", "x", SetOptions::default().xx()).unwrap());
+        assert!(
+            c.set_with(
+                "ttl",
+                "x",
+                SetOptions::default().ttl(Duration::from_millis(50))
+            )
+            .unwrap()
+        );
+        let pttl = c.command(&["PTTL", "ttl"]).unwrap().as_int().unwrap();
+        assert!(pttl > 0 && pttl <= 50, "{pttl}");
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(c.get("ttl").unwrap(), None);
+
+        assert_eq!(c.exists(&["k", "missing"]).unwrap(), 1);
+        assert!(c.expire("k", Duration::from_secs(100)).unwrap());
+        assert!(!c.expire("missing", Duration::from_secs(100)).unwrap());
+        assert_eq!(c.del(&["k", "missing"]).unwrap(), 1);
+
+        assert_eq!(c.incr("n").unwrap(), 1);
+        assert_eq!(c.incr_by("n", 41).unwrap(), 42);
+        assert_eq!(c.decr("n").unwrap(), 41);
+
+        assert_eq!(c.hset("h", &[("a", "1"), ("b", "2")]).unwrap(), 2);
+        assert_eq!(c.hset("h", &[("a", "3")]).unwrap(), 0);
+        assert_eq!(c.hget("h", "a").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(c.hget("h", "zz").unwrap(), None);
+        let mut all = c.hgetall("h").unwrap();
+        all.sort();
+        assert_eq!(
+            all,
+            vec![
+                (b"a".to_vec(), b"3".to_vec()),
+                (b"b".to_vec(), b"2".to_vec())
+            ]
+        );
+        assert_eq!(c.hgetall("missing").unwrap(), vec![]);
+        assert_eq!(c.hdel("h", &["a", "zz"]).unwrap(), 1);
+
+        assert_eq!(c.lpush("l", &["b", "a"]).unwrap(), 2);
+        assert_eq!(c.rpush("l", &["c"]).unwrap(), 3);
+        assert_eq!(c.llen("l").unwrap(), 3);
+        assert_eq!(c.lpop("l").unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(c.rpop("l").unwrap().as_deref(), Some(&b"c"[..]));
+        assert_eq!(c.rpop("l").unwrap().as_deref(), Some(&b"b"[..]));
+        assert_eq!(c.lpop("l").unwrap(), None);
+
+        assert_eq!(c.publish("nobody", "hi").unwrap(), 0);
+
+        // Binary-safe keys and values.
+        let bin: Vec<u8> = (0..=255u8).collect();
+        c.set(&bin, &bin).unwrap();
+        assert_eq!(c.get(&bin).unwrap(), Some(bin.clone()));
+    }
+}
+
+#[test]
+fn resp3_reply_types_round_trip() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    c.hset("h", &[("f", "v")]).unwrap();
+    match c.command(&["HGETALL", "h"]).unwrap() {
+        Reply::Map(pairs) => assert_eq!(
+            pairs,
+            vec![(Reply::Bulk(b"f".to_vec()), Reply::Bulk(b"v".to_vec()))]
+        ),
+        other => panic!("HGETALL should be a map in RESP3: {other:?}"),
+    }
+    c.command(&["ZADD", "z", "1.5", "m"]).unwrap();
+    assert_eq!(
+        c.command(&["ZSCORE", "z", "m"]).unwrap(),
+        Reply::Double(1.5)
+    );
+    c.command(&["SADD", "s", "x"]).unwrap();
+    assert_eq!(
+        c.command(&["SMEMBERS", "s"]).unwrap(),
+        Reply::Set(vec![Reply::Bulk(b"x".to_vec())])
+    );
+    assert_eq!(
+        c.command(&["SET", "a", "1"]).unwrap(),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(c.command(&["GET", "nothing"]).unwrap(), Reply::Nil);
+    // A verbatim string (LOLWUT answers one in RESP3).
+    assert!(matches!(
+        c.command(&["LOLWUT", "VERSION", "5", "1", "1", "1"])
+            .unwrap(),
+        Reply::Verbatim { .. }
+    ));
+    // Lua returns a boolean true as integer 1 in RESP2 and as a boolean under HELLO 3 scripts.
+    let b = c
+        .command(&["EVAL", "redis.setresp(3); return true", "0"])
+        .unwrap();
+    assert_eq!(b, Reply::Bool(true));
+    let big = c
+        .command(&[
+            "EVAL",
+            "redis.setresp(3); return {big_number='123456789012345678901234567890'}",
+            "0",
+        ])
+        .unwrap();
+    assert_eq!(
+        big,
+        Reply::BigNumber("123456789012345678901234567890".into())
+    );
+
+    // RESP2 gives the same data in its own shapes.
+    let c2 = blocking::Client::connect(&server.tcp_url(), Options::default().resp3(false)).unwrap();
+    let r = c2.command(&["HGETALL", "h"]).unwrap();
+    assert!(matches!(r, Reply::Array(_)));
+    assert_eq!(
+        c2.hgetall("h").unwrap(),
+        vec![(b"f".to_vec(), b"v".to_vec())]
+    );
+    assert_eq!(
+        c2.command(&["ZSCORE", "z", "m"]).unwrap(),
+        Reply::Bulk(b"1.5".to_vec())
+    );
+}
+
+#[test]
+fn errors_are_typed_and_say_what_failed() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    c.lpush("list", &["x"]).unwrap();
+    let e = c.get("list").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert_eq!(e.code(), Some("WRONGTYPE"));
+    assert!(e.to_string().contains("GET list"), "{e}");
+    assert!(e.to_string().contains("wrong kind of value"), "{e}");
+    // Nothing changed and the client still works.
+    assert_eq!(c.llen("list").unwrap(), 1);
+
+    let e = c.command::<&str>(&[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    let e = c.command(&["NOSUCHCOMMAND"]).unwrap_err();
+    assert_eq!(e.code(), Some("ERR"));
+    let e = c
+        .set_with("k", "v", SetOptions::default().nx().xx())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    let e = c.del::<&str>(&[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+
+    for bad in ["", "localhost", "http://x", "redis://h:99999"] {
+        let e = blocking::Client::connect(bad, Options::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}: {e}");
+    }
+    let e = blocking::Client::connect("rediss://127.0.0.1:1", Options::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.message().contains("TLS"));
+}
+
+#[test]
+fn unreachable_server_fails_within_the_connect_timeout() {
+    // A port nobody listens on: refused at once.
+    let t = Instant::now();
+    let e = blocking::Client::connect(
+        "redis://127.0.0.1:1/0",
+        Options::default().connect_timeout(Duration::from_secs(1)),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // A socket path that does not exist.
+    let e = blocking::Client::connect("unix:///nonexistent/redis.sock", Options::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+}
+
+#[test]
+fn big_values_round_trip_and_oversized_ones_are_refused() {
+    let server = Server::start_with(&["--proto-max-bulk-len", "20mb"]);
+    let c = connect(&server.tcp_url());
+    let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    c.set("big", &big).unwrap();
+    assert_eq!(c.get("big").unwrap().as_deref(), Some(&big[..]));
+
+    // Over the server's limit: refused before sending, the connection survives.
+    let huge = vec![b'x'; 21 * 1024 * 1024];
+    let e = c.set("huge", &huge).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("proto-max-bulk-len"), "{e}");
+    c.ping().unwrap();
+    assert!(c.is_connected());
+
+    // Our own option applies too.
+    let small =
+        blocking::Client::connect(&server.tcp_url(), Options::default().max_value_size(1024))
+            .unwrap();
+    let e = small.set("k", vec![0u8; 2048]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    small.set("k", vec![0u8; 1024]).unwrap();
+}
+
+#[test]
+fn options_are_applied() {
+    let server = Server::start();
+    let c = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().client_name("redipc-test").database(3),
+    )
+    .unwrap();
+    assert_eq!(
+        c.command(&["CLIENT", "GETNAME"]).unwrap(),
+        Reply::Bulk(b"redipc-test".to_vec())
+    );
+    c.set("in3", "x").unwrap();
+    let c0 = connect(&server.tcp_url());
+    assert_eq!(c0.get("in3").unwrap(), None);
+    let c3 = connect(&format!("unix://{}?db=3", server.sock().display()));
+    assert_eq!(c3.get("in3").unwrap().as_deref(), Some(&b"x"[..]));
+
+    let e = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().client_name("has space"),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+
+    // ACL user and password.
+    server.cmd(&["ACL", "SETUSER", "app", "on", ">s3cret", "~*", "+@all"]);
+    let c = blocking::Client::connect(
+        &format!("redis://app:s3cret@127.0.0.1:{}/0", server.port),
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.command(&["ACL", "WHOAMI"]).unwrap(),
+        Reply::Bulk(b"app".to_vec())
+    );
+    let e = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().username("app").password("wrong"),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("WRONGPASS") || e.to_string().to_lowercase().contains("auth"),
+        "{e}"
+    );
+}
+
+#[test]
+fn closed_client_refuses_calls() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    c.close();
+    assert_eq!(c.ping().unwrap_err().kind(), ErrorKind::Closed);
+}
+
+#[test]
+fn eight_threads_share_one_client() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let c = &c;
+            s.spawn(move || {
+                let key = format!("t{t}");
+                for i in 0..10_000i64 {
+                    if i % 2 == 0 {
+                        assert_eq!(c.incr(&key).unwrap(), i / 2 + 1);
+                    } else {
+                        let v = format!("{t}-{i}");
+                        c.set(format!("{key}:v"), &v).unwrap();
+                        assert_eq!(c.get(format!("{key}:v")).unwrap(), Some(v.into_bytes()));
+                    }
+                }
+            });
+        }
+    });
+    for t in 0..8 {
+        assert_eq!(
+            c.get(format!("t{t}")).unwrap().as_deref(),
+            Some(&b"5000"[..])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_client_works_in_a_users_runtime() {
+    let server = Server::start();
+    let c = redipc::Client::connect(&server.tcp_url(), Options::default())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..500 {
+                c.incr(format!("a{t}")).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(c.get("a7").await.unwrap().as_deref(), Some(&b"500"[..]));
+    let replies = c
+        .pipeline_raw(&[
+            vec!["SET", "p", "1"],
+            vec!["INCR", "p"],
+            vec!["LPUSH", "p", "x"],
+            vec!["GET", "p"],
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replies[1], Reply::Int(2));
+    assert!(matches!(&replies[2], Reply::Error(e) if e.code == "WRONGTYPE"));
+    assert_eq!(replies[3], Reply::Bulk(b"2".to_vec()));
+
+    // The blocking facade refuses to run inside a runtime instead of deadlocking.
+    let e = blocking::Client::connect(&server.tcp_url(), Options::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}

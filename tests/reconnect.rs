@@ -1,0 +1,120 @@
+//! The command connection comes back by itself after the server drops it or restarts,
+//! and a call made while it is down fails within the response timeout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use redipc::{ErrorKind, Options, blocking};
+
+fn opts() -> Options {
+    Options::default()
+        .response_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(1))
+}
+
+/// Call `f` until it succeeds or `within` passes; returns how long it took.
+fn until_ok(within: Duration, mut f: impl FnMut() -> redipc::Result<()>) -> Duration {
+    let t = Instant::now();
+    loop {
+        match f() {
+            Ok(()) => return t.elapsed(),
+            Err(e) if t.elapsed() < within => {
+                assert!(e.is_connection() || e.is_timeout(), "unexpected error {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("no recovery within {within:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn client_kill_then_next_call_succeeds() {
+    let server = Server::start();
+    for url in server.urls() {
+        let c = blocking::Client::connect(&url, opts().client_name("victim")).unwrap();
+        c.set("k", "v").unwrap();
+        server.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"]);
+        // RESP3 tells the client at once that the connection closed, so the very next call
+        // waits for the reconnect instead of failing.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(c.is_connected());
+        // The connection setup ran again (client name).
+        assert_eq!(
+            c.command(&["CLIENT", "GETNAME"]).unwrap(),
+            redipc::Reply::Bulk(b"victim".to_vec())
+        );
+    }
+}
+
+#[test]
+fn client_kill_with_resp2_recovers_on_the_following_call() {
+    let server = Server::start();
+    let c = blocking::Client::connect(&server.tcp_url(), opts().resp3(false)).unwrap();
+    c.set("k", "v").unwrap();
+    server.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"]);
+    std::thread::sleep(Duration::from_millis(50));
+    // RESP2 has no disconnect notice: at most the first call sees the broken connection.
+    until_ok(Duration::from_secs(3), || c.get("k").map(|_| ()));
+    assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn server_restart_is_survived_and_calls_while_down_fail_in_time() {
+    let mut server = Server::start();
+    let c = blocking::Client::connect(&server.tcp_url(), opts()).unwrap();
+    c.set("k", "v").unwrap();
+    server.kill();
+
+    // While the server is down: a connection error within the response timeout, no hang.
+    let t = Instant::now();
+    let e = c.get("k").unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(e.to_string().contains("GET k"), "{e}");
+    assert!(!c.is_connected());
+
+    server.restart();
+    // Back within the backoff cap (2 s by default) plus a margin; no new client needed.
+    let took = until_ok(Duration::from_secs(5), || c.set("k", "again"));
+    assert!(took < Duration::from_secs(5));
+    assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+#[test]
+fn a_frozen_server_gives_a_timeout_not_a_hang() {
+    let server = Server::start();
+    let c = blocking::Client::connect(
+        &server.tcp_url(),
+        opts().response_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    c.ping().unwrap();
+    server.pause();
+    let t = Instant::now();
+    let e = c.ping().unwrap_err();
+    let took = t.elapsed();
+    server.resume();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    until_ok(Duration::from_secs(3), || c.ping());
+}
+
+#[test]
+fn reconnect_gives_up_after_max_attempts() {
+    let mut server = Server::start();
+    let mut policy = redipc::ReconnectPolicy::default();
+    policy.max_attempts = Some(2);
+    policy.max_delay = Duration::from_millis(50);
+    let c = blocking::Client::connect(&server.tcp_url(), opts().reconnect(policy)).unwrap();
+    server.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let e = c.ping().unwrap_err();
+    assert!(e.to_string().contains("gave up"), "{e}");
+}
