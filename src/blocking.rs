@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::client::SetOptions;
 use crate::config::Options;
+use crate::dispatch::QueueStats;
 use crate::error::Result;
+use crate::pubsub::{Event, SubscribeOptions, SubscriptionKind};
 use crate::reply::Reply;
 use crate::runtime;
 
@@ -146,5 +148,137 @@ impl Client {
     /// See [`crate::Client::ping`].
     pub fn ping(&self) -> Result<()> {
         self.wait(self.inner.ping())
+    }
+    /// See [`crate::Client::spublish`].
+    pub fn spublish(&self, channel: impl AsRef<[u8]>, message: impl AsRef<[u8]>) -> Result<i64> {
+        self.wait(self.inner.spublish(channel, message))
+    }
+    /// See [`crate::Client::subscribe`].
+    pub fn subscribe<N: AsRef<[u8]>>(
+        &self,
+        channels: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        let inner = self.wait(self.inner.subscribe(channels, opts))?;
+        Ok(Subscription {
+            inner,
+            handle: self.handle.clone(),
+        })
+    }
+    /// See [`crate::Client::psubscribe`].
+    pub fn psubscribe<N: AsRef<[u8]>>(
+        &self,
+        patterns: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        let inner = self.wait(self.inner.psubscribe(patterns, opts))?;
+        Ok(Subscription {
+            inner,
+            handle: self.handle.clone(),
+        })
+    }
+    /// See [`crate::Client::ssubscribe`].
+    pub fn ssubscribe<N: AsRef<[u8]>>(
+        &self,
+        channels: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        let inner = self.wait(self.inner.ssubscribe(channels, opts))?;
+        Ok(Subscription {
+            inner,
+            handle: self.handle.clone(),
+        })
+    }
+    /// See [`crate::Client::subscribe_group`].
+    pub fn subscribe_group(&self, opts: SubscribeOptions) -> Result<SubscriptionGroup> {
+        let inner = self.wait(self.inner.subscribe_group(opts))?;
+        Ok(SubscriptionGroup {
+            inner,
+            handle: self.handle.clone(),
+        })
+    }
+    /// See [`crate::Client::poll`].
+    pub fn poll(&self, timeout: Duration) -> Result<usize> {
+        self.inner.poll(timeout)
+    }
+    /// See [`crate::Client::poll_fd`].
+    pub fn poll_fd(&self) -> Result<std::os::fd::RawFd> {
+        self.inner.poll_fd()
+    }
+}
+
+/// A subscription of the blocking client; see [`crate::Subscription`].
+#[derive(Debug)]
+pub struct Subscription {
+    inner: crate::Subscription,
+    handle: tokio::runtime::Handle,
+}
+
+impl Subscription {
+    /// See [`crate::Subscription::kind`].
+    pub fn kind(&self) -> SubscriptionKind {
+        self.inner.kind()
+    }
+    /// See [`crate::Subscription::add`].
+    pub fn add<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<()> {
+        runtime::block_on(&self.handle, self.inner.add(names))?
+    }
+    /// See [`crate::Subscription::remove`].
+    pub fn remove<N: AsRef<[u8]>>(&self, names: &[N]) {
+        self.inner.remove(names)
+    }
+    /// See [`crate::Subscription::clear`].
+    pub fn clear(&self) {
+        self.inner.clear()
+    }
+    /// See [`crate::Subscription::names`].
+    pub fn names(&self) -> Vec<bytes::Bytes> {
+        self.inner.names()
+    }
+    /// See [`crate::Subscription::stats`].
+    pub fn stats(&self) -> QueueStats {
+        self.inner.stats()
+    }
+    /// See [`crate::Subscription::try_next`].
+    pub fn try_next(&self) -> Result<Option<Event>> {
+        self.inner.try_next()
+    }
+    /// The next event, waiting up to `timeout` (`None`: no limit); `Ok(None)` on timeout.
+    pub fn next(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        self.inner.next_blocking(timeout)
+    }
+    /// See [`crate::Subscription::close`].
+    pub fn close(self) {
+        self.inner.close()
+    }
+    /// The async subscription underneath.
+    pub fn as_async(&self) -> &crate::Subscription {
+        &self.inner
+    }
+}
+
+/// A subscription group of the blocking client; see [`crate::SubscriptionGroup`].
+#[derive(Debug)]
+pub struct SubscriptionGroup {
+    inner: crate::SubscriptionGroup,
+    handle: tokio::runtime::Handle,
+}
+
+impl SubscriptionGroup {
+    /// See [`crate::SubscriptionGroup::handle`].
+    pub fn handle(
+        &self,
+        channel: impl AsRef<[u8]>,
+        f: impl FnMut(&Event) + Send + 'static,
+    ) -> Result<()> {
+        runtime::block_on(&self.handle, self.inner.handle(channel, f))?
+    }
+    /// See [`crate::SubscriptionGroup::unhandle`].
+    pub fn unhandle(&self, channel: impl AsRef<[u8]>) {
+        self.inner.unhandle(channel)
+    }
+    /// See [`crate::SubscriptionGroup::subscription`].
+    pub fn subscription(&self) -> &crate::Subscription {
+        self.inner.subscription()
     }
 }

@@ -4,9 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::sync::OnceLock;
+
 use crate::config::{Options, parse_url};
 use crate::conn::Conn;
+use crate::dispatch::{Mode, PollQueue};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group::SubscriptionGroup;
+use crate::pubsub::{self, PubSub, SubscribeOptions, Subscription, SubscriptionKind};
 use crate::reply::Reply;
 
 /// Conditions of [`Client::set_with`]: TTL and `NX`/`XX`.
@@ -52,11 +57,21 @@ pub struct Client {
 struct Inner {
     conn: Arc<Conn>,
     opts: Options,
+    handle: tokio::runtime::Handle,
+    /// Where the pub/sub connection goes (kept for its lazy start).
+    target: redis::ConnectionInfo,
+    /// The pub/sub multiplexer, started by the first subscription.
+    pubsub: OnceLock<Arc<PubSub>>,
+    /// Poll mode's queue of waiting handlers.
+    poll: Option<Arc<PollQueue>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.conn.close();
+        if let Some(ps) = self.pubsub.get() {
+            ps.close();
+        }
     }
 }
 
@@ -108,9 +123,22 @@ impl Client {
         handle: tokio::runtime::Handle,
     ) -> Result<Client> {
         let target = parse_url(url, &opts)?;
-        let conn = Conn::connect(target, &opts, handle).await?;
+        let info = target.info.clone();
+        let poll = if opts.poll_mode {
+            Some(PollQueue::new()?)
+        } else {
+            None
+        };
+        let conn = Conn::connect(target, &opts, handle.clone()).await?;
         Ok(Client {
-            inner: Arc::new(Inner { conn, opts }),
+            inner: Arc::new(Inner {
+                conn,
+                opts,
+                handle,
+                target: info,
+                pubsub: OnceLock::new(),
+                poll,
+            }),
         })
     }
 
@@ -126,9 +154,99 @@ impl Client {
     }
 
     /// Close the client: later calls on it (and on its clones) fail with
-    /// [`ErrorKind::Closed`].
+    /// [`ErrorKind::Closed`]; its subscriptions are closed.
     pub fn close(&self) {
         self.inner.conn.close();
+        if let Some(ps) = self.inner.pubsub.get() {
+            ps.close();
+        }
+    }
+
+    fn pubsub(&self) -> &Arc<PubSub> {
+        self.inner.pubsub.get_or_init(|| {
+            let settings = pubsub::Settings::new(
+                &self.inner.target,
+                self.inner.conn.display.clone(),
+                &self.inner.opts,
+            );
+            let mode = match &self.inner.poll {
+                Some(pq) => Mode::Poll(pq.clone()),
+                None => Mode::Threaded(self.inner.handle.clone()),
+            };
+            PubSub::start(settings, mode, &self.inner.handle)
+        })
+    }
+
+    /// Subscribe to channels (`SUBSCRIBE`). Returns once the server confirmed them; their
+    /// events go to `opts`' handler, or are taken with [`Subscription::next`].
+    pub async fn subscribe<N: AsRef<[u8]>>(
+        &self,
+        channels: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.subscribe_kind(SubscriptionKind::Channel, channels, opts)
+            .await
+    }
+
+    /// Subscribe to glob patterns (`PSUBSCRIBE`); messages carry the matching pattern.
+    pub async fn psubscribe<N: AsRef<[u8]>>(
+        &self,
+        patterns: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.subscribe_kind(SubscriptionKind::Pattern, patterns, opts)
+            .await
+    }
+
+    /// Subscribe to shard channels (`SSUBSCRIBE`; publish with [`Client::spublish`]).
+    pub async fn ssubscribe<N: AsRef<[u8]>>(
+        &self,
+        channels: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.subscribe_kind(SubscriptionKind::Shard, channels, opts)
+            .await
+    }
+
+    async fn subscribe_kind<N: AsRef<[u8]>>(
+        &self,
+        kind: SubscriptionKind,
+        names: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        if self.inner.conn.is_closed() {
+            return Err(Error::closed());
+        }
+        self.pubsub().subscribe(kind, names, opts).await
+    }
+
+    /// A subscription group: one subscription whose channels each get their own handler
+    /// ([`SubscriptionGroup::handle`]).
+    pub async fn subscribe_group(&self, opts: SubscribeOptions) -> Result<SubscriptionGroup> {
+        SubscriptionGroup::new(self, opts).await
+    }
+
+    /// Poll mode: run waiting handlers on this thread, waiting up to `timeout` for work
+    /// when there is none. Returns how many events were handled. An error if the client is
+    /// not in poll mode.
+    pub fn poll(&self, timeout: Duration) -> Result<usize> {
+        match &self.inner.poll {
+            Some(pq) => Ok(pq.poll(timeout)),
+            None => Err(Error::invalid(
+                "poll() needs a client made with Options::poll_mode(true)",
+            )),
+        }
+    }
+
+    /// Poll mode: a file descriptor that is readable whenever [`Client::poll`] has work.
+    /// Owned by the client; do not close it.
+    pub fn poll_fd(&self) -> Result<std::os::fd::RawFd> {
+        match &self.inner.poll {
+            Some(pq) => Ok(pq.fd()),
+            None => Err(Error::invalid(
+                "poll_fd() needs a client made with Options::poll_mode(true)",
+            )),
+        }
     }
 
     /// Check the arguments of a command and build it.
@@ -176,6 +294,9 @@ impl Client {
     /// Send several commands in one write and return one entry per command, in order; a
     /// command's server error sits in its own slot (non-atomic: see transactions).
     pub async fn pipeline_raw<A: AsRef<[u8]>>(&self, cmds: &[Vec<A>]) -> Result<Vec<Reply>> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::Pipeline::new();
         for c in cmds {
             pipe.add_command(self.build(c)?);
@@ -386,6 +507,19 @@ impl Client {
     ) -> Result<i64> {
         self.typed(
             &[b"PUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
+            Reply::into_int,
+        )
+        .await
+    }
+
+    /// `SPUBLISH channel message` (shard channels): how many subscribers received it.
+    pub async fn spublish(
+        &self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+    ) -> Result<i64> {
+        self.typed(
+            &[b"SPUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
             Reply::into_int,
         )
         .await

@@ -74,6 +74,12 @@ pub struct Options {
     /// Largest value accepted in one argument; larger ones are refused before anything is
     /// sent. The smaller of this and the server's `proto-max-bulk-len` applies.
     pub max_value_size: usize,
+    /// How often the idle pub/sub connection is checked with a PING; a connection that
+    /// does not answer is declared dead within about 1.5 times this (default 3 s).
+    pub health_check_interval: Duration,
+    /// Poll mode: handlers run only inside [`crate::Client::poll`] on the host's thread,
+    /// never in the background (default off: they run on dispatcher threads).
+    pub poll_mode: bool,
 }
 
 impl Default for Options {
@@ -90,6 +96,8 @@ impl Default for Options {
             resp3: true,
             reconnect: ReconnectPolicy::default(),
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            health_check_interval: Duration::from_secs(3),
+            poll_mode: false,
         }
     }
 }
@@ -152,9 +160,25 @@ impl Options {
         self
     }
 
+    /// Set the pub/sub health-check interval.
+    pub fn health_check_interval(mut self, t: Duration) -> Self {
+        self.health_check_interval = t;
+        self
+    }
+    /// Turn poll mode on or off.
+    pub fn poll_mode(mut self, on: bool) -> Self {
+        self.poll_mode = on;
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(Error::invalid("timeouts must be greater than zero"));
+        }
+        if self.health_check_interval < Duration::from_millis(10) {
+            return Err(Error::invalid(
+                "health_check_interval must be at least 10 ms",
+            ));
         }
         if let Some(name) = &self.client_name
             && (name.is_empty() || name.bytes().any(|b| b <= b' '))

@@ -218,10 +218,10 @@ impl Conn {
                     let msg = if gave_up {
                         format!(
                             "gave up reconnecting after {attempt} attempts (max_attempts); last: {}",
-                            e.message()
+                            e.text()
                         )
                     } else {
-                        format!("reconnecting (attempt {attempt}): {}", e.message())
+                        format!("reconnecting (attempt {attempt}): {}", e.text())
                     };
                     *st = State::Down {
                         last_error: Error::new(ErrorKind::Connection, msg),
@@ -239,6 +239,11 @@ impl Conn {
     /// Whether the connection is up now.
     pub(crate) fn is_connected(&self) -> bool {
         matches!(&*self.lock(), State::Up { .. })
+    }
+
+    /// Whether [`close`](Conn::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(&*self.lock(), State::Closed)
     }
 
     /// Close: fail every later call with a `Closed` error and stop reconnecting.
@@ -261,11 +266,7 @@ impl Conn {
             {
                 return Err(Error::new(
                     ErrorKind::Connection,
-                    format!(
-                        "not connected to {} ({})",
-                        self.display,
-                        last_error.message()
-                    ),
+                    format!("not connected to {} ({})", self.display, last_error.text()),
                 ));
             }
         }

@@ -57,6 +57,8 @@ pub struct Error {
     kind: ErrorKind,
     code: Option<String>,
     message: String,
+    /// What was being done (`GET mykey`), outermost first.
+    context: Option<String>,
 }
 
 /// `Result<T, redipc::Error>`.
@@ -69,6 +71,7 @@ impl Error {
             kind,
             code: None,
             message: message.into(),
+            context: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl Error {
             kind: ErrorKind::Server,
             code: Some(code.into()),
             message: message.into(),
+            context: None,
         }
     }
 
@@ -99,9 +103,22 @@ impl Error {
         self.code.as_deref()
     }
 
-    /// The message, without the kind or the code.
+    /// The message itself, without the kind, the code or the context (for a server error:
+    /// the server's text after its code).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Context, code and message, without the kind: `GET k: WRONGTYPE Operation ...`.
+    pub(crate) fn text(&self) -> String {
+        let s = self.to_string();
+        let prefix = format!("{} error: ", self.kind);
+        s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
+    }
+
+    /// What was being done when it failed (`GET mykey`), if known.
+    pub fn context_str(&self) -> Option<&str> {
+        self.context.as_deref()
     }
 
     /// Whether the connection failed or broke.
@@ -129,9 +146,13 @@ impl Error {
         self.kind == ErrorKind::Closed
     }
 
-    /// Prefix the message with what was being done (`"GET mykey: "`), keeping kind and code.
+    /// Add what was being done (`GET mykey`), keeping kind, code and message; an outer
+    /// context goes before an inner one.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
+        self.context = Some(match self.context.take() {
+            Some(inner) => format!("{what}: {inner}"),
+            None => what.to_string(),
+        });
         self
     }
 
@@ -171,9 +192,13 @@ impl From<redis::RedisError> for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error: ", self.kind)?;
+        if let Some(ctx) = &self.context {
+            write!(f, "{ctx}: ")?;
+        }
         match &self.code {
-            Some(code) => write!(f, "{} error: {code} {}", self.kind, self.message),
-            None => write!(f, "{} error: {}", self.kind, self.message),
+            Some(code) => write!(f, "{code} {}", self.message),
+            None => f.write_str(&self.message),
         }
     }
 }

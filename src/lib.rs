@@ -19,13 +19,19 @@ pub mod blocking;
 mod client;
 mod config;
 mod conn;
+mod dispatch;
 mod error;
+mod group;
+mod pubsub;
 mod reply;
 mod runtime;
 
 pub use client::{Client, SetOptions};
 pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
+pub use dispatch::{ErrorHook, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
+pub use group::SubscriptionGroup;
+pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
 pub use reply::{Reply, ReplyType, ServerError};
 
 /// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.

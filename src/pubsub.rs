@@ -1,0 +1,1065 @@
+//! The pub/sub multiplexer: every subscription of a client shares one pub/sub connection.
+//!
+//! A *registry* (what is subscribed, by whom, and what the server has confirmed) is the
+//! source of truth. User calls change the registry and wake the connection task, which
+//! *reconciles*: it sends `SUBSCRIBE`/`UNSUBSCRIBE` (and the `P`/`S` forms) for what
+//! changed, many names per command. After a reconnect everything is marked to be sent again,
+//! so subscriptions are restored without the user doing anything. Redis is subscribed to a
+//! name once however many subscriptions share it, and unsubscribed when the last one leaves.
+//!
+//! Each subscription has its own bounded queue ([`crate::dispatch`]); events arrive there in
+//! order: messages, and `Activated`/`Disconnected`/`Reactivated`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+
+use crate::config::{Options, ReconnectPolicy};
+use crate::dispatch::{Delivery, Droppable, ErrorHook, Handler, Mode, Overflow, QueueStats};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The three kinds of subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubscriptionKind {
+    /// `SUBSCRIBE` to channels.
+    Channel,
+    /// `PSUBSCRIBE` to glob patterns.
+    Pattern,
+    /// `SSUBSCRIBE` to shard channels (`SPUBLISH`).
+    Shard,
+}
+
+impl SubscriptionKind {
+    fn index(self) -> usize {
+        match self {
+            SubscriptionKind::Channel => 0,
+            SubscriptionKind::Pattern => 1,
+            SubscriptionKind::Shard => 2,
+        }
+    }
+    const ALL: [SubscriptionKind; 3] = [
+        SubscriptionKind::Channel,
+        SubscriptionKind::Pattern,
+        SubscriptionKind::Shard,
+    ];
+    fn commands(self) -> (&'static str, &'static str) {
+        match self {
+            SubscriptionKind::Channel => ("SUBSCRIBE", "UNSUBSCRIBE"),
+            SubscriptionKind::Pattern => ("PSUBSCRIBE", "PUNSUBSCRIBE"),
+            SubscriptionKind::Shard => ("SSUBSCRIBE", "SUNSUBSCRIBE"),
+        }
+    }
+}
+
+/// A published message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// How it was subscribed to.
+    pub kind: SubscriptionKind,
+    /// The channel it was published on.
+    pub channel: Bytes,
+    /// The pattern that matched, for pattern subscriptions.
+    pub pattern: Option<Bytes>,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// What a subscription receives, in order.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A message.
+    Message(Message),
+    /// The server confirmed the subscription to `name` (a channel or pattern) for the first
+    /// time: messages published from now on arrive.
+    Activated {
+        /// Kind of the name.
+        kind: SubscriptionKind,
+        /// The channel or pattern.
+        name: Bytes,
+    },
+    /// The pub/sub connection broke; messages published until `Reactivated` are lost.
+    Disconnected {
+        /// Why.
+        error: Error,
+    },
+    /// After a reconnect, the server confirmed `name` again.
+    Reactivated {
+        /// Kind of the name.
+        kind: SubscriptionKind,
+        /// The channel or pattern.
+        name: Bytes,
+    },
+}
+
+impl Droppable for Event {
+    fn droppable(&self) -> bool {
+        matches!(self, Event::Message(_))
+    }
+}
+
+/// Options of one subscription; start from [`SubscribeOptions::default`].
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// Queue capacity in events (default 10,000).
+    pub capacity: usize,
+    /// What to do when the queue is full (default [`Overflow::Block`]).
+    pub overflow: Overflow,
+    /// The handler; without one, take events with `next`.
+    pub handler: Option<Handler<Event>>,
+    /// Where handler panics are reported (default: stderr).
+    pub error_hook: Option<ErrorHook>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            capacity: 10_000,
+            overflow: Overflow::Block,
+            handler: None,
+            error_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SubscribeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeOptions")
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("handler", &self.handler.is_some())
+            .finish()
+    }
+}
+
+impl SubscribeOptions {
+    /// Set the queue capacity.
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
+        self
+    }
+    /// Set the overflow policy.
+    pub fn overflow(mut self, p: Overflow) -> Self {
+        self.overflow = p;
+        self
+    }
+    /// Handle events in batches (in order, one batch at a time).
+    pub fn batch_handler(mut self, f: impl FnMut(&[Event]) + Send + 'static) -> Self {
+        self.handler = Some(Box::new(f));
+        self
+    }
+    /// Handle events one at a time. A panic is caught per event, reported, and the
+    /// following events are still delivered.
+    pub fn handler(self, mut f: impl FnMut(&Event) + Send + 'static) -> Self {
+        let hook = self.error_hook.clone();
+        self.batch_handler(move |events| {
+            for e in events {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(e)));
+                if let Err(p) = r {
+                    let text = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    let text = format!("redipc: a subscription handler panicked: {text}");
+                    match &hook {
+                        Some(h) => h(&text),
+                        None => eprintln!("{text}"),
+                    }
+                }
+            }
+        })
+    }
+    /// Report handler panics to `hook` instead of stderr (set it before `handler`).
+    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.error_hook = Some(Arc::new(hook));
+        self
+    }
+}
+
+/// Settings of the pub/sub connection, taken from the client's [`Options`].
+pub(crate) struct Settings {
+    pub addr: redis::ConnectionAddr,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub client_name: Option<String>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub health_check_interval: Duration,
+    pub reconnect: ReconnectPolicy,
+    pub display: String,
+}
+
+impl Settings {
+    pub(crate) fn new(info: &redis::ConnectionInfo, display: String, opts: &Options) -> Self {
+        Settings {
+            addr: info.addr().clone(),
+            username: info.redis_settings().username().map(str::to_string),
+            password: info.redis_settings().password().map(str::to_string),
+            client_name: opts.client_name.clone(),
+            connect_timeout: opts.connect_timeout,
+            response_timeout: opts.response_timeout,
+            health_check_interval: opts.health_check_interval,
+            reconnect: opts.reconnect.clone(),
+            display,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerState {
+    NotSent,
+    Subscribing,
+    Active,
+    Unsubscribing,
+}
+
+struct NameEntry {
+    subs: Vec<u64>,
+    server: ServerState,
+    error: Option<Error>,
+}
+
+struct SubEntry {
+    kind: SubscriptionKind,
+    delivery: Arc<Delivery<Event>>,
+    /// Names, with whether each was ever activated (for `Reactivated`).
+    names: HashMap<Bytes, bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ConnState {
+    Connecting,
+    Up,
+    Down,
+}
+
+struct Registry {
+    next_id: u64,
+    names: [HashMap<Bytes, NameEntry>; 3],
+    dirty: [HashSet<Bytes>; 3],
+    subs: HashMap<u64, SubEntry>,
+    conn: ConnState,
+}
+
+/// The pub/sub side of one client.
+pub(crate) struct PubSub {
+    reg: Mutex<Registry>,
+    /// Wakes the connection task: something to reconcile, or closing.
+    wake: Notify,
+    /// Wakes callers waiting for confirmations.
+    changed: Notify,
+    /// Wakes the connection task's backoff sleep when the client closes.
+    closing: Notify,
+    settings: Settings,
+    mode: Mode,
+    closed: AtomicBool,
+}
+
+/// Check and copy names: none may be empty.
+fn to_bytes<N: AsRef<[u8]>>(names: &[N]) -> Result<Vec<Bytes>> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.as_ref();
+            if n.is_empty() {
+                Err(Error::invalid(
+                    "a channel or pattern name must not be empty",
+                ))
+            } else {
+                Ok(Bytes::copy_from_slice(n))
+            }
+        })
+        .collect()
+}
+
+fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PubSub {
+    /// Create the multiplexer and start its connection task on `handle`.
+    pub(crate) fn start(
+        settings: Settings,
+        mode: Mode,
+        handle: &tokio::runtime::Handle,
+    ) -> Arc<PubSub> {
+        let ps = Arc::new(PubSub {
+            reg: Mutex::new(Registry {
+                next_id: 1,
+                names: Default::default(),
+                dirty: Default::default(),
+                subs: HashMap::new(),
+                conn: ConnState::Connecting,
+            }),
+            wake: Notify::new(),
+            changed: Notify::new(),
+            closing: Notify::new(),
+            settings,
+            mode,
+            closed: AtomicBool::new(false),
+        });
+        handle.spawn(run(ps.clone()));
+        ps
+    }
+
+    /// Stop the connection task and close every subscription.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+        self.closing.notify_one();
+        let deliveries: Vec<_> = lock(&self.reg)
+            .subs
+            .drain()
+            .map(|(_, s)| s.delivery)
+            .collect();
+        for d in deliveries {
+            d.close();
+        }
+    }
+
+    /// Register a new subscription and subscribe to `names`.
+    pub(crate) async fn subscribe<N: AsRef<[u8]>>(
+        self: &Arc<Self>,
+        kind: SubscriptionKind,
+        names: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::closed());
+        }
+        let delivery = Delivery::new(
+            opts.capacity,
+            opts.overflow,
+            opts.handler,
+            self.mode.clone(),
+            opts.error_hook,
+        );
+        let id = {
+            let mut reg = lock(&self.reg);
+            let id = reg.next_id;
+            reg.next_id += 1;
+            reg.subs.insert(
+                id,
+                SubEntry {
+                    kind,
+                    delivery: delivery.clone(),
+                    names: HashMap::new(),
+                },
+            );
+            id
+        };
+        let sub = Subscription {
+            ps: self.clone(),
+            id,
+            kind,
+            delivery,
+        };
+        sub.add(names).await?;
+        Ok(sub)
+    }
+
+    fn add_names(&self, id: u64, names: &[Bytes]) -> Result<Vec<Bytes>> {
+        let mut guard = lock(&self.reg);
+        let reg = &mut *guard;
+        let Some(sub) = reg.subs.get_mut(&id) else {
+            return Err(Error::closed());
+        };
+        let kind = sub.kind;
+        let mut added = Vec::new();
+        for name in names {
+            if sub.names.contains_key(name) {
+                continue;
+            }
+            let entry = reg.names[kind.index()]
+                .entry(name.clone())
+                .or_insert(NameEntry {
+                    subs: Vec::new(),
+                    server: ServerState::NotSent,
+                    error: None,
+                });
+            entry.subs.push(id);
+            let active = entry.server == ServerState::Active;
+            sub.names.insert(name.clone(), active);
+            if active {
+                sub.delivery.push_control(Event::Activated {
+                    kind,
+                    name: name.clone(),
+                });
+            } else {
+                reg.dirty[kind.index()].insert(name.clone());
+            }
+            added.push(name.clone());
+        }
+        Ok(added)
+    }
+
+    fn remove_names(&self, id: u64, names: &[Bytes]) {
+        let mut guard = lock(&self.reg);
+        let reg = &mut *guard;
+        let Some(sub) = reg.subs.get_mut(&id) else {
+            return;
+        };
+        let kind = sub.kind;
+        for name in names {
+            if sub.names.remove(name).is_none() {
+                continue;
+            }
+            if let Some(entry) = reg.names[kind.index()].get_mut(name) {
+                entry.subs.retain(|s| *s != id);
+                if entry.subs.is_empty() {
+                    reg.dirty[kind.index()].insert(name.clone());
+                }
+            }
+        }
+        drop(guard);
+    }
+
+    /// Wait until every name in `names` is confirmed by the server, failed, or the deadline
+    /// passes. While the connection is down (and not connecting) it returns at once: the
+    /// names stay registered and activate when the connection is back.
+    async fn wait_active(&self, kind: SubscriptionKind, names: &[Bytes]) -> Result<()> {
+        let deadline = Instant::now() + self.settings.response_timeout;
+        loop {
+            let notified = self.changed.notified();
+            {
+                let reg = lock(&self.reg);
+                if reg.conn == ConnState::Down {
+                    return Ok(());
+                }
+                let mut all = true;
+                for n in names {
+                    match reg.names[kind.index()].get(n) {
+                        Some(e) if e.server == ServerState::Active => {}
+                        Some(NameEntry {
+                            error: Some(err), ..
+                        }) => return Err(err.clone()),
+                        _ => all = false,
+                    }
+                }
+                if all {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the server did not confirm the subscription within {:?}",
+                        self.settings.response_timeout
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut guard = lock(&self.reg);
+        let reg = &mut *guard;
+        if let Some(sub) = reg.subs.remove(&id) {
+            for name in sub.names.keys() {
+                if let Some(entry) = reg.names[sub.kind.index()].get_mut(name) {
+                    entry.subs.retain(|s| *s != id);
+                    if entry.subs.is_empty() {
+                        reg.dirty[sub.kind.index()].insert(name.clone());
+                    }
+                }
+            }
+        }
+        drop(guard);
+        self.wake.notify_one();
+    }
+}
+
+/// A subscription: a handle on some channels (or patterns, or shard channels) of one kind
+/// and on the queue their events arrive in. Dropping it (or [`close`](Subscription::close))
+/// unsubscribes; after that returns no handler call of it runs.
+pub struct Subscription {
+    ps: Arc<PubSub>,
+    id: u64,
+    kind: SubscriptionKind,
+    delivery: Arc<Delivery<Event>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("kind", &self.kind)
+            .field("names", &self.names().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// The kind of this subscription.
+    pub fn kind(&self) -> SubscriptionKind {
+        self.kind
+    }
+
+    /// Subscribe to more names. Returns once the server confirmed them (or, when the
+    /// connection is down, at once: they activate when it is back).
+    pub async fn add<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<()> {
+        let names = to_bytes(names)?;
+        let added = self.ps.add_names(self.id, &names)?;
+        if added.is_empty() {
+            return Ok(());
+        }
+        self.ps.wake.notify_one();
+        if let Err(e) = self.ps.wait_active(self.kind, &added).await {
+            self.ps.remove_names(self.id, &added);
+            self.ps.wake.notify_one();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Stop receiving `names` (Redis is unsubscribed when no other subscription has them).
+    pub fn remove<N: AsRef<[u8]>>(&self, names: &[N]) {
+        let names: Vec<Bytes> = names
+            .iter()
+            .map(|n| Bytes::copy_from_slice(n.as_ref()))
+            .collect();
+        self.ps.remove_names(self.id, &names);
+        self.ps.wake.notify_one();
+    }
+
+    /// Remove every name; the subscription stays open for [`add`](Subscription::add).
+    pub fn clear(&self) {
+        let names = self.names();
+        self.remove(&names);
+    }
+
+    /// The names subscribed to now.
+    pub fn names(&self) -> Vec<Bytes> {
+        lock(&self.ps.reg)
+            .subs
+            .get(&self.id)
+            .map(|s| s.names.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Queue counters: delivered, dropped, queued, capacity.
+    pub fn stats(&self) -> QueueStats {
+        self.delivery.stats()
+    }
+
+    /// The next event without waiting (subscriptions without a handler).
+    pub fn try_next(&self) -> Result<Option<Event>> {
+        self.delivery.try_next()
+    }
+
+    /// The next event, waiting up to `timeout` (`None`: no limit); `Ok(None)` on timeout.
+    /// Blocks the calling thread: do not call it from async code.
+    pub fn next_blocking(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        self.delivery.next_blocking(timeout)
+    }
+
+    /// The next event (async).
+    pub async fn next(&self) -> Result<Event> {
+        self.delivery.next_async().await
+    }
+
+    /// Unsubscribe and close. After it returns, no handler call of this subscription runs
+    /// (called from inside its own handler, it takes effect when the handler returns).
+    pub fn close(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.ps.unregister(self.id);
+        self.delivery.close();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The connection task.
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// What a command sent on the connection is still waiting for.
+enum InFlight {
+    /// A (un)subscribe command: `remaining` confirmations, or one error reply.
+    Sub {
+        kind: SubscriptionKind,
+        names: Vec<Bytes>,
+        remaining: usize,
+    },
+    Ping,
+}
+
+async fn run(ps: Arc<PubSub>) {
+    let mut attempt: u32 = 0;
+    let mut ever_up = false;
+    loop {
+        if ps.closed.load(Ordering::Acquire) {
+            return;
+        }
+        set_conn(&ps, ConnState::Connecting);
+        let err = match connect(&ps.settings).await {
+            Ok(io) => {
+                attempt = 0;
+                ever_up = true;
+                set_conn(&ps, ConnState::Up);
+                session(&ps, io).await
+            }
+            Err(e) => e,
+        };
+        if ps.closed.load(Ordering::Acquire) {
+            return;
+        }
+        on_disconnect(&ps, &err, ever_up);
+        set_conn(&ps, ConnState::Down);
+        let policy = &ps.settings.reconnect;
+        if policy.max_attempts.is_some_and(|m| attempt >= m) {
+            let err = Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "pub/sub: gave up reconnecting after {attempt} attempts: {}",
+                    err.text()
+                ),
+            );
+            on_disconnect(&ps, &err, true);
+            return;
+        }
+        let delay = policy.delay(attempt);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = ps.closing.notified() => {}
+        }
+    }
+}
+
+fn set_conn(ps: &PubSub, state: ConnState) {
+    lock(&ps.reg).conn = state;
+    ps.changed.notify_waiters();
+}
+
+/// Tell every subscription the connection broke, and mark every name to be sent again.
+fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
+    let mut guard = lock(&ps.reg);
+    let reg = &mut *guard;
+    for kind in SubscriptionKind::ALL {
+        let i = kind.index();
+        reg.names[i].retain(|_, e| {
+            e.server = ServerState::NotSent;
+            !e.subs.is_empty()
+        });
+        let names: Vec<Bytes> = reg.names[i].keys().cloned().collect();
+        reg.dirty[i].extend(names);
+    }
+    if tell {
+        for sub in reg.subs.values() {
+            sub.delivery
+                .push_control(Event::Disconnected { error: err.clone() });
+        }
+    }
+    drop(guard);
+    ps.changed.notify_waiters();
+}
+
+async fn connect(s: &Settings) -> std::result::Result<Box<dyn Io>, Error> {
+    let what = format!("pub/sub connect to {}", s.display);
+    let fut = async {
+        let io: Box<dyn Io> = match &s.addr {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                Box::new(stream)
+            }
+            redis::ConnectionAddr::Unix(path) => {
+                Box::new(tokio::net::UnixStream::connect(path).await?)
+            }
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "unsupported address {other}"
+                )));
+            }
+        };
+        Ok(io)
+    };
+    let mut io = match tokio::time::timeout(s.connect_timeout, fut).await {
+        Ok(Ok(io)) => io,
+        Ok(Err(e)) => return Err(Error::new(ErrorKind::Connection, e.to_string()).context(what)),
+        Err(_) => {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!("no connection within {:?}", s.connect_timeout),
+            )
+            .context(what));
+        }
+    };
+    // HELLO 3 [AUTH user pass] [SETNAME name]: RESP3 lets pushes and replies share the
+    // connection (a PING health check while subscribed gets a plain reply).
+    let mut hello = redis::cmd("HELLO");
+    hello.arg(3);
+    if let Some(pass) = &s.password {
+        hello
+            .arg("AUTH")
+            .arg(s.username.as_deref().unwrap_or("default"))
+            .arg(pass);
+    }
+    if let Some(name) = &s.client_name {
+        hello.arg("SETNAME").arg(name);
+    }
+    let handshake = async {
+        io.write_all(&hello.get_packed_command())
+            .await
+            .map_err(|e| Error::new(ErrorKind::Connection, e.to_string()))?;
+        let mut framed = FramedRead::new(&mut io, redis::ValueCodec::default());
+        match framed.next().await {
+            Some(Ok(redis::Value::ServerError(e))) => {
+                Err(Error::server(e.code(), e.details().unwrap_or("")))
+            }
+            Some(Ok(_)) => {
+                if !framed.read_buffer().is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "unexpected data after HELLO",
+                    ));
+                }
+                Ok(())
+            }
+            Some(Err(e)) => Err(Error::from(e)),
+            None => Err(Error::new(
+                ErrorKind::Connection,
+                "the server closed the connection during HELLO",
+            )),
+        }
+    };
+    match tokio::time::timeout(s.connect_timeout, handshake).await {
+        Ok(Ok(())) => Ok(io),
+        Ok(Err(e)) => Err(e.context(what)),
+        Err(_) => Err(Error::new(
+            ErrorKind::Connection,
+            format!("no HELLO reply within {:?}", s.connect_timeout),
+        )
+        .context(what)),
+    }
+}
+
+/// Run one connection until it breaks or the client closes; returns why it ended.
+async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>) -> Error {
+    let (rd, mut wr) = tokio::io::split(io);
+    let mut frames = FramedRead::with_capacity(rd, redis::ValueCodec::default(), 64 * 1024);
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let interval = ps.settings.health_check_interval;
+    let mut ticker = tokio::time::interval(interval / 2);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_rx = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    let mut targets: Vec<Arc<Delivery<Event>>> = Vec::new();
+    let mut out = Vec::new();
+
+    // Send whatever the registry says is missing (everything, after a reconnect).
+    if let Err(e) = reconcile(ps, &mut inflight, &mut out, &mut wr).await {
+        return e;
+    }
+    loop {
+        if ps.closed.load(Ordering::Acquire) {
+            let _ = wr.shutdown().await;
+            return Error::closed();
+        }
+        tokio::select! {
+            biased;
+            frame = frames.next() => {
+                let value = match frame {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => return Error::from(e).context("pub/sub connection"),
+                    None => return Error::new(ErrorKind::Connection, "the server closed the pub/sub connection"),
+                };
+                handle_frame(ps, value, &mut inflight, &mut targets, &mut ping_sent).await;
+                last_rx = Instant::now();
+            }
+            _ = ps.wake.notified() => {
+                if let Err(e) = reconcile(ps, &mut inflight, &mut out, &mut wr).await {
+                    return e;
+                }
+            }
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                if let Some(sent) = ping_sent {
+                    if now.duration_since(sent) >= interval / 2 && now.duration_since(last_rx) >= interval / 2 {
+                        return Error::new(
+                            ErrorKind::Connection,
+                            format!("pub/sub health check: no answer to PING within {:?}", interval / 2),
+                        );
+                    }
+                } else if now.duration_since(last_rx) >= interval / 2 {
+                    let ping = redis::cmd("PING").get_packed_command();
+                    if let Err(e) = wr.write_all(&ping).await {
+                        return Error::new(ErrorKind::Connection, e.to_string());
+                    }
+                    inflight.push_back(InFlight::Ping);
+                    ping_sent = Some(now);
+                }
+            }
+        }
+    }
+}
+
+/// Send the (un)subscribe commands the registry's dirty names need.
+async fn reconcile<W: AsyncWrite + Unpin>(
+    ps: &PubSub,
+    inflight: &mut VecDeque<InFlight>,
+    out: &mut Vec<u8>,
+    wr: &mut W,
+) -> std::result::Result<(), Error> {
+    const CHUNK: usize = 512;
+    out.clear();
+    {
+        let mut guard = lock(&ps.reg);
+        let reg = &mut *guard;
+        for kind in SubscriptionKind::ALL {
+            let i = kind.index();
+            if reg.dirty[i].is_empty() {
+                continue;
+            }
+            let mut to_sub = Vec::new();
+            let mut to_unsub = Vec::new();
+            for name in reg.dirty[i].drain() {
+                let Some(entry) = reg.names[i].get_mut(&name) else {
+                    continue;
+                };
+                match (entry.subs.is_empty(), entry.server) {
+                    (false, ServerState::NotSent) => {
+                        entry.server = ServerState::Subscribing;
+                        entry.error = None;
+                        to_sub.push(name);
+                    }
+                    (true, ServerState::Active) => {
+                        entry.server = ServerState::Unsubscribing;
+                        to_unsub.push(name);
+                    }
+                    (true, ServerState::NotSent) => {
+                        reg.names[i].remove(&name);
+                    }
+                    // In flight: the confirmation re-checks the entry.
+                    _ => {}
+                }
+            }
+            let (sub_cmd, unsub_cmd) = kind.commands();
+            for (cmd_name, list) in [(sub_cmd, to_sub), (unsub_cmd, to_unsub)] {
+                for chunk in list.chunks(CHUNK) {
+                    let mut cmd = redis::cmd(cmd_name);
+                    for n in chunk {
+                        cmd.arg(&n[..]);
+                    }
+                    cmd.write_packed_command(out);
+                    inflight.push_back(InFlight::Sub {
+                        kind,
+                        names: chunk.to_vec(),
+                        remaining: chunk.len(),
+                    });
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    let write = wr.write_all(out);
+    match tokio::time::timeout(ps.settings.response_timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            Err(Error::new(ErrorKind::Connection, e.to_string()).context("pub/sub write"))
+        }
+        Err(_) => {
+            Err(Error::new(ErrorKind::Timeout, "pub/sub write stalled").context("pub/sub write"))
+        }
+    }
+}
+
+fn bytes_of(v: redis::Value) -> Option<Bytes> {
+    match v {
+        redis::Value::BulkString(b) => Some(Bytes::from(b)),
+        redis::Value::SimpleString(s) => Some(Bytes::from(s)),
+        _ => None,
+    }
+}
+
+async fn handle_frame(
+    ps: &PubSub,
+    value: redis::Value,
+    inflight: &mut VecDeque<InFlight>,
+    targets: &mut Vec<Arc<Delivery<Event>>>,
+    ping_sent: &mut Option<Instant>,
+) {
+    use redis::PushKind as K;
+    let (kind, data) = match value {
+        redis::Value::Push { kind, data } => (kind, data),
+        other => {
+            // A plain reply: to a PING, or an error for a (un)subscribe command.
+            match inflight.pop_front() {
+                Some(InFlight::Ping) => *ping_sent = None,
+                Some(InFlight::Sub { kind, names, .. }) => {
+                    let err = match other {
+                        redis::Value::ServerError(e) => {
+                            Error::server(e.code(), e.details().unwrap_or(""))
+                        }
+                        v => Error::new(ErrorKind::Protocol, format!("unexpected reply {v:?}")),
+                    };
+                    sub_failed(ps, kind, &names, err);
+                }
+                None => {}
+            }
+            return;
+        }
+    };
+    let mut it = data.into_iter();
+    match kind {
+        K::Message | K::SMessage => {
+            let sk = if kind == K::Message {
+                SubscriptionKind::Channel
+            } else {
+                SubscriptionKind::Shard
+            };
+            let (Some(channel), Some(payload)) =
+                (it.next().and_then(bytes_of), it.next().and_then(bytes_of))
+            else {
+                return;
+            };
+            route(ps, sk, &channel, targets);
+            for d in targets.drain(..) {
+                d.push(Event::Message(Message {
+                    kind: sk,
+                    channel: channel.clone(),
+                    pattern: None,
+                    payload: payload.clone(),
+                }))
+                .await;
+            }
+        }
+        K::PMessage => {
+            let (Some(pattern), Some(channel), Some(payload)) = (
+                it.next().and_then(bytes_of),
+                it.next().and_then(bytes_of),
+                it.next().and_then(bytes_of),
+            ) else {
+                return;
+            };
+            route(ps, SubscriptionKind::Pattern, &pattern, targets);
+            for d in targets.drain(..) {
+                d.push(Event::Message(Message {
+                    kind: SubscriptionKind::Pattern,
+                    channel: channel.clone(),
+                    pattern: Some(pattern.clone()),
+                    payload: payload.clone(),
+                }))
+                .await;
+            }
+        }
+        K::Subscribe
+        | K::PSubscribe
+        | K::SSubscribe
+        | K::Unsubscribe
+        | K::PUnsubscribe
+        | K::SUnsubscribe => {
+            let sk = match kind {
+                K::Subscribe | K::Unsubscribe => SubscriptionKind::Channel,
+                K::PSubscribe | K::PUnsubscribe => SubscriptionKind::Pattern,
+                _ => SubscriptionKind::Shard,
+            };
+            let subscribed = matches!(kind, K::Subscribe | K::PSubscribe | K::SSubscribe);
+            let Some(name) = it.next().and_then(bytes_of) else {
+                return;
+            };
+            // Count the confirmation against the command it answers.
+            if let Some(InFlight::Sub {
+                kind: k, remaining, ..
+            }) = inflight.front_mut()
+                && *k == sk
+            {
+                *remaining -= 1;
+                if *remaining == 0 {
+                    inflight.pop_front();
+                }
+            }
+            confirmed(ps, sk, name, subscribed);
+        }
+        _ => {}
+    }
+}
+
+fn route(
+    ps: &PubSub,
+    kind: SubscriptionKind,
+    name: &[u8],
+    targets: &mut Vec<Arc<Delivery<Event>>>,
+) {
+    let reg = lock(&ps.reg);
+    if let Some(entry) = reg.names[kind.index()].get(name) {
+        for id in &entry.subs {
+            if let Some(sub) = reg.subs.get(id) {
+                targets.push(sub.delivery.clone());
+            }
+        }
+    }
+}
+
+fn confirmed(ps: &PubSub, kind: SubscriptionKind, name: Bytes, subscribed: bool) {
+    let mut guard = lock(&ps.reg);
+    let reg = &mut *guard;
+    let i = kind.index();
+    let Some(entry) = reg.names[i].get_mut(&name) else {
+        return;
+    };
+    if subscribed {
+        entry.server = ServerState::Active;
+        for id in &entry.subs {
+            if let Some(sub) = reg.subs.get_mut(id)
+                && let Some(seen) = sub.names.get_mut(&name)
+            {
+                let event = if *seen {
+                    Event::Reactivated {
+                        kind,
+                        name: name.clone(),
+                    }
+                } else {
+                    Event::Activated {
+                        kind,
+                        name: name.clone(),
+                    }
+                };
+                *seen = true;
+                sub.delivery.push_control(event);
+            }
+        }
+        if entry.subs.is_empty() {
+            reg.dirty[i].insert(name);
+            ps.wake.notify_one();
+        }
+    } else {
+        entry.server = ServerState::NotSent;
+        // Re-added meanwhile (or unsubscribed by the server): subscribe again.
+        reg.dirty[i].insert(name);
+        ps.wake.notify_one();
+    }
+    drop(guard);
+    ps.changed.notify_waiters();
+}
+
+fn sub_failed(ps: &PubSub, kind: SubscriptionKind, names: &[Bytes], err: Error) {
+    let mut reg = lock(&ps.reg);
+    for name in names {
+        if let Some(entry) = reg.names[kind.index()].get_mut(name) {
+            entry.server = ServerState::NotSent;
+            entry.error = Some(err.clone());
+        }
+    }
+    drop(reg);
+    ps.changed.notify_waiters();
+}
