@@ -175,6 +175,11 @@ impl Options {
         if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(Error::invalid("timeouts must be greater than zero"));
         }
+        if self.reconnect.min_delay > self.reconnect.max_delay {
+            return Err(Error::invalid(
+                "reconnect min_delay must not be greater than max_delay",
+            ));
+        }
         if self.health_check_interval < Duration::from_millis(10) {
             return Err(Error::invalid(
                 "health_check_interval must be at least 10 ms",

@@ -127,7 +127,15 @@ impl Conn {
             .get_multiplexed_async_connection_with_config(&config);
         let mut mc = match tokio::time::timeout(this.settings.connect_timeout, fut).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(Error::from_redis(e, what())),
+            // A connect that times out is a connection failure, not a slow reply.
+            Ok(Err(e)) => {
+                let err = Error::from_redis(e, what());
+                return Err(if err.is_timeout() {
+                    err.with_kind(ErrorKind::Connection)
+                } else {
+                    err
+                });
+            }
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Connection,

@@ -299,20 +299,24 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
             }
             let leftover = {
                 let mut h = lock(&self.hstate);
-                h.running = None;
                 if h.closed {
                     Some(handler)
                 } else {
                     h.handler = Some(handler);
+                    h.running = None;
                     None
                 }
             };
-            self.idle.notify_all();
             if let Some(handler) = leftover {
-                // Closed from inside the handler: drop it (and what it owns) here, once.
+                // Closed meanwhile (from inside the handler, or by another thread that now
+                // waits for us): drop the handler and what it owns here, exactly once, and
+                // only then let `close` return.
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(handler)));
+                lock(&self.hstate).running = None;
+                self.idle.notify_all();
                 return handled;
             }
+            self.idle.notify_all();
         }
     }
 

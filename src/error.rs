@@ -93,6 +93,12 @@ impl Error {
         Error::new(ErrorKind::Closed, "the client is closed")
     }
 
+    /// The same error as another kind (a timeout while connecting is a connection error).
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// The kind of error.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -110,7 +116,7 @@ impl Error {
     }
 
     /// Context, code and message, without the kind: `GET k: WRONGTYPE Operation ...`.
-    pub(crate) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let s = self.to_string();
         let prefix = format!("{} error: ", self.kind);
         s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)

@@ -430,6 +430,7 @@ impl PubSub {
     /// names stay registered and activate when the connection is back.
     async fn wait_active(&self, kind: SubscriptionKind, names: &[Bytes]) -> Result<()> {
         let deadline = Instant::now() + self.settings.response_timeout;
+        let mut pending: Vec<Bytes> = names.to_vec();
         loop {
             let notified = self.changed.notified();
             {
@@ -437,17 +438,21 @@ impl PubSub {
                 if reg.conn == ConnState::Down {
                     return Ok(());
                 }
-                let mut all = true;
-                for n in names {
-                    match reg.names[kind.index()].get(n) {
-                        Some(e) if e.server == ServerState::Active => {}
-                        Some(NameEntry {
-                            error: Some(err), ..
-                        }) => return Err(err.clone()),
-                        _ => all = false,
+                let mut failed = None;
+                pending.retain(|n| match reg.names[kind.index()].get(n) {
+                    Some(e) if e.server == ServerState::Active => false,
+                    Some(NameEntry {
+                        error: Some(err), ..
+                    }) => {
+                        failed = Some(err.clone());
+                        false
                     }
+                    _ => true,
+                });
+                if let Some(err) = failed {
+                    return Err(err);
                 }
-                if all {
+                if pending.is_empty() {
                     return Ok(());
                 }
             }
@@ -977,7 +982,10 @@ async fn handle_frame(
             let Some(name) = it.next().and_then(bytes_of) else {
                 return;
             };
-            // Count the confirmation against the command it answers.
+            confirmed(ps, sk, name, subscribed);
+            // Count the confirmation against the command it answers; waiters are woken
+            // once per command, not once per name (a command carries up to 512 names).
+            let mut wake_waiters = true;
             if let Some(InFlight::Sub {
                 kind: k, remaining, ..
             }) = inflight.front_mut()
@@ -986,9 +994,13 @@ async fn handle_frame(
                 *remaining -= 1;
                 if *remaining == 0 {
                     inflight.pop_front();
+                } else {
+                    wake_waiters = false;
                 }
             }
-            confirmed(ps, sk, name, subscribed);
+            if wake_waiters {
+                ps.changed.notify_waiters();
+            }
         }
         _ => {}
     }
@@ -1049,7 +1061,6 @@ fn confirmed(ps: &PubSub, kind: SubscriptionKind, name: Bytes, subscribed: bool)
         ps.wake.notify_one();
     }
     drop(guard);
-    ps.changed.notify_waiters();
 }
 
 fn sub_failed(ps: &PubSub, kind: SubscriptionKind, names: &[Bytes], err: Error) {

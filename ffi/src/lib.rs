@@ -1,1 +1,325 @@
-//! placeholder
+//! # redipc-ffi — the C API of redipc (`libredipc.so`, `libredipc.a`, `include/redipc.h`)
+//!
+//! Every exported function is an `extern "C"` function whose whole body is one
+//! [`ffi_boundary!`] invocation. The macro
+//!
+//! 1. clears the thread's last error (for functions returning [`ipc_result`]),
+//! 2. checks every pointer argument for NULL (early `IPC_ERR_NULL_ARG`), except the ones
+//!    marked `#[nullable]`,
+//! 3. runs the body inside `catch_unwind` (a panic becomes `IPC_ERR_PANIC`), and
+//! 4. turns the body's `Result` into the C return value, recording the error text of a
+//!    failure for `ipc_last_error_message()`.
+//!
+//! Ownership lives in one place: [`to_handle`], [`borrow`], [`borrow_mut`] and
+//! [`free_handle`] box a Rust value into a handle, borrow it back and free it.
+//!
+//! The header is generated from these sources by cbindgen (see `cbindgen.toml`); the doc
+//! comment of every exported item is the C documentation.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![allow(non_camel_case_types)]
+// The exported functions are `unsafe` because C hands them raw pointers; their contract is
+// the C documentation on each function and the pointer rules at the top of the header.
+#![allow(clippy::missing_safety_doc)]
+
+use std::ffi::{CStr, c_char};
+
+/// The one wrapper of every exported body. Use it as the whole body of an `extern "C"`
+/// function, naming the function and **all** of its parameters in order; pointer
+/// parameters that may be NULL are marked `#[nullable]`:
+///
+/// ```ignore
+/// pub unsafe extern "C" fn ipc_x(client: *const ipc_client, n: usize, out: *mut i64) -> ipc_result {
+///     ffi_boundary!(ipc_x(client, n, out) {
+///         // the body returns Result<R::Value, Error>; `?` works
+///         Ok(())
+///     })
+/// }
+/// ```
+///
+/// `tests/boundary.rs` checks that every exported function is written this way.
+macro_rules! ffi_boundary {
+    (@check $arg:ident) => {
+        if $crate::boundary::MaybeNull::is_null_arg(&$arg) {
+            return Err($crate::error::Error::null_arg(stringify!($arg)));
+        }
+    };
+    (@check #[nullable] $arg:ident) => {
+        let _ = &$arg;
+    };
+    ($name:ident ( $( $(#[$attr:ident])? $arg:ident ),* $(,)? ) $body:block) => {
+        $crate::boundary::run(stringify!($name), || -> ::std::result::Result<_, $crate::error::Error> {
+            $( $crate::ffi_boundary!(@check $(#[$attr])? $arg); )*
+            $body
+        })
+    };
+}
+pub(crate) use ffi_boundary;
+
+// The modules in the order their items appear in the header.
+pub mod version;
+
+pub mod error;
+
+pub mod options;
+
+pub mod client;
+
+pub mod commands;
+
+pub mod reply;
+
+pub use client::ipc_client;
+pub use error::ipc_result;
+pub use options::ipc_options;
+pub use reply::{ipc_reply, ipc_reply_kind};
+
+use error::Error;
+
+/// The machinery behind [`ffi_boundary!`]: return values for failures and the NULL test.
+mod boundary {
+    use std::ffi::c_char;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use crate::error::{self, Error, ipc_result};
+    use crate::reply::{ipc_reply, ipc_reply_kind};
+
+    /// What an exported function returns: its value on success, and what it returns when
+    /// it fails (an error code, or a neutral value such as NULL, 0 or false).
+    pub trait FfiReturn: Sized {
+        /// What the body produces on success.
+        type Value;
+        /// Whether a call clears the thread's last error when it starts (only calls that
+        /// return `ipc_result` do).
+        const CLEARS_ERROR: bool = false;
+        /// The return value for a success.
+        fn ok(v: Self::Value) -> Self;
+        /// The return value for a failure with `code`.
+        fn failed(code: ipc_result) -> Self;
+    }
+
+    impl FfiReturn for ipc_result {
+        type Value = ();
+        const CLEARS_ERROR: bool = true;
+        fn ok(_: ()) -> Self {
+            ipc_result::IPC_OK
+        }
+        fn failed(code: ipc_result) -> Self {
+            code
+        }
+    }
+
+    macro_rules! neutral_on_failure {
+        ($($t:ty => $v:expr),* $(,)?) => {$(
+            impl FfiReturn for $t {
+                type Value = $t;
+                fn ok(v: $t) -> Self {
+                    v
+                }
+                fn failed(_: ipc_result) -> Self {
+                    $v
+                }
+            }
+        )*};
+    }
+
+    neutral_on_failure! {
+        () => (),
+        bool => false,
+        usize => 0,
+        ipc_reply_kind => ipc_reply_kind::IPC_REPLY_NIL,
+        *const ipc_reply => std::ptr::null(),
+        // Strings returned to C are never NULL.
+        *const c_char => c"".as_ptr(),
+    }
+
+    /// Whether an argument is a NULL pointer; false for every non-pointer type.
+    pub trait MaybeNull {
+        /// True for a NULL pointer.
+        fn is_null_arg(&self) -> bool;
+    }
+
+    impl<T> MaybeNull for *const T {
+        fn is_null_arg(&self) -> bool {
+            self.is_null()
+        }
+    }
+
+    impl<T> MaybeNull for *mut T {
+        fn is_null_arg(&self) -> bool {
+            self.is_null()
+        }
+    }
+
+    macro_rules! never_null {
+        ($($t:ty),*) => {$(
+            impl MaybeNull for $t {
+                fn is_null_arg(&self) -> bool {
+                    false
+                }
+            }
+        )*};
+    }
+
+    never_null!(bool, i32, u32, i64, u64, usize, f64);
+
+    /// Run the body of exported function `name`: see [`ffi_boundary!`](crate::ffi_boundary).
+    pub fn run<R, F>(name: &'static str, body: F) -> R
+    where
+        R: FfiReturn,
+        F: FnOnce() -> Result<R::Value, Error>,
+    {
+        if R::CLEARS_ERROR {
+            error::clear_last_error();
+        }
+        // The body only sees raw pointers and values owned by the caller; after a panic
+        // nothing it touched is used again by this call, so asserting unwind safety is fine.
+        match catch_unwind(AssertUnwindSafe(body)) {
+            Ok(Ok(v)) => R::ok(v),
+            Ok(Err(e)) => {
+                let code = e.code();
+                error::set_last_error(name, e);
+                R::failed(code)
+            }
+            Err(payload) => {
+                let e = Error::panic(payload.as_ref());
+                // Dropping the payload could itself panic; forget it instead.
+                std::mem::forget(payload);
+                error::set_last_error(name, e);
+                R::failed(ipc_result::IPC_ERR_PANIC)
+            }
+        }
+    }
+}
+
+/// Box `value` into a new handle owned by the caller (freed by the matching `_free`).
+pub(crate) fn to_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Borrow the value behind a handle for the duration of a call.
+///
+/// # Safety
+/// `ptr` is NULL or a pointer made by [`to_handle`] (or into a value owned by one) that
+/// has not been freed, and nothing mutates the value while the borrow lives.
+pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, what: &'static str) -> Result<&'a T, Error> {
+    // SAFETY: the caller promises `ptr` is NULL or points at a live `T`.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Error::null_arg(what))
+}
+
+/// Borrow the value behind a handle mutably for the duration of a call.
+///
+/// # Safety
+/// As [`borrow`], and no other reference to the value exists during the call.
+pub(crate) unsafe fn borrow_mut<'a, T>(
+    ptr: *mut T,
+    what: &'static str,
+) -> Result<&'a mut T, Error> {
+    // SAFETY: the caller promises `ptr` is NULL or points at a live, unaliased `T`.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Error::null_arg(what))
+}
+
+/// Free a handle made by [`to_handle`]; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or a pointer made by [`to_handle`] that is freed only this once.
+pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: `ptr` came from `Box::into_raw` in `to_handle` and is freed once.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
+/// Write an output parameter.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of one `T` (it may be uninitialised).
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &'static str) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(Error::null_arg(what));
+    }
+    // SAFETY: `out` is not NULL and the caller promises it is valid for a write.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// The bytes `(ptr, len)` passed by C. `len == 0` needs no readable memory.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes that stay unchanged during the call.
+pub(crate) unsafe fn bytes_arg<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a [u8], Error> {
+    if ptr.is_null() {
+        return Err(Error::null_arg(what));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::invalid(format!(
+            "`{what}`: length {len} is too large"
+        )));
+    }
+    // SAFETY: `ptr` is not NULL, `len` fits in isize and the caller promises the
+    // memory is readable and unchanged during the call.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A NUL-terminated UTF-8 string passed by C.
+///
+/// # Safety
+/// `ptr` is NULL or points at a NUL-terminated string that stays unchanged during the call.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &'static str) -> Result<&'a str, Error> {
+    if ptr.is_null() {
+        return Err(Error::null_arg(what));
+    }
+    // SAFETY: `ptr` is not NULL and the caller promises a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(ptr) };
+    s.to_str()
+        .map_err(|e| Error::invalid(format!("`{what}` is not valid UTF-8: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ipc_last_error_message;
+
+    fn last_message() -> String {
+        // SAFETY: the returned pointer is a NUL-terminated string valid until the next call.
+        unsafe { CStr::from_ptr(ipc_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn panicking(flag: *const u8) -> ipc_result {
+        ffi_boundary!(panicking(flag) {
+            panic!("boom {}", flag.is_null());
+        })
+    }
+
+    fn nullable(p: *const u8, q: *const u8) -> usize {
+        ffi_boundary!(nullable(#[nullable] p, q) { Ok(7) })
+    }
+
+    #[test]
+    fn a_panic_becomes_ipc_err_panic() {
+        let x = 1u8;
+        assert_eq!(panicking(&x), ipc_result::IPC_ERR_PANIC);
+        let msg = last_message();
+        assert!(msg.starts_with("panicking: "), "{msg}");
+        assert!(msg.contains("boom false"), "{msg}");
+    }
+
+    #[test]
+    fn null_pointers_are_refused_before_the_body_runs() {
+        assert_eq!(panicking(std::ptr::null()), ipc_result::IPC_ERR_NULL_ARG);
+        assert_eq!(last_message(), "panicking: argument `flag` is NULL");
+        let x = 1u8;
+        assert_eq!(nullable(std::ptr::null(), &x), 7);
+        assert_eq!(nullable(&x, std::ptr::null()), 0);
+        assert_eq!(last_message(), "nullable: argument `q` is NULL");
+    }
+}

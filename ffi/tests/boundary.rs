@@ -1,0 +1,200 @@
+//! Every exported function is written the one way (see `ffi_boundary!` in src/lib.rs):
+//! `#[unsafe(no_mangle)]`, its whole body one `ffi_boundary!` naming the function and all of
+//! its parameters in order, `#[must_use]` when it returns `ipc_result`, and a doc comment
+//! that states thread safety. This reads the sources, so a new function cannot skip it.
+
+use std::path::PathBuf;
+
+struct Exported {
+    file: String,
+    name: String,
+    attrs: Vec<String>,
+    docs: String,
+    params: Vec<(String, String)>,
+    ret: String,
+    body_start: String,
+}
+
+fn sources() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("read ffi/src") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            out.push((
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                text,
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn exported() -> Vec<Exported> {
+    let mut found = Vec::new();
+    for (file, text) in sources() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(pos) = line.find("extern \"C\" fn ") else {
+                continue;
+            };
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            // The signature: from this line to the line ending in `{`.
+            let mut sig = String::new();
+            let mut j = i;
+            loop {
+                sig.push_str(lines[j].trim());
+                sig.push(' ');
+                if lines[j].trim_end().ends_with('{') {
+                    break;
+                }
+                j += 1;
+            }
+            let sig = &sig[sig.find("extern \"C\" fn ").unwrap() + "extern \"C\" fn ".len()..];
+            let open = sig.find('(').expect("(");
+            let close = sig.rfind(')').expect(")");
+            let name = sig[..open].trim().to_string();
+            let params = sig[open + 1..close]
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (n, t) = p.split_once(':').expect("name: type");
+                    (n.trim().to_string(), t.trim().to_string())
+                })
+                .collect();
+            let ret = sig[close + 1..]
+                .trim()
+                .trim_end_matches('{')
+                .trim()
+                .trim_start_matches("->")
+                .trim()
+                .to_string();
+            // Attributes and docs above the function.
+            let mut attrs = Vec::new();
+            let mut docs = Vec::new();
+            let mut k = i;
+            while k > 0 {
+                k -= 1;
+                let l = lines[k].trim();
+                if let Some(d) = l.strip_prefix("///") {
+                    docs.push(d.trim().to_string());
+                } else if l.starts_with("#[") {
+                    attrs.push(l.to_string());
+                } else {
+                    break;
+                }
+            }
+            docs.reverse();
+            let body_start = lines[j + 1..]
+                .iter()
+                .map(|l| l.trim())
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(line[..pos].contains("pub"), "{file}: {name} is not pub");
+            found.push(Exported {
+                file: file.clone(),
+                name,
+                attrs,
+                docs: docs.join(" "),
+                params,
+                ret,
+                body_start,
+            });
+        }
+    }
+    found
+}
+
+#[test]
+fn every_exported_function_goes_through_the_boundary() {
+    let fns = exported();
+    assert!(
+        fns.len() >= 40,
+        "only {} exported functions found",
+        fns.len()
+    );
+    let mut problems = Vec::new();
+    for f in &fns {
+        let who = format!("{}: {}", f.file, f.name);
+        if !f.name.starts_with("ipc_") {
+            problems.push(format!("{who}: exported names start with ipc_"));
+        }
+        if !f.attrs.iter().any(|a| a == "#[unsafe(no_mangle)]") {
+            problems.push(format!("{who}: missing #[unsafe(no_mangle)]"));
+        }
+        if f.ret == "ipc_result" && !f.attrs.iter().any(|a| a == "#[must_use]") {
+            problems.push(format!("{who}: returns ipc_result but is not #[must_use]"));
+        }
+        if !f.docs.contains("Thread safety") {
+            problems.push(format!(
+                "{who}: the doc comment does not state thread safety"
+            ));
+        }
+        if !(f.docs.contains("Errors")
+            || f.docs.contains("no-op")
+            || f.docs.to_lowercase().contains("never null"))
+        {
+            problems.push(format!("{who}: the doc comment does not state its errors"));
+        }
+        // The whole body is `ffi_boundary!(name(params...) {`.
+        let head = f.body_start.replace(' ', "");
+        let expected_prefix = format!("ffi_boundary!({}(", f.name);
+        if !head.starts_with(&expected_prefix) {
+            problems.push(format!(
+                "{who}: the body does not start with {expected_prefix}..."
+            ));
+            continue;
+        }
+        let rest = &head[expected_prefix.len()..];
+        let listed: Vec<String> = rest[..rest.find(')').unwrap_or(0)]
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        let names: Vec<String> = listed
+            .iter()
+            .map(|s| s.trim_start_matches("#[nullable]").to_string())
+            .collect();
+        let params: Vec<String> = f.params.iter().map(|(n, _)| n.clone()).collect();
+        if names != params {
+            problems.push(format!(
+                "{who}: ffi_boundary! lists {names:?}, the parameters are {params:?}"
+            ));
+        }
+        for (l, (n, t)) in listed.iter().zip(&f.params) {
+            let pointer = t.starts_with('*');
+            if l.starts_with("#[nullable]") && !pointer {
+                problems.push(format!("{who}: {n} is #[nullable] but not a pointer"));
+            }
+            if l.starts_with("#[nullable]")
+                && !(f.docs.contains("NULL") || f.docs.contains("no-op"))
+            {
+                problems.push(format!(
+                    "{who}: {n} may be NULL but the doc does not say so"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_exported_function_is_in_the_header() {
+    let header = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../include/redipc.h"),
+    )
+    .expect("read include/redipc.h");
+    for f in exported() {
+        assert!(
+            header.contains(&format!(" {}(", f.name)) || header.contains(&format!("*{}(", f.name)),
+            "{} is missing from include/redipc.h",
+            f.name
+        );
+    }
+}

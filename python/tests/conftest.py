@@ -1,0 +1,202 @@
+"""Fixtures: a private redis-server for the session, and clients over TCP and a unix socket.
+
+The server listens on a free TCP port of 127.0.0.1 (never 6379) and on a unix socket in a
+fresh temporary directory, with persistence off. Tests that kill or restart it leave it
+running again through ``ensure_running``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+
+import redipc
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (never 6379)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+def _ping_unix(path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(path)
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _ping_tcp(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One redis-server process on ``port`` and the unix socket ``sock``."""
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+        self.sock = os.path.join(directory, "redis.sock")
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = os.path.join(directory, "redis.log")
+
+    @property
+    def tcp_url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.sock}"
+
+    def url(self, transport: str) -> str:
+        return {"tcp": self.tcp_url, "unix": self.unix_url}[transport]
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, *, retry_ports: bool = False) -> None:
+        """Start the server on ``self.port``; with ``retry_ports``, on another free port
+        if that one was taken meanwhile."""
+        assert not self.running
+        for _ in range(5 if retry_ports else 1):
+            if os.path.exists(self.sock):
+                os.unlink(self.sock)
+            self.proc = subprocess.Popen(
+                [
+                    REDIS_SERVER or "redis-server",
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--unixsocket", self.sock,
+                    "--unixsocketperm", "700",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", self.dir,
+                    "--logfile", self._log,
+                    "--daemonize", "no",
+                    # DEBUG SLEEP makes a slow reply for the timeout tests.
+                    "--enable-debug-command", "local",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if _ping_unix(self.sock) and _ping_tcp(self.port):
+                    return
+                time.sleep(0.02)
+            self._reap()
+            if retry_ports:
+                self.port = free_port()
+        with open(self._log, errors="replace") as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
+
+    def _reap(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (no goodbye to clients) and wait until it is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self._reap()
+
+    def stop(self) -> None:
+        """Stop the server gracefully (SIGTERM)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._reap()
+
+    def restart(self) -> None:
+        """Kill the server and start it again on the same port and socket."""
+        self.kill()
+        self.start()
+
+    def ensure_running(self) -> None:
+        if not self.running:
+            self._reap()
+            self.start()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
+    # A short path: a unix socket path must fit in 108 bytes.
+    directory = tempfile.mkdtemp(prefix="redipc-py-")
+    server = RedisServer(directory)
+    server.start(retry_ports=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def server(redis_server: RedisServer) -> RedisServer:
+    """The session's server, running (a previous test may have killed it)."""
+    redis_server.ensure_running()
+    return redis_server
+
+
+@pytest.fixture
+def make_client(server: RedisServer) -> Iterator[Callable[..., redipc.Client]]:
+    """A factory of clients (``transport`` "tcp" or "unix", then Client options); each is
+    closed after the test."""
+    made: list[redipc.Client] = []
+
+    def make(transport: str = "tcp", **options: Any) -> redipc.Client:
+        c = redipc.Client(server.url(transport), **options)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def client(make_client: Callable[..., redipc.Client], transport: str) -> redipc.Client:
+    """A client over TCP or the unix socket, on an empty server."""
+    c = make_client(transport)
+    assert c.command("FLUSHALL") == "OK"
+    return c

@@ -1,0 +1,58 @@
+"""One client shared by many Python threads; the GIL is released while a call waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redipc
+
+THREADS = 8
+COMMANDS = 10_000
+
+
+def test_threads_share_one_client(client: redipc.Client) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            key = f"counter:{t}"
+            for i in range(COMMANDS // 2):
+                assert client.incr(key) == i + 1
+                value = f"{t}:{i}"
+                assert client.command("ECHO", value) == value.encode()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+    start = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.monotonic() - start
+    assert not errors, errors[0]
+    for t in range(THREADS):
+        assert client.get(f"counter:{t}") == str(COMMANDS // 2).encode()
+    print(f"{THREADS * COMMANDS} commands from {THREADS} threads in {elapsed:.2f} s")
+
+
+def test_gil_is_released_while_waiting(make_client, transport: str) -> None:
+    blocked = make_client(transport)
+    pusher = make_client(transport)
+    blocked.command("DEL", "q")
+    result: list[object] = []
+
+    def pop() -> None:
+        result.append(blocked.command("BLPOP", "q", 5))
+
+    th = threading.Thread(target=pop)
+    start = time.monotonic()
+    th.start()
+    # This thread runs while the other one waits in BLPOP: had that one kept the GIL,
+    # the push that wakes it could not be made until BLPOP timed out (5 s, reply None).
+    time.sleep(0.3)
+    pusher.rpush("q", "wake")
+    th.join(timeout=10)
+    assert result == [[b"q", b"wake"]]
+    assert time.monotonic() - start < 2

@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Install what the build, the tests and the showcase need, if it is missing:
+#   Debian packages (redis-server, redis-tools, valgrind, pkg-config) when run as root,
+#   cbindgen 0.29.4 (pinned: it writes include/redipc.h), and a Python venv in .venv with
+#   maturin, pytest and pytest-timeout.
+# Source it from the repository root, then call `setup_all`.
+
+CBINDGEN_VERSION=0.29.4
+VENV=${REDIPC_VENV:-$PWD/.venv}
+
+say() { printf '\n== %s\n' "$*"; }
+
+setup_debian() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v valgrind >/dev/null || missing+=(valgrind)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  command -v cc >/dev/null || missing+=(gcc)
+  command -v g++ >/dev/null || missing+=(g++)
+  command -v make >/dev/null || missing+=(make)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing: ${missing[*]}. Install them (Debian: sudo apt-get install ${missing[*]}) and run again." >&2
+    return 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  # Keep the packaged redis service from starting on 6379: the tests run their own servers.
+  local made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
+  local rc=$?
+  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
+setup_cbindgen() {
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  if command -v cbindgen >/dev/null && cbindgen --version | grep -q " $CBINDGEN_VERSION\$"; then
+    return 0
+  fi
+  say "installing cbindgen $CBINDGEN_VERSION (cargo install, once)"
+  cargo install cbindgen --version "$CBINDGEN_VERSION" --locked --quiet </dev/null
+}
+
+setup_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the Python venv $VENV"
+    python3 -m venv "$VENV" || return 1
+  fi
+  if ! "$VENV/bin/python" -c 'import maturin, pytest, pytest_timeout' 2>/dev/null; then
+    say "installing maturin, pytest into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'pytest-timeout>=2' </dev/null || return 1
+  fi
+}
+
+setup_all() {
+  setup_debian && setup_cbindgen && setup_venv
+}
