@@ -197,6 +197,121 @@ impl Client {
             handle: self.handle.clone(),
         })
     }
+    /// A new, empty pipeline (non-atomic; see [`crate::Pipeline`]).
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline {
+            inner: self.inner.pipeline(),
+            handle: self.handle.clone(),
+        }
+    }
+    /// A new, empty `MULTI`/`EXEC` transaction (see [`crate::Transaction`]).
+    pub fn tx(&self) -> Transaction {
+        Transaction {
+            inner: self.inner.tx(),
+            handle: self.handle.clone(),
+        }
+    }
+    /// An optimistic transaction: `WATCH keys` on a connection of its own, call `f` to read
+    /// (with [`WatchSession::command`]) and queue writes ([`WatchSession::queue`]), then
+    /// `EXEC`. When a watched key changed meanwhile, all of it runs again, up to
+    /// `max_retries` more times; then a [`crate::ErrorKind::Watch`] error. An error from `f`
+    /// aborts (nothing queued runs) and is returned.
+    pub fn transaction<K, F>(&self, keys: &[K], max_retries: usize, mut f: F) -> Result<Vec<Reply>>
+    where
+        K: AsRef<[u8]>,
+        F: FnMut(&mut WatchSession) -> Result<()>,
+    {
+        for _ in 0..=max_retries {
+            let inner = self.wait(self.inner.watch(keys))?;
+            let mut session = WatchSession {
+                inner,
+                handle: self.handle.clone(),
+            };
+            f(&mut session)?;
+            if let Some(replies) = self.wait(session.inner.exec())? {
+                return Ok(replies);
+            }
+        }
+        Err(crate::Error::new(
+            crate::ErrorKind::Watch,
+            format!(
+                "a watched key kept changing: gave up after {} attempts",
+                max_retries + 1
+            ),
+        ))
+    }
+    /// See [`crate::Client::send_request`].
+    pub fn send_request(&self, queue: impl AsRef<[u8]>, payload: impl AsRef<[u8]>) -> Result<()> {
+        self.wait(self.inner.send_request(queue, payload))
+    }
+    /// Start a worker; see [`crate::Client::handle_requests`]. `handler` returns `Ok(())`
+    /// to ack or `Err(message)` for a failure; it runs on the worker's own threads.
+    pub fn handle_requests<Q, F>(
+        &self,
+        queues: &[Q],
+        handler: F,
+        opts: crate::WorkerOptions,
+    ) -> Result<crate::Worker>
+    where
+        Q: AsRef<[u8]>,
+        F: Fn(&crate::Request) -> std::result::Result<(), String> + Send + Sync + 'static,
+    {
+        self.inner
+            .handle_requests(queues, std::sync::Arc::new(handler), opts)
+    }
+    /// See [`crate::Client::queue_stats`].
+    pub fn queue_stats(&self, queue: impl AsRef<[u8]>) -> Result<crate::QueueCounts> {
+        self.wait(self.inner.queue_stats(queue))
+    }
+    /// See [`crate::Client::dead_letters`].
+    pub fn dead_letters(&self, queue: impl AsRef<[u8]>) -> Result<Vec<crate::DeadLetter>> {
+        self.wait(self.inner.dead_letters(queue))
+    }
+    /// See [`crate::Client::requeue_dead_letters`].
+    pub fn requeue_dead_letters(&self, queue: impl AsRef<[u8]>) -> Result<u64> {
+        self.wait(self.inner.requeue_dead_letters(queue))
+    }
+    /// See [`crate::Client::call`].
+    pub fn call(
+        &self,
+        service: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes> {
+        self.wait(self.inner.call(service, payload, timeout))
+    }
+    /// See [`crate::Client::call_with`].
+    pub fn call_with(
+        &self,
+        service: impl AsRef<[u8]>,
+        method: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+        opts: crate::CallOptions,
+    ) -> Result<bytes::Bytes> {
+        self.wait(self.inner.call_with(service, method, payload, opts))
+    }
+    /// Answer calls to `service`; see [`crate::Client::serve`].
+    pub fn serve<F>(
+        &self,
+        service: impl AsRef<[u8]>,
+        handler: F,
+        concurrency: usize,
+    ) -> Result<crate::RpcServer>
+    where
+        F: Fn(&crate::Call) -> std::result::Result<Vec<u8>, String> + Send + Sync + 'static,
+    {
+        self.inner
+            .serve(service, std::sync::Arc::new(handler), concurrency)
+    }
+    /// See [`crate::Client::serve_methods`].
+    pub fn serve_methods(
+        &self,
+        service: impl AsRef<[u8]>,
+        methods: std::collections::HashMap<String, crate::RpcHandler>,
+        concurrency: usize,
+    ) -> Result<crate::RpcServer> {
+        self.inner.serve_methods(service, methods, concurrency)
+    }
     /// See [`crate::Client::poll`].
     pub fn poll(&self, timeout: Duration) -> Result<usize> {
         self.inner.poll(timeout)
@@ -280,5 +395,85 @@ impl SubscriptionGroup {
     /// See [`crate::SubscriptionGroup::subscription`].
     pub fn subscription(&self) -> &crate::Subscription {
         self.inner.subscription()
+    }
+}
+
+/// A pipeline of the blocking client; see [`crate::Pipeline`].
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    inner: crate::Pipeline,
+    handle: tokio::runtime::Handle,
+}
+
+impl Pipeline {
+    /// See [`crate::Pipeline::add`].
+    pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
+        self.inner.add(args)?;
+        Ok(self)
+    }
+    /// See [`crate::Pipeline::len`].
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+    /// See [`crate::Pipeline::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    /// See [`crate::Pipeline::clear`].
+    pub fn clear(&mut self) {
+        self.inner.clear()
+    }
+    /// See [`crate::Pipeline::exec`].
+    pub fn exec(&self) -> Result<Vec<Reply>> {
+        runtime::block_on(&self.handle, self.inner.exec())?
+    }
+}
+
+/// A `MULTI`/`EXEC` transaction of the blocking client; see [`crate::Transaction`].
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    inner: crate::Transaction,
+    handle: tokio::runtime::Handle,
+}
+
+impl Transaction {
+    /// See [`crate::Transaction::add`].
+    pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
+        self.inner.add(args)?;
+        Ok(self)
+    }
+    /// See [`crate::Transaction::len`].
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+    /// See [`crate::Transaction::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    /// See [`crate::Transaction::clear`].
+    pub fn clear(&mut self) {
+        self.inner.clear()
+    }
+    /// See [`crate::Transaction::exec`].
+    pub fn exec(&self) -> Result<Vec<Reply>> {
+        runtime::block_on(&self.handle, self.inner.exec())?
+    }
+}
+
+/// The watching side of [`Client::transaction`]; see [`crate::WatchSession`].
+#[derive(Debug)]
+pub struct WatchSession {
+    inner: crate::WatchSession,
+    handle: tokio::runtime::Handle,
+}
+
+impl WatchSession {
+    /// Run a command now on the watching connection (reads) and return its reply.
+    pub fn command<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Reply> {
+        runtime::block_on(&self.handle, self.inner.command(args))?
+    }
+    /// Queue a command to run atomically at the end.
+    pub fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
+        self.inner.queue(args)
     }
 }

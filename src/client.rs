@@ -64,6 +64,8 @@ struct Inner {
     pubsub: OnceLock<Arc<PubSub>>,
     /// Poll mode's queue of waiting handlers.
     poll: Option<Arc<PollQueue>>,
+    /// RPC caller state, started by the first call.
+    rpc: crate::rpc::CallerCell,
 }
 
 impl Drop for Inner {
@@ -138,6 +140,7 @@ impl Client {
                 target: info,
                 pubsub: OnceLock::new(),
                 poll,
+                rpc: crate::rpc::CallerCell::new(),
             }),
         })
     }
@@ -160,6 +163,18 @@ impl Client {
         if let Some(ps) = self.inner.pubsub.get() {
             ps.close();
         }
+    }
+
+    pub(crate) fn conn(&self) -> &Arc<Conn> {
+        &self.inner.conn
+    }
+
+    pub(crate) fn rpc_caller(&self) -> &crate::rpc::CallerCell {
+        &self.inner.rpc
+    }
+
+    pub(crate) fn runtime_handle(&self) -> &tokio::runtime::Handle {
+        &self.inner.handle
     }
 
     fn pubsub(&self) -> &Arc<PubSub> {
@@ -289,6 +304,14 @@ impl Client {
             Err(e) => Err(e),
         };
         result.map_err(|e| e.context(describe(args)))
+    }
+
+    /// Send a prepared command on the shared connection; an error reply becomes an error.
+    pub(crate) async fn run_cmd(&self, cmd: &redis::Cmd) -> Result<Reply> {
+        match Reply::from_value(self.inner.conn.send(cmd).await?) {
+            Reply::Error(e) => Err(Error::from(e)),
+            r => Ok(r),
+        }
     }
 
     /// Send several commands in one write and return one entry per command, in order; a

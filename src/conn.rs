@@ -50,6 +50,8 @@ pub(crate) struct Conn {
     pub(crate) max_value_size: AtomicUsize,
     configured_max_value_size: usize,
     handle: tokio::runtime::Handle,
+    /// Idle dedicated connections (see [`Conn::dedicated`]).
+    idle: Mutex<Vec<MultiplexedConnection>>,
 }
 
 impl Conn {
@@ -79,6 +81,7 @@ impl Conn {
             max_value_size: AtomicUsize::new(opts.max_value_size),
             configured_max_value_size: opts.max_value_size,
             handle,
+            idle: Mutex::new(Vec::new()),
         });
         let generation = 1;
         let mc = Self::open(&conn, generation).await?;
@@ -100,13 +103,16 @@ impl Conn {
         self.changed.send_modify(|g| *g += 1);
     }
 
-    /// Open one multiplexed connection and run the per-connection setup.
+    /// Open one multiplexed connection and run the per-connection setup. `generation` 0
+    /// opens a dedicated connection: no response timeout of its own (each call sets one),
+    /// and its closing does not concern the shared connection.
     async fn open(this: &Arc<Conn>, generation: u64) -> Result<MultiplexedConnection> {
         let what = || format!("connect to {}", this.display);
+        let shared = generation != 0;
         let mut config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(this.settings.connect_timeout))
-            .set_response_timeout(Some(this.settings.response_timeout));
-        if this.settings.resp3 {
+            .set_response_timeout(shared.then_some(this.settings.response_timeout));
+        if this.settings.resp3 && shared {
             // The driver tells us at once when the socket closes, so the next call
             // waits for the reconnect instead of failing on a dead connection.
             let weak: Weak<Conn> = Arc::downgrade(this);
@@ -171,6 +177,34 @@ impl Conn {
             }
         }
         Ok(mc)
+    }
+
+    /// A connection of its own, for what must not share the multiplexed one: blocking pops,
+    /// `WATCH` transactions. Reuses an idle one when there is one. Return it with
+    /// [`Conn::put_dedicated`] when it is still good.
+    pub(crate) async fn dedicated(self: &Arc<Self>) -> Result<MultiplexedConnection> {
+        if self.is_closed() {
+            return Err(Error::closed());
+        }
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => Self::open(self, 0).await,
+        }
+    }
+
+    /// Give back a dedicated connection that is in a clean state (no WATCH, not blocked).
+    pub(crate) fn put_dedicated(&self, c: MultiplexedConnection) {
+        const MAX_IDLE: usize = 4;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE && !self.is_closed() {
+            idle.push(c);
+        }
+    }
+
+    /// The response timeout of ordinary calls.
+    pub(crate) fn response_timeout(&self) -> Duration {
+        self.settings.response_timeout
     }
 
     /// Mark the connection of `generation` broken and start one reconnect task.
@@ -256,6 +290,7 @@ impl Conn {
 
     /// Close: fail every later call with a `Closed` error and stop reconnecting.
     pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.set_state(State::Closed);
     }
 

@@ -87,6 +87,9 @@ pub(crate) enum Mode {
     Threaded(tokio::runtime::Handle),
     /// On the host's thread inside `poll`.
     Poll(Arc<PollQueue>),
+    /// At once, on the thread that delivers (the connection task): only for the library's
+    /// own short, non-blocking handlers (RPC replies).
+    Inline,
 }
 
 /// One consumer: its queue, and its handler if it has one.
@@ -232,6 +235,9 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 handle.spawn_blocking(move || me.drain(usize::MAX));
             }
             Some(Mode::Poll(pq)) => pq.schedule(self.clone()),
+            Some(Mode::Inline) => {
+                self.drain(usize::MAX);
+            }
             None => {}
         }
     }

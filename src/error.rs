@@ -26,6 +26,10 @@ pub enum ErrorKind {
     Unsupported,
     /// A `WATCH`ed key changed and the optimistic transaction gave up after its retries.
     Watch,
+    /// The remote side (an RPC handler) reported an error; the message is its text.
+    Remote,
+    /// No server of the called RPC service is running.
+    NoServer,
 }
 
 impl ErrorKind {
@@ -40,6 +44,8 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Watch => "watch",
+            ErrorKind::Remote => "remote",
+            ErrorKind::NoServer => "no server",
         }
     }
 }

@@ -23,8 +23,11 @@ mod dispatch;
 mod error;
 mod group;
 mod pubsub;
+mod queue;
 mod reply;
+mod rpc;
 mod runtime;
+mod tx;
 
 pub use client::{Client, SetOptions};
 pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
@@ -32,7 +35,12 @@ pub use dispatch::{ErrorHook, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
 pub use group::SubscriptionGroup;
 pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
+pub use queue::{
+    DeadLetter, QueueCounts, Request, RequestHandler, Worker, WorkerOptions, WorkerStats,
+};
 pub use reply::{Reply, ReplyType, ServerError};
+pub use rpc::{Call, CallOptions, RpcHandler, RpcServer};
+pub use tx::{Pipeline, Transaction, WatchSession};
 
 /// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -119,6 +119,8 @@ pub struct SubscribeOptions {
     pub handler: Option<Handler<Event>>,
     /// Where handler panics are reported (default: stderr).
     pub error_hook: Option<ErrorHook>,
+    /// Run the handler inline in the connection task (library-internal handlers only).
+    pub(crate) inline: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -128,6 +130,7 @@ impl Default for SubscribeOptions {
             overflow: Overflow::Block,
             handler: None,
             error_hook: None,
+            inline: false,
         }
     }
 }
@@ -338,11 +341,16 @@ impl PubSub {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::closed());
         }
+        let mode = if opts.inline {
+            Mode::Inline
+        } else {
+            self.mode.clone()
+        };
         let delivery = Delivery::new(
             opts.capacity,
             opts.overflow,
             opts.handler,
-            self.mode.clone(),
+            mode,
             opts.error_hook,
         );
         let id = {

@@ -1,0 +1,944 @@
+//! Request queues: producers `LPUSH` requests, workers pop them and run a handler.
+//!
+//! - **Plain** (at-most-once): `BRPOP` (or `RPOP key N` to take a few at once); a request
+//!   popped by a worker that dies is lost.
+//! - **Reliable** (at-least-once): `BLMOVE` moves each request atomically into the worker
+//!   loop's own in-flight list, guarded by a lease key that a heartbeat keeps alive. On
+//!   success the request is removed (ack); on failure it is re-queued with its attempt count
+//!   raised, and after `max_attempts` moved to the dead-letter list with the error. When a
+//!   worker dies its lease expires, and any live worker of the queue moves its in-flight
+//!   requests back to the queue.
+//!
+//! Keys (one hash tag per queue, so a queue's keys share a cluster slot):
+//! `{prefix}{q:NAME}:pending`, `...:inflight:<consumer>`, `...:lease:<consumer>`,
+//! `...:consumers` (set), `...:dead`.
+//!
+//! Items are the raw payload as sent (so any Redis client can produce); a request that was
+//! retried carries a small binary envelope (magic `\0ipq\x01`, attempt, payload), and a
+//! dead letter another one (magic `\0ipd\x01`, attempts, error, payload).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::reply::Reply;
+use crate::runtime;
+
+const RETRY_MAGIC: &[u8] = b"\0ipq\x01";
+const DEAD_MAGIC: &[u8] = b"\0ipd\x01";
+
+/// One request handed to a handler.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Request {
+    /// The queue it came from.
+    pub queue: Bytes,
+    /// The payload as sent.
+    pub payload: Bytes,
+    /// How many times it was handed to a handler before (0 the first time).
+    pub attempt: u32,
+}
+
+/// A request handler: `Ok(())` acks; `Err(message)` is a failure (retried in reliable mode).
+/// A panic counts as a failure.
+pub type RequestHandler = Arc<dyn Fn(&Request) -> std::result::Result<(), String> + Send + Sync>;
+
+/// Options of a worker ([`Client::handle_requests`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// Handlers running in parallel (each its own loop and connection); default 1.
+    pub concurrency: usize,
+    /// How long one blocking pop waits on the server (default 1 s); also bounds how
+    /// quickly `stop` is noticed by an idle worker.
+    pub block_timeout: Duration,
+    /// At-least-once delivery with leases, retries and dead letters (default false).
+    pub reliable: bool,
+    /// Reliable mode: attempts before a request becomes a dead letter (default 3).
+    pub max_attempts: u32,
+    /// Reliable mode: how long a dead worker's requests stay claimed (default 30 s).
+    pub lease: Duration,
+    /// Plain mode: requests taken per round trip when the queue is busy (default 16; a
+    /// worker that dies loses at most these).
+    pub prefetch: usize,
+    /// Where handler failures and worker errors are reported (default: stderr).
+    pub error_hook: Option<crate::dispatch::ErrorHook>,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 1,
+            block_timeout: Duration::from_secs(1),
+            reliable: false,
+            max_attempts: 3,
+            lease: Duration::from_secs(30),
+            prefetch: 16,
+            error_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerOptions")
+            .field("concurrency", &self.concurrency)
+            .field("block_timeout", &self.block_timeout)
+            .field("reliable", &self.reliable)
+            .field("max_attempts", &self.max_attempts)
+            .field("lease", &self.lease)
+            .field("prefetch", &self.prefetch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerOptions {
+    /// Set the concurrency.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Set the blocking pop timeout.
+    pub fn block_timeout(mut self, t: Duration) -> Self {
+        self.block_timeout = t;
+        self
+    }
+    /// Turn reliable mode on or off.
+    pub fn reliable(mut self, on: bool) -> Self {
+        self.reliable = on;
+        self
+    }
+    /// Set the attempts before a dead letter.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+    /// Set the lease.
+    pub fn lease(mut self, t: Duration) -> Self {
+        self.lease = t;
+        self
+    }
+    /// Set the prefetch.
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n;
+        self
+    }
+    /// Report failures to `hook` instead of stderr.
+    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.error_hook = Some(Arc::new(hook));
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.concurrency == 0 || self.concurrency > 1024 {
+            return Err(Error::invalid("concurrency must be between 1 and 1024"));
+        }
+        if self.block_timeout < Duration::from_millis(10) {
+            return Err(Error::invalid("block_timeout must be at least 10 ms"));
+        }
+        if self.reliable && self.max_attempts == 0 {
+            return Err(Error::invalid("max_attempts must be at least 1"));
+        }
+        if self.reliable && self.lease < Duration::from_millis(100) {
+            return Err(Error::invalid("lease must be at least 100 ms"));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a queue, from the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueCounts {
+    /// Requests waiting.
+    pub pending: u64,
+    /// Requests being handled by reliable workers.
+    pub inflight: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
+/// A dead letter: a request that failed `max_attempts` times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The payload as sent.
+    pub payload: Bytes,
+    /// How many times it was tried.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Requests handled successfully.
+    pub handled: u64,
+    /// Handler failures (each retry counts).
+    pub failed: u64,
+    /// Requests this worker moved to the dead-letter list.
+    pub dead_lettered: u64,
+    /// Requests of dead workers this worker put back into the queue.
+    pub recovered: u64,
+}
+
+/// The keys of one queue.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueKeys {
+    pub name: Bytes,
+    base: Vec<u8>,
+}
+
+impl QueueKeys {
+    pub(crate) fn new(prefix: &str, kind: &str, name: &[u8]) -> Result<QueueKeys> {
+        if name.is_empty() {
+            return Err(Error::invalid("a queue name must not be empty"));
+        }
+        if name.iter().any(|b| *b == b'{' || *b == b'}') {
+            return Err(Error::invalid("a queue name must not contain '{' or '}'"));
+        }
+        let mut base = prefix.as_bytes().to_vec();
+        base.push(b'{');
+        base.extend_from_slice(kind.as_bytes());
+        base.push(b':');
+        base.extend_from_slice(name);
+        base.push(b'}');
+        Ok(QueueKeys {
+            name: Bytes::copy_from_slice(name),
+            base,
+        })
+    }
+    fn key(&self, suffix: &str) -> Vec<u8> {
+        let mut k = self.base.clone();
+        k.push(b':');
+        k.extend_from_slice(suffix.as_bytes());
+        k
+    }
+    pub(crate) fn pending(&self) -> Vec<u8> {
+        self.key("pending")
+    }
+    fn inflight(&self, cid: &str) -> Vec<u8> {
+        self.key(&format!("inflight:{cid}"))
+    }
+    fn lease(&self, cid: &str) -> Vec<u8> {
+        self.key(&format!("lease:{cid}"))
+    }
+    fn consumers(&self) -> Vec<u8> {
+        self.key("consumers")
+    }
+    fn dead(&self) -> Vec<u8> {
+        self.key("dead")
+    }
+}
+
+/// Decode an item: (attempts so far, payload).
+fn decode_item(item: &[u8]) -> (u32, &[u8]) {
+    if let Some(rest) = item.strip_prefix(RETRY_MAGIC)
+        && rest.len() >= 4
+    {
+        let attempt = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        return (attempt, &rest[4..]);
+    }
+    if let Some(d) = decode_dead(item) {
+        // A requeued dead letter starts over.
+        return (0, d.2);
+    }
+    (0, item)
+}
+
+fn encode_retry(attempt: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(RETRY_MAGIC.len() + 4 + payload.len());
+    v.extend_from_slice(RETRY_MAGIC);
+    v.extend_from_slice(&attempt.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn encode_dead(attempts: u32, error: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(DEAD_MAGIC.len() + 8 + error.len() + payload.len());
+    v.extend_from_slice(DEAD_MAGIC);
+    v.extend_from_slice(&attempts.to_be_bytes());
+    v.extend_from_slice(&(error.len() as u32).to_be_bytes());
+    v.extend_from_slice(error.as_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn decode_dead(item: &[u8]) -> Option<(u32, &str, &[u8])> {
+    let rest = item.strip_prefix(DEAD_MAGIC)?;
+    if rest.len() < 8 {
+        return None;
+    }
+    let attempts = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let elen = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+    let rest = &rest[8..];
+    if rest.len() < elen {
+        return None;
+    }
+    let error = std::str::from_utf8(&rest[..elen]).unwrap_or("(invalid UTF-8)");
+    Some((attempts, error, &rest[elen..]))
+}
+
+/// Nack: remove from in-flight, then re-queue with the attempt raised, or dead-letter.
+/// KEYS: inflight, pending, dead. ARGV: item, requeued item, dead item, 1 if dead.
+const NACK: &str = r"
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('LPUSH', KEYS[3], ARGV[3])
+else
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+end
+return 1";
+
+/// Recover the in-flight requests of consumers whose lease expired.
+/// KEYS: consumers set, pending. ARGV: the key base (`{prefix}{q:NAME}:`).
+/// Returns how many requests were put back.
+const RECOVER: &str = r"
+local moved = 0
+for _, cid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. cid) == 0 then
+    local inflight = ARGV[1] .. 'inflight:' .. cid
+    while redis.call('LMOVE', inflight, KEYS[2], 'RIGHT', 'RIGHT') do
+      moved = moved + 1
+    end
+    redis.call('SREM', KEYS[1], cid)
+  end
+end
+return moved";
+
+/// A consumer leaving cleanly. KEYS: inflight, pending, lease, consumers. ARGV: its id.
+const RELEASE: &str = r"
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do end
+redis.call('DEL', KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+return 1";
+
+/// Put every dead letter back into the queue. KEYS: dead, pending. Returns how many.
+const REQUEUE_DEAD: &str = r"
+local n = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do
+  n = n + 1
+end
+return n";
+
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+struct Shared {
+    client: Client,
+    queues: Vec<QueueKeys>,
+    handler: RequestHandler,
+    opts: WorkerOptions,
+    stop: AtomicBool,
+    handled: AtomicU64,
+    failed: AtomicU64,
+    dead_lettered: AtomicU64,
+    recovered: AtomicU64,
+    /// Reliable mode: the consumer ids of the loops (their leases are kept alive).
+    consumers: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn report(&self, text: &str) {
+        match &self.opts.error_hook {
+            Some(h) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| h(text)));
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Run the handler, counting a panic as a failure.
+    fn run_handler(&self, req: &Request) -> std::result::Result<(), String> {
+        match catch_unwind(AssertUnwindSafe(|| (self.handler)(req))) {
+            Ok(r) => r,
+            Err(p) => Err(p
+                .downcast_ref::<&str>()
+                .map(|s| format!("handler panicked: {s}"))
+                .or_else(|| {
+                    p.downcast_ref::<String>()
+                        .map(|s| format!("handler panicked: {s}"))
+                })
+                .unwrap_or_else(|| "handler panicked".to_string())),
+        }
+    }
+}
+
+/// A running worker: loops popping requests and running the handler. Stop it with
+/// [`Worker::stop`]; dropping it stops it too (waiting up to 10 s for running handlers).
+pub struct Worker {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field(
+                "queues",
+                &self
+                    .shared
+                    .queues
+                    .iter()
+                    .map(|q| &q.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("opts", &self.shared.opts)
+            .finish()
+    }
+}
+
+impl Worker {
+    pub(crate) fn start(
+        client: Client,
+        queues: Vec<QueueKeys>,
+        handler: RequestHandler,
+        opts: WorkerOptions,
+    ) -> Result<Worker> {
+        opts.validate()?;
+        if queues.is_empty() {
+            return Err(Error::invalid("give at least one queue"));
+        }
+        let shared = Arc::new(Shared {
+            client,
+            queues,
+            handler,
+            opts,
+            stop: AtomicBool::new(false),
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+            consumers: Mutex::new(Vec::new()),
+        });
+        let mut worker = Worker {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            heartbeat: None,
+        };
+        if shared.opts.reliable {
+            let ids: Vec<String> = (0..shared.opts.concurrency).map(|_| random_id()).collect();
+            *shared.consumers.lock().unwrap_or_else(|p| p.into_inner()) = ids;
+            let s = shared.clone();
+            worker.heartbeat = Some(shared.client.runtime_handle().spawn(heartbeat(s)));
+        }
+        for i in 0..shared.opts.concurrency {
+            let s = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("redipc-worker-{i}"))
+                .spawn(move || consumer_loop(s, i))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        format!("cannot start a worker thread: {e}"),
+                    )
+                })?;
+            worker.threads.push(t);
+        }
+        Ok(worker)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> WorkerStats {
+        let s = &self.shared;
+        WorkerStats {
+            handled: s.handled.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
+            recovered: s.recovered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stop taking requests, wait up to `deadline` for running handlers to finish, and
+    /// release the worker's keys. A [`ErrorKind::Timeout`] error if handlers were still
+    /// running at the deadline (their threads finish on their own; in reliable mode their
+    /// requests stay in flight and are recovered after the lease).
+    pub fn stop(&mut self, deadline: Duration) -> Result<()> {
+        self.shared.stop.store(true, Ordering::Release);
+        let until = Instant::now() + deadline;
+        while self.threads.iter().any(|t| !t.is_finished()) {
+            if Instant::now() >= until {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("worker handlers still running after {deadline:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.stop(Duration::from_secs(10));
+        }
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+}
+
+async fn renew_leases(shared: &Shared, ids: &[String], register: bool) -> Result<()> {
+    let ms = shared.opts.lease.as_millis().to_string();
+    let mut pipe = shared.client.pipeline();
+    for q in &shared.queues {
+        for cid in ids {
+            pipe.add(&[b"SET".as_slice(), &q.lease(cid), b"1", b"PX", ms.as_bytes()])?;
+            if register {
+                pipe.add(&[b"SADD".as_slice(), &q.consumers(), cid.as_bytes()])?;
+            }
+        }
+    }
+    for r in pipe.exec().await? {
+        if let Reply::Error(e) = r {
+            return Err(Error::from(e).context("renew leases"));
+        }
+    }
+    Ok(())
+}
+
+async fn heartbeat(shared: Arc<Shared>) {
+    let every = shared.opts.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        if shared.stopped() {
+            return;
+        }
+        let ids = shared
+            .consumers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Err(e) = renew_leases(&shared, &ids, false).await {
+            shared.report(&format!("redipc worker: could not renew leases: {e}"));
+        }
+    }
+}
+
+/// A connection of the loop's own for blocking pops, re-made after errors.
+struct LoopConn {
+    conn: Option<MultiplexedConnection>,
+}
+
+impl LoopConn {
+    async fn call(
+        &mut self,
+        shared: &Shared,
+        cmd: &redis::Cmd,
+        timeout: Duration,
+    ) -> Result<Reply> {
+        if self.conn.is_none() {
+            self.conn = Some(shared.client.conn().dedicated().await?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Error::closed());
+        };
+        match tokio::time::timeout(timeout, conn.send_packed_command(cmd)).await {
+            Ok(Ok(v)) => match Reply::from_value(v) {
+                Reply::Error(e) => Err(Error::from(e)),
+                r => Ok(r),
+            },
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(Error::from(e))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply within {timeout:?}"),
+                ))
+            }
+        }
+    }
+}
+
+fn consumer_loop(shared: Arc<Shared>, index: usize) {
+    let handle = shared.client.runtime_handle().clone();
+    let mut conn = LoopConn { conn: None };
+    let mut rotation = index;
+    let mut last_recover: Option<Instant> = None;
+    let cid = shared
+        .consumers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(index)
+        .cloned();
+    let mut backoff = Duration::from_millis(10);
+    // Reliable mode: claim the lease before the first pop so nobody recovers from us.
+    if let Some(cid) = &cid {
+        while let Err(e) = runtime::block_on(
+            &handle,
+            renew_leases(&shared, std::slice::from_ref(cid), true),
+        )
+        .and_then(|r| r)
+        {
+            if e.is_closed() || shared.stopped() {
+                return;
+            }
+            shared.report(&format!("redipc worker: claiming the lease: {e}"));
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+    while !shared.stopped() {
+        // Handlers run here, outside the runtime: they may use the blocking client.
+        let result = match &cid {
+            None => runtime::block_on(&handle, plain_pop(&shared, &mut conn, rotation))
+                .and_then(|r| r)
+                .map(|items| {
+                    for (q, item) in items {
+                        handle_plain(&shared, &shared.queues[q], &item);
+                    }
+                }),
+            Some(cid) => {
+                if last_recover.is_none_or(|t| t.elapsed() >= shared.opts.lease / 2) {
+                    last_recover = Some(Instant::now());
+                    if let Err(e) = runtime::block_on(&handle, recover(&shared)).and_then(|r| r) {
+                        shared.report(&format!("redipc worker: recovering expired leases: {e}"));
+                    }
+                }
+                runtime::block_on(&handle, reliable_pop(&shared, &mut conn, cid, rotation))
+                    .and_then(|r| r)
+                    .and_then(|got| match got {
+                        None => Ok(()),
+                        Some((q, item)) => {
+                            let q = &shared.queues[q];
+                            let (attempt, payload) = decode_item(&item);
+                            let req = Request {
+                                queue: q.name.clone(),
+                                payload: Bytes::copy_from_slice(payload),
+                                attempt,
+                            };
+                            let outcome = shared.run_handler(&req);
+                            runtime::block_on(&handle, settle(&shared, q, cid, &item, outcome))
+                                .and_then(|r| r)
+                        }
+                    })
+            }
+        };
+        rotation = rotation.wrapping_add(1);
+        match result {
+            Ok(()) => backoff = Duration::from_millis(10),
+            Err(e) => {
+                if e.is_closed() {
+                    return;
+                }
+                shared.report(&format!("redipc worker: {e}"));
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    if let Some(cid) = &cid
+        && let Err(e) = runtime::block_on(&handle, release(&shared, cid)).and_then(|r| r)
+    {
+        shared.report(&format!("redipc worker: releasing on stop: {e}"));
+    }
+}
+
+/// The queues in this round's order (rotating, for fairness).
+fn rotated(shared: &Shared, rotation: usize) -> Vec<usize> {
+    let n = shared.queues.len();
+    (0..n).map(|i| (rotation + i) % n).collect()
+}
+
+/// Plain mode: take up to `prefetch` requests without blocking, else block on all queues.
+async fn plain_pop(
+    shared: &Shared,
+    conn: &mut LoopConn,
+    rotation: usize,
+) -> Result<Vec<(usize, Vec<u8>)>> {
+    let rt = shared.client.conn().response_timeout();
+    let order = rotated(shared, rotation);
+    if shared.opts.prefetch > 1 {
+        let q = order[0];
+        let mut cmd = redis::cmd("RPOP");
+        cmd.arg(shared.queues[q].pending())
+            .arg(shared.opts.prefetch);
+        if let Reply::Array(items) = conn.call(shared, &cmd, rt).await? {
+            return Ok(items
+                .into_iter()
+                .filter_map(|i| i.into_opt_bytes().ok().flatten())
+                .map(|i| (q, i))
+                .collect());
+        }
+    }
+    let mut cmd = redis::cmd("BRPOP");
+    for q in &order {
+        cmd.arg(shared.queues[*q].pending());
+    }
+    cmd.arg(shared.opts.block_timeout.as_secs_f64());
+    let reply = conn
+        .call(shared, &cmd, shared.opts.block_timeout + rt)
+        .await?;
+    let mut out = Vec::new();
+    if let Some([key, item]) = reply.as_slice().and_then(|s| s.get(..2)) {
+        let q = order
+            .iter()
+            .copied()
+            .find(|q| Some(&shared.queues[*q].pending()[..]) == key.as_bytes())
+            .unwrap_or(order[0]);
+        if let Some(p) = item.as_bytes() {
+            out.push((q, p.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+fn handle_plain(shared: &Shared, q: &QueueKeys, item: &[u8]) {
+    let (attempt, payload) = decode_item(item);
+    let req = Request {
+        queue: q.name.clone(),
+        payload: Bytes::copy_from_slice(payload),
+        attempt,
+    };
+    match shared.run_handler(&req) {
+        Ok(()) => {
+            shared.handled.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            shared.report(&format!(
+                "redipc worker: handler failed on queue {} (plain mode: not retried): {e}",
+                String::from_utf8_lossy(&q.name)
+            ));
+        }
+    }
+}
+
+/// Reliable mode: move one request into our in-flight list.
+async fn reliable_pop(
+    shared: &Shared,
+    conn: &mut LoopConn,
+    cid: &str,
+    rotation: usize,
+) -> Result<Option<(usize, Vec<u8>)>> {
+    let rt = shared.client.conn().response_timeout();
+    let order = rotated(shared, rotation);
+    // Without blocking, over every queue in turn ...
+    for q in &order {
+        let k = &shared.queues[*q];
+        let mut cmd = redis::cmd("LMOVE");
+        cmd.arg(k.pending())
+            .arg(k.inflight(cid))
+            .arg("RIGHT")
+            .arg("LEFT");
+        if let Some(item) = conn.call(shared, &cmd, rt).await?.into_opt_bytes()? {
+            return Ok(Some((*q, item)));
+        }
+    }
+    // ... then block on one (each queue gets a share of the block time).
+    let q = order[0];
+    let k = &shared.queues[q];
+    let block =
+        (shared.opts.block_timeout / shared.queues.len() as u32).max(Duration::from_millis(10));
+    let mut cmd = redis::cmd("BLMOVE");
+    cmd.arg(k.pending())
+        .arg(k.inflight(cid))
+        .arg("RIGHT")
+        .arg("LEFT")
+        .arg(block.as_secs_f64());
+    Ok(conn
+        .call(shared, &cmd, block + rt)
+        .await?
+        .into_opt_bytes()?
+        .map(|item| (q, item)))
+}
+
+/// Reliable mode: ack (remove from in-flight) or nack (re-queue, or dead-letter).
+async fn settle(
+    shared: &Shared,
+    q: &QueueKeys,
+    cid: &str,
+    item: &[u8],
+    outcome: std::result::Result<(), String>,
+) -> Result<()> {
+    match outcome {
+        Ok(()) => {
+            let mut cmd = redis::cmd("LREM");
+            cmd.arg(q.inflight(cid)).arg(1).arg(item);
+            shared
+                .client
+                .run_cmd(&cmd)
+                .await
+                .map_err(|e| e.context("ack"))?;
+            shared.handled.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(err) => {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            let (attempt, payload) = decode_item(item);
+            let attempts = attempt + 1;
+            let dead = attempts >= shared.opts.max_attempts;
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(NACK)
+                .arg(3)
+                .arg(q.inflight(cid))
+                .arg(q.pending())
+                .arg(q.dead())
+                .arg(item)
+                .arg(encode_retry(attempts, payload))
+                .arg(encode_dead(attempts, &err, payload))
+                .arg(if dead { "1" } else { "0" });
+            shared
+                .client
+                .run_cmd(&cmd)
+                .await
+                .map_err(|e| e.context("nack"))?;
+            if dead {
+                shared.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                shared.report(&format!(
+                    "redipc worker: request on queue {} failed {attempts} times, moved to the dead letters: {err}",
+                    String::from_utf8_lossy(&q.name)
+                ));
+            } else {
+                shared.report(&format!(
+                    "redipc worker: handler failed on queue {} (attempt {attempts} of {}): {err}",
+                    String::from_utf8_lossy(&q.name),
+                    shared.opts.max_attempts
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn recover(shared: &Shared) -> Result<()> {
+    for q in &shared.queues {
+        let mut base = q.base.clone();
+        base.push(b':');
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RECOVER)
+            .arg(2)
+            .arg(q.consumers())
+            .arg(q.pending())
+            .arg(base);
+        let n = shared.client.run_cmd(&cmd).await?.into_int()?;
+        if n > 0 {
+            shared.recovered.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// A clean stop: give back anything still in flight, drop the lease, leave the set.
+async fn release(shared: &Shared, cid: &str) -> Result<()> {
+    for q in &shared.queues {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RELEASE)
+            .arg(4)
+            .arg(q.inflight(cid))
+            .arg(q.pending())
+            .arg(q.lease(cid))
+            .arg(q.consumers())
+            .arg(cid);
+        shared.client.run_cmd(&cmd).await?;
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Send a request: `LPUSH` the payload into the queue (any size, including empty).
+    pub async fn send_request(
+        &self,
+        queue: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let q = QueueKeys::new(&self.options().key_prefix, "q", queue.as_ref())?;
+        self.command(&[b"LPUSH".as_slice(), &q.pending(), payload.as_ref()])
+            .await
+            .map(|_| ())
+    }
+
+    /// Start a worker on `queues` (one `BRPOP` over all of them, in rotating order for
+    /// fairness) running `handler` for every request; see [`WorkerOptions`].
+    pub fn handle_requests<Q: AsRef<[u8]>>(
+        &self,
+        queues: &[Q],
+        handler: RequestHandler,
+        opts: WorkerOptions,
+    ) -> Result<Worker> {
+        let keys = queues
+            .iter()
+            .map(|q| QueueKeys::new(&self.options().key_prefix, "q", q.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        Worker::start(self.clone(), keys, handler, opts)
+    }
+
+    /// Pending, in-flight and dead-letter counts of a queue.
+    pub async fn queue_stats(&self, queue: impl AsRef<[u8]>) -> Result<QueueCounts> {
+        let q = QueueKeys::new(&self.options().key_prefix, "q", queue.as_ref())?;
+        let consumers = self
+            .command(&[b"SMEMBERS".as_slice(), &q.consumers()])
+            .await?;
+        let mut pipe = self.pipeline();
+        pipe.add(&[b"LLEN".as_slice(), &q.pending()])?;
+        pipe.add(&[b"LLEN".as_slice(), &q.dead()])?;
+        for c in consumers.as_slice().unwrap_or(&[]) {
+            if let Some(cid) = c.as_bytes() {
+                pipe.add(&[
+                    b"LLEN".as_slice(),
+                    &q.inflight(&String::from_utf8_lossy(cid)),
+                ])?;
+            }
+        }
+        let r = pipe.exec().await?;
+        let n = |r: &Reply| r.as_int().unwrap_or(0).max(0) as u64;
+        Ok(QueueCounts {
+            pending: r.first().map(n).unwrap_or(0),
+            dead: r.get(1).map(n).unwrap_or(0),
+            inflight: r.iter().skip(2).map(n).sum(),
+        })
+    }
+
+    /// The dead letters of a queue (oldest first), without removing them.
+    pub async fn dead_letters(&self, queue: impl AsRef<[u8]>) -> Result<Vec<DeadLetter>> {
+        let q = QueueKeys::new(&self.options().key_prefix, "q", queue.as_ref())?;
+        let r = self
+            .command(&[b"LRANGE".as_slice(), &q.dead(), b"0", b"-1"])
+            .await?;
+        let mut out = Vec::new();
+        for item in r.as_slice().unwrap_or(&[]).iter().rev() {
+            if let Some((attempts, error, payload)) = item.as_bytes().and_then(decode_dead) {
+                out.push(DeadLetter {
+                    payload: Bytes::copy_from_slice(payload),
+                    attempts,
+                    error: error.to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Put every dead letter of a queue back into it (attempts start over); returns how
+    /// many.
+    pub async fn requeue_dead_letters(&self, queue: impl AsRef<[u8]>) -> Result<u64> {
+        let q = QueueKeys::new(&self.options().key_prefix, "q", queue.as_ref())?;
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(REQUEUE_DEAD).arg(2).arg(q.dead()).arg(q.pending());
+        Ok(self.run_cmd(&cmd).await?.into_int()?.max(0) as u64)
+    }
+}

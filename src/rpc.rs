@@ -1,0 +1,487 @@
+//! Request/reply RPC over a request queue and pub/sub.
+//!
+//! A call pushes an envelope (call id, reply channel, absolute deadline, method, payload)
+//! into the service's queue `{prefix}{rpc:SERVICE}:pending`; a server (a plain queue
+//! worker) pops it, drops it unrun if its deadline passed, runs the handler, and publishes
+//! the reply envelope on the caller's reply channel. Each client has one reply channel
+//! (`{prefix}rpc:reply:<random>`), subscribed on its first call and shared by all its calls,
+//! so a call leaves no key and no subscription behind. Servers announce themselves in
+//! `{prefix}{rpc:SERVICE}:servers` (a sorted set scored by expiry), which tells a caller
+//! that timed out whether anybody serves the service at all.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{OnceCell, oneshot};
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::pubsub::{Event, SubscribeOptions, Subscription};
+use crate::queue::{QueueKeys, Request, Worker, WorkerOptions};
+use crate::runtime;
+
+const REQ_MAGIC: &[u8] = b"RPQ1";
+const REP_MAGIC: &[u8] = b"RPR1";
+const STATUS_OK: u8 = 0;
+const STATUS_ERR: u8 = 1;
+
+/// One call as a server sees it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Call {
+    /// The method name (empty for plain `call`).
+    pub method: Bytes,
+    /// The request payload.
+    pub payload: Bytes,
+    /// When the caller stops waiting.
+    pub deadline: SystemTime,
+}
+
+/// An RPC handler: the reply payload, or an error message sent back to the caller as a
+/// remote error. A panic is a remote error too.
+pub type RpcHandler = Arc<dyn Fn(&Call) -> std::result::Result<Vec<u8>, String> + Send + Sync>;
+
+/// Options of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// How long to wait for the reply (default 5 s).
+    pub timeout: Duration,
+    /// Fail at once with [`ErrorKind::NoServer`] when no live server of the service is
+    /// registered (costs one round trip more; default off: then a call nobody answers
+    /// fails after its timeout, with `NoServer` when no server is registered).
+    pub fail_fast: bool,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            timeout: Duration::from_secs(5),
+            fail_fast: false,
+        }
+    }
+}
+
+impl CallOptions {
+    /// Set the timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+    /// Turn fail-fast on or off.
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.fail_fast = on;
+        self
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn put_short(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+    let n = u16::try_from(b.len()).map_err(|_| Error::invalid("name longer than 65535 bytes"))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(b);
+    Ok(())
+}
+
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if b.len() < n {
+        return None;
+    }
+    let (head, rest) = b.split_at(n);
+    *b = rest;
+    Some(head)
+}
+
+fn take_u64(b: &mut &[u8]) -> Option<u64> {
+    take(b, 8).map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8])))
+}
+
+fn take_short<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = take(b, 2).map(|s| u16::from_be_bytes([s[0], s[1]]))? as usize;
+    take(b, n)
+}
+
+struct RequestEnvelope<'a> {
+    deadline_ms: u64,
+    call_id: u64,
+    reply_to: &'a [u8],
+    method: &'a [u8],
+    payload: &'a [u8],
+}
+
+fn encode_request(e: &RequestEnvelope<'_>) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(32 + e.reply_to.len() + e.method.len() + e.payload.len());
+    out.extend_from_slice(REQ_MAGIC);
+    out.extend_from_slice(&e.deadline_ms.to_be_bytes());
+    out.extend_from_slice(&e.call_id.to_be_bytes());
+    put_short(&mut out, e.reply_to)?;
+    put_short(&mut out, e.method)?;
+    out.extend_from_slice(e.payload);
+    Ok(out)
+}
+
+fn decode_request(mut b: &[u8]) -> Option<RequestEnvelope<'_>> {
+    if take(&mut b, 4)? != REQ_MAGIC {
+        return None;
+    }
+    Some(RequestEnvelope {
+        deadline_ms: take_u64(&mut b)?,
+        call_id: take_u64(&mut b)?,
+        reply_to: take_short(&mut b)?,
+        method: take_short(&mut b)?,
+        payload: b,
+    })
+}
+
+fn encode_reply(call_id: u64, status: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(13 + payload.len());
+    out.extend_from_slice(REP_MAGIC);
+    out.extend_from_slice(&call_id.to_be_bytes());
+    out.push(status);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn decode_reply(mut b: &[u8]) -> Option<(u64, u8, &[u8])> {
+    if take(&mut b, 4)? != REP_MAGIC {
+        return None;
+    }
+    let id = take_u64(&mut b)?;
+    let status = *take(&mut b, 1)?.first()?;
+    Some((id, status, b))
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<(u8, Bytes)>>>>;
+
+/// The caller side of a client: its reply channel and the calls waiting on it.
+pub(crate) struct Caller {
+    channel: Bytes,
+    waiters: Waiters,
+    next_id: AtomicU64,
+    _sub: Subscription,
+}
+
+impl Caller {
+    async fn start(client: &Client) -> Result<Caller> {
+        let channel = Bytes::from(format!(
+            "{}rpc:reply:{:016x}",
+            client.options().key_prefix,
+            rand::random::<u64>()
+        ));
+        let waiters: Waiters = Arc::default();
+        let w = waiters.clone();
+        let mut opts = SubscribeOptions::default().batch_handler(move |events| {
+            for e in events {
+                if let Event::Message(m) = e
+                    && let Some((id, status, payload)) = decode_reply(&m.payload)
+                {
+                    let tx = w.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    if let Some(tx) = tx {
+                        let _ = tx.send((status, Bytes::copy_from_slice(payload)));
+                    }
+                }
+            }
+        });
+        // Replies go straight to the waiting call from the connection task.
+        opts.inline = true;
+        let sub = client.subscribe(&[&channel[..]], opts).await?;
+        Ok(Caller {
+            channel,
+            waiters,
+            next_id: AtomicU64::new(1),
+            _sub: sub,
+        })
+    }
+}
+
+fn service_keys(client: &Client, service: &[u8]) -> Result<QueueKeys> {
+    QueueKeys::new(&client.options().key_prefix, "rpc", service)
+        .map_err(|e| e.context("RPC service name"))
+}
+
+/// A running RPC server; stop it with [`RpcServer::stop`] (or drop it).
+#[derive(Debug)]
+pub struct RpcServer {
+    worker: Worker,
+    presence: tokio::task::JoinHandle<()>,
+    client: Client,
+    servers_key: Vec<u8>,
+    id: String,
+}
+
+impl RpcServer {
+    /// Stop taking calls and wait up to `deadline` for running handlers.
+    pub fn stop(&mut self, deadline: Duration) -> Result<()> {
+        self.presence.abort();
+        let r = self.worker.stop(deadline);
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(&self.servers_key[..]).arg(&self.id);
+        let client = &self.client;
+        let _ = runtime::block_on(client.runtime_handle(), client.run_cmd(&cmd));
+        r
+    }
+
+    /// Counters of the underlying worker (handled = calls answered).
+    pub fn stats(&self) -> crate::WorkerStats {
+        self.worker.stats()
+    }
+}
+
+impl Drop for RpcServer {
+    fn drop(&mut self) {
+        self.presence.abort();
+    }
+}
+
+/// How often a server renews its presence, and how long the presence lasts.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+const PRESENCE_TTL_MS: u64 = 3_000;
+
+impl Client {
+    async fn caller(&self) -> Result<&Caller> {
+        self.rpc_caller()
+            .get_or_try_init(|| Caller::start(self))
+            .await
+    }
+
+    /// Call `method` of `service` with `payload`, waiting up to `opts.timeout` for the
+    /// reply. Errors: [`ErrorKind::Remote`] with the handler's message,
+    /// [`ErrorKind::Timeout`], [`ErrorKind::NoServer`] when nobody serves the service.
+    pub async fn call_with(
+        &self,
+        service: impl AsRef<[u8]>,
+        method: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+        opts: CallOptions,
+    ) -> Result<Bytes> {
+        let service = service.as_ref();
+        let keys = service_keys(self, service)?;
+        let what = || {
+            format!(
+                "call {}.{}",
+                String::from_utf8_lossy(service),
+                String::from_utf8_lossy(method.as_ref())
+            )
+        };
+        if opts.timeout.is_zero() {
+            return Err(Error::invalid("a call timeout must be greater than zero"));
+        }
+        if opts.fail_fast && !self.has_server(&keys).await? {
+            return Err(no_server(service).context(what()));
+        }
+        let caller = self.caller().await.map_err(|e| e.context(what()))?;
+        let id = caller.next_id.fetch_add(1, Ordering::Relaxed);
+        let envelope = encode_request(&RequestEnvelope {
+            deadline_ms: now_ms() + opts.timeout.as_millis() as u64,
+            call_id: id,
+            reply_to: &caller.channel,
+            method: method.as_ref(),
+            payload: payload.as_ref(),
+        })?;
+        let (tx, rx) = oneshot::channel();
+        caller
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let forget = || {
+            caller
+                .waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        };
+        if let Err(e) = self
+            .command(&[b"LPUSH".as_slice(), &keys.pending(), &envelope])
+            .await
+        {
+            forget();
+            return Err(e.context(what()));
+        }
+        match tokio::time::timeout(opts.timeout, rx).await {
+            Ok(Ok((STATUS_OK, payload))) => Ok(payload),
+            Ok(Ok((_, message))) => Err(Error::new(
+                ErrorKind::Remote,
+                String::from_utf8_lossy(&message).into_owned(),
+            )
+            .context(what())),
+            Ok(Err(_)) => Err(Error::closed().context(what())),
+            Err(_) => {
+                forget();
+                if !self.has_server(&keys).await.unwrap_or(true) {
+                    return Err(no_server(service).context(what()));
+                }
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply within {:?}", opts.timeout),
+                )
+                .context(what()))
+            }
+        }
+    }
+
+    /// [`call_with`](Client::call_with) with a timeout and no method name.
+    pub async fn call(
+        &self,
+        service: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        self.call_with(
+            service,
+            b"",
+            payload,
+            CallOptions::default().timeout(timeout),
+        )
+        .await
+    }
+
+    async fn has_server(&self, keys: &QueueKeys) -> Result<bool> {
+        let mut cmd = redis::cmd("ZCOUNT");
+        cmd.arg(servers_key(keys)).arg(now_ms()).arg("+inf");
+        Ok(self.run_cmd(&cmd).await?.into_int()? > 0)
+    }
+
+    /// Answer calls to `service` with `handler` (`concurrency` handlers in parallel).
+    /// Requests whose deadline passed are dropped without running the handler.
+    pub fn serve(
+        &self,
+        service: impl AsRef<[u8]>,
+        handler: RpcHandler,
+        concurrency: usize,
+    ) -> Result<RpcServer> {
+        let keys = service_keys(self, service.as_ref())?;
+        let servers = servers_key(&keys);
+        let id = format!("{:016x}", rand::random::<u64>());
+        let publisher = self.clone();
+        let wrapped = move |req: &Request| -> std::result::Result<(), String> {
+            let Some(env) = decode_request(&req.payload) else {
+                return Err("not an RPC request envelope; dropped".to_string());
+            };
+            if now_ms() > env.deadline_ms {
+                return Ok(()); // the caller stopped waiting: do not run it
+            }
+            let call = Call {
+                method: Bytes::copy_from_slice(env.method),
+                payload: Bytes::copy_from_slice(env.payload),
+                deadline: UNIX_EPOCH + Duration::from_millis(env.deadline_ms),
+            };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&call)))
+                .unwrap_or_else(|_| Err("the handler panicked".to_string()));
+            let reply = match &outcome {
+                Ok(v) => encode_reply(env.call_id, STATUS_OK, v),
+                Err(msg) => encode_reply(env.call_id, STATUS_ERR, msg.as_bytes()),
+            };
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(env.reply_to).arg(reply);
+            runtime::block_on(publisher.runtime_handle(), publisher.run_cmd(&cmd))
+                .and_then(|r| r)
+                .map_err(|e| format!("could not send the reply: {e}"))?;
+            Ok(())
+        };
+        let worker = Worker::start(
+            self.clone(),
+            vec![keys],
+            Arc::new(wrapped),
+            WorkerOptions::default()
+                .concurrency(concurrency)
+                .prefetch(1),
+        )?;
+        let c = self.clone();
+        let (key, member) = (servers.clone(), id.clone());
+        let presence = self.runtime_handle().spawn(async move {
+            loop {
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(&key[..])
+                    .arg(now_ms() + PRESENCE_TTL_MS)
+                    .arg(&member);
+                let _ = c.run_cmd(&cmd).await;
+                let mut trim = redis::cmd("ZREMRANGEBYSCORE");
+                trim.arg(&key[..]).arg("-inf").arg(now_ms());
+                let _ = c.run_cmd(&trim).await;
+                tokio::time::sleep(PRESENCE_EVERY).await;
+            }
+        });
+        Ok(RpcServer {
+            worker,
+            presence,
+            client: self.clone(),
+            servers_key: servers,
+            id,
+        })
+    }
+
+    /// Serve several methods: each call is routed by its method name; an unknown method is
+    /// a remote error naming it.
+    pub fn serve_methods(
+        &self,
+        service: impl AsRef<[u8]>,
+        methods: HashMap<String, RpcHandler>,
+        concurrency: usize,
+    ) -> Result<RpcServer> {
+        let handler = move |call: &Call| match methods.get(&*String::from_utf8_lossy(&call.method))
+        {
+            Some(h) => h(call),
+            None => Err(format!(
+                "unknown method {:?}",
+                String::from_utf8_lossy(&call.method)
+            )),
+        };
+        self.serve(service, Arc::new(handler), concurrency)
+    }
+}
+
+fn servers_key(keys: &QueueKeys) -> Vec<u8> {
+    let mut k = keys.pending();
+    k.truncate(k.len() - "pending".len());
+    k.extend_from_slice(b"servers");
+    k
+}
+
+fn no_server(service: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::NoServer,
+        format!(
+            "no server of service {:?} is running",
+            String::from_utf8_lossy(service)
+        ),
+    )
+}
+
+/// The lazily started caller state of a client.
+pub(crate) type CallerCell = OnceCell<Caller>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let e = encode_request(&RequestEnvelope {
+            deadline_ms: 42,
+            call_id: 7,
+            reply_to: b"chan",
+            method: b"add",
+            payload: b"\x00\x01",
+        })
+        .unwrap();
+        let d = decode_request(&e).unwrap();
+        assert_eq!(
+            (d.deadline_ms, d.call_id, d.reply_to, d.method, d.payload),
+            (42, 7, &b"chan"[..], &b"add"[..], &b"\x00\x01"[..])
+        );
+        assert!(decode_request(b"RPQ1short").is_none());
+        let r = encode_reply(9, STATUS_ERR, b"bad");
+        assert_eq!(decode_reply(&r), Some((9, STATUS_ERR, &b"bad"[..])));
+        assert!(decode_reply(b"xx").is_none());
+    }
+}
