@@ -186,7 +186,7 @@ impl Client {
             );
             let mode = match &self.inner.poll {
                 Some(pq) => Mode::Poll(pq.clone()),
-                None => Mode::Threaded(self.inner.handle.clone()),
+                None => Mode::Threaded,
             };
             PubSub::start(settings, mode, &self.inner.handle)
         })

@@ -83,8 +83,8 @@ struct HState<T> {
 /// Where a consumer with a handler runs it.
 #[derive(Clone)]
 pub(crate) enum Mode {
-    /// On the runtime's blocking pool.
-    Threaded(tokio::runtime::Handle),
+    /// On the library's dispatcher threads ([`Dispatcher`]).
+    Threaded,
     /// On the host's thread inside `poll`.
     Poll(Arc<PollQueue>),
     /// At once, on the thread that delivers (the connection task): only for the library's
@@ -230,9 +230,11 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// Hand this (scheduled) consumer to whoever runs its handler.
     fn dispatch(self: &Arc<Self>) {
         match &self.mode {
-            Some(Mode::Threaded(handle)) => {
+            Some(Mode::Threaded) => {
                 let me = self.clone();
-                handle.spawn_blocking(move || me.drain(usize::MAX));
+                Dispatcher::global().submit(Box::new(move || {
+                    me.drain(usize::MAX);
+                }));
             }
             Some(Mode::Poll(pq)) => pq.schedule(self.clone()),
             Some(Mode::Inline) => {
@@ -540,6 +542,87 @@ impl PollQueue {
         while let Ok(n) = (&self.rx).read(&mut buf) {
             if n == 0 {
                 break;
+            }
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The process's dispatcher threads: an elastic pool that starts a thread when every
+/// thread is busy (up to a cap) and lets idle threads go after a while. Handlers run here,
+/// outside the I/O runtime, so they may call the blocking client; a slow handler occupies
+/// only its own thread.
+pub(crate) struct Dispatcher {
+    state: Mutex<PoolState>,
+    work: Condvar,
+}
+
+struct PoolState {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    threads: usize,
+}
+
+/// At most this many dispatcher threads; beyond it jobs wait for a free thread.
+const MAX_DISPATCH_THREADS: usize = 256;
+/// An idle dispatcher thread exits after this long.
+const DISPATCH_IDLE: Duration = Duration::from_secs(10);
+
+impl Dispatcher {
+    pub(crate) fn global() -> &'static Dispatcher {
+        static POOL: std::sync::OnceLock<Dispatcher> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| Dispatcher {
+            state: Mutex::new(PoolState {
+                jobs: VecDeque::new(),
+                idle: 0,
+                threads: 0,
+            }),
+            work: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn submit(&'static self, job: Job) {
+        let mut st = lock(&self.state);
+        st.jobs.push_back(job);
+        if st.idle >= st.jobs.len() || st.threads >= MAX_DISPATCH_THREADS {
+            drop(st);
+            self.work.notify_one();
+            return;
+        }
+        st.threads += 1;
+        drop(st);
+        let spawned = std::thread::Builder::new()
+            .name("redipc-dispatch".into())
+            .spawn(move || self.run());
+        if spawned.is_err() {
+            // No new thread: the job waits for an existing one (there is at least the
+            // caller's own progress; report nothing, it is a resource limit).
+            lock(&self.state).threads -= 1;
+            self.work.notify_one();
+        }
+    }
+
+    fn run(&self) {
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                drop(st);
+                // A job is a drain, which already contains handler panics.
+                let _ = catch_unwind(AssertUnwindSafe(job));
+                st = lock(&self.state);
+                continue;
+            }
+            st.idle += 1;
+            let (next, timeout) = self
+                .work
+                .wait_timeout(st, DISPATCH_IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            st = next;
+            st.idle -= 1;
+            if timeout.timed_out() && st.jobs.is_empty() {
+                st.threads -= 1;
+                return;
             }
         }
     }

@@ -681,3 +681,30 @@ fn ten_thousand_channels_on_one_client() {
     }
     let _ = payloads(&[]);
 }
+
+#[test]
+fn a_handler_may_call_the_blocking_client() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    let c2 = c.clone();
+    let _sub = c
+        .subscribe(
+            &["cmd"],
+            SubscribeOptions::default().handler(move |e| {
+                if let Event::Message(m) = e {
+                    c2.set("echoed", &m.payload[..]).unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    c.publish("cmd", "hello").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while c.get("echoed").unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the handler could not use the client"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.get("echoed").unwrap().as_deref(), Some(&b"hello"[..]));
+}
