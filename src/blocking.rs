@@ -312,6 +312,80 @@ impl Client {
     ) -> Result<crate::RpcServer> {
         self.inner.serve_methods(service, methods, concurrency)
     }
+    /// See [`crate::Client::stream_publish`].
+    pub fn stream_publish<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        stream: impl AsRef<[u8]>,
+        fields: &[(F, V)],
+        maxlen: Option<usize>,
+    ) -> Result<String> {
+        self.wait(self.inner.stream_publish(stream, fields, maxlen))
+    }
+    /// See [`crate::Client::stream_read`].
+    pub fn stream_read(
+        &self,
+        stream: impl AsRef<[u8]>,
+        from_id: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<crate::StreamEntry>> {
+        self.wait(self.inner.stream_read(stream, from_id, count, block))
+    }
+    /// Follow a stream; see [`crate::Client::stream_follow`].
+    pub fn stream_follow(&self, stream: impl AsRef<[u8]>, from_id: &str) -> Result<StreamFollower> {
+        Ok(StreamFollower {
+            inner: self.inner.stream_follow(stream, from_id)?,
+            handle: self.handle.clone(),
+        })
+    }
+    /// See [`crate::Client::stream_last`].
+    pub fn stream_last(&self, stream: impl AsRef<[u8]>) -> Result<Option<crate::StreamEntry>> {
+        self.wait(self.inner.stream_last(stream))
+    }
+    /// See [`crate::Client::stream_len`].
+    pub fn stream_len(&self, stream: impl AsRef<[u8]>) -> Result<u64> {
+        self.wait(self.inner.stream_len(stream))
+    }
+    /// See [`crate::Client::stream_group_create`].
+    pub fn stream_group_create(
+        &self,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        from_id: &str,
+    ) -> Result<bool> {
+        self.wait(self.inner.stream_group_create(stream, group, from_id))
+    }
+    /// See [`crate::Client::stream_pending`].
+    pub fn stream_pending(
+        &self,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+    ) -> Result<crate::PendingInfo> {
+        self.wait(self.inner.stream_pending(stream, group))
+    }
+    /// Consume a group; see [`crate::Client::stream_consume`].
+    pub fn stream_consume<F>(
+        &self,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+        handler: F,
+        opts: crate::ConsumerOptions,
+    ) -> Result<crate::StreamConsumer>
+    where
+        F: Fn(&crate::StreamEntry) -> std::result::Result<(), String> + Send + Sync + 'static,
+    {
+        self.inner
+            .stream_consume(stream, group, consumer, std::sync::Arc::new(handler), opts)
+    }
+    /// See [`crate::Client::stream_dead_letters`].
+    pub fn stream_dead_letters(
+        &self,
+        stream: impl AsRef<[u8]>,
+        count: usize,
+    ) -> Result<Vec<crate::StreamEntry>> {
+        self.wait(self.inner.stream_dead_letters(stream, count))
+    }
     /// See [`crate::Client::poll`].
     pub fn poll(&self, timeout: Duration) -> Result<usize> {
         self.inner.poll(timeout)
@@ -475,5 +549,23 @@ impl WatchSession {
     /// Queue a command to run atomically at the end.
     pub fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
         self.inner.queue(args)
+    }
+}
+
+/// A stream follower of the blocking client; see [`crate::StreamFollower`].
+#[derive(Debug)]
+pub struct StreamFollower {
+    inner: crate::StreamFollower,
+    handle: tokio::runtime::Handle,
+}
+
+impl StreamFollower {
+    /// The next entry, waiting up to `timeout`; `Ok(None)` when none came.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<crate::StreamEntry>> {
+        runtime::block_on(&self.handle, self.inner.next(timeout))?
+    }
+    /// The id of the last entry returned (or the starting position).
+    pub fn position(&self) -> &str {
+        self.inner.position()
     }
 }

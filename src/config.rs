@@ -77,6 +77,9 @@ pub struct Options {
     /// How often the idle pub/sub connection is checked with a PING; a connection that
     /// does not answer is declared dead within about 1.5 times this (default 3 s).
     pub health_check_interval: Duration,
+    /// Default length bound of [`crate::Client::stream_publish`] (`MAXLEN ~`); 0 for
+    /// unbounded (default 100,000).
+    pub stream_maxlen: usize,
     /// Poll mode: handlers run only inside [`crate::Client::poll`] on the host's thread,
     /// never in the background (default off: they run on dispatcher threads).
     pub poll_mode: bool,
@@ -98,6 +101,7 @@ impl Default for Options {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             health_check_interval: Duration::from_secs(3),
             poll_mode: false,
+            stream_maxlen: 100_000,
         }
     }
 }
@@ -163,6 +167,11 @@ impl Options {
     /// Set the pub/sub health-check interval.
     pub fn health_check_interval(mut self, t: Duration) -> Self {
         self.health_check_interval = t;
+        self
+    }
+    /// Set the default stream length bound.
+    pub fn stream_maxlen(mut self, n: usize) -> Self {
+        self.stream_maxlen = n;
         self
     }
     /// Turn poll mode on or off.

@@ -27,6 +27,7 @@ mod queue;
 mod reply;
 mod rpc;
 mod runtime;
+mod stream;
 mod tx;
 
 pub use client::{Client, SetOptions};
@@ -40,6 +41,10 @@ pub use queue::{
 };
 pub use reply::{Reply, ReplyType, ServerError};
 pub use rpc::{Call, CallOptions, RpcHandler, RpcServer};
+pub use stream::{
+    ConsumerOptions, ConsumerStats, EntryHandler, PendingInfo, StreamConsumer, StreamEntry,
+    StreamFollower,
+};
 pub use tx::{Pipeline, Transaction, WatchSession};
 
 /// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.
