@@ -386,6 +386,99 @@ impl Client {
     ) -> Result<Vec<crate::StreamEntry>> {
         self.wait(self.inner.stream_dead_letters(stream, count))
     }
+    /// See [`crate::Client::cache_set`].
+    pub fn cache_set(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        self.wait(self.inner.cache_set(key, value, ttl))
+    }
+    /// See [`crate::Client::cache_get`].
+    pub fn cache_get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.wait(self.inner.cache_get(key))
+    }
+    /// See [`crate::Client::cache_delete`].
+    pub fn cache_delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.wait(self.inner.cache_delete(key))
+    }
+    /// See [`crate::Client::cache_exists`].
+    pub fn cache_exists(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.wait(self.inner.cache_exists(key))
+    }
+    /// See [`crate::Client::cache_wait`].
+    pub fn cache_wait(&self, key: impl AsRef<[u8]>, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        self.wait(self.inner.cache_wait(key, timeout))
+    }
+    /// See [`crate::Client::hash_set`].
+    pub fn hash_set(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        self.wait(self.inner.hash_set(hash, field, value))
+    }
+    /// See [`crate::Client::hash_set_if_changed`].
+    pub fn hash_set_if_changed(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<bool> {
+        self.wait(self.inner.hash_set_if_changed(hash, field, value))
+    }
+    /// See [`crate::Client::hash_set_many`].
+    pub fn hash_set_many<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        hash: impl AsRef<[u8]>,
+        fields: &[(F, V)],
+        summary: bool,
+    ) -> Result<()> {
+        self.wait(self.inner.hash_set_many(hash, fields, summary))
+    }
+    /// See [`crate::Client::hash_delete`].
+    pub fn hash_delete(&self, hash: impl AsRef<[u8]>, field: impl AsRef<[u8]>) -> Result<bool> {
+        self.wait(self.inner.hash_delete(hash, field))
+    }
+    /// See [`crate::Client::hash_replace_all`].
+    pub fn hash_replace_all<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        hash: impl AsRef<[u8]>,
+        fields: &[(F, V)],
+    ) -> Result<()> {
+        self.wait(self.inner.hash_replace_all(hash, fields))
+    }
+    /// See [`crate::Client::hash_watch`].
+    pub fn hash_watch(
+        &self,
+        hash: impl AsRef<[u8]>,
+        opts: crate::WatchOptions,
+    ) -> Result<crate::HashWatcher> {
+        self.wait(self.inner.hash_watch(hash, opts))
+    }
+    /// Acquire a lock; see [`crate::Client::lock`].
+    pub fn lock(&self, name: impl AsRef<[u8]>, opts: crate::LockOptions) -> Result<LockGuard> {
+        let inner = self.wait(self.inner.lock(name, opts))?;
+        Ok(LockGuard {
+            inner: Some(inner),
+            handle: self.handle.clone(),
+        })
+    }
+    /// See [`crate::Client::watch_keys`].
+    pub fn watch_keys(
+        &self,
+        pattern: impl AsRef<[u8]>,
+        events: &[&str],
+        configure_server: bool,
+        handler: impl FnMut(&[u8], &str) + Send + 'static,
+    ) -> Result<crate::KeyspaceWatch> {
+        self.wait(
+            self.inner
+                .watch_keys(pattern, events, configure_server, Box::new(handler)),
+        )
+    }
     /// See [`crate::Client::poll`].
     pub fn poll(&self, timeout: Duration) -> Result<usize> {
         self.inner.poll(timeout)
@@ -567,5 +660,43 @@ impl StreamFollower {
     /// The id of the last entry returned (or the starting position).
     pub fn position(&self) -> &str {
         self.inner.position()
+    }
+}
+
+/// A held lock of the blocking client; dropping it releases it before `drop` returns.
+#[derive(Debug)]
+pub struct LockGuard {
+    inner: Option<crate::LockGuard>,
+    handle: tokio::runtime::Handle,
+}
+
+impl LockGuard {
+    /// The fencing token; see [`crate::LockGuard::token`].
+    pub fn token(&self) -> u64 {
+        self.inner.as_ref().map(|g| g.token()).unwrap_or(0)
+    }
+    /// Release; `false` if it was no longer ours. See [`crate::LockGuard::release`].
+    pub fn release(mut self) -> Result<bool> {
+        match self.inner.take() {
+            Some(g) => runtime::block_on(&self.handle, g.release())?,
+            None => Ok(false),
+        }
+    }
+    /// Extend to `ttl` from now; `false` if it was no longer ours.
+    pub fn extend(&self, ttl: Duration) -> Result<bool> {
+        match &self.inner {
+            Some(g) => runtime::block_on(&self.handle, g.extend(ttl))?,
+            None => Ok(false),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(g) = self.inner.take() {
+            // Release now. Inside a runtime this cannot block: then the future (and the
+            // guard in it) is dropped unrun, and the guard's own drop releases it later.
+            let _ = runtime::block_on(&self.handle, g.release());
+        }
     }
 }

@@ -66,6 +66,8 @@ struct Inner {
     poll: Option<Arc<PollQueue>>,
     /// RPC caller state, started by the first call.
     rpc: crate::rpc::CallerCell,
+    /// Wake-ups for cache and lock waiters, started by the first wait.
+    notifier: crate::notify::NotifierCell,
 }
 
 impl Drop for Inner {
@@ -141,6 +143,7 @@ impl Client {
                 pubsub: OnceLock::new(),
                 poll,
                 rpc: crate::rpc::CallerCell::new(),
+                notifier: crate::notify::NotifierCell::new(),
             }),
         })
     }
@@ -171,6 +174,15 @@ impl Client {
 
     pub(crate) fn rpc_caller(&self) -> &crate::rpc::CallerCell {
         &self.inner.rpc
+    }
+
+    pub(crate) fn notifier_cell(&self) -> &crate::notify::NotifierCell {
+        &self.inner.notifier
+    }
+
+    /// The database number of the connection.
+    pub(crate) fn target_db(&self) -> i64 {
+        self.inner.target.redis_settings().db()
     }
 
     pub(crate) fn runtime_handle(&self) -> &tokio::runtime::Handle {

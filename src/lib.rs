@@ -16,17 +16,22 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod cache;
 mod client;
 mod config;
 mod conn;
 mod dispatch;
 mod error;
 mod group;
+mod keyspace;
+mod lock;
+mod notify;
 mod pubsub;
 mod queue;
 mod reply;
 mod rpc;
 mod runtime;
+mod state;
 mod stream;
 mod tx;
 
@@ -35,12 +40,15 @@ pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
 pub use dispatch::{ErrorHook, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
 pub use group::SubscriptionGroup;
+pub use keyspace::{KeyHandler, KeyspaceWatch};
+pub use lock::{LockGuard, LockOptions};
 pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
 pub use queue::{
     DeadLetter, QueueCounts, Request, RequestHandler, Worker, WorkerOptions, WorkerStats,
 };
 pub use reply::{Reply, ReplyType, ServerError};
 pub use rpc::{Call, CallOptions, RpcHandler, RpcServer};
+pub use state::{FieldHandler, HashWatcher, WatchOptions};
 pub use stream::{
     ConsumerOptions, ConsumerStats, EntryHandler, PendingInfo, StreamConsumer, StreamEntry,
     StreamFollower,

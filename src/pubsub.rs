@@ -522,14 +522,29 @@ impl Subscription {
     /// Subscribe to more names. Returns once the server confirmed them (or, when the
     /// connection is down, at once: they activate when it is back).
     pub async fn add<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<()> {
+        let added = self.register(names)?;
+        self.confirm(&added).await
+    }
+
+    /// The synchronous half of [`add`](Subscription::add): record the names and wake the
+    /// connection task; returns the names that were new to this subscription.
+    pub(crate) fn register<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<Vec<Bytes>> {
         let names = to_bytes(names)?;
         let added = self.ps.add_names(self.id, &names)?;
-        if added.is_empty() {
+        if !added.is_empty() {
+            self.ps.wake.notify_one();
+        }
+        Ok(added)
+    }
+
+    /// The waiting half of [`add`](Subscription::add): until the server confirmed `names`
+    /// (or the connection is down); on failure they are removed again.
+    pub(crate) async fn confirm(&self, names: &[Bytes]) -> Result<()> {
+        if names.is_empty() {
             return Ok(());
         }
-        self.ps.wake.notify_one();
-        if let Err(e) = self.ps.wait_active(self.kind, &added).await {
-            self.ps.remove_names(self.id, &added);
+        if let Err(e) = self.ps.wait_active(self.kind, names).await {
+            self.ps.remove_names(self.id, names);
             self.ps.wake.notify_one();
             return Err(e);
         }

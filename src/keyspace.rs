@@ -1,0 +1,99 @@
+//! Keyspace notifications: `(key, event)` pairs for keys matching a pattern.
+//!
+//! [`Client::watch_keys`] makes sure the server's `notify-keyspace-events` has the flags the
+//! wanted events need (adding, never removing, flags; an option leaves the server's
+//! configuration alone), then `PSUBSCRIBE`s `__keyspace@<db>__:<pattern>`.
+
+use bytes::Bytes;
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::pubsub::{Event, SubscribeOptions, Subscription};
+
+/// The `notify-keyspace-events` class flag an event name needs (`A`: all, when unknown).
+fn class_of(event: &str) -> char {
+    match event {
+        "set" | "setrange" | "append" | "incrby" | "incrbyfloat" => '$',
+        "del" | "expire" | "rename_from" | "rename_to" | "copy_to" | "restore" | "move_from"
+        | "move_to" => 'g',
+        "expired" => 'x',
+        "evicted" => 'e',
+        "new" => 'n',
+        e if e.starts_with('h') => 'h',
+        e if e.starts_with('l') || e.starts_with('r') => 'l',
+        e if e.starts_with('s') => 's',
+        e if e.starts_with('z') => 'z',
+        e if e.starts_with('x') => 't',
+        _ => 'A',
+    }
+}
+
+/// A keyspace watch; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct KeyspaceWatch {
+    _sub: Subscription,
+}
+
+/// A keyspace handler: called with the key and the event name (`set`, `del`, `expired`...).
+pub type KeyHandler = Box<dyn FnMut(&[u8], &str) + Send>;
+
+impl Client {
+    /// Call `handler(key, event)` for keyspace events on keys matching `pattern` (a glob),
+    /// for the events named in `events` (all when empty). With `configure_server`, the
+    /// needed flags are added to the server's `notify-keyspace-events`.
+    pub async fn watch_keys(
+        &self,
+        pattern: impl AsRef<[u8]>,
+        events: &[&str],
+        configure_server: bool,
+        mut handler: KeyHandler,
+    ) -> Result<KeyspaceWatch> {
+        if configure_server {
+            let current = self
+                .command(&["CONFIG", "GET", "notify-keyspace-events"])
+                .await?
+                .into_pairs()?
+                .into_iter()
+                .next()
+                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default();
+            let mut flags: Vec<char> = current.chars().collect();
+            let mut wanted = vec!['K'];
+            if events.is_empty() {
+                wanted.push('A');
+            } else {
+                wanted.extend(events.iter().map(|e| class_of(e)));
+            }
+            let has_all = flags.contains(&'A');
+            let mut changed = false;
+            for w in wanted {
+                let covered = flags.contains(&w) || (has_all && "g$lshzxetd".contains(w));
+                if !covered {
+                    flags.push(w);
+                    changed = true;
+                }
+            }
+            if changed {
+                let value: String = flags.into_iter().collect();
+                self.command(&["CONFIG", "SET", "notify-keyspace-events", &value])
+                    .await?;
+            }
+        }
+        let db = self.target_db();
+        let mut channel = format!("__keyspace@{db}__:").into_bytes();
+        let prefix_len = channel.len();
+        channel.extend_from_slice(pattern.as_ref());
+        let wanted: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        let opts = SubscribeOptions::default().handler(move |e| {
+            if let Event::Message(m) = e {
+                let key: Bytes = m.channel.slice(prefix_len.min(m.channel.len())..);
+                let event = String::from_utf8_lossy(&m.payload);
+                if wanted.is_empty() || wanted.iter().any(|w| *w == event) {
+                    handler(&key, &event);
+                }
+            }
+        });
+        let sub = self.psubscribe(&[channel], opts).await?;
+        Ok(KeyspaceWatch { _sub: sub })
+    }
+}

@@ -1,0 +1,404 @@
+//! Shared state in hashes (the device-state pattern): a publisher writes fields and
+//! announces each change on a channel named like the hash; a watcher starts with a full
+//! read and then follows the changes.
+//!
+//! Writes are Lua scripts, so the write and its announcement are one atomic step. The
+//! message on the channel is the field name; `*` means "several or all fields changed".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::pubsub::{Event, SubscribeOptions};
+use crate::runtime;
+
+/// KEYS: hash. ARGV: field, value. Always publishes.
+const HSET_PUB: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1";
+
+/// KEYS: hash. ARGV: field, value. Publishes only when the value changed; returns 1 then.
+const HSET_IF_CHANGED: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1";
+
+/// KEYS: hash. ARGV: summary flag ('1': publish '*' once), then field, value pairs.
+const HSET_MANY: &str = r"
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if ARGV[1] == '1' then
+  redis.call('PUBLISH', KEYS[1], '*')
+else
+  for i = 2, #ARGV, 2 do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
+end
+return (#ARGV - 1) / 2";
+
+/// KEYS: hash. ARGV: field. Returns 1 if it existed.
+const HDEL_PUB: &str = r"
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+if n == 1 then redis.call('PUBLISH', KEYS[1], ARGV[1]) end
+return n";
+
+/// KEYS: hash. ARGV: field, value pairs. Replaces the whole hash, publishes '*'.
+const HREPLACE: &str = r"
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PUBLISH', KEYS[1], '*')
+return 1";
+
+fn check_hash(hash: &[u8]) -> Result<()> {
+    if hash.is_empty() {
+        return Err(Error::invalid("a hash name must not be empty"));
+    }
+    Ok(())
+}
+
+/// A change seen by a watcher: `value` is `None` when the field was deleted.
+pub type FieldHandler = Box<dyn FnMut(&[u8], Option<&[u8]>) + Send>;
+
+/// Options of [`Client::hash_watch`].
+#[non_exhaustive]
+#[derive(Default)]
+pub struct WatchOptions {
+    /// Handlers for single fields.
+    pub on_field: HashMap<Vec<u8>, FieldHandler>,
+    /// Handler for every field (after the field's own handler).
+    pub on_any: Option<FieldHandler>,
+    /// Deliver every current field first (default true).
+    pub initial_sync: bool,
+    /// Coalesce changes arriving within this window into one delivery per field.
+    pub debounce: Option<Duration>,
+}
+
+impl WatchOptions {
+    /// Defaults: initial sync on, no debounce, no handlers.
+    pub fn new() -> Self {
+        WatchOptions {
+            initial_sync: true,
+            ..Default::default()
+        }
+    }
+    /// Handle one field.
+    pub fn on_field(
+        mut self,
+        field: impl AsRef<[u8]>,
+        f: impl FnMut(&[u8], Option<&[u8]>) + Send + 'static,
+    ) -> Self {
+        self.on_field.insert(field.as_ref().to_vec(), Box::new(f));
+        self
+    }
+    /// Handle every field.
+    pub fn on_any(mut self, f: impl FnMut(&[u8], Option<&[u8]>) + Send + 'static) -> Self {
+        self.on_any = Some(Box::new(f));
+        self
+    }
+    /// Turn the initial sync on or off.
+    pub fn initial_sync(mut self, on: bool) -> Self {
+        self.initial_sync = on;
+        self
+    }
+    /// Set a debounce window.
+    pub fn debounce(mut self, d: Duration) -> Self {
+        self.debounce = Some(d);
+        self
+    }
+}
+
+/// A running hash watcher; its handlers run on a thread of its own, in order. Stop it with
+/// [`HashWatcher::stop`] (or drop it): after that returns no handler runs.
+pub struct HashWatcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for HashWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashWatcher").finish_non_exhaustive()
+    }
+}
+
+impl HashWatcher {
+    /// Stop watching; waits for a running handler (not when called from inside one).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for HashWatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct WatchState {
+    known: HashMap<Vec<u8>, Vec<u8>>,
+    opts: WatchOptions,
+}
+
+impl WatchState {
+    /// Deliver a field's value if it differs from what was delivered last.
+    fn deliver(&mut self, field: &[u8], value: Option<Vec<u8>>) {
+        let same = match (&value, self.known.get(field)) {
+            (Some(v), Some(k)) => v == k,
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        match &value {
+            Some(v) => {
+                self.known.insert(field.to_vec(), v.clone());
+            }
+            None => {
+                self.known.remove(field);
+            }
+        }
+        let v = value.as_deref();
+        if let Some(f) = self.opts.on_field.get_mut(field) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)));
+        }
+        if let Some(f) = self.opts.on_any.as_mut() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)));
+        }
+    }
+
+    /// Re-read the whole hash: deliver changed fields and deletions.
+    fn full_sync(&mut self, all: Vec<(Vec<u8>, Vec<u8>)>) {
+        let now: HashMap<Vec<u8>, Vec<u8>> = all.into_iter().collect();
+        let gone: Vec<Vec<u8>> = self
+            .known
+            .keys()
+            .filter(|k| !now.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = now.into_iter().collect();
+        fields.sort();
+        for (f, v) in fields {
+            self.deliver(&f, Some(v));
+        }
+        for f in gone {
+            self.deliver(&f, None);
+        }
+    }
+}
+
+impl Client {
+    /// `HSET hash field value` and publish `field` on the channel `hash`, atomically.
+    pub async fn hash_set(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        check_hash(hash.as_ref())?;
+        self.command(&[
+            b"EVAL".as_slice(),
+            HSET_PUB.as_bytes(),
+            b"1",
+            hash.as_ref(),
+            field.as_ref(),
+            value.as_ref(),
+        ])
+        .await
+        .map(|_| ())
+    }
+
+    /// Like [`hash_set`](Client::hash_set), but writes and publishes only when the value
+    /// differs; `true` if it changed.
+    pub async fn hash_set_if_changed(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<bool> {
+        check_hash(hash.as_ref())?;
+        let r = self
+            .command(&[
+                b"EVAL".as_slice(),
+                HSET_IF_CHANGED.as_bytes(),
+                b"1",
+                hash.as_ref(),
+                field.as_ref(),
+                value.as_ref(),
+            ])
+            .await?;
+        Ok(r.into_int()? == 1)
+    }
+
+    /// Set several fields at once; publish each field, or `*` once when `summary`.
+    pub async fn hash_set_many<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        hash: impl AsRef<[u8]>,
+        fields: &[(F, V)],
+        summary: bool,
+    ) -> Result<()> {
+        check_hash(hash.as_ref())?;
+        if fields.is_empty() {
+            return Err(Error::invalid("hash_set_many: give at least one field"));
+        }
+        let mut args: Vec<&[u8]> = vec![
+            b"EVAL",
+            HSET_MANY.as_bytes(),
+            b"1",
+            hash.as_ref(),
+            if summary { b"1" } else { b"0" },
+        ];
+        for (f, v) in fields {
+            args.push(f.as_ref());
+            args.push(v.as_ref());
+        }
+        self.command(&args).await.map(|_| ())
+    }
+
+    /// Delete a field and publish it; `true` if it existed.
+    pub async fn hash_delete(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+    ) -> Result<bool> {
+        check_hash(hash.as_ref())?;
+        let r = self
+            .command(&[
+                b"EVAL".as_slice(),
+                HDEL_PUB.as_bytes(),
+                b"1",
+                hash.as_ref(),
+                field.as_ref(),
+            ])
+            .await?;
+        Ok(r.into_int()? == 1)
+    }
+
+    /// Replace the whole hash with `fields` and publish `*`.
+    pub async fn hash_replace_all<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        hash: impl AsRef<[u8]>,
+        fields: &[(F, V)],
+    ) -> Result<()> {
+        check_hash(hash.as_ref())?;
+        let mut args: Vec<&[u8]> = vec![b"EVAL", HREPLACE.as_bytes(), b"1", hash.as_ref()];
+        for (f, v) in fields {
+            args.push(f.as_ref());
+            args.push(v.as_ref());
+        }
+        self.command(&args).await.map(|_| ())
+    }
+
+    /// Watch a hash: subscribe to its channel first, then read it whole (the initial sync),
+    /// then deliver each change. A value already delivered is not delivered again, so the
+    /// overlap of the read and the first changes gives neither a gap nor a duplicate. After a
+    /// reconnect the hash is read whole again. Handlers run on the watcher's own thread.
+    pub async fn hash_watch(
+        &self,
+        hash: impl AsRef<[u8]>,
+        opts: WatchOptions,
+    ) -> Result<HashWatcher> {
+        let hash = Bytes::copy_from_slice(hash.as_ref());
+        check_hash(&hash)?;
+        let sub = self
+            .subscribe(&[&hash[..]], SubscribeOptions::default())
+            .await?;
+        let initial = self.hgetall(&hash[..]).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let client = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("redipc-hash-watch".into())
+            .spawn(move || {
+                let handle = client.runtime_handle().clone();
+                let sync = opts.initial_sync;
+                let debounce = opts.debounce;
+                let mut st = WatchState {
+                    known: HashMap::new(),
+                    opts,
+                };
+                if sync {
+                    st.full_sync(initial);
+                } else {
+                    st.known = initial.into_iter().collect();
+                }
+                let mut dirty: Vec<Vec<u8>> = Vec::new();
+                let mut all = false;
+                let mut since: Option<Instant> = None;
+                while !s.load(Ordering::Acquire) {
+                    let wait = match (since, debounce) {
+                        (Some(t), Some(d)) => d
+                            .saturating_sub(t.elapsed())
+                            .min(Duration::from_millis(100)),
+                        _ => Duration::from_millis(100),
+                    };
+                    match sub.next_blocking(Some(wait)) {
+                        Ok(Some(Event::Message(m))) => {
+                            if &m.payload[..] == b"*" {
+                                all = true;
+                            } else if !dirty.iter().any(|f| f[..] == m.payload[..]) {
+                                dirty.push(m.payload.to_vec());
+                            }
+                            since.get_or_insert_with(Instant::now);
+                        }
+                        Ok(Some(Event::Reactivated { .. })) => {
+                            all = true;
+                            since.get_or_insert_with(Instant::now);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                    let due = match (since, debounce) {
+                        (None, _) => false,
+                        (Some(_), None) => true,
+                        (Some(t), Some(d)) => t.elapsed() >= d,
+                    };
+                    if !due || s.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    since = None;
+                    if all {
+                        all = false;
+                        dirty.clear();
+                        match runtime::block_on(&handle, client.hgetall(&hash[..])).and_then(|r| r)
+                        {
+                            Ok(v) => st.full_sync(v),
+                            Err(e) => eprintln!("redipc hash watcher: {e}"),
+                        }
+                        continue;
+                    }
+                    for field in std::mem::take(&mut dirty) {
+                        match runtime::block_on(&handle, client.hget(&hash[..], &field))
+                            .and_then(|r| r)
+                        {
+                            Ok(v) => st.deliver(&field, v),
+                            Err(e) => eprintln!("redipc hash watcher: {e}"),
+                        }
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("cannot start a thread: {e}"),
+                )
+            })?;
+        Ok(HashWatcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
