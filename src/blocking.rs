@@ -16,14 +16,14 @@ use crate::runtime;
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: crate::Client,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl Client {
     /// Connect to `url`; see [`crate::Client::connect`]. Starts the process runtime with
     /// `opts.io_threads` if it is not running yet.
     pub fn connect(url: &str, opts: Options) -> Result<Client> {
-        let handle = runtime::handle(opts.io_threads)?;
+        let handle = runtime::rt(opts.io_threads)?;
         let inner = runtime::block_on(
             &handle,
             crate::Client::connect_on(url, opts, handle.clone()),
@@ -493,7 +493,7 @@ impl Client {
 #[derive(Debug)]
 pub struct Subscription {
     inner: crate::Subscription,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl Subscription {
@@ -543,7 +543,7 @@ impl Subscription {
 #[derive(Debug)]
 pub struct SubscriptionGroup {
     inner: crate::SubscriptionGroup,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl SubscriptionGroup {
@@ -569,7 +569,7 @@ impl SubscriptionGroup {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     inner: crate::Pipeline,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl Pipeline {
@@ -600,7 +600,7 @@ impl Pipeline {
 #[derive(Debug, Clone)]
 pub struct Transaction {
     inner: crate::Transaction,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl Transaction {
@@ -631,7 +631,7 @@ impl Transaction {
 #[derive(Debug)]
 pub struct WatchSession {
     inner: crate::WatchSession,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl WatchSession {
@@ -649,7 +649,7 @@ impl WatchSession {
 #[derive(Debug)]
 pub struct StreamFollower {
     inner: crate::StreamFollower,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl StreamFollower {
@@ -667,7 +667,7 @@ impl StreamFollower {
 #[derive(Debug)]
 pub struct LockGuard {
     inner: Option<crate::LockGuard>,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
 }
 
 impl LockGuard {

@@ -57,7 +57,7 @@ pub struct Client {
 struct Inner {
     conn: Arc<Conn>,
     opts: Options,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Rt,
     /// Where the pub/sub connection goes (kept for its lazy start).
     target: redis::ConnectionInfo,
     /// The pub/sub multiplexer, started by the first subscription.
@@ -118,13 +118,13 @@ impl Client {
                 "Client::connect needs a tokio runtime; use blocking::Client outside one",
             )
         })?;
-        Self::connect_on(url, opts, handle).await
+        Self::connect_on(url, opts, crate::runtime::Rt::foreign(handle)).await
     }
 
     pub(crate) async fn connect_on(
         url: &str,
         opts: Options,
-        handle: tokio::runtime::Handle,
+        handle: crate::runtime::Rt,
     ) -> Result<Client> {
         let target = parse_url(url, &opts)?;
         let info = target.info.clone();
@@ -133,7 +133,7 @@ impl Client {
         } else {
             None
         };
-        let conn = Conn::connect(target, &opts, handle.clone()).await?;
+        let conn = Conn::connect(target, &opts, handle.handle().clone()).await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 conn,
@@ -185,7 +185,7 @@ impl Client {
         self.inner.target.redis_settings().db()
     }
 
-    pub(crate) fn runtime_handle(&self) -> &tokio::runtime::Handle {
+    pub(crate) fn runtime_handle(&self) -> &crate::runtime::Rt {
         &self.inner.handle
     }
 
@@ -200,7 +200,7 @@ impl Client {
                 Some(pq) => Mode::Poll(pq.clone()),
                 None => Mode::Threaded,
             };
-            PubSub::start(settings, mode, &self.inner.handle)
+            PubSub::start(settings, mode, self.inner.handle.handle())
         })
     }
 

@@ -1,38 +1,196 @@
-//! The one small tokio runtime of the process, created lazily by the first client.
+//! The one small tokio runtime of the process, created lazily by the first blocking client,
+//! and [`Rt`], the handle every client keeps to it.
 //!
-//! Every connection of every client is driven here; the blocking facade
-//! ([`crate::blocking`]) waits on it with [`block_on`]. By default the runtime has a single
-//! I/O thread so that it never takes a second core from a Redis server on the same host.
+//! **Callers drive their own I/O.** By default the runtime is a *current-thread* runtime:
+//! whichever thread is inside [`Rt::block_on`] holds the runtime's core and runs the
+//! connection tasks itself, so a lone caller sends its command and reads the reply on its
+//! own thread, with no hop to an I/O thread and back. Several callers at once take turns:
+//! one drives, the others sleep until their reply is in (tokio hands the core over when the
+//! driver's own call finishes). When no caller has been inside for [`IDLE_GRACE`], a
+//! background thread takes the core and drives (pub/sub messages, reconnects, heartbeats);
+//! it lets go as soon as a caller arrives.
+//!
+//! With `io_threads > 1` the runtime is a multi-thread runtime with that many I/O threads
+//! instead, and callers wait on it.
 
 use std::future::Future;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
-static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+/// How long the runtime is left undriven after the last caller left, before the background
+/// thread takes over. Back-to-back calls of one thread never hand the core over.
+pub(crate) const IDLE_GRACE: Duration = Duration::from_millis(2);
 
-struct Runtime {
+/// A current-thread runtime shared by the callers and one background driver.
+pub(crate) struct Driven {
     rt: tokio::runtime::Runtime,
-    io_threads: usize,
+    /// Callers inside `block_on` now.
+    callers: AtomicUsize,
+    /// When the last caller left, in ns since `epoch`.
+    last_exit: AtomicU64,
+    epoch: Instant,
+    /// Tells the background driver to let go of the core.
+    release: Notify,
 }
 
-/// The process runtime's handle, creating the runtime with `io_threads` threads (0: one)
-/// if it does not exist yet. Asking for an explicit, different thread count once it exists
-/// is an error, so that a setting is never silently ignored.
-pub(crate) fn handle(io_threads: usize) -> Result<tokio::runtime::Handle> {
-    let wanted = io_threads.max(1);
-    let runtime = RUNTIME
+impl Driven {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.callers.fetch_add(1, Ordering::SeqCst);
+        // If the background thread drives now, it lets go; otherwise this leaves a permit
+        // it consumes harmlessly later.
+        self.release.notify_one();
+        struct Leave<'a>(&'a Driven);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.last_exit.store(self.0.now_ns(), Ordering::SeqCst);
+                self.0.callers.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _leave = Leave(self);
+        self.rt.block_on(fut)
+    }
+
+    /// The background driver: drive while no caller does.
+    fn background(&'static self) {
+        loop {
+            // Wait until nobody has been inside for IDLE_GRACE.
+            loop {
+                let since = Duration::from_nanos(
+                    self.now_ns()
+                        .saturating_sub(self.last_exit.load(Ordering::SeqCst)),
+                );
+                if self.callers.load(Ordering::SeqCst) == 0 && since >= IDLE_GRACE {
+                    break;
+                }
+                std::thread::sleep(
+                    IDLE_GRACE
+                        .saturating_sub(since)
+                        .max(Duration::from_micros(500)),
+                );
+            }
+            self.rt.block_on(async {
+                loop {
+                    let released = self.release.notified();
+                    tokio::pin!(released);
+                    released.as_mut().enable();
+                    if self.callers.load(Ordering::SeqCst) > 0 {
+                        return;
+                    }
+                    released.await;
+                }
+            });
+        }
+    }
+}
+
+enum Global {
+    Driven(&'static Driven),
+    Multi(tokio::runtime::Runtime, usize),
+}
+
+static RUNTIME: OnceLock<std::result::Result<Global, String>> = OnceLock::new();
+
+/// The runtime a client's tasks run on, and how its blocking calls wait.
+#[derive(Clone)]
+pub(crate) struct Rt {
+    handle: tokio::runtime::Handle,
+    driven: Option<&'static Driven>,
+}
+
+impl std::fmt::Debug for Rt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rt")
+            .field("driven", &self.driven.is_some())
+            .finish()
+    }
+}
+
+impl Rt {
+    /// A user's own runtime (the async client): its blocking calls use `Handle::block_on`.
+    pub(crate) fn foreign(handle: tokio::runtime::Handle) -> Rt {
+        Rt {
+            handle,
+            driven: None,
+        }
+    }
+
+    /// The tokio handle, for spawning.
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Spawn a task.
+    pub(crate) fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(fut)
+    }
+
+    /// Run `fut` to completion from a thread outside any runtime, blocking that thread.
+    /// Called from inside a runtime (an async task), this would deadlock; it returns a
+    /// clear error instead.
+    pub(crate) fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::invalid(
+                "a blocking redipc call was made from inside an async runtime; use the async Client there",
+            ));
+        }
+        Ok(match self.driven {
+            Some(d) => d.block_on(fut),
+            None => self.handle.block_on(fut),
+        })
+    }
+}
+
+/// The process runtime, creating it if it does not exist yet: with `io_threads` 0 or 1 the
+/// caller-driven current-thread runtime, with more a multi-thread runtime of that many I/O
+/// threads. Asking for an explicit, different thread count once it exists is an error, so
+/// that a setting is never silently ignored.
+pub(crate) fn rt(io_threads: usize) -> Result<Rt> {
+    let global = RUNTIME
         .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(wanted)
-                .thread_name("redipc-io")
-                .enable_all()
-                .build()
-                .map(|rt| Runtime {
-                    rt,
-                    io_threads: wanted,
-                })
-                .map_err(|e| e.to_string())
+            let built = if io_threads > 1 {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(io_threads)
+                    .thread_name("redipc-io")
+                    .enable_all()
+                    .build()
+                    .map(|rt| Global::Multi(rt, io_threads))
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| {
+                        let d: &'static Driven = Box::leak(Box::new(Driven {
+                            rt,
+                            callers: AtomicUsize::new(0),
+                            last_exit: AtomicU64::new(0),
+                            epoch: Instant::now(),
+                            release: Notify::new(),
+                        }));
+                        Global::Driven(d)
+                    })
+            };
+            let global = built.map_err(|e| e.to_string())?;
+            if let Global::Driven(d) = global {
+                let d: &'static Driven = d;
+                std::thread::Builder::new()
+                    .name("redipc-io".into())
+                    .spawn(move || d.background())
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(global)
         })
         .as_ref()
         .map_err(|e| {
@@ -41,24 +199,25 @@ pub(crate) fn handle(io_threads: usize) -> Result<tokio::runtime::Handle> {
                 format!("cannot start the I/O runtime: {e}"),
             )
         })?;
-    if io_threads != 0 && runtime.io_threads != io_threads {
+    let (rt, running) = match global {
+        Global::Driven(d) => (
+            Rt {
+                handle: d.rt.handle().clone(),
+                driven: Some(d),
+            },
+            1,
+        ),
+        Global::Multi(r, n) => (Rt::foreign(r.handle().clone()), *n),
+    };
+    if io_threads != 0 && running != io_threads {
         return Err(Error::invalid(format!(
-            "io_threads={io_threads} asked for, but the process runtime already runs with {}",
-            runtime.io_threads
+            "io_threads={io_threads} asked for, but the process runtime already runs with {running}"
         )));
     }
-    Ok(runtime.rt.handle().clone())
+    Ok(rt)
 }
 
-/// Run `fut` to completion from a thread outside the runtime, blocking that thread.
-///
-/// Called from inside the runtime (an async task), this would deadlock; it returns a
-/// clear error instead.
-pub(crate) fn block_on<F: Future>(handle: &tokio::runtime::Handle, fut: F) -> Result<F::Output> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::invalid(
-            "a blocking redipc call was made from inside an async runtime; use the async Client there",
-        ));
-    }
-    Ok(handle.block_on(fut))
+/// [`Rt::block_on`] as a function.
+pub(crate) fn block_on<F: Future>(rt: &Rt, fut: F) -> Result<F::Output> {
+    rt.block_on(fut)
 }

@@ -391,7 +391,7 @@ fn consumer_loop(s: Arc<ConsumerShared>) {
     }
 }
 
-fn handle_entry(s: &ConsumerShared, handle: &tokio::runtime::Handle, entry: StreamEntry) {
+fn handle_entry(s: &ConsumerShared, handle: &crate::runtime::Rt, entry: StreamEntry) {
     if entry.deliveries > s.opts.max_deliveries {
         if let Err(e) = runtime::block_on(handle, dead_letter(s, &entry)).and_then(|r| r) {
             s.report(&format!(
