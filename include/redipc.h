@@ -3,7 +3,7 @@
  *
  * Conventions (every function follows them; its own comment adds the details):
  *
- * - Names start with `ipc_`. Handles are opaque (`ipc_client`, `ipc_reply`, `ipc_options`),
+ * - Names start with `ipc_`. Handles are opaque (`ipc_client`, `ipc_reply`, `ipc_subscription`, ...),
  *   made by a `_new` function or returned through an out-parameter, and freed by their
  *   `_free` function; `_free(NULL)` is a no-op.
  * - Fallible functions return `ipc_result`: `IPC_OK` (0) or an error code. Results come back
@@ -21,6 +21,11 @@
  * - Threads: an `ipc_client` may be used by any number of threads at once; `ipc_reply` and
  *   `ipc_options` are not synchronized. Calls block the calling thread until they finish
  *   or their timeout passes; never longer.
+ * - Callbacks (`ipc_message_cb`) get the `userdata` given with them and data valid only
+ *   during the call. They run on a library dispatcher thread, or in poll mode only inside
+ *   `ipc_client_poll()` on the caller's thread; each function says which. An optional
+ *   `userdata_free` runs exactly once when the handle owning the callback is freed; after
+ *   `ipc_subscription_free()` returns, no callback of that subscription runs or will run.
  */
 
 #ifndef REDIPC_H
@@ -200,6 +205,72 @@ typedef enum {
 } ipc_reply_kind;
 
 /**
+ * What an `ipc_message` reports. A subscription receives these in order, interleaved with
+ * its messages as they happened.
+ */
+typedef enum {
+    /**
+     * A published message: `channel`, `payload`, and for pattern subscriptions `pattern`.
+     */
+    IPC_EVENT_MESSAGE = 0,
+    /**
+     * The server confirmed a name of the subscription for the first time (`channel` holds
+     * the name): messages published from now on arrive.
+     */
+    IPC_EVENT_ACTIVATED = 1,
+    /**
+     * The pub/sub connection broke (`payload` holds the error text). Messages published
+     * until `IPC_EVENT_REACTIVATED` are lost; the library reconnects and resubscribes by
+     * itself.
+     */
+    IPC_EVENT_DISCONNECTED = 2,
+    /**
+     * After a reconnect, the server confirmed a name again (`channel` holds the name).
+     */
+    IPC_EVENT_REACTIVATED = 3,
+} ipc_event_kind;
+
+/**
+ * The kind of a subscription, and of the messages it receives.
+ */
+typedef enum {
+    /**
+     * `SUBSCRIBE` to channels (publish with `ipc_publish()`).
+     */
+    IPC_SUB_CHANNEL = 0,
+    /**
+     * `PSUBSCRIBE` to glob patterns such as `"news.*"`; messages carry the pattern.
+     */
+    IPC_SUB_PATTERN = 1,
+    /**
+     * `SSUBSCRIBE` to shard channels (publish with `ipc_spublish()`).
+     */
+    IPC_SUB_SHARD = 2,
+} ipc_sub_kind;
+
+/**
+ * What a subscription does when its queue is full and another message arrives (see
+ * `ipc_subscribe_options_set_overflow()`). Connection events (`IPC_EVENT_ACTIVATED`, ...)
+ * are never dropped.
+ */
+typedef enum {
+    /**
+     * Wait for room (the default): nothing is lost, but the reader of the client's pub/sub
+     * connection pauses, so every subscription of the client waits while this queue is
+     * full. Right for bursts a callback catches up with.
+     */
+    IPC_OVERFLOW_BLOCK = 0,
+    /**
+     * Drop the oldest queued message to make room for the new one (counted in `dropped`).
+     */
+    IPC_OVERFLOW_DROP_OLDEST = 1,
+    /**
+     * Drop the arriving message (counted in `dropped`).
+     */
+    IPC_OVERFLOW_DROP_NEWEST = 2,
+} ipc_overflow;
+
+/**
  * A connection to one Redis server.
  *
  * Owns a `redipc::blocking::Client` (an `Arc` of the core client underneath): one
@@ -239,6 +310,131 @@ typedef struct ipc_options ipc_options;
  * other use.
  */
 typedef struct ipc_reply ipc_reply;
+
+/**
+ * Options of one subscription: queue capacity and overflow policy.
+ *
+ * Owns two plain values (nothing is connected). Made by `ipc_subscribe_options_new()` with
+ * the defaults (capacity 10000 events, `IPC_OVERFLOW_BLOCK`), changed by the
+ * `ipc_subscribe_options_set_*` functions, read by `ipc_subscribe_ex()` (which copies
+ * them), freed by `ipc_subscribe_options_free()`.
+ *
+ * Thread safety: not synchronized; use one from one thread at a time (reading it in
+ * `ipc_subscribe_ex()` from several threads at once is fine).
+ */
+typedef struct ipc_subscribe_options ipc_subscribe_options;
+
+/**
+ * A subscription: some channels (or patterns, or shard channels) of one kind, a queue, and
+ * the callback its events go to.
+ *
+ * Owns a `redipc::blocking::Subscription` (which keeps the client's pub/sub multiplexer
+ * alive) and, through it, the callback with its `userdata`. Made by `ipc_subscribe()` and
+ * its siblings, freed by `ipc_subscription_free()`, which unsubscribes.
+ *
+ * Thread safety: `ipc_subscription_add()`, `ipc_subscription_remove()` and
+ * `ipc_subscription_stats()` may be called from any thread, concurrently;
+ * `ipc_subscription_free()` must come after every other call on it has returned (a call
+ * from inside its own callback is the exception, see there).
+ */
+typedef struct ipc_subscription ipc_subscription;
+
+/**
+ * One event of a subscription, passed to its `ipc_message_cb`.
+ *
+ * Lifetime: the struct and every pointer in it are valid only during the callback call
+ * that receives them; copy what you need to keep. The library owns all of it.
+ *
+ * Byte strings are (pointer, length) pairs, not NUL-terminated (except the error text of
+ * `IPC_EVENT_DISCONNECTED`, which is); a field that does not apply is NULL with length 0,
+ * a field that applies is never NULL (an empty payload is a valid pointer with length 0).
+ *
+ * | kind | `channel` | `pattern` | `payload` |
+ * |---|---|---|---|
+ * | `IPC_EVENT_MESSAGE` | the channel published on | the matching pattern (`IPC_SUB_PATTERN` only) | the message |
+ * | `IPC_EVENT_ACTIVATED`, `IPC_EVENT_REACTIVATED` | the confirmed name (a pattern for `IPC_SUB_PATTERN`, also in `pattern`) | see `channel` | NULL |
+ * | `IPC_EVENT_DISCONNECTED` | NULL | NULL | the error text, NUL-terminated (`payload_len` excludes the NUL) |
+ */
+typedef struct {
+    /**
+     * What happened.
+     */
+    ipc_event_kind kind;
+    /**
+     * The kind of the subscription receiving it.
+     */
+    ipc_sub_kind sub_kind;
+    /**
+     * The channel (see the table above).
+     */
+    const uint8_t *channel;
+    /**
+     * Length of `channel` in bytes.
+     */
+    size_t channel_len;
+    /**
+     * The pattern, NULL when none.
+     */
+    const uint8_t *pattern;
+    /**
+     * Length of `pattern` in bytes; 0 when none.
+     */
+    size_t pattern_len;
+    /**
+     * The payload of a message; for `IPC_EVENT_DISCONNECTED` the error text.
+     */
+    const uint8_t *payload;
+    /**
+     * Length of `payload` in bytes.
+     */
+    size_t payload_len;
+} ipc_message;
+
+/**
+ * A subscription's callback: `userdata` as given to `ipc_subscribe()`, and the event.
+ *
+ * Thread: by default one of the library's dispatcher threads (`redipc-dispatch`; never
+ * the thread that subscribed, and not always the same thread), but never two calls of one
+ * subscription at the same time: its events are delivered one at a time, in the order
+ * they arrived. Different subscriptions run in parallel; a slow callback delays only its
+ * own subscription (with `IPC_OVERFLOW_BLOCK`, once its queue is full, the whole client's
+ * pub/sub reading waits for it). In poll mode (`ipc_options_set_poll_mode()`) callbacks run
+ * only inside `ipc_client_poll()`, on the thread that calls it.
+ *
+ * `msg` and everything it points to are valid only during the call. The callback must not
+ * unwind (C++ exceptions) or `longjmp` out. It may use the library, including calls that
+ * wait for the server (`ipc_publish()`, `ipc_command()`, `ipc_subscribe()`, ...), and
+ * `ipc_subscription_free()` on its own subscription (no further call of it follows).
+ * It must not free its client (`ipc_client_free()`), nor call `ipc_client_poll()`.
+ */
+typedef void (*ipc_message_cb)(void *userdata, const ipc_message *msg);
+
+/**
+ * Frees a subscription's `userdata`; see `ipc_subscribe()` for when it runs.
+ */
+typedef void (*ipc_userdata_free_cb)(void *userdata);
+
+/**
+ * Counters of a subscription's queue (`ipc_subscription_stats()`).
+ */
+typedef struct {
+    /**
+     * Events handed to the callback so far (messages and connection events).
+     */
+    uint64_t delivered;
+    /**
+     * Messages dropped by the overflow policy (always 0 with `IPC_OVERFLOW_BLOCK`).
+     */
+    uint64_t dropped;
+    /**
+     * Events waiting in the queue now.
+     */
+    uint64_t queued;
+    /**
+     * The queue's capacity.
+     */
+    uint64_t capacity;
+} ipc_sub_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -291,7 +487,8 @@ const char *ipc_result_name(int code);
 /**
  * Make options with the defaults: connect and response timeouts 5000 ms, RESP3, database
  * of the URL, key prefix `"ipc:"`, one I/O thread, no value limit below the server's
- * (512 MiB), reconnect delays 10 ms to 2000 ms, reconnecting forever.
+ * (512 MiB), reconnect delays 10 ms to 2000 ms, reconnecting forever, pub/sub health
+ * check every 3000 ms, poll mode off.
  *
  * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
  * `ipc_options_free()`.
@@ -426,6 +623,27 @@ ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
                                                   uint32_t attempts);
 
 /**
+ * Poll mode (default off): subscription callbacks run only inside `ipc_client_poll()`, on
+ * the thread that calls it, never on a library thread; `ipc_client_fd()` gives a file
+ * descriptor that is readable whenever events wait, for the host's `poll()`/`epoll` loop.
+ * I/O still runs on the library's runtime. Off, callbacks run on library dispatcher
+ * threads.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_poll_mode(ipc_options *opts, bool on);
+
+/**
+ * Set how often the idle pub/sub connection is checked with a `PING`, in milliseconds
+ * (default 3000; at least 10, checked by `ipc_client_new()`). A connection that does not
+ * answer (a half-open socket, a stopped server) is declared dead within about 1.5 times
+ * this: subscriptions get `IPC_EVENT_DISCONNECTED` and the library reconnects.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_health_check_interval_ms(ipc_options *opts, uint64_t ms);
+
+/**
  * Connect to the server at `url` and make a client.
  *
  * `url` is a NUL-terminated string: `redis://[user:password@]host[:port][/db]`,
@@ -443,24 +661,30 @@ ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
  * `IPC_ERR_CONNECTION` if the server cannot be reached in time; `IPC_ERR_SERVER` if it
  * refuses the connection setup (wrong password, unknown database, ...).
  *
- * Thread safety: any thread. Do not call it (or any blocking redipc call) from inside a
- * redipc callback.
+ * Thread safety: any thread, also from inside a subscription callback.
  */
 IPC_MUST_USE ipc_result ipc_client_new(const char *url, const ipc_options *opts, ipc_client **out);
 
 /**
  * Close the connection and free the client. NULL is a no-op.
  *
+ * Subscriptions of the client end here: their callbacks stop (a running one is waited
+ * for) and their `userdata_free` runs before this returns; their handles must still be
+ * freed with `ipc_subscription_free()`.
+ *
  * Thread safety: calls still running on other threads must have returned before this
  * is called (use `ipc_client_close()` to make them return early); the handle must not be
- * used afterwards.
+ * used afterwards. Not from inside a callback of one of its subscriptions.
  */
 void ipc_client_free(ipc_client *client);
 
 /**
  * Close the client without freeing it: calls running now and later fail with
  * `IPC_ERR_CLOSED`, and it stops reconnecting. Use it to wake other threads before
- * `ipc_client_free()`. Closing twice is fine.
+ * `ipc_client_free()`. Closing twice is fine. Its subscriptions end: their callbacks stop
+ * (a running one on another thread is waited for) and their `userdata_free` runs before
+ * this returns. A thread waiting in `ipc_client_poll()` is not woken; it returns when its
+ * timeout passes.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
@@ -685,6 +909,27 @@ ipc_result ipc_publish(const ipc_client *client,
                        int64_t *receivers);
 
 /**
+ * `SPUBLISH shardchannel message`: send a message to the subscribers of a shard channel
+ * (`ipc_ssubscribe()`). Needs Redis 7 or later.
+ *
+ * Output: on `IPC_OK`, `*receivers` is the number of subscribers that received it.
+ * Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a message over the size
+ * limit; `IPC_ERR_SERVER` from a server without shard channels; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_spublish(const ipc_client *client,
+                        const char *channel,
+                        size_t chlen,
+                        const uint8_t *msg,
+                        size_t len,
+                        int64_t *receivers);
+
+/**
  * `PING`: check that the server answers.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
@@ -794,6 +1039,279 @@ const ipc_reply *ipc_reply_element(const ipc_reply *reply, size_t index);
  * call.
  */
 void ipc_reply_free(ipc_reply *reply);
+
+/**
+ * Subscribe to `n` channels (`SUBSCRIBE`), delivering their events to `cb`.
+ *
+ * `channels` holds `n` NUL-terminated channel names (binary names: `ipc_subscribe_ex()`);
+ * none may be empty. `n` may be 0 (then `channels` may be NULL): an empty subscription to
+ * fill later with `ipc_subscription_add()`. Several subscriptions, of this client or not,
+ * may share a channel: each gets every message, Redis is subscribed once, and unsubscribed
+ * when the last one leaves. Uses the default options (capacity 10000, `IPC_OVERFLOW_BLOCK`).
+ *
+ * Returns once the server confirmed every channel (within the response timeout), or at
+ * once if the pub/sub connection is down — the channels are then subscribed when it comes
+ * back, with `IPC_EVENT_ACTIVATED`.
+ *
+ * Callback: `cb` (not NULL) is called with `userdata` for every event: an
+ * `IPC_EVENT_ACTIVATED` per channel, then messages, and `IPC_EVENT_DISCONNECTED` /
+ * `IPC_EVENT_REACTIVATED` around reconnects — see `ipc_message_cb` for the thread it runs
+ * on and `ipc_message` for the fields. Events of one subscription come one at a time, in
+ * arrival order. The first calls (`IPC_EVENT_ACTIVATED`) may run before this function
+ * returns, that is before `*out` is written.
+ *
+ * `userdata` is the caller's: the library only passes it to `cb` and `userdata_free`,
+ * possibly from another thread. `userdata_free` may be NULL. On `IPC_OK` it runs exactly
+ * once, when the subscription ends: in `ipc_subscription_free()`, or in
+ * `ipc_client_close()` / `ipc_client_free()` of its client, whichever comes first, and
+ * before that call returns — on that call's thread, or, if a callback of the subscription
+ * is running at that moment, on the callback's thread as soon as the callback returns.
+ * When the subscription is freed from inside its own callback, it runs on that thread
+ * right after the callback returns. On failure it does not run and the caller still owns
+ * `userdata` (`cb` may have been called for channels confirmed before the failure, but not
+ * after this call returned).
+ *
+ * Output: on `IPC_OK`, `*out` is the subscription, owned by the caller; free it with
+ * `ipc_subscription_free()` (also after its client was freed). Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `cb`, `out`, `channels` when `n > 0`, any
+ * `channels[i]`); `IPC_ERR_INVALID_ARGUMENT` for an empty channel name;
+ * `IPC_ERR_TIMEOUT` if the server did not confirm in time; `IPC_ERR_SERVER` if it refused;
+ * `IPC_ERR_CLOSED` after `ipc_client_close()`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client; subscribe
+ * commands of many threads are pipelined together.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe(const ipc_client *client,
+                         const char *const *channels,
+                         size_t n,
+                         ipc_message_cb cb,
+                         void *userdata,
+                         ipc_userdata_free_cb userdata_free,
+                         ipc_subscription **out);
+
+/**
+ * Subscribe to `n` glob patterns (`PSUBSCRIBE`, e.g. `"news.*"`), delivering their events
+ * to `cb`. Messages carry the matching pattern in `msg->pattern` and the channel they were
+ * published on in `msg->channel`.
+ *
+ * Everything else is as `ipc_subscribe()` (NULL `patterns` allowed when `n` is 0;
+ * `userdata_free` may be NULL): callback thread, ordering, events, `userdata_free`.
+ *
+ * Errors: as `ipc_subscribe()`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_psubscribe(const ipc_client *client,
+                          const char *const *patterns,
+                          size_t n,
+                          ipc_message_cb cb,
+                          void *userdata,
+                          ipc_userdata_free_cb userdata_free,
+                          ipc_subscription **out);
+
+/**
+ * Subscribe to `n` shard channels (`SSUBSCRIBE`; publish with `ipc_spublish()`),
+ * delivering their events to `cb`. Needs Redis 7 or later.
+ *
+ * Everything else is as `ipc_subscribe()` (NULL `channels` allowed when `n` is 0;
+ * `userdata_free` may be NULL).
+ *
+ * Errors: as `ipc_subscribe()`; `IPC_ERR_SERVER` from a server without shard channels.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_ssubscribe(const ipc_client *client,
+                          const char *const *channels,
+                          size_t n,
+                          ipc_message_cb cb,
+                          void *userdata,
+                          ipc_userdata_free_cb userdata_free,
+                          ipc_subscription **out);
+
+/**
+ * The general subscribe: any kind, binary-safe names, and options.
+ *
+ * `kind` is an `ipc_sub_kind` (`IPC_SUB_CHANNEL`, `IPC_SUB_PATTERN`, `IPC_SUB_SHARD`;
+ * taken as an `int` so that any number is safe to pass). Name `i` is `lens[i]` bytes at
+ * `names[i]` (not empty; NUL bytes allowed); if `lens` is NULL every name is a
+ * NUL-terminated string. `names` may be NULL when `n` is 0. `opts` may be NULL for the
+ * defaults; it is copied, not kept. `userdata_free` may be NULL.
+ *
+ * Callback, events, `userdata` and `userdata_free`, output: as `ipc_subscribe()`.
+ *
+ * Errors: as `ipc_subscribe()`; `IPC_ERR_INVALID_ARGUMENT` for an unknown `kind`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe_ex(const ipc_client *client,
+                            int kind,
+                            const uint8_t *const *names,
+                            const size_t *lens,
+                            size_t n,
+                            const ipc_subscribe_options *opts,
+                            ipc_message_cb cb,
+                            void *userdata,
+                            ipc_userdata_free_cb userdata_free,
+                            ipc_subscription **out);
+
+/**
+ * Add `n` names (channels, patterns or shard channels: the subscription's kind) to a
+ * subscription, as NUL-terminated strings; names it already has are skipped. `n` may be 0
+ * (then `names` may be NULL). Returns once the server confirmed them (an
+ * `IPC_EVENT_ACTIVATED` per new name reaches the callback), or at once while the pub/sub
+ * connection is down (they activate when it is back).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`sub`, `names` when `n > 0`, any `names[i]`);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty name; `IPC_ERR_TIMEOUT` (also when called from a
+ * callback while an `IPC_OVERFLOW_BLOCK` queue of the client is full: the confirmation
+ * waits behind it); `IPC_ERR_SERVER`; `IPC_ERR_CLOSED` after its client was closed. On
+ * failure no name of this call stays added.
+ *
+ * Thread safety: see `ipc_subscription`.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscription_add(const ipc_subscription *sub,
+                                const char *const *names,
+                                size_t n);
+
+/**
+ * Remove `n` names (NUL-terminated strings) from a subscription; names it does not have
+ * are ignored. Redis is unsubscribed from a name when no subscription of the client has it
+ * any more. Does not wait for the server: messages of a removed name that are already
+ * queued may still reach the callback. `n` may be 0 (then `names` may be NULL).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`sub`, `names` when `n > 0`, any `names[i]`).
+ *
+ * Thread safety: see `ipc_subscription`; it does not block.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscription_remove(const ipc_subscription *sub,
+                                   const char *const *names,
+                                   size_t n);
+
+/**
+ * Unsubscribe and free the subscription. NULL is a no-op.
+ *
+ * Guarantee: after it returns, no call of the subscription's callback runs or will run
+ * (a call running on another thread is waited for), queued events are discarded, and its
+ * `userdata_free` has run (exactly once over the subscription's life; see
+ * `ipc_subscribe()` for the thread). Called from inside the subscription's own callback,
+ * it returns at once and takes effect when that callback returns: no further event is
+ * delivered (not even the rest of a batch), and `userdata_free` runs then, on that
+ * thread.
+ *
+ * Thread safety: every other call on `sub` must have returned (except the running callback
+ * that frees it); the handle must not be used afterwards. Any thread, including callbacks.
+ */
+void ipc_subscription_free(ipc_subscription *sub);
+
+/**
+ * The counters of a subscription's queue: events delivered to the callback, messages
+ * dropped by the overflow policy, events queued now, and the capacity.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counters. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, also from a callback; see `ipc_subscription`.
+ */
+IPC_MUST_USE ipc_result ipc_subscription_stats(const ipc_subscription *sub, ipc_sub_stats *out);
+
+/**
+ * Make subscription options with the defaults: capacity 10000 events,
+ * `IPC_OVERFLOW_BLOCK`.
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_subscribe_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` if `out` is NULL.
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_subscribe_options_new(ipc_subscribe_options **out);
+
+/**
+ * Free subscription options. NULL is a no-op. Subscriptions made with them keep their own
+ * copy.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_subscribe_options_free(ipc_subscribe_options *opts);
+
+/**
+ * Set the queue capacity in events (default 10000; at least 1). Events beyond it wait or
+ * are dropped according to the overflow policy.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for 0.
+ *
+ * Thread safety: see `ipc_subscribe_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe_options_set_capacity(ipc_subscribe_options *opts,
+                                              size_t capacity);
+
+/**
+ * Set the overflow policy: an `ipc_overflow` (`IPC_OVERFLOW_BLOCK`, the default,
+ * `IPC_OVERFLOW_DROP_OLDEST`, `IPC_OVERFLOW_DROP_NEWEST`), taken as an `int` so that any
+ * number is safe to pass. Dropped messages are counted in `ipc_subscription_stats()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for another number.
+ *
+ * Thread safety: see `ipc_subscribe_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe_options_set_overflow(ipc_subscribe_options *opts,
+                                              int overflow);
+
+/**
+ * Poll mode: run the callbacks of waiting events on this thread.
+ *
+ * Only for a client made with `ipc_options_set_poll_mode(opts, true)`: its callbacks run
+ * nowhere else. If no event waits, waits up to `timeout_ms` milliseconds for one (0: do
+ * not wait; negative numbers are refused — to wait without limit, call it in a loop or
+ * `poll()` on `ipc_client_fd()`). Runs at most one batch (256 events) per subscription per
+ * call, so that no subscription starves the others; what is left keeps `ipc_client_fd()`
+ * readable for the next call.
+ *
+ * Output: on `IPC_OK`, if `n_dispatched` is not NULL, `*n_dispatched` is the number of
+ * events handed to callbacks (0 when the time passed with none).
+ *
+ * `timeout_ms`: 0 does not wait, a positive number waits up to that many milliseconds,
+ * a negative number waits without limit (until there is work or the client is closed).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`); `IPC_ERR_INVALID_ARGUMENT` if the client is not
+ * in poll mode; `IPC_ERR_CLOSED` once the client is closed (`ipc_client_close()` wakes a
+ * waiting call).
+ *
+ * Thread safety: any thread (usually the host's event-loop thread; callbacks run on the
+ * calling thread); calls from several threads at once share out the waiting work. Not
+ * from inside a callback.
+ */
+IPC_MUST_USE
+ipc_result ipc_client_poll(const ipc_client *client,
+                           int timeout_ms,
+                           size_t *n_dispatched);
+
+/**
+ * Poll mode: a file descriptor that is readable whenever `ipc_client_poll()` has events
+ * to run, for the host's `select()`/`poll()`/`epoll` set (watch it for `POLLIN`).
+ *
+ * It stays readable until `ipc_client_poll()` took the waiting work; do not read from,
+ * write to or close it. It belongs to the client and is valid until `ipc_client_free()`.
+ *
+ * Output: on `IPC_OK`, `*fd` is the descriptor. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if the client is not in poll
+ * mode.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
 
 #ifdef __cplusplus
 }  // extern "C"

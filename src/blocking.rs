@@ -480,7 +480,7 @@ impl Client {
         )
     }
     /// See [`crate::Client::poll`].
-    pub fn poll(&self, timeout: Duration) -> Result<usize> {
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<usize> {
         self.inner.poll(timeout)
     }
     /// See [`crate::Client::poll_fd`].

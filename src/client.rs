@@ -166,6 +166,9 @@ impl Client {
         if let Some(ps) = self.inner.pubsub.get() {
             ps.close();
         }
+        if let Some(pq) = &self.inner.poll {
+            pq.close();
+        }
     }
 
     pub(crate) fn conn(&self) -> &Arc<Conn> {
@@ -254,11 +257,12 @@ impl Client {
     }
 
     /// Poll mode: run waiting handlers on this thread, waiting up to `timeout` for work
-    /// when there is none. Returns how many events were handled. An error if the client is
-    /// not in poll mode.
-    pub fn poll(&self, timeout: Duration) -> Result<usize> {
+    /// when there is none (`None`: until there is work or the client is closed). Returns how
+    /// many events were handled; an error if the client is not in poll mode, a `Closed`
+    /// error once it is closed.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<usize> {
         match &self.inner.poll {
-            Some(pq) => Ok(pq.poll(timeout)),
+            Some(pq) => pq.poll(timeout),
             None => Err(Error::invalid(
                 "poll() needs a client made with Options::poll_mode(true)",
             )),

@@ -112,6 +112,8 @@ pub(crate) struct Delivery<T> {
     scheduled: AtomicBool,
     mode: Option<Mode>,
     error_hook: Option<ErrorHook>,
+    /// Set first thing in `close`, for handlers that loop over a batch.
+    closed_flag: Arc<AtomicBool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,9 +130,11 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
         handler: Option<Handler<T>>,
         mode: Mode,
         error_hook: Option<ErrorHook>,
+        closed_flag: Arc<AtomicBool>,
     ) -> Arc<Self> {
         let has_handler = handler.is_some();
         Arc::new(Delivery {
+            closed_flag,
             queue: Mutex::new(QState {
                 items: VecDeque::new(),
                 closed: false,
@@ -341,6 +345,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// thread) has finished. Called from inside the handler itself, it returns at once and
     /// takes effect when the handler returns. Queued events are discarded.
     pub(crate) fn close(&self) {
+        self.closed_flag.store(true, Ordering::Release);
         {
             let mut q = lock(&self.queue);
             q.closed = true;
@@ -474,6 +479,7 @@ impl<T: Droppable + Send + 'static> Drainable for Delivery<T> {
 /// Poll mode: consumers with work wait here until the host calls [`PollQueue::poll`].
 /// A socket pair signals readiness: its read end is readable exactly while work waits.
 pub(crate) struct PollQueue {
+    closed: AtomicBool,
     ready: Mutex<VecDeque<Arc<dyn Drainable>>>,
     cond: Condvar,
     rx: UnixStream,
@@ -487,6 +493,7 @@ impl PollQueue {
         rx.set_nonblocking(true).map_err(io)?;
         tx.set_nonblocking(true).map_err(io)?;
         Ok(Arc::new(PollQueue {
+            closed: AtomicBool::new(false),
             ready: Mutex::new(VecDeque::new()),
             cond: Condvar::new(),
             rx,
@@ -511,15 +518,30 @@ impl PollQueue {
         self.cond.notify_all();
     }
 
-    /// Run waiting handlers on this thread; wait up to `timeout` for work if there is none
-    /// (`Duration::ZERO`: do not wait). Returns how many events were handled.
-    pub(crate) fn poll(&self, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+    /// Wake and end every `poll` waiting now or later (the client was closed).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _guard = lock(&self.ready);
+        self.cond.notify_all();
+    }
+
+    /// Run waiting handlers on this thread; wait up to `timeout` (`None`: without limit) for
+    /// work if there is none (`Some(ZERO)`: do not wait). Returns how many events were
+    /// handled; a `Closed` error once the client is closed.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> Result<usize> {
+        let deadline = timeout.map(|t| Instant::now() + t);
         let mut ready = lock(&self.ready);
         while ready.is_empty() {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::closed());
+            }
             let now = Instant::now();
+            let Some(deadline) = deadline else {
+                ready = self.cond.wait(ready).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
             if now >= deadline {
-                return 0;
+                return Ok(0);
             }
             ready = self
                 .cond
@@ -534,7 +556,7 @@ impl PollQueue {
         for d in work {
             handled += d.drain_some();
         }
-        handled
+        Ok(handled)
     }
 
     fn clear_signal(&self) {
@@ -596,10 +618,17 @@ impl Dispatcher {
             .name("redipc-dispatch".into())
             .spawn(move || self.run());
         if spawned.is_err() {
-            // No new thread: the job waits for an existing one (there is at least the
-            // caller's own progress; report nothing, it is a resource limit).
-            lock(&self.state).threads -= 1;
-            self.work.notify_one();
+            let mut st = lock(&self.state);
+            st.threads -= 1;
+            if st.threads > 0 {
+                // An existing thread will take it.
+                drop(st);
+                self.work.notify_one();
+            } else if let Some(job) = st.jobs.pop_back() {
+                // No thread at all and none can be made: run it here rather than never.
+                drop(st);
+                let _ = catch_unwind(AssertUnwindSafe(job));
+            }
         }
     }
 

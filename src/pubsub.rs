@@ -121,6 +121,8 @@ pub struct SubscribeOptions {
     pub error_hook: Option<ErrorHook>,
     /// Run the handler inline in the connection task (library-internal handlers only).
     pub(crate) inline: bool,
+    /// Set when the subscription is closed (see [`SubscribeOptions::closed_flag`]).
+    closed: Arc<AtomicBool>,
 }
 
 impl Default for SubscribeOptions {
@@ -131,6 +133,7 @@ impl Default for SubscribeOptions {
             handler: None,
             error_hook: None,
             inline: false,
+            closed: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -165,8 +168,13 @@ impl SubscribeOptions {
     /// following events are still delivered.
     pub fn handler(self, mut f: impl FnMut(&Event) + Send + 'static) -> Self {
         let hook = self.error_hook.clone();
+        let closed = self.closed.clone();
         self.batch_handler(move |events| {
             for e in events {
+                // Closed from inside the handler: not one more event, not even of this batch.
+                if closed.load(Ordering::Acquire) {
+                    return;
+                }
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(e)));
                 if let Err(p) = r {
                     let text = p
@@ -183,6 +191,13 @@ impl SubscribeOptions {
             }
         })
     }
+    /// A flag that becomes true when the subscription is closed. A batch handler that
+    /// loops over its batch should stop at once when it is set (the subscription may have
+    /// been closed from inside the handler); [`handler`](SubscribeOptions::handler) does.
+    pub fn closed_flag(&self) -> Arc<AtomicBool> {
+        self.closed.clone()
+    }
+
     /// Report handler panics to `hook` instead of stderr (set it before `handler`).
     pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
@@ -352,6 +367,7 @@ impl PubSub {
             opts.handler,
             mode,
             opts.error_hook,
+            opts.closed,
         );
         let id = {
             let mut reg = lock(&self.reg);

@@ -39,8 +39,7 @@ pub struct ipc_client {
 /// `IPC_ERR_CONNECTION` if the server cannot be reached in time; `IPC_ERR_SERVER` if it
 /// refuses the connection setup (wrong password, unknown database, ...).
 ///
-/// Thread safety: any thread. Do not call it (or any blocking redipc call) from inside a
-/// redipc callback.
+/// Thread safety: any thread, also from inside a subscription callback.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_client_new(
@@ -71,9 +70,13 @@ pub unsafe extern "C" fn ipc_client_new(
 
 /// Close the connection and free the client. NULL is a no-op.
 ///
+/// Subscriptions of the client end here: their callbacks stop (a running one is waited
+/// for) and their `userdata_free` runs before this returns; their handles must still be
+/// freed with `ipc_subscription_free()`.
+///
 /// Thread safety: calls still running on other threads must have returned before this
 /// is called (use `ipc_client_close()` to make them return early); the handle must not be
-/// used afterwards.
+/// used afterwards. Not from inside a callback of one of its subscriptions.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_client_free(client: *mut ipc_client) {
     ffi_boundary!(ipc_client_free(#[nullable] client) {
@@ -86,7 +89,10 @@ pub unsafe extern "C" fn ipc_client_free(client: *mut ipc_client) {
 
 /// Close the client without freeing it: calls running now and later fail with
 /// `IPC_ERR_CLOSED`, and it stops reconnecting. Use it to wake other threads before
-/// `ipc_client_free()`. Closing twice is fine.
+/// `ipc_client_free()`. Closing twice is fine. Its subscriptions end: their callbacks stop
+/// (a running one on another thread is waited for) and their `userdata_free` runs before
+/// this returns. A thread waiting in `ipc_client_poll()` is not woken; it returns when its
+/// timeout passes.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`.
 ///

@@ -360,6 +360,38 @@ pub unsafe extern "C" fn ipc_publish(
     })
 }
 
+/// `SPUBLISH shardchannel message`: send a message to the subscribers of a shard channel
+/// (`ipc_ssubscribe()`). Needs Redis 7 or later.
+///
+/// Output: on `IPC_OK`, `*receivers` is the number of subscribers that received it.
+/// Untouched otherwise.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a message over the size
+/// limit; `IPC_ERR_SERVER` from a server without shard channels; `IPC_ERR_TIMEOUT`;
+/// `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+///
+/// Thread safety: any thread, concurrently with other calls on the client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_spublish(
+    client: *const ipc_client,
+    channel: *const c_char,
+    chlen: usize,
+    msg: *const u8,
+    len: usize,
+    receivers: *mut i64,
+) -> ipc_result {
+    ffi_boundary!(ipc_spublish(client, channel, chlen, msg, len, receivers) {
+        // SAFETY: all pointers are valid per the caller contract (NULL checked).
+        unsafe {
+            let channel = bytes_arg(channel.cast(), chlen, "channel")?;
+            let msg = bytes_arg(msg, len, "msg")?;
+            let n = self::client(client)?.spublish(channel, msg)?;
+            write_out(receivers, n, "receivers")
+        }
+    })
+}
+
 /// `PING`: check that the server answers.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.

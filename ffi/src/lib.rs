@@ -69,9 +69,12 @@ pub mod commands;
 
 pub mod reply;
 
+pub mod pubsub;
+
 pub use client::ipc_client;
 pub use error::ipc_result;
 pub use options::ipc_options;
+pub use pubsub::{ipc_message, ipc_subscription};
 pub use reply::{ipc_reply, ipc_reply_kind};
 
 use error::Error;
@@ -162,6 +165,13 @@ mod boundary {
     }
 
     never_null!(bool, i32, u32, i64, u64, usize, f64);
+
+    /// A nullable function pointer (`Option<extern "C" fn ...>`) is NULL when `None`.
+    impl<T> MaybeNull for Option<T> {
+        fn is_null_arg(&self) -> bool {
+            self.is_none()
+        }
+    }
 
     /// Run the body of exported function `name`: see [`ffi_boundary!`](crate::ffi_boundary).
     pub fn run<R, F>(name: &'static str, body: F) -> R

@@ -20,7 +20,8 @@ pub struct ipc_options {
 
 /// Make options with the defaults: connect and response timeouts 5000 ms, RESP3, database
 /// of the URL, key prefix `"ipc:"`, one I/O thread, no value limit below the server's
-/// (512 MiB), reconnect delays 10 ms to 2000 ms, reconnecting forever.
+/// (512 MiB), reconnect delays 10 ms to 2000 ms, reconnecting forever, pub/sub health
+/// check every 3000 ms, poll mode off.
 ///
 /// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
 /// `ipc_options_free()`.
@@ -291,6 +292,40 @@ pub unsafe extern "C" fn ipc_options_set_reconnect_max_attempts(
     })
 }
 
+/// Poll mode (default off): subscription callbacks run only inside `ipc_client_poll()`, on
+/// the thread that calls it, never on a library thread; `ipc_client_fd()` gives a file
+/// descriptor that is readable whenever events wait, for the host's `poll()`/`epoll` loop.
+/// I/O still runs on the library's runtime. Off, callbacks run on library dispatcher
+/// threads.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_poll_mode(opts: *mut ipc_options, on: bool) -> ipc_result {
+    ffi_boundary!(ipc_options_set_poll_mode(opts, on) {
+        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
+        unsafe { update(opts, |o| { o.poll_mode = on; Ok(()) }) }
+    })
+}
+
+/// Set how often the idle pub/sub connection is checked with a `PING`, in milliseconds
+/// (default 3000; at least 10, checked by `ipc_client_new()`). A connection that does not
+/// answer (a half-open socket, a stopped server) is declared dead within about 1.5 times
+/// this: subscriptions get `IPC_EVENT_DISCONNECTED` and the library reconnects.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_health_check_interval_ms(
+    opts: *mut ipc_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_health_check_interval_ms(opts, ms) {
+        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
+        unsafe { update(opts, |o| { o.health_check_interval = Duration::from_millis(ms); Ok(()) }) }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +376,11 @@ mod tests {
                 ipc_options_set_reconnect_max_attempts(opts, 4),
                 ipc_result::IPC_OK
             );
+            assert_eq!(ipc_options_set_poll_mode(opts, true), ipc_result::IPC_OK);
+            assert_eq!(
+                ipc_options_set_health_check_interval_ms(opts, 400),
+                ipc_result::IPC_OK
+            );
             let o = &(*opts).inner;
             assert_eq!(o.connect_timeout, Duration::from_millis(250));
             assert_eq!(o.response_timeout, Duration::from_millis(750));
@@ -355,6 +395,8 @@ mod tests {
             assert_eq!(o.reconnect.min_delay, Duration::from_millis(1));
             assert_eq!(o.reconnect.max_delay, Duration::from_millis(9));
             assert_eq!(o.reconnect.max_attempts, Some(4));
+            assert!(o.poll_mode);
+            assert_eq!(o.health_check_interval, Duration::from_millis(400));
             assert_eq!(
                 ipc_options_set_reconnect_max_attempts(opts, 0),
                 ipc_result::IPC_OK

@@ -168,7 +168,9 @@ fn every_exported_function_goes_through_the_boundary() {
             ));
         }
         for (l, (n, t)) in listed.iter().zip(&f.params) {
-            let pointer = t.starts_with('*');
+            // Raw pointers, and the callback typedefs (`ipc_*_cb`: `Option<extern "C" fn>`,
+            // a C function pointer).
+            let pointer = t.starts_with('*') || (t.starts_with("ipc_") && t.ends_with("_cb"));
             if l.starts_with("#[nullable]") && !pointer {
                 problems.push(format!("{who}: {n} is #[nullable] but not a pointer"));
             }
