@@ -530,7 +530,7 @@ impl Subscription {
         self.inner.next_blocking(timeout)
     }
     /// See [`crate::Subscription::close`].
-    pub fn close(self) {
+    pub fn close(&self) {
         self.inner.close()
     }
     /// The async subscription underneath.

@@ -61,6 +61,34 @@ pub type Handler<T> = Box<dyn FnMut(&[T]) + Send>;
 /// Reports a panic of a handler (default: printed to stderr).
 pub type ErrorHook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// The text of a caught panic (`panic!("...")` payloads are `&str` or `String`).
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Report `text` to the user's hook (a panicking hook is contained), or to stderr.
+pub(crate) fn report(hook: Option<&ErrorHook>, text: &str) {
+    match hook {
+        Some(h) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| h(text)));
+        }
+        None => eprintln!("{text}"),
+    }
+}
+
+thread_local! {
+    static IN_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is running a subscription handler now (then waiting for the
+/// connection task could deadlock: it may itself wait for room in this handler's queue).
+pub(crate) fn in_handler() -> bool {
+    IN_HANDLER.with(|c| c.get())
+}
+
 /// How many events one handler call gets at most.
 const BATCH: usize = 256;
 
@@ -298,16 +326,19 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 handler
             };
             let n = batch.len();
+            let was_in = IN_HANDLER.with(|c| c.replace(true));
             let result = catch_unwind(AssertUnwindSafe(|| handler(&batch)));
+            IN_HANDLER.with(|c| c.set(was_in));
             self.delivered.fetch_add(n as u64, Ordering::Relaxed);
             handled += n;
             if let Err(panic) = result {
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a handler panicked".to_string());
-                self.report(&format!("redipc: a subscription handler panicked: {text}"));
+                report(
+                    self.error_hook.as_ref(),
+                    &format!(
+                        "redipc: a subscription handler panicked: {}",
+                        panic_text(&*panic)
+                    ),
+                );
             }
             let leftover = {
                 let mut h = lock(&self.hstate);
@@ -329,15 +360,6 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 return handled;
             }
             self.idle.notify_all();
-        }
-    }
-
-    fn report(&self, text: &str) {
-        match &self.error_hook {
-            Some(hook) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| hook(text)));
-            }
-            None => eprintln!("{text}"),
         }
     }
 

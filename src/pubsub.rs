@@ -177,16 +177,13 @@ impl SubscribeOptions {
                 }
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(e)));
                 if let Err(p) = r {
-                    let text = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    let text = format!("redipc: a subscription handler panicked: {text}");
-                    match &hook {
-                        Some(h) => h(&text),
-                        None => eprintln!("{text}"),
-                    }
+                    crate::dispatch::report(
+                        hook.as_ref(),
+                        &format!(
+                            "redipc: a subscription handler panicked: {}",
+                            crate::dispatch::panic_text(&*p)
+                        ),
+                    );
                 }
             }
         })
@@ -535,8 +532,9 @@ impl Subscription {
         self.kind
     }
 
-    /// Subscribe to more names. Returns once the server confirmed them (or, when the
-    /// connection is down, at once: they activate when it is back).
+    /// Subscribe to more names. Returns once the server confirmed them (or at once when the
+    /// connection is down, or when called from inside a handler: they activate later, with
+    /// an `Activated` event).
     pub async fn add<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<()> {
         let added = self.register(names)?;
         self.confirm(&added).await
@@ -556,7 +554,10 @@ impl Subscription {
     /// The waiting half of [`add`](Subscription::add): until the server confirmed `names`
     /// (or the connection is down); on failure they are removed again.
     pub(crate) async fn confirm(&self, names: &[Bytes]) -> Result<()> {
-        if names.is_empty() {
+        // From inside a handler, waiting could deadlock (the connection task may be waiting
+        // for room in this very handler's queue): the names are registered, and their
+        // Activated events tell when they are live.
+        if names.is_empty() || crate::dispatch::in_handler() {
             return Ok(());
         }
         if let Err(e) = self.ps.wait_active(self.kind, names).await {
@@ -613,17 +614,18 @@ impl Subscription {
         self.delivery.next_async().await
     }
 
-    /// Unsubscribe and close. After it returns, no handler call of this subscription runs
-    /// (called from inside its own handler, it takes effect when the handler returns).
-    pub fn close(self) {
-        drop(self)
+    /// Unsubscribe and close (again: no effect). After it returns, no handler call of this
+    /// subscription runs (called from inside its own handler, it takes effect when the
+    /// handler returns). [`stats`](Subscription::stats) stays readable.
+    pub fn close(&self) {
+        self.ps.unregister(self.id);
+        self.delivery.close();
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.ps.unregister(self.id);
-        self.delivery.close();
+        self.close();
     }
 }
 

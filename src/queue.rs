@@ -350,12 +350,7 @@ struct Shared {
 
 impl Shared {
     fn report(&self, text: &str) {
-        match &self.opts.error_hook {
-            Some(h) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| h(text)));
-            }
-            None => eprintln!("{text}"),
-        }
+        crate::dispatch::report(self.opts.error_hook.as_ref(), text);
     }
 
     fn stopped(&self) -> bool {
@@ -366,14 +361,10 @@ impl Shared {
     fn run_handler(&self, req: &Request) -> std::result::Result<(), String> {
         match catch_unwind(AssertUnwindSafe(|| (self.handler)(req))) {
             Ok(r) => r,
-            Err(p) => Err(p
-                .downcast_ref::<&str>()
-                .map(|s| format!("handler panicked: {s}"))
-                .or_else(|| {
-                    p.downcast_ref::<String>()
-                        .map(|s| format!("handler panicked: {s}"))
-                })
-                .unwrap_or_else(|| "handler panicked".to_string())),
+            Err(p) => Err(format!(
+                "handler panicked: {}",
+                crate::dispatch::panic_text(&*p)
+            )),
         }
     }
 }

@@ -376,7 +376,12 @@ impl Client {
                 deadline: UNIX_EPOCH + Duration::from_millis(env.deadline_ms),
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&call)))
-                .unwrap_or_else(|_| Err("the handler panicked".to_string()));
+                .unwrap_or_else(|p| {
+                    Err(format!(
+                        "handler panicked: {}",
+                        crate::dispatch::panic_text(&*p)
+                    ))
+                });
             let reply = match &outcome {
                 Ok(v) => encode_reply(env.call_id, STATUS_OK, v),
                 Err(msg) => encode_reply(env.call_id, STATUS_ERR, msg.as_bytes()),

@@ -243,12 +243,7 @@ struct ConsumerShared {
 
 impl ConsumerShared {
     fn report(&self, text: &str) {
-        match &self.opts.error_hook {
-            Some(h) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| h(text)));
-            }
-            None => eprintln!("{text}"),
-        }
+        crate::dispatch::report(self.opts.error_hook.as_ref(), text);
     }
 
     fn errors_key(&self) -> Vec<u8> {
@@ -403,7 +398,10 @@ fn handle_entry(s: &ConsumerShared, handle: &crate::runtime::Rt, entry: StreamEn
     }
     let outcome = match catch_unwind(AssertUnwindSafe(|| (s.handler)(&entry))) {
         Ok(r) => r,
-        Err(_) => Err("the handler panicked".to_string()),
+        Err(p) => Err(format!(
+            "handler panicked: {}",
+            crate::dispatch::panic_text(&*p)
+        )),
     };
     let settle = async {
         match &outcome {

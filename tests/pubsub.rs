@@ -708,3 +708,48 @@ fn a_handler_may_call_the_blocking_client() {
     }
     assert_eq!(c.get("echoed").unwrap().as_deref(), Some(&b"hello"[..]));
 }
+
+#[test]
+fn add_from_inside_a_handler_does_not_stall_on_a_full_queue() {
+    let server = Server::start();
+    let c = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().response_timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let slot: Arc<Mutex<Option<blocking::Subscription>>> = Arc::default();
+    let errors = Arc::new(AtomicUsize::new(0));
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let (s2, e2, w2) = (slot.clone(), errors.clone(), slowest.clone());
+    let sub = c
+        .subscribe(
+            &["flood"],
+            SubscribeOptions::default().capacity(4).handler(move |e| {
+                if let Event::Message(_) = e {
+                    std::thread::sleep(Duration::from_millis(5));
+                    if let Some(s) = s2.lock().unwrap().as_ref() {
+                        let t = Instant::now();
+                        if s.add(&["other"]).is_err() {
+                            e2.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let mut w = w2.lock().unwrap();
+                        *w = (*w).max(t.elapsed());
+                    }
+                }
+            }),
+        )
+        .unwrap();
+    *slot.lock().unwrap() = Some(sub);
+    c.pipeline_raw(&vec![vec!["PUBLISH", "flood", "m"]; 100])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slot.lock().unwrap().as_ref().unwrap().stats().delivered < 101 {
+        assert!(Instant::now() < deadline, "stalled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    assert!(*slowest.lock().unwrap() < Duration::from_millis(200));
+    let names = slot.lock().unwrap().as_ref().unwrap().names();
+    assert_eq!(names.len(), 2);
+    slot.lock().unwrap().take();
+}

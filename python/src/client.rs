@@ -1,14 +1,16 @@
 //! `redipc.Client`: the blocking core client, with the GIL released for every wait.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use redipc::{Options, SetOptions, blocking};
+use redipc::{Options, SetOptions, SubscriptionKind, blocking};
 
 use crate::convert::{self, Arg, arg, args, duration, opt_bytes};
 use crate::errors::{invalid_argument, to_pyerr};
+use crate::pubsub;
 
 /// A connection to one Redis server, shared by every thread that uses this object.
 #[pyclass(frozen, module = "redipc._native", name = "Client")]
@@ -74,6 +76,8 @@ impl Client {
         io_threads = None,
         resp3 = true,
         max_value_size = None,
+        poll_mode = false,
+        health_check_interval = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -89,8 +93,13 @@ impl Client {
         io_threads: Option<i64>,
         resp3: bool,
         max_value_size: Option<i64>,
+        poll_mode: bool,
+        health_check_interval: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut opts = Options::default().resp3(resp3);
+        let mut opts = Options::default().resp3(resp3).poll_mode(poll_mode);
+        if let Some(t) = health_check_interval {
+            opts = opts.health_check_interval(duration(t, "health_check_interval")?);
+        }
         if let Some(t) = connect_timeout {
             opts = opts.connect_timeout(duration(t, "connect_timeout")?);
         }
@@ -473,5 +482,138 @@ impl Client {
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
         self.run(py, |c| c.ping())?;
         Ok(true)
+    }
+
+    /// `SPUBLISH channel message`: how many subscribers received it.
+    fn spublish(
+        &self,
+        py: Python<'_>,
+        channel: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<i64> {
+        let channel = arg(channel, &named("spublish", "channel"))?;
+        let message = arg(message, &named("spublish", "message"))?;
+        self.run(py, |c| c.spublish(&channel, &message))
+    }
+
+    /// `SUBSCRIBE channel...`: a subscription; see the stubs.
+    #[pyo3(signature = (*channels, callback = None, capacity = 10_000, overflow = "block", on_error = None))]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        channels: &Bound<'_, PyTuple>,
+        callback: Option<Bound<'_, PyAny>>,
+        capacity: i64,
+        overflow: &str,
+        on_error: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<pubsub::Subscription> {
+        let common = pubsub::Common::new(py, "subscribe", capacity, overflow, on_error)?;
+        pubsub::subscribe(
+            py,
+            &self.inner,
+            SubscriptionKind::Channel,
+            channels,
+            callback,
+            common,
+        )
+    }
+
+    /// `PSUBSCRIBE pattern...`: a pattern subscription; see the stubs.
+    #[pyo3(signature = (*patterns, callback = None, capacity = 10_000, overflow = "block", on_error = None))]
+    fn psubscribe(
+        &self,
+        py: Python<'_>,
+        patterns: &Bound<'_, PyTuple>,
+        callback: Option<Bound<'_, PyAny>>,
+        capacity: i64,
+        overflow: &str,
+        on_error: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<pubsub::Subscription> {
+        let common = pubsub::Common::new(py, "psubscribe", capacity, overflow, on_error)?;
+        pubsub::subscribe(
+            py,
+            &self.inner,
+            SubscriptionKind::Pattern,
+            patterns,
+            callback,
+            common,
+        )
+    }
+
+    /// `SSUBSCRIBE channel...`: a shard-channel subscription; see the stubs.
+    #[pyo3(signature = (*channels, callback = None, capacity = 10_000, overflow = "block", on_error = None))]
+    fn ssubscribe(
+        &self,
+        py: Python<'_>,
+        channels: &Bound<'_, PyTuple>,
+        callback: Option<Bound<'_, PyAny>>,
+        capacity: i64,
+        overflow: &str,
+        on_error: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<pubsub::Subscription> {
+        let common = pubsub::Common::new(py, "ssubscribe", capacity, overflow, on_error)?;
+        pubsub::subscribe(
+            py,
+            &self.inner,
+            SubscriptionKind::Shard,
+            channels,
+            callback,
+            common,
+        )
+    }
+
+    /// A subscription group: a handler per channel; see the stubs.
+    #[pyo3(signature = (name = "", *, capacity = 10_000, overflow = "block", on_error = None))]
+    fn subscribe_group(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        capacity: i64,
+        overflow: &str,
+        on_error: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<pubsub::SubscriptionGroup> {
+        let common = pubsub::Common::new(py, "subscribe_group", capacity, overflow, on_error)?;
+        pubsub::subscribe_group(py, &self.inner, name.to_string(), common)
+    }
+
+    /// Poll mode: run the callbacks of waiting messages on this thread; see the stubs.
+    #[pyo3(signature = (timeout = convert::Wait::ZERO), text_signature = "($self, timeout=0)")]
+    fn poll(&self, py: Python<'_>, timeout: convert::Wait) -> PyResult<usize> {
+        let deadline = timeout.0.map(|t| Instant::now() + t);
+        let inner = &self.inner;
+        loop {
+            let slice = match deadline {
+                None => pubsub::SLICE,
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(pubsub::SLICE),
+            };
+            let n = {
+                let Some(_busy) = pubsub::Busy::enter() else {
+                    return Ok(0); // the interpreter exits: no more callbacks
+                };
+                let _scope = pubsub::PollScope::enter();
+                py.detach(|| inner.poll(Some(slice)))
+            };
+            if let Some(err) = pubsub::PollScope::take_pending() {
+                return Err(err);
+            }
+            let n = n.map_err(|e| to_pyerr(py, e))?;
+            if n > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(n);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Poll mode: the file descriptor that is readable while `poll()` has work.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.inner.poll_fd().map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Whether the client was made with `poll_mode=True`.
+    #[getter]
+    fn poll_mode(&self) -> bool {
+        self.inner.options().poll_mode
     }
 }

@@ -134,6 +134,25 @@ pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration>
         .map_err(|_| invalid_argument(py, format!("{what} is too large: {secs} seconds")))
 }
 
+/// How long to wait: seconds or a `timedelta` (`Some`), or `None` for no limit.
+pub(crate) struct Wait(pub(crate) Option<Duration>);
+
+impl Wait {
+    /// Do not wait.
+    pub(crate) const ZERO: Wait = Wait(Some(Duration::ZERO));
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Wait {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_none() {
+            return Ok(Wait(None));
+        }
+        duration(&obj, "timeout").map(|d| Wait(Some(d)))
+    }
+}
+
 /// A reply as a Python object:
 ///
 /// | reply                | Python                                              |

@@ -210,3 +210,12 @@ pub(crate) fn invalid_argument(py: Python<'_>, message: impl Into<String>) -> Py
         Err(err) => err,
     }
 }
+
+/// A `ClosedError` raised by the binding itself (a closed subscription).
+pub(crate) fn closed_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    match instance(py, Class::Closed, None, &message, message.clone()) {
+        Ok(value) => PyErr::from_value(value),
+        Err(err) => err,
+    }
+}

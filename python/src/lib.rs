@@ -6,6 +6,7 @@
 mod client;
 mod convert;
 mod errors;
+mod pubsub;
 
 use pyo3::prelude::*;
 
@@ -13,6 +14,11 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
+    m.add_class::<pubsub::Message>()?;
+    m.add_class::<pubsub::Subscription>()?;
+    m.add_class::<pubsub::SubscriptionGroup>()?;
+    m.add_class::<pubsub::SubscriptionStats>()?;
     errors::Exceptions::get(m.py())?.add_to(m)?;
+    pubsub::register_exit_hook(m.py())?;
     Ok(())
 }

@@ -62,6 +62,7 @@ class RedisServer:
         self.sock = os.path.join(directory, "redis.sock")
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.paused = False
         self._log = os.path.join(directory, "redis.log")
 
     @property
@@ -129,9 +130,23 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self._reap()
+        self.paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP the server: its sockets stay open but nothing answers (half-open)."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self.paused and self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
 
     def stop(self) -> None:
         """Stop the server gracefully (SIGTERM)."""
+        self.resume()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -146,6 +161,7 @@ class RedisServer:
         self.start()
 
     def ensure_running(self) -> None:
+        self.resume()
         if not self.running:
             self._reap()
             self.start()

@@ -35,6 +35,10 @@ def test_hierarchy() -> None:
     assert redipc.ResponseError.code is None
     assert set(redipc.__all__) == {k.__name__ for k in kinds} | {
         "Client",
+        "Message",
+        "Subscription",
+        "SubscriptionGroup",
+        "SubscriptionStats",
         "RedipcError",
         "__version__",
     }
