@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Install what the build, the tests and the showcase need, if it is missing:
-#   Debian packages (redis-server, redis-tools, valgrind, pkg-config) when run as root,
+#   Debian packages (redis-server, redis-tools, valgrind, pkg-config, cmake) when run as root,
 #   cbindgen 0.29.4 (pinned: it writes include/redipc.h), and a Python venv in .venv with
 #   maturin, pytest and pytest-timeout.
 # Source it from the repository root, then call `setup_all`.
@@ -19,6 +19,8 @@ setup_debian() {
   command -v cc >/dev/null || missing+=(gcc)
   command -v g++ >/dev/null || missing+=(g++)
   command -v make >/dev/null || missing+=(make)
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v objdump >/dev/null || missing+=(binutils)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

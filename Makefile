@@ -1,0 +1,56 @@
+# Build and install libredipc (the C API) with its header, pkg-config file and CMake package.
+#
+#   make                                build target/release/libredipc.{so,a}
+#   make install PREFIX=/usr/local      install (DESTDIR is honoured)
+#   make uninstall PREFIX=/usr/local
+#
+# The two project commands are scripts/showcase and scripts/test (see README.md).
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+CARGO ?= cargo
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+# System libraries a static libredipc.a needs (what rustc reports for this target).
+NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+RELEASE ?= target/release
+empty :=
+space := $(empty) $(empty)
+
+.PHONY: all install uninstall
+
+all:
+	$(CARGO) build --release --locked -p redipc-ffi
+
+# Paths of the CMake package relative to its own directory, so an installed tree can move.
+CMAKEDIR := $(LIBDIR)/cmake/redipc
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKEDIR)
+	install -m 755 $(RELEASE)/libredipc.so $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION)
+	ln -sf libredipc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libredipc.so.$(MAJOR)
+	ln -sf libredipc.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libredipc.so
+	install -m 644 $(RELEASE)/libredipc.a $(DESTDIR)$(LIBDIR)/libredipc.a
+	install -m 644 include/redipc.h $(DESTDIR)$(INCLUDEDIR)/redipc.h
+	if [ -f bindings/cpp/redipc.hpp ]; then install -m 644 bindings/cpp/redipc.hpp $(DESTDIR)$(INCLUDEDIR)/redipc.hpp; fi
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
+	    packaging/redipc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/redipc.pc
+	rel() { python3 -c 'import os,sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$$1" "$$2"; }; \
+	sed -e "s|@REL_PREFIX@|$$(rel $(PREFIX) $(CMAKEDIR))|" \
+	    -e "s|@REL_LIBDIR@|$$(rel $(LIBDIR) $(PREFIX))|" \
+	    -e "s|@REL_INCLUDEDIR@|$$(rel $(INCLUDEDIR) $(PREFIX))|" \
+	    -e 's|@MAJOR@|$(MAJOR)|' -e 's|@NATIVE_LIBS_CMAKE@|$(subst $(space),;,$(NATIVE_LIBS))|' \
+	    packaging/redipcConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/redipcConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' \
+	    packaging/redipcConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/redipcConfigVersion.cmake
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libredipc.so $(DESTDIR)$(LIBDIR)/libredipc.so.$(MAJOR) \
+	      $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libredipc.a \
+	      $(DESTDIR)$(INCLUDEDIR)/redipc.h $(DESTDIR)$(INCLUDEDIR)/redipc.hpp \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/redipc.pc \
+	      $(DESTDIR)$(CMAKEDIR)/redipcConfig.cmake $(DESTDIR)$(CMAKEDIR)/redipcConfigVersion.cmake
+	-rmdir $(DESTDIR)$(CMAKEDIR)

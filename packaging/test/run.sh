@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install libredipc into a temporary prefix with `make install`, then build C programs the
+# ways users do: with pkg-config (shared and static), and with CMake's find_package(redipc)
+# (shared and static); run each against a private redis-server. Prints "N passed, M failed".
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/scripts/lib/redis.sh"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/redipc-install.XXXXXX")
+trap 'redis_stop; rm -rf "$tmp"' EXIT
+prefix="$tmp/prefix"
+passed=0 failed=0
+check() { # NAME COMMAND...
+  local name=$1; shift
+  if "$@" >"$tmp/out" 2>&1; then passed=$((passed + 1)); echo "ok   $name"
+  else failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     | /' "$tmp/out" | tail -n 30; fi
+}
+
+check "make install PREFIX=..." make -s -C "$root" install PREFIX="$prefix"
+check "SONAME carries the major version" bash -c "objdump -p '$prefix/lib/libredipc.so' | grep -q 'SONAME *libredipc.so.0'"
+check "library links installed" test -L "$prefix/lib/libredipc.so" -a -L "$prefix/lib/libredipc.so.0" -a -f "$prefix/lib/libredipc.a"
+check "header installed" test -f "$prefix/include/redipc.h"
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+check "pkg-config knows redipc" pkg-config --exists redipc
+hello="$root/c-examples/hello.c"
+# shellcheck disable=SC2046
+check "cc with pkg-config (shared)" cc -std=c99 -Wall -Wextra -Wpedantic -Werror -o "$tmp/hello_pc" "$hello" \
+  $(pkg-config --cflags --libs redipc) -Wl,-rpath,"$prefix/lib"
+native=$(pkg-config --static --libs-only-l redipc | sed 's/-lredipc//')
+# shellcheck disable=SC2046,SC2086
+check "cc with pkg-config (static)" cc -std=c99 -Wall -Wextra -Wpedantic -Werror -o "$tmp/hello_pc_static" "$hello" \
+  $(pkg-config --cflags redipc) "$prefix/lib/libredipc.a" $native
+
+if command -v cmake >/dev/null; then
+  check "cmake find_package(redipc)" cmake -S "$root/packaging/test/cmake" -B "$tmp/cmake-build" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DHELLO_SOURCE="$hello" -DCMAKE_BUILD_RULE_MESSAGES=OFF
+  check "cmake build (shared and static)" cmake --build "$tmp/cmake-build"
+else
+  failed=$((failed + 1)); echo "FAIL cmake is not installed (apt-get install cmake)"
+fi
+
+redis_start "$tmp/redis" || exit 1
+for prog in "$tmp/hello_pc" "$tmp/hello_pc_static" "$tmp/cmake-build/hello_shared" "$tmp/cmake-build/hello_static"; do
+  check "run $(basename "$prog")" "$prog" "$REDIS_UNIX_URL"
+done
+check "the shared build uses the installed library" bash -c "ldd '$tmp/hello_pc' | grep -q '$prefix/lib/libredipc.so.0'"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
