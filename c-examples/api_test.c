@@ -632,16 +632,32 @@ static void test_timeout_and_close(const char *url) {
     ipc_reply *r = NULL;
     double t0;
 
-    /* a reply that does not come within the response timeout: BLPOP on its own client */
+    /* a reply that does not come within the response timeout: a script that keeps the
+       server busy for a second */
     CHECK_OK(ipc_options_new(&opts));
     CHECK_OK(ipc_options_set_response_timeout_ms(opts, 200));
     CHECK_OK(ipc_client_new(url, opts, &c));
     ipc_options_free(opts);
     if (c == NULL) return;
     t0 = now_ms();
-    CHECK_RC(cmd(c, &r, "BLPOP", key("never"), "2", NULL), IPC_ERR_TIMEOUT);
-    CHECK(now_ms() - t0 < 1500.0);
+    CHECK_RC(cmd(c, &r, "EVAL",
+                 "local t = redis.call('TIME'); local s = t[1] * 1000000 + t[2]; "
+                 "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - s > 1000000",
+                 "0", NULL),
+             IPC_ERR_TIMEOUT);
+    CHECK(now_ms() - t0 < 900.0);
     CHECK(r == NULL && strlen(ipc_last_error_message()) > 0);
+    /* a blocking command gets its own block time (plus the response timeout): nil, not
+       a timeout */
+    t0 = now_ms();
+    CHECK_OK(cmd(c, &r, "BLPOP", key("never"), "0.5", NULL));
+    CHECK(r != NULL && ipc_reply_type(r) == IPC_REPLY_NIL);
+    CHECK(now_ms() - t0 >= 450.0);
+    ipc_reply_free(r);
+    r = NULL;
+    /* state changers are refused on the shared connection */
+    CHECK_RC(cmd(c, &r, "SUBSCRIBE", "x", NULL), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(cmd(c, &r, "MULTI", NULL), IPC_ERR_INVALID_ARGUMENT);
     ipc_client_free(c);
 
     /* a closed client */

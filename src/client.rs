@@ -87,6 +87,72 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Where `command()` sends a command.
+enum Route {
+    /// The shared multiplexed connection.
+    Shared,
+    /// A dedicated connection with this client-side limit (`None`: none).
+    Dedicated(Option<Duration>),
+    /// Not through `command()`.
+    Refuse(&'static str),
+}
+
+/// Classify a command by its name (and, for blocking ones, find its block time).
+fn route<A: AsRef<[u8]>>(args: &[A], response_timeout: Duration) -> Route {
+    let name = args[0].as_ref();
+    if name.len() > 12 {
+        return Route::Shared;
+    }
+    let mut buf = [0u8; 12];
+    let upper = &mut buf[..name.len()];
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    let arg = |i: usize| args.get(i).map(|a| a.as_ref());
+    // A block time in seconds (or milliseconds) -> the limit for the whole call.
+    let limit = |value: Option<&[u8]>, millis: bool| -> Route {
+        let secs = value
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| if millis { v / 1000.0 } else { v });
+        match secs {
+            Some(0.0) => Route::Dedicated(None),
+            Some(s) if s > 0.0 && s.is_finite() => {
+                Route::Dedicated(Some(Duration::from_secs_f64(s) + response_timeout))
+            }
+            // Malformed: the server will say so.
+            _ => Route::Dedicated(Some(response_timeout)),
+        }
+    };
+    match &*upper {
+        b"BLPOP" | b"BRPOP" | b"BZPOPMIN" | b"BZPOPMAX" | b"BLMOVE" | b"BRPOPLPUSH" => {
+            limit(args.last().map(|a| a.as_ref()), false)
+        }
+        b"BLMPOP" | b"BZMPOP" => limit(arg(1), false),
+        b"WAIT" => limit(arg(2), true),
+        b"WAITAOF" => limit(arg(3), true),
+        b"XREAD" | b"XREADGROUP" => {
+            match args
+                .iter()
+                .position(|a| a.as_ref().eq_ignore_ascii_case(b"BLOCK"))
+            {
+                Some(i) => limit(arg(i + 1), true),
+                None => Route::Shared,
+            }
+        }
+        b"SUBSCRIBE" | b"PSUBSCRIBE" | b"SSUBSCRIBE" | b"UNSUBSCRIBE" | b"PUNSUBSCRIBE"
+        | b"SUNSUBSCRIBE" => Route::Refuse(
+            "subscribing through command() would take over the shared connection: use subscribe(), psubscribe() or ssubscribe()",
+        ),
+        b"MULTI" | b"EXEC" | b"DISCARD" | b"WATCH" | b"UNWATCH" => Route::Refuse(
+            "on the shared connection other threads' commands would mix into the transaction: use tx() for MULTI/EXEC or transaction() for WATCH",
+        ),
+        b"SELECT" | b"HELLO" | b"RESET" | b"QUIT" | b"MONITOR" | b"AUTH" => Route::Refuse(
+            "this would change the shared connection for every user of it: set the database, credentials and protocol in the URL or the Options",
+        ),
+        _ => Route::Shared,
+    }
+}
+
 /// A short description of a command for error messages: its name and first argument.
 pub(crate) fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
     let mut out = String::new();
@@ -310,9 +376,21 @@ impl Client {
 
     /// Send any command (`["SET", "k", "v"]`) and return its reply; an error reply of the
     /// server is returned as an [`Error`] of kind [`ErrorKind::Server`].
+    ///
+    /// Blocking commands (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD ... BLOCK`, `WAIT`,
+    /// ...) run on a connection of their own, so they never hold up other calls, with a
+    /// client-side limit of their own block time plus the response timeout (none for a
+    /// block time of 0, which asks to wait forever). Commands that would change the shared
+    /// connection's state for every user of it (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
+    /// `MONITOR`, ...) are refused with an error naming the API to use instead.
     pub async fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Reply> {
         let cmd = self.build(args)?;
-        let result = match self.inner.conn.send(&cmd).await {
+        let result = match route(args, self.inner.conn.response_timeout()) {
+            Route::Shared => self.inner.conn.send(&cmd).await,
+            Route::Refuse(why) => Err(Error::invalid(why)),
+            Route::Dedicated(limit) => self.send_dedicated(&cmd, limit).await,
+        };
+        let result = match result {
             Ok(v) => match Reply::from_value(v) {
                 Reply::Error(e) => Err(Error::from(e)),
                 r => Ok(r),
@@ -320,6 +398,33 @@ impl Client {
             Err(e) => Err(e),
         };
         result.map_err(|e| e.context(describe(args)))
+    }
+
+    /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit).
+    async fn send_dedicated(
+        &self,
+        cmd: &redis::Cmd,
+        limit: Option<Duration>,
+    ) -> Result<redis::Value> {
+        let mut conn = self.inner.conn.dedicated().await?;
+        let r = match limit {
+            Some(t) => tokio::time::timeout(t, conn.send_packed_command(cmd))
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("no reply within {t:?} (the command's block time plus the response timeout)"),
+                    )
+                })?,
+            None => conn.send_packed_command(cmd).await,
+        };
+        match r {
+            Ok(v) => {
+                self.inner.conn.put_dedicated(conn);
+                Ok(v)
+            }
+            Err(e) => Err(Error::from(e)),
+        }
     }
 
     /// Send a prepared command on the shared connection; an error reply becomes an error.

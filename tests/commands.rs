@@ -346,3 +346,57 @@ async fn async_client_works_in_a_users_runtime() {
     let e = blocking::Client::connect(&server.tcp_url(), Options::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
+
+#[test]
+fn blocking_commands_get_their_own_connection_and_state_changers_are_refused() {
+    let server = Server::start();
+    let c = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().response_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    // A BLPOP longer than the response timeout: allowed its own block time, and it does not
+    // hold up the other calls of the client meanwhile.
+    let c2 = c.clone();
+    let t = Instant::now();
+    let popper = std::thread::spawn(move || c2.command(&["BLPOP", "q", "1"]));
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..50 {
+        c.ping().unwrap();
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(800),
+        "other calls waited for BLPOP"
+    );
+    c.rpush("q", &["item"]).unwrap();
+    let r = popper.join().unwrap().unwrap();
+    assert_eq!(
+        r,
+        Reply::Array(vec![
+            Reply::Bulk(b"q".to_vec()),
+            Reply::Bulk(b"item".to_vec())
+        ])
+    );
+    // Nothing comes: nil after the block time, not a timeout error.
+    let t = Instant::now();
+    assert_eq!(c.command(&["BRPOP", "empty", "0.5"]).unwrap(), Reply::Nil);
+    assert!(t.elapsed() >= Duration::from_millis(450));
+    assert_eq!(
+        c.command(&["XREAD", "BLOCK", "100", "STREAMS", "s", "$"])
+            .unwrap(),
+        Reply::Nil
+    );
+    for refused in [
+        &["SUBSCRIBE", "x"][..],
+        &["MULTI"],
+        &["WATCH", "k"],
+        &["SELECT", "2"],
+        &["MONITOR"],
+    ] {
+        let e = c.command(refused).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{refused:?}");
+    }
+    // The shared connection is untouched.
+    c.set("k", "v").unwrap();
+    assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+}
