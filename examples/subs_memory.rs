@@ -17,7 +17,9 @@ fn rss_kib() -> u64 {
 
 fn main() -> redipc::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let c = redipc::blocking::Client::connect(&url, redipc::Options::default())?;
     // Start the pub/sub connection first, so only the subscriptions are measured.

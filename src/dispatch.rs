@@ -188,7 +188,10 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     }
 
     /// Queue one event, applying the overflow policy to droppable ones; waits for room under
-    /// [`Overflow::Block`]. Returns false once the consumer is closed.
+    /// [`Overflow::Block`]. Returns false once the consumer is closed. The consumer is not
+    /// woken here (only before waiting for room): the producer queues everything one read of
+    /// the socket brought, then calls [`flush`](Delivery::flush) once, so a fast consumer is
+    /// woken once per burst instead of once per message.
     pub(crate) async fn push(self: &Arc<Self>, item: T) -> bool {
         let mut item = Some(item);
         loop {
@@ -228,11 +231,17 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 }
             }
             if item.is_none() {
-                self.wake();
                 return true;
             }
+            // Full: make sure the consumer runs, then wait for room.
+            self.wake();
             notified.await;
         }
+    }
+
+    /// Wake the consumer for what [`push`](Delivery::push) queued.
+    pub(crate) fn flush(self: &Arc<Self>) {
+        self.wake();
     }
 
     /// Queue an event that is never dropped and never waits (connection-state events).

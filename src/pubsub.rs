@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -808,6 +808,7 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>) -> Error {
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut targets: Vec<Arc<Delivery<Event>>> = Vec::new();
+    let mut touched: Vec<Arc<Delivery<Event>>> = Vec::new();
     let mut out = Vec::new();
 
     // Send whatever the registry says is missing (everything, after a reconnect).
@@ -822,12 +823,32 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>) -> Error {
         tokio::select! {
             biased;
             frame = frames.next() => {
-                let value = match frame {
-                    Some(Ok(v)) => v,
-                    Some(Err(e)) => return Error::from(e).context("pub/sub connection"),
-                    None => return Error::new(ErrorKind::Connection, "the server closed the pub/sub connection"),
+                // Handle this frame and every one already read, then wake each consumer that
+                // got something once: one wake-up per burst, not per message.
+                let mut frame = frame;
+                let mut handled = 0usize;
+                let ended = loop {
+                    let value = match frame {
+                        Some(Ok(v)) => v,
+                        Some(Err(e)) => break Some(Error::from(e).context("pub/sub connection")),
+                        None => break Some(Error::new(ErrorKind::Connection, "the server closed the pub/sub connection")),
+                    };
+                    handle_frame(ps, value, &mut inflight, &mut targets, &mut touched, &mut ping_sent).await;
+                    handled += 1;
+                    if handled >= 4096 {
+                        break None;
+                    }
+                    match frames.next().now_or_never() {
+                        Some(f) => frame = f,
+                        None => break None,
+                    }
                 };
-                handle_frame(ps, value, &mut inflight, &mut targets, &mut ping_sent).await;
+                for d in touched.drain(..) {
+                    d.flush();
+                }
+                if let Some(e) = ended {
+                    return e;
+                }
                 last_rx = Instant::now();
             }
             _ = ps.wake.notified() => {
@@ -942,6 +963,7 @@ async fn handle_frame(
     value: redis::Value,
     inflight: &mut VecDeque<InFlight>,
     targets: &mut Vec<Arc<Delivery<Event>>>,
+    touched: &mut Vec<Arc<Delivery<Event>>>,
     ping_sent: &mut Option<Instant>,
 ) {
     use redis::PushKind as K;
@@ -987,6 +1009,7 @@ async fn handle_frame(
                     payload: payload.clone(),
                 }))
                 .await;
+                note(touched, d);
             }
         }
         K::PMessage => {
@@ -1006,6 +1029,7 @@ async fn handle_frame(
                     payload: payload.clone(),
                 }))
                 .await;
+                note(touched, d);
             }
         }
         K::Subscribe
@@ -1044,6 +1068,13 @@ async fn handle_frame(
             }
         }
         _ => {}
+    }
+}
+
+/// Remember a consumer to wake at the end of the burst (once).
+fn note(touched: &mut Vec<Arc<Delivery<Event>>>, d: Arc<Delivery<Event>>) {
+    if !touched.iter().any(|t| Arc::ptr_eq(t, &d)) {
+        touched.push(d);
     }
 }
 

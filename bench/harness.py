@@ -1,0 +1,728 @@
+"""The benchmark's conductor: runs every implementation on every workload against one
+redis-server, alternating implementations, several times; then prints the table of
+medians and ratios, checks the targets of issue 6, and writes JSON, Markdown and a PNG.
+
+Started by bench/run (which builds the programs and starts the server); by hand:
+
+    python bench/harness.py --mode quick --build bench/build --sock /tmp/r.sock --port 6399
+
+Every measurement is one process of a bench program (bench/c/bench_*.c,
+bench/py/bench_client.py) printing one JSON line per workload; redis-benchmark is run for
+the server's ceiling where it has the same workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY_BENCH = ROOT / "bench" / "py" / "bench_client.py"
+
+# ---------------------------------------------------------------------------------------
+# Workloads. A workload is LABEL -> (bench workload, value size, depth, transport, unit).
+
+SEQ = []
+for _tr in ("unix", "tcp"):
+    for _op in ("get", "set"):
+        for _sz, _szl in ((16, "16"), (1024, "1k")):
+            SEQ.append(f"{_op}{_szl}_{_tr}")
+
+WORKLOADS: dict[str, dict] = {}
+for _l in SEQ:
+    _op, _rest = _l[:3], _l[3:]
+    _szl, _tr = _rest.split("_")
+    WORKLOADS[_l] = dict(
+        workload=_op,
+        size=16 if _szl == "16" else 1024,
+        depth=0,
+        transport=_tr,
+        unit="ops/s",
+        title=f"sequential {_op.upper()} {'16 B' if _szl == '16' else '1 KiB'}, {_tr}",
+    )
+WORKLOADS.update(
+    {
+        "pipe16": dict(workload="pipe", size=16, depth=16, transport="unix", unit="cmds/s", title="pipeline of 16 GETs"),
+        "pipe1000": dict(workload="pipe", size=16, depth=1000, transport="unix", unit="cmds/s", title="pipeline of 1000 GETs"),
+        "multi100": dict(workload="multi", size=0, depth=100, transport="unix", unit="cmds/s", title="MULTI/EXEC of 100 INCR"),
+        "hgetall100": dict(workload="hgetall", size=16, depth=100, transport="unix", unit="ops/s", title="HGETALL, 100 fields of 16 B"),
+        "pubsub64": dict(workload="sub", size=64, depth=0, transport="unix", unit="msgs/s", title="pub/sub delivery, 64 B messages"),
+        "queue": dict(workload="queue", size=16, depth=0, transport="unix", unit="items/s", title="queue drain (redipc worker: default prefetch 16)"),
+        "queue1": dict(workload="queue", size=16, depth=1, transport="unix", unit="items/s", title="queue drain (redipc worker: prefetch 1)"),
+        "rtt_get": dict(workload="rtt", size=16, depth=0, transport="unix", unit="ops/s", title="GET round trip"),
+        "rpc": dict(workload="rpc", size=16, depth=0, transport="unix", unit="calls/s", title="RPC round trip (hiredis: hand-rolled)"),
+    }
+)
+
+# Counts per mode: (C, Python). Quick and full differ only in counts and repetitions.
+COUNTS = {
+    "full": {"seq": (20_000, 8_000), "pipe16": (128_000, 48_000), "pipe1000": (800_000, 200_000),
+             "multi100": (400_000, 100_000), "hgetall100": (8_000, 3_000), "pubsub64": (600_000, 150_000),
+             "queue": (30_000, 10_000), "rtt_get": (20_000, 10_000), "rpc": (10_000, 5_000)},
+    "quick": {"seq": (2_000, 1_000), "pipe16": (16_000, 8_000), "pipe1000": (100_000, 30_000),
+              "multi100": (50_000, 20_000), "hgetall100": (1_000, 500), "pubsub64": (100_000, 30_000),
+              "queue": (4_000, 2_000), "rtt_get": (3_000, 2_000), "rpc": (2_000, 1_000)},
+    "smoke": {"seq": (200, 100), "pipe16": (320, 160), "pipe1000": (2_000, 1_000),
+              "multi100": (1_000, 500), "hgetall100": (50, 20), "pubsub64": (2_000, 1_000),
+              "queue": (200, 100), "rtt_get": (200, 100), "rpc": (100, 50)},
+}
+REPS = {"full": 5, "quick": 3, "smoke": 1}
+
+# Process groups: the workloads one bench process runs in a row (fewer process starts).
+GROUPS = [
+    ("seq_unix", [l for l in SEQ if l.endswith("_unix")]),
+    ("seq_tcp", [l for l in SEQ if l.endswith("_tcp")]),
+    ("batch", ["pipe16", "pipe1000", "multi100", "hgetall100"]),
+    ("misc", ["queue", "queue1", "rtt_get"]),
+]
+
+C_IMPLS = ["redipc-c", "hiredis"]
+PY_IMPLS = ["redipc-py", "redis-py", "glide-sync"]
+PY_FLAG = {"redipc-py": "redipc", "redis-py": "redispy", "glide-sync": "glide"}
+LANG = {"redipc-c": "c", "hiredis": "c", "redis-benchmark": "c", "redipc-py": "py", "redis-py": "py", "glide-sync": "py"}
+
+# Targets of issue 6: (language, workloads, peer, minimum ratio redipc / peer).
+TARGETS = [
+    ("c", SEQ, "hiredis", 0.95, "C sequential GET/SET >= 0.95x hiredis"),
+    ("c", ["multi100", "pipe1000"], "hiredis", 1.0, "C MULTI/EXEC 100 INCR, pipeline 1000 >= 1.0x hiredis"),
+    ("c", ["pubsub64"], "hiredis", 0.9, "C pub/sub delivery >= 0.9x hiredis"),
+    ("py", SEQ, "redis-py", 1.3, "Python sequential GET/SET >= 1.3x redis-py+hiredis"),
+    ("py", SEQ, "glide-sync", 1.0, "Python sequential GET/SET >= 1.0x glide-sync"),
+    ("py", ["multi100", "pipe1000"], "redis-py", 2.0, "Python MULTI/EXEC 100, pipeline 1000 >= 2x redis-py+hiredis"),
+    ("py", ["pubsub64"], "redis-py", 3.0, "Python pub/sub delivery to a callback >= 3x redis-py+hiredis"),
+]
+RPC_TARGET = 3.0  # RPC p50 <= 3x GET p50
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+class Harness:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.mode = a.mode
+        self.counts = COUNTS[a.mode]
+        self.reps = a.reps or REPS[a.mode]
+        self.build = Path(a.build)
+        self.runs: list[dict] = []
+        self.skips: dict[tuple[str, str], str] = {}
+        self.errors: list[str] = []
+        self.notes: list[str] = list(a.note)
+        self.pin_client: list[str] = []
+        self.pin_server: list[str] = []
+        if not a.no_pin and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+            self.pin_client = ["taskset", "-c", "1"]
+            self.pin_server = ["taskset", "-c", "0"]
+        self.impls = self.find_impls()
+
+    # -- what can run -------------------------------------------------------------------
+
+    def find_impls(self) -> list[str]:
+        out = []
+        for impl, binary in (("redipc-c", "bench_redipc"), ("hiredis", "bench_hiredis")):
+            if (self.build / binary).exists():
+                out.append(impl)
+            else:
+                self.notes.append(f"{impl}: {self.build / binary} was not built: skipped")
+        notes_file = self.build / "notes.txt"
+        if notes_file.exists():
+            self.notes += [l.strip() for l in notes_file.read_text().splitlines() if l.strip()]
+        probes = {"redipc-py": "import redipc", "redis-py": "import redis, hiredis", "glide-sync": "import glide_sync"}
+        for impl in PY_IMPLS:
+            r = subprocess.run([self.a.python, "-c", probes[impl]], capture_output=True, text=True)
+            if r.returncode == 0:
+                out.append(impl)
+            else:
+                self.notes.append(f"{impl}: not importable in {self.a.python}: skipped ({r.stderr.strip().splitlines()[-1:]})")
+        if shutil.which("redis-benchmark"):
+            out.append("redis-benchmark")
+        else:
+            self.notes.append("redis-benchmark: not installed (Debian: redis-tools): no server ceiling")
+        if self.a.impls:
+            out = [i for i in out if i in self.a.impls.split(",")]
+        return out
+
+    # -- running one process -------------------------------------------------------------
+
+    def target_args(self, transport: str) -> list[str]:
+        if transport == "unix":
+            return ["--sock", self.a.sock]
+        return ["--host", "127.0.0.1", "--port", str(self.a.port)]
+
+    def count(self, label: str, impl: str) -> int:
+        key = "seq" if label in SEQ else {"queue1": "queue"}.get(label, label)
+        c, py = self.counts[key]
+        return c if LANG[impl] == "c" else py
+
+    def spec(self, label: str, impl: str) -> str:
+        w = WORKLOADS[label]
+        return f"{label}:{w['workload']}:{self.count(label, impl)}:{w['size']}:{w['depth']}"
+
+    def command(self, impl: str, transport: str, specs: list[str]) -> list[str]:
+        t = self.target_args(transport) + ["--timeout", str(self.a.timeout)]
+        if impl == "redipc-c":
+            return [str(self.build / "bench_redipc")] + t + specs
+        if impl == "hiredis":
+            return [str(self.build / "bench_hiredis")] + t + specs
+        return [self.a.python, str(PY_BENCH), "--impl", PY_FLAG[impl]] + t + specs
+
+    def record(self, line: str, rep: int) -> None:
+        d = json.loads(line)
+        d["rep"] = rep
+        if "skipped" in d:
+            self.skips[(d["impl"], d["label"])] = d["skipped"]
+            return
+        self.runs.append(d)
+
+    def run_process(self, impl: str, transport: str, labels: list[str], rep: int) -> None:
+        cmd = self.pin_client + self.command(impl, transport, [self.spec(l, impl) for l in labels])
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.a.timeout * len(labels) + 60)
+        except subprocess.TimeoutExpired:
+            self.errors.append(f"{impl} {labels}: the process did not finish in time")
+            return
+        for line in p.stdout.splitlines():
+            if line.startswith("{"):
+                self.record(line, rep)
+        if p.returncode != 0:
+            tail = " | ".join(p.stderr.strip().splitlines()[-3:])
+            self.errors.append(f"{impl} {','.join(labels)}: exit {p.returncode}: {tail}")
+
+    def redis_cli(self, *args: str) -> str:
+        r = subprocess.run(["redis-cli", "-s", self.a.sock, *args], capture_output=True, text=True, timeout=30)
+        return r.stdout
+
+    # -- pub/sub: subscriber paused while the common publisher fills the server's buffer -----
+
+    def run_pubsub(self, impl: str, rep: int) -> None:
+        label = "pubsub64"
+        n = self.count(label, impl)
+        sub_cmd = self.pin_client + self.command(impl, "unix", [self.spec(label, impl)])
+        if (self.build / "bench_hiredis").exists():
+            pub_cmd = [str(self.build / "bench_hiredis")]
+        elif (self.build / "bench_redipc").exists():
+            pub_cmd = [str(self.build / "bench_redipc")]
+        elif "redipc-py" in self.impls:
+            pub_cmd = [self.a.python, str(PY_BENCH), "--impl", "redipc"]
+        else:
+            self.errors.append("pubsub: no publisher available")
+            return
+        pub_cmd = pub_cmd + ["--sock", self.a.sock, "--timeout", str(self.a.timeout), f"pub:pub:{n}:64:100"]
+        sub = subprocess.Popen(sub_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            ready = False
+            seen = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                line = sub.stderr.readline() if sub.stderr else ""
+                if not line:
+                    break
+                if line.strip() == "READY":
+                    ready = True
+                    break
+                seen.append(line)
+            if not ready:
+                out, err = sub.communicate(timeout=30)
+                for l in out.splitlines():
+                    if l.startswith("{"):
+                        self.record(l, rep)
+                if (impl, label) not in self.skips:
+                    self.errors.append(f"{impl} pubsub64: subscriber never got ready: {(''.join(seen) + err).strip()[-300:]}")
+                return
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                m = re.findall(r"\d+", self.redis_cli("PUBSUB", "NUMSUB", "bench:ch").split("\n", 1)[-1])
+                if m and int(m[-1]) >= 1:
+                    break
+                time.sleep(0.005)
+            time.sleep(0.05)
+            # Pause the whole subscriber process: the server buffers every message, so each
+            # implementation drains the same backlog at its own pace, whatever the
+            # publisher's speed under the noise of the moment.
+            os.kill(sub.pid, signal.SIGSTOP)
+            try:
+                p = subprocess.run(pub_cmd, capture_output=True, text=True, timeout=self.a.timeout + 30)
+                if p.returncode != 0:
+                    self.errors.append(f"publisher: exit {p.returncode}: {p.stderr.strip()[-300:]}")
+            finally:
+                os.kill(sub.pid, signal.SIGCONT)
+            out, err = sub.communicate(timeout=self.a.timeout + 30)
+            for l in out.splitlines():
+                if l.startswith("{"):
+                    self.record(l, rep)
+            if sub.returncode != 0:
+                self.errors.append(f"{impl} pubsub64: exit {sub.returncode}: {err.strip()[-300:]}")
+        finally:
+            if sub.poll() is None:
+                sub.kill()
+                sub.wait()
+
+    # -- RPC: a redipc server process next to the redis-server, a caller on the client core --
+
+    def run_rpc(self, impl: str, rep: int) -> None:
+        n = self.count("rpc", impl)
+        serve_cmd = self.pin_server + self.command(impl, "unix", [f"serve:serve:{n + 100}:16:0"])
+        srv = subprocess.Popen(serve_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 5
+            first = ""
+            while time.monotonic() < deadline:
+                # The server says READY once serving; a skipped workload prints JSON and exits.
+                first = srv.stderr.readline() if srv.stderr else ""
+                if not first or first.strip() == "READY":
+                    break
+            if first.strip() != "READY":
+                out, err = srv.communicate(timeout=30)
+                for l in out.splitlines():
+                    if l.startswith("{"):
+                        self.record(l, rep)
+                if (impl, "serve") in self.skips:
+                    self.skips[(impl, "rpc")] = self.skips.pop((impl, "serve"))
+                else:
+                    self.errors.append(f"{impl} rpc server did not start: {(first + err).strip()[-300:]}")
+                return
+            self.run_process(impl, "unix", ["rpc"], rep)
+        finally:
+            # Its figures are not needed: kill it rather than wait for a graceful stop (which
+            # waits out the server loop's blocking pop).
+            if srv.poll() is None:
+                srv.kill()
+            srv.communicate(timeout=30)
+
+    # -- redis-benchmark: the server's ceiling for one client connection ------------------
+
+    def run_redis_benchmark(self, label: str, rep: int) -> None:
+        w = WORKLOADS[label]
+        n = self.count(label, "redis-benchmark")
+        base = ["redis-benchmark", "-c", "1", "-n", str(n), "--csv"]
+        base += ["-s", self.a.sock] if w["transport"] == "unix" else ["-h", "127.0.0.1", "-p", str(self.a.port)]
+        if w["workload"] in ("get", "set"):
+            if w["workload"] == "get":
+                self.redis_cli("SET", "key:__rand_int__", "x" * w["size"])
+            args = base + ["-d", str(w["size"]), "-t", w["workload"]]
+        elif w["workload"] == "pipe":
+            self.redis_cli("SET", "key:__rand_int__", "x" * w["size"])
+            args = base + ["-P", str(w["depth"]), "-t", "get"]
+        elif w["workload"] == "hgetall":
+            key = f"bench:{label}:h"
+            self.redis_cli("DEL", key)
+            fields = []
+            for i in range(w["depth"]):
+                fields += [f"f{i}", "x" * w["size"]]
+            self.redis_cli("HSET", key, *fields)
+            args = base + ["HGETALL", key]
+        else:
+            return
+        args = self.pin_client + args
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        out, err, status = p.stdout, p.stderr, p.returncode
+        if status != 0:
+            self.errors.append(f"redis-benchmark {label}: exit {status}: {err.strip()[-200:]}")
+            return
+        rows = [l for l in out.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+        if not rows:
+            self.errors.append(f"redis-benchmark {label}: no result in {out!r}")
+            return
+        cells = [c.strip('"') for c in rows[-1].split(",")]
+        rps = float(cells[1])
+        rec = dict(impl="redis-benchmark", label=label, workload=w["workload"], transport=w["transport"], n=n,
+                   size=w["size"], depth=w["depth"], ops=n, wall_s=n / rps if rps else 0.0, ops_per_s=rps, rep=rep,
+                   cpu_s=cpu, cpu_us_per_op=cpu * 1e6 / n)
+        if len(cells) >= 7:
+            rec["p50_us"] = float(cells[4]) * 1000
+            rec["p99_us"] = float(cells[6]) * 1000
+        self.runs.append(rec)
+
+    # -- the schedule ---------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        client_impls = [i for i in self.impls if i != "redis-benchmark"]
+        t_start = time.monotonic()
+        for rep in range(self.reps):
+            log(f"== repetition {rep + 1}/{self.reps} ({time.monotonic() - t_start:.0f} s)")
+            for gname, labels in GROUPS:
+                transport = WORKLOADS[labels[0]]["transport"]
+                times = []
+                for impl in rotate(client_impls, rep):
+                    t = time.monotonic()
+                    self.run_process(impl, transport, labels, rep)
+                    times.append(f"{impl} {time.monotonic() - t:.1f}")
+                if "redis-benchmark" in self.impls:
+                    t = time.monotonic()
+                    for l in labels:
+                        self.run_redis_benchmark(l, rep)
+                    times.append(f"redis-benchmark {time.monotonic() - t:.1f}")
+                log(f"   {gname}: {', '.join(times)} s")
+            times = []
+            for impl in rotate(client_impls, rep):
+                t = time.monotonic()
+                self.run_pubsub(impl, rep)
+                times.append(f"{impl} {time.monotonic() - t:.1f}")
+            log(f"   pubsub64: {', '.join(times)} s")
+            times = []
+            for impl in rotate([i for i in client_impls if i.startswith("redipc") or i == "hiredis"], rep):
+                t = time.monotonic()
+                self.run_rpc(impl, rep)
+                times.append(f"{impl} {time.monotonic() - t:.1f}")
+            log(f"   rpc: {', '.join(times)} s")
+        self.elapsed = time.monotonic() - t_start
+
+    # -- summary --------------------------------------------------------------------------
+
+    def summarize(self) -> dict:
+        by: dict[tuple[str, str], list[dict]] = {}
+        for run in self.runs:
+            by.setdefault((run["impl"], run["label"]), []).append(run)
+        summary = {}
+        for (impl, label), rs in by.items():
+            rates = [r["ops_per_s"] for r in rs]
+            med = statistics.median(rates)
+            s = dict(impl=impl, label=label, runs=len(rs), ops_per_s=med, min=min(rates), max=max(rates),
+                     spread_pct=(max(rates) - min(rates)) / med * 100 if med else 0.0)
+            cpus = [r["cpu_us_per_op"] for r in rs if "cpu_us_per_op" in r]
+            if cpus:
+                s["cpu_us_per_op"] = statistics.median(cpus)
+            for k in ("p50_us", "p99_us"):
+                v = [r[k] for r in rs if k in r]
+                if v:
+                    s[k] = statistics.median(v)
+            notes = sorted({r["note"] for r in rs if r.get("note")})
+            if notes:
+                s["notes"] = notes
+            summary[f"{impl}|{label}"] = s
+        self.summary = summary
+        # ratios redipc / peer
+        ratios: list[dict] = []
+        for label in WORKLOADS:
+            for me, peers in (("redipc-c", ["hiredis", "redis-benchmark"]), ("redipc-py", ["redis-py", "glide-sync"])):
+                m = summary.get(f"{me}|{label}")
+                for peer in peers:
+                    p = summary.get(f"{peer}|{label}")
+                    if m and p and p["ops_per_s"]:
+                        ratios.append(dict(label=label, impl=me, peer=peer, ratio=m["ops_per_s"] / p["ops_per_s"],
+                                           cpu_ratio=(p["cpu_us_per_op"] / m["cpu_us_per_op"])
+                                           if m.get("cpu_us_per_op") and p.get("cpu_us_per_op") else None))
+        self.ratios = ratios
+        # targets
+        checks: list[dict] = []
+        for lang, labels, peer, want, text in TARGETS:
+            me = "redipc-c" if lang == "c" else "redipc-py"
+            for label in labels:
+                r: dict | None = next((x for x in ratios if x["label"] == label and x["impl"] == me and x["peer"] == peer), None)
+                if r is None:
+                    why = self.skips.get((me, label)) or self.skips.get((peer, label)) or "not measured"
+                    if me not in self.impls:
+                        why = f"{me} not available"
+                    elif peer not in self.impls:
+                        why = f"{peer} not available"
+                    checks.append(dict(target=text, label=label, peer=peer, want=want, ratio=None, status="not measured", why=why))
+                else:
+                    checks.append(dict(target=text, label=label, peer=peer, want=want, ratio=r["ratio"],
+                                       status="met" if r["ratio"] >= want else "MISSED"))
+        for me in ("redipc-c", "redipc-py"):
+            rpc, get = summary.get(f"{me}|rpc"), summary.get(f"{me}|rtt_get")
+            text = f"RPC round trip p50 <= {RPC_TARGET:g}x GET round trip ({'C' if me == 'redipc-c' else 'Python'})"
+            if rpc and get and "p50_us" in rpc and "p50_us" in get:
+                ratio = rpc["p50_us"] / get["p50_us"]
+                checks.append(dict(target=text, label="rpc", peer="rtt_get", want=RPC_TARGET, ratio=ratio,
+                                   status="met" if ratio <= RPC_TARGET else "MISSED", lower_is_better=True))
+            else:
+                why = self.skips.get((me, "rpc"), "not measured")
+                checks.append(dict(target=text, label="rpc", peer="rtt_get", want=RPC_TARGET, ratio=None,
+                                   status="not measured", why=why))
+        self.checks = checks
+        return summary
+
+    # -- output ---------------------------------------------------------------------------
+
+    def fmt_rate(self, impl: str, label: str) -> str:
+        s = self.summary.get(f"{impl}|{label}")
+        if not s:
+            return "skipped" if (impl, label) in self.skips else "–"
+        return f"{human(s['ops_per_s'])} ±{s['spread_pct'] / 2:.0f}%"
+
+    def fmt_cpu(self, impl: str, label: str) -> str:
+        s = self.summary.get(f"{impl}|{label}")
+        return f"{s['cpu_us_per_op']:.2f}" if s and "cpu_us_per_op" in s else "–"
+
+    def ratio(self, me: str, peer: str, label: str) -> str:
+        r = next((x for x in self.ratios if x["label"] == label and x["impl"] == me and x["peer"] == peer), None)
+        if not r:
+            return "–"
+        mark = ""
+        for lang, labels, tpeer, want, _ in TARGETS:
+            if LANG[me] == lang and tpeer == peer and label in labels:
+                mark = " ✓" if r["ratio"] >= want else f" ✗(<{want:g})"
+        return f"{r['ratio']:.2f}{mark}"
+
+    def tables(self) -> str:
+        out = []
+        c_labels = [l for l in WORKLOADS if l != "rpc"]
+        out.append("### C: redipc (libredipc) vs hiredis\n")
+        out.append("| workload | unit | redipc-c | hiredis | redis-benchmark | redipc ÷ hiredis | CPU µs/op redipc | CPU µs/op hiredis |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for l in c_labels:
+            w = WORKLOADS[l]
+            out.append(f"| {w['title']} | {w['unit']} | {self.fmt_rate('redipc-c', l)} | {self.fmt_rate('hiredis', l)} | "
+                       f"{self.fmt_rate('redis-benchmark', l)} | {self.ratio('redipc-c', 'hiredis', l)} | "
+                       f"{self.fmt_cpu('redipc-c', l)} | {self.fmt_cpu('hiredis', l)} |")
+        out.append("\n### Python: redipc vs redis-py (+hiredis parser) vs valkey-glide-sync\n")
+        out.append("| workload | unit | redipc-py | redis-py | glide-sync | ÷ redis-py | ÷ glide | CPU µs/op redipc | redis-py | glide |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for l in c_labels:
+            w = WORKLOADS[l]
+            out.append(f"| {w['title']} | {w['unit']} | {self.fmt_rate('redipc-py', l)} | {self.fmt_rate('redis-py', l)} | "
+                       f"{self.fmt_rate('glide-sync', l)} | {self.ratio('redipc-py', 'redis-py', l)} | "
+                       f"{self.ratio('redipc-py', 'glide-sync', l)} | {self.fmt_cpu('redipc-py', l)} | "
+                       f"{self.fmt_cpu('redis-py', l)} | {self.fmt_cpu('glide-sync', l)} |")
+        out.append("\n### Round trips (unix socket; µs; the hiredis RPC is hand-rolled: LPUSH, BRPOP, PUBLISH)\n")
+        out.append("| | GET p50 | GET p99 | RPC p50 | RPC p99 | RPC p50 ÷ GET p50 |")
+        out.append("|---|---|---|---|---|---|")
+        for me in ("redipc-c", "redipc-py", "hiredis", "redis-py", "glide-sync"):
+            g, r = self.summary.get(f"{me}|rtt_get"), self.summary.get(f"{me}|rpc")
+            if not g and not r:
+                continue
+            f = lambda s, k: f"{s[k]:.1f}" if s and k in s else ("skipped" if me.startswith("redipc") and k.startswith("p") and s is None else "–")
+            ratio = f"{r['p50_us'] / g['p50_us']:.2f}" if g and r and "p50_us" in r and "p50_us" in g else "–"
+            if not r and me.startswith("redipc"):
+                why = self.skips.get((me, "rpc"))
+                rp50 = rp99 = "skipped" if why else "–"
+            else:
+                rp50, rp99 = f(r, "p50_us"), f(r, "p99_us")
+            out.append(f"| {me} | {f(g, 'p50_us')} | {f(g, 'p99_us')} | {rp50} | {rp99} | {ratio} |")
+        out.append("\nRates are medians over the repetitions, ± half the spread (max−min) in % of the median; "
+                   "CPU µs/op is user+sys time of the client process per operation (median).")
+        return "\n".join(out)
+
+    def targets_text(self) -> str:
+        out = ["### Targets (issue 6)\n", "| target | workload | ratio | status |", "|---|---|---|---|"]
+        for c in self.checks:
+            ratio = f"{c['ratio']:.2f}" if c["ratio"] is not None else "–"
+            status = c["status"] if c["status"] != "not measured" else f"not measured: {c.get('why', '')}"
+            out.append(f"| {c['target']} | {c['label']} | {ratio} | {status} |")
+        missed = [c for c in self.checks if c["status"] == "MISSED"]
+        out.append("")
+        if missed:
+            out.append(f"**MISSED: {len(missed)} of {len(self.checks)} target checks** "
+                       f"({sum(1 for c in self.checks if c['status'] == 'met')} met, "
+                       f"{sum(1 for c in self.checks if c['status'] == 'not measured')} not measured).")
+        else:
+            out.append("No target missed among those measured.")
+        return "\n".join(out)
+
+    def skipped_text(self) -> str:
+        out = []
+        for (impl, label), why in sorted(self.skips.items()):
+            out.append(f"- {impl} {label}: {why}")
+        for n in self.notes:
+            out.append(f"- {n}")
+        for e in self.errors:
+            out.append(f"- ERROR {e}")
+        return "\n".join(out)
+
+    def write(self, meta: dict | None = None) -> None:
+        outdir = Path(self.a.out)
+        outdir.mkdir(parents=True, exist_ok=True)
+        prefix = self.a.name
+        meta = meta or dict(
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            mode=self.mode, repetitions=self.reps, elapsed_s=round(self.elapsed, 1),
+            host=platform.node(), cpu=cpu_model(), cpus=os.cpu_count(), kernel=platform.release(),
+            redis=self.a.redis_version, git=git_rev(), pinned=bool(self.pin_client),
+            loadavg=os.getloadavg(), impls=self.impls, versions=versions(self.a.python),
+        )
+        doc = dict(meta=meta, workloads=WORKLOADS, summary=list(self.summary.values()), ratios=self.ratios,
+                   targets=self.checks, skipped=[dict(impl=i, label=l, why=w) for (i, l), w in sorted(self.skips.items())],
+                   notes=self.notes, errors=self.errors, runs=self.runs)
+        (outdir / f"{prefix}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        md = [f"Run of {meta['date']}: `bench/run{'' if self.mode == 'full' else ' --' + self.mode}`, "
+              f"{self.reps} repetitions, {meta['cpus']} CPUs ({meta['cpu']}), Redis {meta['redis']}, "
+              f"git {meta['git']}, load average at the end {meta['loadavg'][0]:.2f}.\n",
+              self.tables(), "", self.targets_text()]
+        sk = self.skipped_text()
+        if sk:
+            md += ["", "### Skipped, notes and errors\n", sk]
+        (outdir / f"{prefix}.md").write_text("\n".join(md) + "\n")
+        self.chart(outdir / f"{prefix}.png", meta)
+        log(f"wrote {outdir / (prefix + '.json')}, .md, .png")
+
+    def chart(self, path: Path, meta: dict) -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            import matplotlib.ticker
+        except Exception as e:  # noqa: BLE001
+            self.notes.append(f"matplotlib is not installed: no chart ({e})")
+            log("matplotlib is not installed: no chart")
+            return
+        pairs = [("redipc-c", "hiredis", "C: redipc ÷ hiredis"), ("redipc-py", "redis-py", "Python: redipc ÷ redis-py"),
+                 ("redipc-py", "glide-sync", "Python: redipc ÷ glide-sync")]
+        labels = [l for l in WORKLOADS if any(r["label"] == l for r in self.ratios if r["peer"] != "redis-benchmark")]
+        if not labels:
+            return
+        fig, ax = plt.subplots(figsize=(12, 0.45 * len(labels) * 3 / 2 + 2))
+        height = 0.27
+        colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+        ys = list(range(len(labels)))
+        for k, (me, peer, name) in enumerate(pairs):
+            vals, pos = [], []
+            for i, l in enumerate(labels):
+                r = next((x for x in self.ratios if x["label"] == l and x["impl"] == me and x["peer"] == peer), None)
+                if r:
+                    vals.append(r["ratio"])
+                    pos.append(i + (k - 1) * height)
+            bars = ax.barh(pos, vals, height=height, color=colors[k], label=name)
+            for b, v in zip(bars, vals):
+                want = next((t[3] for t in TARGETS if t[0] == LANG[me] and t[2] == peer
+                             and labels[round(b.get_y() + height / 2 - (k - 1) * height)] in t[1]), 0)
+                ax.text(max(v, want) * 1.04, b.get_y() + b.get_height() / 2, f"{v:.2f}", va="center", fontsize=7)
+        # target marks
+        for lang, tl, peer, want, _ in TARGETS:
+            k = 0 if lang == "c" else (1 if peer == "redis-py" else 2)
+            for l in tl:
+                if l in labels:
+                    i = labels.index(l)
+                    y = i + (k - 1) * height
+                    ax.plot([want, want], [y - height / 2, y + height / 2], color="red", lw=2)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_yticks(ys)
+        ax.set_yticklabels([WORKLOADS[l]["title"] for l in labels], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("throughput ratio redipc ÷ peer, log scale (higher is better; red tick: target of issue 6)")
+        ax.set_title(f"redipc vs peers — medians of {self.reps} runs, {meta['cpus']} CPUs, "
+                     f"Redis {meta['redis']}, {meta['date'][:10]} ({self.mode})", fontsize=10)
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def rotate(xs: list[str], k: int) -> list[str]:
+    if not xs:
+        return xs
+    k %= len(xs)
+    return xs[k:] + xs[:k]
+
+
+def human(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f}k"
+    return f"{x:.0f}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def git_rev() -> str:
+    r = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return r.stdout.strip() or "?"
+
+
+def versions(python: str) -> dict:
+    code = (
+        "import json, importlib.metadata as m\n"
+        "out = {}\n"
+        "for p in ('redipc', 'redis', 'hiredis', 'valkey-glide-sync'):\n"
+        "    try: out[p] = m.version(p)\n"
+        "    except Exception: pass\n"
+        "print(json.dumps(out))\n"
+    )
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    try:
+        v = json.loads(r.stdout)
+    except ValueError:
+        v = {}
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libhiredis-dev"], capture_output=True, text=True)
+    if r.returncode == 0:
+        v["libhiredis-dev"] = r.stdout.strip()
+    return v
+
+
+def replot(a: argparse.Namespace) -> int:
+    doc = json.loads(Path(a.from_json).read_text())
+    meta = doc["meta"]
+    h = Harness.__new__(Harness)
+    h.a, h.mode, h.reps = a, meta["mode"], meta["repetitions"]
+    h.runs, h.notes, h.errors = doc["runs"], doc["notes"], doc["errors"]
+    h.skips = {(s["impl"], s["label"]): s["why"] for s in doc["skipped"]}
+    h.impls, h.pin_client, h.elapsed = meta["impls"], meta["pinned"], meta["elapsed_s"]
+    h.summarize()
+    h.write(meta)
+    print(h.tables())
+    print()
+    print(h.targets_text())
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=sorted(COUNTS), default="full")
+    p.add_argument("--reps", type=int, default=0, help="repetitions (default: by mode)")
+    p.add_argument("--build", help="directory of the C bench programs")
+    p.add_argument("--sock")
+    p.add_argument("--port", type=int)
+    p.add_argument("--from-json", metavar="FILE",
+                   help="run nothing: remake the table, Markdown and chart from the raw runs of FILE")
+    p.add_argument("--python", default=sys.executable, help="interpreter with redipc, redis, glide_sync")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--name", default="latest", help="file name of the results, without extension")
+    p.add_argument("--impls", default="", help="comma-separated subset of implementations")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--no-pin", action="store_true", help="do not pin server and client to different cores")
+    p.add_argument("--redis-version", default="?")
+    p.add_argument("--note", action="append", default=[], help="a note for the report (repeatable)")
+    a = p.parse_args()
+    if a.from_json:
+        return replot(a)
+    if not (a.build and a.sock and a.port):
+        p.error("--build, --sock and --port are needed (or --from-json)")
+    h = Harness(a)
+    log(f"implementations: {', '.join(h.impls)}; mode {a.mode}, {h.reps} repetitions; "
+        f"pinning {'server→cpu0, clients→cpu1' if h.pin_client else 'off'}")
+    h.schedule()
+    h.summarize()
+    h.write()
+    print()
+    print(h.tables())
+    print()
+    print(h.targets_text())
+    sk = h.skipped_text()
+    if sk:
+        print("\n### Skipped, notes and errors\n")
+        print(sk)
+    return 1 if h.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
