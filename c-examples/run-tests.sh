@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the C programs against a private redis-server (started here, in a temp dir, on a
-# free port and a unix socket), each over TCP and over the unix socket, and api_test and
-# pubsub_test once more under valgrind (quick mode) when it is installed. Prints one summary
+# free port and a unix socket), each over TCP and over the unix socket, and api_test,
+# pubsub_test, tx_test, queue_rpc_test, stream_test and state_test once more under
+# valgrind (quick mode) when it is installed. Prints one summary
 # line "N passed, M failed" last and exits non-zero on any failure.
 #
 #   ./run-tests.sh [BUILD_DIR]        (default: build; `make test` calls it)
@@ -64,7 +65,56 @@ pubsub_example() {
   [ "$status" -eq 0 ] && diff <(printf 'activated %s\nmessage %s hello0\nmessage %s hello1\nmessage %s hello2\n' \
     "$channel" "$channel" "$channel" "$channel") "$subout"
 }
+# device_state_example URL: the device-state daemon publishes battery and speed for one
+# second, printing each value it publishes; the hash ends with the last values printed.
+device_state_example() {
+  local url=$1 hash="device:$$:$RANDOM" out="$tmp/device.txt" battery speed
+  "$build/device_state" "$url" "$hash" 1 >"$out" 2>&1 || { cat "$out"; return 1; }
+  cat "$out"
+  battery=$(sed -n 's/^battery //p' "$out" | tail -n 1)
+  speed=$(sed -n 's/^speed //p' "$out" | tail -n 1)
+  grep -qx 'battery 100' "$out" && grep -qx 'speed 0' "$out" && grep -qx 'speed 10' "$out" &&
+    grep -q '^done: 5 samples, ' "$out" &&
+    [ "$(redis-cli -s "$REDIS_SOCK" HGET "$hash" battery)" = "$battery" ] &&
+    [ "$(redis-cli -s "$REDIS_SOCK" HGET "$hash" speed)" = "$speed" ]
+}
+export -f device_state_example
 export -f pubsub_example
+
+# rpc_echo_example URL: the CLI of rpc_echo (the C peer of the cross-language RPC tests):
+# a reply, a remote error, no server, usage errors, stopping on "quit" and on SIGTERM.
+rpc_echo_example() {
+  local url=$1 svc="rpc_echo:$$:$RANDOM" out="$tmp/rpc_serve.txt" fifo="$tmp/rpc_stdin" pid i got status
+  rm -f "$fifo"; mkfifo "$fifo"
+  "$build/rpc_echo" serve "$url" "$svc" <"$fifo" >"$out" 2>&1 &
+  pid=$!
+  exec 7>"$fifo"
+  for i in $(seq 1 200); do grep -q '^ready$' "$out" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  status=0
+  got=$("$build/rpc_echo" call "$url" "$svc" "hello, World") && [ "$got" = "HELLO, WORLD" ] || { echo "call: $got"; status=1; }
+  got=$("$build/rpc_echo" call "$url" "$svc" "" "") && [ -z "$got" ] || { echo "empty call: $got"; status=1; }
+  got=$("$build/rpc_echo" call "$url" "$svc" "x" fail) && status=1
+  [[ "$got" == "ERROR IPC_ERR_REMOTE "*"failed on purpose" ]] || { echo "fail call: $got"; status=1; }
+  got=$("$build/rpc_echo" call "$url" "$svc:nobody" "x" "" 200) && status=1
+  [[ "$got" == "ERROR IPC_ERR_NO_SERVER "* ]] || { echo "no-server call: $got"; status=1; }
+  "$build/rpc_echo" call "$url" 2>/dev/null; [ $? -eq 2 ] || { echo "usage: not exit 2"; status=1; }
+  echo quit >&7
+  exec 7>&-
+  for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  wait "$pid" || { echo "serve exited $?"; status=1; }
+  grep -q '^stopped$' "$out" || { echo "no 'stopped' after quit"; status=1; }
+  # SIGTERM stops it too (stdin at EOF does not).
+  "$build/rpc_echo" serve "$url" "$svc" </dev/null >"$out" 2>&1 &
+  pid=$!
+  for i in $(seq 1 200); do grep -q '^ready$' "$out" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  got=$("$build/rpc_echo" call "$url" "$svc" "again") && [ "$got" = "AGAIN" ] || { echo "call after EOF: $got"; status=1; }
+  kill -TERM "$pid"
+  wait "$pid" || { echo "serve exited $? after SIGTERM"; status=1; }
+  grep -q '^stopped$' "$out" || { echo "no 'stopped' after SIGTERM"; status=1; }
+  cat "$out"
+  return $status
+}
+export -f rpc_echo_example
 export build tmp
 
 for transport in tcp unix; do
@@ -75,6 +125,12 @@ for transport in tcp unix; do
   run "threads [$transport]" 300 "$build/threads" "$url"
   run "pubsub example [$transport]" 30 bash -c 'pubsub_example "$1"' _ "$url"
   run "pubsub_test [$transport]" 300 "$build/pubsub_test" "$url"
+  run "tx_test [$transport]" 120 "$build/tx_test" "$url"
+  run "queue_rpc_test [$transport]" 300 "$build/queue_rpc_test" "$url"
+  run "rpc_echo example [$transport]" 60 bash -c 'rpc_echo_example "$1"' _ "$url"
+  run "stream_test [$transport]" 300 "$build/stream_test" "$url"
+  run "state_test [$transport]" 300 "$build/state_test" "$url"
+  run "device_state example [$transport]" 30 bash -c 'device_state_example "$1"' _ "$url"
 done
 
 if command -v valgrind >/dev/null 2>&1; then
@@ -86,8 +142,24 @@ if command -v valgrind >/dev/null 2>&1; then
     valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     --show-possibly-lost=no \
     "$build/pubsub_test" "$REDIS_UNIX_URL"
+  run "tx_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-possibly-lost=no \
+    "$build/tx_test" "$REDIS_UNIX_URL"
+  run "queue_rpc_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-possibly-lost=no \
+    "$build/queue_rpc_test" "$REDIS_UNIX_URL"
+  run "stream_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-possibly-lost=no \
+    "$build/stream_test" "$REDIS_UNIX_URL"
+  run "state_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-possibly-lost=no \
+    "$build/state_test" "$REDIS_UNIX_URL"
 else
-  echo "skip api_test and pubsub_test under valgrind: valgrind is not installed"
+  echo "skip the valgrind runs (api_test, pubsub_test, tx_test, queue_rpc_test, stream_test, state_test): valgrind is not installed"
 fi
 
 echo "$passed passed, $failed failed"

@@ -26,6 +26,9 @@
  *   `ipc_client_poll()` on the caller's thread; each function says which. An optional
  *   `userdata_free` runs exactly once when the handle owning the callback is freed; after
  *   `ipc_subscription_free()` returns, no callback of that subscription runs or will run.
+ * - Handlers of workers and RPC servers (`ipc_request_cb`, `ipc_rpc_cb`) run on the handle's
+ *   own threads (several at once with a concurrency above 1) and return 0 for success; the
+ *   callback of `ipc_transaction()` runs on the calling thread, once per attempt.
  */
 
 #ifndef REDIPC_H
@@ -72,6 +75,20 @@
 #define IPC_SET_XX 2
 
 /**
+ * The size of a buffer that always holds a stream entry id with its NUL terminator
+ * (`"1700000000000-0"`; at most 41 characters). `ipc_stream_publish()` and
+ * `ipc_stream_follower_position()` take buffers of at least this size.
+ */
+#define IPC_STREAM_ID_MAX 48
+
+/**
+ * `ipc_call_ex()` flag: fail at once with `IPC_ERR_NO_SERVER` when no live server of the
+ * service is registered (one more round trip before the call), instead of after the
+ * timeout.
+ */
+#define IPC_CALL_FAIL_FAST 1
+
+/**
  * The result of a fallible call. `IPC_OK` is 0; error codes are grouped in ranges of 100
  * by what went wrong, and a number is never reused for another meaning:
  *
@@ -84,6 +101,7 @@
  * | 500..599 | closed |
  * | 600..699 | bad argument from the caller |
  * | 700..799 | transactions |
+ * | 800..899 | RPC |
  * | 900..999 | internal failures of the library |
  *
  * After any code other than `IPC_OK`, `ipc_last_error_message()` says what happened.
@@ -132,6 +150,21 @@ typedef enum {
      * A `WATCH`ed key changed and an optimistic transaction gave up after its retries.
      */
     IPC_ERR_WATCH = 700,
+    /**
+     * The callback of `ipc_transaction()` returned non-zero: the transaction was abandoned
+     * and none of its queued commands ran.
+     */
+    IPC_ERR_TX_ABORTED = 701,
+    /**
+     * The RPC handler of the called service reported an error; `ipc_last_error_message()`
+     * holds its text.
+     */
+    IPC_ERR_REMOTE = 800,
+    /**
+     * No server of the called RPC service is running (no reply came, and none is
+     * registered).
+     */
+    IPC_ERR_NO_SERVER = 801,
     /**
      * A bug: the library panicked. The call had no effect on its outputs.
      */
@@ -286,6 +319,63 @@ typedef enum {
 typedef struct ipc_client ipc_client;
 
 /**
+ * A list of stream entries returned by a call (`ipc_stream_read()`, ...), oldest first.
+ *
+ * Owns copies of the entries; read them with `ipc_entries_len()` and
+ * `ipc_entries_get()`, free them with `ipc_entries_free()`, which invalidates every
+ * `ipc_entry` taken from it.
+ *
+ * Thread safety: read-only; any number of threads may read it at once.
+ */
+typedef struct ipc_entries ipc_entries;
+
+/**
+ * Where a handler (a stream entry handler, ...) writes why it failed, with
+ * `ipc_error_set()`.
+ *
+ * Owned by the library: a handler gets a pointer to one for the duration of its call and
+ * must not keep it. Holds at most one message (the last one set).
+ *
+ * Thread safety: used only by the handler call it was given to.
+ */
+typedef struct ipc_error_out ipc_error_out;
+
+/**
+ * A running hash watcher.
+ *
+ * Owns a `redipc::HashWatcher`: a subscription to the hash's channel and a thread that
+ * runs the callback (which owns `userdata`). Made by `ipc_hash_watch()`, freed by
+ * `ipc_hash_watcher_free()`.
+ *
+ * Thread safety: only `ipc_hash_watcher_free()` takes it; any thread.
+ */
+typedef struct ipc_hash_watcher ipc_hash_watcher;
+
+/**
+ * A keyspace watch: a subscription to `__keyspace@<db>__:<pattern>`.
+ *
+ * Owns a `redipc::KeyspaceWatch` and, through it, the callback and its `userdata`. Made by
+ * `ipc_watch_keys()`, freed by `ipc_key_watch_free()`.
+ *
+ * Thread safety: only `ipc_key_watch_free()` takes it; any thread.
+ */
+typedef struct ipc_key_watch ipc_key_watch;
+
+/**
+ * A held (or released) lock.
+ *
+ * Owns a `redipc::blocking::LockGuard` while held: the lock's key holds a random owner id
+ * with a time to live, so only this handle can extend or release it, and a holder that
+ * dies loses it when the TTL runs out. With automatic renewal, a background task of the
+ * library extends it every `ttl_ms / 3` while held. Made by `ipc_lock_acquire()`, released
+ * by `ipc_lock_release()` or `ipc_lock_free()`, freed by `ipc_lock_free()`.
+ *
+ * Thread safety: any thread, concurrently (calls on one lock are serialized), except
+ * `ipc_lock_free()`, which must come after every other call on it has returned.
+ */
+typedef struct ipc_lock ipc_lock;
+
+/**
  * Settings for `ipc_client_new()`: timeouts, credentials, protocol, limits, reconnection.
  *
  * Owns a `redipc::Options` (a plain value; nothing is connected yet). Made by
@@ -296,6 +386,18 @@ typedef struct ipc_client ipc_client;
  * `ipc_client_new()` from several threads at once is fine).
  */
 typedef struct ipc_options ipc_options;
+
+/**
+ * A pipeline being built: a list of queued commands sent in one write by
+ * `ipc_pipeline_exec()`. Not atomic: other clients' commands may run between them; for
+ * bulk speed.
+ *
+ * Owns a `redipc::blocking::Pipeline`: the queued commands and a clone of the client (an
+ * `Arc` of the core client). Made by `ipc_pipeline_new()`, freed by `ipc_pipeline_free()`.
+ *
+ * Thread safety: as `ipc_tx`: one thread at a time.
+ */
+typedef struct ipc_pipeline ipc_pipeline;
 
 /**
  * One reply of the server, returned by `ipc_command()`.
@@ -310,6 +412,59 @@ typedef struct ipc_options ipc_options;
  * other use.
  */
 typedef struct ipc_reply ipc_reply;
+
+/**
+ * Where an RPC handler puts its answer: `ipc_rpc_reply_set()` for the reply bytes,
+ * `ipc_rpc_reply_error()` for the error text.
+ *
+ * Owns what was set so far. Made by the library for one handler call; valid only during
+ * that call, on its thread; never free it.
+ */
+typedef struct ipc_rpc_reply ipc_rpc_reply;
+
+/**
+ * A running RPC server of one service: `concurrency` loops, each on a thread and a
+ * connection of its own, answering calls with the handler.
+ *
+ * Owns a `redipc::RpcServer` (its worker threads, the handler with `userdata`, and a task
+ * announcing the server in `{prefix}{rpc:SERVICE}:servers` every second) and keeps the
+ * client's core alive. Made by `ipc_serve()`, stopped by `ipc_server_stop()`, freed by
+ * `ipc_server_free()`.
+ *
+ * Thread safety: `ipc_server_stop()` and `ipc_server_stats()` may be called from any
+ * thread (a stats call waits while a stop runs on another thread); `ipc_server_free()`
+ * must come after every other call on it has returned (a handler of the server may free
+ * it).
+ */
+typedef struct ipc_server ipc_server;
+
+/**
+ * A running group consumer: a thread of its own reading the group with `XREADGROUP`,
+ * calling the handler and acknowledging what succeeded, claiming idle entries with
+ * `XAUTOCLAIM`, and moving entries delivered too often to the dead-letter stream.
+ *
+ * Owns a `redipc::StreamConsumer` (its thread and a connection of its own) and, through
+ * it, the handler with its `userdata`. Made by `ipc_stream_consume()`, freed by
+ * `ipc_stream_consumer_free()`.
+ *
+ * Thread safety: `ipc_stream_consumer_stats()` and `ipc_stream_consumer_stop()` may be
+ * called from any thread (they are serialized); `ipc_stream_consumer_free()` must come
+ * after every other call on it has returned.
+ */
+typedef struct ipc_stream_consumer ipc_stream_consumer;
+
+/**
+ * Follows a stream: remembers its position and returns the entries after it, one per
+ * `ipc_stream_follower_next()`, as they come.
+ *
+ * Owns a `redipc::blocking::StreamFollower` (with a connection of its own, made on the
+ * first wait, so that its blocking reads hold up no other call) and a buffer of entries
+ * already read. Made by `ipc_stream_follow()`, freed by `ipc_stream_follower_free()`.
+ *
+ * Thread safety: calls on one follower are serialized (a second thread waits for the
+ * first); it may move between threads.
+ */
+typedef struct ipc_stream_follower ipc_stream_follower;
 
 /**
  * Options of one subscription: queue capacity and overflow policy.
@@ -338,6 +493,59 @@ typedef struct ipc_subscribe_options ipc_subscribe_options;
  * from inside its own callback is the exception, see there).
  */
 typedef struct ipc_subscription ipc_subscription;
+
+/**
+ * A `MULTI`/`EXEC` transaction being built: a list of queued commands.
+ *
+ * Owns a `redipc::blocking::Transaction`: the queued commands and a clone of the client
+ * (an `Arc` of the core client underneath). Nothing is sent before `ipc_tx_exec()`, which
+ * sends `MULTI`, the commands and `EXEC` in one write on the client's shared connection:
+ * atomic, and no other command of any client runs in between. Made by `ipc_tx_new()`, freed
+ * by `ipc_tx_free()`.
+ *
+ * Thread safety: use one `ipc_tx` from one thread at a time (different threads may use it
+ * one after the other). Different `ipc_tx` of one client may be used by different threads
+ * at once.
+ */
+typedef struct ipc_tx ipc_tx;
+
+/**
+ * The optimistic transaction in progress, handed to an `ipc_transaction_cb`: the `WATCH`
+ * of `ipc_transaction()` holds on a connection of its own. Read with
+ * `ipc_watch_command()`, queue writes with `ipc_watch_queue()`.
+ *
+ * Owns nothing; it belongs to the running `ipc_transaction()` call. Valid only during the
+ * callback call that receives it, and only on that thread; never free it.
+ */
+typedef struct ipc_watch ipc_watch;
+
+/**
+ * A running worker: `concurrency` loops, each on a thread and a connection of its own,
+ * popping requests from its queues and calling the handler.
+ *
+ * Owns a `redipc::Worker` (its threads, connections and the handler with `userdata`) and
+ * keeps the client's core alive. Made by `ipc_worker_new()`, stopped by
+ * `ipc_worker_stop()`, freed by `ipc_worker_free()`.
+ *
+ * Thread safety: `ipc_worker_stop()` and `ipc_worker_stats()` may be called from any
+ * thread (a stats call waits while a stop runs on another thread);
+ * `ipc_worker_free()` must come after every other call on it has returned (a handler of
+ * the worker may free it, see there).
+ */
+typedef struct ipc_worker ipc_worker;
+
+/**
+ * Options of a worker: concurrency, blocking timeout, reliable mode and its settings.
+ *
+ * Owns a `redipc::WorkerOptions` (plain values). Made by `ipc_worker_options_new()` with
+ * the defaults, changed by the `ipc_worker_options_set_*` functions (values are checked by
+ * `ipc_worker_new()`), read by `ipc_worker_new()` (which copies them), freed by
+ * `ipc_worker_options_free()`.
+ *
+ * Thread safety: not synchronized; use one from one thread at a time (reading it in
+ * `ipc_worker_new()` from several threads at once is fine).
+ */
+typedef struct ipc_worker_options ipc_worker_options;
 
 /**
  * One event of a subscription, passed to its `ipc_message_cb`.
@@ -435,6 +643,344 @@ typedef struct {
      */
     uint64_t capacity;
 } ipc_sub_stats;
+
+/**
+ * One field of a stream entry or of a hash: a name and a value, both (pointer, length),
+ * binary-safe, not NUL-terminated.
+ *
+ * As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
+ * caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`).
+ * As output (`ipc_entry.fields`) the library owns them: they live as long as the entry,
+ * and are never NULL.
+ */
+typedef struct {
+    /**
+     * The field name.
+     */
+    const char *name;
+    /**
+     * Length of `name` in bytes.
+     */
+    size_t name_len;
+    /**
+     * The value.
+     */
+    const uint8_t *value;
+    /**
+     * Length of `value` in bytes.
+     */
+    size_t value_len;
+} ipc_field;
+
+/**
+ * One stream entry, read-only, owned by the library.
+ *
+ * Lifetime: an entry from `ipc_entries_get()` lives as long as its `ipc_entries`; one
+ * passed to an `ipc_entry_cb` only during that call. So do the strings it points to.
+ */
+typedef struct {
+    /**
+     * The entry id, NUL-terminated (`"1700000000000-0"`); never NULL.
+     */
+    const char *id;
+    /**
+     * The fields in the order they were published (`field_count` of them; never NULL).
+     */
+    const ipc_field *fields;
+    /**
+     * The number of fields.
+     */
+    size_t field_count;
+    /**
+     * How many times the entry was delivered to a group consumer (1 the first time, more
+     * after it was claimed again); 0 for entries read outside consumer groups.
+     */
+    uint64_t deliveries;
+} ipc_entry;
+
+/**
+ * Settings of a group consumer, a plain struct: fill it with
+ * `ipc_consumer_options_init()`, change the fields you need, pass it to
+ * `ipc_stream_consume()` (which copies it).
+ */
+typedef struct {
+    /**
+     * Entries read per round trip (default 10; at least 1).
+     */
+    size_t count;
+    /**
+     * How long one read waits on the server for new entries, in milliseconds (default
+     * 1000; at least 1). It bounds how long a stop waits for the consumer's read.
+     */
+    uint64_t block_ms;
+    /**
+     * Entries pending (delivered, not acknowledged) longer than this, in milliseconds, are
+     * claimed and handled again: failed ones, and those of consumers that died (default
+     * 30000; at least 1).
+     */
+    uint64_t min_idle_ms;
+    /**
+     * An entry already delivered this many times is moved to the dead-letter stream
+     * instead of being handled again (default 5; at least 1).
+     */
+    uint64_t max_deliveries;
+    /**
+     * How often to look for entries to claim, in milliseconds (default 0: `min_idle_ms /
+     * 2`; at least 10). Claiming happens between reads, so the effective interval is at
+     * least `block_ms` while the stream is idle.
+     */
+    uint64_t claim_interval_ms;
+} ipc_consumer_options;
+
+/**
+ * A group consumer's handler: handle `entry` and return 0 to acknowledge it (`XACK`), or
+ * any other number for a failure — then call `ipc_error_set(err, "why")` first to record
+ * why. A failed entry is never acknowledged: it stays pending, is claimed again after
+ * `min_idle_ms` (by this or another consumer of the group) and handed to a handler again,
+ * and after `max_deliveries` deliveries it is moved to the dead-letter stream
+ * `<stream>:dead` with the last error (see `ipc_stream_dead_letters()`).
+ *
+ * Thread: the consumer's own thread (`redipc-stream`), one call at a time, in the order
+ * the entries were read. `entry` and `err` are valid only during the call. The handler
+ * may use the library (also the same client); it must not unwind or `longjmp` out, and
+ * must not call `ipc_stream_consumer_stop()` expecting it to wait (from here it only asks
+ * the consumer to stop); `ipc_stream_consumer_free()` from here is allowed (see there).
+ */
+typedef int (*ipc_entry_cb)(void *userdata, const ipc_entry *entry, ipc_error_out *err);
+
+/**
+ * Counters of a group consumer (`ipc_stream_consumer_stats()`).
+ */
+typedef struct {
+    /**
+     * Entries handled successfully and acknowledged.
+     */
+    uint64_t acked;
+    /**
+     * Handler failures (each failed delivery counts).
+     */
+    uint64_t failed;
+    /**
+     * Entries claimed (taken over from idle consumers, or retried after failing).
+     */
+    uint64_t claimed;
+    /**
+     * Entries moved to the dead-letter stream.
+     */
+    uint64_t dead_lettered;
+} ipc_consumer_stats;
+
+/**
+ * Settings of a hash watcher, a plain struct: fill it with
+ * `ipc_hash_watch_options_init()`, change what you need, pass it to `ipc_hash_watch()`
+ * (which copies it).
+ */
+typedef struct {
+    /**
+     * Deliver every field's current value first (default true). Without it only changes
+     * made after `ipc_hash_watch()` are delivered.
+     */
+    bool initial_sync;
+    /**
+     * Coalesce the changes of this many milliseconds after the first one into one
+     * delivery per field, of its latest value (default 0: deliver each change at once).
+     */
+    uint64_t debounce_ms;
+} ipc_hash_watch_options;
+
+/**
+ * A hash watcher's callback: one call per field change, for every field of the hash
+ * (there is one callback per watcher: switch on `field` to handle fields differently).
+ *
+ * `field` (`flen` bytes, not NUL-terminated) is the field's name; `value` (`vlen` bytes)
+ * its new value, never NULL for a present field (even when empty), or NULL with `vlen` 0
+ * when the field was deleted. Both are valid only during the call.
+ *
+ * Thread: the watcher's own thread (`redipc-hash-watch`; also in poll mode), one call at a
+ * time, in order. A value is delivered only when it differs from the last one delivered
+ * for that field. The callback may use the library; it must not unwind or `longjmp` out.
+ * It may free its own watcher (`ipc_hash_watcher_free()`): no further call follows.
+ */
+typedef void (*ipc_field_cb)(void *userdata,
+                             const char *field,
+                             size_t flen,
+                             const uint8_t *value,
+                             size_t vlen);
+
+/**
+ * A keyspace watch's callback: `key` (`klen` bytes, not NUL-terminated, never NULL) had
+ * the event `event` (NUL-terminated: `"set"`, `"del"`, `"expired"`, `"hset"`, ...). Both
+ * are valid only during the call.
+ *
+ * Thread: as the callbacks of subscriptions (`ipc_message_cb`): a library dispatcher
+ * thread, one call at a time in the order the server sent the events; in poll mode only
+ * inside `ipc_client_poll()`. It may use the library; it must not unwind or `longjmp`
+ * out, and may free its own watch (`ipc_key_watch_free()`).
+ */
+typedef void (*ipc_key_event_cb)(void *userdata, const char *key, size_t klen, const char *event);
+
+/**
+ * The callback of `ipc_transaction()`: `userdata` as given there, and the transaction in
+ * progress. Read the watched keys with `ipc_watch_command()`, decide, and queue the writes
+ * with `ipc_watch_queue()`.
+ *
+ * Return 0 to `EXEC` the queued commands, or any other number to abort: nothing queued
+ * runs and `ipc_transaction()` returns `IPC_ERR_TX_ABORTED` (commands already run with
+ * `ipc_watch_command()` did run).
+ *
+ * Thread: the thread that called `ipc_transaction()`, inside that call. It runs once per
+ * attempt: again (with a fresh `w` and nothing queued) each time a watched key changed
+ * before `EXEC`, so it must not have side effects outside Redis that may not repeat.
+ * `w` is valid only during the call. The callback may use the library (other clients, the
+ * same client's `ipc_command()`), must not unwind (C++ exceptions) or `longjmp` out, and
+ * must not free the client.
+ */
+typedef int (*ipc_transaction_cb)(void *userdata, ipc_watch *w);
+
+/**
+ * One request handed to an `ipc_request_cb`.
+ *
+ * Lifetime: the struct and what it points to are valid only during the handler call;
+ * copy what you need to keep. The library owns all of it. `queue` and `payload` are never
+ * NULL (an empty payload is a valid pointer with length 0) and not NUL-terminated.
+ */
+typedef struct {
+    /**
+     * The name of the queue it came from (as given to `ipc_worker_new()`).
+     */
+    const uint8_t *queue;
+    /**
+     * Length of `queue` in bytes.
+     */
+    size_t queue_len;
+    /**
+     * The payload as sent by `ipc_send_request()`.
+     */
+    const uint8_t *payload;
+    /**
+     * Length of `payload` in bytes.
+     */
+    size_t payload_len;
+    /**
+     * How many times it was handed to a handler before: 0 the first time; in reliable mode
+     * 1, 2, ... for the retries after failures.
+     */
+    uint32_t attempt;
+} ipc_request;
+
+/**
+ * A request handler: `userdata` as given to `ipc_worker_new()`, the request, and where to
+ * report a failure.
+ *
+ * Return 0 when the request is done (in reliable mode it is acknowledged and removed), or
+ * any other number for a failure: set its text with `ipc_error_set(err, "...")` (without
+ * it the text is `"the handler returned N"`). A failure in plain mode is only reported (the
+ * request is gone); in reliable mode the request is retried until `max_attempts`, then moved
+ * to the queue's dead-letter list with the text of the last failure.
+ *
+ * Thread: one of the worker's own threads (`redipc-worker-N`), never the thread that
+ * made the worker. With a concurrency above 1, calls run in parallel on several threads
+ * with the same `userdata`. `req`, `err` and everything they point to are valid only
+ * during the call. The handler may use the library, including the client of its worker
+ * (`ipc_command()`, `ipc_send_request()`, `ipc_call()`, ...) and `ipc_worker_free()` on its
+ * own worker; not `ipc_worker_stop()` on it (refused: it would wait for itself), and it
+ * must not free the client while the worker runs. It must not unwind (C++ exceptions) or
+ * `longjmp` out.
+ */
+typedef int (*ipc_request_cb)(void *userdata, const ipc_request *req, ipc_error_out *err);
+
+/**
+ * Counters of one worker (`ipc_worker_stats()`).
+ */
+typedef struct {
+    /**
+     * Requests handled successfully (handler returned 0).
+     */
+    uint64_t handled;
+    /**
+     * Handler failures (each failed attempt counts).
+     */
+    uint64_t failed;
+    /**
+     * Requests this worker moved to the dead-letter list (reliable mode).
+     */
+    uint64_t dead_lettered;
+    /**
+     * Requests of dead workers (expired leases) this worker put back into the queue.
+     */
+    uint64_t recovered;
+} ipc_worker_counts;
+
+/**
+ * Counters of one queue, from the server (`ipc_queue_stats()`).
+ */
+typedef struct {
+    /**
+     * Requests waiting.
+     */
+    uint64_t pending;
+    /**
+     * Requests being handled by reliable workers now.
+     */
+    uint64_t inflight;
+    /**
+     * Dead letters (reliable mode: requests that failed `max_attempts` times).
+     */
+    uint64_t dead;
+} ipc_queue_counts;
+
+/**
+ * One call as an `ipc_rpc_cb` sees it.
+ *
+ * Lifetime: the struct and what it points to are valid only during the handler call; copy
+ * what you need to keep. `method` and `payload` are never NULL (empty: a valid pointer with
+ * length 0) and not NUL-terminated.
+ */
+typedef struct {
+    /**
+     * The method name given by the caller; empty (length 0) when none.
+     */
+    const uint8_t *method;
+    /**
+     * Length of `method` in bytes.
+     */
+    size_t method_len;
+    /**
+     * The request payload.
+     */
+    const uint8_t *payload;
+    /**
+     * Length of `payload` in bytes.
+     */
+    size_t payload_len;
+    /**
+     * When the caller stops waiting, in milliseconds since the Unix epoch (wall clock).
+     * Work finished after it is wasted: the reply is dropped by the caller.
+     */
+    uint64_t deadline_ms;
+} ipc_call_info;
+
+/**
+ * An RPC handler: `userdata` as given to `ipc_serve()`, the call, and where to put the
+ * answer.
+ *
+ * Return 0 to send the bytes set with `ipc_rpc_reply_set()` (0 bytes if none were set),
+ * or any other number to send a remote error with the text set by `ipc_rpc_reply_error()`
+ * (without it: `"the handler returned N"`); the caller's `ipc_call()` returns
+ * `IPC_ERR_REMOTE` with that text in its last error message.
+ *
+ * Methods: one handler serves every method of the service; switch on `call->method`
+ * (a `memcmp` against each name) and answer unknown ones with an error. (The Rust core's
+ * `serve_methods` does the same with a map.)
+ *
+ * Thread: one of the server's own threads (`redipc-worker-N`), never the thread that
+ * called `ipc_serve()`; with a concurrency above 1, calls run in parallel with the same
+ * `userdata`. `call`, `reply` and what they point to are valid only during the call. The
+ * handler may use the library, including its client (also `ipc_call()` of another
+ * service) and `ipc_server_free()` on its own server; not `ipc_server_stop()` on it
+ * (refused: it would wait for itself). It must not unwind or `longjmp` out.
+ */
+typedef int (*ipc_rpc_cb)(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1312,6 +1858,1420 @@ ipc_result ipc_client_poll(const ipc_client *client,
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
+
+/**
+ * Record why the handler failed: `msg` is a NUL-terminated string (copied; invalid
+ * UTF-8 is replaced). Call it from inside the handler that received `err`, then return
+ * the handler's failure value. Calling it again replaces the message. A handler that
+ * fails without calling it gets a generic message ("the handler returned N").
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`err`, `msg`).
+ *
+ * Thread safety: only from inside the handler call that received `err`; `err` is invalid
+ * after that call returns.
+ */
+IPC_MUST_USE ipc_result ipc_error_set(ipc_error_out *err, const char *msg);
+
+/**
+ * Set the default length bound of `ipc_stream_publish()` called with `maxlen` -1: the
+ * stream is trimmed to about this many entries (`MAXLEN ~`); 0 for unbounded. Default
+ * 100000.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number over `SIZE_MAX`.
+ *
+ * Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, uint64_t maxlen);
+
+/**
+ * `XADD stream [MAXLEN ~ maxlen] * name value ...`: append an entry of `n` fields (at
+ * least one) to a stream, creating the stream if needed.
+ *
+ * `maxlen`: -1 uses the client's default bound (`ipc_options_set_stream_maxlen()`,
+ * default 100000 entries), 0 means unbounded, a positive number trims the stream to about
+ * that many entries (`~`: whole nodes are removed, so a few more may stay).
+ *
+ * Output: if `id_out` is not NULL, on `IPC_OK` it holds the new entry's id,
+ * NUL-terminated; `id_cap` is its size and must be at least `IPC_STREAM_ID_MAX`. With
+ * `id_out` NULL, `id_cap` is ignored. Untouched on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `stream`, `fields`, a field's pointers);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty stream name, `n` 0, `maxlen` below -1, `id_cap`
+ * below `IPC_STREAM_ID_MAX`, or a value over the size limit (nothing is sent);
+ * `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a stream); `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_publish(const ipc_client *client,
+                              const char *stream,
+                              size_t slen,
+                              const ipc_field *fields,
+                              size_t n,
+                              int64_t maxlen,
+                              char *id_out,
+                              size_t id_cap);
+
+/**
+ * `XREAD COUNT count [BLOCK block_ms] STREAMS stream from_id`: up to `count` entries with
+ * ids after `from_id`.
+ *
+ * `from_id` (NUL-terminated): `"0"` reads from the start, an entry id (`"MS-SEQ"` or
+ * `"MS"`) reads after that entry (pass the id of the last entry you got to continue),
+ * `"$"` only entries added from now on (useful with `block_ms`). `count` must be at
+ * least 1. `block_ms` > 0 waits up to that many milliseconds for an entry when there is
+ * none (on a connection of its own, so other calls are not held up); 0 or negative does
+ * not wait.
+ *
+ * Output: on `IPC_OK`, `*out` is a new, possibly empty, list owned by the caller; free it
+ * with `ipc_entries_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `stream`, `from_id`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty stream name, `count` 0 or an invalid `from_id`
+ * (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_read(const ipc_client *client,
+                           const char *stream,
+                           size_t slen,
+                           const char *from_id,
+                           size_t count,
+                           int64_t block_ms,
+                           ipc_entries **out);
+
+/**
+ * The last entry of a stream (`XREVRANGE stream + - COUNT 1`).
+ *
+ * Output: on `IPC_OK`, `*out` is a new list owned by the caller holding the last entry,
+ * or no entry for an empty or missing stream; free it with `ipc_entries_free()`.
+ * Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name;
+ * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_last(const ipc_client *client,
+                           const char *stream,
+                           size_t slen,
+                           ipc_entries **out);
+
+/**
+ * `XLEN stream`: the number of entries (0 for a missing stream).
+ *
+ * Output: on `IPC_OK`, `*len`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name;
+ * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_len(const ipc_client *client,
+                          const char *stream,
+                          size_t slen,
+                          uint64_t *len);
+
+/**
+ * `XGROUP CREATE stream group from_id MKSTREAM`: create a consumer group (and the stream
+ * if it is missing) whose consumers start after `from_id`: `"$"` for entries added from
+ * now on, `"0"` for every entry, or an entry id. A group that already exists is not an
+ * error: `*created` is false then and the group is unchanged.
+ *
+ * Output: on `IPC_OK`, `*created` says whether the group was made by this call.
+ * Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream or group
+ * name or an invalid `from_id` (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE` when the
+ * key is not a stream); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_group_create(const ipc_client *client,
+                                   const char *stream,
+                                   size_t slen,
+                                   const char *group,
+                                   size_t glen,
+                                   const char *from_id,
+                                   bool *created);
+
+/**
+ * `XPENDING stream group`: how many entries of the group were delivered and not yet
+ * acknowledged (being handled, failed and waiting to be claimed again).
+ *
+ * Output: on `IPC_OK`, `*count`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty name;
+ * `IPC_ERR_SERVER` (`NOGROUP` for a missing group or stream, `WRONGTYPE`);
+ * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_pending(const ipc_client *client,
+                              const char *stream,
+                              size_t slen,
+                              const char *group,
+                              size_t glen,
+                              uint64_t *count);
+
+/**
+ * The dead letters of a stream: up to `count` (at least 1) entries of the stream
+ * `<stream>:dead`, oldest first. Each has the fields of the original entry followed by
+ * `_id` (its id in `stream`), `_group`, `_deliveries` (how many times it was delivered)
+ * and `_error` (the last error of its handler); look them up with `ipc_entry_get()`.
+ *
+ * Output: on `IPC_OK`, `*out` is a new, possibly empty, list owned by the caller; free it
+ * with `ipc_entries_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name or
+ * `count` 0; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_dead_letters(const ipc_client *client,
+                                   const char *stream,
+                                   size_t slen,
+                                   size_t count,
+                                   ipc_entries **out);
+
+/**
+ * The number of entries in a list. 0 for NULL (which also sets the last error).
+ *
+ * Errors: none besides a NULL `entries` (returns 0).
+ *
+ * Thread safety: any thread; see `ipc_entries`.
+ */
+size_t ipc_entries_len(const ipc_entries *entries);
+
+/**
+ * Entry `i` (from 0) of a list: a pointer valid until `ipc_entries_free(entries)`; read
+ * its fields directly (see `ipc_entry`).
+ *
+ * Errors: returns NULL (and sets the last error) for a NULL `entries` or `i` out of
+ * range.
+ *
+ * Thread safety: any thread; see `ipc_entries`.
+ */
+const ipc_entry *ipc_entries_get(const ipc_entries *entries, size_t i);
+
+/**
+ * Free a list of entries; every `ipc_entry` taken from it becomes invalid. NULL is a
+ * no-op.
+ *
+ * Thread safety: no other thread may use `entries` (or its entries) during or after
+ * this call.
+ */
+void ipc_entries_free(ipc_entries *entries);
+
+/**
+ * The value of the first field of `entry` named `name` (`nlen` bytes).
+ *
+ * Output: on `IPC_OK`, `*found` says whether there is such a field; if so `(*value,
+ * *value_len)` is its value (owned by the entry, never NULL, not NUL-terminated), else
+ * NULL and 0. Untouched on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread; the entry is read-only.
+ */
+IPC_MUST_USE
+ipc_result ipc_entry_get(const ipc_entry *entry,
+                         const char *name,
+                         size_t nlen,
+                         const uint8_t **value,
+                         size_t *value_len,
+                         bool *found);
+
+/**
+ * Start following `stream` after `from_id`: `"$"` for entries added from now on, `"0"`
+ * for every entry from the start, or an entry id. Nothing is read until
+ * `ipc_stream_follower_next()`.
+ *
+ * Output: on `IPC_OK`, `*out` is the follower, owned by the caller; free it with
+ * `ipc_stream_follower_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name or an
+ * invalid `from_id`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_follow(const ipc_client *client,
+                             const char *stream,
+                             size_t slen,
+                             const char *from_id,
+                             ipc_stream_follower **out);
+
+/**
+ * The next entry after the follower's position, waiting up to `timeout_ms` milliseconds
+ * (0: about one millisecond) for one to be added. Entries come one per call, in stream
+ * order, each exactly once; the follower reads ahead up to 100 at a time.
+ *
+ * Output: on `IPC_OK`, `*out` is a new list owned by the caller holding the next entry,
+ * or no entry when the time passed without one (not an error); free it with
+ * `ipc_entries_free()`. Untouched otherwise; the position does not move on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT` if the
+ * server did not answer in time; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_stream_follower`; blocks the calling thread up to `timeout_ms`
+ * plus the response timeout.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_follower_next(const ipc_stream_follower *follower,
+                                    uint64_t timeout_ms,
+                                    ipc_entries **out);
+
+/**
+ * The follower's position: the id of the last entry it returned, or the `from_id` it
+ * started from. Pass it to `ipc_stream_follow()` later to go on where it stopped.
+ *
+ * Output: on `IPC_OK`, `buf` holds the position, NUL-terminated; `cap` is its size and
+ * must be at least `IPC_STREAM_ID_MAX`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if `cap` is below
+ * `IPC_STREAM_ID_MAX`.
+ *
+ * Thread safety: see `ipc_stream_follower`.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_follower_position(const ipc_stream_follower *follower,
+                                        char *buf,
+                                        size_t cap);
+
+/**
+ * Free a follower and close its connection. NULL is a no-op.
+ *
+ * Thread safety: every other call on it must have returned; any thread.
+ */
+void ipc_stream_follower_free(ipc_stream_follower *follower);
+
+/**
+ * Fill `opts` with the defaults: count 10, block 1000 ms, min_idle 30000 ms,
+ * max_deliveries 5, claim interval `min_idle_ms / 2`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_consumer_options_init(ipc_consumer_options *opts);
+
+/**
+ * Consume the group `group` of `stream` as the consumer `consumer` (names of the
+ * group's members; use a distinct one per process or thread), calling `handler` for each
+ * entry. The group is created, starting at `"0"`, if it is missing (create it yourself
+ * with `ipc_stream_group_create()` to start at `"$"`). Returns at once; reading happens
+ * on the consumer's own thread until `ipc_stream_consumer_stop()` or
+ * `ipc_stream_consumer_free()`.
+ *
+ * Delivery is at least once: an entry whose handler fails (or whose consumer dies
+ * mid-entry) stays pending and is handled again after `min_idle_ms`; with no failures
+ * every entry is handled exactly once across the group's consumers. Handler failures and
+ * connection problems are reported on stderr.
+ *
+ * `opts` may be NULL for the defaults (see `ipc_consumer_options_init()`); it is copied.
+ *
+ * Callback: see `ipc_entry_cb` for its thread and contract. `userdata` is the caller's:
+ * the library only passes it to `handler` and `userdata_free`, from other threads.
+ * `userdata_free` may be NULL. On `IPC_OK` it runs exactly once, when the consumer is
+ * freed, before `ipc_stream_consumer_free()` returns (on that thread; after the running
+ * handler call has returned). On failure it does not run and the caller keeps `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the consumer, owned by the caller; free it with
+ * `ipc_stream_consumer_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, the names, `handler`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty name or an option below its minimum;
+ * `IPC_ERR_UNSUPPORTED` if no thread can be started. Errors of the server (a key that is
+ * not a stream, ...) do not fail this call: the consumer reports them and retries.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_consume(const ipc_client *client,
+                              const char *stream,
+                              size_t slen,
+                              const char *group,
+                              size_t glen,
+                              const char *consumer,
+                              size_t clen,
+                              ipc_entry_cb handler,
+                              void *userdata,
+                              ipc_userdata_free_cb userdata_free,
+                              const ipc_consumer_options *opts,
+                              ipc_stream_consumer **out);
+
+/**
+ * Ask the consumer to stop reading and wait up to `deadline_ms` milliseconds for it:
+ * its current read (at most `block_ms`) and the handler calls of the batch it is in
+ * finish first. Entries not read stay in the group for other consumers. Stopping twice is
+ * fine. From inside its own handler it only asks (returns `IPC_OK` at once; the consumer
+ * stops after the handler returns).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if it was still running after
+ * `deadline_ms` (it stops later; `ipc_stream_consumer_free()` waits for it).
+ *
+ * Thread safety: any thread; see `ipc_stream_consumer`.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_consumer_stop(const ipc_stream_consumer *consumer,
+                                    uint64_t deadline_ms);
+
+/**
+ * The consumer's counters: entries acknowledged, handler failures, entries claimed, and
+ * entries dead-lettered.
+ *
+ * Output: on `IPC_OK`, `*out`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, also from the handler; see `ipc_stream_consumer`.
+ */
+IPC_MUST_USE
+ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer,
+                                     ipc_consumer_stats *out);
+
+/**
+ * Stop the consumer and free it. NULL is a no-op.
+ *
+ * Guarantee: after it returns, no handler call runs or will run, and `userdata_free` has
+ * run (on this thread). It waits without limit for the running read (at most
+ * `block_ms`) and the handler calls of the current batch. Called from inside the
+ * consumer's own handler, it returns at once: the rest of the batch is not handed to the
+ * handler (those entries stay pending, to be claimed after `min_idle_ms`), and
+ * `userdata_free` runs on a library thread after the handler returns.
+ *
+ * Thread safety: every other call on it must have returned (except the running handler
+ * that frees it); the handle must not be used afterwards. Any thread.
+ */
+void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
+
+/**
+ * Set the cache entry `key` (`klen` bytes, not empty) to `val` (`vlen` bytes), expiring
+ * after `ttl_ms` milliseconds (0: never), and wake every `ipc_cache_wait()` on it at once
+ * (the write and its notification are one script).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key or a value over
+ * the size limit (nothing is sent); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_set(const ipc_client *client,
+                         const char *key,
+                         size_t klen,
+                         const uint8_t *val,
+                         size_t vlen,
+                         uint64_t ttl_ms);
+
+/**
+ * The value of the cache entry `key`, without waiting.
+ *
+ * Output: on `IPC_OK`, `*found` says whether the entry exists (an expired one does not);
+ * if so `(*buf, *len)` is a copy of the value owned by the caller, freed with
+ * `ipc_buf_free(*buf, *len)` (never NULL, even when empty; not NUL-terminated), else
+ * `*buf` is NULL and `*len` 0. Untouched on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_get(const ipc_client *client,
+                         const char *key,
+                         size_t klen,
+                         uint8_t **buf,
+                         size_t *len,
+                         bool *found);
+
+/**
+ * Delete the cache entry `key`.
+ *
+ * Output: on `IPC_OK`, `*existed` says whether there was one. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_delete(const ipc_client *client,
+                            const char *key,
+                            size_t klen,
+                            bool *existed);
+
+/**
+ * Whether the cache entry `key` exists (and has not expired).
+ *
+ * Output: on `IPC_OK`, `*exists`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_exists(const ipc_client *client,
+                            const char *key,
+                            size_t klen,
+                            bool *exists);
+
+/**
+ * Wait until the cache entry `key` exists and return its value, or until `timeout_ms`
+ * milliseconds passed (0: look once, do not wait).
+ *
+ * It does not poll: it subscribes to the notification `ipc_cache_set()` publishes (from
+ * any client and process using this library) before it first looks, so it returns within
+ * a round trip of such a write. A value written by other means (a plain `SET` of the
+ * prefixed key by another Redis client) is noticed by a fallback check once a second.
+ *
+ * Output: on `IPC_OK`, `*found` is true and `(*buf, *len)` holds a copy of the value
+ * (freed with `ipc_buf_free(*buf, *len)`; never NULL), or — when the time passed first,
+ * which is not an error — `*found` is false, `*buf` NULL and `*len` 0. Untouched on
+ * failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT` only when the server stops answering (not when the
+ * entry does not come); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client (many threads
+ * may wait on the same or different keys); blocks the calling thread up to `timeout_ms`.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_wait(const ipc_client *client,
+                          const char *key,
+                          size_t klen,
+                          uint64_t timeout_ms,
+                          uint8_t **buf,
+                          size_t *len,
+                          bool *found);
+
+/**
+ * `HSET hash field value` and `PUBLISH hash field`, atomically (one script): every
+ * watcher of the hash sees the change. The hash name must not be empty; the field may be.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value
+ * over the size limit (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE` when the key holds
+ * another type: nothing is changed, nothing published); `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_set(const ipc_client *client,
+                        const char *hash,
+                        size_t hlen,
+                        const char *field,
+                        size_t flen,
+                        const uint8_t *val,
+                        size_t vlen);
+
+/**
+ * As `ipc_hash_set()`, but writes and publishes only when the value differs from the
+ * stored one (compared in the same script): repeating a value publishes nothing. Meant
+ * for publishers that sample a value often and announce only changes.
+ *
+ * Output: on `IPC_OK`, `*changed` says whether the value was written (and published).
+ * Untouched otherwise.
+ *
+ * Errors: as `ipc_hash_set()`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_set_if_changed(const ipc_client *client,
+                                   const char *hash,
+                                   size_t hlen,
+                                   const char *field,
+                                   size_t flen,
+                                   const uint8_t *val,
+                                   size_t vlen,
+                                   bool *changed);
+
+/**
+ * Set `n` fields (at least one) of a hash at once, atomically, and publish each field
+ * name on the hash's channel — or, with `summary`, publish `"*"` once (watchers then
+ * re-read the whole hash).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (also a field's pointers); `IPC_ERR_INVALID_ARGUMENT` for
+ * an empty hash name, `n` 0, or a value over the size limit (nothing is sent);
+ * `IPC_ERR_SERVER` (`WRONGTYPE`: nothing changed); `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_set_many(const ipc_client *client,
+                             const char *hash,
+                             size_t hlen,
+                             const ipc_field *fields,
+                             size_t n,
+                             bool summary);
+
+/**
+ * Delete a field of a hash and publish its name (only if it existed); watchers see the
+ * field with a NULL value.
+ *
+ * Output: on `IPC_OK`, `*existed` says whether the field existed. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty hash name;
+ * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_delete(const ipc_client *client,
+                           const char *hash,
+                           size_t hlen,
+                           const char *field,
+                           size_t flen,
+                           bool *existed);
+
+/**
+ * Replace the whole hash with `n` fields (0 empties it; then `fields` may be NULL),
+ * atomically, and publish `"*"`: watchers re-read it and see every changed field, and
+ * every removed one with a NULL value.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `fields` when `n > 0`, a field's
+ * pointers); `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value over the size
+ * limit (nothing is sent); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_replace_all(const ipc_client *client,
+                                const char *hash,
+                                size_t hlen,
+                                const ipc_field *fields,
+                                size_t n);
+
+/**
+ * Fill `opts` with the defaults: initial sync on, no debounce.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_hash_watch_options_init(ipc_hash_watch_options *opts);
+
+/**
+ * Watch the hash `hash`: subscribe to its channel, then read it whole, then call `cb` for
+ * each field — first, with `initial_sync`, for every current field, then for each change
+ * announced by `ipc_hash_set()` and its siblings. Subscribing before reading means no
+ * change is lost between the read and the first change, and no value is delivered twice.
+ * After a reconnect the hash is read whole again (changed and deleted fields are
+ * delivered). Changes written without the library's functions (a plain `HSET`) are not
+ * announced and not seen until the next full read.
+ *
+ * `opts` may be NULL for the defaults (initial sync on, no debounce); it is copied.
+ *
+ * Callback: see `ipc_field_cb` for its arguments and thread; the first calls may come
+ * before this function returns. `userdata` is the caller's: the library only passes it
+ * to `cb` and `userdata_free`, from other threads. `userdata_free` may be NULL. On
+ * `IPC_OK` it runs exactly once, on the watcher's thread when it ends: before
+ * `ipc_hash_watcher_free()` returns, or after the callback returns when that was called
+ * from inside the callback, or soon after the client is closed (`ipc_client_close()`,
+ * `ipc_client_free()`: the watcher then stops by itself; still free its handle). On
+ * failure it does not run and the caller keeps `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the watcher, owned by the caller; free it with
+ * `ipc_hash_watcher_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT`
+ * for an empty hash name; `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a hash);
+ * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED` if no
+ * thread can be started.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_watch(const ipc_client *client,
+                          const char *hash,
+                          size_t hlen,
+                          ipc_field_cb cb,
+                          void *userdata,
+                          ipc_userdata_free_cb userdata_free,
+                          const ipc_hash_watch_options *opts,
+                          ipc_hash_watcher **out);
+
+/**
+ * Stop watching and free the watcher. NULL is a no-op.
+ *
+ * Guarantee: after it returns, no call of its callback runs or will run (a running one on
+ * the watcher thread is waited for) and `userdata_free` has run. Called from inside the
+ * watcher's own callback, it returns at once, no further call is made, and `userdata_free`
+ * runs on the watcher thread after the callback returns.
+ *
+ * Thread safety: any thread, once; the handle must not be used afterwards.
+ */
+void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
+
+/**
+ * Acquire the lock `name` (`nlen` bytes, not empty, without `{` or `}`), waiting up to
+ * `wait_ms` milliseconds (0: try once) while another holder has it. Waiters wake as soon
+ * as the holder releases it (a notification, not polling) or its TTL runs out.
+ *
+ * `ttl_ms` (at least 1): the lock expires this long after it was taken (or last
+ * extended) unless released: protection against a holder that dies. With `auto_renew`
+ * the library extends it every `ttl_ms / 3` until it is released; without it, extend it
+ * yourself (`ipc_lock_extend()`) if the work may take longer.
+ *
+ * Fencing token: every acquisition of a lock name gets a token greater than that of every
+ * earlier acquisition (`ipc_lock_token()`); pass it to the resource you protect so that
+ * it can refuse writes from a holder whose lock expired meanwhile.
+ *
+ * Output: on `IPC_OK`, `*out` is the held lock, owned by the caller; release it with
+ * `ipc_lock_release()` and free it with `ipc_lock_free()` (which releases it if still
+ * held). Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a bad name or `ttl_ms` 0;
+ * `IPC_ERR_TIMEOUT` when the lock was still taken after `wait_ms` (also when the server
+ * does not answer in time); `IPC_ERR_SERVER`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client; blocks the
+ * calling thread up to `wait_ms`.
+ */
+IPC_MUST_USE
+ipc_result ipc_lock_acquire(const ipc_client *client,
+                            const char *name,
+                            size_t nlen,
+                            uint64_t ttl_ms,
+                            uint64_t wait_ms,
+                            bool auto_renew,
+                            ipc_lock **out);
+
+/**
+ * The lock's fencing token: greater than the token of every earlier acquisition of the
+ * same lock name (by any client), starting at 1. Still available after release.
+ *
+ * Output: on `IPC_OK`, `*token`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread; see `ipc_lock`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_token(const ipc_lock *lock, uint64_t *token);
+
+/**
+ * Extend the lock to expire `ttl_ms` milliseconds (at least 1) from now, if this handle
+ * still holds it.
+ *
+ * Output: on `IPC_OK`, `*still_held` is true if it was extended, false if the lock was no
+ * longer ours (released, or expired — and maybe taken by another holder meanwhile: stop
+ * the protected work). Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for `ttl_ms` 0;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread; see `ipc_lock`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, bool *still_held);
+
+/**
+ * Release the lock if this handle still holds it (compare-and-delete in one script, so
+ * a lock that expired and was taken by another holder is left alone), waking its waiters.
+ * Automatic renewal stops. The handle stays valid (for `ipc_lock_token()`); free it with
+ * `ipc_lock_free()`. Releasing again gives `*was_held` false.
+ *
+ * Output: on `IPC_OK`, `*was_held` says whether the lock was still ours when released
+ * (false: it had expired). Untouched otherwise; after an error the lock is released no
+ * more by this handle (it expires after its TTL).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread; see `ipc_lock`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_release(const ipc_lock *lock, bool *was_held);
+
+/**
+ * Free the lock handle, releasing the lock first if it is still held (waiting for the
+ * server's answer; errors are ignored: the lock then expires after its TTL). NULL is a
+ * no-op.
+ *
+ * Thread safety: any thread, once, after every other call on it has returned.
+ */
+void ipc_lock_free(ipc_lock *lock);
+
+/**
+ * Call `cb` for keyspace events of the keys matching the glob `pattern` (`plen` bytes,
+ * not empty; `"*"` for all keys of the client's database), limited to the `nevents` event
+ * names in `events` (NUL-terminated: `"set"`, `"del"`, `"expired"`, `"hset"`, ...); with
+ * `nevents` 0 every event is delivered (then `events` may be NULL).
+ *
+ * Keyspace notifications are off in a default Redis. With `configure_server`, the flags
+ * the wanted events need are added to the server's `notify-keyspace-events` (flags are
+ * only added, never removed; this needs permission for `CONFIG SET`). Without it the
+ * server's configuration is left alone, and only the events it already publishes arrive.
+ * Keys are the server's names: the client's key prefix does not apply.
+ *
+ * Returns once the server confirmed the subscription: events from then on are delivered.
+ * Events that happen while the pub/sub connection is down are lost (Redis does not keep
+ * them).
+ *
+ * Callback: see `ipc_key_event_cb` for its arguments and thread. `userdata` is the
+ * caller's: the library only passes it to `cb` and `userdata_free`, from other threads.
+ * `userdata_free` may be NULL. On `IPC_OK` it runs exactly once, when the watch ends: in
+ * `ipc_key_watch_free()`, or in `ipc_client_close()` / `ipc_client_free()` of its client,
+ * whichever comes first, as for subscriptions (see `ipc_subscribe()`). On failure it does
+ * not run and the caller keeps `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the watch, owned by the caller; free it with
+ * `ipc_key_watch_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `pattern`, `events` when `nevents > 0`, any
+ * `events[i]`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT` for an empty pattern or event
+ * name; `IPC_ERR_SERVER` (`CONFIG` refused); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_watch_keys(const ipc_client *client,
+                          const char *pattern,
+                          size_t plen,
+                          const char *const *events,
+                          size_t nevents,
+                          bool configure_server,
+                          ipc_key_event_cb cb,
+                          void *userdata,
+                          ipc_userdata_free_cb userdata_free,
+                          ipc_key_watch **out);
+
+/**
+ * Unsubscribe and free the watch. NULL is a no-op.
+ *
+ * Guarantee: as `ipc_subscription_free()`: after it returns no call of its callback runs
+ * or will run and `userdata_free` has run; from inside its own callback it takes effect
+ * when the callback returns (no further call is made).
+ *
+ * Thread safety: any thread, once; the handle must not be used afterwards.
+ */
+void ipc_key_watch_free(ipc_key_watch *watch);
+
+/**
+ * Make an empty transaction on `client`.
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_tx_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The new
+ * `ipc_tx` is used from one thread at a time (see `ipc_tx`).
+ */
+IPC_MUST_USE ipc_result ipc_tx_new(const ipc_client *client, ipc_tx **out);
+
+/**
+ * Queue a command in the transaction: `argc` arguments, the first the command name, as for
+ * `ipc_command()` (argument `i` is `argvlen[i]` bytes at `argv[i]`; if `argvlen` is NULL,
+ * every argument is a NUL-terminated string). The arguments are copied; nothing is sent.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`tx`, `argv`, any `argv[i]`); `IPC_ERR_INVALID_ARGUMENT` for
+ * `argc == 0`, an empty command name or an argument over the client's size limit (the
+ * command is not queued). Whether the server accepts the command is only known at
+ * `ipc_tx_exec()`.
+ *
+ * Thread safety: see `ipc_tx` (one thread at a time).
+ */
+IPC_MUST_USE
+ipc_result ipc_tx_add(ipc_tx *tx,
+                      size_t argc,
+                      const char *const *argv,
+                      const size_t *argvlen);
+
+/**
+ * Send `MULTI`, the queued commands and `EXEC`, and wait for the results. The commands stay
+ * queued afterwards (exec again to run them again, `ipc_tx_clear()` to start over).
+ *
+ * Output: on `IPC_OK`, `*replies` is an `IPC_REPLY_ARRAY` reply with one element per queued
+ * command, in order (0 elements for an empty transaction). A command that failed when it
+ * ran (for example `INCR` on a string: `WRONGTYPE`, or `ERR value is not an integer`) has
+ * an `IPC_REPLY_ERROR` element with the server's text, while the others carry their values:
+ * Redis does not roll back. Owned by the caller; free it with `ipc_reply_free()`.
+ * Untouched on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` when the server refused a command while
+ * queueing it (unknown command, wrong number of arguments): the whole transaction is
+ * aborted and nothing ran; `ipc_last_error_code()` is `"EXECABORT"` and
+ * `ipc_last_error_message()` names the refused command(s), e.g. `"ipc_tx_exec: EXEC
+ * (command 1 (NOSUCHCMD x) was rejected: ERR unknown command ...): EXECABORT Transaction
+ * discarded because of previous errors."`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_tx` (one thread at a time); blocks the calling thread until the
+ * results came or the response timeout passed.
+ */
+IPC_MUST_USE ipc_result ipc_tx_exec(const ipc_tx *tx, ipc_reply **replies);
+
+/**
+ * The number of commands queued in the transaction.
+ *
+ * Errors: returns 0 (and sets the last error) if `tx` is NULL.
+ *
+ * Thread safety: see `ipc_tx`.
+ */
+size_t ipc_tx_len(const ipc_tx *tx);
+
+/**
+ * Forget the queued commands, to build another transaction with the same handle.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: see `ipc_tx`.
+ */
+IPC_MUST_USE ipc_result ipc_tx_clear(ipc_tx *tx);
+
+/**
+ * Free a transaction and its queued commands (nothing is sent). NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `tx` during or after this call.
+ */
+void ipc_tx_free(ipc_tx *tx);
+
+/**
+ * Make an empty pipeline on `client`.
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_pipeline_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The new
+ * `ipc_pipeline` is used from one thread at a time.
+ */
+IPC_MUST_USE ipc_result ipc_pipeline_new(const ipc_client *client, ipc_pipeline **out);
+
+/**
+ * Queue a command in the pipeline; the arguments are as for `ipc_command()` (`argvlen`
+ * may be NULL for NUL-terminated arguments) and are copied; nothing is sent.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`p`, `argv`, any `argv[i]`); `IPC_ERR_INVALID_ARGUMENT` for
+ * `argc == 0`, an empty command name or an argument over the size limit.
+ *
+ * Thread safety: see `ipc_pipeline` (one thread at a time).
+ */
+IPC_MUST_USE
+ipc_result ipc_pipeline_add(ipc_pipeline *p,
+                            size_t argc,
+                            const char *const *argv,
+                            const size_t *argvlen);
+
+/**
+ * Send the queued commands in one write and wait for all their replies. The commands stay
+ * queued afterwards (exec again to resend, `ipc_pipeline_clear()` to start over).
+ *
+ * Output: on `IPC_OK`, `*replies` is an `IPC_REPLY_ARRAY` reply with one element per
+ * queued command, in order; a command the server refused has an `IPC_REPLY_ERROR`
+ * element (the others still ran). Owned by the caller; free it with `ipc_reply_free()`.
+ * Untouched on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION` (some of the
+ * commands may have run); `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_pipeline` (one thread at a time).
+ */
+IPC_MUST_USE ipc_result ipc_pipeline_exec(const ipc_pipeline *p, ipc_reply **replies);
+
+/**
+ * The number of commands queued in the pipeline.
+ *
+ * Errors: returns 0 (and sets the last error) if `p` is NULL.
+ *
+ * Thread safety: see `ipc_pipeline`.
+ */
+size_t ipc_pipeline_len(const ipc_pipeline *p);
+
+/**
+ * Forget the queued commands.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: see `ipc_pipeline`.
+ */
+IPC_MUST_USE ipc_result ipc_pipeline_clear(ipc_pipeline *p);
+
+/**
+ * Free a pipeline and its queued commands (nothing is sent). NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `p` during or after this call.
+ */
+void ipc_pipeline_free(ipc_pipeline *p);
+
+/**
+ * An optimistic transaction: `WATCH` the `nkeys` keys on a connection of its own, call
+ * `cb` (which reads with `ipc_watch_command()` and queues writes with
+ * `ipc_watch_queue()`), then `MULTI`, the queued commands, `EXEC`. If a watched key was
+ * changed by anybody between `WATCH` and `EXEC`, nothing queued runs and all of it starts
+ * over (a new `WATCH`, `cb` again), up to `max_retries` more times (so at most
+ * `max_retries + 1` attempts; 0 means one attempt).
+ *
+ * Keys: key `i` is `keylens[i]` bytes at `keys[i]`; if `keylens` is NULL, every key is a
+ * NUL-terminated string. `nkeys` must be at least 1.
+ *
+ * Output: on `IPC_OK`, `*replies` is an `IPC_REPLY_ARRAY` reply with the results of the
+ * queued commands, as for `ipc_tx_exec()` (error slots as `IPC_REPLY_ERROR` elements);
+ * owned by the caller, freed with `ipc_reply_free()`. Untouched on failure.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `keys`, any `keys[i]`, `cb`, `replies`);
+ * `IPC_ERR_INVALID_ARGUMENT` for `nkeys == 0` or a negative `max_retries`;
+ * `IPC_ERR_WATCH` when a watched key changed on every attempt; `IPC_ERR_TX_ABORTED`
+ * when `cb` returned non-zero (nothing queued ran; the number is in the message);
+ * `IPC_ERR_SERVER` (a queued command refused: `EXECABORT`, as for `ipc_tx_exec()`);
+ * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`. `userdata` may be NULL.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client (each call
+ * watches on a connection of its own). `cb` runs on the calling thread (see
+ * `ipc_transaction_cb`).
+ */
+IPC_MUST_USE
+ipc_result ipc_transaction(const ipc_client *client,
+                           const char *const *keys,
+                           const size_t *keylens,
+                           size_t nkeys,
+                           int max_retries,
+                           ipc_transaction_cb cb,
+                           void *userdata,
+                           ipc_reply **replies);
+
+/**
+ * Inside an `ipc_transaction_cb`: run a command now, on the watching connection, and wait
+ * for its reply (typically a read of a watched key, such as `GET`). The arguments are as
+ * for `ipc_command()` (`argvlen` may be NULL for NUL-terminated arguments).
+ *
+ * Output: on `IPC_OK`, `*out` is the reply, owned by the caller; free it with
+ * `ipc_reply_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`w`, `argv`, any `argv[i]`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` (`argc == 0`, an empty command name, a value over the size
+ * limit); `IPC_ERR_SERVER` for an error reply; `IPC_ERR_TIMEOUT` or
+ * `IPC_ERR_CONNECTION` (then the watching connection is dropped and the transaction
+ * fails: return non-zero); `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: only inside the callback that received `w`, on its thread.
+ */
+IPC_MUST_USE
+ipc_result ipc_watch_command(ipc_watch *w,
+                             size_t argc,
+                             const char *const *argv,
+                             const size_t *argvlen,
+                             ipc_reply **out);
+
+/**
+ * Inside an `ipc_transaction_cb`: queue a command to run in the `MULTI`/`EXEC` after the
+ * callback returns 0. The arguments are as for `ipc_command()` (`argvlen` may be NULL for
+ * NUL-terminated arguments) and are copied.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`w`, `argv`, any `argv[i]`); `IPC_ERR_INVALID_ARGUMENT`
+ * (`argc == 0`, an empty command name, a value over the size limit).
+ *
+ * Thread safety: only inside the callback that received `w`, on its thread.
+ */
+IPC_MUST_USE
+ipc_result ipc_watch_queue(ipc_watch *w,
+                           size_t argc,
+                           const char *const *argv,
+                           const size_t *argvlen);
+
+/**
+ * Send a request: `LPUSH` the payload into the queue (key `{prefix}{q:NAME}:pending`). Any
+ * size the client allows, including 0 bytes.
+ *
+ * `queue` is `qlen` bytes (binary-safe, not empty, without `{` or `}`); `payload` is
+ * `len` bytes (a pointer must be given even for 0 bytes: pass `""`).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name, a name
+ * with `{` or `}`, or a payload over the size limit; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_send_request(const ipc_client *client,
+                            const char *queue,
+                            size_t qlen,
+                            const uint8_t *payload,
+                            size_t len);
+
+/**
+ * Start a worker on `n` queues (NUL-terminated names): `concurrency` loops (default 1),
+ * each on a thread and a Redis connection of its own, pop requests — one `BRPOP` over all
+ * the queues, in rotating order so that a busy queue does not starve the others — and call
+ * `handler` for each (see `ipc_request_cb`). With `opts` (NULL for the defaults, copied):
+ * plain mode (at-most-once: a request taken by a worker that dies is lost) or reliable mode
+ * (at-least-once: in-flight lists with leases, retries, dead letters).
+ *
+ * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
+ * runs exactly once, after no handler can run any more: inside `ipc_worker_free()` on its
+ * thread, or — when handlers outlive its deadline, or a handler freed its own worker — on
+ * a library thread (`redipc-reaper`) right after the last of them returned. If this call
+ * fails, it never runs and the caller keeps `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the running worker, owned by the caller; stop it with
+ * `ipc_worker_stop()` and free it with `ipc_worker_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `queues`, any `queues[i]`, `handler`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for `n == 0`, an empty queue name, a name with `{` or `}`, or
+ * invalid options (concurrency outside 1..1024, block timeout under 10 ms, `max_attempts`
+ * 0 or lease under 100 ms in reliable mode); `IPC_ERR_UNSUPPORTED` if a thread cannot be
+ * started.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The worker keeps
+ * using the client: free the worker before the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_new(const ipc_client *client,
+                          const char *const *queues,
+                          size_t n,
+                          ipc_request_cb handler,
+                          void *userdata,
+                          ipc_userdata_free_cb userdata_free,
+                          const ipc_worker_options *opts,
+                          ipc_worker **out);
+
+/**
+ * Stop taking requests and wait up to `deadline_ms` milliseconds for running handlers to
+ * return. In reliable mode, requests of the worker still in flight are put back into their
+ * queue. Stopping again (for example after a timeout) waits again; stopping a stopped
+ * worker returns `IPC_OK` at once. The worker stays allocated: free it with
+ * `ipc_worker_free()`.
+ *
+ * An idle loop notices the stop within its block timeout (default 1000 ms).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
+ * deadline (they finish on their own; no new request is taken);
+ * `IPC_ERR_INVALID_ARGUMENT` when called from one of the worker's own handlers (it would
+ * wait for itself).
+ *
+ * Thread safety: any thread except the worker's own handlers; see `ipc_worker`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t deadline_ms);
+
+/**
+ * The counters of a worker: requests handled, failures, dead letters made, requests of
+ * dead workers recovered.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counters. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, also from a handler; see `ipc_worker`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_counts *out);
+
+/**
+ * Stop the worker (waiting up to 10 s for running handlers, as `ipc_worker_stop()`) and
+ * free it. NULL is a no-op. `userdata_free` runs here once the handlers returned; if some
+ * still run after 10 s, they finish on their own threads and `userdata_free` runs after
+ * the last of them (see `ipc_worker_new()`).
+ *
+ * Called from one of the worker's own handlers, it returns at once: no new request is
+ * taken, and `userdata_free` runs on a library thread after the handlers (that one
+ * included) returned.
+ *
+ * Thread safety: every other call on `worker` must have returned; the handle must not be
+ * used afterwards. Any thread, including the worker's own handlers. Handlers still running
+ * after this returns may still use the client: free the client only after
+ * `userdata_free` ran (or after an `ipc_worker_stop()` that returned `IPC_OK`).
+ */
+void ipc_worker_free(ipc_worker *worker);
+
+/**
+ * The pending, in-flight and dead-letter counts of a queue (`qlen` bytes at `queue`),
+ * read from the server.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counts. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name or one
+ * with `{` or `}`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_queue_stats(const ipc_client *client,
+                           const char *queue,
+                           size_t qlen,
+                           ipc_queue_counts *out);
+
+/**
+ * Put every dead letter of a queue back into it (their attempts start over), atomically.
+ *
+ * The dead-letter list is the Redis list `{prefix}{q:NAME}:dead` (default prefix
+ * `"ipc:"`), newest first. Each item is `"\0ipd\x01"`, the attempts as a 4-byte
+ * big-endian number, the error text's length as a 4-byte big-endian number, the error
+ * text (UTF-8), then the payload: readable with `ipc_command()` (`LRANGE`).
+ *
+ * Output: on `IPC_OK`, `*moved` is how many were put back. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name or one
+ * with `{` or `}`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_queue_requeue_dead(const ipc_client *client,
+                                  const char *queue,
+                                  size_t qlen,
+                                  uint64_t *moved);
+
+/**
+ * Make worker options with the defaults: concurrency 1, block timeout 1000 ms, plain mode
+ * (not reliable), 3 attempts, lease 30000 ms, prefetch 16, errors logged to stderr.
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_worker_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` if `out` is NULL.
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_new(ipc_worker_options **out);
+
+/**
+ * Free worker options. NULL is a no-op. Workers made with them keep their own copy.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_worker_options_free(ipc_worker_options *opts);
+
+/**
+ * Set how many handlers run in parallel (default 1; 1 to 1024, checked by
+ * `ipc_worker_new()`): each is a loop with a thread and a connection of its own.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_concurrency(ipc_worker_options *opts, size_t n);
+
+/**
+ * Set how long one blocking pop waits on the server, in milliseconds (default 1000; at
+ * least 10, checked by `ipc_worker_new()`). It also bounds how quickly an idle worker
+ * notices `ipc_worker_stop()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_options_set_block_timeout_ms(ipc_worker_options *opts,
+                                                   uint64_t ms);
+
+/**
+ * Turn reliable mode on or off (default off). Reliable: each request is moved atomically
+ * into the loop's in-flight list under a lease kept alive by a heartbeat; acknowledged when
+ * the handler returns 0; on failure re-queued with its attempt raised, and after
+ * `max_attempts` moved to the dead-letter list with the failure's text; the requests of a
+ * worker that died go back to the queue when its lease expired. At-least-once: a request
+ * can be handled twice (a worker dying after the handler, before the ack).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_reliable(ipc_worker_options *opts, bool on);
+
+/**
+ * Reliable mode: set how many times a request is handed to a handler before it becomes a
+ * dead letter (default 3; at least 1, checked by `ipc_worker_new()`).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_max_attempts(ipc_worker_options *opts, uint32_t n);
+
+/**
+ * Reliable mode: set the lease in milliseconds (default 30000; at least 100, checked by
+ * `ipc_worker_new()`): how long the requests of a worker that died stay claimed before a
+ * live worker of the queue puts them back.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_lease_ms(ipc_worker_options *opts, uint64_t ms);
+
+/**
+ * Plain mode: set how many requests one loop takes per round trip when the queue is busy
+ * (default 16; 0 or 1 takes one at a time). A worker that dies loses at most these.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
+
+/**
+ * Set whether handler failures and worker errors (lost connections, ...) are written to
+ * stderr, one line each (default true). False keeps them quiet; the counters of
+ * `ipc_worker_stats()` still count them.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_log_errors(ipc_worker_options *opts, bool on);
+
+/**
+ * Call a service: push the request (with a call id, this client's reply channel and the
+ * deadline now + `timeout_ms`) into the service's queue and wait up to `timeout_ms` for
+ * the reply of a server (`ipc_serve()`, or a Rust or Python server).
+ *
+ * `service` is a NUL-terminated name (not empty, without `{` or `}`); `method` a
+ * NUL-terminated method name, or NULL (or `""`) for none; `req` is `len` bytes (a pointer
+ * must be given even for 0 bytes: pass `""`). `timeout_ms` must be greater than 0.
+ *
+ * The first call of a client subscribes its reply channel (`{prefix}rpc:reply:<random>`,
+ * one per client, shared by all its calls); a call leaves no key and no subscription
+ * behind.
+ *
+ * Output: on `IPC_OK`, `*reply` holds a copy of the reply of `*reply_len` bytes, owned by
+ * the caller and freed with `ipc_buf_free(*reply, *reply_len)` (never NULL, even when
+ * empty). Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `req`, `reply`, `reply_len`);
+ * `IPC_ERR_INVALID_ARGUMENT` (an empty service name or one with `{`/`}`, a method name
+ * over 65535 bytes, `timeout_ms` 0, a payload over the size limit); `IPC_ERR_REMOTE` when
+ * the handler reported an error: `ipc_last_error_message()` is
+ * `"ipc_call: call SERVICE.METHOD: <the handler's text>"`; `IPC_ERR_TIMEOUT` when no reply
+ * came in time although a server is registered; `IPC_ERR_NO_SERVER` when no reply came
+ * and no server of the service is registered (after the timeout; see `ipc_call_ex()` to
+ * fail at once); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client (each call waits
+ * for its own reply); also from a handler of a worker or server.
+ */
+IPC_MUST_USE
+ipc_result ipc_call(const ipc_client *client,
+                    const char *service,
+                    const char *method,
+                    const uint8_t *req,
+                    size_t len,
+                    uint64_t timeout_ms,
+                    uint8_t **reply,
+                    size_t *reply_len);
+
+/**
+ * `ipc_call()` with `flags`: 0, or `IPC_CALL_FAIL_FAST` to fail at once with
+ * `IPC_ERR_NO_SERVER` when no live server of the service is registered. `method` may be
+ * NULL for none.
+ *
+ * Output: as `ipc_call()`.
+ *
+ * Errors: as `ipc_call()`; also `IPC_ERR_INVALID_ARGUMENT` for unknown flags.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_call_ex(const ipc_client *client,
+                       const char *service,
+                       const char *method,
+                       const uint8_t *req,
+                       size_t len,
+                       uint64_t timeout_ms,
+                       uint32_t flags,
+                       uint8_t **reply,
+                       size_t *reply_len);
+
+/**
+ * Answer calls to `service` (a NUL-terminated name, not empty, without `{` or `}`) with
+ * `handler` (see `ipc_rpc_cb`), `concurrency` calls in parallel (1 to 1024), each loop on a
+ * thread and a connection of its own. Requests whose deadline already passed are dropped
+ * without running the handler. Several servers (in any process and language) may serve one
+ * service: each call is answered by one of them.
+ *
+ * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
+ * runs exactly once, after no handler can run any more: inside `ipc_server_free()` on its
+ * thread, or — when handlers outlive its deadline, or a handler freed its own server — on
+ * a library thread (`redipc-reaper`) right after the last of them returned. If this call
+ * fails, it never runs and the caller keeps `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the running server, owned by the caller; stop it with
+ * `ipc_server_stop()` and free it with `ipc_server_free()`. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `handler`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty service name, one with `{` or `}`, or a
+ * concurrency outside 1..1024; `IPC_ERR_UNSUPPORTED` if a thread cannot be started.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The server keeps
+ * using the client: free the server before the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_serve(const ipc_client *client,
+                     const char *service,
+                     ipc_rpc_cb handler,
+                     void *userdata,
+                     ipc_userdata_free_cb userdata_free,
+                     size_t concurrency,
+                     ipc_server **out);
+
+/**
+ * Inside an `ipc_rpc_cb`: set the reply bytes (`len` bytes at `data`, copied; a pointer
+ * must be given even for 0 bytes: pass `""`). A second call replaces the first. Sent when
+ * the handler returns 0.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`reply`, `data`); `IPC_ERR_INVALID_ARGUMENT` for a length
+ * that cannot be a buffer.
+ *
+ * Thread safety: only inside the handler call that received `reply`, on its thread.
+ */
+IPC_MUST_USE ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const uint8_t *data, size_t len);
+
+/**
+ * Inside an `ipc_rpc_cb`: set the error text (NUL-terminated, copied; invalid UTF-8 is
+ * replaced) sent to the caller as a remote error when the handler returns non-zero. A
+ * second call replaces the first.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`reply`, `msg`).
+ *
+ * Thread safety: only inside the handler call that received `reply`, on its thread.
+ */
+IPC_MUST_USE ipc_result ipc_rpc_reply_error(ipc_rpc_reply *reply, const char *msg);
+
+/**
+ * Stop answering calls and wait up to `deadline_ms` milliseconds for running handlers to
+ * return; the server is removed from the service's registry. Calls pushed meanwhile wait
+ * in the service's queue for another server (or time out). Stopping again waits again;
+ * stopping a stopped server returns `IPC_OK` at once. Free it with `ipc_server_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
+ * deadline (they finish on their own); `IPC_ERR_INVALID_ARGUMENT` when called from one of
+ * the server's own handlers (it would wait for itself).
+ *
+ * Thread safety: any thread except the server's own handlers; see `ipc_server`.
+ */
+IPC_MUST_USE ipc_result ipc_server_stop(const ipc_server *server, uint64_t deadline_ms);
+
+/**
+ * The counters of a server (as a worker's): `handled` counts calls answered (with a reply
+ * or a remote error) and requests dropped unrun because their deadline had passed.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counters. Untouched otherwise.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, also from a handler; see `ipc_server`.
+ */
+IPC_MUST_USE ipc_result ipc_server_stats(const ipc_server *server, ipc_worker_counts *out);
+
+/**
+ * Stop the server (waiting up to 10 s for running handlers, as `ipc_server_stop()`) and
+ * free it. NULL is a no-op. `userdata_free` runs here once the handlers returned; if some
+ * still run after 10 s, they finish on their own threads and `userdata_free` runs after
+ * the last of them (see `ipc_serve()`).
+ *
+ * Called from one of the server's own handlers, it returns at once: no new call is taken,
+ * and `userdata_free` runs on a library thread after the handlers (that one included)
+ * returned.
+ *
+ * Thread safety: every other call on `server` must have returned; the handle must not be
+ * used afterwards. Any thread, including the server's own handlers. Handlers still running
+ * after this returns may still use the client: free the client only after
+ * `userdata_free` ran (or after an `ipc_server_stop()` that returned `IPC_OK`).
+ */
+void ipc_server_free(ipc_server *server);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -300,8 +300,10 @@ impl Client {
     where
         F: Fn(&crate::Call) -> std::result::Result<Vec<u8>, String> + Send + Sync + 'static,
     {
-        self.inner
-            .serve(service, std::sync::Arc::new(handler), concurrency)
+        self.wait(
+            self.inner
+                .serve(service, std::sync::Arc::new(handler), concurrency),
+        )
     }
     /// See [`crate::Client::serve_methods`].
     pub fn serve_methods(
@@ -310,7 +312,7 @@ impl Client {
         methods: std::collections::HashMap<String, crate::RpcHandler>,
         concurrency: usize,
     ) -> Result<crate::RpcServer> {
-        self.inner.serve_methods(service, methods, concurrency)
+        self.wait(self.inner.serve_methods(service, methods, concurrency))
     }
     /// See [`crate::Client::stream_publish`].
     pub fn stream_publish<F: AsRef<[u8]>, V: AsRef<[u8]>>(

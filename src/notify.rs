@@ -78,20 +78,27 @@ impl Notifier {
     /// Register interest in `channel` (subscribing if it is the first), confirmed by the
     /// server before this returns, so no publish after it is missed.
     pub(crate) async fn interest(&self, channel: Bytes) -> Result<Interest<'_>> {
-        let notify = {
+        let (first, notify) = {
             let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
             let entry = w
                 .entry(channel.clone())
                 .or_insert_with(|| (0, Arc::new(Notify::new())));
             entry.0 += 1;
-            if entry.0 == 1
-                && let Err(e) = self.sub.register(&[&channel[..]])
-            {
-                w.remove(&channel);
-                return Err(e);
-            }
-            entry.1.clone()
+            (entry.0 == 1, entry.1.clone())
         };
+        // Outside the waiters lock: registering can run the inline handler right here (an
+        // `Activated` for a name still active), and that handler takes the lock. No race:
+        // the entry was created under the lock, and only the last interest in it removes it.
+        if first && let Err(e) = self.sub.register(&[&channel[..]]) {
+            let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((n, _)) = w.get_mut(&channel) {
+                *n -= 1;
+                if *n == 0 {
+                    w.remove(&channel);
+                }
+            }
+            return Err(e);
+        }
         let interest = Interest {
             notifier: self,
             channel: channel.clone(),

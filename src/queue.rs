@@ -402,6 +402,9 @@ impl Worker {
         opts: WorkerOptions,
     ) -> Result<Worker> {
         opts.validate()?;
+        if client.conn().is_closed() {
+            return Err(Error::closed());
+        }
         if queues.is_empty() {
             return Err(Error::invalid("give at least one queue"));
         }
@@ -600,10 +603,20 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
         let result = match &cid {
             None => runtime::block_on(&handle, plain_pop(&shared, &mut conn, rotation))
                 .and_then(|r| r)
-                .map(|items| {
-                    for (q, item) in items {
+                .and_then(|items| {
+                    let mut items = items.into_iter();
+                    for (q, item) in items.by_ref() {
                         handle_plain(&shared, &shared.queues[q], &item);
+                        if shared.stopped() {
+                            break;
+                        }
                     }
+                    // Stopping: what was taken but not handled goes back, in order.
+                    let rest: Vec<(usize, Vec<u8>)> = items.collect();
+                    if rest.is_empty() {
+                        return Ok(());
+                    }
+                    runtime::block_on(&handle, give_back(&shared, rest)).and_then(|r| r)
                 }),
             Some(cid) => {
                 if last_recover.is_none_or(|t| t.elapsed() >= shared.opts.lease / 2) {
@@ -719,6 +732,16 @@ fn handle_plain(shared: &Shared, q: &QueueKeys, item: &[u8]) {
             ));
         }
     }
+}
+
+/// Plain mode, stopping: put requests taken with a prefetch but not handled back at the
+/// consumer end of their queues, in their order.
+async fn give_back(shared: &Shared, rest: Vec<(usize, Vec<u8>)>) -> Result<()> {
+    let mut pipe = shared.client.pipeline();
+    for (q, item) in rest.iter().rev() {
+        pipe.add(&[b"RPUSH".as_slice(), &shared.queues[*q].pending(), item])?;
+    }
+    pipe.exec().await.map(|_| ())
 }
 
 /// Reliable mode: move one request into our in-flight list.

@@ -212,22 +212,43 @@ fn service_keys(client: &Client, service: &[u8]) -> Result<QueueKeys> {
 #[derive(Debug)]
 pub struct RpcServer {
     worker: Worker,
-    presence: tokio::task::JoinHandle<()>,
+    presence: Option<tokio::task::JoinHandle<()>>,
+    stop_presence: Arc<tokio::sync::Notify>,
     client: Client,
     servers_key: Vec<u8>,
     id: String,
 }
 
 impl RpcServer {
-    /// Stop taking calls and wait up to `deadline` for running handlers.
+    /// Stop taking calls, wait up to `deadline` for running handlers, and withdraw the
+    /// server's presence (so callers see `NoServer` once no server is left).
     pub fn stop(&mut self, deadline: Duration) -> Result<()> {
-        self.presence.abort();
         let r = self.worker.stop(deadline);
+        self.withdraw();
+        r
+    }
+
+    /// End the presence task, then remove our entry (after it, so no late renewal
+    /// re-adds it).
+    fn withdraw(&mut self) {
+        let Some(task) = self.presence.take() else {
+            return;
+        };
+        self.stop_presence.notify_one();
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(&self.servers_key[..]).arg(&self.id);
-        let client = &self.client;
-        let _ = runtime::block_on(client.runtime_handle(), client.run_cmd(&cmd));
-        r
+        let client = self.client.clone();
+        let work = async move {
+            let _ = task.await;
+            let _ = client.run_cmd(&cmd).await;
+        };
+        // From a thread outside the runtime: wait for it; inside one: let it run.
+        let rt = self.client.runtime_handle().clone();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            rt.spawn(work);
+        } else {
+            let _ = rt.block_on(work);
+        }
     }
 
     /// Counters of the underlying worker (handled = calls answered).
@@ -238,13 +259,31 @@ impl RpcServer {
 
 impl Drop for RpcServer {
     fn drop(&mut self) {
-        self.presence.abort();
+        self.withdraw();
     }
 }
 
 /// How often a server renews its presence, and how long the presence lasts.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
 const PRESENCE_TTL_MS: u64 = 3_000;
+
+/// Renew `member` in the servers set, drop expired members, and keep the whole key only as
+/// long as its newest member (so a service whose servers all died leaves nothing behind).
+async fn announce(c: &Client, key: &[u8], member: &str) -> Result<()> {
+    let mut pipe = c.pipeline();
+    let until = (now_ms() + PRESENCE_TTL_MS).to_string();
+    let now = now_ms().to_string();
+    let ttl = PRESENCE_TTL_MS.to_string();
+    pipe.add(&[b"ZADD".as_slice(), key, until.as_bytes(), member.as_bytes()])?;
+    pipe.add(&[b"ZREMRANGEBYSCORE".as_slice(), key, b"-inf", now.as_bytes()])?;
+    pipe.add(&[b"PEXPIRE".as_slice(), key, ttl.as_bytes()])?;
+    for r in pipe.exec().await? {
+        if let crate::Reply::Error(e) = r {
+            return Err(Error::from(e).context("RPC presence"));
+        }
+    }
+    Ok(())
+}
 
 impl Client {
     async fn caller(&self) -> Result<&Caller> {
@@ -265,12 +304,13 @@ impl Client {
     ) -> Result<Bytes> {
         let service = service.as_ref();
         let keys = service_keys(self, service)?;
-        let what = || {
-            format!(
+        let what = || match method.as_ref() {
+            [] => format!("call {}", String::from_utf8_lossy(service)),
+            m => format!(
                 "call {}.{}",
                 String::from_utf8_lossy(service),
-                String::from_utf8_lossy(method.as_ref())
-            )
+                String::from_utf8_lossy(m)
+            ),
         };
         if opts.timeout.is_zero() {
             return Err(Error::invalid("a call timeout must be greater than zero"));
@@ -317,6 +357,10 @@ impl Client {
             Ok(Err(_)) => Err(Error::closed().context(what())),
             Err(_) => {
                 forget();
+                // Take our request back if no server took it yet, so nothing is left behind.
+                let _ = self
+                    .command(&[b"LREM".as_slice(), &keys.pending(), b"1", &envelope])
+                    .await;
                 if !self.has_server(&keys).await.unwrap_or(true) {
                     return Err(no_server(service).context(what()));
                 }
@@ -351,14 +395,37 @@ impl Client {
         Ok(self.run_cmd(&cmd).await?.into_int()? > 0)
     }
 
-    /// Answer calls to `service` with `handler` (`concurrency` handlers in parallel).
-    /// Requests whose deadline passed are dropped without running the handler.
-    pub fn serve(
+    /// Answer calls to `service` with `handler` (`concurrency` handlers in parallel); see
+    /// [`serve_with`](Client::serve_with).
+    pub async fn serve(
         &self,
         service: impl AsRef<[u8]>,
         handler: RpcHandler,
         concurrency: usize,
     ) -> Result<RpcServer> {
+        self.serve_with(
+            service,
+            handler,
+            WorkerOptions::default().concurrency(concurrency),
+        )
+        .await
+    }
+
+    /// Answer calls to `service` with `handler`, with the worker options `opts`
+    /// (concurrency, block timeout = how fast an idle server notices `stop`, error hook;
+    /// the queue options `reliable` and `prefetch` are fixed: RPC is at-most-once, one call
+    /// at a time per handler). Requests whose deadline passed are dropped without running
+    /// the handler. Returns once the server is announced, so a `fail_fast` call made right
+    /// after finds it.
+    pub async fn serve_with(
+        &self,
+        service: impl AsRef<[u8]>,
+        handler: RpcHandler,
+        opts: WorkerOptions,
+    ) -> Result<RpcServer> {
+        if self.conn().is_closed() {
+            return Err(Error::closed());
+        }
         let keys = service_keys(self, service.as_ref())?;
         let servers = servers_key(&keys);
         let id = format!("{:016x}", rand::random::<u64>());
@@ -393,32 +460,30 @@ impl Client {
                 .map_err(|e| format!("could not send the reply: {e}"))?;
             Ok(())
         };
+        announce(self, &servers, &id).await?;
         let worker = Worker::start(
             self.clone(),
             vec![keys],
             Arc::new(wrapped),
-            WorkerOptions::default()
-                .concurrency(concurrency)
-                .prefetch(1),
+            opts.reliable(false).prefetch(1),
         )?;
         let c = self.clone();
+        let stop_presence = Arc::new(tokio::sync::Notify::new());
+        let stop = stop_presence.clone();
         let (key, member) = (servers.clone(), id.clone());
         let presence = self.runtime_handle().spawn(async move {
             loop {
-                let mut cmd = redis::cmd("ZADD");
-                cmd.arg(&key[..])
-                    .arg(now_ms() + PRESENCE_TTL_MS)
-                    .arg(&member);
-                let _ = c.run_cmd(&cmd).await;
-                let mut trim = redis::cmd("ZREMRANGEBYSCORE");
-                trim.arg(&key[..]).arg("-inf").arg(now_ms());
-                let _ = c.run_cmd(&trim).await;
-                tokio::time::sleep(PRESENCE_EVERY).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(PRESENCE_EVERY) => {}
+                    _ = stop.notified() => return,
+                }
+                let _ = announce(&c, &key, &member).await;
             }
         });
         Ok(RpcServer {
             worker,
-            presence,
+            presence: Some(presence),
+            stop_presence,
             client: self.clone(),
             servers_key: servers,
             id,
@@ -427,7 +492,7 @@ impl Client {
 
     /// Serve several methods: each call is routed by its method name; an unknown method is
     /// a remote error naming it.
-    pub fn serve_methods(
+    pub async fn serve_methods(
         &self,
         service: impl AsRef<[u8]>,
         methods: HashMap<String, RpcHandler>,
@@ -441,7 +506,7 @@ impl Client {
                 String::from_utf8_lossy(&call.method)
             )),
         };
-        self.serve(service, Arc::new(handler), concurrency)
+        self.serve(service, Arc::new(handler), concurrency).await
     }
 }
 

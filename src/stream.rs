@@ -97,13 +97,12 @@ fn parse_read(r: &Reply) -> Vec<StreamEntry> {
 }
 
 fn check_id(id: &str) -> Result<()> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let ok = match id {
-        "$" | "0" | ">" | "-" | "+" => true,
+        "$" => true,
         _ => {
             let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-            !ms.is_empty()
-                && ms.bytes().all(|b| b.is_ascii_digit())
-                && (seq == "*" || seq.bytes().all(|b| b.is_ascii_digit()))
+            digits(ms) && digits(seq)
         }
     };
     if ok {
@@ -312,6 +311,8 @@ impl StreamConsumer {
 }
 
 impl Drop for StreamConsumer {
+    /// Stops, waiting up to 10 s for a running handler; after that the consumer thread
+    /// finishes on its own (call [`StreamConsumer::stop`] to choose the wait).
     fn drop(&mut self) {
         let _ = self.stop(Duration::from_secs(10));
     }
@@ -679,6 +680,7 @@ impl Client {
 
     /// The last entry, or `None` for an empty or missing stream.
     pub async fn stream_last(&self, stream: impl AsRef<[u8]>) -> Result<Option<StreamEntry>> {
+        check_name("stream", stream.as_ref())?;
         let r = self
             .command(&[
                 b"XREVRANGE".as_slice(),
@@ -694,6 +696,7 @@ impl Client {
 
     /// `XLEN`.
     pub async fn stream_len(&self, stream: impl AsRef<[u8]>) -> Result<u64> {
+        check_name("stream", stream.as_ref())?;
         Ok(self
             .command(&[b"XLEN".as_slice(), stream.as_ref()])
             .await?
@@ -774,6 +777,10 @@ impl Client {
             return Err(Error::invalid(
                 "count and max_deliveries must be at least 1",
             ));
+        }
+        if opts.block < Duration::from_millis(1) || opts.min_idle < Duration::from_millis(1) {
+            // BLOCK 0 would wait forever and stop would never be noticed.
+            return Err(Error::invalid("block and min_idle must be at least 1 ms"));
         }
         let shared = Arc::new(ConsumerShared {
             client: self.clone(),

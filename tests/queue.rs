@@ -332,3 +332,66 @@ fn reliable_consumer_processes_killed_mid_request_lose_nothing() {
     assert!(handled >= 1000);
     let _ = Reply::Nil;
 }
+
+#[test]
+fn stopping_gives_back_prefetched_requests() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    for i in 0..20 {
+        c.send_request("pf", i.to_string()).unwrap();
+    }
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let h = handled.clone();
+    let mut w = c
+        .handle_requests(
+            &["pf"],
+            move |req| {
+                h.lock()
+                    .unwrap()
+                    .push(String::from_utf8(req.payload.to_vec()).unwrap());
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(())
+            },
+            WorkerOptions::default().prefetch(16),
+        )
+        .unwrap();
+    wait_until(Duration::from_secs(5), "first handled", || {
+        !handled.lock().unwrap().is_empty()
+    });
+    let t = Instant::now();
+    w.stop(Duration::from_secs(5)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "stop waited for the whole prefetch"
+    );
+    let done = handled.lock().unwrap().len() as u64;
+    assert_eq!(
+        c.queue_stats("pf").unwrap().pending + done,
+        20,
+        "nothing lost"
+    );
+    // The next worker gets the rest in order.
+    let rest = Arc::new(Mutex::new(Vec::new()));
+    let r = rest.clone();
+    let mut w2 = c
+        .handle_requests(
+            &["pf"],
+            move |req| {
+                r.lock().unwrap().push(
+                    String::from_utf8(req.payload.to_vec())
+                        .unwrap()
+                        .parse::<u32>()
+                        .unwrap(),
+                );
+                Ok(())
+            },
+            WorkerOptions::default().prefetch(1),
+        )
+        .unwrap();
+    wait_until(Duration::from_secs(5), "rest handled", || {
+        rest.lock().unwrap().len() as u64 + done == 20
+    });
+    w2.stop(Duration::from_secs(5)).unwrap();
+    let rest = rest.lock().unwrap();
+    assert!(rest.windows(2).all(|w| w[0] < w[1]), "order kept: {rest:?}");
+}

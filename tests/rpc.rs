@@ -197,3 +197,28 @@ fn a_panicking_handler_is_a_remote_error_and_the_server_survives() {
             .is_invalid_argument()
     );
 }
+
+#[test]
+fn presence_is_immediate_and_withdrawn_and_unanswered_calls_leave_nothing() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    // A timed-out call to nobody takes its request back.
+    let e = c
+        .call("ghost", "x", Duration::from_millis(100))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoServer);
+    assert!(e.to_string().contains("call ghost:"), "{e}");
+    assert_eq!(server.cmd(&["KEYS", "*"]), redis::Value::Array(vec![]));
+
+    // fail_fast right after serve() finds the server.
+    let s = c.serve("svc", |call| Ok(call.payload.to_vec()), 1).unwrap();
+    let opts = CallOptions::default()
+        .fail_fast(true)
+        .timeout(Duration::from_secs(2));
+    assert_eq!(&c.call_with("svc", "", "hi", opts).unwrap()[..], b"hi");
+    // Dropping the server withdraws it: fail_fast says NoServer at once.
+    drop(s);
+    let e = c.call_with("svc", "", "hi", opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoServer);
+    assert_eq!(server.cmd(&["KEYS", "*"]), redis::Value::Array(vec![]));
+}

@@ -326,3 +326,30 @@ fn keyspace_watcher_delivers_key_and_event() {
     }
     assert_eq!(*got.lock().unwrap(), want);
 }
+
+#[test]
+fn back_to_back_waits_on_the_same_channel_do_not_deadlock() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    // The second wait registers its interest while the first one's channel may still be
+    // active in the server: that must not hang.
+    for _ in 0..20 {
+        assert_eq!(
+            c.cache_wait("same", Duration::from_millis(20)).unwrap(),
+            None
+        );
+    }
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let c = &c;
+            s.spawn(move || {
+                for _ in 0..100 {
+                    let g = c
+                        .lock("busy", LockOptions::default().wait(Duration::from_secs(10)))
+                        .unwrap();
+                    assert!(g.release().unwrap());
+                }
+            });
+        }
+    });
+}

@@ -269,7 +269,7 @@ fn bad_input_is_refused_and_wrong_types_change_nothing() {
     let e = c.stream_publish("plain", &[("a", "b")], None).unwrap_err();
     assert_eq!(e.code(), Some("WRONGTYPE"));
     assert_eq!(c.get("plain").unwrap().as_deref(), Some(&b"x"[..]));
-    for bad in ["abc", "1-x", "", "-1"] {
+    for bad in ["abc", "1-x", "", "-1", ">", "+", "1-*"] {
         assert_eq!(
             c.stream_read("s", bad, 1, None).unwrap_err().kind(),
             ErrorKind::InvalidArgument,

@@ -17,6 +17,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 /// | 500..599 | closed |
 /// | 600..699 | bad argument from the caller |
 /// | 700..799 | transactions |
+/// | 800..899 | RPC |
 /// | 900..999 | internal failures of the library |
 ///
 /// After any code other than `IPC_OK`, `ipc_last_error_message()` says what happened.
@@ -46,6 +47,15 @@ pub enum ipc_result {
     IPC_ERR_UNSUPPORTED = 602,
     /// A `WATCH`ed key changed and an optimistic transaction gave up after its retries.
     IPC_ERR_WATCH = 700,
+    /// The callback of `ipc_transaction()` returned non-zero: the transaction was abandoned
+    /// and none of its queued commands ran.
+    IPC_ERR_TX_ABORTED = 701,
+    /// The RPC handler of the called service reported an error; `ipc_last_error_message()`
+    /// holds its text.
+    IPC_ERR_REMOTE = 800,
+    /// No server of the called RPC service is running (no reply came, and none is
+    /// registered).
+    IPC_ERR_NO_SERVER = 801,
     /// A bug: the library panicked. The call had no effect on its outputs.
     IPC_ERR_PANIC = 900,
     /// An error of a kind this version of the C API does not know.
@@ -54,7 +64,7 @@ pub enum ipc_result {
 
 impl ipc_result {
     /// Every code, for tests and for `ipc_result_name`.
-    pub(crate) const ALL: [ipc_result; 12] = [
+    pub(crate) const ALL: [ipc_result; 15] = [
         ipc_result::IPC_OK,
         ipc_result::IPC_ERR_CONNECTION,
         ipc_result::IPC_ERR_TIMEOUT,
@@ -65,6 +75,9 @@ impl ipc_result {
         ipc_result::IPC_ERR_NULL_ARG,
         ipc_result::IPC_ERR_UNSUPPORTED,
         ipc_result::IPC_ERR_WATCH,
+        ipc_result::IPC_ERR_TX_ABORTED,
+        ipc_result::IPC_ERR_REMOTE,
+        ipc_result::IPC_ERR_NO_SERVER,
         ipc_result::IPC_ERR_PANIC,
         ipc_result::IPC_ERR_INTERNAL,
     ];
@@ -82,6 +95,9 @@ impl ipc_result {
             ipc_result::IPC_ERR_NULL_ARG => c"IPC_ERR_NULL_ARG",
             ipc_result::IPC_ERR_UNSUPPORTED => c"IPC_ERR_UNSUPPORTED",
             ipc_result::IPC_ERR_WATCH => c"IPC_ERR_WATCH",
+            ipc_result::IPC_ERR_TX_ABORTED => c"IPC_ERR_TX_ABORTED",
+            ipc_result::IPC_ERR_REMOTE => c"IPC_ERR_REMOTE",
+            ipc_result::IPC_ERR_NO_SERVER => c"IPC_ERR_NO_SERVER",
             ipc_result::IPC_ERR_PANIC => c"IPC_ERR_PANIC",
             ipc_result::IPC_ERR_INTERNAL => c"IPC_ERR_INTERNAL",
         }
@@ -99,6 +115,8 @@ impl ipc_result {
             K::InvalidArgument => ipc_result::IPC_ERR_INVALID_ARGUMENT,
             K::Unsupported => ipc_result::IPC_ERR_UNSUPPORTED,
             K::Watch => ipc_result::IPC_ERR_WATCH,
+            K::Remote => ipc_result::IPC_ERR_REMOTE,
+            K::NoServer => ipc_result::IPC_ERR_NO_SERVER,
             // `ErrorKind` is non-exhaustive: a kind added later without a code here.
             _ => ipc_result::IPC_ERR_INTERNAL,
         }
@@ -305,6 +323,9 @@ mod tests {
             (601, "IPC_ERR_NULL_ARG"),
             (602, "IPC_ERR_UNSUPPORTED"),
             (700, "IPC_ERR_WATCH"),
+            (701, "IPC_ERR_TX_ABORTED"),
+            (800, "IPC_ERR_REMOTE"),
+            (801, "IPC_ERR_NO_SERVER"),
             (900, "IPC_ERR_PANIC"),
             (901, "IPC_ERR_INTERNAL"),
         ];
@@ -329,6 +350,8 @@ mod tests {
             (K::Closed, ipc_result::IPC_ERR_CLOSED),
             (K::Unsupported, ipc_result::IPC_ERR_UNSUPPORTED),
             (K::Watch, ipc_result::IPC_ERR_WATCH),
+            (K::Remote, ipc_result::IPC_ERR_REMOTE),
+            (K::NoServer, ipc_result::IPC_ERR_NO_SERVER),
         ] {
             assert_eq!(ipc_result::from_kind(kind), code, "{kind}");
         }

@@ -71,6 +71,29 @@ pub mod reply;
 
 pub mod pubsub;
 
+// How C handlers report failures (`ipc_error_out`), shared by streams, queues and RPC.
+pub mod handler;
+
+// Streams, cache, hash state, locks, keyspace watches (and their shared userdata helper).
+mod userdata;
+
+pub mod stream;
+
+pub mod cache;
+
+pub mod state;
+
+pub mod lock;
+
+pub mod keyspace;
+
+// Transactions and pipelines, request queues, RPC.
+pub mod tx;
+
+pub mod queue;
+
+pub mod rpc;
+
 pub use client::ipc_client;
 pub use error::ipc_result;
 pub use options::ipc_options;
@@ -132,6 +155,7 @@ mod boundary {
         usize => 0,
         ipc_reply_kind => ipc_reply_kind::IPC_REPLY_NIL,
         *const ipc_reply => std::ptr::null(),
+        *const crate::stream::ipc_entry => std::ptr::null(),
         // Strings returned to C are never NULL.
         *const c_char => c"".as_ptr(),
     }

@@ -15,7 +15,7 @@ use crate::pubsub;
 /// A connection to one Redis server, shared by every thread that uses this object.
 #[pyclass(frozen, module = "redipc._native", name = "Client")]
 pub(crate) struct Client {
-    inner: blocking::Client,
+    pub(crate) inner: blocking::Client,
     /// The URL without its password, for `repr`.
     shown: String,
     closed: AtomicBool,
@@ -42,7 +42,7 @@ fn redact(url: &str) -> String {
 
 impl Client {
     /// Run `f` on the core client with the GIL released; map its error.
-    fn run<T: Send>(
+    pub(crate) fn run<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&blocking::Client) -> redipc::Result<T> + Send,
@@ -78,6 +78,7 @@ impl Client {
         max_value_size = None,
         poll_mode = false,
         health_check_interval = None,
+        stream_maxlen = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -95,8 +96,18 @@ impl Client {
         max_value_size: Option<i64>,
         poll_mode: bool,
         health_check_interval: Option<&Bound<'_, PyAny>>,
+        stream_maxlen: Option<i64>,
     ) -> PyResult<Self> {
         let mut opts = Options::default().resp3(resp3).poll_mode(poll_mode);
+        if let Some(n) = stream_maxlen {
+            let n = usize::try_from(n).map_err(|_| {
+                invalid_argument(
+                    py,
+                    format!("stream_maxlen must be >= 0 (0: unbounded), not {n}"),
+                )
+            })?;
+            opts = opts.stream_maxlen(n);
+        }
         if let Some(t) = health_check_interval {
             opts = opts.health_check_interval(duration(t, "health_check_interval")?);
         }

@@ -9,7 +9,9 @@
 //! ├── InvalidArgument(RedipcError, builtins.ValueError)
 //! ├── ClosedError
 //! ├── UnsupportedError
-//! └── WatchError
+//! ├── WatchError
+//! ├── RemoteError            an RPC handler's error; the message is its text
+//! └── NoServerError          no server of the called RPC service is running
 //! ```
 //!
 //! Some classes have two bases, so they are made with `type(name, bases, dict)` once per
@@ -41,6 +43,8 @@ enum Class {
     Closed,
     Unsupported,
     Watch,
+    Remote,
+    NoServer,
 }
 
 /// What a builtin second base is.
@@ -53,7 +57,7 @@ enum Builtin {
 }
 
 /// Name, builtin second base and docstring of each class, in the order of [`Class`].
-const CLASSES: [(&str, Builtin, &str); 9] = [
+const CLASSES: [(&str, Builtin, &str); 11] = [
     (
         "RedipcError",
         Builtin::None,
@@ -97,6 +101,16 @@ const CLASSES: [(&str, Builtin, &str); 9] = [
         "WatchError",
         Builtin::None,
         "A WATCHed key changed and the optimistic transaction gave up after its retries.",
+    ),
+    (
+        "RemoteError",
+        Builtin::None,
+        "The RPC handler reported an error; the message is its text, with the call in front.",
+    ),
+    (
+        "NoServerError",
+        Builtin::None,
+        "No server of the called RPC service is running.",
     ),
 ];
 
@@ -162,6 +176,8 @@ fn class_of(kind: ErrorKind) -> Class {
         ErrorKind::Closed => Class::Closed,
         ErrorKind::Unsupported => Class::Unsupported,
         ErrorKind::Watch => Class::Watch,
+        ErrorKind::Remote => Class::Remote,
+        ErrorKind::NoServer => Class::NoServer,
         // A kind added to the core later is still a RedipcError.
         _ => Class::Base,
     }
@@ -218,4 +234,12 @@ pub(crate) fn closed_error(py: Python<'_>, message: impl Into<String>) -> PyErr 
         Ok(value) => PyErr::from_value(value),
         Err(err) => err,
     }
+}
+
+/// Whether `err` is a `RemoteError` (raised by an RPC handler to send its text as is).
+pub(crate) fn is_remote_error(py: Python<'_>, err: &PyErr) -> bool {
+    Exceptions::get(py).is_ok_and(|exc| {
+        err.matches(py, exc.class(py, Class::Remote))
+            .unwrap_or(false)
+    })
 }

@@ -6,7 +6,15 @@
 mod client;
 mod convert;
 mod errors;
+mod keyspace;
+mod lock;
 mod pubsub;
+mod queue;
+mod rpc;
+mod state;
+mod stream;
+mod tx;
+mod wait;
 
 use pyo3::prelude::*;
 
@@ -18,6 +26,24 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pubsub::Subscription>()?;
     m.add_class::<pubsub::SubscriptionGroup>()?;
     m.add_class::<pubsub::SubscriptionStats>()?;
+    m.add_class::<tx::Pipeline>()?;
+    m.add_class::<tx::Transaction>()?;
+    m.add_class::<tx::WatchSession>()?;
+    m.add_class::<queue::Request>()?;
+    m.add_class::<queue::Worker>()?;
+    m.add_class::<queue::WorkerStats>()?;
+    m.add_class::<queue::QueueCounts>()?;
+    m.add_class::<queue::DeadLetter>()?;
+    m.add_class::<rpc::Call>()?;
+    m.add_class::<rpc::RpcServer>()?;
+    m.add_class::<stream::StreamEntry>()?;
+    m.add_class::<stream::StreamFollower>()?;
+    m.add_class::<stream::StreamConsumer>()?;
+    m.add_class::<stream::PendingInfo>()?;
+    m.add_class::<stream::ConsumerStats>()?;
+    m.add_class::<state::HashWatcher>()?;
+    m.add_class::<lock::Lock>()?;
+    m.add_class::<keyspace::KeyspaceWatch>()?;
     errors::Exceptions::get(m.py())?.add_to(m)?;
     pubsub::register_exit_hook(m.py())?;
     Ok(())

@@ -373,7 +373,12 @@ impl Drop for PollScope {
 /// Report an exception raised by a callback (`source`): to `on_error`, else to
 /// `sys.unraisablehook`. Inside `poll()`, a `KeyboardInterrupt` or `SystemExit` (anything
 /// that is not an `Exception`) is kept and raised again by `poll()`.
-fn report(py: Python<'_>, err: PyErr, source: &Bound<'_, PyAny>, on_error: Option<&Py<PyAny>>) {
+pub(crate) fn report(
+    py: Python<'_>,
+    err: PyErr,
+    source: &Bound<'_, PyAny>,
+    on_error: Option<&Py<PyAny>>,
+) {
     if IN_POLL.with(Cell::get) && !err.is_instance_of::<PyException>(py) {
         let err = PENDING.with(|p| {
             let mut p = p.borrow_mut();
@@ -554,11 +559,11 @@ fn batch_handler(
 }
 
 /// Something to drop on the helper thread.
-type Garbage = Box<dyn Send>;
+pub(crate) type Garbage = Box<dyn Send>;
 
 /// Close what a dead Python object left open without holding up the thread that drops it:
 /// on a helper thread (a close may wait for a running callback, which needs the GIL).
-fn release_later(item: Garbage) {
+pub(crate) fn release_later(item: Garbage) {
     static RELEASER: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
     let tx = RELEASER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Garbage>();

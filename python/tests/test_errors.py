@@ -22,6 +22,8 @@ def test_hierarchy() -> None:
         redipc.ClosedError,
         redipc.UnsupportedError,
         redipc.WatchError,
+        redipc.RemoteError,
+        redipc.NoServerError,
     ]
     assert issubclass(redipc.RedipcError, Exception)
     for k in kinds:
@@ -39,6 +41,26 @@ def test_hierarchy() -> None:
         "Subscription",
         "SubscriptionGroup",
         "SubscriptionStats",
+        # Pipelines, transactions, request queues, RPC.
+        "Pipeline",
+        "Transaction",
+        "WatchSession",
+        "Request",
+        "Worker",
+        "WorkerStats",
+        "QueueCounts",
+        "DeadLetter",
+        "Call",
+        "RpcServer",
+        # Streams, shared state, locks, keyspace notifications.
+        "StreamEntry",
+        "StreamFollower",
+        "StreamConsumer",
+        "ConsumerStats",
+        "PendingInfo",
+        "HashWatcher",
+        "Lock",
+        "KeyspaceWatch",
         "RedipcError",
         "__version__",
     }

@@ -29,6 +29,12 @@ _Callback: TypeAlias = Callable[["Message"], object]
 _ErrorHook: TypeAlias = Callable[[BaseException], object]
 """Called with the exception a callback raised (instead of ``sys.unraisablehook``)."""
 
+_FieldCallback: TypeAlias = Callable[[bytes, Union[bytes, None]], object]
+"""A hash watcher callback: ``callback(field, value)``, ``value`` ``None`` for a deleted
+field."""
+
+_T = TypeVar("_T")
+
 _F = TypeVar("_F", bound=_Callback)
 
 _Reply: TypeAlias = Any
@@ -94,6 +100,14 @@ class UnsupportedError(RedipcError):
 class WatchError(RedipcError):
     """A WATCHed key changed and the optimistic transaction gave up after its retries."""
 
+class RemoteError(RedipcError):
+    """The RPC handler reported an error. ``str(e)`` is the call and the handler's text,
+    e.g. ``"call users.get: KeyError: 'ada'"``; a Python handler's error text is
+    ``"TypeName: message"``, or just the message when it raised ``RemoteError`` itself."""
+
+class NoServerError(RedipcError):
+    """No server of the called RPC service is running (see :meth:`Client.call`)."""
+
 @final
 class Client:
     """A connection to one Redis server.
@@ -127,6 +141,8 @@ class Client:
       PING (default 3 s, at least 10 ms); a connection that does not answer (a half-open
       socket, a stopped server) is declared dead within about 1.5 times this, and the
       subscriptions see ``"disconnected"``.
+    - ``stream_maxlen``: the default length bound of :meth:`stream_publish` (``MAXLEN ~``,
+      default 100,000; 0: unbounded).
 
     Pub/sub: all subscriptions of a client share one pub/sub connection (separate from the
     command connection). Redis is subscribed to a name once however many subscriptions
@@ -154,6 +170,7 @@ class Client:
         max_value_size: int | None = None,
         poll_mode: bool = False,
         health_check_interval: _Seconds | None = None,
+        stream_maxlen: int | None = None,
     ) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
@@ -299,6 +316,355 @@ class Client:
         the client can be passed to ``select``/``selectors``/``poll`` directly. Owned by
         the client: do not close it or read from it. ``InvalidArgument`` if the client was
         not made with ``poll_mode=True``."""
+
+    # --- pipelines and transactions -------------------------------------------------
+    def pipeline(self) -> Pipeline:
+        """A new, empty :class:`Pipeline`: commands sent in one write, not atomic."""
+    def tx(self) -> Transaction:
+        """A new, empty :class:`Transaction`: ``MULTI`` ... ``EXEC``, atomic."""
+    def transaction(
+        self,
+        func: Callable[[WatchSession], object],
+        *watch_keys: _Arg,
+        max_retries: int = 100,
+    ) -> list[_Reply]:
+        """An optimistic transaction (like redis-py's ``transaction``): ``WATCH
+        watch_keys`` on a connection of its own, call ``func(session)`` (read with
+        ``session.command(...)``, queue writes with ``session.queue(...)``), then ``MULTI``,
+        the queued commands, ``EXEC``. Returns one result per queued command, like
+        :meth:`Transaction.exec`.
+
+        When a watched key changed before ``EXEC`` nothing ran, and all of it runs again
+        (``func`` is called again with a new session), up to ``max_retries`` more times;
+        then ``WatchError``. An exception raised by ``func`` aborts (nothing queued runs)
+        and propagates unchanged. ``func`` runs on the calling thread with the GIL held;
+        the waits on the server release it. Give at least one key (``InvalidArgument``)::
+
+            def transfer(s: redipc.WatchSession) -> None:
+                balance = int(s.command("GET", "alice") or 0)
+                if balance < 30:
+                    raise ValueError("insufficient funds")
+                s.queue("DECRBY", "alice", 30)
+                s.queue("INCRBY", "bob", 30)
+
+            client.transaction(transfer, "alice", "bob")  # [70, 30]
+        """
+
+    # --- request queues -------------------------------------------------------------
+    def send_request(self, queue: _Arg, payload: _Arg) -> None:
+        """Send a request: ``LPUSH`` ``payload`` (any size, also empty) into the queue's
+        key ``{key_prefix}{q:QUEUE}:pending``. ``InvalidArgument`` for an empty queue name
+        or one containing ``{`` or ``}``."""
+    def handle_requests(
+        self,
+        queues: _Arg | Sequence[_Arg],
+        handler: Callable[[Request], object],
+        *,
+        concurrency: int = 1,
+        reliable: bool = False,
+        max_attempts: int = 3,
+        lease: _Seconds | None = None,
+        block_timeout: _Seconds | None = None,
+        prefetch: int = 16,
+        on_error: _ErrorHook | None = None,
+    ) -> Worker:
+        """Start a :class:`Worker` that pops the requests of ``queues`` (one name, or a list
+        of names served together: one blocking pop over all of them, in rotating order for
+        fairness) and calls ``handler(request)`` for each.
+
+        ``handler`` runs on one of the worker's own threads (``concurrency`` of them, each
+        with its own connection; default 1), taking the GIL for each call. Returning
+        (whatever the value) acknowledges the request. Raising an exception is a failure
+        with the text ``"TypeName: message"``; the worker goes on with the next request.
+
+        - Plain mode (default, at-most-once): ``BRPOP``, or ``RPOP`` of up to ``prefetch``
+          requests at once while the queue is busy (a worker that dies loses at most
+          these). A failed request is not retried.
+        - ``reliable=True`` (at-least-once): each request is moved atomically into the
+          worker thread's in-flight list, guarded by a lease of ``lease`` seconds
+          (default 30) that a heartbeat renews. A failure re-queues it with
+          ``request.attempt`` raised, and after ``max_attempts`` (default 3) failures it
+          goes to the queue's dead letters with the failure text. When a worker process
+          dies, its lease expires and any live worker of the queue puts its in-flight
+          requests back into the queue (they are handled again: duplicates are possible).
+
+        ``block_timeout`` (default 1 s, at least 10 ms) is how long one blocking pop waits;
+        it also bounds how quickly :meth:`Worker.stop` is noticed by an idle worker.
+        ``on_error(exception)`` is called (on the worker's thread) with each exception the
+        handler raised; without it each failure is printed to stderr as one line. Worker
+        problems (a lost connection: the worker waits and retries) are printed to stderr.
+
+        ``TypeError`` if ``handler`` is not callable; ``InvalidArgument`` for an empty
+        queue name or a bad option. Like a thread, a worker runs until stopped: use
+        :meth:`Worker.stop` or a ``with`` block.
+        """
+    def queue_stats(self, queue: _Arg) -> QueueCounts:
+        """How many requests of ``queue`` are pending, in flight (reliable workers) and
+        dead letters."""
+    def dead_letters(self, queue: _Arg) -> list[DeadLetter]:
+        """The dead letters of ``queue``, oldest first (they stay where they are)."""
+    def requeue_dead_letters(self, queue: _Arg) -> int:
+        """Put every dead letter of ``queue`` back into the queue (their attempts start
+        over); returns how many."""
+
+    # --- RPC ------------------------------------------------------------------------
+    def call(
+        self,
+        service: _Arg,
+        payload: _Arg,
+        *,
+        method: _Arg | None = None,
+        timeout: _Seconds | None = 5.0,
+        fail_fast: bool = False,
+    ) -> bytes:
+        """Call ``service`` (its ``method``; none by default) with ``payload`` and return
+        the reply, waiting up to ``timeout`` seconds (default 5, must be > 0).
+
+        Raises ``RemoteError`` with the handler's error text (also for an unknown method of
+        a :meth:`serve_methods` server), ``TimeoutError`` when no reply came in time, and
+        ``NoServerError`` when no server of the service is running: after the timeout, or
+        at once with ``fail_fast=True`` (one round trip more per call). A request nobody
+        took before its deadline is dropped by the server unrun.
+
+        The reply arrives on the client's own reply channel, subscribed on its first call
+        and shared by all its calls (no key or subscription is left behind per call). The
+        GIL is released while waiting; any number of threads may call at once."""
+    def serve(
+        self,
+        service: _Arg,
+        handler: Callable[[Call], bytes | bytearray | memoryview | str | None],
+        *,
+        concurrency: int = 1,
+    ) -> RpcServer:
+        """Answer calls to ``service`` with ``handler(call)`` on ``concurrency`` threads of
+        the server (taking the GIL for each call). What the handler returns is the reply
+        (``bytes``-like, ``str`` as UTF-8, ``None`` as ``b""``); an exception it raises is
+        sent to the caller as a ``RemoteError`` with the text ``"TypeName: message"`` (a
+        ``redipc.RemoteError`` raised by the handler: its message alone), and the server
+        goes on. Calls whose deadline passed before a server took them are dropped
+        without running the handler. ``TypeError`` if ``handler`` is not callable."""
+    def serve_methods(
+        self,
+        service: _Arg,
+        methods: Mapping[str, Callable[[Call], bytes | bytearray | memoryview | str | None]],
+        *,
+        concurrency: int = 1,
+    ) -> RpcServer:
+        """Like :meth:`serve`, routing each call by its method name to a handler of
+        ``methods``; a call of another method gets ``RemoteError('unknown method "name"')``."""
+
+    # --- event streams --------------------------------------------------------------
+    def stream_publish(
+        self,
+        stream: _Arg,
+        fields: Mapping[_Arg, _Arg] | None = None,
+        *,
+        payload: _Arg | None = None,
+        maxlen: int | None = None,
+    ) -> str:
+        """``XADD stream MAXLEN ~ maxlen * field value ...``: append an entry and return its
+        id (``"1700000000000-0"``). Give ``fields`` (a mapping, sent in its order) or
+        ``payload=`` (a shortcut for the single field ``"payload"``), not both
+        (``TypeError``). ``maxlen``: ``None`` uses the client's ``stream_maxlen`` (default
+        100,000), ``0`` means unbounded; the bound is approximate (``~``), so the stream
+        may hold somewhat more. ``InvalidArgument`` for an empty stream name, no field or
+        a negative ``maxlen``."""
+    def stream_read(
+        self,
+        stream: _Arg,
+        from_id: str = "0",
+        count: int = 100,
+        block: _Seconds | None = None,
+    ) -> list[StreamEntry]:
+        """``XREAD``: up to ``count`` entries after ``from_id`` (``"0"``: from the start, an
+        entry id: after it, ``"$"``: only entries added from now on, which needs
+        ``block``), oldest first. Without ``block`` it returns what is there (maybe
+        ``[]``); with ``block`` (seconds) it waits up to that long for at least one entry
+        and returns ``[]`` if none came. A blocking read uses a connection of its own
+        (other calls of the client are not held up), releases the GIL, and waits in
+        slices of 200 ms with signals checked between them (Ctrl-C works; ``"$"`` is
+        pinned to the last id first, so nothing arriving between slices is missed).
+        ``InvalidArgument`` for an invalid id (``"abc"``, ``"1-x"``) or ``count < 1``."""
+    def stream_follow(self, stream: _Arg, from_id: str = "$") -> StreamFollower:
+        """A :class:`StreamFollower`: an iterator over the entries after ``from_id``
+        (``"$"``, the default: the entries added after this call; ``"0"``: every entry;
+        or an entry id), that keeps its position between calls. ``InvalidArgument`` for an
+        invalid id."""
+    def stream_last(self, stream: _Arg) -> StreamEntry | None:
+        """The stream's last entry, or ``None`` for an empty or missing stream."""
+    def stream_len(self, stream: _Arg) -> int:
+        """``XLEN``: how many entries the stream holds (0 when it does not exist)."""
+    def stream_group_create(self, stream: _Arg, group: _Arg, from_id: str = "$") -> bool:
+        """Create the consumer group ``group`` (``XGROUP CREATE ... MKSTREAM``: the stream
+        too, if missing), delivering the entries after ``from_id`` (``"$"``: only new ones;
+        ``"0"``: every entry). ``True`` if it was created, ``False`` if it existed already
+        (not an error). ``InvalidArgument`` for an invalid id or empty name."""
+    def stream_pending(self, stream: _Arg, group: _Arg) -> PendingInfo:
+        """The group's pending entries (delivered to a consumer, not acknowledged): how many
+        in all, and per consumer. ``ResponseError`` (``NOGROUP``) for an unknown group."""
+    def stream_consume(
+        self,
+        stream: _Arg,
+        group: _Arg,
+        consumer: _Arg,
+        handler: Callable[[StreamEntry], object],
+        *,
+        count: int = 10,
+        block: _Seconds = 1.0,
+        min_idle: _Seconds = 30.0,
+        max_deliveries: int = 5,
+        claim_interval: _Seconds | None = None,
+        on_error: _ErrorHook | None = None,
+    ) -> StreamConsumer:
+        """Consume ``stream`` in the consumer group ``group`` as ``consumer``, on a thread
+        of its own (the group is created from ``"0"`` if it does not exist). At-least-once:
+
+        - New entries are read ``count`` at a time (``XREADGROUP``, waiting up to ``block``
+          seconds per read) and ``handler(entry)`` is called for each, in order, on the
+          consumer's thread with the GIL taken for each call. Returning normally
+          acknowledges the entry (``XACK``). Raising leaves it pending, never acknowledged:
+          ``str(exception)`` is recorded as its error, and the exception goes to
+          ``on_error(exception)`` if given, else to ``sys.unraisablehook``.
+        - Every ``claim_interval`` seconds (default ``min_idle / 2``) the consumer takes
+          over entries pending longer than ``min_idle`` seconds (``XAUTOCLAIM``): those of
+          consumers that died (a killed process) and its own failed ones, and handles them
+          again (``entry.deliveries`` counts the deliveries).
+        - An entry delivered more than ``max_deliveries`` times is not handled again: it is
+          moved to the dead-letter stream ``<stream>:dead`` (see
+          :meth:`stream_dead_letters`) with its fields plus ``_id``, ``_group``,
+          ``_deliveries`` and ``_error`` (the recorded error text), and acknowledged.
+
+        Trouble of the consumer itself (a lost connection, after which it retries; an
+        entry moved to the dead letters) is logged to the ``redipc`` logger (a handler
+        failure at INFO, the rest at WARNING). Like a thread it runs until stopped: use
+        :meth:`StreamConsumer.stop` or a ``with`` block. ``TypeError`` if ``handler`` is
+        not callable; ``InvalidArgument`` for an empty name, ``count`` or
+        ``max_deliveries`` below 1."""
+    def stream_dead_letters(self, stream: _Arg, count: int = 100) -> list[StreamEntry]:
+        """The first ``count`` dead letters of ``stream`` (entries of ``<stream>:dead``, see
+        :meth:`stream_consume`), oldest first; they stay where they are."""
+
+    # --- cache ----------------------------------------------------------------------
+    def cache_set(self, key: _Arg, value: _Arg, ttl: _Seconds | None = None) -> None:
+        """Set the cache entry ``key`` (the Redis key ``{key_prefix}cache:KEY``) to
+        ``value``, expiring after ``ttl`` seconds (``None``: never; at least 1 ms), and
+        wake the :meth:`cache_wait` calls waiting for it (in one script: the value and
+        the notification go together). ``InvalidArgument`` for an empty key."""
+    def cache_get(self, key: _Arg) -> bytes | None:
+        """The cache entry's value, or ``None`` when it is missing or expired."""
+    def cache_delete(self, key: _Arg) -> bool:
+        """Delete the cache entry; ``True`` if it existed."""
+    def cache_exists(self, key: _Arg) -> bool:
+        """Whether the cache entry exists."""
+    def cache_wait(self, key: _Arg, timeout: _Seconds | None) -> bytes | None:
+        """Wait until the cache entry exists and return its value; ``None`` when
+        ``timeout`` seconds passed first (``None``: no limit). A timeout is not an error;
+        an error (``ConnectionError`` ...) is raised.
+
+        It does not poll: it subscribes to the key's notification channel before it
+        looks, and :meth:`cache_set` of any client of this library wakes it at once. A
+        key written another way (a plain ``SET`` of ``{key_prefix}cache:KEY`` by another
+        program) is noticed by a fallback check once a second. The GIL is released while
+        waiting, in slices of 200 ms with signals checked between them (Ctrl-C works)."""
+
+    # --- hash state -----------------------------------------------------------------
+    def hash_set(self, hash: _Arg, field: _Arg, value: _Arg) -> None:
+        """``HSET hash field value`` and ``PUBLISH hash field``, atomically (one script):
+        the device-state publisher. ``ResponseError`` (``WRONGTYPE``) if ``hash`` is not a
+        hash; nothing is changed or published then."""
+    def hash_set_if_changed(self, hash: _Arg, field: _Arg, value: _Arg) -> bool:
+        """Like :meth:`hash_set`, but writes and publishes only when the value differs from
+        the stored one; ``True`` if it changed."""
+    def hash_set_many(
+        self, hash: _Arg, mapping: Mapping[_Arg, _Arg], summary: bool = False
+    ) -> None:
+        """Set several fields atomically; publish each field name, or with ``summary`` one
+        ``"*"`` (watchers then re-read the whole hash). ``InvalidArgument`` for an empty
+        mapping."""
+    def hash_delete(self, hash: _Arg, field: _Arg) -> bool:
+        """``HDEL`` the field and publish its name; ``True`` if it existed (nothing is
+        published otherwise)."""
+    def hash_replace_all(self, hash: _Arg, mapping: Mapping[_Arg, _Arg]) -> None:
+        """Replace the whole hash with ``mapping`` (an empty mapping deletes it) and
+        publish ``"*"``, atomically."""
+    def hash_watch(
+        self,
+        hash: _Arg,
+        on_field: Mapping[_Arg, _FieldCallback] | None = None,
+        on_any: _FieldCallback | None = None,
+        *,
+        initial_sync: bool = True,
+        debounce: _Seconds | None = None,
+        on_error: _ErrorHook | None = None,
+    ) -> HashWatcher:
+        """Watch a hash written with :meth:`hash_set` and its siblings (or by any program
+        that publishes the field name on the channel named like the hash, as the C
+        ``ipc_hash_*`` functions do).
+
+        ``on_field`` maps field names to callbacks, ``on_any`` is called for every field
+        (after the field's own callback); give at least one (``InvalidArgument``). A
+        callback is called as ``callback(field, value)`` with ``bytes``, ``value`` being
+        ``None`` when the field was deleted.
+
+        It subscribes first, then reads the whole hash: with ``initial_sync`` (default)
+        every current field is delivered first, then every change, with neither a gap nor
+        a duplicate between the two (a value is delivered only when it differs from the
+        one delivered last; changes in quick succession may be coalesced into the latest
+        value). After a reconnect the hash is read whole again. ``debounce`` (seconds)
+        coalesces the changes arriving within that window. Returns once subscribed and
+        read.
+
+        Callbacks run on the watcher's own thread, one at a time and in order, taking the
+        GIL for each call. An exception goes to ``on_error(exception)`` if given, else to
+        ``sys.unraisablehook``; later changes are still delivered. Like a thread, a watcher
+        runs until stopped: :meth:`HashWatcher.stop` or a ``with`` block."""
+
+    # --- locks ----------------------------------------------------------------------
+    def lock(
+        self,
+        name: _Arg,
+        ttl: _Seconds = 10.0,
+        wait: _Seconds = 10.0,
+        *,
+        auto_renew: bool = False,
+    ) -> Lock:
+        """Acquire the distributed lock ``name``, waiting up to ``wait`` seconds (0: try
+        once); ``TimeoutError`` if it stayed taken. The lock expires ``ttl`` seconds after
+        it was taken unless extended (:meth:`Lock.extend`, or ``auto_renew=True``: renewed
+        every ``ttl / 3`` in the background while the :class:`Lock` is held), so a holder
+        that dies loses it after at most ``ttl``. The returned :class:`Lock` carries a
+        fencing token greater than that of every earlier holder of this name. Use it as a
+        context manager::
+
+            with client.lock("printer", ttl=30) as lk:
+                store.write(data, fence=lk.token)
+
+        A waiter is woken at once by a release (it also retries when the holder's TTL runs
+        out); the GIL is released while waiting, in slices of 200 ms with signals checked
+        between them. ``InvalidArgument`` for an empty name, a name with ``{`` or ``}``, or
+        a zero ``ttl``."""
+
+    # --- keyspace notifications -----------------------------------------------------
+    def watch_keys(
+        self,
+        pattern: _Arg,
+        callback: Callable[[bytes, str], object],
+        events: Sequence[str] = (),
+        *,
+        configure_server: bool = True,
+        on_error: _ErrorHook | None = None,
+    ) -> KeyspaceWatch:
+        """Call ``callback(key, event)`` for the keyspace events (``"set"``, ``"del"``,
+        ``"expired"``, ``"hset"``, ...) of keys matching the glob ``pattern``, of the names
+        in ``events`` (all when empty). With ``configure_server`` (default) the flags the
+        events need are added to the server's ``notify-keyspace-events`` (flags are added,
+        never removed); with ``False`` the server's configuration is left alone (and
+        nothing arrives unless it is configured). Returns once subscribed.
+
+        The callback runs like a subscription callback (on the client's dispatcher thread,
+        or inside :meth:`poll`), taking the GIL for each event; an exception goes to
+        ``on_error`` or ``sys.unraisablehook``. Expired keys are reported when Redis
+        expires them (on access, or by its background sweep)."""
 
 @final
 class Message:
@@ -458,5 +824,367 @@ class SubscriptionGroup:
     def close(self) -> None:
         """Unsubscribe every channel and close; after it returns no handler runs (from
         inside a handler: none after it returns)."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class Pipeline:
+    """Commands sent in one write and answered in order, from :meth:`Client.pipeline`.
+    Not atomic: other clients' commands may run between them (use :class:`Transaction`
+    for that). Safe to share between threads.
+
+    ::
+
+        p = client.pipeline()
+        for i in range(1000):
+            p.add("INCR", f"k{i % 10}")
+        results = p.exec()   # 1000 replies
+
+    Used as a context manager, whatever is still queued when the block ends is
+    discarded (nothing is sent): call :meth:`exec` inside the block.
+    """
+
+    def add(self, *args: _Arg) -> Self:
+        """Queue a command (checked now: ``InvalidArgument`` for an empty command or a
+        value over the size limit); returns this object, so calls can be chained."""
+    def exec(self) -> list[_Reply]:
+        """Send the queued commands and return one reply per command, in order; a
+        command's error reply is a ``ResponseError`` instance in its slot (not raised).
+        The pipeline is empty afterwards (also if it failed) and may be reused."""
+    def clear(self) -> None:
+        """Forget the queued commands."""
+    def __len__(self) -> int:
+        """How many commands are queued."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class Transaction:
+    """A ``MULTI``/``EXEC`` transaction, from :meth:`Client.tx`: the queued commands run
+    atomically. Same methods as :class:`Pipeline`.
+
+    :meth:`exec` returns one result per command, in order. A command that fails when it
+    runs (``WRONGTYPE`` ...) has a ``ResponseError`` instance in its slot while the others
+    carry their values. A command the server refuses while queueing (unknown command,
+    wrong arity) aborts the whole transaction: nothing runs and ``exec()`` raises
+    ``ResponseError`` with ``code == "EXECABORT"`` and a message naming the refused
+    command(s), e.g. ``"command 1 (NOSUCH x) was rejected: ERR unknown command ..."``.
+    """
+
+    def add(self, *args: _Arg) -> Self:
+        """Queue a command (checked now); returns this object, so calls can be chained."""
+    def exec(self) -> list[_Reply]:
+        """Run ``MULTI``, the queued commands, ``EXEC``: one result per command. The
+        transaction is empty afterwards (also if it failed) and may be reused. An empty
+        transaction returns ``[]`` without sending anything."""
+    def clear(self) -> None:
+        """Forget the queued commands."""
+    def __len__(self) -> int:
+        """How many commands are queued."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class WatchSession:
+    """What the function of :meth:`Client.transaction` is called with. Valid only while
+    that call runs (afterwards its methods raise ``ClosedError``)."""
+
+    def command(self, *args: _Arg) -> _Reply:
+        """Run a command now on the watching connection (typically a read of a watched
+        key) and return its reply; an error reply raises ``ResponseError``."""
+    def queue(self, *args: _Arg) -> None:
+        """Queue a command for the atomic ``MULTI``/``EXEC`` at the end."""
+
+@final
+class Request:
+    """One request handed to a :meth:`Client.handle_requests` handler."""
+
+    @property
+    def queue(self) -> bytes:
+        """The queue it came from."""
+    @property
+    def payload(self) -> bytes:
+        """The payload as sent."""
+    @property
+    def attempt(self) -> int:
+        """How many times it was handed to a handler before: 0 the first time (reliable
+        mode counts failed attempts)."""
+
+@final
+class Worker:
+    """A running request worker, from :meth:`Client.handle_requests`. Used as a context
+    manager, it is stopped (``stop()``) when the block ends. A worker dropped without
+    being stopped is stopped in the background; one whose handler refers to it stays
+    alive, like a thread, until stopped."""
+
+    def stop(self, timeout: _Seconds | None = 10.0) -> None:
+        """Stop taking requests and wait up to ``timeout`` seconds (default 10) for the
+        running handlers to return, with the GIL released. ``TimeoutError`` if some still
+        ran then (they finish on their own; in reliable mode their requests stay in flight
+        and are recovered after the lease; ``stop()`` may be called again to wait more).
+        Stopping a stopped worker does nothing. Called from inside one of the worker's own
+        handlers it only asks the worker to stop and returns at once."""
+    def stats(self) -> WorkerStats:
+        """The worker's counters."""
+    @property
+    def running(self) -> bool:
+        """Whether it was not stopped yet."""
+    @property
+    def queues(self) -> list[bytes]:
+        """The queue names it serves."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class WorkerStats:
+    """Counters of a :class:`Worker` or an :class:`RpcServer`."""
+
+    @property
+    def handled(self) -> int:
+        """Requests handled successfully (a server: calls answered, or dropped because
+        their deadline had passed)."""
+    @property
+    def failed(self) -> int:
+        """Handler failures; each retry counts."""
+    @property
+    def dead_lettered(self) -> int:
+        """Requests this worker moved to the dead letters."""
+    @property
+    def recovered(self) -> int:
+        """In-flight requests of dead workers this worker put back into their queue."""
+    def as_dict(self) -> dict[str, int]:
+        """The four counters as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class QueueCounts:
+    """Counters of a queue, read from the server by :meth:`Client.queue_stats`."""
+
+    @property
+    def pending(self) -> int:
+        """Requests waiting."""
+    @property
+    def inflight(self) -> int:
+        """Requests being handled by reliable workers."""
+    @property
+    def dead(self) -> int:
+        """Dead letters."""
+    def as_dict(self) -> dict[str, int]:
+        """The three counters as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class DeadLetter:
+    """A request that failed ``max_attempts`` times (:meth:`Client.dead_letters`)."""
+
+    @property
+    def payload(self) -> bytes:
+        """The payload as sent."""
+    @property
+    def attempts(self) -> int:
+        """How many times it was tried."""
+    @property
+    def error(self) -> str:
+        """The last failure: ``"TypeName: message"`` from a Python handler."""
+
+@final
+class Call:
+    """One call as an RPC handler (:meth:`Client.serve`) sees it."""
+
+    @property
+    def method(self) -> str:
+        """The method name; ``""`` for a call without one (bytes that are not UTF-8 are
+        replaced with U+FFFD)."""
+    @property
+    def payload(self) -> bytes:
+        """The request payload."""
+    @property
+    def deadline(self) -> float:
+        """When the caller stops waiting, in seconds since the epoch (compare with
+        ``time.time()``)."""
+
+@final
+class RpcServer:
+    """A running RPC server, from :meth:`Client.serve` or :meth:`Client.serve_methods`.
+    While it runs it announces itself (so callers can tell "no server" from "slow
+    server"). Used as a context manager, it is stopped when the block ends; dropped
+    without being stopped, it is stopped in the background."""
+
+    def stop(self, timeout: _Seconds | None = 10.0) -> None:
+        """Stop answering and wait up to ``timeout`` seconds (default 10) for running
+        handlers, with the GIL released; ``TimeoutError`` if some still ran then. Calls
+        still queued stay for another server (or expire). From inside one of its own
+        handlers it only asks the server to stop and returns at once."""
+    def stats(self) -> WorkerStats:
+        """The server's counters."""
+    @property
+    def running(self) -> bool:
+        """Whether it was not stopped yet."""
+    @property
+    def service(self) -> bytes:
+        """The service name."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class StreamEntry:
+    """One entry of a stream: its ``id``, its ``fields`` and, for an entry handed to a
+    group consumer, how many times it was delivered. ``entry[b"field"]`` (or
+    ``entry["field"]``) is a field's value (``KeyError`` when missing); entries compare
+    equal when id, fields and deliveries are equal."""
+
+    @property
+    def id(self) -> str:
+        """The entry id, ``"<milliseconds>-<sequence>"``."""
+    @property
+    def fields(self) -> dict[bytes, bytes]:
+        """The fields in the order they were written (the first of a repeated name
+        wins)."""
+    @property
+    def deliveries(self) -> int:
+        """How many times it was delivered to a consumer of a group (1 the first time);
+        0 for entries read outside consumer groups."""
+    def __getitem__(self, name: bytes | str, /) -> bytes: ...
+    def __contains__(self, name: bytes | str, /) -> bool: ...
+    def __len__(self) -> int: ...
+    @overload
+    def get(self, name: bytes | str, default: None = None) -> bytes | None:
+        """The value of the field ``name``, or ``default``."""
+    @overload
+    def get(self, name: bytes | str, default: _T) -> bytes | _T: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class StreamFollower:
+    """Follows a stream (:meth:`Client.stream_follow`) on a connection of its own,
+    keeping its position: ``for entry in follower:`` yields each entry in order as it
+    comes (waiting with the GIL released, Ctrl-C works) and ends when the follower or
+    its client is closed; :meth:`next` waits with a timeout. Use it from one thread at a
+    time."""
+
+    @property
+    def position(self) -> str:
+        """The id of the last entry returned (at first the starting position, ``"$"``
+        pinned to the stream's last id when the follower was made, ``"0-0"`` for an empty
+        stream)."""
+    def next(self, timeout: _Seconds | None = None) -> StreamEntry | None:
+        """The next entry, waiting up to ``timeout`` seconds (``None``: without limit);
+        ``None`` when the time passed. ``ClosedError`` once closed."""
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> StreamEntry: ...
+    def close(self) -> None:
+        """Close the follower and its connection."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class StreamConsumer:
+    """A running consumer of a consumer group (:meth:`Client.stream_consume`). Used as a
+    context manager it is stopped when the block ends; dropped without being stopped, it
+    is stopped in the background."""
+
+    def stop(self, timeout: _Seconds | None = 10.0) -> None:
+        """Stop reading and wait up to ``timeout`` seconds (default 10) for the handler to
+        finish the entries already read, with the GIL released; ``TimeoutError`` if it was
+        still running then (call ``stop`` again to wait more). From inside its own handler
+        it returns at once: the consumer stops after that handler returns, and the rest of
+        the entries it had read stay pending (other consumers claim them after
+        ``min_idle``)."""
+    @property
+    def stopped(self) -> bool:
+        """Whether it was stopped."""
+    def stats(self) -> ConsumerStats:
+        """The consumer's counters."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class ConsumerStats:
+    """Counters of a :class:`StreamConsumer`."""
+
+    @property
+    def acked(self) -> int:
+        """Entries handled and acknowledged."""
+    @property
+    def failed(self) -> int:
+        """Handler failures (each leaves its entry pending)."""
+    @property
+    def claimed(self) -> int:
+        """Entries taken over after ``min_idle``: from dead consumers, or its own failed
+        ones retried."""
+    @property
+    def dead_lettered(self) -> int:
+        """Entries moved to the dead-letter stream."""
+    def as_dict(self) -> dict[str, int]:
+        """The four counters as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class PendingInfo:
+    """The pending entries of a consumer group (:meth:`Client.stream_pending`)."""
+
+    @property
+    def count(self) -> int:
+        """How many entries are delivered and not acknowledged."""
+    @property
+    def consumers(self) -> dict[str, int]:
+        """How many per consumer name (consumers with none are not listed)."""
+
+@final
+class HashWatcher:
+    """A running hash watcher (:meth:`Client.hash_watch`). Used as a context manager it
+    is stopped when the block ends; dropped without being stopped, it is stopped in the
+    background."""
+
+    def stop(self) -> None:
+        """Stop watching (unsubscribe). Waits, with the GIL released, for a callback
+        running on the watcher's thread; after it returns no callback runs (called from
+        inside a callback: none after that one returns). Stopping again does nothing."""
+    def close(self) -> None:
+        """The same as :meth:`stop`."""
+    @property
+    def stopped(self) -> bool:
+        """Whether it was stopped."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class Lock:
+    """A held distributed lock (:meth:`Client.lock`). As a context manager it is released
+    when the block ends (a failing release does not hide the block's own exception).
+    Dropped while held, it is released in the background."""
+
+    @property
+    def name(self) -> bytes:
+        """The lock's name."""
+    @property
+    def token(self) -> int:
+        """The fencing token: strictly greater than the token of every earlier holder of
+        this lock name. Pass it to the resource the lock guards, so that the resource can
+        refuse a write of a holder whose lock expired meanwhile (an older token)."""
+    @property
+    def held(self) -> bool:
+        """Whether this object has not released the lock yet. The lock may have expired
+        on the server meanwhile: :meth:`extend` and :meth:`release` tell."""
+    def extend(self, ttl: _Seconds) -> bool:
+        """Make the lock expire ``ttl`` seconds from now; ``False`` if it is no longer ours
+        (it expired, maybe somebody else holds it now) or was released."""
+    def release(self) -> bool:
+        """Release the lock (compare-and-delete: only if still ours) and wake its waiters;
+        ``False`` if it was no longer ours or was released already."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class KeyspaceWatch:
+    """A keyspace-notification watch (:meth:`Client.watch_keys`); as a context manager it
+    is closed when the block ends."""
+
+    def close(self) -> None:
+        """Unsubscribe; after it returns the callback is not called again. Closing again
+        does nothing."""
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
