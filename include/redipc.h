@@ -1225,12 +1225,12 @@ IPC_MUST_USE ipc_result ipc_client_new(const char *url, const ipc_options *opts,
 void ipc_client_free(ipc_client *client);
 
 /**
- * Close the client without freeing it: calls running now and later fail with
- * `IPC_ERR_CLOSED`, and it stops reconnecting. Use it to wake other threads before
- * `ipc_client_free()`. Closing twice is fine. Its subscriptions end: their callbacks stop
- * (a running one on another thread is waited for) and their `userdata_free` runs before
- * this returns. A thread waiting in `ipc_client_poll()` is not woken; it returns when its
- * timeout passes.
+ * Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it
+ * stops reconnecting. A command already sent still gets its reply (or its timeout): close
+ * does not cut calls in flight. Use it to wake other threads before `ipc_client_free()`.
+ * Closing twice is fine. Its subscriptions end: their callbacks stop (a running one on
+ * another thread is waited for) and their `userdata_free` runs before this returns. A
+ * thread waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
@@ -1818,9 +1818,8 @@ ipc_result ipc_subscribe_options_set_overflow(ipc_subscribe_options *opts,
  * Poll mode: run the callbacks of waiting events on this thread.
  *
  * Only for a client made with `ipc_options_set_poll_mode(opts, true)`: its callbacks run
- * nowhere else. If no event waits, waits up to `timeout_ms` milliseconds for one (0: do
- * not wait; negative numbers are refused — to wait without limit, call it in a loop or
- * `poll()` on `ipc_client_fd()`). Runs at most one batch (256 events) per subscription per
+ * nowhere else. If no event waits, waits up to `timeout_ms` milliseconds for one (see
+ * below). Runs at most one batch (256 events) per subscription per
  * call, so that no subscription starves the others; what is left keeps `ipc_client_fd()`
  * readable for the next call.
  *

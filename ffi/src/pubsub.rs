@@ -840,9 +840,8 @@ pub unsafe extern "C" fn ipc_subscribe_options_set_overflow(
 /// Poll mode: run the callbacks of waiting events on this thread.
 ///
 /// Only for a client made with `ipc_options_set_poll_mode(opts, true)`: its callbacks run
-/// nowhere else. If no event waits, waits up to `timeout_ms` milliseconds for one (0: do
-/// not wait; negative numbers are refused — to wait without limit, call it in a loop or
-/// `poll()` on `ipc_client_fd()`). Runs at most one batch (256 events) per subscription per
+/// nowhere else. If no event waits, waits up to `timeout_ms` milliseconds for one (see
+/// below). Runs at most one batch (256 events) per subscription per
 /// call, so that no subscription starves the others; what is left keeps `ipc_client_fd()`
 /// readable for the next call.
 ///

@@ -1,0 +1,443 @@
+// test_cpp.cpp: tests of the C++ wrapper (redipc.hpp) against a private redis-server.
+//
+//     ./test_cpp URL        prints one line per check that fails, and "N passed, M failed"
+//
+// Every key, channel, queue and service name carries a per-run tag, so TCP and unix runs
+// against one server do not meet.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "redipc.hpp"
+
+namespace {
+
+int passed = 0;
+int failed = 0;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            ++passed;                                                                    \
+        } else {                                                                         \
+            ++failed;                                                                    \
+            std::cerr << __FILE__ << ":" << __LINE__ << ": CHECK failed: " #cond "\n"; \
+        }                                                                                \
+    } while (0)
+
+// Runs `f`; passes when it throws redipc::error with `code`; returns the error.
+template <class F>
+std::optional<redipc::error> expect_error(ipc_result code, F f, int line) {
+    try {
+        f();
+    } catch (const redipc::error &e) {
+        if (e.result() == code) {
+            ++passed;
+            return e;
+        }
+        ++failed;
+        std::cerr << "line " << line << ": expected " << ipc_result_name(code) << ", got " << e.what() << "\n";
+        return e;
+    } catch (const std::exception &e) {
+        ++failed;
+        std::cerr << "line " << line << ": expected " << ipc_result_name(code) << ", got " << e.what() << "\n";
+        return std::nullopt;
+    }
+    ++failed;
+    std::cerr << "line " << line << ": expected " << ipc_result_name(code) << ", nothing was thrown\n";
+    return std::nullopt;
+}
+#define EXPECT_ERROR(code, ...) expect_error(code, [&] { __VA_ARGS__; }, __LINE__)
+
+template <class P>
+bool wait_for(P pred, int ms = 5000) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+std::string tag;
+std::string k(const std::string &name) { return "cpp:" + tag + ":" + name; }
+
+void test_commands(const std::string &url) {
+    redipc::client c(url);
+    c.ping();
+    CHECK(c.is_connected());
+    c.set(k("a"), "1");
+    CHECK(c.get(k("a")) == std::optional<std::string>("1"));
+    CHECK(!c.get(k("missing")).has_value());
+    CHECK(c.incr(k("a")) == 2);
+    CHECK(c.incr(k("a"), 40) == 42);
+    CHECK(c.set_ex(k("a"), "x", 0, IPC_SET_NX) == false);
+    CHECK(c.hset(k("h"), "f", "v") == 1);
+    CHECK(c.hget(k("h"), "f") == std::optional<std::string>("v"));
+    CHECK(!c.hget(k("h"), "nope"));
+    // Binary values: {pointer, size} and std::vector<std::byte>.
+    const char raw[] = {'a', '\0', 'b', '\xff'};
+    c.set(k("bin"), {raw, sizeof raw});
+    CHECK(c.get(k("bin")) == std::string(raw, sizeof raw));
+    std::vector<std::byte> bytes{std::byte{0}, std::byte{1}, std::byte{2}};
+    c.set(k("bytes"), bytes);
+    CHECK(c.get(k("bytes"))->size() == 3);
+    // Variadic command with numbers; replies of several types.
+    CHECK(c.command("SET", k("n"), 10).str() == "OK");
+    CHECK(c.command("INCRBY", k("n"), int64_t{5}).integer() == 15);
+    CHECK(c.command("GET", k("missing")).is_nil());
+    CHECK(c.command("RPUSH", k("l"), "x", "y", 3).integer() == 3);
+    redipc::reply list = c.command("LRANGE", k("l"), 0, -1);
+    CHECK(list.type() == IPC_REPLY_ARRAY && list.size() == 3);
+    std::vector<std::string> items;
+    for (auto e : list) items.push_back(e.string());
+    CHECK((items == std::vector<std::string>{"x", "y", "3"}));
+    redipc::reply map = c.command("HGETALL", k("h"));
+    CHECK(map.type() == IPC_REPLY_MAP && map.size() == 2 && map[0].str() == "f" && map[1].str() == "v");
+    CHECK(c.command(std::vector<redipc::arg>{"ZADD", k("z"), 1.5, "m"}).integer() == 1);
+    CHECK(c.command("ZSCORE", k("z"), "m").number() == 1.5);
+    // A big value.
+    std::string big(8 * 1024 * 1024, 'z');
+    big[12345] = '\0';
+    c.set(k("big"), big);
+    CHECK(c.get(k("big")) == big);
+    for (const char *name : {"a", "h", "bin", "bytes", "n", "l", "z", "big"}) c.del(k(name));
+    CHECK(c.del(k("a")) == 0);
+}
+
+void test_errors(const std::string &url) {
+    redipc::client c(url);
+    c.command("RPUSH", k("list"), "a");
+    auto e = EXPECT_ERROR(IPC_ERR_SERVER, c.get(k("list")));
+    CHECK(e && e->server_code() == "WRONGTYPE");
+    CHECK(e && std::string(e->name()) == "IPC_ERR_SERVER" && e->is_server());
+    CHECK(e && e->message().find("Operation against a key holding the wrong kind of value") != std::string::npos);
+    CHECK(e && std::string(e->what()).rfind("IPC_ERR_SERVER: ", 0) == 0);
+    // An exception is a std::runtime_error too.
+    try {
+        c.incr(k("list"));
+        CHECK(false);
+    } catch (const std::runtime_error &x) {
+        CHECK(std::string(x.what()).find("WRONGTYPE") != std::string::npos);
+    }
+    auto e2 = EXPECT_ERROR(IPC_ERR_SERVER, c.command("NOSUCHCOMMAND"));
+    CHECK(e2 && e2->server_code() == "ERR");
+    // A reply accessor of the wrong type.
+    redipc::reply r = c.command("PING");
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, (void)r.integer());
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, (void)r[0]);
+    // URLs, unreachable servers, TLS.
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client("not a url"));
+    EXPECT_ERROR(IPC_ERR_CONNECTION, redipc::client("redis://127.0.0.1:1", redipc::options().connect_timeout_ms(500)));
+    EXPECT_ERROR(IPC_ERR_UNSUPPORTED, redipc::client("rediss://127.0.0.1:6380"));
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::options().max_value_size(0));
+    // Too big for the client's limit: refused before sending, the client goes on.
+    redipc::client small(url, redipc::options().max_value_size(10));
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, small.set(k("s"), "more than ten bytes"));
+    small.ping();
+    // Empty (moved-from) owners and NULL strings are refused, not crashes.
+    redipc::client moved = std::move(small);
+    EXPECT_ERROR(IPC_ERR_NULL_ARG, small.ping());
+    moved.ping();
+    const char *null = nullptr;
+    EXPECT_ERROR(IPC_ERR_NULL_ARG, c.get(null));
+    redipc::subscription none;
+    EXPECT_ERROR(IPC_ERR_NULL_ARG, (void)none.stats());
+    // close(): later calls fail with IPC_ERR_CLOSED.
+    redipc::client closing(url);
+    closing.close();
+    EXPECT_ERROR(IPC_ERR_CLOSED, closing.ping());
+    c.del(k("list"));
+}
+
+struct counter {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> got;
+    void add(std::string s) {
+        std::lock_guard<std::mutex> g(mu);
+        got.push_back(std::move(s));
+        cv.notify_all();
+    }
+    size_t size() {
+        std::lock_guard<std::mutex> g(mu);
+        return got.size();
+    }
+    std::vector<std::string> copy() {
+        std::lock_guard<std::mutex> g(mu);
+        return got;
+    }
+};
+
+void test_pubsub(const std::string &url) {
+    redipc::client c(url);
+    redipc::client pub(url);
+    auto seen = std::make_shared<counter>();
+    std::atomic<int> after_reset{0};
+    std::atomic<bool> reset_done{false};
+    {
+        // The lambda holds a shared_ptr: when the box is deleted by userdata_free, the
+        // use count drops back.
+        auto sub = c.subscribe(k("ch"), [seen, &after_reset, &reset_done](const redipc::message &m) {
+            if (reset_done) ++after_reset;
+            if (m.is_message()) seen->add(std::string(m.payload()));
+        });
+        CHECK(seen.use_count() == 2);
+        for (int i = 0; i < 100; ++i) pub.publish(k("ch"), std::to_string(i));
+        CHECK(wait_for([&] { return seen->size() == 100; }));
+        auto got = seen->copy();
+        bool in_order = true;
+        for (int i = 0; i < 100 && i < static_cast<int>(got.size()); ++i) in_order = in_order && got[i] == std::to_string(i);
+        CHECK(in_order);
+        CHECK(wait_for([&] { return sub.stats().delivered == 101; }));  // the activation and 100 messages
+        sub.add({k("ch2")});
+        pub.publish(k("ch2"), "second");
+        CHECK(wait_for([&] { return seen->size() == 101; }));
+        // RAII: reset (or leaving the scope) unsubscribes; no callback after it returns.
+        std::thread flood([&] {
+            for (int i = 0; i < 200; ++i) pub.publish(k("ch"), "late");
+        });
+        sub.reset();
+        reset_done = true;
+        flood.join();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK(after_reset == 0);
+        CHECK(!sub);
+    }
+    CHECK(seen.use_count() == 1);
+    CHECK(pub.publish(k("ch"), "nobody") == 0);
+
+    // Patterns report their pattern.
+    std::mutex mu;
+    std::string pattern, channel;
+    auto psub = c.psubscribe(k("news.*"), [&](const redipc::message &m) {
+        if (!m.is_message()) return;
+        std::lock_guard<std::mutex> g(mu);
+        pattern = std::string(m.pattern().value_or("?"));
+        channel = std::string(m.channel());
+    });
+    pub.publish(k("news.x"), "x");
+    CHECK(wait_for([&] {
+        std::lock_guard<std::mutex> g(mu);
+        return !channel.empty();
+    }));
+    CHECK(pattern == k("news.*") && channel == k("news.x"));
+}
+
+void test_throwing_callback(const std::string &url) {
+    redipc::client c(url);
+    redipc::client pub(url);
+    std::atomic<int> reported{0};
+    std::string last_where, last_what;
+    std::mutex mu;
+    redipc::set_callback_error_handler([&](const char *where, std::exception_ptr e) {
+        std::lock_guard<std::mutex> g(mu);
+        last_where = where;
+        last_what = redipc::detail::describe(e);
+        ++reported;
+    });
+    auto seen = std::make_shared<counter>();
+    {
+        auto sub = c.subscribe(k("throws"), [seen](const redipc::message &m) {
+            if (!m.is_message()) return;
+            if (m.payload() == "bad") throw std::runtime_error("bad payload");
+            if (m.payload() == "int") throw 42;
+            seen->add(std::string(m.payload()));
+        });
+        for (const char *p : {"bad", "ok1", "int", "ok2"}) pub.publish(k("throws"), p);
+        CHECK(wait_for([&] { return seen->size() == 2; }));
+        CHECK(wait_for([&] { return reported == 2; }));
+    }
+    CHECK((seen->copy() == std::vector<std::string>{"ok1", "ok2"}));
+    {
+        std::lock_guard<std::mutex> g(mu);
+        CHECK(last_where == "a subscription callback");
+        CHECK(last_what == "an exception not derived from std::exception");
+    }
+    redipc::set_callback_error_handler(nullptr);
+    c.ping();
+}
+
+void test_transactions(const std::string &url) {
+    redipc::client c(url);
+    c.command("LPUSH", k("list"), "x");
+    auto t = c.tx();
+    t.add("SET", k("a"), 1).add("INCR", k("a")).add("INCR", k("list")).add("GET", k("a"));
+    CHECK(t.size() == 4);
+    redipc::reply r = t.exec();
+    CHECK(r.size() == 4);
+    CHECK(r[0].str() == "OK" && r[1].integer() == 2 && r[3].str() == "2");
+    CHECK(r[2].is_error() && r[2].str().rfind("WRONGTYPE", 0) == 0);
+    t.clear();
+    CHECK(t.size() == 0 && t.exec().size() == 0);
+    auto bad = c.tx();
+    bad.add("SET", k("b"), 1).add("NOSUCHCOMMAND");
+    auto e = EXPECT_ERROR(IPC_ERR_SERVER, bad.exec());
+    CHECK(e && e->server_code() == "EXECABORT");
+    CHECK(!c.get(k("b")));
+
+    auto p = c.pipeline();
+    for (int i = 0; i < 100; ++i) p.add("INCR", k("p"));
+    redipc::reply pr = p.exec();
+    CHECK(pr.size() == 100 && pr[99].integer() == 100);
+
+    // Optimistic transaction: read, decide, write.
+    c.set(k("balance"), "100");
+    int attempts = 0;
+    redipc::reply tr = c.transaction({k("balance")}, [&](redipc::watch_session &s) {
+        ++attempts;
+        int64_t balance = std::stoll(s.command("GET", k("balance")).string());
+        s.queue("SET", k("balance"), balance - 30);
+        return true;
+    });
+    CHECK(attempts == 1 && tr.size() == 1 && c.get(k("balance")) == std::optional<std::string>("70"));
+    EXPECT_ERROR(IPC_ERR_TX_ABORTED, c.transaction({k("balance")}, [](redipc::watch_session &) { return false; }));
+    // An exception of the function aborts and comes back out of transaction().
+    bool caught = false;
+    try {
+        c.transaction({k("balance")}, [&](redipc::watch_session &s) -> bool {
+            s.queue("SET", k("balance"), 0);
+            throw std::logic_error("no such account");
+        });
+    } catch (const std::logic_error &x) {
+        caught = std::string(x.what()) == "no such account";
+    }
+    CHECK(caught);
+    CHECK(c.get(k("balance")) == std::optional<std::string>("70"));
+    for (const char *name : {"a", "list", "p", "balance"}) c.del(k(name));
+}
+
+void test_queues_and_rpc(const std::string &url) {
+    redipc::client c(url);
+    auto seen = std::make_shared<counter>();
+    {
+        auto w = c.worker({k("jobs")}, [seen](const redipc::request &r) {
+            if (r.payload() == "fail") throw std::runtime_error("cannot do it");
+            seen->add(std::string(r.payload()));
+        }, redipc::worker_options().block_timeout_ms(100).concurrency(2).log_errors(false));
+        for (int i = 0; i < 50; ++i) c.send_request(k("jobs"), std::to_string(i));
+        c.send_request(k("jobs"), "fail");
+        CHECK(wait_for([&] { return seen->size() == 50; }));
+        CHECK(wait_for([&] { return w.stats().failed == 1; }));
+        CHECK(w.stats().handled == 50);
+        w.stop(5000);
+    }
+    CHECK(seen.use_count() == 1);
+    CHECK(c.queue_stats(k("jobs")).pending == 0);
+
+    std::string svc = k("svc");
+    {
+        auto s = c.serve(svc, [](const redipc::call_info &call) -> std::string {
+            if (call.method() == "fail") throw std::invalid_argument("bad input " + std::string(call.payload()));
+            std::string out(call.payload());
+            std::transform(out.begin(), out.end(), out.begin(), [](char ch) { return static_cast<char>(std::toupper(ch)); });
+            return out;
+        }, 2);
+        CHECK(c.call(svc, "hello") == "HELLO");
+        CHECK(c.call(svc, "") == "");
+        auto e = EXPECT_ERROR(IPC_ERR_REMOTE, c.call(svc, "7", "fail"));
+        CHECK(e && e->message().find("bad input 7") != std::string::npos);
+        CHECK(c.call(svc, "still") == "STILL");
+    }
+    EXPECT_ERROR(IPC_ERR_NO_SERVER, c.call(k("nobody"), "x", "", 5000, IPC_CALL_FAIL_FAST));
+}
+
+void test_state_and_streams(const std::string &url) {
+    redipc::client c(url);
+    std::string st = k("stream");
+    std::string id0 = c.stream_publish(st, {{"n", "0"}, {"kind", "tick"}});
+    c.stream_publish(st, {{"n", "1"}});
+    CHECK(c.stream_len(st) == 2);
+    redipc::entries es = c.stream_read(st, "0", 10);
+    CHECK(es.size() == 2 && es[0].id() == id0 && es[0].get("kind") == std::optional<std::string_view>("tick"));
+    CHECK(es[0].field(0).first == "n" && es[1].get("n") == std::optional<std::string_view>("1"));
+    auto f = c.stream_follow(st, "0");
+    CHECK(f.next(100).size() == 1 && f.position() == id0);
+
+    c.cache_set(k("cache"), "v", 10000);
+    CHECK(c.cache_get(k("cache")) == std::optional<std::string>("v"));
+    CHECK(!c.cache_wait(k("never"), 50));
+
+    auto fields = std::make_shared<counter>();
+    c.hash_set(k("dev"), "battery", "90");
+    {
+        auto w = c.hash_watch(k("dev"), [fields](std::string_view field, std::optional<std::string_view> v) {
+            fields->add(std::string(field) + "=" + std::string(v.value_or("<deleted>")));
+        });
+        CHECK(wait_for([&] { return fields->size() == 1; }));  // the initial sync
+        CHECK(!c.hash_set_if_changed(k("dev"), "battery", "90"));
+        CHECK(c.hash_delete(k("dev"), "battery"));
+        CHECK(wait_for([&] { return fields->size() == 2; }));
+    }
+    CHECK((fields->copy() == std::vector<std::string>{"battery=90", "battery=<deleted>"}));
+
+    uint64_t t1 = 0;
+    {
+        redipc::lock l = c.lock(k("lock"), 5000);
+        t1 = l.token();
+        EXPECT_ERROR(IPC_ERR_TIMEOUT, c.lock(k("lock"), 5000, 50));
+    }  // released here
+    redipc::lock l2 = c.lock(k("lock"), 5000, 1000);
+    CHECK(l2.token() > t1 && l2.release() && !l2.release());
+    c.del(st);
+    c.cache_delete(k("cache"));
+}
+
+void test_poll_mode(const std::string &url) {
+    redipc::client c(url, redipc::options().poll_mode(true));
+    redipc::client pub(url);
+    std::vector<std::string> got;
+    std::thread::id cb_thread;
+    auto sub = c.subscribe(k("polled"), [&](const redipc::message &m) {
+        cb_thread = std::this_thread::get_id();
+        if (m.is_message()) got.emplace_back(m.payload());
+    });
+    pub.publish(k("polled"), "x");
+    CHECK(c.fd() >= 0);
+    for (int i = 0; i < 50 && got.empty(); ++i) c.poll(100);
+    CHECK(got == std::vector<std::string>{"x"} && cb_thread == std::this_thread::get_id());
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, pub.poll(0));
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        std::cerr << "usage: test_cpp URL\n";
+        return 2;
+    }
+    std::string url = argv[1];
+    tag = std::to_string(getpid()) + (url.rfind("unix", 0) == 0 ? "u" : "t");
+    struct test {
+        const char *name;
+        void (*fn)(const std::string &);
+    };
+    const test tests[] = {
+        {"commands", test_commands},       {"errors", test_errors},
+        {"pubsub", test_pubsub},           {"throwing callback", test_throwing_callback},
+        {"transactions", test_transactions}, {"queues and rpc", test_queues_and_rpc},
+        {"state and streams", test_state_and_streams}, {"poll mode", test_poll_mode},
+    };
+    for (const auto &t : tests) {
+        int before = failed;
+        try {
+            t.fn(url);
+        } catch (const std::exception &e) {
+            ++failed;
+            std::cerr << t.name << ": unexpected exception: " << e.what() << "\n";
+        }
+        std::cout << (failed == before ? "ok   " : "FAIL ") << t.name << "\n";
+    }
+    std::cout << passed << " passed, " << failed << " failed\n";
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,1467 @@
+// redipc.hpp: a header-only C++17 wrapper of libredipc (the C API in redipc.h).
+//
+//     #include "redipc.hpp"          // build: -std=c++17 -I<include> ... -lredipc
+//     redipc::client c("unix:///run/redis.sock");
+//     c.set("k", "v");
+//     auto sub = c.subscribe("news", [](const redipc::message &m) { ... });
+//     c.publish("news", "hello");
+//
+// Choices (one each, applied everywhere):
+//
+// - Errors are exceptions. Every C call that returns an `ipc_result` other than `IPC_OK`
+//   throws `redipc::error` (a `std::runtime_error`) carrying the code (`result()`), its name
+//   (`name()`, "IPC_ERR_SERVER"), the text of `ipc_last_error_message()` (`message()`) and
+//   the server's error code (`server_code()`, "WRONGTYPE"). Chosen over an `expected`-style
+//   result because C++17 has no `std::expected`, the owners below are RAII anyway, and the
+//   common code path stays linear. Absence is not an error: `get()` returns
+//   `std::optional<std::string>`.
+// - Every handle has a move-only RAII owner (`client`, `options`, `reply`, `subscription`,
+//   `subscribe_options`, `tx`, `pipeline`, `worker`, `worker_options`, `server`, `lock`,
+//   `entries`, `stream_follower`, `stream_consumer`, `hash_watcher`, `key_watch`); the
+//   destructor calls the C `_free` function; `reset()` frees early; `get()` gives the C
+//   pointer. A moved-from (empty) owner throws `IPC_ERR_NULL_ARG` when used. Handles made
+//   from a client must be destroyed before it (the C API requires it for workers and
+//   servers; declaring them after the client does it).
+// - Bytes in: `redipc::bytes_view` converts implicitly from `std::string_view`,
+//   `std::string`, a NUL-terminated `const char *`, `std::vector<std::byte>`,
+//   `std::vector<uint8_t>`, and `{pointer, size}` (C++17 has no `std::span`). Binary-safe.
+//   Bytes out: `std::string` (owned) or `std::string_view` (borrowed from a reply, message or
+//   entry, valid as long as it).
+// - Callbacks are `std::function`s, moved into a heap box whose pointer is the C
+//   `userdata`; the C `userdata_free` hook deletes the box (exactly once, when the handle
+//   ends). An exception thrown by a callback never unwinds into C: the trampoline catches
+//   it. A worker's, consumer's or RPC handler's exception is its failure (its `what()` is
+//   the error text); any other callback's exception goes to the callback error handler
+//   (`redipc::set_callback_error_handler`, default: one line on std::cerr). The exception
+//   of a `transaction()` function aborts the transaction and is rethrown by
+//   `transaction()` on the calling thread.
+// - Threads: as in C. A `client` is shared by any number of threads; callbacks run on the
+//   library's threads (or inside `client::poll()` in poll mode).
+#ifndef REDIPC_HPP
+#define REDIPC_HPP
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "redipc.h"
+
+namespace redipc {
+
+/// The version of the library that is running ("0.1.0").
+inline const char *version() noexcept { return ipc_version(); }
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// A failed call: the `ipc_result` code and name, the library's message, and the server's
+/// error code for `IPC_ERR_SERVER`. `what()` is "NAME: message".
+class error : public std::runtime_error {
+public:
+    error(ipc_result result, std::string message, std::string server_code = {})
+        : std::runtime_error(std::string(ipc_result_name(result)) + ": " + message),
+          result_(result), message_(std::move(message)), server_code_(std::move(server_code)) {}
+
+    /// The `ipc_result` code.
+    ipc_result result() const noexcept { return result_; }
+    /// Its name as written in redipc.h: "IPC_ERR_TIMEOUT", ...
+    const char *name() const noexcept { return ipc_result_name(result_); }
+    /// `ipc_last_error_message()` of the failed call.
+    const std::string &message() const noexcept { return message_; }
+    /// The server's code ("WRONGTYPE", "ERR", "EXECABORT") for `IPC_ERR_SERVER`, else "".
+    const std::string &server_code() const noexcept { return server_code_; }
+
+    bool is_connection() const noexcept { return result_ == IPC_ERR_CONNECTION; }
+    bool is_timeout() const noexcept { return result_ == IPC_ERR_TIMEOUT; }
+    bool is_server() const noexcept { return result_ == IPC_ERR_SERVER; }
+    bool is_closed() const noexcept { return result_ == IPC_ERR_CLOSED; }
+    bool is_invalid_argument() const noexcept {
+        return result_ == IPC_ERR_INVALID_ARGUMENT || result_ == IPC_ERR_NULL_ARG;
+    }
+    bool is_remote() const noexcept { return result_ == IPC_ERR_REMOTE; }
+    bool is_no_server() const noexcept { return result_ == IPC_ERR_NO_SERVER; }
+
+private:
+    ipc_result result_;
+    std::string message_;
+    std::string server_code_;
+};
+
+/// Where exceptions of callbacks that have no failure path of their own go (subscription,
+/// hash watcher and keyspace callbacks): `where` names the callback. Runs on the
+/// callback's thread; it must not throw (what it throws is dropped).
+using callback_error_handler = std::function<void(const char *where, std::exception_ptr)>;
+
+namespace detail {
+
+inline error last_error(ipc_result r) {
+    return error(r, ipc_last_error_message(), ipc_last_error_code());
+}
+
+inline void check(ipc_result r) {
+    if (r != IPC_OK) throw last_error(r);
+}
+
+/// Uses an `IPC_MUST_USE` result where failing is not actionable (inside a trampoline).
+inline void ignore(ipc_result) noexcept {}
+
+[[noreturn]] inline void throw_empty(const char *what) {
+    throw error(IPC_ERR_NULL_ARG, std::string("use of an empty redipc::") + what +
+                                      " (moved from or reset)");
+}
+
+inline std::string describe(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception &x) {
+        return x.what();
+    } catch (...) {
+        return "an exception not derived from std::exception";
+    }
+}
+
+struct handler_slot {
+    std::mutex mu;
+    callback_error_handler fn;
+};
+
+inline handler_slot &error_slot() {
+    static handler_slot slot;
+    return slot;
+}
+
+/// Called inside a catch block of a trampoline: hand the exception to the handler.
+inline void report(const char *where) noexcept {
+    try {
+        std::exception_ptr e = std::current_exception();
+        callback_error_handler fn;
+        {
+            std::lock_guard<std::mutex> g(error_slot().mu);
+            fn = error_slot().fn;
+        }
+        if (fn) {
+            fn(where, e);
+        } else {
+            std::cerr << "redipc: exception in " << where << ": " << describe(e) << std::endl;
+        }
+    } catch (...) {
+        // Nothing may leave a trampoline.
+    }
+}
+
+/// The text of the exception being handled (inside a catch block).
+inline std::string current_text() noexcept {
+    try {
+        return describe(std::current_exception());
+    } catch (...) {
+        return "exception";
+    }
+}
+
+template <class T, void (*Free)(T *)>
+class owner {
+public:
+    owner() noexcept = default;
+    explicit owner(T *p) noexcept : p_(p) {}
+    owner(owner &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    owner &operator=(owner &&o) noexcept {
+        if (this != &o) {
+            reset();
+            p_ = std::exchange(o.p_, nullptr);
+        }
+        return *this;
+    }
+    owner(const owner &) = delete;
+    owner &operator=(const owner &) = delete;
+    ~owner() { reset(); }
+
+    void reset() noexcept {
+        if (T *p = std::exchange(p_, nullptr)) Free(p);
+    }
+    T *get() const noexcept { return p_; }
+    T *release() noexcept { return std::exchange(p_, nullptr); }
+
+private:
+    T *p_ = nullptr;
+};
+
+/// A heap box holding a callback; its address is the C `userdata`.
+template <class F>
+struct box {
+    F fn;
+};
+
+template <class F>
+void free_box(void *userdata) noexcept {
+    delete static_cast<box<F> *>(userdata);
+}
+
+/// A buffer the library returned (`ipc_buf_free` when done).
+struct buffer {
+    uint8_t *data = nullptr;
+    size_t size = 0;
+    buffer() noexcept = default;
+    buffer(const buffer &) = delete;
+    buffer &operator=(const buffer &) = delete;
+    ~buffer() { ipc_buf_free(data, size); }
+    std::string str() const { return std::string(reinterpret_cast<const char *>(data), size); }
+};
+
+}  // namespace detail
+
+/// Install the handler of callback exceptions (an empty function restores the default,
+/// which writes one line to std::cerr).
+inline void set_callback_error_handler(callback_error_handler fn) {
+    std::lock_guard<std::mutex> g(detail::error_slot().mu);
+    detail::error_slot().fn = std::move(fn);
+}
+
+// ---------------------------------------------------------------------------------------
+// Bytes in
+
+/// A borrowed run of bytes: what every key, value, channel and payload parameter takes.
+class bytes_view {
+public:
+    constexpr bytes_view() noexcept = default;
+    /// A NUL-terminated string (NULL is refused with IPC_ERR_NULL_ARG).
+    bytes_view(const char *s) : data_(s), size_(s ? std::strlen(s) : 0) {
+        if (!s) throw error(IPC_ERR_NULL_ARG, "a NULL const char * was given as bytes");
+    }
+    bytes_view(std::string_view s) noexcept : data_(s.data() ? s.data() : ""), size_(s.size()) {}
+    bytes_view(const std::string &s) noexcept : data_(s.data()), size_(s.size()) {}
+    bytes_view(const std::vector<std::byte> &v) noexcept
+        : data_(v.empty() ? "" : reinterpret_cast<const char *>(v.data())), size_(v.size()) {}
+    bytes_view(const std::vector<uint8_t> &v) noexcept
+        : data_(v.empty() ? "" : reinterpret_cast<const char *>(v.data())), size_(v.size()) {}
+    /// `size` bytes at `data` (NULL only with size 0).
+    bytes_view(const void *data, size_t size)
+        : data_(data ? static_cast<const char *>(data) : ""), size_(size) {
+        if (!data && size) throw error(IPC_ERR_NULL_ARG, "a NULL pointer with a non-zero size");
+    }
+
+    const char *data() const noexcept { return data_; }
+    const uint8_t *bytes() const noexcept { return reinterpret_cast<const uint8_t *>(data_); }
+    size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    std::string_view view() const noexcept { return {data_, size_}; }
+    std::string str() const { return std::string(data_, size_); }
+
+private:
+    const char *data_ = "";
+    size_t size_ = 0;
+};
+
+/// One command argument: bytes (as bytes_view), or a number written in decimal.
+class arg {
+public:
+    arg(bytes_view b) noexcept : view_(b) {}
+    arg(const char *s) : view_(s) {}
+    arg(std::string_view s) noexcept : view_(s) {}
+    arg(const std::string &s) noexcept : view_(s) {}
+    arg(const std::vector<std::byte> &v) noexcept : view_(v) {}
+    arg(const std::vector<uint8_t> &v) noexcept : view_(v) {}
+    template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+                                            !std::is_same_v<T, char>,
+                                        int> = 0>
+    arg(T v) : own_(std::to_string(v)), owned_(true) {}
+    arg(double v) : owned_(true) {
+        char buf[32];
+        int n = std::snprintf(buf, sizeof buf, "%.17g", v);
+        own_.assign(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    }
+
+    const char *data() const noexcept { return owned_ ? own_.c_str() : view_.data(); }
+    size_t size() const noexcept { return owned_ ? own_.size() : view_.size(); }
+
+private:
+    bytes_view view_;
+    std::string own_;
+    bool owned_ = false;
+};
+
+/// A list of names (channels, queues, keys, events): owned, NUL-terminated copies.
+class names {
+public:
+    names(std::initializer_list<bytes_view> l) {
+        for (const auto &b : l) v_.emplace_back(b.data(), b.size());
+    }
+    names(const char *s) { v_.emplace_back(bytes_view(s).str()); }
+    names(std::string_view s) { v_.emplace_back(s); }
+    names(const std::string &s) { v_.push_back(s); }
+    names(const std::vector<std::string> &v) : v_(v) {}
+    names(const std::vector<std::string_view> &v) {
+        for (auto s : v) v_.emplace_back(s);
+    }
+
+    size_t size() const noexcept { return v_.size(); }
+    /// NUL-terminated pointers (valid while this lives).
+    std::vector<const char *> c_strs() const {
+        std::vector<const char *> out;
+        for (const auto &s : v_) out.push_back(s.c_str());
+        return out;
+    }
+    std::vector<size_t> lens() const {
+        std::vector<size_t> out;
+        for (const auto &s : v_) out.push_back(s.size());
+        return out;
+    }
+
+private:
+    std::vector<std::string> v_;
+};
+
+namespace detail {
+
+struct argv {
+    std::vector<const char *> ptrs;
+    std::vector<size_t> lens;
+    template <class It>
+    argv(It first, It last) {
+        for (; first != last; ++first) {
+            ptrs.push_back(first->data());
+            lens.push_back(first->size());
+        }
+    }
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Replies
+
+/// A borrowed reply: the root of a `reply`, or one of its elements. Valid while the root
+/// `reply` lives.
+class reply_ref {
+public:
+    explicit reply_ref(const ipc_reply *r) noexcept : r_(r) {}
+
+    ipc_reply_kind type() const noexcept { return ipc_reply_type(r_); }
+    const char *type_name() const noexcept { return ipc_reply_kind_name(type()); }
+    bool is_nil() const noexcept { return type() == IPC_REPLY_NIL; }
+    bool is_error() const noexcept { return type() == IPC_REPLY_ERROR; }
+    bool is_aggregate() const noexcept {
+        auto t = type();
+        return t == IPC_REPLY_ARRAY || t == IPC_REPLY_MAP || t == IPC_REPLY_SET ||
+               t == IPC_REPLY_PUSH;
+    }
+
+    /// An `IPC_REPLY_INT`; IPC_ERR_INVALID_ARGUMENT for another type.
+    int64_t integer() const {
+        int64_t v = 0;
+        detail::check(ipc_reply_integer(r_, &v));
+        return v;
+    }
+    /// An `IPC_REPLY_DOUBLE` (RESP3).
+    double number() const {
+        double v = 0;
+        detail::check(ipc_reply_double(r_, &v));
+        return v;
+    }
+    /// An `IPC_REPLY_BOOL` (RESP3).
+    bool boolean() const {
+        bool v = false;
+        detail::check(ipc_reply_bool(r_, &v));
+        return v;
+    }
+    /// The bytes of a bulk, status, verbatim, big number or error reply (borrowed).
+    std::string_view str() const {
+        const uint8_t *p = nullptr;
+        size_t n = 0;
+        detail::check(ipc_reply_string(r_, &p, &n));
+        return {reinterpret_cast<const char *>(p), n};
+    }
+    std::string string() const { return std::string(str()); }
+
+    /// Elements of an aggregate (maps: keys and values alternate); 0 for other types.
+    size_t size() const noexcept { return ipc_reply_len(r_); }
+    bool empty() const noexcept { return size() == 0; }
+    reply_ref operator[](size_t i) const {
+        const ipc_reply *e = ipc_reply_element(r_, i);
+        if (!e) throw error(IPC_ERR_INVALID_ARGUMENT, ipc_last_error_message());
+        return reply_ref(e);
+    }
+
+    class iterator {
+    public:
+        using iterator_category = std::forward_iterator_tag;
+        using value_type = reply_ref;
+        using difference_type = std::ptrdiff_t;
+        using pointer = void;
+        using reference = reply_ref;
+        iterator(const ipc_reply *r, size_t i) noexcept : r_(r), i_(i) {}
+        reply_ref operator*() const { return reply_ref(r_)[i_]; }
+        iterator &operator++() noexcept {
+            ++i_;
+            return *this;
+        }
+        iterator operator++(int) noexcept {
+            iterator t = *this;
+            ++i_;
+            return t;
+        }
+        bool operator==(const iterator &o) const noexcept { return r_ == o.r_ && i_ == o.i_; }
+        bool operator!=(const iterator &o) const noexcept { return !(*this == o); }
+
+    private:
+        const ipc_reply *r_;
+        size_t i_;
+    };
+    iterator begin() const noexcept { return iterator(r_, 0); }
+    iterator end() const noexcept { return iterator(r_, size()); }
+
+    const ipc_reply *get() const noexcept { return r_; }
+
+protected:
+    const ipc_reply *r_;
+};
+
+/// An owned reply (of `command()`, `tx::exec()`, ...): a `reply_ref` to its root that frees
+/// the tree when destroyed.
+class reply : public reply_ref {
+public:
+    explicit reply(ipc_reply *r) noexcept : reply_ref(r) {}
+    reply(reply &&o) noexcept : reply_ref(std::exchange(o.r_, nullptr)) {}
+    reply &operator=(reply &&o) noexcept {
+        if (this != &o) {
+            ipc_reply_free(const_cast<ipc_reply *>(r_));
+            r_ = std::exchange(o.r_, nullptr);
+        }
+        return *this;
+    }
+    reply(const reply &) = delete;
+    reply &operator=(const reply &) = delete;
+    ~reply() { ipc_reply_free(const_cast<ipc_reply *>(r_)); }
+};
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+/// Connection settings (`ipc_options`), a builder: `options().connect_timeout_ms(500)`.
+class options {
+public:
+    options() {
+        ipc_options *p = nullptr;
+        detail::check(ipc_options_new(&p));
+        h_ = owner_t(p);
+    }
+    options &connect_timeout_ms(uint64_t ms) { return set(ipc_options_set_connect_timeout_ms(p(), ms)); }
+    options &response_timeout_ms(uint64_t ms) { return set(ipc_options_set_response_timeout_ms(p(), ms)); }
+    options &connect_timeout(std::chrono::milliseconds d) { return connect_timeout_ms(static_cast<uint64_t>(d.count())); }
+    options &response_timeout(std::chrono::milliseconds d) { return response_timeout_ms(static_cast<uint64_t>(d.count())); }
+    options &client_name(const std::string &s) { return set(ipc_options_set_client_name(p(), s.c_str())); }
+    options &database(int64_t db) { return set(ipc_options_set_database(p(), db)); }
+    options &username(const std::string &s) { return set(ipc_options_set_username(p(), s.c_str())); }
+    options &password(const std::string &s) { return set(ipc_options_set_password(p(), s.c_str())); }
+    options &key_prefix(const std::string &s) { return set(ipc_options_set_key_prefix(p(), s.c_str())); }
+    options &io_threads(size_t n) { return set(ipc_options_set_io_threads(p(), n)); }
+    options &resp3(bool on) { return set(ipc_options_set_resp3(p(), on)); }
+    options &max_value_size(size_t bytes) { return set(ipc_options_set_max_value_size(p(), bytes)); }
+    options &reconnect_min_delay_ms(uint64_t ms) { return set(ipc_options_set_reconnect_min_delay_ms(p(), ms)); }
+    options &reconnect_max_delay_ms(uint64_t ms) { return set(ipc_options_set_reconnect_max_delay_ms(p(), ms)); }
+    options &reconnect_max_attempts(uint32_t n) { return set(ipc_options_set_reconnect_max_attempts(p(), n)); }
+    options &poll_mode(bool on) { return set(ipc_options_set_poll_mode(p(), on)); }
+    options &health_check_interval_ms(uint64_t ms) { return set(ipc_options_set_health_check_interval_ms(p(), ms)); }
+    options &stream_maxlen(uint64_t n) { return set(ipc_options_set_stream_maxlen(p(), n)); }
+
+    ipc_options *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_options, ipc_options_free>;
+    ipc_options *p() const {
+        if (!h_.get()) detail::throw_empty("options");
+        return h_.get();
+    }
+    options &set(ipc_result r) {
+        detail::check(r);
+        return *this;
+    }
+    owner_t h_;
+};
+
+/// Settings of one subscription (`ipc_subscribe_options`): queue capacity and overflow.
+class subscribe_options {
+public:
+    subscribe_options() {
+        ipc_subscribe_options *p = nullptr;
+        detail::check(ipc_subscribe_options_new(&p));
+        h_ = owner_t(p);
+    }
+    subscribe_options &capacity(size_t n) {
+        detail::check(ipc_subscribe_options_set_capacity(p(), n));
+        return *this;
+    }
+    subscribe_options &overflow(ipc_overflow o) {
+        detail::check(ipc_subscribe_options_set_overflow(p(), static_cast<int>(o)));
+        return *this;
+    }
+    ipc_subscribe_options *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_subscribe_options, ipc_subscribe_options_free>;
+    ipc_subscribe_options *p() const {
+        if (!h_.get()) detail::throw_empty("subscribe_options");
+        return h_.get();
+    }
+    owner_t h_;
+};
+
+/// Settings of a worker (`ipc_worker_options`).
+class worker_options {
+public:
+    worker_options() {
+        ipc_worker_options *p = nullptr;
+        detail::check(ipc_worker_options_new(&p));
+        h_ = owner_t(p);
+    }
+    worker_options &concurrency(size_t n) { return set(ipc_worker_options_set_concurrency(p(), n)); }
+    worker_options &block_timeout_ms(uint64_t ms) { return set(ipc_worker_options_set_block_timeout_ms(p(), ms)); }
+    worker_options &reliable(bool on) { return set(ipc_worker_options_set_reliable(p(), on)); }
+    worker_options &max_attempts(uint32_t n) { return set(ipc_worker_options_set_max_attempts(p(), n)); }
+    worker_options &lease_ms(uint64_t ms) { return set(ipc_worker_options_set_lease_ms(p(), ms)); }
+    worker_options &prefetch(size_t n) { return set(ipc_worker_options_set_prefetch(p(), n)); }
+    worker_options &log_errors(bool on) { return set(ipc_worker_options_set_log_errors(p(), on)); }
+    ipc_worker_options *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_worker_options, ipc_worker_options_free>;
+    ipc_worker_options *p() const {
+        if (!h_.get()) detail::throw_empty("worker_options");
+        return h_.get();
+    }
+    worker_options &set(ipc_result r) {
+        detail::check(r);
+        return *this;
+    }
+    owner_t h_;
+};
+
+/// The defaults of a group consumer (`ipc_consumer_options_init`); change fields, pass it.
+inline ipc_consumer_options consumer_options() {
+    ipc_consumer_options o{};
+    detail::check(ipc_consumer_options_init(&o));
+    return o;
+}
+
+/// The defaults of a hash watcher (`ipc_hash_watch_options_init`).
+inline ipc_hash_watch_options hash_watch_options() {
+    ipc_hash_watch_options o{};
+    detail::check(ipc_hash_watch_options_init(&o));
+    return o;
+}
+
+// ---------------------------------------------------------------------------------------
+// What callbacks receive (borrowed: valid only during the call)
+
+namespace detail {
+inline std::string_view sv(const uint8_t *p, size_t n) noexcept {
+    return p ? std::string_view(reinterpret_cast<const char *>(p), n) : std::string_view();
+}
+}  // namespace detail
+
+/// One event of a subscription.
+class message {
+public:
+    explicit message(const ipc_message *m) noexcept : m_(m) {}
+    ipc_event_kind kind() const noexcept { return m_->kind; }
+    ipc_sub_kind sub_kind() const noexcept { return m_->sub_kind; }
+    bool is_message() const noexcept { return m_->kind == IPC_EVENT_MESSAGE; }
+    /// The channel (the confirmed name for activated/reactivated; empty for disconnected).
+    std::string_view channel() const noexcept { return detail::sv(m_->channel, m_->channel_len); }
+    /// The pattern of a pattern subscription.
+    std::optional<std::string_view> pattern() const noexcept {
+        if (!m_->pattern) return std::nullopt;
+        return detail::sv(m_->pattern, m_->pattern_len);
+    }
+    /// The payload of a message (empty otherwise).
+    std::string_view payload() const noexcept {
+        return m_->kind == IPC_EVENT_DISCONNECTED ? std::string_view() : detail::sv(m_->payload, m_->payload_len);
+    }
+    /// The error text of IPC_EVENT_DISCONNECTED (empty otherwise).
+    std::string_view error_text() const noexcept {
+        return m_->kind == IPC_EVENT_DISCONNECTED ? detail::sv(m_->payload, m_->payload_len) : std::string_view();
+    }
+    const ipc_message *get() const noexcept { return m_; }
+
+private:
+    const ipc_message *m_;
+};
+
+/// A request handed to a worker's handler.
+class request {
+public:
+    explicit request(const ipc_request *r) noexcept : r_(r) {}
+    std::string_view queue() const noexcept { return detail::sv(r_->queue, r_->queue_len); }
+    std::string_view payload() const noexcept { return detail::sv(r_->payload, r_->payload_len); }
+    uint32_t attempt() const noexcept { return r_->attempt; }
+
+private:
+    const ipc_request *r_;
+};
+
+/// One RPC call as a server's handler sees it.
+class call_info {
+public:
+    explicit call_info(const ipc_call_info *c) noexcept : c_(c) {}
+    std::string_view method() const noexcept { return detail::sv(c_->method, c_->method_len); }
+    std::string_view payload() const noexcept { return detail::sv(c_->payload, c_->payload_len); }
+    /// When the caller stops waiting (wall clock).
+    std::chrono::system_clock::time_point deadline() const noexcept {
+        return std::chrono::system_clock::time_point(std::chrono::milliseconds(c_->deadline_ms));
+    }
+    uint64_t deadline_ms() const noexcept { return c_->deadline_ms; }
+
+private:
+    const ipc_call_info *c_;
+};
+
+/// A stream entry (borrowed from its `entries`, or from a consumer's handler call).
+class entry {
+public:
+    explicit entry(const ipc_entry *e) noexcept : e_(e) {}
+    std::string_view id() const noexcept { return e_->id; }
+    size_t size() const noexcept { return e_->field_count; }
+    /// Field `i`: (name, value).
+    std::pair<std::string_view, std::string_view> field(size_t i) const {
+        if (i >= e_->field_count) throw error(IPC_ERR_INVALID_ARGUMENT, "field index out of range");
+        const ipc_field &f = e_->fields[i];
+        return {std::string_view(f.name, f.name_len), detail::sv(f.value, f.value_len)};
+    }
+    /// The value of the first field `name`.
+    std::optional<std::string_view> get(bytes_view name) const {
+        const uint8_t *v = nullptr;
+        size_t n = 0;
+        bool found = false;
+        detail::check(ipc_entry_get(e_, name.data(), name.size(), &v, &n, &found));
+        if (!found) return std::nullopt;
+        return detail::sv(v, n);
+    }
+    uint64_t deliveries() const noexcept { return e_->deliveries; }
+    const ipc_entry *raw() const noexcept { return e_; }
+
+private:
+    const ipc_entry *e_;
+};
+
+/// An owned list of stream entries (`ipc_entries`), oldest first.
+class entries {
+public:
+    explicit entries(ipc_entries *p) noexcept : h_(p) {}
+    size_t size() const noexcept { return ipc_entries_len(h_.get()); }
+    bool empty() const noexcept { return size() == 0; }
+    entry operator[](size_t i) const {
+        const ipc_entry *e = ipc_entries_get(h_.get(), i);
+        if (!e) throw error(IPC_ERR_INVALID_ARGUMENT, ipc_last_error_message());
+        return entry(e);
+    }
+    void reset() noexcept { h_.reset(); }
+    ipc_entries *get() const noexcept { return h_.get(); }
+
+private:
+    detail::owner<ipc_entries, ipc_entries_free> h_;
+};
+
+/// Field values for `stream_publish` and `hash_set_many`: (name, value) pairs, borrowed.
+using field_list = std::vector<std::pair<bytes_view, bytes_view>>;
+
+namespace detail {
+inline std::vector<ipc_field> fields(const field_list &l) {
+    std::vector<ipc_field> out;
+    out.reserve(l.size());
+    for (const auto &kv : l) out.push_back(ipc_field{kv.first.data(), kv.first.size(), kv.second.bytes(), kv.second.size()});
+    return out;
+}
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Handles made by a client
+
+using message_handler = std::function<void(const message &)>;
+using request_handler = std::function<void(const request &)>;
+using rpc_handler = std::function<std::string(const call_info &)>;
+using entry_handler = std::function<void(const entry &)>;
+using field_handler = std::function<void(std::string_view field, std::optional<std::string_view> value)>;
+using key_event_handler = std::function<void(std::string_view key, std::string_view event)>;
+
+namespace detail {
+
+inline void message_trampoline(void *userdata, const ipc_message *m) noexcept {
+    try {
+        static_cast<box<message_handler> *>(userdata)->fn(message(m));
+    } catch (...) {
+        report("a subscription callback");
+    }
+}
+
+inline int request_trampoline(void *userdata, const ipc_request *r, ipc_error_out *err) noexcept {
+    try {
+        static_cast<box<request_handler> *>(userdata)->fn(request(r));
+        return 0;
+    } catch (...) {
+        ignore(ipc_error_set(err, current_text().c_str()));
+        return 1;
+    }
+}
+
+inline int rpc_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out) noexcept {
+    try {
+        std::string answer = static_cast<box<rpc_handler> *>(userdata)->fn(call_info(c));
+        if (ipc_rpc_reply_set(out, reinterpret_cast<const uint8_t *>(answer.data()), answer.size()) != IPC_OK) {
+            ignore(ipc_rpc_reply_error(out, ipc_last_error_message()));
+            return 1;
+        }
+        return 0;
+    } catch (...) {
+        ignore(ipc_rpc_reply_error(out, current_text().c_str()));
+        return 1;
+    }
+}
+
+inline int entry_trampoline(void *userdata, const ipc_entry *e, ipc_error_out *err) noexcept {
+    try {
+        static_cast<box<entry_handler> *>(userdata)->fn(entry(e));
+        return 0;
+    } catch (...) {
+        ignore(ipc_error_set(err, current_text().c_str()));
+        return 1;
+    }
+}
+
+inline void field_trampoline(void *userdata, const char *field, size_t flen, const uint8_t *value,
+                             size_t vlen) noexcept {
+    try {
+        std::optional<std::string_view> v;
+        if (value) v = sv(value, vlen);
+        static_cast<box<field_handler> *>(userdata)->fn(std::string_view(field, flen), v);
+    } catch (...) {
+        report("a hash watcher callback");
+    }
+}
+
+inline void key_event_trampoline(void *userdata, const char *key, size_t klen, const char *event) noexcept {
+    try {
+        static_cast<box<key_event_handler> *>(userdata)->fn(std::string_view(key, klen),
+                                                            std::string_view(event ? event : ""));
+    } catch (...) {
+        report("a keyspace watch callback");
+    }
+}
+
+/// Runs `start(userdata, userdata_free)`, the C call that takes the box; on failure the
+/// library did not take it and it is deleted here.
+template <class F, class Start>
+void start_with_box(F fn, Start start) {
+    if (!fn) throw error(IPC_ERR_NULL_ARG, "an empty std::function was given as a callback");
+    auto b = std::make_unique<box<F>>(box<F>{std::move(fn)});
+    check(start(static_cast<void *>(b.get()), &free_box<F>));
+    b.release();  // owned by the library now; userdata_free deletes it
+}
+
+}  // namespace detail
+
+/// A subscription: destroying it (or `reset()`) unsubscribes; after that returns, no call
+/// of its callback runs or will run.
+class subscription {
+public:
+    subscription() noexcept = default;
+    explicit subscription(ipc_subscription *p) noexcept : h_(p) {}
+
+    /// Add names (waits for the server's confirmation).
+    void add(const names &n) {
+        auto ptrs = n.c_strs();
+        detail::check(ipc_subscription_add(p(), ptrs.data(), ptrs.size()));
+    }
+    /// Remove names (does not wait).
+    void remove(const names &n) {
+        auto ptrs = n.c_strs();
+        detail::check(ipc_subscription_remove(p(), ptrs.data(), ptrs.size()));
+    }
+    ipc_sub_stats stats() const {
+        ipc_sub_stats s{};
+        detail::check(ipc_subscription_stats(p(), &s));
+        return s;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_subscription *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_subscription *p() const {
+        if (!h_.get()) detail::throw_empty("subscription");
+        return h_.get();
+    }
+    detail::owner<ipc_subscription, ipc_subscription_free> h_;
+};
+
+namespace detail {
+
+/// What tx and pipeline share: add, exec, len, clear.
+template <class T, void (*Free)(T *), ipc_result (*Add)(T *, size_t, const char *const *, const size_t *),
+          ipc_result (*Exec)(const T *, ipc_reply **), size_t (*Len)(const T *), ipc_result (*Clear)(T *)>
+class batch {
+public:
+    batch() noexcept = default;
+    explicit batch(T *p) noexcept : h_(p) {}
+
+    /// Queue a command (copied; nothing is sent).
+    template <class... A>
+    batch &add(const A &...a) {
+        std::array<arg, sizeof...(A)> args{arg(a)...};
+        return add_args(args.begin(), args.end());
+    }
+    batch &add(const std::vector<arg> &args) { return add_args(args.begin(), args.end()); }
+
+    /// Run the queued commands: one result per command, in order, a failed command as an
+    /// IPC_REPLY_ERROR element. The commands stay queued (`clear()` to start over).
+    reply exec() const {
+        ipc_reply *out = nullptr;
+        check(Exec(p(), &out));
+        return reply(out);
+    }
+    size_t size() const noexcept { return Len(h_.get()); }
+    void clear() { check(Clear(p())); }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    T *get() const noexcept { return h_.get(); }
+
+private:
+    template <class It>
+    batch &add_args(It first, It last) {
+        argv v(first, last);
+        check(Add(p(), v.ptrs.size(), v.ptrs.data(), v.lens.data()));
+        return *this;
+    }
+    T *p() const {
+        if (!h_.get()) throw_empty("tx");
+        return h_.get();
+    }
+    owner<T, Free> h_;
+};
+
+}  // namespace detail
+
+/// A MULTI/EXEC transaction (`client::tx()`): atomic.
+using tx = detail::batch<ipc_tx, ipc_tx_free, ipc_tx_add, ipc_tx_exec, ipc_tx_len, ipc_tx_clear>;
+/// A pipeline (`client::pipeline()`): one write, not atomic.
+using pipeline = detail::batch<ipc_pipeline, ipc_pipeline_free, ipc_pipeline_add, ipc_pipeline_exec,
+                               ipc_pipeline_len, ipc_pipeline_clear>;
+
+/// The optimistic transaction in progress, given to the function of
+/// `client::transaction()`; valid only during that call.
+class watch_session {
+public:
+    explicit watch_session(ipc_watch *w) noexcept : w_(w) {}
+    /// Run a command now on the watching connection (read a watched key).
+    template <class... A>
+    reply command(const A &...a) {
+        std::array<arg, sizeof...(A)> args{arg(a)...};
+        detail::argv v(args.begin(), args.end());
+        ipc_reply *out = nullptr;
+        detail::check(ipc_watch_command(w_, v.ptrs.size(), v.ptrs.data(), v.lens.data(), &out));
+        return reply(out);
+    }
+    /// Queue a command for the MULTI/EXEC that follows when the function returns true.
+    template <class... A>
+    watch_session &queue(const A &...a) {
+        std::array<arg, sizeof...(A)> args{arg(a)...};
+        detail::argv v(args.begin(), args.end());
+        detail::check(ipc_watch_queue(w_, v.ptrs.size(), v.ptrs.data(), v.lens.data()));
+        return *this;
+    }
+
+private:
+    ipc_watch *w_;
+};
+
+using transaction_fn = std::function<bool(watch_session &)>;
+
+namespace detail {
+struct transaction_box {
+    transaction_fn fn;
+    std::exception_ptr error;
+};
+
+inline int transaction_trampoline(void *userdata, ipc_watch *w) noexcept {
+    auto *b = static_cast<transaction_box *>(userdata);
+    try {
+        watch_session s(w);
+        return b->fn(s) ? 0 : 1;
+    } catch (...) {
+        b->error = std::current_exception();
+        return 1;
+    }
+}
+}  // namespace detail
+
+/// A running worker (`client::worker()`); destroying it stops it (waiting up to 10 s for
+/// running handlers) and frees it.
+class worker {
+public:
+    worker() noexcept = default;
+    explicit worker(ipc_worker *p) noexcept : h_(p) {}
+    /// Stop taking requests and wait up to `deadline_ms` for running handlers.
+    void stop(uint64_t deadline_ms = 10000) { detail::check(ipc_worker_stop(p(), deadline_ms)); }
+    ipc_worker_counts stats() const {
+        ipc_worker_counts s{};
+        detail::check(ipc_worker_stats(p(), &s));
+        return s;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_worker *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_worker *p() const {
+        if (!h_.get()) detail::throw_empty("worker");
+        return h_.get();
+    }
+    detail::owner<ipc_worker, ipc_worker_free> h_;
+};
+
+/// A running RPC server (`client::serve()`); destroying it stops and frees it.
+class server {
+public:
+    server() noexcept = default;
+    explicit server(ipc_server *p) noexcept : h_(p) {}
+    void stop(uint64_t deadline_ms = 10000) { detail::check(ipc_server_stop(p(), deadline_ms)); }
+    ipc_worker_counts stats() const {
+        ipc_worker_counts s{};
+        detail::check(ipc_server_stats(p(), &s));
+        return s;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_server *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_server *p() const {
+        if (!h_.get()) detail::throw_empty("server");
+        return h_.get();
+    }
+    detail::owner<ipc_server, ipc_server_free> h_;
+};
+
+/// A held lock (`client::lock()`); destroying it releases it if still held.
+class lock {
+public:
+    lock() noexcept = default;
+    explicit lock(ipc_lock *p) noexcept : h_(p) {}
+    /// The fencing token.
+    uint64_t token() const {
+        uint64_t t = 0;
+        detail::check(ipc_lock_token(p(), &t));
+        return t;
+    }
+    /// Extend to `ttl_ms` from now; false if the lock was no longer ours.
+    bool extend(uint64_t ttl_ms) {
+        bool held = false;
+        detail::check(ipc_lock_extend(p(), ttl_ms, &held));
+        return held;
+    }
+    /// Release it; false if it had expired.
+    bool release() {
+        bool held = false;
+        detail::check(ipc_lock_release(p(), &held));
+        return held;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_lock *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_lock *p() const {
+        if (!h_.get()) detail::throw_empty("lock");
+        return h_.get();
+    }
+    detail::owner<ipc_lock, ipc_lock_free> h_;
+};
+
+/// Follows a stream (`client::stream_follow()`).
+class stream_follower {
+public:
+    stream_follower() noexcept = default;
+    explicit stream_follower(ipc_stream_follower *p) noexcept : h_(p) {}
+    /// The next entry (a list of 0 or 1), waiting up to `timeout_ms`.
+    entries next(uint64_t timeout_ms) {
+        ipc_entries *out = nullptr;
+        detail::check(ipc_stream_follower_next(p(), timeout_ms, &out));
+        return entries(out);
+    }
+    /// The id of the last entry returned (or the starting id).
+    std::string position() const {
+        char buf[IPC_STREAM_ID_MAX];
+        detail::check(ipc_stream_follower_position(p(), buf, sizeof buf));
+        return buf;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_stream_follower *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_stream_follower *p() const {
+        if (!h_.get()) detail::throw_empty("stream_follower");
+        return h_.get();
+    }
+    detail::owner<ipc_stream_follower, ipc_stream_follower_free> h_;
+};
+
+/// A running group consumer (`client::stream_consume()`).
+class stream_consumer {
+public:
+    stream_consumer() noexcept = default;
+    explicit stream_consumer(ipc_stream_consumer *p) noexcept : h_(p) {}
+    void stop(uint64_t deadline_ms = 10000) { detail::check(ipc_stream_consumer_stop(p(), deadline_ms)); }
+    ipc_consumer_stats stats() const {
+        ipc_consumer_stats s{};
+        detail::check(ipc_stream_consumer_stats(p(), &s));
+        return s;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_stream_consumer *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_stream_consumer *p() const {
+        if (!h_.get()) detail::throw_empty("stream_consumer");
+        return h_.get();
+    }
+    detail::owner<ipc_stream_consumer, ipc_stream_consumer_free> h_;
+};
+
+/// A hash watcher (`client::hash_watch()`); destroying it stops it.
+class hash_watcher {
+public:
+    hash_watcher() noexcept = default;
+    explicit hash_watcher(ipc_hash_watcher *p) noexcept : h_(p) {}
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_hash_watcher *get() const noexcept { return h_.get(); }
+
+private:
+    detail::owner<ipc_hash_watcher, ipc_hash_watcher_free> h_;
+};
+
+/// A keyspace watch (`client::watch_keys()`); destroying it unsubscribes.
+class key_watch {
+public:
+    key_watch() noexcept = default;
+    explicit key_watch(ipc_key_watch *p) noexcept : h_(p) {}
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_key_watch *get() const noexcept { return h_.get(); }
+
+private:
+    detail::owner<ipc_key_watch, ipc_key_watch_free> h_;
+};
+
+// ---------------------------------------------------------------------------------------
+// The client
+
+/// A connection to one Redis server, shared by every thread (`ipc_client`).
+class client {
+public:
+    client() noexcept = default;
+    /// Connect: `redis://[user:password@]host[:port][/db]` or `unix:///path.sock`.
+    explicit client(const std::string &url) { connect(url, nullptr); }
+    client(const std::string &url, const options &opts) { connect(url, opts.get()); }
+    /// Take ownership of a C handle.
+    explicit client(ipc_client *p) noexcept : h_(p) {}
+
+    /// `ipc_client_close()`: calls that start from now on (on any thread) fail with
+    /// IPC_ERR_CLOSED, a waiting `poll()` returns, the subscriptions end; a command already
+    /// sent still waits for its reply or timeout. The handle stays allocated until destroyed
+    /// (or `reset()`).
+    void close() { detail::check(ipc_client_close(p())); }
+    void reset() noexcept { h_.reset(); }
+    bool is_connected() const { return ipc_client_is_connected(p()); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_client *get() const noexcept { return h_.get(); }
+
+    // -- commands
+
+    /// Any command: `c.command("HSET", "h", "f", 42)`. An error reply throws IPC_ERR_SERVER.
+    template <class... A>
+    reply command(const A &...a) const {
+        std::array<arg, sizeof...(A)> args{arg(a)...};
+        return command_args(args.begin(), args.end());
+    }
+    reply command(const std::vector<arg> &args) const { return command_args(args.begin(), args.end()); }
+
+    void ping() const { detail::check(ipc_ping(p())); }
+
+    std::optional<std::string> get(bytes_view key) const {
+        return take(
+            [&](uint8_t **b, size_t *n, bool *f) { return ipc_get(p(), key.data(), key.size(), b, n, f); });
+    }
+    void set(bytes_view key, bytes_view value, uint64_t ttl_ms = 0) const {
+        detail::check(ipc_set(p(), key.data(), key.size(), value.bytes(), value.size(), ttl_ms));
+    }
+    /// SET with IPC_SET_NX / IPC_SET_XX flags: whether it was set.
+    bool set_ex(bytes_view key, bytes_view value, uint64_t ttl_ms, uint32_t flags) const {
+        bool was = false;
+        detail::check(ipc_set_ex(p(), key.data(), key.size(), value.bytes(), value.size(), ttl_ms, flags, &was));
+        return was;
+    }
+    int64_t incr(bytes_view key, int64_t by = 1) const {
+        int64_t v = 0;
+        if (by == 1)
+            detail::check(ipc_incr(p(), key.data(), key.size(), &v));
+        else
+            detail::check(ipc_incrby(p(), key.data(), key.size(), by, &v));
+        return v;
+    }
+    /// DEL: 1 if the key existed.
+    int64_t del(bytes_view key) const {
+        int64_t n = 0;
+        detail::check(ipc_del(p(), key.data(), key.size(), &n));
+        return n;
+    }
+    std::optional<std::string> hget(bytes_view key, bytes_view field) const {
+        return take([&](uint8_t **b, size_t *n, bool *f) {
+            return ipc_hget(p(), key.data(), key.size(), field.data(), field.size(), b, n, f);
+        });
+    }
+    /// HSET one field: 1 if new.
+    int64_t hset(bytes_view key, bytes_view field, bytes_view value) const {
+        int64_t n = 0;
+        detail::check(ipc_hset(p(), key.data(), key.size(), field.data(), field.size(), value.bytes(), value.size(), &n));
+        return n;
+    }
+    /// PUBLISH: the number of receivers.
+    int64_t publish(bytes_view channel, bytes_view msg) const {
+        int64_t n = 0;
+        detail::check(ipc_publish(p(), channel.data(), channel.size(), msg.bytes(), msg.size(), &n));
+        return n;
+    }
+    int64_t spublish(bytes_view channel, bytes_view msg) const {
+        int64_t n = 0;
+        detail::check(ipc_spublish(p(), channel.data(), channel.size(), msg.bytes(), msg.size(), &n));
+        return n;
+    }
+
+    // -- pub/sub
+
+    /// Subscribe (`kind`: channels, patterns or shard channels), calling `cb` for every
+    /// event on a library thread (in poll mode: inside `poll()`).
+    subscription subscribe(const names &channels, message_handler cb, ipc_sub_kind kind = IPC_SUB_CHANNEL) const {
+        return subscribe_impl(channels, std::move(cb), kind, nullptr);
+    }
+    subscription subscribe(const names &channels, message_handler cb, ipc_sub_kind kind,
+                           const subscribe_options &opts) const {
+        return subscribe_impl(channels, std::move(cb), kind, opts.get());
+    }
+    subscription psubscribe(const names &patterns, message_handler cb) const {
+        return subscribe(patterns, std::move(cb), IPC_SUB_PATTERN);
+    }
+    subscription ssubscribe(const names &channels, message_handler cb) const {
+        return subscribe(channels, std::move(cb), IPC_SUB_SHARD);
+    }
+    /// Poll mode: run waiting callbacks here, waiting up to `timeout_ms` (negative: no
+    /// limit); the number of events run.
+    size_t poll(int timeout_ms) const {
+        size_t n = 0;
+        detail::check(ipc_client_poll(p(), timeout_ms, &n));
+        return n;
+    }
+    /// Poll mode: the descriptor that is readable when `poll()` has work.
+    int fd() const {
+        int fd = -1;
+        detail::check(ipc_client_fd(p(), &fd));
+        return fd;
+    }
+
+private:
+    subscription subscribe_impl(const names &channels, message_handler cb, ipc_sub_kind kind,
+                                const ipc_subscribe_options *opts) const {
+        auto ptrs = channels.c_strs();
+        auto lens = channels.lens();
+        std::vector<const uint8_t *> uptrs;
+        for (auto s : ptrs) uptrs.push_back(reinterpret_cast<const uint8_t *>(s));
+        ipc_subscription *out = nullptr;
+        detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_subscribe_ex(p(), static_cast<int>(kind), uptrs.data(), lens.data(), uptrs.size(), opts,
+                                    &detail::message_trampoline, ud, free_ud, &out);
+        });
+        return subscription(out);
+    }
+
+public:
+
+    // -- transactions
+
+    redipc::tx tx() const {
+        ipc_tx *out = nullptr;
+        detail::check(ipc_tx_new(p(), &out));
+        return redipc::tx(out);
+    }
+    redipc::pipeline pipeline() const {
+        ipc_pipeline *out = nullptr;
+        detail::check(ipc_pipeline_new(p(), &out));
+        return redipc::pipeline(out);
+    }
+    /// WATCH `keys`, call `fn` (read with `s.command()`, queue with `s.queue()`; return
+    /// true to EXEC, false to abort with IPC_ERR_TX_ABORTED), MULTI/EXEC; start over when a
+    /// watched key changed (IPC_ERR_WATCH after `max_retries`). `fn` runs on this thread;
+    /// an exception it throws aborts and is rethrown here.
+    reply transaction(const names &keys, transaction_fn fn, int max_retries = 10) const {
+        auto ptrs = keys.c_strs();
+        auto lens = keys.lens();
+        detail::transaction_box b{std::move(fn), nullptr};
+        if (!b.fn) throw error(IPC_ERR_NULL_ARG, "an empty std::function was given to transaction()");
+        ipc_reply *out = nullptr;
+        ipc_result r = ipc_transaction(p(), ptrs.data(), lens.data(), ptrs.size(), max_retries,
+                                       &detail::transaction_trampoline, &b, &out);
+        if (b.error) {
+            if (r == IPC_OK) ipc_reply_free(out);
+            std::rethrow_exception(b.error);
+        }
+        detail::check(r);
+        return reply(out);
+    }
+
+    // -- request queues
+
+    void send_request(bytes_view queue, bytes_view payload) const {
+        detail::check(ipc_send_request(p(), queue.data(), queue.size(), payload.bytes(), payload.size()));
+    }
+    /// Start a worker: `handler` returning is success, throwing is a failure (its `what()`
+    /// is the error text).
+    redipc::worker worker(const names &queues, request_handler handler) const {
+        return worker_impl(queues, std::move(handler), nullptr);
+    }
+    redipc::worker worker(const names &queues, request_handler handler, const worker_options &opts) const {
+        return worker_impl(queues, std::move(handler), opts.get());
+    }
+
+private:
+    redipc::worker worker_impl(const names &queues, request_handler handler, const ipc_worker_options *opts) const {
+        auto ptrs = queues.c_strs();
+        ipc_worker *out = nullptr;
+        detail::start_with_box(std::move(handler), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_worker_new(p(), ptrs.data(), ptrs.size(), &detail::request_trampoline, ud, free_ud, opts,
+                                  &out);
+        });
+        return redipc::worker(out);
+    }
+
+public:
+    ipc_queue_counts queue_stats(bytes_view queue) const {
+        ipc_queue_counts c{};
+        detail::check(ipc_queue_stats(p(), queue.data(), queue.size(), &c));
+        return c;
+    }
+    uint64_t queue_requeue_dead(bytes_view queue) const {
+        uint64_t n = 0;
+        detail::check(ipc_queue_requeue_dead(p(), queue.data(), queue.size(), &n));
+        return n;
+    }
+
+    // -- RPC
+
+    /// Call a service and wait for its reply (IPC_ERR_REMOTE, IPC_ERR_TIMEOUT,
+    /// IPC_ERR_NO_SERVER). `flags`: 0 or IPC_CALL_FAIL_FAST.
+    std::string call(const std::string &service, bytes_view payload, const std::string &method = "",
+                     uint64_t timeout_ms = 5000, uint32_t flags = 0) const {
+        detail::buffer b;
+        detail::check(ipc_call_ex(p(), service.c_str(), method.c_str(), payload.bytes(), payload.size(), timeout_ms,
+                                  flags, &b.data, &b.size));
+        return b.str();
+    }
+    /// Answer calls to `service`: `handler` returns the reply, or throws (the caller gets
+    /// IPC_ERR_REMOTE with its `what()`).
+    redipc::server serve(const std::string &service, rpc_handler handler, size_t concurrency = 1) const {
+        ipc_server *out = nullptr;
+        detail::start_with_box(std::move(handler), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_serve(p(), service.c_str(), &detail::rpc_trampoline, ud, free_ud, concurrency, &out);
+        });
+        return redipc::server(out);
+    }
+
+    // -- streams
+
+    /// XADD: the new entry's id. `maxlen` -1: the client's default bound; 0: unbounded.
+    std::string stream_publish(bytes_view stream, const field_list &fields, int64_t maxlen = -1) const {
+        auto f = detail::fields(fields);
+        char id[IPC_STREAM_ID_MAX];
+        detail::check(ipc_stream_publish(p(), stream.data(), stream.size(), f.data(), f.size(), maxlen, id, sizeof id));
+        return id;
+    }
+    entries stream_read(bytes_view stream, const std::string &from_id, size_t count, int64_t block_ms = 0) const {
+        ipc_entries *out = nullptr;
+        detail::check(ipc_stream_read(p(), stream.data(), stream.size(), from_id.c_str(), count, block_ms, &out));
+        return entries(out);
+    }
+    entries stream_last(bytes_view stream) const {
+        ipc_entries *out = nullptr;
+        detail::check(ipc_stream_last(p(), stream.data(), stream.size(), &out));
+        return entries(out);
+    }
+    uint64_t stream_len(bytes_view stream) const {
+        uint64_t n = 0;
+        detail::check(ipc_stream_len(p(), stream.data(), stream.size(), &n));
+        return n;
+    }
+    bool stream_group_create(bytes_view stream, bytes_view group, const std::string &from_id = "$") const {
+        bool created = false;
+        detail::check(ipc_stream_group_create(p(), stream.data(), stream.size(), group.data(), group.size(),
+                                              from_id.c_str(), &created));
+        return created;
+    }
+    uint64_t stream_pending(bytes_view stream, bytes_view group) const {
+        uint64_t n = 0;
+        detail::check(ipc_stream_pending(p(), stream.data(), stream.size(), group.data(), group.size(), &n));
+        return n;
+    }
+    entries stream_dead_letters(bytes_view stream, size_t count) const {
+        ipc_entries *out = nullptr;
+        detail::check(ipc_stream_dead_letters(p(), stream.data(), stream.size(), count, &out));
+        return entries(out);
+    }
+    stream_follower stream_follow(bytes_view stream, const std::string &from_id = "$") const {
+        ipc_stream_follower *out = nullptr;
+        detail::check(ipc_stream_follow(p(), stream.data(), stream.size(), from_id.c_str(), &out));
+        return stream_follower(out);
+    }
+    /// Consume a group: `handler` returning acknowledges the entry, throwing leaves it
+    /// pending (claimed again, dead-lettered after `max_deliveries`).
+    stream_consumer stream_consume(bytes_view stream, bytes_view group, bytes_view consumer, entry_handler handler,
+                                   const ipc_consumer_options &opts = consumer_options()) const {
+        ipc_stream_consumer *out = nullptr;
+        detail::start_with_box(std::move(handler), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_stream_consume(p(), stream.data(), stream.size(), group.data(), group.size(), consumer.data(),
+                                      consumer.size(), &detail::entry_trampoline, ud, free_ud, &opts, &out);
+        });
+        return stream_consumer(out);
+    }
+
+    // -- cache
+
+    void cache_set(bytes_view key, bytes_view value, uint64_t ttl_ms = 0) const {
+        detail::check(ipc_cache_set(p(), key.data(), key.size(), value.bytes(), value.size(), ttl_ms));
+    }
+    std::optional<std::string> cache_get(bytes_view key) const {
+        return take([&](uint8_t **b, size_t *n, bool *f) { return ipc_cache_get(p(), key.data(), key.size(), b, n, f); });
+    }
+    /// Wait up to `timeout_ms` for the entry to exist; nullopt if it did not come.
+    std::optional<std::string> cache_wait(bytes_view key, uint64_t timeout_ms) const {
+        return take([&](uint8_t **b, size_t *n, bool *f) {
+            return ipc_cache_wait(p(), key.data(), key.size(), timeout_ms, b, n, f);
+        });
+    }
+    bool cache_delete(bytes_view key) const {
+        bool existed = false;
+        detail::check(ipc_cache_delete(p(), key.data(), key.size(), &existed));
+        return existed;
+    }
+    bool cache_exists(bytes_view key) const {
+        bool exists = false;
+        detail::check(ipc_cache_exists(p(), key.data(), key.size(), &exists));
+        return exists;
+    }
+
+    // -- hash state
+
+    void hash_set(bytes_view hash, bytes_view field, bytes_view value) const {
+        detail::check(ipc_hash_set(p(), hash.data(), hash.size(), field.data(), field.size(), value.bytes(), value.size()));
+    }
+    bool hash_set_if_changed(bytes_view hash, bytes_view field, bytes_view value) const {
+        bool changed = false;
+        detail::check(ipc_hash_set_if_changed(p(), hash.data(), hash.size(), field.data(), field.size(), value.bytes(),
+                                              value.size(), &changed));
+        return changed;
+    }
+    void hash_set_many(bytes_view hash, const field_list &fields, bool summary = false) const {
+        auto f = detail::fields(fields);
+        detail::check(ipc_hash_set_many(p(), hash.data(), hash.size(), f.data(), f.size(), summary));
+    }
+    void hash_replace_all(bytes_view hash, const field_list &fields) const {
+        auto f = detail::fields(fields);
+        detail::check(ipc_hash_replace_all(p(), hash.data(), hash.size(), f.empty() ? nullptr : f.data(), f.size()));
+    }
+    bool hash_delete(bytes_view hash, bytes_view field) const {
+        bool existed = false;
+        detail::check(ipc_hash_delete(p(), hash.data(), hash.size(), field.data(), field.size(), &existed));
+        return existed;
+    }
+    /// Call `cb(field, value)` for every field (first all, with initial sync), then for
+    /// each change; `value` is nullopt for a deleted field.
+    hash_watcher hash_watch(bytes_view hash, field_handler cb,
+                            const ipc_hash_watch_options &opts = hash_watch_options()) const {
+        ipc_hash_watcher *out = nullptr;
+        detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_hash_watch(p(), hash.data(), hash.size(), &detail::field_trampoline, ud, free_ud, &opts, &out);
+        });
+        return hash_watcher(out);
+    }
+
+    // -- locks and keyspace events
+
+    /// Acquire a lock (IPC_ERR_TIMEOUT if still taken after `wait_ms`).
+    redipc::lock lock(bytes_view name, uint64_t ttl_ms, uint64_t wait_ms = 0, bool auto_renew = false) const {
+        ipc_lock *out = nullptr;
+        detail::check(ipc_lock_acquire(p(), name.data(), name.size(), ttl_ms, wait_ms, auto_renew, &out));
+        return redipc::lock(out);
+    }
+    /// Call `cb(key, event)` for keyspace events of keys matching `pattern` (`events`
+    /// empty: every event).
+    key_watch watch_keys(bytes_view pattern, key_event_handler cb, const std::vector<std::string> &events = {},
+                         bool configure_server = false) const {
+        std::vector<const char *> ev;
+        for (const auto &e : events) ev.push_back(e.c_str());
+        ipc_key_watch *out = nullptr;
+        detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_watch_keys(p(), pattern.data(), pattern.size(), ev.empty() ? nullptr : ev.data(), ev.size(),
+                                  configure_server, &detail::key_event_trampoline, ud, free_ud, &out);
+        });
+        return key_watch(out);
+    }
+
+private:
+    void connect(const std::string &url, const ipc_options *opts) {
+        ipc_client *out = nullptr;
+        detail::check(ipc_client_new(url.c_str(), opts, &out));
+        h_ = owner_t(out);
+    }
+    ipc_client *p() const {
+        if (!h_.get()) detail::throw_empty("client");
+        return h_.get();
+    }
+    template <class It>
+    reply command_args(It first, It last) const {
+        detail::argv v(first, last);
+        ipc_reply *out = nullptr;
+        detail::check(ipc_command(p(), v.ptrs.size(), v.ptrs.data(), v.lens.data(), &out));
+        return reply(out);
+    }
+    template <class F>
+    static std::optional<std::string> take(F f) {
+        detail::buffer b;
+        bool found = false;
+        detail::check(f(&b.data, &b.size, &found));
+        if (!found) return std::nullopt;
+        return b.str();
+    }
+
+    using owner_t = detail::owner<ipc_client, ipc_client_free>;
+    owner_t h_;
+};
+
+}  // namespace redipc
+
+#endif  // REDIPC_HPP
