@@ -336,7 +336,7 @@ impl Client {
     /// Follow a stream; see [`crate::Client::stream_follow`].
     pub fn stream_follow(&self, stream: impl AsRef<[u8]>, from_id: &str) -> Result<StreamFollower> {
         Ok(StreamFollower {
-            inner: self.inner.stream_follow(stream, from_id)?,
+            inner: self.wait(self.inner.stream_follow(stream, from_id))?,
             handle: self.handle.clone(),
         })
     }

@@ -291,6 +291,14 @@ impl StreamConsumer {
     /// Stop reading and wait up to `deadline` for the running handler.
     pub fn stop(&mut self, deadline: Duration) -> Result<()> {
         self.shared.stop.store(true, Ordering::Release);
+        // From inside its own handler: it stops when the handler returns.
+        if self
+            .thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id())
+        {
+            return Ok(());
+        }
         let until = Instant::now() + deadline;
         if let Some(t) = &self.thread {
             while !t.is_finished() {
@@ -382,6 +390,10 @@ fn consumer_loop(s: Arc<ConsumerShared>) {
             }
         };
         for entry in entries {
+            // Stopping: the rest stays pending (another consumer claims it after min_idle).
+            if s.stop.load(Ordering::Acquire) {
+                break;
+            }
             handle_entry(&s, &handle, entry);
         }
     }
@@ -665,14 +677,29 @@ impl Client {
     }
 
     /// Follow a stream from `from_id` (`"$"`: new entries only, `"0"`: everything).
-    pub fn stream_follow(&self, stream: impl AsRef<[u8]>, from_id: &str) -> Result<StreamFollower> {
+    ///
+    /// `"$"` is pinned now to the stream's last id, so whatever is published from this call
+    /// on is seen, even between calls of `next`.
+    pub async fn stream_follow(
+        &self,
+        stream: impl AsRef<[u8]>,
+        from_id: &str,
+    ) -> Result<StreamFollower> {
         let stream = stream.as_ref();
         check_name("stream", stream)?;
         check_id(from_id)?;
+        let last_id = if from_id == "$" {
+            self.stream_last(stream)
+                .await?
+                .map(|e| e.id)
+                .unwrap_or_else(|| "0-0".to_string())
+        } else {
+            from_id.to_string()
+        };
         Ok(StreamFollower {
             client: self.clone(),
             stream: Bytes::copy_from_slice(stream),
-            last_id: from_id.to_string(),
+            last_id,
             buffer: VecDeque::new(),
             conn: None,
         })

@@ -281,3 +281,25 @@ fn bad_input_is_refused_and_wrong_types_change_nothing() {
     assert!(c.stream_publish("", &[("a", "b")], None).is_err());
     assert!(c.stream_group_create("s", "", "0").is_err());
 }
+
+#[test]
+fn following_from_dollar_sees_everything_published_after_it_started() {
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    c.stream_publish("f", &[("n", "old")], None).unwrap();
+    let mut f = c.stream_follow("f", "$").unwrap();
+    let mut empty = c.stream_follow("not-yet", "$").unwrap();
+    // Published before the first next(): still seen.
+    for n in ["a", "b", "c"] {
+        c.stream_publish("f", &[("n", n)], None).unwrap();
+    }
+    c.stream_publish("not-yet", &[("n", "first")], None)
+        .unwrap();
+    for n in ["a", "b", "c"] {
+        let e = f.next(Duration::from_secs(2)).unwrap().expect("entry");
+        assert_eq!(e.get(b"n").map(|v| &v[..]), Some(n.as_bytes()));
+    }
+    assert_eq!(f.next(Duration::from_millis(50)).unwrap(), None);
+    let e = empty.next(Duration::from_secs(2)).unwrap().expect("entry");
+    assert_eq!(e.get(b"n").map(|v| &v[..]), Some(&b"first"[..]));
+}

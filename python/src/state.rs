@@ -200,11 +200,8 @@ impl Client {
         };
         let c = &self.inner;
         let v = sliced(py, timeout, |slice| {
-            // A plain read first: the fast path, and its round trip lets the client's pub/sub
-            // connection send the UNSUBSCRIBE left by the previous wait on this key. (The
-            // core's notifier deadlocks when a wait registers a channel that is still
-            // subscribed with its UNSUBSCRIBE not yet sent: the Activated event is then
-            // delivered inline to a handler that takes the lock the registration holds.)
+            // A plain read first: the fast path, without subscribing to the key's channel
+            // (the core's wait subscribes before it looks, as it must to miss nothing).
             if let Some(v) = c.cache_get(&key)? {
                 return Ok(Some(v));
             }
