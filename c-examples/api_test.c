@@ -26,12 +26,6 @@ static const char *key(const char *name) {
     return b;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static int last_error_has(const char *text) {
     return strstr(ipc_last_error_message(), text) != NULL;
 }

@@ -1,13 +1,49 @@
-/* check.h: the few assertion helpers of the C tests. Each CHECK counts one passed or
+/* check.h: the assertion, time and waiting helpers of the C tests. Each CHECK counts one passed or
  * failed check; a test program ends with check_summary(), which prints the line
  * "N passed, M failed" that the test runner reads, and returns the exit status. */
 #ifndef REDIPC_CHECK_H
 #define REDIPC_CHECK_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "redipc.h"
+
+/* Time, sleeping and atomic counters shared by the tests. */
+static inline double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static inline void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static inline long load(volatile long *p) { return __sync_fetch_and_add(p, 0); }
+static inline long add(volatile long *p, long v) { return __sync_fetch_and_add(p, v); }
+
+/* Poll `cond` every 2 ms until it holds or `ms` passed; `ok` says whether it held. A
+ * deadline passing is a failure of the test, never a synchronization. */
+#define WAIT_UNTIL(ok, cond, ms)                        \
+    do {                                                \
+        double wait_deadline_ = now_ms() + (ms);        \
+        (ok) = 0;                                       \
+        for (;;) {                                      \
+            if (cond) {                                 \
+                (ok) = 1;                               \
+                break;                                  \
+            }                                           \
+            if (now_ms() > wait_deadline_) break;       \
+            sleep_ms(2);                                \
+        }                                               \
+    } while (0)
 
 static unsigned long check_passed = 0;
 static unsigned long check_failed = 0;

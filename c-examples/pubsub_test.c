@@ -42,12 +42,6 @@ static const char *chan(const char *name) {
     return b;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static void sleep_us(long us) {
     struct timespec ts;
     ts.tv_sec = us / 1000000;
@@ -57,9 +51,6 @@ static void sleep_us(long us) {
 }
 
 /* Counters shared between threads (GCC/Clang builtins; the tests are C99). */
-static long load(volatile long *p) { return __sync_fetch_and_add(p, 0); }
-static long add(volatile long *p, long v) { return __sync_fetch_and_add(p, v); }
-
 static ipc_client *new_client(const char *url, int poll_mode) {
     ipc_options *opts = NULL;
     ipc_client *c = NULL;

@@ -44,24 +44,7 @@ static const char *name(const char *n) {
     return b;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Counters shared between threads (GCC/Clang builtins; the tests are C99). */
-static long load(volatile long *p) { return __sync_fetch_and_add(p, 0); }
-static long add(volatile long *p, long v) { return __sync_fetch_and_add(p, v); }
-
 /* Wait until *p >= want, up to ms; whether it got there. */
 static int wait_for(volatile long *p, long want, double ms) {
     double deadline = now_ms() + ms;

@@ -48,39 +48,6 @@ static const char *s(const char *name) {
     return b;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static long load(volatile long *p) { return __sync_fetch_and_add(p, 0); }
-static long add(volatile long *p, long v) { return __sync_fetch_and_add(p, v); }
-
-/* Poll `cond` every 2 ms until it holds or `ms` passed; `ok` says whether it held. A
- * deadline passing is a failure of the test, never a synchronization. */
-#define WAIT_UNTIL(ok, cond, ms)                        \
-    do {                                                \
-        double wait_deadline_ = now_ms() + (ms);        \
-        (ok) = 0;                                       \
-        for (;;) {                                      \
-            if (cond) {                                 \
-                (ok) = 1;                               \
-                break;                                  \
-            }                                           \
-            if (now_ms() > wait_deadline_) break;       \
-            sleep_ms(2);                                \
-        }                                               \
-    } while (0)
-
 static ipc_field fld(const char *name, const char *value) {
     ipc_field f;
     f.name = name;
