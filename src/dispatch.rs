@@ -187,59 +187,75 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
         })
     }
 
-    /// Queue one event, applying the overflow policy to droppable ones; waits for room under
-    /// [`Overflow::Block`]. Returns false once the consumer is closed. The consumer is not
-    /// woken here (only before waiting for room): the producer queues everything one read of
-    /// the socket brought, then calls [`flush`](Delivery::flush) once, so a fast consumer is
-    /// woken once per burst instead of once per message.
-    pub(crate) async fn push(self: &Arc<Self>, item: T) -> bool {
-        let mut item = Some(item);
+    /// Queue the events of `items` in order (leaving it empty), applying the overflow policy
+    /// to droppable ones; waits for room under [`Overflow::Block`]. Returns false once the
+    /// consumer is closed. What fits goes in under one lock. The consumer is not woken here
+    /// (only before waiting for room): the producer queues everything one read of the socket
+    /// brought, then calls [`flush`](Delivery::flush), so a fast consumer is woken once per
+    /// burst instead of once per message.
+    pub(crate) async fn push_all(self: &Arc<Self>, items: &mut Vec<T>) -> bool {
         loop {
             let notified = self.not_full.notified();
             {
                 let mut q = lock(&self.queue);
                 if q.closed {
+                    items.clear();
                     return false;
                 }
-                let Some(it) = item.take() else { return true };
-                if q.items.len() < self.capacity || !it.droppable() {
-                    q.items.push_back(it);
-                } else {
-                    match self.overflow {
-                        Overflow::DropNewest => {
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                            return true;
-                        }
-                        Overflow::DropOldest => {
-                            match q.items.iter().position(|e| e.droppable()) {
-                                Some(i) => {
-                                    q.items.remove(i);
-                                }
-                                None => {
-                                    // Only control events queued: drop the arriving message.
-                                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                                    return true;
-                                }
-                            }
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                            q.items.push_back(it);
-                        }
-                        Overflow::Block => {
-                            item = Some(it);
-                        }
+                // What fits (control events always do) goes in at once ...
+                let mut len = q.items.len();
+                let fits = items
+                    .iter()
+                    .take_while(|it| {
+                        let ok = len < self.capacity || !it.droppable();
+                        len += usize::from(ok);
+                        ok
+                    })
+                    .count();
+                q.items.extend(items.drain(..fits));
+                // ... the rest meets the overflow policy, which waits only under `Block`.
+                if self.overflow != Overflow::Block {
+                    for it in items.drain(..) {
+                        let left = self.offer(&mut q, it);
+                        debug_assert!(left.is_none());
                     }
                 }
+                if items.is_empty() {
+                    return true;
+                }
             }
-            if item.is_none() {
-                return true;
-            }
-            // Full: make sure the consumer runs, then wait for room.
             self.wake();
             notified.await;
         }
     }
 
-    /// Wake the consumer for what [`push`](Delivery::push) queued.
+    /// Queue `it` under the overflow policy; gives it back when it must wait for room.
+    fn offer(&self, q: &mut QState<T>, it: T) -> Option<T> {
+        if q.items.len() < self.capacity || !it.droppable() {
+            q.items.push_back(it);
+            return None;
+        }
+        match self.overflow {
+            Overflow::DropNewest => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Overflow::DropOldest => match q.items.iter().position(|e| e.droppable()) {
+                Some(i) => {
+                    q.items.remove(i);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    q.items.push_back(it);
+                }
+                // Only control events queued: drop the arriving message.
+                None => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Overflow::Block => return Some(it),
+        }
+        None
+    }
+
+    /// Wake the consumer for what [`push_all`](Delivery::push_all) queued.
     pub(crate) fn flush(self: &Arc<Self>) {
         self.wake();
     }

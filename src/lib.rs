@@ -29,6 +29,7 @@ mod notify;
 mod pubsub;
 mod queue;
 mod reply;
+mod resp;
 mod rpc;
 mod runtime;
 mod state;

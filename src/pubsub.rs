@@ -16,15 +16,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 
 use crate::config::{Options, ReconnectPolicy};
 use crate::dispatch::{Delivery, Droppable, ErrorHook, Handler, Mode, Overflow, QueueStats};
 use crate::error::{Error, ErrorKind, Result};
+use crate::resp::{Frame, Incoming, MessageKind, PushMessage, Reader};
 
 /// The three kinds of subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -240,7 +239,8 @@ enum ServerState {
 }
 
 struct NameEntry {
-    subs: Vec<u64>,
+    /// The subscriptions on this name, with their queues (messages are routed through here).
+    subs: Vec<(u64, Arc<Delivery<Event>>)>,
     server: ServerState,
     error: Option<Error>,
 }
@@ -409,7 +409,7 @@ impl PubSub {
                     server: ServerState::NotSent,
                     error: None,
                 });
-            entry.subs.push(id);
+            entry.subs.push((id, sub.delivery.clone()));
             let active = entry.server == ServerState::Active;
             sub.names.insert(name.clone(), active);
             if active {
@@ -437,7 +437,7 @@ impl PubSub {
                 continue;
             }
             if let Some(entry) = reg.names[kind.index()].get_mut(name) {
-                entry.subs.retain(|s| *s != id);
+                entry.subs.retain(|(s, _)| *s != id);
                 if entry.subs.is_empty() {
                     reg.dirty[kind.index()].insert(name.clone());
                 }
@@ -495,7 +495,7 @@ impl PubSub {
         if let Some(sub) = reg.subs.remove(&id) {
             for name in sub.names.keys() {
                 if let Some(entry) = reg.names[sub.kind.index()].get_mut(name) {
-                    entry.subs.retain(|s| *s != id);
+                    entry.subs.retain(|(s, _)| *s != id);
                     if entry.subs.is_empty() {
                         reg.dirty[sub.kind.index()].insert(name.clone());
                     }
@@ -655,11 +655,11 @@ async fn run(ps: Arc<PubSub>) {
         }
         set_conn(&ps, ConnState::Connecting);
         let err = match connect(&ps.settings).await {
-            Ok(io) => {
+            Ok((io, reader)) => {
                 attempt = 0;
                 ever_up = true;
                 set_conn(&ps, ConnState::Up);
-                session(&ps, io).await
+                session(&ps, io, reader).await
             }
             Err(e) => e,
         };
@@ -717,7 +717,7 @@ fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
     ps.changed.notify_waiters();
 }
 
-async fn connect(s: &Settings) -> std::result::Result<Box<dyn Io>, Error> {
+async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Error> {
     let what = format!("pub/sub connect to {}", s.display);
     let fut = async {
         let io: Box<dyn Io> = match &s.addr {
@@ -761,33 +761,35 @@ async fn connect(s: &Settings) -> std::result::Result<Box<dyn Io>, Error> {
     if let Some(name) = &s.client_name {
         hello.arg("SETNAME").arg(name);
     }
+    let mut reader = Reader::default();
     let handshake = async {
         io.write_all(&hello.get_packed_command())
             .await
             .map_err(|e| Error::new(ErrorKind::Connection, e.to_string()))?;
-        let mut framed = FramedRead::new(&mut io, redis::ValueCodec::default());
-        match framed.next().await {
-            Some(Ok(redis::Value::ServerError(e))) => {
-                Err(Error::server(e.code(), e.details().unwrap_or("")))
-            }
-            Some(Ok(_)) => {
-                if !framed.read_buffer().is_empty() {
+        let mut got = Vec::new();
+        while got.is_empty() {
+            match reader.fill(&mut io).await {
+                Ok(0) => {
                     return Err(Error::new(
-                        ErrorKind::Protocol,
-                        "unexpected data after HELLO",
+                        ErrorKind::Connection,
+                        "the server closed the connection during HELLO",
                     ));
                 }
-                Ok(())
+                Ok(_) => reader.decode(&mut got)?,
+                Err(e) => return Err(Error::new(ErrorKind::Connection, e.to_string())),
             }
-            Some(Err(e)) => Err(Error::from(e)),
-            None => Err(Error::new(
-                ErrorKind::Connection,
-                "the server closed the connection during HELLO",
+        }
+        match got.swap_remove(0) {
+            Incoming::Frame(Frame::Error(e)) => Err(server_error(&e)),
+            Incoming::Frame(Frame::Map(_)) if got.is_empty() => Ok(()),
+            other => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply to HELLO: {other:?}"),
             )),
         }
     };
     match tokio::time::timeout(s.connect_timeout, handshake).await {
-        Ok(Ok(())) => Ok(io),
+        Ok(Ok(())) => Ok((io, reader)),
         Ok(Err(e)) => Err(e.context(what)),
         Err(_) => Err(Error::new(
             ErrorKind::Connection,
@@ -798,17 +800,16 @@ async fn connect(s: &Settings) -> std::result::Result<Box<dyn Io>, Error> {
 }
 
 /// Run one connection until it breaks or the client closes; returns why it ended.
-async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>) -> Error {
-    let (rd, mut wr) = tokio::io::split(io);
-    let mut frames = FramedRead::with_capacity(rd, redis::ValueCodec::default(), 64 * 1024);
+async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error {
+    let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let interval = ps.settings.health_check_interval;
     let mut ticker = tokio::time::interval(interval / 2);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
-    let mut targets: Vec<Arc<Delivery<Event>>> = Vec::new();
-    let mut touched: Vec<Arc<Delivery<Event>>> = Vec::new();
+    let mut incoming: Vec<Incoming> = Vec::new();
+    let mut pending = Pending::default();
     let mut out = Vec::new();
 
     // Send whatever the registry says is missing (everything, after a reconnect).
@@ -820,37 +821,10 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>) -> Error {
             let _ = wr.shutdown().await;
             return Error::closed();
         }
+        // Subscription changes and the health check come before reading, so that a socket
+        // that always has data cannot starve them.
         tokio::select! {
             biased;
-            frame = frames.next() => {
-                // Handle this frame and every one already read, then wake each consumer that
-                // got something once: one wake-up per burst, not per message.
-                let mut frame = frame;
-                let mut handled = 0usize;
-                let ended = loop {
-                    let value = match frame {
-                        Some(Ok(v)) => v,
-                        Some(Err(e)) => break Some(Error::from(e).context("pub/sub connection")),
-                        None => break Some(Error::new(ErrorKind::Connection, "the server closed the pub/sub connection")),
-                    };
-                    handle_frame(ps, value, &mut inflight, &mut targets, &mut touched, &mut ping_sent).await;
-                    handled += 1;
-                    if handled >= 4096 {
-                        break None;
-                    }
-                    match frames.next().now_or_never() {
-                        Some(f) => frame = f,
-                        None => break None,
-                    }
-                };
-                for d in touched.drain(..) {
-                    d.flush();
-                }
-                if let Some(e) = ended {
-                    return e;
-                }
-                last_rx = Instant::now();
-            }
             _ = ps.wake.notified() => {
                 if let Err(e) = reconcile(ps, &mut inflight, &mut out, &mut wr).await {
                     return e;
@@ -874,8 +848,131 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>) -> Error {
                     ping_sent = Some(now);
                 }
             }
+            read = reader.fill(&mut rd) => {
+                match read {
+                    Ok(0) => return Error::new(ErrorKind::Connection, "the server closed the pub/sub connection"),
+                    Ok(_) => {}
+                    Err(e) => return Error::new(ErrorKind::Connection, e.to_string()).context("pub/sub connection"),
+                }
+                // Everything this read completed: messages are routed under one registry
+                // lock and queued per subscription in one go; each consumer is woken once.
+                if let Err(e) = reader.decode(&mut incoming) {
+                    return e.context("pub/sub connection");
+                }
+                let mut items = incoming.drain(..);
+                loop {
+                    let stop = route_messages(ps, &mut items, &mut pending);
+                    pending.flush().await;
+                    match stop {
+                        Stop::Frame(frame) => handle_frame(ps, frame, &mut inflight, &mut ping_sent),
+                        Stop::Full => {}
+                        Stop::End => break,
+                    }
+                }
+                last_rx = Instant::now();
+            }
         }
     }
+}
+
+/// Messages routed but not queued yet, per subscription queue.
+#[derive(Default)]
+struct Pending {
+    queues: Vec<(Arc<Delivery<Event>>, Vec<Event>)>,
+    count: usize,
+}
+
+/// How many messages are routed before they are queued (bounds what waits outside the
+/// queues when a queue is full under [`Overflow::Block`]).
+const PENDING_MAX: usize = 4096;
+
+impl Pending {
+    fn add(&mut self, d: &Arc<Delivery<Event>>, event: Event) {
+        self.count += 1;
+        // Nearly always one queue, or a few: a linear search beats hashing.
+        match self.queues.iter_mut().find(|(q, _)| Arc::ptr_eq(q, d)) {
+            Some((_, events)) => events.push(event),
+            None => self.queues.push((d.clone(), vec![event])),
+        }
+    }
+
+    /// Queue everything (waiting for room under [`Overflow::Block`]) and wake each consumer.
+    async fn flush(&mut self) {
+        for (d, events) in &mut self.queues {
+            d.push_all(events).await;
+            d.flush();
+        }
+        self.queues.clear();
+        self.count = 0;
+    }
+}
+
+/// Why [`route_messages`] stopped.
+enum Stop {
+    /// At a frame that is not a message (handle it after queueing what came before).
+    Frame(Frame),
+    /// Enough messages pending: queue them, then go on.
+    Full,
+    /// Nothing left.
+    End,
+}
+
+/// Route messages to their subscriptions' pending lists under one registry lock, until a
+/// frame that is not a message, the end, or [`PENDING_MAX`].
+fn route_messages(
+    ps: &PubSub,
+    items: &mut impl Iterator<Item = Incoming>,
+    pending: &mut Pending,
+) -> Stop {
+    let reg = lock(&ps.reg);
+    for item in items {
+        let m = match item {
+            Incoming::Message(m) => m,
+            Incoming::Frame(f) => return Stop::Frame(f),
+        };
+        let (kind, name) = match m.kind {
+            MessageKind::Message => (SubscriptionKind::Channel, &m.channel),
+            MessageKind::SMessage => (SubscriptionKind::Shard, &m.channel),
+            MessageKind::PMessage => match &m.pattern {
+                Some(p) => (SubscriptionKind::Pattern, p),
+                None => continue,
+            },
+        };
+        let Some(entry) = reg.names[kind.index()].get(&name[..]) else {
+            continue;
+        };
+        // The last subscription gets the message's own strings, the others a (cheap) clone.
+        if let Some(((_, last), others)) = entry.subs.split_last() {
+            for (_, d) in others {
+                let copy = Message {
+                    kind,
+                    channel: m.channel.clone(),
+                    pattern: m.pattern.clone(),
+                    payload: m.payload.clone(),
+                };
+                pending.add(d, Event::Message(copy));
+            }
+            let PushMessage {
+                channel,
+                pattern,
+                payload,
+                ..
+            } = m;
+            pending.add(
+                last,
+                Event::Message(Message {
+                    kind,
+                    channel,
+                    pattern,
+                    payload,
+                }),
+            );
+        }
+        if pending.count >= PENDING_MAX {
+            return Stop::Full;
+        }
+    }
+    Stop::End
 }
 
 /// Send the (un)subscribe commands the registry's dirty names need.
@@ -950,34 +1047,29 @@ async fn reconcile<W: AsyncWrite + Unpin>(
     }
 }
 
-fn bytes_of(v: redis::Value) -> Option<Bytes> {
-    match v {
-        redis::Value::BulkString(b) => Some(Bytes::from(b)),
-        redis::Value::SimpleString(s) => Some(Bytes::from(s)),
-        _ => None,
-    }
+/// An error reply as an [`Error`] (its first word is the code).
+fn server_error(text: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(text);
+    let (code, details) = text.split_once(' ').unwrap_or((&text, ""));
+    Error::server(code, details)
 }
 
-async fn handle_frame(
+/// A frame other than a message: a (un)subscribe confirmation, or a reply to a PING or an
+/// error for a (un)subscribe command.
+fn handle_frame(
     ps: &PubSub,
-    value: redis::Value,
+    frame: Frame,
     inflight: &mut VecDeque<InFlight>,
-    targets: &mut Vec<Arc<Delivery<Event>>>,
-    touched: &mut Vec<Arc<Delivery<Event>>>,
     ping_sent: &mut Option<Instant>,
 ) {
-    use redis::PushKind as K;
-    let (kind, data) = match value {
-        redis::Value::Push { kind, data } => (kind, data),
+    let data = match frame {
+        Frame::Push(data) => data,
         other => {
-            // A plain reply: to a PING, or an error for a (un)subscribe command.
             match inflight.pop_front() {
                 Some(InFlight::Ping) => *ping_sent = None,
                 Some(InFlight::Sub { kind, names, .. }) => {
                     let err = match other {
-                        redis::Value::ServerError(e) => {
-                            Error::server(e.code(), e.details().unwrap_or(""))
-                        }
+                        Frame::Error(e) => server_error(&e),
                         v => Error::new(ErrorKind::Protocol, format!("unexpected reply {v:?}")),
                     };
                     sub_failed(ps, kind, &names, err);
@@ -988,109 +1080,38 @@ async fn handle_frame(
         }
     };
     let mut it = data.into_iter();
-    match kind {
-        K::Message | K::SMessage => {
-            let sk = if kind == K::Message {
-                SubscriptionKind::Channel
-            } else {
-                SubscriptionKind::Shard
-            };
-            let (Some(channel), Some(payload)) =
-                (it.next().and_then(bytes_of), it.next().and_then(bytes_of))
-            else {
-                return;
-            };
-            route(ps, sk, &channel, targets);
-            for d in targets.drain(..) {
-                d.push(Event::Message(Message {
-                    kind: sk,
-                    channel: channel.clone(),
-                    pattern: None,
-                    payload: payload.clone(),
-                }))
-                .await;
-                note(touched, d);
-            }
+    let Some(kind) = it.next() else { return };
+    let (sk, subscribed) = match kind.as_bytes().map(|b| &b[..]) {
+        Some(b"subscribe") => (SubscriptionKind::Channel, true),
+        Some(b"psubscribe") => (SubscriptionKind::Pattern, true),
+        Some(b"ssubscribe") => (SubscriptionKind::Shard, true),
+        Some(b"unsubscribe") => (SubscriptionKind::Channel, false),
+        Some(b"punsubscribe") => (SubscriptionKind::Pattern, false),
+        Some(b"sunsubscribe") => (SubscriptionKind::Shard, false),
+        // Other pushes (a message with an unusual shape; client tracking): not ours.
+        _ => return,
+    };
+    let Some(name) = it.next().as_ref().and_then(Frame::as_bytes).cloned() else {
+        return;
+    };
+    confirmed(ps, sk, name, subscribed);
+    // Count the confirmation against the command it answers; waiters are woken
+    // once per command, not once per name (a command carries up to 512 names).
+    let mut wake_waiters = true;
+    if let Some(InFlight::Sub {
+        kind: k, remaining, ..
+    }) = inflight.front_mut()
+        && *k == sk
+    {
+        *remaining -= 1;
+        if *remaining == 0 {
+            inflight.pop_front();
+        } else {
+            wake_waiters = false;
         }
-        K::PMessage => {
-            let (Some(pattern), Some(channel), Some(payload)) = (
-                it.next().and_then(bytes_of),
-                it.next().and_then(bytes_of),
-                it.next().and_then(bytes_of),
-            ) else {
-                return;
-            };
-            route(ps, SubscriptionKind::Pattern, &pattern, targets);
-            for d in targets.drain(..) {
-                d.push(Event::Message(Message {
-                    kind: SubscriptionKind::Pattern,
-                    channel: channel.clone(),
-                    pattern: Some(pattern.clone()),
-                    payload: payload.clone(),
-                }))
-                .await;
-                note(touched, d);
-            }
-        }
-        K::Subscribe
-        | K::PSubscribe
-        | K::SSubscribe
-        | K::Unsubscribe
-        | K::PUnsubscribe
-        | K::SUnsubscribe => {
-            let sk = match kind {
-                K::Subscribe | K::Unsubscribe => SubscriptionKind::Channel,
-                K::PSubscribe | K::PUnsubscribe => SubscriptionKind::Pattern,
-                _ => SubscriptionKind::Shard,
-            };
-            let subscribed = matches!(kind, K::Subscribe | K::PSubscribe | K::SSubscribe);
-            let Some(name) = it.next().and_then(bytes_of) else {
-                return;
-            };
-            confirmed(ps, sk, name, subscribed);
-            // Count the confirmation against the command it answers; waiters are woken
-            // once per command, not once per name (a command carries up to 512 names).
-            let mut wake_waiters = true;
-            if let Some(InFlight::Sub {
-                kind: k, remaining, ..
-            }) = inflight.front_mut()
-                && *k == sk
-            {
-                *remaining -= 1;
-                if *remaining == 0 {
-                    inflight.pop_front();
-                } else {
-                    wake_waiters = false;
-                }
-            }
-            if wake_waiters {
-                ps.changed.notify_waiters();
-            }
-        }
-        _ => {}
     }
-}
-
-/// Remember a consumer to wake at the end of the burst (once).
-fn note(touched: &mut Vec<Arc<Delivery<Event>>>, d: Arc<Delivery<Event>>) {
-    if !touched.iter().any(|t| Arc::ptr_eq(t, &d)) {
-        touched.push(d);
-    }
-}
-
-fn route(
-    ps: &PubSub,
-    kind: SubscriptionKind,
-    name: &[u8],
-    targets: &mut Vec<Arc<Delivery<Event>>>,
-) {
-    let reg = lock(&ps.reg);
-    if let Some(entry) = reg.names[kind.index()].get(name) {
-        for id in &entry.subs {
-            if let Some(sub) = reg.subs.get(id) {
-                targets.push(sub.delivery.clone());
-            }
-        }
+    if wake_waiters {
+        ps.changed.notify_waiters();
     }
 }
 
@@ -1103,7 +1124,7 @@ fn confirmed(ps: &PubSub, kind: SubscriptionKind, name: Bytes, subscribed: bool)
     };
     if subscribed {
         entry.server = ServerState::Active;
-        for id in &entry.subs {
+        for (id, _) in &entry.subs {
             if let Some(sub) = reg.subs.get_mut(id)
                 && let Some(seen) = sub.names.get_mut(&name)
             {
