@@ -357,7 +357,8 @@ impl Client {
             return Err(Error::invalid("empty command name"));
         }
         let limit = self.inner.conn.max_value_size.load(Ordering::Relaxed);
-        let mut cmd = redis::Cmd::new();
+        let size = args.iter().map(|a| a.as_ref().len()).sum();
+        let mut cmd = redis::Cmd::with_capacity(args.len(), size);
         for (i, a) in args.iter().enumerate() {
             let a = a.as_ref();
             if a.len() > limit {
@@ -391,24 +392,17 @@ impl Client {
             Route::Dedicated(limit) => self.send_dedicated(&cmd, limit).await,
         };
         let result = match result {
-            Ok(v) => match Reply::from_value(v) {
-                Reply::Error(e) => Err(Error::from(e)),
-                r => Ok(r),
-            },
-            Err(e) => Err(e),
+            Ok(Reply::Error(e)) => Err(Error::from(e)),
+            other => other,
         };
         result.map_err(|e| e.context(describe(args)))
     }
 
     /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit).
-    async fn send_dedicated(
-        &self,
-        cmd: &redis::Cmd,
-        limit: Option<Duration>,
-    ) -> Result<redis::Value> {
-        let mut conn = self.inner.conn.dedicated().await?;
+    async fn send_dedicated(&self, cmd: &redis::Cmd, limit: Option<Duration>) -> Result<Reply> {
+        let conn = self.inner.conn.dedicated().await?;
         let r = match limit {
-            Some(t) => tokio::time::timeout(t, conn.send_packed_command(cmd))
+            Some(t) => tokio::time::timeout(t, conn.command(cmd))
                 .await
                 .map_err(|_| {
                     Error::new(
@@ -416,20 +410,17 @@ impl Client {
                         format!("no reply within {t:?} (the command's block time plus the response timeout)"),
                     )
                 })?,
-            None => conn.send_packed_command(cmd).await,
+            None => conn.command(cmd).await,
         };
-        match r {
-            Ok(v) => {
-                self.inner.conn.put_dedicated(conn);
-                Ok(v)
-            }
-            Err(e) => Err(Error::from(e)),
+        if r.is_ok() {
+            self.inner.conn.put_dedicated(conn);
         }
+        r
     }
 
     /// Send a prepared command on the shared connection; an error reply becomes an error.
     pub(crate) async fn run_cmd(&self, cmd: &redis::Cmd) -> Result<Reply> {
-        match Reply::from_value(self.inner.conn.send(cmd).await?) {
+        match self.inner.conn.send(cmd).await? {
             Reply::Error(e) => Err(Error::from(e)),
             r => Ok(r),
         }
@@ -446,13 +437,11 @@ impl Client {
             pipe.add_command(self.build(c)?);
         }
         let n = cmds.len();
-        let vals = self
-            .inner
+        self.inner
             .conn
-            .send_pipeline(&pipe, 0, n)
+            .send_pipeline(&pipe)
             .await
-            .map_err(|e| e.context(format!("pipeline of {n} commands")))?;
-        Ok(vals.into_iter().map(Reply::from_value).collect())
+            .map_err(|e| e.context(format!("pipeline of {n} commands")))
     }
 
     async fn typed<A: AsRef<[u8]>, T>(

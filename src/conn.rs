@@ -10,35 +10,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Options, ReconnectPolicy, Target};
 use crate::error::{Error, ErrorKind, Result};
+use crate::reply::Reply;
+use crate::wire::{Wire, WireSettings};
 
 enum State {
-    Up {
-        conn: MultiplexedConnection,
-        generation: u64,
-    },
-    Down {
-        last_error: Error,
-    },
+    Up { conn: Wire, generation: u64 },
+    Down { last_error: Error },
     Closed,
 }
 
 /// Settings the connection needs after it is made.
 struct Settings {
-    connect_timeout: Duration,
+    wire: WireSettings,
     response_timeout: Duration,
-    client_name: Option<String>,
     reconnect: ReconnectPolicy,
-    resp3: bool,
 }
 
 pub(crate) struct Conn {
-    client: redis::Client,
     /// `host:port` or socket path, for messages.
     pub(crate) display: String,
     settings: Settings,
@@ -51,7 +44,7 @@ pub(crate) struct Conn {
     configured_max_value_size: usize,
     handle: tokio::runtime::Handle,
     /// Idle dedicated connections (see [`Conn::dedicated`]).
-    idle: Mutex<Vec<MultiplexedConnection>>,
+    idle: Mutex<Vec<Wire>>,
 }
 
 impl Conn {
@@ -62,18 +55,24 @@ impl Conn {
         opts: &Options,
         handle: tokio::runtime::Handle,
     ) -> Result<Arc<Conn>> {
-        let client = redis::Client::open(target.info)
-            .map_err(|e| Error::from_redis(e, format!("connect to {}", target.display)))?;
+        let info = &target.info;
+        let redis_settings = info.redis_settings();
         let conn = Arc::new(Conn {
-            client,
-            display: target.display,
             settings: Settings {
-                connect_timeout: opts.connect_timeout,
+                wire: WireSettings {
+                    addr: info.addr().clone(),
+                    username: redis_settings.username().map(str::to_string),
+                    password: redis_settings.password().map(str::to_string),
+                    db: redis_settings.db(),
+                    client_name: opts.client_name.clone(),
+                    resp3: opts.resp3,
+                    connect_timeout: opts.connect_timeout,
+                    display: target.display.clone(),
+                },
                 response_timeout: opts.response_timeout,
-                client_name: opts.client_name.clone(),
                 reconnect: opts.reconnect.clone(),
-                resp3: opts.resp3,
             },
+            display: target.display,
             state: Mutex::new(State::Down {
                 last_error: Error::new(ErrorKind::Connection, "not connected yet"),
             }),
@@ -103,86 +102,45 @@ impl Conn {
         self.changed.send_modify(|g| *g += 1);
     }
 
-    /// Open one multiplexed connection and run the per-connection setup. `generation` 0
-    /// opens a dedicated connection: no response timeout of its own (each call sets one),
-    /// and its closing does not concern the shared connection.
-    async fn open(this: &Arc<Conn>, generation: u64) -> Result<MultiplexedConnection> {
-        let what = || format!("connect to {}", this.display);
-        let shared = generation != 0;
-        let mut config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(this.settings.connect_timeout))
-            .set_response_timeout(shared.then_some(this.settings.response_timeout));
-        if this.settings.resp3 && shared {
-            // The driver tells us at once when the socket closes, so the next call
-            // waits for the reconnect instead of failing on a dead connection.
+    /// Open one connection and run the per-connection setup. `generation` 0 opens a
+    /// dedicated connection, whose end does not concern the shared connection.
+    async fn open(this: &Arc<Conn>, generation: u64) -> Result<Wire> {
+        let hook: Option<crate::wire::DownHook> = (generation != 0).then(|| {
+            // The driver tells us at once when the socket fails, so the next call waits
+            // for the reconnect instead of failing on a dead connection.
             let weak: Weak<Conn> = Arc::downgrade(this);
-            config = config.set_push_sender(move |info: redis::PushInfo| {
-                if info.kind == redis::PushKind::Disconnection
-                    && let Some(conn) = weak.upgrade()
-                {
-                    conn.mark_down(
-                        generation,
-                        Error::new(ErrorKind::Connection, "the server closed the connection"),
-                    );
+            Box::new(move |err: Error| {
+                if let Some(conn) = weak.upgrade() {
+                    conn.mark_down(generation, err);
                 }
-                Ok::<(), ()>(())
-            });
-        }
-        let fut = this
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let mut mc = match tokio::time::timeout(this.settings.connect_timeout, fut).await {
-            Ok(Ok(c)) => c,
-            // A connect that times out is a connection failure, not a slow reply.
-            Ok(Err(e)) => {
-                let err = Error::from_redis(e, what());
-                return Err(if err.is_timeout() {
-                    err.with_kind(ErrorKind::Connection)
-                } else {
-                    err
-                });
-            }
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    format!(
-                        "no connection within the connect timeout of {:?}",
-                        this.settings.connect_timeout
-                    ),
-                )
-                .context(what()));
-            }
-        };
-        if let Some(name) = &this.settings.client_name {
-            let mut cmd = redis::cmd("CLIENT");
-            cmd.arg("SETNAME").arg(name);
-            mc.send_packed_command(&cmd)
-                .await
-                .map_err(|e| Error::from_redis(e, "CLIENT SETNAME"))?;
-        }
+            }) as crate::wire::DownHook
+        });
+        let wire = Wire::connect(&this.settings.wire, hook).await?;
         // Learn the server's bulk limit so an oversized value is refused before it is sent
         // (the server would otherwise close the connection on it). CONFIG may be
         // forbidden by ACLs: then our own limit stays.
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("GET").arg("proto-max-bulk-len");
-        if let Ok(v) = mc.send_packed_command(&cmd).await {
-            let limit = crate::Reply::from_value(v)
-                .into_pairs()
-                .ok()
-                .and_then(|p| p.into_iter().next())
-                .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.parse::<usize>().ok());
-            if let Some(limit) = limit {
-                this.max_value_size
-                    .store(limit.min(this.configured_max_value_size), Ordering::Relaxed);
-            }
+        let limit =
+            match tokio::time::timeout(this.settings.response_timeout, wire.command(&cmd)).await {
+                Ok(Ok(reply)) => reply
+                    .into_pairs()
+                    .ok()
+                    .and_then(|p| p.into_iter().next())
+                    .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.parse::<usize>().ok()),
+                _ => None,
+            };
+        if let Some(limit) = limit {
+            this.max_value_size
+                .store(limit.min(this.configured_max_value_size), Ordering::Relaxed);
         }
-        Ok(mc)
+        Ok(wire)
     }
 
     /// A connection of its own, for what must not share the multiplexed one: blocking pops,
     /// `WATCH` transactions. Reuses an idle one when there is one. Return it with
     /// [`Conn::put_dedicated`] when it is still good.
-    pub(crate) async fn dedicated(self: &Arc<Self>) -> Result<MultiplexedConnection> {
+    pub(crate) async fn dedicated(self: &Arc<Self>) -> Result<Wire> {
         if self.is_closed() {
             return Err(Error::closed());
         }
@@ -194,7 +152,7 @@ impl Conn {
     }
 
     /// Give back a dedicated connection that is in a clean state (no WATCH, not blocked).
-    pub(crate) fn put_dedicated(&self, c: MultiplexedConnection) {
+    pub(crate) fn put_dedicated(&self, c: Wire) {
         const MAX_IDLE: usize = 4;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE && !self.is_closed() {
@@ -295,7 +253,7 @@ impl Conn {
     }
 
     /// The current connection, waiting for a reconnect until `deadline`.
-    async fn current(&self, deadline: Instant) -> Result<(MultiplexedConnection, u64)> {
+    async fn current(&self, deadline: Instant) -> Result<(Wire, u64)> {
         let mut rx = self.changed.subscribe();
         loop {
             let last_error = match &*self.lock() {
@@ -315,42 +273,36 @@ impl Conn {
         }
     }
 
-    /// Send a pipeline of commands (as one write) and read `count` replies starting at
-    /// reply `offset` (the replies of `MULTI`/`EXEC` framing are skipped that way).
-    /// Errors carry no context: the caller says which command it was.
+    /// Send a pipeline of commands (as one write) and read every reply (`MULTI`'s, the
+    /// `QUEUED`s and `EXEC`'s too for an atomic pipeline). Errors carry no context: the
+    /// caller says which command it was.
     pub(crate) async fn send_pipeline(
         self: &Arc<Self>,
         pipe: &redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> Result<Vec<redis::Value>> {
+    ) -> Result<Vec<Reply>> {
         let deadline = Instant::now() + self.settings.response_timeout;
-        let (mut mc, generation) = self.current(deadline).await?;
-        match tokio::time::timeout_at(deadline, mc.send_packed_commands(pipe, offset, count)).await
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(e, generation)),
+        let (wire, generation) = self.current(deadline).await?;
+        match tokio::time::timeout_at(deadline, wire.pipeline(pipe)).await {
+            Ok(r) => r.inspect_err(|e| self.failed(e, generation)),
             Err(_) => Err(self.timed_out()),
         }
     }
 
-    /// Send one command and read its reply. Errors carry no context: the caller says which
-    /// command it was.
-    pub(crate) async fn send(self: &Arc<Self>, cmd: &redis::Cmd) -> Result<redis::Value> {
+    /// Send one command and read its reply (a server error is `Ok(Reply::Error)`). Errors
+    /// carry no context: the caller says which command it was.
+    pub(crate) async fn send(self: &Arc<Self>, cmd: &redis::Cmd) -> Result<Reply> {
         let deadline = Instant::now() + self.settings.response_timeout;
-        let (mut mc, generation) = self.current(deadline).await?;
-        match tokio::time::timeout_at(deadline, mc.send_packed_command(cmd)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(e, generation)),
+        let (wire, generation) = self.current(deadline).await?;
+        match tokio::time::timeout_at(deadline, wire.command(cmd)).await {
+            Ok(r) => r.inspect_err(|e| self.failed(e, generation)),
             Err(_) => Err(self.timed_out()),
         }
     }
 
-    fn failed(self: &Arc<Self>, e: redis::RedisError, generation: u64) -> Error {
-        if e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() {
-            self.mark_down(generation, Error::new(ErrorKind::Connection, e.to_string()));
+    fn failed(self: &Arc<Self>, e: &Error, generation: u64) {
+        if e.kind() == ErrorKind::Connection {
+            self.mark_down(generation, e.clone());
         }
-        Error::from(e)
     }
 
     fn timed_out(&self) -> Error {

@@ -99,12 +99,6 @@ impl Error {
         Error::new(ErrorKind::Closed, "the client is closed")
     }
 
-    /// The same error as another kind (a timeout while connecting is a connection error).
-    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
-        self.kind = kind;
-        self
-    }
-
     /// The kind of error.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -166,11 +160,6 @@ impl Error {
             None => what.to_string(),
         });
         self
-    }
-
-    /// Convert an error of the `redis` crate, saying what was being done.
-    pub(crate) fn from_redis(err: redis::RedisError, what: impl fmt::Display) -> Self {
-        Error::from(err).context(what)
     }
 }
 

@@ -35,6 +35,7 @@ mod runtime;
 mod state;
 mod stream;
 mod tx;
+mod wire;
 
 pub use client::{Client, SetOptions};
 pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};

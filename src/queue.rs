@@ -24,12 +24,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::Reply;
 use crate::runtime;
+use crate::wire::Wire;
 
 const RETRY_MAGIC: &[u8] = b"\0ipq\x01";
 const DEAD_MAGIC: &[u8] = b"\0ipd\x01";
@@ -534,7 +534,7 @@ async fn heartbeat(shared: Arc<Shared>) {
 
 /// A connection of the loop's own for blocking pops, re-made after errors.
 struct LoopConn {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Wire>,
 }
 
 impl LoopConn {
@@ -547,17 +547,15 @@ impl LoopConn {
         if self.conn.is_none() {
             self.conn = Some(shared.client.conn().dedicated().await?);
         }
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(conn) = self.conn.as_ref() else {
             return Err(Error::closed());
         };
-        match tokio::time::timeout(timeout, conn.send_packed_command(cmd)).await {
-            Ok(Ok(v)) => match Reply::from_value(v) {
-                Reply::Error(e) => Err(Error::from(e)),
-                r => Ok(r),
-            },
+        match tokio::time::timeout(timeout, conn.command(cmd)).await {
+            Ok(Ok(Reply::Error(e))) => Err(Error::from(e)),
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.conn = None;
-                Err(Error::from(e))
+                Err(e)
             }
             Err(_) => {
                 self.conn = None;

@@ -243,43 +243,6 @@ impl Reply {
             other => Err(unexpected("OK", &other)),
         }
     }
-
-    pub(crate) fn from_value(v: redis::Value) -> Reply {
-        use redis::Value as V;
-        match v {
-            V::Nil => Reply::Nil,
-            V::Int(i) => Reply::Int(i),
-            V::BulkString(b) => Reply::Bulk(b),
-            V::Array(a) => Reply::Array(a.into_iter().map(Reply::from_value).collect()),
-            V::SimpleString(s) => Reply::Status(s),
-            V::Okay => Reply::Status("OK".to_string()),
-            V::Map(m) => Reply::Map(
-                m.into_iter()
-                    .map(|(k, v)| (Reply::from_value(k), Reply::from_value(v)))
-                    .collect(),
-            ),
-            V::Attribute { data, .. } => Reply::from_value(*data),
-            V::Set(s) => Reply::Set(s.into_iter().map(Reply::from_value).collect()),
-            V::Double(d) => Reply::Double(d),
-            V::Boolean(b) => Reply::Bool(b),
-            V::VerbatimString { format, text } => Reply::Verbatim {
-                format: format.to_string(),
-                text,
-            },
-            V::BigNumber(b) => Reply::BigNumber(String::from_utf8_lossy(&b).into_owned()),
-            V::Push { kind, data } => Reply::Push {
-                kind: kind.to_string(),
-                data: data.into_iter().map(Reply::from_value).collect(),
-            },
-            V::ServerError(e) => Reply::Error(ServerError {
-                code: e.code().to_string(),
-                message: e.details().unwrap_or("").to_string(),
-            }),
-            // `redis::Value` is non-exhaustive; anything new is shown as its debug text.
-            #[allow(unreachable_patterns)]
-            other => Reply::Status(format!("{other:?}")),
-        }
-    }
 }
 
 fn unexpected(wanted: &str, got: &Reply) -> Error {

@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::{Error, ErrorKind};
+use crate::reply::{Reply, ServerError};
 
 /// How deep aggregates may nest before the stream is called malformed (the server never
 /// nests pub/sub replies more than two deep; this only stops a runaway recursion).
@@ -110,10 +111,10 @@ fn malformed(what: impl std::fmt::Display) -> Error {
 }
 
 /// A scan result: `Ok(None)` when the frame is not complete yet.
-type Scan<T> = std::result::Result<Option<T>, Error>;
+type Partial<T> = std::result::Result<Option<T>, Error>;
 
 /// The line starting at `p`: its content's range and where the next line starts.
-fn line(buf: &[u8], p: usize) -> Scan<(Range<usize>, usize)> {
+fn line(buf: &[u8], p: usize) -> Partial<(Range<usize>, usize)> {
     let Some(rest) = buf.get(p..) else {
         return Ok(None);
     };
@@ -147,7 +148,7 @@ fn parse_int(s: &[u8]) -> std::result::Result<i64, Error> {
 }
 
 /// The header line at `p` (type byte, then a number): the number and where the body starts.
-fn header(buf: &[u8], p: usize) -> Scan<(i64, usize)> {
+fn header(buf: &[u8], p: usize) -> Partial<(i64, usize)> {
     let Some((r, next)) = line(buf, p)? else {
         return Ok(None);
     };
@@ -166,7 +167,7 @@ fn length(n: i64) -> std::result::Result<Option<usize>, Error> {
 }
 
 /// A blob body of `len` bytes starting at `p`: its range and where the next frame starts.
-fn blob_body(buf: &[u8], p: usize, len: usize) -> Scan<(Range<usize>, usize)> {
+fn blob_body(buf: &[u8], p: usize, len: usize) -> Partial<(Range<usize>, usize)> {
     let end = p
         .checked_add(len)
         .ok_or_else(|| malformed("a length out of range"))?;
@@ -180,7 +181,7 @@ fn blob_body(buf: &[u8], p: usize, len: usize) -> Scan<(Range<usize>, usize)> {
 }
 
 /// Where the frame starting at `p` ends.
-fn skip(buf: &[u8], p: usize, depth: usize) -> Scan<usize> {
+fn skip(buf: &[u8], p: usize, depth: usize) -> Partial<usize> {
     if depth > MAX_DEPTH {
         return Err(malformed("aggregates nested too deep"));
     }
@@ -231,7 +232,7 @@ fn skip(buf: &[u8], p: usize, depth: usize) -> Scan<usize> {
 /// A string element at `p` (`$` or `+`) of a push: its range and where the next one starts.
 /// `Ok(None)` both when incomplete and when it is not a string (the caller then falls back to
 /// the general path, which tells the two apart).
-fn string_at(buf: &[u8], p: usize) -> Scan<(Range<usize>, usize)> {
+fn string_at(buf: &[u8], p: usize) -> Partial<(Range<usize>, usize)> {
     match buf.get(p) {
         Some(b'$') => {
             let Some((n, body)) = header(buf, p)? else {
@@ -248,7 +249,7 @@ fn string_at(buf: &[u8], p: usize) -> Scan<(Range<usize>, usize)> {
 }
 
 /// The pub/sub message starting at `p`, if it is one and complete: its shape and end.
-fn scan_message(buf: &[u8], p: usize) -> Scan<(Shape, usize)> {
+fn scan_message(buf: &[u8], p: usize) -> Partial<(Shape, usize)> {
     let Some((n, q)) = header(buf, p)? else {
         return Ok(None);
     };
@@ -349,6 +350,208 @@ fn decode(chunk: &Bytes, p: usize, depth: usize) -> std::result::Result<(Frame, 
                 _ => Frame::Array(v),
             };
             Ok((f, q))
+        }
+        other => Err(malformed(format_args!("unknown type byte 0x{other:02x}"))),
+    }
+}
+
+/// A resumable check that the frame at the start of a buffer is complete: it remembers how
+/// far it got, so a large reply arriving over many reads is scanned once, not once per read.
+#[derive(Default)]
+pub(crate) struct Scan {
+    pos: usize,
+    /// Elements still to come in each open aggregate, innermost last.
+    open: Vec<usize>,
+}
+
+impl Scan {
+    /// `Ok(Some(len))` when the frame at `buf[0..]` is complete (then the scan starts afresh
+    /// for the next frame), `Ok(None)` when more bytes are needed. `buf` must keep the bytes
+    /// already scanned between calls.
+    pub(crate) fn complete(&mut self, buf: &[u8]) -> Partial<usize> {
+        loop {
+            let p = self.pos;
+            let Some(&t) = buf.get(p) else {
+                return Ok(None);
+            };
+            let next = match t {
+                b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => match line(buf, p)? {
+                    Some((_, next)) => next,
+                    None => return Ok(None),
+                },
+                b'$' | b'!' | b'=' => {
+                    let Some((n, body)) = header(buf, p)? else {
+                        return Ok(None);
+                    };
+                    match length(n)? {
+                        None => body,
+                        Some(len) => match blob_body(buf, body, len)? {
+                            Some((_, next)) => next,
+                            None => return Ok(None),
+                        },
+                    }
+                }
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let Some((n, body)) = header(buf, p)? else {
+                        return Ok(None);
+                    };
+                    let count = match length(n)? {
+                        None => 0,
+                        Some(c) if matches!(t, b'%') => c
+                            .checked_mul(2)
+                            .ok_or_else(|| malformed("a length out of range"))?,
+                        // An attribute belongs to the value that follows it.
+                        Some(c) if matches!(t, b'|') => c
+                            .checked_mul(2)
+                            .and_then(|c| c.checked_add(1))
+                            .ok_or_else(|| malformed("a length out of range"))?,
+                        Some(c) => c,
+                    };
+                    if count > 0 {
+                        if self.open.len() >= MAX_DEPTH {
+                            return Err(malformed("aggregates nested too deep"));
+                        }
+                        self.pos = body;
+                        self.open.push(count);
+                        continue;
+                    }
+                    body
+                }
+                other => return Err(malformed(format_args!("unknown type byte 0x{other:02x}"))),
+            };
+            self.pos = next;
+            // One element done: close every aggregate it completes.
+            loop {
+                match self.open.last_mut() {
+                    None => {
+                        let len = self.pos;
+                        self.pos = 0;
+                        return Ok(Some(len));
+                    }
+                    Some(left) => {
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        self.open.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The error reply `text` (`CODE message`) as a [`ServerError`].
+pub(crate) fn server_error(text: &[u8]) -> ServerError {
+    let text = String::from_utf8_lossy(text);
+    let (code, message) = text.split_once(' ').unwrap_or((&text, ""));
+    ServerError {
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Decode the complete frame at `buf[p..]` (checked by [`Scan`]) into a [`Reply`].
+pub(crate) fn decode_reply(buf: &[u8], p: usize) -> std::result::Result<(Reply, usize), Error> {
+    let incomplete = || malformed("a frame ended early");
+    let t = *buf.get(p).ok_or_else(incomplete)?;
+    match t {
+        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => {
+            let (r, next) = line(buf, p)?.ok_or_else(incomplete)?;
+            let body = &buf[r.start + 1..r.end];
+            let reply = match t {
+                b'+' => Reply::Status(lossy(body)),
+                b'-' => Reply::Error(server_error(body)),
+                b':' => Reply::Int(parse_int(body)?),
+                b',' => Reply::Double(
+                    std::str::from_utf8(body)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| malformed("a bad double"))?,
+                ),
+                b'#' => match body {
+                    b"t" => Reply::Bool(true),
+                    b"f" => Reply::Bool(false),
+                    _ => return Err(malformed("a bad boolean")),
+                },
+                b'(' => Reply::BigNumber(lossy(body)),
+                _ => Reply::Nil,
+            };
+            Ok((reply, next))
+        }
+        b'$' | b'!' | b'=' => {
+            let (n, body) = header(buf, p)?.ok_or_else(incomplete)?;
+            let Some(len) = length(n)? else {
+                return Ok((Reply::Nil, body));
+            };
+            let (r, next) = blob_body(buf, body, len)?.ok_or_else(incomplete)?;
+            let data = &buf[r];
+            let reply = match t {
+                b'$' => Reply::Bulk(data.to_vec()),
+                b'!' => Reply::Error(server_error(data)),
+                _ => {
+                    let (format, text) = match data.get(3) {
+                        Some(b':') => (&data[..3], &data[4..]),
+                        _ => (&b""[..], data),
+                    };
+                    Reply::Verbatim {
+                        format: lossy(format),
+                        text: lossy(text),
+                    }
+                }
+            };
+            Ok((reply, next))
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let (n, mut q) = header(buf, p)?.ok_or_else(incomplete)?;
+            let Some(count) = length(n)? else {
+                return Ok((Reply::Nil, q));
+            };
+            // Every element takes at least 3 bytes: do not trust a count beyond the data.
+            let cap = count.min((buf.len() - q) / 3);
+            let mut items = || -> std::result::Result<Vec<Reply>, Error> {
+                let mut v = Vec::with_capacity(cap);
+                for _ in 0..count {
+                    let (r, next) = decode_reply(buf, q)?;
+                    v.push(r);
+                    q = next;
+                }
+                Ok(v)
+            };
+            let reply = match t {
+                b'%' | b'|' => {
+                    let mut v = Vec::with_capacity(cap);
+                    for _ in 0..count {
+                        let (k, next) = decode_reply(buf, q)?;
+                        let (val, next) = decode_reply(buf, next)?;
+                        v.push((k, val));
+                        q = next;
+                    }
+                    if t == b'|' {
+                        return decode_reply(buf, q);
+                    }
+                    Reply::Map(v)
+                }
+                b'~' => Reply::Set(items()?),
+                b'>' => {
+                    let mut v = items()?.into_iter();
+                    let kind = match v.next() {
+                        Some(Reply::Bulk(b)) => lossy(&b),
+                        Some(Reply::Status(s)) => s,
+                        _ => String::new(),
+                    };
+                    Reply::Push {
+                        kind,
+                        data: v.collect(),
+                    }
+                }
+                _ => Reply::Array(items()?),
+            };
+            Ok((reply, q))
         }
         other => Err(malformed(format_args!("unknown type byte 0x{other:02x}"))),
     }
@@ -594,5 +797,128 @@ mod tests {
             payload.len()
         );
         assert_eq!(all(frame.as_bytes()).unwrap(), vec![msg("ch", &payload)]);
+    }
+
+    /// Every frame of `input`, fed in pieces of `step` bytes, through [`Scan`] and
+    /// [`decode_reply`] as the command connection does.
+    fn replies(input: &[u8], step: usize) -> Vec<Reply> {
+        let mut scan = Scan::default();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(len) = scan.complete(&buf).unwrap() {
+                let (r, end) = decode_reply(&buf[..len], 0).unwrap();
+                assert_eq!(end, len);
+                out.push(r);
+                buf.drain(..len);
+            }
+        }
+        assert!(buf.is_empty());
+        out
+    }
+
+    #[test]
+    fn replies_of_every_type_at_every_split() {
+        let input = concat!(
+            "+OK\r\n-WRONGTYPE Operation against a key\r\n:-42\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n_\r\n",
+            "*3\r\n:1\r\n*2\r\n$1\r\na\r\n-ERR inner\r\n*0\r\n",
+            "%2\r\n+k1\r\n:1\r\n+k2\r\n~2\r\n#t\r\n#f\r\n",
+            ",3.5\r\n,inf\r\n(12345678901234567890\r\n=9\r\ntxt:hello\r\n!5\r\nERR x\r\n",
+            "|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n",
+            ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n:7\r\n",
+        )
+        .as_bytes();
+        let err = |c: &str, m: &str| {
+            Reply::Error(ServerError {
+                code: c.into(),
+                message: m.into(),
+            })
+        };
+        let want = vec![
+            Reply::Status("OK".into()),
+            err("WRONGTYPE", "Operation against a key"),
+            Reply::Int(-42),
+            Reply::Bulk(b"abc".to_vec()),
+            Reply::Nil,
+            Reply::Nil,
+            Reply::Nil,
+            Reply::Array(vec![
+                Reply::Int(1),
+                Reply::Array(vec![Reply::Bulk(b"a".to_vec()), err("ERR", "inner")]),
+                Reply::Array(vec![]),
+            ]),
+            Reply::Map(vec![
+                (Reply::Status("k1".into()), Reply::Int(1)),
+                (
+                    Reply::Status("k2".into()),
+                    Reply::Set(vec![Reply::Bool(true), Reply::Bool(false)]),
+                ),
+            ]),
+            Reply::Double(3.5),
+            Reply::Double(f64::INFINITY),
+            Reply::BigNumber("12345678901234567890".into()),
+            Reply::Verbatim {
+                format: "txt".into(),
+                text: "hello".into(),
+            },
+            err("ERR", "x"),
+            Reply::Bulk(b"v".to_vec()),
+            Reply::Push {
+                kind: "invalidate".into(),
+                data: vec![Reply::Array(vec![Reply::Bulk(b"k".to_vec())])],
+            },
+            Reply::Int(7),
+        ];
+        // Fed whole, byte by byte, and in uneven pieces: the same replies.
+        for step in [input.len(), 1, 2, 3, 7, 64] {
+            assert_eq!(replies(input, step), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn the_scan_resumes_instead_of_starting_over() {
+        // A 10,000-element array arriving in 100 pieces is scanned once in total.
+        let mut input = b"*10000\r\n".to_vec();
+        for i in 0..10_000 {
+            input.extend_from_slice(format!("${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        }
+        let mut scan = Scan::default();
+        let step = input.len() / 100 + 1;
+        let mut fed = 0;
+        let mut done = None;
+        while done.is_none() {
+            fed = (fed + step).min(input.len());
+            done = scan.complete(&input[..fed]).unwrap();
+            if done.is_none() {
+                assert!(
+                    scan.pos <= fed && scan.pos + 20 >= fed,
+                    "resumes near the end"
+                );
+            }
+        }
+        assert_eq!(done, Some(input.len()));
+        let (r, _) = decode_reply(&input, 0).unwrap();
+        assert_eq!(r.len(), 10_000);
+    }
+
+    #[test]
+    fn malformed_replies_are_protocol_errors() {
+        for bad in [&b"?\r\n"[..], b"$2\r\nabc\r\n", b"*-5\r\n", b"#x\r\n"] {
+            let mut scan = Scan::default();
+            let r = scan.complete(bad).and_then(|len| match len {
+                Some(len) => decode_reply(&bad[..len], 0).map(|_| ()),
+                None => Ok(()),
+            });
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::Protocol, "{bad:?}");
+        }
+        let deep = "*1\r\n".repeat(MAX_DEPTH + 2) + ":1\r\n";
+        assert_eq!(
+            Scan::default()
+                .complete(deep.as_bytes())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Protocol
+        );
     }
 }

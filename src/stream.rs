@@ -20,12 +20,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::Reply;
 use crate::runtime;
+use crate::wire::Wire;
 
 /// One stream entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,7 +327,7 @@ impl Drop for StreamConsumer {
 }
 
 async fn call(
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<Wire>,
     client: &Client,
     cmd: &redis::Cmd,
     timeout: Duration,
@@ -335,17 +335,15 @@ async fn call(
     if conn.is_none() {
         *conn = Some(client.conn().dedicated().await?);
     }
-    let Some(c) = conn.as_mut() else {
+    let Some(c) = conn.as_ref() else {
         return Err(Error::closed());
     };
-    match tokio::time::timeout(timeout, c.send_packed_command(cmd)).await {
-        Ok(Ok(v)) => match Reply::from_value(v) {
-            Reply::Error(e) => Err(Error::from(e)),
-            r => Ok(r),
-        },
+    match tokio::time::timeout(timeout, c.command(cmd)).await {
+        Ok(Ok(Reply::Error(e))) => Err(Error::from(e)),
+        Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => {
             *conn = None;
-            Err(Error::from(e))
+            Err(e)
         }
         Err(_) => {
             *conn = None;
@@ -359,7 +357,7 @@ async fn call(
 
 fn consumer_loop(s: Arc<ConsumerShared>) {
     let handle = s.client.runtime_handle().clone();
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Wire> = None;
     let claim_every = s
         .opts
         .claim_interval
@@ -451,10 +449,7 @@ fn handle_entry(s: &ConsumerShared, handle: &crate::runtime::Rt, entry: StreamEn
     }
 }
 
-async fn read_new(
-    s: &ConsumerShared,
-    conn: &mut Option<MultiplexedConnection>,
-) -> Result<Vec<StreamEntry>> {
+async fn read_new(s: &ConsumerShared, conn: &mut Option<Wire>) -> Result<Vec<StreamEntry>> {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(&s.group[..])
@@ -571,7 +566,7 @@ pub struct StreamFollower {
     stream: Bytes,
     last_id: String,
     buffer: VecDeque<StreamEntry>,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Wire>,
 }
 
 impl std::fmt::Debug for StreamFollower {

@@ -2,25 +2,60 @@
 //! a result per command) and optimistic transactions (`WATCH`, on a connection of their
 //! own, retried when a watched key changed).
 
-use redis::aio::MultiplexedConnection;
+use crate::wire::Wire;
 
 use crate::client::{Client, describe};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::{Reply, ServerError};
 
-/// Commands queued for one [`Pipeline::exec`] or [`Transaction::exec`].
-#[derive(Default, Clone)]
+/// Commands queued for one [`Pipeline::exec`] or [`Transaction::exec`]: sent as they are,
+/// without a copy (an atomic `redis::Pipeline` wraps them in `MULTI` ... `EXEC` as it
+/// writes them).
+#[derive(Clone)]
 struct Batch {
-    cmds: Vec<redis::Cmd>,
-    names: Vec<String>,
+    pipe: redis::Pipeline,
 }
 
 impl Batch {
+    fn new(atomic: bool) -> Self {
+        let mut pipe = redis::Pipeline::new();
+        if atomic {
+            pipe.atomic();
+        }
+        Batch { pipe }
+    }
+
     fn add<A: AsRef<[u8]>>(&mut self, client: &Client, args: &[A]) -> Result<()> {
-        let cmd = client.build(args)?;
-        self.cmds.push(cmd);
-        self.names.push(describe(args));
+        self.pipe.add_command(client.build(args)?);
         Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.pipe.len()
+    }
+
+    fn clear(&mut self) {
+        self.pipe.clear();
+    }
+
+    /// What the `i`th command is, for messages (worked out only when one is needed).
+    fn name(&self, i: usize) -> String {
+        let Some(cmd) = self.pipe.cmd_iter().nth(i) else {
+            return String::new();
+        };
+        let args: Vec<&[u8]> = cmd
+            .args_iter()
+            .take(2)
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b,
+                _ => &b"?"[..],
+            })
+            .collect();
+        describe(&args)
+    }
+
+    fn names(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.name(i)).collect()
     }
 }
 
@@ -35,7 +70,7 @@ pub struct Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("commands", &self.batch.names)
+            .field("commands", &self.batch.names())
             .finish()
     }
 }
@@ -44,7 +79,7 @@ impl Pipeline {
     pub(crate) fn new(client: Client) -> Self {
         Pipeline {
             client,
-            batch: Batch::default(),
+            batch: Batch::new(false),
         }
     }
 
@@ -56,37 +91,33 @@ impl Pipeline {
 
     /// How many commands are queued.
     pub fn len(&self) -> usize {
-        self.batch.cmds.len()
+        self.batch.len()
     }
 
     /// Whether no command is queued.
     pub fn is_empty(&self) -> bool {
-        self.batch.cmds.is_empty()
+        self.batch.len() == 0
     }
 
     /// Forget the queued commands.
     pub fn clear(&mut self) {
-        self.batch = Batch::default();
+        self.batch.clear();
     }
 
     /// Send the queued commands; one reply per command, in order, a server error as
     /// [`Reply::Error`] in its slot. The queue is kept (exec again to resend).
     pub async fn exec(&self) -> Result<Vec<Reply>> {
-        let n = self.batch.cmds.len();
+        let n = self.batch.len();
         if n == 0 {
             return Ok(Vec::new());
-        }
-        let mut pipe = redis::Pipeline::with_capacity(n);
-        for c in &self.batch.cmds {
-            pipe.add_command(c.clone());
         }
         let vals = self
             .client
             .conn()
-            .send_pipeline(&pipe, 0, n)
+            .send_pipeline(&self.batch.pipe)
             .await
             .map_err(|e| e.context(format!("pipeline of {n} commands")))?;
-        Ok(vals.into_iter().map(Reply::from_value).collect())
+        Ok(vals)
     }
 }
 
@@ -100,16 +131,15 @@ pub struct Transaction {
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transaction")
-            .field("commands", &self.batch.names)
+            .field("commands", &self.batch.names())
             .finish()
     }
 }
 
 /// Read the replies of `MULTI, cmd..., EXEC`: the `EXEC` array, or the reason it failed.
 /// `Ok(None)` when a `WATCH`ed key changed (`EXEC` answered nil).
-fn exec_result(vals: Vec<redis::Value>, names: &[String]) -> Result<Option<Vec<Reply>>> {
-    let n = names.len();
-    let mut replies: Vec<Reply> = vals.into_iter().map(Reply::from_value).collect();
+fn exec_result(mut replies: Vec<Reply>, batch: &Batch) -> Result<Option<Vec<Reply>>> {
+    let n = batch.len();
     if replies.len() != n + 2 {
         return Err(Error::new(
             ErrorKind::Protocol,
@@ -130,7 +160,7 @@ fn exec_result(vals: Vec<redis::Value>, names: &[String]) -> Result<Option<Vec<R
         .filter_map(|(i, r)| match r {
             Reply::Error(ServerError { code, message }) => Some(format!(
                 "command {i} ({}) was rejected: {code} {message}",
-                names[i]
+                batch.name(i)
             )),
             _ => None,
         })
@@ -155,21 +185,11 @@ fn exec_result(vals: Vec<redis::Value>, names: &[String]) -> Result<Option<Vec<R
     }
 }
 
-fn multi_exec(cmds: &[redis::Cmd]) -> redis::Pipeline {
-    let mut pipe = redis::Pipeline::with_capacity(cmds.len() + 2);
-    pipe.add_command(redis::cmd("MULTI"));
-    for c in cmds {
-        pipe.add_command(c.clone());
-    }
-    pipe.add_command(redis::cmd("EXEC"));
-    pipe
-}
-
 impl Transaction {
     pub(crate) fn new(client: Client) -> Self {
         Transaction {
             client,
-            batch: Batch::default(),
+            batch: Batch::new(true),
         }
     }
 
@@ -181,17 +201,17 @@ impl Transaction {
 
     /// How many commands are queued.
     pub fn len(&self) -> usize {
-        self.batch.cmds.len()
+        self.batch.len()
     }
 
     /// Whether no command is queued.
     pub fn is_empty(&self) -> bool {
-        self.batch.cmds.is_empty()
+        self.batch.len() == 0
     }
 
     /// Forget the queued commands.
     pub fn clear(&mut self) {
-        self.batch = Batch::default();
+        self.batch.clear();
     }
 
     /// Run `MULTI ... EXEC`. One result per command, in order; a command that failed when
@@ -199,15 +219,14 @@ impl Transaction {
     /// their values. A command refused while queueing aborts the whole transaction: an
     /// `EXECABORT` server error that names the refused command(s).
     pub async fn exec(&self) -> Result<Vec<Reply>> {
-        let n = self.batch.cmds.len();
-        let pipe = multi_exec(&self.batch.cmds);
+        let n = self.batch.len();
         let vals = self
             .client
             .conn()
-            .send_pipeline(&pipe, 0, n + 2)
+            .send_pipeline(&self.batch.pipe)
             .await
             .map_err(|e| e.context(format!("MULTI/EXEC of {n} commands")))?;
-        match exec_result(vals, &self.batch.names)? {
+        match exec_result(vals, &self.batch)? {
             Some(r) => Ok(r),
             // Cannot happen on the shared connection (it never WATCHes).
             None => Err(Error::new(ErrorKind::Watch, "EXEC aborted")),
@@ -220,14 +239,14 @@ impl Transaction {
 /// [`queue`](WatchSession::queue), then [`exec`](WatchSession::exec).
 pub struct WatchSession {
     client: Client,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Wire>,
     batch: Batch,
 }
 
 impl std::fmt::Debug for WatchSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WatchSession")
-            .field("queued", &self.batch.names)
+            .field("queued", &self.batch.names())
             .finish()
     }
 }
@@ -244,7 +263,7 @@ impl WatchSession {
         let mut s = WatchSession {
             client,
             conn: Some(conn),
-            batch: Batch::default(),
+            batch: Batch::new(true),
         };
         s.send(&cmd, &describe(&args)).await?;
         Ok(s)
@@ -252,17 +271,15 @@ impl WatchSession {
 
     async fn send(&mut self, cmd: &redis::Cmd, what: &str) -> Result<Reply> {
         let timeout = self.client.conn().response_timeout();
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(conn) = self.conn.as_ref() else {
             return Err(Error::new(ErrorKind::Closed, "the transaction is finished"));
         };
-        match tokio::time::timeout(timeout, conn.send_packed_command(cmd)).await {
-            Ok(Ok(v)) => match Reply::from_value(v) {
-                Reply::Error(e) => Err(Error::from(e).context(what)),
-                r => Ok(r),
-            },
+        match tokio::time::timeout(timeout, conn.command(cmd)).await {
+            Ok(Ok(Reply::Error(e))) => Err(Error::from(e).context(what)),
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.conn = None; // broken: never reuse it
-                Err(Error::from_redis(e, what))
+                Err(e.context(what))
             }
             Err(_) => {
                 self.conn = None;
@@ -289,28 +306,26 @@ impl WatchSession {
     /// `MULTI`, the queued commands, `EXEC`. `Ok(None)` when a watched key changed since
     /// `WATCH` (nothing ran); otherwise one result per queued command.
     pub async fn exec(mut self) -> Result<Option<Vec<Reply>>> {
-        let n = self.batch.cmds.len();
-        let pipe = multi_exec(&self.batch.cmds);
+        let n = self.batch.len();
         let timeout = self.client.conn().response_timeout();
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return Err(Error::new(ErrorKind::Closed, "the transaction is finished"));
         };
         let what = || format!("MULTI/EXEC of {n} commands");
-        let vals =
-            match tokio::time::timeout(timeout, conn.send_packed_commands(&pipe, 0, n + 2)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Err(Error::from_redis(e, what())),
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("no reply within the response timeout of {timeout:?}"),
-                    )
-                    .context(what()));
-                }
-            };
+        let vals = match tokio::time::timeout(timeout, conn.pipeline(&self.batch.pipe)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(e.context(what())),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply within the response timeout of {timeout:?}"),
+                )
+                .context(what()));
+            }
+        };
         // EXEC ends the WATCH: the connection is clean again.
         self.client.conn().put_dedicated(conn);
-        exec_result(vals, &self.batch.names)
+        exec_result(vals, &self.batch)
     }
 }
 

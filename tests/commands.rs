@@ -400,3 +400,56 @@ fn blocking_commands_get_their_own_connection_and_state_changers_are_refused() {
     c.set("k", "v").unwrap();
     assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn pushes_on_the_command_connection_do_not_shift_replies() {
+    // Client-side caching makes the server send `invalidate` pushes on the command
+    // connection itself (RESP3): they are out-of-band and must not be taken for replies.
+    let server = Server::start();
+    let url = server.unix_url();
+    let c = connect(&url);
+    let other = connect(&url);
+    c.command(&["CLIENT", "TRACKING", "ON"]).unwrap();
+    for i in 0..200 {
+        let key = format!("tracked:{i}");
+        c.set(&key, "a").unwrap();
+        assert_eq!(c.get(&key).unwrap().as_deref(), Some(&b"a"[..]));
+        // Another client changes the key: the server pushes an invalidation to `c`.
+        other.set(&key, "b").unwrap();
+        assert_eq!(
+            c.get(&key).unwrap().as_deref(),
+            Some(&b"b"[..]),
+            "reply {i}"
+        );
+        assert_eq!(c.incr_by(format!("n:{i}"), 2).unwrap(), 2);
+    }
+}
+
+#[test]
+fn a_large_reply_arriving_in_many_reads_is_whole() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    let fields: Vec<String> = (0..50_000).map(|i| format!("field-{i}")).collect();
+    for chunk in fields.chunks(1000) {
+        let mut args: Vec<&str> = vec!["HSET", "big"];
+        for f in chunk {
+            args.push(f);
+            args.push(f);
+        }
+        c.command(&args).unwrap();
+    }
+    let pairs = c
+        .command(&["HGETALL", "big"])
+        .unwrap()
+        .into_pairs()
+        .unwrap();
+    assert_eq!(pairs.len(), 50_000);
+    assert!(
+        pairs
+            .iter()
+            .all(|(k, v)| k == v && k.starts_with(b"field-"))
+    );
+    let value = vec![b'x'; 8 << 20];
+    c.set("blob", &value).unwrap();
+    assert_eq!(c.get("blob").unwrap().as_deref(), Some(&value[..]));
+}

@@ -1,0 +1,316 @@
+//! A command connection: one socket whose requests are pipelined by a driver task.
+//!
+//! Callers on any thread hand a request (the command's bytes and how many replies it gets)
+//! to the driver over a channel and wait for its reply on a oneshot. The driver writes every
+//! request waiting at that moment in one write (auto-pipelining), reads replies straight into
+//! [`Reply`] values (resumable scan, then one decoding pass: no intermediate value tree) and
+//! answers the requests in order. When the socket fails, every request in flight or queued
+//! fails with a connection error, and the `on_down` hook (the shared connection's reconnect)
+//! is told why.
+//!
+//! RESP3 pushes (`>`) arriving on a command connection are out-of-band and skipped.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::reply::Reply;
+use crate::resp::{Scan, decode_reply};
+
+/// How to open a connection.
+#[derive(Clone)]
+pub(crate) struct WireSettings {
+    pub addr: redis::ConnectionAddr,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    pub client_name: Option<String>,
+    pub resp3: bool,
+    pub connect_timeout: Duration,
+    /// `host:port` or socket path, for messages.
+    pub display: String,
+}
+
+/// Told once why the connection ended (not when it ends because every handle was dropped).
+pub(crate) type DownHook = Box<dyn FnOnce(Error) + Send>;
+
+/// How many replies a request gets.
+enum Expect {
+    /// One reply, returned as it is.
+    One,
+    /// `n` replies, returned as [`Reply::Array`].
+    Many(usize),
+}
+
+struct Request {
+    bytes: Vec<u8>,
+    expect: Expect,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+struct Waiting {
+    expect: Expect,
+    got: Vec<Reply>,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// A handle on one connection (cheap to clone; the connection closes when the last handle
+/// is dropped).
+#[derive(Clone)]
+pub(crate) struct Wire {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+fn lost(why: &str) -> Error {
+    Error::new(ErrorKind::Connection, format!("connection lost: {why}"))
+}
+
+impl Wire {
+    /// Connect, start the driver, and run the handshake (`HELLO 3` or `AUTH`, the client
+    /// name, `SELECT`), all within the connect timeout.
+    pub(crate) async fn connect(s: &WireSettings, on_down: Option<DownHook>) -> Result<Wire> {
+        let what = || format!("connect to {}", s.display);
+        let fut = async {
+            let io: Box<dyn Io> = match &s.addr {
+                redis::ConnectionAddr::Tcp(host, port) => {
+                    let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                    stream.set_nodelay(true)?;
+                    Box::new(stream)
+                }
+                redis::ConnectionAddr::Unix(path) => {
+                    Box::new(tokio::net::UnixStream::connect(path).await?)
+                }
+                other => {
+                    return Err(std::io::Error::other(format!(
+                        "unsupported address {other}"
+                    )));
+                }
+            };
+            Ok(io)
+        };
+        let no_conn = || {
+            Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "no connection within the connect timeout of {:?}",
+                    s.connect_timeout
+                ),
+            )
+            .context(what())
+        };
+        let deadline = tokio::time::Instant::now() + s.connect_timeout;
+        let io = match tokio::time::timeout_at(deadline, fut).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(e)) => {
+                return Err(Error::new(ErrorKind::Connection, e.to_string()).context(what()));
+            }
+            Err(_) => return Err(no_conn()),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(io, rx, on_down));
+        let wire = Wire { tx };
+        let handshake = async {
+            let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
+            if s.resp3 {
+                let mut hello = redis::cmd("HELLO");
+                hello.arg(3);
+                if let Some(pass) = &s.password {
+                    hello
+                        .arg("AUTH")
+                        .arg(s.username.as_deref().unwrap_or("default"))
+                        .arg(pass);
+                }
+                if let Some(name) = &s.client_name {
+                    hello.arg("SETNAME").arg(name);
+                }
+                steps.push((hello, "HELLO"));
+            } else {
+                if let Some(pass) = &s.password {
+                    let mut auth = redis::cmd("AUTH");
+                    if let Some(user) = &s.username {
+                        auth.arg(user);
+                    }
+                    auth.arg(pass);
+                    steps.push((auth, "AUTH"));
+                }
+                if let Some(name) = &s.client_name {
+                    let mut cmd = redis::cmd("CLIENT");
+                    cmd.arg("SETNAME").arg(name);
+                    steps.push((cmd, "CLIENT SETNAME"));
+                }
+            }
+            if s.db != 0 {
+                let mut cmd = redis::cmd("SELECT");
+                cmd.arg(s.db);
+                steps.push((cmd, "SELECT"));
+            }
+            for (cmd, name) in &steps {
+                match wire.command(cmd).await {
+                    Ok(Reply::Error(e)) => return Err(Error::from(e).context(*name)),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.context(*name)),
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(Ok(())) => Ok(wire),
+            Ok(Err(e)) => Err(e.context(what())),
+            Err(_) => Err(no_conn()),
+        }
+    }
+
+    async fn request(&self, bytes: Vec<u8>, expect: Expect) -> Result<Reply> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request {
+                bytes,
+                expect,
+                reply,
+            })
+            .map_err(|_| lost("the connection is closed"))?;
+        rx.await
+            .unwrap_or_else(|_| Err(lost("the connection ended before the reply")))
+    }
+
+    /// Send one command; its reply (a server error is `Ok(Reply::Error)`).
+    pub(crate) async fn command(&self, cmd: &redis::Cmd) -> Result<Reply> {
+        self.request(cmd.get_packed_command(), Expect::One).await
+    }
+
+    /// Send a pipeline in one write (an atomic one wrapped in `MULTI`/`EXEC`); every reply,
+    /// `MULTI`'s and `EXEC`'s included.
+    pub(crate) async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<Vec<Reply>> {
+        let n = pipe.len() + if pipe.is_transaction() { 2 } else { 0 };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        match self
+            .request(pipe.get_packed_pipeline(), Expect::Many(n))
+            .await?
+        {
+            Reply::Array(v) => Ok(v),
+            _ => Err(Error::new(ErrorKind::Protocol, "pipeline replies lost")),
+        }
+    }
+}
+
+/// Run one connection until it fails or every handle is gone.
+async fn drive(
+    io: Box<dyn Io>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    on_down: Option<DownHook>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut inflight: VecDeque<Waiting> = VecDeque::new();
+    let mut wbuf: Vec<u8> = Vec::new();
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut scan = Scan::default();
+    let mut batch: Vec<Request> = Vec::new();
+    let err = loop {
+        tokio::select! {
+            biased;
+            read = fill(&mut rd, &mut rbuf) => {
+                match read {
+                    Ok(0) => break lost("the server closed the connection"),
+                    Ok(_) => {}
+                    Err(e) => break lost(&e.to_string()),
+                }
+                if let Err(e) = answer(&mut rbuf, &mut scan, &mut inflight) {
+                    break e;
+                }
+            }
+            n = rx.recv_many(&mut batch, 1024) => {
+                if n == 0 {
+                    // Every handle dropped: close quietly.
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+                let result = if batch.len() == 1 {
+                    wr.write_all(&batch[0].bytes).await
+                } else {
+                    wbuf.clear();
+                    for r in &batch {
+                        wbuf.extend_from_slice(&r.bytes);
+                    }
+                    wr.write_all(&wbuf).await
+                };
+                for r in batch.drain(..) {
+                    let got = match r.expect {
+                        Expect::One => Vec::new(),
+                        Expect::Many(n) => Vec::with_capacity(n),
+                    };
+                    inflight.push_back(Waiting { expect: r.expect, got, reply: r.reply });
+                }
+                if wbuf.capacity() > 1 << 20 {
+                    wbuf = Vec::new();
+                }
+                if let Err(e) = result {
+                    break lost(&e.to_string());
+                }
+            }
+        }
+    };
+    for w in inflight.drain(..) {
+        let _ = w.reply.send(Err(err.clone()));
+    }
+    rx.close();
+    while let Ok(r) = rx.try_recv() {
+        let _ = r.reply.send(Err(err.clone()));
+    }
+    if let Some(hook) = on_down {
+        hook(err);
+    }
+}
+
+async fn fill<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    // Grow by the buffer's own size at least, so a large reply costs O(n) copies.
+    let want = (16 * 1024).max(buf.len());
+    if buf.capacity() - buf.len() < want / 2 {
+        buf.reserve(want);
+    }
+    rd.read_buf(buf).await
+}
+
+/// Answer waiting requests with every complete reply in `buf`.
+fn answer(
+    buf: &mut BytesMut,
+    scan: &mut Scan,
+    inflight: &mut VecDeque<Waiting>,
+) -> std::result::Result<(), Error> {
+    while let Some(len) = scan.complete(buf)? {
+        if buf[0] == b'>' {
+            buf.advance(len);
+            continue;
+        }
+        let (reply, _) = decode_reply(&buf[..len], 0)?;
+        buf.advance(len);
+        let Some(w) = inflight.front_mut() else {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                "a reply arrived that no request was waiting for",
+            ));
+        };
+        let done = match w.expect {
+            Expect::One => Some(reply),
+            Expect::Many(n) => {
+                w.got.push(reply);
+                (w.got.len() == n).then(|| Reply::Array(std::mem::take(&mut w.got)))
+            }
+        };
+        if let Some(reply) = done
+            && let Some(w) = inflight.pop_front()
+        {
+            // The caller may have given up (timeout): then nobody wants it.
+            let _ = w.reply.send(Ok(reply));
+        }
+    }
+    Ok(())
+}
