@@ -442,7 +442,11 @@ impl Scan {
 }
 
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    // Valid UTF-8 (nearly always) takes the fast check; only invalid bytes get replaced.
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// The error reply `text` (`CODE message`) as a [`ServerError`].
