@@ -14,8 +14,8 @@
 //! instead, and callers wait on it.
 
 use std::future::Future;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -36,6 +36,11 @@ pub(crate) struct Driven {
     epoch: Instant,
     /// Tells the background driver to let go of the core.
     release: Notify,
+    /// The background driver sleeps on `quiet` while callers are inside (flagged by
+    /// `bg_waiting`, so that only the caller that leaves it undriven pays for a wake-up).
+    bg_waiting: AtomicBool,
+    bg_lock: Mutex<()>,
+    quiet: Condvar,
 }
 
 impl Driven {
@@ -51,8 +56,14 @@ impl Driven {
         struct Leave<'a>(&'a Driven);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
-                self.0.last_exit.store(self.0.now_ns(), Ordering::SeqCst);
-                self.0.callers.fetch_sub(1, Ordering::SeqCst);
+                let d = self.0;
+                d.last_exit.store(d.now_ns(), Ordering::SeqCst);
+                if d.callers.fetch_sub(1, Ordering::SeqCst) == 1
+                    && d.bg_waiting.load(Ordering::SeqCst)
+                {
+                    let _g = d.bg_lock.lock().unwrap_or_else(|p| p.into_inner());
+                    d.quiet.notify_one();
+                }
             }
         }
         let _leave = Leave(self);
@@ -60,22 +71,39 @@ impl Driven {
     }
 
     /// The background driver: drive while no caller does.
+    ///
+    /// While callers come and go it checks every [`IDLE_GRACE`]; once a caller has stayed
+    /// inside for a while (a long blocking call, such as a worker's `BLMOVE`) it sleeps on a
+    /// condition variable that the leaving caller signals, so a process parked in such a call
+    /// costs no periodic wake-ups. After [`IDLE_GRACE`] without callers it takes the core.
     fn background(&'static self) {
+        const LONG_CALL: Duration = Duration::from_millis(10);
         loop {
-            // Wait until nobody has been inside for IDLE_GRACE.
-            loop {
-                let since = Duration::from_nanos(
-                    self.now_ns()
-                        .saturating_sub(self.last_exit.load(Ordering::SeqCst)),
-                );
-                if self.callers.load(Ordering::SeqCst) == 0 && since >= IDLE_GRACE {
-                    break;
+            let since = Duration::from_nanos(
+                self.now_ns()
+                    .saturating_sub(self.last_exit.load(Ordering::SeqCst)),
+            );
+            if self.callers.load(Ordering::SeqCst) > 0 {
+                if since < LONG_CALL {
+                    std::thread::sleep(IDLE_GRACE);
+                    continue;
                 }
-                std::thread::sleep(
-                    IDLE_GRACE
-                        .saturating_sub(since)
-                        .max(Duration::from_micros(500)),
-                );
+                let g = self.bg_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.bg_waiting.store(true, Ordering::SeqCst);
+                if self.callers.load(Ordering::SeqCst) > 0 {
+                    // The timeout is only a safety net: the leaving caller notifies.
+                    drop(
+                        self.quiet
+                            .wait_timeout(g, Duration::from_millis(250))
+                            .unwrap_or_else(|p| p.into_inner()),
+                    );
+                }
+                self.bg_waiting.store(false, Ordering::SeqCst);
+                continue;
+            }
+            if since < IDLE_GRACE {
+                std::thread::sleep(IDLE_GRACE - since);
+                continue;
             }
             self.rt.block_on(async {
                 loop {
@@ -178,6 +206,9 @@ pub(crate) fn rt(io_threads: usize) -> Result<Rt> {
                             last_exit: AtomicU64::new(0),
                             epoch: Instant::now(),
                             release: Notify::new(),
+                            bg_waiting: AtomicBool::new(false),
+                            bg_lock: Mutex::new(()),
+                            quiet: Condvar::new(),
                         }));
                         Global::Driven(d)
                     })
