@@ -710,7 +710,8 @@ typedef struct {
     size_t count;
     /**
      * How long one read waits on the server for new entries, in milliseconds (default
-     * 1000; at least 1). It bounds how long a stop waits for the consumer's read.
+     * 1000; at least 1). A stop wakes a blocked read at once (`CLIENT UNBLOCK`; where ACLs
+     * forbid it, within this time).
      */
     uint64_t block_ms;
     /**
@@ -2949,7 +2950,8 @@ ipc_result ipc_worker_new(const ipc_client *client,
  * worker returns `IPC_OK` at once. The worker stays allocated: free it with
  * `ipc_worker_free()`.
  *
- * An idle loop notices the stop within its block timeout (default 1000 ms).
+ * An idle loop blocked in its pop is woken at once (`CLIENT UNBLOCK` on its connection;
+ * where ACLs forbid `CLIENT ID`/`CLIENT UNBLOCK` it notices within its block timeout).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
  * deadline (they finish on their own; no new request is taken);
@@ -3058,8 +3060,8 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_concurrency(ipc_worker_options *o
 
 /**
  * Set how long one blocking pop waits on the server, in milliseconds (default 1000; at
- * least 10, checked by `ipc_worker_new()`). It also bounds how quickly an idle worker
- * notices `ipc_worker_stop()`.
+ * least 10, checked by `ipc_worker_new()`). `ipc_worker_stop()` wakes a blocked pop at
+ * once (with `CLIENT UNBLOCK`; where ACLs forbid it, within this time).
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */

@@ -315,3 +315,120 @@ impl Conn {
         )
     }
 }
+
+/// The server-side client ids of blocking loops' connections, so that another thread can
+/// end their blocking commands at once with `CLIENT UNBLOCK` (safe: an unblocked `BRPOP`,
+/// `BLMOVE` or `XREADGROUP` answers nil, or what it already took).
+#[derive(Clone, Default)]
+pub(crate) struct Unblock {
+    ids: Arc<Mutex<Vec<Option<i64>>>>,
+}
+
+impl Unblock {
+    /// A slot for one more loop.
+    pub(crate) fn slot(&self) -> usize {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.push(None);
+        ids.len() - 1
+    }
+
+    fn set(&self, slot: usize, id: Option<i64>) {
+        if let Some(s) = self
+            .ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(slot)
+        {
+            *s = id;
+        }
+    }
+
+    /// `CLIENT UNBLOCK` every loop's connection, on the shared connection. Best effort: a
+    /// loop that is not blocked, or a failure here, only means it stops at its block timeout.
+    pub(crate) async fn unblock(&self, conn: &Arc<Conn>) {
+        let ids: Vec<i64> = self
+            .ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let mut pipe = redis::Pipeline::with_capacity(ids.len());
+        for id in ids {
+            pipe.cmd("CLIENT").arg("UNBLOCK").arg(id);
+        }
+        let _ = conn.send_pipeline(&pipe).await;
+    }
+}
+
+/// One loop's connection for blocking commands (never the shared one), made on first use,
+/// dropped after an error or a timeout (a command may still be running on it), and known to
+/// an [`Unblock`] by its client id.
+pub(crate) struct LoopConn {
+    wire: Option<Wire>,
+    unblock: Unblock,
+    slot: usize,
+}
+
+impl LoopConn {
+    pub(crate) fn new(unblock: &Unblock) -> LoopConn {
+        LoopConn {
+            wire: None,
+            unblock: unblock.clone(),
+            slot: unblock.slot(),
+        }
+    }
+
+    /// Send `cmd` with a limit of `timeout`; an error reply becomes an error.
+    pub(crate) async fn call(
+        &mut self,
+        conn: &Arc<Conn>,
+        cmd: &redis::Cmd,
+        timeout: Duration,
+    ) -> Result<Reply> {
+        if self.wire.is_none() {
+            let wire = conn.dedicated().await?;
+            let mut id = redis::cmd("CLIENT");
+            id.arg("ID");
+            let id = match tokio::time::timeout(conn.response_timeout(), wire.command(&id)).await {
+                Ok(Ok(Reply::Int(id))) => Some(id),
+                _ => None, // no CLIENT ID (ACLs): a stop waits for the block timeout
+            };
+            self.unblock.set(self.slot, id);
+            self.wire = Some(wire);
+        }
+        let Some(wire) = self.wire.as_ref() else {
+            return Err(Error::closed());
+        };
+        match tokio::time::timeout(timeout, wire.command(cmd)).await {
+            Ok(Ok(Reply::Error(e))) => Err(Error::from(e)),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.drop_wire();
+                Err(e)
+            }
+            Err(_) => {
+                self.drop_wire();
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply within {timeout:?}"),
+                ))
+            }
+        }
+    }
+
+    fn drop_wire(&mut self) {
+        self.wire = None;
+        self.unblock.set(self.slot, None);
+    }
+}
+
+impl Drop for LoopConn {
+    fn drop(&mut self) {
+        self.unblock.set(self.slot, None);
+    }
+}

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::conn::{LoopConn, Unblock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::Reply;
 use crate::runtime;
-use crate::wire::Wire;
 
 const RETRY_MAGIC: &[u8] = b"\0ipq\x01";
 const DEAD_MAGIC: &[u8] = b"\0ipd\x01";
@@ -56,8 +56,8 @@ pub type RequestHandler = Arc<dyn Fn(&Request) -> std::result::Result<(), String
 pub struct WorkerOptions {
     /// Handlers running in parallel (each its own loop and connection); default 1.
     pub concurrency: usize,
-    /// How long one blocking pop waits on the server (default 1 s); also bounds how
-    /// quickly `stop` is noticed by an idle worker.
+    /// How long one blocking pop waits on the server (default 1 s). `stop` wakes a
+    /// blocked pop at once (`CLIENT UNBLOCK`; where ACLs forbid it, within this time).
     pub block_timeout: Duration,
     /// At-least-once delivery with leases, retries and dead letters (default false).
     pub reliable: bool,
@@ -346,6 +346,8 @@ struct Shared {
     recovered: AtomicU64,
     /// Reliable mode: the consumer ids of the loops (their leases are kept alive).
     consumers: Mutex<Vec<String>>,
+    /// The loops' blocking connections, so that `stop` can end their pops at once.
+    unblock: Unblock,
 }
 
 impl Shared {
@@ -419,6 +421,7 @@ impl Worker {
             dead_lettered: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
             consumers: Mutex::new(Vec::new()),
+            unblock: Unblock::default(),
         });
         let mut worker = Worker {
             shared: shared.clone(),
@@ -465,12 +468,20 @@ impl Worker {
     pub fn stop(&mut self, deadline: Duration) -> Result<()> {
         self.shared.stop.store(true, Ordering::Release);
         let until = Instant::now() + deadline;
+        let mut last_unblock: Option<Instant> = None;
         while self.threads.iter().any(|t| !t.is_finished()) {
-            if Instant::now() >= until {
+            let now = Instant::now();
+            if now >= until {
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!("worker handlers still running after {deadline:?}"),
                 ));
+            }
+            // Idle loops sit in a blocking pop: end it now rather than at its timeout.
+            // Again every 100 ms, for a loop that was about to block when we looked.
+            if last_unblock.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100)) {
+                last_unblock = Some(now);
+                self.unblock();
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -481,6 +492,17 @@ impl Worker {
             h.abort();
         }
         Ok(())
+    }
+}
+
+impl Worker {
+    /// End the loops' blocking pops now (see [`Unblock`]).
+    fn unblock(&self) {
+        let client = &self.shared.client;
+        let _ = runtime::block_on(
+            client.runtime_handle(),
+            self.shared.unblock.unblock(client.conn()),
+        );
     }
 }
 
@@ -532,45 +554,9 @@ async fn heartbeat(shared: Arc<Shared>) {
     }
 }
 
-/// A connection of the loop's own for blocking pops, re-made after errors.
-struct LoopConn {
-    conn: Option<Wire>,
-}
-
-impl LoopConn {
-    async fn call(
-        &mut self,
-        shared: &Shared,
-        cmd: &redis::Cmd,
-        timeout: Duration,
-    ) -> Result<Reply> {
-        if self.conn.is_none() {
-            self.conn = Some(shared.client.conn().dedicated().await?);
-        }
-        let Some(conn) = self.conn.as_ref() else {
-            return Err(Error::closed());
-        };
-        match tokio::time::timeout(timeout, conn.command(cmd)).await {
-            Ok(Ok(Reply::Error(e))) => Err(Error::from(e)),
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no reply within {timeout:?}"),
-                ))
-            }
-        }
-    }
-}
-
 fn consumer_loop(shared: Arc<Shared>, index: usize) {
     let handle = shared.client.runtime_handle().clone();
-    let mut conn = LoopConn { conn: None };
+    let mut conn = LoopConn::new(&shared.unblock);
     let mut rotation = index;
     let mut last_recover: Option<Instant> = None;
     let cid = shared
@@ -681,7 +667,7 @@ async fn plain_pop(
         let mut cmd = redis::cmd("RPOP");
         cmd.arg(shared.queues[q].pending())
             .arg(shared.opts.prefetch);
-        if let Reply::Array(items) = conn.call(shared, &cmd, rt).await? {
+        if let Reply::Array(items) = conn.call(shared.client.conn(), &cmd, rt).await? {
             return Ok(items
                 .into_iter()
                 .filter_map(|i| i.into_opt_bytes().ok().flatten())
@@ -695,7 +681,7 @@ async fn plain_pop(
     }
     cmd.arg(shared.opts.block_timeout.as_secs_f64());
     let reply = conn
-        .call(shared, &cmd, shared.opts.block_timeout + rt)
+        .call(shared.client.conn(), &cmd, shared.opts.block_timeout + rt)
         .await?;
     let mut out = Vec::new();
     if let Some([key, item]) = reply.as_slice().and_then(|s| s.get(..2)) {
@@ -759,7 +745,11 @@ async fn reliable_pop(
             .arg(k.inflight(cid))
             .arg("RIGHT")
             .arg("LEFT");
-        if let Some(item) = conn.call(shared, &cmd, rt).await?.into_opt_bytes()? {
+        if let Some(item) = conn
+            .call(shared.client.conn(), &cmd, rt)
+            .await?
+            .into_opt_bytes()?
+        {
             return Ok(Some((*q, item)));
         }
     }
@@ -775,7 +765,7 @@ async fn reliable_pop(
         .arg("LEFT")
         .arg(block.as_secs_f64());
     Ok(conn
-        .call(shared, &cmd, block + rt)
+        .call(shared.client.conn(), &cmd, block + rt)
         .await?
         .into_opt_bytes()?
         .map(|item| (q, item)))

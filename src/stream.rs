@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::conn::{LoopConn, Unblock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::Reply;
 use crate::runtime;
@@ -127,7 +128,8 @@ fn check_name(what: &str, name: &[u8]) -> Result<()> {
 pub struct ConsumerOptions {
     /// Entries read per round trip (default 10).
     pub count: usize,
-    /// How long one read blocks on the server (default 1 s; bounds how fast `stop` is seen).
+    /// How long one read blocks on the server (default 1 s; `stop` wakes a blocked read at
+    /// once with `CLIENT UNBLOCK`, or within this time where ACLs forbid it).
     pub block: Duration,
     /// Entries pending longer than this are claimed (default 30 s).
     pub min_idle: Duration,
@@ -238,6 +240,8 @@ struct ConsumerShared {
     failed: AtomicU64,
     claimed: AtomicU64,
     dead_lettered: AtomicU64,
+    /// The loop's blocking connection, so that `stop` can end its read at once.
+    unblock: Unblock,
 }
 
 impl ConsumerShared {
@@ -300,9 +304,22 @@ impl StreamConsumer {
             return Ok(());
         }
         let until = Instant::now() + deadline;
+        let mut last_unblock: Option<Instant> = None;
         if let Some(t) = &self.thread {
             while !t.is_finished() {
-                if Instant::now() >= until {
+                let now = Instant::now();
+                // An idle loop sits in `XREADGROUP BLOCK`: end it now rather than at its
+                // block time (again every 100 ms, for a loop about to block when we looked).
+                if last_unblock.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100))
+                {
+                    last_unblock = Some(now);
+                    let client = &self.shared.client;
+                    let _ = runtime::block_on(
+                        client.runtime_handle(),
+                        self.shared.unblock.unblock(client.conn()),
+                    );
+                }
+                if now >= until {
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!("the stream handler was still running after {deadline:?}"),
@@ -357,7 +374,7 @@ async fn call(
 
 fn consumer_loop(s: Arc<ConsumerShared>) {
     let handle = s.client.runtime_handle().clone();
-    let mut conn: Option<Wire> = None;
+    let mut conn = LoopConn::new(&s.unblock);
     let claim_every = s
         .opts
         .claim_interval
@@ -449,7 +466,7 @@ fn handle_entry(s: &ConsumerShared, handle: &crate::runtime::Rt, entry: StreamEn
     }
 }
 
-async fn read_new(s: &ConsumerShared, conn: &mut Option<Wire>) -> Result<Vec<StreamEntry>> {
+async fn read_new(s: &ConsumerShared, conn: &mut LoopConn) -> Result<Vec<StreamEntry>> {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(&s.group[..])
@@ -462,7 +479,7 @@ async fn read_new(s: &ConsumerShared, conn: &mut Option<Wire>) -> Result<Vec<Str
         .arg(&s.stream[..])
         .arg(">");
     let timeout = s.opts.block + s.client.conn().response_timeout();
-    let r = call(conn, &s.client, &cmd, timeout).await?;
+    let r = conn.call(s.client.conn(), &cmd, timeout).await?;
     let mut entries = parse_read(&r);
     for e in &mut entries {
         e.deliveries = 1;
@@ -816,6 +833,7 @@ impl Client {
             failed: AtomicU64::new(0),
             claimed: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            unblock: Unblock::default(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()

@@ -395,3 +395,48 @@ fn stopping_gives_back_prefetched_requests() {
     let rest = rest.lock().unwrap();
     assert!(rest.windows(2).all(|w| w[0] < w[1]), "order kept: {rest:?}");
 }
+
+#[test]
+fn idle_workers_stop_at_once_and_lose_nothing() {
+    // Loops blocked in BRPOP / BLMOVE with a long block time are unblocked by `stop`
+    // (CLIENT UNBLOCK) instead of finishing their block time; requests sent right before
+    // and after are neither lost nor stuck.
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    for reliable in [false, true] {
+        let queue = format!("idle-{reliable}");
+        let seen = Arc::new(AtomicUsize::new(0));
+        let s = seen.clone();
+        let mut w = c
+            .handle_requests(
+                &[queue.as_str()],
+                move |_req| {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                },
+                WorkerOptions::default()
+                    .reliable(reliable)
+                    .concurrency(3)
+                    .block_timeout(Duration::from_secs(10)),
+            )
+            .unwrap();
+        c.send_request(queue.as_str(), "one").unwrap();
+        wait_until(Duration::from_secs(5), "handled", || {
+            seen.load(Ordering::SeqCst) == 1
+        });
+        std::thread::sleep(Duration::from_millis(200)); // every loop is blocked now
+        let t = Instant::now();
+        w.stop(Duration::from_secs(20)).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "reliable={reliable}: stop took {:?} with a 10 s block time",
+            t.elapsed()
+        );
+        // Nothing taken by a stopped loop: a request sent now waits in the queue.
+        c.send_request(queue.as_str(), "two").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let stats = c.queue_stats(queue.as_str()).unwrap();
+        assert_eq!(stats.pending, 1, "reliable={reliable}: {stats:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+}

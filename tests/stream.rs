@@ -303,3 +303,39 @@ fn following_from_dollar_sees_everything_published_after_it_started() {
     let e = empty.next(Duration::from_secs(2)).unwrap().expect("entry");
     assert_eq!(e.get(b"n").map(|v| &v[..]), Some(&b"first"[..]));
 }
+
+#[test]
+fn an_idle_group_consumer_stops_at_once() {
+    // The loop blocks in XREADGROUP for 10 s; stop ends it with CLIENT UNBLOCK.
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    c.stream_group_create("idle", "g", "$").unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let s = seen.clone();
+    let mut consumer = c
+        .stream_consume(
+            "idle",
+            "g",
+            "c1",
+            move |_e| {
+                *s.lock().unwrap() += 1;
+                Ok(())
+            },
+            ConsumerOptions::default().block(Duration::from_secs(10)),
+        )
+        .unwrap();
+    c.stream_publish("idle", &[("n", "1")], None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while *seen.lock().unwrap() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*seen.lock().unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(200)); // blocked again
+    let t = Instant::now();
+    consumer.stop(Duration::from_secs(20)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "stop took {:?} with a 10 s block time",
+        t.elapsed()
+    );
+}

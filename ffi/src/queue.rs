@@ -455,7 +455,8 @@ pub unsafe extern "C" fn ipc_worker_new(
 /// worker returns `IPC_OK` at once. The worker stays allocated: free it with
 /// `ipc_worker_free()`.
 ///
-/// An idle loop notices the stop within its block timeout (default 1000 ms).
+/// An idle loop blocked in its pop is woken at once (`CLIENT UNBLOCK` on its connection;
+/// where ACLs forbid `CLIENT ID`/`CLIENT UNBLOCK` it notices within its block timeout).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
 /// deadline (they finish on their own; no new request is taken);
@@ -646,8 +647,8 @@ pub unsafe extern "C" fn ipc_worker_options_set_concurrency(
 }
 
 /// Set how long one blocking pop waits on the server, in milliseconds (default 1000; at
-/// least 10, checked by `ipc_worker_new()`). It also bounds how quickly an idle worker
-/// notices `ipc_worker_stop()`.
+/// least 10, checked by `ipc_worker_new()`). `ipc_worker_stop()` wakes a blocked pop at
+/// once (with `CLIENT UNBLOCK`; where ACLs forbid it, within this time).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]

@@ -783,7 +783,8 @@ pub struct ipc_consumer_options {
     /// Entries read per round trip (default 10; at least 1).
     pub count: usize,
     /// How long one read waits on the server for new entries, in milliseconds (default
-    /// 1000; at least 1). It bounds how long a stop waits for the consumer's read.
+    /// 1000; at least 1). A stop wakes a blocked read at once (`CLIENT UNBLOCK`; where ACLs
+    /// forbid it, within this time).
     pub block_ms: u64,
     /// Entries pending (delivered, not acknowledged) longer than this, in milliseconds, are
     /// claimed and handled again: failed ones, and those of consumers that died (default

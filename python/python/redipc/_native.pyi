@@ -389,7 +389,8 @@ class Client:
           requests back into the queue (they are handled again: duplicates are possible).
 
         ``block_timeout`` (default 1 s, at least 10 ms) is how long one blocking pop waits;
-        it also bounds how quickly :meth:`Worker.stop` is noticed by an idle worker.
+        :meth:`Worker.stop` wakes a blocked pop at once (``CLIENT UNBLOCK``; where ACLs
+        forbid it, within this time).
         ``on_error(exception)`` is called (on the worker's thread) with each exception the
         handler raised; without it each failure is printed to stderr as one line. Worker
         problems (a lost connection: the worker waits and retries) are printed to stderr.
