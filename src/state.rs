@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::dispatch::ErrorHook;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pubsub::{Event, SubscribeOptions};
 use crate::runtime;
@@ -80,6 +81,10 @@ pub struct WatchOptions {
     pub initial_sync: bool,
     /// Coalesce changes arriving within this window into one delivery per field.
     pub debounce: Option<Duration>,
+    /// Told of a handler that panicked and of a read that failed (default: printed to
+    /// stderr). A failed read is retried with backoff as a full re-read of the hash, so
+    /// no change is lost.
+    pub error_hook: Option<ErrorHook>,
 }
 
 impl WatchOptions {
@@ -112,6 +117,11 @@ impl WatchOptions {
     /// Set a debounce window.
     pub fn debounce(mut self, d: Duration) -> Self {
         self.debounce = Some(d);
+        self
+    }
+    /// Where handler panics and read failures are reported (default: stderr).
+    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.error_hook = Some(Arc::new(hook));
         self
     }
 }
@@ -172,11 +182,26 @@ impl WatchState {
             }
         }
         let v = value.as_deref();
-        if let Some(f) = self.opts.on_field.get_mut(field) {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)));
+        let hook = self.opts.error_hook.as_ref();
+        let report = |p: Box<dyn std::any::Any + Send>| {
+            crate::dispatch::report(
+                hook,
+                &format!(
+                    "redipc hash watcher: a handler panicked on field {}: {}",
+                    String::from_utf8_lossy(field),
+                    crate::dispatch::panic_text(&*p)
+                ),
+            );
+        };
+        if let Some(f) = self.opts.on_field.get_mut(field)
+            && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)))
+        {
+            report(p);
         }
-        if let Some(f) = self.opts.on_any.as_mut() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)));
+        if let Some(f) = self.opts.on_any.as_mut()
+            && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)))
+        {
+            report(p);
         }
     }
 
@@ -338,14 +363,18 @@ impl Client {
                 let mut dirty: Vec<Vec<u8>> = Vec::new();
                 let mut all = false;
                 let mut since: Option<Instant> = None;
+                // After a failed read: not again before this (backoff), and then whole.
+                let mut retry_at: Option<Instant> = None;
+                let mut backoff = Duration::from_millis(50);
                 while !s.load(Ordering::Acquire) {
-                    let wait = match (since, debounce) {
-                        (Some(t), Some(d)) => d
-                            .saturating_sub(t.elapsed())
-                            .min(Duration::from_millis(100)),
+                    let mut wait = match (since, debounce) {
+                        (Some(t), Some(d)) => d.saturating_sub(t.elapsed()),
                         _ => Duration::from_millis(100),
                     };
-                    match sub.next_blocking(Some(wait)) {
+                    if let Some(t) = retry_at {
+                        wait = t.saturating_duration_since(Instant::now());
+                    }
+                    match sub.next_blocking(Some(wait.min(Duration::from_millis(100)))) {
                         Ok(Some(Event::Message(m))) => {
                             if &m.payload[..] == b"*" {
                                 all = true;
@@ -365,27 +394,49 @@ impl Client {
                         (None, _) => false,
                         (Some(_), None) => true,
                         (Some(t), Some(d)) => t.elapsed() >= d,
-                    };
+                    } && retry_at.is_none_or(|t| Instant::now() >= t);
                     if !due || s.load(Ordering::Acquire) {
                         continue;
                     }
                     since = None;
-                    if all {
-                        all = false;
-                        dirty.clear();
-                        match runtime::block_on(&handle, client.hgetall(&hash[..])).and_then(|r| r)
-                        {
-                            Ok(v) => st.full_sync(v),
-                            Err(e) => eprintln!("redipc hash watcher: {e}"),
-                        }
-                        continue;
-                    }
-                    for field in std::mem::take(&mut dirty) {
-                        match runtime::block_on(&handle, client.hget(&hash[..], &field))
+                    let read = if all || retry_at.is_some() {
+                        runtime::block_on(&handle, client.hgetall(&hash[..]))
                             .and_then(|r| r)
-                        {
-                            Ok(v) => st.deliver(&field, v),
-                            Err(e) => eprintln!("redipc hash watcher: {e}"),
+                            .map(|v| st.full_sync(v))
+                    } else {
+                        let mut r = Ok(());
+                        for field in &dirty {
+                            match runtime::block_on(&handle, client.hget(&hash[..], field))
+                                .and_then(|r| r)
+                            {
+                                Ok(v) => st.deliver(field, v),
+                                Err(e) => {
+                                    r = Err(e);
+                                    break;
+                                }
+                            }
+                        }
+                        r
+                    };
+                    match read {
+                        Ok(()) => {
+                            all = false;
+                            dirty.clear();
+                            retry_at = None;
+                            backoff = Duration::from_millis(50);
+                        }
+                        Err(e) => {
+                            crate::dispatch::report(
+                                st.opts.error_hook.as_ref(),
+                                &format!(
+                                    "redipc hash watcher: reading {}: {e}; the whole hash is read again in {backoff:?}",
+                                    String::from_utf8_lossy(&hash)
+                                ),
+                            );
+                            // Nothing is dropped: the retry reads the whole hash.
+                            since = Some(Instant::now());
+                            retry_at = Some(Instant::now() + backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
                         }
                     }
                 }

@@ -353,3 +353,65 @@ fn back_to_back_waits_on_the_same_channel_do_not_deadlock() {
         }
     });
 }
+
+#[test]
+fn a_failed_read_is_reported_and_retried_whole_so_no_change_is_lost() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    c.hash_set("h", "a", "1").unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (s, e) = (seen.clone(), errors.clone());
+    let mut watcher = c
+        .hash_watch(
+            "h",
+            WatchOptions::new()
+                .on_field("a", move |_, v| {
+                    s.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(v.unwrap_or(b"<gone>")).into_owned())
+                })
+                .on_field("boom", |_, _| panic!("handler bug"))
+                .error_hook(move |text| e.lock().unwrap().push(text.to_string())),
+        )
+        .unwrap();
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("the initial sync", &|| *seen.lock().unwrap() == ["1"]);
+    // The key stops being a hash: the watcher's read of the announced field fails.
+    c.command(&["DEL", "h"]).unwrap();
+    c.command(&["SET", "h", "not a hash"]).unwrap();
+    c.command(&["PUBLISH", "h", "a"]).unwrap();
+    wait_for("the read error", &|| {
+        errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.contains("WRONGTYPE"))
+    });
+    // Fixed behind the watcher's back, with no announcement: the retry (a whole read)
+    // still delivers the new value.
+    c.command(&["DEL", "h"]).unwrap();
+    c.command(&["HSET", "h", "a", "2", "boom", "x"]).unwrap();
+    wait_for("the value after the retry", &|| {
+        seen.lock().unwrap().last().map(String::as_str) == Some("2")
+    });
+    // A panicking handler is reported, and later changes still arrive.
+    wait_for("the panic report", &|| {
+        errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.contains("handler bug"))
+    });
+    c.hash_set("h", "a", "3").unwrap();
+    wait_for("a change after the panic", &|| {
+        seen.lock().unwrap().last().map(String::as_str) == Some("3")
+    });
+    watcher.stop();
+}

@@ -201,6 +201,14 @@ fn instance<'py>(
     Ok(value)
 }
 
+/// A plain `RedipcError` with `text` (for what the core reports as text only).
+pub(crate) fn base_error(py: Python<'_>, text: String) -> PyErr {
+    match instance(py, Class::Base, None, "", text) {
+        Ok(value) => PyErr::from_value(value),
+        Err(err) => err,
+    }
+}
+
 /// The Python exception for a core error.
 pub(crate) fn to_pyerr(py: Python<'_>, e: redipc::Error) -> PyErr {
     match instance(py, class_of(e.kind()), e.code(), e.message(), e.text()) {

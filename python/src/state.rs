@@ -341,6 +341,19 @@ impl Client {
                 "hash_watch(): give on_field (a mapping of field to callable) or on_any",
             ));
         }
+        // Failed reads (retried by the core as a whole read) go where callback errors go.
+        let hook_shared = shared.clone();
+        opts = opts.error_hook(move |text: &str| {
+            if hook_shared.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(_busy) = Busy::enter() else { return };
+            let _ = Python::try_attach(|py| {
+                let err = crate::errors::base_error(py, text.to_string());
+                let source = py.None().into_bound(py);
+                report(py, err, &source, hook_shared.on_error.as_ref());
+            });
+        });
         let Some(_busy) = Busy::enter() else {
             return Err(crate::errors::closed_error(
                 py,

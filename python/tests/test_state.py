@@ -278,6 +278,26 @@ def test_watcher_callback_errors_go_to_on_error_or_unraisablehook(
     assert len(reported) == 2
 
 
+def test_watcher_read_errors_are_reported_and_retried_whole(client: redipc.Client) -> None:
+    errors: list[BaseException] = []
+    got: list[bytes | None] = []
+    client.hash_set("re", "a", 1)
+    with client.hash_watch(
+        "re", on_field={"a": lambda f, v: got.append(v)}, on_error=errors.append
+    ):
+        wait_until(lambda: got == [b"1"], 5, "the initial sync")
+        client.command("DEL", "re")
+        client.command("SET", "re", "not a hash")
+        client.command("PUBLISH", "re", "a")
+        wait_until(lambda: len(errors) >= 1, 5, "the read error")
+        # Repaired with no announcement: the retry reads the whole hash.
+        client.command("DEL", "re")
+        client.command("HSET", "re", "a", "2")
+        wait_until(lambda: got[-1:] == [b"2"], 5, "the value after the retry")
+    assert isinstance(errors[0], redipc.RedipcError)
+    assert "WRONGTYPE" in str(errors[0])
+
+
 def test_watcher_stop_from_inside_its_callback(client: redipc.Client) -> None:
     client.hash_set_many("in", {"a": 1, "b": 2, "c": 3})
     got: list[bytes] = []

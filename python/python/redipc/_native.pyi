@@ -617,8 +617,11 @@ class Client:
 
         Callbacks run on the watcher's own thread, one at a time and in order, taking the
         GIL for each call. An exception goes to ``on_error(exception)`` if given, else to
-        ``sys.unraisablehook``; later changes are still delivered. Like a thread, a watcher
-        runs until stopped: :meth:`HashWatcher.stop` or a ``with`` block."""
+        ``sys.unraisablehook``; later changes are still delivered. A read of the hash that
+        fails (the connection is down, the key is not a hash) is reported the same way, as
+        a :class:`RedipcError`, and retried with backoff as a whole read, so no change is
+        lost. Like a thread, a watcher runs until stopped: :meth:`HashWatcher.stop` or a
+        ``with`` block."""
 
     # --- locks ----------------------------------------------------------------------
     def lock(
