@@ -16,14 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::{Options, ReconnectPolicy};
 use crate::dispatch::{Delivery, Droppable, ErrorHook, Handler, Mode, Overflow, QueueStats};
 use crate::error::{Error, ErrorKind, Result};
-use crate::resp::{Frame, Incoming, MessageKind, PushMessage, Reader};
+use crate::reply::Reply;
+use crate::resp::{Incoming, MessageKind, PushMessage, Reader};
+use crate::wire::{Io, connect_timed_out, hello, open_socket};
 
 /// The three kinds of subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -632,9 +634,6 @@ impl Drop for Subscription {
 // ---------------------------------------------------------------------------------------
 // The connection task.
 
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
-
 /// What a command sent on the connection is still waiting for.
 enum InFlight {
     /// A (un)subscribe command: `remaining` confirmations, or one error reply.
@@ -719,48 +718,18 @@ fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
 
 async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Error> {
     let what = format!("pub/sub connect to {}", s.display);
-    let fut = async {
-        let io: Box<dyn Io> = match &s.addr {
-            redis::ConnectionAddr::Tcp(host, port) => {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-                stream.set_nodelay(true)?;
-                Box::new(stream)
-            }
-            redis::ConnectionAddr::Unix(path) => {
-                Box::new(tokio::net::UnixStream::connect(path).await?)
-            }
-            other => {
-                return Err(std::io::Error::other(format!(
-                    "unsupported address {other}"
-                )));
-            }
-        };
-        Ok(io)
-    };
-    let mut io = match tokio::time::timeout(s.connect_timeout, fut).await {
+    let mut io = match tokio::time::timeout(s.connect_timeout, open_socket(&s.addr)).await {
         Ok(Ok(io)) => io,
         Ok(Err(e)) => return Err(Error::new(ErrorKind::Connection, e.to_string()).context(what)),
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!("no connection within {:?}", s.connect_timeout),
-            )
-            .context(what));
-        }
+        Err(_) => return Err(connect_timed_out(s.connect_timeout, what)),
     };
-    // HELLO 3 [AUTH user pass] [SETNAME name]: RESP3 lets pushes and replies share the
-    // connection (a PING health check while subscribed gets a plain reply).
-    let mut hello = redis::cmd("HELLO");
-    hello.arg(3);
-    if let Some(pass) = &s.password {
-        hello
-            .arg("AUTH")
-            .arg(s.username.as_deref().unwrap_or("default"))
-            .arg(pass);
-    }
-    if let Some(name) = &s.client_name {
-        hello.arg("SETNAME").arg(name);
-    }
+    // RESP3 lets pushes and replies share the connection (a PING health check while
+    // subscribed gets a plain reply).
+    let hello = hello(
+        s.username.as_deref(),
+        s.password.as_deref(),
+        s.client_name.as_deref(),
+    );
     let mut reader = Reader::default();
     let handshake = async {
         io.write_all(&hello.get_packed_command())
@@ -780,8 +749,8 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
             }
         }
         match got.swap_remove(0) {
-            Incoming::Frame(Frame::Error(e)) => Err(server_error(&e)),
-            Incoming::Frame(Frame::Map(_)) if got.is_empty() => Ok(()),
+            Incoming::Reply(Reply::Error(e)) => Err(Error::from(e)),
+            Incoming::Reply(Reply::Map(_)) if got.is_empty() => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Protocol,
                 format!("unexpected reply to HELLO: {other:?}"),
@@ -910,7 +879,7 @@ impl Pending {
 /// Why [`route_messages`] stopped.
 enum Stop {
     /// At a frame that is not a message (handle it after queueing what came before).
-    Frame(Frame),
+    Frame(Reply),
     /// Enough messages pending: queue them, then go on.
     Full,
     /// Nothing left.
@@ -928,7 +897,7 @@ fn route_messages(
     for item in items {
         let m = match item {
             Incoming::Message(m) => m,
-            Incoming::Frame(f) => return Stop::Frame(f),
+            Incoming::Reply(r) => return Stop::Frame(r),
         };
         let (kind, name) = match m.kind {
             MessageKind::Message => (SubscriptionKind::Channel, &m.channel),
@@ -1047,29 +1016,22 @@ async fn reconcile<W: AsyncWrite + Unpin>(
     }
 }
 
-/// An error reply as an [`Error`] (its first word is the code).
-fn server_error(text: &[u8]) -> Error {
-    let text = String::from_utf8_lossy(text);
-    let (code, details) = text.split_once(' ').unwrap_or((&text, ""));
-    Error::server(code, details)
-}
-
 /// A frame other than a message: a (un)subscribe confirmation, or a reply to a PING or an
 /// error for a (un)subscribe command.
 fn handle_frame(
     ps: &PubSub,
-    frame: Frame,
+    frame: Reply,
     inflight: &mut VecDeque<InFlight>,
     ping_sent: &mut Option<Instant>,
 ) {
-    let data = match frame {
-        Frame::Push(data) => data,
+    let (kind, data) = match frame {
+        Reply::Push { kind, data } => (kind, data),
         other => {
             match inflight.pop_front() {
                 Some(InFlight::Ping) => *ping_sent = None,
                 Some(InFlight::Sub { kind, names, .. }) => {
                     let err = match other {
-                        Frame::Error(e) => server_error(&e),
+                        Reply::Error(e) => Error::from(e),
                         v => Error::new(ErrorKind::Protocol, format!("unexpected reply {v:?}")),
                     };
                     sub_failed(ps, kind, &names, err);
@@ -1079,20 +1041,20 @@ fn handle_frame(
             return;
         }
     };
-    let mut it = data.into_iter();
-    let Some(kind) = it.next() else { return };
-    let (sk, subscribed) = match kind.as_bytes().map(|b| &b[..]) {
-        Some(b"subscribe") => (SubscriptionKind::Channel, true),
-        Some(b"psubscribe") => (SubscriptionKind::Pattern, true),
-        Some(b"ssubscribe") => (SubscriptionKind::Shard, true),
-        Some(b"unsubscribe") => (SubscriptionKind::Channel, false),
-        Some(b"punsubscribe") => (SubscriptionKind::Pattern, false),
-        Some(b"sunsubscribe") => (SubscriptionKind::Shard, false),
+    let (sk, subscribed) = match kind.as_str() {
+        "subscribe" => (SubscriptionKind::Channel, true),
+        "psubscribe" => (SubscriptionKind::Pattern, true),
+        "ssubscribe" => (SubscriptionKind::Shard, true),
+        "unsubscribe" => (SubscriptionKind::Channel, false),
+        "punsubscribe" => (SubscriptionKind::Pattern, false),
+        "sunsubscribe" => (SubscriptionKind::Shard, false),
         // Other pushes (a message with an unusual shape; client tracking): not ours.
         _ => return,
     };
-    let Some(name) = it.next().as_ref().and_then(Frame::as_bytes).cloned() else {
-        return;
+    let name = match data.into_iter().next() {
+        Some(Reply::Bulk(b)) => Bytes::from(b),
+        Some(Reply::Status(s)) => Bytes::from(s),
+        _ => return,
     };
     confirmed(ps, sk, name, subscribed);
     // Count the confirmation against the command it answers; waiters are woken

@@ -1,17 +1,18 @@
-//! The RESP3 reader of the pub/sub connection.
+//! Reading RESP2/RESP3: [`Scan`] (where a frame ends, resumable across reads),
+//! [`decode_reply`] (a complete frame into a [`Reply`], in one pass; the command
+//! connections of `wire.rs` use these two), and [`Reader`], the pub/sub connection's reader.
 //!
-//! The pub/sub connection spends nearly all its time turning socket reads into messages, so
-//! it has a reader of its own (the `redis` crate's parser, a `combine` parser building a
-//! `redis::Value` per frame, took two thirds of the CPU time of a subscriber; the
-//! `redis-protocol` crate measured slower still). It works in two passes over what one read
-//! brought:
+//! The pub/sub connection spends nearly all its time turning socket reads into messages (the
+//! `redis` crate's parser, a `combine` parser building a `redis::Value` per frame, took two
+//! thirds of the CPU time of a subscriber; the `redis-protocol` crate measured slower still).
+//! [`Reader`] works in two passes over what one read brought:
 //!
 //! 1. *scan*: find where each complete frame ends, and for a pub/sub message (`>3
 //!    message channel payload`, `>4 pmessage pattern channel payload`, `>3 smessage ...`)
 //!    where its strings are; nothing is allocated;
 //! 2. cut the scanned bytes off the buffer once (`BytesMut::split_to` + `freeze`) and hand
 //!    out messages whose channel and payload are slices of that one shared buffer (no copy),
-//!    and decode anything else (confirmations, replies, errors: rare) into a [`Frame`].
+//!    and decode anything else (confirmations, replies, errors: rare) into a [`Reply`].
 //!
 //! Every RESP3 type is understood (attributes are skipped); RESP2's null bulk string and
 //! null array too. A malformed stream is a protocol error: the caller drops the connection.
@@ -30,39 +31,6 @@ const MAX_DEPTH: usize = 32;
 
 /// How much room a read asks for at least.
 const READ_SIZE: usize = 64 * 1024;
-
-/// A decoded RESP3 value other than a pub/sub message.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Frame {
-    /// `+`: a simple string.
-    Simple(Bytes),
-    /// `-` or `!`: an error, its whole text (code first).
-    Error(Bytes),
-    /// `:`: an integer.
-    Int(i64),
-    /// `$` or `=`: a bulk (or verbatim) string.
-    Blob(Bytes),
-    /// `_`, or RESP2's `$-1` / `*-1`.
-    Null,
-    /// `,` `#` `(`: a double, boolean or big number, as its text.
-    Text(Bytes),
-    /// `*` or `~`: an array or a set.
-    Array(Vec<Frame>),
-    /// `%`: a map, as key, value, key, value ...
-    Map(Vec<Frame>),
-    /// `>`: a push that is not a pub/sub message (subscribe confirmations, ...).
-    Push(Vec<Frame>),
-}
-
-impl Frame {
-    /// The bytes of a string frame.
-    pub(crate) fn as_bytes(&self) -> Option<&Bytes> {
-        match self {
-            Frame::Simple(b) | Frame::Blob(b) | Frame::Text(b) => Some(b),
-            _ => None,
-        }
-    }
-}
 
 /// Which pub/sub message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +56,8 @@ pub(crate) struct PushMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Incoming {
     Message(PushMessage),
-    Frame(Frame),
+    /// Anything else (confirmations, replies, errors: rare), decoded into a [`Reply`].
+    Reply(Reply),
 }
 
 /// What the scan learnt of one complete frame.
@@ -180,55 +149,6 @@ fn blob_body(buf: &[u8], p: usize, len: usize) -> Partial<(Range<usize>, usize)>
     Ok(Some((p..end, end + 2)))
 }
 
-/// Where the frame starting at `p` ends.
-fn skip(buf: &[u8], p: usize, depth: usize) -> Partial<usize> {
-    if depth > MAX_DEPTH {
-        return Err(malformed("aggregates nested too deep"));
-    }
-    let Some(&t) = buf.get(p) else {
-        return Ok(None);
-    };
-    match t {
-        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => Ok(line(buf, p)?.map(|(_, next)| next)),
-        b'$' | b'!' | b'=' => {
-            let Some((n, body)) = header(buf, p)? else {
-                return Ok(None);
-            };
-            match length(n)? {
-                None => Ok(Some(body)),
-                Some(len) => Ok(blob_body(buf, body, len)?.map(|(_, next)| next)),
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let Some((n, mut q)) = header(buf, p)? else {
-                return Ok(None);
-            };
-            let Some(count) = length(n)? else {
-                return Ok(Some(q));
-            };
-            let items = if matches!(t, b'%' | b'|') {
-                count
-                    .checked_mul(2)
-                    .ok_or_else(|| malformed("a length out of range"))?
-            } else {
-                count
-            };
-            for _ in 0..items {
-                match skip(buf, q, depth + 1)? {
-                    Some(next) => q = next,
-                    None => return Ok(None),
-                }
-            }
-            if t == b'|' {
-                // An attribute belongs to the value that follows it.
-                return skip(buf, q, depth + 1);
-            }
-            Ok(Some(q))
-        }
-        other => Err(malformed(format_args!("unknown type byte 0x{other:02x}"))),
-    }
-}
-
 /// A string element at `p` (`$` or `+`) of a push: its range and where the next one starts.
 /// `Ok(None)` both when incomplete and when it is not a string (the caller then falls back to
 /// the general path, which tells the two apart).
@@ -288,71 +208,6 @@ fn scan_message(buf: &[u8], p: usize) -> Partial<(Shape, usize)> {
         },
         q,
     )))
-}
-
-/// Decode the (complete, already scanned) frame at `p` of `chunk`.
-fn decode(chunk: &Bytes, p: usize, depth: usize) -> std::result::Result<(Frame, usize), Error> {
-    let buf = &chunk[..];
-    let incomplete = || malformed("a frame ended early");
-    if depth > MAX_DEPTH {
-        return Err(malformed("aggregates nested too deep"));
-    }
-    let t = *buf.get(p).ok_or_else(incomplete)?;
-    let text = |r: Range<usize>| chunk.slice(r.start + 1..r.end);
-    match t {
-        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => {
-            let (r, next) = line(buf, p)?.ok_or_else(incomplete)?;
-            let f = match t {
-                b'+' => Frame::Simple(text(r)),
-                b'-' => Frame::Error(text(r)),
-                b':' => Frame::Int(parse_int(&buf[r.start + 1..r.end])?),
-                b'_' => Frame::Null,
-                _ => Frame::Text(text(r)),
-            };
-            Ok((f, next))
-        }
-        b'$' | b'!' | b'=' => {
-            let (n, body) = header(buf, p)?.ok_or_else(incomplete)?;
-            let Some(len) = length(n)? else {
-                return Ok((Frame::Null, body));
-            };
-            let (r, next) = blob_body(buf, body, len)?.ok_or_else(incomplete)?;
-            let data = chunk.slice(r);
-            let f = match t {
-                b'!' => Frame::Error(data),
-                _ => Frame::Blob(data),
-            };
-            Ok((f, next))
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let (n, mut q) = header(buf, p)?.ok_or_else(incomplete)?;
-            let Some(count) = length(n)? else {
-                return Ok((Frame::Null, q));
-            };
-            let items = if matches!(t, b'%' | b'|') {
-                count
-                    .checked_mul(2)
-                    .ok_or_else(|| malformed("a length out of range"))?
-            } else {
-                count
-            };
-            // Every element takes at least 3 bytes: do not trust a count beyond the data.
-            let mut v = Vec::with_capacity(items.min((buf.len() - q) / 3));
-            for _ in 0..items {
-                let (f, next) = decode(chunk, q, depth + 1)?;
-                v.push(f);
-                q = next;
-            }
-            let f = match t {
-                b'%' => Frame::Map(v),
-                b'>' => Frame::Push(v),
-                b'|' => return decode(chunk, q, depth + 1),
-                _ => Frame::Array(v),
-            };
-            Ok((f, q))
-        }
-        other => Err(malformed(format_args!("unknown type byte 0x{other:02x}"))),
-    }
 }
 
 /// A resumable check that the frame at the start of a buffer is complete: it remembers how
@@ -565,6 +420,8 @@ pub(crate) fn decode_reply(buf: &[u8], p: usize) -> std::result::Result<(Reply, 
 pub(crate) struct Reader {
     buf: BytesMut,
     spans: Vec<(Shape, usize)>,
+    /// Where the scan of an incomplete frame (other than a message) got to.
+    scan: Scan,
 }
 
 impl Default for Reader {
@@ -572,6 +429,7 @@ impl Default for Reader {
         Reader {
             buf: BytesMut::with_capacity(READ_SIZE),
             spans: Vec::new(),
+            scan: Scan::default(),
         }
     }
 }
@@ -601,14 +459,15 @@ impl Reader {
                 if buf[p] == b'>'
                     && let Some((shape, end)) = scan_message(buf, p)?
                 {
+                    self.scan = Scan::default();
                     self.spans.push((shape, end));
                     p = end;
                     continue;
                 }
-                match skip(buf, p, 0)? {
-                    Some(end) => {
-                        self.spans.push((Shape::Other, end));
-                        p = end;
+                match self.scan.complete(&buf[p..])? {
+                    Some(len) => {
+                        self.spans.push((Shape::Other, p + len));
+                        p += len;
                     }
                     None => break,
                 }
@@ -632,7 +491,7 @@ impl Reader {
                     channel: chunk.slice(channel),
                     payload: chunk.slice(payload),
                 }),
-                Shape::Other => Incoming::Frame(decode(&chunk, start, 0)?.0),
+                Shape::Other => Incoming::Reply(decode_reply(&chunk[..end], start)?.0),
             };
             out.push(item);
             start = end;
@@ -699,53 +558,46 @@ mod tests {
     }
 
     #[test]
-    fn other_frames() {
+    fn other_frames_become_replies() {
         let out = all(concat!(
             ">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
             "+PONG\r\n",
             "-ERR unknown command\r\n",
-            "!9\r\nERR x\r\nyz\r\n",
-            "%2\r\n+server\r\n$5\r\nredis\r\n+proto\r\n:3\r\n",
-            "$-1\r\n*-1\r\n_\r\n",
-            "*3\r\n,1.5\r\n#t\r\n(123\r\n",
-            "~1\r\n=7\r\ntxt:abc\r\n",
-            "|1\r\n+key\r\n+val\r\n:42\r\n",
+            "%1\r\n+server\r\n$5\r\nredis\r\n",
+            "$-1\r\n",
             ">2\r\n$7\r\nmessage\r\n$2\r\nch\r\n",
+            ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n:5\r\n",
         )
         .as_bytes())
         .unwrap();
-        let f = |f: Frame| Incoming::Frame(f);
+        let r = Incoming::Reply;
+        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
         assert_eq!(
             out,
             vec![
-                f(Frame::Push(vec![
-                    Frame::Blob(b("subscribe")),
-                    Frame::Blob(b("ch")),
-                    Frame::Int(1)
-                ])),
-                f(Frame::Simple(b("PONG"))),
-                f(Frame::Error(b("ERR unknown command"))),
-                f(Frame::Error(b("ERR x\r\nyz"))),
-                f(Frame::Map(vec![
-                    Frame::Simple(b("server")),
-                    Frame::Blob(b("redis")),
-                    Frame::Simple(b("proto")),
-                    Frame::Int(3),
-                ])),
-                f(Frame::Null),
-                f(Frame::Null),
-                f(Frame::Null),
-                f(Frame::Array(vec![
-                    Frame::Text(b("1.5")),
-                    Frame::Text(b("t")),
-                    Frame::Text(b("123")),
-                ])),
-                f(Frame::Array(vec![Frame::Blob(b("txt:abc"))])),
-                f(Frame::Int(42)),
-                f(Frame::Push(vec![
-                    Frame::Blob(b("message")),
-                    Frame::Blob(b("ch"))
-                ])),
+                r(Reply::Push {
+                    kind: "subscribe".into(),
+                    data: vec![bulk("ch"), Reply::Int(1)],
+                }),
+                r(Reply::Status("PONG".into())),
+                r(Reply::Error(ServerError {
+                    code: "ERR".into(),
+                    message: "unknown command".into(),
+                })),
+                r(Reply::Map(vec![(
+                    Reply::Status("server".into()),
+                    bulk("redis")
+                )])),
+                r(Reply::Nil),
+                // Pushes shaped unlike a message are not taken for one.
+                r(Reply::Push {
+                    kind: "message".into(),
+                    data: vec![bulk("ch")],
+                }),
+                r(Reply::Push {
+                    kind: "message".into(),
+                    data: vec![bulk("ch"), Reply::Int(5)],
+                }),
             ]
         );
     }

@@ -65,8 +65,55 @@ pub(crate) struct Wire {
     tx: mpsc::UnboundedSender<Request>,
 }
 
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+/// A connected socket (TCP or unix).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Connect a socket to `addr` (TCP with `TCP_NODELAY`, or a unix socket).
+pub(crate) async fn open_socket(addr: &redis::ConnectionAddr) -> std::io::Result<Box<dyn Io>> {
+    Ok(match addr {
+        redis::ConnectionAddr::Tcp(host, port) => {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            stream.set_nodelay(true)?;
+            Box::new(stream)
+        }
+        redis::ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        other => {
+            return Err(std::io::Error::other(format!(
+                "unsupported address {other}"
+            )));
+        }
+    })
+}
+
+/// `HELLO 3 [AUTH user pass] [SETNAME name]`.
+pub(crate) fn hello(
+    username: Option<&str>,
+    password: Option<&str>,
+    client_name: Option<&str>,
+) -> redis::Cmd {
+    let mut hello = redis::cmd("HELLO");
+    hello.arg(3);
+    if let Some(pass) = password {
+        hello
+            .arg("AUTH")
+            .arg(username.unwrap_or("default"))
+            .arg(pass);
+    }
+    if let Some(name) = client_name {
+        hello.arg("SETNAME").arg(name);
+    }
+    hello
+}
+
+/// The error for a connect that did not finish within `limit`.
+pub(crate) fn connect_timed_out(limit: Duration, what: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Connection,
+        format!("no connection within the connect timeout of {limit:?}"),
+    )
+    .context(what)
+}
 
 fn lost(why: &str) -> Error {
     Error::new(ErrorKind::Connection, format!("connection lost: {why}"))
@@ -77,41 +124,13 @@ impl Wire {
     /// name, `SELECT`), all within the connect timeout.
     pub(crate) async fn connect(s: &WireSettings, on_down: Option<DownHook>) -> Result<Wire> {
         let what = || format!("connect to {}", s.display);
-        let fut = async {
-            let io: Box<dyn Io> = match &s.addr {
-                redis::ConnectionAddr::Tcp(host, port) => {
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-                    stream.set_nodelay(true)?;
-                    Box::new(stream)
-                }
-                redis::ConnectionAddr::Unix(path) => {
-                    Box::new(tokio::net::UnixStream::connect(path).await?)
-                }
-                other => {
-                    return Err(std::io::Error::other(format!(
-                        "unsupported address {other}"
-                    )));
-                }
-            };
-            Ok(io)
-        };
-        let no_conn = || {
-            Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "no connection within the connect timeout of {:?}",
-                    s.connect_timeout
-                ),
-            )
-            .context(what())
-        };
         let deadline = tokio::time::Instant::now() + s.connect_timeout;
-        let io = match tokio::time::timeout_at(deadline, fut).await {
+        let io = match tokio::time::timeout_at(deadline, open_socket(&s.addr)).await {
             Ok(Ok(io)) => io,
             Ok(Err(e)) => {
                 return Err(Error::new(ErrorKind::Connection, e.to_string()).context(what()));
             }
-            Err(_) => return Err(no_conn()),
+            Err(_) => return Err(connect_timed_out(s.connect_timeout, what())),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(io, rx, on_down));
@@ -119,17 +138,11 @@ impl Wire {
         let handshake = async {
             let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
             if s.resp3 {
-                let mut hello = redis::cmd("HELLO");
-                hello.arg(3);
-                if let Some(pass) = &s.password {
-                    hello
-                        .arg("AUTH")
-                        .arg(s.username.as_deref().unwrap_or("default"))
-                        .arg(pass);
-                }
-                if let Some(name) = &s.client_name {
-                    hello.arg("SETNAME").arg(name);
-                }
+                let hello = hello(
+                    s.username.as_deref(),
+                    s.password.as_deref(),
+                    s.client_name.as_deref(),
+                );
                 steps.push((hello, "HELLO"));
             } else {
                 if let Some(pass) = &s.password {
@@ -163,7 +176,7 @@ impl Wire {
         match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(())) => Ok(wire),
             Ok(Err(e)) => Err(e.context(what())),
-            Err(_) => Err(no_conn()),
+            Err(_) => Err(connect_timed_out(s.connect_timeout, what())),
         }
     }
 
