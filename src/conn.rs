@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::config::{Options, ReconnectPolicy, Target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::Reply;
-use crate::wire::{Wire, WireSettings};
+use crate::wire::{Expect, Failure, Wire, WireSettings};
 
 enum State {
     Up { conn: Wire, generation: u64 },
@@ -280,22 +280,45 @@ impl Conn {
         self: &Arc<Self>,
         pipe: &redis::Pipeline,
     ) -> Result<Vec<Reply>> {
-        let deadline = Instant::now() + self.settings.response_timeout;
-        let (wire, generation) = self.current(deadline).await?;
-        match tokio::time::timeout_at(deadline, wire.pipeline(pipe)).await {
-            Ok(r) => r.inspect_err(|e| self.failed(e, generation)),
-            Err(_) => Err(self.timed_out()),
+        let n = pipe.len() + if pipe.is_transaction() { 2 } else { 0 };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        match self
+            .request(pipe.get_packed_pipeline(), Expect::Many(n))
+            .await?
+        {
+            Reply::Array(v) => Ok(v),
+            _ => Err(Error::new(ErrorKind::Protocol, "pipeline replies lost")),
         }
     }
 
     /// Send one command and read its reply (a server error is `Ok(Reply::Error)`). Errors
     /// carry no context: the caller says which command it was.
     pub(crate) async fn send(self: &Arc<Self>, cmd: &redis::Cmd) -> Result<Reply> {
+        self.request(cmd.get_packed_command(), Expect::One).await
+    }
+
+    /// Send `bytes` on the shared connection within the response timeout. A request that
+    /// never reached the socket because the connection broke first (it was still queued)
+    /// is sent again after the reconnect: it cannot run twice. One that was written fails
+    /// with a connection error (it may or may not have run: at most once).
+    async fn request(self: &Arc<Self>, mut bytes: Vec<u8>, expect: Expect) -> Result<Reply> {
         let deadline = Instant::now() + self.settings.response_timeout;
-        let (wire, generation) = self.current(deadline).await?;
-        match tokio::time::timeout_at(deadline, wire.command(cmd)).await {
-            Ok(r) => r.inspect_err(|e| self.failed(e, generation)),
-            Err(_) => Err(self.timed_out()),
+        loop {
+            let (wire, generation) = self.current(deadline).await?;
+            match tokio::time::timeout_at(deadline, wire.request(bytes, expect)).await {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(Failure::NotSent(e, back))) => {
+                    self.mark_down(generation, e);
+                    bytes = back;
+                }
+                Ok(Err(Failure::Sent(e))) => {
+                    self.failed(&e, generation);
+                    return Err(e);
+                }
+                Err(_) => return Err(self.timed_out()),
+            }
         }
     }
 

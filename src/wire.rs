@@ -38,8 +38,29 @@ pub(crate) struct WireSettings {
 /// Told once why the connection ended (not when it ends because every handle was dropped).
 pub(crate) type DownHook = Box<dyn FnOnce(Error) + Send>;
 
+/// Why a request failed.
+pub(crate) enum Failure {
+    /// It never reached the socket (the connection was gone first): sending it again, on
+    /// another connection, cannot run it twice. Its bytes come back for that.
+    NotSent(Error, Vec<u8>),
+    /// It was written, or may have been: it may have run on the server.
+    Sent(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::NotSent(e, _) | Failure::Sent(e) => e,
+        }
+    }
+}
+
+/// What a request gets.
+type Outcome = std::result::Result<Reply, Failure>;
+
 /// How many replies a request gets.
-enum Expect {
+#[derive(Clone, Copy)]
+pub(crate) enum Expect {
     /// One reply, returned as it is.
     One,
     /// `n` replies, returned as [`Reply::Array`].
@@ -49,13 +70,13 @@ enum Expect {
 struct Request {
     bytes: Vec<u8>,
     expect: Expect,
-    reply: oneshot::Sender<Result<Reply>>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 struct Waiting {
     expect: Expect,
     got: Vec<Reply>,
-    reply: oneshot::Sender<Result<Reply>>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// A handle on one connection (cheap to clone; the connection closes when the last handle
@@ -180,22 +201,26 @@ impl Wire {
         }
     }
 
-    async fn request(&self, bytes: Vec<u8>, expect: Expect) -> Result<Reply> {
+    /// Send `bytes` (one command, or a pipeline of them) and wait for the replies. A
+    /// failure says whether the bytes may have reached the server.
+    pub(crate) async fn request(&self, bytes: Vec<u8>, expect: Expect) -> Outcome {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request {
-                bytes,
-                expect,
-                reply,
-            })
-            .map_err(|_| lost("the connection is closed"))?;
+        if let Err(mpsc::error::SendError(r)) = self.tx.send(Request {
+            bytes,
+            expect,
+            reply,
+        }) {
+            return Err(Failure::NotSent(lost("the connection is closed"), r.bytes));
+        }
         rx.await
-            .unwrap_or_else(|_| Err(lost("the connection ended before the reply")))
+            .unwrap_or_else(|_| Err(Failure::Sent(lost("the connection ended before the reply"))))
     }
 
     /// Send one command; its reply (a server error is `Ok(Reply::Error)`).
     pub(crate) async fn command(&self, cmd: &redis::Cmd) -> Result<Reply> {
-        self.request(cmd.get_packed_command(), Expect::One).await
+        self.request(cmd.get_packed_command(), Expect::One)
+            .await
+            .map_err(Failure::into_error)
     }
 
     /// Send a pipeline in one write (an atomic one wrapped in `MULTI`/`EXEC`); every reply,
@@ -207,7 +232,8 @@ impl Wire {
         }
         match self
             .request(pipe.get_packed_pipeline(), Expect::Many(n))
-            .await?
+            .await
+            .map_err(Failure::into_error)?
         {
             Reply::Array(v) => Ok(v),
             _ => Err(Error::new(ErrorKind::Protocol, "pipeline replies lost")),
@@ -246,41 +272,70 @@ async fn drive(
                     let _ = wr.shutdown().await;
                     return;
                 }
-                let result = if batch.len() == 1 {
-                    wr.write_all(&batch[0].bytes).await
+                let (result, written) = if batch.len() == 1 {
+                    write_counting(&mut wr, &batch[0].bytes).await
                 } else {
                     wbuf.clear();
                     for r in &batch {
                         wbuf.extend_from_slice(&r.bytes);
                     }
-                    wr.write_all(&wbuf).await
+                    write_counting(&mut wr, &wbuf).await
                 };
+                if wbuf.capacity() > 1 << 20 {
+                    wbuf = Vec::new();
+                }
+                // A request whose bytes were not all written cannot have run (the server
+                // runs only whole commands): it fails as not sent, so it can be sent again.
+                let failed = result.err().map(|e| lost(&e.to_string()));
+                let mut end = 0;
                 for r in batch.drain(..) {
+                    end += r.bytes.len();
+                    if let Some(err) = &failed
+                        && end > written
+                    {
+                        let _ = r.reply.send(Err(Failure::NotSent(err.clone(), r.bytes)));
+                        continue;
+                    }
                     let got = match r.expect {
                         Expect::One => Vec::new(),
                         Expect::Many(n) => Vec::with_capacity(n),
                     };
                     inflight.push_back(Waiting { expect: r.expect, got, reply: r.reply });
                 }
-                if wbuf.capacity() > 1 << 20 {
-                    wbuf = Vec::new();
-                }
-                if let Err(e) = result {
-                    break lost(&e.to_string());
+                if let Some(err) = failed {
+                    break err;
                 }
             }
         }
     };
     for w in inflight.drain(..) {
-        let _ = w.reply.send(Err(err.clone()));
+        let _ = w.reply.send(Err(Failure::Sent(err.clone())));
     }
     rx.close();
     while let Ok(r) = rx.try_recv() {
-        let _ = r.reply.send(Err(err.clone()));
+        // Never written: the caller may send it again elsewhere.
+        let _ = r.reply.send(Err(Failure::NotSent(err.clone(), r.bytes)));
     }
     if let Some(hook) = on_down {
         hook(err);
     }
+}
+
+/// Write all of `buf`; on an error, also how many bytes were written before it.
+async fn write_counting<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    buf: &[u8],
+) -> (std::io::Result<()>, usize) {
+    let mut written = 0;
+    while written < buf.len() {
+        match wr.write(&buf[written..]).await {
+            Ok(0) => return (Err(std::io::ErrorKind::WriteZero.into()), written),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), written),
+        }
+    }
+    (Ok(()), written)
 }
 
 async fn fill<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
