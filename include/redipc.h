@@ -3074,8 +3074,10 @@ ipc_result ipc_worker_options_set_block_timeout_ms(ipc_worker_options *opts,
  * into the loop's in-flight list under a lease kept alive by a heartbeat; acknowledged when
  * the handler returns 0; on failure re-queued with its attempt raised, and after
  * `max_attempts` moved to the dead-letter list with the failure's text; the requests of a
- * worker that died go back to the queue when its lease expired. At-least-once: a request
- * can be handled twice (a worker dying after the handler, before the ack).
+ * worker that died go back to the queue when its lease expired, the death counting as an
+ * attempt (a request that crashes every worker that takes it ends in the dead letters after
+ * `max_attempts` deaths). At-least-once: a request can be handled twice (a worker dying
+ * after the handler, before the ack).
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
@@ -3083,7 +3085,8 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_reliable(ipc_worker_options *opts
 
 /**
  * Reliable mode: set how many times a request is handed to a handler before it becomes a
- * dead letter (default 3; at least 1, checked by `ipc_worker_new()`).
+ * dead letter (default 3; at least 1, checked by `ipc_worker_new()`). A handler failure and
+ * a worker that died while handling it each count as one.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */

@@ -7,7 +7,9 @@
 //!   success the request is removed (ack); on failure it is re-queued with its attempt count
 //!   raised, and after `max_attempts` moved to the dead-letter list with the error. When a
 //!   worker dies its lease expires, and any live worker of the queue moves its in-flight
-//!   requests back to the queue.
+//!   requests back to the queue. A death counts as an attempt: a request that kills every
+//!   worker that takes it (a "poison pill") ends in the dead-letter list after
+//!   `max_attempts` deaths instead of taking down worker after worker forever.
 //!
 //! Keys (one hash tag per queue, so a queue's keys share a cluster slot):
 //! `{prefix}{q:NAME}:pending`, `...:inflight:<consumer>`, `...:lease:<consumer>`,
@@ -61,7 +63,8 @@ pub struct WorkerOptions {
     pub block_timeout: Duration,
     /// At-least-once delivery with leases, retries and dead letters (default false).
     pub reliable: bool,
-    /// Reliable mode: attempts before a request becomes a dead letter (default 3).
+    /// Reliable mode: attempts before a request becomes a dead letter (default 3). A worker
+    /// that died while handling it counts as an attempt.
     pub max_attempts: u32,
     /// Reliable mode: how long a dead worker's requests stay claimed (default 30 s).
     pub lease: Duration,
@@ -187,7 +190,8 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Requests this worker moved to the dead-letter list.
     pub dead_lettered: u64,
-    /// Requests of dead workers this worker put back into the queue.
+    /// Requests of dead workers this worker recovered: put back into the queue, or (after
+    /// `max_attempts` deaths) into the dead-letter list.
     pub recovered: u64,
 }
 
@@ -299,21 +303,52 @@ else
 end
 return 1";
 
-/// Recover the in-flight requests of consumers whose lease expired.
-/// KEYS: consumers set, pending. ARGV: the key base (`{prefix}{q:NAME}:`).
-/// Returns how many requests were put back.
+/// Recover the in-flight requests of consumers whose lease expired. Each counts the death
+/// as an attempt: re-queued with its attempt raised, or, at `max_attempts`, dead-lettered.
+/// KEYS: consumers set, pending, dead. ARGV: the key base (`{prefix}{q:NAME}:`), the retry
+/// magic, the dead-letter magic, max attempts, the error text for a dead letter.
+/// Returns {requeued, dead-lettered}.
 const RECOVER: &str = r"
-local moved = 0
+local RM, DM, max, err = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local function be32(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+    math.floor(n / 256) % 256, n % 256)
+end
+local function u32(s, i)
+  local a, b, c, d = string.byte(s, i, i + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local moved, dead = 0, 0
 for _, cid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. 'lease:' .. cid) == 0 then
     local inflight = ARGV[1] .. 'inflight:' .. cid
-    while redis.call('LMOVE', inflight, KEYS[2], 'RIGHT', 'RIGHT') do
-      moved = moved + 1
+    while true do
+      local item = redis.call('RPOP', inflight)
+      if not item then break end
+      local attempt, payload = 0, item
+      if #item >= #RM + 4 and string.sub(item, 1, #RM) == RM then
+        attempt = u32(item, #RM + 1)
+        payload = string.sub(item, #RM + 5)
+      elseif #item >= #DM + 8 and string.sub(item, 1, #DM) == DM then
+        local elen = u32(item, #DM + 5)
+        if #item >= #DM + 8 + elen then payload = string.sub(item, #DM + 9 + elen) end
+      end
+      attempt = attempt + 1
+      if attempt >= max then
+        redis.call('LPUSH', KEYS[3], DM .. be32(attempt) .. be32(#err) .. err .. payload)
+        dead = dead + 1
+      else
+        redis.call('RPUSH', KEYS[2], RM .. be32(attempt) .. payload)
+        moved = moved + 1
+      end
     end
     redis.call('SREM', KEYS[1], cid)
   end
 end
-return moved";
+return {moved, dead}";
+
+/// The error a request dead-lettered by recovery carries.
+const DIED: &str = "the worker handling it died (its lease expired) on every attempt";
 
 /// A consumer leaving cleanly. KEYS: inflight, pending, lease, consumers. ARGV: its id.
 const RELEASE: &str = r"
@@ -834,13 +869,33 @@ async fn recover(shared: &Shared) -> Result<()> {
         base.push(b':');
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(RECOVER)
-            .arg(2)
+            .arg(3)
             .arg(q.consumers())
             .arg(q.pending())
-            .arg(base);
-        let n = shared.client.run_cmd(&cmd).await?.into_int()?;
-        if n > 0 {
-            shared.recovered.fetch_add(n as u64, Ordering::Relaxed);
+            .arg(q.dead())
+            .arg(base)
+            .arg(RETRY_MAGIC)
+            .arg(DEAD_MAGIC)
+            .arg(shared.opts.max_attempts)
+            .arg(DIED);
+        let counts = shared.client.run_cmd(&cmd).await?;
+        let count = |i: usize| {
+            counts
+                .as_slice()
+                .and_then(|c| c.get(i))
+                .and_then(Reply::as_int)
+                .unwrap_or(0)
+                .max(0) as u64
+        };
+        let (moved, dead) = (count(0), count(1));
+        shared.recovered.fetch_add(moved + dead, Ordering::Relaxed);
+        if dead > 0 {
+            shared.dead_lettered.fetch_add(dead, Ordering::Relaxed);
+            shared.report(&format!(
+                "redipc worker: {dead} request(s) on queue {} moved to the dead letters: {DIED} ({} attempts)",
+                String::from_utf8_lossy(&q.name),
+                shared.opts.max_attempts
+            ));
         }
     }
     Ok(())

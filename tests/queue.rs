@@ -273,6 +273,89 @@ fn child_consumer() {
     }
 }
 
+/// Run by `a_request_that_kills_every_worker_ends_in_the_dead_letters` as a child process:
+/// a reliable worker whose process dies on the request "poison".
+#[test]
+fn child_poisoned_consumer() {
+    let Ok(url) = std::env::var("REDIPC_POISON_URL") else {
+        return;
+    };
+    let c = connect(&url);
+    let c2 = c.clone();
+    let _w = c
+        .handle_requests(
+            &["poisoned"],
+            move |req| {
+                if &req.payload[..] == b"poison" {
+                    std::process::exit(3); // the crash a poison pill causes
+                }
+                c2.command(&[b"SADD".as_slice(), b"poisoned-done", &req.payload])
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            },
+            WorkerOptions::default()
+                .reliable(true)
+                .lease(Duration::from_millis(300)),
+        )
+        .unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_request_that_kills_every_worker_ends_in_the_dead_letters() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    c.send_request("poisoned", "poison").unwrap();
+    for i in 0..5 {
+        c.send_request("poisoned", format!("ok-{i}")).unwrap();
+    }
+    let spawn = || -> Child {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_poisoned_consumer",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("REDIPC_POISON_URL", server.unix_url())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let done = || match server.cmd(&["SCARD", "poisoned-done"]) {
+        redis::Value::Int(n) => n,
+        _ => 0,
+    };
+    // A worker process at a time; each one the poison kills is replaced.
+    let mut child = spawn();
+    let mut deaths = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (done() < 5 || c.queue_stats("poisoned").unwrap().dead == 0) && Instant::now() < deadline
+    {
+        if child.try_wait().unwrap().is_some() {
+            deaths += 1;
+            child = spawn();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(done(), 5, "the other requests were handled");
+    let dead = c.dead_letters("poisoned").unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(&dead[0].payload[..], b"poison");
+    assert_eq!(dead[0].attempts, 3);
+    assert!(dead[0].error.contains("died"), "{}", dead[0].error);
+    assert_eq!(
+        deaths, 3,
+        "the poison took down max_attempts workers, no more"
+    );
+}
+
 #[test]
 fn reliable_consumer_processes_killed_mid_request_lose_nothing() {
     let server = Server::start();

@@ -386,7 +386,9 @@ class Client:
           ``request.attempt`` raised, and after ``max_attempts`` (default 3) failures it
           goes to the queue's dead letters with the failure text. When a worker process
           dies, its lease expires and any live worker of the queue puts its in-flight
-          requests back into the queue (they are handled again: duplicates are possible).
+          requests back into the queue (they are handled again: duplicates are possible);
+          the death counts as an attempt, so a request that crashes every worker taking it
+          ends in the dead letters after ``max_attempts`` deaths.
 
         ``block_timeout`` (default 1 s, at least 10 ms) is how long one blocking pop waits;
         :meth:`Worker.stop` wakes a blocked pop at once (``CLIENT UNBLOCK``; where ACLs
