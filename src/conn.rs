@@ -144,7 +144,13 @@ impl Conn {
         if self.is_closed() {
             return Err(Error::closed());
         }
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        // An idle connection the server closed meanwhile (timeout, CLIENT KILL, restart)
+        // is dropped here rather than failing its next user's command.
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|w| !w.is_closed());
+            idle.pop()
+        };
         match idle {
             Some(c) => Ok(c),
             None => Self::open(self, 0).await,

@@ -216,6 +216,11 @@ impl Wire {
             .unwrap_or_else(|_| Err(Failure::Sent(lost("the connection ended before the reply"))))
     }
 
+    /// Whether the connection has ended (its driver is gone: the socket failed or closed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Send one command; its reply (a server error is `Ok(Reply::Error)`).
     pub(crate) async fn command(&self, cmd: &redis::Cmd) -> Result<Reply> {
         self.request(cmd.get_packed_command(), Expect::One)

@@ -133,3 +133,27 @@ fn reconnect_gives_up_after_max_attempts() {
     let e = c.ping().unwrap_err();
     assert!(e.to_string().contains("gave up"), "{e}");
 }
+
+#[test]
+fn a_pooled_blocking_connection_closed_by_the_server_is_not_reused() {
+    // BLPOP runs on a pooled connection of its own; the server closes the idle pooled
+    // connection; the next BLPOP gets a fresh one instead of a connection error.
+    let server = Server::start();
+    let c = blocking::Client::connect(&server.unix_url(), opts()).unwrap();
+    for round in 0..3 {
+        let r = c.command(&["BLPOP", "nothing", "0.05"]).unwrap();
+        assert!(r.is_nil(), "round {round}");
+        server.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        std::thread::sleep(Duration::from_millis(50));
+        c.command(&["LPUSH", "something", "x"]).unwrap();
+        let r = c.command(&["BLPOP", "something", "1"]).unwrap();
+        assert_eq!(
+            r,
+            redipc::Reply::Array(vec![
+                redipc::Reply::Bulk(b"something".to_vec()),
+                redipc::Reply::Bulk(b"x".to_vec())
+            ]),
+            "round {round}"
+        );
+    }
+}
