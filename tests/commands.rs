@@ -262,6 +262,21 @@ fn options_are_applied() {
         c.command(&["ACL", "WHOAMI"]).unwrap(),
         Reply::Bulk(b"app".to_vec())
     );
+    // The same over RESP2 (AUTH user pass, CLIENT SETNAME and SELECT as commands).
+    let c2 = blocking::Client::connect(
+        &format!("redis://app:s3cret@127.0.0.1:{}/3", server.port),
+        Options::default().resp3(false).client_name("resp2"),
+    )
+    .unwrap();
+    assert_eq!(
+        c2.command(&["ACL", "WHOAMI"]).unwrap(),
+        Reply::Bulk(b"app".to_vec())
+    );
+    assert_eq!(
+        c2.command(&["CLIENT", "GETNAME"]).unwrap(),
+        Reply::Bulk(b"resp2".to_vec())
+    );
+    assert_eq!(c2.get("in3").unwrap().as_deref(), Some(&b"x"[..]));
     let e = blocking::Client::connect(
         &server.tcp_url(),
         Options::default().username("app").password("wrong"),
