@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,6 +667,41 @@ static void test_timeout_and_close(const char *url) {
     ipc_client_free(c);
 }
 
+/* ipc_client_close() from another thread ends a call in flight, even a BLPOP that would
+   wait forever: the daemon's shutdown path. */
+struct blocked_call {
+    ipc_client *c;
+    volatile long done;
+    int rc;
+};
+
+static void *blpop_forever(void *arg) {
+    struct blocked_call *b = arg;
+    ipc_reply *r = NULL;
+    b->rc = cmd(b->c, &r, "BLPOP", key("never-pushed"), "0", NULL);
+    ipc_reply_free(r);
+    add(&b->done, 1);
+    return NULL;
+}
+
+static void test_close_ends_a_call_in_flight(const char *url) {
+    struct blocked_call b = {NULL, 0, -1};
+    pthread_t t;
+    int ok;
+    CHECK_OK(ipc_client_new(url, NULL, &b.c));
+    if (b.c == NULL) return;
+    CHECK(pthread_create(&t, NULL, blpop_forever, &b) == 0);
+    sleep_ms(200); /* blocked on the server now */
+    CHECK(load(&b.done) == 0);
+    CHECK_OK(ipc_client_close(b.c));
+    WAIT_UNTIL(ok, load(&b.done) == 1, 2000);
+    CHECK(ok);
+    if (!ok) return; /* the thread still uses the client: do not free it */
+    pthread_join(t, NULL);
+    CHECK(b.rc == IPC_ERR_CLOSED);
+    ipc_client_free(b.c);
+}
+
 int main(int argc, char **argv) {
     const char *url;
     ipc_client *c = NULL;
@@ -692,6 +728,7 @@ int main(int argc, char **argv) {
     test_big_values(c, quick);
     test_value_limit(url);
     test_timeout_and_close(url);
+    test_close_ends_a_call_in_flight(url);
     ipc_client_free(c);
     return check_summary();
 }

@@ -1227,8 +1227,10 @@ void ipc_client_free(ipc_client *client);
 
 /**
  * Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it
- * stops reconnecting. A command already sent still gets its reply (or its timeout): close
- * does not cut calls in flight. Use it to wake other threads before `ipc_client_free()`.
+ * stops reconnecting. Calls in flight on other threads return at once with
+ * `IPC_ERR_CLOSED` (a `BLPOP` waiting forever included); whether such a command ran on the
+ * server is unknown, as after a connection error. Use it to wake other threads before
+ * `ipc_client_free()`.
  * Closing twice is fine. Its subscriptions end: their callbacks stop (a running one on
  * another thread is waited for) and their `userdata_free` runs before this returns. A
  * thread waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.

@@ -226,7 +226,10 @@ impl Client {
     }
 
     /// Close the client: later calls on it (and on its clones) fail with
-    /// [`ErrorKind::Closed`]; its subscriptions are closed.
+    /// [`ErrorKind::Closed`]; its subscriptions are closed; calls in flight on other threads
+    /// or tasks (a `BLPOP` waiting forever included) end at once with a
+    /// [`ErrorKind::Closed`] error (whether such a command ran on the server is unknown, as
+    /// after a connection error).
     pub fn close(&self) {
         self.inner.conn.close();
         if let Some(ps) = self.inner.pubsub.get() {

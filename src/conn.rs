@@ -38,6 +38,9 @@ pub(crate) struct Conn {
     state: Mutex<State>,
     /// Bumped on every state change; waiters for a reconnect watch it.
     changed: watch::Sender<u64>,
+    /// Turns true on close: every connection of this client (shared, pooled, and the ones
+    /// loops hold) ends at once, failing what is in flight on it.
+    shutdown: watch::Sender<bool>,
     /// The largest value accepted (our option, lowered to the server's
     /// `proto-max-bulk-len` when it can be read).
     pub(crate) max_value_size: AtomicUsize,
@@ -77,6 +80,7 @@ impl Conn {
                 last_error: Error::new(ErrorKind::Connection, "not connected yet"),
             }),
             changed: watch::Sender::new(0),
+            shutdown: watch::Sender::new(false),
             max_value_size: AtomicUsize::new(opts.max_value_size),
             configured_max_value_size: opts.max_value_size,
             handle,
@@ -115,7 +119,7 @@ impl Conn {
                 }
             }) as crate::wire::DownHook
         });
-        let wire = Wire::connect(&this.settings.wire, hook).await?;
+        let wire = Wire::connect(&this.settings.wire, hook, this.shutdown.subscribe()).await?;
         // Learn the server's bulk limit so an oversized value is refused before it is sent
         // (the server would otherwise close the connection on it). CONFIG may be
         // forbidden by ACLs: then our own limit stays.
@@ -252,10 +256,13 @@ impl Conn {
         matches!(&*self.lock(), State::Closed)
     }
 
-    /// Close: fail every later call with a `Closed` error and stop reconnecting.
+    /// Close: fail every later call with a `Closed` error, stop reconnecting, and end every
+    /// connection, so that calls in flight (a `BLPOP` waiting forever included) fail with a
+    /// `Closed` error at once instead of running on.
     pub(crate) fn close(&self) {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.set_state(State::Closed);
+        self.shutdown.send_replace(true);
     }
 
     /// The current connection, waiting for a reconnect until `deadline`.

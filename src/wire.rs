@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::Reply;
@@ -143,7 +143,13 @@ fn lost(why: &str) -> Error {
 impl Wire {
     /// Connect, start the driver, and run the handshake (`HELLO 3` or `AUTH`, the client
     /// name, `SELECT`), all within the connect timeout.
-    pub(crate) async fn connect(s: &WireSettings, on_down: Option<DownHook>) -> Result<Wire> {
+    /// When `shutdown` turns true the connection ends at once: calls in flight or queued
+    /// on it fail with a `Closed` error (the client was closed).
+    pub(crate) async fn connect(
+        s: &WireSettings,
+        on_down: Option<DownHook>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Wire> {
         let what = || format!("connect to {}", s.display);
         let deadline = tokio::time::Instant::now() + s.connect_timeout;
         let io = match tokio::time::timeout_at(deadline, open_socket(&s.addr)).await {
@@ -154,7 +160,7 @@ impl Wire {
             Err(_) => return Err(connect_timed_out(s.connect_timeout, what())),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(io, rx, on_down));
+        tokio::spawn(drive(io, rx, on_down, shutdown));
         let wire = Wire { tx };
         let handshake = async {
             let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
@@ -251,6 +257,7 @@ async fn drive(
     io: Box<dyn Io>,
     mut rx: mpsc::UnboundedReceiver<Request>,
     on_down: Option<DownHook>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<Waiting> = VecDeque::new();
@@ -261,6 +268,10 @@ async fn drive(
     let err = loop {
         tokio::select! {
             biased;
+            () = async { drop(shutdown.wait_for(|closed| *closed).await) } => {
+                let _ = wr.shutdown().await;
+                break Error::closed();
+            }
             read = fill(&mut rd, &mut rbuf) => {
                 match read {
                     Ok(0) => break lost("the server closed the connection"),

@@ -468,3 +468,27 @@ fn a_large_reply_arriving_in_many_reads_is_whole() {
     c.set("blob", &value).unwrap();
     assert_eq!(c.get("blob").unwrap().as_deref(), Some(&value[..]));
 }
+
+#[test]
+fn close_ends_calls_in_flight_even_a_blpop_that_waits_forever() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    let c2 = c.clone();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        (c2.command(&["BLPOP", "never", "0"]), t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200)); // it is blocked on the server now
+    let t = Instant::now();
+    c.close();
+    let (r, _) = waiter.join().unwrap();
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Nothing of the client is left blocked on the server.
+    std::thread::sleep(Duration::from_millis(100));
+    let other = connect(&server.unix_url());
+    let info = other.command(&["INFO", "clients"]).unwrap();
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+    assert!(text.contains("blocked_clients:0"), "{text}");
+}

@@ -62,3 +62,26 @@ def test_dropped_client_is_released(server: RedisServer) -> None:
         assert clients.count("\n") < 10
     finally:
         admin.close()
+
+
+def test_close_ends_a_call_in_flight_on_another_thread(server: RedisServer) -> None:
+    import threading
+    import time
+
+    c = redipc.Client(server.unix_url)
+    outcome: list[BaseException | object] = []
+
+    def wait_forever() -> None:
+        try:
+            outcome.append(c.command("BLPOP", "never-pushed", 0))
+        except BaseException as e:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(e)
+
+    t = threading.Thread(target=wait_forever)
+    t.start()
+    time.sleep(0.2)
+    assert not outcome, "BLPOP returned early"
+    c.close()
+    t.join(timeout=2)
+    assert not t.is_alive(), "close did not end the BLPOP"
+    assert isinstance(outcome[0], redipc.ClosedError), outcome

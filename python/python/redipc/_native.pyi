@@ -175,7 +175,9 @@ class Client:
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
     def close(self) -> None:
-        """Close the client: later calls raise ``ClosedError``. Closing again does nothing."""
+        """Close the client: later calls raise ``ClosedError``, and calls in flight on other
+        threads (a ``BLPOP`` waiting forever included) raise ``ClosedError`` at once. Closing
+        again does nothing."""
     @property
     def is_connected(self) -> bool:
         """Whether the connection is up now."""
