@@ -1084,9 +1084,9 @@ public:
     explicit client(ipc_client *p) noexcept : h_(p) {}
 
     /// `ipc_client_close()`: calls that start from now on (on any thread) fail with
-    /// IPC_ERR_CLOSED, a waiting `poll()` returns, the subscriptions end; a command already
-    /// sent still waits for its reply or timeout. The handle stays allocated until destroyed
-    /// (or `reset()`).
+    /// IPC_ERR_CLOSED, a waiting `poll()` returns, the subscriptions end, and calls in flight
+    /// on other threads (a `BLPOP` waiting forever included) end at once with
+    /// IPC_ERR_CLOSED. The handle stays allocated until destroyed (or `reset()`).
     void close() { detail::check(ipc_client_close(p())); }
     void reset() noexcept { h_.reset(); }
     bool is_connected() const { return ipc_client_is_connected(p()); }

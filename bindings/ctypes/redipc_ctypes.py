@@ -1948,9 +1948,9 @@ class Client(_Handle):
         super().__init__(L, out)
 
     def _shutdown(self) -> None:
-        # New calls of other threads fail with IPC_ERR_CLOSED from here (a command already
-        # sent still runs to its reply or timeout; close() waits for it); then end the
-        # handles made from this client (workers and servers must go before their client).
+        # New calls of other threads fail with IPC_ERR_CLOSED from here, and calls in flight
+        # (a BLPOP included) end at once with it; close() waits for them to return. Then end
+        # the handles made from this client (workers and servers must go before their client).
         with self._cv:
             ptr = self._ptr
         if ptr is not None:
