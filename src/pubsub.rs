@@ -744,7 +744,9 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
                         "the server closed the connection during HELLO",
                     ));
                 }
-                Ok(_) => reader.decode(&mut got)?,
+                Ok(_) => {
+                    reader.decode(&mut got)?;
+                }
                 Err(e) => return Err(Error::new(ErrorKind::Connection, e.to_string())),
             }
         }
@@ -825,13 +827,14 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
                 }
                 // Everything this read completed: messages are routed under one registry
                 // lock and queued per subscription in one go; each consumer is woken once.
-                if let Err(e) = reader.decode(&mut incoming) {
-                    return e.context("pub/sub connection");
-                }
+                let shared_len = match reader.decode(&mut incoming) {
+                    Ok(n) => n,
+                    Err(e) => return e.context("pub/sub connection"),
+                };
                 let mut items = incoming.drain(..);
                 loop {
                     let stop = route_messages(ps, &mut items, &mut pending);
-                    pending.flush().await;
+                    pending.flush(shared_len).await;
                     match stop {
                         Stop::Frame(frame) => handle_frame(ps, frame, &mut inflight, &mut ping_sent),
                         Stop::Full => {}
@@ -844,10 +847,11 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
     }
 }
 
-/// Messages routed but not queued yet, per subscription queue.
+/// Messages routed but not queued yet, per subscription queue, with the payload bytes each
+/// queue got from the current read.
 #[derive(Default)]
 struct Pending {
-    queues: Vec<(Arc<Delivery<Event>>, Vec<Event>)>,
+    queues: Vec<(Arc<Delivery<Event>>, Vec<Event>, usize)>,
     count: usize,
 }
 
@@ -855,19 +859,43 @@ struct Pending {
 /// queues when a queue is full under [`Overflow::Block`]).
 const PENDING_MAX: usize = 4096;
 
+/// Payloads up to this size may be copied out of the read buffer (see [`Pending::flush`]).
+const COPY_MAX: usize = 4096;
+
 impl Pending {
-    fn add(&mut self, d: &Arc<Delivery<Event>>, event: Event) {
+    fn add(&mut self, d: &Arc<Delivery<Event>>, event: Event, payload_len: usize) {
         self.count += 1;
         // Nearly always one queue, or a few: a linear search beats hashing.
-        match self.queues.iter_mut().find(|(q, _)| Arc::ptr_eq(q, d)) {
-            Some((_, events)) => events.push(event),
-            None => self.queues.push((d.clone(), vec![event])),
+        match self.queues.iter_mut().find(|(q, _, _)| Arc::ptr_eq(q, d)) {
+            Some((_, events, bytes)) => {
+                events.push(event);
+                *bytes += payload_len;
+            }
+            None => self.queues.push((d.clone(), vec![event], payload_len)),
         }
     }
 
     /// Queue everything (waiting for room under [`Overflow::Block`]) and wake each consumer.
-    async fn flush(&mut self) {
-        for (d, events) in &mut self.queues {
+    ///
+    /// Payloads and names are slices of the read buffer (`shared_len` bytes). A queue that
+    /// got a small share of it gets its small messages copied instead: otherwise a slow
+    /// subscriber's queue of a few messages per read, amid other traffic, would keep a whole
+    /// read buffer alive per message. So queued payloads pin at most ~4× their own size.
+    async fn flush(&mut self, shared_len: usize) {
+        for (d, events, bytes) in &mut self.queues {
+            if *bytes * 4 < shared_len {
+                for e in events.iter_mut() {
+                    if let Event::Message(m) = e
+                        && m.payload.len() <= COPY_MAX
+                    {
+                        m.payload = Bytes::copy_from_slice(&m.payload);
+                        m.channel = Bytes::copy_from_slice(&m.channel);
+                        if let Some(p) = &mut m.pattern {
+                            *p = Bytes::copy_from_slice(p);
+                        }
+                    }
+                }
+            }
             d.push_all(events).await;
             d.flush();
         }
@@ -919,7 +947,7 @@ fn route_messages(
                     pattern: m.pattern.clone(),
                     payload: m.payload.clone(),
                 };
-                pending.add(d, Event::Message(copy));
+                pending.add(d, Event::Message(copy), m.payload.len());
             }
             let PushMessage {
                 channel,
@@ -927,6 +955,7 @@ fn route_messages(
                 payload,
                 ..
             } = m;
+            let len = payload.len();
             pending.add(
                 last,
                 Event::Message(Message {
@@ -935,6 +964,7 @@ fn route_messages(
                     pattern,
                     payload,
                 }),
+                len,
             );
         }
         if pending.count >= PENDING_MAX {
@@ -1128,4 +1158,66 @@ fn sub_failed(ps: &PubSub, kind: SubscriptionKind, names: &[Bytes], err: Error) 
     }
     drop(reg);
     ps.changed.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> Arc<Delivery<Event>> {
+        Delivery::new(
+            100,
+            Overflow::Block,
+            None,
+            Mode::Inline,
+            None,
+            Arc::new(AtomicBool::new(false)),
+        )
+    }
+
+    fn message(payload: Bytes) -> Event {
+        Event::Message(Message {
+            kind: SubscriptionKind::Channel,
+            channel: Bytes::from_static(b"ch"),
+            pattern: None,
+            payload,
+        })
+    }
+
+    fn payload_of(d: &Delivery<Event>) -> Bytes {
+        match d.try_next().unwrap() {
+            Some(Event::Message(m)) => m.payload,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_queue_with_a_small_share_of_a_read_gets_copies_not_slices() {
+        // One 64 KiB read: the busy queue's payloads are most of it, the quiet queue's one
+        // small payload is not. Only the quiet one is copied out (it would otherwise keep
+        // the whole buffer alive for as long as it sits in its queue).
+        let read = Bytes::from(vec![7u8; 64 * 1024]);
+        let inside = |b: &Bytes| {
+            let base = read.as_ptr() as usize;
+            (base..base + read.len()).contains(&(b.as_ptr() as usize))
+        };
+        let (busy, quiet) = (queue(), queue());
+        let mut p = Pending::default();
+        for i in 0..60 {
+            let slice = read.slice(i * 1000..i * 1000 + 900);
+            p.add(&busy, message(slice), 900);
+        }
+        p.add(&quiet, message(read.slice(60_000..60_064)), 64);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(p.flush(read.len()));
+        assert!(
+            inside(&payload_of(&busy)),
+            "the busy queue keeps zero-copy slices"
+        );
+        let q = payload_of(&quiet);
+        assert!(!inside(&q), "the quiet queue's payload is a copy");
+        assert_eq!(&q[..], &[7u8; 64][..]);
+    }
 }

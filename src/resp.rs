@@ -11,7 +11,8 @@
 //!    message channel payload`, `>4 pmessage pattern channel payload`, `>3 smessage ...`)
 //!    where its strings are; nothing is allocated;
 //! 2. cut the scanned bytes off the buffer once (`BytesMut::split_to` + `freeze`) and hand
-//!    out messages whose channel and payload are slices of that one shared buffer (no copy),
+//!    out messages whose channel and payload are slices of that one shared buffer (no copy;
+//!    the pub/sub router decides what to copy so that queued messages do not pin buffers),
 //!    and decode anything else (confirmations, replies, errors: rare) into a [`Reply`].
 //!
 //! Every RESP3 type is understood (attributes are skipped); RESP2's null bulk string and
@@ -449,8 +450,9 @@ impl Reader {
         io.read_buf(&mut self.buf).await
     }
 
-    /// Append every complete frame in the buffer to `out`, in order.
-    pub(crate) fn decode(&mut self, out: &mut Vec<Incoming>) -> std::result::Result<(), Error> {
+    /// Append every complete frame in the buffer to `out`, in order; returns how many bytes
+    /// they took (the size of the buffer their slices share).
+    pub(crate) fn decode(&mut self, out: &mut Vec<Incoming>) -> std::result::Result<usize, Error> {
         self.spans.clear();
         let mut p = 0;
         {
@@ -474,7 +476,7 @@ impl Reader {
             }
         }
         if p == 0 {
-            return Ok(());
+            return Ok(0);
         }
         let chunk = self.buf.split_to(p).freeze();
         let mut start = 0;
@@ -496,7 +498,7 @@ impl Reader {
             out.push(item);
             start = end;
         }
-        Ok(())
+        Ok(p)
     }
 }
 
