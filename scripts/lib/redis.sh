@@ -45,11 +45,14 @@ redis_start() {
 }
 
 redis_stop() {
+  # Safe under `set -e` (the showcase calls it from its EXIT trap): a server that is
+  # already gone is not an error.
   [ -n "${REDIS_PID:-}" ] || return 0
-  kill "$REDIS_PID" 2>/dev/null
+  kill "$REDIS_PID" 2>/dev/null || true
   local i
   for i in $(seq 1 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.05; done
-  kill -9 "$REDIS_PID" 2>/dev/null
-  wait "$REDIS_PID" 2>/dev/null
+  kill -9 "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
   REDIS_PID=
+  return 0
 }
