@@ -3,12 +3,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, spawn_child};
 use redipc::{Options, Reply, WorkerOptions, blocking};
 
 fn connect(url: &str) -> blocking::Client {
@@ -311,20 +311,13 @@ fn a_request_that_kills_every_worker_ends_in_the_dead_letters() {
     for i in 0..5 {
         c.send_request("poisoned", format!("ok-{i}")).unwrap();
     }
-    let spawn = || -> Child {
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_poisoned_consumer",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("REDIPC_POISON_URL", server.unix_url())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+    let spawn = || {
+        spawn_child(
+            "child_poisoned_consumer",
+            "REDIPC_POISON_URL",
+            &server.unix_url(),
+            false,
+        )
     };
     let done = || match server.cmd(&["SCARD", "poisoned-done"]) {
         redis::Value::Int(n) => n,
@@ -363,20 +356,13 @@ fn reliable_consumer_processes_killed_mid_request_lose_nothing() {
     for i in 0..1000 {
         c.send_request("kill", i.to_string()).unwrap();
     }
-    let spawn = || -> Child {
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_consumer",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("REDIPC_CHILD_URL", server.tcp_url())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+    let spawn = || {
+        spawn_child(
+            "child_consumer",
+            "REDIPC_CHILD_URL",
+            &server.tcp_url(),
+            false,
+        )
     };
     let mut children: Vec<Child> = (0..2).map(|_| spawn()).collect();
     let mut kills = 0;

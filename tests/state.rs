@@ -3,11 +3,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, spawn_child};
 use redipc::{ErrorKind, LockOptions, Options, WatchOptions, blocking};
 
 fn connect(url: &str) -> blocking::Client {
@@ -192,13 +191,12 @@ fn eight_processes_increment_under_the_lock() {
     let c = connect(&server.tcp_url());
     let children: Vec<_> = (0..8)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "child_locker", "--nocapture"])
-                .env("REDIPC_LOCK_CHILD_URL", server.unix_url())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            spawn_child(
+                "child_locker",
+                "REDIPC_LOCK_CHILD_URL",
+                &server.unix_url(),
+                true,
+            )
         })
         .collect();
     for ch in children {

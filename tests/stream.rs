@@ -3,11 +3,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, spawn_child};
 use redipc::{ConsumerOptions, ErrorKind, Options, blocking};
 
 fn connect(url: &str) -> blocking::Client {
@@ -213,13 +213,12 @@ fn an_entry_of_a_killed_consumer_process_is_claimed_by_another() {
     c.stream_group_create("crash", "g", "0").unwrap();
     c.stream_publish("crash", &[("task", "important")], None)
         .unwrap();
-    let mut child: Child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_stream_consumer", "--nocapture"])
-        .env("REDIPC_STREAM_CHILD_URL", server.tcp_url())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child: Child = spawn_child(
+        "child_stream_consumer",
+        "REDIPC_STREAM_CHILD_URL",
+        &server.tcp_url(),
+        false,
+    );
     wait_until(Duration::from_secs(10), "child handling", || {
         c.get("child-started").unwrap().is_some()
     });

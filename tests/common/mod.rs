@@ -174,3 +174,24 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// Re-run this test binary as a child process running only the test `name` (a `child_*`
+/// test that does nothing unless `env` is set), with `env=url`. Its output is discarded
+/// unless `capture` (then read it with `wait_with_output`).
+#[allow(dead_code)] // not every test binary has children
+pub fn spawn_child(name: &str, env: &str, url: &str, capture: bool) -> Child {
+    let out = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(env, url)
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+        .unwrap()
+}
