@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use crate::client::SetOptions;
 use crate::config::Options;
-use crate::dispatch::QueueStats;
+use crate::delivery::QueueStats;
 use crate::error::Result;
+use crate::net::runtime;
 use crate::pubsub::{Event, SubscribeOptions, SubscriptionKind};
 use crate::reply::Reply;
-use crate::runtime;
 
 /// A blocking redipc client: safe to share between threads (`&Client` is enough; it is
 /// also cheap to clone), every thread's calls share one auto-pipelined connection.
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: crate::Client,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl Client {
@@ -495,7 +495,7 @@ impl Client {
 #[derive(Debug)]
 pub struct Subscription {
     inner: crate::Subscription,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl Subscription {
@@ -545,7 +545,7 @@ impl Subscription {
 #[derive(Debug)]
 pub struct SubscriptionGroup {
     inner: crate::SubscriptionGroup,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl SubscriptionGroup {
@@ -571,7 +571,7 @@ impl SubscriptionGroup {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     inner: crate::Pipeline,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl Pipeline {
@@ -602,7 +602,7 @@ impl Pipeline {
 #[derive(Debug, Clone)]
 pub struct Transaction {
     inner: crate::Transaction,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl Transaction {
@@ -633,7 +633,7 @@ impl Transaction {
 #[derive(Debug)]
 pub struct WatchSession {
     inner: crate::WatchSession,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl WatchSession {
@@ -651,7 +651,7 @@ impl WatchSession {
 #[derive(Debug)]
 pub struct StreamFollower {
     inner: crate::StreamFollower,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl StreamFollower {
@@ -669,7 +669,7 @@ impl StreamFollower {
 #[derive(Debug)]
 pub struct LockGuard {
     inner: Option<crate::LockGuard>,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
 }
 
 impl LockGuard {

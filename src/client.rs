@@ -1,16 +1,16 @@
 //! [`Client`]: the async client, direct commands and typed helpers.
 
-use std::sync::Arc;
+use std::any::Any;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use std::sync::OnceLock;
 
 use crate::config::{Options, parse_url};
-use crate::conn::Conn;
-use crate::dispatch::{Mode, PollQueue};
+use crate::delivery::{Mode, PollQueue};
 use crate::error::{Error, ErrorKind, Result};
-use crate::group::SubscriptionGroup;
+use crate::net::conn::Conn;
 use crate::pubsub::{self, PubSub, SubscribeOptions, Subscription, SubscriptionKind};
 use crate::reply::Reply;
 
@@ -57,17 +57,15 @@ pub struct Client {
 struct Inner {
     conn: Arc<Conn>,
     opts: Options,
-    handle: crate::runtime::Rt,
+    handle: crate::net::runtime::Rt,
     /// Where the pub/sub connection goes (kept for its lazy start).
     target: redis::ConnectionInfo,
     /// The pub/sub multiplexer, started by the first subscription.
     pubsub: OnceLock<Arc<PubSub>>,
     /// Poll mode's queue of waiting handlers.
     poll: Option<Arc<PollQueue>>,
-    /// RPC caller state, started by the first call.
-    rpc: crate::rpc::CallerCell,
-    /// Wake-ups for cache and lock waiters, started by the first wait.
-    notifier: crate::notify::NotifierCell,
+    /// State of the patterns built on the client (the RPC caller, the notifier), by type.
+    extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Drop for Inner {
@@ -184,13 +182,13 @@ impl Client {
                 "Client::connect needs a tokio runtime; use blocking::Client outside one",
             )
         })?;
-        Self::connect_on(url, opts, crate::runtime::Rt::foreign(handle)).await
+        Self::connect_on(url, opts, crate::net::runtime::Rt::foreign(handle)).await
     }
 
     pub(crate) async fn connect_on(
         url: &str,
         opts: Options,
-        handle: crate::runtime::Rt,
+        handle: crate::net::runtime::Rt,
     ) -> Result<Client> {
         let target = parse_url(url, &opts)?;
         let info = target.info.clone();
@@ -208,8 +206,7 @@ impl Client {
                 target: info,
                 pubsub: OnceLock::new(),
                 poll,
-                rpc: crate::rpc::CallerCell::new(),
-                notifier: crate::notify::NotifierCell::new(),
+                extensions: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -244,12 +241,21 @@ impl Client {
         &self.inner.conn
     }
 
-    pub(crate) fn rpc_caller(&self) -> &crate::rpc::CallerCell {
-        &self.inner.rpc
-    }
-
-    pub(crate) fn notifier_cell(&self) -> &crate::notify::NotifierCell {
-        &self.inner.notifier
+    /// The client's one `T` (made with `T::default()` on first use): state a pattern keeps
+    /// per client, such as the RPC caller's reply channel, without the client knowing the
+    /// patterns built on it.
+    pub(crate) fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut exts = self
+            .inner
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = exts.iter().find_map(|e| e.clone().downcast::<T>().ok()) {
+            return t;
+        }
+        let t = Arc::new(T::default());
+        exts.push(t.clone());
+        t
     }
 
     /// The database number of the connection.
@@ -257,7 +263,7 @@ impl Client {
         self.inner.target.redis_settings().db()
     }
 
-    pub(crate) fn runtime_handle(&self) -> &crate::runtime::Rt {
+    pub(crate) fn runtime_handle(&self) -> &crate::net::runtime::Rt {
         &self.inner.handle
     }
 
@@ -272,7 +278,7 @@ impl Client {
                 Some(pq) => Mode::Poll(pq.clone()),
                 None => Mode::Threaded,
             };
-            PubSub::start(settings, mode, self.inner.handle.handle())
+            pubsub::start(settings, mode, self.inner.handle.handle())
         })
     }
 
@@ -317,12 +323,6 @@ impl Client {
             return Err(Error::closed());
         }
         self.pubsub().subscribe(kind, names, opts).await
-    }
-
-    /// A subscription group: one subscription whose channels each get their own handler
-    /// ([`SubscriptionGroup::handle`]).
-    pub async fn subscribe_group(&self, opts: SubscribeOptions) -> Result<SubscriptionGroup> {
-        SubscriptionGroup::new(self, opts).await
     }
 
     /// Poll mode: run waiting handlers on this thread, waiting up to `timeout` for work

@@ -16,46 +16,34 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
-mod cache;
 mod client;
 mod config;
-mod conn;
-mod dispatch;
+mod delivery;
 mod error;
-mod group;
-mod keyspace;
-mod lock;
-mod notify;
+mod net;
+mod patterns;
 mod pubsub;
-mod queue;
 mod reply;
-mod resp;
-mod rpc;
-mod runtime;
-mod state;
-mod stream;
-mod tx;
-mod wire;
 
 pub use client::{Client, SetOptions};
 pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
-pub use dispatch::{ErrorHook, Handler, Overflow, QueueStats};
+pub use delivery::{ErrorHook, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
-pub use group::SubscriptionGroup;
-pub use keyspace::{KeyHandler, KeyspaceWatch};
-pub use lock::{LockGuard, LockOptions};
-pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
-pub use queue::{
+pub use patterns::keyspace::{KeyHandler, KeyspaceWatch};
+pub use patterns::lock::{LockGuard, LockOptions};
+pub use patterns::queue::{
     DeadLetter, QueueCounts, Request, RequestHandler, Worker, WorkerOptions, WorkerStats,
 };
-pub use reply::{Reply, ReplyType, ServerError};
-pub use rpc::{Call, CallOptions, RpcHandler, RpcServer};
-pub use state::{FieldHandler, HashWatcher, WatchOptions};
-pub use stream::{
+pub use patterns::rpc::{Call, CallOptions, RpcHandler, RpcServer};
+pub use patterns::state::{FieldHandler, HashWatcher, WatchOptions};
+pub use patterns::stream::{
     ConsumerOptions, ConsumerStats, EntryHandler, PendingInfo, StreamConsumer, StreamEntry,
     StreamFollower,
 };
-pub use tx::{Pipeline, Transaction, WatchSession};
+pub use patterns::tx::{Pipeline, Transaction, WatchSession};
+pub use pubsub::group::SubscriptionGroup;
+pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
+pub use reply::{Reply, ReplyType, ServerError};
 
 /// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -89,3 +89,11 @@ impl SubscriptionGroup {
         &self.sub
     }
 }
+
+impl Client {
+    /// A subscription group: one subscription whose channels each get their own handler
+    /// ([`SubscriptionGroup::handle`]).
+    pub async fn subscribe_group(&self, opts: SubscribeOptions) -> Result<SubscriptionGroup> {
+        SubscriptionGroup::new(self, opts).await
+    }
+}

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::resp::{Scan, decode_reply};
 use crate::reply::Reply;
-use crate::resp::{Scan, decode_reply};
 
 /// How to open a connection.
 #[derive(Clone)]

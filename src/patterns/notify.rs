@@ -21,7 +21,7 @@ pub(crate) struct Notifier {
 }
 
 /// The lazily started notifier of a client.
-pub(crate) type NotifierCell = OnceCell<Notifier>;
+type NotifierCell = OnceCell<Arc<Notifier>>;
 
 /// Interest in one channel; dropping it removes the channel when nobody else waits on it.
 pub(crate) struct Interest<'a> {
@@ -111,9 +111,10 @@ impl Notifier {
 }
 
 impl Client {
-    pub(crate) async fn notifier(&self) -> Result<&Notifier> {
-        self.notifier_cell()
-            .get_or_try_init(|| Notifier::start(self))
+    pub(crate) async fn notifier(&self) -> Result<Arc<Notifier>> {
+        self.extension::<NotifierCell>()
+            .get_or_try_init(|| async { Notifier::start(self).await.map(Arc::new) })
             .await
+            .cloned()
     }
 }

@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::conn::{LoopConn, Unblock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::conn::{LoopConn, Unblock};
+use crate::net::runtime;
+use crate::net::wire::Wire;
 use crate::reply::Reply;
-use crate::runtime;
-use crate::wire::Wire;
 
 /// One stream entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub struct ConsumerOptions {
     /// How often to look for entries to claim (default: `min_idle / 2`).
     pub claim_interval: Option<Duration>,
     /// Where handler failures are reported (default: stderr).
-    pub error_hook: Option<crate::dispatch::ErrorHook>,
+    pub error_hook: Option<crate::delivery::ErrorHook>,
 }
 
 impl Default for ConsumerOptions {
@@ -246,7 +246,7 @@ struct ConsumerShared {
 
 impl ConsumerShared {
     fn report(&self, text: &str) {
-        crate::dispatch::report(self.opts.error_hook.as_ref(), text);
+        crate::delivery::report(self.opts.error_hook.as_ref(), text);
     }
 
     fn errors_key(&self) -> Vec<u8> {
@@ -414,7 +414,7 @@ fn consumer_loop(s: Arc<ConsumerShared>) {
     }
 }
 
-fn handle_entry(s: &ConsumerShared, handle: &crate::runtime::Rt, entry: StreamEntry) {
+fn handle_entry(s: &ConsumerShared, handle: &crate::net::runtime::Rt, entry: StreamEntry) {
     if entry.deliveries > s.opts.max_deliveries {
         if let Err(e) = runtime::block_on(handle, dead_letter(s, &entry)).and_then(|r| r) {
             s.report(&format!(
@@ -428,7 +428,7 @@ fn handle_entry(s: &ConsumerShared, handle: &crate::runtime::Rt, entry: StreamEn
         Ok(r) => r,
         Err(p) => Err(format!(
             "handler panicked: {}",
-            crate::dispatch::panic_text(&*p)
+            crate::delivery::panic_text(&*p)
         )),
     };
     let settle = async {

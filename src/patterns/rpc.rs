@@ -19,9 +19,9 @@ use tokio::sync::{OnceCell, oneshot};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::runtime;
+use crate::patterns::queue::{QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
-use crate::queue::{QueueKeys, Request, Worker, WorkerOptions};
-use crate::runtime;
 
 const REQ_MAGIC: &[u8] = b"RPQ1";
 const REP_MAGIC: &[u8] = b"RPR1";
@@ -286,10 +286,11 @@ async fn announce(c: &Client, key: &[u8], member: &str) -> Result<()> {
 }
 
 impl Client {
-    async fn caller(&self) -> Result<&Caller> {
-        self.rpc_caller()
-            .get_or_try_init(|| Caller::start(self))
+    async fn caller(&self) -> Result<Arc<Caller>> {
+        self.extension::<CallerCell>()
+            .get_or_try_init(|| async { Caller::start(self).await.map(Arc::new) })
             .await
+            .cloned()
     }
 
     /// Call `method` of `service` with `payload`, waiting up to `opts.timeout` for the
@@ -446,7 +447,7 @@ impl Client {
                 .unwrap_or_else(|p| {
                     Err(format!(
                         "handler panicked: {}",
-                        crate::dispatch::panic_text(&*p)
+                        crate::delivery::panic_text(&*p)
                     ))
                 });
             let reply = match &outcome {
@@ -528,7 +529,7 @@ fn no_server(service: &[u8]) -> Error {
 }
 
 /// The lazily started caller state of a client.
-pub(crate) type CallerCell = OnceCell<Caller>;
+type CallerCell = OnceCell<Arc<Caller>>;
 
 #[cfg(test)]
 mod tests {

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::dispatch::ErrorHook;
+use crate::delivery::ErrorHook;
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::runtime;
 use crate::pubsub::{Event, SubscribeOptions};
-use crate::runtime;
 
 /// KEYS: hash. ARGV: field, value. Always publishes.
 const HSET_PUB: &str = r"
@@ -184,12 +184,12 @@ impl WatchState {
         let v = value.as_deref();
         let hook = self.opts.error_hook.as_ref();
         let report = |p: Box<dyn std::any::Any + Send>| {
-            crate::dispatch::report(
+            crate::delivery::report(
                 hook,
                 &format!(
                     "redipc hash watcher: a handler panicked on field {}: {}",
                     String::from_utf8_lossy(field),
-                    crate::dispatch::panic_text(&*p)
+                    crate::delivery::panic_text(&*p)
                 ),
             );
         };
@@ -426,7 +426,7 @@ impl Client {
                             backoff = Duration::from_millis(50);
                         }
                         Err(e) => {
-                            crate::dispatch::report(
+                            crate::delivery::report(
                                 st.opts.error_hook.as_ref(),
                                 &format!(
                                     "redipc hash watcher: reading {}: {e}; the whole hash is read again in {backoff:?}",

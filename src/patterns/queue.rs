@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::conn::{LoopConn, Unblock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::conn::{LoopConn, Unblock};
+use crate::net::runtime;
 use crate::reply::Reply;
-use crate::runtime;
 
 const RETRY_MAGIC: &[u8] = b"\0ipq\x01";
 const DEAD_MAGIC: &[u8] = b"\0ipd\x01";
@@ -72,7 +72,7 @@ pub struct WorkerOptions {
     /// worker that dies loses at most these).
     pub prefetch: usize,
     /// Where handler failures and worker errors are reported (default: stderr).
-    pub error_hook: Option<crate::dispatch::ErrorHook>,
+    pub error_hook: Option<crate::delivery::ErrorHook>,
 }
 
 impl Default for WorkerOptions {
@@ -387,7 +387,7 @@ struct Shared {
 
 impl Shared {
     fn report(&self, text: &str) {
-        crate::dispatch::report(self.opts.error_hook.as_ref(), text);
+        crate::delivery::report(self.opts.error_hook.as_ref(), text);
     }
 
     fn stopped(&self) -> bool {
@@ -400,7 +400,7 @@ impl Shared {
             Ok(r) => r,
             Err(p) => Err(format!(
                 "handler panicked: {}",
-                crate::dispatch::panic_text(&*p)
+                crate::delivery::panic_text(&*p)
             )),
         }
     }

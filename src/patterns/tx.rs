@@ -2,7 +2,7 @@
 //! a result per command) and optimistic transactions (`WATCH`, on a connection of their
 //! own, retried when a watched key changed).
 
-use crate::wire::Wire;
+use crate::net::wire::Wire;
 
 use crate::client::{Client, describe};
 use crate::error::{Error, ErrorKind, Result};

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use crate::config::{Options, ReconnectPolicy, Target};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::wire::{Expect, Failure, Wire, WireSettings};
 use crate::reply::Reply;
-use crate::wire::{Expect, Failure, Wire, WireSettings};
 
 enum State {
     Up { conn: Wire, generation: u64 },
@@ -109,7 +109,7 @@ impl Conn {
     /// Open one connection and run the per-connection setup. `generation` 0 opens a
     /// dedicated connection, whose end does not concern the shared connection.
     async fn open(this: &Arc<Conn>, generation: u64) -> Result<Wire> {
-        let hook: Option<crate::wire::DownHook> = (generation != 0).then(|| {
+        let hook: Option<crate::net::wire::DownHook> = (generation != 0).then(|| {
             // The driver tells us at once when the socket fails, so the next call waits
             // for the reconnect instead of failing on a dead connection.
             let weak: Weak<Conn> = Arc::downgrade(this);
@@ -117,7 +117,7 @@ impl Conn {
                 if let Some(conn) = weak.upgrade() {
                     conn.mark_down(generation, err);
                 }
-            }) as crate::wire::DownHook
+            }) as crate::net::wire::DownHook
         });
         let wire = Wire::connect(&this.settings.wire, hook, this.shutdown.subscribe()).await?;
         // Learn the server's bulk limit so an oversized value is refused before it is sent

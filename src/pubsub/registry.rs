@@ -1,0 +1,408 @@
+//! The registry of a client's subscriptions (the source of truth that the connection task
+//! reconciles with the server) and [`Subscription`], the user's handle on its part of it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Event, Settings, SubscribeOptions, SubscriptionKind};
+use crate::delivery::{Delivery, Mode, QueueStats};
+use crate::error::{Error, ErrorKind, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServerState {
+    NotSent,
+    Subscribing,
+    Active,
+    Unsubscribing,
+}
+
+pub(super) struct NameEntry {
+    /// The subscriptions on this name, with their queues (messages are routed through here).
+    pub(super) subs: Vec<(u64, Arc<Delivery<Event>>)>,
+    pub(super) server: ServerState,
+    pub(super) error: Option<Error>,
+}
+
+pub(super) struct SubEntry {
+    pub(super) kind: SubscriptionKind,
+    pub(super) delivery: Arc<Delivery<Event>>,
+    /// Names, with whether each was ever activated (for `Reactivated`).
+    pub(super) names: HashMap<Bytes, bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum ConnState {
+    Connecting,
+    Up,
+    Down,
+}
+
+pub(super) struct Registry {
+    pub(super) next_id: u64,
+    pub(super) names: [HashMap<Bytes, NameEntry>; 3],
+    pub(super) dirty: [HashSet<Bytes>; 3],
+    pub(super) subs: HashMap<u64, SubEntry>,
+    pub(super) conn: ConnState,
+}
+
+/// The pub/sub side of one client.
+pub(crate) struct PubSub {
+    pub(super) reg: Mutex<Registry>,
+    /// Wakes the connection task: something to reconcile, or closing.
+    pub(super) wake: Notify,
+    /// Wakes callers waiting for confirmations.
+    pub(super) changed: Notify,
+    /// Wakes the connection task's backoff sleep when the client closes.
+    pub(super) closing: Notify,
+    pub(super) settings: Settings,
+    pub(super) mode: Mode,
+    pub(super) closed: AtomicBool,
+}
+
+/// Check and copy names: none may be empty.
+fn to_bytes<N: AsRef<[u8]>>(names: &[N]) -> Result<Vec<Bytes>> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.as_ref();
+            if n.is_empty() {
+                Err(Error::invalid(
+                    "a channel or pattern name must not be empty",
+                ))
+            } else {
+                Ok(Bytes::copy_from_slice(n))
+            }
+        })
+        .collect()
+}
+
+pub(super) fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PubSub {
+    /// A multiplexer with nothing subscribed; `connection::start` runs its task.
+    pub(super) fn new(settings: Settings, mode: Mode) -> PubSub {
+        PubSub {
+            reg: Mutex::new(Registry {
+                next_id: 1,
+                names: Default::default(),
+                dirty: Default::default(),
+                subs: HashMap::new(),
+                conn: ConnState::Connecting,
+            }),
+            wake: Notify::new(),
+            changed: Notify::new(),
+            closing: Notify::new(),
+            settings,
+            mode,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Stop the connection task and close every subscription.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+        self.closing.notify_one();
+        let deliveries: Vec<_> = lock(&self.reg)
+            .subs
+            .drain()
+            .map(|(_, s)| s.delivery)
+            .collect();
+        for d in deliveries {
+            d.close();
+        }
+    }
+
+    /// Register a new subscription and subscribe to `names`.
+    pub(crate) async fn subscribe<N: AsRef<[u8]>>(
+        self: &Arc<Self>,
+        kind: SubscriptionKind,
+        names: &[N],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::closed());
+        }
+        let mode = if opts.inline {
+            Mode::Inline
+        } else {
+            self.mode.clone()
+        };
+        let delivery = Delivery::new(
+            opts.capacity,
+            opts.overflow,
+            opts.handler,
+            mode,
+            opts.error_hook,
+            opts.closed,
+        );
+        let id = {
+            let mut reg = lock(&self.reg);
+            let id = reg.next_id;
+            reg.next_id += 1;
+            reg.subs.insert(
+                id,
+                SubEntry {
+                    kind,
+                    delivery: delivery.clone(),
+                    names: HashMap::new(),
+                },
+            );
+            id
+        };
+        let sub = Subscription {
+            ps: self.clone(),
+            id,
+            kind,
+            delivery,
+        };
+        sub.add(names).await?;
+        Ok(sub)
+    }
+
+    fn add_names(&self, id: u64, names: &[Bytes]) -> Result<Vec<Bytes>> {
+        let mut guard = lock(&self.reg);
+        let reg = &mut *guard;
+        let Some(sub) = reg.subs.get_mut(&id) else {
+            return Err(Error::closed());
+        };
+        let kind = sub.kind;
+        let mut added = Vec::new();
+        for name in names {
+            if sub.names.contains_key(name) {
+                continue;
+            }
+            let entry = reg.names[kind.index()]
+                .entry(name.clone())
+                .or_insert(NameEntry {
+                    subs: Vec::new(),
+                    server: ServerState::NotSent,
+                    error: None,
+                });
+            entry.subs.push((id, sub.delivery.clone()));
+            let active = entry.server == ServerState::Active;
+            sub.names.insert(name.clone(), active);
+            if active {
+                sub.delivery.push_control(Event::Activated {
+                    kind,
+                    name: name.clone(),
+                });
+            } else {
+                reg.dirty[kind.index()].insert(name.clone());
+            }
+            added.push(name.clone());
+        }
+        Ok(added)
+    }
+
+    fn remove_names(&self, id: u64, names: &[Bytes]) {
+        let mut guard = lock(&self.reg);
+        let reg = &mut *guard;
+        let Some(sub) = reg.subs.get_mut(&id) else {
+            return;
+        };
+        let kind = sub.kind;
+        for name in names {
+            if sub.names.remove(name).is_none() {
+                continue;
+            }
+            if let Some(entry) = reg.names[kind.index()].get_mut(name) {
+                entry.subs.retain(|(s, _)| *s != id);
+                if entry.subs.is_empty() {
+                    reg.dirty[kind.index()].insert(name.clone());
+                }
+            }
+        }
+        drop(guard);
+    }
+
+    /// Wait until every name in `names` is confirmed by the server, failed, or the deadline
+    /// passes. While the connection is down (and not connecting) it returns at once: the
+    /// names stay registered and activate when the connection is back.
+    async fn wait_active(&self, kind: SubscriptionKind, names: &[Bytes]) -> Result<()> {
+        let deadline = Instant::now() + self.settings.response_timeout;
+        let mut pending: Vec<Bytes> = names.to_vec();
+        loop {
+            let notified = self.changed.notified();
+            {
+                let reg = lock(&self.reg);
+                if reg.conn == ConnState::Down {
+                    return Ok(());
+                }
+                let mut failed = None;
+                pending.retain(|n| match reg.names[kind.index()].get(n) {
+                    Some(e) if e.server == ServerState::Active => false,
+                    Some(NameEntry {
+                        error: Some(err), ..
+                    }) => {
+                        failed = Some(err.clone());
+                        false
+                    }
+                    _ => true,
+                });
+                if let Some(err) = failed {
+                    return Err(err);
+                }
+                if pending.is_empty() {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the server did not confirm the subscription within {:?}",
+                        self.settings.response_timeout
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut guard = lock(&self.reg);
+        let reg = &mut *guard;
+        if let Some(sub) = reg.subs.remove(&id) {
+            for name in sub.names.keys() {
+                if let Some(entry) = reg.names[sub.kind.index()].get_mut(name) {
+                    entry.subs.retain(|(s, _)| *s != id);
+                    if entry.subs.is_empty() {
+                        reg.dirty[sub.kind.index()].insert(name.clone());
+                    }
+                }
+            }
+        }
+        drop(guard);
+        self.wake.notify_one();
+    }
+}
+
+/// A subscription: a handle on some channels (or patterns, or shard channels) of one kind
+/// and on the queue their events arrive in. Dropping it (or [`close`](Subscription::close))
+/// unsubscribes; after that returns no handler call of it runs.
+pub struct Subscription {
+    ps: Arc<PubSub>,
+    id: u64,
+    kind: SubscriptionKind,
+    delivery: Arc<Delivery<Event>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("kind", &self.kind)
+            .field("names", &self.names().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// The kind of this subscription.
+    pub fn kind(&self) -> SubscriptionKind {
+        self.kind
+    }
+
+    /// Subscribe to more names. Returns once the server confirmed them (or at once when the
+    /// connection is down, or when called from inside a handler: they activate later, with
+    /// an `Activated` event).
+    pub async fn add<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<()> {
+        let added = self.register(names)?;
+        self.confirm(&added).await
+    }
+
+    /// The synchronous half of [`add`](Subscription::add): record the names and wake the
+    /// connection task; returns the names that were new to this subscription.
+    pub(crate) fn register<N: AsRef<[u8]>>(&self, names: &[N]) -> Result<Vec<Bytes>> {
+        let names = to_bytes(names)?;
+        let added = self.ps.add_names(self.id, &names)?;
+        if !added.is_empty() {
+            self.ps.wake.notify_one();
+        }
+        Ok(added)
+    }
+
+    /// The waiting half of [`add`](Subscription::add): until the server confirmed `names`
+    /// (or the connection is down); on failure they are removed again.
+    pub(crate) async fn confirm(&self, names: &[Bytes]) -> Result<()> {
+        // From inside a handler, waiting could deadlock (the connection task may be waiting
+        // for room in this very handler's queue): the names are registered, and their
+        // Activated events tell when they are live.
+        if names.is_empty() || crate::delivery::in_handler() {
+            return Ok(());
+        }
+        if let Err(e) = self.ps.wait_active(self.kind, names).await {
+            self.ps.remove_names(self.id, names);
+            self.ps.wake.notify_one();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Stop receiving `names` (Redis is unsubscribed when no other subscription has them).
+    pub fn remove<N: AsRef<[u8]>>(&self, names: &[N]) {
+        let names: Vec<Bytes> = names
+            .iter()
+            .map(|n| Bytes::copy_from_slice(n.as_ref()))
+            .collect();
+        self.ps.remove_names(self.id, &names);
+        self.ps.wake.notify_one();
+    }
+
+    /// Remove every name; the subscription stays open for [`add`](Subscription::add).
+    pub fn clear(&self) {
+        let names = self.names();
+        self.remove(&names);
+    }
+
+    /// The names subscribed to now.
+    pub fn names(&self) -> Vec<Bytes> {
+        lock(&self.ps.reg)
+            .subs
+            .get(&self.id)
+            .map(|s| s.names.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Queue counters: delivered, dropped, queued, capacity.
+    pub fn stats(&self) -> QueueStats {
+        self.delivery.stats()
+    }
+
+    /// The next event without waiting (subscriptions without a handler).
+    pub fn try_next(&self) -> Result<Option<Event>> {
+        self.delivery.try_next()
+    }
+
+    /// The next event, waiting up to `timeout` (`None`: no limit); `Ok(None)` on timeout.
+    /// Blocks the calling thread: do not call it from async code.
+    pub fn next_blocking(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        self.delivery.next_blocking(timeout)
+    }
+
+    /// The next event (async).
+    pub async fn next(&self) -> Result<Event> {
+        self.delivery.next_async().await
+    }
+
+    /// Unsubscribe and close (again: no effect). After it returns, no handler call of this
+    /// subscription runs (called from inside its own handler, it takes effect when the
+    /// handler returns). [`stats`](Subscription::stats) stays readable.
+    pub fn close(&self) {
+        self.ps.unregister(self.id);
+        self.delivery.close();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
