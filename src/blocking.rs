@@ -254,7 +254,7 @@ impl Client {
     ) -> Result<crate::Worker>
     where
         Q: AsRef<[u8]>,
-        F: Fn(&crate::Request) -> std::result::Result<(), String> + Send + Sync + 'static,
+        F: Fn(&crate::Request) -> Result<()> + Send + Sync + 'static,
     {
         self.inner
             .handle_requests(queues, std::sync::Arc::new(handler), opts)
@@ -298,7 +298,7 @@ impl Client {
         concurrency: usize,
     ) -> Result<crate::RpcServer>
     where
-        F: Fn(&crate::Call) -> std::result::Result<Vec<u8>, String> + Send + Sync + 'static,
+        F: Fn(&crate::Call) -> Result<Vec<u8>> + Send + Sync + 'static,
     {
         self.wait(
             self.inner
@@ -375,7 +375,7 @@ impl Client {
         opts: crate::ConsumerOptions,
     ) -> Result<crate::StreamConsumer>
     where
-        F: Fn(&crate::StreamEntry) -> std::result::Result<(), String> + Send + Sync + 'static,
+        F: Fn(&crate::StreamEntry) -> Result<()> + Send + Sync + 'static,
     {
         self.inner
             .stream_consume(stream, group, consumer, std::sync::Arc::new(handler), opts)

@@ -258,6 +258,14 @@ impl Client {
         t
     }
 
+    /// Where a handle's reports go: its `own` hook, else the client's, else stderr.
+    pub(crate) fn reporter(
+        &self,
+        own: Option<&crate::report::ErrorHook>,
+    ) -> crate::report::Reporter {
+        crate::report::Reporter::new(own, self.inner.opts.error_hook.as_ref())
+    }
+
     /// The database number of the connection.
     pub(crate) fn target_db(&self) -> i64 {
         self.inner.target.redis_settings().db()

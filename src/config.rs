@@ -5,6 +5,7 @@ use std::time::Duration;
 use redis::IntoConnectionInfo;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::report::ErrorHook;
 
 /// The largest bulk string Redis accepts by default (`proto-max-bulk-len`, 512 MiB).
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
@@ -46,8 +47,9 @@ impl ReconnectPolicy {
 }
 
 /// Options of a [`Client`](crate::Client); start from [`Options::default`] and chain the
-/// builder methods. Values given here override those in the URL.
-#[derive(Debug, Clone, PartialEq)]
+/// builder methods. Values given here override those in the URL. `Debug` does not show
+/// the password.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {
     /// Limit on establishing a connection (default 5 s).
@@ -83,6 +85,32 @@ pub struct Options {
     /// Poll mode: handlers run only inside [`crate::Client::poll`] on the host's thread,
     /// never in the background (default off: they run on dispatcher threads).
     pub poll_mode: bool,
+    /// Where the [`Report`](crate::Report)s of this client's handles go (workers, RPC
+    /// servers, stream consumers, watchers, subscription handlers) when the handle has no
+    /// hook of its own; default: printed to stderr.
+    pub error_hook: Option<ErrorHook>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("client_name", &self.client_name)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("key_prefix", &self.key_prefix)
+            .field("io_threads", &self.io_threads)
+            .field("resp3", &self.resp3)
+            .field("reconnect", &self.reconnect)
+            .field("max_value_size", &self.max_value_size)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("stream_maxlen", &self.stream_maxlen)
+            .field("poll_mode", &self.poll_mode)
+            .field("error_hook", &self.error_hook.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -102,6 +130,7 @@ impl Default for Options {
             health_check_interval: Duration::from_secs(3),
             poll_mode: false,
             stream_maxlen: 100_000,
+            error_hook: None,
         }
     }
 }
@@ -177,6 +206,12 @@ impl Options {
     /// Turn poll mode on or off.
     pub fn poll_mode(mut self, on: bool) -> Self {
         self.poll_mode = on;
+        self
+    }
+    /// Send the reports of this client's handles to `hook` (see
+    /// [`error_hook`](Options::error_hook)).
+    pub fn error_hook(mut self, hook: impl Fn(&crate::Report) + Send + Sync + 'static) -> Self {
+        self.error_hook = Some(std::sync::Arc::new(hook));
         self
     }
 

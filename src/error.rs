@@ -30,6 +30,13 @@ pub enum ErrorKind {
     Remote,
     /// No server of the called RPC service is running.
     NoServer,
+    /// A user's handler failed: it returned an error or panicked. What handlers return to
+    /// say "this one failed" (retried or dead-lettered by the handle that ran them), and
+    /// what reports of such failures carry.
+    Handler,
+    /// The user's function gave up a transaction ([`crate::Client::transaction`]): nothing
+    /// queued ran.
+    Aborted,
 }
 
 impl ErrorKind {
@@ -46,6 +53,8 @@ impl ErrorKind {
             ErrorKind::Watch => "watch",
             ErrorKind::Remote => "remote",
             ErrorKind::NoServer => "no server",
+            ErrorKind::Handler => "handler",
+            ErrorKind::Aborted => "aborted",
         }
     }
 }
@@ -89,6 +98,17 @@ impl Error {
             message: message.into(),
             context: None,
         }
+    }
+
+    /// A handler's failure ([`ErrorKind::Handler`]) with `message`: what a request,
+    /// stream entry or RPC handler returns to say it failed.
+    pub fn handler(message: impl fmt::Display) -> Self {
+        Error::new(ErrorKind::Handler, message.to_string())
+    }
+
+    /// A transaction given up by the user's function ([`ErrorKind::Aborted`]).
+    pub fn aborted(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Aborted, message)
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -160,6 +180,21 @@ impl Error {
             None => what.to_string(),
         });
         self
+    }
+}
+
+/// A handler's failure ([`ErrorKind::Handler`]) with this message, so that a handler can
+/// write `Err("bad input".into())`.
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Error::handler(message)
+    }
+}
+
+/// A handler's failure ([`ErrorKind::Handler`]) with this message.
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::new(ErrorKind::Handler, message)
     }
 }
 

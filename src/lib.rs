@@ -24,10 +24,11 @@ mod net;
 mod patterns;
 mod pubsub;
 mod reply;
+mod report;
 
 pub use client::{Client, SetOptions};
 pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
-pub use delivery::{ErrorHook, Handler, Overflow, QueueStats};
+pub use delivery::{BatchFn, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
 pub use patterns::keyspace::{KeyHandler, KeyspaceWatch};
 pub use patterns::lock::{LockGuard, LockOptions};
@@ -44,6 +45,7 @@ pub use patterns::tx::{Pipeline, Transaction, WatchSession};
 pub use pubsub::group::SubscriptionGroup;
 pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
 pub use reply::{Reply, ReplyType, ServerError};
+pub use report::{ErrorHook, Report, ReportKind, ReportSource};
 
 /// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

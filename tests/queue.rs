@@ -29,7 +29,7 @@ fn ten_thousand_requests_over_four_consumers_each_handled_once() {
     let c = connect(&server.unix_url());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut worker = c
+    let worker = c
         .handle_requests(
             &["jobs"],
             move |req| {
@@ -76,7 +76,7 @@ fn one_worker_serves_two_queues_fairly() {
     }
     let order = Arc::new(Mutex::new(Vec::new()));
     let o = order.clone();
-    let mut w = c
+    let w = c
         .handle_requests(
             &["a", "b"],
             move |req| {
@@ -104,7 +104,7 @@ fn stop_waits_for_running_handlers_and_big_payloads_pass() {
     let c = connect(&server.tcp_url());
     let done = Arc::new(AtomicUsize::new(0));
     let d = done.clone();
-    let mut w = c
+    let w = c
         .handle_requests(
             &["slow"],
             move |req| {
@@ -153,7 +153,7 @@ fn bad_input_is_refused_and_a_panicking_handler_does_not_kill_the_worker() {
     let o = ok.clone();
     let reports = Arc::new(AtomicUsize::new(0));
     let r = reports.clone();
-    let mut w = c
+    let w = c
         .handle_requests(
             &["p"],
             move |req| {
@@ -184,7 +184,7 @@ fn reliable_failures_retry_then_dead_letter_with_the_error() {
     let c = connect(&server.tcp_url());
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let a = attempts.clone();
-    let mut w = c
+    let w = c
         .handle_requests(
             &["r"],
             move |req| {
@@ -224,7 +224,7 @@ fn reliable_failures_retry_then_dead_letter_with_the_error() {
     assert_eq!(c.queue_stats("r").unwrap().pending, 1);
     let got = Arc::new(Mutex::new(None));
     let g = got.clone();
-    let mut w = c
+    let w = c
         .handle_requests(
             &["r"],
             move |req| {
@@ -411,7 +411,7 @@ fn stopping_gives_back_prefetched_requests() {
     }
     let handled = Arc::new(Mutex::new(Vec::new()));
     let h = handled.clone();
-    let mut w = c
+    let w = c
         .handle_requests(
             &["pf"],
             move |req| {
@@ -442,7 +442,7 @@ fn stopping_gives_back_prefetched_requests() {
     // The next worker gets the rest in order.
     let rest = Arc::new(Mutex::new(Vec::new()));
     let r = rest.clone();
-    let mut w2 = c
+    let w2 = c
         .handle_requests(
             &["pf"],
             move |req| {
@@ -476,7 +476,7 @@ fn idle_workers_stop_at_once_and_lose_nothing() {
         let queue = format!("idle-{reliable}");
         let seen = Arc::new(AtomicUsize::new(0));
         let s = seen.clone();
-        let mut w = c
+        let w = c
             .handle_requests(
                 &[queue.as_str()],
                 move |_req| {

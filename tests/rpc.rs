@@ -14,7 +14,7 @@ fn connect(url: &str) -> blocking::Client {
     blocking::Client::connect(url, Options::default()).expect("connect")
 }
 
-fn upper() -> impl Fn(&redipc::Call) -> Result<Vec<u8>, String> + Send + Sync + 'static {
+fn upper() -> impl Fn(&redipc::Call) -> redipc::Result<Vec<u8>> + Send + Sync + 'static {
     |call| {
         if &call.payload[..] == b"fail" {
             return Err("told to fail".into());
@@ -27,7 +27,7 @@ fn upper() -> impl Fn(&redipc::Call) -> Result<Vec<u8>, String> + Send + Sync + 
 fn happy_path_remote_error_and_sixteen_concurrent_callers() {
     let server = Server::start();
     let srv = connect(&server.tcp_url());
-    let mut s = srv.serve("upper", upper(), 4).unwrap();
+    let s = srv.serve("upper", upper(), 4).unwrap();
     let c = connect(&server.unix_url());
     assert_eq!(
         &c.call("upper", "hello", Duration::from_secs(2)).unwrap()[..],
@@ -139,7 +139,7 @@ fn no_server_timeout_and_expired_requests_are_not_run() {
 fn a_thousand_calls_leave_no_keys_or_subscriptions_behind() {
     let server = Server::start();
     let c = connect(&server.tcp_url());
-    let mut s = c
+    let s = c
         .serve("echo", |call| Ok(call.payload.to_vec()), 2)
         .unwrap();
     for i in 0..1000 {

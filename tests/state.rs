@@ -99,7 +99,7 @@ fn hash_watcher_starts_with_a_full_sync_and_follows_a_concurrent_writer_without_
         }
         writer.hash_delete("vehicle", "battery").unwrap();
     });
-    let mut watcher = c
+    let watcher = c
         .hash_watch(
             "vehicle",
             WatchOptions::new()
@@ -128,7 +128,7 @@ fn hash_watcher_starts_with_a_full_sync_and_follows_a_concurrent_writer_without_
         1,
         "initial sync delivered speed once"
     );
-    watcher.stop();
+    watcher.stop(Duration::from_secs(5)).unwrap();
 
     // set_if_changed publishes once for repeated values.
     let sub = c.subscribe(&["vehicle"], Default::default()).unwrap();
@@ -360,7 +360,7 @@ fn a_failed_read_is_reported_and_retried_whole_so_no_change_is_lost() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let (s, e) = (seen.clone(), errors.clone());
-    let mut watcher = c
+    let watcher = c
         .hash_watch(
             "h",
             WatchOptions::new()
@@ -411,5 +411,5 @@ fn a_failed_read_is_reported_and_retried_whole_so_no_change_is_lost() {
     wait_for("a change after the panic", &|| {
         seen.lock().unwrap().last().map(String::as_str) == Some("3")
     });
-    watcher.stop();
+    watcher.stop(Duration::from_secs(5)).unwrap();
 }

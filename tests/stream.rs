@@ -113,7 +113,7 @@ fn three_consumers_handle_ten_thousand_entries_exactly_once() {
         seen.lock().unwrap().len() >= 10_000
     });
     std::thread::sleep(Duration::from_millis(100));
-    for mut k in consumers {
+    for k in consumers {
         k.stop(Duration::from_secs(5)).unwrap();
     }
     let seen = seen.lock().unwrap();
@@ -131,7 +131,7 @@ fn a_failing_entry_is_retried_then_dead_lettered_and_never_acked_on_failure() {
     c.stream_publish("jobs", &[("task", "ok")], None).unwrap();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let k = calls.clone();
-    let mut consumer = c
+    let consumer = c
         .stream_consume(
             "jobs",
             "g",
@@ -231,7 +231,7 @@ fn an_entry_of_a_killed_consumer_process_is_claimed_by_another() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     let t = Instant::now();
-    let mut rescuer = c
+    let rescuer = c
         .stream_consume(
             "crash",
             "g",
@@ -311,7 +311,7 @@ fn an_idle_group_consumer_stops_at_once() {
     c.stream_group_create("idle", "g", "$").unwrap();
     let seen = Arc::new(Mutex::new(0usize));
     let s = seen.clone();
-    let mut consumer = c
+    let consumer = c
         .stream_consume(
             "idle",
             "g",

@@ -427,7 +427,7 @@ pub unsafe extern "C" fn ipc_worker_new(
         }
         let owner = Owner::new(userdata, userdata_free);
         let o = owner.clone();
-        let handler = move |req: &redipc::Request| -> Result<(), String> {
+        let handler = move |req: &redipc::Request| -> redipc::Result<()> {
             let (q, ql) = present(&req.queue);
             let (p, pl) = present(&req.payload);
             let r = ipc_request { queue: q, queue_len: ql, payload: p, payload_len: pl, attempt: req.attempt };
@@ -438,7 +438,7 @@ pub unsafe extern "C" fn ipc_worker_new(
             if rc == 0 {
                 Ok(())
             } else {
-                Err(err.into_message().unwrap_or_else(|| format!("the handler returned {rc}")))
+                Err(err.into_message().unwrap_or_else(|| format!("the handler returned {rc}")).into())
             }
         };
         let worker = client.inner.handle_requests(&names, handler, wopts)?;

@@ -267,7 +267,7 @@ pub unsafe extern "C" fn ipc_serve(
         let Some(cb) = handler else { return Err(Error::null_arg("handler")) };
         let owner = Owner::new(userdata, userdata_free);
         let o = owner.clone();
-        let handler = move |c: &redipc::Call| -> Result<Vec<u8>, String> {
+        let handler = move |c: &redipc::Call| -> redipc::Result<Vec<u8>> {
             let (m, ml) = present(&c.method);
             let (p, pl) = present(&c.payload);
             let deadline_ms = c
@@ -283,7 +283,7 @@ pub unsafe extern "C" fn ipc_serve(
             if rc == 0 {
                 Ok(answer.data.unwrap_or_default())
             } else {
-                Err(answer.error.unwrap_or_else(|| format!("the handler returned {rc}")))
+                Err(answer.error.unwrap_or_else(|| format!("the handler returned {rc}")).into())
             }
         };
         let server = client.inner.serve(service, handler, concurrency)?;

@@ -258,7 +258,7 @@ impl Drop for ipc_hash_watcher {
         // Before `inner` is dropped (which stops and joins the thread): no further call,
         // not even for the rest of a batch, when freed from inside the callback.
         self.stopped.stop();
-        self.inner.stop();
+        let _ = self.inner.stop(std::time::Duration::from_secs(10));
     }
 }
 

@@ -889,7 +889,7 @@ impl ipc_stream_consumer {
 
 /// Stop `inner` and wait for its thread without limit.
 fn stop_and_drop(inner: Mutex<redipc::StreamConsumer>) {
-    let mut c = inner.into_inner().unwrap_or_else(|p| p.into_inner());
+    let c = inner.into_inner().unwrap_or_else(|p| p.into_inner());
     while c.stop(Duration::from_secs(60)).is_err() {}
     drop(c);
 }
@@ -960,11 +960,11 @@ pub unsafe extern "C" fn ipc_stream_consume(
         let stopped = Stopped::default();
         let thread: Arc<OnceLock<ThreadId>> = Arc::default();
         let (st, th) = (stopped.clone(), thread.clone());
-        let wrapper = move |e: &StreamEntry| -> Result<(), String> {
+        let wrapper = move |e: &StreamEntry| -> redipc::Result<()> {
             let _owns = &owner;
             let _ = th.set(std::thread::current().id());
             if st.is_stopped() {
-                return Err("the consumer was freed before handling it".to_string());
+                return Err("the consumer was freed before handling it".into());
             }
             let view = View::new(e.clone());
             let entry = view.c_entry();
@@ -975,7 +975,7 @@ pub unsafe extern "C" fn ipc_stream_consume(
             if rc == 0 {
                 Ok(())
             } else {
-                Err(err.into_message().unwrap_or_else(|| format!("the handler returned {rc}")))
+                Err(err.into_message().unwrap_or_else(|| format!("the handler returned {rc}")).into())
             }
         };
         match client.stream_consume(stream, group, consumer, wrapper, core_opts) {

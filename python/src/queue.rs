@@ -523,13 +523,6 @@ fn queue_names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Arg>> {
     })?])
 }
 
-/// Core reports that only repeat a handler failure (`on_error` has been told already).
-fn is_handler_failure(text: &str) -> bool {
-    text.starts_with("redipc worker: handler failed on queue")
-        || (text.starts_with("redipc worker: request on queue")
-            && text.contains("moved to the dead letters"))
-}
-
 #[pymethods]
 impl Client {
     /// `LPUSH` a request into `queue`.
@@ -602,14 +595,17 @@ impl Client {
             opts = opts.block_timeout(duration(t, "handle_requests(): block_timeout")?);
         }
         if on_error.is_some() {
-            opts = opts.error_hook(|text: &str| {
-                if !is_handler_failure(text) {
-                    eprintln!("{text}");
+            opts = opts.error_hook(|r: &redipc::Report| {
+                if !matches!(
+                    r.kind,
+                    redipc::ReportKind::HandlerFailed | redipc::ReportKind::DeadLettered
+                ) {
+                    eprintln!("{r}");
                 }
             });
         }
         let id = next_id();
-        let run = move |req: &redipc::Request| -> Result<(), String> {
+        let run0 = move |req: &redipc::Request| -> Result<(), String> {
             in_python(|py| {
                 let _scope = HandlerScope::enter(id);
                 let r = Bound::new(
@@ -636,6 +632,7 @@ impl Client {
                 }
             })
         };
+        let run = move |req: &redipc::Request| run0(req).map_err(redipc::Error::from);
         let worker = self.run(py, |c| c.handle_requests(&names, run, opts))?;
         Ok(Worker {
             run: Running::new(id, worker),

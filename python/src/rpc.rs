@@ -73,8 +73,8 @@ fn reply_bytes(obj: &Bound<'_, PyAny>) -> Result<Vec<u8>, String> {
 
 /// A core RPC handler calling the Python `handler` for each call.
 fn rpc_handler(id: u64, handler: Py<PyAny>) -> RpcHandler {
-    std::sync::Arc::new(move |call: &redipc::Call| -> Result<Vec<u8>, String> {
-        in_python(|py| {
+    std::sync::Arc::new(move |call: &redipc::Call| -> redipc::Result<Vec<u8>> {
+        in_python::<Result<Vec<u8>, String>>(|py| {
             let _scope = HandlerScope::enter(id);
             let deadline = call
                 .deadline
@@ -97,6 +97,7 @@ fn rpc_handler(id: u64, handler: Py<PyAny>) -> RpcHandler {
                 Err(e) => Err(describe(py, &e)),
             }
         })
+        .map_err(redipc::Error::from)
     })
 }
 

@@ -70,8 +70,8 @@ impl HashWatcher {
         // may be waiting for the GIL.
         py.detach(|| {
             let taken = lock(inner).take();
-            if let Some(mut w) = taken {
-                w.stop();
+            if let Some(w) = taken {
+                let _ = w.stop(std::time::Duration::from_secs(10));
             }
         });
     }
@@ -343,7 +343,8 @@ impl Client {
         }
         // Failed reads (retried by the core as a whole read) go where callback errors go.
         let hook_shared = shared.clone();
-        opts = opts.error_hook(move |text: &str| {
+        opts = opts.error_hook(move |r: &redipc::Report| {
+            let text = r.to_string();
             if hook_shared.closed.load(Ordering::Acquire) {
                 return;
             }

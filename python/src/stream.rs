@@ -408,10 +408,11 @@ fn failure_text(py: Python<'_>, err: &PyErr) -> String {
 /// Where the core's own reports of a consumer go: the `redipc` logger (a handler failure
 /// at INFO, since its exception went to `on_error`/`sys.unraisablehook` already; anything
 /// else, such as a lost connection or a dead-lettered entry, at WARNING).
-fn log_report(text: &str) {
+fn log_report(r: &redipc::Report) {
+    let text = r.to_string();
     let Some(_busy) = Busy::enter() else { return };
     let _ = Python::try_attach(|py| {
-        let level = if text.contains(": handler failed on ") {
+        let level = if r.kind == redipc::ReportKind::HandlerFailed {
             20
         } else {
             30
@@ -769,7 +770,7 @@ impl Client {
         });
         let s = shared.clone();
         let handler = handler.clone().unbind();
-        let call = move |entry: &redipc::StreamEntry| -> Result<(), String> {
+        let call0 = move |entry: &redipc::StreamEntry| -> Result<(), String> {
             if s.stopped.load(Ordering::Acquire) {
                 return Err("the consumer was stopped before handling it".to_string());
             }
@@ -796,6 +797,7 @@ impl Client {
             })
             .unwrap_or_else(|| Err("the Python interpreter is not available".to_string()))
         };
+        let call = move |e: &redipc::StreamEntry| call0(e).map_err(redipc::Error::from);
         let core = self.run(py, |c| {
             c.stream_consume(&stream, &group, &consumer, call, opts)
         })?;

@@ -4,11 +4,16 @@
 //! wanted events need (adding, never removing, flags; an option leaves the server's
 //! configuration alone), then `PSUBSCRIBE`s `__keyspace@<db>__:<pattern>`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::delivery::runner::Runner;
 use crate::error::Result;
-use crate::pubsub::{Event, SubscribeOptions, Subscription};
+use crate::pubsub::{Event, SubscribeOptions};
+use crate::report::{ReportKind, ReportSource, call_handler};
 
 /// The `notify-keyspace-events` class flag an event name needs (`A`: all, when unknown).
 fn class_of(event: &str) -> char {
@@ -28,10 +33,37 @@ fn class_of(event: &str) -> char {
     }
 }
 
-/// A keyspace watch; dropping it unsubscribes.
-#[derive(Debug)]
+/// A keyspace watch: its handler runs on a thread of its own, in order. Stop it with
+/// [`KeyspaceWatch::stop`] (or drop it): after that returns no handler runs.
 pub struct KeyspaceWatch {
-    _sub: Subscription,
+    runner: Runner,
+}
+
+impl std::fmt::Debug for KeyspaceWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyspaceWatch").finish_non_exhaustive()
+    }
+}
+
+impl KeyspaceWatch {
+    /// Stop watching and wait up to `deadline` for a running handler; a
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) error if it still runs then.
+    /// From inside its handler it asks for the stop and returns `Ok` at once: no handler
+    /// call follows that one.
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.runner.stop(deadline)
+    }
+
+    /// Run `f` once the watch has stopped for good (after its last handler call; at once if
+    /// it has stopped already).
+    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
+        self.runner.on_stopped(f)
+    }
+
+    /// Whether the watch has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.runner.is_finished()
+    }
 }
 
 /// A keyspace handler: called with the key and the event name (`set`, `del`, `expired`...).
@@ -84,16 +116,43 @@ impl Client {
         let prefix_len = channel.len();
         channel.extend_from_slice(pattern.as_ref());
         let wanted: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-        let opts = SubscribeOptions::default().handler(move |e| {
-            if let Event::Message(m) = e {
+        let sub = Arc::new(
+            self.psubscribe(&[channel], SubscribeOptions::default())
+                .await?,
+        );
+        let mut runner = Runner::new(
+            ReportSource::KeyspaceWatch,
+            Bytes::copy_from_slice(pattern.as_ref()),
+            self.reporter(None),
+        );
+        let s = sub.clone();
+        runner.waker(Arc::new(move || s.close()));
+        runner.spawn("redipc-key-watch".into(), move |lp| {
+            // `stop` closes the subscription: the wait ends at once.
+            while let Ok(event) = sub.next_blocking(None) {
+                if lp.stopped() {
+                    return;
+                }
+                let Some(Event::Message(m)) = event else {
+                    continue;
+                };
                 let key: Bytes = m.channel.slice(prefix_len.min(m.channel.len())..);
                 let event = String::from_utf8_lossy(&m.payload);
                 if wanted.is_empty() || wanted.iter().any(|w| *w == event) {
-                    handler(&key, &event);
+                    if let Err(e) = call_handler(|| {
+                        handler(&key, &event);
+                        Ok(())
+                    }) {
+                        lp.report(
+                            lp.report_of(ReportKind::HandlerFailed)
+                                .item(String::from_utf8_lossy(&key))
+                                .error(e),
+                        );
+                    }
                 }
             }
-        });
-        let sub = self.psubscribe(&[channel], opts).await?;
-        Ok(KeyspaceWatch { _sub: sub })
+        })?;
+        runner.started();
+        Ok(KeyspaceWatch { runner })
     }
 }

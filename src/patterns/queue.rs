@@ -19,19 +19,19 @@
 //! retried carries a small binary envelope (magic `\0ipq\x01`, attempt, payload), and a
 //! dead letter another one (magic `\0ipd\x01`, attempts, error, payload).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::error::{Error, ErrorKind, Result};
+use crate::delivery::runner::{Loop, Runner};
+use crate::error::{Error, Result};
 use crate::net::conn::{LoopConn, Unblock};
 use crate::net::runtime;
 use crate::reply::Reply;
+use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 
 const RETRY_MAGIC: &[u8] = b"\0ipq\x01";
 const DEAD_MAGIC: &[u8] = b"\0ipd\x01";
@@ -48,9 +48,10 @@ pub struct Request {
     pub attempt: u32,
 }
 
-/// A request handler: `Ok(())` acks; `Err(message)` is a failure (retried in reliable mode).
-/// A panic counts as a failure.
-pub type RequestHandler = Arc<dyn Fn(&Request) -> std::result::Result<(), String> + Send + Sync>;
+/// A request handler: `Ok(())` acks; an error is a failure (retried in reliable mode; make
+/// one with [`Error::handler`], or pass on an error of the client with `?`). A panic
+/// counts as a failure.
+pub type RequestHandler = Arc<dyn Fn(&Request) -> Result<()> + Send + Sync>;
 
 /// Options of a worker ([`Client::handle_requests`]).
 #[derive(Clone)]
@@ -71,8 +72,9 @@ pub struct WorkerOptions {
     /// Plain mode: requests taken per round trip when the queue is busy (default 16; a
     /// worker that dies loses at most these).
     pub prefetch: usize,
-    /// Where handler failures and worker errors are reported (default: stderr).
-    pub error_hook: Option<crate::delivery::ErrorHook>,
+    /// Where the worker's [`Report`]s go (handler failures, dead letters, lost
+    /// connections; default: the client's hook, else stderr).
+    pub error_hook: Option<ErrorHook>,
 }
 
 impl Default for WorkerOptions {
@@ -133,8 +135,8 @@ impl WorkerOptions {
         self.prefetch = n;
         self
     }
-    /// Report failures to `hook` instead of stderr.
-    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    /// Send the worker's reports to `hook` instead of the client's hook or stderr.
+    pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self
     }
@@ -374,7 +376,6 @@ struct Shared {
     queues: Vec<QueueKeys>,
     handler: RequestHandler,
     opts: WorkerOptions,
-    stop: AtomicBool,
     handled: AtomicU64,
     failed: AtomicU64,
     dead_lettered: AtomicU64,
@@ -386,32 +387,25 @@ struct Shared {
 }
 
 impl Shared {
-    fn report(&self, text: &str) {
-        crate::delivery::report(self.opts.error_hook.as_ref(), text);
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-
-    /// Run the handler, counting a panic as a failure.
-    fn run_handler(&self, req: &Request) -> std::result::Result<(), String> {
-        match catch_unwind(AssertUnwindSafe(|| (self.handler)(req))) {
-            Ok(r) => r,
-            Err(p) => Err(format!(
-                "handler panicked: {}",
-                crate::delivery::panic_text(&*p)
-            )),
-        }
+    /// Run the handler; a panic is a failure.
+    fn run_handler(&self, req: &Request) -> Result<()> {
+        call_handler(|| (self.handler)(req))
     }
 }
 
-/// A running worker: loops popping requests and running the handler. Stop it with
-/// [`Worker::stop`]; dropping it stops it too (waiting up to 10 s for running handlers).
+/// A report of `kind` about queue `q`.
+fn report_on(lp: &Loop, kind: ReportKind, q: &QueueKeys) -> Report {
+    let mut r = lp.report_of(kind);
+    r.name = q.name.clone();
+    r
+}
+
+/// A running worker: loops popping requests and running the handler, on threads of their
+/// own. Stop it with [`Worker::stop`]; dropping it stops it too (waiting up to 10 s for
+/// running handlers).
 pub struct Worker {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    runner: Runner,
 }
 
 impl std::fmt::Debug for Worker {
@@ -437,20 +431,25 @@ impl Worker {
         queues: Vec<QueueKeys>,
         handler: RequestHandler,
         opts: WorkerOptions,
+        source: ReportSource,
     ) -> Result<Worker> {
         opts.validate()?;
         if client.conn().is_closed() {
             return Err(Error::closed());
         }
-        if queues.is_empty() {
+        let Some(first) = queues.first() else {
             return Err(Error::invalid("give at least one queue"));
-        }
+        };
+        let mut runner = Runner::new(
+            source,
+            first.name.clone(),
+            client.reporter(opts.error_hook.as_ref()),
+        );
         let shared = Arc::new(Shared {
             client,
             queues,
             handler,
             opts,
-            stop: AtomicBool::new(false),
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
@@ -458,31 +457,29 @@ impl Worker {
             consumers: Mutex::new(Vec::new()),
             unblock: Unblock::default(),
         });
-        let mut worker = Worker {
-            shared: shared.clone(),
-            threads: Vec::new(),
-            heartbeat: None,
-        };
+        // Idle loops sit in a blocking pop: `stop` ends it at once.
+        let s = shared.clone();
+        runner.waker(Arc::new(move || {
+            let c = &s.client;
+            let _ = runtime::block_on(c.runtime_handle(), s.unblock.unblock(c.conn()));
+        }));
         if shared.opts.reliable {
             let ids: Vec<String> = (0..shared.opts.concurrency).map(|_| random_id()).collect();
             *shared.consumers.lock().unwrap_or_else(|p| p.into_inner()) = ids;
-            let s = shared.clone();
-            worker.heartbeat = Some(shared.client.runtime_handle().spawn(heartbeat(s)));
+            let beat = shared
+                .client
+                .runtime_handle()
+                .spawn(heartbeat(shared.clone(), runner.context()));
+            runner.on_stopped(move || beat.abort());
         }
         for i in 0..shared.opts.concurrency {
             let s = shared.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("redipc-worker-{i}"))
-                .spawn(move || consumer_loop(s, i))
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Unsupported,
-                        format!("cannot start a worker thread: {e}"),
-                    )
-                })?;
-            worker.threads.push(t);
+            runner.spawn(format!("redipc-worker-{i}"), move |lp| {
+                consumer_loop(s, lp, i)
+            })?;
         }
-        Ok(worker)
+        runner.started();
+        Ok(Worker { shared, runner })
     }
 
     /// Counters so far.
@@ -497,58 +494,29 @@ impl Worker {
     }
 
     /// Stop taking requests, wait up to `deadline` for running handlers to finish, and
-    /// release the worker's keys. A [`ErrorKind::Timeout`] error if handlers were still
-    /// running at the deadline (their threads finish on their own; in reliable mode their
-    /// requests stay in flight and are recovered after the lease).
-    pub fn stop(&mut self, deadline: Duration) -> Result<()> {
-        self.shared.stop.store(true, Ordering::Release);
-        let until = Instant::now() + deadline;
-        let mut last_unblock: Option<Instant> = None;
-        while self.threads.iter().any(|t| !t.is_finished()) {
-            let now = Instant::now();
-            if now >= until {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("worker handlers still running after {deadline:?}"),
-                ));
-            }
-            // Idle loops sit in a blocking pop: end it now rather than at its timeout.
-            // Again every 100 ms, for a loop that was about to block when we looked.
-            if last_unblock.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100)) {
-                last_unblock = Some(now);
-                self.unblock();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        if let Some(h) = self.heartbeat.take() {
-            h.abort();
-        }
-        Ok(())
+    /// release the worker's keys. A [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)
+    /// error if handlers were still running at the deadline (their threads finish on their
+    /// own; in reliable mode their requests stay in flight and are recovered after the
+    /// lease). Called from inside one of its own handlers, it asks for the stop and
+    /// returns `Ok` at once: the worker stops when the handler returns.
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.runner.stop(deadline)
     }
-}
 
-impl Worker {
-    /// End the loops' blocking pops now (see [`Unblock`]).
-    fn unblock(&self) {
-        let client = &self.shared.client;
-        let _ = runtime::block_on(
-            client.runtime_handle(),
-            self.shared.unblock.unblock(client.conn()),
-        );
+    /// Run `f` once the worker has stopped for good: after its last handler returned and
+    /// its keys were released (on the thread of the loop that ended last; at once if it has
+    /// stopped already). What a binding frees its handler's data in.
+    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
+        self.runner.on_stopped(f)
     }
-}
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if !self.threads.is_empty() {
-            let _ = self.stop(Duration::from_secs(10));
-        }
-        if let Some(h) = self.heartbeat.take() {
-            h.abort();
-        }
+    /// Whether the worker has stopped for good (every handler returned).
+    pub fn is_stopped(&self) -> bool {
+        self.runner.is_finished()
+    }
+
+    pub(crate) fn runner(&self) -> &Runner {
+        &self.runner
     }
 }
 
@@ -571,25 +539,28 @@ async fn renew_leases(shared: &Shared, ids: &[String], register: bool) -> Result
     Ok(())
 }
 
-async fn heartbeat(shared: Arc<Shared>) {
+async fn heartbeat(shared: Arc<Shared>, lp: Loop) {
+    // Runs until the worker's exit actions abort it, after every loop released its lease:
+    // a handler still running after `stop` keeps its request claimed.
     let every = shared.opts.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        if shared.stopped() {
-            return;
-        }
         let ids = shared
             .consumers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Err(e) = renew_leases(&shared, &ids, false).await {
-            shared.report(&format!("redipc worker: could not renew leases: {e}"));
+            lp.report(
+                lp.report_of(ReportKind::ConnectionLost)
+                    .during("renewing the leases")
+                    .error(e),
+            );
         }
     }
 }
 
-fn consumer_loop(shared: Arc<Shared>, index: usize) {
+fn consumer_loop(shared: Arc<Shared>, lp: &mut Loop, index: usize) {
     let handle = shared.client.runtime_handle().clone();
     let mut conn = LoopConn::new(&shared.unblock);
     let mut rotation = index;
@@ -600,7 +571,6 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
         .unwrap_or_else(|p| p.into_inner())
         .get(index)
         .cloned();
-    let mut backoff = Duration::from_millis(10);
     // Reliable mode: claim the lease before the first pop so nobody recovers from us.
     if let Some(cid) = &cid {
         while let Err(e) = runtime::block_on(
@@ -609,15 +579,13 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
         )
         .and_then(|r| r)
         {
-            if e.is_closed() || shared.stopped() {
+            if e.is_closed() || lp.stopped() {
                 return;
             }
-            shared.report(&format!("redipc worker: claiming the lease: {e}"));
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            lp.failed("claiming the lease", e);
         }
     }
-    while !shared.stopped() {
+    while !lp.stopped() {
         // Handlers run here, outside the runtime: they may use the blocking client.
         let result = match &cid {
             None => runtime::block_on(&handle, plain_pop(&shared, &mut conn, rotation))
@@ -625,8 +593,8 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
                 .and_then(|items| {
                     let mut items = items.into_iter();
                     for (q, item) in items.by_ref() {
-                        handle_plain(&shared, &shared.queues[q], &item);
-                        if shared.stopped() {
+                        handle_plain(&shared, lp, &shared.queues[q], &item);
+                        if lp.stopped() {
                             break;
                         }
                     }
@@ -640,8 +608,9 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
             Some(cid) => {
                 if last_recover.is_none_or(|t| t.elapsed() >= shared.opts.lease / 2) {
                     last_recover = Some(Instant::now());
-                    if let Err(e) = runtime::block_on(&handle, recover(&shared)).and_then(|r| r) {
-                        shared.report(&format!("redipc worker: recovering expired leases: {e}"));
+                    if let Err(e) = runtime::block_on(&handle, recover(&shared, lp)).and_then(|r| r)
+                    {
+                        lp.failed("recovering expired leases", e);
                     }
                 }
                 runtime::block_on(&handle, reliable_pop(&shared, &mut conn, cid, rotation))
@@ -657,7 +626,7 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
                                 attempt,
                             };
                             let outcome = shared.run_handler(&req);
-                            runtime::block_on(&handle, settle(&shared, q, cid, &item, outcome))
+                            runtime::block_on(&handle, settle(&shared, lp, q, cid, &item, outcome))
                                 .and_then(|r| r)
                         }
                     })
@@ -665,21 +634,19 @@ fn consumer_loop(shared: Arc<Shared>, index: usize) {
         };
         rotation = rotation.wrapping_add(1);
         match result {
-            Ok(()) => backoff = Duration::from_millis(10),
-            Err(e) => {
-                if e.is_closed() {
-                    return;
-                }
-                shared.report(&format!("redipc worker: {e}"));
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+            Ok(()) => lp.succeeded(),
+            Err(e) if e.is_closed() => return,
+            Err(e) => lp.failed("taking requests", e),
         }
     }
     if let Some(cid) = &cid
         && let Err(e) = runtime::block_on(&handle, release(&shared, cid)).and_then(|r| r)
     {
-        shared.report(&format!("redipc worker: releasing on stop: {e}"));
+        lp.report(
+            lp.report_of(ReportKind::ConnectionLost)
+                .during("releasing its requests on stop")
+                .error(e),
+        );
     }
 }
 
@@ -732,7 +699,7 @@ async fn plain_pop(
     Ok(out)
 }
 
-fn handle_plain(shared: &Shared, q: &QueueKeys, item: &[u8]) {
+fn handle_plain(shared: &Shared, lp: &Loop, q: &QueueKeys, item: &[u8]) {
     let (attempt, payload) = decode_item(item);
     let req = Request {
         queue: q.name.clone(),
@@ -745,10 +712,11 @@ fn handle_plain(shared: &Shared, q: &QueueKeys, item: &[u8]) {
         }
         Err(e) => {
             shared.failed.fetch_add(1, Ordering::Relaxed);
-            shared.report(&format!(
-                "redipc worker: handler failed on queue {} (plain mode: not retried): {e}",
-                String::from_utf8_lossy(&q.name)
-            ));
+            lp.report(
+                report_on(lp, ReportKind::HandlerFailed, q)
+                    .attempts(attempt + 1, 0)
+                    .error(e),
+            );
         }
     }
 }
@@ -809,10 +777,11 @@ async fn reliable_pop(
 /// Reliable mode: ack (remove from in-flight) or nack (re-queue, or dead-letter).
 async fn settle(
     shared: &Shared,
+    lp: &Loop,
     q: &QueueKeys,
     cid: &str,
     item: &[u8],
-    outcome: std::result::Result<(), String>,
+    outcome: Result<()>,
 ) -> Result<()> {
     match outcome {
         Ok(()) => {
@@ -829,7 +798,8 @@ async fn settle(
             shared.failed.fetch_add(1, Ordering::Relaxed);
             let (attempt, payload) = decode_item(item);
             let attempts = attempt + 1;
-            let dead = attempts >= shared.opts.max_attempts;
+            let max = shared.opts.max_attempts;
+            let dead = attempts >= max;
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(NACK)
                 .arg(3)
@@ -838,32 +808,26 @@ async fn settle(
                 .arg(q.dead())
                 .arg(item)
                 .arg(encode_retry(attempts, payload))
-                .arg(encode_dead(attempts, &err, payload))
+                .arg(encode_dead(attempts, err.message(), payload))
                 .arg(if dead { "1" } else { "0" });
             shared
                 .client
                 .run_cmd(&cmd)
                 .await
                 .map_err(|e| e.context("nack"))?;
-            if dead {
+            let report = if dead {
                 shared.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                shared.report(&format!(
-                    "redipc worker: request on queue {} failed {attempts} times, moved to the dead letters: {err}",
-                    String::from_utf8_lossy(&q.name)
-                ));
+                report_on(lp, ReportKind::DeadLettered, q).count(1)
             } else {
-                shared.report(&format!(
-                    "redipc worker: handler failed on queue {} (attempt {attempts} of {}): {err}",
-                    String::from_utf8_lossy(&q.name),
-                    shared.opts.max_attempts
-                ));
-            }
+                report_on(lp, ReportKind::HandlerFailed, q)
+            };
+            lp.report(report.attempts(attempts, max).error(err));
         }
     }
     Ok(())
 }
 
-async fn recover(shared: &Shared) -> Result<()> {
+async fn recover(shared: &Shared, lp: &Loop) -> Result<()> {
     for q in &shared.queues {
         let mut base = q.base.clone();
         base.push(b':');
@@ -889,13 +853,18 @@ async fn recover(shared: &Shared) -> Result<()> {
         };
         let (moved, dead) = (count(0), count(1));
         shared.recovered.fetch_add(moved + dead, Ordering::Relaxed);
+        if moved > 0 {
+            lp.report(report_on(lp, ReportKind::Recovered, q).count(moved));
+        }
         if dead > 0 {
             shared.dead_lettered.fetch_add(dead, Ordering::Relaxed);
-            shared.report(&format!(
-                "redipc worker: {dead} request(s) on queue {} moved to the dead letters: {DIED} ({} attempts)",
-                String::from_utf8_lossy(&q.name),
-                shared.opts.max_attempts
-            ));
+            let max = shared.opts.max_attempts;
+            lp.report(
+                report_on(lp, ReportKind::DeadLettered, q)
+                    .count(dead)
+                    .attempts(max, max)
+                    .error(Error::handler(DIED)),
+            );
         }
     }
     Ok(())
@@ -942,7 +911,7 @@ impl Client {
             .iter()
             .map(|q| QueueKeys::new(&self.options().key_prefix, "q", q.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        Worker::start(self.clone(), keys, handler, opts)
+        Worker::start(self.clone(), keys, handler, opts, ReportSource::Worker)
     }
 
     /// Pending, in-flight and dead-letter counts of a queue.

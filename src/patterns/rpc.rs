@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
 use crate::patterns::queue::{QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
+use crate::report::{ReportSource, call_handler};
 
 const REQ_MAGIC: &[u8] = b"RPQ1";
 const REP_MAGIC: &[u8] = b"RPR1";
@@ -40,9 +41,10 @@ pub struct Call {
     pub deadline: SystemTime,
 }
 
-/// An RPC handler: the reply payload, or an error message sent back to the caller as a
-/// remote error. A panic is a remote error too.
-pub type RpcHandler = Arc<dyn Fn(&Call) -> std::result::Result<Vec<u8>, String> + Send + Sync>;
+/// An RPC handler: the reply payload, or an error (make one with [`Error::handler`]) whose
+/// message goes back to the caller as a [`ErrorKind::Remote`] error. A panic is a remote
+/// error too.
+pub type RpcHandler = Arc<dyn Fn(&Call) -> Result<Vec<u8>> + Send + Sync>;
 
 /// Options of one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,47 +210,29 @@ fn service_keys(client: &Client, service: &[u8]) -> Result<QueueKeys> {
         .map_err(|e| e.context("RPC service name"))
 }
 
-/// A running RPC server; stop it with [`RpcServer::stop`] (or drop it).
+/// A running RPC server (a worker on the service's queue, and its presence); stop it with
+/// [`RpcServer::stop`] (or drop it).
 #[derive(Debug)]
 pub struct RpcServer {
     worker: Worker,
-    presence: Option<tokio::task::JoinHandle<()>>,
-    stop_presence: Arc<tokio::sync::Notify>,
-    client: Client,
-    servers_key: Vec<u8>,
-    id: String,
 }
 
 impl RpcServer {
-    /// Stop taking calls, wait up to `deadline` for running handlers, and withdraw the
-    /// server's presence (so callers see `NoServer` once no server is left).
-    pub fn stop(&mut self, deadline: Duration) -> Result<()> {
-        let r = self.worker.stop(deadline);
-        self.withdraw();
-        r
+    /// Stop taking calls (the server's presence is withdrawn at once, so callers see
+    /// `NoServer` once no server is left) and wait up to `deadline` for running handlers;
+    /// the same rules as [`Worker::stop`], from inside a handler included.
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.worker.stop(deadline)
     }
 
-    /// End the presence task, then remove our entry (after it, so no late renewal
-    /// re-adds it).
-    fn withdraw(&mut self) {
-        let Some(task) = self.presence.take() else {
-            return;
-        };
-        self.stop_presence.notify_one();
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(&self.servers_key[..]).arg(&self.id);
-        let client = self.client.clone();
-        let work = async move {
-            let _ = task.await;
-            let _ = client.run_cmd(&cmd).await;
-        };
-        // From a thread outside the runtime: wait for it; inside one: let it run.
-        let rt = self.client.runtime_handle().clone();
-        if tokio::runtime::Handle::try_current().is_ok() {
-            rt.spawn(work);
-        } else {
-            let _ = rt.block_on(work);
-        }
+    /// Run `f` once the server has stopped for good; see [`Worker::on_stopped`].
+    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
+        self.worker.on_stopped(f)
+    }
+
+    /// Whether the server has stopped for good (every handler returned).
+    pub fn is_stopped(&self) -> bool {
+        self.worker.is_stopped()
     }
 
     /// Counters of the underlying worker (handled = calls answered).
@@ -257,9 +241,22 @@ impl RpcServer {
     }
 }
 
-impl Drop for RpcServer {
-    fn drop(&mut self) {
-        self.withdraw();
+/// Remove `member` from the servers set once the presence task ended (so no late renewal
+/// re-adds it).
+fn withdraw(client: Client, task: tokio::task::JoinHandle<()>, key: Vec<u8>, member: String) {
+    let mut cmd = redis::cmd("ZREM");
+    cmd.arg(key).arg(member);
+    let c = client.clone();
+    let work = async move {
+        let _ = task.await;
+        let _ = c.run_cmd(&cmd).await;
+    };
+    // From a thread outside the runtime: wait for it; inside one: let it run.
+    let rt = client.runtime_handle();
+    if tokio::runtime::Handle::try_current().is_ok() {
+        rt.spawn(work);
+    } else {
+        let _ = rt.block_on(work);
     }
 }
 
@@ -431,9 +428,9 @@ impl Client {
         let servers = servers_key(&keys);
         let id = format!("{:016x}", rand::random::<u64>());
         let publisher = self.clone();
-        let wrapped = move |req: &Request| -> std::result::Result<(), String> {
+        let wrapped = move |req: &Request| -> Result<()> {
             let Some(env) = decode_request(&req.payload) else {
-                return Err("not an RPC request envelope; dropped".to_string());
+                return Err(Error::handler("not an RPC request envelope; dropped"));
             };
             if now_ms() > env.deadline_ms {
                 return Ok(()); // the caller stopped waiting: do not run it
@@ -443,22 +440,20 @@ impl Client {
                 payload: Bytes::copy_from_slice(env.payload),
                 deadline: UNIX_EPOCH + Duration::from_millis(env.deadline_ms),
             };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&call)))
-                .unwrap_or_else(|p| {
-                    Err(format!(
-                        "handler panicked: {}",
-                        crate::delivery::panic_text(&*p)
-                    ))
-                });
-            let reply = match &outcome {
-                Ok(v) => encode_reply(env.call_id, STATUS_OK, v),
-                Err(msg) => encode_reply(env.call_id, STATUS_ERR, msg.as_bytes()),
+            let reply = match call_handler(|| handler(&call)) {
+                Ok(v) => encode_reply(env.call_id, STATUS_OK, &v),
+                // The caller gets the handler's own words; another error (one of the
+                // client's, passed on with `?`) says its kind too.
+                Err(e) if e.kind() == ErrorKind::Handler => {
+                    encode_reply(env.call_id, STATUS_ERR, e.message().as_bytes())
+                }
+                Err(e) => encode_reply(env.call_id, STATUS_ERR, e.to_string().as_bytes()),
             };
             let mut cmd = redis::cmd("PUBLISH");
             cmd.arg(env.reply_to).arg(reply);
             runtime::block_on(publisher.runtime_handle(), publisher.run_cmd(&cmd))
                 .and_then(|r| r)
-                .map_err(|e| format!("could not send the reply: {e}"))?;
+                .map_err(|e| e.context("sending the reply"))?;
             Ok(())
         };
         announce(self, &servers, &id).await?;
@@ -467,6 +462,7 @@ impl Client {
             vec![keys],
             Arc::new(wrapped),
             opts.reliable(false).prefetch(1),
+            ReportSource::RpcServer,
         )?;
         let c = self.clone();
         let stop_presence = Arc::new(tokio::sync::Notify::new());
@@ -481,14 +477,14 @@ impl Client {
                 let _ = announce(&c, &key, &member).await;
             }
         });
-        Ok(RpcServer {
-            worker,
-            presence: Some(presence),
-            stop_presence,
-            client: self.clone(),
-            servers_key: servers,
-            id,
-        })
+        // A stopping server is withdrawn at once (no renewal), and removed from the set
+        // when it has stopped.
+        worker
+            .runner()
+            .waker(Arc::new(move || stop_presence.notify_one()));
+        let client = self.clone();
+        worker.on_stopped(move || withdraw(client, presence, servers, id));
+        Ok(RpcServer { worker })
     }
 
     /// Serve several methods: each call is routed by its method name; an unknown method is
@@ -502,10 +498,10 @@ impl Client {
         let handler = move |call: &Call| match methods.get(&*String::from_utf8_lossy(&call.method))
         {
             Some(h) => h(call),
-            None => Err(format!(
+            None => Err(Error::handler(format!(
                 "unknown method {:?}",
                 String::from_utf8_lossy(&call.method)
-            )),
+            ))),
         };
         self.serve(service, Arc::new(handler), concurrency).await
     }

@@ -7,17 +7,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::delivery::ErrorHook;
-use crate::error::{Error, ErrorKind, Result};
+use crate::delivery::runner::{Loop, Runner};
+use crate::error::{Error, Result};
 use crate::net::runtime;
-use crate::pubsub::{Event, SubscribeOptions};
+use crate::pubsub::{Event, SubscribeOptions, Subscription};
+use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 
 /// KEYS: hash. ARGV: field, value. Always publishes.
 const HSET_PUB: &str = r"
@@ -81,9 +80,9 @@ pub struct WatchOptions {
     pub initial_sync: bool,
     /// Coalesce changes arriving within this window into one delivery per field.
     pub debounce: Option<Duration>,
-    /// Told of a handler that panicked and of a read that failed (default: printed to
-    /// stderr). A failed read is retried with backoff as a full re-read of the hash, so
-    /// no change is lost.
+    /// Told of a handler that panicked and of a read that failed (default: the client's
+    /// hook, else stderr). A failed read is retried with backoff as a full re-read of the
+    /// hash, so no change is lost.
     pub error_hook: Option<ErrorHook>,
 }
 
@@ -119,8 +118,9 @@ impl WatchOptions {
         self.debounce = Some(d);
         self
     }
-    /// Where handler panics and read failures are reported (default: stderr).
-    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    /// Where handler panics and read failures are reported (default: the client's hook,
+    /// else stderr).
+    pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self
     }
@@ -129,8 +129,7 @@ impl WatchOptions {
 /// A running hash watcher; its handlers run on a thread of its own, in order. Stop it with
 /// [`HashWatcher::stop`] (or drop it): after that returns no handler runs.
 pub struct HashWatcher {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    runner: Runner,
 }
 
 impl std::fmt::Debug for HashWatcher {
@@ -140,20 +139,23 @@ impl std::fmt::Debug for HashWatcher {
 }
 
 impl HashWatcher {
-    /// Stop watching; waits for a running handler (not when called from inside one).
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take()
-            && t.thread().id() != std::thread::current().id()
-        {
-            let _ = t.join();
-        }
+    /// Stop watching and wait up to `deadline` for a running handler; a
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) error if it still runs then.
+    /// From inside one of its handlers it asks for the stop and returns `Ok` at once: no
+    /// handler runs after that one returns.
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.runner.stop(deadline)
     }
-}
 
-impl Drop for HashWatcher {
-    fn drop(&mut self) {
-        self.stop();
+    /// Run `f` once the watcher has stopped for good (after its last handler call; at once
+    /// if it has stopped already).
+    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
+        self.runner.on_stopped(f)
+    }
+
+    /// Whether the watcher has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.runner.is_finished()
     }
 }
 
@@ -164,7 +166,7 @@ struct WatchState {
 
 impl WatchState {
     /// Deliver a field's value if it differs from what was delivered last.
-    fn deliver(&mut self, field: &[u8], value: Option<Vec<u8>>) {
+    fn deliver(&mut self, lp: &Loop, field: &[u8], value: Option<Vec<u8>>) {
         let same = match (&value, self.known.get(field)) {
             (Some(v), Some(k)) => v == k,
             (None, None) => true,
@@ -182,31 +184,33 @@ impl WatchState {
             }
         }
         let v = value.as_deref();
-        let hook = self.opts.error_hook.as_ref();
-        let report = |p: Box<dyn std::any::Any + Send>| {
-            crate::delivery::report(
-                hook,
-                &format!(
-                    "redipc hash watcher: a handler panicked on field {}: {}",
-                    String::from_utf8_lossy(field),
-                    crate::delivery::panic_text(&*p)
-                ),
+        let failed = |e: Error| {
+            lp.report(
+                lp.report_of(ReportKind::HandlerFailed)
+                    .item(String::from_utf8_lossy(field))
+                    .error(e),
             );
         };
         if let Some(f) = self.opts.on_field.get_mut(field)
-            && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)))
+            && let Err(e) = call_handler(|| {
+                f(field, v);
+                Ok(())
+            })
         {
-            report(p);
+            failed(e);
         }
         if let Some(f) = self.opts.on_any.as_mut()
-            && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(field, v)))
+            && let Err(e) = call_handler(|| {
+                f(field, v);
+                Ok(())
+            })
         {
-            report(p);
+            failed(e);
         }
     }
 
     /// Re-read the whole hash: deliver changed fields and deletions.
-    fn full_sync(&mut self, all: Vec<(Vec<u8>, Vec<u8>)>) {
+    fn full_sync(&mut self, lp: &Loop, all: Vec<(Vec<u8>, Vec<u8>)>) {
         let now: HashMap<Vec<u8>, Vec<u8>> = all.into_iter().collect();
         let gone: Vec<Vec<u8>> = self
             .known
@@ -217,10 +221,109 @@ impl WatchState {
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = now.into_iter().collect();
         fields.sort();
         for (f, v) in fields {
-            self.deliver(&f, Some(v));
+            self.deliver(lp, &f, Some(v));
         }
         for f in gone {
-            self.deliver(&f, None);
+            self.deliver(lp, &f, None);
+        }
+    }
+}
+
+/// The watcher's loop: deliver the initial read, then follow the changes announced on the
+/// hash's channel (re-reading the changed fields, or the whole hash after `*`, a reconnect
+/// or a failed read).
+fn watch_loop(
+    lp: &mut Loop,
+    client: Client,
+    hash: Bytes,
+    sub: Arc<Subscription>,
+    initial: Vec<(Vec<u8>, Vec<u8>)>,
+    opts: WatchOptions,
+) {
+    let handle = client.runtime_handle().clone();
+    let sync = opts.initial_sync;
+    let debounce = opts.debounce;
+    let mut st = WatchState {
+        known: HashMap::new(),
+        opts,
+    };
+    if sync {
+        st.full_sync(lp, initial);
+    } else {
+        st.known = initial.into_iter().collect();
+    }
+    let mut dirty: Vec<Vec<u8>> = Vec::new();
+    let mut all = false;
+    let mut since: Option<Instant> = None;
+    // After a failed read: not again before this (backoff), and then whole.
+    let mut retry_at: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(50);
+    while !lp.stopped() {
+        let mut wait = match (since, debounce) {
+            (Some(t), Some(d)) => d.saturating_sub(t.elapsed()),
+            _ => Duration::from_secs(1),
+        };
+        if let Some(t) = retry_at {
+            wait = t.saturating_duration_since(Instant::now());
+        }
+        // `stop` closes the subscription: the wait ends at once.
+        match sub.next_blocking(Some(wait)) {
+            Ok(Some(Event::Message(m))) => {
+                if &m.payload[..] == b"*" {
+                    all = true;
+                } else if !dirty.iter().any(|f| f[..] == m.payload[..]) {
+                    dirty.push(m.payload.to_vec());
+                }
+                since.get_or_insert_with(Instant::now);
+            }
+            Ok(Some(Event::Reactivated { .. })) => {
+                all = true;
+                since.get_or_insert_with(Instant::now);
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        let due = match (since, debounce) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(t), Some(d)) => t.elapsed() >= d,
+        } && retry_at.is_none_or(|t| Instant::now() >= t);
+        if !due || lp.stopped() {
+            continue;
+        }
+        since = None;
+        let read = if all || retry_at.is_some() {
+            runtime::block_on(&handle, client.hgetall(&hash[..]))
+                .and_then(|r| r)
+                .map(|v| st.full_sync(lp, v))
+        } else {
+            let mut r = Ok(());
+            for field in &dirty {
+                match runtime::block_on(&handle, client.hget(&hash[..], field)).and_then(|r| r) {
+                    Ok(v) => st.deliver(lp, field, v),
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
+            r
+        };
+        match read {
+            Ok(()) => {
+                all = false;
+                dirty.clear();
+                retry_at = None;
+                backoff = Duration::from_millis(50);
+            }
+            Err(e) if e.is_closed() => return,
+            Err(e) => {
+                lp.report(lp.report_of(ReportKind::ReadFailed).error(e));
+                // Nothing is dropped: the retry reads the whole hash.
+                since = Some(Instant::now());
+                retry_at = Some(Instant::now() + backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
         }
     }
 }
@@ -342,114 +445,19 @@ impl Client {
             .subscribe(&[&hash[..]], SubscribeOptions::default())
             .await?;
         let initial = self.hgetall(&hash[..]).await?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let sub = Arc::new(sub);
+        let mut runner = Runner::new(
+            ReportSource::HashWatcher,
+            hash.clone(),
+            self.reporter(opts.error_hook.as_ref()),
+        );
+        let s = sub.clone();
+        runner.waker(Arc::new(move || s.close()));
         let client = self.clone();
-        let thread = std::thread::Builder::new()
-            .name("redipc-hash-watch".into())
-            .spawn(move || {
-                let handle = client.runtime_handle().clone();
-                let sync = opts.initial_sync;
-                let debounce = opts.debounce;
-                let mut st = WatchState {
-                    known: HashMap::new(),
-                    opts,
-                };
-                if sync {
-                    st.full_sync(initial);
-                } else {
-                    st.known = initial.into_iter().collect();
-                }
-                let mut dirty: Vec<Vec<u8>> = Vec::new();
-                let mut all = false;
-                let mut since: Option<Instant> = None;
-                // After a failed read: not again before this (backoff), and then whole.
-                let mut retry_at: Option<Instant> = None;
-                let mut backoff = Duration::from_millis(50);
-                while !s.load(Ordering::Acquire) {
-                    let mut wait = match (since, debounce) {
-                        (Some(t), Some(d)) => d.saturating_sub(t.elapsed()),
-                        _ => Duration::from_millis(100),
-                    };
-                    if let Some(t) = retry_at {
-                        wait = t.saturating_duration_since(Instant::now());
-                    }
-                    match sub.next_blocking(Some(wait.min(Duration::from_millis(100)))) {
-                        Ok(Some(Event::Message(m))) => {
-                            if &m.payload[..] == b"*" {
-                                all = true;
-                            } else if !dirty.iter().any(|f| f[..] == m.payload[..]) {
-                                dirty.push(m.payload.to_vec());
-                            }
-                            since.get_or_insert_with(Instant::now);
-                        }
-                        Ok(Some(Event::Reactivated { .. })) => {
-                            all = true;
-                            since.get_or_insert_with(Instant::now);
-                        }
-                        Ok(_) => {}
-                        Err(_) => return,
-                    }
-                    let due = match (since, debounce) {
-                        (None, _) => false,
-                        (Some(_), None) => true,
-                        (Some(t), Some(d)) => t.elapsed() >= d,
-                    } && retry_at.is_none_or(|t| Instant::now() >= t);
-                    if !due || s.load(Ordering::Acquire) {
-                        continue;
-                    }
-                    since = None;
-                    let read = if all || retry_at.is_some() {
-                        runtime::block_on(&handle, client.hgetall(&hash[..]))
-                            .and_then(|r| r)
-                            .map(|v| st.full_sync(v))
-                    } else {
-                        let mut r = Ok(());
-                        for field in &dirty {
-                            match runtime::block_on(&handle, client.hget(&hash[..], field))
-                                .and_then(|r| r)
-                            {
-                                Ok(v) => st.deliver(field, v),
-                                Err(e) => {
-                                    r = Err(e);
-                                    break;
-                                }
-                            }
-                        }
-                        r
-                    };
-                    match read {
-                        Ok(()) => {
-                            all = false;
-                            dirty.clear();
-                            retry_at = None;
-                            backoff = Duration::from_millis(50);
-                        }
-                        Err(e) => {
-                            crate::delivery::report(
-                                st.opts.error_hook.as_ref(),
-                                &format!(
-                                    "redipc hash watcher: reading {}: {e}; the whole hash is read again in {backoff:?}",
-                                    String::from_utf8_lossy(&hash)
-                                ),
-                            );
-                            // Nothing is dropped: the retry reads the whole hash.
-                            since = Some(Instant::now());
-                            retry_at = Some(Instant::now() + backoff);
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
-                        }
-                    }
-                }
-            })
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!("cannot start a thread: {e}"),
-                )
-            })?;
-        Ok(HashWatcher {
-            stop,
-            thread: Some(thread),
-        })
+        runner.spawn("redipc-hash-watch".into(), move |lp| {
+            watch_loop(lp, client, hash, sub, initial, opts)
+        })?;
+        runner.started();
+        Ok(HashWatcher { runner })
     }
 }

@@ -13,20 +13,20 @@
 //! moved to the dead-letter stream with its error instead.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::delivery::runner::{Loop, Runner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::conn::{LoopConn, Unblock};
-use crate::net::runtime;
+use crate::net::runtime::{self, Rt};
 use crate::net::wire::Wire;
 use crate::reply::Reply;
+use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 
 /// One stream entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +138,8 @@ pub struct ConsumerOptions {
     pub max_deliveries: u64,
     /// How often to look for entries to claim (default: `min_idle / 2`).
     pub claim_interval: Option<Duration>,
-    /// Where handler failures are reported (default: stderr).
-    pub error_hook: Option<crate::delivery::ErrorHook>,
+    /// Where the consumer's [`Report`]s go (default: the client's hook, else stderr).
+    pub error_hook: Option<ErrorHook>,
 }
 
 impl Default for ConsumerOptions {
@@ -193,16 +193,16 @@ impl ConsumerOptions {
         self.claim_interval = Some(t);
         self
     }
-    /// Report failures to `hook` instead of stderr.
-    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    /// Send the consumer's reports to `hook` instead of the client's hook or stderr.
+    pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self
     }
 }
 
-/// A stream entry handler: `Ok(())` acks it; `Err(message)` leaves it pending (to be
-/// retried after `min_idle`). A panic is a failure.
-pub type EntryHandler = Arc<dyn Fn(&StreamEntry) -> std::result::Result<(), String> + Send + Sync>;
+/// A stream entry handler: `Ok(())` acks it; an error (make one with [`Error::handler`])
+/// leaves it pending, to be retried after `min_idle`. A panic is a failure.
+pub type EntryHandler = Arc<dyn Fn(&StreamEntry) -> Result<()> + Send + Sync>;
 
 /// Counters of a group consumer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -235,7 +235,6 @@ struct ConsumerShared {
     consumer: Bytes,
     handler: EntryHandler,
     opts: ConsumerOptions,
-    stop: AtomicBool,
     acked: AtomicU64,
     failed: AtomicU64,
     claimed: AtomicU64,
@@ -245,10 +244,6 @@ struct ConsumerShared {
 }
 
 impl ConsumerShared {
-    fn report(&self, text: &str) {
-        crate::delivery::report(self.opts.error_hook.as_ref(), text);
-    }
-
     fn errors_key(&self) -> Vec<u8> {
         let mut k = format!("{}stream-errors:", self.client.options().key_prefix).into_bytes();
         k.extend_from_slice(&self.stream);
@@ -264,10 +259,11 @@ impl ConsumerShared {
     }
 }
 
-/// A running group consumer; stop it with [`StreamConsumer::stop`] (or drop it).
+/// A running group consumer, on a thread of its own; stop it with
+/// [`StreamConsumer::stop`] (or drop it).
 pub struct StreamConsumer {
     shared: Arc<ConsumerShared>,
-    thread: Option<JoinHandle<()>>,
+    runner: Runner,
 }
 
 impl std::fmt::Debug for StreamConsumer {
@@ -292,54 +288,24 @@ impl StreamConsumer {
         }
     }
 
-    /// Stop reading and wait up to `deadline` for the running handler.
-    pub fn stop(&mut self, deadline: Duration) -> Result<()> {
-        self.shared.stop.store(true, Ordering::Release);
-        // From inside its own handler: it stops when the handler returns.
-        if self
-            .thread
-            .as_ref()
-            .is_some_and(|t| t.thread().id() == std::thread::current().id())
-        {
-            return Ok(());
-        }
-        let until = Instant::now() + deadline;
-        let mut last_unblock: Option<Instant> = None;
-        if let Some(t) = &self.thread {
-            while !t.is_finished() {
-                let now = Instant::now();
-                // An idle loop sits in `XREADGROUP BLOCK`: end it now rather than at its
-                // block time (again every 100 ms, for a loop about to block when we looked).
-                if last_unblock.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100))
-                {
-                    last_unblock = Some(now);
-                    let client = &self.shared.client;
-                    let _ = runtime::block_on(
-                        client.runtime_handle(),
-                        self.shared.unblock.unblock(client.conn()),
-                    );
-                }
-                if now >= until {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("the stream handler was still running after {deadline:?}"),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        Ok(())
+    /// Stop reading and wait up to `deadline` for the running handler; a
+    /// [`ErrorKind::Timeout`] error if it still runs then (the consumer stops when it
+    /// returns). Called from inside its own handler, it asks for the stop and returns `Ok`
+    /// at once: the rest of the batch stays pending and the consumer stops when the handler
+    /// returns.
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.runner.stop(deadline)
     }
-}
 
-impl Drop for StreamConsumer {
-    /// Stops, waiting up to 10 s for a running handler; after that the consumer thread
-    /// finishes on its own (call [`StreamConsumer::stop`] to choose the wait).
-    fn drop(&mut self) {
-        let _ = self.stop(Duration::from_secs(10));
+    /// Run `f` once the consumer has stopped for good (after its last handler call; on the
+    /// consumer's thread, or at once if it has stopped already).
+    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
+        self.runner.on_stopped(f)
+    }
+
+    /// Whether the consumer has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.runner.is_finished()
     }
 }
 
@@ -372,8 +338,17 @@ async fn call(
     }
 }
 
-fn consumer_loop(s: Arc<ConsumerShared>) {
+fn consumer_loop(s: Arc<ConsumerShared>, lp: &mut Loop) {
     let handle = s.client.runtime_handle().clone();
+    let create = s
+        .client
+        .stream_group_create(&s.stream[..], &s.group[..], "0");
+    if let Err(e) = runtime::block_on(&handle, create).and_then(|r| r) {
+        if e.is_closed() {
+            return;
+        }
+        lp.failed("creating the group", e);
+    }
     let mut conn = LoopConn::new(&s.unblock);
     let claim_every = s
         .opts
@@ -381,8 +356,7 @@ fn consumer_loop(s: Arc<ConsumerShared>) {
         .unwrap_or(s.opts.min_idle / 2)
         .max(Duration::from_millis(10));
     let mut last_claim = Instant::now();
-    let mut backoff = Duration::from_millis(10);
-    while !s.stop.load(Ordering::Acquire) {
+    while !lp.stopped() {
         let round = if last_claim.elapsed() >= claim_every {
             last_claim = Instant::now();
             runtime::block_on(&handle, claim(&s)).and_then(|r| r)
@@ -391,46 +365,39 @@ fn consumer_loop(s: Arc<ConsumerShared>) {
         };
         let entries = match round {
             Ok(e) => {
-                backoff = Duration::from_millis(10);
+                lp.succeeded();
                 e
             }
+            Err(e) if e.is_closed() => return,
             Err(e) => {
-                if e.is_closed() {
-                    return;
-                }
-                s.report(&format!("redipc stream consumer: {e}"));
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                lp.failed("reading entries", e);
                 continue;
             }
         };
         for entry in entries {
             // Stopping: the rest stays pending (another consumer claims it after min_idle).
-            if s.stop.load(Ordering::Acquire) {
+            if lp.stopped() {
                 break;
             }
-            handle_entry(&s, &handle, entry);
+            handle_entry(&s, lp, &handle, entry);
         }
     }
 }
 
-fn handle_entry(s: &ConsumerShared, handle: &crate::net::runtime::Rt, entry: StreamEntry) {
+fn entry_report(lp: &Loop, kind: ReportKind, entry: &StreamEntry) -> Report {
+    lp.report_of(kind)
+        .item(entry.id.clone())
+        .attempts(entry.deliveries.min(u32::MAX as u64) as u32, 0)
+}
+
+fn handle_entry(s: &ConsumerShared, lp: &mut Loop, handle: &Rt, entry: StreamEntry) {
     if entry.deliveries > s.opts.max_deliveries {
-        if let Err(e) = runtime::block_on(handle, dead_letter(s, &entry)).and_then(|r| r) {
-            s.report(&format!(
-                "redipc stream consumer: dead-lettering {}: {e}",
-                entry.id
-            ));
+        if let Err(e) = runtime::block_on(handle, dead_letter(s, lp, &entry)).and_then(|r| r) {
+            lp.failed("dead-lettering an entry", e.context(&entry.id));
         }
         return;
     }
-    let outcome = match catch_unwind(AssertUnwindSafe(|| (s.handler)(&entry))) {
-        Ok(r) => r,
-        Err(p) => Err(format!(
-            "handler panicked: {}",
-            crate::delivery::panic_text(&*p)
-        )),
-    };
+    let outcome = call_handler(|| (s.handler)(&entry));
     let settle = async {
         match &outcome {
             Ok(()) => {
@@ -447,22 +414,18 @@ fn handle_entry(s: &ConsumerShared, handle: &crate::net::runtime::Rt, entry: Str
                         b"HSET".as_slice(),
                         &s.errors_key(),
                         entry.id.as_bytes(),
-                        err.as_bytes(),
+                        err.message().as_bytes(),
                     ])
                     .await?;
-                s.report(&format!(
-                    "redipc stream consumer: handler failed on {} (delivery {}); it stays pending: {err}",
-                    entry.id, entry.deliveries
-                ));
             }
         }
         Ok::<(), Error>(())
     };
+    if let Err(e) = outcome.clone() {
+        lp.report(entry_report(lp, ReportKind::HandlerFailed, &entry).error(e));
+    }
     if let Err(e) = runtime::block_on(handle, settle).and_then(|r| r) {
-        s.report(&format!(
-            "redipc stream consumer: settling {}: {e}",
-            entry.id
-        ));
+        lp.failed("settling an entry", e.context(&entry.id));
     }
 }
 
@@ -533,7 +496,7 @@ async fn claim(s: &ConsumerShared) -> Result<Vec<StreamEntry>> {
     Ok(entries)
 }
 
-async fn dead_letter(s: &ConsumerShared, entry: &StreamEntry) -> Result<()> {
+async fn dead_letter(s: &ConsumerShared, lp: &Loop, entry: &StreamEntry) -> Result<()> {
     let error = s
         .client
         .command(&[b"HGET".as_slice(), &s.errors_key(), entry.id.as_bytes()])
@@ -555,6 +518,7 @@ async fn dead_letter(s: &ConsumerShared, entry: &StreamEntry) -> Result<()> {
             .to_string()
             .into_bytes(),
     );
+    let last = String::from_utf8_lossy(&error).into_owned();
     args.push(b"_error".to_vec());
     args.push(error);
     let mut tx = s.client.tx();
@@ -567,13 +531,9 @@ async fn dead_letter(s: &ConsumerShared, entry: &StreamEntry) -> Result<()> {
         }
     }
     s.dead_lettered.fetch_add(1, Ordering::Relaxed);
-    s.report(&format!(
-        "redipc stream consumer: entry {} of {} was delivered {} times; moved to {}",
-        entry.id,
-        String::from_utf8_lossy(&s.stream),
-        entry.deliveries.saturating_sub(1),
-        String::from_utf8_lossy(&s.dead_key())
-    ));
+    let mut r = entry_report(lp, ReportKind::DeadLettered, entry).count(1);
+    r.attempt = entry.deliveries.saturating_sub(1).min(u32::MAX as u64) as u32;
+    lp.report(r.error(Error::handler(last)));
     Ok(())
 }
 
@@ -821,6 +781,12 @@ impl Client {
             // BLOCK 0 would wait forever and stop would never be noticed.
             return Err(Error::invalid("block and min_idle must be at least 1 ms"));
         }
+        let runner = Runner::new(
+            ReportSource::StreamConsumer,
+            Bytes::copy_from_slice(stream),
+            self.reporter(opts.error_hook.as_ref()),
+        );
+        let mut runner = runner.with_group(Bytes::copy_from_slice(group));
         let shared = Arc::new(ConsumerShared {
             client: self.clone(),
             stream: Bytes::copy_from_slice(stream),
@@ -828,36 +794,22 @@ impl Client {
             consumer: Bytes::copy_from_slice(consumer),
             handler,
             opts,
-            stop: AtomicBool::new(false),
             acked: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             claimed: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             unblock: Unblock::default(),
         });
+        // An idle loop sits in `XREADGROUP BLOCK`: `stop` ends it at once.
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("redipc-stream".into())
-            .spawn(move || {
-                let h = s.client.runtime_handle().clone();
-                let create = s
-                    .client
-                    .stream_group_create(&s.stream[..], &s.group[..], "0");
-                if let Err(e) = runtime::block_on(&h, create).and_then(|r| r) {
-                    s.report(&format!("redipc stream consumer: creating the group: {e}"));
-                }
-                consumer_loop(s)
-            })
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!("cannot start a thread: {e}"),
-                )
-            })?;
-        Ok(StreamConsumer {
-            shared,
-            thread: Some(thread),
-        })
+        runner.waker(Arc::new(move || {
+            let c = &s.client;
+            let _ = runtime::block_on(c.runtime_handle(), s.unblock.unblock(c.conn()));
+        }));
+        let s = shared.clone();
+        runner.spawn("redipc-stream".into(), move |lp| consumer_loop(s, lp))?;
+        runner.started();
+        Ok(StreamConsumer { shared, runner })
     }
 
     /// The dead letters of a stream (entries of `<stream>:dead`, oldest first).

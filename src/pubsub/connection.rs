@@ -570,7 +570,7 @@ mod tests {
             Overflow::Block,
             None,
             Mode::Inline,
-            None,
+            crate::report::Reporter::default(),
             Arc::new(AtomicBool::new(false)),
         )
     }

@@ -19,14 +19,15 @@ pub(crate) mod group;
 mod registry;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::config::{Options, ReconnectPolicy};
-use crate::delivery::{Droppable, ErrorHook, Handler, Overflow};
+use crate::delivery::{Droppable, Handler, Overflow};
 use crate::error::Error;
+use crate::report::{ErrorHook, Report};
 
 pub(crate) use connection::start;
 pub(crate) use registry::PubSub;
@@ -112,6 +113,13 @@ impl Droppable for Event {
     fn droppable(&self) -> bool {
         matches!(self, Event::Message(_))
     }
+    fn report_name(&self) -> Bytes {
+        match self {
+            Event::Message(m) => m.channel.clone(),
+            Event::Activated { name, .. } | Event::Reactivated { name, .. } => name.clone(),
+            Event::Disconnected { .. } => Bytes::new(),
+        }
+    }
 }
 
 /// Options of one subscription; start from [`SubscribeOptions::default`].
@@ -167,32 +175,15 @@ impl SubscribeOptions {
     }
     /// Handle events in batches (in order, one batch at a time).
     pub fn batch_handler(mut self, f: impl FnMut(&[Event]) + Send + 'static) -> Self {
-        self.handler = Some(Box::new(f));
+        self.handler = Some(Handler::Batch(Box::new(f)));
         self
     }
-    /// Handle events one at a time. A panic is caught per event, reported, and the
-    /// following events are still delivered.
-    pub fn handler(self, mut f: impl FnMut(&Event) + Send + 'static) -> Self {
-        let hook = self.error_hook.clone();
-        let closed = self.closed.clone();
-        self.batch_handler(move |events| {
-            for e in events {
-                // Closed from inside the handler: not one more event, not even of this batch.
-                if closed.load(Ordering::Acquire) {
-                    return;
-                }
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(e)));
-                if let Err(p) = r {
-                    crate::delivery::report(
-                        hook.as_ref(),
-                        &format!(
-                            "redipc: a subscription handler panicked: {}",
-                            crate::delivery::panic_text(&*p)
-                        ),
-                    );
-                }
-            }
-        })
+    /// Handle events one at a time. A panic is caught per event, reported (a
+    /// [`ReportKind::HandlerFailed`](crate::ReportKind::HandlerFailed) naming the channel),
+    /// and the following events are still delivered.
+    pub fn handler(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
+        self.handler = Some(Handler::Each(Box::new(f)));
+        self
     }
     /// A flag that becomes true when the subscription is closed. A batch handler that
     /// loops over its batch should stop at once when it is set (the subscription may have
@@ -201,8 +192,9 @@ impl SubscribeOptions {
         self.closed.clone()
     }
 
-    /// Report handler panics to `hook` instead of stderr (set it before `handler`).
-    pub fn error_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    /// Report handler panics to `hook` instead of the client's hook or stderr (set it
+    /// before `handler`).
+    pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self
     }
@@ -219,6 +211,8 @@ pub(crate) struct Settings {
     pub health_check_interval: Duration,
     pub reconnect: ReconnectPolicy,
     pub display: String,
+    /// The client's report hook (for handlers of subscriptions without one of their own).
+    pub error_hook: Option<ErrorHook>,
 }
 
 impl Settings {
@@ -233,6 +227,7 @@ impl Settings {
             health_check_interval: opts.health_check_interval,
             reconnect: opts.reconnect.clone(),
             display,
+            error_hook: opts.error_hook.clone(),
         }
     }
 }

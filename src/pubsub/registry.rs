@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::{Event, Settings, SubscribeOptions, SubscriptionKind};
 use crate::delivery::{Delivery, Mode, QueueStats};
 use crate::error::{Error, ErrorKind, Result};
+use crate::report::Reporter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ServerState {
@@ -141,7 +142,7 @@ impl PubSub {
             opts.overflow,
             opts.handler,
             mode,
-            opts.error_hook,
+            Reporter::new(opts.error_hook.as_ref(), self.settings.error_hook.as_ref()),
             opts.closed,
         );
         let id = {
