@@ -321,7 +321,10 @@ impl Client {
             .await
     }
 
-    async fn subscribe_kind<N: AsRef<[u8]>>(
+    /// Subscribe to `names` of `kind`: channels, patterns or shard channels (what
+    /// [`subscribe`](Client::subscribe), [`psubscribe`](Client::psubscribe) and
+    /// [`ssubscribe`](Client::ssubscribe) do).
+    pub async fn subscribe_kind<N: AsRef<[u8]>>(
         &self,
         kind: SubscriptionKind,
         names: &[N],
@@ -386,29 +389,6 @@ impl Client {
         Ok(cmd)
     }
 
-    /// Send any command (`["SET", "k", "v"]`) and return its reply; an error reply of the
-    /// server is returned as an [`Error`] of kind [`ErrorKind::Server`].
-    ///
-    /// Blocking commands (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD ... BLOCK`, `WAIT`,
-    /// ...) run on a connection of their own, so they never hold up other calls, with a
-    /// client-side limit of their own block time plus the response timeout (none for a
-    /// block time of 0, which asks to wait forever). Commands that would change the shared
-    /// connection's state for every user of it (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
-    /// `MONITOR`, ...) are refused with an error naming the API to use instead.
-    pub async fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Reply> {
-        let cmd = self.build(args)?;
-        let result = match route(args, self.inner.conn.response_timeout()) {
-            Route::Shared => self.inner.conn.send(&cmd).await,
-            Route::Refuse(why) => Err(Error::invalid(why)),
-            Route::Dedicated(limit) => self.send_dedicated(&cmd, limit).await,
-        };
-        let result = match result {
-            Ok(Reply::Error(e)) => Err(Error::from(e)),
-            other => other,
-        };
-        result.map_err(|e| e.context(describe(args)))
-    }
-
     /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit).
     async fn send_dedicated(&self, cmd: &redis::Cmd, limit: Option<Duration>) -> Result<Reply> {
         let conn = self.inner.conn.dedicated().await?;
@@ -437,24 +417,6 @@ impl Client {
         }
     }
 
-    /// Send several commands in one write and return one entry per command, in order; a
-    /// command's server error sits in its own slot (non-atomic: see transactions).
-    pub async fn pipeline_raw<A: AsRef<[u8]>>(&self, cmds: &[Vec<A>]) -> Result<Vec<Reply>> {
-        if cmds.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::Pipeline::new();
-        for c in cmds {
-            pipe.add_command(self.build(c)?);
-        }
-        let n = cmds.len();
-        self.inner
-            .conn
-            .send_pipeline(&pipe)
-            .await
-            .map_err(|e| e.context(format!("pipeline of {n} commands")))
-    }
-
     async fn typed<A: AsRef<[u8]>, T>(
         &self,
         args: &[A],
@@ -462,6 +424,59 @@ impl Client {
     ) -> Result<T> {
         let r = self.command(args).await?;
         convert(r).map_err(|e| e.context(describe(args)))
+    }
+
+    async fn keys_cmd<K: AsRef<[u8]>>(&self, name: &str, keys: &[K]) -> Result<i64> {
+        if keys.is_empty() {
+            return Err(Error::invalid(format!("{name}: give at least one key")));
+        }
+        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+        args.extend(keys.iter().map(|k| k.as_ref()));
+        self.typed(&args, Reply::into_int).await
+    }
+
+    async fn push_cmd<V: AsRef<[u8]>>(&self, name: &str, key: &[u8], values: &[V]) -> Result<i64> {
+        if values.is_empty() {
+            return Err(Error::invalid(format!("{name}: give at least one value")));
+        }
+        let mut args: Vec<&[u8]> = vec![name.as_bytes(), key];
+        args.extend(values.iter().map(|v| v.as_ref()));
+        self.typed(&args, Reply::into_int).await
+    }
+}
+
+client_methods! {
+    /// Send any command (`["SET", "k", "v"]`) and return its reply; an error reply of the
+    /// server is returned as an [`Error`] of kind [`ErrorKind::Server`].
+    ///
+    /// Blocking commands (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD ... BLOCK`, `WAIT`,
+    /// ...) run on a connection of their own, so they never hold up other calls, with a
+    /// client-side limit of their own block time plus the response timeout (none for a
+    /// block time of 0, which asks to wait forever). Commands that would change the shared
+    /// connection's state for every user of it (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
+    /// `MONITOR`, ...) are refused with an error naming the API to use instead.
+    pub async fn command(&self, args: &[impl AsRef<[u8]>]) -> Result<Reply> {
+        let cmd = self.build(args)?;
+        let result = match route(args, self.inner.conn.response_timeout()) {
+            Route::Shared => self.inner.conn.send(&cmd).await,
+            Route::Refuse(why) => Err(Error::invalid(why)),
+            Route::Dedicated(limit) => self.send_dedicated(&cmd, limit).await,
+        };
+        let result = match result {
+            Ok(Reply::Error(e)) => Err(Error::from(e)),
+            other => other,
+        };
+        result.map_err(|e| e.context(describe(args)))
+    }
+
+    /// Send several commands in one write and return one entry per command, in order; a
+    /// command's server error sits in its own slot (non-atomic: see transactions).
+    pub async fn pipeline_raw(&self, cmds: &[Vec<impl AsRef<[u8]>>]) -> Result<Vec<Reply>> {
+        let mut batch = self.pipeline();
+        for c in cmds {
+            batch.add(c)?;
+        }
+        batch.exec().await
     }
 
     /// `GET key`: the value, or `None` when the key does not exist.
@@ -511,22 +526,13 @@ impl Client {
     }
 
     /// `DEL key...`: how many keys were removed.
-    pub async fn del<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
+    pub async fn del(&self, keys: &[impl AsRef<[u8]>]) -> Result<i64> {
         self.keys_cmd("DEL", keys).await
     }
 
     /// `EXISTS key...`: how many of the keys exist.
-    pub async fn exists<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
+    pub async fn exists(&self, keys: &[impl AsRef<[u8]>]) -> Result<i64> {
         self.keys_cmd("EXISTS", keys).await
-    }
-
-    async fn keys_cmd<K: AsRef<[u8]>>(&self, name: &str, keys: &[K]) -> Result<i64> {
-        if keys.is_empty() {
-            return Err(Error::invalid(format!("{name}: give at least one key")));
-        }
-        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
-        args.extend(keys.iter().map(|k| k.as_ref()));
-        self.typed(&args, Reply::into_int).await
     }
 
     /// `PEXPIRE key ms`: `true` if the timeout was set (the key exists).
@@ -574,10 +580,10 @@ impl Client {
     }
 
     /// `HSET key field value [field value ...]`: how many fields were added (not updated).
-    pub async fn hset<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+    pub async fn hset(
         &self,
         key: impl AsRef<[u8]>,
-        fields: &[(F, V)],
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
     ) -> Result<i64> {
         if fields.is_empty() {
             return Err(Error::invalid("HSET: give at least one field"));
@@ -597,7 +603,7 @@ impl Client {
     }
 
     /// `HDEL key field...`: how many fields were removed.
-    pub async fn hdel<F: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, fields: &[F]) -> Result<i64> {
+    pub async fn hdel(&self, key: impl AsRef<[u8]>, fields: &[impl AsRef<[u8]>]) -> Result<i64> {
         if fields.is_empty() {
             return Err(Error::invalid("HDEL: give at least one field"));
         }
@@ -607,22 +613,13 @@ impl Client {
     }
 
     /// `LPUSH key value...`: the new length.
-    pub async fn lpush<V: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, values: &[V]) -> Result<i64> {
+    pub async fn lpush(&self, key: impl AsRef<[u8]>, values: &[impl AsRef<[u8]>]) -> Result<i64> {
         self.push_cmd("LPUSH", key.as_ref(), values).await
     }
 
     /// `RPUSH key value...`: the new length.
-    pub async fn rpush<V: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, values: &[V]) -> Result<i64> {
+    pub async fn rpush(&self, key: impl AsRef<[u8]>, values: &[impl AsRef<[u8]>]) -> Result<i64> {
         self.push_cmd("RPUSH", key.as_ref(), values).await
-    }
-
-    async fn push_cmd<V: AsRef<[u8]>>(&self, name: &str, key: &[u8], values: &[V]) -> Result<i64> {
-        if values.is_empty() {
-            return Err(Error::invalid(format!("{name}: give at least one value")));
-        }
-        let mut args: Vec<&[u8]> = vec![name.as_bytes(), key];
-        args.extend(values.iter().map(|v| v.as_ref()));
-        self.typed(&args, Reply::into_int).await
     }
 
     /// `LPOP key`: the first element, or `None` when the list is empty.

@@ -1,6 +1,7 @@
 //! The one error type of redipc, with a [`ErrorKind`] and predicates.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, in groups that callers act on differently.
 ///
@@ -66,7 +67,8 @@ impl fmt::Display for ErrorKind {
 }
 
 /// An error from redipc: a [`kind`](Error::kind), a message that says what was being done,
-/// and for server replies the server's error code (such as `WRONGTYPE`).
+/// for server replies the server's error code (such as `WRONGTYPE`), and optionally the
+/// user's own error that caused it ([`with_source`](Error::with_source)).
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
@@ -74,6 +76,8 @@ pub struct Error {
     message: String,
     /// What was being done (`GET mykey`), outermost first.
     context: Option<String>,
+    /// The user's error behind it (a binding's exception, a handler's own error type).
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// `Result<T, redipc::Error>`.
@@ -87,6 +91,7 @@ impl Error {
             code: None,
             message: message.into(),
             context: None,
+            source: None,
         }
     }
 
@@ -97,6 +102,7 @@ impl Error {
             code: Some(code.into()),
             message: message.into(),
             context: None,
+            source: None,
         }
     }
 
@@ -172,6 +178,19 @@ impl Error {
         self.kind == ErrorKind::Closed
     }
 
+    /// Attach the error that caused this one (a handler's own error type, a binding's
+    /// exception), to be found again with [`source_error`](Error::source_error) and
+    /// `std::error::Error::source`; the message stays this error's own.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The error attached with [`with_source`](Error::with_source), for downcasting.
+    pub fn source_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
     /// Add what was being done (`GET mykey`), keeping kind, code and message; an outer
     /// context goes before an inner one.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
@@ -239,4 +258,10 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

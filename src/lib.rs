@@ -15,6 +15,9 @@
 //! automatically after it drops. See `docs/ARCHITECTURE.md` for the layers.
 #![warn(missing_docs)]
 
+#[macro_use]
+mod macros;
+
 pub mod blocking;
 mod client;
 mod config;
@@ -30,6 +33,7 @@ pub use client::{Client, SetOptions};
 pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
 pub use delivery::{BatchFn, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
+pub use patterns::batch::{Batch, WatchSession};
 pub use patterns::keyspace::{KeyHandler, KeyspaceWatch};
 pub use patterns::lock::{LockGuard, LockOptions};
 pub use patterns::queue::{
@@ -41,7 +45,6 @@ pub use patterns::stream::{
     ConsumerOptions, ConsumerStats, EntryHandler, PendingInfo, StreamConsumer, StreamEntry,
     StreamFollower,
 };
-pub use patterns::tx::{Pipeline, Transaction, WatchSession};
 pub use pubsub::group::SubscriptionGroup;
 pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
 pub use reply::{Reply, ReplyType, ServerError};

@@ -164,7 +164,7 @@ fn errors_are_typed_and_say_what_failed() {
     // Nothing changed and the client still works.
     assert_eq!(c.llen("list").unwrap(), 1);
 
-    let e = c.command::<&str>(&[]).unwrap_err();
+    let e = c.command(&[] as &[&str]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     let e = c.command(&["NOSUCHCOMMAND"]).unwrap_err();
     assert_eq!(e.code(), Some("ERR"));
@@ -172,7 +172,7 @@ fn errors_are_typed_and_say_what_failed() {
         .set_with("k", "v", SetOptions::default().nx().xx())
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    let e = c.del::<&str>(&[]).unwrap_err();
+    let e = c.del(&[] as &[&str]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 
     for bad in ["", "localhost", "http://x", "redis://h:99999"] {

@@ -145,7 +145,7 @@ fn bad_input_is_refused_and_a_panicking_handler_does_not_kill_the_worker() {
             .is_invalid_argument()
     );
     assert!(
-        c.handle_requests::<&str, _>(&[], |_| Ok(()), WorkerOptions::default())
+        c.handle_requests::<&str>(&[], |_| Ok(()), WorkerOptions::default())
             .is_err()
     );
 

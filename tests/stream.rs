@@ -276,7 +276,7 @@ fn bad_input_is_refused_and_wrong_types_change_nothing() {
         );
     }
     assert!(c.stream_follow("s", "nope").is_err());
-    assert!(c.stream_publish::<&str, &str>("s", &[], None).is_err());
+    assert!(c.stream_publish("s", &[] as &[(&str, &str)], None).is_err());
     assert!(c.stream_publish("", &[("a", "b")], None).is_err());
     assert!(c.stream_group_create("s", "", "0").is_err());
 }

@@ -146,3 +146,82 @@ fn transfer_between_accounts_and_giving_up() {
         .unwrap_err();
     assert_eq!(e.message(), "no");
 }
+
+/// The retry loop and the abort live in the core: async Rust gets them too.
+#[test]
+fn async_transactions_retry_on_conflict_and_abort_with_their_own_kind() {
+    let server = Server::start();
+    let url = server.unix_url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = redipc::Client::connect(&url, Options::default())
+            .await
+            .unwrap();
+        let other = redipc::Client::connect(&url, Options::default())
+            .await
+            .unwrap();
+        c.set("n", "0").await.unwrap();
+        // The first attempt sees another client change the watched key: it runs again.
+        let mut attempts = 0;
+        let r = c
+            .transaction(&["n"], 3, async |tx| {
+                attempts += 1;
+                let v = tx.command(&["GET", "n"]).await?.into_opt_bytes()?;
+                let n: i64 = String::from_utf8_lossy(&v.unwrap_or_default())
+                    .parse()
+                    .unwrap_or(0);
+                if attempts == 1 {
+                    other.incr("n").await?;
+                }
+                tx.queue(&["SET", "n", &(n + 10).to_string()])
+            })
+            .await
+            .unwrap();
+        assert_eq!(attempts, 2);
+        assert_eq!(r, vec![Reply::Status("OK".into())]);
+        assert_eq!(c.get("n").await.unwrap().as_deref(), Some(&b"11"[..]));
+
+        // Given up by the function: nothing queued runs, the error is Aborted.
+        let e = c
+            .transaction(&["n"], 3, async |tx| {
+                tx.queue(&["SET", "n", "999"])?;
+                Err(redipc::Error::aborted("changed my mind"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Aborted);
+        assert_eq!(e.message(), "changed my mind");
+        assert_eq!(c.get("n").await.unwrap().as_deref(), Some(&b"11"[..]));
+
+        // A key that keeps changing: the Watch error after 1 + max_retries attempts.
+        let mut attempts = 0;
+        let e = c
+            .transaction(&["n"], 2, async |tx| {
+                attempts += 1;
+                other.incr("n").await?;
+                tx.queue(&["SET", "n", "0"])
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Watch);
+        assert_eq!(attempts, 3);
+        assert!(e.to_string().contains("gave up after 3 attempts"), "{e}");
+
+        // One Batch type: atomic or not.
+        let mut b = c.batch(true);
+        b.add(&["INCR", "n"]).unwrap().add(&["INCR", "n"]).unwrap();
+        assert!(b.is_atomic());
+        assert_eq!(
+            b.exec().await.unwrap(),
+            vec![Reply::Int(15), Reply::Int(16)]
+        );
+        let mut p = c.pipeline();
+        p.add(&["GET", "n"]).unwrap();
+        assert!(!p.is_atomic());
+        assert_eq!(p.exec().await.unwrap(), vec![Reply::Bulk(b"16".to_vec())]);
+    });
+}

@@ -2,8 +2,8 @@
 //! one write, non-atomic) and optimistic transactions (`ipc_transaction()`: `WATCH`, read,
 //! queue, `EXEC`, retried when a watched key changed).
 //!
-//! Ownership: an `ipc_tx` owns a `redipc::blocking::Transaction`, an `ipc_pipeline` a
-//! `redipc::blocking::Pipeline`; both hold a clone of the client (an `Arc` of the core
+//! Ownership: an `ipc_tx` owns a `redipc::blocking::Batch`, an `ipc_pipeline` a
+//! `redipc::blocking::Batch`; both hold a clone of the client (an `Arc` of the core
 //! client), so they stay usable after `ipc_client_free()` of the handle they came from
 //! (calls then fail once the client is closed). An `ipc_watch` owns nothing: it points at
 //! the `redipc::blocking::WatchSession` of the running `ipc_transaction()` call and lives
@@ -84,7 +84,7 @@ pub(crate) unsafe fn write_reply(out: *mut *mut ipc_reply, reply: Reply) -> Resu
 
 /// A `MULTI`/`EXEC` transaction being built: a list of queued commands.
 ///
-/// Owns a `redipc::blocking::Transaction`: the queued commands and a clone of the client
+/// Owns a `redipc::blocking::Batch`: the queued commands and a clone of the client
 /// (an `Arc` of the core client underneath). Nothing is sent before `ipc_tx_exec()`, which
 /// sends `MULTI`, the commands and `EXEC` in one write on the client's shared connection:
 /// atomic, and no other command of any client runs in between. Made by `ipc_tx_new()`, freed
@@ -94,19 +94,19 @@ pub(crate) unsafe fn write_reply(out: *mut *mut ipc_reply, reply: Reply) -> Resu
 /// one after the other). Different `ipc_tx` of one client may be used by different threads
 /// at once.
 pub struct ipc_tx {
-    inner: redipc::blocking::Transaction,
+    inner: redipc::blocking::Batch,
 }
 
 /// A pipeline being built: a list of queued commands sent in one write by
 /// `ipc_pipeline_exec()`. Not atomic: other clients' commands may run between them; for
 /// bulk speed.
 ///
-/// Owns a `redipc::blocking::Pipeline`: the queued commands and a clone of the client (an
+/// Owns a `redipc::blocking::Batch`: the queued commands and a clone of the client (an
 /// `Arc` of the core client). Made by `ipc_pipeline_new()`, freed by `ipc_pipeline_free()`.
 ///
 /// Thread safety: as `ipc_tx`: one thread at a time.
 pub struct ipc_pipeline {
-    inner: redipc::blocking::Pipeline,
+    inner: redipc::blocking::Batch,
 }
 
 /// The optimistic transaction in progress, handed to an `ipc_transaction_cb`: the `WATCH`

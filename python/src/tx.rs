@@ -110,14 +110,14 @@ macro_rules! batch_class {
 
 batch_class!(
     Pipeline,
-    blocking::Pipeline,
+    blocking::Batch,
     "Pipeline",
     pipeline,
     "Commands sent in one write and answered in order (not atomic)."
 );
 batch_class!(
     Transaction,
-    blocking::Transaction,
+    blocking::Batch,
     "Transaction",
     tx,
     "Commands run atomically with MULTI/EXEC, one result per command."

@@ -319,6 +319,16 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// thread) has finished. Called from inside the handler itself, it returns at once and
     /// takes effect when the handler returns. Queued events are discarded.
     pub(crate) fn close(&self) {
+        self.close_with(true)
+    }
+
+    /// [`close`](Self::close), except that a handler running on another thread is not
+    /// waited for: it drops the handler itself when it returns.
+    pub(crate) fn close_nowait(&self) {
+        self.close_with(false)
+    }
+
+    fn close_with(&self, wait: bool) {
         self.closed_flag.store(true, Ordering::Release);
         {
             let mut q = lock(&self.queue);
@@ -331,7 +341,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
         let handler = {
             let mut h = lock(&self.hstate);
             h.closed = true;
-            if h.running == Some(std::thread::current().id()) {
+            if h.running == Some(std::thread::current().id()) || (!wait && h.running.is_some()) {
                 return;
             }
             while h.running.is_some() {

@@ -192,6 +192,14 @@ impl Runner {
         }
     }
 
+    /// A hold on the handle for handlers that run elsewhere (a subscription's, on the
+    /// dispatcher or in poll mode): the handle finishes only once every hold is dropped.
+    /// Owned by the handler closure, whose drop (after its last call) releases it.
+    pub(crate) fn hold(&self) -> Hold {
+        lock(&self.shared.state).live += 1;
+        Hold { lp: self.context() }
+    }
+
     /// Call `waker` when stopping, to end a wait of a loop on the server.
     pub(crate) fn waker(&self, waker: Waker) {
         lock(&self.shared.state).wakers.push(waker);
@@ -256,7 +264,7 @@ impl Runner {
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
-                        "the {} still had handlers running after {deadline:?}; it stops when they return",
+                        "the {}'s handlers were still running after {deadline:?}; it stops when they return",
                         self.shared.source
                     ),
                 ));
@@ -279,6 +287,39 @@ impl Drop for Runner {
             return;
         }
         let _ = self.stop(DROP_DEADLINE);
+    }
+}
+
+/// See [`Runner::hold`].
+pub(crate) struct Hold {
+    lp: Loop,
+}
+
+impl Hold {
+    /// Run one handler call: marked as the handle's own (a `stop` from inside it only
+    /// asks), with the handle's reports at hand.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce(&Loop) -> R) -> R {
+        struct Exit<'a>(&'a Shared);
+        impl Drop for Exit<'_> {
+            fn drop(&mut self) {
+                let me = std::thread::current().id();
+                let mut st = lock(&self.0.state);
+                if let Some(i) = st.threads.iter().position(|t| *t == me) {
+                    st.threads.swap_remove(i);
+                }
+            }
+        }
+        lock(&self.lp.shared.state)
+            .threads
+            .push(std::thread::current().id());
+        let _exit = Exit(&self.lp.shared);
+        f(&self.lp)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.lp.shared.leave();
     }
 }
 

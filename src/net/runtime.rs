@@ -252,3 +252,18 @@ pub(crate) fn rt(io_threads: usize) -> Result<Rt> {
 pub(crate) fn block_on<F: Future>(rt: &Rt, fut: F) -> Result<F::Output> {
     rt.block_on(fut)
 }
+
+impl Rt {
+    /// Clean-up work that must not block an async caller: from a thread outside any
+    /// runtime, run `fut` now and wait for it; from inside one, spawn it.
+    pub(crate) fn run_or_spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.spawn(fut);
+        } else {
+            let _ = self.block_on(fut);
+        }
+    }
+}

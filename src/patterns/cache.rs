@@ -44,7 +44,9 @@ impl Client {
         k.extend_from_slice(key);
         Bytes::from(k)
     }
+}
 
+client_methods! {
     /// Set `key` to `value`, expiring after `ttl` (`None`: never), and wake its waiters.
     pub async fn cache_set(
         &self,

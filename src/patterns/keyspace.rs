@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::client::Client;
 use crate::delivery::runner::Runner;
 use crate::error::Result;
-use crate::pubsub::{Event, SubscribeOptions};
+use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportKind, ReportSource, call_handler};
 
 /// The `notify-keyspace-events` class flag an event name needs (`A`: all, when unknown).
@@ -33,10 +32,12 @@ fn class_of(event: &str) -> char {
     }
 }
 
-/// A keyspace watch: its handler runs on a thread of its own, in order. Stop it with
-/// [`KeyspaceWatch::stop`] (or drop it): after that returns no handler runs.
+/// A keyspace watch: its handler runs like a subscription's (on a dispatcher thread, or in
+/// poll mode inside [`Client::poll`](crate::Client::poll)), one event at a time, in order.
+/// Stop it with [`KeyspaceWatch::stop`] (or drop it): after that returns no handler runs.
 pub struct KeyspaceWatch {
     runner: Runner,
+    _sub: Arc<Subscription>,
 }
 
 impl std::fmt::Debug for KeyspaceWatch {
@@ -69,7 +70,7 @@ impl KeyspaceWatch {
 /// A keyspace handler: called with the key and the event name (`set`, `del`, `expired`...).
 pub type KeyHandler = Box<dyn FnMut(&[u8], &str) + Send>;
 
-impl Client {
+client_methods! {
     /// Call `handler(key, event)` for keyspace events on keys matching `pattern` (a glob),
     /// for the events named in `events` (all when empty). With `configure_server`, the
     /// needed flags are added to the server's `notify-keyspace-events`.
@@ -78,7 +79,7 @@ impl Client {
         pattern: impl AsRef<[u8]>,
         events: &[&str],
         configure_server: bool,
-        mut handler: KeyHandler,
+        handler: impl FnMut(&[u8], &str) + Send + 'static,
     ) -> Result<KeyspaceWatch> {
         if configure_server {
             let current = self
@@ -115,44 +116,43 @@ impl Client {
         let mut channel = format!("__keyspace@{db}__:").into_bytes();
         let prefix_len = channel.len();
         channel.extend_from_slice(pattern.as_ref());
+        let mut handler = handler;
         let wanted: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-        let sub = Arc::new(
-            self.psubscribe(&[channel], SubscribeOptions::default())
-                .await?,
-        );
         let mut runner = Runner::new(
             ReportSource::KeyspaceWatch,
             Bytes::copy_from_slice(pattern.as_ref()),
             self.reporter(None),
         );
-        let s = sub.clone();
-        runner.waker(Arc::new(move || s.close()));
-        runner.spawn("redipc-key-watch".into(), move |lp| {
-            // `stop` closes the subscription: the wait ends at once.
-            while let Ok(event) = sub.next_blocking(None) {
+        // The handler owns a hold on the watch: it has stopped once the subscription has
+        // dropped the handler, after its last call.
+        let hold = runner.hold();
+        let opts = SubscribeOptions::default().handler(move |e| {
+            let Event::Message(m) = e else { return };
+            let key: Bytes = m.channel.slice(prefix_len.min(m.channel.len())..);
+            let event = String::from_utf8_lossy(&m.payload);
+            if !(wanted.is_empty() || wanted.iter().any(|w| *w == event)) {
+                return;
+            }
+            hold.enter(|lp| {
                 if lp.stopped() {
                     return;
                 }
-                let Some(Event::Message(m)) = event else {
-                    continue;
-                };
-                let key: Bytes = m.channel.slice(prefix_len.min(m.channel.len())..);
-                let event = String::from_utf8_lossy(&m.payload);
-                if wanted.is_empty() || wanted.iter().any(|w| *w == event) {
-                    if let Err(e) = call_handler(|| {
-                        handler(&key, &event);
-                        Ok(())
-                    }) {
-                        lp.report(
-                            lp.report_of(ReportKind::HandlerFailed)
-                                .item(String::from_utf8_lossy(&key))
-                                .error(e),
-                        );
-                    }
+                if let Err(e) = call_handler(|| {
+                    handler(&key, &event);
+                    Ok(())
+                }) {
+                    lp.report(
+                        lp.report_of(ReportKind::HandlerFailed)
+                            .item(String::from_utf8_lossy(&key))
+                            .error(e),
+                    );
                 }
-            }
-        })?;
+            })
+        });
+        let sub = Arc::new(self.psubscribe(&[channel], opts).await?);
+        let s = sub.clone();
+        runner.waker(Arc::new(move || s.close_nowait()));
         runner.started();
-        Ok(KeyspaceWatch { runner })
+        Ok(KeyspaceWatch { runner, _sub: sub })
     }
 }

@@ -156,7 +156,8 @@ impl Drop for LockGuard {
         let client = self.client.clone();
         let name = self.name.clone();
         let owner = std::mem::take(&mut self.owner);
-        self.client.runtime_handle().spawn(async move {
+        // From a thread: released before `drop` returns; inside a runtime: soon after.
+        self.client.runtime_handle().run_or_spawn(async move {
             if let (Ok(key), chan) = (client.lock_key(&name), client.lock_channel(&name)) {
                 let _ = client
                     .command(&[

@@ -2,6 +2,7 @@
 //! (pipelines and transactions), request queues, RPC, streams, cache, hash state, locks,
 //! keyspace events, and the notifier that wakes cache and lock waiters.
 
+pub(crate) mod batch;
 pub(crate) mod cache;
 pub(crate) mod keyspace;
 pub(crate) mod lock;
@@ -10,4 +11,3 @@ pub(crate) mod queue;
 pub(crate) mod rpc;
 pub(crate) mod state;
 pub(crate) mod stream;
-pub(crate) mod tx;

@@ -887,6 +887,29 @@ async fn release(shared: &Shared, cid: &str) -> Result<()> {
 }
 
 impl Client {
+    /// Start a worker on `queues` (one `BRPOP` over all of them, in rotating order for
+    /// fairness) running `handler` for every request; see [`WorkerOptions`].
+    pub fn handle_requests<Q: AsRef<[u8]>>(
+        &self,
+        queues: &[Q],
+        handler: impl Fn(&Request) -> Result<()> + Send + Sync + 'static,
+        opts: WorkerOptions,
+    ) -> Result<Worker> {
+        let keys = queues
+            .iter()
+            .map(|q| QueueKeys::new(&self.options().key_prefix, "q", q.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        Worker::start(
+            self.clone(),
+            keys,
+            Arc::new(handler),
+            opts,
+            ReportSource::Worker,
+        )
+    }
+}
+
+client_methods! {
     /// Send a request: `LPUSH` the payload into the queue (any size, including empty).
     pub async fn send_request(
         &self,
@@ -897,21 +920,6 @@ impl Client {
         self.command(&[b"LPUSH".as_slice(), &q.pending(), payload.as_ref()])
             .await
             .map(|_| ())
-    }
-
-    /// Start a worker on `queues` (one `BRPOP` over all of them, in rotating order for
-    /// fairness) running `handler` for every request; see [`WorkerOptions`].
-    pub fn handle_requests<Q: AsRef<[u8]>>(
-        &self,
-        queues: &[Q],
-        handler: RequestHandler,
-        opts: WorkerOptions,
-    ) -> Result<Worker> {
-        let keys = queues
-            .iter()
-            .map(|q| QueueKeys::new(&self.options().key_prefix, "q", q.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        Worker::start(self.clone(), keys, handler, opts, ReportSource::Worker)
     }
 
     /// Pending, in-flight and dead-letter counts of a queue.

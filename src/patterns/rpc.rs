@@ -251,13 +251,7 @@ fn withdraw(client: Client, task: tokio::task::JoinHandle<()>, key: Vec<u8>, mem
         let _ = task.await;
         let _ = c.run_cmd(&cmd).await;
     };
-    // From a thread outside the runtime: wait for it; inside one: let it run.
-    let rt = client.runtime_handle();
-    if tokio::runtime::Handle::try_current().is_ok() {
-        rt.spawn(work);
-    } else {
-        let _ = rt.block_on(work);
-    }
+    client.runtime_handle().run_or_spawn(work);
 }
 
 /// How often a server renews its presence, and how long the presence lasts.
@@ -290,6 +284,14 @@ impl Client {
             .cloned()
     }
 
+    async fn has_server(&self, keys: &QueueKeys) -> Result<bool> {
+        let mut cmd = redis::cmd("ZCOUNT");
+        cmd.arg(servers_key(keys)).arg(now_ms()).arg("+inf");
+        Ok(self.run_cmd(&cmd).await?.into_int()? > 0)
+    }
+}
+
+client_methods! {
     /// Call `method` of `service` with `payload`, waiting up to `opts.timeout` for the
     /// reply. Errors: [`ErrorKind::Remote`] with the handler's message,
     /// [`ErrorKind::Timeout`], [`ErrorKind::NoServer`] when nobody serves the service.
@@ -387,18 +389,12 @@ impl Client {
         .await
     }
 
-    async fn has_server(&self, keys: &QueueKeys) -> Result<bool> {
-        let mut cmd = redis::cmd("ZCOUNT");
-        cmd.arg(servers_key(keys)).arg(now_ms()).arg("+inf");
-        Ok(self.run_cmd(&cmd).await?.into_int()? > 0)
-    }
-
     /// Answer calls to `service` with `handler` (`concurrency` handlers in parallel); see
     /// [`serve_with`](Client::serve_with).
     pub async fn serve(
         &self,
         service: impl AsRef<[u8]>,
-        handler: RpcHandler,
+        handler: impl Fn(&Call) -> Result<Vec<u8>> + Send + Sync + 'static,
         concurrency: usize,
     ) -> Result<RpcServer> {
         self.serve_with(
@@ -418,7 +414,7 @@ impl Client {
     pub async fn serve_with(
         &self,
         service: impl AsRef<[u8]>,
-        handler: RpcHandler,
+        handler: impl Fn(&Call) -> Result<Vec<u8>> + Send + Sync + 'static,
         opts: WorkerOptions,
     ) -> Result<RpcServer> {
         if self.conn().is_closed() {
@@ -503,7 +499,7 @@ impl Client {
                 String::from_utf8_lossy(&call.method)
             ))),
         };
-        self.serve(service, Arc::new(handler), concurrency).await
+        self.serve(service, handler, concurrency).await
     }
 }
 

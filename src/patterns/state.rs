@@ -328,7 +328,7 @@ fn watch_loop(
     }
 }
 
-impl Client {
+client_methods! {
     /// `HSET hash field value` and publish `field` on the channel `hash`, atomically.
     pub async fn hash_set(
         &self,
@@ -372,10 +372,10 @@ impl Client {
     }
 
     /// Set several fields at once; publish each field, or `*` once when `summary`.
-    pub async fn hash_set_many<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+    pub async fn hash_set_many(
         &self,
         hash: impl AsRef<[u8]>,
-        fields: &[(F, V)],
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
         summary: bool,
     ) -> Result<()> {
         check_hash(hash.as_ref())?;
@@ -416,10 +416,10 @@ impl Client {
     }
 
     /// Replace the whole hash with `fields` and publish `*`.
-    pub async fn hash_replace_all<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+    pub async fn hash_replace_all(
         &self,
         hash: impl AsRef<[u8]>,
-        fields: &[(F, V)],
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
     ) -> Result<()> {
         check_hash(hash.as_ref())?;
         let mut args: Vec<&[u8]> = vec![b"EVAL", HREPLACE.as_bytes(), b"1", hash.as_ref()];

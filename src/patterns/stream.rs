@@ -585,12 +585,97 @@ impl StreamFollower {
 }
 
 impl Client {
-    /// `XADD stream MAXLEN ~ N * field value ...`: the new entry's id. `maxlen`: `None`
-    /// uses [`crate::Options::stream_maxlen`], `Some(0)` means unbounded.
-    pub async fn stream_publish<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+    /// Follow a stream from `from_id` (`"$"`: new entries only, `"0"`: everything).
+    ///
+    /// `"$"` is pinned now to the stream's last id, so whatever is published from this call
+    /// on is seen, even between calls of `next`.
+    pub async fn stream_follow(
         &self,
         stream: impl AsRef<[u8]>,
-        fields: &[(F, V)],
+        from_id: &str,
+    ) -> Result<StreamFollower> {
+        let stream = stream.as_ref();
+        check_name("stream", stream)?;
+        check_id(from_id)?;
+        let last_id = if from_id == "$" {
+            self.stream_last(stream)
+                .await?
+                .map(|e| e.id)
+                .unwrap_or_else(|| "0-0".to_string())
+        } else {
+            from_id.to_string()
+        };
+        Ok(StreamFollower {
+            client: self.clone(),
+            stream: Bytes::copy_from_slice(stream),
+            last_id,
+            buffer: VecDeque::new(),
+            conn: None,
+        })
+    }
+
+    /// Consume a group as `consumer` on a thread of its own: see the module docs. The
+    /// group is created (from `"0"`) if missing.
+    pub fn stream_consume(
+        &self,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+        handler: impl Fn(&StreamEntry) -> Result<()> + Send + Sync + 'static,
+        opts: ConsumerOptions,
+    ) -> Result<StreamConsumer> {
+        let (stream, group, consumer) = (stream.as_ref(), group.as_ref(), consumer.as_ref());
+        check_name("stream", stream)?;
+        check_name("group", group)?;
+        check_name("consumer", consumer)?;
+        if opts.count == 0 || opts.max_deliveries == 0 {
+            return Err(Error::invalid(
+                "count and max_deliveries must be at least 1",
+            ));
+        }
+        if opts.block < Duration::from_millis(1) || opts.min_idle < Duration::from_millis(1) {
+            // BLOCK 0 would wait forever and stop would never be noticed.
+            return Err(Error::invalid("block and min_idle must be at least 1 ms"));
+        }
+        let runner = Runner::new(
+            ReportSource::StreamConsumer,
+            Bytes::copy_from_slice(stream),
+            self.reporter(opts.error_hook.as_ref()),
+        );
+        let mut runner = runner.with_group(Bytes::copy_from_slice(group));
+        let shared = Arc::new(ConsumerShared {
+            client: self.clone(),
+            stream: Bytes::copy_from_slice(stream),
+            group: Bytes::copy_from_slice(group),
+            consumer: Bytes::copy_from_slice(consumer),
+            handler: Arc::new(handler),
+            opts,
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            claimed: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            unblock: Unblock::default(),
+        });
+        // An idle loop sits in `XREADGROUP BLOCK`: `stop` ends it at once.
+        let s = shared.clone();
+        runner.waker(Arc::new(move || {
+            let c = &s.client;
+            let _ = runtime::block_on(c.runtime_handle(), s.unblock.unblock(c.conn()));
+        }));
+        let s = shared.clone();
+        runner.spawn("redipc-stream".into(), move |lp| consumer_loop(s, lp))?;
+        runner.started();
+        Ok(StreamConsumer { shared, runner })
+    }
+}
+
+client_methods! {
+    /// `XADD stream MAXLEN ~ N * field value ...`: the new entry's id. `maxlen`: `None`
+    /// uses [`crate::Options::stream_maxlen`], `Some(0)` means unbounded.
+    pub async fn stream_publish(
+        &self,
+        stream: impl AsRef<[u8]>,
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
         maxlen: Option<usize>,
     ) -> Result<String> {
         let stream = stream.as_ref();
@@ -646,35 +731,6 @@ impl Client {
             }
         };
         Ok(parse_read(&r))
-    }
-
-    /// Follow a stream from `from_id` (`"$"`: new entries only, `"0"`: everything).
-    ///
-    /// `"$"` is pinned now to the stream's last id, so whatever is published from this call
-    /// on is seen, even between calls of `next`.
-    pub async fn stream_follow(
-        &self,
-        stream: impl AsRef<[u8]>,
-        from_id: &str,
-    ) -> Result<StreamFollower> {
-        let stream = stream.as_ref();
-        check_name("stream", stream)?;
-        check_id(from_id)?;
-        let last_id = if from_id == "$" {
-            self.stream_last(stream)
-                .await?
-                .map(|e| e.id)
-                .unwrap_or_else(|| "0-0".to_string())
-        } else {
-            from_id.to_string()
-        };
-        Ok(StreamFollower {
-            client: self.clone(),
-            stream: Bytes::copy_from_slice(stream),
-            last_id,
-            buffer: VecDeque::new(),
-            conn: None,
-        })
     }
 
     /// The last entry, or `None` for an empty or missing stream.
@@ -756,60 +812,6 @@ impl Client {
             })
             .collect();
         Ok(PendingInfo { count, consumers })
-    }
-
-    /// Consume a group as `consumer` on a thread of its own: see the module docs. The
-    /// group is created (from `"0"`) if missing.
-    pub fn stream_consume(
-        &self,
-        stream: impl AsRef<[u8]>,
-        group: impl AsRef<[u8]>,
-        consumer: impl AsRef<[u8]>,
-        handler: EntryHandler,
-        opts: ConsumerOptions,
-    ) -> Result<StreamConsumer> {
-        let (stream, group, consumer) = (stream.as_ref(), group.as_ref(), consumer.as_ref());
-        check_name("stream", stream)?;
-        check_name("group", group)?;
-        check_name("consumer", consumer)?;
-        if opts.count == 0 || opts.max_deliveries == 0 {
-            return Err(Error::invalid(
-                "count and max_deliveries must be at least 1",
-            ));
-        }
-        if opts.block < Duration::from_millis(1) || opts.min_idle < Duration::from_millis(1) {
-            // BLOCK 0 would wait forever and stop would never be noticed.
-            return Err(Error::invalid("block and min_idle must be at least 1 ms"));
-        }
-        let runner = Runner::new(
-            ReportSource::StreamConsumer,
-            Bytes::copy_from_slice(stream),
-            self.reporter(opts.error_hook.as_ref()),
-        );
-        let mut runner = runner.with_group(Bytes::copy_from_slice(group));
-        let shared = Arc::new(ConsumerShared {
-            client: self.clone(),
-            stream: Bytes::copy_from_slice(stream),
-            group: Bytes::copy_from_slice(group),
-            consumer: Bytes::copy_from_slice(consumer),
-            handler,
-            opts,
-            acked: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            claimed: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            unblock: Unblock::default(),
-        });
-        // An idle loop sits in `XREADGROUP BLOCK`: `stop` ends it at once.
-        let s = shared.clone();
-        runner.waker(Arc::new(move || {
-            let c = &s.client;
-            let _ = runtime::block_on(c.runtime_handle(), s.unblock.unblock(c.conn()));
-        }));
-        let s = shared.clone();
-        runner.spawn("redipc-stream".into(), move |lp| consumer_loop(s, lp))?;
-        runner.started();
-        Ok(StreamConsumer { shared, runner })
     }
 
     /// The dead letters of a stream (entries of `<stream>:dead`, oldest first).

@@ -164,6 +164,7 @@ impl PubSub {
             id,
             kind,
             delivery,
+            nowait: AtomicBool::new(false),
         };
         sub.add(names).await?;
         Ok(sub)
@@ -294,6 +295,9 @@ pub struct Subscription {
     id: u64,
     kind: SubscriptionKind,
     delivery: Arc<Delivery<Event>>,
+    /// Closed by a handle's `stop` that must not wait for a running handler (its own
+    /// deadline applies): dropping it then does not wait either.
+    nowait: AtomicBool,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -400,10 +404,23 @@ impl Subscription {
         self.ps.unregister(self.id);
         self.delivery.close();
     }
+
+    /// Unsubscribe and close without waiting for a handler running on another thread (it
+    /// drops the handler when it returns); dropping the subscription then does not wait
+    /// either.
+    pub(crate) fn close_nowait(&self) {
+        self.nowait.store(true, Ordering::Release);
+        self.ps.unregister(self.id);
+        self.delivery.close_nowait();
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.close();
+        if self.nowait.load(Ordering::Acquire) {
+            self.close_nowait();
+        } else {
+            self.close();
+        }
     }
 }

@@ -1,40 +1,69 @@
-//! Pipelines (many commands, one write, non-atomic), transactions (`MULTI`/`EXEC`, atomic,
-//! a result per command) and optimistic transactions (`WATCH`, on a connection of their
-//! own, retried when a watched key changed).
-
-use crate::net::wire::Wire;
+//! [`Batch`]: commands sent together, as a pipeline (one write, answered in order, not
+//! atomic) or, with `atomic`, as a `MULTI`/`EXEC` transaction (atomic, a result per
+//! command); and optimistic transactions (`WATCH` on a connection of their own, the user's
+//! function run again while a watched key changed: [`Client::transaction`]).
 
 use crate::client::{Client, describe};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::wire::Wire;
 use crate::reply::{Reply, ServerError};
 
-/// Commands queued for one [`Pipeline::exec`] or [`Transaction::exec`]: sent as they are,
-/// without a copy (an atomic `redis::Pipeline` wraps them in `MULTI` ... `EXEC` as it
-/// writes them).
+/// Commands sent together: a pipeline, or with [`atomic`](Batch::is_atomic) a
+/// `MULTI`/`EXEC` transaction. Made by [`Client::pipeline`], [`Client::tx`] or
+/// [`Client::batch`]. The commands are encoded when added and sent as they are (an atomic
+/// batch is wrapped in `MULTI` ... `EXEC` as it is written).
 #[derive(Clone)]
-struct Batch {
+pub struct Batch {
+    client: Client,
     pipe: redis::Pipeline,
+    atomic: bool,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("atomic", &self.atomic)
+            .field("commands", &self.names())
+            .finish()
+    }
 }
 
 impl Batch {
-    fn new(atomic: bool) -> Self {
+    pub(crate) fn new(client: Client, atomic: bool) -> Self {
         let mut pipe = redis::Pipeline::new();
         if atomic {
             pipe.atomic();
         }
-        Batch { pipe }
+        Batch {
+            client,
+            pipe,
+            atomic,
+        }
     }
 
-    fn add<A: AsRef<[u8]>>(&mut self, client: &Client, args: &[A]) -> Result<()> {
-        self.pipe.add_command(client.build(args)?);
-        Ok(())
+    /// Queue a command (checked now: an empty command or an oversized value is an error).
+    pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
+        self.pipe.add_command(self.client.build(args)?);
+        Ok(self)
     }
 
-    fn len(&self) -> usize {
+    /// How many commands are queued.
+    pub fn len(&self) -> usize {
         self.pipe.len()
     }
 
-    fn clear(&mut self) {
+    /// Whether no command is queued.
+    pub fn is_empty(&self) -> bool {
+        self.pipe.len() == 0
+    }
+
+    /// Whether the batch runs as one `MULTI`/`EXEC` transaction.
+    pub fn is_atomic(&self) -> bool {
+        self.atomic
+    }
+
+    /// Forget the queued commands.
+    pub fn clear(&mut self) {
         self.pipe.clear();
     }
 
@@ -57,82 +86,39 @@ impl Batch {
     fn names(&self) -> Vec<String> {
         (0..self.len()).map(|i| self.name(i)).collect()
     }
-}
 
-/// A pipeline: commands sent in one write and answered in order. Not atomic: other clients'
-/// commands may run between them. Each command's error sits in its own slot.
-#[derive(Clone)]
-pub struct Pipeline {
-    client: Client,
-    batch: Batch,
-}
-
-impl std::fmt::Debug for Pipeline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("commands", &self.batch.names())
-            .finish()
-    }
-}
-
-impl Pipeline {
-    pub(crate) fn new(client: Client) -> Self {
-        Pipeline {
-            client,
-            batch: Batch::new(false),
+    fn what(&self) -> String {
+        let n = self.len();
+        if self.atomic {
+            format!("MULTI/EXEC of {n} commands")
+        } else {
+            format!("pipeline of {n} commands")
         }
     }
 
-    /// Queue a command (checked now: an empty command or an oversized value is an error).
-    pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
-        self.batch.add(&self.client, args)?;
-        Ok(self)
-    }
-
-    /// How many commands are queued.
-    pub fn len(&self) -> usize {
-        self.batch.len()
-    }
-
-    /// Whether no command is queued.
-    pub fn is_empty(&self) -> bool {
-        self.batch.len() == 0
-    }
-
-    /// Forget the queued commands.
-    pub fn clear(&mut self) {
-        self.batch.clear();
-    }
-
-    /// Send the queued commands; one reply per command, in order, a server error as
-    /// [`Reply::Error`] in its slot. The queue is kept (exec again to resend).
+    /// Send the queued commands; one reply per command, in order. A command that failed
+    /// when it ran (e.g. `WRONGTYPE`) has [`Reply::Error`] in its slot while the others
+    /// carry their values. Atomic: a command refused while queueing (wrong arity, unknown
+    /// command) aborts the whole transaction: an `EXECABORT` server error that names the
+    /// refused command(s). The queue is kept (exec again to resend).
     pub async fn exec(&self) -> Result<Vec<Reply>> {
-        let n = self.batch.len();
-        if n == 0 {
+        if self.is_empty() && !self.atomic {
             return Ok(Vec::new());
         }
         let vals = self
             .client
             .conn()
-            .send_pipeline(&self.batch.pipe)
+            .send_pipeline(&self.pipe)
             .await
-            .map_err(|e| e.context(format!("pipeline of {n} commands")))?;
-        Ok(vals)
-    }
-}
-
-/// A transaction: `MULTI`, the queued commands, `EXEC`: atomic, one result per command.
-#[derive(Clone)]
-pub struct Transaction {
-    client: Client,
-    batch: Batch,
-}
-
-impl std::fmt::Debug for Transaction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction")
-            .field("commands", &self.batch.names())
-            .finish()
+            .map_err(|e| e.context(self.what()))?;
+        if !self.atomic {
+            return Ok(vals);
+        }
+        match exec_result(vals, self)? {
+            Some(r) => Ok(r),
+            // Cannot happen on the shared connection (it never WATCHes).
+            None => Err(Error::new(ErrorKind::Watch, "EXEC aborted")),
+        }
     }
 }
 
@@ -185,61 +171,13 @@ fn exec_result(mut replies: Vec<Reply>, batch: &Batch) -> Result<Option<Vec<Repl
     }
 }
 
-impl Transaction {
-    pub(crate) fn new(client: Client) -> Self {
-        Transaction {
-            client,
-            batch: Batch::new(true),
-        }
-    }
-
-    /// Queue a command (checked now: an empty command or an oversized value is an error).
-    pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
-        self.batch.add(&self.client, args)?;
-        Ok(self)
-    }
-
-    /// How many commands are queued.
-    pub fn len(&self) -> usize {
-        self.batch.len()
-    }
-
-    /// Whether no command is queued.
-    pub fn is_empty(&self) -> bool {
-        self.batch.len() == 0
-    }
-
-    /// Forget the queued commands.
-    pub fn clear(&mut self) {
-        self.batch.clear();
-    }
-
-    /// Run `MULTI ... EXEC`. One result per command, in order; a command that failed when
-    /// it ran (e.g. `WRONGTYPE`) has [`Reply::Error`] in its slot while the others carry
-    /// their values. A command refused while queueing aborts the whole transaction: an
-    /// `EXECABORT` server error that names the refused command(s).
-    pub async fn exec(&self) -> Result<Vec<Reply>> {
-        let n = self.batch.len();
-        let vals = self
-            .client
-            .conn()
-            .send_pipeline(&self.batch.pipe)
-            .await
-            .map_err(|e| e.context(format!("MULTI/EXEC of {n} commands")))?;
-        match exec_result(vals, &self.batch)? {
-            Some(r) => Ok(r),
-            // Cannot happen on the shared connection (it never WATCHes).
-            None => Err(Error::new(ErrorKind::Watch, "EXEC aborted")),
-        }
-    }
-}
-
 /// An optimistic transaction in progress: `WATCH`ed keys on a connection of its own. Read
 /// with [`command`](WatchSession::command), queue writes with
 /// [`queue`](WatchSession::queue), then [`exec`](WatchSession::exec).
 pub struct WatchSession {
     client: Client,
     conn: Option<Wire>,
+    /// The writes queued for `EXEC` (atomic).
     batch: Batch,
 }
 
@@ -261,9 +199,9 @@ impl WatchSession {
         let cmd = client.build(&args)?;
         let conn = client.conn().dedicated().await?;
         let mut s = WatchSession {
+            batch: Batch::new(client.clone(), true),
             client,
             conn: Some(conn),
-            batch: Batch::new(true),
         };
         s.send(&cmd, &describe(&args)).await?;
         Ok(s)
@@ -300,18 +238,17 @@ impl WatchSession {
 
     /// Queue a command for [`exec`](WatchSession::exec).
     pub fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
-        self.batch.add(&self.client, args)
+        self.batch.add(args).map(drop)
     }
 
     /// `MULTI`, the queued commands, `EXEC`. `Ok(None)` when a watched key changed since
     /// `WATCH` (nothing ran); otherwise one result per queued command.
     pub async fn exec(mut self) -> Result<Option<Vec<Reply>>> {
-        let n = self.batch.len();
         let timeout = self.client.conn().response_timeout();
         let Some(conn) = self.conn.take() else {
             return Err(Error::new(ErrorKind::Closed, "the transaction is finished"));
         };
-        let what = || format!("MULTI/EXEC of {n} commands");
+        let what = || self.batch.what();
         let vals = match tokio::time::timeout(timeout, conn.pipeline(&self.batch.pipe)).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(e.context(what())),
@@ -329,19 +266,102 @@ impl WatchSession {
     }
 }
 
+/// The attempts of an optimistic transaction: the first, then up to `max_retries` more
+/// while a watched key changed; then the [`ErrorKind::Watch`] error. The one retry rule of
+/// [`Client::transaction`] and its blocking twin.
+pub(crate) struct Attempts {
+    left: usize,
+    max_retries: usize,
+}
+
+impl Attempts {
+    pub(crate) fn new(max_retries: usize) -> Self {
+        Attempts {
+            left: max_retries.saturating_add(1),
+            max_retries,
+        }
+    }
+
+    /// Whether another attempt may run (counting it).
+    pub(crate) fn next(&mut self) -> bool {
+        let more = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        more
+    }
+
+    /// The error after the last attempt found a watched key changed.
+    pub(crate) fn gave_up(&self) -> Error {
+        Error::new(
+            ErrorKind::Watch,
+            format!(
+                "a watched key kept changing: gave up after {} attempts",
+                self.max_retries.saturating_add(1)
+            ),
+        )
+    }
+}
+
 impl Client {
-    /// A new, empty [`Pipeline`].
-    pub fn pipeline(&self) -> Pipeline {
-        Pipeline::new(self.clone())
+    /// A new, empty pipeline: a non-atomic [`Batch`].
+    pub fn pipeline(&self) -> Batch {
+        Batch::new(self.clone(), false)
     }
 
-    /// A new, empty [`Transaction`] (`MULTI`/`EXEC`).
-    pub fn tx(&self) -> Transaction {
-        Transaction::new(self.clone())
+    /// A new, empty `MULTI`/`EXEC` transaction: an atomic [`Batch`].
+    pub fn tx(&self) -> Batch {
+        Batch::new(self.clone(), true)
     }
 
-    /// Start an optimistic transaction: `WATCH keys` on a connection of its own.
+    /// A new, empty [`Batch`], atomic (`MULTI`/`EXEC`) or not (a pipeline).
+    pub fn batch(&self, atomic: bool) -> Batch {
+        Batch::new(self.clone(), atomic)
+    }
+
+    /// Start an optimistic transaction by hand: `WATCH keys` on a connection of its own
+    /// (see [`transaction`](Client::transaction) for the retry loop).
     pub async fn watch<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<WatchSession> {
         WatchSession::start(self.clone(), keys).await
+    }
+
+    /// An optimistic transaction: `WATCH keys` on a connection of its own, run `f` to read
+    /// (with [`WatchSession::command`]) and queue writes ([`WatchSession::queue`]), then
+    /// `EXEC`. When a watched key changed meanwhile, all of it runs again, up to
+    /// `max_retries` more times; then a [`ErrorKind::Watch`] error. An error from `f`
+    /// (for example [`Error::aborted`], [`ErrorKind::Aborted`]) gives the transaction up
+    /// (nothing queued runs) and is returned as it is.
+    ///
+    /// ```no_run
+    /// # async fn f(c: &redipc::Client) -> redipc::Result<()> {
+    /// let replies = c
+    ///     .transaction(&["balance"], 5, async |tx| {
+    ///         let v = tx.command(&["GET", "balance"]).await?.into_opt_bytes()?;
+    ///         let n: i64 = v.map(|v| String::from_utf8_lossy(&v).parse().unwrap_or(0)).unwrap_or(0);
+    ///         if n < 10 {
+    ///             return Err(redipc::Error::aborted("not enough"));
+    ///         }
+    ///         tx.queue(&["DECRBY", "balance", "10"])
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<K, F>(
+        &self,
+        keys: &[K],
+        max_retries: usize,
+        mut f: F,
+    ) -> Result<Vec<Reply>>
+    where
+        K: AsRef<[u8]>,
+        F: AsyncFnMut(&mut WatchSession) -> Result<()>,
+    {
+        let mut attempts = Attempts::new(max_retries);
+        while attempts.next() {
+            let mut session = self.watch(keys).await?;
+            f(&mut session).await?;
+            if let Some(replies) = session.exec().await? {
+                return Ok(replies);
+            }
+        }
+        Err(attempts.gave_up())
     }
 }
