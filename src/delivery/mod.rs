@@ -22,7 +22,7 @@ mod pool;
 mod queue;
 pub(crate) mod runner;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use poll::PollQueue;
 pub(crate) use queue::Delivery;
@@ -77,6 +77,12 @@ thread_local! {
 /// connection task could deadlock: it may itself wait for room in this handler's queue).
 pub(crate) fn in_handler() -> bool {
     IN_HANDLER.with(|c| c.get())
+}
+
+/// Lock a mutex of this module: the data behind them stays consistent across a panic
+/// (single assignments), and user code never runs while they are held.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How many events one handler call gets at most.

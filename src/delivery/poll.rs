@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::queue::{Drainable, lock};
+use super::lock;
+use super::queue::Drainable;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Poll mode: consumers with work wait here until the host calls [`PollQueue::poll`].

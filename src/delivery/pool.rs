@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use super::queue::lock;
+use super::lock;
 
 type Job = Box<dyn FnOnce() + Send>;
 

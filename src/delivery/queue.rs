@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::pool::Dispatcher;
-use super::{BATCH, Droppable, Handler, IN_HANDLER, Mode, Overflow, QueueStats};
+use super::{BATCH, Droppable, Handler, IN_HANDLER, Mode, Overflow, QueueStats, lock};
 use crate::error::{Error, Result};
 use crate::report::{Report, ReportKind, ReportSource, Reporter, panic_text};
 
@@ -49,12 +49,6 @@ pub(crate) struct Delivery<T> {
     reporter: Reporter,
     /// Set first thing in `close`, for handlers that loop over a batch.
     closed_flag: Arc<AtomicBool>,
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The data behind these locks stays consistent across a panic (single assignments), and
-    // user code never runs while they are held.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<T: Droppable + Send + 'static> Delivery<T> {
