@@ -247,6 +247,15 @@ impl SubscriptionGroup {
     ) -> Result<()> {
         self.wait(self.inner.handle(channel, f))
     }
+    /// See [`crate::SubscriptionGroup::handle_with`].
+    pub fn handle_with(
+        &self,
+        channel: impl AsRef<[u8]>,
+        f: impl FnMut(&Event) + Send + 'static,
+        on_removed: impl FnOnce() + Send + 'static,
+    ) -> Result<()> {
+        self.wait(self.inner.handle_with(channel, f, on_removed))
+    }
 }
 
 /// A pipeline or transaction of the blocking client; see [`crate::Batch`].

@@ -753,3 +753,130 @@ fn add_from_inside_a_handler_does_not_stall_on_a_full_queue() {
     assert_eq!(names.len(), 2);
     slot.lock().unwrap().take();
 }
+
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn on_closed_runs_once_after_the_last_handler_call() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    // Closed from another thread while the handler runs: on_closed waits for it.
+    let (entered, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (e, r) = (entered.clone(), release.clone());
+    let sub = c
+        .subscribe(
+            &["oc"],
+            SubscribeOptions::default().handler(move |_| {
+                e.store(true, Ordering::SeqCst);
+                while !r.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }),
+        )
+        .unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let n = closed.clone();
+    sub.on_closed(move || {
+        n.fetch_add(1, Ordering::SeqCst);
+    });
+    c.publish("oc", "x").unwrap();
+    wait_until("the handler", || entered.load(Ordering::SeqCst));
+    let s = Arc::new(sub);
+    let s2 = s.clone();
+    let closer = std::thread::spawn(move || s2.close());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        0,
+        "not while the handler runs"
+    );
+    release.store(true, Ordering::SeqCst);
+    closer.join().unwrap();
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+    drop(s);
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+    // Registered on a closed subscription: at once.
+    let sub = c.subscribe(&["oc2"], SubscribeOptions::default()).unwrap();
+    sub.close();
+    let n = closed.clone();
+    sub.on_closed(move || {
+        n.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(closed.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn group_routes_run_outside_the_lock_and_their_on_removed_runs_once() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    let group = Arc::new(c.subscribe_group(SubscribeOptions::default()).unwrap());
+    let removed = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (g, s) = (Arc::downgrade(&group), seen.clone());
+    let rm = removed.clone();
+    // A handler that changes its own group's routes (would deadlock under the lock).
+    group
+        .handle_with(
+            "a",
+            move |e| {
+                if let Event::Message(m) = e {
+                    s.lock()
+                        .unwrap()
+                        .push(format!("a:{}", String::from_utf8_lossy(&m.payload)));
+                    if let Some(g) = g.upgrade() {
+                        g.unhandle("a");
+                    }
+                }
+            },
+            move || rm.lock().unwrap().push("a"),
+        )
+        .unwrap();
+    let (s, rm) = (seen.clone(), removed.clone());
+    group
+        .handle_with(
+            "b",
+            move |e| {
+                if let Event::Message(m) = e {
+                    s.lock()
+                        .unwrap()
+                        .push(format!("b:{}", String::from_utf8_lossy(&m.payload)));
+                }
+            },
+            move || rm.lock().unwrap().push("b"),
+        )
+        .unwrap();
+    c.publish("a", "1").unwrap();
+    wait_until("a's message and removal", || {
+        *removed.lock().unwrap() == ["a"]
+    });
+    assert_eq!(c.publish("a", "2").unwrap(), 0, "a is unsubscribed");
+    c.publish("b", "1").unwrap();
+    wait_until("b's message", || seen.lock().unwrap().len() == 2);
+    assert_eq!(*seen.lock().unwrap(), ["a:1", "b:1"]);
+    // Replacing a route removes the old one.
+    let rm = removed.clone();
+    group
+        .handle_with("b", |_| {}, move || rm.lock().unwrap().push("b2"))
+        .unwrap();
+    assert_eq!(*removed.lock().unwrap(), ["a", "b"]);
+    group.close();
+    assert_eq!(*removed.lock().unwrap(), ["a", "b", "b2"]);
+    // A failed handle never runs on_removed.
+    let rm = removed.clone();
+    assert!(
+        group
+            .handle_with("c", |_| {}, move || rm.lock().unwrap().push("c"))
+            .is_err()
+    );
+    drop(group);
+    assert_eq!(*removed.lock().unwrap(), ["a", "b", "b2"]);
+}

@@ -25,6 +25,9 @@ struct HState<T> {
     handler: Option<Handler<T>>,
     running: Option<ThreadId>,
     closed: bool,
+    /// The handler is dropped for good (after its last call), and `on_gone` ran.
+    gone: bool,
+    on_gone: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 /// One consumer: its queue, and its handler if it has one.
@@ -79,6 +82,8 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 handler,
                 running: None,
                 closed: false,
+                gone: false,
+                on_gone: Vec::new(),
             }),
             idle: Condvar::new(),
             has_handler,
@@ -272,6 +277,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 // waits for us): drop the handler and what it owns here, exactly once, and
                 // only then let `close` return.
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(handler)));
+                self.handler_gone();
                 lock(&self.hstate).running = None;
                 self.idle.notify_all();
                 return handled;
@@ -343,7 +349,35 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
             }
             h.handler.take()
         };
-        drop(handler);
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(handler)));
+        self.handler_gone();
+    }
+
+    /// The handler is dropped for good: run the `on_gone` actions (once).
+    fn handler_gone(&self) {
+        let actions = {
+            let mut h = lock(&self.hstate);
+            if h.gone {
+                return;
+            }
+            h.gone = true;
+            std::mem::take(&mut h.on_gone)
+        };
+        for f in actions {
+            let _ = catch_unwind(AssertUnwindSafe(f));
+        }
+    }
+
+    /// Run `f` once the consumer is closed and its handler dropped for good (after its
+    /// last call); at once if that has happened already.
+    pub(crate) fn on_gone(&self, f: impl FnOnce() + Send + 'static) {
+        let mut h = lock(&self.hstate);
+        if h.gone {
+            drop(h);
+            f();
+        } else {
+            h.on_gone.push(Box::new(f));
+        }
     }
 
     /// Whether [`close`](Self::close) was called.

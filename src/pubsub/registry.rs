@@ -405,6 +405,19 @@ impl Subscription {
         self.delivery.close();
     }
 
+    /// Whether the subscription was closed.
+    pub fn is_closed(&self) -> bool {
+        self.delivery.is_closed()
+    }
+
+    /// Run `f` once the subscription is closed and its handler dropped for good, after the
+    /// last handler call returned (on the thread that closed it, or on the thread of that
+    /// last call); at once if that has happened already. What a binding frees its
+    /// handler's data in.
+    pub fn on_closed(&self, f: impl FnOnce() + Send + 'static) {
+        self.delivery.on_gone(f)
+    }
+
     /// Unsubscribe and close without waiting for a handler running on another thread (it
     /// drops the handler when it returns); dropping the subscription then does not wait
     /// either.
