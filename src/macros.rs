@@ -34,3 +34,36 @@ macro_rules! client_methods {
         }
     };
 }
+
+/// The lifecycle methods every handle run by a runner offers, with the same rules
+/// everywhere (see `delivery/runner.rs`): `stop`, `on_stopped`, `is_stopped`. The path
+/// after `self.` to the handle's runner comes first (`runner`, `worker.runner()`), then
+/// the handle's name for the docs and what its stop does besides.
+macro_rules! runner_methods {
+    ([$($runner:tt)+], $what:literal, $stop:literal) => {
+        #[doc = concat!(
+            "Stop the ", $what, ": ", $stop, " Waits up to `deadline` for running handlers: ",
+            "a [`Timeout`](crate::ErrorKind::Timeout) error if one still runs then (the ",
+            $what, " stops when it returns). Called from inside one of its own handlers it ",
+            "only asks for the stop and returns `Ok` at once: the ", $what,
+            " stops when that handler returns."
+        )]
+        pub fn stop(&self, deadline: std::time::Duration) -> crate::error::Result<()> {
+            self.$($runner)+.stop(deadline)
+        }
+
+        #[doc = concat!(
+            "Run `f` once the ", $what, " has stopped for good, after its last handler ",
+            "call returned (on the thread of that last call, or on the one that stopped it; ",
+            "at once if it has stopped already). What a binding frees its handler's data in."
+        )]
+        pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
+            self.$($runner)+.on_stopped(f)
+        }
+
+        #[doc = concat!("Whether the ", $what, " has stopped for good (every handler returned).")]
+        pub fn is_stopped(&self) -> bool {
+            self.$($runner)+.is_finished()
+        }
+    };
+}

@@ -20,17 +20,17 @@ use crate::error::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ReportKind {
-    /// A handler returned an error or panicked ([`Report::error`] has its message, kind
+    /// A handler returned an error or panicked ([`Report::error`](Report#structfield.error) has its message, kind
     /// [`crate::ErrorKind::Handler`]). Whether the item is retried depends on the source:
-    /// see [`Report::attempt`] and [`Report::max_attempts`].
+    /// see [`Report::attempt`](Report#structfield.attempt) and [`Report::max_attempts`](Report#structfield.max_attempts).
     HandlerFailed,
-    /// Items were moved to the dead letters ([`Report::count`] of them) after their last
+    /// Items were moved to the dead letters ([`Report::count`](Report#structfield.count) of them) after their last
     /// attempt.
     DeadLettered,
-    /// Items of a consumer that died were put back into their queue ([`Report::count`]).
+    /// Items of a consumer that died were put back into their queue ([`Report::count`](Report#structfield.count)).
     Recovered,
     /// An operation of the handle's loop failed (the connection broke, the server refused,
-    /// a timeout); the loop retries with backoff. [`Report::error`] says what failed.
+    /// a timeout); the loop retries with backoff. [`Report::error`](Report#structfield.error) says what failed.
     ConnectionLost,
     /// After [`ConnectionLost`](ReportKind::ConnectionLost), the loop's next operation
     /// succeeded.
@@ -99,7 +99,9 @@ impl fmt::Display for ReportSource {
     }
 }
 
-/// Something a handle that runs user handlers reports: see the [module docs](self).
+/// Something a handle that runs user handlers reports besides its handlers' results: its
+/// kind, which handle, the queue/stream/hash/channel, attempt counts and the error. Its
+/// `Display` is the line printed to stderr when no hook is set.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Report {

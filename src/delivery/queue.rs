@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::pool::Dispatcher;
 use super::{BATCH, Droppable, Handler, IN_HANDLER, Mode, Overflow, QueueStats, lock};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::report::{Report, ReportKind, ReportSource, Reporter, panic_text};
 
 struct QState<T> {
@@ -378,6 +378,40 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
         } else {
             h.on_gone.push(Box::new(f));
         }
+    }
+
+    /// After a close: wait up to `deadline` until the handler is dropped for good (its
+    /// last call returned); a [`ErrorKind::Timeout`] error if a call still runs then.
+    /// From inside the handler itself: `Ok` at once (waiting would wait for itself).
+    pub(crate) fn wait_gone(&self, deadline: Duration) -> Result<()> {
+        if lock(&self.hstate).running == Some(std::thread::current().id()) {
+            return Ok(());
+        }
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let d = done.clone();
+        self.on_gone(move || {
+            *lock(&d.0) = true;
+            d.1.notify_all();
+        });
+        let until = Instant::now() + deadline;
+        let mut gone = lock(&done.0);
+        while !*gone {
+            let now = Instant::now();
+            if now >= until {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the handler was still running after {deadline:?}; it is dropped when it returns"
+                    ),
+                ));
+            }
+            gone = done
+                .1
+                .wait_timeout(gone, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(())
     }
 
     /// Whether [`close`](Self::close) was called.

@@ -5,7 +5,6 @@
 //! configuration alone), then `PSUBSCRIBE`s `__keyspace@<db>__:<pattern>`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -47,24 +46,7 @@ impl std::fmt::Debug for KeyspaceWatch {
 }
 
 impl KeyspaceWatch {
-    /// Stop watching and wait up to `deadline` for a running handler; a
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) error if it still runs then.
-    /// From inside its handler it asks for the stop and returns `Ok` at once: no handler
-    /// call follows that one.
-    pub fn stop(&self, deadline: Duration) -> Result<()> {
-        self.runner.stop(deadline)
-    }
-
-    /// Run `f` once the watch has stopped for good (after its last handler call; at once if
-    /// it has stopped already).
-    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
-        self.runner.on_stopped(f)
-    }
-
-    /// Whether the watch has stopped for good.
-    pub fn is_stopped(&self) -> bool {
-        self.runner.is_finished()
-    }
+    runner_methods!([runner], "keyspace watch", "no handler call follows.");
 }
 
 /// A keyspace handler: called with the key and the event name (`set`, `del`, `expired`...).

@@ -493,27 +493,11 @@ impl Worker {
         }
     }
 
-    /// Stop taking requests, wait up to `deadline` for running handlers to finish, and
-    /// release the worker's keys. A [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)
-    /// error if handlers were still running at the deadline (their threads finish on their
-    /// own; in reliable mode their requests stay in flight and are recovered after the
-    /// lease). Called from inside one of its own handlers, it asks for the stop and
-    /// returns `Ok` at once: the worker stops when the handler returns.
-    pub fn stop(&self, deadline: Duration) -> Result<()> {
-        self.runner.stop(deadline)
-    }
-
-    /// Run `f` once the worker has stopped for good: after its last handler returned and
-    /// its keys were released (on the thread of the loop that ended last; at once if it has
-    /// stopped already). What a binding frees its handler's data in.
-    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
-        self.runner.on_stopped(f)
-    }
-
-    /// Whether the worker has stopped for good (every handler returned).
-    pub fn is_stopped(&self) -> bool {
-        self.runner.is_finished()
-    }
+    runner_methods!(
+        [runner],
+        "worker",
+        "no more requests are taken, and the worker's keys are released once its handlers returned (in reliable mode the request of a handler still running stays in flight, and is recovered after the lease if the worker never comes back)."
+    );
 
     pub(crate) fn runner(&self) -> &Runner {
         &self.runner

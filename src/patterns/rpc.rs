@@ -218,22 +218,11 @@ pub struct RpcServer {
 }
 
 impl RpcServer {
-    /// Stop taking calls (the server's presence is withdrawn at once, so callers see
-    /// `NoServer` once no server is left) and wait up to `deadline` for running handlers;
-    /// the same rules as [`Worker::stop`], from inside a handler included.
-    pub fn stop(&self, deadline: Duration) -> Result<()> {
-        self.worker.stop(deadline)
-    }
-
-    /// Run `f` once the server has stopped for good; see [`Worker::on_stopped`].
-    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
-        self.worker.on_stopped(f)
-    }
-
-    /// Whether the server has stopped for good (every handler returned).
-    pub fn is_stopped(&self) -> bool {
-        self.worker.is_stopped()
-    }
+    runner_methods!(
+        [worker.runner()],
+        "RPC server",
+        "no more calls are taken, and its presence is withdrawn at once (callers see `NoServer` once no server is left)."
+    );
 
     /// Counters of the underlying worker (handled = calls answered).
     pub fn stats(&self) -> crate::WorkerStats {

@@ -139,24 +139,7 @@ impl std::fmt::Debug for HashWatcher {
 }
 
 impl HashWatcher {
-    /// Stop watching and wait up to `deadline` for a running handler; a
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) error if it still runs then.
-    /// From inside one of its handlers it asks for the stop and returns `Ok` at once: no
-    /// handler runs after that one returns.
-    pub fn stop(&self, deadline: Duration) -> Result<()> {
-        self.runner.stop(deadline)
-    }
-
-    /// Run `f` once the watcher has stopped for good (after its last handler call; at once
-    /// if it has stopped already).
-    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
-        self.runner.on_stopped(f)
-    }
-
-    /// Whether the watcher has stopped for good.
-    pub fn is_stopped(&self) -> bool {
-        self.runner.is_finished()
-    }
+    runner_methods!([runner], "hash watcher", "no handler call follows.");
 }
 
 struct WatchState {

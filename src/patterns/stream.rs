@@ -288,25 +288,11 @@ impl StreamConsumer {
         }
     }
 
-    /// Stop reading and wait up to `deadline` for the running handler; a
-    /// [`ErrorKind::Timeout`] error if it still runs then (the consumer stops when it
-    /// returns). Called from inside its own handler, it asks for the stop and returns `Ok`
-    /// at once: the rest of the batch stays pending and the consumer stops when the handler
-    /// returns.
-    pub fn stop(&self, deadline: Duration) -> Result<()> {
-        self.runner.stop(deadline)
-    }
-
-    /// Run `f` once the consumer has stopped for good (after its last handler call; on the
-    /// consumer's thread, or at once if it has stopped already).
-    pub fn on_stopped(&self, f: impl FnOnce() + Send + 'static) {
-        self.runner.on_stopped(f)
-    }
-
-    /// Whether the consumer has stopped for good.
-    pub fn is_stopped(&self) -> bool {
-        self.runner.is_finished()
-    }
+    runner_methods!(
+        [runner],
+        "stream consumer",
+        "no more entries are read; the rest of a batch being handled stays pending (another consumer claims it after `min_idle`)."
+    );
 }
 
 async fn call(

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -156,6 +157,12 @@ impl SubscriptionGroup {
     /// handler: once that one returns); every route's `on_removed` runs.
     pub fn close(&self) {
         self.sub.close()
+    }
+
+    /// Close the group like [`close`](SubscriptionGroup::close), waiting at most `deadline`
+    /// for a handler call running on another thread; see [`Subscription::stop`].
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.sub.stop(deadline)
     }
 }
 

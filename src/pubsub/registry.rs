@@ -405,6 +405,18 @@ impl Subscription {
         self.delivery.close();
     }
 
+    /// Close like [`close`](Subscription::close), waiting at most `deadline` for a handler
+    /// call running on another thread: `Ok` once no handler call runs any more and the
+    /// handler is dropped; a [`ErrorKind::Timeout`] error if a call still runs at the
+    /// deadline (the subscription is closed all the same: the handler is dropped, and the
+    /// [`on_closed`](Subscription::on_closed) actions run, when that call returns). From
+    /// inside its own handler it returns `Ok` at once and takes effect when the handler
+    /// returns. What a binding's `stop(timeout)` is.
+    pub fn stop(&self, deadline: Duration) -> Result<()> {
+        self.close_nowait();
+        self.delivery.wait_gone(deadline)
+    }
+
     /// Whether the subscription was closed.
     pub fn is_closed(&self) -> bool {
         self.delivery.is_closed()
