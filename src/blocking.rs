@@ -12,7 +12,7 @@ use crate::config::Options;
 use crate::error::Result;
 use crate::net::runtime::{self, Rt};
 use crate::patterns::batch::Attempts;
-use crate::pubsub::{Event, SubscribeOptions};
+use crate::pubsub::Event;
 use crate::reply::Reply;
 
 /// A blocking redipc client: safe to share between threads (`&Client` is enough; it is
@@ -44,7 +44,7 @@ impl Client {
         runtime::block_on(&self.handle, fut)?
     }
 
-    fn wrap<T>(&self, inner: T) -> Blocking<T> {
+    pub(crate) fn wrap<T>(&self, inner: T) -> Blocking<T> {
         Blocking {
             inner,
             rt: self.handle.clone(),
@@ -70,43 +70,6 @@ impl Client {
     /// See [`crate::Client::poll_fd`].
     pub fn poll_fd(&self) -> Result<std::os::fd::RawFd> {
         self.inner.poll_fd()
-    }
-    /// See [`crate::Client::subscribe`].
-    pub fn subscribe<N: AsRef<[u8]>>(
-        &self,
-        channels: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        Ok(self.wrap(self.wait(self.inner.subscribe(channels, opts))?))
-    }
-    /// See [`crate::Client::psubscribe`].
-    pub fn psubscribe<N: AsRef<[u8]>>(
-        &self,
-        patterns: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        Ok(self.wrap(self.wait(self.inner.psubscribe(patterns, opts))?))
-    }
-    /// See [`crate::Client::ssubscribe`].
-    pub fn ssubscribe<N: AsRef<[u8]>>(
-        &self,
-        channels: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        Ok(self.wrap(self.wait(self.inner.ssubscribe(channels, opts))?))
-    }
-    /// See [`crate::Client::subscribe_kind`].
-    pub fn subscribe_kind<N: AsRef<[u8]>>(
-        &self,
-        kind: crate::SubscriptionKind,
-        names: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        Ok(self.wrap(self.wait(self.inner.subscribe_kind(kind, names, opts))?))
-    }
-    /// See [`crate::Client::subscribe_group`].
-    pub fn subscribe_group(&self, opts: SubscribeOptions) -> Result<SubscriptionGroup> {
-        Ok(self.wrap(self.wait(self.inner.subscribe_group(opts))?))
     }
     /// A new, empty pipeline: a non-atomic [`crate::Batch`].
     pub fn pipeline(&self) -> Batch {
@@ -157,15 +120,6 @@ impl Client {
     ) -> Result<crate::StreamConsumer> {
         self.inner
             .stream_consume(stream, group, consumer, handler, opts)
-    }
-    /// Follow a stream; see [`crate::Client::stream_follow`].
-    pub fn stream_follow(&self, stream: impl AsRef<[u8]>, from_id: &str) -> Result<StreamFollower> {
-        Ok(self.wrap(self.wait(self.inner.stream_follow(stream, from_id))?))
-    }
-    /// Acquire a lock; see [`crate::Client::lock`]. Dropping the guard releases the lock
-    /// before `drop` returns.
-    pub fn lock(&self, name: impl AsRef<[u8]>, opts: crate::LockOptions) -> Result<LockGuard> {
-        Ok(self.wrap(self.wait(self.inner.lock(name, opts))?))
     }
 }
 
@@ -293,7 +247,8 @@ impl StreamFollower {
     }
 }
 
-/// A held lock of the blocking client; dropping it releases it before `drop` returns.
+/// A held lock of the blocking client (see [`crate::Client::lock`]); dropping it releases
+/// it before `drop` returns.
 pub type LockGuard = Blocking<crate::LockGuard>;
 
 impl LockGuard {

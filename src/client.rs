@@ -290,52 +290,6 @@ impl Client {
         })
     }
 
-    /// Subscribe to channels (`SUBSCRIBE`). Returns once the server confirmed them; their
-    /// events go to `opts`' handler, or are taken with [`Subscription::next`].
-    pub async fn subscribe<N: AsRef<[u8]>>(
-        &self,
-        channels: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        self.subscribe_kind(SubscriptionKind::Channel, channels, opts)
-            .await
-    }
-
-    /// Subscribe to glob patterns (`PSUBSCRIBE`); messages carry the matching pattern.
-    pub async fn psubscribe<N: AsRef<[u8]>>(
-        &self,
-        patterns: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        self.subscribe_kind(SubscriptionKind::Pattern, patterns, opts)
-            .await
-    }
-
-    /// Subscribe to shard channels (`SSUBSCRIBE`; publish with [`Client::spublish`]).
-    pub async fn ssubscribe<N: AsRef<[u8]>>(
-        &self,
-        channels: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        self.subscribe_kind(SubscriptionKind::Shard, channels, opts)
-            .await
-    }
-
-    /// Subscribe to `names` of `kind`: channels, patterns or shard channels (what
-    /// [`subscribe`](Client::subscribe), [`psubscribe`](Client::psubscribe) and
-    /// [`ssubscribe`](Client::ssubscribe) do).
-    pub async fn subscribe_kind<N: AsRef<[u8]>>(
-        &self,
-        kind: SubscriptionKind,
-        names: &[N],
-        opts: SubscribeOptions,
-    ) -> Result<Subscription> {
-        if self.inner.conn.is_closed() {
-            return Err(Error::closed());
-        }
-        self.pubsub().subscribe(kind, names, opts).await
-    }
-
     /// Poll mode: run waiting handlers on this thread, waiting up to `timeout` for work
     /// when there is none (`None`: until there is work or the client is closed). Returns how
     /// many events were handled; an error if the client is not in poll mode, a `Closed`
@@ -676,5 +630,53 @@ client_methods! {
             )),
         })
         .await
+    }
+}
+
+client_handles! {
+    /// Subscribe to channels (`SUBSCRIBE`). Returns once the server confirmed them; their
+    /// events go to `opts`' handler, or are taken with [`Subscription::next`].
+    pub async fn subscribe(
+        &self,
+        channels: &[impl AsRef<[u8]>],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.subscribe_kind(SubscriptionKind::Channel, channels, opts)
+            .await
+    }
+
+    /// Subscribe to glob patterns (`PSUBSCRIBE`); messages carry the matching pattern.
+    pub async fn psubscribe(
+        &self,
+        patterns: &[impl AsRef<[u8]>],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.subscribe_kind(SubscriptionKind::Pattern, patterns, opts)
+            .await
+    }
+
+    /// Subscribe to shard channels (`SSUBSCRIBE`; publish with [`Client::spublish`]).
+    pub async fn ssubscribe(
+        &self,
+        channels: &[impl AsRef<[u8]>],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.subscribe_kind(SubscriptionKind::Shard, channels, opts)
+            .await
+    }
+
+    /// Subscribe to `names` of `kind`: channels, patterns or shard channels (what
+    /// [`subscribe`](Client::subscribe), [`psubscribe`](Client::psubscribe) and
+    /// [`ssubscribe`](Client::ssubscribe) do).
+    pub async fn subscribe_kind(
+        &self,
+        kind: SubscriptionKind,
+        names: &[impl AsRef<[u8]>],
+        opts: SubscribeOptions,
+    ) -> Result<Subscription> {
+        if self.inner.conn.is_closed() {
+            return Err(Error::closed());
+        }
+        self.pubsub().subscribe(kind, names, opts).await
     }
 }

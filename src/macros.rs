@@ -67,3 +67,32 @@ macro_rules! runner_methods {
         }
     };
 }
+
+/// Like [`client_methods!`], for async methods that return a handle with async methods of
+/// its own: the blocking twin returns it wrapped in [`crate::blocking::Blocking`].
+macro_rules! client_handles {
+    ($(
+        $(#[$attr:meta])*
+        pub async fn $name:ident(&$self:ident $(, $arg:ident : $ty:ty)* $(,)?) -> Result<$ret:ty> $body:block
+    )*) => {
+        impl crate::client::Client {
+            $(
+                $(#[$attr])*
+                pub async fn $name(&$self $(, $arg: $ty)*) -> Result<$ret> $body
+            )*
+        }
+
+        impl crate::blocking::Client {
+            $(
+                #[doc = concat!(
+                    "[`Client::", stringify!($name), "`](crate::Client::", stringify!($name),
+                    "), waiting on the calling thread; the handle comes back as a ",
+                    "[`Blocking`](crate::blocking::Blocking) one."
+                )]
+                pub fn $name(&$self $(, $arg: $ty)*) -> Result<crate::blocking::Blocking<$ret>> {
+                    Ok($self.wrap($self.wait($self.as_async().$name($($arg),*))?))
+                }
+            )*
+        }
+    };
+}

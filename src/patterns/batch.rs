@@ -317,12 +317,6 @@ impl Client {
         Batch::new(self.clone(), atomic)
     }
 
-    /// Start an optimistic transaction by hand: `WATCH keys` on a connection of its own
-    /// (see [`transaction`](Client::transaction) for the retry loop).
-    pub async fn watch<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<WatchSession> {
-        WatchSession::start(self.clone(), keys).await
-    }
-
     /// An optimistic transaction: `WATCH keys` on a connection of its own, run `f` to read
     /// (with [`WatchSession::command`]) and queue writes ([`WatchSession::queue`]), then
     /// `EXEC`. When a watched key changed meanwhile, all of it runs again, up to
@@ -363,5 +357,13 @@ impl Client {
             }
         }
         Err(attempts.gave_up())
+    }
+}
+
+client_handles! {
+    /// Start an optimistic transaction by hand: `WATCH keys` on a connection of its own
+    /// (see [`transaction`](Client::transaction) for the retry loop).
+    pub async fn watch(&self, keys: &[impl AsRef<[u8]>]) -> Result<WatchSession> {
+        WatchSession::start(self.clone(), keys).await
     }
 }

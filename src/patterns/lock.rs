@@ -209,6 +209,42 @@ impl Client {
         Ok(r.into_int()? == 1)
     }
 
+    fn lock_guard(&self, name: &[u8], owner: String, token: i64, opts: LockOptions) -> LockGuard {
+        let released = Arc::new(AtomicBool::new(false));
+        let renewer = opts.auto_renew.then(|| {
+            let (c, nm, ow, rel) = (
+                self.clone(),
+                Bytes::copy_from_slice(name),
+                owner.clone(),
+                released.clone(),
+            );
+            let ttl = opts.ttl;
+            self.runtime_handle().spawn(async move {
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    if rel.load(Ordering::Acquire) {
+                        return;
+                    }
+                    match c.lock_extend(&nm, &ow, ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => return, // lost it
+                        Err(_) => {}         // try again next round
+                    }
+                }
+            })
+        });
+        LockGuard {
+            client: self.clone(),
+            name: Bytes::copy_from_slice(name),
+            owner,
+            token: token.max(0) as u64,
+            released,
+            renewer,
+        }
+    }
+}
+
+client_handles! {
     /// Acquire the lock `name`, waiting up to `opts.wait`; a [`ErrorKind::Timeout`] error
     /// when it stayed taken. The guard carries a fencing token.
     pub async fn lock(&self, name: impl AsRef<[u8]>, opts: LockOptions) -> Result<LockGuard> {
@@ -283,40 +319,6 @@ impl Client {
                 Duration::from_millis(n as u64 + 5)
             };
             let _ = tokio::time::timeout_at((now + pttl).min(deadline), notified).await;
-        }
-    }
-
-    fn lock_guard(&self, name: &[u8], owner: String, token: i64, opts: LockOptions) -> LockGuard {
-        let released = Arc::new(AtomicBool::new(false));
-        let renewer = opts.auto_renew.then(|| {
-            let (c, nm, ow, rel) = (
-                self.clone(),
-                Bytes::copy_from_slice(name),
-                owner.clone(),
-                released.clone(),
-            );
-            let ttl = opts.ttl;
-            self.runtime_handle().spawn(async move {
-                loop {
-                    tokio::time::sleep(ttl / 3).await;
-                    if rel.load(Ordering::Acquire) {
-                        return;
-                    }
-                    match c.lock_extend(&nm, &ow, ttl).await {
-                        Ok(true) => {}
-                        Ok(false) => return, // lost it
-                        Err(_) => {}         // try again next round
-                    }
-                }
-            })
-        });
-        LockGuard {
-            client: self.clone(),
-            name: Bytes::copy_from_slice(name),
-            owner,
-            token: token.max(0) as u64,
-            released,
-            renewer,
         }
     }
 }

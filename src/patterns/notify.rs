@@ -71,7 +71,7 @@ impl Notifier {
             }
         });
         opts.inline = true;
-        let sub = client.subscribe::<&[u8]>(&[], opts).await?;
+        let sub = client.subscribe(&[] as &[&[u8]], opts).await?;
         Ok(Notifier { sub, waiters })
     }
 

@@ -571,35 +571,6 @@ impl StreamFollower {
 }
 
 impl Client {
-    /// Follow a stream from `from_id` (`"$"`: new entries only, `"0"`: everything).
-    ///
-    /// `"$"` is pinned now to the stream's last id, so whatever is published from this call
-    /// on is seen, even between calls of `next`.
-    pub async fn stream_follow(
-        &self,
-        stream: impl AsRef<[u8]>,
-        from_id: &str,
-    ) -> Result<StreamFollower> {
-        let stream = stream.as_ref();
-        check_name("stream", stream)?;
-        check_id(from_id)?;
-        let last_id = if from_id == "$" {
-            self.stream_last(stream)
-                .await?
-                .map(|e| e.id)
-                .unwrap_or_else(|| "0-0".to_string())
-        } else {
-            from_id.to_string()
-        };
-        Ok(StreamFollower {
-            client: self.clone(),
-            stream: Bytes::copy_from_slice(stream),
-            last_id,
-            buffer: VecDeque::new(),
-            conn: None,
-        })
-    }
-
     /// Consume a group as `consumer` on a thread of its own: see the module docs. The
     /// group is created (from `"0"`) if missing.
     pub fn stream_consume(
@@ -820,5 +791,36 @@ client_methods! {
             ])
             .await?;
         Ok(parse_entries(&r))
+    }
+}
+
+client_handles! {
+    /// Follow a stream from `from_id` (`"$"`: new entries only, `"0"`: everything).
+    ///
+    /// `"$"` is pinned now to the stream's last id, so whatever is published from this call
+    /// on is seen, even between calls of `next`.
+    pub async fn stream_follow(
+        &self,
+        stream: impl AsRef<[u8]>,
+        from_id: &str,
+    ) -> Result<StreamFollower> {
+        let stream = stream.as_ref();
+        check_name("stream", stream)?;
+        check_id(from_id)?;
+        let last_id = if from_id == "$" {
+            self.stream_last(stream)
+                .await?
+                .map(|e| e.id)
+                .unwrap_or_else(|| "0-0".to_string())
+        } else {
+            from_id.to_string()
+        };
+        Ok(StreamFollower {
+            client: self.clone(),
+            stream: Bytes::copy_from_slice(stream),
+            last_id,
+            buffer: VecDeque::new(),
+            conn: None,
+        })
     }
 }

@@ -84,7 +84,7 @@ impl SubscriptionGroup {
                 route.call(event);
             }
         });
-        let sub = client.subscribe::<&[u8]>(&[], opts).await?;
+        let sub = client.subscribe(&[] as &[&[u8]], opts).await?;
         // Closing the group drops the routes (and runs their `on_removed`) after the last
         // handler call.
         let r = routes.clone();
@@ -166,7 +166,7 @@ impl SubscriptionGroup {
     }
 }
 
-impl Client {
+client_handles! {
     /// A subscription group: one subscription whose channels each get their own handler
     /// ([`SubscriptionGroup::handle`]).
     pub async fn subscribe_group(&self, opts: SubscribeOptions) -> Result<SubscriptionGroup> {
