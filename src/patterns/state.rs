@@ -148,8 +148,12 @@ struct WatchState {
 }
 
 impl WatchState {
-    /// Deliver a field's value if it differs from what was delivered last.
+    /// Deliver a field's value if it differs from what was delivered last (not once the
+    /// watcher is stopping: a stop from inside a handler ends the delivery there).
     fn deliver(&mut self, lp: &Loop, field: &[u8], value: Option<Vec<u8>>) {
+        if lp.stopped() {
+            return;
+        }
         let same = match (&value, self.known.get(field)) {
             (Some(v), Some(k)) => v == k,
             (None, None) => true,
@@ -182,7 +186,8 @@ impl WatchState {
         {
             failed(e);
         }
-        if let Some(f) = self.opts.on_any.as_mut()
+        if !lp.stopped()
+            && let Some(f) = self.opts.on_any.as_mut()
             && let Err(e) = call_handler(|| {
                 f(field, v);
                 Ok(())
