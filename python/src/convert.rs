@@ -1,157 +1,386 @@
-//! Conversions between Python objects and the core: command arguments, durations, replies.
+//! Arguments PyO3 converts itself (`FromPyObject` newtypes: a failed conversion names its
+//! argument, as PyO3's own ones do), and replies as Python objects.
 
 use std::time::Duration;
 
-use pyo3::exceptions::PyTypeError;
+use bytes::Bytes;
+use pyo3::BoundObject;
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PySet, PyString,
-    PyTuple, PyType,
+    IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping,
+    PyMemoryView, PySet, PyString, PyTuple, PyType,
 };
-use redipc::Reply;
+use redipc::{Overflow, Reply};
 
-use crate::errors::{invalid_argument, server_error_value};
-
-/// One command argument, readable without the GIL: bytes and str are borrowed from their
-/// Python objects (no copy), the rest is converted to owned bytes.
-pub(crate) enum Arg {
-    Bytes(PyBackedBytes),
-    Str(PyBackedStr),
-    Owned(Vec<u8>),
-}
-
-impl AsRef<[u8]> for Arg {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Arg::Bytes(b) => b,
-            Arg::Str(s) => s.as_bytes(),
-            Arg::Owned(v) => v,
-        }
-    }
-}
-
-const ACCEPTED: &str = "bytes, bytearray, memoryview, str, int or float";
-
-/// Convert one argument; `what` names it in the `TypeError` ("set(): argument 'value'").
-pub(crate) fn arg(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Arg> {
-    let py = obj.py();
-    if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Arg::Bytes(PyBackedBytes::from(b.clone())));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Arg::Str(PyBackedStr::try_from(s.clone())?));
-    }
-    if let Ok(b) = obj.cast::<PyByteArray>() {
-        return Ok(Arg::Owned(b.to_vec()));
-    }
-    if obj.is_instance_of::<PyMemoryView>() {
-        let bytes = obj.call_method0(pyo3::intern!(py, "tobytes"))?;
-        return Ok(Arg::Bytes(PyBackedBytes::from(
-            bytes.cast_into::<PyBytes>()?,
-        )));
-    }
-    if obj.is_instance_of::<PyBool>() {
-        // True/False would silently become "1"/"0" (or "True"): refuse, like redis-py.
-        return Err(PyTypeError::new_err(format!(
-            "{} must be {ACCEPTED}, not bool",
-            what()
-        )));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        if let Ok(i) = obj.extract::<i64>() {
-            return Ok(Arg::Owned(i.to_string().into_bytes()));
-        }
-        // A big int, or an int subclass: its decimal text, whatever its own __repr__ says.
-        let text = py
-            .get_type::<PyInt>()
-            .call_method1(pyo3::intern!(py, "__repr__"), (obj,))?;
-        return Ok(Arg::Owned(text.extract::<String>()?.into_bytes()));
-    }
-    if obj.is_instance_of::<PyFloat>() {
-        // Python's repr: the shortest text that reads back as the same float ("0.1",
-        // "1e+16", "inf"), as redis-py sends it.
-        let text = py
-            .get_type::<PyFloat>()
-            .call_method1(pyo3::intern!(py, "__repr__"), (obj,))?;
-        return Ok(Arg::Owned(text.extract::<String>()?.into_bytes()));
-    }
-    Err(PyTypeError::new_err(format!(
-        "{} must be {ACCEPTED}, not {}",
-        what(),
-        type_name(obj)
-    )))
-}
-
-/// Convert every item of `items`; item `i` is named by `what(i)`.
-pub(crate) fn args(
-    items: &Bound<'_, PyTuple>,
-    what: &dyn Fn(usize) -> String,
-) -> PyResult<Vec<Arg>> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, obj)| arg(&obj, &|| what(i)))
-        .collect()
-}
+use crate::errors::server_error_value;
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "object".to_string())
+        .map_or_else(|_| "object".to_string(), |n| n.to_string())
+}
+
+/// The bytes of `obj` when it is `bytes`, `bytearray`, `memoryview` or `str` (UTF-8), and
+/// with `numbers` also `int` or `float` (their decimal text, like redis-py; never `bool`);
+/// `None` for anything else. `bytes` and `str` are borrowed, not copied.
+fn bytes_of(obj: &Bound<'_, PyAny>, numbers: bool) -> PyResult<Option<Bytes>> {
+    let py = obj.py();
+    Ok(Some(if let Ok(b) = obj.cast::<PyBytes>() {
+        Bytes::from_owner(PyBackedBytes::from(b.clone()))
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        Bytes::from_owner(PyBackedStr::try_from(s.clone())?)
+    } else if let Ok(b) = obj.cast::<PyByteArray>() {
+        Bytes::from(b.to_vec())
+    } else if obj.is_instance_of::<PyMemoryView>() {
+        let b = obj.call_method0(pyo3::intern!(py, "tobytes"))?;
+        Bytes::from_owner(PyBackedBytes::from(b.cast_into::<PyBytes>()?))
+    } else if !numbers || obj.is_instance_of::<PyBool>() {
+        return Ok(None);
+    } else if obj.is_exact_instance_of::<PyInt>()
+        && let Ok(i) = obj.extract::<i64>()
+    {
+        Bytes::from(i.to_string())
+    } else if obj.is_instance_of::<PyInt>() {
+        // Its decimal text, whatever an int subclass's own __repr__ says.
+        let text = py.get_type::<PyInt>().call_method1("__repr__", (obj,))?;
+        Bytes::from(text.extract::<String>()?)
+    } else if obj.is_instance_of::<PyFloat>() {
+        // The shortest text that reads back as the same float ("0.1", "1e+16").
+        let text = py.get_type::<PyFloat>().call_method1("__repr__", (obj,))?;
+        Bytes::from(text.extract::<String>()?)
+    } else {
+        return Ok(None);
+    }))
+}
+
+const ACCEPTED: &str = "bytes, bytearray, memoryview, str, int or float";
+
+/// A command argument, key, name or payload: see [`bytes_of`] (numbers accepted).
+#[derive(Clone)]
+pub(crate) struct Arg(pub(crate) Bytes);
+
+impl AsRef<[u8]> for Arg {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromPyObject<'_, '_> for Arg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        match bytes_of(&obj, true)? {
+            Some(b) => Ok(Arg(b)),
+            None => Err(py_err!(
+                TypeError,
+                "expected {ACCEPTED}, not {}",
+                type_name(&obj)
+            )),
+        }
+    }
+}
+
+/// Bytes-like or `str`, not a number (what an RPC handler returns).
+pub(crate) struct Blob(pub(crate) Bytes);
+
+impl FromPyObject<'_, '_> for Blob {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        match bytes_of(&obj, false)? {
+            Some(b) => Ok(Blob(b)),
+            None => Err(py_err!(
+                TypeError,
+                "expected bytes or str, not {}",
+                type_name(&obj)
+            )),
+        }
+    }
+}
+
+/// A list or tuple (any iterable but a string) of `T`; a failed item is named by its index.
+pub(crate) struct Seq<T>(pub(crate) Vec<T>);
+
+impl<'py, T: for<'a> FromPyObject<'a, 'py, Error = PyErr>> FromPyObject<'_, 'py> for Seq<T> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+            return Err(py_err!(
+                TypeError,
+                "expected a list or tuple, not {}",
+                type_name(&obj)
+            ));
+        }
+        let items = obj.try_iter().map_err(|_| {
+            py_err!(
+                TypeError,
+                "expected a list or tuple, not {}",
+                type_name(&obj)
+            )
+        })?;
+        let py = obj.py();
+        items
+            .enumerate()
+            .map(|(i, item)| {
+                item?.extract::<T>().map_err(|e| {
+                    if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+                        py_err!(TypeError, "item {i}: {}", e.value(py))
+                    } else {
+                        e
+                    }
+                })
+            })
+            .collect::<PyResult<_>>()
+            .map(Seq)
+    }
+}
+
+/// One name, or a list or tuple of names.
+pub(crate) struct Names(pub(crate) Vec<Arg>);
+
+impl FromPyObject<'_, '_> for Names {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+            return Ok(Names(obj.extract::<Seq<Arg>>()?.0));
+        }
+        Ok(Names(vec![obj.extract()?]))
+    }
+}
+
+/// The items of a mapping (a `dict`, or anything with `items()`), in its order.
+pub(crate) struct Dict<K, V>(pub(crate) Vec<(K, V)>);
+
+impl<K, V> Default for Dict<K, V> {
+    fn default() -> Self {
+        Dict(Vec::new())
+    }
+}
+
+impl<'py, K, V> FromPyObject<'_, 'py> for Dict<K, V>
+where
+    K: for<'a> FromPyObject<'a, 'py, Error = PyErr>,
+    V: for<'a> FromPyObject<'a, 'py, Error = PyErr>,
+{
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let items = match obj.cast::<PyDict>() {
+            Ok(d) => d.items().into_any(),
+            Err(_) => match obj.cast::<PyMapping>() {
+                Ok(m) => m.items()?.into_any(),
+                Err(_) => {
+                    return Err(py_err!(
+                        TypeError,
+                        "expected a mapping, not {}",
+                        type_name(&obj)
+                    ));
+                }
+            },
+        };
+        let mut pairs = Vec::new();
+        for item in items.try_iter()? {
+            let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
+            let named = |e: PyErr, what: &str| -> PyErr {
+                let key = k.repr().map_or_else(|_| "?".to_string(), |r| r.to_string());
+                let py = k.py();
+                if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+                    py_err!(TypeError, "{what} {key}: {}", e.value(py))
+                } else {
+                    e
+                }
+            };
+            let key = k.extract::<K>().map_err(|e| named(e, "key"))?;
+            let value = v.extract::<V>().map_err(|e| named(e, "value of"))?;
+            pairs.push((key, value));
+        }
+        Ok(Dict(pairs))
+    }
+}
+
+/// A mapping as a `dict`, in order (the first of a repeated key wins).
+impl<'py, K, V> IntoPyObject<'py> for &Dict<K, V>
+where
+    for<'a> &'a K: IntoPyObject<'py>,
+    for<'a> &'a V: IntoPyObject<'py>,
+{
+    type Target = PyDict;
+    type Output = Bound<'py, PyDict>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.0 {
+            let k = k
+                .into_pyobject(py)
+                .map_err(Into::into)?
+                .into_any()
+                .into_bound();
+            if !d.contains(&k)? {
+                let v = v
+                    .into_pyobject(py)
+                    .map_err(Into::into)?
+                    .into_any()
+                    .into_bound();
+                d.set_item(k, v)?;
+            }
+        }
+        Ok(d)
+    }
+}
+
+impl<'py, K, V> IntoPyObject<'py> for Dict<K, V>
+where
+    for<'a> &'a K: IntoPyObject<'py>,
+    for<'a> &'a V: IntoPyObject<'py>,
+{
+    type Target = PyDict;
+    type Output = Bound<'py, PyDict>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        (&self).into_pyobject(py)
+    }
+}
+
+impl<K: Clone, V: Clone> Clone for Dict<K, V> {
+    fn clone(&self) -> Self {
+        Dict(self.0.clone())
+    }
+}
+
+impl<K: PartialEq, V: PartialEq> PartialEq for Dict<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<K, V> From<Vec<(K, V)>> for Dict<K, V> {
+    fn from(v: Vec<(K, V)>) -> Self {
+        Dict(v)
+    }
+}
+
+/// A callable (a handler or hook).
+pub(crate) struct Callable(pub(crate) Py<PyAny>);
+
+impl FromPyObject<'_, '_> for Callable {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if !obj.is_callable() {
+            return Err(py_err!(
+                TypeError,
+                "expected a callable, not {}",
+                type_name(&obj)
+            ));
+        }
+        Ok(Callable(obj.to_owned().unbind()))
+    }
 }
 
 static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// A duration given as seconds (int or float) or a `datetime.timedelta`; `what` names it.
-pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
-    let py = obj.py();
-    let timedelta = TIMEDELTA.import(py, "datetime", "timedelta")?;
-    let secs: f64 = if obj.is_instance(timedelta)? {
-        obj.call_method0(pyo3::intern!(py, "total_seconds"))?
-            .extract()?
-    } else if obj.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be a number of seconds or a datetime.timedelta, not bool"
-        )));
-    } else {
-        obj.extract::<f64>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "{what} must be a number of seconds or a datetime.timedelta, not {}",
-                type_name(obj)
-            ))
-        })?
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(invalid_argument(
-            py,
-            format!("{what} must be a finite, non-negative number of seconds, not {secs}"),
-        ));
-    }
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| invalid_argument(py, format!("{what} is too large: {secs} seconds")))
+/// A duration: a number of seconds (int or float) or a `datetime.timedelta`; finite and
+/// not negative.
+#[derive(Clone, Copy)]
+pub(crate) struct Seconds(pub(crate) Duration);
+
+impl Seconds {
+    pub(crate) const ZERO: Seconds = Seconds(Duration::ZERO);
 }
 
-/// How long to wait: seconds or a `timedelta` (`Some`), or `None` for no limit.
-pub(crate) struct Wait(pub(crate) Option<Duration>);
-
-impl Wait {
-    /// Do not wait.
-    pub(crate) const ZERO: Wait = Wait(Some(Duration::ZERO));
-}
-
-impl<'a, 'py> FromPyObject<'a, 'py> for Wait {
+impl FromPyObject<'_, '_> for Seconds {
     type Error = PyErr;
 
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if obj.is_none() {
-            return Ok(Wait(None));
-        }
-        duration(&obj, "timeout").map(|d| Wait(Some(d)))
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        let secs: f64 = if obj.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
+            obj.call_method0(pyo3::intern!(py, "total_seconds"))?
+                .extract()?
+        } else if obj.is_instance_of::<PyBool>() {
+            return Err(py_err!(
+                TypeError,
+                "expected a number of seconds or a datetime.timedelta, not bool"
+            ));
+        } else {
+            obj.extract::<f64>().map_err(|_| {
+                py_err!(
+                    TypeError,
+                    "expected a number of seconds or a datetime.timedelta, not {}",
+                    type_name(&obj)
+                )
+            })?
+        };
+        Duration::try_from_secs_f64(secs).map(Seconds).map_err(|_| {
+            py_err!(
+                InvalidArgument,
+                "expected a finite, non-negative number of seconds, not {secs}"
+            )
+        })
     }
 }
+
+/// A count of at least `MIN`.
+#[derive(Clone, Copy)]
+pub(crate) struct Count<const MIN: u64>(pub(crate) u64);
+
+impl<const MIN: u64> Count<MIN> {
+    pub(crate) fn usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+    pub(crate) fn u32(self) -> u32 {
+        u32::try_from(self.0).unwrap_or(u32::MAX)
+    }
+}
+
+impl<const MIN: u64> FromPyObject<'_, '_> for Count<MIN> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        let n: i128 = obj.extract()?;
+        u64::try_from(n)
+            .ok()
+            .filter(|n| *n >= MIN)
+            .map(Count)
+            .ok_or_else(|| py_err!(InvalidArgument, "expected a count >= {MIN}, not {n}"))
+    }
+}
+
+/// What a full subscription queue does: `"block"`, `"drop_oldest"` or `"drop_newest"`.
+pub(crate) struct Policy(pub(crate) Overflow);
+
+impl FromPyObject<'_, '_> for Policy {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        match &*obj.extract::<PyBackedStr>()? {
+            "block" => Ok(Policy(Overflow::Block)),
+            "drop_oldest" => Ok(Policy(Overflow::DropOldest)),
+            "drop_newest" => Ok(Policy(Overflow::DropNewest)),
+            other => Err(py_err!(
+                InvalidArgument,
+                "expected 'block', 'drop_oldest' or 'drop_newest', not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Setting only the options the caller gave: `opts.with(capacity, Options::capacity)`.
+pub(crate) trait With: Sized {
+    fn with<T>(self, value: Option<T>, set: impl FnOnce(Self, T) -> Self) -> Self {
+        match value {
+            Some(v) => set(self, v),
+            None => self,
+        }
+    }
+}
+
+impl<O> With for O {}
 
 /// A reply as a Python object:
 ///
@@ -171,40 +400,29 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Wait {
 /// | verbatim string      | `str` (its text; the format is dropped)             |
 /// | push                 | `list`: `[kind: str, *data]`                        |
 pub(crate) fn reply(py: Python<'_>, r: Reply) -> PyResult<Bound<'_, PyAny>> {
+    let all = |items: Vec<Reply>| -> PyResult<Vec<Bound<'_, PyAny>>> {
+        items.into_iter().map(|r| reply(py, r)).collect()
+    };
     Ok(match r {
         Reply::Nil => py.None().into_bound(py),
         Reply::Int(i) => i.into_pyobject(py)?.into_any(),
         Reply::Bulk(b) => PyBytes::new(py, &b).into_any(),
         Reply::Status(s) => PyString::new(py, &s).into_any(),
         Reply::Error(e) => server_error_value(py, &e)?,
-        Reply::Array(items) => list(py, items)?,
+        Reply::Array(items) => PyList::new(py, all(items)?)?.into_any(),
         Reply::Map(pairs) => {
-            let mut keys = Vec::with_capacity(pairs.len());
-            let mut values = Vec::with_capacity(pairs.len());
-            for (k, v) in pairs {
-                keys.push(reply(py, k)?);
-                values.push(reply(py, v)?);
-            }
-            if keys.iter().all(|k| k.hash().is_ok()) {
-                let dict = PyDict::new(py);
-                for (k, v) in keys.into_iter().zip(values) {
-                    dict.set_item(k, v)?;
-                }
-                dict.into_any()
+            let pairs = pairs
+                .into_iter()
+                .map(|(k, v)| Ok((reply(py, k)?, reply(py, v)?)))
+                .collect::<PyResult<Vec<_>>>()?;
+            if pairs.iter().all(|(k, _)| k.hash().is_ok()) {
+                pairs.into_py_dict(py)?.into_any()
             } else {
-                let pairs = keys
-                    .into_iter()
-                    .zip(values)
-                    .map(|(k, v)| PyTuple::new(py, [k, v]))
-                    .collect::<PyResult<Vec<_>>>()?;
                 PyList::new(py, pairs)?.into_any()
             }
         }
         Reply::Set(items) => {
-            let items = items
-                .into_iter()
-                .map(|r| reply(py, r))
-                .collect::<PyResult<Vec<_>>>()?;
+            let items = all(items)?;
             if items.iter().all(|x| x.hash().is_ok()) {
                 PySet::new(py, items)?.into_any()
             } else {
@@ -216,11 +434,8 @@ pub(crate) fn reply(py: Python<'_>, r: Reply) -> PyResult<Bound<'_, PyAny>> {
         Reply::BigNumber(text) => py.get_type::<PyInt>().call1((text,))?,
         Reply::Verbatim { text, .. } => PyString::new(py, &text).into_any(),
         Reply::Push { kind, data } => {
-            let mut items = Vec::with_capacity(data.len() + 1);
-            items.push(PyString::new(py, &kind).into_any());
-            for r in data {
-                items.push(reply(py, r)?);
-            }
+            let mut items = vec![PyString::new(py, &kind).into_any()];
+            items.extend(all(data)?);
             PyList::new(py, items)?.into_any()
         }
         // A reply type added to the core later: its debug text, rather than failing.
@@ -228,15 +443,12 @@ pub(crate) fn reply(py: Python<'_>, r: Reply) -> PyResult<Bound<'_, PyAny>> {
     })
 }
 
-fn list(py: Python<'_>, items: Vec<Reply>) -> PyResult<Bound<'_, PyAny>> {
-    let items = items
-        .into_iter()
-        .map(|r| reply(py, r))
-        .collect::<PyResult<Vec<_>>>()?;
-    Ok(PyList::new(py, items)?.into_any())
-}
-
-/// Optional bytes as `bytes | None`.
-pub(crate) fn opt_bytes(py: Python<'_>, v: Option<Vec<u8>>) -> Option<Bound<'_, PyBytes>> {
-    v.map(|b| PyBytes::new(py, &b))
+/// Replies as a list (error replies as `ResponseError` instances in their slots).
+pub(crate) fn replies(py: Python<'_>, rs: Vec<Reply>) -> PyResult<Bound<'_, PyList>> {
+    PyList::new(
+        py,
+        rs.into_iter()
+            .map(|r| reply(py, r))
+            .collect::<PyResult<Vec<_>>>()?,
+    )
 }

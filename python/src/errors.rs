@@ -1,4 +1,5 @@
-//! The exception tree of `redipc`, mapped one-to-one from [`redipc::ErrorKind`].
+//! The exception tree of `redipc`: one class per [`redipc::ErrorKind`], and the way an
+//! exception raised by user code travels through the core and comes back as itself.
 //!
 //! ```text
 //! RedipcError(Exception)
@@ -11,7 +12,9 @@
 //! ├── UnsupportedError
 //! ├── WatchError
 //! ├── RemoteError            an RPC handler's error; the message is its text
-//! └── NoServerError          no server of the called RPC service is running
+//! ├── NoServerError          no server of the called RPC service is running
+//! ├── HandlerError           a handler failed
+//! └── AbortedError           a transaction's function gave it up
 //! ```
 //!
 //! Some classes have two bases, so they are made with `type(name, bases, dict)` once per
@@ -23,177 +26,204 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use redipc::{ErrorKind, ServerError};
 
-/// The module the classes say they belong to.
-const MODULE: &str = "redipc._native";
-
-/// The exception classes, in the order of [`CLASSES`].
-pub(crate) struct Exceptions {
-    classes: Vec<Py<PyType>>,
+/// A `TypeError`, or an exception of a core error kind, from a format string:
+/// `py_err!(TypeError, "expected {x}")`, `py_err!(InvalidArgument, "...")`.
+macro_rules! py_err {
+    (TypeError, $($fmt:tt)+) => {
+        ::pyo3::exceptions::PyTypeError::new_err(format!($($fmt)+))
+    };
+    ($kind:ident, $($fmt:tt)+) => {
+        $crate::errors::raise(::redipc::Error::new(::redipc::ErrorKind::$kind, format!($($fmt)+)))
+    };
 }
 
-/// Which class: an index into [`CLASSES`].
+/// The builtin second base of a class.
 #[derive(Clone, Copy)]
-enum Class {
-    Base = 0,
-    Connection,
-    Timeout,
-    Response,
-    Protocol,
-    InvalidArgument,
-    Closed,
-    Unsupported,
-    Watch,
-    Remote,
-    NoServer,
-}
-
-/// What a builtin second base is.
-#[derive(Clone, Copy)]
-enum Builtin {
-    None,
+enum Also {
+    Nothing,
     Connection,
     Timeout,
     Value,
 }
 
-/// Name, builtin second base and docstring of each class, in the order of [`Class`].
-const CLASSES: [(&str, Builtin, &str); 11] = [
+/// Name, core kind (`None`: the base class), second base and docstring of every class.
+const CLASSES: [(&str, Option<ErrorKind>, Also, &str); 13] = [
     (
         "RedipcError",
-        Builtin::None,
+        None,
+        Also::Nothing,
         "Base class of every error raised by redipc.",
     ),
     (
         "ConnectionError",
-        Builtin::Connection,
+        Some(ErrorKind::Connection),
+        Also::Connection,
         "The server could not be reached, or the connection broke (it is re-established in \
          the background; a later call may succeed). Also a builtins.ConnectionError.",
     ),
     (
         "TimeoutError",
-        Builtin::Timeout,
+        Some(ErrorKind::Timeout),
+        Also::Timeout,
         "No reply came within the response timeout. Also a builtins.TimeoutError.",
     ),
     (
         "ResponseError",
-        Builtin::None,
+        Some(ErrorKind::Server),
+        Also::Nothing,
         "The server answered with an error reply. `code` is its first word (\"WRONGTYPE\", \
          \"ERR\", ...), `message` the rest, with what was being done in front.",
     ),
     (
         "ProtocolError",
-        Builtin::None,
+        Some(ErrorKind::Protocol),
+        Also::Nothing,
         "The server's reply could not be understood, or did not have the expected shape.",
     ),
     (
         "InvalidArgument",
-        Builtin::Value,
+        Some(ErrorKind::InvalidArgument),
+        Also::Value,
         "An unusable argument: an invalid URL or option, an empty command, a value over the \
          size limit. Also a builtins.ValueError.",
     ),
-    ("ClosedError", Builtin::None, "The client was closed."),
+    (
+        "ClosedError",
+        Some(ErrorKind::Closed),
+        Also::Nothing,
+        "The client was closed.",
+    ),
     (
         "UnsupportedError",
-        Builtin::None,
+        Some(ErrorKind::Unsupported),
+        Also::Nothing,
         "A feature that is not built into redipc yet (for example TLS, rediss://).",
     ),
     (
         "WatchError",
-        Builtin::None,
+        Some(ErrorKind::Watch),
+        Also::Nothing,
         "A WATCHed key changed and the optimistic transaction gave up after its retries.",
     ),
     (
         "RemoteError",
-        Builtin::None,
+        Some(ErrorKind::Remote),
+        Also::Nothing,
         "The RPC handler reported an error; the message is its text, with the call in front.",
     ),
     (
         "NoServerError",
-        Builtin::None,
+        Some(ErrorKind::NoServer),
+        Also::Nothing,
         "No server of the called RPC service is running.",
+    ),
+    (
+        "HandlerError",
+        Some(ErrorKind::Handler),
+        Also::Nothing,
+        "A handler failed (it raised, or returned something unusable).",
+    ),
+    (
+        "AbortedError",
+        Some(ErrorKind::Aborted),
+        Also::Nothing,
+        "The function of an optimistic transaction gave it up: nothing queued ran.",
     ),
 ];
 
-static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
+/// The classes of this interpreter, in the order of [`CLASSES`].
+static EXCEPTIONS: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 
-impl Exceptions {
-    /// The classes of this interpreter, made on first use.
-    pub(crate) fn get(py: Python<'_>) -> PyResult<&'static Exceptions> {
-        EXCEPTIONS.get_or_try_init(py, || Self::make(py))
-    }
-
-    fn make(py: Python<'_>) -> PyResult<Exceptions> {
-        let type_ = py.get_type::<PyType>();
-        let mut classes: Vec<Py<PyType>> = Vec::with_capacity(CLASSES.len());
-        for (i, (name, builtin, doc)) in CLASSES.iter().enumerate() {
-            let first = if i == 0 {
-                py.get_type::<PyException>()
-            } else {
-                classes[Class::Base as usize].bind(py).clone()
-            };
-            let bases = match builtin {
-                Builtin::None => PyTuple::new(py, [first])?,
-                Builtin::Connection => {
-                    PyTuple::new(py, [first, py.get_type::<PyConnectionError>()])?
+fn classes(py: Python<'_>) -> PyResult<&'static [Py<PyType>]> {
+    EXCEPTIONS
+        .get_or_try_init(py, || {
+            let mut made: Vec<Py<PyType>> = Vec::with_capacity(CLASSES.len());
+            for (name, _, also, doc) in CLASSES {
+                let first = match made.first() {
+                    Some(base) => base.bind(py).clone(),
+                    None => py.get_type::<PyException>(),
+                };
+                let bases = match also {
+                    Also::Nothing => PyTuple::new(py, [first])?,
+                    Also::Connection => {
+                        PyTuple::new(py, [first, py.get_type::<PyConnectionError>()])?
+                    }
+                    Also::Timeout => PyTuple::new(py, [first, py.get_type::<PyTimeoutError>()])?,
+                    Also::Value => PyTuple::new(py, [first, py.get_type::<PyValueError>()])?,
+                };
+                let dict = PyDict::new(py);
+                dict.set_item("__module__", "redipc._native")?;
+                dict.set_item("__qualname__", name)?;
+                dict.set_item("__doc__", doc)?;
+                if name == "ResponseError" {
+                    dict.set_item("code", py.None())?;
+                    dict.set_item("message", "")?;
                 }
-                Builtin::Timeout => PyTuple::new(py, [first, py.get_type::<PyTimeoutError>()])?,
-                Builtin::Value => PyTuple::new(py, [first, py.get_type::<PyValueError>()])?,
-            };
-            let dict = PyDict::new(py);
-            dict.set_item("__module__", MODULE)?;
-            dict.set_item("__qualname__", name)?;
-            dict.set_item("__doc__", doc)?;
-            if i == Class::Response as usize {
-                dict.set_item("code", py.None())?;
-                dict.set_item("message", "")?;
+                let class = py.get_type::<PyType>().call1((name, bases, dict))?;
+                made.push(class.cast_into::<PyType>()?.unbind());
             }
-            let class = type_.call1((name, bases, dict))?.cast_into::<PyType>()?;
-            classes.push(class.unbind());
-        }
-        Ok(Exceptions { classes })
-    }
+            Ok(made)
+        })
+        .map(Vec::as_slice)
+}
 
-    fn class<'py>(&self, py: Python<'py>, c: Class) -> &Bound<'py, PyType> {
-        self.classes[c as usize].bind(py)
+/// Add every class to the module `m` by its name.
+pub(crate) fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    for ((name, ..), class) in CLASSES.iter().zip(classes(m.py())?) {
+        m.add(*name, class.bind(m.py()))?;
     }
+    Ok(())
+}
 
-    /// Add every class to the module `m` by its name.
-    pub(crate) fn add_to(&self, m: &Bound<'_, PyModule>) -> PyResult<()> {
-        for (i, (name, _, _)) in CLASSES.iter().enumerate() {
-            m.add(*name, self.classes[i].bind(m.py()))?;
-        }
-        Ok(())
+/// The class of `kind` (a kind added to the core later is still a `RedipcError`).
+fn class_of(py: Python<'_>, kind: ErrorKind) -> PyResult<&Bound<'_, PyType>> {
+    let all = classes(py)?;
+    let i = CLASSES
+        .iter()
+        .position(|(_, k, ..)| *k == Some(kind))
+        .unwrap_or(0);
+    Ok(all[i].bind(py))
+}
+
+/// Whether `err` is the exception of `kind`.
+pub(crate) fn is(py: Python<'_>, err: &PyErr, kind: ErrorKind) -> bool {
+    class_of(py, kind).is_ok_and(|c| err.matches(py, c).unwrap_or(false))
+}
+
+/// An exception raised by user code, carried through the core as the source of a
+/// [`redipc::Error`] (`Error::with_source`) and raised again as itself by [`to_pyerr`].
+#[derive(Debug)]
+pub(crate) struct Raised {
+    pub(crate) err: PyErr,
+    /// What the core's error message says: `"TypeName: message"`.
+    pub(crate) text: String,
+    /// Whether the user's `on_error` was given it already.
+    pub(crate) told: bool,
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
-fn class_of(kind: ErrorKind) -> Class {
-    match kind {
-        ErrorKind::Connection => Class::Connection,
-        ErrorKind::Timeout => Class::Timeout,
-        ErrorKind::Server => Class::Response,
-        ErrorKind::Protocol => Class::Protocol,
-        ErrorKind::InvalidArgument => Class::InvalidArgument,
-        ErrorKind::Closed => Class::Closed,
-        ErrorKind::Unsupported => Class::Unsupported,
-        ErrorKind::Watch => Class::Watch,
-        ErrorKind::Remote => Class::Remote,
-        ErrorKind::NoServer => Class::NoServer,
-        // A kind added to the core later is still a RedipcError.
-        _ => Class::Base,
-    }
+impl std::error::Error for Raised {}
+
+/// The exception that `e` carries (see [`Raised`]), if any.
+pub(crate) fn raised(e: &redipc::Error) -> Option<&Raised> {
+    e.source_error()?.downcast_ref::<Raised>()
 }
 
-/// An exception instance of `class` with `text` (what was being done, the server's code and
-/// its message); for a server error it also carries `code` and `message` as attributes.
+/// The exception instance of `kind` with `text`; for a server error with `code` and
+/// `message` as attributes.
 fn instance<'py>(
     py: Python<'py>,
-    class: Class,
+    kind: ErrorKind,
     code: Option<&str>,
     message: &str,
     text: String,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let exc = Exceptions::get(py)?;
-    let value = exc.class(py, class).call1((text,))?;
+    let value = class_of(py, kind)?.call1((text,))?;
     if let Some(code) = code {
         value.setattr("code", code)?;
         value.setattr("message", message)?;
@@ -201,20 +231,20 @@ fn instance<'py>(
     Ok(value)
 }
 
-/// A plain `RedipcError` with `text` (for what the core reports as text only).
-pub(crate) fn base_error(py: Python<'_>, text: String) -> PyErr {
-    match instance(py, Class::Base, None, "", text) {
+/// The Python exception for a core error: the user's own exception when it carries one.
+pub(crate) fn to_pyerr(py: Python<'_>, e: redipc::Error) -> PyErr {
+    if let Some(r) = raised(&e) {
+        return r.err.clone_ref(py);
+    }
+    match instance(py, e.kind(), e.code(), e.message(), e.text()) {
         Ok(value) => PyErr::from_value(value),
         Err(err) => err,
     }
 }
 
-/// The Python exception for a core error.
-pub(crate) fn to_pyerr(py: Python<'_>, e: redipc::Error) -> PyErr {
-    match instance(py, class_of(e.kind()), e.code(), e.message(), e.text()) {
-        Ok(value) => PyErr::from_value(value),
-        Err(err) => err,
-    }
+/// [`to_pyerr`] on the calling thread, which holds the GIL (or takes it).
+pub(crate) fn raise(e: redipc::Error) -> PyErr {
+    Python::attach(|py| to_pyerr(py, e))
 }
 
 /// A `ResponseError` instance (not raised) for an error reply inside an aggregate.
@@ -223,31 +253,17 @@ pub(crate) fn server_error_value<'py>(
     e: &ServerError,
 ) -> PyResult<Bound<'py, PyAny>> {
     let text = format!("{} {}", e.code, e.message);
-    instance(py, Class::Response, Some(&e.code), &e.message, text)
+    instance(py, ErrorKind::Server, Some(&e.code), &e.message, text)
 }
 
-/// An `InvalidArgument` raised by the binding itself (a bad option value).
-pub(crate) fn invalid_argument(py: Python<'_>, message: impl Into<String>) -> PyErr {
-    let message = message.into();
-    match instance(py, Class::InvalidArgument, None, &message, message.clone()) {
-        Ok(value) => PyErr::from_value(value),
-        Err(err) => err,
+/// Running core calls from Python: with the GIL released, their errors as exceptions.
+pub(crate) trait Core {
+    /// Run `f` with the GIL released and map its error.
+    fn core<T: Send>(self, f: impl FnOnce() -> redipc::Result<T> + Send) -> PyResult<T>;
+}
+
+impl Core for Python<'_> {
+    fn core<T: Send>(self, f: impl FnOnce() -> redipc::Result<T> + Send) -> PyResult<T> {
+        self.detach(f).map_err(|e| to_pyerr(self, e))
     }
-}
-
-/// A `ClosedError` raised by the binding itself (a closed subscription).
-pub(crate) fn closed_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
-    let message = message.into();
-    match instance(py, Class::Closed, None, &message, message.clone()) {
-        Ok(value) => PyErr::from_value(value),
-        Err(err) => err,
-    }
-}
-
-/// Whether `err` is a `RemoteError` (raised by an RPC handler to send its text as is).
-pub(crate) fn is_remote_error(py: Python<'_>, err: &PyErr) -> bool {
-    Exceptions::get(py).is_ok_and(|exc| {
-        err.matches(py, exc.class(py, Class::Remote))
-            .unwrap_or(false)
-    })
 }

@@ -1,20 +1,53 @@
 //! `redipc._native`: the Python binding of redipc, re-exported by the `redipc` package.
 //!
-//! Every call that waits on the network runs inside `Python::detach`, so other Python
-//! threads run meanwhile; one `Client` may be shared by any number of threads.
+//! The binding only converts: arguments with `FromPyObject` newtypes (`convert.rs`),
+//! results and reports into Python objects (`records.rs`, `report.rs`), core errors into
+//! one exception class per kind (`errors.rs`), and Python callables into core handlers
+//! (`handler.rs`). Behaviour (lifecycles, retries, defaults, validation) is the core's.
+//! What the interpreter itself forces — the GIL released for every wait, no call into a
+//! finalizing interpreter — is in `guard.rs`.
 
+#[macro_use]
+mod errors;
+
+/// `with obj:` for a class with a `close(py) -> PyResult<()>` method.
+macro_rules! context_manager {
+    ($ty:ty) => {
+        #[pymethods]
+        impl $ty {
+            fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+                slf
+            }
+
+            #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+            fn __exit__(
+                &self,
+                py: Python<'_>,
+                _exc_type: Option<&Bound<'_, PyAny>>,
+                _exc_value: Option<&Bound<'_, PyAny>>,
+                _traceback: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<bool> {
+                self.close(py)?;
+                Ok(false)
+            }
+        }
+    };
+}
+
+#[macro_use]
+mod records;
+
+mod batch;
 mod client;
 mod convert;
-mod errors;
-mod keyspace;
-mod lock;
+mod guard;
+mod handler;
+mod handles;
 mod pubsub;
 mod queue;
-mod rpc;
+mod report;
 mod state;
 mod stream;
-mod tx;
-mod wait;
 
 use pyo3::prelude::*;
 
@@ -22,29 +55,31 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
-    m.add_class::<pubsub::Message>()?;
+    m.add_class::<records::Message>()?;
     m.add_class::<pubsub::Subscription>()?;
     m.add_class::<pubsub::SubscriptionGroup>()?;
-    m.add_class::<pubsub::SubscriptionStats>()?;
-    m.add_class::<tx::Pipeline>()?;
-    m.add_class::<tx::Transaction>()?;
-    m.add_class::<tx::WatchSession>()?;
-    m.add_class::<queue::Request>()?;
-    m.add_class::<queue::Worker>()?;
-    m.add_class::<queue::WorkerStats>()?;
-    m.add_class::<queue::QueueCounts>()?;
-    m.add_class::<queue::DeadLetter>()?;
-    m.add_class::<rpc::Call>()?;
-    m.add_class::<rpc::RpcServer>()?;
-    m.add_class::<stream::StreamEntry>()?;
+    m.add_class::<records::SubscriptionStats>()?;
+    m.add_class::<batch::Batch>()?;
+    // The names of the two kinds of batch.
+    m.add("Pipeline", m.py().get_type::<batch::Batch>())?;
+    m.add("Transaction", m.py().get_type::<batch::Batch>())?;
+    m.add_class::<batch::WatchSession>()?;
+    m.add_class::<records::Request>()?;
+    m.add_class::<handles::Worker>()?;
+    m.add_class::<records::WorkerStats>()?;
+    m.add_class::<records::QueueCounts>()?;
+    m.add_class::<records::DeadLetter>()?;
+    m.add_class::<records::Call>()?;
+    m.add_class::<handles::RpcServer>()?;
+    m.add_class::<records::StreamEntry>()?;
     m.add_class::<stream::StreamFollower>()?;
-    m.add_class::<stream::StreamConsumer>()?;
-    m.add_class::<stream::PendingInfo>()?;
-    m.add_class::<stream::ConsumerStats>()?;
-    m.add_class::<state::HashWatcher>()?;
-    m.add_class::<lock::Lock>()?;
-    m.add_class::<keyspace::KeyspaceWatch>()?;
-    errors::Exceptions::get(m.py())?.add_to(m)?;
-    pubsub::register_exit_hook(m.py())?;
-    Ok(())
+    m.add_class::<handles::StreamConsumer>()?;
+    m.add_class::<records::PendingInfo>()?;
+    m.add_class::<records::ConsumerStats>()?;
+    m.add_class::<handles::HashWatcher>()?;
+    m.add_class::<state::Lock>()?;
+    m.add_class::<handles::KeyspaceWatch>()?;
+    m.add_class::<report::Report>()?;
+    errors::add_to(m)?;
+    guard::register(m.py())
 }

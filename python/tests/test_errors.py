@@ -24,6 +24,8 @@ def test_hierarchy() -> None:
         redipc.WatchError,
         redipc.RemoteError,
         redipc.NoServerError,
+        redipc.HandlerError,
+        redipc.AbortedError,
     ]
     assert issubclass(redipc.RedipcError, Exception)
     for k in kinds:
@@ -41,7 +43,8 @@ def test_hierarchy() -> None:
         "Subscription",
         "SubscriptionGroup",
         "SubscriptionStats",
-        # Pipelines, transactions, request queues, RPC.
+        # Batches (pipelines and transactions are one class), request queues, RPC.
+        "Batch",
         "Pipeline",
         "Transaction",
         "WatchSession",
@@ -61,6 +64,7 @@ def test_hierarchy() -> None:
         "HashWatcher",
         "Lock",
         "KeyspaceWatch",
+        "Report",
         "RedipcError",
         "__version__",
     }

@@ -817,12 +817,11 @@ def test_get_is_interruptible(make_client: Callable[..., redipc.Client]) -> None
 def test_get_and_iteration_refused_with_a_callback(make_client: Callable[..., redipc.Client]) -> None:
     c = make_client("tcp")
     with c.subscribe("cb-only", callback=lambda m: None) as sub:
-        with pytest.raises(redipc.InvalidArgument, match="callback"):
+        # The core's answer: its events go to the handler.
+        with pytest.raises(redipc.InvalidArgument, match="handler"):
             sub.get(timeout=0)
-        with pytest.raises(redipc.InvalidArgument, match="callback"):
-            iter(sub)
-        with pytest.raises(redipc.InvalidArgument, match="callback"):
-            next(sub)
+        with pytest.raises(redipc.InvalidArgument, match="handler"):
+            next(iter(sub))
 
 
 def test_bad_arguments(make_client: Callable[..., redipc.Client]) -> None:
@@ -831,13 +830,13 @@ def test_bad_arguments(make_client: Callable[..., redipc.Client]) -> None:
         c.subscribe("x", overflow="sometimes")  # type: ignore[arg-type]
     with pytest.raises(redipc.InvalidArgument, match="capacity"):
         c.subscribe("x", capacity=0)
-    with pytest.raises(TypeError, match="callback must be callable"):
+    with pytest.raises(TypeError, match="(?s)expected a callable.*'callback'"):
         c.subscribe("x", callback=42)  # type: ignore[arg-type]
     with pytest.raises(redipc.InvalidArgument, match="on_error needs a callback"):
         c.subscribe("x", on_error=print)
     with pytest.raises(redipc.InvalidArgument, match="empty"):
         c.subscribe("")
-    with pytest.raises(TypeError, match="name 1"):
+    with pytest.raises(TypeError, match="(?s)item 1: .*'patterns'"):
         c.psubscribe("a", True)  # type: ignore[arg-type]
     with pytest.raises(redipc.InvalidArgument):
         redipc.Client("redis://127.0.0.1:1/0", health_check_interval=0.001)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import logging
 import os
 import signal
 import subprocess
@@ -125,7 +126,7 @@ def test_stop_from_inside_a_handler_returns_at_once(client: redipc.Client) -> No
 
 
 def test_a_raising_handler_is_a_failure_and_the_worker_survives(
-    client: redipc.Client, capfd: pytest.CaptureFixture[str]
+    client: redipc.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     done: list[bytes] = []
 
@@ -138,17 +139,24 @@ def test_a_raising_handler_is_a_failure_and_the_worker_survives(
         send_many(client, "q", ["1", "bad", "2"])
         wait_until(lambda: w.stats().handled == 2 and w.stats().failed == 1, "handled")
     assert done == [b"1", b"2"]
-    # Without on_error the failure is one line on stderr, with the exception's type.
-    assert "ValueError: cannot handle it" in capfd.readouterr().err
+    # Without on_error the failure is a WARNING of the "redipc" logger, with the
+    # exception's type in the message and the exception itself as exc_info.
+    failures = [r for r in caplog.records if getattr(r, "redipc_kind", None) == "handler_failed"]
+    assert len(failures) == 1
+    assert failures[0].levelname == "WARNING"
+    assert "ValueError: cannot handle it" in failures[0].getMessage()
+    assert failures[0].exc_info is not None and failures[0].exc_info[0] is ValueError
     stats = w.stats()
     assert (stats.handled, stats.failed, stats.dead_lettered) == (2, 1, 0)
-    # With on_error, the hook is told instead (and nothing is printed).
+    # With on_error, the hook is told, and the record is only a DEBUG one.
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="redipc")
     reported: list[BaseException] = []
     with client.handle_requests("q", handler, block_timeout=FAST, on_error=reported.append) as w:
         send_many(client, "q", ["bad", "3"])
         wait_until(lambda: w.stats().handled == 1 and w.stats().failed == 1, "handled")
     assert [str(e) for e in reported] == ["cannot handle it"]
-    assert "cannot handle it" not in capfd.readouterr().err
+    assert [r.levelname for r in caplog.records if r.name == "redipc"] == ["DEBUG"]
 
 
 def test_reliable_failures_retry_then_dead_letter_with_the_message(client: redipc.Client) -> None:

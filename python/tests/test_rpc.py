@@ -261,8 +261,10 @@ def test_bad_input(client: redipc.Client) -> None:
         client.serve("", upper)
     with pytest.raises(redipc.InvalidArgument):
         client.serve("svc", upper, concurrency=0)
-    with pytest.raises(redipc.InvalidArgument):
-        client.serve_methods("svc", {})
+    # No methods is the core's business: a server that answers every call "unknown method".
+    with client.serve_methods("none", {}):
+        with pytest.raises(redipc.RemoteError, match="unknown method"):
+            client.call("none", "x", method="m")
     with pytest.raises(TypeError):
         client.serve_methods("svc", {"a": 1})  # type: ignore[dict-item]
     with pytest.raises(TypeError):

@@ -4,12 +4,15 @@ The native module ``redipc._native`` does the work; this package re-exports it.
 """
 
 from ._native import (
+    AbortedError,
+    Batch,
     Call,
     Client,
     ClosedError,
     ConnectionError,
     ConsumerStats,
     DeadLetter,
+    HandlerError,
     HashWatcher,
     InvalidArgument,
     KeyspaceWatch,
@@ -22,6 +25,7 @@ from ._native import (
     QueueCounts,
     RedipcError,
     RemoteError,
+    Report,
     Request,
     ResponseError,
     RpcServer,
@@ -42,12 +46,15 @@ from ._native import (
 )
 
 __all__ = [
+    "AbortedError",
+    "Batch",
     "Call",
     "Client",
     "ClosedError",
     "ConnectionError",
     "ConsumerStats",
     "DeadLetter",
+    "HandlerError",
     "HashWatcher",
     "InvalidArgument",
     "KeyspaceWatch",
@@ -60,6 +67,7 @@ __all__ = [
     "QueueCounts",
     "RedipcError",
     "RemoteError",
+    "Report",
     "Request",
     "ResponseError",
     "RpcServer",

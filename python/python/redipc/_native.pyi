@@ -108,6 +108,16 @@ class RemoteError(RedipcError):
 class NoServerError(RedipcError):
     """No server of the called RPC service is running (see :meth:`Client.call`)."""
 
+class HandlerError(RedipcError):
+    """A handler failed: it raised, or returned something unusable. What the core records
+    and reports for a failed request, entry or call (a handler's own exception is kept
+    with it: reports carry it, see :class:`Report`)."""
+
+class AbortedError(RedipcError):
+    """The function of an optimistic transaction gave it up: nothing queued ran. (An
+    exception raised by the function is raised again as itself, see
+    :meth:`Client.transaction`.)"""
+
 @final
 class Client:
     """A connection to one Redis server.
@@ -143,6 +153,21 @@ class Client:
       subscriptions see ``"disconnected"``.
     - ``stream_maxlen``: the default length bound of :meth:`stream_publish` (``MAXLEN ~``,
       default 100,000; 0: unbounded).
+    - ``on_report``: called with each :class:`Report` of the client's workers, RPC
+      servers, stream consumers, watchers and subscriptions (on their threads) instead of
+      logging it.
+
+    Reports: what those handles report besides their handlers' results (a handler failed,
+    requests were dead-lettered or recovered, a loop lost its connection and got it back, a
+    watcher's read failed) goes to the ``logging`` logger ``"redipc"``, at a level chosen
+    from the report's kind: ``"handler_failed"`` WARNING (DEBUG when the exception went to
+    the handle's ``on_error`` already), ``"dead_lettered"`` ERROR, ``"connection_lost"``
+    and ``"read_failed"`` WARNING, ``"connection_restored"`` and ``"recovered"`` INFO. The
+    report's fields are on the ``LogRecord``: ``redipc_kind``, ``redipc_source``,
+    ``redipc_name``, ``redipc_group``, ``redipc_item``, ``redipc_attempt``,
+    ``redipc_max_attempts``, ``redipc_count``, ``redipc_error``, ``redipc_during`` and
+    ``redipc_report`` (the :class:`Report`); a handler's exception is its ``exc_info``.
+    Without any logging configured, Python prints WARNING and above to stderr.
 
     Pub/sub: all subscriptions of a client share one pub/sub connection (separate from the
     command connection). Redis is subscribed to a name once however many subscriptions
@@ -166,11 +191,12 @@ class Client:
         password: str | None = None,
         key_prefix: str | None = None,
         io_threads: int | None = None,
-        resp3: bool = True,
+        resp3: bool | None = None,
         max_value_size: int | None = None,
-        poll_mode: bool = False,
+        poll_mode: bool | None = None,
         health_check_interval: _Seconds | None = None,
         stream_maxlen: int | None = None,
+        on_report: Callable[[Report], object] | None = None,
     ) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
@@ -251,8 +277,8 @@ class Client:
         self,
         *channels: _Arg,
         callback: _Callback | None = None,
-        capacity: int = 10000,
-        overflow: _Overflow = "block",
+        capacity: int | None = None,
+        overflow: _Overflow | None = None,
         on_error: _ErrorHook | None = None,
     ) -> Subscription:
         """``SUBSCRIBE channel...``: a new subscription, returned once the server confirmed
@@ -266,16 +292,16 @@ class Client:
         callback goes to ``on_error(exception)`` if given, else to
         ``sys.unraisablehook``; later messages are still delivered.
 
-        ``capacity`` (>= 1) bounds the subscription's queue; ``overflow`` says what happens
-        when it is full (see ``_Overflow``). Channel names are ``bytes`` or ``str``.
+        ``capacity`` (>= 1, default 10,000) bounds the subscription's queue; ``overflow``
+        (default ``"block"``) says what happens when it is full (see ``_Overflow``). Channel names are ``bytes`` or ``str``.
         Several subscriptions may share channels; each gets every message.
         """
     def psubscribe(
         self,
         *patterns: _Arg,
         callback: _Callback | None = None,
-        capacity: int = 10000,
-        overflow: _Overflow = "block",
+        capacity: int | None = None,
+        overflow: _Overflow | None = None,
         on_error: _ErrorHook | None = None,
     ) -> Subscription:
         """``PSUBSCRIBE pattern...``: like :meth:`subscribe` for glob patterns
@@ -285,8 +311,8 @@ class Client:
         self,
         *channels: _Arg,
         callback: _Callback | None = None,
-        capacity: int = 10000,
-        overflow: _Overflow = "block",
+        capacity: int | None = None,
+        overflow: _Overflow | None = None,
         on_error: _ErrorHook | None = None,
     ) -> Subscription:
         """``SSUBSCRIBE channel...``: like :meth:`subscribe` for shard channels (published
@@ -295,8 +321,8 @@ class Client:
         self,
         name: str = "",
         *,
-        capacity: int = 10000,
-        overflow: _Overflow = "block",
+        capacity: int | None = None,
+        overflow: _Overflow | None = None,
         on_error: _ErrorHook | None = None,
     ) -> SubscriptionGroup:
         """A subscription group: one channel subscription whose channels each have their
@@ -320,10 +346,12 @@ class Client:
         not made with ``poll_mode=True``."""
 
     # --- pipelines and transactions -------------------------------------------------
-    def pipeline(self) -> Pipeline:
-        """A new, empty :class:`Pipeline`: commands sent in one write, not atomic."""
-    def tx(self) -> Transaction:
-        """A new, empty :class:`Transaction`: ``MULTI`` ... ``EXEC``, atomic."""
+    def pipeline(self) -> Batch:
+        """A new, empty pipeline: a :class:`Batch` sent in one write, not atomic."""
+    def tx(self) -> Batch:
+        """A new, empty transaction: an atomic :class:`Batch` (``MULTI`` ... ``EXEC``)."""
+    def batch(self, atomic: bool) -> Batch:
+        """A new, empty :class:`Batch`: a transaction when ``atomic``, else a pipeline."""
     def transaction(
         self,
         func: Callable[[WatchSession], object],
@@ -334,12 +362,13 @@ class Client:
         watch_keys`` on a connection of its own, call ``func(session)`` (read with
         ``session.command(...)``, queue writes with ``session.queue(...)``), then ``MULTI``,
         the queued commands, ``EXEC``. Returns one result per queued command, like
-        :meth:`Transaction.exec`.
+        :meth:`Batch.exec`.
 
         When a watched key changed before ``EXEC`` nothing ran, and all of it runs again
         (``func`` is called again with a new session), up to ``max_retries`` more times;
-        then ``WatchError``. An exception raised by ``func`` aborts (nothing queued runs)
-        and propagates unchanged. ``func`` runs on the calling thread with the GIL held;
+        then ``WatchError``. An exception raised by ``func`` aborts (nothing queued runs):
+        it travels through the core as the transaction's abort and is raised again as
+        itself. ``func`` runs on the calling thread with the GIL held;
         the waits on the server release it. Give at least one key (``InvalidArgument``)::
 
             def transfer(s: redipc.WatchSession) -> None:
@@ -362,12 +391,12 @@ class Client:
         queues: _Arg | Sequence[_Arg],
         handler: Callable[[Request], object],
         *,
-        concurrency: int = 1,
-        reliable: bool = False,
-        max_attempts: int = 3,
+        concurrency: int | None = None,
+        reliable: bool | None = None,
+        max_attempts: int | None = None,
         lease: _Seconds | None = None,
         block_timeout: _Seconds | None = None,
-        prefetch: int = 16,
+        prefetch: int | None = None,
         on_error: _ErrorHook | None = None,
     ) -> Worker:
         """Start a :class:`Worker` that pops the requests of ``queues`` (one name, or a list
@@ -380,7 +409,7 @@ class Client:
         with the text ``"TypeName: message"``; the worker goes on with the next request.
 
         - Plain mode (default, at-most-once): ``BRPOP``, or ``RPOP`` of up to ``prefetch``
-          requests at once while the queue is busy (a worker that dies loses at most
+          (default 16) requests at once while the queue is busy (a worker that dies loses at most
           these). A failed request is not retried.
         - ``reliable=True`` (at-least-once): each request is moved atomically into the
           worker thread's in-flight list, guarded by a lease of ``lease`` seconds
@@ -396,8 +425,9 @@ class Client:
         :meth:`Worker.stop` wakes a blocked pop at once (``CLIENT UNBLOCK``; where ACLs
         forbid it, within this time).
         ``on_error(exception)`` is called (on the worker's thread) with each exception the
-        handler raised; without it each failure is printed to stderr as one line. Worker
-        problems (a lost connection: the worker waits and retries) are printed to stderr.
+        handler raised. Every failure, dead letter and worker problem (a lost connection:
+        the worker waits and retries) is reported to the ``redipc`` logger (see
+        :class:`Client`; a failure at WARNING, or DEBUG when ``on_error`` got it).
 
         ``TypeError`` if ``handler`` is not callable; ``InvalidArgument`` for an empty
         queue name or a bad option. Like a thread, a worker runs until stopped: use
@@ -419,8 +449,8 @@ class Client:
         payload: _Arg,
         *,
         method: _Arg | None = None,
-        timeout: _Seconds | None = 5.0,
-        fail_fast: bool = False,
+        timeout: _Seconds | None = None,
+        fail_fast: bool | None = None,
     ) -> bytes:
         """Call ``service`` (its ``method``; none by default) with ``payload`` and return
         the reply, waiting up to ``timeout`` seconds (default 5, must be > 0).
@@ -439,7 +469,7 @@ class Client:
         service: _Arg,
         handler: Callable[[Call], bytes | bytearray | memoryview | str | None],
         *,
-        concurrency: int = 1,
+        concurrency: int | None = None,
     ) -> RpcServer:
         """Answer calls to ``service`` with ``handler(call)`` on ``concurrency`` threads of
         the server (taking the GIL for each call). What the handler returns is the reply
@@ -453,10 +483,11 @@ class Client:
         service: _Arg,
         methods: Mapping[str, Callable[[Call], bytes | bytearray | memoryview | str | None]],
         *,
-        concurrency: int = 1,
+        concurrency: int | None = None,
     ) -> RpcServer:
         """Like :meth:`serve`, routing each call by its method name to a handler of
-        ``methods``; a call of another method gets ``RemoteError('unknown method "name"')``."""
+        ``methods``; a call of another method gets ``RemoteError('unknown method "name"')``
+        (so does every call of a server with no methods)."""
 
     # --- event streams --------------------------------------------------------------
     def stream_publish(
@@ -487,7 +518,7 @@ class Client:
         ``[]``); with ``block`` (seconds) it waits up to that long for at least one entry
         and returns ``[]`` if none came. A blocking read uses a connection of its own
         (other calls of the client are not held up), releases the GIL, and waits in
-        slices of 200 ms with signals checked between them (Ctrl-C works; ``"$"`` is
+        slices of 100 ms with signals checked between them (Ctrl-C works; ``"$"`` is
         pinned to the last id first, so nothing arriving between slices is missed).
         ``InvalidArgument`` for an invalid id (``"abc"``, ``"1-x"``) or ``count < 1``."""
     def stream_follow(self, stream: _Arg, from_id: str = "$") -> StreamFollower:
@@ -514,34 +545,38 @@ class Client:
         consumer: _Arg,
         handler: Callable[[StreamEntry], object],
         *,
-        count: int = 10,
-        block: _Seconds = 1.0,
-        min_idle: _Seconds = 30.0,
-        max_deliveries: int = 5,
+        count: int | None = None,
+        block: _Seconds | None = None,
+        min_idle: _Seconds | None = None,
+        max_deliveries: int | None = None,
         claim_interval: _Seconds | None = None,
         on_error: _ErrorHook | None = None,
     ) -> StreamConsumer:
         """Consume ``stream`` in the consumer group ``group`` as ``consumer``, on a thread
         of its own (the group is created from ``"0"`` if it does not exist). At-least-once:
 
-        - New entries are read ``count`` at a time (``XREADGROUP``, waiting up to ``block``
-          seconds per read) and ``handler(entry)`` is called for each, in order, on the
-          consumer's thread with the GIL taken for each call. Returning normally
-          acknowledges the entry (``XACK``). Raising leaves it pending, never acknowledged:
-          ``str(exception)`` is recorded as its error, and the exception goes to
-          ``on_error(exception)`` if given, else to ``sys.unraisablehook``.
+        - New entries are read ``count`` (default 10) at a time (``XREADGROUP``, waiting up
+          to ``block`` seconds per read, default 1, at least 1 ms) and ``handler(entry)`` is
+          called for each, in order, on the consumer's thread with the GIL taken for each
+          call. Returning normally acknowledges the entry (``XACK``). Raising leaves it
+          pending, never acknowledged: ``"TypeName: message"`` is recorded as its error,
+          the exception goes to ``on_error(exception)`` if given, and the failure is
+          reported (see below).
         - Every ``claim_interval`` seconds (default ``min_idle / 2``) the consumer takes
-          over entries pending longer than ``min_idle`` seconds (``XAUTOCLAIM``): those of
+          over entries pending longer than ``min_idle`` seconds (default 30;
+          ``XAUTOCLAIM``): those of
           consumers that died (a killed process) and its own failed ones, and handles them
           again (``entry.deliveries`` counts the deliveries).
-        - An entry delivered more than ``max_deliveries`` times is not handled again: it is
+        - An entry delivered more than ``max_deliveries`` (default 5) times is not handled
+          again: it is
           moved to the dead-letter stream ``<stream>:dead`` (see
           :meth:`stream_dead_letters`) with its fields plus ``_id``, ``_group``,
           ``_deliveries`` and ``_error`` (the recorded error text), and acknowledged.
 
-        Trouble of the consumer itself (a lost connection, after which it retries; an
-        entry moved to the dead letters) is logged to the ``redipc`` logger (a handler
-        failure at INFO, the rest at WARNING). Like a thread it runs until stopped: use
+        Failures, dead letters and trouble of the consumer itself (a lost connection, after
+        which it retries) are reported to the ``redipc`` logger (see :class:`Client`: a
+        handler failure at WARNING, or DEBUG when ``on_error`` got it; a dead letter at
+        ERROR). Like a thread it runs until stopped: use
         :meth:`StreamConsumer.stop` or a ``with`` block. ``TypeError`` if ``handler`` is
         not callable; ``InvalidArgument`` for an empty name, ``count`` or
         ``max_deliveries`` below 1."""
@@ -570,7 +605,7 @@ class Client:
         looks, and :meth:`cache_set` of any client of this library wakes it at once. A
         key written another way (a plain ``SET`` of ``{key_prefix}cache:KEY`` by another
         program) is noticed by a fallback check once a second. The GIL is released while
-        waiting, in slices of 200 ms with signals checked between them (Ctrl-C works)."""
+        waiting, in slices of 100 ms with signals checked between them (Ctrl-C works)."""
 
     # --- hash state -----------------------------------------------------------------
     def hash_set(self, hash: _Arg, field: _Arg, value: _Arg) -> None:
@@ -598,7 +633,7 @@ class Client:
         on_field: Mapping[_Arg, _FieldCallback] | None = None,
         on_any: _FieldCallback | None = None,
         *,
-        initial_sync: bool = True,
+        initial_sync: bool | None = None,
         debounce: _Seconds | None = None,
         on_error: _ErrorHook | None = None,
     ) -> HashWatcher:
@@ -607,11 +642,10 @@ class Client:
         ``ipc_hash_*`` functions do).
 
         ``on_field`` maps field names to callbacks, ``on_any`` is called for every field
-        (after the field's own callback); give at least one (``InvalidArgument``). A
-        callback is called as ``callback(field, value)`` with ``bytes``, ``value`` being
+        (after the field's own callback). A callback is called as ``callback(field, value)`` with ``bytes``, ``value`` being
         ``None`` when the field was deleted.
 
-        It subscribes first, then reads the whole hash: with ``initial_sync`` (default)
+        It subscribes first, then reads the whole hash: with ``initial_sync`` (default on)
         every current field is delivered first, then every change, with neither a gap nor
         a duplicate between the two (a value is delivered only when it differs from the
         one delivered last; changes in quick succession may be coalesced into the latest
@@ -622,22 +656,24 @@ class Client:
         Callbacks run on the watcher's own thread, one at a time and in order, taking the
         GIL for each call. An exception goes to ``on_error(exception)`` if given, else to
         ``sys.unraisablehook``; later changes are still delivered. A read of the hash that
-        fails (the connection is down, the key is not a hash) is reported the same way, as
-        a :class:`RedipcError`, and retried with backoff as a whole read, so no change is
-        lost. Like a thread, a watcher runs until stopped: :meth:`HashWatcher.stop` or a
+        fails (the connection is down, the key is not a hash) is retried with backoff as a
+        whole read, so no change is lost; it goes to ``on_error`` as a
+        :class:`RedipcError` if given, else to the ``redipc`` logger (``"read_failed"``,
+        WARNING). Like a thread, a watcher runs until stopped: :meth:`HashWatcher.stop` or a
         ``with`` block."""
 
     # --- locks ----------------------------------------------------------------------
     def lock(
         self,
         name: _Arg,
-        ttl: _Seconds = 10.0,
-        wait: _Seconds = 10.0,
+        ttl: _Seconds | None = None,
+        wait: _Seconds | None = None,
         *,
-        auto_renew: bool = False,
+        auto_renew: bool | None = None,
     ) -> Lock:
-        """Acquire the distributed lock ``name``, waiting up to ``wait`` seconds (0: try
-        once); ``TimeoutError`` if it stayed taken. The lock expires ``ttl`` seconds after
+        """Acquire the distributed lock ``name``, waiting up to ``wait`` seconds (default
+        10; 0: try once); ``TimeoutError`` if it stayed taken. The lock expires ``ttl``
+        seconds (default 10) after
         it was taken unless extended (:meth:`Lock.extend`, or ``auto_renew=True``: renewed
         every ``ttl / 3`` in the background while the :class:`Lock` is held), so a holder
         that dies loses it after at most ``ttl``. The returned :class:`Lock` carries a
@@ -648,7 +684,7 @@ class Client:
                 store.write(data, fence=lk.token)
 
         A waiter is woken at once by a release (it also retries when the holder's TTL runs
-        out); the GIL is released while waiting, in slices of 200 ms with signals checked
+        out); the GIL is released while waiting, in slices of 100 ms with signals checked
         between them. ``InvalidArgument`` for an empty name, a name with ``{`` or ``}``, or
         a zero ``ttl``."""
 
@@ -762,8 +798,7 @@ class Subscription:
         """Whether a callback receives the messages."""
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called. (After the client is closed, :meth:`get`
-        raises ``ClosedError`` and iteration ends, though this stays ``False``.)"""
+        """Whether it was closed (by :meth:`close`, or by closing its client)."""
     @property
     def names(self) -> list[bytes]:
         """The channels or patterns subscribed to now, sorted (empty once closed)."""
@@ -780,7 +815,7 @@ class Subscription:
         """The queue's counters (after :meth:`close`: as they were when it closed)."""
     def get(self, timeout: _Seconds | None = None) -> Message | None:
         """The next event, waiting up to ``timeout`` seconds (``None``: without limit, in
-        50 ms slices with signals checked between them); ``None`` when the time passed.
+        100 ms slices with signals checked between them); ``None`` when the time passed.
         ``ClosedError`` once the subscription or its client is closed; ``InvalidArgument``
         for a subscription with a callback."""
     def __iter__(self) -> Self: ...
@@ -836,10 +871,10 @@ class SubscriptionGroup:
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
 
 @final
-class Pipeline:
-    """Commands sent in one write and answered in order, from :meth:`Client.pipeline`.
-    Not atomic: other clients' commands may run between them (use :class:`Transaction`
-    for that). Safe to share between threads.
+class Batch:
+    """Commands sent together, from :meth:`Client.pipeline` (in one write, answered in
+    order, not atomic: other clients' commands may run between them), :meth:`Client.tx`
+    (``MULTI``/``EXEC``: atomic) or :meth:`Client.batch`. Safe to share between threads.
 
     ::
 
@@ -847,6 +882,13 @@ class Pipeline:
         for i in range(1000):
             p.add("INCR", f"k{i % 10}")
         results = p.exec()   # 1000 replies
+
+    :meth:`exec` returns one result per command, in order; a command's error reply is a
+    ``ResponseError`` instance in its slot (not raised) while the others carry their
+    values. In a transaction, a command the server refuses while queueing (unknown
+    command, wrong arity) aborts the whole transaction: nothing runs and ``exec()`` raises
+    ``ResponseError`` with ``code == "EXECABORT"`` and a message naming the refused
+    command(s), e.g. ``"command 1 (NOSUCH x) was rejected: ERR unknown command ..."``.
 
     Used as a context manager, whatever is still queued when the block ends is
     discarded (nothing is sent): call :meth:`exec` inside the block.
@@ -856,41 +898,25 @@ class Pipeline:
         """Queue a command (checked now: ``InvalidArgument`` for an empty command or a
         value over the size limit); returns this object, so calls can be chained."""
     def exec(self) -> list[_Reply]:
-        """Send the queued commands and return one reply per command, in order; a
-        command's error reply is a ``ResponseError`` instance in its slot (not raised).
-        The pipeline is empty afterwards (also if it failed) and may be reused."""
+        """Send the queued commands (a transaction: ``MULTI``, the commands, ``EXEC``) and
+        return one result per command, in order. The batch is empty afterwards (also if it
+        failed) and may be reused; an empty batch returns ``[]`` without sending
+        anything."""
     def clear(self) -> None:
         """Forget the queued commands."""
+    @property
+    def atomic(self) -> bool:
+        """Whether it is a transaction (``MULTI``/``EXEC``) rather than a pipeline."""
     def __len__(self) -> int:
         """How many commands are queued."""
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
 
-@final
-class Transaction:
-    """A ``MULTI``/``EXEC`` transaction, from :meth:`Client.tx`: the queued commands run
-    atomically. Same methods as :class:`Pipeline`.
+Pipeline = Batch
+"""What :meth:`Client.pipeline` returns: a :class:`Batch` that is not atomic."""
 
-    :meth:`exec` returns one result per command, in order. A command that fails when it
-    runs (``WRONGTYPE`` ...) has a ``ResponseError`` instance in its slot while the others
-    carry their values. A command the server refuses while queueing (unknown command,
-    wrong arity) aborts the whole transaction: nothing runs and ``exec()`` raises
-    ``ResponseError`` with ``code == "EXECABORT"`` and a message naming the refused
-    command(s), e.g. ``"command 1 (NOSUCH x) was rejected: ERR unknown command ..."``.
-    """
-
-    def add(self, *args: _Arg) -> Self:
-        """Queue a command (checked now); returns this object, so calls can be chained."""
-    def exec(self) -> list[_Reply]:
-        """Run ``MULTI``, the queued commands, ``EXEC``: one result per command. The
-        transaction is empty afterwards (also if it failed) and may be reused. An empty
-        transaction returns ``[]`` without sending anything."""
-    def clear(self) -> None:
-        """Forget the queued commands."""
-    def __len__(self) -> int:
-        """How many commands are queued."""
-    def __enter__(self) -> Self: ...
-    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+Transaction = Batch
+"""What :meth:`Client.tx` returns: an atomic :class:`Batch`."""
 
 @final
 class WatchSession:
@@ -905,7 +931,9 @@ class WatchSession:
 
 @final
 class Request:
-    """One request handed to a :meth:`Client.handle_requests` handler."""
+    """One request handed to a :meth:`Client.handle_requests` handler. Records (this one,
+    :class:`Call`, :class:`StreamEntry`, the counters ...) compare equal when their fields
+    are, and ``as_dict()`` gives their fields."""
 
     @property
     def queue(self) -> bytes:
@@ -917,26 +945,40 @@ class Request:
     def attempt(self) -> int:
         """How many times it was handed to a handler before: 0 the first time (reliable
         mode counts failed attempts)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class Worker:
-    """A running request worker, from :meth:`Client.handle_requests`. Used as a context
-    manager, it is stopped (``stop()``) when the block ends. A worker dropped without
-    being stopped is stopped in the background; one whose handler refers to it stays
-    alive, like a thread, until stopped."""
+    """A running request worker, from :meth:`Client.handle_requests`.
 
-    def stop(self, timeout: _Seconds | None = 10.0) -> None:
-        """Stop taking requests and wait up to ``timeout`` seconds (default 10) for the
-        running handlers to return, with the GIL released. ``TimeoutError`` if some still
-        ran then (they finish on their own; in reliable mode their requests stay in flight
-        and are recovered after the lease; ``stop()`` may be called again to wait more).
-        Stopping a stopped worker does nothing. Called from inside one of the worker's own
-        handlers it only asks the worker to stop and returns at once."""
-    def stats(self) -> WorkerStats:
-        """The worker's counters."""
+    Like the other handles that run handlers on threads of the core (:class:`RpcServer`,
+    :class:`StreamConsumer`, :class:`HashWatcher`, :class:`KeyspaceWatch`), it has one
+    lifecycle, the core's: :meth:`stop`, :attr:`stopped`, :meth:`close` and ``with``
+    (stopped when the block ends). Dropped without being stopped, it is stopped without
+    holding up other Python threads (waiting up to 10 s for running handlers). Its
+    handler (and ``on_error``) are released once it has stopped. One whose handler
+    refers to it stays alive, like a thread, until stopped."""
+
+    def stop(self, timeout: _Seconds | None = None) -> None:
+        """Stop and wait up to ``timeout`` seconds (default 10) for the running handlers to
+        return, with the GIL released. ``TimeoutError`` if some still ran then (they finish
+        on their own: the worker stops when they return; in reliable mode their requests
+        stay in flight and are recovered after the lease; ``stop()`` may be called again to
+        wait more). Stopping a stopped worker does nothing. Called from inside one of its
+        own handlers it only asks for the stop and returns at once: the worker stops when
+        that handler returns."""
+    def close(self) -> None:
+        """The same as :meth:`stop` with its default timeout."""
+    @property
+    def stopped(self) -> bool:
+        """Whether it has stopped for good (every handler returned)."""
     @property
     def running(self) -> bool:
-        """Whether it was not stopped yet."""
+        """The opposite of :attr:`stopped`."""
+    def stats(self) -> WorkerStats:
+        """The worker's counters."""
     @property
     def queues(self) -> list[bytes]:
         """The queue names it serves."""
@@ -994,6 +1036,9 @@ class DeadLetter:
     @property
     def error(self) -> str:
         """The last failure: ``"TypeName: message"`` from a Python handler."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class Call:
@@ -1010,24 +1055,31 @@ class Call:
     def deadline(self) -> float:
         """When the caller stops waiting, in seconds since the epoch (compare with
         ``time.time()``)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class RpcServer:
-    """A running RPC server, from :meth:`Client.serve` or :meth:`Client.serve_methods`.
-    While it runs it announces itself (so callers can tell "no server" from "slow
-    server"). Used as a context manager, it is stopped when the block ends; dropped
-    without being stopped, it is stopped in the background."""
+    """A running RPC server, from :meth:`Client.serve` or :meth:`Client.serve_methods`,
+    with the lifecycle of :class:`Worker`. While it runs it announces itself (so callers
+    can tell "no server" from "slow server")."""
 
-    def stop(self, timeout: _Seconds | None = 10.0) -> None:
+    def stop(self, timeout: _Seconds | None = None) -> None:
         """Stop answering and wait up to ``timeout`` seconds (default 10) for running
         handlers, with the GIL released; ``TimeoutError`` if some still ran then. Calls
         still queued stay for another server (or expire). From inside one of its own
-        handlers it only asks the server to stop and returns at once."""
-    def stats(self) -> WorkerStats:
-        """The server's counters."""
+        handlers it only asks for the stop and returns at once."""
+    def close(self) -> None:
+        """The same as :meth:`stop` with its default timeout."""
+    @property
+    def stopped(self) -> bool:
+        """Whether it has stopped for good (every handler returned)."""
     @property
     def running(self) -> bool:
-        """Whether it was not stopped yet."""
+        """The opposite of :attr:`stopped`."""
+    def stats(self) -> WorkerStats:
+        """The server's counters."""
     @property
     def service(self) -> bytes:
         """The service name."""
@@ -1052,14 +1104,16 @@ class StreamEntry:
     def deliveries(self) -> int:
         """How many times it was delivered to a consumer of a group (1 the first time);
         0 for entries read outside consumer groups."""
-    def __getitem__(self, name: bytes | str, /) -> bytes: ...
-    def __contains__(self, name: bytes | str, /) -> bool: ...
+    def __getitem__(self, name: _Arg, /) -> bytes: ...
+    def __contains__(self, name: _Arg, /) -> bool: ...
     def __len__(self) -> int: ...
     @overload
-    def get(self, name: bytes | str, default: None = None) -> bytes | None:
+    def get(self, name: _Arg, default: None = None) -> bytes | None:
         """The value of the field ``name``, or ``default``."""
     @overload
-    def get(self, name: bytes | str, default: _T) -> bytes | _T: ...
+    def get(self, name: _Arg, default: _T) -> bytes | _T: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -1087,20 +1141,23 @@ class StreamFollower:
 
 @final
 class StreamConsumer:
-    """A running consumer of a consumer group (:meth:`Client.stream_consume`). Used as a
-    context manager it is stopped when the block ends; dropped without being stopped, it
-    is stopped in the background."""
+    """A running consumer of a consumer group (:meth:`Client.stream_consume`), with the
+    lifecycle of :class:`Worker`."""
 
-    def stop(self, timeout: _Seconds | None = 10.0) -> None:
+    def stop(self, timeout: _Seconds | None = None) -> None:
         """Stop reading and wait up to ``timeout`` seconds (default 10) for the handler to
-        finish the entries already read, with the GIL released; ``TimeoutError`` if it was
-        still running then (call ``stop`` again to wait more). From inside its own handler
-        it returns at once: the consumer stops after that handler returns, and the rest of
-        the entries it had read stay pending (other consumers claim them after
-        ``min_idle``)."""
+        finish, with the GIL released; ``TimeoutError`` if it was still running then (call
+        ``stop`` again to wait more). From inside its own handler it returns at once: the
+        consumer stops after that handler returns, and the rest of the entries it had read
+        stay pending (other consumers claim them after ``min_idle``)."""
+    def close(self) -> None:
+        """The same as :meth:`stop` with its default timeout."""
     @property
     def stopped(self) -> bool:
-        """Whether it was stopped."""
+        """Whether it has stopped for good (every handler returned)."""
+    @property
+    def running(self) -> bool:
+        """The opposite of :attr:`stopped`."""
     def stats(self) -> ConsumerStats:
         """The consumer's counters."""
     def __enter__(self) -> Self: ...
@@ -1137,22 +1194,29 @@ class PendingInfo:
     @property
     def consumers(self) -> dict[str, int]:
         """How many per consumer name (consumers with none are not listed)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class HashWatcher:
-    """A running hash watcher (:meth:`Client.hash_watch`). Used as a context manager it
-    is stopped when the block ends; dropped without being stopped, it is stopped in the
-    background."""
+    """A running hash watcher (:meth:`Client.hash_watch`), with the lifecycle of
+    :class:`Worker`."""
 
-    def stop(self) -> None:
-        """Stop watching (unsubscribe). Waits, with the GIL released, for a callback
-        running on the watcher's thread; after it returns no callback runs (called from
-        inside a callback: none after that one returns). Stopping again does nothing."""
+    def stop(self, timeout: _Seconds | None = None) -> None:
+        """Stop watching (unsubscribe), waiting up to ``timeout`` seconds (default 10),
+        with the GIL released, for a callback running on the watcher's thread;
+        ``TimeoutError`` if it still runs then. After it returns no callback runs (called
+        from inside a callback: it returns at once, and none runs after that one returns).
+        Stopping again does nothing."""
     def close(self) -> None:
-        """The same as :meth:`stop`."""
+        """The same as :meth:`stop` with its default timeout."""
     @property
     def stopped(self) -> bool:
-        """Whether it was stopped."""
+        """Whether it has stopped for good (every callback returned)."""
+    @property
+    def running(self) -> bool:
+        """The opposite of :attr:`stopped`."""
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
 
@@ -1160,7 +1224,7 @@ class HashWatcher:
 class Lock:
     """A held distributed lock (:meth:`Client.lock`). As a context manager it is released
     when the block ends (a failing release does not hide the block's own exception).
-    Dropped while held, it is released in the background."""
+    Dropped while held, it is released without holding up other Python threads."""
 
     @property
     def name(self) -> bytes:
@@ -1185,14 +1249,71 @@ class Lock:
 
 @final
 class KeyspaceWatch:
-    """A keyspace-notification watch (:meth:`Client.watch_keys`); as a context manager it
-    is closed when the block ends."""
+    """A keyspace-notification watch (:meth:`Client.watch_keys`), with the lifecycle of
+    :class:`Worker`."""
 
+    def stop(self, timeout: _Seconds | None = None) -> None:
+        """Unsubscribe, waiting up to ``timeout`` seconds (default 10) for a running
+        callback; ``TimeoutError`` if it still runs then. After it returns the callback is
+        not called again (from inside the callback: it returns at once, and no call follows
+        that one). Stopping again does nothing."""
     def close(self) -> None:
-        """Unsubscribe; after it returns the callback is not called again. Closing again
-        does nothing."""
+        """The same as :meth:`stop` with its default timeout."""
     @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+    def stopped(self) -> bool:
+        """Whether it has stopped for good."""
+    @property
+    def running(self) -> bool:
+        """The opposite of :attr:`stopped`."""
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class Report:
+    """What a worker, RPC server, stream consumer, watcher or subscription of a client
+    reports besides its handlers' results; see :class:`Client` (logging, ``on_report``).
+    ``str(report)`` is its one-line text."""
+
+    @property
+    def kind(self) -> Literal[
+        "handler_failed",
+        "dead_lettered",
+        "recovered",
+        "connection_lost",
+        "connection_restored",
+        "read_failed",
+    ]:
+        """What happened."""
+    @property
+    def source(self) -> Literal[
+        "worker", "rpc_server", "stream_consumer", "hash_watcher", "keyspace_watch", "subscription"
+    ]:
+        """Which kind of handle reports it."""
+    @property
+    def name(self) -> bytes:
+        """The queue, service, stream, hash, channel or key pattern."""
+    @property
+    def group(self) -> bytes | None:
+        """The consumer group (stream consumers)."""
+    @property
+    def item(self) -> str | None:
+        """The item it is about (a stream entry id)."""
+    @property
+    def attempt(self) -> int:
+        """How many times the item was handed to a handler, this time included (for
+        streams: its deliveries); 0 when it does not apply."""
+    @property
+    def max_attempts(self) -> int:
+        """After how many attempts an item is dead-lettered; 0 when it does not apply."""
+    @property
+    def count(self) -> int:
+        """How many items (dead letters, recovered requests); 0 when it does not apply."""
+    @property
+    def error(self) -> BaseException | None:
+        """The exception: a handler's own, or the :class:`RedipcError` of what failed."""
+    @property
+    def during(self) -> str | None:
+        """What the handle was doing when its operation failed."""
+    @property
+    def text(self) -> str:
+        """The one-line text (also ``str(report)``)."""

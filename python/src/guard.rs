@@ -1,0 +1,148 @@
+//! What the interpreter itself forces on the binding, and nothing else:
+//!
+//! - **The exit guard.** Once the interpreter finalizes, a thread that takes the GIL back
+//!   (a core thread calling a handler, or a thread returning from a wait with the GIL
+//!   released) is ended by CPython with `pthread_exit`, whose unwinding through Rust frames
+//!   aborts the process. An `atexit` hook therefore sets [`EXITING`] and waits (up to
+//!   [`EXIT_WAIT`]) for the threads that are inside Python or inside such a wait
+//!   ([`Busy`]); from then on no handler is called and no wait begins.
+//! - **Waits that see signals.** A wait with the GIL released cannot be interrupted by
+//!   Ctrl-C: [`wait`] waits in slices and checks signals between them.
+//! - **Drops that may wait for the GIL.** Dropping a core handle waits for its running
+//!   handlers, which need the GIL: [`Detached`] drops it with the GIL released.
+
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
+
+use crate::errors::to_pyerr;
+
+/// Set by the `atexit` hook: the interpreter exits.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Threads inside a call into Python from a core thread, or inside a [`wait`].
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
+/// How long the exit hook waits for [`BUSY`] threads.
+const EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// The longest stretch one [`wait`] spends with the GIL released without checking signals.
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
+
+/// Counts a thread in [`BUSY`] while it lives; `None` once the interpreter exits.
+struct Busy(());
+
+impl Busy {
+    fn enter() -> Option<Busy> {
+        BUSY.fetch_add(1, Ordering::SeqCst);
+        let busy = Busy(());
+        (!EXITING.load(Ordering::SeqCst)).then_some(busy)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Run `f` with the GIL on a thread of the core; `None` once the interpreter exits.
+pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    let _busy = Busy::enter()?;
+    Python::try_attach(f)
+}
+
+/// What a handler whose outcome the core waits for does once the interpreter exits: it
+/// never returns, as if the process had died in it (a reliable request stays in flight and
+/// is recovered after its lease, instead of being failed and retried into the dead letters
+/// while the interpreter finalizes). The process ends it.
+pub(crate) fn park() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Run `step(slice)` with the GIL released until it gives `Some` or `timeout` (`None`: no
+/// limit) has passed (`Ok(None)`). Each call gets at most [`SLICE`] (zero for a zero
+/// timeout, so it runs at least once); signals are checked between calls.
+pub(crate) fn wait<T: Send>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    mut step: impl FnMut(Duration) -> redipc::Result<Option<T>> + Send,
+) -> PyResult<Option<T>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let slice = left.map_or(SLICE, |l| l.min(SLICE));
+        let got = match Busy::enter() {
+            Some(_busy) => py.detach(|| step(slice)),
+            None => return Err(py_err!(Closed, "the interpreter is exiting")),
+        };
+        match got.map_err(|e| to_pyerr(py, e))? {
+            Some(v) => return Ok(Some(v)),
+            None if left.is_some_and(|l| l <= slice) => return Ok(None),
+            None => py.check_signals()?,
+        }
+    }
+}
+
+/// Register the `atexit` hook (see the [module docs](self)).
+pub(crate) fn register(py: Python<'_>) -> PyResult<()> {
+    let hook = PyCFunction::new_closure(
+        py,
+        Some(c"_redipc_exiting"),
+        Some(c"Stop calling into Python from redipc's threads: the interpreter exits."),
+        |args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| {
+            EXITING.store(true, Ordering::SeqCst);
+            let until = Instant::now() + EXIT_WAIT;
+            args.py().detach(|| {
+                while BUSY.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+        },
+    )?;
+    py.import("atexit")?.call_method1("register", (hook,))?;
+    Ok(())
+}
+
+/// A core handle held by a Python object: dropped with the GIL released (its drop may
+/// wait for handlers that need the GIL); once the interpreter exits, left for the process's
+/// end instead (a handler parked by [`park`] would keep the drop waiting).
+pub(crate) struct Detached<T: Send>(ManuallyDrop<T>);
+
+impl<T: Send> Detached<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        Detached(ManuallyDrop::new(inner))
+    }
+
+    /// The handle, to be consumed by a call (on a thread with the GIL released).
+    pub(crate) fn into_inner(self) -> T {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so the handle is taken exactly once.
+        unsafe { ManuallyDrop::take(&mut me.0) }
+    }
+}
+
+impl<T: Send> std::ops::Deref for Detached<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Send> Drop for Detached<T> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `self.0` is not used afterwards.
+        let inner = unsafe { ManuallyDrop::take(&mut self.0) };
+        if EXITING.load(Ordering::SeqCst) {
+            std::mem::forget(inner);
+        } else {
+            // Not attachable (not possible for an object Python drops): dropped right here.
+            let _ = Python::try_attach(move |py| py.detach(move || drop(inner)));
+        }
+    }
+}
