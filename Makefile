@@ -1,8 +1,13 @@
 # Build and install libredipc (the C API) with its header, pkg-config file and CMake package.
 #
 #   make                                build target/release/libredipc.{so,a}
-#   make install PREFIX=/usr/local      install (DESTDIR is honoured)
+#   make install PREFIX=/usr/local      install (DESTDIR and CARGO_TARGET_DIR are honoured)
 #   make uninstall PREFIX=/usr/local
+#
+# Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
+# SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
+#   cc app.c -Iinclude -Ltarget/release -lredipc && LD_LIBRARY_PATH=target/release ./app
+# runs.
 #
 # The two project commands are scripts/showcase and scripts/test (see README.md).
 
@@ -15,7 +20,8 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 # System libraries a static libredipc.a needs (what rustc reports for this target).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-RELEASE ?= target/release
+# Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
+RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/release
 empty :=
 space := $(empty) $(empty)
 

@@ -76,11 +76,11 @@ static unsigned long check_failed = 0;
 #define CHECK_OK(expr) CHECK_RC(expr, IPC_OK)
 
 /* Whether (ptr, len) holds exactly the NUL-terminated string s. */
-static int bytes_eq(const void *ptr, size_t len, const char *s) {
+static inline int bytes_eq(const void *ptr, size_t len, const char *s) {
     return ptr != NULL && len == strlen(s) && memcmp(ptr, s, len) == 0;
 }
 
-static int check_summary(void) {
+static inline int check_summary(void) {
     printf("%lu passed, %lu failed\n", check_passed, check_failed);
     return check_failed == 0 ? 0 : 1;
 }

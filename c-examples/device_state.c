@@ -58,7 +58,7 @@ static int publish(ipc_client *c, const char *hash, const char *field, long valu
     ipc_result rc;
     snprintf(text, sizeof text, "%ld", value);
     rc = ipc_hash_set_if_changed(c, hash, strlen(hash), field, strlen(field),
-                                 (const uint8_t *)text, strlen(text), &changed);
+                                 text, strlen(text), &changed);
     if (rc != IPC_OK) {
         fprintf(stderr, "device_state: %s: %s\n", ipc_result_name(rc), ipc_last_error_message());
         return -1;

@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
     ipc_result rc;
     const char *key = "hello:greeting";
     const char *value = "Hello from C";
-    uint8_t *buf = NULL;
+    char *buf = NULL;
     size_t len = 0;
     bool found = false;
     int64_t counter = 0;
@@ -32,14 +32,14 @@ int main(int argc, char **argv) {
     rc = ipc_client_new(url, NULL, &client);
     if (rc != IPC_OK) return fail("connect", rc);
 
-    rc = ipc_set(client, key, strlen(key), (const uint8_t *)value, strlen(value), 0);
+    rc = ipc_set(client, key, strlen(key), value, strlen(value), 0);
     if (rc != IPC_OK) { status = fail("SET", rc); goto out; }
     printf("SET %s \"%s\"\n", key, value);
 
     rc = ipc_get(client, key, strlen(key), &buf, &len, &found);
     if (rc != IPC_OK) { status = fail("GET", rc); goto out; }
     if (found) {
-        printf("GET %s -> \"%.*s\" (%zu bytes)\n", key, (int)len, (const char *)buf, len);
+        printf("GET %s -> \"%.*s\" (%zu bytes)\n", key, (int)len, buf, len);
     } else {
         printf("GET %s -> (nil)\n", key);
     }

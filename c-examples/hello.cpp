@@ -29,15 +29,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     const std::string key = "hello:cpp", value = "from C++";
-    rc = ipc_set(c.raw, key.data(), key.size(), reinterpret_cast<const uint8_t *>(value.data()),
+    rc = ipc_set(c.raw, key.data(), key.size(), value.data(),
                  value.size(), 0);
     if (rc != IPC_OK) return 1;
-    uint8_t *buf = nullptr;
+    char *buf = nullptr;
     size_t len = 0;
     bool found = false;
     rc = ipc_get(c.raw, key.data(), key.size(), &buf, &len, &found);
     if (rc != IPC_OK || !found) return 1;
-    std::string got(reinterpret_cast<const char *>(buf), len);
+    std::string got(buf, len);
     ipc_buf_free(buf, len);
     std::printf("GET %s -> %s\n", key.c_str(), got.c_str());
     return got == value ? 0 : 1;

@@ -72,7 +72,7 @@ struct sub_state {
     long messages;
 };
 
-static void print_line(const char *word, const uint8_t *a, size_t alen, const uint8_t *b,
+static void print_line(const char *word, const char *a, size_t alen, const char *b,
                        size_t blen) {
     fputs(word, stdout);
     if (a != NULL) {
@@ -135,7 +135,7 @@ static int run_sub(const char *url, const char *channel, long count) {
         goto out;
     }
     /* Returns once the server confirmed; the "activated" line comes from the first poll. */
-    if ((rc = ipc_subscribe(client, &channel, 1, on_event, &st, NULL, &sub)) != IPC_OK) {
+    if ((rc = ipc_subscribe(client, IPC_SUB_CHANNEL, &channel, NULL, 1, NULL, on_event, &st, NULL, &sub)) != IPC_OK) {
         status = fail("ipc_subscribe", rc);
         goto out;
     }
@@ -186,7 +186,7 @@ static int run_pub(const char *url, const char *channel, long count, const char 
             status = 2;
             break;
         }
-        rc = ipc_publish(client, channel, strlen(channel), (const uint8_t *)payload, (size_t)len,
+        rc = ipc_publish(client, channel, strlen(channel), payload, (size_t)len,
                          &receivers);
         if (rc != IPC_OK) {
             status = fail("ipc_publish", rc);

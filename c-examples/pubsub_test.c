@@ -70,7 +70,7 @@ static ipc_result cmd(ipc_client *c, ipc_reply **out, const char *a0, const char
     if (a1) argv[argc++] = a1;
     if (a2) argv[argc++] = a2;
     if (a3) argv[argc++] = a3;
-    return ipc_command(c, argc, argv, NULL, out);
+    return ipc_command(c, argv, NULL, argc, out);
 }
 
 /* PUBSUB NUMSUB channel: how many connections subscribe to it; -1 on error. */
@@ -95,7 +95,7 @@ static int numsub_becomes(ipc_client *c, const char *channel, long want, double 
 
 static long publish(ipc_client *c, const char *channel, const char *payload) {
     int64_t receivers = -1;
-    if (ipc_publish(c, channel, strlen(channel), (const uint8_t *)payload, strlen(payload),
+    if (ipc_publish(c, channel, strlen(channel), payload, strlen(payload),
                     &receivers) != IPC_OK)
         return -1;
     return (long)receivers;
@@ -121,7 +121,7 @@ static ipc_result lua_burst(ipc_client *c, const char *channel, int tag, long fr
     argv[4] = t;
     argv[5] = f;
     argv[6] = e;
-    rc = ipc_command(c, 7, argv, NULL, &r);
+    rc = ipc_command(c, argv, NULL, 7, &r);
     ipc_reply_free(r);
     return rc;
 }
@@ -174,7 +174,7 @@ static void rec_destroy(struct rec *r) {
     r->seen = NULL;
 }
 
-static void copy_field(char *dst, size_t *dlen, int *isnull, const uint8_t *p, size_t n) {
+static void copy_field(char *dst, size_t *dlen, int *isnull, const char *p, size_t n) {
     *isnull = p == NULL;
     *dlen = n;
     if (n > FIELD - 1) n = FIELD - 1;
@@ -183,7 +183,7 @@ static void copy_field(char *dst, size_t *dlen, int *isnull, const uint8_t *p, s
 }
 
 /* The number after the ':' of a "TAG:i" payload, and the tag; -1 if malformed. */
-static long parse_tagged(const uint8_t *p, size_t n, int *tag) {
+static long parse_tagged(const char *p, size_t n, int *tag) {
     char buf[64];
     char *colon;
     if (n == 0 || n >= sizeof buf) return -1;
@@ -312,7 +312,7 @@ static int rec_wait(struct rec *r, enum rec_field f, long want, double ms) {
 }
 
 static ipc_result sub1(ipc_client *c, const char *name, struct rec *r, ipc_subscription **out) {
-    return ipc_subscribe(c, &name, 1, rec_cb, r, rec_free, out);
+    return ipc_subscribe(c, IPC_SUB_CHANNEL, &name, NULL, 1, NULL, rec_cb, r, rec_free, out);
 }
 
 /* ---- (a) 100,000 messages complete and in order ------------------------------------- */
@@ -451,18 +451,18 @@ static void test_shared_and_add_remove(const char *url) {
     CHECK(numsub(pc, shared) == 1);
 
     /* an empty subscription, filled later, then shrunk */
-    CHECK_OK(ipc_subscribe(c, NULL, 0, rec_cb, &re, rec_free, &e));
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, NULL, NULL, 0, NULL, rec_cb, &re, rec_free, &e));
     xy[0] = chan("x");
     xy[1] = chan("y");
-    CHECK_OK(ipc_subscription_add(e, xy, 2));
+    CHECK_OK(ipc_subscription_add(e, xy, NULL, 2));
     CHECK(rec_wait(&re, F_ACTIVATED, 2, 5000));
-    CHECK_OK(ipc_subscription_add(e, xy, 2)); /* already there: skipped */
-    CHECK_OK(ipc_subscription_add(e, NULL, 0));
+    CHECK_OK(ipc_subscription_add(e, xy, NULL, 2)); /* already there: skipped */
+    CHECK_OK(ipc_subscription_add(e, NULL, NULL, 0));
     CHECK(publish(pc, xy[0], "to-x") == 1);
     CHECK(publish(pc, xy[1], "to-y") == 1);
     CHECK(rec_wait(&re, F_MESSAGES, 2, 5000));
-    CHECK_OK(ipc_subscription_remove(e, xy, 1));
-    CHECK_OK(ipc_subscription_remove(e, NULL, 0));
+    CHECK_OK(ipc_subscription_remove(e, xy, NULL, 1));
+    CHECK_OK(ipc_subscription_remove(e, NULL, NULL, 0));
     CHECK(numsub_becomes(pc, xy[0], 0, 3000));
     CHECK(numsub(pc, xy[1]) == 1);
     CHECK(publish(pc, xy[0], "lost") == 0);
@@ -498,7 +498,7 @@ static void test_kinds(const char *url) {
     const char *pat = chan("pat.*");
     const char *shard = chan("shard.a");
     char binname[64];
-    const uint8_t *names[1];
+    const char *names[1];
     size_t lens[1];
     int64_t receivers = -1;
     size_t binlen;
@@ -508,7 +508,7 @@ static void test_kinds(const char *url) {
     rec_init(&rbin);
 
     /* pattern */
-    CHECK_OK(ipc_psubscribe(c, &pat, 1, rec_cb, &rp, rec_free, &p));
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_PATTERN, &pat, NULL, 1, NULL, rec_cb, &rp, rec_free, &p));
     CHECK(rec_wait(&rp, F_ACTIVATED, 1, 5000));
     CHECK(rp.kind == IPC_EVENT_ACTIVATED && rp.sub_kind == IPC_SUB_PATTERN);
     CHECK(strcmp(rp.channel, pat) == 0 && strcmp(rp.pattern, pat) == 0);
@@ -525,10 +525,10 @@ static void test_kinds(const char *url) {
     CHECK(!rp.payload_null && rp.payload_len == 0);
 
     /* shard channel */
-    CHECK_OK(ipc_ssubscribe(c, &shard, 1, rec_cb, &rs, NULL, &s));
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_SHARD, &shard, NULL, 1, NULL, rec_cb, &rs, NULL, &s));
     CHECK(rec_wait(&rs, F_ACTIVATED, 1, 5000));
     CHECK(rs.sub_kind == IPC_SUB_SHARD && strcmp(rs.channel, shard) == 0 && rs.pattern_null);
-    CHECK_OK(ipc_spublish(pc, shard, strlen(shard), (const uint8_t *)"s1", 2, &receivers));
+    CHECK_OK(ipc_spublish(pc, shard, strlen(shard), "s1", 2, &receivers));
     CHECK(receivers == 1);
     CHECK(rec_wait(&rs, F_MESSAGES, 1, 5000));
     CHECK(rs.kind == IPC_EVENT_MESSAGE && rs.sub_kind == IPC_SUB_SHARD);
@@ -538,18 +538,18 @@ static void test_kinds(const char *url) {
     binlen = (size_t)snprintf(binname, sizeof binname, "%sbin", prefix);
     binname[binlen++] = '\0';
     binname[binlen++] = 'x';
-    names[0] = (const uint8_t *)binname;
+    names[0] = binname;
     lens[0] = binlen;
     CHECK_OK(ipc_subscribe_options_new(&so));
     CHECK_OK(ipc_subscribe_options_set_capacity(so, 123));
     CHECK_OK(ipc_subscribe_options_set_overflow(so, IPC_OVERFLOW_DROP_OLDEST));
-    CHECK_OK(ipc_subscribe_ex(c, IPC_SUB_CHANNEL, names, lens, 1, so, rec_cb, &rbin, rec_free,
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, names, lens, 1, so, rec_cb, &rbin, rec_free,
                               &bin));
     ipc_subscribe_options_free(so);
     CHECK(rec_wait(&rbin, F_ACTIVATED, 1, 5000));
     CHECK(rbin.channel_len == binlen && memcmp(rbin.channel, binname, binlen) == 0);
     receivers = -1;
-    CHECK_OK(ipc_publish(pc, binname, binlen, (const uint8_t *)"b\0y", 3, &receivers));
+    CHECK_OK(ipc_publish(pc, binname, binlen, "b\0y", 3, &receivers));
     CHECK(receivers == 1);
     CHECK(rec_wait(&rbin, F_MESSAGES, 1, 5000));
     CHECK(rbin.channel_len == binlen && memcmp(rbin.channel, binname, binlen) == 0);
@@ -570,8 +570,8 @@ static void test_kinds(const char *url) {
     CHECK(rec_get(&rbin, F_FREED) == 1);
     rec_destroy(&rbin);
     rec_init(&rbin);
-    names[0] = (const uint8_t *)chan("ex.*");
-    CHECK_OK(ipc_subscribe_ex(c, IPC_SUB_PATTERN, names, NULL, 1, NULL, rec_cb, &rbin, NULL,
+    names[0] = chan("ex.*");
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_PATTERN, names, NULL, 1, NULL, rec_cb, &rbin, NULL,
                               &bin));
     CHECK(publish(pc, chan("ex.1"), "e") == 1);
     CHECK(rec_wait(&rbin, F_MESSAGES, 1, 5000));
@@ -606,7 +606,7 @@ static void test_client_kill(const char *url) {
     rec_init(&ra);
     rec_init(&rb);
     CHECK_OK(sub1(c, ch, &ra, &a));
-    CHECK_OK(ipc_psubscribe(c, &pat, 1, rec_cb, &rb, rec_free, &b));
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_PATTERN, &pat, NULL, 1, NULL, rec_cb, &rb, rec_free, &b));
     CHECK(rec_wait(&ra, F_ACTIVATED, 1, 5000) && rec_wait(&rb, F_ACTIVATED, 1, 5000));
 
     t0 = now_ms();
@@ -692,7 +692,7 @@ static void test_overflow(const char *url) {
         ipc_sub_stats st;
         struct rec r;
         const char *ch = chan(cases[k].name);
-        const uint8_t *name = (const uint8_t *)ch;
+        const char *name = ch;
         double deadline = now_ms() + 20000;
         long i, increasing = 1;
 
@@ -703,7 +703,7 @@ static void test_overflow(const char *url) {
         CHECK_OK(ipc_subscribe_options_new(&so));
         CHECK_OK(ipc_subscribe_options_set_capacity(so, 10));
         CHECK_OK(ipc_subscribe_options_set_overflow(so, cases[k].policy));
-        CHECK_OK(ipc_subscribe_ex(c, IPC_SUB_CHANNEL, &name, NULL, 1, so, rec_cb, &r, rec_free,
+        CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, &name, NULL, 1, so, rec_cb, &r, rec_free,
                                   &sub));
         ipc_subscribe_options_free(so);
         if (sub == NULL) {
@@ -814,7 +814,7 @@ static void test_unsubscribe_race(const char *url) {
         struct race_ud *u = &uds[i];
         ipc_subscription *sub = NULL;
         u->slow = i % 7 == 0;
-        if (ipc_subscribe(c, &ch, 1, race_cb, u, race_free, &sub) != IPC_OK) {
+        if (ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, race_cb, u, race_free, &sub) != IPC_OK) {
             failures++;
             continue;
         }
@@ -916,7 +916,7 @@ static void test_free_inside_callback(const char *url) {
         memset(&u, 0, sizeof u);
         pthread_mutex_init(&u.mu, NULL);
         pthread_cond_init(&u.cv, NULL);
-        CHECK_OK(ipc_subscribe(c, &ch, 1, self_cb, &u, self_free, &sub));
+        CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, self_cb, &u, self_free, &sub));
         pthread_mutex_lock(&u.mu);
         u.sub = sub;
         pthread_mutex_unlock(&u.mu);
@@ -978,7 +978,7 @@ static void test_client_close_ends_subscriptions(const char *url) {
     CHECK_OK(sub1(c, ch, &r, &sub));
     CHECK_OK(ipc_client_close(c));
     CHECK(rec_get(&r, F_FREED) == 1); /* before ipc_client_close returned */
-    CHECK_RC(ipc_subscription_add(sub, &ch, 1), IPC_ERR_CLOSED);
+    CHECK_RC(ipc_subscription_add(sub, &ch, NULL, 1), IPC_ERR_CLOSED);
     CHECK_RC(sub1(c, ch, &r2, &never), IPC_ERR_CLOSED);
     CHECK(never == (ipc_subscription *)&sub); /* untouched */
     CHECK(rec_get(&r2, F_FREED) == 0);      /* failure: the caller keeps userdata */
@@ -992,7 +992,7 @@ static void test_client_close_ends_subscriptions(const char *url) {
     CHECK_OK(sub1(c, ch, &r3, &sub2));
     ipc_client_free(c);
     CHECK(rec_get(&r3, F_FREED) == 1);
-    CHECK_OK(ipc_subscription_remove(sub2, &ch, 1));
+    CHECK_OK(ipc_subscription_remove(sub2, &ch, NULL, 1));
     ipc_subscription_free(sub2);
     CHECK(rec_get(&r3, F_FREED) == 1);
 out:
@@ -1028,7 +1028,7 @@ static void blocking_cb(void *userdata, const ipc_message *m) {
     if (cmd(u->pub, &r, "PING", NULL, NULL, NULL) == IPC_OK) add(&u->ok, 1);
     else add(&u->failed, 1);
     ipc_reply_free(r);
-    if (self != NULL && ipc_subscription_add(self, &u->extra_channel, 1) == IPC_OK)
+    if (self != NULL && ipc_subscription_add(self, &u->extra_channel, NULL, 1) == IPC_OK)
         add(&u->ok, 1);
     else
         add(&u->failed, 1);
@@ -1049,7 +1049,7 @@ static void test_blocking_calls_in_callbacks(const char *url) {
     u.reply_channel = chan("answer");
     u.extra_channel = chan("extra");
     CHECK_OK(sub1(pc, u.reply_channel, &rr, &replies));
-    CHECK_OK(ipc_subscribe(c, &ch, 1, blocking_cb, &u, NULL, &sub));
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, blocking_cb, &u, NULL, &sub));
     pthread_mutex_lock(&u.mu);
     u.self = sub;
     pthread_mutex_unlock(&u.mu);
@@ -1126,7 +1126,7 @@ static void test_poll_mode(const char *url) {
     CHECK_OK(ipc_client_fd(c, &fd));
     CHECK(fd >= 0);
     CHECK(!readable(fd, 0));
-    CHECK_OK(ipc_subscribe(c, &ch, 1, poll_cb, &u, NULL, &sub));
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, poll_cb, &u, NULL, &sub));
     if (sub == NULL) goto out;
     /* the ACTIVATED event waits for ipc_client_poll */
     CHECK(readable(fd, 0));
@@ -1202,7 +1202,7 @@ static void test_bad_input(const char *url) {
     const char *ch = chan("bad");
     const char *nulls[1] = {NULL};
     const char *empty[1] = {""};
-    const uint8_t *uname = (const uint8_t *)ch;
+    const char *uname = ch;
     int64_t receivers = 777;
     size_t n = 777;
     int fd = 777;
@@ -1213,22 +1213,22 @@ static void test_bad_input(const char *url) {
     ipc_subscription_free(NULL);
     ipc_subscribe_options_free(NULL);
 
-    CHECK_RC(ipc_subscribe(c, &ch, 1, NULL, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, NULL, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
     CHECK(strstr(ipc_last_error_message(), "`cb`") != NULL);
-    CHECK_RC(ipc_subscribe(c, NULL, 1, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
-    CHECK(strstr(ipc_last_error_message(), "`channels`") != NULL);
-    CHECK_RC(ipc_subscribe(c, nulls, 1, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
-    CHECK(strstr(ipc_last_error_message(), "channels[0]") != NULL);
-    CHECK_RC(ipc_subscribe(NULL, &ch, 1, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscribe(c, &ch, 1, rec_cb, &r, rec_free, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscribe(c, empty, 1, rec_cb, &r, rec_free, &sub), IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_psubscribe(c, NULL, 2, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_ssubscribe(c, &ch, 1, NULL, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscribe_ex(c, 7, &uname, NULL, 1, NULL, rec_cb, &r, rec_free, &sub),
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_CHANNEL, NULL, NULL, 1, NULL, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
+    CHECK(strstr(ipc_last_error_message(), "`names`") != NULL);
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_CHANNEL, nulls, NULL, 1, NULL, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
+    CHECK(strstr(ipc_last_error_message(), "names[0]") != NULL);
+    CHECK_RC(ipc_subscribe(NULL, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, NULL, 1, NULL, rec_cb, &r, rec_free, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_CHANNEL, empty, NULL, 1, NULL, rec_cb, &r, rec_free, &sub), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_PATTERN, NULL, NULL, 2, NULL, rec_cb, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_SHARD, &ch, NULL, 1, NULL, NULL, &r, rec_free, &sub), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscribe(c, 7, &uname, NULL, 1, NULL, rec_cb, &r, rec_free, &sub),
              IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_subscribe_ex(c, -1, &uname, NULL, 1, NULL, rec_cb, &r, rec_free, &sub),
+    CHECK_RC(ipc_subscribe(c, -1, &uname, NULL, 1, NULL, rec_cb, &r, rec_free, &sub),
              IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_subscribe_ex(c, IPC_SUB_CHANNEL, NULL, NULL, 1, NULL, rec_cb, &r, rec_free,
+    CHECK_RC(ipc_subscribe(c, IPC_SUB_CHANNEL, NULL, NULL, 1, NULL, rec_cb, &r, rec_free,
                               &sub),
              IPC_ERR_NULL_ARG);
     CHECK(sub == NULL);                 /* outputs untouched on failure */
@@ -1237,12 +1237,12 @@ static void test_bad_input(const char *url) {
 
     /* subscription functions */
     CHECK_OK(sub1(c, ch, &r, &sub));
-    CHECK_RC(ipc_subscription_add(NULL, &ch, 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscription_add(sub, NULL, 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscription_add(sub, nulls, 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscription_add(sub, empty, 1), IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_subscription_remove(NULL, &ch, 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_subscription_remove(sub, NULL, 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscription_add(NULL, &ch, NULL, 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscription_add(sub, NULL, NULL, 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscription_add(sub, nulls, NULL, 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscription_add(sub, empty, NULL, 1), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_subscription_remove(NULL, &ch, NULL, 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscription_remove(sub, NULL, NULL, 1), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_subscription_stats(NULL, &st), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_subscription_stats(sub, NULL), IPC_ERR_NULL_ARG);
     ipc_subscription_free(sub);
@@ -1251,7 +1251,7 @@ static void test_bad_input(const char *url) {
     /* options */
     CHECK_RC(ipc_subscribe_options_new(NULL), IPC_ERR_NULL_ARG);
     CHECK_OK(ipc_subscribe_options_new(&so));
-    CHECK_RC(ipc_subscribe_options_set_capacity(so, 0), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ipc_subscribe_options_set_capacity(so, 0)); /* the core counts it as 1 */
     CHECK_RC(ipc_subscribe_options_set_capacity(NULL, 5), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_subscribe_options_set_overflow(so, 3), IPC_ERR_INVALID_ARGUMENT);
     CHECK_RC(ipc_subscribe_options_set_overflow(so, -1), IPC_ERR_INVALID_ARGUMENT);
@@ -1279,17 +1279,153 @@ static void test_bad_input(const char *url) {
     CHECK_RC(ipc_client_fd(c, NULL), IPC_ERR_NULL_ARG);
 
     /* spublish */
-    CHECK_RC(ipc_spublish(NULL, ch, strlen(ch), (const uint8_t *)"x", 1, &receivers),
+    CHECK_RC(ipc_spublish(NULL, ch, strlen(ch), "x", 1, &receivers),
              IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_spublish(c, NULL, 0, (const uint8_t *)"x", 1, &receivers), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_spublish(c, NULL, 0, "x", 1, &receivers), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_spublish(c, ch, strlen(ch), NULL, 0, &receivers), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_spublish(c, ch, strlen(ch), (const uint8_t *)"x", 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_spublish(c, ch, strlen(ch), "x", 1, NULL), IPC_ERR_NULL_ARG);
     CHECK(receivers == 777);
-    CHECK_OK(ipc_spublish(c, ch, strlen(ch), (const uint8_t *)"x", 1, &receivers));
+    CHECK_OK(ipc_spublish(c, ch, strlen(ch), "x", 1, &receivers));
     CHECK(receivers == 0);
 
     rec_destroy(&r);
     ipc_client_free(c);
+}
+
+/* ---- subscription groups: a callback per channel ------------------------------------ */
+
+struct group_self {
+    ipc_group *volatile g;
+    char extra[128];
+    volatile long calls, handle_rc, extra_calls, freed, extra_freed;
+};
+
+static void count_cb(void *userdata, const ipc_message *m) {
+    (void)m;
+    add(userdata, 1);
+}
+
+static void group_self_cb(void *userdata, const ipc_message *m) {
+    struct group_self *gs = userdata;
+    if (m->kind != IPC_EVENT_MESSAGE) return;
+    if (add(&gs->calls, 1) == 0) {
+        /* A callback may add a route to its own group (it does not wait for the server). */
+        gs->handle_rc = 1000 + (long)ipc_group_handle(gs->g, gs->extra, strlen(gs->extra),
+                                                      count_cb, (void *)&gs->extra_calls, NULL);
+    }
+}
+
+static void group_self_free(void *userdata) {
+    struct group_self *gs = userdata;
+    add(&gs->freed, 1);
+}
+
+static void test_groups(const char *url) {
+    ipc_client *c = NULL, *pc = NULL;
+    ipc_group *g = NULL;
+    ipc_subscribe_options *so = NULL;
+    struct rec ra, ra2, rb;
+    const char *a = chan("group.a"), *b = chan("group.b");
+    int ok;
+    CHECK_OK(ipc_client_new(url, NULL, &c));
+    CHECK_OK(ipc_client_new(url, NULL, &pc));
+    if (c == NULL || pc == NULL) goto out;
+    rec_init(&ra);
+    rec_init(&ra2);
+    rec_init(&rb);
+
+    CHECK_RC(ipc_subscribe_group(NULL, NULL, &g), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_subscribe_group(c, NULL, NULL), IPC_ERR_NULL_ARG);
+    CHECK_OK(ipc_subscribe_options_new(&so));
+    CHECK_OK(ipc_subscribe_options_set_capacity(so, 100));
+    CHECK_OK(ipc_subscribe_group(c, so, &g));
+    ipc_subscribe_options_free(so);
+    if (g == NULL) goto out;
+
+    /* Each channel's events reach its own callback only. */
+    CHECK_OK(ipc_group_handle(g, a, strlen(a), rec_cb, &ra, rec_free));
+    CHECK_OK(ipc_group_handle(g, b, strlen(b), rec_cb, &rb, rec_free));
+    CHECK(rec_wait(&ra, F_ACTIVATED, 1, 5000) && rec_wait(&rb, F_ACTIVATED, 1, 5000));
+    CHECK(numsub(pc, a) == 1 && numsub(pc, b) == 1);
+    CHECK(publish(pc, a, "0:0") == 1);
+    CHECK(publish(pc, b, "0:0") == 1);
+    CHECK(publish(pc, a, "0:1") == 1);
+    CHECK(rec_wait(&ra, F_MESSAGES, 2, 5000) && rec_wait(&rb, F_MESSAGES, 1, 5000));
+    sleep_us(50000);
+    CHECK(rec_get(&ra, F_MESSAGES) == 2 && rec_get(&rb, F_MESSAGES) == 1);
+    CHECK(ra.order_errors == 0 && strcmp(ra.channel, a) == 0 && strcmp(rb.channel, b) == 0);
+    CHECK(ra.sub_kind == IPC_SUB_CHANNEL);
+
+    /* Replacing a channel's callback releases the old one's userdata, once. */
+    CHECK_OK(ipc_group_handle(g, a, strlen(a), rec_cb, &ra2, rec_free));
+    CHECK(rec_wait(&ra, F_FREED, 1, 5000));
+    CHECK(publish(pc, a, "0:0") == 1);
+    CHECK(rec_wait(&ra2, F_MESSAGES, 1, 5000));
+    sleep_us(50000);
+    CHECK(rec_get(&ra, F_MESSAGES) == 2 && rec_get(&ra, F_FREED) == 1);
+
+    /* Unhandling unsubscribes and releases; a channel it does not handle is ignored. */
+    CHECK_OK(ipc_group_unhandle(g, b, strlen(b)));
+    CHECK(rec_wait(&rb, F_FREED, 1, 5000));
+    CHECK(numsub_becomes(pc, b, 0, 5000));
+    CHECK_OK(ipc_group_unhandle(g, "nothing", 7));
+
+    /* A failed ipc_group_handle leaves userdata with the caller. */
+    {
+        struct rec bad;
+        rec_init(&bad);
+        CHECK_RC(ipc_group_handle(g, "", 0, rec_cb, &bad, rec_free), IPC_ERR_INVALID_ARGUMENT);
+        CHECK_RC(ipc_group_handle(g, a, strlen(a), NULL, &bad, rec_free), IPC_ERR_NULL_ARG);
+        CHECK_RC(ipc_group_handle(NULL, a, strlen(a), rec_cb, &bad, rec_free), IPC_ERR_NULL_ARG);
+        CHECK_RC(ipc_group_unhandle(NULL, a, strlen(a)), IPC_ERR_NULL_ARG);
+        CHECK_RC(ipc_group_stop(NULL, 0), IPC_ERR_NULL_ARG);
+        sleep_us(50000);
+        CHECK(rec_get(&bad, F_FREED) == 0);
+        rec_destroy(&bad);
+    }
+
+    /* A callback adds a route to its own group. */
+    {
+        struct group_self gs;
+        const char *sc = chan("group.self");
+        memset(&gs, 0, sizeof gs);
+        gs.g = g;
+        snprintf(gs.extra, sizeof gs.extra, "%s", chan("group.extra"));
+        CHECK_OK(ipc_group_handle(g, sc, strlen(sc), group_self_cb, &gs, group_self_free));
+        CHECK(publish(pc, sc, "x") == 1);
+        WAIT_UNTIL(ok, load(&gs.handle_rc) != 0, 5000);
+        CHECK(ok && gs.handle_rc == 1000 + IPC_OK);
+        CHECK(numsub_becomes(pc, gs.extra, 1, 5000));
+
+        /* Stopping the group releases every remaining route, once. */
+        CHECK_OK(ipc_group_stop(g, 5000));
+        CHECK(load(&gs.freed) == 1);
+    }
+    CHECK(rec_get(&ra2, F_FREED) == 1);
+    CHECK(numsub_becomes(pc, a, 0, 5000));
+    CHECK_OK(ipc_group_stop(g, 0)); /* twice is fine */
+    CHECK_RC(ipc_group_handle(g, a, strlen(a), rec_cb, &ra, rec_free), IPC_ERR_CLOSED);
+    ipc_group_free(g);
+    ipc_group_free(NULL);
+    CHECK(rec_get(&ra, F_FREED) == 1 && rec_get(&ra2, F_FREED) == 1 && rec_get(&rb, F_FREED) == 1);
+
+    /* Freeing a group with routes releases them, once. */
+    {
+        struct rec r;
+        rec_init(&r);
+        g = NULL;
+        CHECK_OK(ipc_subscribe_group(c, NULL, &g));
+        CHECK_OK(ipc_group_handle(g, a, strlen(a), rec_cb, &r, rec_free));
+        ipc_group_free(g);
+        CHECK(rec_get(&r, F_FREED) == 1);
+        rec_destroy(&r);
+    }
+    rec_destroy(&ra);
+    rec_destroy(&ra2);
+    rec_destroy(&rb);
+out:
+    ipc_client_free(c);
+    ipc_client_free(pc);
 }
 
 int main(int argc, char **argv) {
@@ -1316,5 +1452,6 @@ int main(int argc, char **argv) {
     test_unsubscribe_race(url);
     test_client_kill(url);
     test_disconnected_fields(url);
+    test_groups(url);
     return check_summary();
 }

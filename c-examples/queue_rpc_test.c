@@ -11,7 +11,8 @@
  * happy path with methods, remote errors, no server (after the timeout and fail-fast), a
  * timeout with a slow server, 16 concurrent callers, no leftover keys or subscriptions after
  * 1,000 calls, 16 MiB and 0-byte payloads, a handler calling the client, a server freed from
- * its own handler; bad input (NULL handler, empty names, ...); userdata_free exactly once.
+ * its own handler, a worker and a server stopped from their own handlers (IPC_OK: the stop is
+ * asked for); bad input (NULL handler, empty names, ...); userdata_free exactly once.
  *
  * Environment: REDIPC_TEST_QUICK=1 uses smaller counts (for runs under valgrind).
  * Prints "N passed, M failed" last and exits non-zero on any failure.
@@ -70,7 +71,7 @@ static ipc_result cmd(ipc_client *c, ipc_reply **out, ...) {
         argv[argc++] = a;
     }
     va_end(ap);
-    return ipc_command(c, argc, argv, NULL, out);
+    return ipc_command(c, argv, NULL, argc, out);
 }
 
 /* How many keys match `pattern` (KEYS; the test server is private); -1 on error. */
@@ -94,8 +95,15 @@ static long count_channels(ipc_client *c, const char *pattern) {
 }
 
 static ipc_result send_str(ipc_client *c, const char *queue, const char *payload) {
-    return ipc_send_request(c, queue, strlen(queue), (const uint8_t *)payload,
+    return ipc_send_request(c, queue, strlen(queue), payload,
                             strlen(payload));
+}
+
+/* A report callback that ignores what it gets: it silences the reports of handler failures
+ * these tests cause on purpose. */
+static void quiet(void *userdata, const ipc_report *report) {
+    (void)userdata;
+    (void)report;
 }
 
 static ipc_worker_options *worker_options(size_t concurrency, int reliable) {
@@ -104,8 +112,34 @@ static ipc_worker_options *worker_options(size_t concurrency, int reliable) {
     CHECK_OK(ipc_worker_options_set_concurrency(o, concurrency));
     CHECK_OK(ipc_worker_options_set_block_timeout_ms(o, 100));
     CHECK_OK(ipc_worker_options_set_reliable(o, reliable != 0));
-    CHECK_OK(ipc_worker_options_set_log_errors(o, false));
+    CHECK_OK(ipc_worker_options_set_report_cb(o, quiet, NULL, NULL));
     return o;
+}
+
+/* ipc_serve with `concurrency` handlers. */
+static ipc_result serve(ipc_client *c, const char *service, size_t concurrency, ipc_rpc_cb cb,
+                        void *userdata, ipc_userdata_free_cb userdata_free, ipc_server **out) {
+    ipc_worker_options *o = worker_options(concurrency, 0);
+    ipc_result rc = ipc_serve(c, service, service == NULL ? 0 : strlen(service), o, cb,
+                              userdata, userdata_free, out);
+    ipc_worker_options_free(o);
+    return rc;
+}
+
+/* ipc_call with a NUL-terminated service and method (NULL: none), a timeout and fail-fast. */
+static ipc_result call(ipc_client *c, const char *service, const char *method,
+                       const char *payload, size_t payload_len, uint64_t timeout_ms,
+                       bool fail_fast, char **reply, size_t *reply_len) {
+    ipc_call_options *o = NULL;
+    ipc_result rc;
+    if (method == NULL) method = "";
+    CHECK_OK(ipc_call_options_new(&o));
+    CHECK_OK(ipc_call_options_set_timeout_ms(o, timeout_ms));
+    CHECK_OK(ipc_call_options_set_fail_fast(o, fail_fast));
+    rc = ipc_call(c, service, service == NULL ? 0 : strlen(service), method, strlen(method),
+                  payload, payload_len, o, reply, reply_len);
+    ipc_call_options_free(o);
+    return rc;
 }
 
 static ipc_queue_counts queue_counts(ipc_client *c, const char *q) {
@@ -168,7 +202,7 @@ static void test_many_requests(ipc_client *c) {
     queues[0] = q;
     for (i = 0; i < WORKERS; i++) {
         w[i] = NULL;
-        CHECK_OK(ipc_worker_new(c, queues, 1, many_handler, &m, many_free, o, &w[i]));
+        CHECK_OK(ipc_worker_new(c, queues, NULL, 1, o, many_handler, &m, many_free, &w[i]));
     }
     ipc_worker_options_free(o);
     t0 = now_ms();
@@ -194,10 +228,11 @@ static void test_many_requests(ipc_client *c) {
     }
     CHECK(handled == n);
     if (!quick) CHECK(busy_workers == WORKERS);
-    for (i = 0; i < WORKERS; i++) CHECK_OK(ipc_worker_stop(w[i], 5000));
     CHECK(load(&m.freed) == 0);
+    for (i = 0; i < WORKERS; i++) CHECK_OK(ipc_worker_stop(w[i], 5000));
+    CHECK(load(&m.freed) == WORKERS); /* userdata_free once per worker, when it stopped */
     for (i = 0; i < WORKERS; i++) ipc_worker_free(w[i]);
-    CHECK(load(&m.freed) == WORKERS); /* userdata_free once per worker, in free */
+    CHECK(load(&m.freed) == WORKERS); /* and never again */
     CHECK(queue_counts(c, q).pending == 0);
     free((void *)m.seen);
 }
@@ -240,7 +275,7 @@ static void test_fairness(ipc_client *c) {
         CHECK_OK(send_str(c, queues[0], buf));
         CHECK_OK(send_str(c, queues[1], buf));
     }
-    CHECK_OK(ipc_worker_new(c, queues, 2, fair_handler, &f, NULL, o, &w));
+    CHECK_OK(ipc_worker_new(c, queues, NULL, 2, o, fair_handler, &f, NULL, &w));
     ipc_worker_options_free(o);
     CHECK(wait_for(&f.n, 2 * per, 30000));
     CHECK_OK(ipc_worker_stop(w, 5000));
@@ -294,7 +329,7 @@ static void test_stop_while_busy(ipc_client *c) {
     b.sleep_ms = 300;
     queues[0] = q;
     CHECK_OK(ipc_worker_options_set_prefetch(o, 1)); /* one request per pop */
-    CHECK_OK(ipc_worker_new(c, queues, 1, busy_handler, &b, busy_free, o, &w));
+    CHECK_OK(ipc_worker_new(c, queues, NULL, 1, o, busy_handler, &b, busy_free, &w));
     ipc_worker_options_free(o);
     for (i = 0; i < 10; i++) CHECK_OK(send_str(c, q, "x"));
     CHECK(wait_for(&b.started, 2, 10000));
@@ -313,7 +348,7 @@ static void test_stop_while_busy(ipc_client *c) {
     CHECK((long)st.handled == started);
     qc = queue_counts(c, q);
     CHECK((long)qc.pending == 10 - started); /* the rest waits in the queue */
-    CHECK(load(&b.freed) == 0);
+    CHECK(load(&b.freed) == 1);              /* when the stop returned IPC_OK */
     ipc_worker_free(w);
     CHECK(load(&b.freed) == 1);
 
@@ -323,7 +358,7 @@ static void test_stop_while_busy(ipc_client *c) {
     o = worker_options(2, 0);
     CHECK_OK(ipc_worker_options_set_prefetch(o, 1));
     w = NULL;
-    CHECK_OK(ipc_worker_new(c, queues, 1, busy_handler, &b, busy_free, o, &w));
+    CHECK_OK(ipc_worker_new(c, queues, NULL, 1, o, busy_handler, &b, busy_free, &w));
     ipc_worker_options_free(o);
     CHECK(wait_for(&b.started, 2, 10000));
     ipc_worker_free(w);
@@ -356,8 +391,9 @@ static int self_free_handler(void *userdata, const ipc_request *req, ipc_error_o
         add(&s->incr_ok, 1);
     }
     if (add(&s->calls, 1) == 0) {
-        add(&s->stop_rc, (long)ipc_worker_stop(s->w, 1000)); /* refused: it is its own */
-        ipc_worker_free(s->w);                                /* returns at once */
+        /* From its own handler a stop only asks for it: IPC_OK at once. */
+        add(&s->stop_rc, 1000 + (long)ipc_worker_stop(s->w, 1000));
+        ipc_worker_free(s->w); /* returns at once */
     }
     return 0;
 }
@@ -378,14 +414,14 @@ static void test_handler_frees_its_worker(ipc_client *c) {
     s.c = c;
     snprintf(s.counter, sizeof s.counter, "%s", name("selffree:counter"));
     queues[0] = q;
-    CHECK_OK(ipc_worker_new(c, queues, 1, self_free_handler, &s, self_free_free, o, &w));
+    CHECK_OK(ipc_worker_new(c, queues, NULL, 1, o, self_free_handler, &s, self_free_free, &w));
     ipc_worker_options_free(o);
     s.w = w;
     CHECK_OK(send_str(c, q, "go"));
-    CHECK(wait_for(&s.freed, 1, 10000)); /* on the reaper thread, after the handler */
+    CHECK(wait_for(&s.freed, 1, 10000)); /* after the handler returned */
     CHECK(load(&s.calls) == 1);
     CHECK(load(&s.incr_ok) == 1);
-    CHECK(load(&s.stop_rc) == IPC_ERR_INVALID_ARGUMENT);
+    CHECK(load(&s.stop_rc) == 1000 + IPC_OK);
     sleep_ms(50);
     CHECK(load(&s.freed) == 1);
     CHECK_OK(cmd(c, &r, "DEL", s.counter, NULL));
@@ -427,10 +463,12 @@ static int failing_handler(void *userdata, const ipc_request *req, ipc_error_out
  * payload. Whether it matched. */
 static int dead_letter_is(const ipc_reply *item, uint32_t attempts, const char *error,
                           const char *payload) {
-    const uint8_t *p = NULL;
+    const char *s = NULL;
+    const unsigned char *p;
     size_t n = 0;
     uint32_t a, elen;
-    if (ipc_reply_string(item, &p, &n) != IPC_OK || n < 13) return 0;
+    if (ipc_reply_string(item, &s, &n) != IPC_OK || n < 13) return 0;
+    p = (const unsigned char *)s;
     if (memcmp(p, "\0ipd\x01", 5) != 0) return 0;
     a = ((uint32_t)p[5] << 24) | ((uint32_t)p[6] << 16) | ((uint32_t)p[7] << 8) | p[8];
     elen = ((uint32_t)p[9] << 24) | ((uint32_t)p[10] << 16) | ((uint32_t)p[11] << 8) | p[12];
@@ -458,9 +496,9 @@ static void test_reliable_dead_letters(ipc_client *c) {
     snprintf(dead_key, sizeof dead_key, "ipc:{q:%s}:dead", q);
     CHECK_OK(ipc_worker_options_set_max_attempts(o, 3));
     CHECK_OK(ipc_worker_options_set_lease_ms(o, 2000));
-    CHECK_OK(ipc_worker_new(c, queues, 1, failing_handler, &f, NULL, o, &w));
+    CHECK_OK(ipc_worker_new(c, queues, NULL, 1, o, failing_handler, &f, NULL, &w));
     CHECK_OK(send_str(c, q, "payload-x"));
-    CHECK_OK(ipc_send_request(c, q, strlen(q), (const uint8_t *)"", 0));
+    CHECK_OK(ipc_send_request(c, q, strlen(q), "", 0));
 
     /* Both fail 3 times, then are dead letters. */
     {
@@ -507,7 +545,7 @@ static void test_reliable_dead_letters(ipc_client *c) {
     CHECK(moved == 2);
     qc = queue_counts(c, q);
     CHECK(qc.dead == 0 && qc.pending == 2);
-    CHECK_OK(ipc_worker_new(c, queues, 1, failing_handler, &f, NULL, o, &w));
+    CHECK_OK(ipc_worker_new(c, queues, NULL, 1, o, failing_handler, &f, NULL, &w));
     CHECK(wait_for(&f.ok, 2, 10000));
     CHECK(load(&f.ok_attempt_nonzero) == 0);
     CHECK_OK(ipc_worker_stop(w, 5000));
@@ -555,23 +593,23 @@ static void test_queue_bad_input(ipc_client *c) {
     CHECK(strcmp(ipc_result_name(IPC_ERR_NO_SERVER), "IPC_ERR_NO_SERVER") == 0);
     CHECK(IPC_ERR_REMOTE == 800 && IPC_ERR_NO_SERVER == 801);
 
-    CHECK_RC(ipc_worker_new(c, queues, 1, NULL, NULL, bad_free, NULL, &w), IPC_ERR_NULL_ARG);
-    CHECK(last_error_has("`handler`"));
-    CHECK_RC(ipc_worker_new(NULL, queues, 1, never_handler, NULL, bad_free, NULL, &w),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 1, NULL, NULL, NULL, bad_free, &w), IPC_ERR_NULL_ARG);
+    CHECK(last_error_has("`cb`"));
+    CHECK_RC(ipc_worker_new(NULL, queues, NULL, 1, NULL, never_handler, NULL, bad_free, &w),
              IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_worker_new(c, NULL, 1, never_handler, NULL, bad_free, NULL, &w),
+    CHECK_RC(ipc_worker_new(c, NULL, NULL, 1, NULL, never_handler, NULL, bad_free, &w),
              IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_worker_new(c, nulls, 1, never_handler, NULL, bad_free, NULL, &w),
+    CHECK_RC(ipc_worker_new(c, nulls, NULL, 1, NULL, never_handler, NULL, bad_free, &w),
              IPC_ERR_NULL_ARG);
     CHECK(last_error_has("queues[0]"));
-    CHECK_RC(ipc_worker_new(c, queues, 1, never_handler, NULL, bad_free, NULL, NULL),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 1, NULL, never_handler, NULL, bad_free, NULL),
              IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_worker_new(c, empty, 1, never_handler, NULL, bad_free, NULL, &w),
+    CHECK_RC(ipc_worker_new(c, empty, NULL, 1, NULL, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
     CHECK(last_error_has("empty"));
-    CHECK_RC(ipc_worker_new(c, braces, 1, never_handler, NULL, bad_free, NULL, &w),
+    CHECK_RC(ipc_worker_new(c, braces, NULL, 1, NULL, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_worker_new(c, queues, 0, never_handler, NULL, bad_free, NULL, &w),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 0, NULL, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
 
     CHECK_RC(ipc_worker_options_new(NULL), IPC_ERR_NULL_ARG);
@@ -581,24 +619,24 @@ static void test_queue_bad_input(ipc_client *c) {
     CHECK_RC(ipc_worker_options_set_max_attempts(NULL, 1), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_worker_options_set_lease_ms(NULL, 1000), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_worker_options_set_prefetch(NULL, 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_worker_options_set_log_errors(NULL, true), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_worker_options_set_report_cb(NULL, quiet, NULL, NULL), IPC_ERR_NULL_ARG);
     CHECK_OK(ipc_worker_options_new(&o));
     CHECK_OK(ipc_worker_options_set_concurrency(o, 0));
-    CHECK_RC(ipc_worker_new(c, queues, 1, never_handler, NULL, bad_free, o, &w),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 1, o, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
     CHECK(last_error_has("concurrency"));
     CHECK_OK(ipc_worker_options_set_concurrency(o, 1));
     CHECK_OK(ipc_worker_options_set_block_timeout_ms(o, 5));
-    CHECK_RC(ipc_worker_new(c, queues, 1, never_handler, NULL, bad_free, o, &w),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 1, o, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
     CHECK_OK(ipc_worker_options_set_block_timeout_ms(o, 100));
     CHECK_OK(ipc_worker_options_set_reliable(o, true));
     CHECK_OK(ipc_worker_options_set_max_attempts(o, 0));
-    CHECK_RC(ipc_worker_new(c, queues, 1, never_handler, NULL, bad_free, o, &w),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 1, o, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
     CHECK_OK(ipc_worker_options_set_max_attempts(o, 3));
     CHECK_OK(ipc_worker_options_set_lease_ms(o, 10));
-    CHECK_RC(ipc_worker_new(c, queues, 1, never_handler, NULL, bad_free, o, &w),
+    CHECK_RC(ipc_worker_new(c, queues, NULL, 1, o, never_handler, NULL, bad_free, &w),
              IPC_ERR_INVALID_ARGUMENT);
     CHECK(w == NULL);           /* untouched on failure */
     CHECK(load(&bad_freed) == 0); /* userdata_free never runs when ipc_worker_new fails */
@@ -607,12 +645,12 @@ static void test_queue_bad_input(ipc_client *c) {
     CHECK_RC(ipc_worker_stop(NULL, 10), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_worker_stats(NULL, &st), IPC_ERR_NULL_ARG);
 
-    CHECK_RC(ipc_send_request(c, q, 0, (const uint8_t *)"x", 1), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_send_request(c, q, 0, "x", 1), IPC_ERR_INVALID_ARGUMENT);
     CHECK(last_error_has("empty"));
-    CHECK_RC(ipc_send_request(c, NULL, 0, (const uint8_t *)"x", 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_send_request(c, NULL, 0, "x", 1), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_send_request(c, q, strlen(q), NULL, 0), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_send_request(NULL, q, strlen(q), (const uint8_t *)"x", 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_send_request(c, "a{b}", 4, (const uint8_t *)"x", 1), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_send_request(NULL, q, strlen(q), "x", 1), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_send_request(c, "a{b}", 4, "x", 1), IPC_ERR_INVALID_ARGUMENT);
     CHECK_RC(ipc_queue_stats(c, q, 0, &qc), IPC_ERR_INVALID_ARGUMENT);
     CHECK_RC(ipc_queue_stats(c, q, strlen(q), NULL), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_queue_stats(NULL, q, strlen(q), &qc), IPC_ERR_NULL_ARG);
@@ -621,7 +659,7 @@ static void test_queue_bad_input(ipc_client *c) {
     CHECK(moved == 77);
 
     /* A 0-byte payload is a request like any other. */
-    CHECK_OK(ipc_send_request(c, q, strlen(q), (const uint8_t *)"", 0));
+    CHECK_OK(ipc_send_request(c, q, strlen(q), "", 0));
     qc = queue_counts(c, q);
     CHECK(qc.pending == 1);
     {
@@ -647,17 +685,18 @@ static int method_is(const ipc_call_info *call, const char *m) {
 }
 
 /* One handler for every method of the service, switching on the name. */
-static int srv_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply) {
+static int srv_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply,
+                       ipc_error_out *err) {
     struct srv *s = userdata;
     add(&s->calls, 1);
     if (call->method_len == 0 || method_is(call, "upper")) {
-        uint8_t *up = malloc(call->payload_len + 1);
+        char *up = malloc(call->payload_len + 1);
         size_t i;
         int rc;
         if (up == NULL) return 1;
         for (i = 0; i < call->payload_len; i++) {
-            uint8_t ch = call->payload[i];
-            up[i] = (ch >= 'a' && ch <= 'z') ? (uint8_t)(ch - 'a' + 'A') : ch;
+            char ch = call->payload[i];
+            up[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
         }
         rc = ipc_rpc_reply_set(reply, up, call->payload_len) != IPC_OK;
         free(up);
@@ -667,14 +706,14 @@ static int srv_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply 
         return ipc_rpc_reply_set(reply, call->payload, call->payload_len) != IPC_OK;
     }
     if (method_is(call, "fail")) {
-        if (ipc_rpc_reply_error(reply, "failed on purpose") != IPC_OK) return 2;
+        if (ipc_error_set(err, "failed on purpose") != IPC_OK) return 2;
         return 1;
     }
     if (method_is(call, "fail_nomsg")) return 3;
     if (method_is(call, "nothing")) return 0; /* no reply bytes set: 0 bytes */
     if (method_is(call, "sleep")) {
         sleep_ms(800);
-        return ipc_rpc_reply_set(reply, (const uint8_t *)"late", 4) != IPC_OK;
+        return ipc_rpc_reply_set(reply, "late", 4) != IPC_OK;
     }
     if (method_is(call, "incr")) {
         /* A handler may use the client. */
@@ -682,22 +721,22 @@ static int srv_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply 
         char buf[32];
         if (ipc_incr(s->c, s->counter, strlen(s->counter), &v) != IPC_OK) return 1;
         snprintf(buf, sizeof buf, "%" PRId64, v);
-        return ipc_rpc_reply_set(reply, (const uint8_t *)buf, strlen(buf)) != IPC_OK;
+        return ipc_rpc_reply_set(reply, buf, strlen(buf)) != IPC_OK;
     }
     if (method_is(call, "badset")) {
         long ok = ipc_rpc_reply_set(reply, NULL, 0) == IPC_ERR_NULL_ARG &&
-                  ipc_rpc_reply_set(NULL, (const uint8_t *)"x", 1) == IPC_ERR_NULL_ARG &&
-                  ipc_rpc_reply_error(reply, NULL) == IPC_ERR_NULL_ARG &&
-                  ipc_rpc_reply_error(NULL, "x") == IPC_ERR_NULL_ARG;
+                  ipc_rpc_reply_set(NULL, "x", 1) == IPC_ERR_NULL_ARG &&
+                  ipc_error_set(err, NULL) == IPC_ERR_NULL_ARG &&
+                  ipc_error_set(NULL, "x") == IPC_ERR_NULL_ARG;
         add(&s->badset_ok, ok);
         /* Set twice: the last one counts. */
-        if (ipc_rpc_reply_set(reply, (const uint8_t *)"first", 5) != IPC_OK) return 1;
-        return ipc_rpc_reply_set(reply, (const uint8_t *)"second", 6) != IPC_OK;
+        if (ipc_rpc_reply_set(reply, "first", 5) != IPC_OK) return 1;
+        return ipc_rpc_reply_set(reply, "second", 6) != IPC_OK;
     }
     if (method_is(call, "deadline")) {
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, call->deadline_ms);
-        return ipc_rpc_reply_set(reply, (const uint8_t *)buf, strlen(buf)) != IPC_OK;
+        return ipc_rpc_reply_set(reply, buf, strlen(buf)) != IPC_OK;
     }
     if (method_is(call, "stopself")) {
         add(&s->stop_rc, (long)ipc_server_stop(s->self, 1000));
@@ -705,13 +744,13 @@ static int srv_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply 
     }
     if (method_is(call, "freeself")) {
         ipc_server_free(s->self);
-        return ipc_rpc_reply_set(reply, (const uint8_t *)"bye", 3) != IPC_OK;
+        return ipc_rpc_reply_set(reply, "bye", 3) != IPC_OK;
     }
     {
         char msg[160];
         snprintf(msg, sizeof msg, "unknown method %.*s", (int)call->method_len,
                  (const char *)call->method);
-        if (ipc_rpc_reply_error(reply, msg) != IPC_OK) return 2;
+        if (ipc_error_set(err, msg) != IPC_OK) return 2;
         return 1;
     }
 }
@@ -724,10 +763,10 @@ static void srv_free(void *userdata) {
 /* Call and compare the reply with `want`; returns the ipc_result. */
 static ipc_result call_str(ipc_client *c, const char *service, const char *method,
                            const char *payload, uint64_t timeout_ms, const char *want) {
-    uint8_t *reply = NULL;
+    char *reply = NULL;
     size_t len = 0;
-    ipc_result rc = ipc_call(c, service, method, (const uint8_t *)payload, strlen(payload),
-                             timeout_ms, &reply, &len);
+    ipc_result rc = call(c, service, method, payload, strlen(payload), timeout_ms, false,
+                         &reply, &len);
     if (rc == IPC_OK) {
         CHECK(reply != NULL);
         if (want != NULL) CHECK(bytes_eq(reply, len, want));
@@ -748,13 +787,13 @@ static void *caller_main(void *arg) {
     int i;
     for (i = 0; i < t->n; i++) {
         char msg[64], want[64];
-        uint8_t *reply = NULL;
+        char *reply = NULL;
         size_t len = 0, j;
         snprintf(msg, sizeof msg, "thread%d-call%d", t->id, i);
         for (j = 0; msg[j]; j++) want[j] = (msg[j] >= 'a' && msg[j] <= 'z') ? msg[j] - 32 : msg[j];
         want[j] = '\0';
-        if (ipc_call(t->c, t->service, NULL, (const uint8_t *)msg, strlen(msg), 10000, &reply,
-                     &len) != IPC_OK) {
+        if (call(t->c, t->service, NULL, msg, strlen(msg), 10000, false, &reply, &len) !=
+            IPC_OK) {
             t->failed++;
             fprintf(stderr, "call failed: %s\n", ipc_last_error_message());
             continue;
@@ -784,7 +823,7 @@ static void test_rpc(ipc_client *c, const char *url) {
     snprintf(svc_keys, sizeof svc_keys, "ipc:{rpc:%s}*", svc);
     snprintf(reply_channels, sizeof reply_channels, "ipc:rpc:reply:*");
 
-    CHECK_OK(ipc_serve(c, svc, srv_handler, &s, srv_free, 4, &server));
+    CHECK_OK(serve(c, svc, 4, srv_handler, &s, srv_free, &server));
     if (server == NULL) return;
     s.self = server;
     CHECK_OK(ipc_client_new(url, NULL, &caller_client));
@@ -802,15 +841,14 @@ static void test_rpc(ipc_client *c, const char *url) {
     CHECK(load(&s.badset_ok) == 1);
     {
         /* The deadline the handler sees is now + the timeout (wall clock, ms). */
-        uint8_t *reply = NULL;
+        char *reply = NULL;
         size_t len = 0;
         struct timespec ts;
         uint64_t now, deadline;
         char buf[32];
         clock_gettime(CLOCK_REALTIME, &ts);
         now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-        CHECK_OK(ipc_call(caller_client, svc, "deadline", (const uint8_t *)"", 0, 7000, &reply,
-                          &len));
+        CHECK_OK(call(caller_client, svc, "deadline", "", 0, 7000, false, &reply, &len));
         if (reply != NULL && len < sizeof buf) {
             memcpy(buf, reply, len);
             buf[len] = '\0';
@@ -822,9 +860,9 @@ static void test_rpc(ipc_client *c, const char *url) {
 
     /* 0-byte payload and reply: a valid pointer with length 0. */
     {
-        uint8_t *reply = NULL;
+        char *reply = NULL;
         size_t len = 99;
-        CHECK_OK(ipc_call(caller_client, svc, NULL, (const uint8_t *)"", 0, 5000, &reply, &len));
+        CHECK_OK(call(caller_client, svc, NULL, "", 0, 5000, false, &reply, &len));
         CHECK(reply != NULL && len == 0);
         ipc_buf_free(reply, len);
     }
@@ -838,20 +876,16 @@ static void test_rpc(ipc_client *c, const char *url) {
     CHECK_RC(call_str(caller_client, svc, "nosuch", "x", 5000, NULL), IPC_ERR_REMOTE);
     CHECK(last_error_has("unknown method nosuch"));
 
-    /* A handler may not stop its own server (it would wait for itself). */
-    CHECK_OK(call_str(caller_client, svc, "stopself", "", 5000, ""));
-    CHECK(load(&s.stop_rc) == IPC_ERR_INVALID_ARGUMENT);
-
     /* 16 MiB there and back. */
     {
         size_t big = 16u << 20;
-        uint8_t *req = malloc(big);
-        uint8_t *reply = NULL;
+        char *req = malloc(big);
+        char *reply = NULL;
         size_t len = 0, k;
         if (req != NULL) {
-            for (k = 0; k < big; k++) req[k] = (uint8_t)(k * 131u + 7u);
+            for (k = 0; k < big; k++) req[k] = (char)(k * 131u + 7u);
             t0 = now_ms();
-            CHECK_OK(ipc_call(caller_client, svc, "echo", req, big, 30000, &reply, &len));
+            CHECK_OK(call(caller_client, svc, "echo", req, big, 30000, false, &reply, &len));
             printf("16 MiB round trip: %.0f ms\n", now_ms() - t0);
             CHECK(len == big && reply != NULL && memcmp(reply, req, big) == 0);
             ipc_buf_free(reply, len);
@@ -920,8 +954,9 @@ static void test_rpc(ipc_client *c, const char *url) {
     CHECK_RC(ipc_server_stats(NULL, &st), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_server_stats(server, NULL), IPC_ERR_NULL_ARG);
 
-    CHECK_OK(ipc_server_stop(server, 5000));
     CHECK(load(&s.freed) == 0);
+    CHECK_OK(ipc_server_stop(server, 5000));
+    CHECK(load(&s.freed) == 1); /* when the stop returned IPC_OK */
     ipc_server_free(server);
     CHECK(load(&s.freed) == 1);
     /* Stopped: the service's keys are gone. */
@@ -934,16 +969,12 @@ static void test_rpc(ipc_client *c, const char *url) {
     CHECK(last_error_has("no server"));
     t0 = now_ms();
     {
-        uint8_t *reply = NULL;
+        char *reply = NULL;
         size_t len = 0;
-        CHECK_RC(ipc_call_ex(caller_client, svc, NULL, (const uint8_t *)"x", 1, 5000,
-                             IPC_CALL_FAIL_FAST, &reply, &len),
+        CHECK_RC(call(caller_client, svc, NULL, "x", 1, 5000, true, &reply, &len),
                  IPC_ERR_NO_SERVER);
         CHECK(now_ms() - t0 < 1000);
         CHECK(reply == NULL);
-        CHECK_RC(ipc_call_ex(caller_client, svc, NULL, (const uint8_t *)"x", 1, 5000, 2,
-                             &reply, &len),
-                 IPC_ERR_INVALID_ARGUMENT);
     }
     {
         /* The unanswered request stays in the service's queue: clean it up. */
@@ -964,7 +995,7 @@ static void test_rpc(ipc_client *c, const char *url) {
         const char *svc2 = name("svc2");
         memset(&s2, 0, sizeof s2);
         s2.c = c;
-        CHECK_OK(ipc_serve(c, svc2, srv_handler, &s2, srv_free, 1, &server2));
+        CHECK_OK(serve(c, svc2, 1, srv_handler, &s2, srv_free, &server2));
         s2.self = server2;
         CHECK_OK(call_str(caller_client, svc2, "freeself", "", 5000, "bye"));
         CHECK(wait_for(&s2.freed, 1, 10000));
@@ -973,6 +1004,24 @@ static void test_rpc(ipc_client *c, const char *url) {
         snprintf(svc_keys, sizeof svc_keys, "ipc:{rpc:%s}*", svc2);
         CHECK(count_keys(c, svc_keys) == 0);
     }
+
+    /* A server stopped from its own handler: the stop is asked for (IPC_OK at once), the
+     * reply still goes out, and the server stops (userdata_free) when the handler returned. */
+    {
+        struct srv s3;
+        ipc_server *server3 = NULL;
+        const char *svc3 = name("svc3");
+        memset(&s3, 0, sizeof s3);
+        s3.c = c;
+        CHECK_OK(serve(c, svc3, 1, srv_handler, &s3, srv_free, &server3));
+        s3.self = server3;
+        CHECK_OK(call_str(caller_client, svc3, "stopself", "", 5000, ""));
+        CHECK(wait_for(&s3.freed, 1, 10000));
+        CHECK(load(&s3.stop_rc) == IPC_OK);
+        CHECK_OK(ipc_server_stop(server3, 0)); /* stopped already */
+        ipc_server_free(server3);
+        CHECK(load(&s3.freed) == 1);
+    }
     ipc_client_free(caller_client);
 }
 
@@ -980,36 +1029,34 @@ static void test_rpc_bad_input(ipc_client *c) {
     const char *svc = name("badsvc");
     ipc_server *server = NULL;
     struct srv s;
-    uint8_t *reply = NULL;
+    char *reply = NULL;
     size_t len = 0;
     memset(&s, 0, sizeof s);
     ipc_server_free(NULL);
-    CHECK_RC(ipc_serve(c, svc, NULL, &s, srv_free, 1, &server), IPC_ERR_NULL_ARG);
-    CHECK(last_error_has("`handler`"));
-    CHECK_RC(ipc_serve(NULL, svc, srv_handler, &s, srv_free, 1, &server), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_serve(c, NULL, srv_handler, &s, srv_free, 1, &server), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_serve(c, svc, srv_handler, &s, srv_free, 1, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_serve(c, "", srv_handler, &s, srv_free, 1, &server), IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_serve(c, "a{b", srv_handler, &s, srv_free, 1, &server),
-             IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_serve(c, svc, srv_handler, &s, srv_free, 0, &server), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_serve(c, svc, strlen(svc), NULL, NULL, &s, srv_free, &server), IPC_ERR_NULL_ARG);
+    CHECK(last_error_has("`cb`"));
+    CHECK_RC(serve(NULL, svc, 1, srv_handler, &s, srv_free, &server), IPC_ERR_NULL_ARG);
+    CHECK_RC(serve(c, NULL, 1, srv_handler, &s, srv_free, &server), IPC_ERR_NULL_ARG);
+    CHECK_RC(serve(c, svc, 1, srv_handler, &s, srv_free, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(serve(c, "", 1, srv_handler, &s, srv_free, &server), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(serve(c, "a{b", 1, srv_handler, &s, srv_free, &server), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(serve(c, svc, 0, srv_handler, &s, srv_free, &server), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(last_error_has("concurrency"));
     CHECK(server == NULL);
     CHECK(load(&s.freed) == 0); /* never when ipc_serve fails */
     CHECK_RC(ipc_server_stop(NULL, 10), IPC_ERR_NULL_ARG);
 
-    CHECK_RC(ipc_call(NULL, svc, NULL, (const uint8_t *)"x", 1, 100, &reply, &len),
-             IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_call(c, NULL, NULL, (const uint8_t *)"x", 1, 100, &reply, &len),
-             IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_call(c, svc, NULL, NULL, 0, 100, &reply, &len), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_call(c, svc, NULL, (const uint8_t *)"x", 1, 100, NULL, &len), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_call(c, svc, NULL, (const uint8_t *)"x", 1, 100, &reply, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_call(c, "", NULL, (const uint8_t *)"x", 1, 100, &reply, &len),
-             IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_call(c, "a}b", NULL, (const uint8_t *)"x", 1, 100, &reply, &len),
-             IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_call(c, svc, NULL, (const uint8_t *)"x", 1, 0, &reply, &len),
-             IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(call(NULL, svc, NULL, "x", 1, 100, false, &reply, &len), IPC_ERR_NULL_ARG);
+    CHECK_RC(call(c, NULL, NULL, "x", 1, 100, false, &reply, &len), IPC_ERR_NULL_ARG);
+    CHECK_RC(call(c, svc, NULL, NULL, 0, 100, false, &reply, &len), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_call(c, svc, strlen(svc), NULL, 0, "x", 1, NULL, &reply, &len),
+             IPC_ERR_NULL_ARG); /* a method is a byte string: non-NULL even when empty */
+    CHECK(last_error_has("`method`"));
+    CHECK_RC(call(c, svc, NULL, "x", 1, 100, false, NULL, &len), IPC_ERR_NULL_ARG);
+    CHECK_RC(call(c, svc, NULL, "x", 1, 100, false, &reply, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(call(c, "", NULL, "x", 1, 100, false, &reply, &len), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(call(c, "a}b", NULL, "x", 1, 100, false, &reply, &len), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(call(c, svc, NULL, "x", 1, 0, false, &reply, &len), IPC_ERR_INVALID_ARGUMENT);
     CHECK(last_error_has("timeout"));
     CHECK(reply == NULL && len == 0);
 }

@@ -39,23 +39,24 @@ static int usage(void) {
 }
 
 /* The handler: upper-case the payload; method "fail" answers with a remote error. */
-static int echo_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply) {
-    uint8_t *up;
+static int echo_handler(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply,
+                        ipc_error_out *err) {
+    char *up;
     size_t i;
     int rc;
     (void)userdata;
     if (call->method_len == 4 && memcmp(call->method, "fail", 4) == 0) {
-        if (ipc_rpc_reply_error(reply, "failed on purpose") != IPC_OK) return 2;
+        if (ipc_error_set(err, "failed on purpose") != IPC_OK) return 2;
         return 1;
     }
     up = malloc(call->payload_len + 1);
     if (up == NULL) {
-        if (ipc_rpc_reply_error(reply, "out of memory") != IPC_OK) return 2;
+        if (ipc_error_set(err, "out of memory") != IPC_OK) return 2;
         return 1;
     }
     for (i = 0; i < call->payload_len; i++) {
-        uint8_t c = call->payload[i];
-        up[i] = (c >= 'a' && c <= 'z') ? (uint8_t)(c - 'a' + 'A') : c;
+        char c = call->payload[i];
+        up[i] = (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
     }
     rc = ipc_rpc_reply_set(reply, up, call->payload_len) != IPC_OK;
     free(up);
@@ -81,6 +82,7 @@ static int serve(const char *url, const char *service) {
     int sig = 0;
     pthread_t reader;
     ipc_client *client = NULL;
+    ipc_worker_options *opts = NULL;
     ipc_server *server = NULL;
     ipc_result rc;
 
@@ -98,7 +100,11 @@ static int serve(const char *url, const char *service) {
         fprintf(stderr, "connect: %s %s\n", ipc_result_name(rc), ipc_last_error_message());
         return 1;
     }
-    rc = ipc_serve(client, service, echo_handler, NULL, NULL, 4, &server);
+    rc = ipc_worker_options_new(&opts);
+    if (rc == IPC_OK) rc = ipc_worker_options_set_concurrency(opts, 4);
+    if (rc == IPC_OK)
+        rc = ipc_serve(client, service, strlen(service), opts, echo_handler, NULL, NULL, &server);
+    ipc_worker_options_free(opts);
     if (rc != IPC_OK) {
         fprintf(stderr, "serve: %s %s\n", ipc_result_name(rc), ipc_last_error_message());
         ipc_client_free(client);
@@ -124,13 +130,17 @@ static int serve(const char *url, const char *service) {
 static int call(const char *url, const char *service, const char *payload, const char *method,
                 uint64_t timeout_ms) {
     ipc_client *client = NULL;
-    uint8_t *reply = NULL;
+    ipc_call_options *opts = NULL;
+    char *reply = NULL;
     size_t len = 0;
     ipc_result rc = ipc_client_new(url, NULL, &client);
+    if (rc == IPC_OK) rc = ipc_call_options_new(&opts);
+    if (rc == IPC_OK) rc = ipc_call_options_set_timeout_ms(opts, timeout_ms);
     if (rc == IPC_OK) {
-        rc = ipc_call(client, service, method, (const uint8_t *)payload, strlen(payload),
-                      timeout_ms, &reply, &len);
+        rc = ipc_call(client, service, strlen(service), method, strlen(method), payload,
+                      strlen(payload), opts, &reply, &len);
     }
+    ipc_call_options_free(opts);
     if (rc != IPC_OK) {
         printf("ERROR %s %s\n", ipc_result_name(rc), ipc_last_error_message());
         ipc_client_free(client);
@@ -146,7 +156,7 @@ static int call(const char *url, const char *service, const char *payload, const
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3]);
     if (argc >= 5 && argc <= 7 && strcmp(argv[1], "call") == 0) {
-        const char *method = argc >= 6 ? argv[5] : NULL;
+        const char *method = argc >= 6 ? argv[5] : "";
         uint64_t timeout_ms = 5000;
         if (argc == 7) {
             char *end = NULL;

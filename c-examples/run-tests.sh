@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the C programs against a private redis-server (started here, in a temp dir, on a
-# free port and a unix socket), each over TCP and over the unix socket, and api_test,
-# pubsub_test, tx_test, queue_rpc_test, stream_test and state_test once more under
-# valgrind (quick mode) when it is installed. Prints one summary
-# line "N passed, M failed" last and exits non-zero on any failure.
+# free port and a unix socket), each over TCP and over the unix socket, and with
+# REDIPC_VALGRIND=1 (scripts/test sets it outside --quick) the test programs once more under
+# valgrind (quick mode: leaks, invalid accesses, and userdata freed twice or never). Prints
+# one summary line "N passed, M failed" last and exits non-zero on any failure.
 #
 #   ./run-tests.sh [BUILD_DIR]        (default: build; `make test` calls it)
 set -u
@@ -130,36 +130,20 @@ for transport in tcp unix; do
   run "rpc_echo example [$transport]" 60 bash -c 'rpc_echo_example "$1"' _ "$url"
   run "stream_test [$transport]" 300 "$build/stream_test" "$url"
   run "state_test [$transport]" 300 "$build/state_test" "$url"
+  run "lifecycle_test [$transport]" 300 "$build/lifecycle_test" "$url"
+  run "report_test [$transport]" 300 "$build/report_test" "$url"
   run "device_state example [$transport]" 30 bash -c 'device_state_example "$1"' _ "$url"
 done
 
-if command -v valgrind >/dev/null 2>&1; then
-  run "api_test under valgrind [unix]" 120 env REDIPC_TEST_QUICK=1 \
-    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-possibly-lost=no \
-    "$build/api_test" "$REDIS_UNIX_URL"
-  run "pubsub_test under valgrind [unix]" 120 env REDIPC_TEST_QUICK=1 \
-    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-possibly-lost=no \
-    "$build/pubsub_test" "$REDIS_UNIX_URL"
-  run "tx_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
-    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-possibly-lost=no \
-    "$build/tx_test" "$REDIS_UNIX_URL"
-  run "queue_rpc_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
-    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-possibly-lost=no \
-    "$build/queue_rpc_test" "$REDIS_UNIX_URL"
-  run "stream_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
-    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-possibly-lost=no \
-    "$build/stream_test" "$REDIS_UNIX_URL"
-  run "state_test under valgrind [unix]" 60 env REDIPC_TEST_QUICK=1 \
-    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-possibly-lost=no \
-    "$build/state_test" "$REDIS_UNIX_URL"
+if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
+  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test; do
+    run "$prog under valgrind [unix]" 180 env REDIPC_TEST_QUICK=1 \
+      valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+      --show-possibly-lost=no \
+      "$build/$prog" "$REDIS_UNIX_URL"
+  done
 else
-  echo "skip the valgrind runs (api_test, pubsub_test, tx_test, queue_rpc_test, stream_test, state_test): valgrind is not installed"
+  echo "skip the valgrind runs: set REDIPC_VALGRIND=1 (and install valgrind) to include them"
 fi
 
 echo "$passed passed, $failed failed"

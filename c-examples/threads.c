@@ -44,7 +44,7 @@ static void *run(void *arg) {
     int64_t n = 0, expected = 0;
     long i, sent = 0;
     char value[64];
-    uint8_t *buf = NULL;
+    char *buf = NULL;
     size_t len = 0;
     bool found = false;
     int64_t removed = 0;
@@ -60,7 +60,7 @@ static void *run(void *arg) {
             break;
         case 1: /* SET a value only this thread writes */
             snprintf(value, sizeof value, "thread-%d-value-%ld", w->id, i);
-            WCHECK(w, ipc_set(w->client, w->key, strlen(w->key), (const uint8_t *)value,
+            WCHECK(w, ipc_set(w->client, w->key, strlen(w->key), value,
                               strlen(value), 0) == IPC_OK);
             break;
         case 2: /* GET it back */
@@ -72,11 +72,11 @@ static void *run(void *arg) {
         default: { /* the generic path: GET through ipc_command */
             const char *argv[2];
             ipc_reply *r = NULL;
-            const uint8_t *p = NULL;
+            const char *p = NULL;
             size_t plen = 0;
             argv[0] = "GET";
             argv[1] = w->counter;
-            WCHECK(w, ipc_command(w->client, 2, argv, NULL, &r) == IPC_OK);
+            WCHECK(w, ipc_command(w->client, argv, NULL, 2, &r) == IPC_OK);
             WCHECK(w, r != NULL && ipc_reply_type(r) == IPC_REPLY_BULK &&
                           ipc_reply_string(r, &p, &plen) == IPC_OK);
             if (p != NULL) {

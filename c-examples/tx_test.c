@@ -58,27 +58,27 @@ static ipc_result cmd(ipc_client *c, ipc_reply **out, ...) {
     va_start(ap, out);
     argc = collect(argv, ap);
     va_end(ap);
-    return ipc_command(c, argc, argv, NULL, out);
+    return ipc_command(c, argv, NULL, argc, out);
 }
 
-static ipc_result tx_add(ipc_tx *tx, ...) {
+static ipc_result tx_add(ipc_batch *tx, ...) {
     const char *argv[8];
     size_t argc;
     va_list ap;
     va_start(ap, tx);
     argc = collect(argv, ap);
     va_end(ap);
-    return ipc_tx_add(tx, argc, argv, NULL);
+    return ipc_batch_add(tx, argv, NULL, argc);
 }
 
-static ipc_result pipe_add(ipc_pipeline *p, ...) {
+static ipc_result pipe_add(ipc_batch *p, ...) {
     const char *argv[8];
     size_t argc;
     va_list ap;
     va_start(ap, p);
     argc = collect(argv, ap);
     va_end(ap);
-    return ipc_pipeline_add(p, argc, argv, NULL);
+    return ipc_batch_add(p, argv, NULL, argc);
 }
 
 static ipc_result watch_cmd(ipc_watch *w, ipc_reply **out, ...) {
@@ -88,7 +88,7 @@ static ipc_result watch_cmd(ipc_watch *w, ipc_reply **out, ...) {
     va_start(ap, out);
     argc = collect(argv, ap);
     va_end(ap);
-    return ipc_watch_command(w, argc, argv, NULL, out);
+    return ipc_watch_command(w, argv, NULL, argc, out);
 }
 
 static ipc_result watch_queue(ipc_watch *w, ...) {
@@ -98,12 +98,12 @@ static ipc_result watch_queue(ipc_watch *w, ...) {
     va_start(ap, w);
     argc = collect(argv, ap);
     va_end(ap);
-    return ipc_watch_queue(w, argc, argv, NULL);
+    return ipc_watch_queue(w, argv, NULL, argc);
 }
 
 /* Whether a reply is a string-like reply of `kind` holding exactly s. */
 static int reply_is(const ipc_reply *r, ipc_reply_kind kind, const char *s) {
-    const uint8_t *p = NULL;
+    const char *p = NULL;
     size_t n = 0;
     if (r == NULL || ipc_reply_type(r) != kind) return 0;
     if (ipc_reply_string(r, &p, &n) != IPC_OK) return 0;
@@ -112,7 +112,7 @@ static int reply_is(const ipc_reply *r, ipc_reply_kind kind, const char *s) {
 
 /* Whether a reply is an error reply whose text starts with `code`. */
 static int reply_error_starts(const ipc_reply *r, const char *code) {
-    const uint8_t *p = NULL;
+    const char *p = NULL;
     size_t n = 0;
     if (r == NULL || ipc_reply_type(r) != IPC_REPLY_ERROR) return 0;
     if (ipc_reply_string(r, &p, &n) != IPC_OK) return 0;
@@ -127,7 +127,7 @@ static int reply_int_is(const ipc_reply *r, int64_t want) {
 /* GET key as an integer; -1 when missing or on error. */
 static long long get_int(ipc_client *c, const char *k) {
     ipc_reply *r = NULL;
-    const uint8_t *p = NULL;
+    const char *p = NULL;
     size_t n = 0;
     char buf[32];
     long long v = -1;
@@ -151,23 +151,23 @@ static void del(ipc_client *c, const char *k) {
 /* ---- MULTI/EXEC ------------------------------------------------------------------------ */
 
 static void test_tx_results_and_error_slots(ipc_client *c) {
-    ipc_tx *tx = NULL;
+    ipc_batch *tx = NULL;
     ipc_reply *r = NULL;
     const char *k = key("tx:str");
     const char *n = key("tx:n");
     del(c, k);
     del(c, n);
 
-    CHECK_OK(ipc_tx_new(c, &tx));
+    CHECK_OK(ipc_batch_new(c, true, &tx));
     if (tx == NULL) return;
-    CHECK(ipc_tx_len(tx) == 0);
+    CHECK(ipc_batch_len(tx) == 0);
     CHECK_OK(tx_add(tx, "SET", k, "v", NULL));
     CHECK_OK(tx_add(tx, "INCR", k, NULL));         /* ERR value is not an integer */
     CHECK_OK(tx_add(tx, "LPUSH", k, "x", NULL));   /* WRONGTYPE */
     CHECK_OK(tx_add(tx, "GET", k, NULL));
     CHECK_OK(tx_add(tx, "INCR", n, NULL));
-    CHECK(ipc_tx_len(tx) == 5);
-    CHECK_OK(ipc_tx_exec(tx, &r));
+    CHECK(ipc_batch_len(tx) == 5);
+    CHECK_OK(ipc_batch_exec(tx, &r));
     CHECK(r != NULL && ipc_reply_type(r) == IPC_REPLY_ARRAY);
     CHECK(ipc_reply_len(r) == 5);
     if (r != NULL && ipc_reply_len(r) == 5) {
@@ -181,16 +181,16 @@ static void test_tx_results_and_error_slots(ipc_client *c) {
     r = NULL;
 
     /* The commands stay queued: exec again runs them again. */
-    CHECK(ipc_tx_len(tx) == 5);
-    CHECK_OK(ipc_tx_exec(tx, &r));
+    CHECK(ipc_batch_len(tx) == 5);
+    CHECK_OK(ipc_batch_exec(tx, &r));
     CHECK(r != NULL && ipc_reply_len(r) == 5 && reply_int_is(ipc_reply_element(r, 4), 2));
     ipc_reply_free(r);
     r = NULL;
 
     /* Cleared: an empty transaction gives an empty array. */
-    CHECK_OK(ipc_tx_clear(tx));
-    CHECK(ipc_tx_len(tx) == 0);
-    CHECK_OK(ipc_tx_exec(tx, &r));
+    CHECK_OK(ipc_batch_clear(tx));
+    CHECK(ipc_batch_len(tx) == 0);
+    CHECK_OK(ipc_batch_exec(tx, &r));
     CHECK(r != NULL && ipc_reply_type(r) == IPC_REPLY_ARRAY && ipc_reply_len(r) == 0);
     ipc_reply_free(r);
     r = NULL;
@@ -199,7 +199,7 @@ static void test_tx_results_and_error_slots(ipc_client *c) {
     {
         const char *argv[3];
         size_t lens[3];
-        const uint8_t *p = NULL;
+        const char *p = NULL;
         size_t len = 0;
         argv[0] = "SET";
         lens[0] = 3;
@@ -207,10 +207,10 @@ static void test_tx_results_and_error_slots(ipc_client *c) {
         lens[1] = strlen(k);
         argv[2] = "a\0b";
         lens[2] = 3;
-        CHECK_OK(ipc_tx_add(tx, 3, argv, lens));
+        CHECK_OK(ipc_batch_add(tx, argv, lens, 3));
         argv[0] = "GET";
-        CHECK_OK(ipc_tx_add(tx, 2, argv, lens));
-        CHECK_OK(ipc_tx_exec(tx, &r));
+        CHECK_OK(ipc_batch_add(tx, argv, lens, 2));
+        CHECK_OK(ipc_batch_exec(tx, &r));
         CHECK(r != NULL && ipc_reply_len(r) == 2);
         CHECK(r != NULL &&
               ipc_reply_string(ipc_reply_element(r, 1), &p, &len) == IPC_OK && len == 3 &&
@@ -218,22 +218,22 @@ static void test_tx_results_and_error_slots(ipc_client *c) {
         ipc_reply_free(r);
         r = NULL;
     }
-    ipc_tx_free(tx);
+    ipc_batch_free(tx);
     del(c, k);
     del(c, n);
 }
 
 static void test_execabort(ipc_client *c) {
-    ipc_tx *tx = NULL;
+    ipc_batch *tx = NULL;
     ipc_reply *r = NULL;
     const char *k = key("tx:abort");
     del(c, k);
-    CHECK_OK(ipc_tx_new(c, &tx));
+    CHECK_OK(ipc_batch_new(c, true, &tx));
     if (tx == NULL) return;
     CHECK_OK(tx_add(tx, "SET", k, "1", NULL));
     CHECK_OK(tx_add(tx, "NOSUCHCMD", "x", NULL));
     CHECK_OK(tx_add(tx, "INCR", k, NULL));
-    CHECK_RC(ipc_tx_exec(tx, &r), IPC_ERR_SERVER);
+    CHECK_RC(ipc_batch_exec(tx, &r), IPC_ERR_SERVER);
     CHECK(r == NULL); /* untouched on failure */
     CHECK(strcmp(ipc_last_error_code(), "EXECABORT") == 0);
     CHECK(last_error_has("NOSUCHCMD"));
@@ -241,39 +241,39 @@ static void test_execabort(ipc_client *c) {
     CHECK(get_int(c, k) == -1); /* nothing ran */
 
     /* Wrong number of arguments is refused while queueing too. */
-    CHECK_OK(ipc_tx_clear(tx));
+    CHECK_OK(ipc_batch_clear(tx));
     CHECK_OK(tx_add(tx, "SET", k, "1", NULL));
     CHECK_OK(tx_add(tx, "GET", NULL));
-    CHECK_RC(ipc_tx_exec(tx, &r), IPC_ERR_SERVER);
+    CHECK_RC(ipc_batch_exec(tx, &r), IPC_ERR_SERVER);
     CHECK(strcmp(ipc_last_error_code(), "EXECABORT") == 0);
     CHECK(last_error_has("(GET)"));
     CHECK(get_int(c, k) == -1);
 
     /* The client is fine afterwards. */
-    CHECK_OK(ipc_tx_clear(tx));
+    CHECK_OK(ipc_batch_clear(tx));
     CHECK_OK(tx_add(tx, "SET", k, "5", NULL));
-    CHECK_OK(ipc_tx_exec(tx, &r));
+    CHECK_OK(ipc_batch_exec(tx, &r));
     ipc_reply_free(r);
     CHECK(get_int(c, k) == 5);
-    ipc_tx_free(tx);
+    ipc_batch_free(tx);
     del(c, k);
 }
 
 /* ---- pipelines ------------------------------------------------------------------------ */
 
 static void test_pipeline(ipc_client *c) {
-    ipc_pipeline *p = NULL;
+    ipc_batch *p = NULL;
     ipc_reply *r = NULL;
     const char *k = key("pipe:n");
     const char *s = key("pipe:s");
     size_t i, ok = 0;
     del(c, k);
     del(c, s);
-    CHECK_OK(ipc_pipeline_new(c, &p));
+    CHECK_OK(ipc_batch_new(c, false, &p));
     if (p == NULL) return;
     for (i = 0; i < 1000; i++) CHECK_OK(pipe_add(p, "INCR", k, NULL));
-    CHECK(ipc_pipeline_len(p) == 1000);
-    CHECK_OK(ipc_pipeline_exec(p, &r));
+    CHECK(ipc_batch_len(p) == 1000);
+    CHECK_OK(ipc_batch_exec(p, &r));
     CHECK(r != NULL && ipc_reply_type(r) == IPC_REPLY_ARRAY && ipc_reply_len(r) == 1000);
     if (r != NULL && ipc_reply_len(r) == 1000) {
         for (i = 0; i < 1000; i++) ok += reply_int_is(ipc_reply_element(r, i), (int64_t)i + 1);
@@ -284,13 +284,13 @@ static void test_pipeline(ipc_client *c) {
     CHECK(get_int(c, k) == 1000);
 
     /* Error slots; unlike MULTI/EXEC, an unknown command does not stop the others. */
-    CHECK_OK(ipc_pipeline_clear(p));
-    CHECK(ipc_pipeline_len(p) == 0);
+    CHECK_OK(ipc_batch_clear(p));
+    CHECK(ipc_batch_len(p) == 0);
     CHECK_OK(pipe_add(p, "SET", s, "x", NULL));
     CHECK_OK(pipe_add(p, "INCR", s, NULL));
     CHECK_OK(pipe_add(p, "NOSUCHCMD", NULL));
     CHECK_OK(pipe_add(p, "GET", s, NULL));
-    CHECK_OK(ipc_pipeline_exec(p, &r));
+    CHECK_OK(ipc_batch_exec(p, &r));
     CHECK(r != NULL && ipc_reply_len(r) == 4);
     if (r != NULL && ipc_reply_len(r) == 4) {
         CHECK(reply_is(ipc_reply_element(r, 0), IPC_REPLY_STATUS, "OK"));
@@ -302,11 +302,11 @@ static void test_pipeline(ipc_client *c) {
     r = NULL;
 
     /* Empty pipeline. */
-    CHECK_OK(ipc_pipeline_clear(p));
-    CHECK_OK(ipc_pipeline_exec(p, &r));
+    CHECK_OK(ipc_batch_clear(p));
+    CHECK_OK(ipc_batch_exec(p, &r));
     CHECK(r != NULL && ipc_reply_type(r) == IPC_REPLY_ARRAY && ipc_reply_len(r) == 0);
     ipc_reply_free(r);
-    ipc_pipeline_free(p);
+    ipc_batch_free(p);
     del(c, k);
     del(c, s);
 }
@@ -328,7 +328,7 @@ struct incr_ctx {
 static int incr_cb(void *userdata, ipc_watch *w) {
     struct incr_ctx *ctx = userdata;
     ipc_reply *r = NULL;
-    const uint8_t *p = NULL;
+    const char *p = NULL;
     size_t n = 0;
     char buf[32];
     long long v = 0;
@@ -539,22 +539,22 @@ static int bad_input_cb(void *userdata, ipc_watch *w) {
     const char *empty[1] = {""};
     const char *get[1] = {"GET"};
     *ok = 1;
-    if (ipc_watch_command(w, 1, NULL, NULL, &r) != IPC_ERR_NULL_ARG) *ok = 0;
-    if (ipc_watch_command(w, 1, nulls, NULL, &r) != IPC_ERR_NULL_ARG) *ok = 0;
-    if (ipc_watch_command(w, 0, get, NULL, &r) != IPC_ERR_INVALID_ARGUMENT) *ok = 0;
-    if (ipc_watch_command(w, 1, empty, NULL, &r) != IPC_ERR_INVALID_ARGUMENT) *ok = 0;
-    if (ipc_watch_command(w, 1, get, NULL, NULL) != IPC_ERR_NULL_ARG) *ok = 0;
-    if (ipc_watch_command(NULL, 1, get, NULL, &r) != IPC_ERR_NULL_ARG) *ok = 0;
-    if (ipc_watch_queue(w, 1, NULL, NULL) != IPC_ERR_NULL_ARG) *ok = 0;
-    if (ipc_watch_queue(w, 0, get, NULL) != IPC_ERR_INVALID_ARGUMENT) *ok = 0;
-    if (ipc_watch_queue(NULL, 1, get, NULL) != IPC_ERR_NULL_ARG) *ok = 0;
+    if (ipc_watch_command(w, NULL, NULL, 1, &r) != IPC_ERR_NULL_ARG) *ok = 0;
+    if (ipc_watch_command(w, nulls, NULL, 1, &r) != IPC_ERR_NULL_ARG) *ok = 0;
+    if (ipc_watch_command(w, get, NULL, 0, &r) != IPC_ERR_INVALID_ARGUMENT) *ok = 0;
+    if (ipc_watch_command(w, empty, NULL, 1, &r) != IPC_ERR_INVALID_ARGUMENT) *ok = 0;
+    if (ipc_watch_command(w, get, NULL, 1, NULL) != IPC_ERR_NULL_ARG) *ok = 0;
+    if (ipc_watch_command(NULL, get, NULL, 1, &r) != IPC_ERR_NULL_ARG) *ok = 0;
+    if (ipc_watch_queue(w, NULL, NULL, 1) != IPC_ERR_NULL_ARG) *ok = 0;
+    if (ipc_watch_queue(w, get, NULL, 0) != IPC_ERR_INVALID_ARGUMENT) *ok = 0;
+    if (ipc_watch_queue(NULL, get, NULL, 1) != IPC_ERR_NULL_ARG) *ok = 0;
     if (r != NULL) *ok = 0;
     return 0;
 }
 
 static void test_bad_input(ipc_client *c) {
-    ipc_tx *tx = NULL;
-    ipc_pipeline *p = NULL;
+    ipc_batch *tx = NULL;
+    ipc_batch *p = NULL;
     ipc_reply *r = NULL;
     const char *nulls[2] = {"GET", NULL};
     const char *empty[1] = {""};
@@ -564,42 +564,41 @@ static void test_bad_input(ipc_client *c) {
     int ok = 0;
     keys[0] = key("bad");
 
-    ipc_tx_free(NULL);
-    ipc_pipeline_free(NULL);
+    ipc_batch_free(NULL);
     CHECK(strcmp(ipc_result_name(IPC_ERR_TX_ABORTED), "IPC_ERR_TX_ABORTED") == 0);
     CHECK(IPC_ERR_TX_ABORTED == 701);
     CHECK(strcmp(ipc_result_name(IPC_ERR_WATCH), "IPC_ERR_WATCH") == 0);
 
-    CHECK_RC(ipc_tx_new(NULL, &tx), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_tx_new(c, NULL), IPC_ERR_NULL_ARG);
-    CHECK_OK(ipc_tx_new(c, &tx));
-    CHECK_RC(ipc_tx_add(NULL, 2, get, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_tx_add(tx, 2, NULL, NULL), IPC_ERR_NULL_ARG);
-    CHECK(last_error_has("`argv`"));
-    CHECK_RC(ipc_tx_add(tx, 2, nulls, NULL), IPC_ERR_NULL_ARG);
-    CHECK(last_error_has("argv[1]"));
-    CHECK_RC(ipc_tx_add(tx, 0, get, NULL), IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_tx_add(tx, 1, empty, NULL), IPC_ERR_INVALID_ARGUMENT);
-    CHECK(ipc_tx_len(tx) == 0); /* nothing was queued */
-    CHECK(ipc_tx_len(NULL) == 0);
-    CHECK_RC(ipc_tx_clear(NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_tx_exec(NULL, &r), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_tx_exec(tx, NULL), IPC_ERR_NULL_ARG);
-    ipc_tx_free(tx);
+    CHECK_RC(ipc_batch_new(NULL, true, &tx), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_new(c, true, NULL), IPC_ERR_NULL_ARG);
+    CHECK_OK(ipc_batch_new(c, true, &tx));
+    CHECK_RC(ipc_batch_add(NULL, get, NULL, 2), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_add(tx, NULL, NULL, 2), IPC_ERR_NULL_ARG);
+    CHECK(last_error_has("`args`"));
+    CHECK_RC(ipc_batch_add(tx, nulls, NULL, 2), IPC_ERR_NULL_ARG);
+    CHECK(last_error_has("args[1]"));
+    CHECK_RC(ipc_batch_add(tx, get, NULL, 0), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_batch_add(tx, empty, NULL, 1), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(ipc_batch_len(tx) == 0); /* nothing was queued */
+    CHECK(ipc_batch_len(NULL) == 0);
+    CHECK_RC(ipc_batch_clear(NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_exec(NULL, &r), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_exec(tx, NULL), IPC_ERR_NULL_ARG);
+    ipc_batch_free(tx);
 
-    CHECK_RC(ipc_pipeline_new(NULL, &p), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_pipeline_new(c, NULL), IPC_ERR_NULL_ARG);
-    CHECK_OK(ipc_pipeline_new(c, &p));
-    CHECK_RC(ipc_pipeline_add(NULL, 2, get, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_pipeline_add(p, 2, NULL, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_pipeline_add(p, 2, nulls, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_pipeline_add(p, 0, get, NULL), IPC_ERR_INVALID_ARGUMENT);
-    CHECK(ipc_pipeline_len(p) == 0);
-    CHECK(ipc_pipeline_len(NULL) == 0);
-    CHECK_RC(ipc_pipeline_clear(NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_pipeline_exec(NULL, &r), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_pipeline_exec(p, NULL), IPC_ERR_NULL_ARG);
-    ipc_pipeline_free(p);
+    CHECK_RC(ipc_batch_new(NULL, false, &p), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_new(c, false, NULL), IPC_ERR_NULL_ARG);
+    CHECK_OK(ipc_batch_new(c, false, &p));
+    CHECK_RC(ipc_batch_add(NULL, get, NULL, 2), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_add(p, NULL, NULL, 2), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_add(p, nulls, NULL, 2), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_add(p, get, NULL, 0), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(ipc_batch_len(p) == 0);
+    CHECK(ipc_batch_len(NULL) == 0);
+    CHECK_RC(ipc_batch_clear(NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_exec(NULL, &r), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_batch_exec(p, NULL), IPC_ERR_NULL_ARG);
+    ipc_batch_free(p);
 
     CHECK_RC(ipc_transaction(c, keys, NULL, 1, 1, NULL, &ok, &r), IPC_ERR_NULL_ARG);
     CHECK(last_error_has("`cb`"));
@@ -610,15 +609,14 @@ static void test_bad_input(ipc_client *c) {
     CHECK_RC(ipc_transaction(c, keys, NULL, 1, 1, bad_input_cb, &ok, NULL), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_transaction(c, keys, NULL, 0, 1, bad_input_cb, &ok, &r),
              IPC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(ipc_transaction(c, keys, NULL, 1, -1, bad_input_cb, &ok, &r),
-             IPC_ERR_INVALID_ARGUMENT);
+    CHECK(last_error_has("give at least one key"));
     CHECK(ok == 0); /* the callback never ran */
     CHECK(r == NULL);
     CHECK_OK(ipc_transaction(c, keys, NULL, 1, 1, bad_input_cb, &ok, &r));
     CHECK(ok == 1);
     CHECK(r != NULL && ipc_reply_len(r) == 0);
     ipc_reply_free(r);
-    CHECK_RC(ipc_watch_queue(NULL, 2, get, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_watch_queue(NULL, get, NULL, 2), IPC_ERR_NULL_ARG);
 }
 
 int main(int argc, char **argv) {

@@ -3,32 +3,51 @@
  *
  * Conventions (every function follows them; its own comment adds the details):
  *
- * - Names start with `ipc_`. Handles are opaque (`ipc_client`, `ipc_reply`, `ipc_subscription`, ...),
- *   made by a `_new` function or returned through an out-parameter, and freed by their
- *   `_free` function; `_free(NULL)` is a no-op.
- * - Fallible functions return `ipc_result`: `IPC_OK` (0) or an error code. Results come back
- *   through the trailing out-parameters, which are written only when the call returns
- *   `IPC_OK`. After an error, `ipc_last_error_message()` says what happened (per thread).
- * - Every pointer argument must be non-NULL unless its function says it may be NULL; a NULL
- *   one is refused with `IPC_ERR_NULL_ARG` (or NULL/0/false for functions that do not
+ * - Names start with `ipc_`. Handles are opaque (`ipc_client`, `ipc_reply`, `ipc_worker`, ...),
+ *   made by one function and freed by their `_free` function; `_free(NULL)` is a no-op.
+ * - Results: fallible functions return `ipc_result`: `IPC_OK` (0) or an error code. Outputs are
+ *   the trailing out-parameters, written only when the call returns `IPC_OK`. After an error,
+ *   `ipc_last_error_message()` says what happened (per thread).
+ * - Pointers: every pointer argument must be non-NULL unless its function says it may be NULL;
+ *   a NULL one is refused with `IPC_ERR_NULL_ARG` (or NULL/0/false for functions that do not
  *   return `ipc_result`) before anything else happens. A panic inside the library is caught
  *   and reported as `IPC_ERR_PANIC`; it never unwinds into C.
- * - Keys, fields, channels and values are (pointer, length) pairs: binary-safe, no NUL
- *   terminator needed; a pointer must not be NULL even for length 0 (pass ""). URLs, names
- *   and options are NUL-terminated UTF-8 strings.
- * - Buffers returned by the library are owned by the caller and freed with the function
- *   named in the doc (`ipc_buf_free()`); pointers into a reply live as long as the reply.
- * - Threads: an `ipc_client` may be used by any number of threads at once; `ipc_reply` and
- *   `ipc_options` are not synchronized. Calls block the calling thread until they finish
- *   or their timeout passes; never longer.
- * - Callbacks (`ipc_message_cb`) get the `userdata` given with them and data valid only
- *   during the call. They run on a library dispatcher thread, or in poll mode only inside
- *   `ipc_client_poll()` on the caller's thread; each function says which. An optional
- *   `userdata_free` runs exactly once when the handle owning the callback is freed; after
- *   `ipc_subscription_free()` returns, no callback of that subscription runs or will run.
- * - Handlers of workers and RPC servers (`ipc_request_cb`, `ipc_rpc_cb`) run on the handle's
- *   own threads (several at once with a concurrency above 1) and return 0 for success; the
- *   callback of `ipc_transaction()` runs on the calling thread, once per attempt.
+ * - Byte strings: every key, field, value, channel, pattern, queue, service, method, stream,
+ *   group, consumer, hash, lock name and payload is a `(const char *x, size_t x_len)` pair:
+ *   binary-safe, no NUL terminator needed, the pointer non-NULL even for length 0 (pass "").
+ *   Arrays of them are `(const char *const *xs, const size_t *lens, size_t n)`: `lens` may be
+ *   NULL when every element is NUL-terminated, `xs` may be NULL when `n` is 0. Struct fields
+ *   that carry bytes are the same pair. NUL-terminated UTF-8 strings are only used for
+ *   fixed-format text: URLs, option text (client name, credentials, key prefix), stream entry
+ *   ids, keyspace event names, and the messages a handler sets.
+ * - Buffers: an owned output buffer is a `char **x, size_t *x_len` pair, freed with
+ *   `ipc_buf_free(x, x_len)`; pointers into a reply or an entry list live as long as it.
+ * - Parameter order: the handle (client), inputs, options (NULL for the defaults), callback,
+ *   userdata, userdata_free, then the out-parameters.
+ * - Options: one idiom for every options type: `ipc_X_options_new(&opts)` (the defaults),
+ *   `ipc_X_options_set_Y(opts, value)` (each setter states its default; setters only store,
+ *   the function using the options checks them and its error names the option),
+ *   `ipc_X_options_free(opts)`. Functions copy the options they are given.
+ * - Lifecycles: handles that run callbacks (`ipc_worker`, `ipc_server`, `ipc_stream_consumer`,
+ *   `ipc_hash_watcher`, `ipc_key_watch`, `ipc_subscription`, `ipc_group`) have
+ *   `_stop(handle, timeout_ms)`: `IPC_OK` once no callback runs or will run (and the handle's
+ *   `userdata_free` has run); `IPC_ERR_TIMEOUT` when a callback still runs at the deadline (it
+ *   stops when that returns); called from one of the handle's own callbacks it only asks for
+ *   the stop and returns `IPC_OK` at once. Their `_free` stops and frees (waiting up to 10 s;
+ *   subscriptions and groups wait for a running callback). `userdata_free` (may be NULL) runs
+ *   exactly once, after the last callback returned; a call that fails never runs it (the
+ *   caller keeps `userdata`).
+ * - Callbacks get the `userdata` given with them and data valid only during the call; each
+ *   callback type says the thread it runs on. Callbacks must not unwind (C++ exceptions) or
+ *   `longjmp` out. Handlers (`ipc_request_cb`, `ipc_rpc_cb`, `ipc_entry_cb`) return 0 for
+ *   success, or non-zero after `ipc_error_set()`.
+ * - Reports: what handles tell besides their callbacks' results (a handler failed, requests
+ *   were dead-lettered, a loop lost its connection, a watcher's read failed) comes as a typed
+ *   `ipc_report` to an `ipc_report_cb`: the client's (`ipc_options_set_report_cb()`) or the
+ *   handle's own (in its options); without one, a line on stderr.
+ * - Threads: an `ipc_client` may be used by any number of threads at once; every other handle
+ *   says what it allows. Calls block the calling thread until they finish or their timeout
+ *   passes; never longer.
  */
 
 #ifndef REDIPC_H
@@ -82,13 +101,6 @@
 #define IPC_STREAM_ID_MAX 48
 
 /**
- * `ipc_call_ex()` flag: fail at once with `IPC_ERR_NO_SERVER` when no live server of the
- * service is registered (one more round trip before the call), instead of after the
- * timeout.
- */
-#define IPC_CALL_FAIL_FAST 1
-
-/**
  * The result of a fallible call. `IPC_OK` is 0; error codes are grouped in ranges of 100
  * by what went wrong, and a number is never reused for another meaning:
  *
@@ -101,7 +113,7 @@
  * | 500..599 | closed |
  * | 600..699 | bad argument from the caller |
  * | 700..799 | transactions |
- * | 800..899 | RPC |
+ * | 800..899 | RPC and handlers |
  * | 900..999 | internal failures of the library |
  *
  * After any code other than `IPC_OK`, `ipc_last_error_message()` says what happened.
@@ -151,7 +163,7 @@ typedef enum {
      */
     IPC_ERR_WATCH = 700,
     /**
-     * The callback of `ipc_transaction()` returned non-zero: the transaction was abandoned
+     * The callback of `ipc_transaction()` returned non-zero: the transaction was given up
      * and none of its queued commands ran.
      */
     IPC_ERR_TX_ABORTED = 701,
@@ -166,6 +178,12 @@ typedef enum {
      */
     IPC_ERR_NO_SERVER = 801,
     /**
+     * A handler failed: it returned non-zero (its text set with `ipc_error_set()`) or
+     * panicked. Seen as the `error` of an `ipc_report` of kind
+     * `IPC_REPORT_HANDLER_FAILED`.
+     */
+    IPC_ERR_HANDLER = 802,
+    /**
      * A bug: the library panicked. The call had no effect on its outputs.
      */
     IPC_ERR_PANIC = 900,
@@ -174,6 +192,80 @@ typedef enum {
      */
     IPC_ERR_INTERNAL = 901,
 } ipc_result;
+
+/**
+ * What an `ipc_report` is about.
+ */
+typedef enum {
+    /**
+     * A handler returned non-zero or panicked; `error` is `IPC_ERR_HANDLER` with its text.
+     * `attempt` / `max_attempts` say whether the item is retried (reliable queues,
+     * streams) or not (plain queues: `max_attempts` 0; RPC: the caller got the error).
+     */
+    IPC_REPORT_HANDLER_FAILED = 0,
+    /**
+     * `count` requests (or, for a stream consumer, the entry `item`) were moved to the dead
+     * letters after their last attempt.
+     */
+    IPC_REPORT_DEAD_LETTERED = 1,
+    /**
+     * `count` requests of a consumer that died were put back into their queue.
+     */
+    IPC_REPORT_RECOVERED = 2,
+    /**
+     * An operation of the handle's loop failed (`during` says which, `error` why); the
+     * loop retries with backoff. Reported once while the same error repeats.
+     */
+    IPC_REPORT_CONNECTION_LOST = 3,
+    /**
+     * After `IPC_REPORT_CONNECTION_LOST`, the loop's next operation succeeded.
+     */
+    IPC_REPORT_CONNECTION_RESTORED = 4,
+    /**
+     * A hash watcher could not read the hash; it reads it again, whole, with backoff, so
+     * no change is missed.
+     */
+    IPC_REPORT_READ_FAILED = 5,
+    /**
+     * A kind this version of the C API does not know; `text` says what happened.
+     */
+    IPC_REPORT_OTHER = 99,
+} ipc_report_kind;
+
+/**
+ * Which kind of handle made an `ipc_report`; `name` is the thing it works on.
+ */
+typedef enum {
+    /**
+     * A request worker (`ipc_worker_new()`); `name` is the queue.
+     */
+    IPC_SOURCE_WORKER = 0,
+    /**
+     * An RPC server (`ipc_serve()`); `name` is the service.
+     */
+    IPC_SOURCE_RPC_SERVER = 1,
+    /**
+     * A stream group consumer (`ipc_stream_consume()`); `name` is the stream, `group` is
+     * set.
+     */
+    IPC_SOURCE_STREAM_CONSUMER = 2,
+    /**
+     * A hash watcher (`ipc_hash_watch()`); `name` is the hash.
+     */
+    IPC_SOURCE_HASH_WATCHER = 3,
+    /**
+     * A keyspace watch (`ipc_watch_keys()`); `name` is the key pattern.
+     */
+    IPC_SOURCE_KEY_WATCH = 4,
+    /**
+     * A subscription or subscription group; `name` is the channel or pattern when known.
+     */
+    IPC_SOURCE_SUBSCRIPTION = 5,
+    /**
+     * A source this version of the C API does not know.
+     */
+    IPC_SOURCE_OTHER = 99,
+} ipc_report_source;
 
 /**
  * The type of an `ipc_reply`. The numbers are stable.
@@ -282,9 +374,8 @@ typedef enum {
 } ipc_sub_kind;
 
 /**
- * What a subscription does when its queue is full and another message arrives (see
- * `ipc_subscribe_options_set_overflow()`). Connection events (`IPC_EVENT_ACTIVATED`, ...)
- * are never dropped.
+ * What a subscription does when its queue is full and another message arrives
+ * (`ipc_subscribe_options_set_overflow()`). Connection events are never dropped.
  */
 typedef enum {
     /**
@@ -304,6 +395,29 @@ typedef enum {
 } ipc_overflow;
 
 /**
+ * A batch of commands sent in one write: a pipeline (each command's reply or error in its
+ * own slot), or, made with `atomic`, a `MULTI`/`EXEC` transaction.
+ *
+ * Owns a `redipc::blocking::Batch` (with a clone of the client, so it stays usable after
+ * `ipc_client_free()` of the handle it came from; calls then fail once the client is
+ * closed). Made by `ipc_batch_new()`, freed by `ipc_batch_free()`.
+ *
+ * Thread safety: not synchronized: use one batch from one thread at a time (it may move
+ * between threads).
+ */
+typedef struct ipc_batch ipc_batch;
+
+/**
+ * Options of one RPC call (`ipc_call()`): timeout and fail-fast.
+ *
+ * Owns a `redipc::CallOptions`. Made by `ipc_call_options_new()`, read (copied) by
+ * `ipc_call()`, freed by `ipc_call_options_free()`.
+ *
+ * Thread safety: as `ipc_options`.
+ */
+typedef struct ipc_call_options ipc_call_options;
+
+/**
  * A connection to one Redis server.
  *
  * Owns a `redipc::blocking::Client` (an `Arc` of the core client underneath): one
@@ -319,21 +433,29 @@ typedef enum {
 typedef struct ipc_client ipc_client;
 
 /**
+ * Options of a stream group consumer (`ipc_stream_consume()`).
+ *
+ * Owns a `redipc::ConsumerOptions`. Made by `ipc_consumer_options_new()`, read (copied) by
+ * `ipc_stream_consume()`, which checks the values, freed by `ipc_consumer_options_free()`.
+ *
+ * Thread safety: as `ipc_options`.
+ */
+typedef struct ipc_consumer_options ipc_consumer_options;
+
+/**
  * A list of stream entries returned by a call (`ipc_stream_read()`, ...), oldest first.
  *
- * Owns copies of the entries; read them with `ipc_entries_len()` and
- * `ipc_entries_get()`, free them with `ipc_entries_free()`, which invalidates every
- * `ipc_entry` taken from it.
+ * Owns copies of the entries; read them with `ipc_entries_len()` and `ipc_entries_get()`,
+ * free them with `ipc_entries_free()`, which invalidates every `ipc_entry` taken from it.
  *
  * Thread safety: read-only; any number of threads may read it at once.
  */
 typedef struct ipc_entries ipc_entries;
 
 /**
- * Where a handler (a stream entry handler, ...) writes why it failed, with
- * `ipc_error_set()`.
+ * Where a handler writes why it failed, with `ipc_error_set()`.
  *
- * Owned by the library: a handler gets a pointer to one for the duration of its call and
+ * Borrowed from the library for one handler call: a handler gets a pointer to one and
  * must not keep it. Holds at most one message (the last one set).
  *
  * Thread safety: used only by the handler call it was given to.
@@ -341,13 +463,41 @@ typedef struct ipc_entries ipc_entries;
 typedef struct ipc_error_out ipc_error_out;
 
 /**
+ * A subscription group: one channel subscription whose channels each have a callback of
+ * their own (`ipc_group_handle()`).
+ *
+ * Owns a `redipc::blocking::SubscriptionGroup` and, through it, each channel's callback
+ * with its `userdata`. Made by `ipc_subscribe_group()`, stopped by `ipc_group_stop()`,
+ * freed by `ipc_group_free()`.
+ *
+ * Thread safety: `ipc_group_handle()`, `_unhandle()` and `_stop()` may be called from any
+ * thread, concurrently, also from the group's callbacks; `ipc_group_free()` must come after
+ * every other call on it has returned (a call from inside a callback of the group is the
+ * exception).
+ */
+typedef struct ipc_group ipc_group;
+
+/**
+ * Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, report callback.
+ *
+ * Owns plain values (and the report callback's `userdata` while one is set). Made by
+ * `ipc_hash_watch_options_new()`, read (copied) by `ipc_hash_watch()`, freed by
+ * `ipc_hash_watch_options_free()`.
+ *
+ * Thread safety: as `ipc_options`.
+ */
+typedef struct ipc_hash_watch_options ipc_hash_watch_options;
+
+/**
  * A running hash watcher.
  *
- * Owns a `redipc::HashWatcher`: a subscription to the hash's channel and a thread that
- * runs the callback (which owns `userdata`). Made by `ipc_hash_watch()`, freed by
- * `ipc_hash_watcher_free()`.
+ * Owns a `redipc::HashWatcher`: a subscription to the hash's channel and a thread that runs
+ * the callback (which owns `userdata`). Made by `ipc_hash_watch()`, stopped by
+ * `ipc_hash_watcher_stop()`, freed by `ipc_hash_watcher_free()`.
  *
- * Thread safety: only `ipc_hash_watcher_free()` takes it; any thread.
+ * Thread safety: `ipc_hash_watcher_stop()` may be called from any thread, also the
+ * watcher's callback; `ipc_hash_watcher_free()` must come after every other call on it has
+ * returned.
  */
 typedef struct ipc_hash_watcher ipc_hash_watcher;
 
@@ -355,9 +505,10 @@ typedef struct ipc_hash_watcher ipc_hash_watcher;
  * A keyspace watch: a subscription to `__keyspace@<db>__:<pattern>`.
  *
  * Owns a `redipc::KeyspaceWatch` and, through it, the callback and its `userdata`. Made by
- * `ipc_watch_keys()`, freed by `ipc_key_watch_free()`.
+ * `ipc_watch_keys()`, stopped by `ipc_key_watch_stop()`, freed by `ipc_key_watch_free()`.
  *
- * Thread safety: only `ipc_key_watch_free()` takes it; any thread.
+ * Thread safety: `ipc_key_watch_stop()` may be called from any thread, also the watch's
+ * callback; `ipc_key_watch_free()` must come after every other call on it has returned.
  */
 typedef struct ipc_key_watch ipc_key_watch;
 
@@ -365,60 +516,60 @@ typedef struct ipc_key_watch ipc_key_watch;
  * A held (or released) lock.
  *
  * Owns a `redipc::blocking::LockGuard` while held: the lock's key holds a random owner id
- * with a time to live, so only this handle can extend or release it, and a holder that
- * dies loses it when the TTL runs out. With automatic renewal, a background task of the
- * library extends it every `ttl_ms / 3` while held. Made by `ipc_lock_acquire()`, released
- * by `ipc_lock_release()` or `ipc_lock_free()`, freed by `ipc_lock_free()`.
+ * with a time to live, so only this handle can extend or release it, and a holder that dies
+ * loses it when the time to live runs out. With automatic renewal, a background task of the
+ * library extends it every `ttl / 3` while held. Made by `ipc_lock_acquire()`, released by
+ * `ipc_lock_release()` or `ipc_lock_free()`, freed by `ipc_lock_free()`.
  *
- * Thread safety: any thread, concurrently (calls on one lock are serialized), except
- * `ipc_lock_free()`, which must come after every other call on it has returned.
+ * Thread safety: not synchronized: use one lock handle from one thread at a time (it may
+ * move between threads).
  */
 typedef struct ipc_lock ipc_lock;
 
 /**
- * Settings for `ipc_client_new()`: timeouts, credentials, protocol, limits, reconnection.
+ * Options of a lock acquisition (`ipc_lock_acquire()`): time to live, wait, renewal.
  *
- * Owns a `redipc::Options` (a plain value; nothing is connected yet). Made by
- * `ipc_options_new()` with the defaults, changed by the `ipc_options_set_*` functions,
- * freed by `ipc_options_free()`. Values set here override those in the URL.
+ * Owns a `redipc::LockOptions`. Made by `ipc_lock_options_new()`, read (copied) by
+ * `ipc_lock_acquire()`, freed by `ipc_lock_options_free()`.
  *
- * Thread safety: not synchronized; use one from one thread at a time (reading it in
+ * Thread safety: as `ipc_options`.
+ */
+typedef struct ipc_lock_options ipc_lock_options;
+
+/**
+ * Settings of a client, for `ipc_client_new()`: timeouts, credentials, protocol, limits,
+ * reconnection, poll mode, reports.
+ *
+ * Owns a `redipc::Options` (plain values, and the report callback's `userdata` while one
+ * is set). Made by `ipc_options_new()`, changed by the `ipc_options_set_*` functions, read
+ * (copied) by `ipc_client_new()`, freed by `ipc_options_free()`.
+ *
+ * Thread safety: not synchronized; change it from one thread at a time (reading it in
  * `ipc_client_new()` from several threads at once is fine).
  */
 typedef struct ipc_options ipc_options;
 
 /**
- * A pipeline being built: a list of queued commands sent in one write by
- * `ipc_pipeline_exec()`. Not atomic: other clients' commands may run between them; for
- * bulk speed.
+ * One reply of the server, returned by `ipc_command()`, `ipc_batch_exec()`,
+ * `ipc_transaction()`, ...
  *
- * Owns a `redipc::blocking::Pipeline`: the queued commands and a clone of the client (an
- * `Arc` of the core client). Made by `ipc_pipeline_new()`, freed by `ipc_pipeline_free()`.
+ * Owns the whole reply as a read-only tree (converted from a `redipc::Reply` when the call
+ * returned). The root is owned by the caller and freed with `ipc_reply_free()`; elements
+ * (`ipc_reply_element()`) are borrowed from their root, stay valid until the root is
+ * freed, and are never freed themselves.
  *
- * Thread safety: as `ipc_tx`: one thread at a time.
- */
-typedef struct ipc_pipeline ipc_pipeline;
-
-/**
- * One reply of the server, returned by `ipc_command()`.
- *
- * Owns the whole reply as a read-only tree (converted from a `redipc::Reply` when the
- * call returned). The root is owned by the caller and freed with `ipc_reply_free()`;
- * elements (`ipc_reply_element()`) are borrowed from their root, stay valid until the
- * root is freed, and are never freed themselves.
- *
- * Thread safety: not synchronized. Nothing changes a reply after it is made, so several
- * threads may read one at the same time, but `ipc_reply_free()` must not overlap any
- * other use.
+ * Thread safety: nothing changes a reply after it is made, so several threads may read
+ * one at the same time, but `ipc_reply_free()` must not overlap any other use.
  */
 typedef struct ipc_reply ipc_reply;
 
 /**
- * Where an RPC handler puts its answer: `ipc_rpc_reply_set()` for the reply bytes,
- * `ipc_rpc_reply_error()` for the error text.
+ * Where an RPC handler puts its reply bytes, with `ipc_rpc_reply_set()`.
  *
- * Owns what was set so far. Made by the library for one handler call; valid only during
- * that call, on its thread; never free it.
+ * Borrowed from the library for one handler call; valid only during that call, on its
+ * thread; never free it.
+ *
+ * Thread safety: used only by the handler call it was given to.
  */
 typedef struct ipc_rpc_reply ipc_rpc_reply;
 
@@ -431,10 +582,7 @@ typedef struct ipc_rpc_reply ipc_rpc_reply;
  * client's core alive. Made by `ipc_serve()`, stopped by `ipc_server_stop()`, freed by
  * `ipc_server_free()`.
  *
- * Thread safety: `ipc_server_stop()` and `ipc_server_stats()` may be called from any
- * thread (a stats call waits while a stop runs on another thread); `ipc_server_free()`
- * must come after every other call on it has returned (a handler of the server may free
- * it).
+ * Thread safety: as `ipc_worker`.
  */
 typedef struct ipc_server ipc_server;
 
@@ -444,12 +592,10 @@ typedef struct ipc_server ipc_server;
  * `XAUTOCLAIM`, and moving entries delivered too often to the dead-letter stream.
  *
  * Owns a `redipc::StreamConsumer` (its thread and a connection of its own) and, through
- * it, the handler with its `userdata`. Made by `ipc_stream_consume()`, freed by
- * `ipc_stream_consumer_free()`.
+ * it, the handler with its `userdata`. Made by `ipc_stream_consume()`, stopped by
+ * `ipc_stream_consumer_stop()`, freed by `ipc_stream_consumer_free()`.
  *
- * Thread safety: `ipc_stream_consumer_stats()` and `ipc_stream_consumer_stop()` may be
- * called from any thread (they are serialized); `ipc_stream_consumer_free()` must come
- * after every other call on it has returned.
+ * Thread safety: as `ipc_worker`.
  */
 typedef struct ipc_stream_consumer ipc_stream_consumer;
 
@@ -461,21 +607,20 @@ typedef struct ipc_stream_consumer ipc_stream_consumer;
  * first wait, so that its blocking reads hold up no other call) and a buffer of entries
  * already read. Made by `ipc_stream_follow()`, freed by `ipc_stream_follower_free()`.
  *
- * Thread safety: calls on one follower are serialized (a second thread waits for the
- * first); it may move between threads.
+ * Thread safety: not synchronized: use one follower from one thread at a time (it may move
+ * between threads).
  */
 typedef struct ipc_stream_follower ipc_stream_follower;
 
 /**
- * Options of one subscription: queue capacity and overflow policy.
+ * Options of a subscription or subscription group: queue capacity, overflow policy, report
+ * callback.
  *
- * Owns two plain values (nothing is connected). Made by `ipc_subscribe_options_new()` with
- * the defaults (capacity 10000 events, `IPC_OVERFLOW_BLOCK`), changed by the
- * `ipc_subscribe_options_set_*` functions, read by `ipc_subscribe_ex()` (which copies
- * them), freed by `ipc_subscribe_options_free()`.
+ * Owns plain values (and the report callback's `userdata` while one is set). Made by
+ * `ipc_subscribe_options_new()`, read (copied) by `ipc_subscribe()` and
+ * `ipc_subscribe_group()`, freed by `ipc_subscribe_options_free()`.
  *
- * Thread safety: not synchronized; use one from one thread at a time (reading it in
- * `ipc_subscribe_ex()` from several threads at once is fine).
+ * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_subscribe_options ipc_subscribe_options;
 
@@ -484,38 +629,22 @@ typedef struct ipc_subscribe_options ipc_subscribe_options;
  * the callback its events go to.
  *
  * Owns a `redipc::blocking::Subscription` (which keeps the client's pub/sub multiplexer
- * alive) and, through it, the callback with its `userdata`. Made by `ipc_subscribe()` and
- * its siblings, freed by `ipc_subscription_free()`, which unsubscribes.
+ * alive) and, through it, the callback with its `userdata`. Made by `ipc_subscribe()`,
+ * stopped by `ipc_subscription_stop()`, freed by `ipc_subscription_free()`.
  *
- * Thread safety: `ipc_subscription_add()`, `ipc_subscription_remove()` and
- * `ipc_subscription_stats()` may be called from any thread, concurrently;
- * `ipc_subscription_free()` must come after every other call on it has returned (a call
- * from inside its own callback is the exception, see there).
+ * Thread safety: `ipc_subscription_add()`, `_remove()`, `_stats()` and `_stop()` may be
+ * called from any thread, concurrently; `ipc_subscription_free()` must come after every
+ * other call on it has returned (a call from inside its own callback is the exception).
  */
 typedef struct ipc_subscription ipc_subscription;
 
 /**
- * A `MULTI`/`EXEC` transaction being built: a list of queued commands.
+ * The watching side of a running `ipc_transaction()`, passed to its callback.
  *
- * Owns a `redipc::blocking::Transaction`: the queued commands and a clone of the client
- * (an `Arc` of the core client underneath). Nothing is sent before `ipc_tx_exec()`, which
- * sends `MULTI`, the commands and `EXEC` in one write on the client's shared connection:
- * atomic, and no other command of any client runs in between. Made by `ipc_tx_new()`, freed
- * by `ipc_tx_free()`.
+ * Borrows the core's `redipc::blocking::WatchSession` (a connection of its own holding the
+ * `WATCH`, and the writes queued so far) for the duration of the callback; never free it.
  *
- * Thread safety: use one `ipc_tx` from one thread at a time (different threads may use it
- * one after the other). Different `ipc_tx` of one client may be used by different threads
- * at once.
- */
-typedef struct ipc_tx ipc_tx;
-
-/**
- * The optimistic transaction in progress, handed to an `ipc_transaction_cb`: the `WATCH`
- * of `ipc_transaction()` holds on a connection of its own. Read with
- * `ipc_watch_command()`, queue writes with `ipc_watch_queue()`.
- *
- * Owns nothing; it belongs to the running `ipc_transaction()` call. Valid only during the
- * callback call that receives it, and only on that thread; never free it.
+ * Thread safety: only inside the callback that received it, on its thread.
  */
 typedef struct ipc_watch ipc_watch;
 
@@ -523,29 +652,130 @@ typedef struct ipc_watch ipc_watch;
  * A running worker: `concurrency` loops, each on a thread and a connection of its own,
  * popping requests from its queues and calling the handler.
  *
- * Owns a `redipc::Worker` (its threads, connections and the handler with `userdata`) and
+ * Owns a `redipc::Worker` (its threads, connections, and the handler with `userdata`) and
  * keeps the client's core alive. Made by `ipc_worker_new()`, stopped by
  * `ipc_worker_stop()`, freed by `ipc_worker_free()`.
  *
  * Thread safety: `ipc_worker_stop()` and `ipc_worker_stats()` may be called from any
- * thread (a stats call waits while a stop runs on another thread);
- * `ipc_worker_free()` must come after every other call on it has returned (a handler of
- * the worker may free it, see there).
+ * thread, concurrently, also from the worker's own handlers; `ipc_worker_free()` must come
+ * after every other call on it has returned (a handler of the worker may free it).
  */
 typedef struct ipc_worker ipc_worker;
 
 /**
- * Options of a worker: concurrency, blocking timeout, reliable mode and its settings.
+ * Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()`, which
+ * uses concurrency, block timeout and report callback): concurrency, blocking timeout,
+ * reliable mode and its settings, report callback.
  *
- * Owns a `redipc::WorkerOptions` (plain values). Made by `ipc_worker_options_new()` with
- * the defaults, changed by the `ipc_worker_options_set_*` functions (values are checked by
- * `ipc_worker_new()`), read by `ipc_worker_new()` (which copies them), freed by
- * `ipc_worker_options_free()`.
+ * Owns a `redipc::WorkerOptions`. Made by `ipc_worker_options_new()`, read (copied) by
+ * `ipc_worker_new()` and `ipc_serve()`, which check the values (the error names the
+ * option), freed by `ipc_worker_options_free()`.
  *
- * Thread safety: not synchronized; use one from one thread at a time (reading it in
- * `ipc_worker_new()` from several threads at once is fine).
+ * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_worker_options ipc_worker_options;
+
+/**
+ * One report, passed to an `ipc_report_cb`.
+ *
+ * Lifetime: the struct and everything it points to are valid only during the callback
+ * call; copy what you need to keep. Byte strings are (pointer, length) pairs; text fields
+ * are NUL-terminated.
+ */
+typedef struct {
+    /**
+     * What happened.
+     */
+    ipc_report_kind kind;
+    /**
+     * Which kind of handle reports it.
+     */
+    ipc_report_source source;
+    /**
+     * The queue, service, stream, hash, channel or key pattern (length 0 when none
+     * applies); never NULL.
+     */
+    const char *name;
+    /**
+     * Length of `name` in bytes.
+     */
+    size_t name_len;
+    /**
+     * The consumer group (stream consumers); NULL with length 0 otherwise.
+     */
+    const char *group;
+    /**
+     * Length of `group` in bytes.
+     */
+    size_t group_len;
+    /**
+     * The item it is about (a stream entry id, a key), NUL-terminated; NULL when none.
+     */
+    const char *item;
+    /**
+     * How many times the item was handed to a handler, this time included (1 the first
+     * time; for streams the delivery count); 0 when it does not apply.
+     */
+    uint32_t attempt;
+    /**
+     * After how many attempts an item is dead-lettered; 0 when it is never retried or it
+     * does not apply.
+     */
+    uint32_t max_attempts;
+    /**
+     * How many items (dead letters, recovered requests); 0 when it does not apply.
+     */
+    uint64_t count;
+    /**
+     * The error's code (`IPC_ERR_HANDLER` for a handler's failure, `IPC_ERR_CONNECTION`,
+     * ...); `IPC_OK` when the report carries no error.
+     */
+    ipc_result error;
+    /**
+     * The error's text, NUL-terminated; `""` when the report carries no error.
+     */
+    const char *error_message;
+    /**
+     * What the loop was doing when its operation failed (`"reading new entries"`),
+     * NUL-terminated; NULL when it does not apply.
+     */
+    const char *during;
+    /**
+     * The whole report as one line, NUL-terminated: what the library prints to stderr when
+     * no report callback is set.
+     */
+    const char *text;
+} ipc_report;
+
+/**
+ * A report callback: `userdata` as given with it, and the report (see `ipc_report` for
+ * the lifetime of what it points to).
+ *
+ * Thread: the thread of the handle that reports (a worker's, consumer's or watcher's own
+ * thread, a subscription's dispatcher thread or, in poll mode, the thread inside
+ * `ipc_client_poll()`); reports of different handles may come at the same time, so the
+ * callback must be thread-safe. It should return quickly; it may use the library. It must
+ * not unwind (C++ exceptions) or `longjmp` out. A callback that ignores what it gets
+ * silences the reports.
+ */
+typedef void (*ipc_report_cb)(void *userdata, const ipc_report *report);
+
+/**
+ * Frees the `userdata` of a callback; see each function taking one for when it runs.
+ */
+typedef void (*ipc_userdata_free_cb)(void *userdata);
+
+/**
+ * The callback of `ipc_transaction()`: read with `ipc_watch_command()`, queue writes with
+ * `ipc_watch_queue()`, and return 0 to run them (`EXEC`), or non-zero to give the
+ * transaction up: nothing queued runs, and `ipc_transaction()` returns
+ * `IPC_ERR_TX_ABORTED`.
+ *
+ * Thread: the thread that called `ipc_transaction()`, once per attempt (again after a
+ * watched key changed). `watch` is valid only during the call. The callback must not
+ * unwind or `longjmp` out.
+ */
+typedef int (*ipc_transaction_cb)(void *userdata, ipc_watch *watch);
 
 /**
  * One event of a subscription, passed to its `ipc_message_cb`.
@@ -560,7 +790,7 @@ typedef struct ipc_worker_options ipc_worker_options;
  * | kind | `channel` | `pattern` | `payload` |
  * |---|---|---|---|
  * | `IPC_EVENT_MESSAGE` | the channel published on | the matching pattern (`IPC_SUB_PATTERN` only) | the message |
- * | `IPC_EVENT_ACTIVATED`, `IPC_EVENT_REACTIVATED` | the confirmed name (a pattern for `IPC_SUB_PATTERN`, also in `pattern`) | see `channel` | NULL |
+ * | `IPC_EVENT_ACTIVATED`, `IPC_EVENT_REACTIVATED` | the confirmed name | the name, for `IPC_SUB_PATTERN` | NULL |
  * | `IPC_EVENT_DISCONNECTED` | NULL | NULL | the error text, NUL-terminated (`payload_len` excludes the NUL) |
  */
 typedef struct {
@@ -575,7 +805,7 @@ typedef struct {
     /**
      * The channel (see the table above).
      */
-    const uint8_t *channel;
+    const char *channel;
     /**
      * Length of `channel` in bytes.
      */
@@ -583,7 +813,7 @@ typedef struct {
     /**
      * The pattern, NULL when none.
      */
-    const uint8_t *pattern;
+    const char *pattern;
     /**
      * Length of `pattern` in bytes; 0 when none.
      */
@@ -591,7 +821,7 @@ typedef struct {
     /**
      * The payload of a message; for `IPC_EVENT_DISCONNECTED` the error text.
      */
-    const uint8_t *payload;
+    const char *payload;
     /**
      * Length of `payload` in bytes.
      */
@@ -599,28 +829,23 @@ typedef struct {
 } ipc_message;
 
 /**
- * A subscription's callback: `userdata` as given to `ipc_subscribe()`, and the event.
+ * A subscription's (or a group route's) callback: `userdata` as given with it, and the
+ * event.
  *
- * Thread: by default one of the library's dispatcher threads (`redipc-dispatch`; never
- * the thread that subscribed, and not always the same thread), but never two calls of one
- * subscription at the same time: its events are delivered one at a time, in the order
- * they arrived. Different subscriptions run in parallel; a slow callback delays only its
- * own subscription (with `IPC_OVERFLOW_BLOCK`, once its queue is full, the whole client's
- * pub/sub reading waits for it). In poll mode (`ipc_options_set_poll_mode()`) callbacks run
- * only inside `ipc_client_poll()`, on the thread that calls it.
+ * Thread: by default one of the library's dispatcher threads (never the thread that
+ * subscribed, and not always the same thread), but never two calls of one subscription at
+ * the same time: its events are delivered one at a time, in the order they arrived.
+ * Different subscriptions run in parallel; a slow callback delays only its own
+ * subscription (with `IPC_OVERFLOW_BLOCK`, once its queue is full, the whole client's
+ * pub/sub reading waits for it). In poll mode callbacks run only inside
+ * `ipc_client_poll()`, on the thread that calls it.
  *
- * `msg` and everything it points to are valid only during the call. The callback must not
- * unwind (C++ exceptions) or `longjmp` out. It may use the library, including calls that
- * wait for the server (`ipc_publish()`, `ipc_command()`, `ipc_subscribe()`, ...), and
- * `ipc_subscription_free()` on its own subscription (no further call of it follows).
- * It must not free its client (`ipc_client_free()`), nor call `ipc_client_poll()`.
+ * `msg` and everything it points to are valid only during the call. The callback may use
+ * the library, including calls that wait for the server, and `_stop()` / `_free()` of its
+ * own subscription or group (no further call of it follows). It must not free its client,
+ * call `ipc_client_poll()`, unwind (C++ exceptions) or `longjmp` out.
  */
 typedef void (*ipc_message_cb)(void *userdata, const ipc_message *msg);
-
-/**
- * Frees a subscription's `userdata`; see `ipc_subscribe()` for when it runs.
- */
-typedef void (*ipc_userdata_free_cb)(void *userdata);
 
 /**
  * Counters of a subscription's queue (`ipc_subscription_stats()`).
@@ -645,211 +870,17 @@ typedef struct {
 } ipc_sub_stats;
 
 /**
- * One field of a stream entry or of a hash: a name and a value, both (pointer, length),
- * binary-safe, not NUL-terminated.
- *
- * As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
- * caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`).
- * As output (`ipc_entry.fields`) the library owns them: they live as long as the entry,
- * and are never NULL.
- */
-typedef struct {
-    /**
-     * The field name.
-     */
-    const char *name;
-    /**
-     * Length of `name` in bytes.
-     */
-    size_t name_len;
-    /**
-     * The value.
-     */
-    const uint8_t *value;
-    /**
-     * Length of `value` in bytes.
-     */
-    size_t value_len;
-} ipc_field;
-
-/**
- * One stream entry, read-only, owned by the library.
- *
- * Lifetime: an entry from `ipc_entries_get()` lives as long as its `ipc_entries`; one
- * passed to an `ipc_entry_cb` only during that call. So do the strings it points to.
- */
-typedef struct {
-    /**
-     * The entry id, NUL-terminated (`"1700000000000-0"`); never NULL.
-     */
-    const char *id;
-    /**
-     * The fields in the order they were published (`field_count` of them; never NULL).
-     */
-    const ipc_field *fields;
-    /**
-     * The number of fields.
-     */
-    size_t field_count;
-    /**
-     * How many times the entry was delivered to a group consumer (1 the first time, more
-     * after it was claimed again); 0 for entries read outside consumer groups.
-     */
-    uint64_t deliveries;
-} ipc_entry;
-
-/**
- * Settings of a group consumer, a plain struct: fill it with
- * `ipc_consumer_options_init()`, change the fields you need, pass it to
- * `ipc_stream_consume()` (which copies it).
- */
-typedef struct {
-    /**
-     * Entries read per round trip (default 10; at least 1).
-     */
-    size_t count;
-    /**
-     * How long one read waits on the server for new entries, in milliseconds (default
-     * 1000; at least 1). A stop wakes a blocked read at once (`CLIENT UNBLOCK`; where ACLs
-     * forbid it, within this time).
-     */
-    uint64_t block_ms;
-    /**
-     * Entries pending (delivered, not acknowledged) longer than this, in milliseconds, are
-     * claimed and handled again: failed ones, and those of consumers that died (default
-     * 30000; at least 1).
-     */
-    uint64_t min_idle_ms;
-    /**
-     * An entry already delivered this many times is moved to the dead-letter stream
-     * instead of being handled again (default 5; at least 1).
-     */
-    uint64_t max_deliveries;
-    /**
-     * How often to look for entries to claim, in milliseconds (default 0: `min_idle_ms /
-     * 2`; at least 10). Claiming happens between reads, so the effective interval is at
-     * least `block_ms` while the stream is idle.
-     */
-    uint64_t claim_interval_ms;
-} ipc_consumer_options;
-
-/**
- * A group consumer's handler: handle `entry` and return 0 to acknowledge it (`XACK`), or
- * any other number for a failure — then call `ipc_error_set(err, "why")` first to record
- * why. A failed entry is never acknowledged: it stays pending, is claimed again after
- * `min_idle_ms` (by this or another consumer of the group) and handed to a handler again,
- * and after `max_deliveries` deliveries it is moved to the dead-letter stream
- * `<stream>:dead` with the last error (see `ipc_stream_dead_letters()`).
- *
- * Thread: the consumer's own thread (`redipc-stream`), one call at a time, in the order
- * the entries were read. `entry` and `err` are valid only during the call. The handler
- * may use the library (also the same client); it must not unwind or `longjmp` out, and
- * must not call `ipc_stream_consumer_stop()` expecting it to wait (from here it only asks
- * the consumer to stop); `ipc_stream_consumer_free()` from here is allowed (see there).
- */
-typedef int (*ipc_entry_cb)(void *userdata, const ipc_entry *entry, ipc_error_out *err);
-
-/**
- * Counters of a group consumer (`ipc_stream_consumer_stats()`).
- */
-typedef struct {
-    /**
-     * Entries handled successfully and acknowledged.
-     */
-    uint64_t acked;
-    /**
-     * Handler failures (each failed delivery counts).
-     */
-    uint64_t failed;
-    /**
-     * Entries claimed (taken over from idle consumers, or retried after failing).
-     */
-    uint64_t claimed;
-    /**
-     * Entries moved to the dead-letter stream.
-     */
-    uint64_t dead_lettered;
-} ipc_consumer_stats;
-
-/**
- * Settings of a hash watcher, a plain struct: fill it with
- * `ipc_hash_watch_options_init()`, change what you need, pass it to `ipc_hash_watch()`
- * (which copies it).
- */
-typedef struct {
-    /**
-     * Deliver every field's current value first (default true). Without it only changes
-     * made after `ipc_hash_watch()` are delivered.
-     */
-    bool initial_sync;
-    /**
-     * Coalesce the changes of this many milliseconds after the first one into one
-     * delivery per field, of its latest value (default 0: deliver each change at once).
-     */
-    uint64_t debounce_ms;
-} ipc_hash_watch_options;
-
-/**
- * A hash watcher's callback: one call per field change, for every field of the hash
- * (there is one callback per watcher: switch on `field` to handle fields differently).
- *
- * `field` (`flen` bytes, not NUL-terminated) is the field's name; `value` (`vlen` bytes)
- * its new value, never NULL for a present field (even when empty), or NULL with `vlen` 0
- * when the field was deleted. Both are valid only during the call.
- *
- * Thread: the watcher's own thread (`redipc-hash-watch`; also in poll mode), one call at a
- * time, in order. A value is delivered only when it differs from the last one delivered
- * for that field. The callback may use the library; it must not unwind or `longjmp` out.
- * It may free its own watcher (`ipc_hash_watcher_free()`): no further call follows.
- */
-typedef void (*ipc_field_cb)(void *userdata,
-                             const char *field,
-                             size_t flen,
-                             const uint8_t *value,
-                             size_t vlen);
-
-/**
- * A keyspace watch's callback: `key` (`klen` bytes, not NUL-terminated, never NULL) had
- * the event `event` (NUL-terminated: `"set"`, `"del"`, `"expired"`, `"hset"`, ...). Both
- * are valid only during the call.
- *
- * Thread: as the callbacks of subscriptions (`ipc_message_cb`): a library dispatcher
- * thread, one call at a time in the order the server sent the events; in poll mode only
- * inside `ipc_client_poll()`. It may use the library; it must not unwind or `longjmp`
- * out, and may free its own watch (`ipc_key_watch_free()`).
- */
-typedef void (*ipc_key_event_cb)(void *userdata, const char *key, size_t klen, const char *event);
-
-/**
- * The callback of `ipc_transaction()`: `userdata` as given there, and the transaction in
- * progress. Read the watched keys with `ipc_watch_command()`, decide, and queue the writes
- * with `ipc_watch_queue()`.
- *
- * Return 0 to `EXEC` the queued commands, or any other number to abort: nothing queued
- * runs and `ipc_transaction()` returns `IPC_ERR_TX_ABORTED` (commands already run with
- * `ipc_watch_command()` did run).
- *
- * Thread: the thread that called `ipc_transaction()`, inside that call. It runs once per
- * attempt: again (with a fresh `w` and nothing queued) each time a watched key changed
- * before `EXEC`, so it must not have side effects outside Redis that may not repeat.
- * `w` is valid only during the call. The callback may use the library (other clients, the
- * same client's `ipc_command()`), must not unwind (C++ exceptions) or `longjmp` out, and
- * must not free the client.
- */
-typedef int (*ipc_transaction_cb)(void *userdata, ipc_watch *w);
-
-/**
  * One request handed to an `ipc_request_cb`.
  *
- * Lifetime: the struct and what it points to are valid only during the handler call;
- * copy what you need to keep. The library owns all of it. `queue` and `payload` are never
- * NULL (an empty payload is a valid pointer with length 0) and not NUL-terminated.
+ * Lifetime: the struct and what it points to are valid only during the handler call; copy
+ * what you need to keep. `queue` and `payload` are never NULL (an empty payload is a valid
+ * pointer with length 0) and not NUL-terminated.
  */
 typedef struct {
     /**
      * The name of the queue it came from (as given to `ipc_worker_new()`).
      */
-    const uint8_t *queue;
+    const char *queue;
     /**
      * Length of `queue` in bytes.
      */
@@ -857,7 +888,7 @@ typedef struct {
     /**
      * The payload as sent by `ipc_send_request()`.
      */
-    const uint8_t *payload;
+    const char *payload;
     /**
      * Length of `payload` in bytes.
      */
@@ -871,31 +902,30 @@ typedef struct {
 
 /**
  * A request handler: `userdata` as given to `ipc_worker_new()`, the request, and where to
- * report a failure.
+ * say why it failed.
  *
  * Return 0 when the request is done (in reliable mode it is acknowledged and removed), or
- * any other number for a failure: set its text with `ipc_error_set(err, "...")` (without
- * it the text is `"the handler returned N"`). A failure in plain mode is only reported (the
- * request is gone); in reliable mode the request is retried until `max_attempts`, then moved
- * to the queue's dead-letter list with the text of the last failure.
+ * any other number for a failure, after `ipc_error_set(err, "why")`. A failure is
+ * reported (`IPC_REPORT_HANDLER_FAILED`); in plain mode the request is gone, in reliable
+ * mode it is retried until `max_attempts`, then moved to the queue's dead-letter list
+ * with the text of the last failure.
  *
- * Thread: one of the worker's own threads (`redipc-worker-N`), never the thread that
- * made the worker. With a concurrency above 1, calls run in parallel on several threads
- * with the same `userdata`. `req`, `err` and everything they point to are valid only
- * during the call. The handler may use the library, including the client of its worker
- * (`ipc_command()`, `ipc_send_request()`, `ipc_call()`, ...) and `ipc_worker_free()` on its
- * own worker; not `ipc_worker_stop()` on it (refused: it would wait for itself), and it
- * must not free the client while the worker runs. It must not unwind (C++ exceptions) or
- * `longjmp` out.
+ * Thread: one of the worker's own threads, never the thread that made the worker. With a
+ * concurrency above 1, calls run in parallel on several threads with the same `userdata`.
+ * `req`, `err` and what they point to are valid only during the call. The handler may use
+ * the library, including its worker's client and `ipc_worker_stop()` / `ipc_worker_free()`
+ * of its own worker (they only ask for the stop from here); it must not free the client
+ * while the worker runs, unwind (C++ exceptions) or `longjmp` out.
  */
 typedef int (*ipc_request_cb)(void *userdata, const ipc_request *req, ipc_error_out *err);
 
 /**
- * Counters of one worker (`ipc_worker_stats()`).
+ * Counters of one worker or RPC server (`ipc_worker_stats()`, `ipc_server_stats()`).
  */
 typedef struct {
     /**
-     * Requests handled successfully (handler returned 0).
+     * Requests handled successfully (handler returned 0); for a server, calls answered
+     * (with a reply or a remote error) and calls dropped unrun after their deadline.
      */
     uint64_t handled;
     /**
@@ -941,7 +971,7 @@ typedef struct {
     /**
      * The method name given by the caller; empty (length 0) when none.
      */
-    const uint8_t *method;
+    const char *method;
     /**
      * Length of `method` in bytes.
      */
@@ -949,7 +979,7 @@ typedef struct {
     /**
      * The request payload.
      */
-    const uint8_t *payload;
+    const char *payload;
     /**
      * Length of `payload` in bytes.
      */
@@ -962,26 +992,150 @@ typedef struct {
 } ipc_call_info;
 
 /**
- * An RPC handler: `userdata` as given to `ipc_serve()`, the call, and where to put the
- * answer.
+ * An RPC handler: `userdata` as given to `ipc_serve()`, the call, where to put the reply,
+ * and where to say why it failed.
  *
- * Return 0 to send the bytes set with `ipc_rpc_reply_set()` (0 bytes if none were set),
- * or any other number to send a remote error with the text set by `ipc_rpc_reply_error()`
+ * Return 0 to send the bytes set with `ipc_rpc_reply_set()` (0 bytes if none were set), or
+ * any other number to send a remote error with the text set by `ipc_error_set(err, ...)`
  * (without it: `"the handler returned N"`); the caller's `ipc_call()` returns
  * `IPC_ERR_REMOTE` with that text in its last error message.
  *
- * Methods: one handler serves every method of the service; switch on `call->method`
- * (a `memcmp` against each name) and answer unknown ones with an error. (The Rust core's
- * `serve_methods` does the same with a map.)
+ * Methods: one handler serves every method of the service; switch on `call->method` (a
+ * `memcmp` against each name) and answer unknown ones with an error.
  *
- * Thread: one of the server's own threads (`redipc-worker-N`), never the thread that
- * called `ipc_serve()`; with a concurrency above 1, calls run in parallel with the same
- * `userdata`. `call`, `reply` and what they point to are valid only during the call. The
- * handler may use the library, including its client (also `ipc_call()` of another
- * service) and `ipc_server_free()` on its own server; not `ipc_server_stop()` on it
- * (refused: it would wait for itself). It must not unwind or `longjmp` out.
+ * Thread: one of the server's own threads, never the thread that called `ipc_serve()`;
+ * with a concurrency above 1, calls run in parallel with the same `userdata`. `call`,
+ * `reply`, `err` and what they point to are valid only during the call. The handler may use
+ * the library, including its client (also `ipc_call()` of another service) and
+ * `ipc_server_stop()` / `ipc_server_free()` of its own server (they only ask for the stop
+ * from here). It must not unwind or `longjmp` out.
  */
-typedef int (*ipc_rpc_cb)(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply);
+typedef int (*ipc_rpc_cb)(void *userdata,
+                          const ipc_call_info *call,
+                          ipc_rpc_reply *reply,
+                          ipc_error_out *err);
+
+/**
+ * One field of a stream entry or of a hash: a name and a value, both byte strings.
+ *
+ * As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
+ * caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`). As
+ * output (`ipc_entry.fields`) the library owns them: they live as long as the entry, and
+ * are never NULL.
+ */
+typedef struct {
+    /**
+     * The field name.
+     */
+    const char *name;
+    /**
+     * Length of `name` in bytes.
+     */
+    size_t name_len;
+    /**
+     * The value.
+     */
+    const char *value;
+    /**
+     * Length of `value` in bytes.
+     */
+    size_t value_len;
+} ipc_field;
+
+/**
+ * One stream entry, read-only, owned by the library.
+ *
+ * Lifetime: an entry from `ipc_entries_get()` lives as long as its `ipc_entries`; one
+ * passed to an `ipc_entry_cb` only during that call. So do the strings it points to.
+ */
+typedef struct {
+    /**
+     * The entry id, NUL-terminated (`"1700000000000-0"`); never NULL.
+     */
+    const char *id;
+    /**
+     * The fields in the order they were published (`field_count` of them; never NULL).
+     */
+    const ipc_field *fields;
+    /**
+     * The number of fields.
+     */
+    size_t field_count;
+    /**
+     * How many times the entry was delivered to a group consumer (1 the first time, more
+     * after it was claimed again); 0 for entries read outside consumer groups.
+     */
+    uint64_t deliveries;
+} ipc_entry;
+
+/**
+ * A group consumer's handler: handle `entry` and return 0 to acknowledge it (`XACK`), or
+ * any other number for a failure, after `ipc_error_set(err, "why")`. A failed entry is
+ * never acknowledged: it stays pending, is claimed again after the consumer's
+ * `min_idle_ms` (by this or another consumer of the group) and handed to a handler again,
+ * and after `max_deliveries` deliveries it is moved to the dead-letter stream
+ * `<stream>:dead` with the last error (see `ipc_stream_dead_letters()`). Failures are
+ * reported (`IPC_REPORT_HANDLER_FAILED`).
+ *
+ * Thread: the consumer's own thread, one call at a time, in the order the entries were
+ * read. `entry` and `err` are valid only during the call. The handler may use the library
+ * (also the same client) and `ipc_stream_consumer_stop()` / `_free()` of its own consumer
+ * (they only ask for the stop from here); it must not unwind or `longjmp` out.
+ */
+typedef int (*ipc_entry_cb)(void *userdata, const ipc_entry *entry, ipc_error_out *err);
+
+/**
+ * Counters of a group consumer (`ipc_stream_consumer_stats()`).
+ */
+typedef struct {
+    /**
+     * Entries handled successfully and acknowledged.
+     */
+    uint64_t acked;
+    /**
+     * Handler failures (each failed delivery counts).
+     */
+    uint64_t failed;
+    /**
+     * Entries claimed (taken over from idle consumers, or retried after failing).
+     */
+    uint64_t claimed;
+    /**
+     * Entries moved to the dead-letter stream.
+     */
+    uint64_t dead_lettered;
+} ipc_consumer_stats;
+
+/**
+ * A hash watcher's callback: one call per field change, for every field of the hash (there
+ * is one callback per watcher: switch on `field` to handle fields differently).
+ *
+ * `field` (`field_len` bytes, not NUL-terminated) is the field's name; `value`
+ * (`value_len` bytes) its new value, never NULL for a present field (even when empty), or
+ * NULL with `value_len` 0 when the field was deleted. Both are valid only during the call.
+ *
+ * Thread: the watcher's own thread (also in poll mode), one call at a time, in order. A
+ * value is delivered only when it differs from the last one delivered for that field. The
+ * callback may use the library and `ipc_hash_watcher_stop()` / `_free()` of its own
+ * watcher (no further call follows); it must not unwind or `longjmp` out.
+ */
+typedef void (*ipc_field_cb)(void *userdata,
+                             const char *field,
+                             size_t field_len,
+                             const char *value,
+                             size_t value_len);
+
+/**
+ * A keyspace watch's callback: `key` (`key_len` bytes, not NUL-terminated, never NULL) had
+ * the event `event` (NUL-terminated: `"set"`, `"del"`, `"expired"`, `"hset"`, ...). Both
+ * are valid only during the call.
+ *
+ * Thread: as the callbacks of subscriptions (`ipc_message_cb`): a library dispatcher
+ * thread, one call at a time in the order the server sent the events; in poll mode only
+ * inside `ipc_client_poll()`. It may use the library and `ipc_key_watch_stop()` / `_free()`
+ * of its own watch (no further call follows); it must not unwind or `longjmp` out.
+ */
+typedef void (*ipc_key_event_cb)(void *userdata, const char *key, size_t key_len, const char *event);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1032,50 +1186,44 @@ const char *ipc_last_error_code(void);
 const char *ipc_result_name(int code);
 
 /**
- * Make options with the defaults: connect and response timeouts 5000 ms, RESP3, database
- * of the URL, key prefix `"ipc:"`, one I/O thread, no value limit below the server's
- * (512 MiB), reconnect delays 10 ms to 2000 ms, reconnecting forever, pub/sub health
- * check every 3000 ms, poll mode off.
+ * Make client options with the defaults (each setter states its default).
  *
  * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
  * `ipc_options_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG` if `out` is NULL.
- *
- * Thread safety: any thread.
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_options_new(ipc_options **out);
 
 /**
- * Free options made by `ipc_options_new()`. NULL is a no-op. Clients made with these
- * options keep their own copy, so the options may be freed right after
- * `ipc_client_new()`.
+ * Free client options. NULL is a no-op. Clients made with them keep their own copy (and
+ * the report callback's `userdata` stays alive for them).
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_options_free(ipc_options *opts);
 
 /**
- * Set the limit on establishing a connection, in milliseconds (default 5000; must be
- * greater than 0, checked by `ipc_client_new()`). An unreachable server is reported as
- * `IPC_ERR_CONNECTION` within this time.
+ * Limit on establishing a connection, in milliseconds (default 5000; 0 is refused by
+ * `ipc_client_new()`). An unreachable server is reported as `IPC_ERR_CONNECTION` within
+ * this time.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_connect_timeout_ms(ipc_options *opts, uint64_t ms);
 
 /**
- * Set the limit on every call, from sending the command to its reply, including a wait
- * for a reconnect, in milliseconds (default 5000; must be greater than 0, checked by
- * `ipc_client_new()`). A call that takes longer fails with `IPC_ERR_TIMEOUT`.
+ * Limit on every call, from sending the command to its reply, including a wait for a
+ * reconnect, in milliseconds (default 5000; 0 is refused by `ipc_client_new()`). A call
+ * that takes longer fails with `IPC_ERR_TIMEOUT`.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_response_timeout_ms(ipc_options *opts, uint64_t ms);
 
 /**
- * Set the connection name (`CLIENT SETNAME`), a NUL-terminated UTF-8 string without
- * spaces (checked by `ipc_client_new()`). The string is copied.
+ * The connection name (`CLIENT SETNAME`), a NUL-terminated UTF-8 string, copied (default:
+ * none; one with spaces is refused by `ipc_client_new()`).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
  * Thread safety: see `ipc_options`.
@@ -1083,15 +1231,15 @@ IPC_MUST_USE ipc_result ipc_options_set_response_timeout_ms(ipc_options *opts, u
 IPC_MUST_USE ipc_result ipc_options_set_client_name(ipc_options *opts, const char *name);
 
 /**
- * Set the database number (`SELECT`), overriding the URL's; must not be negative
- * (checked by `ipc_client_new()`).
+ * The database number (`SELECT`), overriding the URL's (default: the URL's, else 0; a
+ * negative one is refused by `ipc_client_new()`).
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_database(ipc_options *opts, int64_t db);
 
 /**
- * Set the ACL user name, a NUL-terminated UTF-8 string (copied).
+ * The ACL user name, a NUL-terminated UTF-8 string, copied (default: the URL's).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
  * Thread safety: see `ipc_options`.
@@ -1099,7 +1247,7 @@ IPC_MUST_USE ipc_result ipc_options_set_database(ipc_options *opts, int64_t db);
 IPC_MUST_USE ipc_result ipc_options_set_username(ipc_options *opts, const char *username);
 
 /**
- * Set the password, a NUL-terminated UTF-8 string (copied).
+ * The password, a NUL-terminated UTF-8 string, copied (default: the URL's).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
  * Thread safety: see `ipc_options`.
@@ -1107,9 +1255,9 @@ IPC_MUST_USE ipc_result ipc_options_set_username(ipc_options *opts, const char *
 IPC_MUST_USE ipc_result ipc_options_set_password(ipc_options *opts, const char *password);
 
 /**
- * Set the prefix of the keys the library itself creates (queues, streams, ...), default
- * `"ipc:"`; a NUL-terminated UTF-8 string (copied). Keys given to commands are used as
- * they are, never prefixed.
+ * The prefix of the keys the library itself creates (queues, cache, locks, ...), a
+ * NUL-terminated UTF-8 string, copied (default `"ipc:"`). Keys given to commands are used
+ * as they are, never prefixed.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
  * Thread safety: see `ipc_options`.
@@ -1117,9 +1265,10 @@ IPC_MUST_USE ipc_result ipc_options_set_password(ipc_options *opts, const char *
 IPC_MUST_USE ipc_result ipc_options_set_key_prefix(ipc_options *opts, const char *prefix);
 
 /**
- * Set the number of I/O threads of the process-wide runtime (0, the default: one).
- * Only the first client of the process starts the runtime; a later client asking for a
- * different non-zero number fails in `ipc_client_new()` with `IPC_ERR_INVALID_ARGUMENT`.
+ * The number of I/O threads of the process-wide runtime (default 0: one, driven by the
+ * calling threads). Only the first client of the process starts the runtime; a later
+ * client asking for a different non-zero number fails in `ipc_client_new()` with
+ * `IPC_ERR_INVALID_ARGUMENT`.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
@@ -1134,26 +1283,25 @@ IPC_MUST_USE ipc_result ipc_options_set_io_threads(ipc_options *opts, size_t thr
 IPC_MUST_USE ipc_result ipc_options_set_resp3(ipc_options *opts, bool on);
 
 /**
- * Set the largest value accepted in one command argument, in bytes; a larger one is
- * refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and the client stays
- * usable. The smaller of this and the server's `proto-max-bulk-len` applies (default:
- * the server's, 512 MiB).
+ * The largest value accepted in one command argument, in bytes (default 512 MiB); a
+ * larger one is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and the
+ * client stays usable. The smaller of this and the server's `proto-max-bulk-len` applies.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for 0. Thread safety: see
- * `ipc_options`.
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_max_value_size(ipc_options *opts, size_t bytes);
 
 /**
- * Set the first delay before reconnecting after the connection broke, in milliseconds
- * (default 10). Delays double up to the maximum, with random jitter.
+ * The first delay before reconnecting after the connection broke, in milliseconds
+ * (default 10). Delays double up to the maximum, with random jitter; a minimum above the
+ * maximum is refused by `ipc_client_new()`.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_reconnect_min_delay_ms(ipc_options *opts, uint64_t ms);
 
 /**
- * Set the longest delay between reconnection attempts, in milliseconds (default 2000).
+ * The longest delay between reconnection attempts, in milliseconds (default 2000).
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
@@ -1170,70 +1318,448 @@ ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
                                                   uint32_t attempts);
 
 /**
- * Poll mode (default off): subscription callbacks run only inside `ipc_client_poll()`, on
- * the thread that calls it, never on a library thread; `ipc_client_fd()` gives a file
- * descriptor that is readable whenever events wait, for the host's `poll()`/`epoll` loop.
- * I/O still runs on the library's runtime. Off, callbacks run on library dispatcher
- * threads.
+ * Poll mode (default off): subscription and keyspace callbacks run only inside
+ * `ipc_client_poll()`, on the thread that calls it; `ipc_client_fd()` gives a descriptor
+ * that is readable whenever such work waits. Off, they run on library dispatcher threads.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_poll_mode(ipc_options *opts, bool on);
 
 /**
- * Set how often the idle pub/sub connection is checked with a `PING`, in milliseconds
- * (default 3000; at least 10, checked by `ipc_client_new()`). A connection that does not
- * answer (a half-open socket, a stopped server) is declared dead within about 1.5 times
- * this: subscriptions get `IPC_EVENT_DISCONNECTED` and the library reconnects.
+ * How often the idle pub/sub connection is checked with a `PING`, in milliseconds
+ * (default 3000; under 10 is refused by `ipc_client_new()`). A connection that does not
+ * answer is declared dead within about 1.5 times this: subscriptions get
+ * `IPC_EVENT_DISCONNECTED` and the library reconnects.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
 IPC_MUST_USE ipc_result ipc_options_set_health_check_interval_ms(ipc_options *opts, uint64_t ms);
 
 /**
+ * The length bound `ipc_stream_publish()` uses when called with `maxlen` -1: streams are
+ * trimmed to about this many entries (`MAXLEN ~`); 0 for unbounded (default 100000).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, size_t maxlen);
+
+/**
+ * Where the reports of the client's handles go (workers, RPC servers, stream consumers,
+ * hash watchers, keyspace watches, subscriptions) unless a handle has a report callback of
+ * its own: `cb` with `userdata` (see `ipc_report_cb`). Default (and with `cb` NULL): each
+ * report is printed to stderr as one line. A callback that ignores its reports silences
+ * them.
+ *
+ * Lifetime: `userdata` must stay valid while any client made with these options, or any
+ * handle of such a client, may report. `userdata_free` (may be NULL) runs exactly once when
+ * nothing can report to this callback any more: after `ipc_options_free()` (or another
+ * `ipc_options_set_report_cb()` on these options) and after every client made with them,
+ * and every handle of those clients, is freed; it may run shortly after the last of them,
+ * on a library thread. With `cb` NULL neither `userdata` nor `userdata_free` is used.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_options`; the callback runs
+ * on the reporting handles' threads (see `ipc_report_cb`).
+ */
+IPC_MUST_USE
+ipc_result ipc_options_set_report_cb(ipc_options *opts,
+                                     ipc_report_cb cb,
+                                     void *userdata,
+                                     ipc_userdata_free_cb userdata_free);
+
+/**
+ * Make subscription options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_subscribe_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_subscribe_options_new(ipc_subscribe_options **out);
+
+/**
+ * Free subscription options. NULL is a no-op. Subscriptions made with them keep their own
+ * copy.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_subscribe_options_free(ipc_subscribe_options *opts);
+
+/**
+ * The queue capacity in events (default 10000; 0 counts as 1). Events beyond it wait or
+ * are dropped according to the overflow policy.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_subscribe_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe_options_set_capacity(ipc_subscribe_options *opts,
+                                              size_t capacity);
+
+/**
+ * The overflow policy, an `ipc_overflow` taken as an `int` so that any number is safe to
+ * pass (default `IPC_OVERFLOW_BLOCK`). Dropped messages are counted in
+ * `ipc_subscription_stats()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+ * `ipc_overflow`. Thread safety: see `ipc_subscribe_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe_options_set_overflow(ipc_subscribe_options *opts,
+                                              int overflow);
+
+/**
+ * Where the reports of the subscription go: as `ipc_options_set_report_cb()`, for this
+ * subscription (or group) only; default (and with `cb` NULL): the client's. (A subscription
+ * reports only a handler that failed by panicking, which a C callback cannot do; wrappers
+ * in other languages use it.) `userdata_free` (may be NULL) runs once when the options and
+ * every subscription made with them are freed (maybe shortly after, on a library thread).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_subscribe_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_subscribe_options_set_report_cb(ipc_subscribe_options *opts,
+                                               ipc_report_cb cb,
+                                               void *userdata,
+                                               ipc_userdata_free_cb userdata_free);
+
+/**
+ * Make worker options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_worker_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_new(ipc_worker_options **out);
+
+/**
+ * Free worker options. NULL is a no-op. Workers made with them keep their own copy.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_worker_options_free(ipc_worker_options *opts);
+
+/**
+ * How many handlers run in parallel, each a loop with a thread and a connection of its own
+ * (default 1; 1 to 1024).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_concurrency(ipc_worker_options *opts, size_t n);
+
+/**
+ * How long one blocking pop waits on the server, in milliseconds (default 1000; at least
+ * 10). Stopping wakes a blocked pop at once (`CLIENT UNBLOCK`; where ACLs forbid it,
+ * within this time).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_options_set_block_timeout_ms(ipc_worker_options *opts,
+                                                   uint64_t ms);
+
+/**
+ * Reliable mode (default off). Reliable: each request is moved atomically into the
+ * loop's in-flight list under a lease kept alive by a heartbeat; acknowledged when the
+ * handler returns 0; on failure re-queued with its attempt raised, and after
+ * `max_attempts` moved to the dead-letter list with the failure's text; the requests of a
+ * worker that died go back to the queue when its lease expired, the death counting as an
+ * attempt. At-least-once: a request can be handled twice. Plain: at-most-once.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_reliable(ipc_worker_options *opts, bool on);
+
+/**
+ * Reliable mode: how many times a request is handed to a handler before it becomes a dead
+ * letter (default 3; at least 1). A handler failure and a worker that died while handling
+ * it each count as one.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_max_attempts(ipc_worker_options *opts, uint32_t n);
+
+/**
+ * Reliable mode: the lease in milliseconds (default 30000; at least 100): how long the
+ * requests of a worker that died stay claimed before a live worker puts them back.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_lease_ms(ipc_worker_options *opts, uint64_t ms);
+
+/**
+ * Plain mode: how many requests one loop takes per round trip when the queue is busy
+ * (default 16; 0 or 1 takes one at a time). A worker that dies loses at most these.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
+
+/**
+ * Where the worker's (or server's) reports go: handler failures, dead letters, recovered
+ * requests, lost and restored connections. As `ipc_options_set_report_cb()`, for this
+ * handle only; default (and with `cb` NULL): the client's. `userdata_free` (may be NULL)
+ * runs once when the options and every worker made with them are freed (maybe shortly
+ * after, on a library thread).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts,
+                                            ipc_report_cb cb,
+                                            void *userdata,
+                                            ipc_userdata_free_cb userdata_free);
+
+/**
+ * Make consumer options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_consumer_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_consumer_options_new(ipc_consumer_options **out);
+
+/**
+ * Free consumer options. NULL is a no-op. Consumers made with them keep their own copy.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_consumer_options_free(ipc_consumer_options *opts);
+
+/**
+ * Entries read per round trip (default 10; at least 1).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+ */
+IPC_MUST_USE ipc_result ipc_consumer_options_set_count(ipc_consumer_options *opts, size_t count);
+
+/**
+ * How long one read waits on the server for new entries, in milliseconds (default 1000;
+ * at least 1). Stopping wakes a blocked read at once (`CLIENT UNBLOCK`; where ACLs forbid
+ * it, within this time).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+ */
+IPC_MUST_USE ipc_result ipc_consumer_options_set_block_ms(ipc_consumer_options *opts, uint64_t ms);
+
+/**
+ * Entries pending (delivered, not acknowledged) longer than this, in milliseconds, are
+ * claimed and handled again: failed ones, and those of consumers that died (default 30000;
+ * at least 1).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_consumer_options_set_min_idle_ms(ipc_consumer_options *opts,
+                                                uint64_t ms);
+
+/**
+ * An entry already delivered this many times is moved to the dead-letter stream
+ * `<stream>:dead` instead of being handled again (default 5; at least 1).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_consumer_options_set_max_deliveries(ipc_consumer_options *opts,
+                                                   uint64_t n);
+
+/**
+ * How often to look for entries to claim, in milliseconds (default 0: `min_idle_ms / 2`).
+ * Claiming happens between reads, so the effective interval is at least the block time
+ * while the stream is idle.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_consumer_options_set_claim_interval_ms(ipc_consumer_options *opts,
+                                                      uint64_t ms);
+
+/**
+ * Where the consumer's reports go: handler failures, dead letters, lost and restored
+ * connections. As `ipc_options_set_report_cb()`, for this consumer only; default (and with
+ * `cb` NULL): the client's. `userdata_free` (may be NULL) runs once when the options and
+ * every consumer made with them are freed (maybe shortly after, on a library thread).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_consumer_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_consumer_options_set_report_cb(ipc_consumer_options *opts,
+                                              ipc_report_cb cb,
+                                              void *userdata,
+                                              ipc_userdata_free_cb userdata_free);
+
+/**
+ * Make hash watch options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_hash_watch_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_hash_watch_options_new(ipc_hash_watch_options **out);
+
+/**
+ * Free hash watch options. NULL is a no-op. Watchers made with them keep their own copy.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_hash_watch_options_free(ipc_hash_watch_options *opts);
+
+/**
+ * Deliver every field's current value first (default true). Without it only changes made
+ * after `ipc_hash_watch()` are delivered.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_watch_options_set_initial_sync(ipc_hash_watch_options *opts,
+                                                   bool on);
+
+/**
+ * Coalesce the changes of this many milliseconds after the first one into one delivery
+ * per field, of its latest value (default 0: deliver each change at once).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_watch_options_set_debounce_ms(ipc_hash_watch_options *opts,
+                                                  uint64_t ms);
+
+/**
+ * Where the watcher's reports go: failed reads of the hash (retried whole, with backoff)
+ * and callbacks that panicked. As `ipc_options_set_report_cb()`, for this watcher only;
+ * default (and with `cb` NULL): the client's. `userdata_free` (may be NULL) runs once when
+ * the options and every watcher made with them are freed (maybe shortly after, on a library
+ * thread).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_hash_watch_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_watch_options_set_report_cb(ipc_hash_watch_options *opts,
+                                                ipc_report_cb cb,
+                                                void *userdata,
+                                                ipc_userdata_free_cb userdata_free);
+
+/**
+ * Make call options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_call_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_call_options_new(ipc_call_options **out);
+
+/**
+ * Free call options. NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_call_options_free(ipc_call_options *opts);
+
+/**
+ * How long to wait for the reply, in milliseconds (default 5000; 0 is refused by
+ * `ipc_call()`). The request carries this deadline: a server drops it unrun once it passed.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
+ */
+IPC_MUST_USE ipc_result ipc_call_options_set_timeout_ms(ipc_call_options *opts, uint64_t ms);
+
+/**
+ * Fail at once with `IPC_ERR_NO_SERVER` when no live server of the service is registered
+ * (one more round trip before the call; default off: a call nobody answers fails after
+ * its timeout, with `IPC_ERR_NO_SERVER` when no server is registered).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
+ */
+IPC_MUST_USE ipc_result ipc_call_options_set_fail_fast(ipc_call_options *opts, bool on);
+
+/**
+ * Make lock options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_lock_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_lock_options_new(ipc_lock_options **out);
+
+/**
+ * Free lock options. NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_lock_options_free(ipc_lock_options *opts);
+
+/**
+ * The lock expires this long after it was taken (or last extended) unless released, in
+ * milliseconds (default 10000; 0 is refused by `ipc_lock_acquire()`): protection against
+ * a holder that dies.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_options_set_ttl_ms(ipc_lock_options *opts, uint64_t ms);
+
+/**
+ * How long to wait while another holder has the lock, in milliseconds (default 10000; 0:
+ * try once). Waiters wake when the holder releases it (a notification, not polling) or its
+ * time to live runs out.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_options_set_wait_ms(ipc_lock_options *opts, uint64_t ms);
+
+/**
+ * Extend the lock every `ttl / 3` while it is held (default off: extend it yourself with
+ * `ipc_lock_extend()` if the work may take longer than the time to live).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_options_set_auto_renew(ipc_lock_options *opts, bool on);
+
+/**
  * Connect to the server at `url` and make a client.
  *
  * `url` is a NUL-terminated string: `redis://[user:password@]host[:port][/db]`,
- * `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`). `opts` may be NULL for
- * the defaults; it is copied, not kept, and stays owned by the caller.
+ * `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`). `opts` may be NULL for the
+ * defaults; it is copied, not kept, and stays the caller's. The options are checked here
+ * (`IPC_ERR_INVALID_ARGUMENT` names the one that is wrong).
  *
- * Blocks until connected or the connect timeout (default 5 s) passes; it does not retry
- * a failed first connection. Later breaks are repaired in the background.
+ * Blocks until connected or the connect timeout (default 5 s) passes; it does not retry a
+ * failed first connection. Later breaks are repaired in the background.
  *
  * Output: on `IPC_OK`, `*out` is a new client owned by the caller; free it with
- * `ipc_client_free()`. Untouched otherwise.
+ * `ipc_client_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG` (`url`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a malformed
- * URL or invalid options; `IPC_ERR_UNSUPPORTED` for `rediss://` (TLS);
- * `IPC_ERR_CONNECTION` if the server cannot be reached in time; `IPC_ERR_SERVER` if it
- * refuses the connection setup (wrong password, unknown database, ...).
+ * Errors: `IPC_ERR_NULL_ARG` (`url`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a malformed URL
+ * or invalid options; `IPC_ERR_UNSUPPORTED` for `rediss://` (TLS); `IPC_ERR_CONNECTION`
+ * if the server cannot be reached in time; `IPC_ERR_SERVER` if it refuses the connection
+ * setup (wrong password, unknown database, ...).
  *
- * Thread safety: any thread, also from inside a subscription callback.
+ * Thread safety: any thread, also from inside a callback.
  */
 IPC_MUST_USE ipc_result ipc_client_new(const char *url, const ipc_options *opts, ipc_client **out);
 
 /**
  * Close the connection and free the client. NULL is a no-op.
  *
- * Subscriptions of the client end here: their callbacks stop (a running one is waited
- * for) and their `userdata_free` runs before this returns; their handles must still be
- * freed with `ipc_subscription_free()`.
+ * The client's subscriptions, groups and keyspace watches end here (their callbacks stop;
+ * a running one is waited for); their handles must still be freed. Workers, servers,
+ * consumers and watchers keep the client's core alive until they are freed.
  *
- * Thread safety: calls still running on other threads must have returned before this
- * is called (use `ipc_client_close()` to make them return early); the handle must not be
- * used afterwards. Not from inside a callback of one of its subscriptions.
+ * Thread safety: calls still running on other threads must have returned before this is
+ * called (use `ipc_client_close()` to make them return early); the handle must not be used
+ * afterwards. Not from inside a callback of one of its subscriptions.
  */
 void ipc_client_free(ipc_client *client);
 
 /**
- * Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it
- * stops reconnecting. Calls in flight on other threads return at once with
- * `IPC_ERR_CLOSED` (a `BLPOP` waiting forever included); whether such a command ran on the
- * server is unknown, as after a connection error. Use it to wake other threads before
- * `ipc_client_free()`.
- * Closing twice is fine. Its subscriptions end: their callbacks stop (a running one on
- * another thread is waited for) and their `userdata_free` runs before this returns. A
- * thread waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.
+ * Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it stops
+ * reconnecting. Calls in flight on other threads return at once with `IPC_ERR_CLOSED` (a
+ * `BLPOP` waiting forever included); whether such a command ran on the server is unknown,
+ * as after a connection error. Closing twice is fine. Its subscriptions end; a thread
+ * waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
@@ -1242,8 +1768,8 @@ void ipc_client_free(ipc_client *client);
 IPC_MUST_USE ipc_result ipc_client_close(const ipc_client *client);
 
 /**
- * Whether the client's connection is up right now (it is re-established in the
- * background after it breaks).
+ * Whether the client's connection is up right now (it is re-established in the background
+ * after it breaks).
  *
  * Errors: returns false (and sets the last error) if `client` is NULL.
  *
@@ -1252,49 +1778,89 @@ IPC_MUST_USE ipc_result ipc_client_close(const ipc_client *client);
 bool ipc_client_is_connected(const ipc_client *client);
 
 /**
- * Send any command and wait for its reply: `argc` arguments, the first being the command
- * name (`"SET"`, `"key"`, `"value"`). Binary-safe: argument `i` is `argvlen[i]` bytes at
- * `argv[i]`; if `argvlen` is NULL, every argument is a NUL-terminated string and its
- * length is `strlen(argv[i])`. Every `argv[i]` must be non-NULL (also for a length of 0).
+ * Send any command and wait for its reply: `n` arguments, the first being the command
+ * name (`"SET"`, `"key"`, `"value"`), as an array of byte strings (`lens` NULL: every
+ * argument is NUL-terminated).
+ *
+ * Blocking commands (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...) run on a connection of their
+ * own, with a limit of their block time plus the response timeout. Commands that would
+ * change the shared connection for every thread (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
+ * ...) are refused with `IPC_ERR_INVALID_ARGUMENT` naming the function to use instead.
  *
  * Output: on `IPC_OK`, `*out` is the reply, owned by the caller; free it with
- * `ipc_reply_free()`. Untouched otherwise.
+ * `ipc_reply_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `argv`, any `argv[i]`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` for `argc == 0`, an empty command name, or an argument over
- * the size limit (nothing is sent; the client stays usable); `IPC_ERR_SERVER` when the
- * server answers with an error reply (`ipc_last_error_message()` has
- * `"WRONGTYPE Operation against a key ..."`, `ipc_last_error_code()` has `"WRONGTYPE"`);
- * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Do not send blocking commands (`BLPOP`, `XREAD BLOCK`, ...) or `SUBSCRIBE` this way:
- * they hold up the connection every thread shares.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `args`, any `args[i]`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for no arguments, an empty command name, a refused command or
+ * an argument over the size limit (nothing is sent; the client stays usable);
+ * `IPC_ERR_SERVER` when the server answers with an error reply (`ipc_last_error_code()`
+ * has its code, such as `"WRONGTYPE"`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_command(const ipc_client *client,
-                       size_t argc,
-                       const char *const *argv,
-                       const size_t *argvlen,
+                       const char *const *args,
+                       const size_t *lens,
+                       size_t n,
                        ipc_reply **out);
 
 /**
- * Free a buffer returned by `ipc_get()` or `ipc_hget()`; `len` must be the length that
- * came with it. NULL is a no-op.
+ * Poll mode: run the callbacks of waiting events on this thread.
+ *
+ * Only for a client made with `ipc_options_set_poll_mode(opts, true)`: its subscription
+ * and keyspace callbacks run nowhere else. If no event waits, waits up to `timeout_ms`
+ * milliseconds for one: 0 does not wait, a negative number waits until there is work or
+ * the client is closed. Runs at most one batch (256 events) per subscription per call, so
+ * that no subscription starves the others; what is left keeps `ipc_client_fd()` readable.
+ *
+ * Output: on `IPC_OK`, if `n_dispatched` is not NULL, `*n_dispatched` is the number of
+ * events handed to callbacks (0 when the time passed with none).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`); `IPC_ERR_INVALID_ARGUMENT` if the client is not in
+ * poll mode; `IPC_ERR_CLOSED` once the client is closed (`ipc_client_close()` wakes a
+ * waiting call).
+ *
+ * Thread safety: any thread (usually the host's event-loop thread; callbacks run on the
+ * calling thread); calls from several threads at once share out the work. Not from inside
+ * a callback.
+ */
+IPC_MUST_USE
+ipc_result ipc_client_poll(const ipc_client *client,
+                           int timeout_ms,
+                           size_t *n_dispatched);
+
+/**
+ * Poll mode: a file descriptor that is readable whenever `ipc_client_poll()` has events to
+ * run, for the host's `select()`/`poll()`/`epoll` set (watch it for `POLLIN`). It stays
+ * readable until `ipc_client_poll()` took the waiting work; do not read from, write to or
+ * close it. It belongs to the client and is valid until `ipc_client_free()`.
+ *
+ * Output: on `IPC_OK`, `*fd` is the descriptor.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if the client is not in poll mode.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
+
+/**
+ * Free a buffer the library returned (a value of `ipc_get()`, `ipc_hget()`,
+ * `ipc_cache_get()`, a reply of `ipc_call()`, ...); `len` must be the length that came
+ * with it. NULL is a no-op.
  *
  * Thread safety: any thread; the buffer belongs to the caller alone.
  */
-void ipc_buf_free(uint8_t *buf, size_t len);
+void ipc_buf_free(char *buf, size_t len);
 
 /**
  * `GET key`: the value of a key.
  *
- * Output: on `IPC_OK`, if the key exists, `*found` is true and `*buf` holds a copy of
- * the value of `*len` bytes, owned by the caller and freed with
- * `ipc_buf_free(*buf, *len)` (not NUL-terminated; never NULL, even when empty). If the
- * key does not exist, `*found` is false, `*buf` NULL and `*len` 0. Nothing is written on
- * failure.
+ * Output: on `IPC_OK`, if the key exists, `*found` is true and `*value` holds a copy of
+ * the value of `*value_len` bytes, owned by the caller and freed with
+ * `ipc_buf_free(*value, *value_len)` (not NUL-terminated; never NULL, even when empty); if
+ * it does not, `*found` is false, `*value` NULL and `*value_len` 0.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` (`WRONGTYPE` if the key holds another
  * type); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
@@ -1304,9 +1870,9 @@ void ipc_buf_free(uint8_t *buf, size_t len);
 IPC_MUST_USE
 ipc_result ipc_get(const ipc_client *client,
                    const char *key,
-                   size_t keylen,
-                   uint8_t **buf,
-                   size_t *len,
+                   size_t key_len,
+                   char **value,
+                   size_t *value_len,
                    bool *found);
 
 /**
@@ -1322,9 +1888,9 @@ ipc_result ipc_get(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_set(const ipc_client *client,
                    const char *key,
-                   size_t keylen,
-                   const uint8_t *val,
-                   size_t vallen,
+                   size_t key_len,
+                   const char *value,
+                   size_t value_len,
                    uint64_t ttl_ms);
 
 /**
@@ -1332,7 +1898,7 @@ ipc_result ipc_set(const ipc_client *client,
  * if the key does not exist) or `IPC_SET_XX` (only if it exists).
  *
  * Output: on `IPC_OK`, `*was_set` is true if the value was set, false if the condition
- * kept it from being set. Untouched otherwise.
+ * kept it from being set.
  *
  * Errors: as `ipc_set()`; `IPC_ERR_INVALID_ARGUMENT` for unknown flags or both flags.
  *
@@ -1341,33 +1907,33 @@ ipc_result ipc_set(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_set_ex(const ipc_client *client,
                       const char *key,
-                      size_t keylen,
-                      const uint8_t *val,
-                      size_t vallen,
+                      size_t key_len,
+                      const char *value,
+                      size_t value_len,
                       uint64_t ttl_ms,
                       uint32_t flags,
                       bool *was_set);
 
 /**
- * `INCR key`: add 1 to the integer in a key (a missing key counts as 0).
+ * `INCR key`: add 1 to the integer at `key` (0 if missing).
  *
- * Output: on `IPC_OK`, `*out` is the new value. Untouched otherwise.
+ * Output: on `IPC_OK`, `*out` is the new value.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` (`ERR value is not an integer or out of
- * range`, `WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` (`ERR value is not an integer`,
+ * `WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_incr(const ipc_client *client,
                     const char *key,
-                    size_t keylen,
+                    size_t key_len,
                     int64_t *out);
 
 /**
- * `INCRBY key by`: add `by` (may be negative) to the integer in a key.
+ * `INCRBY key by`: add `by` (which may be negative) to the integer at `key`.
  *
- * Output: on `IPC_OK`, `*out` is the new value. Untouched otherwise.
+ * Output: on `IPC_OK`, `*out` is the new value.
  *
  * Errors: as `ipc_incr()`.
  *
@@ -1376,14 +1942,14 @@ ipc_result ipc_incr(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_incrby(const ipc_client *client,
                       const char *key,
-                      size_t keylen,
+                      size_t key_len,
                       int64_t by,
                       int64_t *out);
 
 /**
  * `DEL key`: delete a key.
  *
- * Output: on `IPC_OK`, `*removed` is 1 if the key existed, else 0. Untouched otherwise.
+ * Output: on `IPC_OK`, `*removed` is 1 if the key existed, else 0.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
@@ -1392,14 +1958,14 @@ ipc_result ipc_incrby(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_del(const ipc_client *client,
                    const char *key,
-                   size_t keylen,
+                   size_t key_len,
                    int64_t *removed);
 
 /**
- * `HGET key field`: the value of a field of a hash.
+ * `HGET key field`: the value of a hash field.
  *
- * Output: as `ipc_get()`: on `IPC_OK`, `*found` says whether the field exists and
- * `(*buf, *len)` is a copy of its value, freed with `ipc_buf_free()`, or NULL and 0.
+ * Output: as `ipc_get()`: `*found`, and the value in `(*value, *value_len)` for
+ * `ipc_buf_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`;
  * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
@@ -1409,21 +1975,20 @@ ipc_result ipc_del(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_hget(const ipc_client *client,
                     const char *key,
-                    size_t keylen,
+                    size_t key_len,
                     const char *field,
-                    size_t fieldlen,
-                    uint8_t **buf,
-                    size_t *len,
+                    size_t field_len,
+                    char **value,
+                    size_t *value_len,
                     bool *found);
 
 /**
- * `HSET key field value`: set a field of a hash.
+ * `HSET key field value`: set one hash field.
  *
  * Output: on `IPC_OK`, `*added` is 1 if the field is new, 0 if it was updated.
- * Untouched otherwise.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a value over the size
- * limit; `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a value over the size limit;
+ * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
  * `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
@@ -1431,55 +1996,52 @@ ipc_result ipc_hget(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_hset(const ipc_client *client,
                     const char *key,
-                    size_t keylen,
+                    size_t key_len,
                     const char *field,
-                    size_t fieldlen,
-                    const uint8_t *val,
-                    size_t vallen,
+                    size_t field_len,
+                    const char *value,
+                    size_t value_len,
                     int64_t *added);
 
 /**
- * `PUBLISH channel message`: send a message to the subscribers of a channel.
+ * `PUBLISH channel message`: send a message to the channel's subscribers.
  *
- * Output: on `IPC_OK`, `*receivers` is the number of subscribers that received it.
- * Untouched otherwise.
+ * Output: on `IPC_OK`, `*receivers` is how many subscribers received it.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a message over the size
  * limit; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
- * Thread safety: any thread, concurrently with other calls on the client.
+ * Thread safety: any thread, concurrently with other calls on the client, also from a
+ * callback.
  */
 IPC_MUST_USE
 ipc_result ipc_publish(const ipc_client *client,
                        const char *channel,
-                       size_t chlen,
-                       const uint8_t *msg,
-                       size_t len,
+                       size_t channel_len,
+                       const char *message,
+                       size_t message_len,
                        int64_t *receivers);
 
 /**
- * `SPUBLISH shardchannel message`: send a message to the subscribers of a shard channel
- * (`ipc_ssubscribe()`). Needs Redis 7 or later.
+ * `SPUBLISH channel message`: send a message to a shard channel's subscribers
+ * (`IPC_SUB_SHARD`).
  *
- * Output: on `IPC_OK`, `*receivers` is the number of subscribers that received it.
- * Untouched otherwise.
+ * Output: on `IPC_OK`, `*receivers` is how many subscribers received it.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a message over the size
- * limit; `IPC_ERR_SERVER` from a server without shard channels; `IPC_ERR_TIMEOUT`;
- * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * Errors: as `ipc_publish()`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_spublish(const ipc_client *client,
                         const char *channel,
-                        size_t chlen,
-                        const uint8_t *msg,
-                        size_t len,
+                        size_t channel_len,
+                        const char *message,
+                        size_t message_len,
                         int64_t *receivers);
 
 /**
- * `PING`: check that the server answers.
+ * `PING`: succeeds when the server answers.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
@@ -1554,7 +2116,7 @@ IPC_MUST_USE ipc_result ipc_reply_bool(const ipc_reply *reply, bool *out);
  *
  * Thread safety: see `ipc_reply`.
  */
-IPC_MUST_USE ipc_result ipc_reply_string(const ipc_reply *reply, const uint8_t **ptr, size_t *len);
+IPC_MUST_USE ipc_result ipc_reply_string(const ipc_reply *reply, const char **ptr, size_t *len);
 
 /**
  * The number of elements of an aggregate reply: an array, set or push (its elements) or
@@ -1581,7 +2143,8 @@ size_t ipc_reply_len(const ipc_reply *reply);
 const ipc_reply *ipc_reply_element(const ipc_reply *reply, size_t index);
 
 /**
- * Free a reply returned by `ipc_command()`, with all its elements. NULL is a no-op, and
+ * Free a reply (a root, as returned by `ipc_command()` and the other functions that
+ * return one), with all its elements. NULL is a no-op, and
  * so is an element pointer (elements belong to their root; the last error says so).
  *
  * Thread safety: no other thread may use the reply or its elements during or after this
@@ -1590,149 +2153,222 @@ const ipc_reply *ipc_reply_element(const ipc_reply *reply, size_t index);
 void ipc_reply_free(ipc_reply *reply);
 
 /**
- * Subscribe to `n` channels (`SUBSCRIBE`), delivering their events to `cb`.
+ * Make an empty batch on `client`: `atomic` false for a pipeline (the commands are sent in
+ * one write; each runs on its own), true for a transaction (`MULTI`, the commands, `EXEC`:
+ * all run together, or none when one was refused while queueing).
  *
- * `channels` holds `n` NUL-terminated channel names (binary names: `ipc_subscribe_ex()`);
- * none may be empty. `n` may be 0 (then `channels` may be NULL): an empty subscription to
- * fill later with `ipc_subscription_add()`. Several subscriptions, of this client or not,
- * may share a channel: each gets every message, Redis is subscribed once, and unsubscribed
- * when the last one leaves. Uses the default options (capacity 10000, `IPC_OVERFLOW_BLOCK`).
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_batch_free()`.
  *
- * Returns once the server confirmed every channel (within the response timeout), or at
- * once if the pub/sub connection is down — the channels are then subscribed when it comes
- * back, with `IPC_EVENT_ACTIVATED`.
+ * Errors: `IPC_ERR_NULL_ARG`.
  *
- * Callback: `cb` (not NULL) is called with `userdata` for every event: an
- * `IPC_EVENT_ACTIVATED` per channel, then messages, and `IPC_EVENT_DISCONNECTED` /
- * `IPC_EVENT_REACTIVATED` around reconnects — see `ipc_message_cb` for the thread it runs
- * on and `ipc_message` for the fields. Events of one subscription come one at a time, in
- * arrival order. The first calls (`IPC_EVENT_ACTIVATED`) may run before this function
- * returns, that is before `*out` is written.
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE ipc_result ipc_batch_new(const ipc_client *client, bool atomic, ipc_batch **out);
+
+/**
+ * Queue a command in the batch: `n` arguments as for `ipc_command()` (copied; `lens` NULL
+ * for NUL-terminated arguments). Nothing is sent.
  *
- * `userdata` is the caller's: the library only passes it to `cb` and `userdata_free`,
- * possibly from another thread. `userdata_free` may be NULL. On `IPC_OK` it runs exactly
- * once, when the subscription ends: in `ipc_subscription_free()`, or in
- * `ipc_client_close()` / `ipc_client_free()` of its client, whichever comes first, and
- * before that call returns — on that call's thread, or, if a callback of the subscription
- * is running at that moment, on the callback's thread as soon as the callback returns.
- * When the subscription is freed from inside its own callback, it runs on that thread
- * right after the callback returns. On failure it does not run and the caller still owns
- * `userdata` (`cb` may have been called for channels confirmed before the failure, but not
- * after this call returned).
+ * Errors: `IPC_ERR_NULL_ARG` (`batch`, `args`, any `args[i]`); `IPC_ERR_INVALID_ARGUMENT`
+ * for no arguments, an empty command name or an argument over the size limit.
+ *
+ * Thread safety: see `ipc_batch`.
+ */
+IPC_MUST_USE
+ipc_result ipc_batch_add(ipc_batch *batch,
+                         const char *const *args,
+                         const size_t *lens,
+                         size_t n);
+
+/**
+ * The number of commands queued in the batch.
+ *
+ * Errors: returns 0 (and sets the last error) if `batch` is NULL.
+ *
+ * Thread safety: see `ipc_batch`.
+ */
+size_t ipc_batch_len(const ipc_batch *batch);
+
+/**
+ * Forget the queued commands, to build another batch with the same handle.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: see `ipc_batch`.
+ */
+IPC_MUST_USE ipc_result ipc_batch_clear(ipc_batch *batch);
+
+/**
+ * Send the queued commands and wait for all their replies. The commands stay queued
+ * afterwards (exec again to run them again, `ipc_batch_clear()` to start over).
+ *
+ * Output: on `IPC_OK`, `*out` is an `IPC_REPLY_ARRAY` reply with one element per queued
+ * command, in order (none for an empty batch). A command that failed when it ran (for
+ * example `INCR` on a string) has an `IPC_REPLY_ERROR` element with the server's text,
+ * while the others carry their values (a transaction is not rolled back). Owned by the
+ * caller; free it with `ipc_reply_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; for an atomic batch `IPC_ERR_SERVER` when the server refused
+ * a command while queueing it (unknown command, wrong number of arguments): nothing ran,
+ * `ipc_last_error_code()` is `"EXECABORT"` and `ipc_last_error_message()` names the refused
+ * command(s); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION` (for a pipeline some commands may
+ * have run); `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_batch`; blocks the calling thread until the replies came or the
+ * response timeout passed.
+ */
+IPC_MUST_USE ipc_result ipc_batch_exec(const ipc_batch *batch, ipc_reply **out);
+
+/**
+ * Free a batch and its queued commands (nothing is sent). NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `batch` during or after this call.
+ */
+void ipc_batch_free(ipc_batch *batch);
+
+/**
+ * An optimistic transaction: `WATCH` the `n` keys on a connection of its own, call `cb`
+ * (which reads with `ipc_watch_command()` and queues writes with `ipc_watch_queue()`),
+ * then `MULTI`, the queued commands, `EXEC`. If a watched key was changed by anybody
+ * between `WATCH` and `EXEC`, nothing queued runs and all of it starts over (a new
+ * `WATCH`, `cb` again), up to `max_retries` more times (so at most `max_retries + 1`
+ * attempts).
+ *
+ * Keys: an array of byte strings (`lens` NULL for NUL-terminated keys); at least one.
+ * `userdata` (may be NULL) is passed to `cb`, on this thread, and not kept.
+ *
+ * Output: on `IPC_OK`, `*out` is an `IPC_REPLY_ARRAY` reply with the results of the queued
+ * commands, as for `ipc_batch_exec()`; owned by the caller, freed with `ipc_reply_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `keys`, any `keys[i]`, `cb`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for no keys; `IPC_ERR_WATCH` when a watched key changed on
+ * every attempt; `IPC_ERR_TX_ABORTED` when `cb` returned non-zero (nothing queued ran; the
+ * number is in the message); `IPC_ERR_SERVER` (a queued command refused: `EXECABORT`, as
+ * for `ipc_batch_exec()`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client (each call
+ * watches on a connection of its own). `cb` runs on the calling thread.
+ */
+IPC_MUST_USE
+ipc_result ipc_transaction(const ipc_client *client,
+                           const char *const *keys,
+                           const size_t *lens,
+                           size_t n,
+                           size_t max_retries,
+                           ipc_transaction_cb cb,
+                           void *userdata,
+                           ipc_reply **out);
+
+/**
+ * Inside an `ipc_transaction_cb`: run a command now, on the watching connection, and wait
+ * for its reply (typically a read of a watched key, such as `GET`). The arguments are as
+ * for `ipc_command()`.
+ *
+ * Output: on `IPC_OK`, `*out` is the reply, owned by the caller; free it with
+ * `ipc_reply_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`watch`, `args`, any `args[i]`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` (no arguments, an empty command name, a value over the size
+ * limit); `IPC_ERR_SERVER` for an error reply; `IPC_ERR_TIMEOUT` or `IPC_ERR_CONNECTION`
+ * (then the watching connection is dropped: return non-zero); `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: only inside the callback that received `watch`, on its thread.
+ */
+IPC_MUST_USE
+ipc_result ipc_watch_command(ipc_watch *watch,
+                             const char *const *args,
+                             const size_t *lens,
+                             size_t n,
+                             ipc_reply **out);
+
+/**
+ * Inside an `ipc_transaction_cb`: queue a command to run in the `MULTI`/`EXEC` after the
+ * callback returns 0. The arguments are as for `ipc_command()` (copied).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`watch`, `args`, any `args[i]`); `IPC_ERR_INVALID_ARGUMENT`
+ * (no arguments, an empty command name, a value over the size limit).
+ *
+ * Thread safety: only inside the callback that received `watch`, on its thread.
+ */
+IPC_MUST_USE
+ipc_result ipc_watch_queue(ipc_watch *watch,
+                           const char *const *args,
+                           const size_t *lens,
+                           size_t n);
+
+/**
+ * Subscribe to `n` names of `kind` (an `ipc_sub_kind` taken as an `int`: channels,
+ * patterns or shard channels), delivering their events to `cb`.
+ *
+ * `names` is an array of byte strings (`lens` NULL for NUL-terminated names). `n` may be 0
+ * (then `names` may be NULL): an empty subscription to fill later with
+ * `ipc_subscription_add()`. Several subscriptions, of this client or not, may share a name:
+ * each gets every message; Redis is subscribed once, and unsubscribed when the last one
+ * leaves. `opts` may be NULL for the defaults; it is copied.
+ *
+ * Returns once the server confirmed every name (within the response timeout), or at once
+ * if the pub/sub connection is down: the names are then subscribed when it comes back,
+ * with `IPC_EVENT_ACTIVATED`.
+ *
+ * Callback: `cb` is called with `userdata` for every event: an `IPC_EVENT_ACTIVATED` per
+ * name, then messages, and `IPC_EVENT_DISCONNECTED` / `IPC_EVENT_REACTIVATED` around
+ * reconnects (see `ipc_message_cb` for its thread, `ipc_message` for the fields). The first
+ * calls may run before this function returns, that is before `*out` is written.
+ * `userdata_free` (may be NULL) runs exactly once, after the last callback returned, when
+ * the subscription ends: in `ipc_subscription_stop()` / `_free()` (on that thread, or on
+ * the callback's thread when one was running), or when its client is closed. If this call
+ * fails, it never runs and the caller keeps `userdata`.
  *
  * Output: on `IPC_OK`, `*out` is the subscription, owned by the caller; free it with
- * `ipc_subscription_free()` (also after its client was freed). Untouched otherwise.
+ * `ipc_subscription_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `cb`, `out`, `channels` when `n > 0`, any
- * `channels[i]`); `IPC_ERR_INVALID_ARGUMENT` for an empty channel name;
- * `IPC_ERR_TIMEOUT` if the server did not confirm in time; `IPC_ERR_SERVER` if it refused;
- * `IPC_ERR_CLOSED` after `ipc_client_close()`.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `names` when `n > 0`, any `names[i]`, `cb`,
+ * `out`); `IPC_ERR_INVALID_ARGUMENT` for an unknown `kind` or an empty name;
+ * `IPC_ERR_TIMEOUT` when the server did not confirm in time; `IPC_ERR_SERVER`;
+ * `IPC_ERR_CLOSED`.
  *
- * Thread safety: any thread, concurrently with other calls on the client; subscribe
- * commands of many threads are pipelined together.
+ * Thread safety: any thread, concurrently with other calls on the client, also from a
+ * callback.
  */
 IPC_MUST_USE
 ipc_result ipc_subscribe(const ipc_client *client,
-                         const char *const *channels,
+                         int kind,
+                         const char *const *names,
+                         const size_t *lens,
                          size_t n,
+                         const ipc_subscribe_options *opts,
                          ipc_message_cb cb,
                          void *userdata,
                          ipc_userdata_free_cb userdata_free,
                          ipc_subscription **out);
 
 /**
- * Subscribe to `n` glob patterns (`PSUBSCRIBE`, e.g. `"news.*"`), delivering their events
- * to `cb`. Messages carry the matching pattern in `msg->pattern` and the channel they were
- * published on in `msg->channel`.
- *
- * Everything else is as `ipc_subscribe()` (NULL `patterns` allowed when `n` is 0;
- * `userdata_free` may be NULL): callback thread, ordering, events, `userdata_free`.
- *
- * Errors: as `ipc_subscribe()`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_psubscribe(const ipc_client *client,
-                          const char *const *patterns,
-                          size_t n,
-                          ipc_message_cb cb,
-                          void *userdata,
-                          ipc_userdata_free_cb userdata_free,
-                          ipc_subscription **out);
-
-/**
- * Subscribe to `n` shard channels (`SSUBSCRIBE`; publish with `ipc_spublish()`),
- * delivering their events to `cb`. Needs Redis 7 or later.
- *
- * Everything else is as `ipc_subscribe()` (NULL `channels` allowed when `n` is 0;
- * `userdata_free` may be NULL).
- *
- * Errors: as `ipc_subscribe()`; `IPC_ERR_SERVER` from a server without shard channels.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_ssubscribe(const ipc_client *client,
-                          const char *const *channels,
-                          size_t n,
-                          ipc_message_cb cb,
-                          void *userdata,
-                          ipc_userdata_free_cb userdata_free,
-                          ipc_subscription **out);
-
-/**
- * The general subscribe: any kind, binary-safe names, and options.
- *
- * `kind` is an `ipc_sub_kind` (`IPC_SUB_CHANNEL`, `IPC_SUB_PATTERN`, `IPC_SUB_SHARD`;
- * taken as an `int` so that any number is safe to pass). Name `i` is `lens[i]` bytes at
- * `names[i]` (not empty; NUL bytes allowed); if `lens` is NULL every name is a
- * NUL-terminated string. `names` may be NULL when `n` is 0. `opts` may be NULL for the
- * defaults; it is copied, not kept. `userdata_free` may be NULL.
- *
- * Callback, events, `userdata` and `userdata_free`, output: as `ipc_subscribe()`.
- *
- * Errors: as `ipc_subscribe()`; `IPC_ERR_INVALID_ARGUMENT` for an unknown `kind`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_subscribe_ex(const ipc_client *client,
-                            int kind,
-                            const uint8_t *const *names,
-                            const size_t *lens,
-                            size_t n,
-                            const ipc_subscribe_options *opts,
-                            ipc_message_cb cb,
-                            void *userdata,
-                            ipc_userdata_free_cb userdata_free,
-                            ipc_subscription **out);
-
-/**
- * Add `n` names (channels, patterns or shard channels: the subscription's kind) to a
- * subscription, as NUL-terminated strings; names it already has are skipped. `n` may be 0
+ * Add `n` names (of the subscription's kind; an array of byte strings, `lens` NULL for
+ * NUL-terminated names) to a subscription; names it already has are skipped. `n` may be 0
  * (then `names` may be NULL). Returns once the server confirmed them (an
  * `IPC_EVENT_ACTIVATED` per new name reaches the callback), or at once while the pub/sub
- * connection is down (they activate when it is back).
+ * connection is down or when called from a callback (they activate later).
  *
  * Errors: `IPC_ERR_NULL_ARG` (`sub`, `names` when `n > 0`, any `names[i]`);
- * `IPC_ERR_INVALID_ARGUMENT` for an empty name; `IPC_ERR_TIMEOUT` (also when called from a
- * callback while an `IPC_OVERFLOW_BLOCK` queue of the client is full: the confirmation
- * waits behind it); `IPC_ERR_SERVER`; `IPC_ERR_CLOSED` after its client was closed. On
- * failure no name of this call stays added.
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty name; `IPC_ERR_TIMEOUT`; `IPC_ERR_SERVER`;
+ * `IPC_ERR_CLOSED` after the subscription or its client was closed. On failure no name of
+ * this call stays added.
  *
  * Thread safety: see `ipc_subscription`.
  */
 IPC_MUST_USE
 ipc_result ipc_subscription_add(const ipc_subscription *sub,
                                 const char *const *names,
+                                const size_t *lens,
                                 size_t n);
 
 /**
- * Remove `n` names (NUL-terminated strings) from a subscription; names it does not have
- * are ignored. Redis is unsubscribed from a name when no subscription of the client has it
- * any more. Does not wait for the server: messages of a removed name that are already
- * queued may still reach the callback. `n` may be 0 (then `names` may be NULL).
+ * Remove `n` names (an array of byte strings, `lens` NULL for NUL-terminated names) from a
+ * subscription; names it does not have are ignored. Redis is unsubscribed from a name when
+ * no subscription of the client has it any more. Does not wait for the server: messages of
+ * a removed name that are already queued may still reach the callback. `n` may be 0 (then
+ * `names` may be NULL).
  *
  * Errors: `IPC_ERR_NULL_ARG` (`sub`, `names` when `n > 0`, any `names[i]`).
  *
@@ -1741,29 +2377,14 @@ ipc_result ipc_subscription_add(const ipc_subscription *sub,
 IPC_MUST_USE
 ipc_result ipc_subscription_remove(const ipc_subscription *sub,
                                    const char *const *names,
+                                   const size_t *lens,
                                    size_t n);
-
-/**
- * Unsubscribe and free the subscription. NULL is a no-op.
- *
- * Guarantee: after it returns, no call of the subscription's callback runs or will run
- * (a call running on another thread is waited for), queued events are discarded, and its
- * `userdata_free` has run (exactly once over the subscription's life; see
- * `ipc_subscribe()` for the thread). Called from inside the subscription's own callback,
- * it returns at once and takes effect when that callback returns: no further event is
- * delivered (not even the rest of a batch), and `userdata_free` runs then, on that
- * thread.
- *
- * Thread safety: every other call on `sub` must have returned (except the running callback
- * that frees it); the handle must not be used afterwards. Any thread, including callbacks.
- */
-void ipc_subscription_free(ipc_subscription *sub);
 
 /**
  * The counters of a subscription's queue: events delivered to the callback, messages
  * dropped by the overflow policy, events queued now, and the capacity.
  *
- * Output: on `IPC_OK`, `*out` holds the counters. Untouched otherwise.
+ * Output: on `IPC_OK`, `*out` holds the counters.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
@@ -1772,100 +2393,129 @@ void ipc_subscription_free(ipc_subscription *sub);
 IPC_MUST_USE ipc_result ipc_subscription_stats(const ipc_subscription *sub, ipc_sub_stats *out);
 
 /**
- * Make subscription options with the defaults: capacity 10000 events,
- * `IPC_OVERFLOW_BLOCK`.
+ * Unsubscribe and stop the callbacks, waiting up to `timeout_ms` milliseconds for a
+ * callback call running on another thread. Queued events are discarded. Stopping twice is
+ * fine. The handle stays allocated: free it with `ipc_subscription_free()`.
  *
- * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
- * `ipc_subscribe_options_free()`.
+ * `IPC_OK` means no callback of the subscription runs or will run, and its `userdata_free`
+ * has run (or runs right now on the thread of the callback that just returned). From inside
+ * the subscription's own callback it returns `IPC_OK` at once: the stop is asked for, no
+ * further event is delivered (not even the rest of a batch), and `userdata_free` runs when
+ * that callback returns.
  *
- * Errors: `IPC_ERR_NULL_ARG` if `out` is NULL.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if a callback was still running at the
+ * deadline (the subscription is stopped all the same: no new call starts, and
+ * `userdata_free` runs when that call returns).
  *
- * Thread safety: any thread.
+ * Thread safety: any thread, also from the subscription's own callback; see
+ * `ipc_subscription`.
  */
-IPC_MUST_USE ipc_result ipc_subscribe_options_new(ipc_subscribe_options **out);
+IPC_MUST_USE ipc_result ipc_subscription_stop(const ipc_subscription *sub, uint64_t timeout_ms);
 
 /**
- * Free subscription options. NULL is a no-op. Subscriptions made with them keep their own
- * copy.
+ * Unsubscribe, stop the callbacks and free the subscription. NULL is a no-op.
  *
- * Thread safety: no other thread may use `opts` during or after this call.
+ * Guarantee: after it returns, no call of the subscription's callback runs or will run (a
+ * call running on another thread is waited for, without a time limit: use
+ * `ipc_subscription_stop()` first to bound the wait), and its `userdata_free` has run.
+ * Called from inside the subscription's own callback, it returns at once and takes effect
+ * when that callback returns: no further event is delivered, and `userdata_free` runs
+ * then, on that thread.
+ *
+ * Thread safety: every other call on `sub` must have returned (except the running callback
+ * that frees it); the handle must not be used afterwards. Any thread, including callbacks.
  */
-void ipc_subscribe_options_free(ipc_subscribe_options *opts);
+void ipc_subscription_free(ipc_subscription *sub);
 
 /**
- * Set the queue capacity in events (default 10000; at least 1). Events beyond it wait or
- * are dropped according to the overflow policy.
+ * Make a subscription group: one channel subscription (no channel yet) whose channels are
+ * each handled by a callback of their own, added with `ipc_group_handle()`. Connection
+ * events (`IPC_EVENT_DISCONNECTED`) go to every channel's callback. `opts` may be NULL for
+ * the defaults (queue capacity and overflow apply to the whole group); it is copied.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for 0.
+ * Output: on `IPC_OK`, `*out` is the group, owned by the caller; free it with
+ * `ipc_group_free()`.
  *
- * Thread safety: see `ipc_subscribe_options`.
- */
-IPC_MUST_USE
-ipc_result ipc_subscribe_options_set_capacity(ipc_subscribe_options *opts,
-                                              size_t capacity);
-
-/**
- * Set the overflow policy: an `ipc_overflow` (`IPC_OVERFLOW_BLOCK`, the default,
- * `IPC_OVERFLOW_DROP_OLDEST`, `IPC_OVERFLOW_DROP_NEWEST`), taken as an `int` so that any
- * number is safe to pass. Dropped messages are counted in `ipc_subscription_stats()`.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for another number.
- *
- * Thread safety: see `ipc_subscribe_options`.
- */
-IPC_MUST_USE
-ipc_result ipc_subscribe_options_set_overflow(ipc_subscribe_options *opts,
-                                              int overflow);
-
-/**
- * Poll mode: run the callbacks of waiting events on this thread.
- *
- * Only for a client made with `ipc_options_set_poll_mode(opts, true)`: its callbacks run
- * nowhere else. If no event waits, waits up to `timeout_ms` milliseconds for one (see
- * below). Runs at most one batch (256 events) per subscription per
- * call, so that no subscription starves the others; what is left keeps `ipc_client_fd()`
- * readable for the next call.
- *
- * Output: on `IPC_OK`, if `n_dispatched` is not NULL, `*n_dispatched` is the number of
- * events handed to callbacks (0 when the time passed with none).
- *
- * `timeout_ms`: 0 does not wait, a positive number waits up to that many milliseconds,
- * a negative number waits without limit (until there is work or the client is closed).
- *
- * Errors: `IPC_ERR_NULL_ARG` (`client`); `IPC_ERR_INVALID_ARGUMENT` if the client is not
- * in poll mode; `IPC_ERR_CLOSED` once the client is closed (`ipc_client_close()` wakes a
- * waiting call).
- *
- * Thread safety: any thread (usually the host's event-loop thread; callbacks run on the
- * calling thread); calls from several threads at once share out the waiting work. Not
- * from inside a callback.
- */
-IPC_MUST_USE
-ipc_result ipc_client_poll(const ipc_client *client,
-                           int timeout_ms,
-                           size_t *n_dispatched);
-
-/**
- * Poll mode: a file descriptor that is readable whenever `ipc_client_poll()` has events
- * to run, for the host's `select()`/`poll()`/`epoll` set (watch it for `POLLIN`).
- *
- * It stays readable until `ipc_client_poll()` took the waiting work; do not read from,
- * write to or close it. It belongs to the client and is valid until `ipc_client_free()`.
- *
- * Output: on `IPC_OK`, `*fd` is the descriptor. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if the client is not in poll
- * mode.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `out`); `IPC_ERR_CLOSED`; `IPC_ERR_TIMEOUT`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
-IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
+IPC_MUST_USE
+ipc_result ipc_subscribe_group(const ipc_client *client,
+                               const ipc_subscribe_options *opts,
+                               ipc_group **out);
 
 /**
- * Record why the handler failed: `msg` is a NUL-terminated string (copied; invalid
- * UTF-8 is replaced). Call it from inside the handler that received `err`, then return
- * the handler's failure value. Calling it again replaces the message. A handler that
- * fails without calling it gets a generic message ("the handler returned N").
+ * Handle `channel` (a byte string) with `cb` and subscribe the group to it, replacing the
+ * channel's earlier callback if it had one. Returns once the server confirmed the channel
+ * (or at once while the connection is down, or when called from a callback of the group).
+ *
+ * Callback: as for `ipc_subscribe()` (see `ipc_message_cb`), with the channel's events:
+ * `IPC_EVENT_ACTIVATED`, its messages, `IPC_EVENT_REACTIVATED`, and every
+ * `IPC_EVENT_DISCONNECTED` of the group. The callbacks of one group never run at the same
+ * time. `userdata_free` (may be NULL) runs exactly once, after the callback's last call
+ * returned, when the callback is gone for good: replaced by another `ipc_group_handle()`
+ * of the channel, removed by `ipc_group_unhandle()`, or the group stopped, freed, or its
+ * client closed. If this call fails, it never runs and the caller keeps `userdata`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`group`, `channel`, `cb`); `IPC_ERR_INVALID_ARGUMENT` for an
+ * empty channel; `IPC_ERR_TIMEOUT`; `IPC_ERR_SERVER`; `IPC_ERR_CLOSED` after the group or
+ * its client was closed.
+ *
+ * Thread safety: see `ipc_group`.
+ */
+IPC_MUST_USE
+ipc_result ipc_group_handle(const ipc_group *group,
+                            const char *channel,
+                            size_t channel_len,
+                            ipc_message_cb cb,
+                            void *userdata,
+                            ipc_userdata_free_cb userdata_free);
+
+/**
+ * Stop handling `channel` (a byte string) and unsubscribe the group from it; a channel
+ * the group does not handle is ignored. A call of its callback running now finishes, then
+ * its `userdata_free` runs.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: see `ipc_group`; it does not block.
+ */
+IPC_MUST_USE
+ipc_result ipc_group_unhandle(const ipc_group *group,
+                              const char *channel,
+                              size_t channel_len);
+
+/**
+ * Unsubscribe the group and stop its callbacks, waiting up to `timeout_ms` milliseconds
+ * for a callback call running on another thread; as `ipc_subscription_stop()`. On `IPC_OK`
+ * no callback of the group runs or will run, and every channel's `userdata_free` has run.
+ * From inside one of the group's callbacks it returns `IPC_OK` at once and takes effect
+ * when that callback returns. The handle stays allocated: free it with `ipc_group_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if a callback was still running at the
+ * deadline (the group is stopped all the same; the `userdata_free`s run when it returns).
+ *
+ * Thread safety: see `ipc_group`.
+ */
+IPC_MUST_USE ipc_result ipc_group_stop(const ipc_group *group, uint64_t timeout_ms);
+
+/**
+ * Unsubscribe, stop the callbacks and free the group. NULL is a no-op. As
+ * `ipc_subscription_free()`: after it returns no callback of the group runs, and every
+ * channel's `userdata_free` has run; from inside one of the group's callbacks it takes
+ * effect when that callback returns.
+ *
+ * Thread safety: see `ipc_group`; the handle must not be used afterwards.
+ */
+void ipc_group_free(ipc_group *group);
+
+/**
+ * Record why the handler failed: `msg` is a NUL-terminated string (copied; invalid UTF-8
+ * is replaced). Call it from inside the handler that received `err`, then return non-zero.
+ * Calling it again replaces the message. A handler that fails without calling it gets the
+ * message `"the handler returned N"`. The message reaches the reports (`ipc_report`), the
+ * dead letters of reliable queues and streams, and the caller of an RPC.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`err`, `msg`).
  *
@@ -1875,31 +2525,279 @@ IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
 IPC_MUST_USE ipc_result ipc_error_set(ipc_error_out *err, const char *msg);
 
 /**
- * Set the default length bound of `ipc_stream_publish()` called with `maxlen` -1: the
- * stream is trimmed to about this many entries (`MAXLEN ~`); 0 for unbounded. Default
- * 100000.
+ * Send a request: `LPUSH` the payload into the queue (key `{prefix}{q:NAME}:pending`). Any
+ * size the client allows, including 0 bytes.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number over `SIZE_MAX`.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name, a name
+ * with `{` or `}`, or a payload over the size limit; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
- * Thread safety: see `ipc_options`.
+ * Thread safety: any thread, concurrently with other calls on the client.
  */
-IPC_MUST_USE ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, uint64_t maxlen);
+IPC_MUST_USE
+ipc_result ipc_send_request(const ipc_client *client,
+                            const char *queue,
+                            size_t queue_len,
+                            const char *payload,
+                            size_t payload_len);
 
 /**
- * `XADD stream [MAXLEN ~ maxlen] * name value ...`: append an entry of `n` fields (at
- * least one) to a stream, creating the stream if needed.
+ * Start a worker on `n` queues (an array of byte strings, `lens` NULL for NUL-terminated
+ * names): `concurrency` loops (see `ipc_worker_options`), each on a thread and a Redis
+ * connection of its own, pop requests (one `BRPOP` over all the queues, in rotating order
+ * so that a busy queue does not starve the others) and call `cb` for each (see
+ * `ipc_request_cb`). `opts` may be NULL for the defaults (plain mode, at-most-once); it is
+ * copied and checked here.
  *
- * `maxlen`: -1 uses the client's default bound (`ipc_options_set_stream_maxlen()`,
- * default 100000 entries), 0 means unbounded, a positive number trims the stream to about
- * that many entries (`~`: whole nodes are removed, so a few more may stay).
+ * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
+ * runs exactly once, after the last handler call returned, when the worker has stopped:
+ * in `ipc_worker_stop()` / `ipc_worker_free()` on that thread, or on the thread of the last
+ * handler when handlers outlived the stop's deadline or the worker was stopped from one of
+ * its own handlers. If this call fails, it never runs and the caller keeps `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the running worker, owned by the caller; free it with
+ * `ipc_worker_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `queues`, any `queues[i]`, `cb`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for no queue, an empty queue name, a name with `{` or `}`, or
+ * an option out of range (the message names it); `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED`
+ * if a thread cannot be started.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The worker keeps
+ * using the client: free the worker before the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_new(const ipc_client *client,
+                          const char *const *queues,
+                          const size_t *lens,
+                          size_t n,
+                          const ipc_worker_options *opts,
+                          ipc_request_cb cb,
+                          void *userdata,
+                          ipc_userdata_free_cb userdata_free,
+                          ipc_worker **out);
+
+/**
+ * Stop taking requests and wait up to `timeout_ms` milliseconds for running handlers to
+ * return. In reliable mode, requests of the worker still in flight are put back into their
+ * queue. Stopping again (for example after a timeout) waits again; stopping a stopped
+ * worker returns `IPC_OK` at once. The worker stays allocated: free it with
+ * `ipc_worker_free()`. An idle loop blocked in its pop is woken at once.
+ *
+ * On `IPC_OK` no handler runs or will run, and `userdata_free` has run. From one of the
+ * worker's own handlers it returns `IPC_OK` at once: the stop is asked for, no new request
+ * is taken, and the worker stops (running `userdata_free`) when the handlers return.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
+ * deadline (they finish on their own; no new request is taken; `userdata_free` runs after
+ * the last of them).
+ *
+ * Thread safety: any thread, also the worker's own handlers; see `ipc_worker`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t timeout_ms);
+
+/**
+ * The counters of a worker: requests handled, failures, dead letters made, requests of
+ * dead workers recovered.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counters.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, also from a handler; see `ipc_worker`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_counts *out);
+
+/**
+ * Stop the worker (waiting up to 10 s for running handlers, as `ipc_worker_stop()`) and
+ * free it. NULL is a no-op. `userdata_free` runs once the handlers returned: here, or, when
+ * some still run after 10 s, after the last of them on its thread. Called from one of the
+ * worker's own handlers, it returns at once: no new request is taken, and `userdata_free`
+ * runs after the handlers (that one included) returned.
+ *
+ * Thread safety: every other call on `worker` must have returned; the handle must not be
+ * used afterwards. Any thread, including the worker's own handlers. Handlers still running
+ * after this returns may still use the client: free the client only after `userdata_free`
+ * ran (or after an `ipc_worker_stop()` that returned `IPC_OK`).
+ */
+void ipc_worker_free(ipc_worker *worker);
+
+/**
+ * The pending, in-flight and dead-letter counts of a queue (a byte string), read from the
+ * server.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counts.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name or one
+ * with `{` or `}`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_queue_stats(const ipc_client *client,
+                           const char *queue,
+                           size_t queue_len,
+                           ipc_queue_counts *out);
+
+/**
+ * Put every dead letter of a queue (a byte string) back into it (their attempts start
+ * over), atomically.
+ *
+ * The dead-letter list is the Redis list `{prefix}{q:NAME}:dead` (default prefix
+ * `"ipc:"`), newest first. Each item is `"\0ipd\x01"`, the attempts as a 4-byte
+ * big-endian number, the error text's length as a 4-byte big-endian number, the error
+ * text (UTF-8), then the payload: readable with `ipc_command()` (`LRANGE`).
+ *
+ * Output: on `IPC_OK`, `*moved` is how many were put back.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name or one
+ * with `{` or `}`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_queue_requeue_dead(const ipc_client *client,
+                                  const char *queue,
+                                  size_t queue_len,
+                                  uint64_t *moved);
+
+/**
+ * Call a service: push the request (with a call id, this client's reply channel and the
+ * deadline) into the service's queue and wait for the reply of a server (`ipc_serve()`, or
+ * a Rust or Python server). `service`, `method` (length 0 for none) and `payload` are byte
+ * strings. `opts` may be NULL for the defaults (timeout 5000 ms, no fail-fast); it is
+ * copied.
+ *
+ * The first call of a client subscribes its reply channel (`{prefix}rpc:reply:<random>`,
+ * one per client, shared by all its calls); a call leaves no key and no subscription
+ * behind.
+ *
+ * Output: on `IPC_OK`, `*reply` holds a copy of the reply of `*reply_len` bytes, owned by
+ * the caller and freed with `ipc_buf_free(*reply, *reply_len)` (never NULL, even when
+ * empty).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` (an empty service name or one with
+ * `{`/`}`, a method name over 65535 bytes, a timeout of 0, a payload over the size limit);
+ * `IPC_ERR_REMOTE` when the handler reported an error: `ipc_last_error_message()` ends with
+ * its text; `IPC_ERR_TIMEOUT` when no reply came in time although a server is registered;
+ * `IPC_ERR_NO_SERVER` when no server of the service is registered (after the timeout, or at
+ * once with fail-fast); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client (each call waits
+ * for its own reply); also from a handler of a worker or server.
+ */
+IPC_MUST_USE
+ipc_result ipc_call(const ipc_client *client,
+                    const char *service,
+                    size_t service_len,
+                    const char *method,
+                    size_t method_len,
+                    const char *payload,
+                    size_t payload_len,
+                    const ipc_call_options *opts,
+                    char **reply,
+                    size_t *reply_len);
+
+/**
+ * Answer calls to `service` (a byte string: not empty, without `{` or `}`) with `cb` (see
+ * `ipc_rpc_cb`). `opts` may be NULL for the defaults; of the worker options, concurrency
+ * (calls in parallel, each loop on a thread and a connection of its own), block timeout
+ * and report callback apply (RPC is at-most-once, one call at a time per loop). Requests
+ * whose deadline already passed are dropped without running the handler. Several servers
+ * (in any process and language) may serve one service: each call is answered by one of
+ * them. Returns once the server is announced, so a fail-fast call made right after finds
+ * it.
+ *
+ * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
+ * runs exactly once, after the last handler call returned, when the server has stopped
+ * (as for `ipc_worker_new()`). If this call fails, it never runs and the caller keeps
+ * `userdata`.
+ *
+ * Output: on `IPC_OK`, `*out` is the running server, owned by the caller; free it with
+ * `ipc_server_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `cb`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty service name, one with `{` or `}`, or an option
+ * out of range; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED` if a thread cannot be started;
+ * `IPC_ERR_TIMEOUT` / `IPC_ERR_CONNECTION` when the announcement fails.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The server keeps
+ * using the client: free the server before the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_serve(const ipc_client *client,
+                     const char *service,
+                     size_t service_len,
+                     const ipc_worker_options *opts,
+                     ipc_rpc_cb cb,
+                     void *userdata,
+                     ipc_userdata_free_cb userdata_free,
+                     ipc_server **out);
+
+/**
+ * Inside an `ipc_rpc_cb`: set the reply bytes (a byte string, copied). A second call
+ * replaces the first. Sent when the handler returns 0.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`reply`, `data`).
+ *
+ * Thread safety: only inside the handler call that received `reply`, on its thread.
+ */
+IPC_MUST_USE ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const char *data, size_t data_len);
+
+/**
+ * Stop answering calls and wait up to `timeout_ms` milliseconds for running handlers to
+ * return; the server is withdrawn from the service's registry. Calls pushed meanwhile wait
+ * in the service's queue for another server (or time out). Stopping again waits again;
+ * stopping a stopped server returns `IPC_OK` at once. Free it with `ipc_server_free()`.
+ *
+ * On `IPC_OK` no handler runs or will run, and `userdata_free` has run. From one of the
+ * server's own handlers it returns `IPC_OK` at once (the stop is asked for).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
+ * deadline (they finish on their own; `userdata_free` runs after the last of them).
+ *
+ * Thread safety: any thread, also the server's own handlers; see `ipc_server`.
+ */
+IPC_MUST_USE ipc_result ipc_server_stop(const ipc_server *server, uint64_t timeout_ms);
+
+/**
+ * The counters of a server (as a worker's): `handled` counts calls answered (with a reply
+ * or a remote error) and calls dropped unrun because their deadline had passed.
+ *
+ * Output: on `IPC_OK`, `*out` holds the counters.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`.
+ *
+ * Thread safety: any thread, also from a handler; see `ipc_server`.
+ */
+IPC_MUST_USE ipc_result ipc_server_stats(const ipc_server *server, ipc_worker_counts *out);
+
+/**
+ * Stop the server (waiting up to 10 s for running handlers, as `ipc_server_stop()`) and
+ * free it. NULL is a no-op. `userdata_free` runs as for `ipc_worker_free()`. Called from one
+ * of the server's own handlers, it returns at once.
+ *
+ * Thread safety: every other call on `server` must have returned; the handle must not be
+ * used afterwards. Any thread, including the server's own handlers.
+ */
+void ipc_server_free(ipc_server *server);
+
+/**
+ * `XADD stream [MAXLEN ~ maxlen] * name value ...`: append an entry of `n` fields (at least
+ * one) to a stream (a byte string), creating the stream if needed.
+ *
+ * `maxlen`: -1 uses the client's default bound (`ipc_options_set_stream_maxlen()`, default
+ * 100000 entries), 0 means unbounded, a positive number trims the stream to about that
+ * many entries (`~`: whole nodes are removed, so a few more may stay).
  *
  * Output: if `id_out` is not NULL, on `IPC_OK` it holds the new entry's id,
  * NUL-terminated; `id_cap` is its size and must be at least `IPC_STREAM_ID_MAX`. With
- * `id_out` NULL, `id_cap` is ignored. Untouched on failure.
+ * `id_out` NULL, `id_cap` is ignored.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `stream`, `fields`, a field's pointers);
- * `IPC_ERR_INVALID_ARGUMENT` for an empty stream name, `n` 0, `maxlen` below -1, `id_cap`
- * below `IPC_STREAM_ID_MAX`, or a value over the size limit (nothing is sent);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty stream name, no field, `maxlen` below -1,
+ * `id_cap` below `IPC_STREAM_ID_MAX`, or a value over the size limit (nothing is sent);
  * `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a stream); `IPC_ERR_TIMEOUT`;
  * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
@@ -1908,7 +2806,7 @@ IPC_MUST_USE ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, uint64_
 IPC_MUST_USE
 ipc_result ipc_stream_publish(const ipc_client *client,
                               const char *stream,
-                              size_t slen,
+                              size_t stream_len,
                               const ipc_field *fields,
                               size_t n,
                               int64_t maxlen,
@@ -1921,25 +2819,24 @@ ipc_result ipc_stream_publish(const ipc_client *client,
  *
  * `from_id` (NUL-terminated): `"0"` reads from the start, an entry id (`"MS-SEQ"` or
  * `"MS"`) reads after that entry (pass the id of the last entry you got to continue),
- * `"$"` only entries added from now on (useful with `block_ms`). `count` must be at
- * least 1. `block_ms` > 0 waits up to that many milliseconds for an entry when there is
- * none (on a connection of its own, so other calls are not held up); 0 or negative does
- * not wait.
+ * `"$"` only entries added from now on (useful with `block_ms`). `block_ms` > 0 waits up
+ * to that many milliseconds for an entry when there is none (on a connection of its own,
+ * so other calls are not held up); 0 or negative does not wait.
  *
  * Output: on `IPC_OK`, `*out` is a new, possibly empty, list owned by the caller; free it
- * with `ipc_entries_free()`. Untouched otherwise.
+ * with `ipc_entries_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `stream`, `from_id`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` for an empty stream name, `count` 0 or an invalid `from_id`
- * (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`;
- * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty stream name or an invalid `from_id` (nothing is
+ * sent); `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_stream_read(const ipc_client *client,
                            const char *stream,
-                           size_t slen,
+                           size_t stream_len,
                            const char *from_id,
                            size_t count,
                            int64_t block_ms,
@@ -1948,9 +2845,8 @@ ipc_result ipc_stream_read(const ipc_client *client,
 /**
  * The last entry of a stream (`XREVRANGE stream + - COUNT 1`).
  *
- * Output: on `IPC_OK`, `*out` is a new list owned by the caller holding the last entry,
- * or no entry for an empty or missing stream; free it with `ipc_entries_free()`.
- * Untouched otherwise.
+ * Output: on `IPC_OK`, `*out` is a new list owned by the caller holding the last entry, or
+ * no entry for an empty or missing stream; free it with `ipc_entries_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name;
  * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
@@ -1961,13 +2857,13 @@ ipc_result ipc_stream_read(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_stream_last(const ipc_client *client,
                            const char *stream,
-                           size_t slen,
+                           size_t stream_len,
                            ipc_entries **out);
 
 /**
  * `XLEN stream`: the number of entries (0 for a missing stream).
  *
- * Output: on `IPC_OK`, `*len`. Untouched otherwise.
+ * Output: on `IPC_OK`, `*len`.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name;
  * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
@@ -1978,30 +2874,29 @@ ipc_result ipc_stream_last(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_stream_len(const ipc_client *client,
                           const char *stream,
-                          size_t slen,
+                          size_t stream_len,
                           uint64_t *len);
 
 /**
- * `XGROUP CREATE stream group from_id MKSTREAM`: create a consumer group (and the stream
- * if it is missing) whose consumers start after `from_id`: `"$"` for entries added from
- * now on, `"0"` for every entry, or an entry id. A group that already exists is not an
- * error: `*created` is false then and the group is unchanged.
+ * `XGROUP CREATE stream group from_id MKSTREAM`: create a consumer group (and the stream if
+ * it is missing) whose consumers start after `from_id` (NUL-terminated): `"$"` for entries
+ * added from now on, `"0"` for every entry, or an entry id. A group that already exists is
+ * not an error: `*created` is false then and the group is unchanged.
  *
  * Output: on `IPC_OK`, `*created` says whether the group was made by this call.
- * Untouched otherwise.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream or group
- * name or an invalid `from_id` (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE` when the
- * key is not a stream); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream or group name
+ * or an invalid `from_id` (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE` when the key is
+ * not a stream); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_stream_group_create(const ipc_client *client,
                                    const char *stream,
-                                   size_t slen,
+                                   size_t stream_len,
                                    const char *group,
-                                   size_t glen,
+                                   size_t group_len,
                                    const char *from_id,
                                    bool *created);
 
@@ -2009,7 +2904,7 @@ ipc_result ipc_stream_group_create(const ipc_client *client,
  * `XPENDING stream group`: how many entries of the group were delivered and not yet
  * acknowledged (being handled, failed and waiting to be claimed again).
  *
- * Output: on `IPC_OK`, `*count`. Untouched otherwise.
+ * Output: on `IPC_OK`, `*count`.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty name;
  * `IPC_ERR_SERVER` (`NOGROUP` for a missing group or stream, `WRONGTYPE`);
@@ -2020,67 +2915,65 @@ ipc_result ipc_stream_group_create(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_stream_pending(const ipc_client *client,
                               const char *stream,
-                              size_t slen,
+                              size_t stream_len,
                               const char *group,
-                              size_t glen,
+                              size_t group_len,
                               uint64_t *count);
 
 /**
- * The dead letters of a stream: up to `count` (at least 1) entries of the stream
- * `<stream>:dead`, oldest first. Each has the fields of the original entry followed by
- * `_id` (its id in `stream`), `_group`, `_deliveries` (how many times it was delivered)
- * and `_error` (the last error of its handler); look them up with `ipc_entry_get()`.
+ * The dead letters of a stream: up to `count` entries of the stream `<stream>:dead`,
+ * oldest first. Each has the fields of the original entry followed by `_id` (its id in
+ * `stream`), `_group`, `_deliveries` (how many times it was delivered) and `_error` (the
+ * last error of its handler); look them up with `ipc_entry_get()`.
  *
  * Output: on `IPC_OK`, `*out` is a new, possibly empty, list owned by the caller; free it
- * with `ipc_entries_free()`. Untouched otherwise.
+ * with `ipc_entries_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name or
- * `count` 0; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_stream_dead_letters(const ipc_client *client,
                                    const char *stream,
-                                   size_t slen,
+                                   size_t stream_len,
                                    size_t count,
                                    ipc_entries **out);
 
 /**
- * The number of entries in a list. 0 for NULL (which also sets the last error).
+ * The number of entries in a list.
  *
- * Errors: none besides a NULL `entries` (returns 0).
+ * Errors: returns 0 (and sets the last error) for a NULL `entries`.
  *
  * Thread safety: any thread; see `ipc_entries`.
  */
 size_t ipc_entries_len(const ipc_entries *entries);
 
 /**
- * Entry `i` (from 0) of a list: a pointer valid until `ipc_entries_free(entries)`; read
- * its fields directly (see `ipc_entry`).
+ * Entry `i` (from 0) of a list: a pointer valid until `ipc_entries_free(entries)`; read its
+ * fields directly (see `ipc_entry`).
  *
- * Errors: returns NULL (and sets the last error) for a NULL `entries` or `i` out of
- * range.
+ * Errors: returns NULL (and sets the last error) for a NULL `entries` or `i` out of range.
  *
  * Thread safety: any thread; see `ipc_entries`.
  */
 const ipc_entry *ipc_entries_get(const ipc_entries *entries, size_t i);
 
 /**
- * Free a list of entries; every `ipc_entry` taken from it becomes invalid. NULL is a
- * no-op.
+ * Free a list of entries; every `ipc_entry` taken from it becomes invalid. NULL is a no-op.
  *
- * Thread safety: no other thread may use `entries` (or its entries) during or after
- * this call.
+ * Thread safety: no other thread may use `entries` (or its entries) during or after this
+ * call.
  */
 void ipc_entries_free(ipc_entries *entries);
 
 /**
- * The value of the first field of `entry` named `name` (`nlen` bytes).
+ * The value of the first field of `entry` named `name` (a byte string).
  *
  * Output: on `IPC_OK`, `*found` says whether there is such a field; if so `(*value,
  * *value_len)` is its value (owned by the entry, never NULL, not NUL-terminated), else
- * NULL and 0. Untouched on failure.
+ * NULL and 0.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
@@ -2089,18 +2982,18 @@ void ipc_entries_free(ipc_entries *entries);
 IPC_MUST_USE
 ipc_result ipc_entry_get(const ipc_entry *entry,
                          const char *name,
-                         size_t nlen,
-                         const uint8_t **value,
+                         size_t name_len,
+                         const char **value,
                          size_t *value_len,
                          bool *found);
 
 /**
- * Start following `stream` after `from_id`: `"$"` for entries added from now on, `"0"`
- * for every entry from the start, or an entry id. Nothing is read until
- * `ipc_stream_follower_next()`.
+ * Start following `stream` (a byte string) after `from_id` (NUL-terminated): `"$"` for
+ * entries added from now on, `"0"` for every entry from the start, or an entry id. Nothing
+ * is read until `ipc_stream_follower_next()`.
  *
  * Output: on `IPC_OK`, `*out` is the follower, owned by the caller; free it with
- * `ipc_stream_follower_free()`. Untouched otherwise.
+ * `ipc_stream_follower_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty stream name or an
  * invalid `from_id`.
@@ -2110,7 +3003,7 @@ ipc_result ipc_entry_get(const ipc_entry *entry,
 IPC_MUST_USE
 ipc_result ipc_stream_follow(const ipc_client *client,
                              const char *stream,
-                             size_t slen,
+                             size_t stream_len,
                              const char *from_id,
                              ipc_stream_follower **out);
 
@@ -2119,9 +3012,9 @@ ipc_result ipc_stream_follow(const ipc_client *client,
  * (0: about one millisecond) for one to be added. Entries come one per call, in stream
  * order, each exactly once; the follower reads ahead up to 100 at a time.
  *
- * Output: on `IPC_OK`, `*out` is a new list owned by the caller holding the next entry,
- * or no entry when the time passed without one (not an error); free it with
- * `ipc_entries_free()`. Untouched otherwise; the position does not move on failure.
+ * Output: on `IPC_OK`, `*out` is a new list owned by the caller holding the next entry, or
+ * no entry when the time passed without one (not an error); free it with
+ * `ipc_entries_free()`. The position does not move on failure.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT` if the
  * server did not answer in time; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
@@ -2130,7 +3023,7 @@ ipc_result ipc_stream_follow(const ipc_client *client,
  * plus the response timeout.
  */
 IPC_MUST_USE
-ipc_result ipc_stream_follower_next(const ipc_stream_follower *follower,
+ipc_result ipc_stream_follower_next(ipc_stream_follower *follower,
                                     uint64_t timeout_ms,
                                     ipc_entries **out);
 
@@ -2138,8 +3031,8 @@ ipc_result ipc_stream_follower_next(const ipc_stream_follower *follower,
  * The follower's position: the id of the last entry it returned, or the `from_id` it
  * started from. Pass it to `ipc_stream_follow()` later to go on where it stopped.
  *
- * Output: on `IPC_OK`, `buf` holds the position, NUL-terminated; `cap` is its size and
- * must be at least `IPC_STREAM_ID_MAX`. Untouched otherwise.
+ * Output: on `IPC_OK`, `buf` holds the position, NUL-terminated; `cap` is its size and must
+ * be at least `IPC_STREAM_ID_MAX`.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if `cap` is below
  * `IPC_STREAM_ID_MAX`.
@@ -2159,41 +3052,28 @@ ipc_result ipc_stream_follower_position(const ipc_stream_follower *follower,
 void ipc_stream_follower_free(ipc_stream_follower *follower);
 
 /**
- * Fill `opts` with the defaults: count 10, block 1000 ms, min_idle 30000 ms,
- * max_deliveries 5, claim interval `min_idle_ms / 2`.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: any thread.
- */
-IPC_MUST_USE ipc_result ipc_consumer_options_init(ipc_consumer_options *opts);
-
-/**
- * Consume the group `group` of `stream` as the consumer `consumer` (names of the
- * group's members; use a distinct one per process or thread), calling `handler` for each
- * entry. The group is created, starting at `"0"`, if it is missing (create it yourself
- * with `ipc_stream_group_create()` to start at `"$"`). Returns at once; reading happens
- * on the consumer's own thread until `ipc_stream_consumer_stop()` or
- * `ipc_stream_consumer_free()`.
+ * Consume the group `group` of `stream` as the consumer `consumer` (byte strings; use a
+ * distinct consumer name per process or thread), calling `cb` for each entry. The group is
+ * created, starting at `"0"`, if it is missing (create it yourself with
+ * `ipc_stream_group_create()` to start at `"$"`). Returns at once; reading happens on the
+ * consumer's own thread until it is stopped. `opts` may be NULL for the defaults; it is
+ * copied and checked here.
  *
  * Delivery is at least once: an entry whose handler fails (or whose consumer dies
- * mid-entry) stays pending and is handled again after `min_idle_ms`; with no failures
- * every entry is handled exactly once across the group's consumers. Handler failures and
- * connection problems are reported on stderr.
+ * mid-entry) stays pending and is handled again after `min_idle_ms`; with no failures every
+ * entry is handled exactly once across the group's consumers. Handler failures and
+ * connection problems are reported (`ipc_report`).
  *
- * `opts` may be NULL for the defaults (see `ipc_consumer_options_init()`); it is copied.
- *
- * Callback: see `ipc_entry_cb` for its thread and contract. `userdata` is the caller's:
- * the library only passes it to `handler` and `userdata_free`, from other threads.
- * `userdata_free` may be NULL. On `IPC_OK` it runs exactly once, when the consumer is
- * freed, before `ipc_stream_consumer_free()` returns (on that thread; after the running
- * handler call has returned). On failure it does not run and the caller keeps `userdata`.
+ * Callback: see `ipc_entry_cb` for its thread and contract. `userdata_free` (may be NULL)
+ * runs exactly once, after the last handler call returned, when the consumer has stopped
+ * (as for `ipc_worker_new()`). If this call fails, it never runs and the caller keeps
+ * `userdata`.
  *
  * Output: on `IPC_OK`, `*out` is the consumer, owned by the caller; free it with
- * `ipc_stream_consumer_free()`. Untouched otherwise.
+ * `ipc_stream_consumer_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, the names, `handler`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` for an empty name or an option below its minimum;
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, the names, `cb`, `out`);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty name or an option out of range;
  * `IPC_ERR_UNSUPPORTED` if no thread can be started. Errors of the server (a key that is
  * not a stream, ...) do not fail this call: the consumer reports them and retries.
  *
@@ -2202,38 +3082,41 @@ IPC_MUST_USE ipc_result ipc_consumer_options_init(ipc_consumer_options *opts);
 IPC_MUST_USE
 ipc_result ipc_stream_consume(const ipc_client *client,
                               const char *stream,
-                              size_t slen,
+                              size_t stream_len,
                               const char *group,
-                              size_t glen,
+                              size_t group_len,
                               const char *consumer,
-                              size_t clen,
-                              ipc_entry_cb handler,
+                              size_t consumer_len,
+                              const ipc_consumer_options *opts,
+                              ipc_entry_cb cb,
                               void *userdata,
                               ipc_userdata_free_cb userdata_free,
-                              const ipc_consumer_options *opts,
                               ipc_stream_consumer **out);
 
 /**
- * Ask the consumer to stop reading and wait up to `deadline_ms` milliseconds for it:
- * its current read (at most `block_ms`) and the handler calls of the batch it is in
- * finish first. Entries not read stay in the group for other consumers. Stopping twice is
- * fine. From inside its own handler it only asks (returns `IPC_OK` at once; the consumer
- * stops after the handler returns).
+ * Stop reading and wait up to `timeout_ms` milliseconds for the consumer: its current read
+ * (woken at once) and the handler calls of the batch it is in finish first. Entries not
+ * handled stay in the group for other consumers. Stopping twice is fine. Free it with
+ * `ipc_stream_consumer_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if it was still running after
- * `deadline_ms` (it stops later; `ipc_stream_consumer_free()` waits for it).
+ * On `IPC_OK` no handler runs or will run, and `userdata_free` has run. From inside its own
+ * handler it returns `IPC_OK` at once (the stop is asked for; the rest of the batch is not
+ * handed to the handler, those entries stay pending).
  *
- * Thread safety: any thread; see `ipc_stream_consumer`.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if a handler was still running at the
+ * deadline (the consumer stops when it returns).
+ *
+ * Thread safety: any thread, also the consumer's own handler; see `ipc_stream_consumer`.
  */
 IPC_MUST_USE
 ipc_result ipc_stream_consumer_stop(const ipc_stream_consumer *consumer,
-                                    uint64_t deadline_ms);
+                                    uint64_t timeout_ms);
 
 /**
  * The consumer's counters: entries acknowledged, handler failures, entries claimed, and
  * entries dead-lettered.
  *
- * Output: on `IPC_OK`, `*out`. Untouched otherwise.
+ * Output: on `IPC_OK`, `*out`.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
@@ -2244,14 +3127,9 @@ ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer,
                                      ipc_consumer_stats *out);
 
 /**
- * Stop the consumer and free it. NULL is a no-op.
- *
- * Guarantee: after it returns, no handler call runs or will run, and `userdata_free` has
- * run (on this thread). It waits without limit for the running read (at most
- * `block_ms`) and the handler calls of the current batch. Called from inside the
- * consumer's own handler, it returns at once: the rest of the batch is not handed to the
- * handler (those entries stay pending, to be claimed after `min_idle_ms`), and
- * `userdata_free` runs on a library thread after the handler returns.
+ * Stop the consumer (waiting up to 10 s, as `ipc_stream_consumer_stop()`) and free it.
+ * NULL is a no-op. `userdata_free` runs as for `ipc_worker_free()`. Called from inside the
+ * consumer's own handler, it returns at once.
  *
  * Thread safety: every other call on it must have returned (except the running handler
  * that frees it); the handle must not be used afterwards. Any thread.
@@ -2259,110 +3137,9 @@ ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer,
 void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
 
 /**
- * Set the cache entry `key` (`klen` bytes, not empty) to `val` (`vlen` bytes), expiring
- * after `ttl_ms` milliseconds (0: never), and wake every `ipc_cache_wait()` on it at once
- * (the write and its notification are one script).
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key or a value over
- * the size limit (nothing is sent); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`;
- * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_cache_set(const ipc_client *client,
-                         const char *key,
-                         size_t klen,
-                         const uint8_t *val,
-                         size_t vlen,
-                         uint64_t ttl_ms);
-
-/**
- * The value of the cache entry `key`, without waiting.
- *
- * Output: on `IPC_OK`, `*found` says whether the entry exists (an expired one does not);
- * if so `(*buf, *len)` is a copy of the value owned by the caller, freed with
- * `ipc_buf_free(*buf, *len)` (never NULL, even when empty; not NUL-terminated), else
- * `*buf` is NULL and `*len` 0. Untouched on failure.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
- * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_cache_get(const ipc_client *client,
-                         const char *key,
-                         size_t klen,
-                         uint8_t **buf,
-                         size_t *len,
-                         bool *found);
-
-/**
- * Delete the cache entry `key`.
- *
- * Output: on `IPC_OK`, `*existed` says whether there was one. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
- * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_cache_delete(const ipc_client *client,
-                            const char *key,
-                            size_t klen,
-                            bool *existed);
-
-/**
- * Whether the cache entry `key` exists (and has not expired).
- *
- * Output: on `IPC_OK`, `*exists`. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
- * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_cache_exists(const ipc_client *client,
-                            const char *key,
-                            size_t klen,
-                            bool *exists);
-
-/**
- * Wait until the cache entry `key` exists and return its value, or until `timeout_ms`
- * milliseconds passed (0: look once, do not wait).
- *
- * It does not poll: it subscribes to the notification `ipc_cache_set()` publishes (from
- * any client and process using this library) before it first looks, so it returns within
- * a round trip of such a write. A value written by other means (a plain `SET` of the
- * prefixed key by another Redis client) is noticed by a fallback check once a second.
- *
- * Output: on `IPC_OK`, `*found` is true and `(*buf, *len)` holds a copy of the value
- * (freed with `ipc_buf_free(*buf, *len)`; never NULL), or — when the time passed first,
- * which is not an error — `*found` is false, `*buf` NULL and `*len` 0. Untouched on
- * failure.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
- * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT` only when the server stops answering (not when the
- * entry does not come); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client (many threads
- * may wait on the same or different keys); blocks the calling thread up to `timeout_ms`.
- */
-IPC_MUST_USE
-ipc_result ipc_cache_wait(const ipc_client *client,
-                          const char *key,
-                          size_t klen,
-                          uint64_t timeout_ms,
-                          uint8_t **buf,
-                          size_t *len,
-                          bool *found);
-
-/**
- * `HSET hash field value` and `PUBLISH hash field`, atomically (one script): every
- * watcher of the hash sees the change. The hash name must not be empty; the field may be.
+ * `HSET hash field value` and `PUBLISH hash field`, atomically (one script): every watcher
+ * of the hash sees the change. All three are byte strings; the hash name must not be
+ * empty, the field may be.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value
  * over the size limit (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE` when the key holds
@@ -2374,19 +3151,18 @@ ipc_result ipc_cache_wait(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_hash_set(const ipc_client *client,
                         const char *hash,
-                        size_t hlen,
+                        size_t hash_len,
                         const char *field,
-                        size_t flen,
-                        const uint8_t *val,
-                        size_t vlen);
+                        size_t field_len,
+                        const char *value,
+                        size_t value_len);
 
 /**
- * As `ipc_hash_set()`, but writes and publishes only when the value differs from the
- * stored one (compared in the same script): repeating a value publishes nothing. Meant
- * for publishers that sample a value often and announce only changes.
+ * As `ipc_hash_set()`, but writes and publishes only when the value differs from the stored
+ * one (compared in the same script): repeating a value publishes nothing. Meant for
+ * publishers that sample a value often and announce only changes.
  *
  * Output: on `IPC_OK`, `*changed` says whether the value was written (and published).
- * Untouched otherwise.
  *
  * Errors: as `ipc_hash_set()`.
  *
@@ -2395,20 +3171,20 @@ ipc_result ipc_hash_set(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_hash_set_if_changed(const ipc_client *client,
                                    const char *hash,
-                                   size_t hlen,
+                                   size_t hash_len,
                                    const char *field,
-                                   size_t flen,
-                                   const uint8_t *val,
-                                   size_t vlen,
+                                   size_t field_len,
+                                   const char *value,
+                                   size_t value_len,
                                    bool *changed);
 
 /**
- * Set `n` fields (at least one) of a hash at once, atomically, and publish each field
- * name on the hash's channel — or, with `summary`, publish `"*"` once (watchers then
- * re-read the whole hash).
+ * Set `n` fields (at least one) of a hash at once, atomically, and publish each field name
+ * on the hash's channel, or, with `summary`, publish `"*"` once (watchers then re-read the
+ * whole hash).
  *
- * Errors: `IPC_ERR_NULL_ARG` (also a field's pointers); `IPC_ERR_INVALID_ARGUMENT` for
- * an empty hash name, `n` 0, or a value over the size limit (nothing is sent);
+ * Errors: `IPC_ERR_NULL_ARG` (also a field's pointers); `IPC_ERR_INVALID_ARGUMENT` for an
+ * empty hash name, no field, or a value over the size limit (nothing is sent);
  * `IPC_ERR_SERVER` (`WRONGTYPE`: nothing changed); `IPC_ERR_TIMEOUT`;
  * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
@@ -2417,7 +3193,7 @@ ipc_result ipc_hash_set_if_changed(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_hash_set_many(const ipc_client *client,
                              const char *hash,
-                             size_t hlen,
+                             size_t hash_len,
                              const ipc_field *fields,
                              size_t n,
                              bool summary);
@@ -2426,7 +3202,7 @@ ipc_result ipc_hash_set_many(const ipc_client *client,
  * Delete a field of a hash and publish its name (only if it existed); watchers see the
  * field with a NULL value.
  *
- * Output: on `IPC_OK`, `*existed` says whether the field existed. Untouched otherwise.
+ * Output: on `IPC_OK`, `*existed` says whether the field existed.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty hash name;
  * `IPC_ERR_SERVER` (`WRONGTYPE`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
@@ -2437,61 +3213,47 @@ ipc_result ipc_hash_set_many(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_hash_delete(const ipc_client *client,
                            const char *hash,
-                           size_t hlen,
+                           size_t hash_len,
                            const char *field,
-                           size_t flen,
+                           size_t field_len,
                            bool *existed);
 
 /**
  * Replace the whole hash with `n` fields (0 empties it; then `fields` may be NULL),
- * atomically, and publish `"*"`: watchers re-read it and see every changed field, and
- * every removed one with a NULL value.
+ * atomically, and publish `"*"`: watchers re-read it and see every changed field, and every
+ * removed one with a NULL value.
  *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `fields` when `n > 0`, a field's
- * pointers); `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value over the size
- * limit (nothing is sent); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
- * `IPC_ERR_CLOSED`.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `fields` when `n > 0`, a field's pointers);
+ * `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value over the size limit (nothing
+ * is sent); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE
 ipc_result ipc_hash_replace_all(const ipc_client *client,
                                 const char *hash,
-                                size_t hlen,
+                                size_t hash_len,
                                 const ipc_field *fields,
                                 size_t n);
 
 /**
- * Fill `opts` with the defaults: initial sync on, no debounce.
+ * Watch the hash `hash` (a byte string): subscribe to its channel, then read it whole, then
+ * call `cb` for each field: first, with initial sync, for every current field, then for
+ * each change announced by `ipc_hash_set()` and its siblings. Subscribing before reading
+ * means no change is lost between the read and the first change, and no value is
+ * delivered twice. After a reconnect (or a failed read, which is reported) the hash is read
+ * whole again, so changed and deleted fields are delivered. Changes written without the
+ * library's functions (a plain `HSET`) are not announced and not seen until the next full
+ * read. `opts` may be NULL for the defaults; it is copied.
  *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: any thread.
- */
-IPC_MUST_USE ipc_result ipc_hash_watch_options_init(ipc_hash_watch_options *opts);
-
-/**
- * Watch the hash `hash`: subscribe to its channel, then read it whole, then call `cb` for
- * each field — first, with `initial_sync`, for every current field, then for each change
- * announced by `ipc_hash_set()` and its siblings. Subscribing before reading means no
- * change is lost between the read and the first change, and no value is delivered twice.
- * After a reconnect the hash is read whole again (changed and deleted fields are
- * delivered). Changes written without the library's functions (a plain `HSET`) are not
- * announced and not seen until the next full read.
- *
- * `opts` may be NULL for the defaults (initial sync on, no debounce); it is copied.
- *
- * Callback: see `ipc_field_cb` for its arguments and thread; the first calls may come
- * before this function returns. `userdata` is the caller's: the library only passes it
- * to `cb` and `userdata_free`, from other threads. `userdata_free` may be NULL. On
- * `IPC_OK` it runs exactly once, on the watcher's thread when it ends: before
- * `ipc_hash_watcher_free()` returns, or after the callback returns when that was called
- * from inside the callback, or soon after the client is closed (`ipc_client_close()`,
- * `ipc_client_free()`: the watcher then stops by itself; still free its handle). On
- * failure it does not run and the caller keeps `userdata`.
+ * Callback: see `ipc_field_cb`; the first calls may come before this function returns.
+ * `userdata_free` (may be NULL) runs exactly once, after the last callback returned, when
+ * the watcher has stopped (in `ipc_hash_watcher_stop()` / `_free()`, or after the callback
+ * that stopped it returned). If this call fails, it never runs and the caller keeps
+ * `userdata`.
  *
  * Output: on `IPC_OK`, `*out` is the watcher, owned by the caller; free it with
- * `ipc_hash_watcher_free()`. Untouched otherwise.
+ * `ipc_hash_watcher_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT`
  * for an empty hash name; `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a hash);
@@ -2503,141 +3265,245 @@ IPC_MUST_USE ipc_result ipc_hash_watch_options_init(ipc_hash_watch_options *opts
 IPC_MUST_USE
 ipc_result ipc_hash_watch(const ipc_client *client,
                           const char *hash,
-                          size_t hlen,
+                          size_t hash_len,
+                          const ipc_hash_watch_options *opts,
                           ipc_field_cb cb,
                           void *userdata,
                           ipc_userdata_free_cb userdata_free,
-                          const ipc_hash_watch_options *opts,
                           ipc_hash_watcher **out);
 
 /**
- * Stop watching and free the watcher. NULL is a no-op.
+ * Stop watching and wait up to `timeout_ms` milliseconds for a running callback. On
+ * `IPC_OK` no callback runs or will run, and `userdata_free` has run. From inside the
+ * watcher's own callback it returns `IPC_OK` at once: no further call is made, and the
+ * watcher stops when the callback returns. The handle stays allocated: free it with
+ * `ipc_hash_watcher_free()`.
  *
- * Guarantee: after it returns, no call of its callback runs or will run (a running one on
- * the watcher thread is waited for) and `userdata_free` has run. Called from inside the
- * watcher's own callback, it returns at once, no further call is made, and `userdata_free`
- * runs on the watcher thread after the callback returns.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if the callback was still running at the
+ * deadline (the watcher stops when it returns).
  *
- * Thread safety: any thread, once; the handle must not be used afterwards.
+ * Thread safety: see `ipc_hash_watcher`.
+ */
+IPC_MUST_USE ipc_result ipc_hash_watcher_stop(const ipc_hash_watcher *watcher, uint64_t timeout_ms);
+
+/**
+ * Stop watching (waiting up to 10 s, as `ipc_hash_watcher_stop()`) and free the watcher.
+ * NULL is a no-op. Called from inside the watcher's own callback, it returns at once, no
+ * further call is made, and `userdata_free` runs after the callback returns.
+ *
+ * Thread safety: see `ipc_hash_watcher`; the handle must not be used afterwards.
  */
 void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
 
 /**
- * Acquire the lock `name` (`nlen` bytes, not empty, without `{` or `}`), waiting up to
- * `wait_ms` milliseconds (0: try once) while another holder has it. Waiters wake as soon
- * as the holder releases it (a notification, not polling) or its TTL runs out.
+ * Set the cache entry `key` (a byte string, not empty) to `value`, expiring after `ttl_ms`
+ * milliseconds (0: never), and wake every `ipc_cache_wait()` on it at once (the write and
+ * its notification are one script).
  *
- * `ttl_ms` (at least 1): the lock expires this long after it was taken (or last
- * extended) unless released: protection against a holder that dies. With `auto_renew`
- * the library extends it every `ttl_ms / 3` until it is released; without it, extend it
- * yourself (`ipc_lock_extend()`) if the work may take longer.
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key or a value over
+ * the size limit (nothing is sent); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_set(const ipc_client *client,
+                         const char *key,
+                         size_t key_len,
+                         const char *value,
+                         size_t value_len,
+                         uint64_t ttl_ms);
+
+/**
+ * The value of the cache entry `key`, without waiting.
+ *
+ * Output: on `IPC_OK`, `*found` says whether the entry exists (an expired one does not);
+ * if so `(*value, *value_len)` is a copy of the value owned by the caller, freed with
+ * `ipc_buf_free(*value, *value_len)` (never NULL, even when empty; not NUL-terminated),
+ * else `*value` is NULL and `*value_len` 0.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_get(const ipc_client *client,
+                         const char *key,
+                         size_t key_len,
+                         char **value,
+                         size_t *value_len,
+                         bool *found);
+
+/**
+ * Delete the cache entry `key`.
+ *
+ * Output: on `IPC_OK`, `*existed` says whether there was one.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_delete(const ipc_client *client,
+                            const char *key,
+                            size_t key_len,
+                            bool *existed);
+
+/**
+ * Whether the cache entry `key` exists (and has not expired).
+ *
+ * Output: on `IPC_OK`, `*exists`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_exists(const ipc_client *client,
+                            const char *key,
+                            size_t key_len,
+                            bool *exists);
+
+/**
+ * Wait until the cache entry `key` exists and return its value, or until `timeout_ms`
+ * milliseconds passed (0: look once, do not wait).
+ *
+ * It does not poll: it subscribes to the notification `ipc_cache_set()` publishes (from
+ * any client and process using this library) before it first looks, so it returns within a
+ * round trip of such a write. A value written by other means is noticed by a fallback
+ * check once a second.
+ *
+ * Output: on `IPC_OK`, `*found` is true and `(*value, *value_len)` holds a copy of the
+ * value (freed with `ipc_buf_free()`; never NULL), or, when the time passed first (not an
+ * error), `*found` is false, `*value` NULL and `*value_len` 0.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty key;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT` only when the server stops answering (not when the
+ * entry does not come); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client (many threads may
+ * wait on the same or different keys); blocks the calling thread up to `timeout_ms`.
+ */
+IPC_MUST_USE
+ipc_result ipc_cache_wait(const ipc_client *client,
+                          const char *key,
+                          size_t key_len,
+                          uint64_t timeout_ms,
+                          char **value,
+                          size_t *value_len,
+                          bool *found);
+
+/**
+ * Acquire the lock `name` (a byte string, not empty, without `{` or `}`), waiting while
+ * another holder has it (see `ipc_lock_options`; `opts` may be NULL for the defaults: time
+ * to live 10 s, wait 10 s, no renewal). Waiters wake as soon as the holder releases it (a
+ * notification, not polling) or its time to live runs out.
  *
  * Fencing token: every acquisition of a lock name gets a token greater than that of every
- * earlier acquisition (`ipc_lock_token()`); pass it to the resource you protect so that
- * it can refuse writes from a holder whose lock expired meanwhile.
+ * earlier acquisition (`ipc_lock_token()`); pass it to the resource you protect so that it
+ * can refuse writes from a holder whose lock expired meanwhile.
  *
  * Output: on `IPC_OK`, `*out` is the held lock, owned by the caller; release it with
  * `ipc_lock_release()` and free it with `ipc_lock_free()` (which releases it if still
- * held). Untouched otherwise.
+ * held).
  *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a bad name or `ttl_ms` 0;
- * `IPC_ERR_TIMEOUT` when the lock was still taken after `wait_ms` (also when the server
- * does not answer in time); `IPC_ERR_SERVER`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `name`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a
+ * bad name or a time to live of 0; `IPC_ERR_TIMEOUT` when the lock was still taken after
+ * the wait (also when the server does not answer in time); `IPC_ERR_SERVER`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client; blocks the
- * calling thread up to `wait_ms`.
+ * calling thread up to the wait.
  */
 IPC_MUST_USE
 ipc_result ipc_lock_acquire(const ipc_client *client,
                             const char *name,
-                            size_t nlen,
-                            uint64_t ttl_ms,
-                            uint64_t wait_ms,
-                            bool auto_renew,
+                            size_t name_len,
+                            const ipc_lock_options *opts,
                             ipc_lock **out);
 
 /**
  * The lock's fencing token: greater than the token of every earlier acquisition of the
  * same lock name (by any client), starting at 1. Still available after release.
  *
- * Output: on `IPC_OK`, `*token`. Untouched otherwise.
+ * Output: on `IPC_OK`, `*token`.
  *
  * Errors: `IPC_ERR_NULL_ARG`.
  *
- * Thread safety: any thread; see `ipc_lock`.
+ * Thread safety: see `ipc_lock`.
  */
 IPC_MUST_USE ipc_result ipc_lock_token(const ipc_lock *lock, uint64_t *token);
 
 /**
- * Extend the lock to expire `ttl_ms` milliseconds (at least 1) from now, if this handle
- * still holds it.
+ * Extend the lock to expire `ttl_ms` milliseconds from now, if this handle still holds it.
  *
  * Output: on `IPC_OK`, `*still_held` is true if it was extended, false if the lock was no
- * longer ours (released, or expired — and maybe taken by another holder meanwhile: stop
- * the protected work). Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for `ttl_ms` 0;
- * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread; see `ipc_lock`.
- */
-IPC_MUST_USE ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, bool *still_held);
-
-/**
- * Release the lock if this handle still holds it (compare-and-delete in one script, so
- * a lock that expired and was taken by another holder is left alone), waking its waiters.
- * Automatic renewal stops. The handle stays valid (for `ipc_lock_token()`); free it with
- * `ipc_lock_free()`. Releasing again gives `*was_held` false.
- *
- * Output: on `IPC_OK`, `*was_held` says whether the lock was still ours when released
- * (false: it had expired). Untouched otherwise; after an error the lock is released no
- * more by this handle (it expires after its TTL).
+ * longer ours (released, or expired, and maybe taken by another holder meanwhile: stop the
+ * protected work).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
  * `IPC_ERR_CLOSED`.
  *
- * Thread safety: any thread; see `ipc_lock`.
+ * Thread safety: see `ipc_lock`.
  */
-IPC_MUST_USE ipc_result ipc_lock_release(const ipc_lock *lock, bool *was_held);
+IPC_MUST_USE ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, bool *still_held);
+
+/**
+ * Release the lock if this handle still holds it (compare-and-delete in one script, so a
+ * lock that expired and was taken by another holder is left alone), waking its waiters.
+ * Automatic renewal stops. The handle stays valid (for `ipc_lock_token()`); free it with
+ * `ipc_lock_free()`. Releasing again gives `*was_held` false.
+ *
+ * Output: on `IPC_OK`, `*was_held` says whether the lock was still ours when released
+ * (false: it had expired). After an error the lock is released no more by this handle (it
+ * expires after its time to live).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_lock`.
+ */
+IPC_MUST_USE ipc_result ipc_lock_release(ipc_lock *lock, bool *was_held);
 
 /**
  * Free the lock handle, releasing the lock first if it is still held (waiting for the
- * server's answer; errors are ignored: the lock then expires after its TTL). NULL is a
- * no-op.
+ * server's answer; errors are ignored: the lock then expires after its time to live).
+ * NULL is a no-op.
  *
  * Thread safety: any thread, once, after every other call on it has returned.
  */
 void ipc_lock_free(ipc_lock *lock);
 
 /**
- * Call `cb` for keyspace events of the keys matching the glob `pattern` (`plen` bytes,
- * not empty; `"*"` for all keys of the client's database), limited to the `nevents` event
- * names in `events` (NUL-terminated: `"set"`, `"del"`, `"expired"`, `"hset"`, ...); with
- * `nevents` 0 every event is delivered (then `events` may be NULL).
+ * Call `cb` for keyspace events of the keys matching the glob `pattern` (a byte string;
+ * `"*"` for all keys of the client's database), limited to the `n_events` event names in
+ * `events` (NUL-terminated: `"set"`, `"del"`, `"expired"`, `"hset"`, ...); with `n_events`
+ * 0 every event is delivered (then `events` may be NULL).
  *
  * Keyspace notifications are off in a default Redis. With `configure_server`, the flags
- * the wanted events need are added to the server's `notify-keyspace-events` (flags are
- * only added, never removed; this needs permission for `CONFIG SET`). Without it the
- * server's configuration is left alone, and only the events it already publishes arrive.
- * Keys are the server's names: the client's key prefix does not apply.
+ * the wanted events need are added to the server's `notify-keyspace-events` (flags are only
+ * added, never removed; this needs permission for `CONFIG SET`). Without it the server's
+ * configuration is left alone, and only the events it already publishes arrive. Keys are
+ * the server's names: the client's key prefix does not apply.
  *
  * Returns once the server confirmed the subscription: events from then on are delivered.
  * Events that happen while the pub/sub connection is down are lost (Redis does not keep
  * them).
  *
- * Callback: see `ipc_key_event_cb` for its arguments and thread. `userdata` is the
- * caller's: the library only passes it to `cb` and `userdata_free`, from other threads.
- * `userdata_free` may be NULL. On `IPC_OK` it runs exactly once, when the watch ends: in
- * `ipc_key_watch_free()`, or in `ipc_client_close()` / `ipc_client_free()` of its client,
- * whichever comes first, as for subscriptions (see `ipc_subscribe()`). On failure it does
- * not run and the caller keeps `userdata`.
+ * Callback: see `ipc_key_event_cb`. `userdata_free` (may be NULL) runs exactly once, after
+ * the last callback returned, when the watch has stopped (`ipc_key_watch_stop()` /
+ * `_free()`, or its client closed). If this call fails, it never runs and the caller keeps
+ * `userdata`.
  *
  * Output: on `IPC_OK`, `*out` is the watch, owned by the caller; free it with
- * `ipc_key_watch_free()`. Untouched otherwise.
+ * `ipc_key_watch_free()`.
  *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `pattern`, `events` when `nevents > 0`, any
- * `events[i]`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT` for an empty pattern or event
- * name; `IPC_ERR_SERVER` (`CONFIG` refused); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `pattern`, `events` when `n_events > 0`, any
+ * `events[i]`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT` for an event name that is not
+ * UTF-8; `IPC_ERR_SERVER` (`CONFIG` refused); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
  * `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
@@ -2645,9 +3511,9 @@ void ipc_lock_free(ipc_lock *lock);
 IPC_MUST_USE
 ipc_result ipc_watch_keys(const ipc_client *client,
                           const char *pattern,
-                          size_t plen,
+                          size_t pattern_len,
                           const char *const *events,
-                          size_t nevents,
+                          size_t n_events,
                           bool configure_server,
                           ipc_key_event_cb cb,
                           void *userdata,
@@ -2655,629 +3521,27 @@ ipc_result ipc_watch_keys(const ipc_client *client,
                           ipc_key_watch **out);
 
 /**
- * Unsubscribe and free the watch. NULL is a no-op.
+ * Unsubscribe and stop the callbacks, waiting up to `timeout_ms` milliseconds for a
+ * running one; as `ipc_subscription_stop()`. On `IPC_OK` no callback runs or will run, and
+ * `userdata_free` has run. From inside the watch's own callback it returns `IPC_OK` at once
+ * (no further call is made). The handle stays allocated: free it with
+ * `ipc_key_watch_free()`.
  *
- * Guarantee: as `ipc_subscription_free()`: after it returns no call of its callback runs
- * or will run and `userdata_free` has run; from inside its own callback it takes effect
- * when the callback returns (no further call is made).
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if the callback was still running at the
+ * deadline (the watch stops when it returns).
  *
- * Thread safety: any thread, once; the handle must not be used afterwards.
+ * Thread safety: see `ipc_key_watch`.
+ */
+IPC_MUST_USE ipc_result ipc_key_watch_stop(const ipc_key_watch *watch, uint64_t timeout_ms);
+
+/**
+ * Stop the watch (waiting up to 10 s, as `ipc_key_watch_stop()`) and free it. NULL is a
+ * no-op. From inside its own callback it takes effect when the callback returns (no
+ * further call is made).
+ *
+ * Thread safety: see `ipc_key_watch`; the handle must not be used afterwards.
  */
 void ipc_key_watch_free(ipc_key_watch *watch);
-
-/**
- * Make an empty transaction on `client`.
- *
- * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
- * `ipc_tx_free()`. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: any thread, concurrently with other calls on the client. The new
- * `ipc_tx` is used from one thread at a time (see `ipc_tx`).
- */
-IPC_MUST_USE ipc_result ipc_tx_new(const ipc_client *client, ipc_tx **out);
-
-/**
- * Queue a command in the transaction: `argc` arguments, the first the command name, as for
- * `ipc_command()` (argument `i` is `argvlen[i]` bytes at `argv[i]`; if `argvlen` is NULL,
- * every argument is a NUL-terminated string). The arguments are copied; nothing is sent.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`tx`, `argv`, any `argv[i]`); `IPC_ERR_INVALID_ARGUMENT` for
- * `argc == 0`, an empty command name or an argument over the client's size limit (the
- * command is not queued). Whether the server accepts the command is only known at
- * `ipc_tx_exec()`.
- *
- * Thread safety: see `ipc_tx` (one thread at a time).
- */
-IPC_MUST_USE
-ipc_result ipc_tx_add(ipc_tx *tx,
-                      size_t argc,
-                      const char *const *argv,
-                      const size_t *argvlen);
-
-/**
- * Send `MULTI`, the queued commands and `EXEC`, and wait for the results. The commands stay
- * queued afterwards (exec again to run them again, `ipc_tx_clear()` to start over).
- *
- * Output: on `IPC_OK`, `*replies` is an `IPC_REPLY_ARRAY` reply with one element per queued
- * command, in order (0 elements for an empty transaction). A command that failed when it
- * ran (for example `INCR` on a string: `WRONGTYPE`, or `ERR value is not an integer`) has
- * an `IPC_REPLY_ERROR` element with the server's text, while the others carry their values:
- * Redis does not roll back. Owned by the caller; free it with `ipc_reply_free()`.
- * Untouched on failure.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER` when the server refused a command while
- * queueing it (unknown command, wrong number of arguments): the whole transaction is
- * aborted and nothing ran; `ipc_last_error_code()` is `"EXECABORT"` and
- * `ipc_last_error_message()` names the refused command(s), e.g. `"ipc_tx_exec: EXEC
- * (command 1 (NOSUCHCMD x) was rejected: ERR unknown command ...): EXECABORT Transaction
- * discarded because of previous errors."`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
- * `IPC_ERR_CLOSED`.
- *
- * Thread safety: see `ipc_tx` (one thread at a time); blocks the calling thread until the
- * results came or the response timeout passed.
- */
-IPC_MUST_USE ipc_result ipc_tx_exec(const ipc_tx *tx, ipc_reply **replies);
-
-/**
- * The number of commands queued in the transaction.
- *
- * Errors: returns 0 (and sets the last error) if `tx` is NULL.
- *
- * Thread safety: see `ipc_tx`.
- */
-size_t ipc_tx_len(const ipc_tx *tx);
-
-/**
- * Forget the queued commands, to build another transaction with the same handle.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: see `ipc_tx`.
- */
-IPC_MUST_USE ipc_result ipc_tx_clear(ipc_tx *tx);
-
-/**
- * Free a transaction and its queued commands (nothing is sent). NULL is a no-op.
- *
- * Thread safety: no other thread may use `tx` during or after this call.
- */
-void ipc_tx_free(ipc_tx *tx);
-
-/**
- * Make an empty pipeline on `client`.
- *
- * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
- * `ipc_pipeline_free()`. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: any thread, concurrently with other calls on the client. The new
- * `ipc_pipeline` is used from one thread at a time.
- */
-IPC_MUST_USE ipc_result ipc_pipeline_new(const ipc_client *client, ipc_pipeline **out);
-
-/**
- * Queue a command in the pipeline; the arguments are as for `ipc_command()` (`argvlen`
- * may be NULL for NUL-terminated arguments) and are copied; nothing is sent.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`p`, `argv`, any `argv[i]`); `IPC_ERR_INVALID_ARGUMENT` for
- * `argc == 0`, an empty command name or an argument over the size limit.
- *
- * Thread safety: see `ipc_pipeline` (one thread at a time).
- */
-IPC_MUST_USE
-ipc_result ipc_pipeline_add(ipc_pipeline *p,
-                            size_t argc,
-                            const char *const *argv,
-                            const size_t *argvlen);
-
-/**
- * Send the queued commands in one write and wait for all their replies. The commands stay
- * queued afterwards (exec again to resend, `ipc_pipeline_clear()` to start over).
- *
- * Output: on `IPC_OK`, `*replies` is an `IPC_REPLY_ARRAY` reply with one element per
- * queued command, in order; a command the server refused has an `IPC_REPLY_ERROR`
- * element (the others still ran). Owned by the caller; free it with `ipc_reply_free()`.
- * Untouched on failure.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION` (some of the
- * commands may have run); `IPC_ERR_CLOSED`.
- *
- * Thread safety: see `ipc_pipeline` (one thread at a time).
- */
-IPC_MUST_USE ipc_result ipc_pipeline_exec(const ipc_pipeline *p, ipc_reply **replies);
-
-/**
- * The number of commands queued in the pipeline.
- *
- * Errors: returns 0 (and sets the last error) if `p` is NULL.
- *
- * Thread safety: see `ipc_pipeline`.
- */
-size_t ipc_pipeline_len(const ipc_pipeline *p);
-
-/**
- * Forget the queued commands.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: see `ipc_pipeline`.
- */
-IPC_MUST_USE ipc_result ipc_pipeline_clear(ipc_pipeline *p);
-
-/**
- * Free a pipeline and its queued commands (nothing is sent). NULL is a no-op.
- *
- * Thread safety: no other thread may use `p` during or after this call.
- */
-void ipc_pipeline_free(ipc_pipeline *p);
-
-/**
- * An optimistic transaction: `WATCH` the `nkeys` keys on a connection of its own, call
- * `cb` (which reads with `ipc_watch_command()` and queues writes with
- * `ipc_watch_queue()`), then `MULTI`, the queued commands, `EXEC`. If a watched key was
- * changed by anybody between `WATCH` and `EXEC`, nothing queued runs and all of it starts
- * over (a new `WATCH`, `cb` again), up to `max_retries` more times (so at most
- * `max_retries + 1` attempts; 0 means one attempt).
- *
- * Keys: key `i` is `keylens[i]` bytes at `keys[i]`; if `keylens` is NULL, every key is a
- * NUL-terminated string. `nkeys` must be at least 1.
- *
- * Output: on `IPC_OK`, `*replies` is an `IPC_REPLY_ARRAY` reply with the results of the
- * queued commands, as for `ipc_tx_exec()` (error slots as `IPC_REPLY_ERROR` elements);
- * owned by the caller, freed with `ipc_reply_free()`. Untouched on failure.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `keys`, any `keys[i]`, `cb`, `replies`);
- * `IPC_ERR_INVALID_ARGUMENT` for `nkeys == 0` or a negative `max_retries`;
- * `IPC_ERR_WATCH` when a watched key changed on every attempt; `IPC_ERR_TX_ABORTED`
- * when `cb` returned non-zero (nothing queued ran; the number is in the message);
- * `IPC_ERR_SERVER` (a queued command refused: `EXECABORT`, as for `ipc_tx_exec()`);
- * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`. `userdata` may be NULL.
- *
- * Thread safety: any thread, concurrently with other calls on the client (each call
- * watches on a connection of its own). `cb` runs on the calling thread (see
- * `ipc_transaction_cb`).
- */
-IPC_MUST_USE
-ipc_result ipc_transaction(const ipc_client *client,
-                           const char *const *keys,
-                           const size_t *keylens,
-                           size_t nkeys,
-                           int max_retries,
-                           ipc_transaction_cb cb,
-                           void *userdata,
-                           ipc_reply **replies);
-
-/**
- * Inside an `ipc_transaction_cb`: run a command now, on the watching connection, and wait
- * for its reply (typically a read of a watched key, such as `GET`). The arguments are as
- * for `ipc_command()` (`argvlen` may be NULL for NUL-terminated arguments).
- *
- * Output: on `IPC_OK`, `*out` is the reply, owned by the caller; free it with
- * `ipc_reply_free()`. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`w`, `argv`, any `argv[i]`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` (`argc == 0`, an empty command name, a value over the size
- * limit); `IPC_ERR_SERVER` for an error reply; `IPC_ERR_TIMEOUT` or
- * `IPC_ERR_CONNECTION` (then the watching connection is dropped and the transaction
- * fails: return non-zero); `IPC_ERR_CLOSED`.
- *
- * Thread safety: only inside the callback that received `w`, on its thread.
- */
-IPC_MUST_USE
-ipc_result ipc_watch_command(ipc_watch *w,
-                             size_t argc,
-                             const char *const *argv,
-                             const size_t *argvlen,
-                             ipc_reply **out);
-
-/**
- * Inside an `ipc_transaction_cb`: queue a command to run in the `MULTI`/`EXEC` after the
- * callback returns 0. The arguments are as for `ipc_command()` (`argvlen` may be NULL for
- * NUL-terminated arguments) and are copied.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`w`, `argv`, any `argv[i]`); `IPC_ERR_INVALID_ARGUMENT`
- * (`argc == 0`, an empty command name, a value over the size limit).
- *
- * Thread safety: only inside the callback that received `w`, on its thread.
- */
-IPC_MUST_USE
-ipc_result ipc_watch_queue(ipc_watch *w,
-                           size_t argc,
-                           const char *const *argv,
-                           const size_t *argvlen);
-
-/**
- * Send a request: `LPUSH` the payload into the queue (key `{prefix}{q:NAME}:pending`). Any
- * size the client allows, including 0 bytes.
- *
- * `queue` is `qlen` bytes (binary-safe, not empty, without `{` or `}`); `payload` is
- * `len` bytes (a pointer must be given even for 0 bytes: pass `""`).
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name, a name
- * with `{` or `}`, or a payload over the size limit; `IPC_ERR_TIMEOUT`;
- * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_send_request(const ipc_client *client,
-                            const char *queue,
-                            size_t qlen,
-                            const uint8_t *payload,
-                            size_t len);
-
-/**
- * Start a worker on `n` queues (NUL-terminated names): `concurrency` loops (default 1),
- * each on a thread and a Redis connection of its own, pop requests — one `BRPOP` over all
- * the queues, in rotating order so that a busy queue does not starve the others — and call
- * `handler` for each (see `ipc_request_cb`). With `opts` (NULL for the defaults, copied):
- * plain mode (at-most-once: a request taken by a worker that dies is lost) or reliable mode
- * (at-least-once: in-flight lists with leases, retries, dead letters).
- *
- * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
- * runs exactly once, after no handler can run any more: inside `ipc_worker_free()` on its
- * thread, or — when handlers outlive its deadline, or a handler freed its own worker — on
- * a library thread (`redipc-reaper`) right after the last of them returned. If this call
- * fails, it never runs and the caller keeps `userdata`.
- *
- * Output: on `IPC_OK`, `*out` is the running worker, owned by the caller; stop it with
- * `ipc_worker_stop()` and free it with `ipc_worker_free()`. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `queues`, any `queues[i]`, `handler`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` for `n == 0`, an empty queue name, a name with `{` or `}`, or
- * invalid options (concurrency outside 1..1024, block timeout under 10 ms, `max_attempts`
- * 0 or lease under 100 ms in reliable mode); `IPC_ERR_UNSUPPORTED` if a thread cannot be
- * started.
- *
- * Thread safety: any thread, concurrently with other calls on the client. The worker keeps
- * using the client: free the worker before the client.
- */
-IPC_MUST_USE
-ipc_result ipc_worker_new(const ipc_client *client,
-                          const char *const *queues,
-                          size_t n,
-                          ipc_request_cb handler,
-                          void *userdata,
-                          ipc_userdata_free_cb userdata_free,
-                          const ipc_worker_options *opts,
-                          ipc_worker **out);
-
-/**
- * Stop taking requests and wait up to `deadline_ms` milliseconds for running handlers to
- * return. In reliable mode, requests of the worker still in flight are put back into their
- * queue. Stopping again (for example after a timeout) waits again; stopping a stopped
- * worker returns `IPC_OK` at once. The worker stays allocated: free it with
- * `ipc_worker_free()`.
- *
- * An idle loop blocked in its pop is woken at once (`CLIENT UNBLOCK` on its connection;
- * where ACLs forbid `CLIENT ID`/`CLIENT UNBLOCK` it notices within its block timeout).
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
- * deadline (they finish on their own; no new request is taken);
- * `IPC_ERR_INVALID_ARGUMENT` when called from one of the worker's own handlers (it would
- * wait for itself).
- *
- * Thread safety: any thread except the worker's own handlers; see `ipc_worker`.
- */
-IPC_MUST_USE ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t deadline_ms);
-
-/**
- * The counters of a worker: requests handled, failures, dead letters made, requests of
- * dead workers recovered.
- *
- * Output: on `IPC_OK`, `*out` holds the counters. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: any thread, also from a handler; see `ipc_worker`.
- */
-IPC_MUST_USE ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_counts *out);
-
-/**
- * Stop the worker (waiting up to 10 s for running handlers, as `ipc_worker_stop()`) and
- * free it. NULL is a no-op. `userdata_free` runs here once the handlers returned; if some
- * still run after 10 s, they finish on their own threads and `userdata_free` runs after
- * the last of them (see `ipc_worker_new()`).
- *
- * Called from one of the worker's own handlers, it returns at once: no new request is
- * taken, and `userdata_free` runs on a library thread after the handlers (that one
- * included) returned.
- *
- * Thread safety: every other call on `worker` must have returned; the handle must not be
- * used afterwards. Any thread, including the worker's own handlers. Handlers still running
- * after this returns may still use the client: free the client only after
- * `userdata_free` ran (or after an `ipc_worker_stop()` that returned `IPC_OK`).
- */
-void ipc_worker_free(ipc_worker *worker);
-
-/**
- * The pending, in-flight and dead-letter counts of a queue (`qlen` bytes at `queue`),
- * read from the server.
- *
- * Output: on `IPC_OK`, `*out` holds the counts. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name or one
- * with `{` or `}`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_queue_stats(const ipc_client *client,
-                           const char *queue,
-                           size_t qlen,
-                           ipc_queue_counts *out);
-
-/**
- * Put every dead letter of a queue back into it (their attempts start over), atomically.
- *
- * The dead-letter list is the Redis list `{prefix}{q:NAME}:dead` (default prefix
- * `"ipc:"`), newest first. Each item is `"\0ipd\x01"`, the attempts as a 4-byte
- * big-endian number, the error text's length as a 4-byte big-endian number, the error
- * text (UTF-8), then the payload: readable with `ipc_command()` (`LRANGE`).
- *
- * Output: on `IPC_OK`, `*moved` is how many were put back. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name or one
- * with `{` or `}`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
- * `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_queue_requeue_dead(const ipc_client *client,
-                                  const char *queue,
-                                  size_t qlen,
-                                  uint64_t *moved);
-
-/**
- * Make worker options with the defaults: concurrency 1, block timeout 1000 ms, plain mode
- * (not reliable), 3 attempts, lease 30000 ms, prefetch 16, errors logged to stderr.
- *
- * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
- * `ipc_worker_options_free()`.
- *
- * Errors: `IPC_ERR_NULL_ARG` if `out` is NULL.
- *
- * Thread safety: any thread.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_new(ipc_worker_options **out);
-
-/**
- * Free worker options. NULL is a no-op. Workers made with them keep their own copy.
- *
- * Thread safety: no other thread may use `opts` during or after this call.
- */
-void ipc_worker_options_free(ipc_worker_options *opts);
-
-/**
- * Set how many handlers run in parallel (default 1; 1 to 1024, checked by
- * `ipc_worker_new()`): each is a loop with a thread and a connection of its own.
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_set_concurrency(ipc_worker_options *opts, size_t n);
-
-/**
- * Set how long one blocking pop waits on the server, in milliseconds (default 1000; at
- * least 10, checked by `ipc_worker_new()`). `ipc_worker_stop()` wakes a blocked pop at
- * once (with `CLIENT UNBLOCK`; where ACLs forbid it, within this time).
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE
-ipc_result ipc_worker_options_set_block_timeout_ms(ipc_worker_options *opts,
-                                                   uint64_t ms);
-
-/**
- * Turn reliable mode on or off (default off). Reliable: each request is moved atomically
- * into the loop's in-flight list under a lease kept alive by a heartbeat; acknowledged when
- * the handler returns 0; on failure re-queued with its attempt raised, and after
- * `max_attempts` moved to the dead-letter list with the failure's text; the requests of a
- * worker that died go back to the queue when its lease expired, the death counting as an
- * attempt (a request that crashes every worker that takes it ends in the dead letters after
- * `max_attempts` deaths). At-least-once: a request can be handled twice (a worker dying
- * after the handler, before the ack).
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_set_reliable(ipc_worker_options *opts, bool on);
-
-/**
- * Reliable mode: set how many times a request is handed to a handler before it becomes a
- * dead letter (default 3; at least 1, checked by `ipc_worker_new()`). A handler failure and
- * a worker that died while handling it each count as one.
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_set_max_attempts(ipc_worker_options *opts, uint32_t n);
-
-/**
- * Reliable mode: set the lease in milliseconds (default 30000; at least 100, checked by
- * `ipc_worker_new()`): how long the requests of a worker that died stay claimed before a
- * live worker of the queue puts them back.
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_set_lease_ms(ipc_worker_options *opts, uint64_t ms);
-
-/**
- * Plain mode: set how many requests one loop takes per round trip when the queue is busy
- * (default 16; 0 or 1 takes one at a time). A worker that dies loses at most these.
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
-
-/**
- * Set whether handler failures and worker errors (lost connections, ...) are written to
- * stderr, one line each (default true). False keeps them quiet; the counters of
- * `ipc_worker_stats()` still count them.
- *
- * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
- */
-IPC_MUST_USE ipc_result ipc_worker_options_set_log_errors(ipc_worker_options *opts, bool on);
-
-/**
- * Call a service: push the request (with a call id, this client's reply channel and the
- * deadline now + `timeout_ms`) into the service's queue and wait up to `timeout_ms` for
- * the reply of a server (`ipc_serve()`, or a Rust or Python server).
- *
- * `service` is a NUL-terminated name (not empty, without `{` or `}`); `method` a
- * NUL-terminated method name, or NULL (or `""`) for none; `req` is `len` bytes (a pointer
- * must be given even for 0 bytes: pass `""`). `timeout_ms` must be greater than 0.
- *
- * The first call of a client subscribes its reply channel (`{prefix}rpc:reply:<random>`,
- * one per client, shared by all its calls); a call leaves no key and no subscription
- * behind.
- *
- * Output: on `IPC_OK`, `*reply` holds a copy of the reply of `*reply_len` bytes, owned by
- * the caller and freed with `ipc_buf_free(*reply, *reply_len)` (never NULL, even when
- * empty). Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `req`, `reply`, `reply_len`);
- * `IPC_ERR_INVALID_ARGUMENT` (an empty service name or one with `{`/`}`, a method name
- * over 65535 bytes, `timeout_ms` 0, a payload over the size limit); `IPC_ERR_REMOTE` when
- * the handler reported an error: `ipc_last_error_message()` is
- * `"ipc_call: call SERVICE.METHOD: <the handler's text>"`; `IPC_ERR_TIMEOUT` when no reply
- * came in time although a server is registered; `IPC_ERR_NO_SERVER` when no reply came
- * and no server of the service is registered (after the timeout; see `ipc_call_ex()` to
- * fail at once); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
- *
- * Thread safety: any thread, concurrently with other calls on the client (each call waits
- * for its own reply); also from a handler of a worker or server.
- */
-IPC_MUST_USE
-ipc_result ipc_call(const ipc_client *client,
-                    const char *service,
-                    const char *method,
-                    const uint8_t *req,
-                    size_t len,
-                    uint64_t timeout_ms,
-                    uint8_t **reply,
-                    size_t *reply_len);
-
-/**
- * `ipc_call()` with `flags`: 0, or `IPC_CALL_FAIL_FAST` to fail at once with
- * `IPC_ERR_NO_SERVER` when no live server of the service is registered. `method` may be
- * NULL for none.
- *
- * Output: as `ipc_call()`.
- *
- * Errors: as `ipc_call()`; also `IPC_ERR_INVALID_ARGUMENT` for unknown flags.
- *
- * Thread safety: any thread, concurrently with other calls on the client.
- */
-IPC_MUST_USE
-ipc_result ipc_call_ex(const ipc_client *client,
-                       const char *service,
-                       const char *method,
-                       const uint8_t *req,
-                       size_t len,
-                       uint64_t timeout_ms,
-                       uint32_t flags,
-                       uint8_t **reply,
-                       size_t *reply_len);
-
-/**
- * Answer calls to `service` (a NUL-terminated name, not empty, without `{` or `}`) with
- * `handler` (see `ipc_rpc_cb`), `concurrency` calls in parallel (1 to 1024), each loop on a
- * thread and a connection of its own. Requests whose deadline already passed are dropped
- * without running the handler. Several servers (in any process and language) may serve one
- * service: each call is answered by one of them.
- *
- * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
- * runs exactly once, after no handler can run any more: inside `ipc_server_free()` on its
- * thread, or — when handlers outlive its deadline, or a handler freed its own server — on
- * a library thread (`redipc-reaper`) right after the last of them returned. If this call
- * fails, it never runs and the caller keeps `userdata`.
- *
- * Output: on `IPC_OK`, `*out` is the running server, owned by the caller; stop it with
- * `ipc_server_stop()` and free it with `ipc_server_free()`. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `handler`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` for an empty service name, one with `{` or `}`, or a
- * concurrency outside 1..1024; `IPC_ERR_UNSUPPORTED` if a thread cannot be started.
- *
- * Thread safety: any thread, concurrently with other calls on the client. The server keeps
- * using the client: free the server before the client.
- */
-IPC_MUST_USE
-ipc_result ipc_serve(const ipc_client *client,
-                     const char *service,
-                     ipc_rpc_cb handler,
-                     void *userdata,
-                     ipc_userdata_free_cb userdata_free,
-                     size_t concurrency,
-                     ipc_server **out);
-
-/**
- * Inside an `ipc_rpc_cb`: set the reply bytes (`len` bytes at `data`, copied; a pointer
- * must be given even for 0 bytes: pass `""`). A second call replaces the first. Sent when
- * the handler returns 0.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`reply`, `data`); `IPC_ERR_INVALID_ARGUMENT` for a length
- * that cannot be a buffer.
- *
- * Thread safety: only inside the handler call that received `reply`, on its thread.
- */
-IPC_MUST_USE ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const uint8_t *data, size_t len);
-
-/**
- * Inside an `ipc_rpc_cb`: set the error text (NUL-terminated, copied; invalid UTF-8 is
- * replaced) sent to the caller as a remote error when the handler returns non-zero. A
- * second call replaces the first.
- *
- * Errors: `IPC_ERR_NULL_ARG` (`reply`, `msg`).
- *
- * Thread safety: only inside the handler call that received `reply`, on its thread.
- */
-IPC_MUST_USE ipc_result ipc_rpc_reply_error(ipc_rpc_reply *reply, const char *msg);
-
-/**
- * Stop answering calls and wait up to `deadline_ms` milliseconds for running handlers to
- * return; the server is removed from the service's registry. Calls pushed meanwhile wait
- * in the service's queue for another server (or time out). Stopping again waits again;
- * stopping a stopped server returns `IPC_OK` at once. Free it with `ipc_server_free()`.
- *
- * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` if handlers were still running at the
- * deadline (they finish on their own); `IPC_ERR_INVALID_ARGUMENT` when called from one of
- * the server's own handlers (it would wait for itself).
- *
- * Thread safety: any thread except the server's own handlers; see `ipc_server`.
- */
-IPC_MUST_USE ipc_result ipc_server_stop(const ipc_server *server, uint64_t deadline_ms);
-
-/**
- * The counters of a server (as a worker's): `handled` counts calls answered (with a reply
- * or a remote error) and requests dropped unrun because their deadline had passed.
- *
- * Output: on `IPC_OK`, `*out` holds the counters. Untouched otherwise.
- *
- * Errors: `IPC_ERR_NULL_ARG`.
- *
- * Thread safety: any thread, also from a handler; see `ipc_server`.
- */
-IPC_MUST_USE ipc_result ipc_server_stats(const ipc_server *server, ipc_worker_counts *out);
-
-/**
- * Stop the server (waiting up to 10 s for running handlers, as `ipc_server_stop()`) and
- * free it. NULL is a no-op. `userdata_free` runs here once the handlers returned; if some
- * still run after 10 s, they finish on their own threads and `userdata_free` runs after
- * the last of them (see `ipc_serve()`).
- *
- * Called from one of the server's own handlers, it returns at once: no new call is taken,
- * and `userdata_free` runs on a library thread after the handlers (that one included)
- * returned.
- *
- * Thread safety: every other call on `server` must have returned; the handle must not be
- * used afterwards. Any thread, including the server's own handlers. Handlers still running
- * after this returns may still use the client: free the client only after
- * `userdata_free` ran (or after an `ipc_server_stop()` that returned `IPC_OK`).
- */
-void ipc_server_free(ipc_server *server);
 
 #ifdef __cplusplus
 }  // extern "C"

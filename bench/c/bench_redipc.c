@@ -26,12 +26,12 @@ static bench_result run_get(ipc_client *c, const bench_spec *sp, int timed) {
     redipc_key(key, sizeof key, sp, "k");
     size_t klen = strlen(key);
     char *val = bench_value(sp->size);
-    redipc_check(ipc_set(c, key, klen, (const uint8_t *)val, sp->size, 0), "SET");
+    redipc_check(ipc_set(c, key, klen, val, sp->size, 0), "SET");
     double *lat = timed ? bench_xmalloc(sizeof(double) * (size_t)sp->n) : NULL;
     double c0 = bench_cpu(), t0 = bench_now();
     for (long i = 0; i < sp->n; i++) {
         double s = timed ? bench_now() : 0;
-        uint8_t *buf = NULL;
+        char *buf = NULL;
         size_t len = 0;
         bool found = false;
         redipc_check(ipc_get(c, key, klen, &buf, &len, &found), "GET");
@@ -55,7 +55,7 @@ static bench_result run_set(ipc_client *c, const bench_spec *sp) {
     size_t klen = strlen(key);
     char *val = bench_value(sp->size);
     double c0 = bench_cpu(), t0 = bench_now();
-    for (long i = 0; i < sp->n; i++) redipc_check(ipc_set(c, key, klen, (const uint8_t *)val, sp->size, 0), "SET");
+    for (long i = 0; i < sp->n; i++) redipc_check(ipc_set(c, key, klen, val, sp->size, 0), "SET");
     bench_result res = {sp->n, bench_now() - t0, bench_cpu() - c0, -1, -1, NULL};
     free(val);
     return res;
@@ -72,7 +72,7 @@ static bench_result run_hgetall(ipc_client *c, const bench_spec *sp) {
     for (long i = 0; i < fields; i++) {
         char f[32];
         snprintf(f, sizeof f, "f%ld", i);
-        redipc_check(ipc_hset(c, key, klen, f, strlen(f), (const uint8_t *)val, sp->size, &n), "HSET");
+        redipc_check(ipc_hset(c, key, klen, f, strlen(f), val, sp->size, &n), "HSET");
     }
     const char *argv[2] = {"HGETALL", key};
     size_t lens[2] = {7, klen};
@@ -80,11 +80,11 @@ static bench_result run_hgetall(ipc_client *c, const bench_spec *sp) {
     double c0 = bench_cpu(), t0 = bench_now();
     for (long i = 0; i < sp->n; i++) {
         ipc_reply *r = NULL;
-        redipc_check(ipc_command(c, 2, argv, lens, &r), "HGETALL");
+        redipc_check(ipc_command(c, argv, lens, 2, &r), "HGETALL");
         size_t m = ipc_reply_len(r);
         if (m != (size_t)(2 * fields)) bench_die("HGETALL: bad reply (%zu elements)", m);
         for (size_t e = 0; e < m; e++) {
-            const uint8_t *p = NULL;
+            const char *p = NULL;
             size_t l = 0;
             redipc_check(ipc_reply_string(ipc_reply_element(r, e), &p, &l), "HGETALL element");
             total += l;
@@ -134,11 +134,11 @@ static bench_result run_sub(ipc_client *c, const bench_args *a, const bench_spec
     s.size = sp->size;
     ipc_subscribe_options *so = NULL;
     redipc_check(ipc_subscribe_options_new(&so), "ipc_subscribe_options_new");
-    const uint8_t *names[1] = {(const uint8_t *)BENCH_CHANNEL};
+    const char *names[1] = {BENCH_CHANNEL};
     size_t lens[1] = {strlen(BENCH_CHANNEL)};
     ipc_subscription *sub = NULL;
-    redipc_check(ipc_subscribe_ex(c, IPC_SUB_CHANNEL, names, lens, 1, so, on_message, &s, NULL, &sub),
-                 "ipc_subscribe_ex");
+    redipc_check(ipc_subscribe(c, IPC_SUB_CHANNEL, names, lens, 1, so, on_message, &s, NULL, &sub),
+                 "ipc_subscribe");
     ipc_subscribe_options_free(so);
     fprintf(stderr, "READY\n"); /* the harness pauses us, publishes, and resumes us */
     struct timespec dl;
@@ -166,7 +166,7 @@ static bench_result run_pub(ipc_client *c, const bench_spec *sp) {
     double c0 = bench_cpu(), t0 = bench_now();
     for (long i = 0; i < sp->n; i++) {
         int64_t receivers = 0;
-        redipc_check(ipc_publish(c, BENCH_CHANNEL, strlen(BENCH_CHANNEL), (const uint8_t *)val, sp->size, &receivers),
+        redipc_check(ipc_publish(c, BENCH_CHANNEL, strlen(BENCH_CHANNEL), val, sp->size, &receivers),
                      "PUBLISH");
     }
     bench_result res = {sp->n, bench_now() - t0, bench_cpu() - c0, -1, -1, NULL};
@@ -198,14 +198,14 @@ int main(int argc, char **argv) {
 #ifdef HAVE_IPC_PIPELINE
             r = redipc_run_pipe(c, &a, sp);
 #else
-            skipped(sp, "the C API has no pipelines yet (ipc_pipeline_*)");
+            skipped(sp, "the C API has no pipelines yet (ipc_batch_*)");
             continue;
 #endif
         } else if (!strcmp(w, "multi")) {
 #ifdef HAVE_IPC_TX
             r = redipc_run_multi(c, &a, sp);
 #else
-            skipped(sp, "the C API has no transactions yet (ipc_tx_*)");
+            skipped(sp, "the C API has no transactions yet (ipc_batch_*)");
             continue;
 #endif
         } else if (!strcmp(w, "queue")) {

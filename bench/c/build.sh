@@ -27,7 +27,7 @@ fi
 # redipc: the optional workloads, each FEATURE:SYMBOL:FILE
 defs=()
 objs=()
-for spec in PIPELINE:ipc_pipeline_exec:redipc_pipeline.c TX:ipc_tx_exec:redipc_tx.c \
+for spec in PIPELINE:ipc_batch_exec:redipc_pipeline.c TX:ipc_batch_exec:redipc_tx.c \
             QUEUE:ipc_worker_new:redipc_queue.c RPC:ipc_call:redipc_rpc.c; do
   IFS=: read -r feat sym file <<< "$spec"
   if ! grep -qE "\\b$sym\\(" include/redipc.h; then

@@ -54,7 +54,7 @@ bench_result redipc_run_queue(ipc_client *c, const bench_args *a, const bench_sp
             lens[2 + i] = sp->size;
         }
         ipc_reply *r = NULL;
-        redipc_check(ipc_command(c, (size_t)(2 + k), argv, lens, &r), "LPUSH");
+        redipc_check(ipc_command(c, argv, lens, (size_t)(2 + k), &r), "LPUSH");
         ipc_reply_free(r);
         left -= k;
     }
@@ -73,7 +73,7 @@ bench_result redipc_run_queue(ipc_client *c, const bench_args *a, const bench_sp
     if (sp->depth > 0) redipc_check(ipc_worker_options_set_prefetch(o, (size_t)sp->depth), "prefetch");
     const char *queues[1] = {name};
     ipc_worker *w = NULL;
-    redipc_check(ipc_worker_new(c, queues, 1, on_request, &s, NULL, o, &w), "ipc_worker_new");
+    redipc_check(ipc_worker_new(c, queues, NULL, 1, o, on_request, &s, NULL, &w), "ipc_worker_new");
     ipc_worker_options_free(o);
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);

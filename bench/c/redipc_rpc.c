@@ -4,8 +4,10 @@
 
 #include <signal.h>
 
-static int echo(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply) {
+static int echo(void *userdata, const ipc_call_info *call, ipc_rpc_reply *reply,
+                ipc_error_out *err) {
     (void)userdata;
+    (void)err;
     return ipc_rpc_reply_set(reply, call->payload, call->payload_len) == IPC_OK ? 0 : 1;
 }
 
@@ -17,7 +19,7 @@ bench_result redipc_run_serve(ipc_client *c, const bench_args *a, const bench_sp
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* the library's threads inherit the mask */
     ipc_server *srv = NULL;
-    redipc_check(ipc_serve(c, "bench", echo, NULL, NULL, 1, &srv), "ipc_serve");
+    redipc_check(ipc_serve(c, "bench", 5, NULL, echo, NULL, NULL, &srv), "ipc_serve");
     fprintf(stderr, "READY\n");
     double c0 = bench_cpu(), t0 = bench_now();
     int sig = 0;
@@ -34,20 +36,22 @@ bench_result redipc_run_serve(ipc_client *c, const bench_args *a, const bench_sp
 
 bench_result redipc_run_rpc(ipc_client *c, const bench_args *a, const bench_spec *sp) {
     char *val = bench_value(sp->size);
-    uint64_t timeout_ms = (uint64_t)(a->timeout_s * 1000);
+    ipc_call_options *o = NULL;
+    redipc_check(ipc_call_options_new(&o), "ipc_call_options_new");
+    redipc_check(ipc_call_options_set_timeout_ms(o, (uint64_t)(a->timeout_s * 1000)), "timeout");
     for (int i = 0; i < 50; i++) {
-        uint8_t *rep = NULL;
+        char *rep = NULL;
         size_t rlen = 0;
-        redipc_check(ipc_call(c, "bench", NULL, (const uint8_t *)val, sp->size, timeout_ms, &rep, &rlen), "ipc_call");
+        redipc_check(ipc_call(c, "bench", 5, "", 0, val, sp->size, o, &rep, &rlen), "ipc_call");
         ipc_buf_free(rep, rlen);
     }
     double *lat = bench_xmalloc(sizeof(double) * (size_t)sp->n);
     double c0 = bench_cpu(), t0 = bench_now();
     for (long i = 0; i < sp->n; i++) {
         double s = bench_now();
-        uint8_t *rep = NULL;
+        char *rep = NULL;
         size_t rlen = 0;
-        redipc_check(ipc_call(c, "bench", NULL, (const uint8_t *)val, sp->size, timeout_ms, &rep, &rlen), "ipc_call");
+        redipc_check(ipc_call(c, "bench", 5, "", 0, val, sp->size, o, &rep, &rlen), "ipc_call");
         if (rlen != sp->size) bench_die("rpc: bad reply");
         ipc_buf_free(rep, rlen);
         lat[i] = (bench_now() - s) * 1e6;
@@ -57,5 +61,6 @@ bench_result redipc_run_rpc(ipc_client *c, const bench_args *a, const bench_spec
     res.p99_us = bench_quantile(lat, sp->n, 0.99);
     free(lat);
     free(val);
+    ipc_call_options_free(o);
     return res;
 }

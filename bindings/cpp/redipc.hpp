@@ -15,13 +15,15 @@
 //   result because C++17 has no `std::expected`, the owners below are RAII anyway, and the
 //   common code path stays linear. Absence is not an error: `get()` returns
 //   `std::optional<std::string>`.
-// - Every handle has a move-only RAII owner (`client`, `options`, `reply`, `subscription`,
-//   `subscribe_options`, `tx`, `pipeline`, `worker`, `worker_options`, `server`, `lock`,
-//   `entries`, `stream_follower`, `stream_consumer`, `hash_watcher`, `key_watch`); the
-//   destructor calls the C `_free` function; `reset()` frees early; `get()` gives the C
-//   pointer. A moved-from (empty) owner throws `IPC_ERR_NULL_ARG` when used. Handles made
-//   from a client must be destroyed before it (the C API requires it for workers and
-//   servers; declaring them after the client does it).
+// - Every handle has a move-only RAII owner (`client`, `reply`, `subscription`, `group`,
+//   `batch`, `worker`, `server`, `lock`, `entries`, `stream_follower`, `stream_consumer`,
+//   `hash_watcher`, `key_watch`, and the options builders `options`, `subscribe_options`,
+//   `worker_options`, `consumer_options`, `hash_watch_options`); the destructor calls the C
+//   `_free` function; `reset()` frees early; `get()` gives the C pointer. A moved-from
+//   (empty) owner throws `IPC_ERR_NULL_ARG` when used. Handles made from a client must be
+//   destroyed before it (declaring them after the client does it). Handles that run
+//   callbacks have `stop(timeout_ms)`: the C `_stop` (from inside one of their own
+//   callbacks it only asks; IPC_ERR_TIMEOUT while a callback still runs at the deadline).
 // - Bytes in: `redipc::bytes_view` converts implicitly from `std::string_view`,
 //   `std::string`, a NUL-terminated `const char *`, `std::vector<std::byte>`,
 //   `std::vector<uint8_t>`, and `{pointer, size}` (C++17 has no `std::span`). Binary-safe.
@@ -35,6 +37,9 @@
 //   (`redipc::set_callback_error_handler`, default: one line on std::cerr). The exception
 //   of a `transaction()` function aborts the transaction and is rethrown by
 //   `transaction()` on the calling thread.
+// - Reports (`redipc::report`: a handler failed, requests were dead-lettered, a loop lost
+//   its connection, ...) go to a `report_handler` set on the client's `options` or on a
+//   handle's options (`worker_options::report()`, ...), else to stderr.
 // - Threads: as in C. A `client` is shared by any number of threads; callbacks run on the
 //   library's threads (or inside `client::poll()` in poll mode).
 #ifndef REDIPC_HPP
@@ -97,6 +102,8 @@ public:
     }
     bool is_remote() const noexcept { return result_ == IPC_ERR_REMOTE; }
     bool is_no_server() const noexcept { return result_ == IPC_ERR_NO_SERVER; }
+    bool is_handler() const noexcept { return result_ == IPC_ERR_HANDLER; }
+    bool is_tx_aborted() const noexcept { return result_ == IPC_ERR_TX_ABORTED; }
 
 private:
     ipc_result result_;
@@ -105,7 +112,7 @@ private:
 };
 
 /// Where exceptions of callbacks that have no failure path of their own go (subscription,
-/// hash watcher and keyspace callbacks): `where` names the callback. Runs on the
+/// group, hash watcher, keyspace and report callbacks): `where` names the callback. Runs on the
 /// callback's thread; it must not throw (what it throws is dropped).
 using callback_error_handler = std::function<void(const char *where, std::exception_ptr)>;
 
@@ -215,13 +222,13 @@ void free_box(void *userdata) noexcept {
 
 /// A buffer the library returned (`ipc_buf_free` when done).
 struct buffer {
-    uint8_t *data = nullptr;
+    char *data = nullptr;
     size_t size = 0;
     buffer() noexcept = default;
     buffer(const buffer &) = delete;
     buffer &operator=(const buffer &) = delete;
     ~buffer() { ipc_buf_free(data, size); }
-    std::string str() const { return std::string(reinterpret_cast<const char *>(data), size); }
+    std::string str() const { return std::string(data, size); }
 };
 
 }  // namespace detail
@@ -257,7 +264,6 @@ public:
     }
 
     const char *data() const noexcept { return data_; }
-    const uint8_t *bytes() const noexcept { return reinterpret_cast<const uint8_t *>(data_); }
     size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
     std::string_view view() const noexcept { return {data_, size_}; }
@@ -296,7 +302,8 @@ private:
     bool owned_ = false;
 };
 
-/// A list of names (channels, queues, keys, events): owned, NUL-terminated copies.
+/// A list of names (channels, queues, keys, events): owned copies, passed to C as an array
+/// of byte strings (`c_strs()` with `lens()`; also NUL-terminated for event names).
 class names {
 public:
     names(std::initializer_list<bytes_view> l) {
@@ -382,10 +389,10 @@ public:
     }
     /// The bytes of a bulk, status, verbatim, big number or error reply (borrowed).
     std::string_view str() const {
-        const uint8_t *p = nullptr;
+        const char *p = nullptr;
         size_t n = 0;
         detail::check(ipc_reply_string(r_, &p, &n));
-        return {reinterpret_cast<const char *>(p), n};
+        return {p, n};
     }
     std::string string() const { return std::string(str()); }
 
@@ -451,6 +458,72 @@ public:
 };
 
 // ---------------------------------------------------------------------------------------
+// Reports
+
+/// A report of a handle (`ipc_report`), borrowed: valid only during the report callback.
+class report {
+public:
+    explicit report(const ipc_report *r) noexcept : r_(r) {}
+    ipc_report_kind kind() const noexcept { return r_->kind; }
+    ipc_report_source source() const noexcept { return r_->source; }
+    /// The queue, service, stream, hash, channel or key pattern.
+    std::string_view name() const noexcept { return {r_->name, r_->name_len}; }
+    /// The consumer group (stream consumers).
+    std::optional<std::string_view> group() const noexcept {
+        if (!r_->group) return std::nullopt;
+        return std::string_view(r_->group, r_->group_len);
+    }
+    /// The item (a stream entry id, ...).
+    std::optional<std::string_view> item() const noexcept {
+        if (!r_->item) return std::nullopt;
+        return std::string_view(r_->item);
+    }
+    uint32_t attempt() const noexcept { return r_->attempt; }
+    uint32_t max_attempts() const noexcept { return r_->max_attempts; }
+    uint64_t count() const noexcept { return r_->count; }
+    /// The error's code (IPC_OK when none) and text.
+    ipc_result error() const noexcept { return r_->error; }
+    std::string_view error_message() const noexcept { return r_->error_message; }
+    std::optional<std::string_view> during() const noexcept {
+        if (!r_->during) return std::nullopt;
+        return std::string_view(r_->during);
+    }
+    /// The report as one line (what is printed to stderr without a report callback).
+    std::string_view text() const noexcept { return r_->text; }
+    const ipc_report *get() const noexcept { return r_; }
+
+private:
+    const ipc_report *r_;
+};
+
+using report_handler = std::function<void(const report &)>;
+
+namespace detail {
+
+inline void report_trampoline(void *userdata, const ipc_report *r) noexcept {
+    try {
+        static_cast<box<report_handler> *>(userdata)->fn(redipc::report(r));
+    } catch (...) {
+        redipc::detail::report("a report callback");
+    }
+}
+
+/// Hand `fn` to a report setter `set(cb, userdata, userdata_free)`; the library deletes the
+/// box once nothing can report to it any more.
+template <class Set>
+void set_report(report_handler fn, Set set) {
+    if (!fn) {
+        check(set(nullptr, nullptr, nullptr));
+        return;
+    }
+    auto b = std::make_unique<box<report_handler>>(box<report_handler>{std::move(fn)});
+    check(set(&report_trampoline, static_cast<void *>(b.get()), &free_box<report_handler>));
+    b.release();
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
 // Options
 
 /// Connection settings (`ipc_options`), a builder: `options().connect_timeout_ms(500)`.
@@ -478,7 +551,15 @@ public:
     options &reconnect_max_attempts(uint32_t n) { return set(ipc_options_set_reconnect_max_attempts(p(), n)); }
     options &poll_mode(bool on) { return set(ipc_options_set_poll_mode(p(), on)); }
     options &health_check_interval_ms(uint64_t ms) { return set(ipc_options_set_health_check_interval_ms(p(), ms)); }
-    options &stream_maxlen(uint64_t n) { return set(ipc_options_set_stream_maxlen(p(), n)); }
+    options &stream_maxlen(size_t n) { return set(ipc_options_set_stream_maxlen(p(), n)); }
+    /// Where the reports of the client's handles go (unless a handle has its own); an
+    /// empty function restores the default (stderr).
+    options &report(report_handler fn) {
+        detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
+            return ipc_options_set_report_cb(p(), cb, ud, f);
+        });
+        return *this;
+    }
 
     ipc_options *get() const noexcept { return h_.get(); }
 
@@ -511,6 +592,12 @@ public:
         detail::check(ipc_subscribe_options_set_overflow(p(), static_cast<int>(o)));
         return *this;
     }
+    subscribe_options &report(report_handler fn) {
+        detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
+            return ipc_subscribe_options_set_report_cb(p(), cb, ud, f);
+        });
+        return *this;
+    }
     ipc_subscribe_options *get() const noexcept { return h_.get(); }
 
 private:
@@ -536,7 +623,13 @@ public:
     worker_options &max_attempts(uint32_t n) { return set(ipc_worker_options_set_max_attempts(p(), n)); }
     worker_options &lease_ms(uint64_t ms) { return set(ipc_worker_options_set_lease_ms(p(), ms)); }
     worker_options &prefetch(size_t n) { return set(ipc_worker_options_set_prefetch(p(), n)); }
-    worker_options &log_errors(bool on) { return set(ipc_worker_options_set_log_errors(p(), on)); }
+    /// Where the worker's (or server's) reports go (default: the client's).
+    worker_options &report(report_handler fn) {
+        detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
+            return ipc_worker_options_set_report_cb(p(), cb, ud, f);
+        });
+        return *this;
+    }
     ipc_worker_options *get() const noexcept { return h_.get(); }
 
 private:
@@ -552,26 +645,79 @@ private:
     owner_t h_;
 };
 
-/// The defaults of a group consumer (`ipc_consumer_options_init`); change fields, pass it.
-inline ipc_consumer_options consumer_options() {
-    ipc_consumer_options o{};
-    detail::check(ipc_consumer_options_init(&o));
-    return o;
-}
+/// Settings of a group consumer (`ipc_consumer_options`).
+class consumer_options {
+public:
+    consumer_options() {
+        ipc_consumer_options *p = nullptr;
+        detail::check(ipc_consumer_options_new(&p));
+        h_ = owner_t(p);
+    }
+    consumer_options &count(size_t n) { return set(ipc_consumer_options_set_count(p(), n)); }
+    consumer_options &block_ms(uint64_t ms) { return set(ipc_consumer_options_set_block_ms(p(), ms)); }
+    consumer_options &min_idle_ms(uint64_t ms) { return set(ipc_consumer_options_set_min_idle_ms(p(), ms)); }
+    consumer_options &max_deliveries(uint64_t n) { return set(ipc_consumer_options_set_max_deliveries(p(), n)); }
+    consumer_options &claim_interval_ms(uint64_t ms) {
+        return set(ipc_consumer_options_set_claim_interval_ms(p(), ms));
+    }
+    consumer_options &report(report_handler fn) {
+        detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
+            return ipc_consumer_options_set_report_cb(p(), cb, ud, f);
+        });
+        return *this;
+    }
+    ipc_consumer_options *get() const noexcept { return h_.get(); }
 
-/// The defaults of a hash watcher (`ipc_hash_watch_options_init`).
-inline ipc_hash_watch_options hash_watch_options() {
-    ipc_hash_watch_options o{};
-    detail::check(ipc_hash_watch_options_init(&o));
-    return o;
-}
+private:
+    using owner_t = detail::owner<ipc_consumer_options, ipc_consumer_options_free>;
+    ipc_consumer_options *p() const {
+        if (!h_.get()) detail::throw_empty("consumer_options");
+        return h_.get();
+    }
+    consumer_options &set(ipc_result r) {
+        detail::check(r);
+        return *this;
+    }
+    owner_t h_;
+};
+
+/// Settings of a hash watcher (`ipc_hash_watch_options`).
+class hash_watch_options {
+public:
+    hash_watch_options() {
+        ipc_hash_watch_options *p = nullptr;
+        detail::check(ipc_hash_watch_options_new(&p));
+        h_ = owner_t(p);
+    }
+    hash_watch_options &initial_sync(bool on) { return set(ipc_hash_watch_options_set_initial_sync(p(), on)); }
+    hash_watch_options &debounce_ms(uint64_t ms) { return set(ipc_hash_watch_options_set_debounce_ms(p(), ms)); }
+    hash_watch_options &report(report_handler fn) {
+        detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
+            return ipc_hash_watch_options_set_report_cb(p(), cb, ud, f);
+        });
+        return *this;
+    }
+    ipc_hash_watch_options *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_hash_watch_options, ipc_hash_watch_options_free>;
+    ipc_hash_watch_options *p() const {
+        if (!h_.get()) detail::throw_empty("hash_watch_options");
+        return h_.get();
+    }
+    hash_watch_options &set(ipc_result r) {
+        detail::check(r);
+        return *this;
+    }
+    owner_t h_;
+};
 
 // ---------------------------------------------------------------------------------------
 // What callbacks receive (borrowed: valid only during the call)
 
 namespace detail {
-inline std::string_view sv(const uint8_t *p, size_t n) noexcept {
-    return p ? std::string_view(reinterpret_cast<const char *>(p), n) : std::string_view();
+inline std::string_view sv(const char *p, size_t n) noexcept {
+    return p ? std::string_view(p, n) : std::string_view();
 }
 }  // namespace detail
 
@@ -645,7 +791,7 @@ public:
     }
     /// The value of the first field `name`.
     std::optional<std::string_view> get(bytes_view name) const {
-        const uint8_t *v = nullptr;
+        const char *v = nullptr;
         size_t n = 0;
         bool found = false;
         detail::check(ipc_entry_get(e_, name.data(), name.size(), &v, &n, &found));
@@ -684,7 +830,7 @@ namespace detail {
 inline std::vector<ipc_field> fields(const field_list &l) {
     std::vector<ipc_field> out;
     out.reserve(l.size());
-    for (const auto &kv : l) out.push_back(ipc_field{kv.first.data(), kv.first.size(), kv.second.bytes(), kv.second.size()});
+    for (const auto &kv : l) out.push_back(ipc_field{kv.first.data(), kv.first.size(), kv.second.data(), kv.second.size()});
     return out;
 }
 }  // namespace detail
@@ -719,16 +865,17 @@ inline int request_trampoline(void *userdata, const ipc_request *r, ipc_error_ou
     }
 }
 
-inline int rpc_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out) noexcept {
+inline int rpc_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out,
+                          ipc_error_out *err) noexcept {
     try {
         std::string answer = static_cast<box<rpc_handler> *>(userdata)->fn(call_info(c));
-        if (ipc_rpc_reply_set(out, reinterpret_cast<const uint8_t *>(answer.data()), answer.size()) != IPC_OK) {
-            ignore(ipc_rpc_reply_error(out, ipc_last_error_message()));
+        if (ipc_rpc_reply_set(out, answer.data(), answer.size()) != IPC_OK) {
+            ignore(ipc_error_set(err, ipc_last_error_message()));
             return 1;
         }
         return 0;
     } catch (...) {
-        ignore(ipc_rpc_reply_error(out, current_text().c_str()));
+        ignore(ipc_error_set(err, current_text().c_str()));
         return 1;
     }
 }
@@ -743,7 +890,7 @@ inline int entry_trampoline(void *userdata, const ipc_entry *e, ipc_error_out *e
     }
 }
 
-inline void field_trampoline(void *userdata, const char *field, size_t flen, const uint8_t *value,
+inline void field_trampoline(void *userdata, const char *field, size_t flen, const char *value,
                              size_t vlen) noexcept {
     try {
         std::optional<std::string_view> v;
@@ -785,13 +932,18 @@ public:
     /// Add names (waits for the server's confirmation).
     void add(const names &n) {
         auto ptrs = n.c_strs();
-        detail::check(ipc_subscription_add(p(), ptrs.data(), ptrs.size()));
+        auto lens = n.lens();
+        detail::check(ipc_subscription_add(p(), ptrs.data(), lens.data(), ptrs.size()));
     }
     /// Remove names (does not wait).
     void remove(const names &n) {
         auto ptrs = n.c_strs();
-        detail::check(ipc_subscription_remove(p(), ptrs.data(), ptrs.size()));
+        auto lens = n.lens();
+        detail::check(ipc_subscription_remove(p(), ptrs.data(), lens.data(), ptrs.size()));
     }
+    /// Unsubscribe and stop the callback, waiting up to `timeout_ms` for a running call
+    /// (IPC_ERR_TIMEOUT); from inside its own callback it only asks.
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_subscription_stop(p(), timeout_ms)); }
     ipc_sub_stats stats() const {
         ipc_sub_stats s{};
         detail::check(ipc_subscription_stats(p(), &s));
@@ -809,15 +961,12 @@ private:
     detail::owner<ipc_subscription, ipc_subscription_free> h_;
 };
 
-namespace detail {
-
-/// What tx and pipeline share: add, exec, len, clear.
-template <class T, void (*Free)(T *), ipc_result (*Add)(T *, size_t, const char *const *, const size_t *),
-          ipc_result (*Exec)(const T *, ipc_reply **), size_t (*Len)(const T *), ipc_result (*Clear)(T *)>
+/// A batch of commands (`client::batch()`, `client::tx()`, `client::pipeline()`): sent in
+/// one write; atomic (`MULTI`/`EXEC`) or a plain pipeline.
 class batch {
 public:
     batch() noexcept = default;
-    explicit batch(T *p) noexcept : h_(p) {}
+    explicit batch(ipc_batch *p) noexcept : h_(p) {}
 
     /// Queue a command (copied; nothing is sent).
     template <class... A>
@@ -831,36 +980,28 @@ public:
     /// IPC_REPLY_ERROR element. The commands stay queued (`clear()` to start over).
     reply exec() const {
         ipc_reply *out = nullptr;
-        check(Exec(p(), &out));
+        detail::check(ipc_batch_exec(p(), &out));
         return reply(out);
     }
-    size_t size() const noexcept { return Len(h_.get()); }
-    void clear() { check(Clear(p())); }
+    size_t size() const noexcept { return ipc_batch_len(h_.get()); }
+    void clear() { detail::check(ipc_batch_clear(p())); }
     void reset() noexcept { h_.reset(); }
     explicit operator bool() const noexcept { return h_.get() != nullptr; }
-    T *get() const noexcept { return h_.get(); }
+    ipc_batch *get() const noexcept { return h_.get(); }
 
 private:
     template <class It>
     batch &add_args(It first, It last) {
-        argv v(first, last);
-        check(Add(p(), v.ptrs.size(), v.ptrs.data(), v.lens.data()));
+        detail::argv v(first, last);
+        detail::check(ipc_batch_add(p(), v.ptrs.data(), v.lens.data(), v.ptrs.size()));
         return *this;
     }
-    T *p() const {
-        if (!h_.get()) throw_empty("tx");
+    ipc_batch *p() const {
+        if (!h_.get()) detail::throw_empty("batch");
         return h_.get();
     }
-    owner<T, Free> h_;
+    detail::owner<ipc_batch, ipc_batch_free> h_;
 };
-
-}  // namespace detail
-
-/// A MULTI/EXEC transaction (`client::tx()`): atomic.
-using tx = detail::batch<ipc_tx, ipc_tx_free, ipc_tx_add, ipc_tx_exec, ipc_tx_len, ipc_tx_clear>;
-/// A pipeline (`client::pipeline()`): one write, not atomic.
-using pipeline = detail::batch<ipc_pipeline, ipc_pipeline_free, ipc_pipeline_add, ipc_pipeline_exec,
-                               ipc_pipeline_len, ipc_pipeline_clear>;
 
 /// The optimistic transaction in progress, given to the function of
 /// `client::transaction()`; valid only during that call.
@@ -873,7 +1014,7 @@ public:
         std::array<arg, sizeof...(A)> args{arg(a)...};
         detail::argv v(args.begin(), args.end());
         ipc_reply *out = nullptr;
-        detail::check(ipc_watch_command(w_, v.ptrs.size(), v.ptrs.data(), v.lens.data(), &out));
+        detail::check(ipc_watch_command(w_, v.ptrs.data(), v.lens.data(), v.ptrs.size(), &out));
         return reply(out);
     }
     /// Queue a command for the MULTI/EXEC that follows when the function returns true.
@@ -881,7 +1022,7 @@ public:
     watch_session &queue(const A &...a) {
         std::array<arg, sizeof...(A)> args{arg(a)...};
         detail::argv v(args.begin(), args.end());
-        detail::check(ipc_watch_queue(w_, v.ptrs.size(), v.ptrs.data(), v.lens.data()));
+        detail::check(ipc_watch_queue(w_, v.ptrs.data(), v.lens.data(), v.ptrs.size()));
         return *this;
     }
 
@@ -915,8 +1056,9 @@ class worker {
 public:
     worker() noexcept = default;
     explicit worker(ipc_worker *p) noexcept : h_(p) {}
-    /// Stop taking requests and wait up to `deadline_ms` for running handlers.
-    void stop(uint64_t deadline_ms = 10000) { detail::check(ipc_worker_stop(p(), deadline_ms)); }
+    /// Stop taking requests and wait up to `timeout_ms` for running handlers
+    /// (IPC_ERR_TIMEOUT); from inside one of its handlers it only asks.
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_worker_stop(p(), timeout_ms)); }
     ipc_worker_counts stats() const {
         ipc_worker_counts s{};
         detail::check(ipc_worker_stats(p(), &s));
@@ -939,7 +1081,7 @@ class server {
 public:
     server() noexcept = default;
     explicit server(ipc_server *p) noexcept : h_(p) {}
-    void stop(uint64_t deadline_ms = 10000) { detail::check(ipc_server_stop(p(), deadline_ms)); }
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_server_stop(p(), timeout_ms)); }
     ipc_worker_counts stats() const {
         ipc_worker_counts s{};
         detail::check(ipc_server_stats(p(), &s));
@@ -1026,7 +1168,7 @@ class stream_consumer {
 public:
     stream_consumer() noexcept = default;
     explicit stream_consumer(ipc_stream_consumer *p) noexcept : h_(p) {}
-    void stop(uint64_t deadline_ms = 10000) { detail::check(ipc_stream_consumer_stop(p(), deadline_ms)); }
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_stream_consumer_stop(p(), timeout_ms)); }
     ipc_consumer_stats stats() const {
         ipc_consumer_stats s{};
         detail::check(ipc_stream_consumer_stats(p(), &s));
@@ -1049,11 +1191,16 @@ class hash_watcher {
 public:
     hash_watcher() noexcept = default;
     explicit hash_watcher(ipc_hash_watcher *p) noexcept : h_(p) {}
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_hash_watcher_stop(p(), timeout_ms)); }
     void reset() noexcept { h_.reset(); }
     explicit operator bool() const noexcept { return h_.get() != nullptr; }
     ipc_hash_watcher *get() const noexcept { return h_.get(); }
 
 private:
+    ipc_hash_watcher *p() const {
+        if (!h_.get()) detail::throw_empty("hash_watcher");
+        return h_.get();
+    }
     detail::owner<ipc_hash_watcher, ipc_hash_watcher_free> h_;
 };
 
@@ -1062,12 +1209,45 @@ class key_watch {
 public:
     key_watch() noexcept = default;
     explicit key_watch(ipc_key_watch *p) noexcept : h_(p) {}
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_key_watch_stop(p(), timeout_ms)); }
     void reset() noexcept { h_.reset(); }
     explicit operator bool() const noexcept { return h_.get() != nullptr; }
     ipc_key_watch *get() const noexcept { return h_.get(); }
 
 private:
+    ipc_key_watch *p() const {
+        if (!h_.get()) detail::throw_empty("key_watch");
+        return h_.get();
+    }
     detail::owner<ipc_key_watch, ipc_key_watch_free> h_;
+};
+
+/// A subscription group (`client::subscribe_group()`): one channel subscription, a callback
+/// per channel. Destroying it unsubscribes; after that returns, no callback of it runs.
+class group {
+public:
+    group() noexcept = default;
+    explicit group(ipc_group *p) noexcept : h_(p) {}
+    /// Handle `channel` with `cb` (replacing its earlier callback) and subscribe to it.
+    void handle(bytes_view channel, message_handler cb) {
+        ipc_group *g = p();
+        detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
+            return ipc_group_handle(g, channel.data(), channel.size(), &detail::message_trampoline, ud, free_ud);
+        });
+    }
+    /// Stop handling `channel` and unsubscribe from it.
+    void unhandle(bytes_view channel) { detail::check(ipc_group_unhandle(p(), channel.data(), channel.size())); }
+    void stop(uint64_t timeout_ms = 10000) { detail::check(ipc_group_stop(p(), timeout_ms)); }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_group *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_group *p() const {
+        if (!h_.get()) detail::throw_empty("group");
+        return h_.get();
+    }
+    detail::owner<ipc_group, ipc_group_free> h_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1107,15 +1287,15 @@ public:
 
     std::optional<std::string> get(bytes_view key) const {
         return take(
-            [&](uint8_t **b, size_t *n, bool *f) { return ipc_get(p(), key.data(), key.size(), b, n, f); });
+            [&](char **b, size_t *n, bool *f) { return ipc_get(p(), key.data(), key.size(), b, n, f); });
     }
     void set(bytes_view key, bytes_view value, uint64_t ttl_ms = 0) const {
-        detail::check(ipc_set(p(), key.data(), key.size(), value.bytes(), value.size(), ttl_ms));
+        detail::check(ipc_set(p(), key.data(), key.size(), value.data(), value.size(), ttl_ms));
     }
     /// SET with IPC_SET_NX / IPC_SET_XX flags: whether it was set.
     bool set_ex(bytes_view key, bytes_view value, uint64_t ttl_ms, uint32_t flags) const {
         bool was = false;
-        detail::check(ipc_set_ex(p(), key.data(), key.size(), value.bytes(), value.size(), ttl_ms, flags, &was));
+        detail::check(ipc_set_ex(p(), key.data(), key.size(), value.data(), value.size(), ttl_ms, flags, &was));
         return was;
     }
     int64_t incr(bytes_view key, int64_t by = 1) const {
@@ -1133,25 +1313,25 @@ public:
         return n;
     }
     std::optional<std::string> hget(bytes_view key, bytes_view field) const {
-        return take([&](uint8_t **b, size_t *n, bool *f) {
+        return take([&](char **b, size_t *n, bool *f) {
             return ipc_hget(p(), key.data(), key.size(), field.data(), field.size(), b, n, f);
         });
     }
     /// HSET one field: 1 if new.
     int64_t hset(bytes_view key, bytes_view field, bytes_view value) const {
         int64_t n = 0;
-        detail::check(ipc_hset(p(), key.data(), key.size(), field.data(), field.size(), value.bytes(), value.size(), &n));
+        detail::check(ipc_hset(p(), key.data(), key.size(), field.data(), field.size(), value.data(), value.size(), &n));
         return n;
     }
     /// PUBLISH: the number of receivers.
     int64_t publish(bytes_view channel, bytes_view msg) const {
         int64_t n = 0;
-        detail::check(ipc_publish(p(), channel.data(), channel.size(), msg.bytes(), msg.size(), &n));
+        detail::check(ipc_publish(p(), channel.data(), channel.size(), msg.data(), msg.size(), &n));
         return n;
     }
     int64_t spublish(bytes_view channel, bytes_view msg) const {
         int64_t n = 0;
-        detail::check(ipc_spublish(p(), channel.data(), channel.size(), msg.bytes(), msg.size(), &n));
+        detail::check(ipc_spublish(p(), channel.data(), channel.size(), msg.data(), msg.size(), &n));
         return n;
     }
 
@@ -1191,35 +1371,45 @@ private:
                                 const ipc_subscribe_options *opts) const {
         auto ptrs = channels.c_strs();
         auto lens = channels.lens();
-        std::vector<const uint8_t *> uptrs;
-        for (auto s : ptrs) uptrs.push_back(reinterpret_cast<const uint8_t *>(s));
         ipc_subscription *out = nullptr;
         detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
-            return ipc_subscribe_ex(p(), static_cast<int>(kind), uptrs.data(), lens.data(), uptrs.size(), opts,
-                                    &detail::message_trampoline, ud, free_ud, &out);
+            return ipc_subscribe(p(), static_cast<int>(kind), ptrs.data(), lens.data(), ptrs.size(), opts,
+                                 &detail::message_trampoline, ud, free_ud, &out);
         });
         return subscription(out);
+    }
+
+public:
+    /// A subscription group: one subscription, a callback per channel (`group::handle()`).
+    redipc::group subscribe_group() const { return subscribe_group_impl(nullptr); }
+    redipc::group subscribe_group(const subscribe_options &opts) const { return subscribe_group_impl(opts.get()); }
+
+private:
+    redipc::group subscribe_group_impl(const ipc_subscribe_options *opts) const {
+        ipc_group *out = nullptr;
+        detail::check(ipc_subscribe_group(p(), opts, &out));
+        return redipc::group(out);
     }
 
 public:
 
     // -- transactions
 
-    redipc::tx tx() const {
-        ipc_tx *out = nullptr;
-        detail::check(ipc_tx_new(p(), &out));
-        return redipc::tx(out);
+    /// A batch: a MULTI/EXEC transaction when `atomic`, else a pipeline.
+    redipc::batch batch(bool atomic) const {
+        ipc_batch *out = nullptr;
+        detail::check(ipc_batch_new(p(), atomic, &out));
+        return redipc::batch(out);
     }
-    redipc::pipeline pipeline() const {
-        ipc_pipeline *out = nullptr;
-        detail::check(ipc_pipeline_new(p(), &out));
-        return redipc::pipeline(out);
-    }
+    /// `batch(true)`.
+    redipc::batch tx() const { return batch(true); }
+    /// `batch(false)`.
+    redipc::batch pipeline() const { return batch(false); }
     /// WATCH `keys`, call `fn` (read with `s.command()`, queue with `s.queue()`; return
     /// true to EXEC, false to abort with IPC_ERR_TX_ABORTED), MULTI/EXEC; start over when a
     /// watched key changed (IPC_ERR_WATCH after `max_retries`). `fn` runs on this thread;
     /// an exception it throws aborts and is rethrown here.
-    reply transaction(const names &keys, transaction_fn fn, int max_retries = 10) const {
+    reply transaction(const names &keys, transaction_fn fn, size_t max_retries = 10) const {
         auto ptrs = keys.c_strs();
         auto lens = keys.lens();
         detail::transaction_box b{std::move(fn), nullptr};
@@ -1238,7 +1428,7 @@ public:
     // -- request queues
 
     void send_request(bytes_view queue, bytes_view payload) const {
-        detail::check(ipc_send_request(p(), queue.data(), queue.size(), payload.bytes(), payload.size()));
+        detail::check(ipc_send_request(p(), queue.data(), queue.size(), payload.data(), payload.size()));
     }
     /// Start a worker: `handler` returning is success, throwing is a failure (its `what()`
     /// is the error text).
@@ -1252,10 +1442,11 @@ public:
 private:
     redipc::worker worker_impl(const names &queues, request_handler handler, const ipc_worker_options *opts) const {
         auto ptrs = queues.c_strs();
+        auto lens = queues.lens();
         ipc_worker *out = nullptr;
         detail::start_with_box(std::move(handler), [&](void *ud, ipc_userdata_free_cb free_ud) {
-            return ipc_worker_new(p(), ptrs.data(), ptrs.size(), &detail::request_trampoline, ud, free_ud, opts,
-                                  &out);
+            return ipc_worker_new(p(), ptrs.data(), lens.data(), ptrs.size(), opts, &detail::request_trampoline, ud,
+                                  free_ud, &out);
         });
         return redipc::worker(out);
     }
@@ -1275,20 +1466,36 @@ public:
     // -- RPC
 
     /// Call a service and wait for its reply (IPC_ERR_REMOTE, IPC_ERR_TIMEOUT,
-    /// IPC_ERR_NO_SERVER). `flags`: 0 or IPC_CALL_FAIL_FAST.
-    std::string call(const std::string &service, bytes_view payload, const std::string &method = "",
-                     uint64_t timeout_ms = 5000, uint32_t flags = 0) const {
+    /// IPC_ERR_NO_SERVER); with `fail_fast`, IPC_ERR_NO_SERVER at once when no server is
+    /// registered.
+    std::string call(bytes_view service, bytes_view payload, bytes_view method = "", uint64_t timeout_ms = 5000,
+                     bool fail_fast = false) const {
+        detail::owner<ipc_call_options, ipc_call_options_free> o;
+        {
+            ipc_call_options *raw = nullptr;
+            detail::check(ipc_call_options_new(&raw));
+            o = detail::owner<ipc_call_options, ipc_call_options_free>(raw);
+        }
+        detail::check(ipc_call_options_set_timeout_ms(o.get(), timeout_ms));
+        detail::check(ipc_call_options_set_fail_fast(o.get(), fail_fast));
         detail::buffer b;
-        detail::check(ipc_call_ex(p(), service.c_str(), method.c_str(), payload.bytes(), payload.size(), timeout_ms,
-                                  flags, &b.data, &b.size));
+        detail::check(ipc_call(p(), service.data(), service.size(), method.data(), method.size(), payload.data(),
+                               payload.size(), o.get(), &b.data, &b.size));
         return b.str();
     }
     /// Answer calls to `service`: `handler` returns the reply, or throws (the caller gets
     /// IPC_ERR_REMOTE with its `what()`).
-    redipc::server serve(const std::string &service, rpc_handler handler, size_t concurrency = 1) const {
+    redipc::server serve(bytes_view service, rpc_handler handler, size_t concurrency = 1) const {
+        worker_options opts;
+        opts.concurrency(concurrency);
+        return serve(service, std::move(handler), opts);
+    }
+    /// As above, with worker options (concurrency, block timeout, report callback).
+    redipc::server serve(bytes_view service, rpc_handler handler, const worker_options &opts) const {
         ipc_server *out = nullptr;
         detail::start_with_box(std::move(handler), [&](void *ud, ipc_userdata_free_cb free_ud) {
-            return ipc_serve(p(), service.c_str(), &detail::rpc_trampoline, ud, free_ud, concurrency, &out);
+            return ipc_serve(p(), service.data(), service.size(), opts.get(), &detail::rpc_trampoline, ud, free_ud,
+                             &out);
         });
         return redipc::server(out);
     }
@@ -1341,11 +1548,11 @@ public:
     /// Consume a group: `handler` returning acknowledges the entry, throwing leaves it
     /// pending (claimed again, dead-lettered after `max_deliveries`).
     stream_consumer stream_consume(bytes_view stream, bytes_view group, bytes_view consumer, entry_handler handler,
-                                   const ipc_consumer_options &opts = consumer_options()) const {
+                                   const consumer_options &opts = consumer_options()) const {
         ipc_stream_consumer *out = nullptr;
         detail::start_with_box(std::move(handler), [&](void *ud, ipc_userdata_free_cb free_ud) {
             return ipc_stream_consume(p(), stream.data(), stream.size(), group.data(), group.size(), consumer.data(),
-                                      consumer.size(), &detail::entry_trampoline, ud, free_ud, &opts, &out);
+                                      consumer.size(), opts.get(), &detail::entry_trampoline, ud, free_ud, &out);
         });
         return stream_consumer(out);
     }
@@ -1353,14 +1560,14 @@ public:
     // -- cache
 
     void cache_set(bytes_view key, bytes_view value, uint64_t ttl_ms = 0) const {
-        detail::check(ipc_cache_set(p(), key.data(), key.size(), value.bytes(), value.size(), ttl_ms));
+        detail::check(ipc_cache_set(p(), key.data(), key.size(), value.data(), value.size(), ttl_ms));
     }
     std::optional<std::string> cache_get(bytes_view key) const {
-        return take([&](uint8_t **b, size_t *n, bool *f) { return ipc_cache_get(p(), key.data(), key.size(), b, n, f); });
+        return take([&](char **b, size_t *n, bool *f) { return ipc_cache_get(p(), key.data(), key.size(), b, n, f); });
     }
     /// Wait up to `timeout_ms` for the entry to exist; nullopt if it did not come.
     std::optional<std::string> cache_wait(bytes_view key, uint64_t timeout_ms) const {
-        return take([&](uint8_t **b, size_t *n, bool *f) {
+        return take([&](char **b, size_t *n, bool *f) {
             return ipc_cache_wait(p(), key.data(), key.size(), timeout_ms, b, n, f);
         });
     }
@@ -1378,11 +1585,11 @@ public:
     // -- hash state
 
     void hash_set(bytes_view hash, bytes_view field, bytes_view value) const {
-        detail::check(ipc_hash_set(p(), hash.data(), hash.size(), field.data(), field.size(), value.bytes(), value.size()));
+        detail::check(ipc_hash_set(p(), hash.data(), hash.size(), field.data(), field.size(), value.data(), value.size()));
     }
     bool hash_set_if_changed(bytes_view hash, bytes_view field, bytes_view value) const {
         bool changed = false;
-        detail::check(ipc_hash_set_if_changed(p(), hash.data(), hash.size(), field.data(), field.size(), value.bytes(),
+        detail::check(ipc_hash_set_if_changed(p(), hash.data(), hash.size(), field.data(), field.size(), value.data(),
                                               value.size(), &changed));
         return changed;
     }
@@ -1402,10 +1609,11 @@ public:
     /// Call `cb(field, value)` for every field (first all, with initial sync), then for
     /// each change; `value` is nullopt for a deleted field.
     hash_watcher hash_watch(bytes_view hash, field_handler cb,
-                            const ipc_hash_watch_options &opts = hash_watch_options()) const {
+                            const hash_watch_options &opts = hash_watch_options()) const {
         ipc_hash_watcher *out = nullptr;
         detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
-            return ipc_hash_watch(p(), hash.data(), hash.size(), &detail::field_trampoline, ud, free_ud, &opts, &out);
+            return ipc_hash_watch(p(), hash.data(), hash.size(), opts.get(), &detail::field_trampoline, ud, free_ud,
+                                  &out);
         });
         return hash_watcher(out);
     }
@@ -1414,8 +1622,17 @@ public:
 
     /// Acquire a lock (IPC_ERR_TIMEOUT if still taken after `wait_ms`).
     redipc::lock lock(bytes_view name, uint64_t ttl_ms, uint64_t wait_ms = 0, bool auto_renew = false) const {
+        detail::owner<ipc_lock_options, ipc_lock_options_free> o;
+        {
+            ipc_lock_options *raw = nullptr;
+            detail::check(ipc_lock_options_new(&raw));
+            o = detail::owner<ipc_lock_options, ipc_lock_options_free>(raw);
+        }
+        detail::check(ipc_lock_options_set_ttl_ms(o.get(), ttl_ms));
+        detail::check(ipc_lock_options_set_wait_ms(o.get(), wait_ms));
+        detail::check(ipc_lock_options_set_auto_renew(o.get(), auto_renew));
         ipc_lock *out = nullptr;
-        detail::check(ipc_lock_acquire(p(), name.data(), name.size(), ttl_ms, wait_ms, auto_renew, &out));
+        detail::check(ipc_lock_acquire(p(), name.data(), name.size(), o.get(), &out));
         return redipc::lock(out);
     }
     /// Call `cb(key, event)` for keyspace events of keys matching `pattern` (`events`
@@ -1446,7 +1663,7 @@ private:
     reply command_args(It first, It last) const {
         detail::argv v(first, last);
         ipc_reply *out = nullptr;
-        detail::check(ipc_command(p(), v.ptrs.size(), v.ptrs.data(), v.lens.data(), &out));
+        detail::check(ipc_command(p(), v.ptrs.data(), v.lens.data(), v.ptrs.size(), &out));
         return reply(out);
     }
     template <class F>

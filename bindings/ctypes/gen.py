@@ -23,10 +23,10 @@ How C types become ctypes (the rules are here, once; the module applies the tabl
 
 | C | function parameter / return | struct field, callback parameter |
 |---|---|---|
-| `const char *`, `const uint8_t *`, `char *` | `c_char_p` (bytes in; a NUL-terminated `const char *` return comes back as bytes) | `c_void_p` (an address: read with `ctypes.string_at(p, len)`; never converted by ctypes, so binary data and its length stay intact) |
-| `uint8_t *` (a buffer the library gave out) | `POINTER(c_uint8)` | `c_void_p` |
+| `const char *`, `const uint8_t *` | `c_char_p` (bytes in; a NUL-terminated `const char *` return comes back as bytes) | `c_void_p` (an address: read with `ctypes.string_at(p, len)`; never converted by ctypes, so binary data and its length stay intact) |
+| `char *`, `uint8_t *` (a buffer to fill, or one the library gave out) | `c_void_p` (a `create_string_buffer()` or a pointer from an output) | `c_void_p` |
 | `const char *const *`, `const uint8_t *const *` | `POINTER(c_char_p)` (an array of byte strings) | |
-| `uint8_t **`, `const uint8_t **` (outputs) | `POINTER(POINTER(c_uint8))` | |
+| `char **`, `const char **` (outputs) | `POINTER(POINTER(c_uint8))` | |
 | an enum type (`ipc_result`, ...) | `c_int` (the IntEnum class gives the names) | `c_int` |
 | a handle `ipc_x *`, `ipc_x **` | `POINTER(ipc_x)`, `POINTER(POINTER(ipc_x))` | same |
 | a callback type | its CFUNCTYPE | its CFUNCTYPE |
@@ -278,10 +278,10 @@ class Translator:
             return "ctypes.c_void_p"
         if t.base in BYTE_TYPES:
             if t.depth == 1:
-                # const bytes in, a char buffer out, or bytes the library gave out.
-                if t.consts[0] or t.base == "char":
+                # const bytes in; a buffer out or a buffer the library gave out (an address).
+                if t.consts[0]:
                     return "ctypes.c_char_p"
-                return "ctypes.POINTER(ctypes.c_uint8)"
+                return "ctypes.c_void_p"
             if t.depth == 2:
                 if t.consts[1]:  # `const char *const *`: an array of byte strings
                     return "ctypes.POINTER(ctypes.c_char_p)"

@@ -39,9 +39,17 @@ Conventions of the Pythonic layer:
   closes every handle made from it. Using a closed handle raises ``ClosedError``.
 - Callbacks run on the library's threads (or, in poll mode, inside ``Client.poll()``).
   Their ``userdata`` is an integer key into a table of Python callables, released by the
-  ``userdata_free`` hook. An exception raised by a callback never crosses into C: it goes to
-  the callback's ``on_error`` (if given) or to ``sys.unraisablehook``; a handler's
-  exception becomes its failure (a worker's failed request, an RPC remote error).
+  ``userdata_free`` hook (the library runs it once, after the last call). An exception
+  raised by a callback never crosses into C: it goes to the callback's ``on_error`` (if
+  given) or to ``sys.unraisablehook``; a handler's exception becomes its failure (a
+  worker's failed request, an RPC remote error).
+- Handles that run callbacks (``Subscription``, ``Group``, ``Worker``, ``Server``,
+  ``StreamConsumer``, ``HashWatcher``, ``KeyWatch``) have ``stop(timeout_ms)``: the C
+  ``_stop`` (from inside one of their own callbacks it only asks and returns at once;
+  ``TimeoutError`` when a callback still runs at the deadline).
+- Reports (``Report``: a handler failed, requests were dead-lettered, a loop lost its
+  connection, ...) go to a ``report=`` callable of the client or of the handle, else to
+  stderr.
 """
 
 from __future__ import annotations
@@ -64,8 +72,9 @@ __all__ = [
     "Client",
     "Subscription",
     "Message",
-    "Tx",
-    "Pipeline",
+    "Batch",
+    "Group",
+    "Report",
     "Watch",
     "Worker",
     "Request",
@@ -89,6 +98,7 @@ __all__ = [
     "TxAbortedError",
     "RemoteError",
     "NoServerError",
+    "HandlerError",
     "InternalError",
     "version",
 ]
@@ -104,7 +114,6 @@ IPC_VERSION_PATCH = 0
 IPC_SET_NX = 1
 IPC_SET_XX = 2
 IPC_STREAM_ID_MAX = 48
-IPC_CALL_FAIL_FAST = 1
 
 
 class ipc_result(enum.IntEnum):
@@ -121,8 +130,29 @@ class ipc_result(enum.IntEnum):
     IPC_ERR_TX_ABORTED = 701
     IPC_ERR_REMOTE = 800
     IPC_ERR_NO_SERVER = 801
+    IPC_ERR_HANDLER = 802
     IPC_ERR_PANIC = 900
     IPC_ERR_INTERNAL = 901
+
+
+class ipc_report_kind(enum.IntEnum):
+    IPC_REPORT_HANDLER_FAILED = 0
+    IPC_REPORT_DEAD_LETTERED = 1
+    IPC_REPORT_RECOVERED = 2
+    IPC_REPORT_CONNECTION_LOST = 3
+    IPC_REPORT_CONNECTION_RESTORED = 4
+    IPC_REPORT_READ_FAILED = 5
+    IPC_REPORT_OTHER = 99
+
+
+class ipc_report_source(enum.IntEnum):
+    IPC_SOURCE_WORKER = 0
+    IPC_SOURCE_RPC_SERVER = 1
+    IPC_SOURCE_STREAM_CONSUMER = 2
+    IPC_SOURCE_HASH_WATCHER = 3
+    IPC_SOURCE_KEY_WATCH = 4
+    IPC_SOURCE_SUBSCRIPTION = 5
+    IPC_SOURCE_OTHER = 99
 
 
 class ipc_reply_kind(enum.IntEnum):
@@ -160,8 +190,20 @@ class ipc_overflow(enum.IntEnum):
     IPC_OVERFLOW_DROP_NEWEST = 2
 
 
+class ipc_batch(ctypes.Structure):
+    """Opaque handle `ipc_batch *`."""
+
+
+class ipc_call_options(ctypes.Structure):
+    """Opaque handle `ipc_call_options *`."""
+
+
 class ipc_client(ctypes.Structure):
     """Opaque handle `ipc_client *`."""
+
+
+class ipc_consumer_options(ctypes.Structure):
+    """Opaque handle `ipc_consumer_options *`."""
 
 
 class ipc_entries(ctypes.Structure):
@@ -170,6 +212,14 @@ class ipc_entries(ctypes.Structure):
 
 class ipc_error_out(ctypes.Structure):
     """Opaque handle `ipc_error_out *`."""
+
+
+class ipc_group(ctypes.Structure):
+    """Opaque handle `ipc_group *`."""
+
+
+class ipc_hash_watch_options(ctypes.Structure):
+    """Opaque handle `ipc_hash_watch_options *`."""
 
 
 class ipc_hash_watcher(ctypes.Structure):
@@ -184,12 +234,12 @@ class ipc_lock(ctypes.Structure):
     """Opaque handle `ipc_lock *`."""
 
 
+class ipc_lock_options(ctypes.Structure):
+    """Opaque handle `ipc_lock_options *`."""
+
+
 class ipc_options(ctypes.Structure):
     """Opaque handle `ipc_options *`."""
-
-
-class ipc_pipeline(ctypes.Structure):
-    """Opaque handle `ipc_pipeline *`."""
 
 
 class ipc_reply(ctypes.Structure):
@@ -220,10 +270,6 @@ class ipc_subscription(ctypes.Structure):
     """Opaque handle `ipc_subscription *`."""
 
 
-class ipc_tx(ctypes.Structure):
-    """Opaque handle `ipc_tx *`."""
-
-
 class ipc_watch(ctypes.Structure):
     """Opaque handle `ipc_watch *`."""
 
@@ -236,23 +282,48 @@ class ipc_worker_options(ctypes.Structure):
     """Opaque handle `ipc_worker_options *`."""
 
 
+class ipc_report(ctypes.Structure):
+    _fields_ = [
+        ("kind", ctypes.c_int),  # ipc_report_kind
+        ("source", ctypes.c_int),  # ipc_report_source
+        ("name", ctypes.c_void_p),  # const char *
+        ("name_len", ctypes.c_size_t),  # size_t
+        ("group", ctypes.c_void_p),  # const char *
+        ("group_len", ctypes.c_size_t),  # size_t
+        ("item", ctypes.c_void_p),  # const char *
+        ("attempt", ctypes.c_uint32),  # uint32_t
+        ("max_attempts", ctypes.c_uint32),  # uint32_t
+        ("count", ctypes.c_uint64),  # uint64_t
+        ("error", ctypes.c_int),  # ipc_result
+        ("error_message", ctypes.c_void_p),  # const char *
+        ("during", ctypes.c_void_p),  # const char *
+        ("text", ctypes.c_void_p),  # const char *
+    ]
+
+
+ipc_report_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ipc_report))
+
+
+ipc_userdata_free_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+ipc_transaction_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_watch))
+
+
 class ipc_message(ctypes.Structure):
     _fields_ = [
         ("kind", ctypes.c_int),  # ipc_event_kind
         ("sub_kind", ctypes.c_int),  # ipc_sub_kind
-        ("channel", ctypes.c_void_p),  # const uint8_t *
+        ("channel", ctypes.c_void_p),  # const char *
         ("channel_len", ctypes.c_size_t),  # size_t
-        ("pattern", ctypes.c_void_p),  # const uint8_t *
+        ("pattern", ctypes.c_void_p),  # const char *
         ("pattern_len", ctypes.c_size_t),  # size_t
-        ("payload", ctypes.c_void_p),  # const uint8_t *
+        ("payload", ctypes.c_void_p),  # const char *
         ("payload_len", ctypes.c_size_t),  # size_t
     ]
 
 
 ipc_message_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ipc_message))
-
-
-ipc_userdata_free_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 class ipc_sub_stats(ctypes.Structure):
@@ -264,67 +335,11 @@ class ipc_sub_stats(ctypes.Structure):
     ]
 
 
-class ipc_field(ctypes.Structure):
-    _fields_ = [
-        ("name", ctypes.c_void_p),  # const char *
-        ("name_len", ctypes.c_size_t),  # size_t
-        ("value", ctypes.c_void_p),  # const uint8_t *
-        ("value_len", ctypes.c_size_t),  # size_t
-    ]
-
-
-class ipc_entry(ctypes.Structure):
-    _fields_ = [
-        ("id", ctypes.c_void_p),  # const char *
-        ("fields", ctypes.POINTER(ipc_field)),  # const ipc_field *
-        ("field_count", ctypes.c_size_t),  # size_t
-        ("deliveries", ctypes.c_uint64),  # uint64_t
-    ]
-
-
-class ipc_consumer_options(ctypes.Structure):
-    _fields_ = [
-        ("count", ctypes.c_size_t),  # size_t
-        ("block_ms", ctypes.c_uint64),  # uint64_t
-        ("min_idle_ms", ctypes.c_uint64),  # uint64_t
-        ("max_deliveries", ctypes.c_uint64),  # uint64_t
-        ("claim_interval_ms", ctypes.c_uint64),  # uint64_t
-    ]
-
-
-ipc_entry_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_entry), ctypes.POINTER(ipc_error_out))
-
-
-class ipc_consumer_stats(ctypes.Structure):
-    _fields_ = [
-        ("acked", ctypes.c_uint64),  # uint64_t
-        ("failed", ctypes.c_uint64),  # uint64_t
-        ("claimed", ctypes.c_uint64),  # uint64_t
-        ("dead_lettered", ctypes.c_uint64),  # uint64_t
-    ]
-
-
-class ipc_hash_watch_options(ctypes.Structure):
-    _fields_ = [
-        ("initial_sync", ctypes.c_bool),  # bool
-        ("debounce_ms", ctypes.c_uint64),  # uint64_t
-    ]
-
-
-ipc_field_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
-
-
-ipc_key_event_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
-
-
-ipc_transaction_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_watch))
-
-
 class ipc_request(ctypes.Structure):
     _fields_ = [
-        ("queue", ctypes.c_void_p),  # const uint8_t *
+        ("queue", ctypes.c_void_p),  # const char *
         ("queue_len", ctypes.c_size_t),  # size_t
-        ("payload", ctypes.c_void_p),  # const uint8_t *
+        ("payload", ctypes.c_void_p),  # const char *
         ("payload_len", ctypes.c_size_t),  # size_t
         ("attempt", ctypes.c_uint32),  # uint32_t
     ]
@@ -352,15 +367,51 @@ class ipc_queue_counts(ctypes.Structure):
 
 class ipc_call_info(ctypes.Structure):
     _fields_ = [
-        ("method", ctypes.c_void_p),  # const uint8_t *
+        ("method", ctypes.c_void_p),  # const char *
         ("method_len", ctypes.c_size_t),  # size_t
-        ("payload", ctypes.c_void_p),  # const uint8_t *
+        ("payload", ctypes.c_void_p),  # const char *
         ("payload_len", ctypes.c_size_t),  # size_t
         ("deadline_ms", ctypes.c_uint64),  # uint64_t
     ]
 
 
-ipc_rpc_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_call_info), ctypes.POINTER(ipc_rpc_reply))
+ipc_rpc_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_call_info), ctypes.POINTER(ipc_rpc_reply), ctypes.POINTER(ipc_error_out))
+
+
+class ipc_field(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),  # const char *
+        ("name_len", ctypes.c_size_t),  # size_t
+        ("value", ctypes.c_void_p),  # const char *
+        ("value_len", ctypes.c_size_t),  # size_t
+    ]
+
+
+class ipc_entry(ctypes.Structure):
+    _fields_ = [
+        ("id", ctypes.c_void_p),  # const char *
+        ("fields", ctypes.POINTER(ipc_field)),  # const ipc_field *
+        ("field_count", ctypes.c_size_t),  # size_t
+        ("deliveries", ctypes.c_uint64),  # uint64_t
+    ]
+
+
+ipc_entry_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_entry), ctypes.POINTER(ipc_error_out))
+
+
+class ipc_consumer_stats(ctypes.Structure):
+    _fields_ = [
+        ("acked", ctypes.c_uint64),  # uint64_t
+        ("failed", ctypes.c_uint64),  # uint64_t
+        ("claimed", ctypes.c_uint64),  # uint64_t
+        ("dead_lettered", ctypes.c_uint64),  # uint64_t
+    ]
+
+
+ipc_field_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
+
+
+ipc_key_event_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 
 
 # name: (restype, argtypes); the comment is the C prototype.
@@ -407,74 +458,10 @@ _FUNCTIONS = {
     "ipc_options_set_poll_mode": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
     # ipc_result ipc_options_set_health_check_interval_ms(ipc_options *opts, uint64_t ms);
     "ipc_options_set_health_check_interval_ms": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_uint64]),
-    # ipc_result ipc_client_new(const char *url, const ipc_options *opts, ipc_client **out);
-    "ipc_client_new": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ipc_options), ctypes.POINTER(ctypes.POINTER(ipc_client))]),
-    # void ipc_client_free(ipc_client *client);
-    "ipc_client_free": (None, [ctypes.POINTER(ipc_client)]),
-    # ipc_result ipc_client_close(const ipc_client *client);
-    "ipc_client_close": (ctypes.c_int, [ctypes.POINTER(ipc_client)]),
-    # bool ipc_client_is_connected(const ipc_client *client);
-    "ipc_client_is_connected": (ctypes.c_bool, [ctypes.POINTER(ipc_client)]),
-    # ipc_result ipc_command(const ipc_client *client, size_t argc, const char *const *argv, const size_t *argvlen, ipc_reply **out);
-    "ipc_command": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
-    # void ipc_buf_free(uint8_t *buf, size_t len);
-    "ipc_buf_free": (None, [ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t]),
-    # ipc_result ipc_get(const ipc_client *client, const char *key, size_t keylen, uint8_t **buf, size_t *len, bool *found);
-    "ipc_get": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_set(const ipc_client *client, const char *key, size_t keylen, const uint8_t *val, size_t vallen, uint64_t ttl_ms);
-    "ipc_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
-    # ipc_result ipc_set_ex(const ipc_client *client, const char *key, size_t keylen, const uint8_t *val, size_t vallen, uint64_t ttl_ms, uint32_t flags, bool *was_set);
-    "ipc_set_ex": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_incr(const ipc_client *client, const char *key, size_t keylen, int64_t *out);
-    "ipc_incr": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_incrby(const ipc_client *client, const char *key, size_t keylen, int64_t by, int64_t *out);
-    "ipc_incrby": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_del(const ipc_client *client, const char *key, size_t keylen, int64_t *removed);
-    "ipc_del": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_hget(const ipc_client *client, const char *key, size_t keylen, const char *field, size_t fieldlen, uint8_t **buf, size_t *len, bool *found);
-    "ipc_hget": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_hset(const ipc_client *client, const char *key, size_t keylen, const char *field, size_t fieldlen, const uint8_t *val, size_t vallen, int64_t *added);
-    "ipc_hset": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_publish(const ipc_client *client, const char *channel, size_t chlen, const uint8_t *msg, size_t len, int64_t *receivers);
-    "ipc_publish": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_spublish(const ipc_client *client, const char *channel, size_t chlen, const uint8_t *msg, size_t len, int64_t *receivers);
-    "ipc_spublish": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_ping(const ipc_client *client);
-    "ipc_ping": (ctypes.c_int, [ctypes.POINTER(ipc_client)]),
-    # ipc_reply_kind ipc_reply_type(const ipc_reply *reply);
-    "ipc_reply_type": (ctypes.c_int, [ctypes.POINTER(ipc_reply)]),
-    # const char *ipc_reply_kind_name(int kind);
-    "ipc_reply_kind_name": (ctypes.c_char_p, [ctypes.c_int]),
-    # ipc_result ipc_reply_integer(const ipc_reply *reply, int64_t *out);
-    "ipc_reply_integer": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.c_int64)]),
-    # ipc_result ipc_reply_double(const ipc_reply *reply, double *out);
-    "ipc_reply_double": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.c_double)]),
-    # ipc_result ipc_reply_bool(const ipc_reply *reply, bool *out);
-    "ipc_reply_bool": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_reply_string(const ipc_reply *reply, const uint8_t **ptr, size_t *len);
-    "ipc_reply_string": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
-    # size_t ipc_reply_len(const ipc_reply *reply);
-    "ipc_reply_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_reply)]),
-    # const ipc_reply *ipc_reply_element(const ipc_reply *reply, size_t index);
-    "ipc_reply_element": (ctypes.POINTER(ipc_reply), [ctypes.POINTER(ipc_reply), ctypes.c_size_t]),
-    # void ipc_reply_free(ipc_reply *reply);
-    "ipc_reply_free": (None, [ctypes.POINTER(ipc_reply)]),
-    # ipc_result ipc_subscribe(const ipc_client *client, const char *const *channels, size_t n, ipc_message_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_subscription **out);
-    "ipc_subscribe": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ipc_message_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_subscription))]),
-    # ipc_result ipc_psubscribe(const ipc_client *client, const char *const *patterns, size_t n, ipc_message_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_subscription **out);
-    "ipc_psubscribe": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ipc_message_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_subscription))]),
-    # ipc_result ipc_ssubscribe(const ipc_client *client, const char *const *channels, size_t n, ipc_message_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_subscription **out);
-    "ipc_ssubscribe": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ipc_message_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_subscription))]),
-    # ipc_result ipc_subscribe_ex(const ipc_client *client, int kind, const uint8_t *const *names, const size_t *lens, size_t n, const ipc_subscribe_options *opts, ipc_message_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_subscription **out);
-    "ipc_subscribe_ex": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ipc_subscribe_options), ipc_message_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_subscription))]),
-    # ipc_result ipc_subscription_add(const ipc_subscription *sub, const char *const *names, size_t n);
-    "ipc_subscription_add": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t]),
-    # ipc_result ipc_subscription_remove(const ipc_subscription *sub, const char *const *names, size_t n);
-    "ipc_subscription_remove": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t]),
-    # void ipc_subscription_free(ipc_subscription *sub);
-    "ipc_subscription_free": (None, [ctypes.POINTER(ipc_subscription)]),
-    # ipc_result ipc_subscription_stats(const ipc_subscription *sub, ipc_sub_stats *out);
-    "ipc_subscription_stats": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.POINTER(ipc_sub_stats)]),
+    # ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, size_t maxlen);
+    "ipc_options_set_stream_maxlen": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_size_t]),
+    # ipc_result ipc_options_set_report_cb(ipc_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
     # ipc_result ipc_subscribe_options_new(ipc_subscribe_options **out);
     "ipc_subscribe_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_subscribe_options))]),
     # void ipc_subscribe_options_free(ipc_subscribe_options *opts);
@@ -483,138 +470,8 @@ _FUNCTIONS = {
     "ipc_subscribe_options_set_capacity": (ctypes.c_int, [ctypes.POINTER(ipc_subscribe_options), ctypes.c_size_t]),
     # ipc_result ipc_subscribe_options_set_overflow(ipc_subscribe_options *opts, int overflow);
     "ipc_subscribe_options_set_overflow": (ctypes.c_int, [ctypes.POINTER(ipc_subscribe_options), ctypes.c_int]),
-    # ipc_result ipc_client_poll(const ipc_client *client, int timeout_ms, size_t *n_dispatched);
-    "ipc_client_poll": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_int, ctypes.POINTER(ctypes.c_size_t)]),
-    # ipc_result ipc_client_fd(const ipc_client *client, int *fd);
-    "ipc_client_fd": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_int)]),
-    # ipc_result ipc_error_set(ipc_error_out *err, const char *msg);
-    "ipc_error_set": (ctypes.c_int, [ctypes.POINTER(ipc_error_out), ctypes.c_char_p]),
-    # ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, uint64_t maxlen);
-    "ipc_options_set_stream_maxlen": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_uint64]),
-    # ipc_result ipc_stream_publish(const ipc_client *client, const char *stream, size_t slen, const ipc_field *fields, size_t n, int64_t maxlen, char *id_out, size_t id_cap);
-    "ipc_stream_publish": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.c_int64, ctypes.c_char_p, ctypes.c_size_t]),
-    # ipc_result ipc_stream_read(const ipc_client *client, const char *stream, size_t slen, const char *from_id, size_t count, int64_t block_ms, ipc_entries **out);
-    "ipc_stream_read": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
-    # ipc_result ipc_stream_last(const ipc_client *client, const char *stream, size_t slen, ipc_entries **out);
-    "ipc_stream_last": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
-    # ipc_result ipc_stream_len(const ipc_client *client, const char *stream, size_t slen, uint64_t *len);
-    "ipc_stream_len": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64)]),
-    # ipc_result ipc_stream_group_create(const ipc_client *client, const char *stream, size_t slen, const char *group, size_t glen, const char *from_id, bool *created);
-    "ipc_stream_group_create": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_stream_pending(const ipc_client *client, const char *stream, size_t slen, const char *group, size_t glen, uint64_t *count);
-    "ipc_stream_pending": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64)]),
-    # ipc_result ipc_stream_dead_letters(const ipc_client *client, const char *stream, size_t slen, size_t count, ipc_entries **out);
-    "ipc_stream_dead_letters": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
-    # size_t ipc_entries_len(const ipc_entries *entries);
-    "ipc_entries_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_entries)]),
-    # const ipc_entry *ipc_entries_get(const ipc_entries *entries, size_t i);
-    "ipc_entries_get": (ctypes.POINTER(ipc_entry), [ctypes.POINTER(ipc_entries), ctypes.c_size_t]),
-    # void ipc_entries_free(ipc_entries *entries);
-    "ipc_entries_free": (None, [ctypes.POINTER(ipc_entries)]),
-    # ipc_result ipc_entry_get(const ipc_entry *entry, const char *name, size_t nlen, const uint8_t **value, size_t *value_len, bool *found);
-    "ipc_entry_get": (ctypes.c_int, [ctypes.POINTER(ipc_entry), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_stream_follow(const ipc_client *client, const char *stream, size_t slen, const char *from_id, ipc_stream_follower **out);
-    "ipc_stream_follow": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.POINTER(ipc_stream_follower))]),
-    # ipc_result ipc_stream_follower_next(const ipc_stream_follower *follower, uint64_t timeout_ms, ipc_entries **out);
-    "ipc_stream_follower_next": (ctypes.c_int, [ctypes.POINTER(ipc_stream_follower), ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
-    # ipc_result ipc_stream_follower_position(const ipc_stream_follower *follower, char *buf, size_t cap);
-    "ipc_stream_follower_position": (ctypes.c_int, [ctypes.POINTER(ipc_stream_follower), ctypes.c_char_p, ctypes.c_size_t]),
-    # void ipc_stream_follower_free(ipc_stream_follower *follower);
-    "ipc_stream_follower_free": (None, [ctypes.POINTER(ipc_stream_follower)]),
-    # ipc_result ipc_consumer_options_init(ipc_consumer_options *opts);
-    "ipc_consumer_options_init": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options)]),
-    # ipc_result ipc_stream_consume(const ipc_client *client, const char *stream, size_t slen, const char *group, size_t glen, const char *consumer, size_t clen, ipc_entry_cb handler, void *userdata, ipc_userdata_free_cb userdata_free, const ipc_consumer_options *opts, ipc_stream_consumer **out);
-    "ipc_stream_consume": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ipc_entry_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ipc_consumer_options), ctypes.POINTER(ctypes.POINTER(ipc_stream_consumer))]),
-    # ipc_result ipc_stream_consumer_stop(const ipc_stream_consumer *consumer, uint64_t deadline_ms);
-    "ipc_stream_consumer_stop": (ctypes.c_int, [ctypes.POINTER(ipc_stream_consumer), ctypes.c_uint64]),
-    # ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer, ipc_consumer_stats *out);
-    "ipc_stream_consumer_stats": (ctypes.c_int, [ctypes.POINTER(ipc_stream_consumer), ctypes.POINTER(ipc_consumer_stats)]),
-    # void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
-    "ipc_stream_consumer_free": (None, [ctypes.POINTER(ipc_stream_consumer)]),
-    # ipc_result ipc_cache_set(const ipc_client *client, const char *key, size_t klen, const uint8_t *val, size_t vlen, uint64_t ttl_ms);
-    "ipc_cache_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
-    # ipc_result ipc_cache_get(const ipc_client *client, const char *key, size_t klen, uint8_t **buf, size_t *len, bool *found);
-    "ipc_cache_get": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_cache_delete(const ipc_client *client, const char *key, size_t klen, bool *existed);
-    "ipc_cache_delete": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_cache_exists(const ipc_client *client, const char *key, size_t klen, bool *exists);
-    "ipc_cache_exists": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_cache_wait(const ipc_client *client, const char *key, size_t klen, uint64_t timeout_ms, uint8_t **buf, size_t *len, bool *found);
-    "ipc_cache_wait": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_hash_set(const ipc_client *client, const char *hash, size_t hlen, const char *field, size_t flen, const uint8_t *val, size_t vlen);
-    "ipc_hash_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
-    # ipc_result ipc_hash_set_if_changed(const ipc_client *client, const char *hash, size_t hlen, const char *field, size_t flen, const uint8_t *val, size_t vlen, bool *changed);
-    "ipc_hash_set_if_changed": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_hash_set_many(const ipc_client *client, const char *hash, size_t hlen, const ipc_field *fields, size_t n, bool summary);
-    "ipc_hash_set_many": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.c_bool]),
-    # ipc_result ipc_hash_delete(const ipc_client *client, const char *hash, size_t hlen, const char *field, size_t flen, bool *existed);
-    "ipc_hash_delete": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_hash_replace_all(const ipc_client *client, const char *hash, size_t hlen, const ipc_field *fields, size_t n);
-    "ipc_hash_replace_all": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t]),
-    # ipc_result ipc_hash_watch_options_init(ipc_hash_watch_options *opts);
-    "ipc_hash_watch_options_init": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options)]),
-    # ipc_result ipc_hash_watch(const ipc_client *client, const char *hash, size_t hlen, ipc_field_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, const ipc_hash_watch_options *opts, ipc_hash_watcher **out);
-    "ipc_hash_watch": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ipc_field_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ipc_hash_watch_options), ctypes.POINTER(ctypes.POINTER(ipc_hash_watcher))]),
-    # void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
-    "ipc_hash_watcher_free": (None, [ctypes.POINTER(ipc_hash_watcher)]),
-    # ipc_result ipc_lock_acquire(const ipc_client *client, const char *name, size_t nlen, uint64_t ttl_ms, uint64_t wait_ms, bool auto_renew, ipc_lock **out);
-    "ipc_lock_acquire": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_bool, ctypes.POINTER(ctypes.POINTER(ipc_lock))]),
-    # ipc_result ipc_lock_token(const ipc_lock *lock, uint64_t *token);
-    "ipc_lock_token": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.POINTER(ctypes.c_uint64)]),
-    # ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, bool *still_held);
-    "ipc_lock_extend": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.c_uint64, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_lock_release(const ipc_lock *lock, bool *was_held);
-    "ipc_lock_release": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.POINTER(ctypes.c_bool)]),
-    # void ipc_lock_free(ipc_lock *lock);
-    "ipc_lock_free": (None, [ctypes.POINTER(ipc_lock)]),
-    # ipc_result ipc_watch_keys(const ipc_client *client, const char *pattern, size_t plen, const char *const *events, size_t nevents, bool configure_server, ipc_key_event_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_key_watch **out);
-    "ipc_watch_keys": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ctypes.c_bool, ipc_key_event_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_key_watch))]),
-    # void ipc_key_watch_free(ipc_key_watch *watch);
-    "ipc_key_watch_free": (None, [ctypes.POINTER(ipc_key_watch)]),
-    # ipc_result ipc_tx_new(const ipc_client *client, ipc_tx **out);
-    "ipc_tx_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.POINTER(ipc_tx))]),
-    # ipc_result ipc_tx_add(ipc_tx *tx, size_t argc, const char *const *argv, const size_t *argvlen);
-    "ipc_tx_add": (ctypes.c_int, [ctypes.POINTER(ipc_tx), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]),
-    # ipc_result ipc_tx_exec(const ipc_tx *tx, ipc_reply **replies);
-    "ipc_tx_exec": (ctypes.c_int, [ctypes.POINTER(ipc_tx), ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
-    # size_t ipc_tx_len(const ipc_tx *tx);
-    "ipc_tx_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_tx)]),
-    # ipc_result ipc_tx_clear(ipc_tx *tx);
-    "ipc_tx_clear": (ctypes.c_int, [ctypes.POINTER(ipc_tx)]),
-    # void ipc_tx_free(ipc_tx *tx);
-    "ipc_tx_free": (None, [ctypes.POINTER(ipc_tx)]),
-    # ipc_result ipc_pipeline_new(const ipc_client *client, ipc_pipeline **out);
-    "ipc_pipeline_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.POINTER(ipc_pipeline))]),
-    # ipc_result ipc_pipeline_add(ipc_pipeline *p, size_t argc, const char *const *argv, const size_t *argvlen);
-    "ipc_pipeline_add": (ctypes.c_int, [ctypes.POINTER(ipc_pipeline), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]),
-    # ipc_result ipc_pipeline_exec(const ipc_pipeline *p, ipc_reply **replies);
-    "ipc_pipeline_exec": (ctypes.c_int, [ctypes.POINTER(ipc_pipeline), ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
-    # size_t ipc_pipeline_len(const ipc_pipeline *p);
-    "ipc_pipeline_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_pipeline)]),
-    # ipc_result ipc_pipeline_clear(ipc_pipeline *p);
-    "ipc_pipeline_clear": (ctypes.c_int, [ctypes.POINTER(ipc_pipeline)]),
-    # void ipc_pipeline_free(ipc_pipeline *p);
-    "ipc_pipeline_free": (None, [ctypes.POINTER(ipc_pipeline)]),
-    # ipc_result ipc_transaction(const ipc_client *client, const char *const *keys, const size_t *keylens, size_t nkeys, int max_retries, ipc_transaction_cb cb, void *userdata, ipc_reply **replies);
-    "ipc_transaction": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.c_int, ipc_transaction_cb, ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
-    # ipc_result ipc_watch_command(ipc_watch *w, size_t argc, const char *const *argv, const size_t *argvlen, ipc_reply **out);
-    "ipc_watch_command": (ctypes.c_int, [ctypes.POINTER(ipc_watch), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
-    # ipc_result ipc_watch_queue(ipc_watch *w, size_t argc, const char *const *argv, const size_t *argvlen);
-    "ipc_watch_queue": (ctypes.c_int, [ctypes.POINTER(ipc_watch), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]),
-    # ipc_result ipc_send_request(const ipc_client *client, const char *queue, size_t qlen, const uint8_t *payload, size_t len);
-    "ipc_send_request": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
-    # ipc_result ipc_worker_new(const ipc_client *client, const char *const *queues, size_t n, ipc_request_cb handler, void *userdata, ipc_userdata_free_cb userdata_free, const ipc_worker_options *opts, ipc_worker **out);
-    "ipc_worker_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ipc_request_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ipc_worker_options), ctypes.POINTER(ctypes.POINTER(ipc_worker))]),
-    # ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t deadline_ms);
-    "ipc_worker_stop": (ctypes.c_int, [ctypes.POINTER(ipc_worker), ctypes.c_uint64]),
-    # ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_counts *out);
-    "ipc_worker_stats": (ctypes.c_int, [ctypes.POINTER(ipc_worker), ctypes.POINTER(ipc_worker_counts)]),
-    # void ipc_worker_free(ipc_worker *worker);
-    "ipc_worker_free": (None, [ctypes.POINTER(ipc_worker)]),
-    # ipc_result ipc_queue_stats(const ipc_client *client, const char *queue, size_t qlen, ipc_queue_counts *out);
-    "ipc_queue_stats": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_queue_counts)]),
-    # ipc_result ipc_queue_requeue_dead(const ipc_client *client, const char *queue, size_t qlen, uint64_t *moved);
-    "ipc_queue_requeue_dead": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64)]),
+    # ipc_result ipc_subscribe_options_set_report_cb(ipc_subscribe_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_subscribe_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_subscribe_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
     # ipc_result ipc_worker_options_new(ipc_worker_options **out);
     "ipc_worker_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_worker_options))]),
     # void ipc_worker_options_free(ipc_worker_options *opts);
@@ -631,24 +488,256 @@ _FUNCTIONS = {
     "ipc_worker_options_set_lease_ms": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_uint64]),
     # ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
     "ipc_worker_options_set_prefetch": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_size_t]),
-    # ipc_result ipc_worker_options_set_log_errors(ipc_worker_options *opts, bool on);
-    "ipc_worker_options_set_log_errors": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_bool]),
-    # ipc_result ipc_call(const ipc_client *client, const char *service, const char *method, const uint8_t *req, size_t len, uint64_t timeout_ms, uint8_t **reply, size_t *reply_len);
-    "ipc_call": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
-    # ipc_result ipc_call_ex(const ipc_client *client, const char *service, const char *method, const uint8_t *req, size_t len, uint64_t timeout_ms, uint32_t flags, uint8_t **reply, size_t *reply_len);
-    "ipc_call_ex": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
-    # ipc_result ipc_serve(const ipc_client *client, const char *service, ipc_rpc_cb handler, void *userdata, ipc_userdata_free_cb userdata_free, size_t concurrency, ipc_server **out);
-    "ipc_serve": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ipc_rpc_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_server))]),
-    # ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const uint8_t *data, size_t len);
+    # ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_worker_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
+    # ipc_result ipc_consumer_options_new(ipc_consumer_options **out);
+    "ipc_consumer_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_consumer_options))]),
+    # void ipc_consumer_options_free(ipc_consumer_options *opts);
+    "ipc_consumer_options_free": (None, [ctypes.POINTER(ipc_consumer_options)]),
+    # ipc_result ipc_consumer_options_set_count(ipc_consumer_options *opts, size_t count);
+    "ipc_consumer_options_set_count": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options), ctypes.c_size_t]),
+    # ipc_result ipc_consumer_options_set_block_ms(ipc_consumer_options *opts, uint64_t ms);
+    "ipc_consumer_options_set_block_ms": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options), ctypes.c_uint64]),
+    # ipc_result ipc_consumer_options_set_min_idle_ms(ipc_consumer_options *opts, uint64_t ms);
+    "ipc_consumer_options_set_min_idle_ms": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options), ctypes.c_uint64]),
+    # ipc_result ipc_consumer_options_set_max_deliveries(ipc_consumer_options *opts, uint64_t n);
+    "ipc_consumer_options_set_max_deliveries": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options), ctypes.c_uint64]),
+    # ipc_result ipc_consumer_options_set_claim_interval_ms(ipc_consumer_options *opts, uint64_t ms);
+    "ipc_consumer_options_set_claim_interval_ms": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options), ctypes.c_uint64]),
+    # ipc_result ipc_consumer_options_set_report_cb(ipc_consumer_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_consumer_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_consumer_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
+    # ipc_result ipc_hash_watch_options_new(ipc_hash_watch_options **out);
+    "ipc_hash_watch_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_hash_watch_options))]),
+    # void ipc_hash_watch_options_free(ipc_hash_watch_options *opts);
+    "ipc_hash_watch_options_free": (None, [ctypes.POINTER(ipc_hash_watch_options)]),
+    # ipc_result ipc_hash_watch_options_set_initial_sync(ipc_hash_watch_options *opts, bool on);
+    "ipc_hash_watch_options_set_initial_sync": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ctypes.c_bool]),
+    # ipc_result ipc_hash_watch_options_set_debounce_ms(ipc_hash_watch_options *opts, uint64_t ms);
+    "ipc_hash_watch_options_set_debounce_ms": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ctypes.c_uint64]),
+    # ipc_result ipc_hash_watch_options_set_report_cb(ipc_hash_watch_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_hash_watch_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
+    # ipc_result ipc_call_options_new(ipc_call_options **out);
+    "ipc_call_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_call_options))]),
+    # void ipc_call_options_free(ipc_call_options *opts);
+    "ipc_call_options_free": (None, [ctypes.POINTER(ipc_call_options)]),
+    # ipc_result ipc_call_options_set_timeout_ms(ipc_call_options *opts, uint64_t ms);
+    "ipc_call_options_set_timeout_ms": (ctypes.c_int, [ctypes.POINTER(ipc_call_options), ctypes.c_uint64]),
+    # ipc_result ipc_call_options_set_fail_fast(ipc_call_options *opts, bool on);
+    "ipc_call_options_set_fail_fast": (ctypes.c_int, [ctypes.POINTER(ipc_call_options), ctypes.c_bool]),
+    # ipc_result ipc_lock_options_new(ipc_lock_options **out);
+    "ipc_lock_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_lock_options))]),
+    # void ipc_lock_options_free(ipc_lock_options *opts);
+    "ipc_lock_options_free": (None, [ctypes.POINTER(ipc_lock_options)]),
+    # ipc_result ipc_lock_options_set_ttl_ms(ipc_lock_options *opts, uint64_t ms);
+    "ipc_lock_options_set_ttl_ms": (ctypes.c_int, [ctypes.POINTER(ipc_lock_options), ctypes.c_uint64]),
+    # ipc_result ipc_lock_options_set_wait_ms(ipc_lock_options *opts, uint64_t ms);
+    "ipc_lock_options_set_wait_ms": (ctypes.c_int, [ctypes.POINTER(ipc_lock_options), ctypes.c_uint64]),
+    # ipc_result ipc_lock_options_set_auto_renew(ipc_lock_options *opts, bool on);
+    "ipc_lock_options_set_auto_renew": (ctypes.c_int, [ctypes.POINTER(ipc_lock_options), ctypes.c_bool]),
+    # ipc_result ipc_client_new(const char *url, const ipc_options *opts, ipc_client **out);
+    "ipc_client_new": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ipc_options), ctypes.POINTER(ctypes.POINTER(ipc_client))]),
+    # void ipc_client_free(ipc_client *client);
+    "ipc_client_free": (None, [ctypes.POINTER(ipc_client)]),
+    # ipc_result ipc_client_close(const ipc_client *client);
+    "ipc_client_close": (ctypes.c_int, [ctypes.POINTER(ipc_client)]),
+    # bool ipc_client_is_connected(const ipc_client *client);
+    "ipc_client_is_connected": (ctypes.c_bool, [ctypes.POINTER(ipc_client)]),
+    # ipc_result ipc_command(const ipc_client *client, const char *const *args, const size_t *lens, size_t n, ipc_reply **out);
+    "ipc_command": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
+    # ipc_result ipc_client_poll(const ipc_client *client, int timeout_ms, size_t *n_dispatched);
+    "ipc_client_poll": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_int, ctypes.POINTER(ctypes.c_size_t)]),
+    # ipc_result ipc_client_fd(const ipc_client *client, int *fd);
+    "ipc_client_fd": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_int)]),
+    # void ipc_buf_free(char *buf, size_t len);
+    "ipc_buf_free": (None, [ctypes.c_void_p, ctypes.c_size_t]),
+    # ipc_result ipc_get(const ipc_client *client, const char *key, size_t key_len, char **value, size_t *value_len, bool *found);
+    "ipc_get": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_set(const ipc_client *client, const char *key, size_t key_len, const char *value, size_t value_len, uint64_t ttl_ms);
+    "ipc_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
+    # ipc_result ipc_set_ex(const ipc_client *client, const char *key, size_t key_len, const char *value, size_t value_len, uint64_t ttl_ms, uint32_t flags, bool *was_set);
+    "ipc_set_ex": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_incr(const ipc_client *client, const char *key, size_t key_len, int64_t *out);
+    "ipc_incr": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_incrby(const ipc_client *client, const char *key, size_t key_len, int64_t by, int64_t *out);
+    "ipc_incrby": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_del(const ipc_client *client, const char *key, size_t key_len, int64_t *removed);
+    "ipc_del": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_hget(const ipc_client *client, const char *key, size_t key_len, const char *field, size_t field_len, char **value, size_t *value_len, bool *found);
+    "ipc_hget": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_hset(const ipc_client *client, const char *key, size_t key_len, const char *field, size_t field_len, const char *value, size_t value_len, int64_t *added);
+    "ipc_hset": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_publish(const ipc_client *client, const char *channel, size_t channel_len, const char *message, size_t message_len, int64_t *receivers);
+    "ipc_publish": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_spublish(const ipc_client *client, const char *channel, size_t channel_len, const char *message, size_t message_len, int64_t *receivers);
+    "ipc_spublish": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_ping(const ipc_client *client);
+    "ipc_ping": (ctypes.c_int, [ctypes.POINTER(ipc_client)]),
+    # ipc_reply_kind ipc_reply_type(const ipc_reply *reply);
+    "ipc_reply_type": (ctypes.c_int, [ctypes.POINTER(ipc_reply)]),
+    # const char *ipc_reply_kind_name(int kind);
+    "ipc_reply_kind_name": (ctypes.c_char_p, [ctypes.c_int]),
+    # ipc_result ipc_reply_integer(const ipc_reply *reply, int64_t *out);
+    "ipc_reply_integer": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.c_int64)]),
+    # ipc_result ipc_reply_double(const ipc_reply *reply, double *out);
+    "ipc_reply_double": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.c_double)]),
+    # ipc_result ipc_reply_bool(const ipc_reply *reply, bool *out);
+    "ipc_reply_bool": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_reply_string(const ipc_reply *reply, const char **ptr, size_t *len);
+    "ipc_reply_string": (ctypes.c_int, [ctypes.POINTER(ipc_reply), ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
+    # size_t ipc_reply_len(const ipc_reply *reply);
+    "ipc_reply_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_reply)]),
+    # const ipc_reply *ipc_reply_element(const ipc_reply *reply, size_t index);
+    "ipc_reply_element": (ctypes.POINTER(ipc_reply), [ctypes.POINTER(ipc_reply), ctypes.c_size_t]),
+    # void ipc_reply_free(ipc_reply *reply);
+    "ipc_reply_free": (None, [ctypes.POINTER(ipc_reply)]),
+    # ipc_result ipc_batch_new(const ipc_client *client, bool atomic, ipc_batch **out);
+    "ipc_batch_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_bool, ctypes.POINTER(ctypes.POINTER(ipc_batch))]),
+    # ipc_result ipc_batch_add(ipc_batch *batch, const char *const *args, const size_t *lens, size_t n);
+    "ipc_batch_add": (ctypes.c_int, [ctypes.POINTER(ipc_batch), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
+    # size_t ipc_batch_len(const ipc_batch *batch);
+    "ipc_batch_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_batch)]),
+    # ipc_result ipc_batch_clear(ipc_batch *batch);
+    "ipc_batch_clear": (ctypes.c_int, [ctypes.POINTER(ipc_batch)]),
+    # ipc_result ipc_batch_exec(const ipc_batch *batch, ipc_reply **out);
+    "ipc_batch_exec": (ctypes.c_int, [ctypes.POINTER(ipc_batch), ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
+    # void ipc_batch_free(ipc_batch *batch);
+    "ipc_batch_free": (None, [ctypes.POINTER(ipc_batch)]),
+    # ipc_result ipc_transaction(const ipc_client *client, const char *const *keys, const size_t *lens, size_t n, size_t max_retries, ipc_transaction_cb cb, void *userdata, ipc_reply **out);
+    "ipc_transaction": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.c_size_t, ipc_transaction_cb, ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
+    # ipc_result ipc_watch_command(ipc_watch *watch, const char *const *args, const size_t *lens, size_t n, ipc_reply **out);
+    "ipc_watch_command": (ctypes.c_int, [ctypes.POINTER(ipc_watch), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
+    # ipc_result ipc_watch_queue(ipc_watch *watch, const char *const *args, const size_t *lens, size_t n);
+    "ipc_watch_queue": (ctypes.c_int, [ctypes.POINTER(ipc_watch), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
+    # ipc_result ipc_subscribe(const ipc_client *client, int kind, const char *const *names, const size_t *lens, size_t n, const ipc_subscribe_options *opts, ipc_message_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_subscription **out);
+    "ipc_subscribe": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ipc_subscribe_options), ipc_message_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_subscription))]),
+    # ipc_result ipc_subscription_add(const ipc_subscription *sub, const char *const *names, const size_t *lens, size_t n);
+    "ipc_subscription_add": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
+    # ipc_result ipc_subscription_remove(const ipc_subscription *sub, const char *const *names, const size_t *lens, size_t n);
+    "ipc_subscription_remove": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
+    # ipc_result ipc_subscription_stats(const ipc_subscription *sub, ipc_sub_stats *out);
+    "ipc_subscription_stats": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.POINTER(ipc_sub_stats)]),
+    # ipc_result ipc_subscription_stop(const ipc_subscription *sub, uint64_t timeout_ms);
+    "ipc_subscription_stop": (ctypes.c_int, [ctypes.POINTER(ipc_subscription), ctypes.c_uint64]),
+    # void ipc_subscription_free(ipc_subscription *sub);
+    "ipc_subscription_free": (None, [ctypes.POINTER(ipc_subscription)]),
+    # ipc_result ipc_subscribe_group(const ipc_client *client, const ipc_subscribe_options *opts, ipc_group **out);
+    "ipc_subscribe_group": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ipc_subscribe_options), ctypes.POINTER(ctypes.POINTER(ipc_group))]),
+    # ipc_result ipc_group_handle(const ipc_group *group, const char *channel, size_t channel_len, ipc_message_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_group_handle": (ctypes.c_int, [ctypes.POINTER(ipc_group), ctypes.c_char_p, ctypes.c_size_t, ipc_message_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
+    # ipc_result ipc_group_unhandle(const ipc_group *group, const char *channel, size_t channel_len);
+    "ipc_group_unhandle": (ctypes.c_int, [ctypes.POINTER(ipc_group), ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_group_stop(const ipc_group *group, uint64_t timeout_ms);
+    "ipc_group_stop": (ctypes.c_int, [ctypes.POINTER(ipc_group), ctypes.c_uint64]),
+    # void ipc_group_free(ipc_group *group);
+    "ipc_group_free": (None, [ctypes.POINTER(ipc_group)]),
+    # ipc_result ipc_error_set(ipc_error_out *err, const char *msg);
+    "ipc_error_set": (ctypes.c_int, [ctypes.POINTER(ipc_error_out), ctypes.c_char_p]),
+    # ipc_result ipc_send_request(const ipc_client *client, const char *queue, size_t queue_len, const char *payload, size_t payload_len);
+    "ipc_send_request": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_worker_new(const ipc_client *client, const char *const *queues, const size_t *lens, size_t n, const ipc_worker_options *opts, ipc_request_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_worker **out);
+    "ipc_worker_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ipc_worker_options), ipc_request_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_worker))]),
+    # ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t timeout_ms);
+    "ipc_worker_stop": (ctypes.c_int, [ctypes.POINTER(ipc_worker), ctypes.c_uint64]),
+    # ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_counts *out);
+    "ipc_worker_stats": (ctypes.c_int, [ctypes.POINTER(ipc_worker), ctypes.POINTER(ipc_worker_counts)]),
+    # void ipc_worker_free(ipc_worker *worker);
+    "ipc_worker_free": (None, [ctypes.POINTER(ipc_worker)]),
+    # ipc_result ipc_queue_stats(const ipc_client *client, const char *queue, size_t queue_len, ipc_queue_counts *out);
+    "ipc_queue_stats": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_queue_counts)]),
+    # ipc_result ipc_queue_requeue_dead(const ipc_client *client, const char *queue, size_t queue_len, uint64_t *moved);
+    "ipc_queue_requeue_dead": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64)]),
+    # ipc_result ipc_call(const ipc_client *client, const char *service, size_t service_len, const char *method, size_t method_len, const char *payload, size_t payload_len, const ipc_call_options *opts, char **reply, size_t *reply_len);
+    "ipc_call": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_call_options), ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
+    # ipc_result ipc_serve(const ipc_client *client, const char *service, size_t service_len, const ipc_worker_options *opts, ipc_rpc_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_server **out);
+    "ipc_serve": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_worker_options), ipc_rpc_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_server))]),
+    # ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const char *data, size_t data_len);
     "ipc_rpc_reply_set": (ctypes.c_int, [ctypes.POINTER(ipc_rpc_reply), ctypes.c_char_p, ctypes.c_size_t]),
-    # ipc_result ipc_rpc_reply_error(ipc_rpc_reply *reply, const char *msg);
-    "ipc_rpc_reply_error": (ctypes.c_int, [ctypes.POINTER(ipc_rpc_reply), ctypes.c_char_p]),
-    # ipc_result ipc_server_stop(const ipc_server *server, uint64_t deadline_ms);
+    # ipc_result ipc_server_stop(const ipc_server *server, uint64_t timeout_ms);
     "ipc_server_stop": (ctypes.c_int, [ctypes.POINTER(ipc_server), ctypes.c_uint64]),
     # ipc_result ipc_server_stats(const ipc_server *server, ipc_worker_counts *out);
     "ipc_server_stats": (ctypes.c_int, [ctypes.POINTER(ipc_server), ctypes.POINTER(ipc_worker_counts)]),
     # void ipc_server_free(ipc_server *server);
     "ipc_server_free": (None, [ctypes.POINTER(ipc_server)]),
+    # ipc_result ipc_stream_publish(const ipc_client *client, const char *stream, size_t stream_len, const ipc_field *fields, size_t n, int64_t maxlen, char *id_out, size_t id_cap);
+    "ipc_stream_publish": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.c_int64, ctypes.c_void_p, ctypes.c_size_t]),
+    # ipc_result ipc_stream_read(const ipc_client *client, const char *stream, size_t stream_len, const char *from_id, size_t count, int64_t block_ms, ipc_entries **out);
+    "ipc_stream_read": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
+    # ipc_result ipc_stream_last(const ipc_client *client, const char *stream, size_t stream_len, ipc_entries **out);
+    "ipc_stream_last": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
+    # ipc_result ipc_stream_len(const ipc_client *client, const char *stream, size_t stream_len, uint64_t *len);
+    "ipc_stream_len": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64)]),
+    # ipc_result ipc_stream_group_create(const ipc_client *client, const char *stream, size_t stream_len, const char *group, size_t group_len, const char *from_id, bool *created);
+    "ipc_stream_group_create": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_stream_pending(const ipc_client *client, const char *stream, size_t stream_len, const char *group, size_t group_len, uint64_t *count);
+    "ipc_stream_pending": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64)]),
+    # ipc_result ipc_stream_dead_letters(const ipc_client *client, const char *stream, size_t stream_len, size_t count, ipc_entries **out);
+    "ipc_stream_dead_letters": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
+    # size_t ipc_entries_len(const ipc_entries *entries);
+    "ipc_entries_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_entries)]),
+    # const ipc_entry *ipc_entries_get(const ipc_entries *entries, size_t i);
+    "ipc_entries_get": (ctypes.POINTER(ipc_entry), [ctypes.POINTER(ipc_entries), ctypes.c_size_t]),
+    # void ipc_entries_free(ipc_entries *entries);
+    "ipc_entries_free": (None, [ctypes.POINTER(ipc_entries)]),
+    # ipc_result ipc_entry_get(const ipc_entry *entry, const char *name, size_t name_len, const char **value, size_t *value_len, bool *found);
+    "ipc_entry_get": (ctypes.c_int, [ctypes.POINTER(ipc_entry), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_stream_follow(const ipc_client *client, const char *stream, size_t stream_len, const char *from_id, ipc_stream_follower **out);
+    "ipc_stream_follow": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.POINTER(ipc_stream_follower))]),
+    # ipc_result ipc_stream_follower_next(ipc_stream_follower *follower, uint64_t timeout_ms, ipc_entries **out);
+    "ipc_stream_follower_next": (ctypes.c_int, [ctypes.POINTER(ipc_stream_follower), ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ipc_entries))]),
+    # ipc_result ipc_stream_follower_position(const ipc_stream_follower *follower, char *buf, size_t cap);
+    "ipc_stream_follower_position": (ctypes.c_int, [ctypes.POINTER(ipc_stream_follower), ctypes.c_void_p, ctypes.c_size_t]),
+    # void ipc_stream_follower_free(ipc_stream_follower *follower);
+    "ipc_stream_follower_free": (None, [ctypes.POINTER(ipc_stream_follower)]),
+    # ipc_result ipc_stream_consume(const ipc_client *client, const char *stream, size_t stream_len, const char *group, size_t group_len, const char *consumer, size_t consumer_len, const ipc_consumer_options *opts, ipc_entry_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_stream_consumer **out);
+    "ipc_stream_consume": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_consumer_options), ipc_entry_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_stream_consumer))]),
+    # ipc_result ipc_stream_consumer_stop(const ipc_stream_consumer *consumer, uint64_t timeout_ms);
+    "ipc_stream_consumer_stop": (ctypes.c_int, [ctypes.POINTER(ipc_stream_consumer), ctypes.c_uint64]),
+    # ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer, ipc_consumer_stats *out);
+    "ipc_stream_consumer_stats": (ctypes.c_int, [ctypes.POINTER(ipc_stream_consumer), ctypes.POINTER(ipc_consumer_stats)]),
+    # void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
+    "ipc_stream_consumer_free": (None, [ctypes.POINTER(ipc_stream_consumer)]),
+    # ipc_result ipc_hash_set(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, const char *value, size_t value_len);
+    "ipc_hash_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_hash_set_if_changed(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, const char *value, size_t value_len, bool *changed);
+    "ipc_hash_set_if_changed": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_hash_set_many(const ipc_client *client, const char *hash, size_t hash_len, const ipc_field *fields, size_t n, bool summary);
+    "ipc_hash_set_many": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.c_bool]),
+    # ipc_result ipc_hash_delete(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, bool *existed);
+    "ipc_hash_delete": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_hash_replace_all(const ipc_client *client, const char *hash, size_t hash_len, const ipc_field *fields, size_t n);
+    "ipc_hash_replace_all": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t]),
+    # ipc_result ipc_hash_watch(const ipc_client *client, const char *hash, size_t hash_len, const ipc_hash_watch_options *opts, ipc_field_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_hash_watcher **out);
+    "ipc_hash_watch": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_hash_watch_options), ipc_field_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_hash_watcher))]),
+    # ipc_result ipc_hash_watcher_stop(const ipc_hash_watcher *watcher, uint64_t timeout_ms);
+    "ipc_hash_watcher_stop": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watcher), ctypes.c_uint64]),
+    # void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
+    "ipc_hash_watcher_free": (None, [ctypes.POINTER(ipc_hash_watcher)]),
+    # ipc_result ipc_cache_set(const ipc_client *client, const char *key, size_t key_len, const char *value, size_t value_len, uint64_t ttl_ms);
+    "ipc_cache_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
+    # ipc_result ipc_cache_get(const ipc_client *client, const char *key, size_t key_len, char **value, size_t *value_len, bool *found);
+    "ipc_cache_get": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_cache_delete(const ipc_client *client, const char *key, size_t key_len, bool *existed);
+    "ipc_cache_delete": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_cache_exists(const ipc_client *client, const char *key, size_t key_len, bool *exists);
+    "ipc_cache_exists": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_cache_wait(const ipc_client *client, const char *key, size_t key_len, uint64_t timeout_ms, char **value, size_t *value_len, bool *found);
+    "ipc_cache_wait": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_lock_acquire(const ipc_client *client, const char *name, size_t name_len, const ipc_lock_options *opts, ipc_lock **out);
+    "ipc_lock_acquire": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_lock_options), ctypes.POINTER(ctypes.POINTER(ipc_lock))]),
+    # ipc_result ipc_lock_token(const ipc_lock *lock, uint64_t *token);
+    "ipc_lock_token": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.POINTER(ctypes.c_uint64)]),
+    # ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, bool *still_held);
+    "ipc_lock_extend": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.c_uint64, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_lock_release(ipc_lock *lock, bool *was_held);
+    "ipc_lock_release": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.POINTER(ctypes.c_bool)]),
+    # void ipc_lock_free(ipc_lock *lock);
+    "ipc_lock_free": (None, [ctypes.POINTER(ipc_lock)]),
+    # ipc_result ipc_watch_keys(const ipc_client *client, const char *pattern, size_t pattern_len, const char *const *events, size_t n_events, bool configure_server, ipc_key_event_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_key_watch **out);
+    "ipc_watch_keys": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ctypes.c_bool, ipc_key_event_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_key_watch))]),
+    # ipc_result ipc_key_watch_stop(const ipc_key_watch *watch, uint64_t timeout_ms);
+    "ipc_key_watch_stop": (ctypes.c_int, [ctypes.POINTER(ipc_key_watch), ctypes.c_uint64]),
+    # void ipc_key_watch_free(ipc_key_watch *watch);
+    "ipc_key_watch_free": (None, [ctypes.POINTER(ipc_key_watch)]),
 }
 
 # Functions returning ipc_result: a non-zero result raises (see _check).
@@ -669,9 +758,43 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_options_set_reconnect_max_attempts",
     "ipc_options_set_poll_mode",
     "ipc_options_set_health_check_interval_ms",
+    "ipc_options_set_stream_maxlen",
+    "ipc_options_set_report_cb",
+    "ipc_subscribe_options_new",
+    "ipc_subscribe_options_set_capacity",
+    "ipc_subscribe_options_set_overflow",
+    "ipc_subscribe_options_set_report_cb",
+    "ipc_worker_options_new",
+    "ipc_worker_options_set_concurrency",
+    "ipc_worker_options_set_block_timeout_ms",
+    "ipc_worker_options_set_reliable",
+    "ipc_worker_options_set_max_attempts",
+    "ipc_worker_options_set_lease_ms",
+    "ipc_worker_options_set_prefetch",
+    "ipc_worker_options_set_report_cb",
+    "ipc_consumer_options_new",
+    "ipc_consumer_options_set_count",
+    "ipc_consumer_options_set_block_ms",
+    "ipc_consumer_options_set_min_idle_ms",
+    "ipc_consumer_options_set_max_deliveries",
+    "ipc_consumer_options_set_claim_interval_ms",
+    "ipc_consumer_options_set_report_cb",
+    "ipc_hash_watch_options_new",
+    "ipc_hash_watch_options_set_initial_sync",
+    "ipc_hash_watch_options_set_debounce_ms",
+    "ipc_hash_watch_options_set_report_cb",
+    "ipc_call_options_new",
+    "ipc_call_options_set_timeout_ms",
+    "ipc_call_options_set_fail_fast",
+    "ipc_lock_options_new",
+    "ipc_lock_options_set_ttl_ms",
+    "ipc_lock_options_set_wait_ms",
+    "ipc_lock_options_set_auto_renew",
     "ipc_client_new",
     "ipc_client_close",
     "ipc_command",
+    "ipc_client_poll",
+    "ipc_client_fd",
     "ipc_get",
     "ipc_set",
     "ipc_set_ex",
@@ -687,20 +810,34 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_reply_double",
     "ipc_reply_bool",
     "ipc_reply_string",
+    "ipc_batch_new",
+    "ipc_batch_add",
+    "ipc_batch_clear",
+    "ipc_batch_exec",
+    "ipc_transaction",
+    "ipc_watch_command",
+    "ipc_watch_queue",
     "ipc_subscribe",
-    "ipc_psubscribe",
-    "ipc_ssubscribe",
-    "ipc_subscribe_ex",
     "ipc_subscription_add",
     "ipc_subscription_remove",
     "ipc_subscription_stats",
-    "ipc_subscribe_options_new",
-    "ipc_subscribe_options_set_capacity",
-    "ipc_subscribe_options_set_overflow",
-    "ipc_client_poll",
-    "ipc_client_fd",
+    "ipc_subscription_stop",
+    "ipc_subscribe_group",
+    "ipc_group_handle",
+    "ipc_group_unhandle",
+    "ipc_group_stop",
     "ipc_error_set",
-    "ipc_options_set_stream_maxlen",
+    "ipc_send_request",
+    "ipc_worker_new",
+    "ipc_worker_stop",
+    "ipc_worker_stats",
+    "ipc_queue_stats",
+    "ipc_queue_requeue_dead",
+    "ipc_call",
+    "ipc_serve",
+    "ipc_rpc_reply_set",
+    "ipc_server_stop",
+    "ipc_server_stats",
     "ipc_stream_publish",
     "ipc_stream_read",
     "ipc_stream_last",
@@ -712,59 +849,27 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_stream_follow",
     "ipc_stream_follower_next",
     "ipc_stream_follower_position",
-    "ipc_consumer_options_init",
     "ipc_stream_consume",
     "ipc_stream_consumer_stop",
     "ipc_stream_consumer_stats",
-    "ipc_cache_set",
-    "ipc_cache_get",
-    "ipc_cache_delete",
-    "ipc_cache_exists",
-    "ipc_cache_wait",
     "ipc_hash_set",
     "ipc_hash_set_if_changed",
     "ipc_hash_set_many",
     "ipc_hash_delete",
     "ipc_hash_replace_all",
-    "ipc_hash_watch_options_init",
     "ipc_hash_watch",
+    "ipc_hash_watcher_stop",
+    "ipc_cache_set",
+    "ipc_cache_get",
+    "ipc_cache_delete",
+    "ipc_cache_exists",
+    "ipc_cache_wait",
     "ipc_lock_acquire",
     "ipc_lock_token",
     "ipc_lock_extend",
     "ipc_lock_release",
     "ipc_watch_keys",
-    "ipc_tx_new",
-    "ipc_tx_add",
-    "ipc_tx_exec",
-    "ipc_tx_clear",
-    "ipc_pipeline_new",
-    "ipc_pipeline_add",
-    "ipc_pipeline_exec",
-    "ipc_pipeline_clear",
-    "ipc_transaction",
-    "ipc_watch_command",
-    "ipc_watch_queue",
-    "ipc_send_request",
-    "ipc_worker_new",
-    "ipc_worker_stop",
-    "ipc_worker_stats",
-    "ipc_queue_stats",
-    "ipc_queue_requeue_dead",
-    "ipc_worker_options_new",
-    "ipc_worker_options_set_concurrency",
-    "ipc_worker_options_set_block_timeout_ms",
-    "ipc_worker_options_set_reliable",
-    "ipc_worker_options_set_max_attempts",
-    "ipc_worker_options_set_lease_ms",
-    "ipc_worker_options_set_prefetch",
-    "ipc_worker_options_set_log_errors",
-    "ipc_call",
-    "ipc_call_ex",
-    "ipc_serve",
-    "ipc_rpc_reply_set",
-    "ipc_rpc_reply_error",
-    "ipc_server_stop",
-    "ipc_server_stats",
+    "ipc_key_watch_stop",
 })
 # --- END GENERATED ---
 
@@ -875,6 +980,12 @@ class NoServerError(RedipcError):
     result, name = ipc_result.IPC_ERR_NO_SERVER, "IPC_ERR_NO_SERVER"
 
 
+class HandlerError(RedipcError):
+    """``IPC_ERR_HANDLER``: a handler failed (the ``error`` of a report)."""
+
+    result, name = ipc_result.IPC_ERR_HANDLER, "IPC_ERR_HANDLER"
+
+
 class InternalError(RedipcError):
     """``IPC_ERR_PANIC``, ``IPC_ERR_INTERNAL`` (9xx) and unknown codes."""
 
@@ -892,6 +1003,7 @@ _ERRORS: Dict[int, type] = {
     ipc_result.IPC_ERR_TX_ABORTED: TxAbortedError,
     ipc_result.IPC_ERR_REMOTE: RemoteError,
     ipc_result.IPC_ERR_NO_SERVER: NoServerError,
+    ipc_result.IPC_ERR_HANDLER: HandlerError,
 }
 # A code this module does not know yet: the class of its group.
 _GROUPS: Dict[int, type] = {
@@ -1070,7 +1182,7 @@ def _argv(args: Sequence[Any], conv: Callable[[Any], bytes] = _arg) -> Tuple[int
 
 
 def _names(names: Iterable[Any], what: str) -> Tuple[int, Any]:
-    """An array of NUL-terminated strings."""
+    """An array of NUL-terminated strings (keyspace event names)."""
     bs = [_cstr(n, what) for n in names]
     return len(bs), (ctypes.c_char_p * len(bs))(*bs)
 
@@ -1405,7 +1517,7 @@ class Call:
 
 
 @_trampoline(ipc_rpc_cb, 1)
-def _rpc_trampoline(entry: _Entry, call: Any, reply: Any) -> int:
+def _rpc_trampoline(entry: _Entry, call: Any, reply: Any, err: Any) -> int:
     c = call.contents
     info = Call(_decode(_string_at(c.method, c.method_len)), _string_at(c.payload, c.payload_len), c.deadline_ms)
     ok, res = _call(entry, info)
@@ -1422,7 +1534,7 @@ def _rpc_trampoline(entry: _Entry, call: Any, reply: Any) -> int:
         res = TypeError(f"the handler returned {type(res).__name__}")
     elif isinstance(res, (KeyboardInterrupt, SystemExit)):
         _report(entry, res)
-    _set_error(entry.lib.ipc_rpc_reply_error, reply, _exc_text(res))
+    _set_error(entry.lib.ipc_error_set, err, _exc_text(res))
     return 1
 
 
@@ -1445,13 +1557,13 @@ class Watch:
         """Run a command now on the watching connection (a read of a watched key)."""
         n, argv, lens = _argv(args)
         out = ctypes.POINTER(ipc_reply)()
-        self._lib.ipc_watch_command(self._get(), n, argv, lens, ctypes.byref(out))
+        self._lib.ipc_watch_command(self._get(), argv, lens, n, ctypes.byref(out))
         return _own_reply(self._lib, out)
 
     def queue(self, *args: Any) -> "Watch":
         """Queue a command for the MULTI/EXEC that follows when the function returns."""
         n, argv, lens = _argv(args)
-        self._lib.ipc_watch_queue(self._get(), n, argv, lens)
+        self._lib.ipc_watch_queue(self._get(), argv, lens, n)
         return self
 
 
@@ -1535,6 +1647,73 @@ def _entry_trampoline(entry: _Entry, e: Any, err: Any) -> int:
         _report(entry, res)
     _set_error(entry.lib.ipc_error_set, err, _exc_text(res))
     return 1
+
+
+class Report:
+    """A report of a handle (``ipc_report``): ``kind`` (``"handler_failed"``,
+    ``"dead_lettered"``, ``"recovered"``, ``"connection_lost"``, ``"connection_restored"``,
+    ``"read_failed"``), ``source`` (``"worker"``, ``"rpc_server"``, ``"stream_consumer"``,
+    ``"hash_watcher"``, ``"key_watch"``, ``"subscription"``), ``name`` (bytes: the queue,
+    service, stream, ...), ``group`` (bytes or None), ``item`` (str or None), ``attempt``,
+    ``max_attempts``, ``count``, ``error`` (a ``RedipcError`` instance, not raised, or
+    None), ``during`` (str or None) and ``text`` (the one line printed to stderr without a
+    report callback)."""
+
+    __slots__ = ("kind", "source", "name", "group", "item", "attempt", "max_attempts", "count", "error", "during", "text")
+
+    def __init__(self, **kw: Any) -> None:
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+    @classmethod
+    def _from_c(cls, r: ipc_report) -> "Report":
+        def name_of(enum_cls: Any, v: int, prefix: str) -> str:
+            try:
+                return enum_cls(v).name[len(prefix):].lower()
+            except ValueError:
+                return str(v)
+
+        error = None
+        if r.error != 0:
+            message = _decode(ctypes.string_at(r.error_message)) if r.error_message else ""
+            try:
+                ename = ipc_result(r.error).name
+            except ValueError:
+                ename = "IPC_ERR_UNKNOWN"
+            error = _error(r.error, ename, message, None)
+        return cls(
+            kind=name_of(ipc_report_kind, r.kind, "IPC_REPORT_"),
+            source=name_of(ipc_report_source, r.source, "IPC_SOURCE_"),
+            name=_string_at(r.name, r.name_len),
+            group=_string_at(r.group, r.group_len) if r.group else None,
+            item=_decode(ctypes.string_at(r.item)) if r.item else None,
+            attempt=r.attempt,
+            max_attempts=r.max_attempts,
+            count=r.count,
+            error=error,
+            during=_decode(ctypes.string_at(r.during)) if r.during else None,
+            text=_decode(ctypes.string_at(r.text)) if r.text else "",
+        )
+
+    def __repr__(self) -> str:
+        return f"<Report {self.text!r}>"
+
+
+@_trampoline(ipc_report_cb, None)
+def _report_trampoline(entry: _Entry, r: Any) -> None:
+    ok, res = _call(entry, Report._from_c(r.contents))
+    if not ok:
+        _report(entry, res)
+
+
+def _set_report(lib: ctypes.CDLL, setter: Any, opts: Any, report: Optional[Callable[[Report], Any]]) -> None:
+    """Hand ``report`` to an options handle's report setter; the library releases its table
+    entry with ``userdata_free`` once nothing can report to it any more."""
+    if report is None:
+        return
+    if not callable(report):
+        raise TypeError("report must be callable")
+    _start(_Entry(report, None, lib), lambda key: setter(opts, _report_trampoline, key, _free_trampoline))
 
 
 def _entries(lib: ctypes.CDLL, ptr: Any) -> List[Entry]:
@@ -1690,7 +1869,17 @@ atexit.register(_close_everything)
 
 
 class _CallbackHandle(_Handle):
-    """A handle whose C side owns a table entry (the userdata_free hook removes it)."""
+    """A handle that runs callbacks; its C side owns a table entry (the userdata_free hook
+    removes it). ``stop(timeout_ms)`` is the C ``_stop``."""
+
+    _stop_name = ""
+
+    def stop(self, timeout_ms: float = 10_000) -> None:
+        """Stop the callbacks, waiting up to ``timeout_ms`` for a running one
+        (``TimeoutError`` if it still runs then; from inside one of its own callbacks it
+        only asks for the stop). The handle stays open until ``close()``."""
+        with self._use() as p:
+            getattr(self._lib, self._stop_name)(p, _ms(timeout_ms, "timeout_ms"))
 
 
 def _start(entry: _Entry, make: Callable[[int], Any]) -> Any:
@@ -1709,19 +1898,20 @@ class Subscription(_CallbackHandle):
     returns, no call of the callback runs or will run."""
 
     _free_name = "ipc_subscription_free"
+    _stop_name = "ipc_subscription_stop"
     _what = "subscription"
 
     def add(self, *names: Bytes) -> None:
         """Add names (waits for the server's confirmation)."""
-        n, arr = _names(names, "a name")
+        n, arr, lens = _argv(names, lambda x: _b(x, "a name"))
         with self._use() as p:
-            self._lib.ipc_subscription_add(p, arr, n)
+            self._lib.ipc_subscription_add(p, arr, lens, n)
 
     def remove(self, *names: Bytes) -> None:
         """Remove names (does not wait)."""
-        n, arr = _names(names, "a name")
+        n, arr, lens = _argv(names, lambda x: _b(x, "a name"))
         with self._use() as p:
-            self._lib.ipc_subscription_remove(p, arr, n)
+            self._lib.ipc_subscription_remove(p, arr, lens, n)
 
     def stats(self) -> Dict[str, int]:
         """``delivered``, ``dropped``, ``queued``, ``capacity``."""
@@ -1731,43 +1921,35 @@ class Subscription(_CallbackHandle):
         return {f: getattr(s, f) for f, *_ in ipc_sub_stats._fields_}
 
 
-class Tx(_Handle):
-    """A MULTI/EXEC transaction (``Client.tx()``). ``add(*args)`` queues a command;
-    ``exec()`` runs them atomically and returns one result per command, a failed one as a
-    ``ResponseError`` instance in its slot. The commands stay queued after ``exec()``
-    (as in C): ``clear()`` starts over."""
+class Batch(_Handle):
+    """A batch of commands (``Client.batch(atomic)``, ``Client.tx()``,
+    ``Client.pipeline()``): ``add(*args)`` queues a command; ``exec()`` sends them in one
+    write (atomically, ``MULTI``/``EXEC``, when ``atomic``) and returns one result per
+    command, a failed one as a ``ResponseError`` instance in its slot. The commands stay
+    queued after ``exec()`` (as in C): ``clear()`` starts over."""
 
-    _free_name = "ipc_tx_free"
-    _what = "transaction"
-    _prefix = "ipc_tx"
+    _free_name = "ipc_batch_free"
+    _what = "batch"
 
     def add(self, *args: Any) -> Any:
         n, argv, lens = _argv(args)
         with self._use() as p:
-            getattr(self._lib, self._prefix + "_add")(p, n, argv, lens)
+            self._lib.ipc_batch_add(p, argv, lens, n)
         return self
 
     def exec(self) -> List[Any]:
         out = ctypes.POINTER(ipc_reply)()
         with self._use() as p:
-            getattr(self._lib, self._prefix + "_exec")(p, ctypes.byref(out))
+            self._lib.ipc_batch_exec(p, ctypes.byref(out))
         return _own_reply(self._lib, out)  # type: ignore[no-any-return]
 
     def clear(self) -> None:
         with self._use() as p:
-            getattr(self._lib, self._prefix + "_clear")(p)
+            self._lib.ipc_batch_clear(p)
 
     def __len__(self) -> int:
         with self._use() as p:
-            return int(getattr(self._lib, self._prefix + "_len")(p))
-
-
-class Pipeline(Tx):
-    """A pipeline (``Client.pipeline()``): as ``Tx`` but not atomic, for bulk speed."""
-
-    _free_name = "ipc_pipeline_free"
-    _what = "pipeline"
-    _prefix = "ipc_pipeline"
+            return int(self._lib.ipc_batch_len(p))
 
 
 def _counts(s: ctypes.Structure) -> Dict[str, int]:
@@ -1775,17 +1957,12 @@ def _counts(s: ctypes.Structure) -> Dict[str, int]:
 
 
 class Worker(_CallbackHandle):
-    """A running worker (``Client.worker()``). ``close()`` stops it (waiting up to 10 s for
-    running handlers) and frees it."""
+    """A running worker (``Client.worker()``). ``stop()`` stops taking requests; ``close()``
+    stops it (waiting up to 10 s for running handlers) and frees it."""
 
     _free_name = "ipc_worker_free"
+    _stop_name = "ipc_worker_stop"
     _what = "worker"
-
-    def stop(self, deadline_ms: float = 10_000) -> None:
-        """Stop taking requests and wait for running handlers (TimeoutError if they still
-        run at the deadline)."""
-        with self._use() as p:
-            self._lib.ipc_worker_stop(p, _ms(deadline_ms, "deadline_ms"))
 
     def stats(self) -> Dict[str, int]:
         """``handled``, ``failed``, ``dead_lettered``, ``recovered``."""
@@ -1799,11 +1976,8 @@ class Server(_CallbackHandle):
     """A running RPC server (``Client.serve()``). ``close()`` stops and frees it."""
 
     _free_name = "ipc_server_free"
+    _stop_name = "ipc_server_stop"
     _what = "server"
-
-    def stop(self, deadline_ms: float = 10_000) -> None:
-        with self._use() as p:
-            self._lib.ipc_server_stop(p, _ms(deadline_ms, "deadline_ms"))
 
     def stats(self) -> Dict[str, int]:
         s = ipc_worker_counts()
@@ -1845,6 +2019,7 @@ class HashWatcher(_CallbackHandle):
     """A hash watcher (``Client.hash_watch()``)."""
 
     _free_name = "ipc_hash_watcher_free"
+    _stop_name = "ipc_hash_watcher_stop"
     _what = "hash watcher"
 
 
@@ -1852,6 +2027,7 @@ class KeyWatch(_CallbackHandle):
     """A keyspace watch (``Client.watch_keys()``)."""
 
     _free_name = "ipc_key_watch_free"
+    _stop_name = "ipc_key_watch_stop"
     _what = "key watch"
 
 
@@ -1881,11 +2057,8 @@ class StreamConsumer(_CallbackHandle):
     """A group consumer (``Client.stream_consume()``)."""
 
     _free_name = "ipc_stream_consumer_free"
+    _stop_name = "ipc_stream_consumer_stop"
     _what = "stream consumer"
-
-    def stop(self, deadline_ms: float = 10_000) -> None:
-        with self._use() as p:
-            self._lib.ipc_stream_consumer_stop(p, _ms(deadline_ms, "deadline_ms"))
 
     def stats(self) -> Dict[str, int]:
         """``acked``, ``failed``, ``claimed``, ``dead_lettered``."""
@@ -1893,6 +2066,61 @@ class StreamConsumer(_CallbackHandle):
         with self._use() as p:
             self._lib.ipc_stream_consumer_stats(p, ctypes.byref(s))
         return _counts(s)
+
+
+class Group(_CallbackHandle):
+    """A subscription group (``Client.subscribe_group()``): one channel subscription whose
+    channels each have a callback of their own. ``close()`` unsubscribes; after it returns,
+    no callback of the group runs."""
+
+    _free_name = "ipc_group_free"
+    _stop_name = "ipc_group_stop"
+    _what = "subscription group"
+
+    def handle(
+        self, channel: Bytes, callback: Callable[[Message], Any], *, on_error: Optional[Callable[[BaseException], Any]] = None
+    ) -> None:
+        """Handle ``channel`` with ``callback(message)`` (replacing its earlier callback) and
+        subscribe to it."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        ch = _b(channel, "channel")
+        entry = _Entry(callback, on_error, self._lib)
+        with self._use() as p:
+            _start(entry, lambda key: self._lib.ipc_group_handle(p, ch, len(ch), _message_trampoline, key, _free_trampoline))
+
+    def unhandle(self, channel: Bytes) -> None:
+        """Stop handling ``channel`` and unsubscribe from it."""
+        ch = _b(channel, "channel")
+        with self._use() as p:
+            self._lib.ipc_group_unhandle(p, ch, len(ch))
+
+
+def _options(lib: ctypes.CDLL, kind: str, options: Mapping[str, Any], report: Optional[Callable[[Report], Any]]) -> Any:
+    """A new options handle (``ipc_options`` for kind ``""``, else ``ipc_<kind>_options``)
+    with ``options`` set by name through its ``..._set_<name>`` functions (strings are
+    NUL-terminated text) and ``report`` as its report callback; the caller frees it."""
+    prefix = f"ipc_{kind}_options" if kind else "ipc_options"
+    what = f"{kind} option" if kind else "option"
+    free = getattr(lib, f"{prefix}_free")
+    opts = ctypes.POINTER(globals()[prefix])()
+    getattr(lib, f"{prefix}_new")(ctypes.byref(opts))
+    try:
+        for name, value in options.items():
+            fname = f"{prefix}_set_{name}"
+            if fname not in _FUNCTIONS or name == "report_cb":
+                raise TypeError(f"unknown {what} {name!r}")
+            if isinstance(value, str):
+                value = _cstr(value, name)
+            try:
+                getattr(lib, fname)(opts, value)
+            except ctypes.ArgumentError as e:
+                raise TypeError(f"{what} {name}: {e}") from None
+        _set_report(lib, getattr(lib, f"{prefix}_set_report_cb", None), opts, report)
+    except BaseException:
+        free(opts)
+        raise
+    return opts
 
 
 def _fields(fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]) -> Tuple[int, Any, List[bytes]]:
@@ -1919,29 +2147,27 @@ class Client(_Handle):
     ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``,
     ``reconnect_min_delay_ms``, ``reconnect_max_delay_ms``, ``reconnect_max_attempts``,
     ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen`` (and whatever the
-    header adds). ``lib``: a path or a loaded CDLL (default: ``load()``)."""
+    header adds). ``report``: a callable given every ``Report`` of the client's handles
+    that have no report callable of their own (default: stderr). ``lib``: a path or a
+    loaded CDLL (default: ``load()``)."""
 
     _free_name = "ipc_client_free"
     _what = "client"
 
-    def __init__(self, url: str, *, lib: Optional[Union[ctypes.CDLL, str, os.PathLike]] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lib: Optional[Union[ctypes.CDLL, str, os.PathLike]] = None,
+        report: Optional[Callable[[Report], Any]] = None,
+        **options: Any,
+    ) -> None:
         L = _get_lib(lib)
         if not isinstance(url, str):
             raise TypeError(f"url must be str, not {type(url).__name__}")
-        opts = ctypes.POINTER(ipc_options)()
         out = ctypes.POINTER(ipc_client)()
-        L.ipc_options_new(ctypes.byref(opts))
+        opts = _options(L, "", options, report)
         try:
-            for name, value in options.items():
-                setter = getattr(L, f"ipc_options_set_{name}", None) if f"ipc_options_set_{name}" in _FUNCTIONS else None
-                if setter is None:
-                    raise TypeError(f"unknown option {name!r}")
-                if isinstance(value, str):
-                    value = _cstr(value, name)
-                try:
-                    setter(opts, value)
-                except ctypes.ArgumentError as e:
-                    raise TypeError(f"option {name}: {e}") from None
             L.ipc_client_new(_cstr(url, "url"), opts, ctypes.byref(out))
         finally:
             L.ipc_options_free(opts)
@@ -1985,7 +2211,7 @@ class Client(_Handle):
         n, argv, lens = _argv(args)
         out = ctypes.POINTER(ipc_reply)()
         with self._use() as p:
-            self._lib.ipc_command(p, n, argv, lens, ctypes.byref(out))
+            self._lib.ipc_command(p, argv, lens, n, ctypes.byref(out))
         return _own_reply(self._lib, out)
 
     def ping(self) -> bool:
@@ -2072,7 +2298,7 @@ class Client(_Handle):
         """Subscribe to channels (``kind="pattern"``: glob patterns, ``"shard"``: shard
         channels), calling ``callback(message)`` for every event on a library thread (in
         poll mode: inside ``poll()``). ``overflow``: ``"block"`` (default),
-        ``"drop_oldest"``, ``"drop_newest"``."""
+        ``"drop_oldest"``, ``"drop_newest"``. One ``ipc_subscribe()`` for every kind."""
         kinds = {"channel": ipc_sub_kind.IPC_SUB_CHANNEL, "pattern": ipc_sub_kind.IPC_SUB_PATTERN, "shard": ipc_sub_kind.IPC_SUB_SHARD}
         if kind not in kinds:
             raise ValueError(f"kind must be one of {sorted(kinds)}")
@@ -2082,28 +2308,43 @@ class Client(_Handle):
         n = len(names)
         arr = (ctypes.c_char_p * n)(*names)
         lens = (ctypes.c_size_t * n)(*[len(x) for x in names])
-        sopts = ctypes.POINTER(ipc_subscribe_options)()
-        self._lib.ipc_subscribe_options_new(ctypes.byref(sopts))
+        sopts = self._subscribe_options(capacity, overflow)
         try:
-            if capacity is not None:
-                self._lib.ipc_subscribe_options_set_capacity(sopts, capacity)
-            if overflow is not None:
-                policies = {"block": 0, "drop_oldest": 1, "drop_newest": 2}
-                if overflow not in policies:
-                    raise ValueError(f"overflow must be one of {sorted(policies)}")
-                self._lib.ipc_subscribe_options_set_overflow(sopts, policies[overflow])
             entry = _Entry(callback, on_error, self._lib)
             out = ctypes.POINTER(ipc_subscription)()
             with self._use() as p:
                 _start(
                     entry,
-                    lambda key: self._lib.ipc_subscribe_ex(
+                    lambda key: self._lib.ipc_subscribe(
                         p, kinds[kind], arr, lens, n, sopts, _message_trampoline, key, _free_trampoline, ctypes.byref(out)
                     ),
                 )
         finally:
             self._lib.ipc_subscribe_options_free(sopts)
         return Subscription(self._lib, out, self)
+
+    def _subscribe_options(self, capacity: Optional[int], overflow: Optional[str]) -> Any:
+        policies = {"block": 0, "drop_oldest": 1, "drop_newest": 2}
+        if overflow is not None and overflow not in policies:
+            raise ValueError(f"overflow must be one of {sorted(policies)}")
+        opts: Dict[str, Any] = {}
+        if capacity is not None:
+            opts["capacity"] = capacity
+        if overflow is not None:
+            opts["overflow"] = policies[overflow]
+        return _options(self._lib, "subscribe", opts, None)
+
+    def subscribe_group(self, *, capacity: Optional[int] = None, overflow: Optional[str] = None) -> Group:
+        """A subscription group: one subscription, a callback per channel
+        (``Group.handle()``)."""
+        sopts = self._subscribe_options(capacity, overflow)
+        out = ctypes.POINTER(ipc_group)()
+        try:
+            with self._use() as p:
+                self._lib.ipc_subscribe_group(p, sopts, ctypes.byref(out))
+        finally:
+            self._lib.ipc_subscribe_options_free(sopts)
+        return Group(self._lib, out, self)
 
     def psubscribe(self, *patterns: Bytes, callback: Callable[[Message], Any], **kw: Any) -> Subscription:
         return self.subscribe(*patterns, callback=callback, kind="pattern", **kw)
@@ -2136,17 +2377,20 @@ class Client(_Handle):
 
     # -- transactions
 
-    def tx(self) -> Tx:
-        out = ctypes.POINTER(ipc_tx)()
+    def batch(self, atomic: bool) -> Batch:
+        """A batch: a ``MULTI``/``EXEC`` transaction when ``atomic``, else a pipeline."""
+        out = ctypes.POINTER(ipc_batch)()
         with self._use() as p:
-            self._lib.ipc_tx_new(p, ctypes.byref(out))
-        return Tx(self._lib, out, self)
+            self._lib.ipc_batch_new(p, bool(atomic), ctypes.byref(out))
+        return Batch(self._lib, out, self)
 
-    def pipeline(self) -> Pipeline:
-        out = ctypes.POINTER(ipc_pipeline)()
-        with self._use() as p:
-            self._lib.ipc_pipeline_new(p, ctypes.byref(out))
-        return Pipeline(self._lib, out, self)
+    def tx(self) -> Batch:
+        """``batch(atomic=True)``."""
+        return self.batch(True)
+
+    def pipeline(self) -> Batch:
+        """``batch(atomic=False)``."""
+        return self.batch(False)
 
     def transaction(self, keys: Sequence[Bytes], fn: Callable[[Watch], Any], *, max_retries: int = 10) -> List[Any]:
         """WATCH ``keys``, call ``fn(watch)`` (read with ``watch.command()``, queue writes
@@ -2185,31 +2429,27 @@ class Client(_Handle):
         handler: Callable[[Request], Any],
         *,
         on_error: Optional[Callable[[BaseException], Any]] = None,
+        report: Optional[Callable[[Report], Any]] = None,
         **options: Any,
     ) -> Worker:
         """Start a worker on ``queues``: ``handler(request)`` runs on the worker's threads;
         returning is success, raising is a failure (its text is the request's error).
         Options are the ``ipc_worker_options_set_*`` functions by name: ``concurrency``,
-        ``block_timeout_ms``, ``reliable``, ``max_attempts``, ``lease_ms``, ``prefetch``,
-        ``log_errors``. ``on_error`` gets KeyboardInterrupt/SystemExit of a handler."""
+        ``block_timeout_ms``, ``reliable``, ``max_attempts``, ``lease_ms``, ``prefetch``.
+        ``report``: a callable for the worker's ``Report``s (default: the client's).
+        ``on_error`` gets KeyboardInterrupt/SystemExit of a handler."""
         if isinstance(queues, (str, bytes, bytearray, memoryview)):
             queues = [queues]
-        n, arr = _names(queues, "a queue name")
-        wopts = ctypes.POINTER(ipc_worker_options)()
-        self._lib.ipc_worker_options_new(ctypes.byref(wopts))
+        n, arr, lens = _argv(queues, lambda q: _b(q, "a queue name"))
+        wopts = _options(self._lib, "worker", options, report)
         try:
-            for name, value in options.items():
-                fname = f"ipc_worker_options_set_{name}"
-                if fname not in _FUNCTIONS:
-                    raise TypeError(f"unknown worker option {name!r}")
-                getattr(self._lib, fname)(wopts, value)
             entry = _Entry(handler, on_error, self._lib)
             out = ctypes.POINTER(ipc_worker)()
             with self._use() as p:
                 _start(
                     entry,
                     lambda key: self._lib.ipc_worker_new(
-                        p, arr, n, _request_trampoline, key, _free_trampoline, wopts, ctypes.byref(out)
+                        p, arr, lens, n, wopts, _request_trampoline, key, _free_trampoline, ctypes.byref(out)
                     ),
                 )
         finally:
@@ -2244,15 +2484,16 @@ class Client(_Handle):
     ) -> bytes:
         """Call ``service`` and wait for its reply (RemoteError, TimeoutError,
         NoServerError)."""
-        s, m = _cstr(service, "service"), _arg(payload)
-        meth = _cstr(method, "method") if method is not None else None
+        s, m = _b(service, "service"), _arg(payload)
+        meth = _b(method, "method") if method is not None else b""
+        copts = _options(self._lib, "call", {"timeout_ms": _ms(timeout_ms, "timeout_ms"), "fail_fast": fail_fast}, None)
         buf = ctypes.POINTER(ctypes.c_uint8)()
         n = ctypes.c_size_t()
-        with self._use() as p:
-            self._lib.ipc_call_ex(
-                p, s, meth, m, len(m), _ms(timeout_ms, "timeout_ms"), IPC_CALL_FAIL_FAST if fail_fast else 0,
-                ctypes.byref(buf), ctypes.byref(n),
-            )
+        try:
+            with self._use() as p:
+                self._lib.ipc_call(p, s, len(s), meth, len(meth), m, len(m), copts, ctypes.byref(buf), ctypes.byref(n))
+        finally:
+            self._lib.ipc_call_options_free(copts)
         return _take(self._lib, buf, n)
 
     def serve(
@@ -2262,18 +2503,26 @@ class Client(_Handle):
         *,
         concurrency: int = 1,
         on_error: Optional[Callable[[BaseException], Any]] = None,
+        report: Optional[Callable[[Report], Any]] = None,
+        **options: Any,
     ) -> Server:
         """Answer calls to ``service`` with ``handler(call)``, which returns the reply
         (bytes, str, bytearray, memoryview or None for empty) or raises: the caller gets a
-        RemoteError with ``"Type: text"`` (just the text for a RemoteError)."""
-        s = _cstr(service, "service")
-        entry = _Entry(handler, on_error, self._lib)
-        out = ctypes.POINTER(ipc_server)()
-        with self._use() as p:
-            _start(
-                entry,
-                lambda key: self._lib.ipc_serve(p, s, _rpc_trampoline, key, _free_trampoline, concurrency, ctypes.byref(out)),
-            )
+        RemoteError with ``"Type: text"`` (just the text for a RemoteError). Options: the
+        worker options that apply to a server (``block_timeout_ms``); ``report`` as for
+        ``worker()``."""
+        s = _b(service, "service")
+        wopts = _options(self._lib, "worker", dict(options, concurrency=concurrency), report)
+        try:
+            entry = _Entry(handler, on_error, self._lib)
+            out = ctypes.POINTER(ipc_server)()
+            with self._use() as p:
+                _start(
+                    entry,
+                    lambda key: self._lib.ipc_serve(p, s, len(s), wopts, _rpc_trampoline, key, _free_trampoline, ctypes.byref(out)),
+                )
+        finally:
+            self._lib.ipc_worker_options_free(wopts)
         return Server(self._lib, out, self)
 
     # -- streams
@@ -2347,29 +2596,29 @@ class Client(_Handle):
         handler: Callable[[Entry], Any],
         *,
         on_error: Optional[Callable[[BaseException], Any]] = None,
+        report: Optional[Callable[[Report], Any]] = None,
         **options: int,
     ) -> StreamConsumer:
         """Consume a group: ``handler(entry)`` returning acknowledges it, raising leaves it
-        pending (retried, then dead-lettered). Options: the fields of
-        ``ipc_consumer_options`` (``count``, ``block_ms``, ``min_idle_ms``,
-        ``max_deliveries``, ``claim_interval_ms``)."""
+        pending (retried, then dead-lettered). Options are the
+        ``ipc_consumer_options_set_*`` functions by name (``count``, ``block_ms``,
+        ``min_idle_ms``, ``max_deliveries``, ``claim_interval_ms``); ``report`` as for
+        ``worker()``."""
         st, g, c = _b(stream, "stream"), _b(group, "group"), _b(consumer, "consumer")
-        copts = ipc_consumer_options()
-        self._lib.ipc_consumer_options_init(ctypes.byref(copts))
-        for name, value in options.items():
-            if name not in {f[0] for f in ipc_consumer_options._fields_}:
-                raise TypeError(f"unknown consumer option {name!r}")
-            setattr(copts, name, value)
-        entry = _Entry(handler, on_error, self._lib)
-        out = ctypes.POINTER(ipc_stream_consumer)()
-        with self._use() as p:
-            _start(
-                entry,
-                lambda key: self._lib.ipc_stream_consume(
-                    p, st, len(st), g, len(g), c, len(c), _entry_trampoline, key, _free_trampoline,
-                    ctypes.byref(copts), ctypes.byref(out),
-                ),
-            )
+        copts = _options(self._lib, "consumer", options, report)
+        try:
+            entry = _Entry(handler, on_error, self._lib)
+            out = ctypes.POINTER(ipc_stream_consumer)()
+            with self._use() as p:
+                _start(
+                    entry,
+                    lambda key: self._lib.ipc_stream_consume(
+                        p, st, len(st), g, len(g), c, len(c), copts, _entry_trampoline, key, _free_trampoline,
+                        ctypes.byref(out),
+                    ),
+                )
+        finally:
+            self._lib.ipc_consumer_options_free(copts)
         return StreamConsumer(self._lib, out, self)
 
     # -- cache
@@ -2455,23 +2704,25 @@ class Client(_Handle):
         initial_sync: bool = True,
         debounce_ms: int = 0,
         on_error: Optional[Callable[[BaseException], Any]] = None,
+        report: Optional[Callable[[Report], Any]] = None,
     ) -> HashWatcher:
         """Call ``callback(field, value)`` for every field (first all of them with
-        ``initial_sync``), then for each change; ``value`` None for a deleted field."""
+        ``initial_sync``), then for each change; ``value`` None for a deleted field.
+        ``report`` gets the watcher's ``Report``s (a failed read, ...)."""
         h = _b(hash, "hash")
-        hopts = ipc_hash_watch_options()
-        self._lib.ipc_hash_watch_options_init(ctypes.byref(hopts))
-        hopts.initial_sync = initial_sync
-        hopts.debounce_ms = debounce_ms
-        entry = _Entry(callback, on_error, self._lib)
-        out = ctypes.POINTER(ipc_hash_watcher)()
-        with self._use() as p:
-            _start(
-                entry,
-                lambda key: self._lib.ipc_hash_watch(
-                    p, h, len(h), _field_trampoline, key, _free_trampoline, ctypes.byref(hopts), ctypes.byref(out)
-                ),
-            )
+        hopts = _options(self._lib, "hash_watch", {"initial_sync": initial_sync, "debounce_ms": debounce_ms}, report)
+        try:
+            entry = _Entry(callback, on_error, self._lib)
+            out = ctypes.POINTER(ipc_hash_watcher)()
+            with self._use() as p:
+                _start(
+                    entry,
+                    lambda key: self._lib.ipc_hash_watch(
+                        p, h, len(h), hopts, _field_trampoline, key, _free_trampoline, ctypes.byref(out)
+                    ),
+                )
+        finally:
+            self._lib.ipc_hash_watch_options_free(hopts)
         return HashWatcher(self._lib, out, self)
 
     # -- locks and keyspace events
@@ -2479,9 +2730,18 @@ class Client(_Handle):
     def lock(self, name: Bytes, ttl_ms: float, *, wait_ms: float = 0, auto_renew: bool = False) -> Lock:
         """Acquire the lock ``name`` (TimeoutError if still taken after ``wait_ms``)."""
         nm = _b(name, "name")
+        lopts = _options(
+            self._lib,
+            "lock",
+            {"ttl_ms": _ms(ttl_ms, "ttl_ms"), "wait_ms": _ms(wait_ms, "wait_ms"), "auto_renew": auto_renew},
+            None,
+        )
         out = ctypes.POINTER(ipc_lock)()
-        with self._use() as p:
-            self._lib.ipc_lock_acquire(p, nm, len(nm), _ms(ttl_ms, "ttl_ms"), _ms(wait_ms, "wait_ms"), auto_renew, ctypes.byref(out))
+        try:
+            with self._use() as p:
+                self._lib.ipc_lock_acquire(p, nm, len(nm), lopts, ctypes.byref(out))
+        finally:
+            self._lib.ipc_lock_options_free(lopts)
         return Lock(self._lib, out, self)
 
     def watch_keys(

@@ -200,7 +200,7 @@ def test_struct_layouts_match_the_c_sizes() -> None:
 
     assert ctypes.sizeof(r.ipc_message) == 4 + 4 + 6 * 8
     assert ctypes.sizeof(r.ipc_request) == 5 * 8
-    assert ctypes.sizeof(r.ipc_hash_watch_options) == 16
+    assert ctypes.sizeof(r.ipc_report) == 96
     assert ctypes.sizeof(r.ipc_field) == 4 * 8
 
 
@@ -339,7 +339,7 @@ def test_misuse_is_caught_in_python(client: r.Client, lib: Any, server: Server) 
     with pytest.raises(r.InvalidArgument):
         client.command()
     with pytest.raises(r.InvalidArgument, match="NUL"):
-        client.call("a\0b", "x")
+        client.watch_keys("*", lambda k, e: None, events=["a\0b"])
     with pytest.raises(TypeError, match="callable"):
         client.subscribe("c", callback=None)  # type: ignore[arg-type]
     # Use after close, and closing twice.
@@ -728,6 +728,16 @@ def test_a_command_rejected_while_queueing_aborts_everything(client: r.Client) -
     tx.close()
 
 
+def test_batch_atomic_or_not(client: r.Client) -> None:
+    with client.batch(True) as b:
+        b.add("SET", "ba", 1).add("INCR", "ba")
+        assert b.exec() == ["OK", 2]
+    with client.batch(False) as b:
+        b.add("INCR", "ba").add("GET", "ba")
+        assert b.exec() == [3, b"3"]
+    assert isinstance(client.tx(), r.Batch) and isinstance(client.pipeline(), r.Batch)
+
+
 def test_pipeline(client: r.Client) -> None:
     with client.pipeline() as p:
         for i in range(1000):
@@ -809,11 +819,19 @@ def test_a_raising_handler_is_a_failure_and_reliable_mode_dead_letters(client: r
         attempts.append(req.attempt)
         raise ValueError(f"cannot handle {req.payload.decode()}")
 
-    with client.worker("flaky", handler, reliable=True, max_attempts=2, block_timeout_ms=100, log_errors=False) as w:
+    reports: List[r.Report] = []
+    with client.worker("flaky", handler, reliable=True, max_attempts=2, block_timeout_ms=100, report=reports.append) as w:
         client.send_request("flaky", "job-1")
         wait_until(lambda: client.queue_stats("flaky")["dead"] == 1, "dead-lettered")
         assert w.stats()["failed"] == 2 and w.stats()["dead_lettered"] == 1
+        wait_until(lambda: len(reports) == 2, "2 reports")
     assert attempts == [0, 1]
+    # The failures reached the worker's report callable, typed (and not stderr).
+    failed, dead = reports
+    assert (failed.kind, failed.source, failed.name) == ("handler_failed", "worker", b"flaky")
+    assert (failed.attempt, failed.max_attempts) == (1, 2)
+    assert isinstance(failed.error, r.HandlerError) and "cannot handle job-1" in failed.error.message
+    assert dead.kind == "dead_lettered" and dead.count == 1 and "dead letters" in dead.text
     dead = client.command("LRANGE", "ipc:{q:flaky}:dead", 0, -1)
     assert b"ValueError: cannot handle job-1" in dead[0] and dead[0].endswith(b"job-1")
     assert client.queue_requeue_dead("flaky") == 1
@@ -955,6 +973,92 @@ def test_watch_keys(client: r.Client) -> None:
         client.delete("wk:a")
         wait_until(lambda: len(events) == 2, "2 events")
     assert events == [(b"wk:a", "set"), (b"wk:a", "del")]
+
+
+# ---------------------------------------------------------------------------------------
+# Lifecycles, groups and reports
+
+
+def test_stop_from_inside_a_callback_and_with_a_deadline(client: r.Client, publisher: r.Client) -> None:
+    """``stop()`` from inside a handle's own callback only asks (returns at once); from
+    elsewhere, TimeoutError while a callback runs, then done once it returned."""
+    took: List[float] = []
+    holder: List[Any] = []
+
+    def self_stop(req: r.Request) -> None:
+        t0 = time.monotonic()
+        holder[0].stop(5000)
+        took.append(time.monotonic() - t0)
+
+    before = table_size()
+    w = client.worker("selfstop", self_stop, block_timeout_ms=100)
+    holder.append(w)
+    client.send_request("selfstop", "x")
+    wait_until(lambda: took, "the handler ran")
+    assert took[0] < 1.0
+    wait_until(lambda: table_size() == before, "userdata released when the worker stopped")
+    client.send_request("selfstop", "y")
+    time.sleep(0.2)
+    assert len(took) == 1  # no handler after the stop
+    w.close()
+
+    release = threading.Event()
+    running = threading.Event()
+
+    def slow(m: r.Message) -> None:
+        if m.kind == "message":
+            running.set()
+            release.wait(10)
+
+    with client.subscribe("slow", callback=slow) as sub:
+        publisher.publish("slow", "x")
+        assert running.wait(10)
+        with pytest.raises(r.TimeoutError):
+            sub.stop(100)
+        release.set()
+        sub.stop(5000)
+        sub.stop(0)  # stopped: at once
+    assert table_size() == before
+
+
+def test_a_subscription_group(client: r.Client, publisher: r.Client) -> None:
+    a: List[bytes] = []
+    b: List[bytes] = []
+    before = table_size()
+    with client.subscribe_group(capacity=100) as g:
+        g.handle("ga", lambda m: a.append(m.payload) if m.kind == "message" else None)
+        g.handle("gb", lambda m: b.append(m.payload) if m.kind == "message" else None)
+        assert publisher.publish("ga", "1") == 1 and publisher.publish("gb", "2") == 1
+        wait_until(lambda: a == [b"1"] and b == [b"2"], "one message each")
+        g.handle("ga", lambda m: b.append(b"ga:" + m.payload) if m.kind == "message" else None)
+        publisher.publish("ga", "3")
+        wait_until(lambda: b"ga:3" in b, "the replaced route")
+        assert a == [b"1"]
+        g.unhandle("gb")
+        wait_until(lambda: publisher.command("PUBSUB", "NUMSUB", "gb")[1] == 0, "unsubscribed")
+        assert table_size() == before + 1  # the replaced and the unhandled routes are released
+        with pytest.raises(r.InvalidArgument):
+            g.handle("", print)
+    assert table_size() == before
+
+
+def test_reports_reach_the_client_wide_callable(make_client: Callable[..., r.Client]) -> None:
+    reports: List[r.Report] = []
+    before = table_size()
+    c = make_client("unix", report=reports.append)
+
+    def fail(req: r.Request) -> None:
+        raise KeyError("nope")
+
+    with c.worker("rq", fail, block_timeout_ms=100):
+        c.send_request("rq", "x")
+        wait_until(lambda: reports, "a report")
+    rep = reports[0]
+    assert rep.kind == "handler_failed" and rep.source == "worker" and rep.name == b"rq"
+    assert rep.max_attempts == 0 and "not retried" in rep.text and rep.group is None
+    assert isinstance(rep.error, r.HandlerError) and rep.error.result == r.ipc_result.IPC_ERR_HANDLER
+    c.close()
+    wait_until(lambda: table_size() == before, "the report callable released")
 
 
 # ---------------------------------------------------------------------------------------

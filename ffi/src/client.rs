@@ -1,11 +1,11 @@
-//! `ipc_client`: connecting, closing, and any command with `ipc_command()`.
+//! `ipc_client`: connecting, closing, any command with `ipc_command()`, and poll mode.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{c_char, c_int};
 
-use crate::error::{Error, ipc_result};
-use crate::options::ipc_options;
-use crate::reply::ipc_reply;
-use crate::{borrow, bytes_arg, free_handle, str_arg, to_handle, write_out};
+use crate::error::ipc_result;
+use crate::handle::to_boxed;
+use crate::options::{ipc_options, or_default};
+use crate::reply::{ipc_reply, new_reply};
 
 /// A connection to one Redis server.
 ///
@@ -19,27 +19,29 @@ use crate::{borrow, bytes_arg, free_handle, str_arg, to_handle, write_out};
 /// the one connection), except `ipc_client_free()`, which must come after every other
 /// use has returned.
 pub struct ipc_client {
-    pub(crate) inner: redipc::blocking::Client,
+    _private: [u8; 0],
 }
+box_castable!(ipc_client => redipc::blocking::Client);
 
 /// Connect to the server at `url` and make a client.
 ///
 /// `url` is a NUL-terminated string: `redis://[user:password@]host[:port][/db]`,
-/// `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`). `opts` may be NULL for
-/// the defaults; it is copied, not kept, and stays owned by the caller.
+/// `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`). `opts` may be NULL for the
+/// defaults; it is copied, not kept, and stays the caller's. The options are checked here
+/// (`IPC_ERR_INVALID_ARGUMENT` names the one that is wrong).
 ///
-/// Blocks until connected or the connect timeout (default 5 s) passes; it does not retry
-/// a failed first connection. Later breaks are repaired in the background.
+/// Blocks until connected or the connect timeout (default 5 s) passes; it does not retry a
+/// failed first connection. Later breaks are repaired in the background.
 ///
 /// Output: on `IPC_OK`, `*out` is a new client owned by the caller; free it with
-/// `ipc_client_free()`. Untouched otherwise.
+/// `ipc_client_free()`.
 ///
-/// Errors: `IPC_ERR_NULL_ARG` (`url`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a malformed
-/// URL or invalid options; `IPC_ERR_UNSUPPORTED` for `rediss://` (TLS);
-/// `IPC_ERR_CONNECTION` if the server cannot be reached in time; `IPC_ERR_SERVER` if it
-/// refuses the connection setup (wrong password, unknown database, ...).
+/// Errors: `IPC_ERR_NULL_ARG` (`url`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a malformed URL
+/// or invalid options; `IPC_ERR_UNSUPPORTED` for `rediss://` (TLS); `IPC_ERR_CONNECTION`
+/// if the server cannot be reached in time; `IPC_ERR_SERVER` if it refuses the connection
+/// setup (wrong password, unknown database, ...).
 ///
-/// Thread safety: any thread, also from inside a subscription callback.
+/// Thread safety: any thread, also from inside a callback.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_client_new(
@@ -48,53 +50,33 @@ pub unsafe extern "C" fn ipc_client_new(
     out: *mut *mut ipc_client,
 ) -> ipc_result {
     ffi_boundary!(ipc_client_new(url, #[nullable] opts, out) {
-        // SAFETY: `url` is a NUL-terminated string (caller contract, NULL checked).
-        let url = unsafe { str_arg(url, "url") }?;
-        let opts = if opts.is_null() {
-            redipc::Options::default()
-        } else {
-            // SAFETY: `opts` is a live handle from ipc_options_new (caller contract).
-            unsafe { borrow(opts, "opts") }?.inner.clone()
-        };
-        let inner = redipc::blocking::Client::connect(url, opts)?;
-        let client = to_handle(ipc_client { inner });
-        // SAFETY: `out` is writable (caller contract, NULL checked).
-        if let Err(e) = unsafe { write_out(out, client, "out") } {
-            // SAFETY: `client` was just made by to_handle and given to no one.
-            unsafe { free_handle(client) };
-            return Err(e);
-        }
+        // SAFETY: `opts` is NULL or a live handle (C's contract).
+        let opts = unsafe { or_default(opts) };
+        let client = redipc::blocking::Client::connect(text!(url), opts)?;
+        put!(out, to_boxed(client));
         Ok(())
     })
 }
 
 /// Close the connection and free the client. NULL is a no-op.
 ///
-/// Subscriptions of the client end here: their callbacks stop (a running one is waited
-/// for) and their `userdata_free` runs before this returns; their handles must still be
-/// freed with `ipc_subscription_free()`.
+/// The client's subscriptions, groups and keyspace watches end here (their callbacks stop;
+/// a running one is waited for); their handles must still be freed. Workers, servers,
+/// consumers and watchers keep the client's core alive until they are freed.
 ///
-/// Thread safety: calls still running on other threads must have returned before this
-/// is called (use `ipc_client_close()` to make them return early); the handle must not be
-/// used afterwards. Not from inside a callback of one of its subscriptions.
+/// Thread safety: calls still running on other threads must have returned before this is
+/// called (use `ipc_client_close()` to make them return early); the handle must not be used
+/// afterwards. Not from inside a callback of one of its subscriptions.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_client_free(client: *mut ipc_client) {
-    ffi_boundary!(ipc_client_free(#[nullable] client) {
-        // SAFETY: `client` is NULL or a handle from ipc_client_new, freed once, with no
-        // call running on it (caller contract).
-        unsafe { free_handle(client) };
-        Ok(())
-    })
+    ffi_boundary!(ipc_client_free(#[nullable] client) { free_box!(client) })
 }
 
-/// Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it
-/// stops reconnecting. Calls in flight on other threads return at once with
-/// `IPC_ERR_CLOSED` (a `BLPOP` waiting forever included); whether such a command ran on the
-/// server is unknown, as after a connection error. Use it to wake other threads before
-/// `ipc_client_free()`.
-/// Closing twice is fine. Its subscriptions end: their callbacks stop (a running one on
-/// another thread is waited for) and their `userdata_free` runs before this returns. A
-/// thread waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.
+/// Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it stops
+/// reconnecting. Calls in flight on other threads return at once with `IPC_ERR_CLOSED` (a
+/// `BLPOP` waiting forever included); whether such a command ran on the server is unknown,
+/// as after a connection error. Closing twice is fine. Its subscriptions end; a thread
+/// waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`.
 ///
@@ -103,96 +85,108 @@ pub unsafe extern "C" fn ipc_client_free(client: *mut ipc_client) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_client_close(client: *const ipc_client) -> ipc_result {
     ffi_boundary!(ipc_client_close(client) {
-        // SAFETY: `client` is a live handle (caller contract, NULL checked).
-        unsafe { borrow(client, "client") }?.inner.close();
+        try_ref!(client).close();
         Ok(())
     })
 }
 
-/// Whether the client's connection is up right now (it is re-established in the
-/// background after it breaks).
+/// Whether the client's connection is up right now (it is re-established in the background
+/// after it breaks).
 ///
 /// Errors: returns false (and sets the last error) if `client` is NULL.
 ///
 /// Thread safety: any thread, concurrently with other calls on the client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_client_is_connected(client: *const ipc_client) -> bool {
-    ffi_boundary!(ipc_client_is_connected(client) {
-        // SAFETY: `client` is a live handle (caller contract, NULL checked).
-        Ok(unsafe { borrow(client, "client") }?.inner.is_connected())
-    })
+    ffi_boundary!(ipc_client_is_connected(client) { Ok(try_ref!(client).is_connected()) })
 }
 
-/// Send any command and wait for its reply: `argc` arguments, the first being the command
-/// name (`"SET"`, `"key"`, `"value"`). Binary-safe: argument `i` is `argvlen[i]` bytes at
-/// `argv[i]`; if `argvlen` is NULL, every argument is a NUL-terminated string and its
-/// length is `strlen(argv[i])`. Every `argv[i]` must be non-NULL (also for a length of 0).
+/// Send any command and wait for its reply: `n` arguments, the first being the command
+/// name (`"SET"`, `"key"`, `"value"`), as an array of byte strings (`lens` NULL: every
+/// argument is NUL-terminated).
+///
+/// Blocking commands (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...) run on a connection of their
+/// own, with a limit of their block time plus the response timeout. Commands that would
+/// change the shared connection for every thread (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
+/// ...) are refused with `IPC_ERR_INVALID_ARGUMENT` naming the function to use instead.
 ///
 /// Output: on `IPC_OK`, `*out` is the reply, owned by the caller; free it with
-/// `ipc_reply_free()`. Untouched otherwise.
+/// `ipc_reply_free()`.
 ///
-/// Errors: `IPC_ERR_NULL_ARG` (`client`, `argv`, any `argv[i]`, `out`);
-/// `IPC_ERR_INVALID_ARGUMENT` for `argc == 0`, an empty command name, or an argument over
-/// the size limit (nothing is sent; the client stays usable); `IPC_ERR_SERVER` when the
-/// server answers with an error reply (`ipc_last_error_message()` has
-/// `"WRONGTYPE Operation against a key ..."`, `ipc_last_error_code()` has `"WRONGTYPE"`);
-/// `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
-///
-/// Do not send blocking commands (`BLPOP`, `XREAD BLOCK`, ...) or `SUBSCRIBE` this way:
-/// they hold up the connection every thread shares.
+/// Errors: `IPC_ERR_NULL_ARG` (`client`, `args`, any `args[i]`, `out`);
+/// `IPC_ERR_INVALID_ARGUMENT` for no arguments, an empty command name, a refused command or
+/// an argument over the size limit (nothing is sent; the client stays usable);
+/// `IPC_ERR_SERVER` when the server answers with an error reply (`ipc_last_error_code()`
+/// has its code, such as `"WRONGTYPE"`); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+/// `IPC_ERR_CLOSED`.
 ///
 /// Thread safety: any thread, concurrently with other calls on the client.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_command(
     client: *const ipc_client,
-    argc: usize,
-    argv: *const *const c_char,
-    argvlen: *const usize,
+    args: *const *const c_char,
+    lens: *const usize,
+    n: usize,
     out: *mut *mut ipc_reply,
 ) -> ipc_result {
-    ffi_boundary!(ipc_command(client, argc, argv, #[nullable] argvlen, out) {
-        // SAFETY: `client` is a live handle (caller contract, NULL checked).
-        let client = unsafe { borrow(client, "client") }?;
-        if argc == 0 {
-            return Err(Error::invalid("argc is 0: give at least the command name"));
+    ffi_boundary!(ipc_command(client, #[nullable] args, #[nullable] lens, n, out) {
+        let reply = try_ref!(client).command(&byte_list!(args, lens, n))?;
+        put!(out, new_reply(reply));
+        Ok(())
+    })
+}
+
+/// Poll mode: run the callbacks of waiting events on this thread.
+///
+/// Only for a client made with `ipc_options_set_poll_mode(opts, true)`: its subscription
+/// and keyspace callbacks run nowhere else. If no event waits, waits up to `timeout_ms`
+/// milliseconds for one: 0 does not wait, a negative number waits until there is work or
+/// the client is closed. Runs at most one batch (256 events) per subscription per call, so
+/// that no subscription starves the others; what is left keeps `ipc_client_fd()` readable.
+///
+/// Output: on `IPC_OK`, if `n_dispatched` is not NULL, `*n_dispatched` is the number of
+/// events handed to callbacks (0 when the time passed with none).
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`client`); `IPC_ERR_INVALID_ARGUMENT` if the client is not in
+/// poll mode; `IPC_ERR_CLOSED` once the client is closed (`ipc_client_close()` wakes a
+/// waiting call).
+///
+/// Thread safety: any thread (usually the host's event-loop thread; callbacks run on the
+/// calling thread); calls from several threads at once share out the work. Not from inside
+/// a callback.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_client_poll(
+    client: *const ipc_client,
+    timeout_ms: c_int,
+    n_dispatched: *mut usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_client_poll(client, timeout_ms, #[nullable] n_dispatched) {
+        let timeout = u64::try_from(timeout_ms).ok().map(crate::convert::millis);
+        let n = try_ref!(client).poll(timeout)?;
+        if !n_dispatched.is_null() {
+            put!(n_dispatched, n);
         }
-        if argc > isize::MAX as usize / size_of::<*const c_char>() {
-            return Err(Error::invalid(format!("argc {argc} is too large")));
-        }
-        // SAFETY: `argv` is not NULL and holds `argc` pointers (caller contract); the
-        // size fits in isize (checked).
-        let ptrs = unsafe { std::slice::from_raw_parts(argv, argc) };
-        let lens = if argvlen.is_null() {
-            None
-        } else {
-            // SAFETY: `argvlen` holds `argc` lengths (caller contract).
-            Some(unsafe { std::slice::from_raw_parts(argvlen, argc) })
-        };
-        let mut args: Vec<&[u8]> = Vec::with_capacity(argc);
-        for (i, &p) in ptrs.iter().enumerate() {
-            if p.is_null() {
-                return Err(Error::new(
-                    ipc_result::IPC_ERR_NULL_ARG,
-                    format!("argument `argv[{i}]` is NULL"),
-                ));
-            }
-            let arg = match lens {
-                // SAFETY: `p` is readable for `n` bytes (caller contract, NULL checked).
-                Some(lens) => unsafe { bytes_arg(p.cast::<u8>(), lens[i], "argv[i]") }?,
-                // SAFETY: without lengths, `p` is a NUL-terminated string (caller contract).
-                None => unsafe { CStr::from_ptr(p) }.to_bytes(),
-            };
-            args.push(arg);
-        }
-        let reply = client.inner.command(&args)?;
-        let reply = Box::into_raw(ipc_reply::root(reply));
-        // SAFETY: `out` is writable (caller contract, NULL checked).
-        if let Err(e) = unsafe { write_out(out, reply, "out") } {
-            // SAFETY: `reply` was just made by Box::into_raw and given to no one.
-            drop(unsafe { Box::from_raw(reply) });
-            return Err(e);
-        }
+        Ok(())
+    })
+}
+
+/// Poll mode: a file descriptor that is readable whenever `ipc_client_poll()` has events to
+/// run, for the host's `select()`/`poll()`/`epoll` set (watch it for `POLLIN`). It stays
+/// readable until `ipc_client_poll()` took the waiting work; do not read from, write to or
+/// close it. It belongs to the client and is valid until `ipc_client_free()`.
+///
+/// Output: on `IPC_OK`, `*fd` is the descriptor.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if the client is not in poll mode.
+///
+/// Thread safety: any thread, concurrently with other calls on the client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_client_fd(client: *const ipc_client, fd: *mut c_int) -> ipc_result {
+    ffi_boundary!(ipc_client_fd(client, fd) {
+        put!(fd, try_ref!(client).poll_fd()?);
         Ok(())
     })
 }

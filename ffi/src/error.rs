@@ -17,7 +17,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 /// | 500..599 | closed |
 /// | 600..699 | bad argument from the caller |
 /// | 700..799 | transactions |
-/// | 800..899 | RPC |
+/// | 800..899 | RPC and handlers |
 /// | 900..999 | internal failures of the library |
 ///
 /// After any code other than `IPC_OK`, `ipc_last_error_message()` says what happened.
@@ -47,7 +47,7 @@ pub enum ipc_result {
     IPC_ERR_UNSUPPORTED = 602,
     /// A `WATCH`ed key changed and an optimistic transaction gave up after its retries.
     IPC_ERR_WATCH = 700,
-    /// The callback of `ipc_transaction()` returned non-zero: the transaction was abandoned
+    /// The callback of `ipc_transaction()` returned non-zero: the transaction was given up
     /// and none of its queued commands ran.
     IPC_ERR_TX_ABORTED = 701,
     /// The RPC handler of the called service reported an error; `ipc_last_error_message()`
@@ -56,6 +56,10 @@ pub enum ipc_result {
     /// No server of the called RPC service is running (no reply came, and none is
     /// registered).
     IPC_ERR_NO_SERVER = 801,
+    /// A handler failed: it returned non-zero (its text set with `ipc_error_set()`) or
+    /// panicked. Seen as the `error` of an `ipc_report` of kind
+    /// `IPC_REPORT_HANDLER_FAILED`.
+    IPC_ERR_HANDLER = 802,
     /// A bug: the library panicked. The call had no effect on its outputs.
     IPC_ERR_PANIC = 900,
     /// An error of a kind this version of the C API does not know.
@@ -64,7 +68,7 @@ pub enum ipc_result {
 
 impl ipc_result {
     /// Every code, for tests and for `ipc_result_name`.
-    pub(crate) const ALL: [ipc_result; 15] = [
+    pub(crate) const ALL: [ipc_result; 16] = [
         ipc_result::IPC_OK,
         ipc_result::IPC_ERR_CONNECTION,
         ipc_result::IPC_ERR_TIMEOUT,
@@ -78,6 +82,7 @@ impl ipc_result {
         ipc_result::IPC_ERR_TX_ABORTED,
         ipc_result::IPC_ERR_REMOTE,
         ipc_result::IPC_ERR_NO_SERVER,
+        ipc_result::IPC_ERR_HANDLER,
         ipc_result::IPC_ERR_PANIC,
         ipc_result::IPC_ERR_INTERNAL,
     ];
@@ -98,6 +103,7 @@ impl ipc_result {
             ipc_result::IPC_ERR_TX_ABORTED => c"IPC_ERR_TX_ABORTED",
             ipc_result::IPC_ERR_REMOTE => c"IPC_ERR_REMOTE",
             ipc_result::IPC_ERR_NO_SERVER => c"IPC_ERR_NO_SERVER",
+            ipc_result::IPC_ERR_HANDLER => c"IPC_ERR_HANDLER",
             ipc_result::IPC_ERR_PANIC => c"IPC_ERR_PANIC",
             ipc_result::IPC_ERR_INTERNAL => c"IPC_ERR_INTERNAL",
         }
@@ -117,6 +123,8 @@ impl ipc_result {
             K::Watch => ipc_result::IPC_ERR_WATCH,
             K::Remote => ipc_result::IPC_ERR_REMOTE,
             K::NoServer => ipc_result::IPC_ERR_NO_SERVER,
+            K::Handler => ipc_result::IPC_ERR_HANDLER,
+            K::Aborted => ipc_result::IPC_ERR_TX_ABORTED,
             // `ErrorKind` is non-exhaustive: a kind added later without a code here.
             _ => ipc_result::IPC_ERR_INTERNAL,
         }
@@ -124,6 +132,9 @@ impl ipc_result {
 }
 
 /// An error on its way to C: a code, the message, and a server reply's error code.
+///
+/// Made from the core's `redipc::Error` (`From`), or here for what only the conversion can
+/// see: a NULL pointer, text that is not UTF-8, a panic.
 #[derive(Debug)]
 pub struct Error {
     code: ipc_result,
@@ -326,6 +337,7 @@ mod tests {
             (701, "IPC_ERR_TX_ABORTED"),
             (800, "IPC_ERR_REMOTE"),
             (801, "IPC_ERR_NO_SERVER"),
+            (802, "IPC_ERR_HANDLER"),
             (900, "IPC_ERR_PANIC"),
             (901, "IPC_ERR_INTERNAL"),
         ];
@@ -352,6 +364,8 @@ mod tests {
             (K::Watch, ipc_result::IPC_ERR_WATCH),
             (K::Remote, ipc_result::IPC_ERR_REMOTE),
             (K::NoServer, ipc_result::IPC_ERR_NO_SERVER),
+            (K::Handler, ipc_result::IPC_ERR_HANDLER),
+            (K::Aborted, ipc_result::IPC_ERR_TX_ABORTED),
         ] {
             assert_eq!(ipc_result::from_kind(kind), code, "{kind}");
         }

@@ -1,51 +1,40 @@
-//! `ipc_error_out`: how a C handler reports why it failed (`ipc_error_set()`).
-//!
-//! NOTE to the other parts of the C API (queues, RPC, ...): this is the one definition of
-//! `ipc_error_out` and `ipc_error_set()`; reuse it (`crate::handler::ErrorOut`) rather than
-//! defining another. Made by the stream consumer part (ffi/src/stream.rs); a handler
-//! wrapper makes an [`ErrorOut`], passes [`ErrorOut::as_ptr`] to the C handler, and reads
-//! the message back with [`ErrorOut::into_message`].
+//! `ipc_error_out`: how a C handler (request, RPC or stream entry handler) says why it
+//! failed (`ipc_error_set()`), and the conversion of its result into the core's
+//! (`Error::handler`).
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, c_char, c_int};
 
-use crate::borrow_mut;
 use crate::error::ipc_result;
+use crate::handle::as_handle;
 
-/// Where a handler (a stream entry handler, ...) writes why it failed, with
-/// `ipc_error_set()`.
+/// Where a handler writes why it failed, with `ipc_error_set()`.
 ///
-/// Owned by the library: a handler gets a pointer to one for the duration of its call and
+/// Borrowed from the library for one handler call: a handler gets a pointer to one and
 /// must not keep it. Holds at most one message (the last one set).
 ///
 /// Thread safety: used only by the handler call it was given to.
 pub struct ipc_error_out {
-    message: Option<String>,
+    _private: [u8; 0],
 }
+ref_castable!(ipc_error_out => Option<String>);
 
-/// An [`ipc_error_out`] for one handler call.
-pub(crate) struct ErrorOut(Box<ipc_error_out>);
-
-impl ErrorOut {
-    /// An empty one.
-    pub(crate) fn new() -> Self {
-        ErrorOut(Box::new(ipc_error_out { message: None }))
-    }
-
-    /// The pointer to pass to C, valid while `self` lives.
-    pub(crate) fn as_ptr(&mut self) -> *mut ipc_error_out {
-        &mut *self.0
-    }
-
-    /// The message set by the handler, if any.
-    pub(crate) fn into_message(self) -> Option<String> {
-        self.0.message
+/// Run a C handler with an `ipc_error_out`: its return value 0 is success; any other is the
+/// core's handler error, with the text set by `ipc_error_set()` or `"the handler returned N"`.
+pub(crate) fn handler_result(call: impl FnOnce(*mut ipc_error_out) -> c_int) -> redipc::Result<()> {
+    let mut message = None;
+    match call(as_handle(&mut message)) {
+        0 => Ok(()),
+        rc => Err(redipc::Error::handler(
+            message.unwrap_or_else(|| format!("the handler returned {rc}")),
+        )),
     }
 }
 
-/// Record why the handler failed: `msg` is a NUL-terminated string (copied; invalid
-/// UTF-8 is replaced). Call it from inside the handler that received `err`, then return
-/// the handler's failure value. Calling it again replaces the message. A handler that
-/// fails without calling it gets a generic message ("the handler returned N").
+/// Record why the handler failed: `msg` is a NUL-terminated string (copied; invalid UTF-8
+/// is replaced). Call it from inside the handler that received `err`, then return non-zero.
+/// Calling it again replaces the message. A handler that fails without calling it gets the
+/// message `"the handler returned N"`. The message reaches the reports (`ipc_report`), the
+/// dead letters of reliable queues and streams, and the caller of an RPC.
 ///
 /// Errors: `IPC_ERR_NULL_ARG` (`err`, `msg`).
 ///
@@ -55,11 +44,9 @@ impl ErrorOut {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_error_set(err: *mut ipc_error_out, msg: *const c_char) -> ipc_result {
     ffi_boundary!(ipc_error_set(err, msg) {
-        // SAFETY: `msg` is a NUL-terminated string (caller contract, NULL checked).
+        // SAFETY: `msg` is a NUL-terminated string (C's contract, NULL checked).
         let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned();
-        // SAFETY: `err` is the live ipc_error_out given to the running handler (caller
-        // contract, NULL checked).
-        unsafe { borrow_mut(err, "err") }?.message = Some(text);
+        *try_mut!(err) = Some(text);
         Ok(())
     })
 }

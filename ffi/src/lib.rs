@@ -1,17 +1,17 @@
 //! # redipc-ffi — the C API of redipc (`libredipc.so`, `libredipc.a`, `include/redipc.h`)
 //!
-//! Every exported function is an `extern "C"` function whose whole body is one
-//! [`ffi_boundary!`] invocation. The macro
+//! The bindings only convert: every behaviour (lifecycles, retries, defaults, validation,
+//! reports) is the core's. A function here turns C arguments into Rust values, calls the
+//! core, and turns the result into C values and an `ipc_result`.
 //!
-//! 1. clears the thread's last error (for functions returning [`ipc_result`]),
-//! 2. checks every pointer argument for NULL (early `IPC_ERR_NULL_ARG`), except the ones
-//!    marked `#[nullable]`,
-//! 3. runs the body inside `catch_unwind` (a panic becomes `IPC_ERR_PANIC`), and
-//! 4. turns the body's `Result` into the C return value, recording the error text of a
-//!    failure for `ipc_last_error_message()`.
-//!
-//! Ownership lives in one place: [`to_handle`], [`borrow`], [`borrow_mut`] and
-//! [`free_handle`] box a Rust value into a handle, borrow it back and free it.
+//! - [`ffi_boundary!`] wraps every exported body: it clears the thread's last error, refuses
+//!   NULL pointer arguments (except those marked `#[nullable]`), catches panics, and turns
+//!   the body's `Result` into the C return value, recording the error text of a failure.
+//! - [`handle`] declares once per handle what the C pointer owns (`box_castable!`: a
+//!   `Box` of a core value; `ref_castable!`: a borrowed one) and the helpers that borrow it
+//!   back (`try_ref!`, `try_mut!`) and free it (`free_box`).
+//! - [`convert`] turns C arguments into Rust values (`bytes!`, `text!`, `byte_list!`) and
+//!   carries `userdata` to the core's `on_stopped`/`on_closed`/`on_removed`.
 //!
 //! The header is generated from these sources by cbindgen (see `cbindgen.toml`); the doc
 //! comment of every exported item is the C documentation.
@@ -21,8 +21,8 @@
 // The exported functions are `unsafe` because C hands them raw pointers; their contract is
 // the C documentation on each function and the pointer rules at the top of the header.
 #![allow(clippy::missing_safety_doc)]
-
-use std::ffi::{CStr, c_char};
+// C functions take their arguments flat: (pointer, length) pairs add up.
+#![allow(clippy::too_many_arguments)]
 
 /// The one wrapper of every exported body. Use it as the whole body of an `extern "C"`
 /// function, naming the function and **all** of its parameters in order; pointer
@@ -56,6 +56,11 @@ macro_rules! ffi_boundary {
 }
 pub(crate) use ffi_boundary;
 
+#[macro_use]
+pub mod handle;
+#[macro_use]
+pub mod convert;
+
 // The modules in the order their items appear in the header.
 pub mod version;
 
@@ -63,44 +68,36 @@ pub mod error;
 
 pub mod options;
 
+pub mod report;
+
 pub mod client;
 
 pub mod commands;
 
 pub mod reply;
 
+pub mod batch;
+
 pub mod pubsub;
 
-// How C handlers report failures (`ipc_error_out`), shared by streams, queues and RPC.
 pub mod handler;
-
-// Streams, cache, hash state, locks, keyspace watches (and their shared userdata helper).
-mod userdata;
-
-pub mod stream;
-
-pub mod cache;
-
-pub mod state;
-
-pub mod lock;
-
-pub mod keyspace;
-
-// Transactions and pipelines, request queues, RPC.
-pub mod tx;
 
 pub mod queue;
 
 pub mod rpc;
 
+pub mod stream;
+
+pub mod state;
+
+pub mod cache;
+
+pub mod lock;
+
+pub mod keyspace;
+
 pub use client::ipc_client;
 pub use error::ipc_result;
-pub use options::ipc_options;
-pub use pubsub::{ipc_message, ipc_subscription};
-pub use reply::{ipc_reply, ipc_reply_kind};
-
-use error::Error;
 
 /// The machinery behind [`ffi_boundary!`]: return values for failures and the NULL test.
 mod boundary {
@@ -226,100 +223,11 @@ mod boundary {
     }
 }
 
-/// Box `value` into a new handle owned by the caller (freed by the matching `_free`).
-pub(crate) fn to_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
-}
-
-/// Borrow the value behind a handle for the duration of a call.
-///
-/// # Safety
-/// `ptr` is NULL or a pointer made by [`to_handle`] (or into a value owned by one) that
-/// has not been freed, and nothing mutates the value while the borrow lives.
-pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, what: &'static str) -> Result<&'a T, Error> {
-    // SAFETY: the caller promises `ptr` is NULL or points at a live `T`.
-    unsafe { ptr.as_ref() }.ok_or_else(|| Error::null_arg(what))
-}
-
-/// Borrow the value behind a handle mutably for the duration of a call.
-///
-/// # Safety
-/// As [`borrow`], and no other reference to the value exists during the call.
-pub(crate) unsafe fn borrow_mut<'a, T>(
-    ptr: *mut T,
-    what: &'static str,
-) -> Result<&'a mut T, Error> {
-    // SAFETY: the caller promises `ptr` is NULL or points at a live, unaliased `T`.
-    unsafe { ptr.as_mut() }.ok_or_else(|| Error::null_arg(what))
-}
-
-/// Free a handle made by [`to_handle`]; NULL is a no-op.
-///
-/// # Safety
-/// `ptr` is NULL or a pointer made by [`to_handle`] that is freed only this once.
-pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
-    if !ptr.is_null() {
-        // SAFETY: `ptr` came from `Box::into_raw` in `to_handle` and is freed once.
-        drop(unsafe { Box::from_raw(ptr) });
-    }
-}
-
-/// Write an output parameter.
-///
-/// # Safety
-/// `out` is NULL or valid for a write of one `T` (it may be uninitialised).
-pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &'static str) -> Result<(), Error> {
-    if out.is_null() {
-        return Err(Error::null_arg(what));
-    }
-    // SAFETY: `out` is not NULL and the caller promises it is valid for a write.
-    unsafe { out.write(value) };
-    Ok(())
-}
-
-/// The bytes `(ptr, len)` passed by C. `len == 0` needs no readable memory.
-///
-/// # Safety
-/// `ptr` is NULL or valid for reads of `len` bytes that stay unchanged during the call.
-pub(crate) unsafe fn bytes_arg<'a>(
-    ptr: *const u8,
-    len: usize,
-    what: &'static str,
-) -> Result<&'a [u8], Error> {
-    if ptr.is_null() {
-        return Err(Error::null_arg(what));
-    }
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if len > isize::MAX as usize {
-        return Err(Error::invalid(format!(
-            "`{what}`: length {len} is too large"
-        )));
-    }
-    // SAFETY: `ptr` is not NULL, `len` fits in isize and the caller promises the
-    // memory is readable and unchanged during the call.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
-}
-
-/// A NUL-terminated UTF-8 string passed by C.
-///
-/// # Safety
-/// `ptr` is NULL or points at a NUL-terminated string that stays unchanged during the call.
-pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &'static str) -> Result<&'a str, Error> {
-    if ptr.is_null() {
-        return Err(Error::null_arg(what));
-    }
-    // SAFETY: `ptr` is not NULL and the caller promises a NUL-terminated string.
-    let s = unsafe { CStr::from_ptr(ptr) };
-    s.to_str()
-        .map_err(|e| Error::invalid(format!("`{what}` is not valid UTF-8: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ipc_last_error_message;
+    use std::ffi::CStr;
 
     fn last_message() -> String {
         // SAFETY: the returned pointer is a NUL-terminated string valid until the next call.

@@ -1,74 +1,92 @@
-//! `ipc_options`: the settings of a client, before it connects.
+//! Every options type of the C API, in one idiom: an opaque handle made with the core's
+//! defaults by `ipc_X_options_new(&out)`, changed by `ipc_X_options_set_Y(opts, value)`
+//! setters that only store (the core checks the values when they are used, and its error
+//! names the option), freed by `ipc_X_options_free()`. A function taking options accepts
+//! NULL for the defaults and copies what it needs; the handle stays the caller's.
+//!
+//! Each setter is the same three lines: `set!(opts.field = conversion(value))`.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use crate::error::ipc_result;
-use crate::{borrow_mut, free_handle, str_arg, to_handle, write_out};
+use redipc::{ErrorHook, Overflow, SubscribeOptions};
 
-/// Settings for `ipc_client_new()`: timeouts, credentials, protocol, limits, reconnection.
-///
-/// Owns a `redipc::Options` (a plain value; nothing is connected yet). Made by
-/// `ipc_options_new()` with the defaults, changed by the `ipc_options_set_*` functions,
-/// freed by `ipc_options_free()`. Values set here override those in the URL.
-///
-/// Thread safety: not synchronized; use one from one thread at a time (reading it in
-/// `ipc_client_new()` from several threads at once is fine).
-pub struct ipc_options {
-    pub(crate) inner: redipc::Options,
+use crate::convert::{ipc_userdata_free_cb, millis};
+use crate::error::{Error, ipc_result};
+use crate::handle::{Castable, OwnershipBox};
+use crate::report::{hook, ipc_report_cb};
+
+/// Store `value` in a field of the options behind `opts` (`?`-style, returns `Ok(())`).
+macro_rules! set {
+    ($opts:ident . $($field:ident).+ = $value:expr) => {{
+        try_mut!($opts).$($field).+ = $value;
+        Ok(())
+    }};
 }
 
-/// Make options with the defaults: connect and response timeouts 5000 ms, RESP3, database
-/// of the URL, key prefix `"ipc:"`, one I/O thread, no value limit below the server's
-/// (512 MiB), reconnect delays 10 ms to 2000 ms, reconnecting forever, pub/sub health
-/// check every 3000 ms, poll mode off.
+/// Write a new options handle with the core's defaults to `out` (`Ok(())`).
+macro_rules! new_default {
+    ($out:ident) => {{
+        put!($out, crate::handle::to_boxed(Default::default()));
+        Ok(())
+    }};
+}
+
+/// The options behind a nullable options argument, or the core's defaults for NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live handle of its type.
+pub(crate) unsafe fn or_default<C>(opts: *const C) -> C::RustType
+where
+    C: Castable<Ownership = OwnershipBox>,
+    C::RustType: Clone + Default,
+{
+    // SAFETY: forwarded from the caller.
+    unsafe { opts.cast::<C::RustType>().as_ref() }
+        .cloned()
+        .unwrap_or_default()
+}
+
+// ---- client ---------------------------------------------------------------------------
+
+/// Settings of a client, for `ipc_client_new()`: timeouts, credentials, protocol, limits,
+/// reconnection, poll mode, reports.
+///
+/// Owns a `redipc::Options` (plain values, and the report callback's `userdata` while one
+/// is set). Made by `ipc_options_new()`, changed by the `ipc_options_set_*` functions, read
+/// (copied) by `ipc_client_new()`, freed by `ipc_options_free()`.
+///
+/// Thread safety: not synchronized; change it from one thread at a time (reading it in
+/// `ipc_client_new()` from several threads at once is fine).
+pub struct ipc_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_options => redipc::Options);
+
+/// Make client options with the defaults (each setter states its default).
 ///
 /// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
 /// `ipc_options_free()`.
 ///
-/// Errors: `IPC_ERR_NULL_ARG` if `out` is NULL.
-///
-/// Thread safety: any thread.
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_options_new(out: *mut *mut ipc_options) -> ipc_result {
-    ffi_boundary!(ipc_options_new(out) {
-        let opts = to_handle(ipc_options { inner: redipc::Options::default() });
-        // SAFETY: `out` is not NULL (checked) and the caller gives a writable pointer.
-        unsafe { write_out(out, opts, "out") }
-    })
+    ffi_boundary!(ipc_options_new(out) { new_default!(out) })
 }
 
-/// Free options made by `ipc_options_new()`. NULL is a no-op. Clients made with these
-/// options keep their own copy, so the options may be freed right after
-/// `ipc_client_new()`.
+/// Free client options. NULL is a no-op. Clients made with them keep their own copy (and
+/// the report callback's `userdata` stays alive for them).
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_options_free(opts: *mut ipc_options) {
-    ffi_boundary!(ipc_options_free(#[nullable] opts) {
-        // SAFETY: the caller gives NULL or a handle from ipc_options_new, freed once.
-        unsafe { free_handle(opts) };
-        Ok(())
-    })
+    ffi_boundary!(ipc_options_free(#[nullable] opts) { free_box!(opts) })
 }
 
-/// Apply `f` to the options behind `opts`.
-///
-/// # Safety
-/// `opts` is NULL or a live handle from `ipc_options_new` used by this thread only.
-unsafe fn update(
-    opts: *mut ipc_options,
-    f: impl FnOnce(&mut redipc::Options) -> Result<(), crate::error::Error>,
-) -> Result<(), crate::error::Error> {
-    // SAFETY: forwarded from the caller.
-    let o = unsafe { borrow_mut(opts, "opts") }?;
-    f(&mut o.inner)
-}
-
-/// Set the limit on establishing a connection, in milliseconds (default 5000; must be
-/// greater than 0, checked by `ipc_client_new()`). An unreachable server is reported as
-/// `IPC_ERR_CONNECTION` within this time.
+/// Limit on establishing a connection, in milliseconds (default 5000; 0 is refused by
+/// `ipc_client_new()`). An unreachable server is reported as `IPC_ERR_CONNECTION` within
+/// this time.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -77,15 +95,12 @@ pub unsafe extern "C" fn ipc_options_set_connect_timeout_ms(
     opts: *mut ipc_options,
     ms: u64,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_connect_timeout_ms(opts, ms) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.connect_timeout = Duration::from_millis(ms); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_connect_timeout_ms(opts, ms) { set!(opts.connect_timeout = millis(ms)) })
 }
 
-/// Set the limit on every call, from sending the command to its reply, including a wait
-/// for a reconnect, in milliseconds (default 5000; must be greater than 0, checked by
-/// `ipc_client_new()`). A call that takes longer fails with `IPC_ERR_TIMEOUT`.
+/// Limit on every call, from sending the command to its reply, including a wait for a
+/// reconnect, in milliseconds (default 5000; 0 is refused by `ipc_client_new()`). A call
+/// that takes longer fails with `IPC_ERR_TIMEOUT`.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -94,14 +109,11 @@ pub unsafe extern "C" fn ipc_options_set_response_timeout_ms(
     opts: *mut ipc_options,
     ms: u64,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_response_timeout_ms(opts, ms) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.response_timeout = Duration::from_millis(ms); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_response_timeout_ms(opts, ms) { set!(opts.response_timeout = millis(ms)) })
 }
 
-/// Set the connection name (`CLIENT SETNAME`), a NUL-terminated UTF-8 string without
-/// spaces (checked by `ipc_client_new()`). The string is copied.
+/// The connection name (`CLIENT SETNAME`), a NUL-terminated UTF-8 string, copied (default:
+/// none; one with spaces is refused by `ipc_client_new()`).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
 /// Thread safety: see `ipc_options`.
@@ -111,28 +123,20 @@ pub unsafe extern "C" fn ipc_options_set_client_name(
     opts: *mut ipc_options,
     name: *const c_char,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_client_name(opts, name) {
-        // SAFETY: `name` is a NUL-terminated string (caller contract, NULL checked).
-        let name = unsafe { str_arg(name, "name") }?;
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.client_name = Some(name.to_string()); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_client_name(opts, name) { set!(opts.client_name = Some(text!(name).into())) })
 }
 
-/// Set the database number (`SELECT`), overriding the URL's; must not be negative
-/// (checked by `ipc_client_new()`).
+/// The database number (`SELECT`), overriding the URL's (default: the URL's, else 0; a
+/// negative one is refused by `ipc_client_new()`).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_options_set_database(opts: *mut ipc_options, db: i64) -> ipc_result {
-    ffi_boundary!(ipc_options_set_database(opts, db) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.database = Some(db); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_database(opts, db) { set!(opts.database = Some(db)) })
 }
 
-/// Set the ACL user name, a NUL-terminated UTF-8 string (copied).
+/// The ACL user name, a NUL-terminated UTF-8 string, copied (default: the URL's).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
 /// Thread safety: see `ipc_options`.
@@ -142,15 +146,10 @@ pub unsafe extern "C" fn ipc_options_set_username(
     opts: *mut ipc_options,
     username: *const c_char,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_username(opts, username) {
-        // SAFETY: `username` is a NUL-terminated string (caller contract, NULL checked).
-        let username = unsafe { str_arg(username, "username") }?;
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.username = Some(username.to_string()); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_username(opts, username) { set!(opts.username = Some(text!(username).into())) })
 }
 
-/// Set the password, a NUL-terminated UTF-8 string (copied).
+/// The password, a NUL-terminated UTF-8 string, copied (default: the URL's).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
 /// Thread safety: see `ipc_options`.
@@ -160,17 +159,12 @@ pub unsafe extern "C" fn ipc_options_set_password(
     opts: *mut ipc_options,
     password: *const c_char,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_password(opts, password) {
-        // SAFETY: `password` is a NUL-terminated string (caller contract, NULL checked).
-        let password = unsafe { str_arg(password, "password") }?;
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.password = Some(password.to_string()); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_password(opts, password) { set!(opts.password = Some(text!(password).into())) })
 }
 
-/// Set the prefix of the keys the library itself creates (queues, streams, ...), default
-/// `"ipc:"`; a NUL-terminated UTF-8 string (copied). Keys given to commands are used as
-/// they are, never prefixed.
+/// The prefix of the keys the library itself creates (queues, cache, locks, ...), a
+/// NUL-terminated UTF-8 string, copied (default `"ipc:"`). Keys given to commands are used
+/// as they are, never prefixed.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
 /// Thread safety: see `ipc_options`.
@@ -180,17 +174,13 @@ pub unsafe extern "C" fn ipc_options_set_key_prefix(
     opts: *mut ipc_options,
     prefix: *const c_char,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_key_prefix(opts, prefix) {
-        // SAFETY: `prefix` is a NUL-terminated string (caller contract, NULL checked).
-        let prefix = unsafe { str_arg(prefix, "prefix") }?;
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.key_prefix = prefix.to_string(); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_key_prefix(opts, prefix) { set!(opts.key_prefix = text!(prefix).into()) })
 }
 
-/// Set the number of I/O threads of the process-wide runtime (0, the default: one).
-/// Only the first client of the process starts the runtime; a later client asking for a
-/// different non-zero number fails in `ipc_client_new()` with `IPC_ERR_INVALID_ARGUMENT`.
+/// The number of I/O threads of the process-wide runtime (default 0: one, driven by the
+/// calling threads). Only the first client of the process starts the runtime; a later
+/// client asking for a different non-zero number fails in `ipc_client_new()` with
+/// `IPC_ERR_INVALID_ARGUMENT`.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -199,10 +189,7 @@ pub unsafe extern "C" fn ipc_options_set_io_threads(
     opts: *mut ipc_options,
     threads: usize,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_io_threads(opts, threads) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.io_threads = threads; Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_io_threads(opts, threads) { set!(opts.io_threads = threads) })
 }
 
 /// Speak RESP3 (`true`, the default: maps, sets, doubles, booleans in replies) or RESP2
@@ -212,36 +199,26 @@ pub unsafe extern "C" fn ipc_options_set_io_threads(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_options_set_resp3(opts: *mut ipc_options, on: bool) -> ipc_result {
-    ffi_boundary!(ipc_options_set_resp3(opts, on) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.resp3 = on; Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_resp3(opts, on) { set!(opts.resp3 = on) })
 }
 
-/// Set the largest value accepted in one command argument, in bytes; a larger one is
-/// refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and the client stays
-/// usable. The smaller of this and the server's `proto-max-bulk-len` applies (default:
-/// the server's, 512 MiB).
+/// The largest value accepted in one command argument, in bytes (default 512 MiB); a
+/// larger one is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and the
+/// client stays usable. The smaller of this and the server's `proto-max-bulk-len` applies.
 ///
-/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for 0. Thread safety: see
-/// `ipc_options`.
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_options_set_max_value_size(
     opts: *mut ipc_options,
     bytes: usize,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_max_value_size(opts, bytes) {
-        if bytes == 0 {
-            return Err(crate::error::Error::invalid("max_value_size must be at least 1 byte"));
-        }
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.max_value_size = bytes; Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_max_value_size(opts, bytes) { set!(opts.max_value_size = bytes) })
 }
 
-/// Set the first delay before reconnecting after the connection broke, in milliseconds
-/// (default 10). Delays double up to the maximum, with random jitter.
+/// The first delay before reconnecting after the connection broke, in milliseconds
+/// (default 10). Delays double up to the maximum, with random jitter; a minimum above the
+/// maximum is refused by `ipc_client_new()`.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -250,13 +227,10 @@ pub unsafe extern "C" fn ipc_options_set_reconnect_min_delay_ms(
     opts: *mut ipc_options,
     ms: u64,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_reconnect_min_delay_ms(opts, ms) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.reconnect.min_delay = Duration::from_millis(ms); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_reconnect_min_delay_ms(opts, ms) { set!(opts.reconnect.min_delay = millis(ms)) })
 }
 
-/// Set the longest delay between reconnection attempts, in milliseconds (default 2000).
+/// The longest delay between reconnection attempts, in milliseconds (default 2000).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -265,10 +239,7 @@ pub unsafe extern "C" fn ipc_options_set_reconnect_max_delay_ms(
     opts: *mut ipc_options,
     ms: u64,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_reconnect_max_delay_ms(opts, ms) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.reconnect.max_delay = Duration::from_millis(ms); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_reconnect_max_delay_ms(opts, ms) { set!(opts.reconnect.max_delay = millis(ms)) })
 }
 
 /// Give up reconnecting after this many failed attempts; 0 (the default) reconnects
@@ -281,37 +252,24 @@ pub unsafe extern "C" fn ipc_options_set_reconnect_max_attempts(
     opts: *mut ipc_options,
     attempts: u32,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_reconnect_max_attempts(opts, attempts) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe {
-            update(opts, |o| {
-                o.reconnect.max_attempts = (attempts != 0).then_some(attempts);
-                Ok(())
-            })
-        }
-    })
+    ffi_boundary!(ipc_options_set_reconnect_max_attempts(opts, attempts) { set!(opts.reconnect.max_attempts = (attempts != 0).then_some(attempts)) })
 }
 
-/// Poll mode (default off): subscription callbacks run only inside `ipc_client_poll()`, on
-/// the thread that calls it, never on a library thread; `ipc_client_fd()` gives a file
-/// descriptor that is readable whenever events wait, for the host's `poll()`/`epoll` loop.
-/// I/O still runs on the library's runtime. Off, callbacks run on library dispatcher
-/// threads.
+/// Poll mode (default off): subscription and keyspace callbacks run only inside
+/// `ipc_client_poll()`, on the thread that calls it; `ipc_client_fd()` gives a descriptor
+/// that is readable whenever such work waits. Off, they run on library dispatcher threads.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_options_set_poll_mode(opts: *mut ipc_options, on: bool) -> ipc_result {
-    ffi_boundary!(ipc_options_set_poll_mode(opts, on) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.poll_mode = on; Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_poll_mode(opts, on) { set!(opts.poll_mode = on) })
 }
 
-/// Set how often the idle pub/sub connection is checked with a `PING`, in milliseconds
-/// (default 3000; at least 10, checked by `ipc_client_new()`). A connection that does not
-/// answer (a half-open socket, a stopped server) is declared dead within about 1.5 times
-/// this: subscriptions get `IPC_EVENT_DISCONNECTED` and the library reconnects.
+/// How often the idle pub/sub connection is checked with a `PING`, in milliseconds
+/// (default 3000; under 10 is refused by `ipc_client_new()`). A connection that does not
+/// answer is declared dead within about 1.5 times this: subscriptions get
+/// `IPC_EVENT_DISCONNECTED` and the library reconnects.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -320,107 +278,750 @@ pub unsafe extern "C" fn ipc_options_set_health_check_interval_ms(
     opts: *mut ipc_options,
     ms: u64,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_health_check_interval_ms(opts, ms) {
-        // SAFETY: `opts` is a live handle (caller contract, NULL checked).
-        unsafe { update(opts, |o| { o.health_check_interval = Duration::from_millis(ms); Ok(()) }) }
-    })
+    ffi_boundary!(ipc_options_set_health_check_interval_ms(opts, ms) { set!(opts.health_check_interval = millis(ms)) })
+}
+
+/// The length bound `ipc_stream_publish()` uses when called with `maxlen` -1: streams are
+/// trimmed to about this many entries (`MAXLEN ~`); 0 for unbounded (default 100000).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_stream_maxlen(
+    opts: *mut ipc_options,
+    maxlen: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_stream_maxlen(opts, maxlen) { set!(opts.stream_maxlen = maxlen) })
+}
+
+/// Where the reports of the client's handles go (workers, RPC servers, stream consumers,
+/// hash watchers, keyspace watches, subscriptions) unless a handle has a report callback of
+/// its own: `cb` with `userdata` (see `ipc_report_cb`). Default (and with `cb` NULL): each
+/// report is printed to stderr as one line. A callback that ignores its reports silences
+/// them.
+///
+/// Lifetime: `userdata` must stay valid while any client made with these options, or any
+/// handle of such a client, may report. `userdata_free` (may be NULL) runs exactly once when
+/// nothing can report to this callback any more: after `ipc_options_free()` (or another
+/// `ipc_options_set_report_cb()` on these options) and after every client made with them,
+/// and every handle of those clients, is freed; it may run shortly after the last of them,
+/// on a library thread. With `cb` NULL neither `userdata` nor `userdata_free` is used.
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_options`; the callback runs
+/// on the reporting handles' threads (see `ipc_report_cb`).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_report_cb(
+    opts: *mut ipc_options,
+    cb: ipc_report_cb,
+    userdata: *mut c_void,
+    userdata_free: ipc_userdata_free_cb,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_report_cb(opts, #[nullable] cb, #[nullable] userdata, #[nullable] userdata_free) { set!(opts.error_hook = hook(cb, userdata, userdata_free)) })
+}
+
+// ---- subscriptions --------------------------------------------------------------------
+
+/// The settings of one subscription (the core's `SubscribeOptions` without the handler,
+/// which each subscribe call supplies).
+#[derive(Clone)]
+pub(crate) struct SubscribeSettings {
+    capacity: usize,
+    overflow: Overflow,
+    error_hook: Option<ErrorHook>,
+}
+
+impl Default for SubscribeSettings {
+    fn default() -> Self {
+        let d = SubscribeOptions::default();
+        SubscribeSettings {
+            capacity: d.capacity,
+            overflow: d.overflow,
+            error_hook: d.error_hook,
+        }
+    }
+}
+
+impl SubscribeSettings {
+    /// The core's options with these settings.
+    pub(crate) fn to_core(&self) -> SubscribeOptions {
+        let mut o = SubscribeOptions::default()
+            .capacity(self.capacity)
+            .overflow(self.overflow);
+        o.error_hook = self.error_hook.clone();
+        o
+    }
+}
+
+/// What a subscription does when its queue is full and another message arrives
+/// (`ipc_subscribe_options_set_overflow()`). Connection events are never dropped.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ipc_overflow {
+    /// Wait for room (the default): nothing is lost, but the reader of the client's pub/sub
+    /// connection pauses, so every subscription of the client waits while this queue is
+    /// full. Right for bursts a callback catches up with.
+    IPC_OVERFLOW_BLOCK = 0,
+    /// Drop the oldest queued message to make room for the new one (counted in `dropped`).
+    IPC_OVERFLOW_DROP_OLDEST = 1,
+    /// Drop the arriving message (counted in `dropped`).
+    IPC_OVERFLOW_DROP_NEWEST = 2,
+}
+
+/// Options of a subscription or subscription group: queue capacity, overflow policy, report
+/// callback.
+///
+/// Owns plain values (and the report callback's `userdata` while one is set). Made by
+/// `ipc_subscribe_options_new()`, read (copied) by `ipc_subscribe()` and
+/// `ipc_subscribe_group()`, freed by `ipc_subscribe_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_subscribe_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_subscribe_options => SubscribeSettings);
+
+/// Make subscription options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_subscribe_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_subscribe_options_new(
+    out: *mut *mut ipc_subscribe_options,
+) -> ipc_result {
+    ffi_boundary!(ipc_subscribe_options_new(out) { new_default!(out) })
+}
+
+/// Free subscription options. NULL is a no-op. Subscriptions made with them keep their own
+/// copy.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_subscribe_options_free(opts: *mut ipc_subscribe_options) {
+    ffi_boundary!(ipc_subscribe_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// The queue capacity in events (default 10000; 0 counts as 1). Events beyond it wait or
+/// are dropped according to the overflow policy.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_subscribe_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_subscribe_options_set_capacity(
+    opts: *mut ipc_subscribe_options,
+    capacity: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_subscribe_options_set_capacity(opts, capacity) { set!(opts.capacity = capacity) })
+}
+
+/// The overflow policy, an `ipc_overflow` taken as an `int` so that any number is safe to
+/// pass (default `IPC_OVERFLOW_BLOCK`). Dropped messages are counted in
+/// `ipc_subscription_stats()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+/// `ipc_overflow`. Thread safety: see `ipc_subscribe_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_subscribe_options_set_overflow(
+    opts: *mut ipc_subscribe_options,
+    overflow: c_int,
+) -> ipc_result {
+    ffi_boundary!(ipc_subscribe_options_set_overflow(opts, overflow) { set!(opts.overflow = overflow_arg(overflow)?) })
+}
+
+/// Where the reports of the subscription go: as `ipc_options_set_report_cb()`, for this
+/// subscription (or group) only; default (and with `cb` NULL): the client's. (A subscription
+/// reports only a handler that failed by panicking, which a C callback cannot do; wrappers
+/// in other languages use it.) `userdata_free` (may be NULL) runs once when the options and
+/// every subscription made with them are freed (maybe shortly after, on a library thread).
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_subscribe_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_subscribe_options_set_report_cb(
+    opts: *mut ipc_subscribe_options,
+    cb: ipc_report_cb,
+    userdata: *mut c_void,
+    userdata_free: ipc_userdata_free_cb,
+) -> ipc_result {
+    ffi_boundary!(ipc_subscribe_options_set_report_cb(opts, #[nullable] cb, #[nullable] userdata, #[nullable] userdata_free) { set!(opts.error_hook = hook(cb, userdata, userdata_free)) })
+}
+
+fn overflow_arg(overflow: c_int) -> Result<Overflow, Error> {
+    use ipc_overflow as O;
+    match overflow {
+        o if o == O::IPC_OVERFLOW_BLOCK as c_int => Ok(Overflow::Block),
+        o if o == O::IPC_OVERFLOW_DROP_OLDEST as c_int => Ok(Overflow::DropOldest),
+        o if o == O::IPC_OVERFLOW_DROP_NEWEST as c_int => Ok(Overflow::DropNewest),
+        other => Err(Error::invalid(format!(
+            "{other} is not an ipc_overflow: use IPC_OVERFLOW_BLOCK, IPC_OVERFLOW_DROP_OLDEST or IPC_OVERFLOW_DROP_NEWEST"
+        ))),
+    }
+}
+
+// ---- workers and RPC servers ----------------------------------------------------------
+
+/// Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()`, which
+/// uses concurrency, block timeout and report callback): concurrency, blocking timeout,
+/// reliable mode and its settings, report callback.
+///
+/// Owns a `redipc::WorkerOptions`. Made by `ipc_worker_options_new()`, read (copied) by
+/// `ipc_worker_new()` and `ipc_serve()`, which check the values (the error names the
+/// option), freed by `ipc_worker_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_worker_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_worker_options => redipc::WorkerOptions);
+
+/// Make worker options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_worker_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_new(out: *mut *mut ipc_worker_options) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_new(out) { new_default!(out) })
+}
+
+/// Free worker options. NULL is a no-op. Workers made with them keep their own copy.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_free(opts: *mut ipc_worker_options) {
+    ffi_boundary!(ipc_worker_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// How many handlers run in parallel, each a loop with a thread and a connection of its own
+/// (default 1; 1 to 1024).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_concurrency(
+    opts: *mut ipc_worker_options,
+    n: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_concurrency(opts, n) { set!(opts.concurrency = n) })
+}
+
+/// How long one blocking pop waits on the server, in milliseconds (default 1000; at least
+/// 10). Stopping wakes a blocked pop at once (`CLIENT UNBLOCK`; where ACLs forbid it,
+/// within this time).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_block_timeout_ms(
+    opts: *mut ipc_worker_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_block_timeout_ms(opts, ms) { set!(opts.block_timeout = millis(ms)) })
+}
+
+/// Reliable mode (default off). Reliable: each request is moved atomically into the
+/// loop's in-flight list under a lease kept alive by a heartbeat; acknowledged when the
+/// handler returns 0; on failure re-queued with its attempt raised, and after
+/// `max_attempts` moved to the dead-letter list with the failure's text; the requests of a
+/// worker that died go back to the queue when its lease expired, the death counting as an
+/// attempt. At-least-once: a request can be handled twice. Plain: at-most-once.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_reliable(
+    opts: *mut ipc_worker_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_reliable(opts, on) { set!(opts.reliable = on) })
+}
+
+/// Reliable mode: how many times a request is handed to a handler before it becomes a dead
+/// letter (default 3; at least 1). A handler failure and a worker that died while handling
+/// it each count as one.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_max_attempts(
+    opts: *mut ipc_worker_options,
+    n: u32,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_max_attempts(opts, n) { set!(opts.max_attempts = n) })
+}
+
+/// Reliable mode: the lease in milliseconds (default 30000; at least 100): how long the
+/// requests of a worker that died stay claimed before a live worker puts them back.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_lease_ms(
+    opts: *mut ipc_worker_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_lease_ms(opts, ms) { set!(opts.lease = millis(ms)) })
+}
+
+/// Plain mode: how many requests one loop takes per round trip when the queue is busy
+/// (default 16; 0 or 1 takes one at a time). A worker that dies loses at most these.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_prefetch(
+    opts: *mut ipc_worker_options,
+    n: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_prefetch(opts, n) { set!(opts.prefetch = n) })
+}
+
+/// Where the worker's (or server's) reports go: handler failures, dead letters, recovered
+/// requests, lost and restored connections. As `ipc_options_set_report_cb()`, for this
+/// handle only; default (and with `cb` NULL): the client's. `userdata_free` (may be NULL)
+/// runs once when the options and every worker made with them are freed (maybe shortly
+/// after, on a library thread).
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_report_cb(
+    opts: *mut ipc_worker_options,
+    cb: ipc_report_cb,
+    userdata: *mut c_void,
+    userdata_free: ipc_userdata_free_cb,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_report_cb(opts, #[nullable] cb, #[nullable] userdata, #[nullable] userdata_free) { set!(opts.error_hook = hook(cb, userdata, userdata_free)) })
+}
+
+// ---- stream consumers -----------------------------------------------------------------
+
+/// Options of a stream group consumer (`ipc_stream_consume()`).
+///
+/// Owns a `redipc::ConsumerOptions`. Made by `ipc_consumer_options_new()`, read (copied) by
+/// `ipc_stream_consume()`, which checks the values, freed by `ipc_consumer_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_consumer_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_consumer_options => redipc::ConsumerOptions);
+
+/// Make consumer options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_consumer_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_new(
+    out: *mut *mut ipc_consumer_options,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_new(out) { new_default!(out) })
+}
+
+/// Free consumer options. NULL is a no-op. Consumers made with them keep their own copy.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_free(opts: *mut ipc_consumer_options) {
+    ffi_boundary!(ipc_consumer_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// Entries read per round trip (default 10; at least 1).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_set_count(
+    opts: *mut ipc_consumer_options,
+    count: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_set_count(opts, count) { set!(opts.count = count) })
+}
+
+/// How long one read waits on the server for new entries, in milliseconds (default 1000;
+/// at least 1). Stopping wakes a blocked read at once (`CLIENT UNBLOCK`; where ACLs forbid
+/// it, within this time).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_set_block_ms(
+    opts: *mut ipc_consumer_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_set_block_ms(opts, ms) { set!(opts.block = millis(ms)) })
+}
+
+/// Entries pending (delivered, not acknowledged) longer than this, in milliseconds, are
+/// claimed and handled again: failed ones, and those of consumers that died (default 30000;
+/// at least 1).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_set_min_idle_ms(
+    opts: *mut ipc_consumer_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_set_min_idle_ms(opts, ms) { set!(opts.min_idle = millis(ms)) })
+}
+
+/// An entry already delivered this many times is moved to the dead-letter stream
+/// `<stream>:dead` instead of being handled again (default 5; at least 1).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_set_max_deliveries(
+    opts: *mut ipc_consumer_options,
+    n: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_set_max_deliveries(opts, n) { set!(opts.max_deliveries = n) })
+}
+
+/// How often to look for entries to claim, in milliseconds (default 0: `min_idle_ms / 2`).
+/// Claiming happens between reads, so the effective interval is at least the block time
+/// while the stream is idle.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_set_claim_interval_ms(
+    opts: *mut ipc_consumer_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_set_claim_interval_ms(opts, ms) { set!(opts.claim_interval = (ms > 0).then(|| millis(ms))) })
+}
+
+/// Where the consumer's reports go: handler failures, dead letters, lost and restored
+/// connections. As `ipc_options_set_report_cb()`, for this consumer only; default (and with
+/// `cb` NULL): the client's. `userdata_free` (may be NULL) runs once when the options and
+/// every consumer made with them are freed (maybe shortly after, on a library thread).
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_consumer_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_consumer_options_set_report_cb(
+    opts: *mut ipc_consumer_options,
+    cb: ipc_report_cb,
+    userdata: *mut c_void,
+    userdata_free: ipc_userdata_free_cb,
+) -> ipc_result {
+    ffi_boundary!(ipc_consumer_options_set_report_cb(opts, #[nullable] cb, #[nullable] userdata, #[nullable] userdata_free) { set!(opts.error_hook = hook(cb, userdata, userdata_free)) })
+}
+
+// ---- hash watchers --------------------------------------------------------------------
+
+/// The settings of a hash watcher (the core's `WatchOptions` without the handlers, which
+/// `ipc_hash_watch()` supplies).
+#[derive(Clone)]
+pub(crate) struct HashWatchSettings {
+    initial_sync: bool,
+    debounce: Option<Duration>,
+    error_hook: Option<ErrorHook>,
+}
+
+impl Default for HashWatchSettings {
+    fn default() -> Self {
+        let d = redipc::WatchOptions::new();
+        HashWatchSettings {
+            initial_sync: d.initial_sync,
+            debounce: d.debounce,
+            error_hook: d.error_hook,
+        }
+    }
+}
+
+impl HashWatchSettings {
+    /// The core's options with these settings.
+    pub(crate) fn to_core(&self) -> redipc::WatchOptions {
+        let mut o = redipc::WatchOptions::new().initial_sync(self.initial_sync);
+        o.debounce = self.debounce;
+        o.error_hook = self.error_hook.clone();
+        o
+    }
+}
+
+/// Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, report callback.
+///
+/// Owns plain values (and the report callback's `userdata` while one is set). Made by
+/// `ipc_hash_watch_options_new()`, read (copied) by `ipc_hash_watch()`, freed by
+/// `ipc_hash_watch_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_hash_watch_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_hash_watch_options => HashWatchSettings);
+
+/// Make hash watch options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_hash_watch_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_new(
+    out: *mut *mut ipc_hash_watch_options,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_watch_options_new(out) { new_default!(out) })
+}
+
+/// Free hash watch options. NULL is a no-op. Watchers made with them keep their own copy.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_free(opts: *mut ipc_hash_watch_options) {
+    ffi_boundary!(ipc_hash_watch_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// Deliver every field's current value first (default true). Without it only changes made
+/// after `ipc_hash_watch()` are delivered.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_set_initial_sync(
+    opts: *mut ipc_hash_watch_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_watch_options_set_initial_sync(opts, on) { set!(opts.initial_sync = on) })
+}
+
+/// Coalesce the changes of this many milliseconds after the first one into one delivery
+/// per field, of its latest value (default 0: deliver each change at once).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_set_debounce_ms(
+    opts: *mut ipc_hash_watch_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_watch_options_set_debounce_ms(opts, ms) { set!(opts.debounce = (ms > 0).then(|| millis(ms))) })
+}
+
+/// Where the watcher's reports go: failed reads of the hash (retried whole, with backoff)
+/// and callbacks that panicked. As `ipc_options_set_report_cb()`, for this watcher only;
+/// default (and with `cb` NULL): the client's. `userdata_free` (may be NULL) runs once when
+/// the options and every watcher made with them are freed (maybe shortly after, on a library
+/// thread).
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_hash_watch_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_set_report_cb(
+    opts: *mut ipc_hash_watch_options,
+    cb: ipc_report_cb,
+    userdata: *mut c_void,
+    userdata_free: ipc_userdata_free_cb,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_watch_options_set_report_cb(opts, #[nullable] cb, #[nullable] userdata, #[nullable] userdata_free) { set!(opts.error_hook = hook(cb, userdata, userdata_free)) })
+}
+
+// ---- RPC calls ------------------------------------------------------------------------
+
+/// Options of one RPC call (`ipc_call()`): timeout and fail-fast.
+///
+/// Owns a `redipc::CallOptions`. Made by `ipc_call_options_new()`, read (copied) by
+/// `ipc_call()`, freed by `ipc_call_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_call_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_call_options => redipc::CallOptions);
+
+/// Make call options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_call_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_call_options_new(out: *mut *mut ipc_call_options) -> ipc_result {
+    ffi_boundary!(ipc_call_options_new(out) { new_default!(out) })
+}
+
+/// Free call options. NULL is a no-op.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_call_options_free(opts: *mut ipc_call_options) {
+    ffi_boundary!(ipc_call_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// How long to wait for the reply, in milliseconds (default 5000; 0 is refused by
+/// `ipc_call()`). The request carries this deadline: a server drops it unrun once it passed.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_call_options_set_timeout_ms(
+    opts: *mut ipc_call_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_call_options_set_timeout_ms(opts, ms) { set!(opts.timeout = millis(ms)) })
+}
+
+/// Fail at once with `IPC_ERR_NO_SERVER` when no live server of the service is registered
+/// (one more round trip before the call; default off: a call nobody answers fails after
+/// its timeout, with `IPC_ERR_NO_SERVER` when no server is registered).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_call_options_set_fail_fast(
+    opts: *mut ipc_call_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_call_options_set_fail_fast(opts, on) { set!(opts.fail_fast = on) })
+}
+
+// ---- locks ----------------------------------------------------------------------------
+
+/// Options of a lock acquisition (`ipc_lock_acquire()`): time to live, wait, renewal.
+///
+/// Owns a `redipc::LockOptions`. Made by `ipc_lock_options_new()`, read (copied) by
+/// `ipc_lock_acquire()`, freed by `ipc_lock_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_lock_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_lock_options => redipc::LockOptions);
+
+/// Make lock options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_lock_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_lock_options_new(out: *mut *mut ipc_lock_options) -> ipc_result {
+    ffi_boundary!(ipc_lock_options_new(out) { new_default!(out) })
+}
+
+/// Free lock options. NULL is a no-op.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_lock_options_free(opts: *mut ipc_lock_options) {
+    ffi_boundary!(ipc_lock_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// The lock expires this long after it was taken (or last extended) unless released, in
+/// milliseconds (default 10000; 0 is refused by `ipc_lock_acquire()`): protection against
+/// a holder that dies.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_lock_options_set_ttl_ms(
+    opts: *mut ipc_lock_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_lock_options_set_ttl_ms(opts, ms) { set!(opts.ttl = millis(ms)) })
+}
+
+/// How long to wait while another holder has the lock, in milliseconds (default 10000; 0:
+/// try once). Waiters wake when the holder releases it (a notification, not polling) or its
+/// time to live runs out.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_lock_options_set_wait_ms(
+    opts: *mut ipc_lock_options,
+    ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_lock_options_set_wait_ms(opts, ms) { set!(opts.wait = millis(ms)) })
+}
+
+/// Extend the lock every `ttl / 3` while it is held (default off: extend it yourself with
+/// `ipc_lock_extend()` if the work may take longer than the time to live).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_lock_options_set_auto_renew(
+    opts: *mut ipc_lock_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_lock_options_set_auto_renew(opts, on) { set!(opts.auto_renew = on) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::try_ref;
 
     #[test]
-    fn setters_change_the_options() {
-        let mut opts: *mut ipc_options = std::ptr::null_mut();
-        // SAFETY: `opts` is a valid out pointer; the handle is used and freed here only.
+    fn setters_store_and_defaults_are_the_cores() {
+        let mut o: *mut ipc_options = std::ptr::null_mut();
+        let mut w: *mut ipc_worker_options = std::ptr::null_mut();
+        let mut s: *mut ipc_subscribe_options = std::ptr::null_mut();
+        // SAFETY: valid out pointers; the handles are used and freed here only.
         unsafe {
-            assert_eq!(ipc_options_new(&mut opts), ipc_result::IPC_OK);
+            assert_eq!(ipc_options_new(&mut o), ipc_result::IPC_OK);
             assert_eq!(
-                ipc_options_set_connect_timeout_ms(opts, 250),
+                try_ref(o, "o").unwrap().key_prefix,
+                redipc::Options::default().key_prefix
+            );
+            assert_eq!(
+                ipc_options_set_connect_timeout_ms(o, 250),
                 ipc_result::IPC_OK
             );
             assert_eq!(
-                ipc_options_set_response_timeout_ms(opts, 750),
+                ipc_options_set_client_name(o, c"svc".as_ptr()),
                 ipc_result::IPC_OK
             );
             assert_eq!(
-                ipc_options_set_client_name(opts, c"svc".as_ptr()),
+                ipc_options_set_reconnect_max_attempts(o, 4),
                 ipc_result::IPC_OK
             );
-            assert_eq!(ipc_options_set_database(opts, 3), ipc_result::IPC_OK);
-            assert_eq!(
-                ipc_options_set_username(opts, c"u".as_ptr()),
-                ipc_result::IPC_OK
-            );
-            assert_eq!(
-                ipc_options_set_password(opts, c"p".as_ptr()),
-                ipc_result::IPC_OK
-            );
-            assert_eq!(
-                ipc_options_set_key_prefix(opts, c"x:".as_ptr()),
-                ipc_result::IPC_OK
-            );
-            assert_eq!(ipc_options_set_io_threads(opts, 2), ipc_result::IPC_OK);
-            assert_eq!(ipc_options_set_resp3(opts, false), ipc_result::IPC_OK);
-            assert_eq!(ipc_options_set_max_value_size(opts, 10), ipc_result::IPC_OK);
-            assert_eq!(
-                ipc_options_set_reconnect_min_delay_ms(opts, 1),
-                ipc_result::IPC_OK
-            );
-            assert_eq!(
-                ipc_options_set_reconnect_max_delay_ms(opts, 9),
-                ipc_result::IPC_OK
-            );
-            assert_eq!(
-                ipc_options_set_reconnect_max_attempts(opts, 4),
-                ipc_result::IPC_OK
-            );
-            assert_eq!(ipc_options_set_poll_mode(opts, true), ipc_result::IPC_OK);
-            assert_eq!(
-                ipc_options_set_health_check_interval_ms(opts, 400),
-                ipc_result::IPC_OK
-            );
-            let o = &(*opts).inner;
-            assert_eq!(o.connect_timeout, Duration::from_millis(250));
-            assert_eq!(o.response_timeout, Duration::from_millis(750));
-            assert_eq!(o.client_name.as_deref(), Some("svc"));
-            assert_eq!(o.database, Some(3));
-            assert_eq!(o.username.as_deref(), Some("u"));
-            assert_eq!(o.password.as_deref(), Some("p"));
-            assert_eq!(o.key_prefix, "x:");
-            assert_eq!(o.io_threads, 2);
-            assert!(!o.resp3);
-            assert_eq!(o.max_value_size, 10);
-            assert_eq!(o.reconnect.min_delay, Duration::from_millis(1));
-            assert_eq!(o.reconnect.max_delay, Duration::from_millis(9));
-            assert_eq!(o.reconnect.max_attempts, Some(4));
-            assert!(o.poll_mode);
-            assert_eq!(o.health_check_interval, Duration::from_millis(400));
-            assert_eq!(
-                ipc_options_set_reconnect_max_attempts(opts, 0),
-                ipc_result::IPC_OK
-            );
-            assert_eq!((*opts).inner.reconnect.max_attempts, None);
-            assert_eq!(
-                ipc_options_set_max_value_size(opts, 0),
-                ipc_result::IPC_ERR_INVALID_ARGUMENT
-            );
+            assert_eq!(ipc_options_set_max_value_size(o, 0), ipc_result::IPC_OK);
+            let v = try_ref(o, "o").unwrap();
+            assert_eq!(v.connect_timeout, Duration::from_millis(250));
+            assert_eq!(v.client_name.as_deref(), Some("svc"));
+            assert_eq!(v.reconnect.max_attempts, Some(4));
             let bad = [0xffu8, 0];
             assert_eq!(
-                ipc_options_set_client_name(opts, bad.as_ptr().cast()),
+                ipc_options_set_client_name(o, bad.as_ptr().cast()),
                 ipc_result::IPC_ERR_INVALID_ARGUMENT
-            );
-            assert_eq!(
-                ipc_options_set_password(opts, std::ptr::null()),
-                ipc_result::IPC_ERR_NULL_ARG
             );
             assert_eq!(
                 ipc_options_set_resp3(std::ptr::null_mut(), true),
                 ipc_result::IPC_ERR_NULL_ARG
             );
-            ipc_options_free(opts);
+            ipc_options_free(o);
             ipc_options_free(std::ptr::null_mut());
+
+            assert_eq!(ipc_worker_options_new(&mut w), ipc_result::IPC_OK);
+            assert_eq!(ipc_worker_options_set_concurrency(w, 0), ipc_result::IPC_OK);
+            assert_eq!(try_ref(w, "w").unwrap().concurrency, 0);
+            ipc_worker_options_free(w);
+
+            assert_eq!(ipc_subscribe_options_new(&mut s), ipc_result::IPC_OK);
+            assert_eq!(
+                ipc_subscribe_options_set_overflow(s, 3),
+                ipc_result::IPC_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(ipc_subscribe_options_set_overflow(s, 2), ipc_result::IPC_OK);
+            assert_eq!(try_ref(s, "s").unwrap().overflow, Overflow::DropNewest);
+            ipc_subscribe_options_free(s);
         }
     }
 }

@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_int};
 use redipc::Reply;
 
 use crate::error::{Error, ipc_result};
-use crate::{borrow, write_out};
+use crate::handle::{as_const_handle, to_boxed};
 
 /// The type of an `ipc_reply`. The numbers are stable.
 #[repr(C)]
@@ -89,20 +89,33 @@ impl ipc_reply_kind {
     }
 }
 
-/// One reply of the server, returned by `ipc_command()`.
+/// One reply of the server, returned by `ipc_command()`, `ipc_batch_exec()`,
+/// `ipc_transaction()`, ...
 ///
-/// Owns the whole reply as a read-only tree (converted from a `redipc::Reply` when the
-/// call returned). The root is owned by the caller and freed with `ipc_reply_free()`;
-/// elements (`ipc_reply_element()`) are borrowed from their root, stay valid until the
-/// root is freed, and are never freed themselves.
+/// Owns the whole reply as a read-only tree (converted from a `redipc::Reply` when the call
+/// returned). The root is owned by the caller and freed with `ipc_reply_free()`; elements
+/// (`ipc_reply_element()`) are borrowed from their root, stay valid until the root is
+/// freed, and are never freed themselves.
 ///
-/// Thread safety: not synchronized. Nothing changes a reply after it is made, so several
-/// threads may read one at the same time, but `ipc_reply_free()` must not overlap any
-/// other use.
+/// Thread safety: nothing changes a reply after it is made, so several threads may read
+/// one at the same time, but `ipc_reply_free()` must not overlap any other use.
 pub struct ipc_reply {
+    _private: [u8; 0],
+}
+box_castable!(ipc_reply => Node);
+
+/// Hand a reply of the core to C as a root `ipc_reply` (freed with `ipc_reply_free()`).
+pub(crate) fn new_reply(reply: Reply) -> *mut ipc_reply {
+    let mut node = Node::convert(reply);
+    node.root = true;
+    to_boxed(node)
+}
+
+/// A node of a reply tree.
+pub(crate) struct Node {
     kind: ipc_reply_kind,
     value: Value,
-    /// Whether this node is the root made by `ipc_command` (only roots may be freed).
+    /// Whether this node is a root handed to C (only roots may be freed).
     root: bool,
 }
 
@@ -112,65 +125,58 @@ enum Value {
     Double(f64),
     Bool(bool),
     Bytes(Box<[u8]>),
-    Elements(Box<[ipc_reply]>),
+    Elements(Box<[Node]>),
 }
 
-impl ipc_reply {
-    /// Convert a reply of the core into a root node.
-    pub(crate) fn root(reply: Reply) -> Box<ipc_reply> {
-        let mut node = ipc_reply::node(reply);
-        node.root = true;
-        Box::new(node)
-    }
-
-    fn new(kind: ipc_reply_kind, value: Value) -> ipc_reply {
-        ipc_reply {
+impl Node {
+    fn new(kind: ipc_reply_kind, value: Value) -> Node {
+        Node {
             kind,
             value,
             root: false,
         }
     }
 
-    fn elements(kind: ipc_reply_kind, items: impl IntoIterator<Item = Reply>) -> ipc_reply {
-        let elems: Box<[ipc_reply]> = items.into_iter().map(ipc_reply::node).collect();
-        ipc_reply::new(kind, Value::Elements(elems))
+    fn elements(kind: ipc_reply_kind, items: impl IntoIterator<Item = Reply>) -> Node {
+        let elems: Box<[Node]> = items.into_iter().map(Node::convert).collect();
+        Node::new(kind, Value::Elements(elems))
     }
 
-    fn bytes(kind: ipc_reply_kind, b: impl Into<Vec<u8>>) -> ipc_reply {
-        ipc_reply::new(kind, Value::Bytes(b.into().into_boxed_slice()))
+    fn bytes(kind: ipc_reply_kind, b: impl Into<Vec<u8>>) -> Node {
+        Node::new(kind, Value::Bytes(b.into().into_boxed_slice()))
     }
 
-    fn node(reply: Reply) -> ipc_reply {
+    fn convert(reply: Reply) -> Node {
         use ipc_reply_kind as K;
         match reply {
-            Reply::Nil => ipc_reply::new(K::IPC_REPLY_NIL, Value::None),
-            Reply::Int(i) => ipc_reply::new(K::IPC_REPLY_INT, Value::Int(i)),
-            Reply::Double(d) => ipc_reply::new(K::IPC_REPLY_DOUBLE, Value::Double(d)),
-            Reply::Bool(b) => ipc_reply::new(K::IPC_REPLY_BOOL, Value::Bool(b)),
-            Reply::Bulk(b) => ipc_reply::bytes(K::IPC_REPLY_BULK, b),
-            Reply::Status(s) => ipc_reply::bytes(K::IPC_REPLY_STATUS, s),
-            Reply::BigNumber(s) => ipc_reply::bytes(K::IPC_REPLY_BIGNUMBER, s),
-            Reply::Verbatim { text, .. } => ipc_reply::bytes(K::IPC_REPLY_VERBATIM, text),
+            Reply::Nil => Node::new(K::IPC_REPLY_NIL, Value::None),
+            Reply::Int(i) => Node::new(K::IPC_REPLY_INT, Value::Int(i)),
+            Reply::Double(d) => Node::new(K::IPC_REPLY_DOUBLE, Value::Double(d)),
+            Reply::Bool(b) => Node::new(K::IPC_REPLY_BOOL, Value::Bool(b)),
+            Reply::Bulk(b) => Node::bytes(K::IPC_REPLY_BULK, b),
+            Reply::Status(s) => Node::bytes(K::IPC_REPLY_STATUS, s),
+            Reply::BigNumber(s) => Node::bytes(K::IPC_REPLY_BIGNUMBER, s),
+            Reply::Verbatim { text, .. } => Node::bytes(K::IPC_REPLY_VERBATIM, text),
             Reply::Error(e) => {
                 let text = if e.message.is_empty() {
                     e.code
                 } else {
                     format!("{} {}", e.code, e.message)
                 };
-                ipc_reply::bytes(K::IPC_REPLY_ERROR, text)
+                Node::bytes(K::IPC_REPLY_ERROR, text)
             }
-            Reply::Array(v) => ipc_reply::elements(K::IPC_REPLY_ARRAY, v),
-            Reply::Set(v) => ipc_reply::elements(K::IPC_REPLY_SET, v),
-            Reply::Map(pairs) => ipc_reply::elements(
+            Reply::Array(v) => Node::elements(K::IPC_REPLY_ARRAY, v),
+            Reply::Set(v) => Node::elements(K::IPC_REPLY_SET, v),
+            Reply::Map(pairs) => Node::elements(
                 K::IPC_REPLY_MAP,
                 pairs.into_iter().flat_map(|(k, v)| [k, v]),
             ),
-            Reply::Push { kind, data } => ipc_reply::elements(
+            Reply::Push { kind, data } => Node::elements(
                 K::IPC_REPLY_PUSH,
                 std::iter::once(Reply::Bulk(kind.into_bytes())).chain(data),
             ),
             // `Reply` is non-exhaustive: a type added later is shown as its debug text.
-            other => ipc_reply::bytes(K::IPC_REPLY_STATUS, format!("{other:?}")),
+            other => Node::bytes(K::IPC_REPLY_STATUS, format!("{other:?}")),
         }
     }
 
@@ -187,8 +193,7 @@ impl ipc_reply {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_type(reply: *const ipc_reply) -> ipc_reply_kind {
     ffi_boundary!(ipc_reply_type(reply) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        Ok(unsafe { borrow(reply, "reply") }?.kind)
+        Ok(try_ref!(reply).kind)
     })
 }
 
@@ -221,11 +226,10 @@ pub extern "C" fn ipc_reply_kind_name(kind: c_int) -> *const c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_integer(reply: *const ipc_reply, out: *mut i64) -> ipc_result {
     ffi_boundary!(ipc_reply_integer(reply, out) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        let r = unsafe { borrow(reply, "reply") }?;
+        let r = try_ref!(reply);
         let Value::Int(i) = r.value else { return Err(r.mismatch("IPC_REPLY_INT")) };
-        // SAFETY: `out` is writable (caller contract, NULL checked).
-        unsafe { write_out(out, i, "out") }
+        put!(out, i);
+        Ok(())
     })
 }
 
@@ -241,11 +245,10 @@ pub unsafe extern "C" fn ipc_reply_integer(reply: *const ipc_reply, out: *mut i6
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_double(reply: *const ipc_reply, out: *mut f64) -> ipc_result {
     ffi_boundary!(ipc_reply_double(reply, out) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        let r = unsafe { borrow(reply, "reply") }?;
+        let r = try_ref!(reply);
         let Value::Double(d) = r.value else { return Err(r.mismatch("IPC_REPLY_DOUBLE")) };
-        // SAFETY: `out` is writable (caller contract, NULL checked).
-        unsafe { write_out(out, d, "out") }
+        put!(out, d);
+        Ok(())
     })
 }
 
@@ -260,11 +263,10 @@ pub unsafe extern "C" fn ipc_reply_double(reply: *const ipc_reply, out: *mut f64
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_bool(reply: *const ipc_reply, out: *mut bool) -> ipc_result {
     ffi_boundary!(ipc_reply_bool(reply, out) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        let r = unsafe { borrow(reply, "reply") }?;
+        let r = try_ref!(reply);
         let Value::Bool(b) = r.value else { return Err(r.mismatch("IPC_REPLY_BOOL")) };
-        // SAFETY: `out` is writable (caller contract, NULL checked).
-        unsafe { write_out(out, b, "out") }
+        put!(out, b);
+        Ok(())
     })
 }
 
@@ -283,18 +285,15 @@ pub unsafe extern "C" fn ipc_reply_bool(reply: *const ipc_reply, out: *mut bool)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_string(
     reply: *const ipc_reply,
-    ptr: *mut *const u8,
+    ptr: *mut *const c_char,
     len: *mut usize,
 ) -> ipc_result {
     ffi_boundary!(ipc_reply_string(reply, ptr, len) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        let r = unsafe { borrow(reply, "reply") }?;
+        let r = try_ref!(reply);
         let Value::Bytes(b) = &r.value else { return Err(r.mismatch("a string")) };
-        // SAFETY: both outputs are writable (caller contract, NULL checked).
-        unsafe {
-            write_out(ptr, b.as_ptr(), "ptr")?;
-            write_out(len, b.len(), "len")
-        }
+        put!(ptr, b.as_ptr().cast());
+        put!(len, b.len());
+        Ok(())
     })
 }
 
@@ -307,8 +306,7 @@ pub unsafe extern "C" fn ipc_reply_string(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_len(reply: *const ipc_reply) -> usize {
     ffi_boundary!(ipc_reply_len(reply) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        let r = unsafe { borrow(reply, "reply") }?;
+        let r = try_ref!(reply);
         Ok(match &r.value {
             Value::Elements(e) => e.len(),
             _ => 0,
@@ -332,13 +330,12 @@ pub unsafe extern "C" fn ipc_reply_element(
     index: usize,
 ) -> *const ipc_reply {
     ffi_boundary!(ipc_reply_element(reply, index) {
-        // SAFETY: `reply` is a live reply or element (caller contract, NULL checked).
-        let r = unsafe { borrow(reply, "reply") }?;
+        let r = try_ref!(reply);
         let Value::Elements(e) = &r.value else {
             return Err(r.mismatch("an aggregate (array, map, set, push)"));
         };
         match e.get(index) {
-            Some(el) => Ok(el as *const ipc_reply),
+            Some(el) => Ok(as_const_handle(el)),
             None => Err(Error::invalid(format!(
                 "index {index} is out of range: the {} has {} elements",
                 r.kind.text(),
@@ -348,7 +345,8 @@ pub unsafe extern "C" fn ipc_reply_element(
     })
 }
 
-/// Free a reply returned by `ipc_command()`, with all its elements. NULL is a no-op, and
+/// Free a reply (a root, as returned by `ipc_command()` and the other functions that
+/// return one), with all its elements. NULL is a no-op, and
 /// so is an element pointer (elements belong to their root; the last error says so).
 ///
 /// Thread safety: no other thread may use the reply or its elements during or after this
@@ -356,19 +354,12 @@ pub unsafe extern "C" fn ipc_reply_element(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ipc_reply_free(reply: *mut ipc_reply) {
     ffi_boundary!(ipc_reply_free(#[nullable] reply) {
-        if reply.is_null() {
-            return Ok(());
-        }
-        // SAFETY: `reply` is a live root or element (caller contract); reading `root`
-        // is valid for both.
-        if !unsafe { (*reply).root } {
+        if !reply.is_null() && !try_ref!(reply).root {
             return Err(Error::invalid(
                 "this is an element of a reply (from ipc_reply_element); free its root instead",
             ));
         }
-        // SAFETY: a root is a `Box<ipc_reply>` given to C by `ipc_command`, freed once.
-        drop(unsafe { Box::from_raw(reply) });
-        Ok(())
+        free_box!(reply)
     })
 }
 
@@ -383,7 +374,7 @@ mod tests {
             (Reply::Bulk(b"f1".to_vec()), Reply::Bulk(b"v1".to_vec())),
             (Reply::Bulk(b"f2".to_vec()), Reply::Int(7)),
         ]);
-        let root = Box::into_raw(ipc_reply::root(reply));
+        let root = new_reply(reply);
         // SAFETY: `root` is a live root reply, freed at the end.
         unsafe {
             assert_eq!(ipc_reply_type(root), ipc_reply_kind::IPC_REPLY_MAP);
@@ -392,7 +383,7 @@ mod tests {
             assert_eq!(e0, ipc_reply_element(root, 0));
             let (mut p, mut n) = (ptr::null(), 0usize);
             assert_eq!(ipc_reply_string(e0, &mut p, &mut n), ipc_result::IPC_OK);
-            assert_eq!(std::slice::from_raw_parts(p, n), b"f1");
+            assert_eq!(std::slice::from_raw_parts(p.cast::<u8>(), n), b"f1");
             let mut i = 0i64;
             assert_eq!(
                 ipc_reply_integer(ipc_reply_element(root, 3), &mut i),
@@ -425,21 +416,21 @@ mod tests {
                 data: vec![Reply::Bulk(b"ch".to_vec())],
             },
         ]);
-        let root = Box::into_raw(ipc_reply::root(reply));
+        let root = new_reply(reply);
         // SAFETY: `root` is a live root reply, freed at the end.
         unsafe {
             let (mut p, mut n) = (ptr::null(), 0usize);
             let e = ipc_reply_element(root, 0);
             assert_eq!(ipc_reply_type(e), ipc_reply_kind::IPC_REPLY_ERROR);
             assert_eq!(ipc_reply_string(e, &mut p, &mut n), ipc_result::IPC_OK);
-            assert_eq!(std::slice::from_raw_parts(p, n), b"MYERR boom");
+            assert_eq!(std::slice::from_raw_parts(p.cast::<u8>(), n), b"MYERR boom");
             let push = ipc_reply_element(root, 1);
             assert_eq!(ipc_reply_len(push), 2);
             assert_eq!(
                 ipc_reply_string(ipc_reply_element(push, 0), &mut p, &mut n),
                 ipc_result::IPC_OK
             );
-            assert_eq!(std::slice::from_raw_parts(p, n), b"message");
+            assert_eq!(std::slice::from_raw_parts(p.cast::<u8>(), n), b"message");
             ipc_reply_free(root);
         }
     }

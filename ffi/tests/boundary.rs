@@ -1,7 +1,10 @@
 //! Every exported function is written the one way (see `ffi_boundary!` in src/lib.rs):
 //! `#[unsafe(no_mangle)]`, its whole body one `ffi_boundary!` naming the function and all of
 //! its parameters in order, `#[must_use]` when it returns `ipc_result`, and a doc comment
-//! that states thread safety. This reads the sources, so a new function cannot skip it.
+//! that states thread safety. The C API's rules are checked too: parameter order, `_stop` and
+//! `_free` for every handle that runs callbacks, ownership declared once per handle, and no
+//! behaviour (loops, waits, threads, locks) in the bindings. This reads the sources, so a new
+//! function cannot skip it.
 
 use std::path::PathBuf;
 
@@ -199,4 +202,158 @@ fn every_exported_function_is_in_the_header() {
             f.name
         );
     }
+}
+
+/// The parameter order of the header's conventions: the handle and inputs, then options,
+/// then callback, userdata, userdata_free, then the out-parameters.
+#[test]
+fn parameters_come_in_the_one_order() {
+    let mut problems = Vec::new();
+    for f in exported() {
+        let who = format!("{}: {}", f.file, f.name);
+        let kinds: Vec<&str> = f
+            .params
+            .iter()
+            .map(|(n, t)| {
+                let has_out = f.params.iter().any(|(_, t)| t.starts_with("*mut *mut"));
+                if n == "userdata_free" {
+                    "free"
+                } else if n == "userdata" {
+                    "userdata"
+                } else if t.starts_with("ipc_") && t.ends_with("_cb") {
+                    "cb"
+                } else if t.starts_with("*mut *mut")
+                    || (has_out && t.starts_with("*mut") && !t.contains("ipc_"))
+                {
+                    "out"
+                } else if t.contains("_options") && !f.name.contains("_options_") {
+                    "opts"
+                } else {
+                    "in"
+                }
+            })
+            .collect();
+        let rank = |k: &str| match k {
+            "in" => 0,
+            "opts" => 1,
+            "cb" => 2,
+            "userdata" => 3,
+            "free" => 4,
+            _ => 5,
+        };
+        if kinds.windows(2).any(|w| rank(w[0]) > rank(w[1])) {
+            problems.push(format!("{who}: parameters {kinds:?} are not in the order in, options, cb, userdata, userdata_free, out"));
+        }
+        if kinds.contains(&"free") && !kinds.contains(&"userdata") {
+            problems.push(format!("{who}: userdata_free without userdata"));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// Every handle that runs callbacks (made by a function taking a callback and a
+/// `userdata_free`, and the subscription group) has `_stop(handle, timeout_ms)` and `_free`.
+#[test]
+fn every_handle_that_runs_callbacks_stops_and_frees() {
+    let fns = exported();
+    let names: Vec<&str> = fns.iter().map(|f| f.name.as_str()).collect();
+    let mut handles = vec!["ipc_group".to_string()];
+    for f in &fns {
+        if f.params.iter().any(|(n, _)| n == "userdata_free")
+            && let Some((_, t)) = f
+                .params
+                .iter()
+                .find(|(_, t)| t.starts_with("*mut *mut ipc_"))
+        {
+            handles.push(t.trim_start_matches("*mut *mut ").to_string());
+        }
+    }
+    assert!(handles.len() >= 7, "{handles:?}");
+    let mut problems = Vec::new();
+    for h in &handles {
+        for suffix in ["_stop", "_free"] {
+            let want = format!("{h}{suffix}");
+            if !names.contains(&want.as_str()) {
+                problems.push(format!("{h} runs callbacks but {want} is missing"));
+            }
+        }
+        if let Some(stop) = fns.iter().find(|f| f.name == format!("{h}_stop"))
+            && (stop.params.len() != 2 || stop.params[1] != ("timeout_ms".into(), "u64".into()))
+        {
+            problems.push(format!("{}: takes (handle, timeout_ms: u64)", stop.name));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// Every opaque handle declares what its pointer owns, once, next to its definition.
+#[test]
+fn every_handle_declares_its_ownership() {
+    let mut problems = Vec::new();
+    for (file, text) in sources() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(name) = line.strip_prefix("pub struct ipc_") else {
+                continue;
+            };
+            if !lines
+                .get(i + 1)
+                .is_some_and(|l| l.contains("_private: [u8; 0]"))
+            {
+                continue; // a #[repr(C)] struct C reads, not a handle
+            }
+            let name = format!("ipc_{}", name.trim_end_matches(" {"));
+            let declared = lines[i..].iter().take(5).any(|l| {
+                (l.starts_with("box_castable!(") || l.starts_with("ref_castable!("))
+                    && l.contains(&format!("({name} =>"))
+            });
+            if !declared {
+                problems.push(format!(
+                    "{file}: {name} has no box_castable!/ref_castable! line"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// The bindings only convert: no loop, wait, thread or lock of their own (those live in the
+/// core, once for every surface). Unit tests are exempt.
+#[test]
+fn the_bindings_have_no_behaviour_of_their_own() {
+    let forbidden = [
+        "loop {",
+        "while ",
+        "thread::spawn",
+        "std::thread",
+        "sleep(",
+        "Instant",
+        "Mutex",
+        "Condvar",
+        "Atomic",
+        "thread_local!",
+    ];
+    let mut problems = Vec::new();
+    for (file, text) in sources() {
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (i, line) in code.lines().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with("//") {
+                continue;
+            }
+            // The last error is per thread by definition (error.rs); version.rs parses
+            // Cargo's version at compile time.
+            if (file == "error.rs" && l.contains("thread_local!"))
+                || (file == "version.rs" && l.starts_with("while "))
+            {
+                continue;
+            }
+            for f in forbidden {
+                if l.contains(f) {
+                    problems.push(format!("{file}:{}: `{f}`: {}", i + 1, l));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }

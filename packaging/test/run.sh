@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install libredipc into a temporary prefix with `make install`, then build C programs the
-# ways users do: with pkg-config (shared and static), and with CMake's find_package(redipc)
-# (shared and static); run each against a private redis-server. Prints "N passed, M failed".
+# ways users do: with pkg-config (shared and static), with CMake's find_package(redipc)
+# (shared and static), and without installing (cc -Iinclude -Ltarget/release -lredipc, run
+# with LD_LIBRARY_PATH); run each against a private redis-server. Prints "N passed, M failed".
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/scripts/lib/redis.sh"
@@ -39,7 +40,17 @@ else
   failed=$((failed + 1)); echo "FAIL cmake is not installed (apt-get install cmake)"
 fi
 
+# The no-install path: cargo's profile directory has the SONAME link (ffi/build.rs).
+release=${CARGO_TARGET_DIR:-$root/target}/release
+check "no install: libredipc.so.0 -> libredipc.so in $release" \
+  bash -c "[ \"\$(readlink '$release/libredipc.so.0')\" = libredipc.so ] && [ -e '$release/libredipc.so.0' ]"
+check "no install: cc -Iinclude -L$release -lredipc" cc -std=c99 -Wall -Wextra -Wpedantic -Werror \
+  -o "$tmp/hello_noinstall" "$hello" -I"$root/include" -L"$release" -lredipc
+check "make install honours CARGO_TARGET_DIR" \
+  bash -c "make -s -n -C '$root' install PREFIX=/p CARGO_TARGET_DIR=/elsewhere | grep -q '/elsewhere/release/libredipc.so'"
+
 redis_start "$tmp/redis" || exit 1
+check "run hello_noinstall (LD_LIBRARY_PATH=$release)" env LD_LIBRARY_PATH="$release" "$tmp/hello_noinstall" "$REDIS_UNIX_URL"
 for prog in "$tmp/hello_pc" "$tmp/hello_pc_static" "$tmp/cmake-build/hello_shared" "$tmp/cmake-build/hello_static"; do
   check "run $(basename "$prog")" "$prog" "$REDIS_UNIX_URL"
 done

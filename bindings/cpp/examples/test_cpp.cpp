@@ -140,7 +140,8 @@ void test_errors(const std::string &url) {
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client("not a url"));
     EXPECT_ERROR(IPC_ERR_CONNECTION, redipc::client("redis://127.0.0.1:1", redipc::options().connect_timeout_ms(500)));
     EXPECT_ERROR(IPC_ERR_UNSUPPORTED, redipc::client("rediss://127.0.0.1:6380"));
-    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::options().max_value_size(0));
+    // Options only store; the client checks them when it is made.
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client(url, redipc::options().connect_timeout_ms(0)));
     // Too big for the client's limit: refused before sending, the client goes on.
     redipc::client small(url, redipc::options().max_value_size(10));
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, small.set(k("s"), "more than ten bytes"));
@@ -324,7 +325,7 @@ void test_queues_and_rpc(const std::string &url) {
         auto w = c.worker({k("jobs")}, [seen](const redipc::request &r) {
             if (r.payload() == "fail") throw std::runtime_error("cannot do it");
             seen->add(std::string(r.payload()));
-        }, redipc::worker_options().block_timeout_ms(100).concurrency(2).log_errors(false));
+        }, redipc::worker_options().block_timeout_ms(100).concurrency(2).report([](const redipc::report &) {}));
         for (int i = 0; i < 50; ++i) c.send_request(k("jobs"), std::to_string(i));
         c.send_request(k("jobs"), "fail");
         CHECK(wait_for([&] { return seen->size() == 50; }));
@@ -349,7 +350,7 @@ void test_queues_and_rpc(const std::string &url) {
         CHECK(e && e->message().find("bad input 7") != std::string::npos);
         CHECK(c.call(svc, "still") == "STILL");
     }
-    EXPECT_ERROR(IPC_ERR_NO_SERVER, c.call(k("nobody"), "x", "", 5000, IPC_CALL_FAIL_FAST));
+    EXPECT_ERROR(IPC_ERR_NO_SERVER, c.call(k("nobody"), "x", "", 5000, true));
 }
 
 void test_state_and_streams(const std::string &url) {
@@ -393,6 +394,106 @@ void test_state_and_streams(const std::string &url) {
     c.cache_delete(k("cache"));
 }
 
+void test_lifecycle_groups_and_reports(const std::string &url) {
+    // A worker stopped from inside its own handler: the stop is asked for and returns at
+    // once; the handler's box is freed (userdata_free) once it returned.
+    auto reports = std::make_shared<counter>();
+    redipc::client c(url, redipc::options().report([reports](const redipc::report &r) {
+        reports->add(std::string(r.text()));
+    }));
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    redipc::worker *self = nullptr;
+    std::atomic<long> stop_ms{-1};
+    {
+        auto w = c.worker({k("selfstop")}, [calls, &self, &stop_ms](const redipc::request &) {
+            ++*calls;
+            auto t0 = std::chrono::steady_clock::now();
+            self->stop(5000);
+            stop_ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - t0)
+                                            .count());
+        }, redipc::worker_options().block_timeout_ms(100));
+        self = &w;
+        c.send_request(k("selfstop"), "x");
+        CHECK(wait_for([&] { return stop_ms >= 0; }));
+        CHECK(stop_ms < 1000);
+        CHECK(wait_for([&] { return calls.use_count() == 1; }));  // the box is gone
+        c.send_request(k("selfstop"), "y");
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        CHECK(*calls == 1);
+    }
+    c.del("ipc:{q:" + k("selfstop") + "}:pending");
+
+    // A deadline while a callback runs: IPC_ERR_TIMEOUT, then done.
+    redipc::client pub(url);
+    std::atomic<bool> running{false}, release{false};
+    auto sub = c.subscribe(k("slow"), [&](const redipc::message &m) {
+        if (!m.is_message()) return;
+        running = true;
+        while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    });
+    pub.publish(k("slow"), "x");
+    CHECK(wait_for([&] { return running.load(); }));
+    EXPECT_ERROR(IPC_ERR_TIMEOUT, sub.stop(100));
+    release = true;
+    sub.stop(5000);
+    sub.stop(0);
+
+    // A subscription group: a callback per channel; replaced, unhandled and stopped routes
+    // free their boxes.
+    auto a = std::make_shared<counter>();
+    auto b = std::make_shared<counter>();
+    {
+        auto g = c.subscribe_group(redipc::subscribe_options().capacity(100));
+        g.handle(k("ga"), [a](const redipc::message &m) {
+            if (m.is_message()) a->add(std::string(m.payload()));
+        });
+        g.handle(k("gb"), [b](const redipc::message &m) {
+            if (m.is_message()) b->add(std::string(m.payload()));
+        });
+        CHECK(pub.publish(k("ga"), "1") == 1 && pub.publish(k("gb"), "2") == 1);
+        CHECK(wait_for([&] { return a->size() == 1 && b->size() == 1; }));
+        CHECK(a->copy()[0] == "1" && b->copy()[0] == "2");
+        g.unhandle(k("gb"));
+        CHECK(wait_for([&] { return b.use_count() == 1; }));
+        EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, g.handle("", [](const redipc::message &) {}));
+        g.stop(5000);
+        CHECK(a.use_count() == 1);
+    }
+
+    // Typed reports: a handler's failure reaches the client's report handler.
+    {
+        auto w = c.worker({k("failing")}, [](const redipc::request &) { throw std::runtime_error("nope"); },
+                          redipc::worker_options().block_timeout_ms(100));
+        c.send_request(k("failing"), "x");
+        CHECK(wait_for([&] { return reports->size() >= 1; }));
+    }
+    auto texts = reports->copy();
+    CHECK(!texts.empty() && texts[0].find("handler failed on queue") != std::string::npos &&
+          texts[0].find("nope") != std::string::npos);
+    // And a handle's own report handler sees the fields.
+    std::mutex mu;
+    ipc_report_kind kind = IPC_REPORT_OTHER;
+    ipc_result err = IPC_OK;
+    std::string name;
+    {
+        auto w = c.worker({k("own")}, [](const redipc::request &) { throw std::runtime_error("own"); },
+                          redipc::worker_options().block_timeout_ms(100).report([&](const redipc::report &r) {
+                              std::lock_guard<std::mutex> g(mu);
+                              kind = r.kind();
+                              err = r.error();
+                              name = std::string(r.name());
+                          }));
+        c.send_request(k("own"), "x");
+        CHECK(wait_for([&] {
+            std::lock_guard<std::mutex> g(mu);
+            return !name.empty();
+        }));
+    }
+    std::lock_guard<std::mutex> g(mu);
+    CHECK(kind == IPC_REPORT_HANDLER_FAILED && err == IPC_ERR_HANDLER && name == k("own"));
+}
+
 void test_poll_mode(const std::string &url) {
     redipc::client c(url, redipc::options().poll_mode(true));
     redipc::client pub(url);
@@ -427,6 +528,7 @@ int main(int argc, char **argv) {
         {"pubsub", test_pubsub},           {"throwing callback", test_throwing_callback},
         {"transactions", test_transactions}, {"queues and rpc", test_queues_and_rpc},
         {"state and streams", test_state_and_streams}, {"poll mode", test_poll_mode},
+        {"lifecycle, groups and reports", test_lifecycle_groups_and_reports},
     };
     for (const auto &t : tests) {
         int before = failed;
