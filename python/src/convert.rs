@@ -22,48 +22,64 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "object".to_string(), |n| n.to_string())
 }
 
-/// The bytes of `obj` when it is `bytes`, `bytearray`, `memoryview` or `str` (UTF-8), and
-/// with `numbers` also `int` or `float` (their decimal text, like redis-py; never `bool`);
-/// `None` for anything else. `bytes` and `str` are borrowed, not copied.
-fn bytes_of(obj: &Bound<'_, PyAny>, numbers: bool) -> PyResult<Option<Bytes>> {
-    let py = obj.py();
-    Ok(Some(if let Ok(b) = obj.cast::<PyBytes>() {
-        Bytes::from_owner(PyBackedBytes::from(b.clone()))
-    } else if let Ok(s) = obj.cast::<PyString>() {
-        Bytes::from_owner(PyBackedStr::try_from(s.clone())?)
-    } else if let Ok(b) = obj.cast::<PyByteArray>() {
-        Bytes::from(b.to_vec())
-    } else if obj.is_instance_of::<PyMemoryView>() {
-        let b = obj.call_method0(pyo3::intern!(py, "tobytes"))?;
-        Bytes::from_owner(PyBackedBytes::from(b.cast_into::<PyBytes>()?))
-    } else if !numbers || obj.is_instance_of::<PyBool>() {
-        return Ok(None);
-    } else if obj.is_exact_instance_of::<PyInt>()
-        && let Ok(i) = obj.extract::<i64>()
-    {
-        Bytes::from(i.to_string())
-    } else if obj.is_instance_of::<PyInt>() {
-        // Its decimal text, whatever an int subclass's own __repr__ says.
-        let text = py.get_type::<PyInt>().call_method1("__repr__", (obj,))?;
-        Bytes::from(text.extract::<String>()?)
-    } else if obj.is_instance_of::<PyFloat>() {
-        // The shortest text that reads back as the same float ("0.1", "1e+16").
-        let text = py.get_type::<PyFloat>().call_method1("__repr__", (obj,))?;
-        Bytes::from(text.extract::<String>()?)
-    } else {
-        return Ok(None);
-    }))
+/// A command argument, key, name or payload: `bytes`, `bytearray`, `memoryview` or `str`
+/// (UTF-8), and `int` or `float` (their decimal text, like redis-py; never `bool`). `bytes`
+/// and `str` are borrowed from their objects, not copied.
+pub(crate) enum Arg {
+    Bytes(PyBackedBytes),
+    Str(PyBackedStr),
+    Owned(Vec<u8>),
 }
-
-const ACCEPTED: &str = "bytes, bytearray, memoryview, str, int or float";
-
-/// A command argument, key, name or payload: see [`bytes_of`] (numbers accepted).
-#[derive(Clone)]
-pub(crate) struct Arg(pub(crate) Bytes);
 
 impl AsRef<[u8]> for Arg {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        match self {
+            Arg::Bytes(b) => b,
+            Arg::Str(s) => s.as_bytes(),
+            Arg::Owned(v) => v,
+        }
+    }
+}
+
+impl From<Arg> for Bytes {
+    fn from(a: Arg) -> Bytes {
+        match a {
+            Arg::Owned(v) => Bytes::from(v),
+            other => Bytes::copy_from_slice(other.as_ref()),
+        }
+    }
+}
+
+impl Arg {
+    /// `obj` as an argument, numbers only when `numbers`; `None` for another type.
+    fn of(obj: &Bound<'_, PyAny>, numbers: bool) -> PyResult<Option<Arg>> {
+        let py = obj.py();
+        Ok(Some(if let Ok(b) = obj.cast::<PyBytes>() {
+            Arg::Bytes(PyBackedBytes::from(b.clone()))
+        } else if let Ok(s) = obj.cast::<PyString>() {
+            Arg::Str(PyBackedStr::try_from(s.clone())?)
+        } else if let Ok(b) = obj.cast::<PyByteArray>() {
+            Arg::Owned(b.to_vec())
+        } else if obj.is_instance_of::<PyMemoryView>() {
+            let b = obj.call_method0(pyo3::intern!(py, "tobytes"))?;
+            Arg::Bytes(PyBackedBytes::from(b.cast_into::<PyBytes>()?))
+        } else if !numbers || obj.is_instance_of::<PyBool>() {
+            return Ok(None);
+        } else if obj.is_exact_instance_of::<PyInt>()
+            && let Ok(i) = obj.extract::<i64>()
+        {
+            Arg::Owned(i.to_string().into_bytes())
+        } else if obj.is_instance_of::<PyInt>() {
+            // Its decimal text, whatever an int subclass's own __repr__ says.
+            let text = py.get_type::<PyInt>().call_method1("__repr__", (obj,))?;
+            Arg::Owned(text.extract::<String>()?.into_bytes())
+        } else if obj.is_instance_of::<PyFloat>() {
+            // The shortest text that reads back as the same float ("0.1", "1e+16").
+            let text = py.get_type::<PyFloat>().call_method1("__repr__", (obj,))?;
+            Arg::Owned(text.extract::<String>()?.into_bytes())
+        } else {
+            return Ok(None);
+        }))
     }
 }
 
@@ -71,25 +87,24 @@ impl FromPyObject<'_, '_> for Arg {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        match bytes_of(&obj, true)? {
-            Some(b) => Ok(Arg(b)),
-            None => Err(py_err!(
+        Arg::of(&obj, true)?.ok_or_else(|| {
+            py_err!(
                 TypeError,
-                "expected {ACCEPTED}, not {}",
+                "expected bytes, bytearray, memoryview, str, int or float, not {}",
                 type_name(&obj)
-            )),
-        }
+            )
+        })
     }
 }
 
 /// Bytes-like or `str`, not a number (what an RPC handler returns).
-pub(crate) struct Blob(pub(crate) Bytes);
+pub(crate) struct Blob(pub(crate) Arg);
 
 impl FromPyObject<'_, '_> for Blob {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        match bytes_of(&obj, false)? {
+        match Arg::of(&obj, false)? {
             Some(b) => Ok(Blob(b)),
             None => Err(py_err!(
                 TypeError,
@@ -107,34 +122,44 @@ impl<'py, T: for<'a> FromPyObject<'a, 'py, Error = PyErr>> FromPyObject<'_, 'py>
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
-            return Err(py_err!(
-                TypeError,
-                "expected a list or tuple, not {}",
-                type_name(&obj)
-            ));
-        }
-        let items = obj.try_iter().map_err(|_| {
-            py_err!(
-                TypeError,
-                "expected a list or tuple, not {}",
-                type_name(&obj)
-            )
-        })?;
         let py = obj.py();
-        items
-            .enumerate()
-            .map(|(i, item)| {
-                item?.extract::<T>().map_err(|e| {
-                    if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
-                        py_err!(TypeError, "item {i}: {}", e.value(py))
-                    } else {
-                        e
-                    }
+        let items = |items: &mut dyn Iterator<Item = PyResult<Bound<'py, PyAny>>>| {
+            items
+                .enumerate()
+                .map(|(i, item)| {
+                    item?.extract::<T>().map_err(|e| {
+                        if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+                            py_err!(TypeError, "item {i}: {}", e.value(py))
+                        } else {
+                            e
+                        }
+                    })
                 })
-            })
-            .collect::<PyResult<_>>()
-            .map(Seq)
+                .collect::<PyResult<_>>()
+                .map(Seq)
+        };
+        // Tuples (`*args`) and lists without an iterator object; any other iterable too,
+        // but not a string.
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            items(&mut t.iter().map(Ok))
+        } else if let Ok(l) = obj.cast::<PyList>() {
+            items(&mut l.iter().map(Ok))
+        } else if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+            Err(py_err!(
+                TypeError,
+                "expected a list or tuple, not {}",
+                type_name(&obj)
+            ))
+        } else {
+            match obj.try_iter() {
+                Ok(mut it) => items(&mut it),
+                Err(_) => Err(py_err!(
+                    TypeError,
+                    "expected a list or tuple, not {}",
+                    type_name(&obj)
+                )),
+            }
+        }
     }
 }
 

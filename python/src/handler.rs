@@ -48,13 +48,12 @@ impl Callback {
         }
     }
 
-    fn objects(&self, py: Python<'_>) -> Option<(Py<PyAny>, Option<Py<PyAny>>)> {
-        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().map(|o| {
-            (
-                o.f.clone_ref(py),
-                o.on_error.as_ref().map(|e| e.clone_ref(py)),
-            )
+    /// The callback bound for calls with the GIL held; `None` once released.
+    pub(crate) fn target<'py>(&self, py: Python<'py>) -> Option<Target<'py>> {
+        let objects = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        objects.as_ref().map(|o| Target {
+            f: o.f.bind(py).clone(),
+            on_error: o.on_error.as_ref().map(|e| e.bind(py).clone()),
         })
     }
 
@@ -66,13 +65,13 @@ impl Callback {
         call: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
     ) -> redipc::Result<T> {
         let outcome = guard::attach(|py| {
-            let (f, on_error) = self.objects(py)?;
-            Some(call(f.bind(py)).map_err(|err| {
+            let t = self.target(py)?;
+            Some(call(&t.f).map_err(|err| {
                 let text = describe(py, &err);
-                if let Some(hook) = &on_error {
-                    tell(py, hook.bind(py), &err);
+                if let Some(hook) = &t.on_error {
+                    tell(hook, &err);
                 }
-                let told = on_error.is_some();
+                let told = t.on_error.is_some();
                 redipc::Error::handler(&text).with_source(Raised { err, text, told })
             }))
         });
@@ -86,24 +85,24 @@ impl Callback {
         }
     }
 
-    /// Call the callback with the GIL held: `call(f)`; an exception goes to `on_error`,
-    /// else to `sys.unraisablehook`.
-    pub(crate) fn notify(
-        &self,
-        py: Python<'_>,
-        call: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<()>,
-    ) {
-        if let Some((f, on_error)) = self.objects(py)
-            && let Err(err) = call(f.bind(py))
-        {
-            report(py, err, f.bind(py), on_error.as_ref().map(|e| e.bind(py)));
-        }
-    }
-
-    /// [`notify`](Callback::notify) from a thread of the core (not once the interpreter
-    /// exits).
+    /// [`Target::notify`] from a thread of the core (not once the interpreter exits).
     pub(crate) fn notify_now(&self, call: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<()>) {
-        guard::attach(|py| self.notify(py, call));
+        guard::attach(|py| self.target(py).map(|t| t.notify(call)));
+    }
+}
+
+/// A [`Callback`] bound for calls with the GIL held (one batch of them).
+pub(crate) struct Target<'py> {
+    f: Bound<'py, PyAny>,
+    on_error: Option<Bound<'py, PyAny>>,
+}
+
+impl Target<'_> {
+    /// `call(f)`; an exception goes to `on_error`, else to `sys.unraisablehook`.
+    pub(crate) fn notify(&self, call: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<()>) {
+        if let Err(err) = call(&self.f) {
+            report(err, &self.f, self.on_error.as_ref());
+        }
     }
 }
 
@@ -130,7 +129,8 @@ fn describe(py: Python<'_>, err: &PyErr) -> String {
 }
 
 /// Give `err` to the user's `hook`; an exception of the hook goes to `sys.unraisablehook`.
-fn tell(py: Python<'_>, hook: &Bound<'_, PyAny>, err: &PyErr) {
+fn tell(hook: &Bound<'_, PyAny>, err: &PyErr) {
+    let py = hook.py();
     if let Err(e) = hook.call1((err.clone_ref(py).into_value(py),)) {
         e.write_unraisable(py, Some(hook));
     }
@@ -167,12 +167,8 @@ impl Drop for PollScope {
 /// An exception of a callback (`source`): to `on_error`, else to `sys.unraisablehook`.
 /// Inside `poll()` a `KeyboardInterrupt` or `SystemExit` (not an `Exception`) is kept for
 /// `poll()` to raise.
-fn report(
-    py: Python<'_>,
-    err: PyErr,
-    source: &Bound<'_, PyAny>,
-    on_error: Option<&Bound<'_, PyAny>>,
-) {
+fn report(err: PyErr, source: &Bound<'_, PyAny>, on_error: Option<&Bound<'_, PyAny>>) {
+    let py = source.py();
     if IN_POLL.with(Cell::get) && !err.is_instance_of::<PyException>(py) {
         let err = PENDING.with(|p| {
             let mut pending = p.borrow_mut();
@@ -190,7 +186,7 @@ fn report(
         return;
     }
     match on_error {
-        Some(hook) => tell(py, hook, &err),
+        Some(hook) => tell(hook, &err),
         None => err.write_unraisable(py, Some(source)),
     }
 }

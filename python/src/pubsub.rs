@@ -15,7 +15,7 @@ use crate::convert::{Arg, Callable, Count, Policy, Seconds, Seq, With};
 use crate::errors::{self, Core};
 use crate::guard::{self, Detached};
 use crate::handler::{Callback, PollScope};
-use crate::records::{Message, SubscriptionStats, kind_name};
+use crate::records::{Message, Messages, SubscriptionStats, kind_name};
 
 /// The options shared by `subscribe*()` and `subscribe_group()`.
 fn options(capacity: Option<Count<1>>, overflow: Option<Policy>) -> SubscribeOptions {
@@ -36,15 +36,15 @@ pub(crate) struct Subscription {
 impl Subscription {
     /// The next event within `timeout` (`None`: no limit); `None` when the time passed.
     fn pull(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<Option<Message>> {
-        let kind = self.sub.kind();
-        let of = |e: Option<Event>| e.and_then(|e| Message::of(&e, kind));
         // What is waiting already is taken without releasing the GIL.
-        if let Some(m) = of(self.sub.try_next().map_err(errors::raise)?) {
-            return Ok(Some(m));
-        }
-        guard::wait(py, timeout.map(|t| t.0), |slice| {
-            Ok(of(self.sub.next(Some(slice))?))
-        })
+        let known = |e: Option<Event>| e.filter(Messages::known);
+        let event = match known(self.sub.try_next().map_err(errors::raise)?) {
+            Some(e) => Some(e),
+            None => guard::wait(py, timeout.map(|t| t.0), |slice| {
+                Ok(known(self.sub.next(Some(slice))?))
+            })?,
+        };
+        Ok(event.and_then(|e| Messages::new(py, self.sub.kind()).of(&e)))
     }
 }
 
@@ -150,12 +150,14 @@ fn batch_handler(
 ) -> impl FnMut(&[Event]) + Send + 'static {
     move |events| {
         guard::attach(|py| {
+            let Some(target) = cb.target(py) else { return };
+            let mut messages = Messages::new(py, kind);
             for event in events {
                 if closed.load(Ordering::Acquire) {
                     return;
                 }
-                if let Some(m) = Message::of(event, kind) {
-                    cb.notify(py, |f| f.call1((m,)).map(drop));
+                if let Some(m) = messages.of(event) {
+                    target.notify(|f| f.call1((m,)).map(drop));
                 }
             }
         });
@@ -177,9 +179,12 @@ impl SubscriptionGroup {
         let cb = Callback::new(py, f, self.on_error.as_ref());
         let call = cb.clone();
         let route = move |event: &Event| {
-            if let Some(m) = Message::of(event, SubscriptionKind::Channel) {
-                call.notify_now(|f| f.call1((m,)).map(drop));
-            }
+            call.notify_now(
+                |f| match Messages::new(f.py(), SubscriptionKind::Channel).of(event) {
+                    Some(m) => f.call1((m,)).map(drop),
+                    None => Ok(()),
+                },
+            )
         };
         py.core(|| {
             self.group
@@ -223,14 +228,15 @@ impl SubscriptionGroup {
         let py = slf.py();
         if let Some(f) = callback {
             let same = f.0.clone_ref(py).into_bound(py);
-            slf.get().register(py, channel.0, f)?;
+            slf.get().register(py, channel.into(), f)?;
             return Ok(same);
         }
         let group = slf.clone().unbind();
+        let channel = Bytes::from(channel);
         let decorator = move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| {
             let (f,): (Callable,) = args.extract()?;
             let same = f.0.clone_ref(args.py());
-            group.get().register(args.py(), channel.0.clone(), f)?;
+            group.get().register(args.py(), channel.clone(), f)?;
             Ok::<_, PyErr>(same)
         };
         let doc = Some(c"Register the decorated function as the channel's handler.");

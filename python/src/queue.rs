@@ -21,7 +21,7 @@ fn rpc_reply(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         return Ok(Vec::new());
     }
     match value.extract::<Blob>() {
-        Ok(b) => Ok(b.0.to_vec()),
+        Ok(b) => Ok(b.0.as_ref().to_vec()),
         Err(_) => Err(py_err!(
             TypeError,
             "the handler returned {}, not bytes or str",
@@ -74,7 +74,7 @@ impl Client {
             call.run(|f| f.call1((Request::from(req.clone()),)).map(drop))
         };
         let worker = py.core(|| self.c.handle_requests(&queues.0, run, opts))?;
-        let queues: Vec<Bytes> = queues.0.into_iter().map(|q| q.0).collect();
+        let queues: Vec<Bytes> = queues.0.into_iter().map(Bytes::from).collect();
         let label = queues.first().cloned().unwrap_or_default();
         Ok(Worker::new(worker, vec![cb], label, queues))
     }
@@ -109,7 +109,7 @@ impl Client {
         let opts = CallOptions::default()
             .with(timeout, |o, t| o.timeout(t.0))
             .with(fail_fast, CallOptions::fail_fast);
-        let method = method.map(|m| m.0).unwrap_or_default();
+        let method = method.as_ref().map_or(&b""[..], |m| m.as_ref());
         py.core(|| self.c.call_with(service, method, payload, opts))
     }
 
@@ -126,7 +126,7 @@ impl Client {
         let cb = Callback::new(py, handler, None);
         let h = rpc_handler(cb.clone());
         let server = py.core(|| self.c.serve_with(&service, move |call| h(call), opts))?;
-        Ok(RpcServer::new(server, vec![cb], service.0))
+        Ok(RpcServer::new(server, vec![cb], service.into()))
     }
 
     /// Answer calls to `service`, routed by method name to the handlers of `methods`.
@@ -150,6 +150,6 @@ impl Client {
         let n = concurrency.map_or(WorkerOptions::default().concurrency, Count::usize);
         let server = py.core(|| self.c.serve_methods(&service, table, n))?;
         let callbacks = callbacks.into_iter().map(|(_, cb)| cb).collect();
-        Ok(RpcServer::new(server, callbacks, service.0))
+        Ok(RpcServer::new(server, callbacks, service.into()))
     }
 }

@@ -5,7 +5,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 use redipc::{Event, SubscriptionKind};
 
 use crate::convert::Dict;
@@ -158,8 +158,8 @@ impl From<&redipc::Call> for Call {
 #[pymethods]
 impl StreamEntry {
     fn __getitem__(&self, name: crate::convert::Arg) -> PyResult<Bytes> {
-        self.field(&name.0)
-            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(name.0))
+        self.field(name.as_ref())
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(Bytes::from(name)))
     }
 
     /// The value of field `name` (`bytes` or `str`), or `default`.
@@ -170,14 +170,14 @@ impl StreamEntry {
         name: crate::convert::Arg,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        match self.field(&name.0) {
+        match self.field(name.as_ref()) {
             Some(v) => Ok(Some(PyBytes::new(py, &v[..]).into_any())),
             None => Ok(default),
         }
     }
 
     fn __contains__(&self, name: crate::convert::Arg) -> bool {
-        self.field(&name.0).is_some()
+        self.field(name.as_ref()).is_some()
     }
 
     fn __len__(&self) -> usize {
@@ -200,20 +200,71 @@ impl StreamEntry {
     }
 }
 
+/// A name of a fixed set (`"message"`, `"channel"` ...), as an interned `str`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Label(&'static str);
+
+impl<'py> IntoPyObject<'py> for &Label {
+    type Target = PyString;
+    type Output = Bound<'py, PyString>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Bound<'py, PyString>, Self::Error> {
+        let s = match self.0 {
+            "message" => pyo3::intern!(py, "message"),
+            "activated" => pyo3::intern!(py, "activated"),
+            "disconnected" => pyo3::intern!(py, "disconnected"),
+            "reactivated" => pyo3::intern!(py, "reactivated"),
+            "channel" => pyo3::intern!(py, "channel"),
+            "pattern" => pyo3::intern!(py, "pattern"),
+            "shard" => pyo3::intern!(py, "shard"),
+            other => return Ok(PyString::new(py, other)),
+        };
+        Ok(s.clone())
+    }
+}
+
+/// `bytes` made once and shared by every read of the field; equal and hashed by content.
+pub(crate) struct PyBlob(Py<PyBytes>);
+
+impl PartialEq for PyBlob {
+    fn eq(&self, other: &Self) -> bool {
+        Python::attach(|py| self.0.as_bytes(py) == other.0.as_bytes(py))
+    }
+}
+
+impl Eq for PyBlob {}
+
+impl std::hash::Hash for PyBlob {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Python::attach(|py| self.0.as_bytes(py).hash(state))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for &PyBlob {
+    type Target = PyBytes;
+    type Output = Bound<'py, PyBytes>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Bound<'py, PyBytes>, Self::Error> {
+        Ok(self.0.bind(py).clone())
+    }
+}
+
 /// One event of a subscription: a published message, or a change of the connection.
 #[pyclass(frozen, eq, hash, get_all, module = "redipc._native")]
 #[derive(PartialEq, Eq, Hash)]
 pub(crate) struct Message {
     /// `"message"`, `"activated"`, `"disconnected"` or `"reactivated"`.
-    kind: &'static str,
+    kind: Label,
     /// `"channel"`, `"pattern"` or `"shard"`: the kind of the subscription.
-    sub_kind: &'static str,
+    sub_kind: Label,
     /// The channel (for `activated`/`reactivated`: the channel or pattern name).
-    channel: Bytes,
+    channel: PyBlob,
     /// The matching pattern (pattern subscriptions).
-    pattern: Option<Bytes>,
+    pattern: Option<PyBlob>,
     /// The payload (`b""` for connection events).
-    payload: Bytes,
+    payload: PyBlob,
     /// Why the connection broke (`disconnected`).
     error: Option<String>,
 }
@@ -227,37 +278,78 @@ pub(crate) fn kind_name(kind: SubscriptionKind) -> &'static str {
     }
 }
 
-impl Message {
-    /// The message of `event` on a subscription of `kind`; `None` for an event kind added
-    /// to the core later.
-    pub(crate) fn of(event: &Event, kind: SubscriptionKind) -> Option<Message> {
-        let empty = Bytes::new();
+/// Makes the `Message`s of a subscription of `kind`, reusing the `bytes` of a channel
+/// repeated in a batch.
+pub(crate) struct Messages<'py> {
+    py: Python<'py>,
+    kind: SubscriptionKind,
+    last: Option<(Bytes, Py<PyBytes>)>,
+}
+
+impl<'py> Messages<'py> {
+    pub(crate) fn new(py: Python<'py>, kind: SubscriptionKind) -> Self {
+        Messages {
+            py,
+            kind,
+            last: None,
+        }
+    }
+
+    /// Whether `event` is of a kind this binding knows (one added to the core later is
+    /// skipped).
+    pub(crate) fn known(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::Message(_)
+                | Event::Activated { .. }
+                | Event::Reactivated { .. }
+                | Event::Disconnected { .. }
+        )
+    }
+
+    fn blob(&self, b: &[u8]) -> PyBlob {
+        PyBlob(PyBytes::new(self.py, b).unbind())
+    }
+
+    fn channel(&mut self, name: &Bytes) -> PyBlob {
+        match &self.last {
+            Some((n, b)) if n == name => PyBlob(b.clone_ref(self.py)),
+            _ => {
+                let b = PyBytes::new(self.py, name).unbind();
+                self.last = Some((name.clone(), b.clone_ref(self.py)));
+                PyBlob(b)
+            }
+        }
+    }
+
+    /// The message of `event`; `None` for an event kind this binding does not know.
+    pub(crate) fn of(&mut self, event: &Event) -> Option<Message> {
         Some(match event {
             Event::Message(m) => Message {
-                kind: "message",
-                sub_kind: kind_name(m.kind),
-                channel: m.channel.clone(),
-                pattern: m.pattern.clone(),
-                payload: m.payload.clone(),
+                kind: Label("message"),
+                sub_kind: Label(kind_name(m.kind)),
+                channel: self.channel(&m.channel),
+                pattern: m.pattern.as_ref().map(|p| self.blob(p)),
+                payload: self.blob(&m.payload),
                 error: None,
             },
             Event::Activated { kind, name } | Event::Reactivated { kind, name } => Message {
-                kind: match event {
+                kind: Label(match event {
                     Event::Activated { .. } => "activated",
                     _ => "reactivated",
-                },
-                sub_kind: kind_name(*kind),
-                channel: name.clone(),
-                pattern: (*kind == SubscriptionKind::Pattern).then(|| name.clone()),
-                payload: empty,
+                }),
+                sub_kind: Label(kind_name(*kind)),
+                channel: self.channel(name),
+                pattern: (*kind == SubscriptionKind::Pattern).then(|| self.blob(name)),
+                payload: self.blob(b""),
                 error: None,
             },
             Event::Disconnected { error } => Message {
-                kind: "disconnected",
-                sub_kind: kind_name(kind),
-                channel: empty.clone(),
+                kind: Label("disconnected"),
+                sub_kind: Label(kind_name(self.kind)),
+                channel: self.blob(b""),
                 pattern: None,
-                payload: empty,
+                payload: self.blob(b""),
                 error: Some(error.text()),
             },
             _ => return None,
@@ -269,17 +361,18 @@ impl Message {
 impl Message {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         use pyo3::IntoPyObjectExt;
-        let mut fields = vec![("kind", self.kind.into_bound_py_any(py)?)];
-        if self.sub_kind != "channel" {
-            fields.push(("sub_kind", self.sub_kind.into_bound_py_any(py)?));
+        let (kind, sub_kind) = (self.kind.0, self.sub_kind.0);
+        let mut fields = vec![("kind", kind.into_bound_py_any(py)?)];
+        if sub_kind != "channel" {
+            fields.push(("sub_kind", sub_kind.into_bound_py_any(py)?));
         }
-        if self.kind != "disconnected" {
+        if kind != "disconnected" {
             fields.push(("channel", (&self.channel).into_bound_py_any(py)?));
         }
         if let Some(p) = &self.pattern {
             fields.push(("pattern", p.into_bound_py_any(py)?));
         }
-        if self.kind == "message" {
+        if kind == "message" {
             fields.push(("payload", (&self.payload).into_bound_py_any(py)?));
         }
         if let Some(e) = &self.error {

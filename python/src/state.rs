@@ -219,7 +219,7 @@ impl Client {
             callbacks.push(cb);
         }
         let watcher = py.core(|| self.c.hash_watch(&hash, opts))?;
-        Ok(HashWatcher::new(watcher, callbacks, hash.0))
+        Ok(HashWatcher::new(watcher, callbacks, hash.into()))
     }
 
     /// Acquire the lock `name`; see the stubs.
@@ -250,7 +250,7 @@ impl Client {
         };
         Ok(Lock {
             token: guard.token(),
-            name: name.0,
+            name: name.into(),
             guard: Mutex::new(Some(Detached::new(guard))),
         })
     }
@@ -279,6 +279,6 @@ impl Client {
             self.c
                 .watch_keys(&pattern, &events, configure_server, handler)
         })?;
-        Ok(KeyspaceWatch::new(watch, vec![cb], pattern.0))
+        Ok(KeyspaceWatch::new(watch, vec![cb], pattern.into()))
     }
 }

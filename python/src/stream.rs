@@ -89,7 +89,7 @@ impl Client {
     ) -> PyResult<String> {
         let fields = match (fields, payload) {
             (Some(f), None) => f.0,
-            (None, Some(p)) => vec![(Arg(bytes::Bytes::from_static(b"payload")), p)],
+            (None, Some(p)) => vec![(Arg::Owned(b"payload".to_vec()), p)],
             _ => {
                 return Err(py_err!(
                     TypeError,
@@ -214,7 +214,7 @@ impl Client {
             call.run(|f| f.call1((StreamEntry::from(e.clone()),)).map(drop))
         };
         let consumer = py.core(|| self.c.stream_consume(&stream, group, consumer, run, opts))?;
-        Ok(StreamConsumer::new(consumer, vec![cb], stream.0))
+        Ok(StreamConsumer::new(consumer, vec![cb], stream.into()))
     }
 
     /// The dead letters of a stream (`<stream>:dead`), oldest first.

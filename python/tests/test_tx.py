@@ -248,3 +248,45 @@ def test_many_short_transactions_are_quick(client: redipc.Client) -> None:
         tx.exec()
     assert client.get("n") == b"20000"
     assert time.monotonic() - start < 20
+
+
+def test_the_functions_own_exception_is_raised_again_as_itself(client: redipc.Client) -> None:
+    """It travels through the core's retry loop as the transaction's abort (nothing queued
+    runs) and comes back as the very object the function raised."""
+    raised = LookupError("not there")
+    calls = 0
+
+    def f(s: redipc.WatchSession) -> None:
+        nonlocal calls
+        calls += 1
+        s.queue("SET", "k", "never")
+        raise raised
+
+    with pytest.raises(LookupError) as info:
+        client.transaction(f, "k")
+    assert info.value is raised and calls == 1, "not retried"
+    assert client.exists("k") == 0
+    # A redipc error of the function's own is raised as itself too, not re-classified.
+    mine = redipc.WatchError("mine")
+    with pytest.raises(redipc.WatchError) as info2:
+        client.transaction(lambda s: (_ for _ in ()).throw(mine), "k")
+    assert info2.value is mine
+
+
+def test_watch_error_after_the_retries_is_the_cores(
+    client: redipc.Client, make_client: Callable[..., redipc.Client]
+) -> None:
+    other = make_client("tcp")
+    attempts = 0
+
+    def conflicting(s: redipc.WatchSession) -> None:
+        nonlocal attempts
+        attempts += 1
+        other.incr("w")
+        s.queue("SET", "w", 0)
+
+    with pytest.raises(redipc.WatchError) as info:
+        client.transaction(conflicting, "w", max_retries=3)
+    assert attempts == 4
+    assert not isinstance(info.value, redipc.AbortedError)
+    assert int(client.get("w") or 0) == 4, "no EXEC ran"
