@@ -564,7 +564,7 @@ static void test_kinds(const char *url) {
     }
     CHECK(st.capacity == 123 && st.dropped == 0 && st.queued == 0 && st.delivered == 2);
 
-    /* ipc_subscribe_ex with NUL-terminated names and no options: a pattern */
+    /* NUL-terminated names (lens NULL) and no options: a pattern */
     ipc_subscription_free(bin);
     bin = NULL;
     CHECK(rec_get(&rbin, F_FREED) == 1);
