@@ -177,7 +177,8 @@ impl FromPyObject<'_, '_> for Names {
     }
 }
 
-/// The items of a mapping (a `dict`, or anything with `items()`), in its order.
+/// The items of a mapping (a `dict`, or another `collections.abc.Mapping`), in its order.
+#[derive(Clone, PartialEq)]
 pub(crate) struct Dict<K, V>(pub(crate) Vec<(K, V)>);
 
 impl<K, V> Default for Dict<K, V> {
@@ -269,18 +270,6 @@ where
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         (&self).into_pyobject(py)
-    }
-}
-
-impl<K: Clone, V: Clone> Clone for Dict<K, V> {
-    fn clone(&self) -> Self {
-        Dict(self.0.clone())
-    }
-}
-
-impl<K: PartialEq, V: PartialEq> PartialEq for Dict<K, V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
     }
 }
 
