@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +23,15 @@ import pytest
 import redipc
 
 REDIS_SERVER = shutil.which("redis-server")
+
+
+def names(argument: str) -> str:
+    """A regex for ``pytest.raises(match=...)``: how an argument error names its argument.
+    PyO3 adds the note "while processing 'ARG'" (pytest matches notes too); Python before
+    3.11 has no notes, so there the message alone says what was expected."""
+    if sys.version_info >= (3, 11):
+        return rf"[\s\S]*while processing '{argument}'"
+    return ""
 
 
 def free_port() -> int:

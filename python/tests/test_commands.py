@@ -9,7 +9,7 @@ import time
 import pytest
 
 import redipc
-from conftest import RedisServer
+from conftest import RedisServer, names
 
 
 def test_ping_and_command(client: redipc.Client) -> None:
@@ -60,7 +60,7 @@ def test_set_ttl(client: redipc.Client) -> None:
         client.set("e", "v", ttl=0)
     with pytest.raises(redipc.InvalidArgument):
         client.set("e", "v", ttl=-1)
-    with pytest.raises(TypeError, match="ttl"):
+    with pytest.raises(TypeError, match="(?s)expected a number of seconds" + names("ttl")):
         client.set("e", "v", ttl="10")  # type: ignore[arg-type]
 
 
@@ -144,9 +144,9 @@ def test_hashes(client: redipc.Client) -> None:
         client.hset("h")
     with pytest.raises(redipc.InvalidArgument, match="at least one field"):
         client.hset("h", mapping={})
-    with pytest.raises(TypeError, match="(?s)expected a mapping.*'mapping'"):
+    with pytest.raises(TypeError, match="(?s)expected a mapping" + names("mapping")):
         client.hset("h", mapping=[("a", "b")])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="(?s)value of 'a': expected bytes.*'mapping'"):
+    with pytest.raises(TypeError, match="(?s)value of 'a': expected bytes" + names("mapping")):
         client.hset("h", mapping={"a": None})  # type: ignore[dict-item]
     with pytest.raises(redipc.InvalidArgument, match="at least one field"):
         client.hdel("h")
@@ -230,7 +230,7 @@ def test_pipeline_raw(client: redipc.Client) -> None:
     assert replies[4] is None
     assert client.pipeline_raw([]) == []
     # A failed item is named by its index; the argument by PyO3's note.
-    with pytest.raises(TypeError, match="(?s)item 0: expected a list or tuple.*'commands'"):
+    with pytest.raises(TypeError, match="item 0: expected a list or tuple" + names("commands")):
         client.pipeline_raw(["GET a"])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="item 1: item 1: expected bytes"):
         client.pipeline_raw([["GET", "a"], ["GET", {}]])  # type: ignore[list-item]

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import redipc
+from conftest import names
 from redipc import _native
 
 
@@ -156,7 +157,7 @@ def test_invalid_options(server, options: dict) -> None:
 
 
 def test_option_types(server) -> None:
-    with pytest.raises(TypeError, match="connect_timeout"):
+    with pytest.raises(TypeError, match="expected a number of seconds" + names("connect_timeout")):
         redipc.Client(server.tcp_url, connect_timeout="1")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         redipc.Client(server.tcp_url, database="1")  # type: ignore[arg-type]

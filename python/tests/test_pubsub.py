@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import redipc
-from conftest import RedisServer
+from conftest import RedisServer, names
 
 BURST = 100_000
 REPO = Path(__file__).resolve().parents[2]
@@ -826,17 +826,17 @@ def test_get_and_iteration_refused_with_a_callback(make_client: Callable[..., re
 
 def test_bad_arguments(make_client: Callable[..., redipc.Client]) -> None:
     c = make_client("tcp")
-    with pytest.raises(redipc.InvalidArgument, match="overflow"):
+    with pytest.raises(redipc.InvalidArgument, match="'drop_oldest'" + names("overflow")):
         c.subscribe("x", overflow="sometimes")  # type: ignore[arg-type]
-    with pytest.raises(redipc.InvalidArgument, match="capacity"):
+    with pytest.raises(redipc.InvalidArgument, match="count >= 1" + names("capacity")):
         c.subscribe("x", capacity=0)
-    with pytest.raises(TypeError, match="(?s)expected a callable.*'callback'"):
+    with pytest.raises(TypeError, match="expected a callable" + names("callback")):
         c.subscribe("x", callback=42)  # type: ignore[arg-type]
     with pytest.raises(redipc.InvalidArgument, match="on_error needs a callback"):
         c.subscribe("x", on_error=print)
     with pytest.raises(redipc.InvalidArgument, match="empty"):
         c.subscribe("")
-    with pytest.raises(TypeError, match="(?s)item 1: .*'patterns'"):
+    with pytest.raises(TypeError, match="item 1: expected bytes" + names("patterns")):
         c.psubscribe("a", True)  # type: ignore[arg-type]
     with pytest.raises(redipc.InvalidArgument):
         redipc.Client("redis://127.0.0.1:1/0", health_check_interval=0.001)

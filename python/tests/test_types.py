@@ -8,6 +8,7 @@ import math
 import pytest
 
 import redipc
+from conftest import names
 
 
 def lua(c: redipc.Client, body: str) -> object:
@@ -125,13 +126,13 @@ def test_unsupported_arguments_raise_type_error(client: redipc.Client, bad: obje
     # The message says what was expected; PyO3's note names the argument (an item of
     # *args by its index).
     accepted = "expected bytes, bytearray, memoryview, str, int or float, not "
-    with pytest.raises(TypeError, match=f"(?s){accepted}.*while processing 'value'"):
+    with pytest.raises(TypeError, match=accepted + names("value")):
         client.set("k", bad)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="(?s)while processing 'key'"):
+    with pytest.raises(TypeError, match=accepted + names("key")):
         client.get(bad)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=f"(?s)item 2: {accepted}.*'args'"):
+    with pytest.raises(TypeError, match=f"item 2: {accepted}" + names("args")):
         client.command("SET", "k", bad)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=f"(?s)item 1: {accepted}.*'values'"):
+    with pytest.raises(TypeError, match=f"item 1: {accepted}" + names("values")):
         client.rpush("l", "ok", bad)  # type: ignore[arg-type]
     assert client.exists("k", "l") == 0
 
