@@ -59,6 +59,10 @@ impl Client {
     pub fn is_connected(&self) -> bool {
         self.inner.is_connected()
     }
+    /// See [`crate::Client::is_closed`].
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
     /// See [`crate::Client::close`].
     pub fn close(&self) {
         self.inner.close()

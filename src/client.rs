@@ -222,6 +222,11 @@ impl Client {
         self.inner.conn.is_connected()
     }
 
+    /// Whether [`close`](Client::close) was called (on this client or a clone of it).
+    pub fn is_closed(&self) -> bool {
+        self.inner.conn.is_closed()
+    }
+
     /// Close the client: later calls on it (and on its clones) fail with
     /// [`ErrorKind::Closed`]; its subscriptions are closed; calls in flight on other threads
     /// or tasks (a `BLPOP` waiting forever included) end at once with a

@@ -239,6 +239,9 @@ impl Options {
         if matches!(self.database, Some(db) if db < 0) {
             return Err(Error::invalid("database number must not be negative"));
         }
+        if self.max_value_size == 0 {
+            return Err(Error::invalid("max_value_size must be at least 1 byte"));
+        }
         Ok(())
     }
 }

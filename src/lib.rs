@@ -50,5 +50,9 @@ pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKin
 pub use reply::{Reply, ReplyType, ServerError};
 pub use report::{ErrorHook, Report, ReportKind, ReportSource};
 
+/// How long dropping a handle that runs handlers (a worker, RPC server, stream consumer or
+/// watcher) waits for a running handler: also what the bindings' `stop()` waits by default.
+pub const DEFAULT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The version of this library (`MAJOR.MINOR.PATCH`), from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -292,8 +292,26 @@ fn options_are_applied() {
 fn closed_client_refuses_calls() {
     let server = Server::start();
     let c = connect(&server.tcp_url());
-    c.close();
+    assert!(!c.is_closed());
+    c.clone().close();
+    assert!(c.is_closed(), "a clone's close closes the client");
     assert_eq!(c.ping().unwrap_err().kind(), ErrorKind::Closed);
+}
+
+/// What the bindings used to check themselves is checked once, here.
+#[test]
+fn the_core_checks_what_setters_only_store() {
+    let server = Server::start();
+    let e = blocking::Client::connect(&server.tcp_url(), Options::default().max_value_size(0))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("max_value_size"), "{e}");
+    let c = connect(&server.tcp_url());
+    let e = c.watch_keys("", &["set"], false, |_, _| {}).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("pattern"), "{e}");
+    let e = c.watch_keys("k:*", &[""], false, |_, _| {}).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
 
 #[test]

@@ -1,7 +1,5 @@
 //! `redipc.Client`: the blocking core client, with the GIL released for every wait.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use redipc::{Options, SetOptions, blocking};
@@ -16,8 +14,6 @@ pub(crate) struct Client {
     pub(crate) c: blocking::Client,
     /// The URL without its password, for `repr`.
     shown: String,
-    /// For `repr` only.
-    closed: AtomicBool,
 }
 
 /// `url` with the password of its user-info part replaced by `***`.
@@ -85,13 +81,11 @@ impl Client {
         Ok(Client {
             c: py.core(|| blocking::Client::connect(url, opts))?,
             shown: redact(url),
-            closed: AtomicBool::new(false),
         })
     }
 
     /// Close the client; later calls raise `ClosedError`. Closing twice is harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.closed.store(true, Ordering::Relaxed);
         py.detach(|| self.c.close());
         Ok(())
     }
@@ -109,7 +103,7 @@ impl Client {
     }
 
     fn __repr__(&self) -> String {
-        let state = match (self.closed.load(Ordering::Relaxed), self.c.is_connected()) {
+        let state = match (self.c.is_closed(), self.c.is_connected()) {
             (true, _) => "closed",
             (false, true) => "connected",
             (false, false) => "disconnected",

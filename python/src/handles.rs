@@ -16,7 +16,7 @@ use crate::handler::Callback;
 use crate::records::{ConsumerStats, WorkerStats};
 
 /// How long `stop()` waits when not told: as long as dropping a handle waits in the core.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = redipc::DEFAULT_STOP_TIMEOUT;
 
 /// A pyclass around the core handle `$core` (field `core`), with the lifecycle methods.
 macro_rules! runner_handle {

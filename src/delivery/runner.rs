@@ -36,7 +36,7 @@ pub(crate) type ExitAction = Box<dyn FnOnce() + Send>;
 pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// How long `Drop` of a handle waits for its running handlers.
-pub(crate) const DROP_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DROP_DEADLINE: Duration = crate::DEFAULT_STOP_TIMEOUT;
 
 /// How often `stop` wakes loops again while it waits.
 const REWAKE: Duration = Duration::from_millis(100);

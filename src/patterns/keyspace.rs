@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::delivery::runner::Runner;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportKind, ReportSource, call_handler};
 
@@ -63,6 +63,12 @@ client_methods! {
         configure_server: bool,
         handler: impl FnMut(&[u8], &str) + Send + 'static,
     ) -> Result<KeyspaceWatch> {
+        if pattern.as_ref().is_empty() {
+            return Err(Error::invalid("watch_keys: the key pattern must not be empty"));
+        }
+        if events.iter().any(|e| e.is_empty()) {
+            return Err(Error::invalid("watch_keys: an event name must not be empty"));
+        }
         if configure_server {
             let current = self
                 .command(&["CONFIG", "GET", "notify-keyspace-events"])
