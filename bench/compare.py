@@ -1,7 +1,11 @@
-"""Side by side: two benchmark results (bench/run's JSON) of the same mode, before and after
+"""Side by side: benchmark results (bench/run's JSON) of the same mode, before and after
 a change, as a Markdown table.
 
     python bench/compare.py BEFORE.json AFTER.json [--impls redipc-c,redipc-py]
+    python bench/compare.py --before B1.json B2.json --after A1.json A2.json
+
+Several files per side pool their repetitions (run them alternately, before-after-after-
+before, so that the machine's drift falls on both sides).
 
 For each workload and implementation: the median of each run with its spread (min..max as
 a percentage of the median), the change, and whether the change is beyond the spread of
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 
 
@@ -24,6 +29,29 @@ def load(path: str) -> dict:
 
 def summary(doc: dict) -> dict[tuple[str, str], dict]:
     return {(s["impl"], s["label"]): s for s in doc.get("summary", [])}
+
+
+def pooled(docs: list[dict]) -> dict:
+    """One result made of the repetitions of several: median, min, max, spread, CPU/op."""
+    if len(docs) == 1:
+        return docs[0]
+    reps: dict[tuple[str, str], list[dict]] = {}
+    for d in docs:
+        for r in d.get("runs", []):
+            reps.setdefault((r["impl"], r["label"]), []).append(r)
+    out = []
+    for (impl, label), rs in reps.items():
+        ops = sorted(r["ops_per_s"] for r in rs)
+        med = statistics.median(ops)
+        cpus = [r["cpu_us_per_op"] for r in rs if r.get("cpu_us_per_op") is not None]
+        out.append(dict(impl=impl, label=label, runs=len(rs), ops_per_s=med, min=ops[0],
+                        max=ops[-1], spread_pct=(ops[-1] - ops[0]) / med * 100 if med else 0,
+                        cpu_us_per_op=statistics.median(cpus) if cpus else None))
+    meta = dict(docs[0].get("meta", {}))
+    meta["git"] = ", ".join(sorted({str(d.get("meta", {}).get("git")) for d in docs}))
+    meta["repetitions"] = sum(d.get("meta", {}).get("repetitions", 0) for d in docs)
+    meta["date"] = " / ".join(str(d.get("meta", {}).get("date")) for d in docs)
+    return dict(meta=meta, workloads=docs[-1].get("workloads", {}), summary=out)
 
 
 def verdict(b: dict, a: dict) -> str:
@@ -65,11 +93,19 @@ def table(before: dict, after: dict, impls: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("before")
-    ap.add_argument("after")
+    ap.add_argument("files", nargs="*", help="BEFORE.json AFTER.json")
+    ap.add_argument("--before", nargs="+", default=[])
+    ap.add_argument("--after", nargs="+", default=[])
     ap.add_argument("--impls", default="redipc-c,hiredis,redipc-py,redis-py")
     args = ap.parse_args()
-    before, after = load(args.before), load(args.after)
+    if args.files:
+        if len(args.files) != 2 or args.before or args.after:
+            ap.error("give BEFORE.json AFTER.json, or --before ... --after ...")
+        args.before, args.after = [args.files[0]], [args.files[1]]
+    if not args.before or not args.after:
+        ap.error("give BEFORE.json AFTER.json, or --before ... --after ...")
+    before = pooled([load(f) for f in args.before])
+    after = pooled([load(f) for f in args.after])
     for name, doc in (("before", before), ("after", after)):
         m = doc.get("meta", {})
         print(f"- {name}: git {m.get('git')}, {m.get('mode')} mode, {m.get('repetitions')} "
