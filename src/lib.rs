@@ -34,13 +34,16 @@ pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
 pub use delivery::{BatchFn, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
 pub use patterns::batch::{Batch, WatchSession};
+pub use patterns::call::Call;
 pub use patterns::keyspace::{KeyHandler, KeyspaceWatch};
 pub use patterns::lock::{LockGuard, LockOptions};
 pub use patterns::queue::{
-    DeadLetter, QueueCounts, Request, RequestHandler, Worker, WorkerOptions, WorkerStats,
+    DeadLetter, Protocol, QueueCounts, Request, RequestHandler, Worker, WorkerOptions, WorkerStats,
 };
-pub use patterns::rpc::{Call, CallOptions, RpcHandler, RpcServer};
-pub use patterns::state::{FieldHandler, HashWatcher, WatchOptions};
+pub use patterns::rpc::{CallOptions, RpcHandler, RpcServer};
+pub use patterns::state::{
+    EventHandler, FieldHandler, HashWatcher, HashWrite, TimestampFormat, WatchOptions,
+};
 pub use patterns::stream::{
     ConsumerOptions, ConsumerStats, EntryHandler, PendingInfo, StreamConsumer, StreamEntry,
     StreamFollower,

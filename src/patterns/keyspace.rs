@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::delivery::runner::Runner;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportKind, ReportSource, call_handler};
 
@@ -69,10 +69,28 @@ client_methods! {
         if events.iter().any(|e| e.is_empty()) {
             return Err(Error::invalid("watch_keys: an event name must not be empty"));
         }
+        // Where CONFIG is renamed away or forbidden (embedded boards often do), say why the
+        // watch cannot be set up rather than pass the server's bare "unknown command".
+        let no_config = |e: Error| {
+            if e.is_server() {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "watch_keys needs keyspace notifications, and this server does not let \
+                         CONFIG switch them on ({}): enable notify-keyspace-events in the \
+                         server's configuration and pass configure_server=false",
+                        e.text()
+                    ),
+                )
+            } else {
+                e
+            }
+        };
         if configure_server {
             let current = self
                 .command(&["CONFIG", "GET", "notify-keyspace-events"])
-                .await?
+                .await
+                .map_err(no_config)?
                 .into_pairs()?
                 .into_iter()
                 .next()
@@ -97,7 +115,8 @@ client_methods! {
             if changed {
                 let value: String = flags.into_iter().collect();
                 self.command(&["CONFIG", "SET", "notify-keyspace-events", &value])
-                    .await?;
+                    .await
+                    .map_err(no_config)?;
             }
         }
         let db = self.target_db();

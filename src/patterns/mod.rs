@@ -4,10 +4,12 @@
 
 pub(crate) mod batch;
 pub(crate) mod cache;
+pub(crate) mod call;
 pub(crate) mod keyspace;
 pub(crate) mod lock;
 pub(crate) mod notify;
 pub(crate) mod queue;
 pub(crate) mod rpc;
+pub(crate) mod rpc_json;
 pub(crate) mod state;
 pub(crate) mod stream;

@@ -75,6 +75,30 @@ pub struct WorkerOptions {
     /// Where the worker's [`Report`]s go (handler failures, dead letters, lost
     /// connections; default: the client's hook, else stderr).
     pub error_hook: Option<ErrorHook>,
+    /// The queue names are the Redis lists themselves (`BRPOP scooter:state`), as in
+    /// redis-ipc fleets and for any producer that `LPUSH`es to a plain key; default false
+    /// (redipc's own keys: `{prefix}{q:NAME}:pending`). Plain mode only: a reliable worker
+    /// needs redipc's own keys next to the queue.
+    pub bare: bool,
+    /// RPC servers ([`Client::serve_with`](crate::Client::serve_with)): the wire protocol
+    /// (default [`Protocol::Redipc`]).
+    pub protocol: Protocol,
+}
+
+/// The wire protocol of an RPC service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// redipc's own: binary envelopes on `{prefix}{rpc:SERVICE}:pending`, servers announce
+    /// themselves (so a call fails with `NoServer` when none runs).
+    #[default]
+    Redipc,
+    /// The JSON wire of the Go library redis-ipc (librescoot): the service name is the
+    /// Redis list itself, requests are `{"id","method","reply_channel","deadline","payload"}`
+    /// and replies `{"ok":true,"payload":...}` / `{"ok":false,"error":"..."}` published on
+    /// the per-call reply channel `<list>:reply:<id>`. Payloads are JSON text. See
+    /// `docs/FLEET.md`.
+    RedisIpc,
 }
 
 impl Default for WorkerOptions {
@@ -87,6 +111,8 @@ impl Default for WorkerOptions {
             lease: Duration::from_secs(30),
             prefetch: 16,
             error_hook: None,
+            bare: false,
+            protocol: Protocol::Redipc,
         }
     }
 }
@@ -100,6 +126,8 @@ impl std::fmt::Debug for WorkerOptions {
             .field("max_attempts", &self.max_attempts)
             .field("lease", &self.lease)
             .field("prefetch", &self.prefetch)
+            .field("bare", &self.bare)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }
@@ -140,6 +168,16 @@ impl WorkerOptions {
         self.error_hook = Some(Arc::new(hook));
         self
     }
+    /// Use the queue names as the Redis lists themselves (see [`WorkerOptions::bare`]).
+    pub fn bare(mut self, on: bool) -> Self {
+        self.bare = on;
+        self
+    }
+    /// Set an RPC server's wire protocol (see [`Protocol`]).
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
+        self
+    }
 
     fn validate(&self) -> Result<()> {
         if self.concurrency == 0 || self.concurrency > 1024 {
@@ -153,6 +191,11 @@ impl WorkerOptions {
         }
         if self.reliable && self.lease < Duration::from_millis(100) {
             return Err(Error::invalid("lease must be at least 100 ms"));
+        }
+        if self.reliable && self.bare {
+            return Err(Error::invalid(
+                "a bare queue is plain (at-most-once, like BRPOP on the list): reliable mode needs redipc's own keys next to the queue",
+            ));
         }
         Ok(())
     }
@@ -202,6 +245,8 @@ pub struct WorkerStats {
 pub(crate) struct QueueKeys {
     pub name: Bytes,
     base: Vec<u8>,
+    /// The name is the list itself (see [`WorkerOptions::bare`]).
+    bare: bool,
 }
 
 impl QueueKeys {
@@ -221,6 +266,19 @@ impl QueueKeys {
         Ok(QueueKeys {
             name: Bytes::copy_from_slice(name),
             base,
+            bare: false,
+        })
+    }
+
+    /// The keys of a queue whose list is `name` itself (`LPUSH name`, `BRPOP name`).
+    pub(crate) fn bare(name: &[u8]) -> Result<QueueKeys> {
+        if name.is_empty() {
+            return Err(Error::invalid("a queue name must not be empty"));
+        }
+        Ok(QueueKeys {
+            name: Bytes::copy_from_slice(name),
+            base: Vec::new(),
+            bare: true,
         })
     }
     fn key(&self, suffix: &str) -> Vec<u8> {
@@ -230,6 +288,9 @@ impl QueueKeys {
         k
     }
     pub(crate) fn pending(&self) -> Vec<u8> {
+        if self.bare {
+            return self.name.to_vec();
+        }
         self.key("pending")
     }
     fn inflight(&self, cid: &str) -> Vec<u8> {
@@ -881,7 +942,10 @@ impl Client {
     ) -> Result<Worker> {
         let keys = queues
             .iter()
-            .map(|q| QueueKeys::new(&self.options().key_prefix, "q", q.as_ref()))
+            .map(|q| match opts.bare {
+                true => QueueKeys::bare(q.as_ref()),
+                false => QueueKeys::new(&self.options().key_prefix, "q", q.as_ref()),
+            })
             .collect::<Result<Vec<_>>>()?;
         Worker::start(
             self.clone(),
@@ -901,6 +965,19 @@ client_methods! {
         payload: impl AsRef<[u8]>,
     ) -> Result<()> {
         let q = QueueKeys::new(&self.options().key_prefix, "q", queue.as_ref())?;
+        self.command(&[b"LPUSH".as_slice(), &q.pending(), payload.as_ref()])
+            .await
+            .map(|_| ())
+    }
+
+    /// Send a request to the list `list` itself: `LPUSH list payload`, what a redis-ipc
+    /// fleet's consumer (`BRPOP list`) and a worker with [`WorkerOptions::bare`] take.
+    pub async fn send_request_bare(
+        &self,
+        list: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let q = QueueKeys::bare(list.as_ref())?;
         self.command(&[b"LPUSH".as_slice(), &q.pending(), payload.as_ref()])
             .await
             .map(|_| ())

@@ -20,7 +20,8 @@ use tokio::sync::{OnceCell, oneshot};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
-use crate::patterns::queue::{QueueKeys, Request, Worker, WorkerOptions};
+use crate::patterns::call::Call;
+use crate::patterns::queue::{Protocol, QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportSource, call_handler};
 
@@ -28,18 +29,6 @@ const REQ_MAGIC: &[u8] = b"RPQ1";
 const REP_MAGIC: &[u8] = b"RPR1";
 const STATUS_OK: u8 = 0;
 const STATUS_ERR: u8 = 1;
-
-/// One call as a server sees it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Call {
-    /// The method name (empty for plain `call`).
-    pub method: Bytes,
-    /// The request payload.
-    pub payload: Bytes,
-    /// When the caller stops waiting.
-    pub deadline: SystemTime,
-}
 
 /// An RPC handler: the reply payload, or an error (make one with [`Error::handler`]) whose
 /// message goes back to the caller as a [`ErrorKind::Remote`] error. A panic is a remote
@@ -56,6 +45,9 @@ pub struct CallOptions {
     /// registered (costs one round trip more; default off: then a call nobody answers
     /// fails after its timeout, with `NoServer` when no server is registered).
     pub fail_fast: bool,
+    /// The wire protocol (default [`Protocol::Redipc`]); with [`Protocol::RedisIpc`] the
+    /// service is the Redis list itself and the payload JSON text.
+    pub protocol: Protocol,
 }
 
 impl Default for CallOptions {
@@ -63,6 +55,7 @@ impl Default for CallOptions {
         CallOptions {
             timeout: Duration::from_secs(5),
             fail_fast: false,
+            protocol: Protocol::Redipc,
         }
     }
 }
@@ -76,6 +69,11 @@ impl CallOptions {
     /// Turn fail-fast on or off.
     pub fn fail_fast(mut self, on: bool) -> Self {
         self.fail_fast = on;
+        self
+    }
+    /// Set the wire protocol (see [`Protocol`]).
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
         self
     }
 }
@@ -218,6 +216,10 @@ pub struct RpcServer {
 }
 
 impl RpcServer {
+    pub(crate) fn from_worker(worker: Worker) -> RpcServer {
+        RpcServer { worker }
+    }
+
     runner_methods!(
         [worker.runner()],
         "RPC server",
@@ -292,7 +294,6 @@ client_methods! {
         opts: CallOptions,
     ) -> Result<Bytes> {
         let service = service.as_ref();
-        let keys = service_keys(self, service)?;
         let what = || match method.as_ref() {
             [] => format!("call {}", String::from_utf8_lossy(service)),
             m => format!(
@@ -304,6 +305,24 @@ client_methods! {
         if opts.timeout.is_zero() {
             return Err(Error::invalid("a call timeout must be greater than zero"));
         }
+        if opts.protocol == Protocol::RedisIpc {
+            if opts.fail_fast {
+                return Err(Error::invalid(
+                    "fail_fast needs redipc's server registry; the redis-ipc protocol has none",
+                )
+                .context(what()));
+            }
+            return crate::patterns::rpc_json::call(
+                self,
+                service,
+                method.as_ref(),
+                payload.as_ref(),
+                opts.timeout,
+                &what,
+            )
+            .await;
+        }
+        let keys = service_keys(self, service)?;
         if opts.fail_fast && !self.has_server(&keys).await? {
             return Err(no_server(service).context(what()));
         }
@@ -409,6 +428,10 @@ client_methods! {
         if self.conn().is_closed() {
             return Err(Error::closed());
         }
+        if opts.protocol == Protocol::RedisIpc {
+            let worker = crate::patterns::rpc_json::serve(self, service.as_ref(), handler, opts)?;
+            return Ok(RpcServer::from_worker(worker));
+        }
         let keys = service_keys(self, service.as_ref())?;
         let servers = servers_key(&keys);
         let id = format!("{:016x}", rand::random::<u64>());
@@ -480,15 +503,33 @@ client_methods! {
         methods: HashMap<String, RpcHandler>,
         concurrency: usize,
     ) -> Result<RpcServer> {
-        let handler = move |call: &Call| match methods.get(&*String::from_utf8_lossy(&call.method))
-        {
-            Some(h) => h(call),
-            None => Err(Error::handler(format!(
-                "unknown method {:?}",
-                String::from_utf8_lossy(&call.method)
-            ))),
+        self.serve_methods_with(
+            service,
+            methods,
+            WorkerOptions::default().concurrency(concurrency),
+        )
+        .await
+    }
+
+    /// [`serve_methods`](Client::serve_methods) with the worker options `opts` (as for
+    /// [`serve_with`](Client::serve_with)); on the redis-ipc wire an unknown method
+    /// answers the fleet's `"unknown method: <m>"`.
+    pub async fn serve_methods_with(
+        &self,
+        service: impl AsRef<[u8]>,
+        methods: HashMap<String, RpcHandler>,
+        opts: WorkerOptions,
+    ) -> Result<RpcServer> {
+        let fleet = opts.protocol == Protocol::RedisIpc;
+        let handler = move |call: &Call| {
+            let name = String::from_utf8_lossy(&call.method);
+            match methods.get(&*name) {
+                Some(h) => h(call),
+                None if fleet => Err(Error::handler(format!("unknown method: {name}"))),
+                None => Err(Error::handler(format!("unknown method {name:?}"))),
+            }
         };
-        self.serve(service, handler, concurrency).await
+        self.serve_with(service, handler, opts).await
     }
 }
 

@@ -3,7 +3,11 @@
 //! read and then follows the changes.
 //!
 //! Writes are Lua scripts, so the write and its announcement are one atomic step. The
-//! message on the channel is the field name; `*` means "several or all fields changed".
+//! message on the channel is the field name; `*` means "several or all fields changed". The
+//! conventions of redis-ipc fleets are spoken too ([`HashWrite`], `docs/FLEET.md`): a chosen
+//! announcement word for multi-field writes, `<field>:timestamp` fields, `cleared` and
+//! `replaced`; a watcher can deliver every notification and hand payloads that are not
+//! fields to an event handler.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +22,159 @@ use crate::net::runtime;
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 
-/// KEYS: hash. ARGV: field, value. Always publishes.
-const HSET_PUB: &str = r"
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PUBLISH', KEYS[1], ARGV[1])
+/// KEYS: hash. ARGV: channel, announcement word ('': each field), timestamp ('': none),
+/// then field, value pairs. Sets the fields (and `<field>:timestamp`), then publishes.
+const HSET_ANNOUNCE: &str = r"
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[i] .. ':timestamp', ARGV[3]) end
+end
+if ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+else
+  for i = 4, #ARGV, 2 do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+end
+return (#ARGV - 3) / 2";
+
+/// KEYS: hash. ARGV: channel, field. Returns 1 if it existed (and was announced).
+const HDEL_ANNOUNCE: &str = r"
+local n = redis.call('HDEL', KEYS[1], ARGV[2])
+if n == 1 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n";
+
+/// KEYS: hash. ARGV: channel, word, timestamp ('': none), then field, value pairs.
+/// Replaces the whole hash (or clears it, without pairs), then publishes the word.
+const HREPLACE_ANNOUNCE: &str = r"
+redis.call('DEL', KEYS[1])
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[i] .. ':timestamp', ARGV[3]) end
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1";
+
+/// Raise fault `code` of a group (the fleet's layout): `SADD <group>:fault code`; when it
+/// is new, `XADD events:faults MAXLEN ~ 1000 * group g code c description d` and
+/// `PUBLISH <group> fault`. KEYS: set, stream. ARGV: code, group, description. Returns 1
+/// when the fault is new.
+const FAULT_SET: &str = r"
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+if added == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*',
+             'group', ARGV[2], 'code', ARGV[1], 'description', ARGV[3])
+  redis.call('PUBLISH', ARGV[2], 'fault')
+end
+return added";
+
+/// Clear fault `code`: `SREM`; when it was set, `XADD ... code -<code>` and `PUBLISH
+/// <group> fault`. KEYS: set, stream. ARGV: code, group. Returns 1 when it was set.
+const FAULT_CLEAR: &str = r"
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+if removed == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*',
+             'group', ARGV[2], 'code', '-' .. ARGV[1])
+  redis.call('PUBLISH', ARGV[2], 'fault')
+end
+return removed";
+
+/// Payloads on a hash's channel that mean "read it all again": ours (`*`) and the fleet's.
+const REREAD: [&[u8]; 3] = [b"*", b"cleared", b"replaced"];
+
+/// How a `<field>:timestamp` field is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimestampFormat {
+    /// RFC 3339 in UTC with milliseconds (`2026-12-04T21:40:00.123Z`).
+    Rfc3339,
+    /// Unix time in milliseconds (`1796420400123`), as librescoot/redis-ipc's Go
+    /// `SetWithTimestamp` writes it.
+    UnixMillis,
+}
+
+impl TimestampFormat {
+    /// The timestamp of `t` in this format.
+    pub fn format(self, t: std::time::SystemTime) -> String {
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        match self {
+            TimestampFormat::UnixMillis => ms.to_string(),
+            TimestampFormat::Rfc3339 => {
+                let (secs, milli) = (ms / 1000, ms % 1000);
+                let (days, rem) = (secs / 86_400, secs % 86_400);
+                let (y, m, d) = civil_from_days(days as i64);
+                format!(
+                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+                    rem / 3600,
+                    rem / 60 % 60,
+                    rem % 60
+                )
+            }
+        }
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// How a hash write is announced and what it writes besides the fields: the defaults are
+/// redipc's (the channel named like the hash, each field announced, `*` for a replace), the
+/// options speak a redis-ipc fleet's words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HashWrite {
+    /// The channel the write is announced on (default: the hash's name).
+    pub channel: Option<Bytes>,
+    /// Also set `<field>:timestamp` for every field written, in this format.
+    pub timestamp: Option<TimestampFormat>,
+    /// The announcement: for a multi-field write, this word once instead of each field
+    /// (the fleet's e.g. `blinker:state`); for a replace-all (default `*`) the fleet's
+    /// `replaced`; for a clear (default `cleared`).
+    pub announce: Option<Bytes>,
+}
+
+impl HashWrite {
+    /// redipc's defaults.
+    pub fn new() -> Self {
+        HashWrite::default()
+    }
+    /// Announce on `channel` instead of the hash's name.
+    pub fn channel(mut self, channel: impl AsRef<[u8]>) -> Self {
+        self.channel = Some(Bytes::copy_from_slice(channel.as_ref()));
+        self
+    }
+    /// Write `<field>:timestamp` fields in `format`.
+    pub fn timestamp(mut self, format: TimestampFormat) -> Self {
+        self.timestamp = Some(format);
+        self
+    }
+    /// Announce with `word` (see [`HashWrite::announce`]).
+    pub fn announce(mut self, word: impl AsRef<[u8]>) -> Self {
+        self.announce = Some(Bytes::copy_from_slice(word.as_ref()));
+        self
+    }
+
+    fn channel_for<'a>(&'a self, hash: &'a [u8]) -> &'a [u8] {
+        self.channel.as_deref().unwrap_or(hash)
+    }
+
+    fn stamp(&self) -> Vec<u8> {
+        self.timestamp
+            .map(|f| f.format(std::time::SystemTime::now()).into_bytes())
+            .unwrap_or_default()
+    }
+}
 
 /// KEYS: hash. ARGV: field, value. Publishes only when the value changed; returns 1 then.
 const HSET_IF_CHANGED: &str = r"
@@ -31,32 +183,20 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1";
 
-/// KEYS: hash. ARGV: summary flag ('1': publish '*' once), then field, value pairs.
-const HSET_MANY: &str = r"
-for i = 2, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-if ARGV[1] == '1' then
-  redis.call('PUBLISH', KEYS[1], '*')
-else
-  for i = 2, #ARGV, 2 do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
-end
-return (#ARGV - 1) / 2";
-
-/// KEYS: hash. ARGV: field. Returns 1 if it existed.
-const HDEL_PUB: &str = r"
-local n = redis.call('HDEL', KEYS[1], ARGV[1])
-if n == 1 then redis.call('PUBLISH', KEYS[1], ARGV[1]) end
-return n";
-
-/// KEYS: hash. ARGV: field, value pairs. Replaces the whole hash, publishes '*'.
-const HREPLACE: &str = r"
-redis.call('DEL', KEYS[1])
-for i = 1, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-redis.call('PUBLISH', KEYS[1], '*')
-return 1";
+/// The fault set of `group` (`<group>:fault`) and the code as text.
+fn fault_keys(group: &[u8], code: i64) -> Result<(Vec<u8>, String)> {
+    if group.is_empty() {
+        return Err(Error::invalid("a fault group name must not be empty"));
+    }
+    if code <= 0 {
+        return Err(Error::invalid(format!(
+            "a fault code must be positive (a cleared fault is written as -<code>), not {code}"
+        )));
+    }
+    let mut set = group.to_vec();
+    set.extend_from_slice(b":fault");
+    Ok((set, code.to_string()))
+}
 
 fn check_hash(hash: &[u8]) -> Result<()> {
     if hash.is_empty() {
@@ -67,6 +207,10 @@ fn check_hash(hash: &[u8]) -> Result<()> {
 
 /// A change seen by a watcher: `value` is `None` when the field was deleted.
 pub type FieldHandler = Box<dyn FnMut(&[u8], Option<&[u8]>) + Send>;
+
+/// A payload on a hash's channel that is not one of its fields (a fleet's event, such as
+/// `seatbox:opened`).
+pub type EventHandler = Box<dyn FnMut(&[u8]) + Send>;
 
 /// Options of [`Client::hash_watch`].
 #[non_exhaustive]
@@ -84,6 +228,15 @@ pub struct WatchOptions {
     /// hook, else stderr). A failed read is retried with backoff as a full re-read of the
     /// hash, so no change is lost.
     pub error_hook: Option<ErrorHook>,
+    /// Deliver every notification, reading the field each time, even when its value did
+    /// not change (a keycard tapped twice), as redis-ipc fleets' watchers do; default false:
+    /// a value already delivered is not delivered again.
+    pub every_notification: bool,
+    /// Handler of payloads on the channel that are not fields of the hash (neither now nor
+    /// before): a fleet's events (`seatbox:opened`, `fault`). Without one they are ignored.
+    pub on_event: Option<EventHandler>,
+    /// The channel the hash's changes are announced on (default: the hash's name).
+    pub channel: Option<Bytes>,
 }
 
 impl WatchOptions {
@@ -124,6 +277,21 @@ impl WatchOptions {
         self.error_hook = Some(Arc::new(hook));
         self
     }
+    /// Deliver every notification (see [`WatchOptions::every_notification`]).
+    pub fn every_notification(mut self, on: bool) -> Self {
+        self.every_notification = on;
+        self
+    }
+    /// Handle payloads that are not fields (see [`WatchOptions::on_event`]).
+    pub fn on_event(mut self, f: impl FnMut(&[u8]) + Send + 'static) -> Self {
+        self.on_event = Some(Box::new(f));
+        self
+    }
+    /// Follow `channel` instead of the channel named like the hash.
+    pub fn channel(mut self, channel: impl AsRef<[u8]>) -> Self {
+        self.channel = Some(Bytes::copy_from_slice(channel.as_ref()));
+        self
+    }
 }
 
 /// A running hash watcher; its handlers run on a thread of its own, in order. Stop it with
@@ -155,7 +323,7 @@ impl WatchState {
             return;
         }
         let same = match (&value, self.known.get(field)) {
-            (Some(v), Some(k)) => v == k,
+            (Some(v), Some(k)) => v == k && !self.opts.every_notification,
             (None, None) => true,
             _ => false,
         };
@@ -197,6 +365,36 @@ impl WatchState {
         }
     }
 
+    /// A payload that is neither a field now nor one delivered before: an event.
+    fn event(&mut self, lp: &Loop, payload: &[u8]) {
+        let Some(f) = self.opts.on_event.as_mut() else {
+            return;
+        };
+        if lp.stopped() {
+            return;
+        }
+        if let Err(e) = call_handler(|| {
+            f(payload);
+            Ok(())
+        }) {
+            lp.report(
+                lp.report_of(ReportKind::HandlerFailed)
+                    .item(String::from_utf8_lossy(payload))
+                    .error(e),
+            );
+        }
+    }
+
+    /// One announced payload, read: its field's value (delivered), its deletion (a field
+    /// delivered before), or an event.
+    fn notified(&mut self, lp: &Loop, payload: &[u8], value: Option<Vec<u8>>) {
+        if value.is_none() && !self.known.contains_key(payload) {
+            self.event(lp, payload);
+        } else {
+            self.deliver(lp, payload, value);
+        }
+    }
+
     /// Re-read the whole hash: deliver changed fields and deletions.
     fn full_sync(&mut self, lp: &Loop, all: Vec<(Vec<u8>, Vec<u8>)>) {
         let now: HashMap<Vec<u8>, Vec<u8>> = all.into_iter().collect();
@@ -229,6 +427,7 @@ fn watch_loop(
     opts: WatchOptions,
 ) {
     let handle = client.runtime_handle().clone();
+    let every = opts.every_notification;
     let sync = opts.initial_sync;
     let debounce = opts.debounce;
     let mut st = WatchState {
@@ -257,9 +456,9 @@ fn watch_loop(
         // `stop` closes the subscription: the wait ends at once.
         match sub.next_blocking(Some(wait)) {
             Ok(Some(Event::Message(m))) => {
-                if &m.payload[..] == b"*" {
+                if REREAD.contains(&&m.payload[..]) {
                     all = true;
-                } else if !dirty.iter().any(|f| f[..] == m.payload[..]) {
+                } else if every || !dirty.iter().any(|f| f[..] == m.payload[..]) {
                     dirty.push(m.payload.to_vec());
                 }
                 since.get_or_insert_with(Instant::now);
@@ -283,12 +482,21 @@ fn watch_loop(
         let read = if all || retry_at.is_some() {
             runtime::block_on(&handle, client.hgetall(&hash[..]))
                 .and_then(|r| r)
-                .map(|v| st.full_sync(lp, v))
+                .map(|v| {
+                    let before: Vec<Vec<u8>> = st.known.keys().cloned().collect();
+                    st.full_sync(lp, v);
+                    // Payloads announced meanwhile that were never fields: events.
+                    for p in &dirty {
+                        if !st.known.contains_key(p) && !before.contains(p) {
+                            st.event(lp, p);
+                        }
+                    }
+                })
         } else {
             let mut r = Ok(());
             for field in &dirty {
                 match runtime::block_on(&handle, client.hget(&hash[..], field)).and_then(|r| r) {
-                    Ok(v) => st.deliver(lp, field, v),
+                    Ok(v) => st.notified(lp, field, v),
                     Err(e) => {
                         r = Err(e);
                         break;
@@ -324,17 +532,19 @@ client_methods! {
         field: impl AsRef<[u8]>,
         value: impl AsRef<[u8]>,
     ) -> Result<()> {
-        check_hash(hash.as_ref())?;
-        self.command(&[
-            b"EVAL".as_slice(),
-            HSET_PUB.as_bytes(),
-            b"1",
-            hash.as_ref(),
-            field.as_ref(),
-            value.as_ref(),
-        ])
-        .await
-        .map(|_| ())
+        self.hash_set_with(hash, field, value, HashWrite::new()).await
+    }
+
+    /// [`hash_set`](Client::hash_set) announced and stamped as `write` says (another
+    /// channel, a `<field>:timestamp` field).
+    pub async fn hash_set_with(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        write: HashWrite,
+    ) -> Result<()> {
+        self.hash_set_many_with(hash, &[(field, value)], write).await
     }
 
     /// Like [`hash_set`](Client::hash_set), but writes and publishes only when the value
@@ -366,16 +576,36 @@ client_methods! {
         fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
         summary: bool,
     ) -> Result<()> {
-        check_hash(hash.as_ref())?;
+        let write = if summary {
+            HashWrite::new().announce("*")
+        } else {
+            HashWrite::new()
+        };
+        self.hash_set_many_with(hash, fields, write).await
+    }
+
+    /// Set several fields at once, atomically, and announce them as `write` says: each
+    /// field, or one word ([`HashWrite::announce`], e.g. the fleet's `blinker:state`).
+    pub async fn hash_set_many_with(
+        &self,
+        hash: impl AsRef<[u8]>,
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
+        write: HashWrite,
+    ) -> Result<()> {
+        let hash = hash.as_ref();
+        check_hash(hash)?;
         if fields.is_empty() {
             return Err(Error::invalid("hash_set_many: give at least one field"));
         }
+        let stamp = write.stamp();
         let mut args: Vec<&[u8]> = vec![
             b"EVAL",
-            HSET_MANY.as_bytes(),
+            HSET_ANNOUNCE.as_bytes(),
             b"1",
-            hash.as_ref(),
-            if summary { b"1" } else { b"0" },
+            hash,
+            write.channel_for(hash),
+            write.announce.as_deref().unwrap_or(b""),
+            &stamp,
         ];
         for (f, v) in fields {
             args.push(f.as_ref());
@@ -390,13 +620,25 @@ client_methods! {
         hash: impl AsRef<[u8]>,
         field: impl AsRef<[u8]>,
     ) -> Result<bool> {
-        check_hash(hash.as_ref())?;
+        self.hash_delete_with(hash, field, HashWrite::new()).await
+    }
+
+    /// [`hash_delete`](Client::hash_delete), announced on the channel `write` names.
+    pub async fn hash_delete_with(
+        &self,
+        hash: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        write: HashWrite,
+    ) -> Result<bool> {
+        let hash = hash.as_ref();
+        check_hash(hash)?;
         let r = self
             .command(&[
                 b"EVAL".as_slice(),
-                HDEL_PUB.as_bytes(),
+                HDEL_ANNOUNCE.as_bytes(),
                 b"1",
-                hash.as_ref(),
+                hash,
+                write.channel_for(hash),
                 field.as_ref(),
             ])
             .await?;
@@ -409,8 +651,30 @@ client_methods! {
         hash: impl AsRef<[u8]>,
         fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
     ) -> Result<()> {
-        check_hash(hash.as_ref())?;
-        let mut args: Vec<&[u8]> = vec![b"EVAL", HREPLACE.as_bytes(), b"1", hash.as_ref()];
+        self.hash_replace_all_with(hash, fields, HashWrite::new()).await
+    }
+
+    /// Replace the whole hash with `fields`, atomically, and announce it with
+    /// [`HashWrite::announce`] (default `*`; a redis-ipc fleet says `replaced`). Watchers
+    /// read the hash whole again and report deleted fields.
+    pub async fn hash_replace_all_with(
+        &self,
+        hash: impl AsRef<[u8]>,
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
+        write: HashWrite,
+    ) -> Result<()> {
+        let hash = hash.as_ref();
+        check_hash(hash)?;
+        let stamp = write.stamp();
+        let mut args: Vec<&[u8]> = vec![
+            b"EVAL",
+            HREPLACE_ANNOUNCE.as_bytes(),
+            b"1",
+            hash,
+            write.channel_for(hash),
+            write.announce.as_deref().unwrap_or(b"*"),
+            &stamp,
+        ];
         for (f, v) in fields {
             args.push(f.as_ref());
             args.push(v.as_ref());
@@ -418,10 +682,76 @@ client_methods! {
         self.command(&args).await.map(|_| ())
     }
 
+    /// Delete the whole hash and announce `cleared` (or [`HashWrite::announce`]) on its
+    /// channel, atomically: the fleet's clear. Watchers read it again and report every
+    /// field deleted.
+    pub async fn hash_clear(&self, hash: impl AsRef<[u8]>, write: HashWrite) -> Result<()> {
+        let hash = hash.as_ref();
+        check_hash(hash)?;
+        self.command(&[
+            b"EVAL".as_slice(),
+            HREPLACE_ANNOUNCE.as_bytes(),
+            b"1",
+            hash,
+            write.channel_for(hash),
+            write.announce.as_deref().unwrap_or(b"cleared"),
+            b"",
+        ])
+        .await
+        .map(|_| ())
+    }
+
+    /// Raise fault `code` of `group` in the fleet's layout, atomically: `SADD
+    /// <group>:fault code`, and when it is new `XADD events:faults MAXLEN ~ 1000 * group
+    /// <group> code <code> description <description>` and `PUBLISH <group> fault`. `true`
+    /// when the fault is new.
+    pub async fn fault_set(
+        &self,
+        group: impl AsRef<[u8]>,
+        code: i64,
+        description: impl AsRef<[u8]>,
+    ) -> Result<bool> {
+        let (set, code) = fault_keys(group.as_ref(), code)?;
+        let r = self
+            .command(&[
+                b"EVAL".as_slice(),
+                FAULT_SET.as_bytes(),
+                b"2",
+                &set,
+                b"events:faults",
+                code.as_bytes(),
+                group.as_ref(),
+                description.as_ref(),
+            ])
+            .await?;
+        Ok(r.into_int()? == 1)
+    }
+
+    /// Clear fault `code` of `group`: `SREM`, and when it was set `XADD events:faults ...
+    /// code -<code>` and `PUBLISH <group> fault`. `true` when it was set.
+    pub async fn fault_clear(&self, group: impl AsRef<[u8]>, code: i64) -> Result<bool> {
+        let (set, code) = fault_keys(group.as_ref(), code)?;
+        let r = self
+            .command(&[
+                b"EVAL".as_slice(),
+                FAULT_CLEAR.as_bytes(),
+                b"2",
+                &set,
+                b"events:faults",
+                code.as_bytes(),
+                group.as_ref(),
+            ])
+            .await?;
+        Ok(r.into_int()? == 1)
+    }
+
     /// Watch a hash: subscribe to its channel first, then read it whole (the initial sync),
-    /// then deliver each change. A value already delivered is not delivered again, so the
-    /// overlap of the read and the first changes gives neither a gap nor a duplicate. After a
-    /// reconnect the hash is read whole again. Handlers run on the watcher's own thread.
+    /// then deliver each change. A value already delivered is not delivered again (unless
+    /// [`WatchOptions::every_notification`]), so the overlap of the read and the first
+    /// changes gives neither a gap nor a duplicate. `*`, `cleared` and `replaced` (and a
+    /// reconnect) make it read the hash whole again, reporting deleted fields; a payload
+    /// that is not a field goes to [`WatchOptions::on_event`]. Handlers run on the
+    /// watcher's own thread.
     pub async fn hash_watch(
         &self,
         hash: impl AsRef<[u8]>,
@@ -429,8 +759,9 @@ client_methods! {
     ) -> Result<HashWatcher> {
         let hash = Bytes::copy_from_slice(hash.as_ref());
         check_hash(&hash)?;
+        let channel = opts.channel.clone().unwrap_or_else(|| hash.clone());
         let sub = self
-            .subscribe(&[&hash[..]], SubscribeOptions::default())
+            .subscribe(&[&channel[..]], SubscribeOptions::default())
             .await?;
         let initial = self.hgetall(&hash[..]).await?;
         let sub = Arc::new(sub);
