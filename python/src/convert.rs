@@ -12,7 +12,7 @@ use pyo3::types::{
     IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping,
     PyMemoryView, PySet, PyString, PyTuple, PyType,
 };
-use redipc::{Overflow, Reply};
+use redipc::{Overflow, Protocol, Reply, TimestampFormat};
 
 use crate::errors::server_error_value;
 
@@ -379,6 +379,54 @@ impl FromPyObject<'_, '_> for Policy {
             other => Err(py_err!(
                 InvalidArgument,
                 "expected 'block', 'drop_oldest' or 'drop_newest', not {other:?}"
+            )),
+        }
+    }
+}
+
+/// An RPC wire protocol: `"redipc"` or `"redis-ipc"` (the JSON wire of redis-ipc fleets).
+pub(crate) struct Wire(pub(crate) Protocol);
+
+impl FromPyObject<'_, '_> for Wire {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        match &*obj.extract::<PyBackedStr>()? {
+            "redipc" => Ok(Wire(Protocol::Redipc)),
+            "redis-ipc" => Ok(Wire(Protocol::RedisIpc)),
+            other => Err(py_err!(
+                InvalidArgument,
+                "expected 'redipc' or 'redis-ipc', not {other:?}"
+            )),
+        }
+    }
+}
+
+/// How a hash write stamps its fields: `True` or `"rfc3339"` (RFC 3339 UTC, what the
+/// issue's fleet convention names), `"unix_ms"` (Unix milliseconds, as librescoot's Go
+/// `SetWithTimestamp` writes them); `False`: no timestamp.
+pub(crate) struct Stamp(pub(crate) Option<TimestampFormat>);
+
+impl FromPyObject<'_, '_> for Stamp {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(Stamp(b.is_true().then_some(TimestampFormat::Rfc3339)));
+        }
+        let text = obj.extract::<PyBackedStr>().map_err(|_| {
+            py_err!(
+                TypeError,
+                "expected a bool, 'rfc3339' or 'unix_ms', not {}",
+                type_name(&obj)
+            )
+        })?;
+        match &*text {
+            "rfc3339" => Ok(Stamp(Some(TimestampFormat::Rfc3339))),
+            "unix_ms" => Ok(Stamp(Some(TimestampFormat::UnixMillis))),
+            other => Err(py_err!(
+                InvalidArgument,
+                "expected True, 'rfc3339' or 'unix_ms', not {other:?}"
             )),
         }
     }

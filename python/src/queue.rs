@@ -1,24 +1,26 @@
 //! Request queues and RPC: `Client.send_request`, `handle_requests` (a `Worker` running a
 //! Python handler), queue introspection and dead letters; `call`, `serve`, `serve_methods`.
+//! `bare=` and `protocol="redis-ipc"` select the core's redis-ipc fleet conventions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use pyo3::prelude::*;
-use redipc::{CallOptions, RpcHandler, WorkerOptions};
+use redipc::{CallOptions, Protocol, RpcHandler, WorkerOptions};
 
 use crate::client::Client;
-use crate::convert::{Arg, Blob, Callable, Count, Dict, Names, Seconds, With, type_name};
+use crate::convert::{Arg, Blob, Callable, Count, Dict, Names, Seconds, Wire, With, type_name};
 use crate::errors::Core;
 use crate::handler::Callback;
 use crate::handles::{RpcServer, Worker};
 use crate::records::{Call, DeadLetter, QueueCounts, Request};
 
-/// The reply of an RPC handler: bytes-like or `str`; `None` is empty.
-fn rpc_reply(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// The reply of an RPC handler: bytes-like or `str`; `None` is `none` (empty, or JSON
+/// `null` on the redis-ipc wire).
+fn rpc_reply(value: &Bound<'_, PyAny>, none: &[u8]) -> PyResult<Vec<u8>> {
     if value.is_none() {
-        return Ok(Vec::new());
+        return Ok(none.to_vec());
     }
     match value.extract::<Blob>() {
         Ok(b) => Ok(b.0.as_ref().to_vec()),
@@ -30,22 +32,41 @@ fn rpc_reply(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     }
 }
 
-/// The core RPC handler calling `cb`.
-fn rpc_handler(cb: Callback) -> RpcHandler {
-    Arc::new(move |call: &redipc::Call| cb.run(|f| rpc_reply(&f.call1((Call::from(call),))?)))
+/// What a handler's `None` is on the wire `protocol`: no bytes, or JSON `null`.
+fn none_reply(protocol: Option<&Wire>) -> &'static [u8] {
+    match protocol {
+        Some(Wire(Protocol::RedisIpc)) => b"null",
+        _ => b"",
+    }
+}
+
+/// The core RPC handler calling `cb`; a `None` reply is `none`.
+fn rpc_handler(cb: Callback, none: &'static [u8]) -> RpcHandler {
+    Arc::new(move |call: &redipc::Call| cb.run(|f| rpc_reply(&f.call1((Call::from(call),))?, none)))
+}
+
+/// The options of an RPC server: the ones given, the core's defaults for the rest.
+fn server_options(concurrency: Option<Count<1>>, protocol: Option<Wire>) -> WorkerOptions {
+    WorkerOptions::default()
+        .with(concurrency, |o, n| o.concurrency(n.usize()))
+        .with(protocol, |o, p| o.protocol(p.0))
 }
 
 #[pymethods]
 impl Client {
-    /// `LPUSH` a request into `queue`.
-    fn send_request(&self, py: Python<'_>, queue: Arg, payload: Arg) -> PyResult<()> {
-        py.core(|| self.c.send_request(queue, payload))
+    /// `LPUSH` a request into `queue` (with `bare`: into the list `queue` itself).
+    #[pyo3(signature = (queue, payload, *, bare = false))]
+    fn send_request(&self, py: Python<'_>, queue: Arg, payload: Arg, bare: bool) -> PyResult<()> {
+        match bare {
+            true => py.core(|| self.c.send_request_bare(queue, payload)),
+            false => py.core(|| self.c.send_request(queue, payload)),
+        }
     }
 
     /// Start a worker running `handler(request)` for the requests of `queues`.
     #[pyo3(signature = (
         queues, handler, *, concurrency = None, reliable = None, max_attempts = None,
-        lease = None, block_timeout = None, prefetch = None, on_error = None,
+        lease = None, block_timeout = None, prefetch = None, bare = None, on_error = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn handle_requests(
@@ -59,6 +80,7 @@ impl Client {
         lease: Option<Seconds>,
         block_timeout: Option<Seconds>,
         prefetch: Option<Count<1>>,
+        bare: Option<bool>,
         on_error: Option<Callable>,
     ) -> PyResult<Worker> {
         let opts = WorkerOptions::default()
@@ -67,7 +89,8 @@ impl Client {
             .with(max_attempts, |o, n| o.max_attempts(n.u32()))
             .with(lease, |o, t| o.lease(t.0))
             .with(block_timeout, |o, t| o.block_timeout(t.0))
-            .with(prefetch, |o, n| o.prefetch(n.usize()));
+            .with(prefetch, |o, n| o.prefetch(n.usize()))
+            .with(bare, WorkerOptions::bare);
         let cb = Callback::new(py, handler, on_error.as_ref());
         let call = cb.clone();
         let run = move |req: &redipc::Request| {
@@ -96,7 +119,10 @@ impl Client {
     }
 
     /// Call `service` (its `method`) with `payload` and return the reply.
-    #[pyo3(signature = (service, payload, *, method = None, timeout = None, fail_fast = None))]
+    #[pyo3(signature = (
+        service, payload, *, method = None, timeout = None, fail_fast = None, protocol = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn call(
         &self,
         py: Python<'_>,
@@ -105,39 +131,45 @@ impl Client {
         method: Option<Arg>,
         timeout: Option<Seconds>,
         fail_fast: Option<bool>,
+        protocol: Option<Wire>,
     ) -> PyResult<Bytes> {
         let opts = CallOptions::default()
             .with(timeout, |o, t| o.timeout(t.0))
-            .with(fail_fast, CallOptions::fail_fast);
+            .with(fail_fast, CallOptions::fail_fast)
+            .with(protocol, |o, p| o.protocol(p.0));
         let method = method.as_ref().map_or(&b""[..], |m| m.as_ref());
         py.core(|| self.c.call_with(service, method, payload, opts))
     }
 
     /// Answer calls to `service` with `handler(call)`.
-    #[pyo3(signature = (service, handler, *, concurrency = None))]
+    #[pyo3(signature = (service, handler, *, concurrency = None, protocol = None))]
     fn serve(
         &self,
         py: Python<'_>,
         service: Arg,
         handler: Callable,
         concurrency: Option<Count<1>>,
+        protocol: Option<Wire>,
     ) -> PyResult<RpcServer> {
-        let opts = WorkerOptions::default().with(concurrency, |o, n| o.concurrency(n.usize()));
+        let none = none_reply(protocol.as_ref());
+        let opts = server_options(concurrency, protocol);
         let cb = Callback::new(py, handler, None);
-        let h = rpc_handler(cb.clone());
+        let h = rpc_handler(cb.clone(), none);
         let server = py.core(|| self.c.serve_with(&service, move |call| h(call), opts))?;
         Ok(RpcServer::new(server, vec![cb], service.into()))
     }
 
     /// Answer calls to `service`, routed by method name to the handlers of `methods`.
-    #[pyo3(signature = (service, methods, *, concurrency = None))]
+    #[pyo3(signature = (service, methods, *, concurrency = None, protocol = None))]
     fn serve_methods(
         &self,
         py: Python<'_>,
         service: Arg,
         methods: Dict<String, Callable>,
         concurrency: Option<Count<1>>,
+        protocol: Option<Wire>,
     ) -> PyResult<RpcServer> {
+        let none = none_reply(protocol.as_ref());
         let callbacks: Vec<(String, Callback)> = methods
             .0
             .into_iter()
@@ -145,10 +177,10 @@ impl Client {
             .collect();
         let table: HashMap<String, RpcHandler> = callbacks
             .iter()
-            .map(|(name, cb)| (name.clone(), rpc_handler(cb.clone())))
+            .map(|(name, cb)| (name.clone(), rpc_handler(cb.clone(), none)))
             .collect();
-        let n = concurrency.map_or(WorkerOptions::default().concurrency, Count::usize);
-        let server = py.core(|| self.c.serve_methods(&service, table, n))?;
+        let opts = server_options(concurrency, protocol);
+        let server = py.core(|| self.c.serve_methods_with(&service, table, opts))?;
         let callbacks = callbacks.into_iter().map(|(_, cb)| cb).collect();
         Ok(RpcServer::new(server, callbacks, service.into()))
     }

@@ -1,15 +1,17 @@
 //! Shared state: the cache (`Client.cache_*`), hash state (`Client.hash_*`, a
-//! `HashWatcher`), locks (`Client.lock`, `Lock`) and keyspace events (`Client.watch_keys`).
+//! `HashWatcher`; `channel=`, `timestamp=`, `announce=` speak a redis-ipc fleet's words),
+//! faults (`Client.fault_*`), locks (`Client.lock`, `Lock`) and keyspace events
+//! (`Client.watch_keys`).
 
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use redipc::{ErrorKind, LockOptions, ReportKind, WatchOptions, blocking};
+use redipc::{ErrorKind, HashWrite, LockOptions, ReportKind, WatchOptions, blocking};
 
 use crate::client::Client;
-use crate::convert::{Arg, Callable, Dict, Seconds, With};
+use crate::convert::{Arg, Callable, Dict, Seconds, Stamp, With};
 use crate::errors::{self, Core};
 use crate::guard::{self, Detached};
 use crate::handler::Callback;
@@ -28,6 +30,15 @@ fn field_handler(cb: Callback) -> impl FnMut(&[u8], Option<&[u8]>) + Send + 'sta
                 .map(drop)
         })
     }
+}
+
+/// How a hash write is announced and stamped: the options given, the core's defaults for
+/// the rest.
+fn hash_write(channel: Option<Arg>, announce: Option<Arg>, timestamp: Option<Stamp>) -> HashWrite {
+    HashWrite::new()
+        .with(channel, HashWrite::channel)
+        .with(announce, HashWrite::announce)
+        .with(timestamp.and_then(|t| t.0), HashWrite::timestamp)
 }
 
 /// A held lock (`Client.lock`).
@@ -136,8 +147,18 @@ impl Client {
     }
 
     /// `HSET` and publish the field name on the hash's channel, atomically.
-    fn hash_set(&self, py: Python<'_>, hash: Arg, field: Arg, value: Arg) -> PyResult<()> {
-        py.core(|| self.c.hash_set(hash, field, value))
+    #[pyo3(signature = (hash, field, value, *, timestamp = None, channel = None))]
+    fn hash_set(
+        &self,
+        py: Python<'_>,
+        hash: Arg,
+        field: Arg,
+        value: Arg,
+        timestamp: Option<Stamp>,
+        channel: Option<Arg>,
+    ) -> PyResult<()> {
+        let write = hash_write(channel, None, timestamp);
+        py.core(|| self.c.hash_set_with(hash, field, value, write))
     }
 
     /// Like `hash_set`, only when the value differs; whether it changed.
@@ -151,32 +172,88 @@ impl Client {
         py.core(|| self.c.hash_set_if_changed(hash, field, value))
     }
 
-    /// Set several fields at once; publish each field, or `*` once with `summary`.
-    #[pyo3(signature = (hash, mapping, summary = false))]
+    /// Set several fields at once; publish each field, or one word: `*` with `summary`,
+    /// or `announce`.
+    #[pyo3(signature = (
+        hash, mapping, summary = false, *, announce = None, channel = None, timestamp = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn hash_set_many(
         &self,
         py: Python<'_>,
         hash: Arg,
         mapping: Dict<Arg, Arg>,
         summary: bool,
+        announce: Option<Arg>,
+        channel: Option<Arg>,
+        timestamp: Option<Stamp>,
     ) -> PyResult<()> {
-        py.core(|| self.c.hash_set_many(hash, &mapping.0, summary))
+        if summary && announce.is_some() {
+            return Err(py_err!(
+                TypeError,
+                "hash_set_many(): give summary=True or announce=, not both"
+            ));
+        }
+        let write = hash_write(channel, announce, timestamp);
+        let write = write.with(summary.then_some("*"), HashWrite::announce);
+        py.core(|| self.c.hash_set_many_with(hash, &mapping.0, write))
     }
 
     /// Delete a field and publish it; whether it existed.
-    fn hash_delete(&self, py: Python<'_>, hash: Arg, field: Arg) -> PyResult<bool> {
-        py.core(|| self.c.hash_delete(hash, field))
+    #[pyo3(signature = (hash, field, *, channel = None))]
+    fn hash_delete(
+        &self,
+        py: Python<'_>,
+        hash: Arg,
+        field: Arg,
+        channel: Option<Arg>,
+    ) -> PyResult<bool> {
+        let write = hash_write(channel, None, None);
+        py.core(|| self.c.hash_delete_with(hash, field, write))
     }
 
-    /// Replace the whole hash and publish `*`.
-    fn hash_replace_all(&self, py: Python<'_>, hash: Arg, mapping: Dict<Arg, Arg>) -> PyResult<()> {
-        py.core(|| self.c.hash_replace_all(hash, &mapping.0))
+    /// Replace the whole hash and publish `*` (or `announce`).
+    #[pyo3(signature = (hash, mapping, *, announce = None, channel = None, timestamp = None))]
+    fn hash_replace_all(
+        &self,
+        py: Python<'_>,
+        hash: Arg,
+        mapping: Dict<Arg, Arg>,
+        announce: Option<Arg>,
+        channel: Option<Arg>,
+        timestamp: Option<Stamp>,
+    ) -> PyResult<()> {
+        let write = hash_write(channel, announce, timestamp);
+        py.core(|| self.c.hash_replace_all_with(hash, &mapping.0, write))
+    }
+
+    /// Delete the whole hash and publish `cleared` (or `announce`), atomically.
+    #[pyo3(signature = (hash, *, channel = None, announce = None))]
+    fn hash_clear(
+        &self,
+        py: Python<'_>,
+        hash: Arg,
+        channel: Option<Arg>,
+        announce: Option<Arg>,
+    ) -> PyResult<()> {
+        let write = hash_write(channel, announce, None);
+        py.core(|| self.c.hash_clear(hash, write))
+    }
+
+    /// Raise fault `code` of `group` in the fleet's layout; whether it is new.
+    fn fault_set(&self, py: Python<'_>, group: Arg, code: i64, description: Arg) -> PyResult<bool> {
+        py.core(|| self.c.fault_set(group, code, description))
+    }
+
+    /// Clear fault `code` of `group`; whether it was set.
+    fn fault_clear(&self, py: Python<'_>, group: Arg, code: i64) -> PyResult<bool> {
+        py.core(|| self.c.fault_clear(group, code))
     }
 
     /// Watch a hash: initial sync, then every change; see the stubs.
     #[pyo3(signature = (
         hash, on_field = None, on_any = None, *, initial_sync = None, debounce = None,
-        on_error = None,
+        every_notification = None, on_event = None, channel = None, on_error = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn hash_watch(
@@ -187,12 +264,17 @@ impl Client {
         on_any: Option<Callable>,
         initial_sync: Option<bool>,
         debounce: Option<Seconds>,
+        every_notification: Option<bool>,
+        on_event: Option<Callable>,
+        channel: Option<Arg>,
         on_error: Option<Callable>,
     ) -> PyResult<HashWatcher> {
         let mut callbacks = Vec::new();
         let mut opts = WatchOptions::new()
             .with(initial_sync, WatchOptions::initial_sync)
-            .with(debounce, |o, d| o.debounce(d.0));
+            .with(debounce, |o, d| o.debounce(d.0))
+            .with(every_notification, WatchOptions::every_notification)
+            .with(channel, WatchOptions::channel);
         for (field, f) in on_field.unwrap_or_default().0 {
             let cb = Callback::new(py, f, on_error.as_ref());
             opts = opts.on_field(field, field_handler(cb.clone()));
@@ -201,6 +283,14 @@ impl Client {
         if let Some(f) = on_any {
             let cb = Callback::new(py, f, on_error.as_ref());
             opts = opts.on_any(field_handler(cb.clone()));
+            callbacks.push(cb);
+        }
+        if let Some(f) = on_event {
+            let cb = Callback::new(py, f, on_error.as_ref());
+            let call = cb.clone();
+            opts = opts.on_event(move |payload| {
+                call.notify_now(|f| f.call1((PyBytes::new(f.py(), payload),)).map(drop))
+            });
             callbacks.push(cb);
         }
         if let Some(hook) = on_error {

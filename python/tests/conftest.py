@@ -2,7 +2,8 @@
 
 The server listens on a free TCP port of 127.0.0.1 (never 6379) and on a unix socket in a
 fresh temporary directory, with persistence off. Tests that kill or restart it leave it
-running again through ``ensure_running``.
+running again through ``ensure_running``. ``no_config_server`` is a second one, started for
+the tests that ask for it, as embedded boards run theirs: ``CONFIG`` renamed away.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 import pytest
@@ -65,10 +66,12 @@ def _ping_tcp(port: int) -> bool:
 
 
 class RedisServer:
-    """One redis-server process on ``port`` and the unix socket ``sock``."""
+    """One redis-server process on ``port`` and the unix socket ``sock``; ``extra`` are
+    more command-line options (``--rename-command CONFIG ""``)."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, extra: Sequence[str] = ()) -> None:
         self.dir = directory
+        self.extra = list(extra)
         self.sock = os.path.join(directory, "redis.sock")
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -111,6 +114,7 @@ class RedisServer:
                     "--daemonize", "no",
                     # DEBUG SLEEP makes a slow reply for the timeout tests.
                     "--enable-debug-command", "local",
+                    *self.extra,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -177,19 +181,30 @@ class RedisServer:
             self.start()
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _private_server(extra: Sequence[str] = ()) -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
         pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
     # A short path: a unix socket path must fit in 108 bytes.
     directory = tempfile.mkdtemp(prefix="redipc-py-")
-    server = RedisServer(directory)
+    server = RedisServer(directory, extra)
     server.start(retry_ports=True)
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    yield from _private_server()
+
+
+@pytest.fixture(scope="module")
+def no_config_server() -> Iterator[RedisServer]:
+    """A private server whose ``CONFIG`` command is renamed away (keyspace notifications
+    off, as the server's default), like many embedded boards' Redis/Valkey."""
+    yield from _private_server(["--rename-command", "CONFIG", ""])
 
 
 @pytest.fixture

@@ -33,6 +33,33 @@ _FieldCallback: TypeAlias = Callable[[bytes, Union[bytes, None]], object]
 """A hash watcher callback: ``callback(field, value)``, ``value`` ``None`` for a deleted
 field."""
 
+_Protocol: TypeAlias = Literal["redipc", "redis-ipc"]
+"""The wire of an RPC service (:meth:`Client.call`, :meth:`Client.serve`,
+:meth:`Client.serve_methods`):
+
+- ``"redipc"`` (the default): redipc's own binary envelopes on
+  ``{key_prefix}{rpc:SERVICE}:pending``; servers announce themselves, so a call can tell
+  "no server" (``NoServerError``, ``fail_fast``) from "slow server". Payloads are any bytes.
+- ``"redis-ipc"``: the JSON wire of the Go library redis-ipc (librescoot), so a Python
+  caller or server joins an existing fleet. The service name is the Redis list itself; the
+  caller ``LPUSH``es ``{"id": "<32 hex>", "method": "<m>", "reply_channel":
+  "<list>:reply:<id>", "deadline": <unix ms>, "payload": <JSON>}`` (``method`` left out
+  when not given) and the server ``PUBLISH``es ``{"ok": true, "payload": <JSON>}`` or
+  ``{"ok": false, "error": "<text>"}`` on the reply channel. Payloads are JSON text
+  (``bytes`` or ``str``; an ``int``/``float`` is sent as its decimal text, which is JSON
+  too), returned as ``bytes``: use ``json.dumps``/``json.loads`` for Python objects. A
+  payload that is not JSON raises ``InvalidArgument`` before anything is sent; there is no
+  server registry (``fail_fast`` raises ``InvalidArgument``; a call nobody answers raises
+  ``TimeoutError``).
+"""
+
+_Timestamp: TypeAlias = Union[bool, Literal["rfc3339", "unix_ms"]]
+"""Whether and how a hash write also sets ``<field>:timestamp`` for each field it writes:
+``True`` or ``"rfc3339"``: RFC 3339 in UTC with milliseconds
+(``"2026-12-04T21:40:00.123Z"``), the format redis-ipc's convention names;
+``"unix_ms"``: Unix time in milliseconds (``"1796420400123"``), as librescoot's Go
+``SetWithTimestamp`` writes it; ``False`` (like ``None``): no timestamp field."""
+
 _T = TypeVar("_T")
 
 _F = TypeVar("_F", bound=_Callback)
@@ -95,7 +122,9 @@ class ClosedError(RedipcError):
     """The client was closed."""
 
 class UnsupportedError(RedipcError):
-    """A feature that is not built into redipc yet, for example TLS (``rediss://``)."""
+    """A feature that is not built into redipc yet, for example TLS (``rediss://``), or
+    one the server does not allow: :meth:`Client.watch_keys` with ``configure_server=True``
+    on a server whose ``CONFIG`` command is renamed away (the message says so)."""
 
 class WatchError(RedipcError):
     """A WATCHed key changed and the optimistic transaction gave up after its retries."""
@@ -382,10 +411,14 @@ class Client:
         """
 
     # --- request queues -------------------------------------------------------------
-    def send_request(self, queue: _Arg, payload: _Arg) -> None:
+    def send_request(self, queue: _Arg, payload: _Arg, *, bare: bool = False) -> None:
         """Send a request: ``LPUSH`` ``payload`` (any size, also empty) into the queue's
         key ``{key_prefix}{q:QUEUE}:pending``. ``InvalidArgument`` for an empty queue name
-        or one containing ``{`` or ``}``."""
+        or one containing ``{`` or ``}``.
+
+        With ``bare=True`` the queue name is the Redis list itself: ``LPUSH queue payload``
+        (no key prefix, any name but an empty one), what a redis-ipc fleet's consumer
+        (``BRPOP queue``) and a worker with ``handle_requests(..., bare=True)`` take."""
     def handle_requests(
         self,
         queues: _Arg | Sequence[_Arg],
@@ -397,6 +430,7 @@ class Client:
         lease: _Seconds | None = None,
         block_timeout: _Seconds | None = None,
         prefetch: int | None = None,
+        bare: bool | None = None,
         on_error: _ErrorHook | None = None,
     ) -> Worker:
         """Start a :class:`Worker` that pops the requests of ``queues`` (one name, or a list
@@ -420,6 +454,13 @@ class Client:
           requests back into the queue (they are handled again: duplicates are possible);
           the death counts as an attempt, so a request that crashes every worker taking it
           ends in the dead letters after ``max_attempts`` deaths.
+
+        - ``bare=True``: the queue names are the Redis lists themselves (``BRPOP
+          scooter:state scooter:seatbox``), as in redis-ipc fleets and for any producer
+          that ``LPUSH``es to a plain key (``redis-cli LPUSH scooter:state lock``); FIFO per
+          list. Plain mode only: ``reliable=True`` with it raises ``InvalidArgument``
+          (reliable mode needs redipc's own keys next to the queue). Default ``False``:
+          redipc's keys (see :meth:`send_request`).
 
         ``block_timeout`` (default 1 s, at least 10 ms) is how long one blocking pop waits;
         :meth:`Worker.stop` wakes a blocked pop at once (``CLIENT UNBLOCK``; where ACLs
@@ -451,9 +492,23 @@ class Client:
         method: _Arg | None = None,
         timeout: _Seconds | None = None,
         fail_fast: bool | None = None,
+        protocol: _Protocol | None = None,
     ) -> bytes:
         """Call ``service`` (its ``method``; none by default) with ``payload`` and return
         the reply, waiting up to ``timeout`` seconds (default 5, must be > 0).
+
+        ``protocol`` (default ``"redipc"``) is the wire, see :data:`_Protocol`. With
+        ``"redis-ipc"`` ``service`` is the fleet's list, ``payload`` and the reply are JSON
+        text (a reply without a payload is ``b"null"``), an ``{"ok": false}`` reply
+        raises ``RemoteError`` with its ``error`` text (``"unknown method: m"`` for an
+        unknown method), and a call nobody answers raises ``TimeoutError`` (its request
+        is taken back from the list if no server took it). Its replies arrive on one
+        pattern subscription per list and client (``<list>:reply:<client's prefix>*``),
+        made on its first call there::
+
+            reply = client.call("motion:speed", json.dumps({"kmh": 21}),
+                                protocol="redis-ipc")
+            speed = json.loads(reply)["speed"]
 
         Raises ``RemoteError`` with the handler's error text (also for an unknown method of
         a :meth:`serve_methods` server), ``TimeoutError`` when no reply came in time, and
@@ -470,6 +525,7 @@ class Client:
         handler: Callable[[Call], bytes | bytearray | memoryview | str | None],
         *,
         concurrency: int | None = None,
+        protocol: _Protocol | None = None,
     ) -> RpcServer:
         """Answer calls to ``service`` with ``handler(call)`` on ``concurrency`` threads of
         the server (taking the GIL for each call). What the handler returns is the reply
@@ -477,17 +533,29 @@ class Client:
         sent to the caller as a ``RemoteError`` with the text ``"TypeName: message"`` (a
         ``redipc.RemoteError`` raised by the handler: its message alone), and the server
         goes on. Calls whose deadline passed before a server took them are dropped
-        without running the handler. ``TypeError`` if ``handler`` is not callable."""
+        without running the handler. ``TypeError`` if ``handler`` is not callable.
+
+        With ``protocol="redis-ipc"`` (see :data:`_Protocol`) it serves the fleet's list
+        ``service`` (a plain consumer of it: no presence, nothing else is written):
+        ``call.payload`` is the request's JSON text (``b"null"`` when it has none), the
+        handler returns JSON text (``None`` is sent as ``null``), and the caller gets
+        ``{"ok": true, "payload": <reply>}``; an exception gives ``{"ok": false, "error":
+        "TypeName: message"}``, a reply that is not JSON ``{"ok": false, "error": "the
+        handler's reply is not JSON: ..."}``. A request whose ``deadline`` passed is
+        dropped without a reply (the fleet's rule)."""
     def serve_methods(
         self,
         service: _Arg,
         methods: Mapping[str, Callable[[Call], bytes | bytearray | memoryview | str | None]],
         *,
         concurrency: int | None = None,
+        protocol: _Protocol | None = None,
     ) -> RpcServer:
         """Like :meth:`serve`, routing each call by its method name to a handler of
         ``methods``; a call of another method gets ``RemoteError('unknown method "name"')``
-        (so does every call of a server with no methods)."""
+        (so does every call of a server with no methods). With ``protocol="redis-ipc"``
+        the method is the envelope's ``"method"`` and an unknown one is answered with the
+        fleet's ``{"ok": false, "error": "unknown method: name"}``."""
 
     # --- event streams --------------------------------------------------------------
     def stream_publish(
@@ -608,25 +676,79 @@ class Client:
         waiting, in slices of 100 ms with signals checked between them (Ctrl-C works)."""
 
     # --- hash state -----------------------------------------------------------------
-    def hash_set(self, hash: _Arg, field: _Arg, value: _Arg) -> None:
+    def hash_set(
+        self,
+        hash: _Arg,
+        field: _Arg,
+        value: _Arg,
+        *,
+        timestamp: _Timestamp | None = None,
+        channel: _Arg | None = None,
+    ) -> None:
         """``HSET hash field value`` and ``PUBLISH hash field``, atomically (one script):
         the device-state publisher. ``ResponseError`` (``WRONGTYPE``) if ``hash`` is not a
-        hash; nothing is changed or published then."""
+        hash; nothing is changed or published then.
+
+        ``timestamp`` also sets ``<field>:timestamp`` in the same step (``True``: RFC 3339
+        UTC; see :data:`_Timestamp` for the formats); ``channel`` announces on that channel
+        instead of the one named like the hash (the redis-ipc fleet's words, e.g. a status
+        hash ``battery:0`` announced on ``battery``)."""
     def hash_set_if_changed(self, hash: _Arg, field: _Arg, value: _Arg) -> bool:
         """Like :meth:`hash_set`, but writes and publishes only when the value differs from
         the stored one; ``True`` if it changed."""
     def hash_set_many(
-        self, hash: _Arg, mapping: Mapping[_Arg, _Arg], summary: bool = False
+        self,
+        hash: _Arg,
+        mapping: Mapping[_Arg, _Arg],
+        summary: bool = False,
+        *,
+        announce: _Arg | None = None,
+        channel: _Arg | None = None,
+        timestamp: _Timestamp | None = None,
     ) -> None:
         """Set several fields atomically; publish each field name, or with ``summary`` one
-        ``"*"`` (watchers then re-read the whole hash). ``InvalidArgument`` for an empty
-        mapping."""
-    def hash_delete(self, hash: _Arg, field: _Arg) -> bool:
-        """``HDEL`` the field and publish its name; ``True`` if it existed (nothing is
-        published otherwise)."""
-    def hash_replace_all(self, hash: _Arg, mapping: Mapping[_Arg, _Arg]) -> None:
+        ``"*"`` (redipc watchers then re-read the whole hash), or with ``announce`` that
+        word once (a redis-ipc fleet's e.g. ``"blinker:state"``; its watchers treat it as
+        an event). ``summary`` and ``announce`` together raise ``TypeError``.
+        ``channel`` and ``timestamp`` as for :meth:`hash_set` (a timestamp field for each
+        field written). ``InvalidArgument`` for an empty mapping."""
+    def hash_delete(self, hash: _Arg, field: _Arg, *, channel: _Arg | None = None) -> bool:
+        """``HDEL`` the field and publish its name (on ``channel`` if given, else the
+        channel named like the hash); ``True`` if it existed (nothing is published
+        otherwise)."""
+    def hash_replace_all(
+        self,
+        hash: _Arg,
+        mapping: Mapping[_Arg, _Arg],
+        *,
+        announce: _Arg | None = None,
+        channel: _Arg | None = None,
+        timestamp: _Timestamp | None = None,
+    ) -> None:
         """Replace the whole hash with ``mapping`` (an empty mapping deletes it) and
-        publish ``"*"``, atomically."""
+        publish ``"*"`` (or ``announce``: a redis-ipc fleet says ``"replaced"``),
+        atomically. Watchers (redipc's and the fleet's) read the whole hash again and
+        report the fields that are gone. ``channel`` and ``timestamp`` as for
+        :meth:`hash_set`."""
+    def hash_clear(
+        self, hash: _Arg, *, channel: _Arg | None = None, announce: _Arg | None = None
+    ) -> None:
+        """Delete the whole hash and publish ``"cleared"`` (or ``announce``) on its channel
+        (``channel`` if given), atomically: the fleet's clear (``DEL`` + ``PUBLISH hash
+        cleared``). Watchers read the hash again and report every field deleted."""
+
+    # --- faults (the redis-ipc fleet's layout) --------------------------------------
+    def fault_set(self, group: _Arg, code: int, description: _Arg) -> bool:
+        """Raise fault ``code`` (a positive int) of ``group``, atomically: ``SADD
+        <group>:fault code``, and when it is new ``XADD events:faults MAXLEN ~ 1000 * group
+        <group> code <code> description <description>`` and ``PUBLISH <group> fault``.
+        ``True`` when the fault is new (raising it again changes nothing and returns
+        ``False``). ``InvalidArgument`` for an empty group or a code that is not
+        positive."""
+    def fault_clear(self, group: _Arg, code: int) -> bool:
+        """Clear fault ``code`` of ``group``, atomically: ``SREM <group>:fault code``, and
+        when it was set ``XADD events:faults MAXLEN ~ 1000 * group <group> code -<code>``
+        and ``PUBLISH <group> fault``. ``True`` when it was set."""
     def hash_watch(
         self,
         hash: _Arg,
@@ -635,6 +757,9 @@ class Client:
         *,
         initial_sync: bool | None = None,
         debounce: _Seconds | None = None,
+        every_notification: bool | None = None,
+        on_event: Callable[[bytes], object] | None = None,
+        channel: _Arg | None = None,
         on_error: _ErrorHook | None = None,
     ) -> HashWatcher:
         """Watch a hash written with :meth:`hash_set` and its siblings (or by any program
@@ -652,6 +777,18 @@ class Client:
         value). After a reconnect the hash is read whole again. ``debounce`` (seconds)
         coalesces the changes arriving within that window. Returns once subscribed and
         read.
+
+        The channel's payloads ``"*"``, ``"cleared"`` and ``"replaced"`` make it read the
+        whole hash again, delivering changed fields and, with ``value`` ``None``, the
+        fields that are gone. For a redis-ipc fleet's hashes:
+
+        - ``every_notification=True`` delivers every notification, reading the field each
+          time, also when its value did not change (a keycard tapped twice); default
+          ``False``: a value already delivered is not delivered again.
+        - ``on_event(payload)`` gets each payload that is not a field of the hash (neither
+          now nor before), e.g. ``b"seatbox:opened"`` or ``b"fault"``; without it they are
+          ignored.
+        - ``channel`` follows that channel instead of the one named like the hash.
 
         Callbacks run on the watcher's own thread, one at a time and in order, taking the
         GIL for each call. An exception goes to ``on_error(exception)`` if given, else to
@@ -704,6 +841,11 @@ class Client:
         events need are added to the server's ``notify-keyspace-events`` (flags are added,
         never removed); with ``False`` the server's configuration is left alone (and
         nothing arrives unless it is configured). Returns once subscribed.
+
+        On a server that does not let ``CONFIG`` change it (renamed away or forbidden, as
+        on many embedded boards), ``configure_server=True`` raises ``UnsupportedError``
+        saying so: enable ``notify-keyspace-events`` in the server's configuration and
+        pass ``configure_server=False``.
 
         The callback runs like a subscription callback (on the client's dispatcher thread,
         or inside :meth:`poll`), taking the GIL for each event; an exception goes to
@@ -1050,7 +1192,8 @@ class Call:
         replaced with U+FFFD)."""
     @property
     def payload(self) -> bytes:
-        """The request payload."""
+        """The request payload (on the ``"redis-ipc"`` wire: its JSON text, ``b"null"``
+        when the request had none)."""
     @property
     def deadline(self) -> float:
         """When the caller stops waiting, in seconds since the epoch (compare with
@@ -1063,7 +1206,8 @@ class Call:
 class RpcServer:
     """A running RPC server, from :meth:`Client.serve` or :meth:`Client.serve_methods`,
     with the lifecycle of :class:`Worker`. While it runs it announces itself (so callers
-    can tell "no server" from "slow server")."""
+    can tell "no server" from "slow server"); on the ``"redis-ipc"`` wire, which has no
+    server registry, it does not."""
 
     def stop(self, timeout: _Seconds | None = None) -> None:
         """Stop answering and wait up to ``timeout`` seconds (default 10) for running
@@ -1082,7 +1226,7 @@ class RpcServer:
         """The server's counters."""
     @property
     def service(self) -> bytes:
-        """The service name."""
+        """The service name (on the ``"redis-ipc"`` wire: the list it serves)."""
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
 
