@@ -391,7 +391,14 @@ impl FromPyObject<'_, '_> for Wire {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        match &*obj.extract::<PyBackedStr>()? {
+        let text = obj.extract::<PyBackedStr>().map_err(|_| {
+            py_err!(
+                TypeError,
+                "expected 'redipc' or 'redis-ipc', not {}",
+                type_name(&obj)
+            )
+        })?;
+        match &*text {
             "redipc" => Ok(Wire(Protocol::Redipc)),
             "redis-ipc" => Ok(Wire(Protocol::RedisIpc)),
             other => Err(py_err!(
