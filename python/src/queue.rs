@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pyo3::prelude::*;
-use redipc::{CallOptions, Protocol, RpcHandler, WorkerOptions};
+use redipc::{CallOptions, RpcHandler, WorkerOptions};
 
 use crate::client::Client;
 use crate::convert::{Arg, Blob, Callable, Count, Dict, Names, Seconds, Wire, With, type_name};
@@ -16,11 +16,11 @@ use crate::handler::Callback;
 use crate::handles::{RpcServer, Worker};
 use crate::records::{Call, DeadLetter, QueueCounts, Request};
 
-/// The reply of an RPC handler: bytes-like or `str`; `None` is `none` (empty, or JSON
-/// `null` on the redis-ipc wire).
-fn rpc_reply(value: &Bound<'_, PyAny>, none: &[u8]) -> PyResult<Vec<u8>> {
+/// The reply of an RPC handler: bytes-like or `str`; `None` is no bytes (the core sends
+/// JSON `null` for it on the redis-ipc wire).
+fn rpc_reply(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if value.is_none() {
-        return Ok(none.to_vec());
+        return Ok(Vec::new());
     }
     match value.extract::<Blob>() {
         Ok(b) => Ok(b.0.as_ref().to_vec()),
@@ -32,17 +32,9 @@ fn rpc_reply(value: &Bound<'_, PyAny>, none: &[u8]) -> PyResult<Vec<u8>> {
     }
 }
 
-/// What a handler's `None` is on the wire `protocol`: no bytes, or JSON `null`.
-fn none_reply(protocol: Option<&Wire>) -> &'static [u8] {
-    match protocol {
-        Some(Wire(Protocol::RedisIpc)) => b"null",
-        _ => b"",
-    }
-}
-
-/// The core RPC handler calling `cb`; a `None` reply is `none`.
-fn rpc_handler(cb: Callback, none: &'static [u8]) -> RpcHandler {
-    Arc::new(move |call: &redipc::Call| cb.run(|f| rpc_reply(&f.call1((Call::from(call),))?, none)))
+/// The core RPC handler calling `cb`.
+fn rpc_handler(cb: Callback) -> RpcHandler {
+    Arc::new(move |call: &redipc::Call| cb.run(|f| rpc_reply(&f.call1((Call::from(call),))?)))
 }
 
 /// The options of an RPC server: the ones given, the core's defaults for the rest.
@@ -151,10 +143,9 @@ impl Client {
         concurrency: Option<Count<1>>,
         protocol: Option<Wire>,
     ) -> PyResult<RpcServer> {
-        let none = none_reply(protocol.as_ref());
         let opts = server_options(concurrency, protocol);
         let cb = Callback::new(py, handler, None);
-        let h = rpc_handler(cb.clone(), none);
+        let h = rpc_handler(cb.clone());
         let server = py.core(|| self.c.serve_with(&service, move |call| h(call), opts))?;
         Ok(RpcServer::new(server, vec![cb], service.into()))
     }
@@ -169,7 +160,6 @@ impl Client {
         concurrency: Option<Count<1>>,
         protocol: Option<Wire>,
     ) -> PyResult<RpcServer> {
-        let none = none_reply(protocol.as_ref());
         let callbacks: Vec<(String, Callback)> = methods
             .0
             .into_iter()
@@ -177,7 +167,7 @@ impl Client {
             .collect();
         let table: HashMap<String, RpcHandler> = callbacks
             .iter()
-            .map(|(name, cb)| (name.clone(), rpc_handler(cb.clone(), none)))
+            .map(|(name, cb)| (name.clone(), rpc_handler(cb.clone())))
             .collect();
         let opts = server_options(concurrency, protocol);
         let server = py.core(|| self.c.serve_methods_with(&service, table, opts))?;

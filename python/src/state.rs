@@ -195,7 +195,7 @@ impl Client {
             ));
         }
         let write = hash_write(channel, announce, timestamp);
-        let write = write.with(summary.then_some("*"), HashWrite::announce);
+        let write = if summary { write.summary() } else { write };
         py.core(|| self.c.hash_set_many_with(hash, &mapping.0, write))
     }
 

@@ -242,10 +242,12 @@ pub(crate) async fn call(
     ))
 }
 
-/// The reply to publish for a handler's outcome.
+/// The reply to publish for a handler's outcome (an empty reply is JSON `null`: the
+/// nothing of every surface, as a Python handler's `None`).
 fn reply(outcome: Result<Vec<u8>>) -> Vec<u8> {
     let encode = |r: &ReplyOut<'_>| serde_json::to_vec(r).unwrap_or_default();
     match outcome {
+        Ok(v) if v.is_empty() => br#"{"ok":true,"payload":null}"#.to_vec(),
         Ok(v) => match json(&v, "the handler's reply") {
             Ok(raw) => encode(&ReplyOut {
                 ok: true,
@@ -334,6 +336,7 @@ mod tests {
             reply(Ok(b"[1, 2]".to_vec())),
             br#"{"ok":true,"payload":[1, 2]}"#
         );
+        assert_eq!(reply(Ok(Vec::new())), br#"{"ok":true,"payload":null}"#);
         assert_eq!(
             reply(Err(Error::handler("boom"))),
             br#"{"ok":false,"error":"boom"}"#

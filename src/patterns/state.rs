@@ -164,6 +164,11 @@ impl HashWrite {
         self.announce = Some(Bytes::copy_from_slice(word.as_ref()));
         self
     }
+    /// Announce a multi-field write with redipc's summary word `*` (watchers re-read the
+    /// whole hash) instead of each field.
+    pub fn summary(self) -> Self {
+        self.announce("*")
+    }
 
     fn channel_for<'a>(&'a self, hash: &'a [u8]) -> &'a [u8] {
         self.channel.as_deref().unwrap_or(hash)
@@ -577,7 +582,7 @@ client_methods! {
         summary: bool,
     ) -> Result<()> {
         let write = if summary {
-            HashWrite::new().announce("*")
+            HashWrite::new().summary()
         } else {
             HashWrite::new()
         };
