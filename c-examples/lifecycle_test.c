@@ -175,7 +175,7 @@ static ipc_result start(struct ctx *x, void **out) {
     }
     case HASH_WATCHER: {
         ipc_hash_watcher *w = NULL;
-        rc = ipc_hash_watch(client, n, nl, NULL, field_cb, x, on_free, &w);
+        rc = ipc_hash_watch(client, n, nl, NULL, field_cb, NULL, x, on_free, &w);
         *out = w;
         return rc;
     }
@@ -257,7 +257,7 @@ static void trigger(struct ctx *x) {
         CHECK_OK(ipc_stream_publish(client, n, nl, &f, 1, -1, NULL, 0));
         break;
     }
-    case HASH_WATCHER: CHECK_OK(ipc_hash_set(client, n, nl, "f", 1, v, strlen(v))); break;
+    case HASH_WATCHER: CHECK_OK(ipc_hash_set(client, n, nl, "f", 1, v, strlen(v), NULL)); break;
     case KEY_WATCH: CHECK_OK(ipc_set(client, n, nl, v, strlen(v), 0)); break;
     case SUBSCRIPTION:
     case GROUP: CHECK_OK(ipc_publish(client, n, nl, v, strlen(v), &i64)); break;

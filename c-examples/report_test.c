@@ -394,10 +394,10 @@ static void test_read_failed(ipc_client *c) {
     struct rec r;
     int ok;
     reports_init(&rs);
-    CHECK_OK(ipc_hash_set(c, h, hl, "f", 1, "1", 1));
+    CHECK_OK(ipc_hash_set(c, h, hl, "f", 1, "1", 1, NULL));
     CHECK_OK(ipc_hash_watch_options_new(&o));
     CHECK_OK(ipc_hash_watch_options_set_report_cb(o, record, &rs, reports_free));
-    CHECK_OK(ipc_hash_watch(c, h, hl, o, nop_field, (void *)&calls, NULL, &w));
+    CHECK_OK(ipc_hash_watch(c, h, hl, o, nop_field, NULL, (void *)&calls, NULL, &w));
     ipc_hash_watch_options_free(o);
     WAIT_UNTIL(ok, load(&calls) == 1, 5000); /* the initial sync */
     CHECK(ok);
@@ -411,7 +411,7 @@ static void test_read_failed(ipc_client *c) {
     CHECK(strstr(r.text, "read again") != NULL);
     /* Repaired: the retry reads it whole and delivers the change. */
     CHECK_OK(cmd(c, "DEL", h, NULL, NULL));
-    CHECK_OK(ipc_hash_set(c, h, hl, "f", 1, "2", 1));
+    CHECK_OK(ipc_hash_set(c, h, hl, "f", 1, "2", 1, NULL));
     WAIT_UNTIL(ok, load(&calls) >= 2, 10000);
     CHECK(ok);
     ipc_hash_watcher_free(w);

@@ -14,8 +14,10 @@ build=$(cd "${1:-$here/build}" && pwd) || { echo "no build dir; run make first" 
 source "$here/../scripts/lib/redis.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/redipc-c-tests.XXXXXX")
+noconfig_pid=
 cleanup() {
   redis_stop
+  if [ -n "$noconfig_pid" ]; then kill "$noconfig_pid" 2>/dev/null; wait "$noconfig_pid" 2>/dev/null; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -23,6 +25,20 @@ trap 'exit 130' INT TERM
 
 redis_start "$tmp/redis" || exit 1
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') at $REDIS_TCP_URL and $REDIS_UNIX_URL"
+
+# A second private server with CONFIG renamed away, as on many embedded boards (fleet_test:
+# everything works there, and watch_keys says why it cannot switch notifications on).
+mkdir -p "$tmp/noconfig"
+NOCONFIG_SOCK="$tmp/noconfig/redis.sock"
+redis-server --port 0 --unixsocket "$NOCONFIG_SOCK" --unixsocketperm 700 --save "" --appendonly no \
+  --dir "$tmp/noconfig" --logfile "$tmp/noconfig/redis.log" --rename-command CONFIG "" \
+  --daemonize no >/dev/null 2>&1 &
+noconfig_pid=$!
+for i in $(seq 1 100); do
+  [ -S "$NOCONFIG_SOCK" ] && redis-cli -s "$NOCONFIG_SOCK" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+NOCONFIG_URL="unix://$NOCONFIG_SOCK"
 
 passed=0
 failed=0
@@ -115,6 +131,84 @@ rpc_echo_example() {
   return $status
 }
 export -f rpc_echo_example
+
+# fleet_daemon_example URL: the fleet daemon example against the fleet played with redis-cli
+# (no redipc on this side): bare queues, the status hash with RFC 3339 timestamps and its
+# announcements, the fault set/stream/channel, JSON RPC on the redis-ipc wire, SIGTERM.
+fleet_daemon_example() {
+  local url=$1 p="fleetd:$$:$RANDOM" out="$tmp/fleet_daemon.txt" sub="$tmp/fleet_sub.txt"
+  local pid spid i status=0 got want
+  rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
+  # until CMD... prints WANT (up to 5 s)
+  until_is() {
+    local want=$1 i
+    shift
+    for i in $(seq 1 100); do [ "$("$@")" = "$want" ] && return 0; sleep 0.05; done
+    echo "timed out: $* is '$("$@")', want '$want'"
+    return 1
+  }
+  # A fleet caller: SUBSCRIBE <list>:reply:<32 hex>, then LPUSH the envelope; prints the reply.
+  fleet_rpc() {
+    local method=$1 id ch rs="$tmp/fleet_reply.txt" rpid deadline i
+    id=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    ch="$p:rpc:reply:$id"
+    redis-cli -s "$REDIS_SOCK" SUBSCRIBE "$ch" >"$rs" 2>&1 &
+    rpid=$!
+    for i in $(seq 1 100); do [ "$(sed -n 3p "$rs")" = 1 ] && break; sleep 0.05; done
+    deadline=$(($(date +%s%3N) + 5000))
+    rcli LPUSH "$p:rpc" "{\"id\":\"$id\",\"method\":\"$method\",\"reply_channel\":\"$ch\",\"deadline\":$deadline,\"payload\":null}" >/dev/null
+    for i in $(seq 1 100); do [ -n "$(sed -n 6p "$rs")" ] && break; sleep 0.05; done
+    kill "$rpid" 2>/dev/null
+    wait "$rpid" 2>/dev/null
+    sed -n 6p "$rs"
+  }
+  # The fleet's watcher of the status hash: a plain SUBSCRIBE on its channel.
+  redis-cli -s "$REDIS_SOCK" SUBSCRIBE "$p:vehicle" >"$sub" 2>&1 &
+  spid=$!
+  for i in $(seq 1 100); do [ "$(sed -n 3p "$sub")" = 1 ] && break; sleep 0.05; done
+  "$build/fleet_daemon" "$url" "$p" >"$out" 2>&1 &
+  pid=$!
+  for i in $(seq 1 200); do grep -q '^ready$' "$out" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  # The initial status, stamped in RFC 3339.
+  [ "$(rcli HGET "$p:vehicle" state)" = unlocked ] || { echo "initial state"; status=1; }
+  [ "$(rcli HGET "$p:vehicle" seatbox:lock)" = closed ] || { echo "initial seatbox"; status=1; }
+  rcli HGET "$p:vehicle" state:timestamp | grep -Eqx '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z' ||
+    { echo "state:timestamp is not RFC 3339: $(rcli HGET "$p:vehicle" state:timestamp)"; status=1; }
+  # Bare queues: the seatbox opens; locking is then refused with fault 23.
+  rcli LPUSH "$p:seatbox" open >/dev/null
+  until_is open rcli HGET "$p:vehicle" seatbox:lock || status=1
+  rcli LPUSH "$p:state" lock >/dev/null
+  until_is 1 rcli SISMEMBER "$p:vehicle:fault" 23 || status=1
+  [ "$(rcli HGET "$p:vehicle" state)" = unlocked ] || { echo "locked with the seatbox open"; status=1; }
+  # Closing the seatbox clears the fault; locking now works.
+  rcli LPUSH "$p:seatbox" close >/dev/null
+  rcli LPUSH "$p:state" lock >/dev/null
+  until_is locked rcli HGET "$p:vehicle" state || status=1
+  [ "$(rcli SCARD "$p:vehicle:fault")" = 0 ] || { echo "fault not cleared"; status=1; }
+  got=$(rcli XRANGE events:faults - + | tr '\n' '|')
+  [[ "$got" == *"|group|$p:vehicle|code|23|description|cannot lock: seatbox open|"* ]] ||
+    { echo "no fault 23 in events:faults"; status=1; }
+  [[ "$got" == *"|group|$p:vehicle|code|-23|"* ]] || { echo "no cleared fault in events:faults"; status=1; }
+  # JSON RPC on the redis-ipc wire.
+  got=$(fleet_rpc get-state)
+  want='{"ok":true,"payload":{"state":"locked","seatbox":"closed"}}'
+  [ "$got" = "$want" ] || { echo "get-state: '$got', want '$want'"; status=1; }
+  got=$(fleet_rpc fly)
+  want='{"ok":false,"error":"unknown method: fly"}'
+  [ "$got" = "$want" ] || { echo "fly: '$got', want '$want'"; status=1; }
+  # What the fleet's watcher saw on the hash's channel, in order.
+  got=$(awk 'NR > 3 && NR % 3 == 0' "$sub" | tr '\n' ' ')
+  want='replaced seatbox:lock seatbox:opened fault seatbox:lock fault state '
+  [ "$got" = "$want" ] || { echo "announcements: '$got', want '$want'"; status=1; }
+  kill -TERM "$pid"
+  wait "$pid" || { echo "fleet_daemon exited $?"; status=1; }
+  grep -q '^stopped$' "$out" || { echo "no 'stopped' after SIGTERM"; status=1; }
+  kill "$spid" 2>/dev/null
+  wait "$spid" 2>/dev/null
+  cat "$out"
+  return $status
+}
+export -f fleet_daemon_example
 export build tmp
 
 for transport in tcp unix; do
@@ -133,14 +227,18 @@ for transport in tcp unix; do
   run "lifecycle_test [$transport]" 300 "$build/lifecycle_test" "$url"
   run "report_test [$transport]" 300 "$build/report_test" "$url"
   run "device_state example [$transport]" 30 bash -c 'device_state_example "$1"' _ "$url"
+  run "fleet_test [$transport]" 120 "$build/fleet_test" "$url" "$NOCONFIG_URL"
+  run "fleet_daemon example [$transport]" 60 bash -c 'fleet_daemon_example "$1"' _ "$url"
 done
 
 if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
-  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test; do
+  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test; do
+    extra=()
+    [ "$prog" = fleet_test ] && extra=("$NOCONFIG_URL")
     run "$prog under valgrind [unix]" 180 env REDIPC_TEST_QUICK=1 \
       valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
       --show-possibly-lost=no \
-      "$build/$prog" "$REDIS_UNIX_URL"
+      "$build/$prog" "$REDIS_UNIX_URL" "${extra[@]}"
   done
 else
   echo "skip the valgrind runs: set REDIPC_VALGRIND=1 (and install valgrind) to include them"

@@ -371,7 +371,7 @@ static void counter_cb(void *userdata, const ipc_message *m) {
 
 static ipc_result hset(ipc_client *c, const char *hash, const char *field, const char *value) {
     return ipc_hash_set(c, hash, strlen(hash), field, strlen(field), value,
-                        strlen(value));
+                        strlen(value), NULL);
 }
 
 static void test_hash_watch_and_publish(ipc_client *c) {
@@ -382,6 +382,7 @@ static void test_hash_watch_and_publish(ipc_client *c) {
     ipc_subscription *sub = NULL;
     const char *chan[1];
     bool changed = false, existed = false;
+    ipc_hash_write_options *star = NULL;
     ipc_field fs[3];
     int i, ok;
     const char *vals[] = {"10", "10", "10", "10", "10"};
@@ -389,7 +390,7 @@ static void test_hash_watch_and_publish(ipc_client *c) {
     view_init(&v);
     CHECK_OK(hset(c, hash, "a", "1"));
     CHECK_OK(hset(c, hash, "b", "2"));
-    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), NULL, view_cb, &v, view_free, &w));
+    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), NULL, view_cb, NULL, &v, view_free, &w));
     /* initial sync */
     WAIT_UNTIL(ok, view_has(&v, "a", "1") && view_has(&v, "b", "2"), 5000);
     CHECK(ok);
@@ -398,11 +399,11 @@ static void test_hash_watch_and_publish(ipc_client *c) {
     CHECK_OK(hset(c, hash, "c", "3"));
     WAIT_UNTIL(ok, view_has(&v, "c", "3"), 5000);
     CHECK(ok);
-    CHECK_OK(ipc_hash_delete(c, hash, strlen(hash), "a", 1, &existed));
+    CHECK_OK(ipc_hash_delete(c, hash, strlen(hash), "a", 1, NULL, &existed));
     CHECK(existed);
     WAIT_UNTIL(ok, view_get(&v, &v.deletes) == 1 && view_has(&v, "a", NULL), 5000);
     CHECK(ok);
-    CHECK_OK(ipc_hash_delete(c, hash, strlen(hash), "a", 1, &existed));
+    CHECK_OK(ipc_hash_delete(c, hash, strlen(hash), "a", 1, NULL, &existed));
     CHECK(!existed);
 
     /* set_if_changed publishes once for repeated values */
@@ -427,27 +428,30 @@ static void test_hash_watch_and_publish(ipc_client *c) {
     CHECK(view_calls_of(&v, "speed") >= 1 && view_calls_of(&v, "speed") <= 2);
     ipc_subscription_free(sub);
 
-    /* set_many: per field, and with one summary publish */
+    /* set_many: per field, and with one summary publish ("*": the watcher re-reads) */
     fs[0] = fld("m1", "x");
     fs[1] = fld("m2", "y");
-    CHECK_OK(ipc_hash_set_many(c, hash, strlen(hash), fs, 2, false));
+    CHECK_OK(ipc_hash_set_many(c, hash, strlen(hash), fs, 2, NULL));
     WAIT_UNTIL(ok, view_has(&v, "m1", "x") && view_has(&v, "m2", "y"), 5000);
     CHECK(ok);
     fs[0] = fld("m1", "x2");
     fs[1] = fld("m3", "z");
-    CHECK_OK(ipc_hash_set_many(c, hash, strlen(hash), fs, 2, true));
+    CHECK_OK(ipc_hash_write_options_new(&star));
+    CHECK_OK(ipc_hash_write_options_set_announce(star, "*", 1));
+    CHECK_OK(ipc_hash_set_many(c, hash, strlen(hash), fs, 2, star));
+    ipc_hash_write_options_free(star);
     WAIT_UNTIL(ok, view_has(&v, "m1", "x2") && view_has(&v, "m3", "z"), 5000);
     CHECK(ok);
 
     /* replace_all: removed fields are delivered with NULL */
     fs[0] = fld("only", "1");
-    CHECK_OK(ipc_hash_replace_all(c, hash, strlen(hash), fs, 1));
+    CHECK_OK(ipc_hash_replace_all(c, hash, strlen(hash), fs, 1, NULL));
     WAIT_UNTIL(ok, view_has(&v, "only", "1") && view_has(&v, "b", NULL) &&
                        view_has(&v, "speed", NULL) && view_has(&v, "m3", NULL),
                5000);
     CHECK(ok);
     CHECK(view_equals_server(&v, c, hash));
-    CHECK_OK(ipc_hash_replace_all(c, hash, strlen(hash), NULL, 0)); /* empties it */
+    CHECK_OK(ipc_hash_replace_all(c, hash, strlen(hash), NULL, 0, NULL)); /* empties it */
     WAIT_UNTIL(ok, view_has(&v, "only", NULL), 5000);
     CHECK(ok);
     CHECK(view_equals_server(&v, c, hash));
@@ -473,11 +477,11 @@ static void test_hash_options(ipc_client *c) {
     CHECK_OK(ipc_hash_watch_options_new(&o));
     /* no initial sync: only changes */
     CHECK_OK(ipc_hash_watch_options_set_initial_sync(o, false));
-    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), o, view_cb, &v1, NULL, &w1));
+    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), o, view_cb, NULL, &v1, NULL, &w1));
     /* debounce: a burst becomes one delivery of the latest value */
     CHECK_OK(ipc_hash_watch_options_set_initial_sync(o, true));
     CHECK_OK(ipc_hash_watch_options_set_debounce_ms(o, 300));
-    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), o, view_cb, &v2, view_free, &w2));
+    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), o, view_cb, NULL, &v2, view_free, &w2));
     ipc_hash_watch_options_free(o);
     WAIT_UNTIL(ok, view_has(&v2, "old", "1"), 5000);
     CHECK(ok);
@@ -535,7 +539,7 @@ static void test_hash_concurrent_writer(const char *url, ipc_client *c) {
     CHECK(pthread_create(&t, NULL, writer_main, &a) == 0);
     /* start watching in the middle of the writes */
     WAIT_UNTIL(ok, load(&a.done) >= a.count / 4, 30000);
-    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), NULL, view_cb, &v, NULL, &w));
+    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), NULL, view_cb, NULL, &v, NULL, &w));
     pthread_join(t, NULL);
     CHECK(a.errors == 0);
     WAIT_UNTIL(ok, view_equals_server(&v, c, hash), 10000);
@@ -558,7 +562,7 @@ static void test_hash_free_inside_callback(ipc_client *c) {
     CHECK_OK(hset(c, hash, "c", "3"));
     pthread_mutex_lock(&v.mu); /* the first call waits until w is known */
     v.free_me = (void **)&w;
-    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), NULL, view_cb, &v, view_free, &w));
+    CHECK_OK(ipc_hash_watch(c, hash, strlen(hash), NULL, view_cb, NULL, &v, view_free, &w));
     pthread_mutex_unlock(&v.mu);
     WAIT_UNTIL(ok, view_get(&v, &v.freed) == 1, 5000);
     CHECK(ok);
@@ -586,9 +590,9 @@ static void test_hash_wrongtype(ipc_client *c) {
                                      &changed),
              IPC_ERR_SERVER);
     CHECK(strcmp(ipc_last_error_code(), "WRONGTYPE") == 0);
-    CHECK_RC(ipc_hash_set_many(c, plain, strlen(plain), &f, 1, false), IPC_ERR_SERVER);
-    CHECK_RC(ipc_hash_delete(c, plain, strlen(plain), "f", 1, &existed), IPC_ERR_SERVER);
-    CHECK_RC(ipc_hash_watch(c, plain, strlen(plain), NULL, view_cb, &v, view_free, &w),
+    CHECK_RC(ipc_hash_set_many(c, plain, strlen(plain), &f, 1, NULL), IPC_ERR_SERVER);
+    CHECK_RC(ipc_hash_delete(c, plain, strlen(plain), "f", 1, NULL, &existed), IPC_ERR_SERVER);
+    CHECK_RC(ipc_hash_watch(c, plain, strlen(plain), NULL, view_cb, NULL, &v, view_free, &w),
              IPC_ERR_SERVER);
     CHECK(changed && existed && w == NULL);
     CHECK(get_str(c, plain, got, sizeof got) && strcmp(got, "x") == 0);
@@ -1047,7 +1051,7 @@ static void test_poll_mode(const char *url, ipc_client *c) {
     /* a hash watcher runs without ipc_client_poll() */
     view_init(&v);
     CHECK_OK(hset(c, hash, "x", "1"));
-    CHECK_OK(ipc_hash_watch(p, hash, strlen(hash), NULL, view_cb, &v, NULL, &w));
+    CHECK_OK(ipc_hash_watch(p, hash, strlen(hash), NULL, view_cb, NULL, &v, NULL, &w));
     CHECK_OK(hset(c, hash, "y", "2"));
     WAIT_UNTIL(ok, view_has(&v, "x", "1") && view_has(&v, "y", "2"), 5000);
     CHECK(ok);
@@ -1116,24 +1120,24 @@ static void test_null_arguments(ipc_client *c) {
     CHECK(buf == NULL && len == 0 && !b);
 
     /* hash */
-    CHECK_RC(ipc_hash_set(NULL, h, strlen(h), "f", 1, "v", 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_set(c, NULL, 0, "f", 1, "v", 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_set(c, h, strlen(h), NULL, 0, "v", 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_set(c, h, strlen(h), "f", 1, NULL, 0), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_set(c, "", 0, "f", 1, "v", 1), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_hash_set(NULL, h, strlen(h), "f", 1, "v", 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_set(c, NULL, 0, "f", 1, "v", 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_set(c, h, strlen(h), NULL, 0, "v", 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_set(c, h, strlen(h), "f", 1, NULL, 0, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_set(c, "", 0, "f", 1, "v", 1, NULL), IPC_ERR_INVALID_ARGUMENT);
     CHECK_RC(ipc_hash_set_if_changed(c, h, strlen(h), "f", 1, "v", 1, NULL),
              IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_set_many(c, h, strlen(h), NULL, 1, false), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_set_many(c, h, strlen(h), &f, 0, false), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_hash_set_many(c, h, strlen(h), NULL, 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_set_many(c, h, strlen(h), &f, 0, NULL), IPC_ERR_INVALID_ARGUMENT);
     f.value = NULL;
-    CHECK_RC(ipc_hash_set_many(c, h, strlen(h), &f, 1, false), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_replace_all(c, h, strlen(h), &f, 1), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_replace_all(c, h, strlen(h), NULL, 2), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_delete(c, h, strlen(h), "f", 1, NULL), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_watch(c, h, strlen(h), NULL, NULL, NULL, NULL, &w), IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_watch(c, h, strlen(h), NULL, nop_field, NULL, NULL, NULL),
+    CHECK_RC(ipc_hash_set_many(c, h, strlen(h), &f, 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_replace_all(c, h, strlen(h), &f, 1, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_replace_all(c, h, strlen(h), NULL, 2, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_delete(c, h, strlen(h), "f", 1, NULL, NULL), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_watch(c, h, strlen(h), NULL, NULL, NULL, NULL, NULL, &w), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_hash_watch(c, h, strlen(h), NULL, nop_field, NULL, NULL, NULL, NULL),
              IPC_ERR_NULL_ARG);
-    CHECK_RC(ipc_hash_watch(c, "", 0, NULL, nop_field, NULL, NULL, &w), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(ipc_hash_watch(c, "", 0, NULL, nop_field, NULL, NULL, NULL, &w), IPC_ERR_INVALID_ARGUMENT);
     CHECK_RC(ipc_hash_watch_options_new(NULL), IPC_ERR_NULL_ARG);
     CHECK(w == NULL);
     CHECK(!b);

@@ -395,6 +395,52 @@ typedef enum {
 } ipc_overflow;
 
 /**
+ * The wire protocol of an RPC service (`ipc_call_options_set_protocol()`,
+ * `ipc_worker_options_set_protocol()`).
+ */
+typedef enum {
+    /**
+     * redipc's own (the default): binary envelopes on `{prefix}{rpc:SERVICE}:pending`;
+     * servers announce themselves, so a call nobody serves fails with `IPC_ERR_NO_SERVER`.
+     * Any payload bytes.
+     */
+    IPC_PROTOCOL_REDIPC = 0,
+    /**
+     * The JSON wire of redis-ipc fleets (the Go library librescoot/redis-ipc): the service
+     * name is the Redis list itself. A caller subscribes to `<list>:reply:<32 hex id>`, then
+     * `LPUSH <list> {"id":..,"method":..,"reply_channel":..,"deadline":<unix ms>,"payload":..}`
+     * (`method` left out when empty); a server drops an envelope whose deadline passed
+     * without replying, and publishes `{"ok":true,"payload":..}` or
+     * `{"ok":false,"error":"<text>"}` on the reply channel. Payloads and replies are JSON
+     * text given and returned as bytes (no JSON library needed in C): a request payload that
+     * is not JSON is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and a
+     * handler's reply that is not JSON goes back to the caller as an error reply. There is
+     * no server registry: a call nobody answers fails with `IPC_ERR_TIMEOUT`, and fail-fast
+     * is refused.
+     */
+    IPC_PROTOCOL_REDIS_IPC = 1,
+} ipc_protocol;
+
+/**
+ * How a hash write stamps the fields it writes (`ipc_hash_write_options_set_timestamp()`).
+ */
+typedef enum {
+    /**
+     * No timestamp field (the default).
+     */
+    IPC_TIMESTAMP_NONE = 0,
+    /**
+     * `<field>:timestamp` in RFC 3339, UTC, with milliseconds (`2026-12-04T21:40:00.123Z`).
+     */
+    IPC_TIMESTAMP_RFC3339 = 1,
+    /**
+     * `<field>:timestamp` as Unix time in milliseconds (`1796420400123`), as the Go
+     * library redis-ipc's `SetWithTimestamp` writes it.
+     */
+    IPC_TIMESTAMP_UNIX_MS = 2,
+} ipc_timestamp_format;
+
+/**
  * A batch of commands sent in one write: a pipeline (each command's reply or error in its
  * own slot), or, made with `atomic`, a `MULTI`/`EXEC` transaction.
  *
@@ -408,7 +454,7 @@ typedef enum {
 typedef struct ipc_batch ipc_batch;
 
 /**
- * Options of one RPC call (`ipc_call()`): timeout and fail-fast.
+ * Options of one RPC call (`ipc_call()`): timeout, fail-fast, wire protocol.
  *
  * Owns a `redipc::CallOptions`. Made by `ipc_call_options_new()`, read (copied) by
  * `ipc_call()`, freed by `ipc_call_options_free()`.
@@ -478,7 +524,8 @@ typedef struct ipc_error_out ipc_error_out;
 typedef struct ipc_group ipc_group;
 
 /**
- * Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, report callback.
+ * Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, every
+ * notification, channel, report callback.
  *
  * Owns plain values (and the report callback's `userdata` while one is set). Made by
  * `ipc_hash_watch_options_new()`, read (copied) by `ipc_hash_watch()`, freed by
@@ -500,6 +547,20 @@ typedef struct ipc_hash_watch_options ipc_hash_watch_options;
  * returned.
  */
 typedef struct ipc_hash_watcher ipc_hash_watcher;
+
+/**
+ * Options of a hash write (`ipc_hash_set()`, `ipc_hash_set_many()`, `ipc_hash_delete()`,
+ * `ipc_hash_replace_all()`, `ipc_hash_clear()`): the channel the write is announced on, a
+ * `<field>:timestamp` field, and the announcement word. The defaults are redipc's (the
+ * channel named like the hash, each field announced, `*` for a replace-all, `cleared` for
+ * a clear); the setters speak a redis-ipc fleet's words.
+ *
+ * Owns a `redipc::HashWrite` (plain values). Made by `ipc_hash_write_options_new()`, read
+ * (copied) by the hash write functions, freed by `ipc_hash_write_options_free()`.
+ *
+ * Thread safety: as `ipc_options`.
+ */
+typedef struct ipc_hash_write_options ipc_hash_write_options;
 
 /**
  * A keyspace watch: a subscription to `__keyspace@<db>__:<pattern>`.
@@ -663,9 +724,10 @@ typedef struct ipc_watch ipc_watch;
 typedef struct ipc_worker ipc_worker;
 
 /**
- * Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()`, which
- * uses concurrency, block timeout and report callback): concurrency, blocking timeout,
- * reliable mode and its settings, report callback.
+ * Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()` and
+ * `ipc_serve_methods()`, which use concurrency, block timeout, protocol and report
+ * callback): concurrency, blocking timeout, reliable mode and its settings, bare queues,
+ * the RPC protocol, report callback.
  *
  * Owns a `redipc::WorkerOptions`. Made by `ipc_worker_options_new()`, read (copied) by
  * `ipc_worker_new()` and `ipc_serve()`, which check the values (the error names the
@@ -878,7 +940,8 @@ typedef struct {
  */
 typedef struct {
     /**
-     * The name of the queue it came from (as given to `ipc_worker_new()`).
+     * The name of the queue it came from (as given to `ipc_worker_new()`; for a bare
+     * worker, the list).
      */
     const char *queue;
     /**
@@ -886,7 +949,7 @@ typedef struct {
      */
     size_t queue_len;
     /**
-     * The payload as sent by `ipc_send_request()`.
+     * The payload as sent by `ipc_send_request()` (or pushed with `LPUSH` to a bare list).
      */
     const char *payload;
     /**
@@ -1000,8 +1063,14 @@ typedef struct {
  * (without it: `"the handler returned N"`); the caller's `ipc_call()` returns
  * `IPC_ERR_REMOTE` with that text in its last error message.
  *
- * Methods: one handler serves every method of the service; switch on `call->method` (a
- * `memcmp` against each name) and answer unknown ones with an error.
+ * Methods: a handler given to `ipc_serve()` serves every method of the service; switch on
+ * `call->method` (a `memcmp` against each name) and answer unknown ones with an error (on
+ * the redis-ipc wire a fleet's text is `ipc_error_set(err, "unknown method: <m>")`). Or
+ * give one handler per method to `ipc_serve_methods()`, which answers unknown ones itself.
+ *
+ * On the redis-ipc wire (`IPC_PROTOCOL_REDIS_IPC`) `call->payload` is the request's JSON
+ * text (`null` when the envelope had none), and the reply must be JSON text: bytes that
+ * are not JSON go back to the caller as an error reply.
  *
  * Thread: one of the server's own threads, never the thread that called `ipc_serve()`;
  * with a concurrency above 1, calls run in parallel with the same `userdata`. `call`,
@@ -1014,6 +1083,24 @@ typedef int (*ipc_rpc_cb)(void *userdata,
                           const ipc_call_info *call,
                           ipc_rpc_reply *reply,
                           ipc_error_out *err);
+
+/**
+ * One method of `ipc_serve_methods()`: its name and its handler.
+ */
+typedef struct {
+    /**
+     * The method name (UTF-8; not NUL-terminated).
+     */
+    const char *name;
+    /**
+     * Length of `name` in bytes.
+     */
+    size_t name_len;
+    /**
+     * The handler of calls to this method (see `ipc_rpc_cb`); never NULL.
+     */
+    ipc_rpc_cb cb;
+} ipc_rpc_method;
 
 /**
  * One field of a stream entry or of a hash: a name and a value, both byte strings.
@@ -1114,8 +1201,10 @@ typedef struct {
  * (`value_len` bytes) its new value, never NULL for a present field (even when empty), or
  * NULL with `value_len` 0 when the field was deleted. Both are valid only during the call.
  *
- * Thread: the watcher's own thread (also in poll mode), one call at a time, in order. A
- * value is delivered only when it differs from the last one delivered for that field. The
+ * Thread: the watcher's own thread (also in poll mode), one call at a time, in order (and
+ * in order with the watcher's `ipc_hash_event_cb`). A value is delivered only when it
+ * differs from the last one delivered for that field, unless
+ * `ipc_hash_watch_options_set_every_notification()` asks for every announcement. The
  * callback may use the library and `ipc_hash_watcher_stop()` / `_free()` of its own
  * watcher (no further call follows); it must not unwind or `longjmp` out.
  */
@@ -1124,6 +1213,20 @@ typedef void (*ipc_field_cb)(void *userdata,
                              size_t field_len,
                              const char *value,
                              size_t value_len);
+
+/**
+ * A hash watcher's event callback: a payload on the hash's channel that is not a field of
+ * the hash (not now, and not one delivered before): a redis-ipc fleet's event such as
+ * `seatbox:opened` or `fault`. `payload` (`payload_len` bytes, not NUL-terminated, never
+ * NULL) is valid only during the call. `*`, `cleared` and `replaced` are not events: they
+ * make the watcher read the whole hash again.
+ *
+ * Thread: the watcher's own thread, one call at a time, in order with the field callback
+ * (`ipc_field_cb`), with the same `userdata`. It may use the library and
+ * `ipc_hash_watcher_stop()` / `_free()` of its own watcher (no further call follows); it
+ * must not unwind or `longjmp` out.
+ */
+typedef void (*ipc_hash_event_cb)(void *userdata, const char *payload, size_t payload_len);
 
 /**
  * A keyspace watch's callback: `key` (`key_len` bytes, not NUL-terminated, never NULL) had
@@ -1496,6 +1599,30 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_lease_ms(ipc_worker_options *opts
 IPC_MUST_USE ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
 
 /**
+ * Bare queues (default off): the queue names given to `ipc_worker_new()` are the Redis
+ * lists themselves (`BRPOP scooter:state`), as in redis-ipc fleets and for any producer
+ * that `LPUSH`es to a plain key (`ipc_send_request_bare()`, `redis-cli`). Off: redipc's own
+ * keys (`{prefix}{q:NAME}:pending`). Plain mode only: `ipc_worker_new()` refuses a bare
+ * reliable worker with `IPC_ERR_INVALID_ARGUMENT` (reliable mode needs redipc's own keys
+ * next to the queue). RPC servers ignore it (their protocol decides).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_bare(ipc_worker_options *opts, bool on);
+
+/**
+ * RPC servers (`ipc_serve()`, `ipc_serve_methods()`): the wire protocol, an `ipc_protocol`
+ * taken as an `int` so that any number is safe to pass (default `IPC_PROTOCOL_REDIPC`).
+ * With `IPC_PROTOCOL_REDIS_IPC` the service name is the Redis list itself and calls and
+ * replies are the JSON envelopes of redis-ipc fleets (see `ipc_protocol`). Workers ignore
+ * it.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+ * `ipc_protocol`. Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE ipc_result ipc_worker_options_set_protocol(ipc_worker_options *opts, int protocol);
+
+/**
  * Where the worker's (or server's) reports go: handler failures, dead letters, recovered
  * requests, lost and restored connections. As `ipc_options_set_report_cb()`, for this
  * handle only; default (and with `cb` NULL): the client's. `userdata_free` (may be NULL)
@@ -1627,6 +1754,31 @@ ipc_result ipc_hash_watch_options_set_debounce_ms(ipc_hash_watch_options *opts,
                                                   uint64_t ms);
 
 /**
+ * Deliver every notification (default off): each field name announced on the channel is
+ * read (`HGET`) and delivered, even when its value did not change since the last delivery
+ * (a keycard tapped twice), as the watchers of redis-ipc fleets do. Off: a value already
+ * delivered for a field is not delivered again. The full reads (initial sync, after `*`,
+ * `cleared`, `replaced` or a reconnect) deliver only what changed either way.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_watch_options_set_every_notification(ipc_hash_watch_options *opts,
+                                                         bool on);
+
+/**
+ * Follow this channel (a byte string, copied) instead of the one named like the hash
+ * (default: the hash's name), for fleets that announce a hash's changes elsewhere (and
+ * writers using `ipc_hash_write_options_set_channel()`).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_watch_options_set_channel(ipc_hash_watch_options *opts,
+                                              const char *channel,
+                                              size_t channel_len);
+
+/**
  * Where the watcher's reports go: failed reads of the hash (retried whole, with backoff)
  * and callbacks that panicked. As `ipc_options_set_report_cb()`, for this watcher only;
  * default (and with `cb` NULL): the client's. `userdata_free` (may be NULL) runs once when
@@ -1674,6 +1826,71 @@ IPC_MUST_USE ipc_result ipc_call_options_set_timeout_ms(ipc_call_options *opts, 
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
  */
 IPC_MUST_USE ipc_result ipc_call_options_set_fail_fast(ipc_call_options *opts, bool on);
+
+/**
+ * The wire protocol, an `ipc_protocol` taken as an `int` so that any number is safe to
+ * pass (default `IPC_PROTOCOL_REDIPC`). With `IPC_PROTOCOL_REDIS_IPC` the service is the
+ * Redis list of a redis-ipc fleet's server and the payload must be JSON text (see
+ * `ipc_protocol`); fail-fast is then refused by `ipc_call()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+ * `ipc_protocol`. Thread safety: see `ipc_call_options`.
+ */
+IPC_MUST_USE ipc_result ipc_call_options_set_protocol(ipc_call_options *opts, int protocol);
+
+/**
+ * Make hash write options with the defaults (each setter states its default).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_hash_write_options_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_hash_write_options_new(ipc_hash_write_options **out);
+
+/**
+ * Free hash write options. NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `opts` during or after this call.
+ */
+void ipc_hash_write_options_free(ipc_hash_write_options *opts);
+
+/**
+ * The channel the write is announced on, a byte string, copied (default: the hash's name,
+ * the channel `ipc_hash_watch()` follows unless told otherwise).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_write_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_write_options_set_channel(ipc_hash_write_options *opts,
+                                              const char *channel,
+                                              size_t channel_len);
+
+/**
+ * Also write `<field>:timestamp` for every field written (in the same atomic step), in
+ * this format: an `ipc_timestamp_format` taken as an `int` so that any number is safe to
+ * pass (default `IPC_TIMESTAMP_NONE`). A delete or a clear writes none.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+ * `ipc_timestamp_format`. Thread safety: see `ipc_hash_write_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_write_options_set_timestamp(ipc_hash_write_options *opts,
+                                                int format);
+
+/**
+ * The announcement, a byte string, copied: `ipc_hash_set_many()` (and `ipc_hash_set()`)
+ * publish this word once instead of each field name (a fleet's `blinker:state`; `*` makes
+ * redipc watchers re-read the whole hash); `ipc_hash_replace_all()` publishes it instead
+ * of `*` (a fleet says `replaced`); `ipc_hash_clear()` instead of `cleared`. Default: none
+ * (each field; `*`; `cleared`). `ipc_hash_delete()` ignores it.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_write_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_write_options_set_announce(ipc_hash_write_options *opts,
+                                               const char *word,
+                                               size_t word_len);
 
 /**
  * Make lock options with the defaults (each setter states its default).
@@ -2542,12 +2759,33 @@ ipc_result ipc_send_request(const ipc_client *client,
                             size_t payload_len);
 
 /**
+ * Send a request to the Redis list `list` itself (a byte string, not empty): `LPUSH list
+ * payload`, what a redis-ipc fleet's consumer (`BRPOP list`) and a worker with
+ * `ipc_worker_options_set_bare()` take. No key of redipc's is involved; any size the
+ * client allows, including 0 bytes.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty list name or a
+ * payload over the size limit; `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a list);
+ * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_send_request_bare(const ipc_client *client,
+                                 const char *list,
+                                 size_t list_len,
+                                 const char *payload,
+                                 size_t payload_len);
+
+/**
  * Start a worker on `n` queues (an array of byte strings, `lens` NULL for NUL-terminated
  * names): `concurrency` loops (see `ipc_worker_options`), each on a thread and a Redis
  * connection of its own, pop requests (one `BRPOP` over all the queues, in rotating order
  * so that a busy queue does not starve the others) and call `cb` for each (see
  * `ipc_request_cb`). `opts` may be NULL for the defaults (plain mode, at-most-once); it is
- * copied and checked here.
+ * copied and checked here. With `ipc_worker_options_set_bare()` the names are the Redis
+ * lists themselves (a redis-ipc fleet's `scooter:state`, fed by `LPUSH` from any client):
+ * one `BRPOP` over all of them, FIFO per list, at-most-once.
  *
  * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
  * runs exactly once, after the last handler call returned, when the worker has stopped:
@@ -2559,9 +2797,9 @@ ipc_result ipc_send_request(const ipc_client *client,
  * `ipc_worker_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `queues`, any `queues[i]`, `cb`, `out`);
- * `IPC_ERR_INVALID_ARGUMENT` for no queue, an empty queue name, a name with `{` or `}`, or
- * an option out of range (the message names it); `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED`
- * if a thread cannot be started.
+ * `IPC_ERR_INVALID_ARGUMENT` for no queue, an empty queue name, a name with `{` or `}` (not
+ * refused for bare queues), an option out of range (the message names it), or a bare
+ * reliable worker; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED` if a thread cannot be started.
  *
  * Thread safety: any thread, concurrently with other calls on the client. The worker keeps
  * using the client: free the worker before the client.
@@ -2666,23 +2904,33 @@ ipc_result ipc_queue_requeue_dead(const ipc_client *client,
  * Call a service: push the request (with a call id, this client's reply channel and the
  * deadline) into the service's queue and wait for the reply of a server (`ipc_serve()`, or
  * a Rust or Python server). `service`, `method` (length 0 for none) and `payload` are byte
- * strings. `opts` may be NULL for the defaults (timeout 5000 ms, no fail-fast); it is
- * copied.
+ * strings. `opts` may be NULL for the defaults (timeout 5000 ms, no fail-fast, redipc's
+ * protocol); it is copied.
  *
  * The first call of a client subscribes its reply channel (`{prefix}rpc:reply:<random>`,
  * one per client, shared by all its calls); a call leaves no key and no subscription
  * behind.
+ *
+ * On the redis-ipc wire (`ipc_call_options_set_protocol()` with `IPC_PROTOCOL_REDIS_IPC`,
+ * see `ipc_protocol`) `service` is the list a fleet's server pops, `method` is UTF-8 (left
+ * out of the envelope when empty), `payload` must be JSON text and the reply is the JSON
+ * text of the server's `payload` (`null` when it sent none). The client subscribes once
+ * per list to a pattern matching its own reply channels (confirmed before the first
+ * request is pushed); a call that times out takes its request back if no server popped it.
  *
  * Output: on `IPC_OK`, `*reply` holds a copy of the reply of `*reply_len` bytes, owned by
  * the caller and freed with `ipc_buf_free(*reply, *reply_len)` (never NULL, even when
  * empty).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` (an empty service name or one with
- * `{`/`}`, a method name over 65535 bytes, a timeout of 0, a payload over the size limit);
- * `IPC_ERR_REMOTE` when the handler reported an error: `ipc_last_error_message()` ends with
- * its text; `IPC_ERR_TIMEOUT` when no reply came in time although a server is registered;
- * `IPC_ERR_NO_SERVER` when no server of the service is registered (after the timeout, or at
- * once with fail-fast); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * `{`/`}`, a method name over 65535 bytes, a timeout of 0, a payload over the size limit;
+ * on the redis-ipc wire a payload that is not JSON, a method or list name that is not
+ * UTF-8, fail-fast); `IPC_ERR_REMOTE` when the handler reported an error:
+ * `ipc_last_error_message()` ends with its text; `IPC_ERR_TIMEOUT` when no reply came in
+ * time although a server is registered (on the redis-ipc wire, which has no registry:
+ * whenever no reply came in time); `IPC_ERR_NO_SERVER` when no server of the service is
+ * registered (after the timeout, or at once with fail-fast); `IPC_ERR_PROTOCOL` when a
+ * redis-ipc reply is not JSON of the fleet's form; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client (each call waits
  * for its own reply); also from a handler of a worker or server.
@@ -2702,12 +2950,19 @@ ipc_result ipc_call(const ipc_client *client,
 /**
  * Answer calls to `service` (a byte string: not empty, without `{` or `}`) with `cb` (see
  * `ipc_rpc_cb`). `opts` may be NULL for the defaults; of the worker options, concurrency
- * (calls in parallel, each loop on a thread and a connection of its own), block timeout
- * and report callback apply (RPC is at-most-once, one call at a time per loop). Requests
- * whose deadline already passed are dropped without running the handler. Several servers
- * (in any process and language) may serve one service: each call is answered by one of
- * them. Returns once the server is announced, so a fail-fast call made right after finds
- * it.
+ * (calls in parallel, each loop on a thread and a connection of its own), block timeout,
+ * protocol and report callback apply (RPC is at-most-once, one call at a time per loop).
+ * Requests whose deadline already passed are dropped without running the handler (and
+ * without a reply). Several servers (in any process and language) may serve one service:
+ * each call is answered by one of them. Returns once the server is announced, so a
+ * fail-fast call made right after finds it.
+ *
+ * On the redis-ipc wire (`ipc_worker_options_set_protocol()` with
+ * `IPC_PROTOCOL_REDIS_IPC`, see `ipc_protocol`) `service` is the Redis list a fleet's
+ * callers push to (`{` and `}` allowed); the handler gets the envelope's method and JSON
+ * payload, and its reply (JSON text) or error text is published on the envelope's reply
+ * channel as `{"ok":true,"payload":..}` / `{"ok":false,"error":".."}`. Nothing is
+ * announced (the fleet has no registry).
  *
  * `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
  * runs exactly once, after the last handler call returned, when the server has stopped
@@ -2734,6 +2989,44 @@ ipc_result ipc_serve(const ipc_client *client,
                      void *userdata,
                      ipc_userdata_free_cb userdata_free,
                      ipc_server **out);
+
+/**
+ * Answer calls to `service` (a byte string) by method: a call whose method is the `name`
+ * of one of the `n` entries of `methods` (copied; `methods` may be NULL when `n` is 0) runs
+ * that entry's `cb`; any other call is answered with an error without running a handler:
+ * `unknown method: <m>`
+ * on the redis-ipc wire (`ipc_worker_options_set_protocol()`: the fleet's words),
+ * `unknown method "<m>"` on redipc's. Everything else is as for `ipc_serve()`: the options
+ * that apply, the threads, the deadline, `userdata` (passed to every handler call, of
+ * every method) and `userdata_free` (exactly once, after the last handler call returned,
+ * when the server has stopped; never if this call fails). When a name appears twice, the
+ * later entry is used.
+ *
+ * A server that routes methods itself uses `ipc_serve()` and switches on `call->method`;
+ * to answer an unknown method as a fleet does it sets the same text with
+ * `ipc_error_set(err, "unknown method: <m>")` and returns non-zero.
+ *
+ * Output: on `IPC_OK`, `*out` is the running server, owned by the caller; free it with
+ * `ipc_server_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `methods` when `n > 0`, any `name` or
+ * `cb` of an entry, `out`); `IPC_ERR_INVALID_ARGUMENT` for a method name that is not
+ * UTF-8, and as for `ipc_serve()`; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED`;
+ * `IPC_ERR_TIMEOUT` / `IPC_ERR_CONNECTION` when the announcement fails.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client. The server keeps
+ * using the client: free the server before the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_serve_methods(const ipc_client *client,
+                             const char *service,
+                             size_t service_len,
+                             const ipc_rpc_method *methods,
+                             size_t n,
+                             const ipc_worker_options *opts,
+                             void *userdata,
+                             ipc_userdata_free_cb userdata_free,
+                             ipc_server **out);
 
 /**
  * Inside an `ipc_rpc_cb`: set the reply bytes (a byte string, copied). A second call
@@ -3139,7 +3432,11 @@ void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
 /**
  * `HSET hash field value` and `PUBLISH hash field`, atomically (one script): every watcher
  * of the hash sees the change. All three are byte strings; the hash name must not be
- * empty, the field may be.
+ * empty, the field may be. `opts` may be NULL for redipc's defaults; with options (see
+ * `ipc_hash_write_options`) the write is announced on another channel, with an
+ * announcement word instead of the field name, and/or also sets `<field>:timestamp`
+ * (the fleet's `HSET hash field value` + `HSET hash field:timestamp <time>` +
+ * `PUBLISH hash field`, still one atomic step).
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value
  * over the size limit (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE` when the key holds
@@ -3155,12 +3452,13 @@ ipc_result ipc_hash_set(const ipc_client *client,
                         const char *field,
                         size_t field_len,
                         const char *value,
-                        size_t value_len);
+                        size_t value_len,
+                        const ipc_hash_write_options *opts);
 
 /**
- * As `ipc_hash_set()`, but writes and publishes only when the value differs from the stored
- * one (compared in the same script): repeating a value publishes nothing. Meant for
- * publishers that sample a value often and announce only changes.
+ * As `ipc_hash_set()` with redipc's defaults, but writes and publishes only when the value
+ * differs from the stored one (compared in the same script): repeating a value publishes
+ * nothing. Meant for publishers that sample a value often and announce only changes.
  *
  * Output: on `IPC_OK`, `*changed` says whether the value was written (and published).
  *
@@ -3180,13 +3478,15 @@ ipc_result ipc_hash_set_if_changed(const ipc_client *client,
 
 /**
  * Set `n` fields (at least one) of a hash at once, atomically, and publish each field name
- * on the hash's channel, or, with `summary`, publish `"*"` once (watchers then re-read the
- * whole hash).
+ * on the hash's channel. `opts` may be NULL for redipc's defaults; with
+ * `ipc_hash_write_options_set_announce()` one word is published once instead (`"*"`:
+ * redipc watchers re-read the whole hash; a fleet's word such as `"blinker:state"`), and
+ * the channel and timestamps follow the options too.
  *
- * Errors: `IPC_ERR_NULL_ARG` (also a field's pointers); `IPC_ERR_INVALID_ARGUMENT` for an
- * empty hash name, no field, or a value over the size limit (nothing is sent);
- * `IPC_ERR_SERVER` (`WRONGTYPE`: nothing changed); `IPC_ERR_TIMEOUT`;
- * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `fields` when `n > 0`, a field's
+ * pointers); `IPC_ERR_INVALID_ARGUMENT` for an empty hash name, no field, or a value over
+ * the size limit (nothing is sent); `IPC_ERR_SERVER` (`WRONGTYPE`: nothing changed);
+ * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.
  */
@@ -3196,11 +3496,12 @@ ipc_result ipc_hash_set_many(const ipc_client *client,
                              size_t hash_len,
                              const ipc_field *fields,
                              size_t n,
-                             bool summary);
+                             const ipc_hash_write_options *opts);
 
 /**
  * Delete a field of a hash and publish its name (only if it existed); watchers see the
- * field with a NULL value.
+ * field with a NULL value. `opts` may be NULL for redipc's defaults; of the options only
+ * the channel applies.
  *
  * Output: on `IPC_OK`, `*existed` says whether the field existed.
  *
@@ -3216,12 +3517,16 @@ ipc_result ipc_hash_delete(const ipc_client *client,
                            size_t hash_len,
                            const char *field,
                            size_t field_len,
+                           const ipc_hash_write_options *opts,
                            bool *existed);
 
 /**
  * Replace the whole hash with `n` fields (0 empties it; then `fields` may be NULL),
  * atomically, and publish `"*"`: watchers re-read it and see every changed field, and every
- * removed one with a NULL value.
+ * removed one with a NULL value. `opts` may be NULL for redipc's defaults; a fleet's
+ * replace-all (`DEL`, the `HSET`s, `PUBLISH hash replaced`) is
+ * `ipc_hash_write_options_set_announce(opts, "replaced", 8)` (watchers of this library
+ * re-read on `replaced` too); the channel and timestamps follow the options.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `fields` when `n > 0`, a field's pointers);
  * `IPC_ERR_INVALID_ARGUMENT` for an empty hash name or a value over the size limit (nothing
@@ -3234,29 +3539,52 @@ ipc_result ipc_hash_replace_all(const ipc_client *client,
                                 const char *hash,
                                 size_t hash_len,
                                 const ipc_field *fields,
-                                size_t n);
+                                size_t n,
+                                const ipc_hash_write_options *opts);
 
 /**
- * Watch the hash `hash` (a byte string): subscribe to its channel, then read it whole, then
- * call `cb` for each field: first, with initial sync, for every current field, then for
- * each change announced by `ipc_hash_set()` and its siblings. Subscribing before reading
- * means no change is lost between the read and the first change, and no value is
- * delivered twice. After a reconnect (or a failed read, which is reported) the hash is read
- * whole again, so changed and deleted fields are delivered. Changes written without the
- * library's functions (a plain `HSET`) are not announced and not seen until the next full
- * read. `opts` may be NULL for the defaults; it is copied.
+ * Delete the whole hash and publish `"cleared"` on its channel, atomically: a redis-ipc
+ * fleet's clear (`DEL hash`, `PUBLISH hash cleared`). Watchers (of this library and of the
+ * fleet) read it again and see every field deleted (a NULL value). `opts` may be NULL for
+ * the defaults; the channel and the announcement word (instead of `cleared`) follow the
+ * options, timestamps do not apply.
  *
- * Callback: see `ipc_field_cb`; the first calls may come before this function returns.
- * `userdata_free` (may be NULL) runs exactly once, after the last callback returned, when
- * the watcher has stopped (in `ipc_hash_watcher_stop()` / `_free()`, or after the callback
- * that stopped it returned). If this call fails, it never runs and the caller keeps
- * `userdata`.
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`); `IPC_ERR_INVALID_ARGUMENT` for an empty
+ * hash name; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_hash_clear(const ipc_client *client,
+                          const char *hash,
+                          size_t hash_len,
+                          const ipc_hash_write_options *opts);
+
+/**
+ * Watch the hash `hash` (a byte string): subscribe to its channel (the hash's name, or
+ * `ipc_hash_watch_options_set_channel()`), then read it whole, then call `cb` for each
+ * field: first, with initial sync, for every current field, then for each change announced
+ * on the channel (by `ipc_hash_set()` and its siblings, or by any client that publishes the
+ * field name after writing it, as redis-ipc fleets do: the field is read with `HGET`, a
+ * missing one is a deletion). Subscribing before reading means no change is lost between
+ * the read and the first change, and no value is delivered twice. `*`, `cleared`,
+ * `replaced`, a reconnect (or a failed read, which is reported) make it read the hash whole
+ * again, so changed and deleted fields are delivered. A payload that is not a field goes to
+ * `event_cb` (may be NULL: then it is ignored). Changes written without an announcement (a
+ * plain `HSET`) are not seen until the next full read. `opts` may be NULL for the defaults;
+ * it is copied.
+ *
+ * Callbacks: see `ipc_field_cb` and `ipc_hash_event_cb`; both get `userdata`, and the
+ * first calls may come before this function returns. `userdata_free` (may be NULL) runs
+ * exactly once, after the last call of either returned, when the watcher has stopped (in
+ * `ipc_hash_watcher_stop()` / `_free()`, or after the callback that stopped it returned).
+ * If this call fails, it never runs and the caller keeps `userdata`.
  *
  * Output: on `IPC_OK`, `*out` is the watcher, owned by the caller; free it with
  * `ipc_hash_watcher_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `hash`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT`
- * for an empty hash name; `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a hash);
+ * for an empty hash name (or channel); `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a hash);
  * `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED` if no
  * thread can be started.
  *
@@ -3268,6 +3596,7 @@ ipc_result ipc_hash_watch(const ipc_client *client,
                           size_t hash_len,
                           const ipc_hash_watch_options *opts,
                           ipc_field_cb cb,
+                          ipc_hash_event_cb event_cb,
                           void *userdata,
                           ipc_userdata_free_cb userdata_free,
                           ipc_hash_watcher **out);
@@ -3294,6 +3623,52 @@ IPC_MUST_USE ipc_result ipc_hash_watcher_stop(const ipc_hash_watcher *watcher, u
  * Thread safety: see `ipc_hash_watcher`; the handle must not be used afterwards.
  */
 void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
+
+/**
+ * Raise fault `code` (positive) of `group` (a byte string, not empty) in the layout of
+ * redis-ipc fleets, atomically (one script): `SADD <group>:fault <code>`, and when the
+ * fault is new `XADD events:faults MAXLEN ~ 1000 * group <group> code <code> description
+ * <description>` and `PUBLISH <group> fault` (a hash watcher of `group` gets the event
+ * `fault`). Raising a fault that is already set changes nothing. `description` is a byte
+ * string (may be empty).
+ *
+ * Output: on `IPC_OK`, `*is_new` says whether the fault was new (and announced).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty group name or a code
+ * that is not positive; `IPC_ERR_SERVER` (`WRONGTYPE` when `<group>:fault` or
+ * `events:faults` holds another type: nothing changed); `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_fault_set(const ipc_client *client,
+                         const char *group,
+                         size_t group_len,
+                         int64_t code,
+                         const char *description,
+                         size_t description_len,
+                         bool *is_new);
+
+/**
+ * Clear fault `code` (positive) of `group` (a byte string, not empty), atomically:
+ * `SREM <group>:fault <code>`, and when it was set `XADD events:faults MAXLEN ~ 1000 *
+ * group <group> code -<code>` and `PUBLISH <group> fault`. Clearing a fault that is not set
+ * changes nothing.
+ *
+ * Output: on `IPC_OK`, `*was_set` says whether the fault was set (and the clearing
+ * announced).
+ *
+ * Errors: as `ipc_fault_set()`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_fault_clear(const ipc_client *client,
+                           const char *group,
+                           size_t group_len,
+                           int64_t code,
+                           bool *was_set);
 
 /**
  * Set the cache entry `key` (a byte string, not empty) to `value`, expiring after `ttl_ms`
@@ -3503,7 +3878,10 @@ void ipc_lock_free(ipc_lock *lock);
  *
  * Errors: `IPC_ERR_NULL_ARG` (`client`, `pattern`, `events` when `n_events > 0`, any
  * `events[i]`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT` for an event name that is not
- * UTF-8; `IPC_ERR_SERVER` (`CONFIG` refused); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * UTF-8; `IPC_ERR_UNSUPPORTED` with `configure_server` when the server does not let
+ * `CONFIG` switch notifications on (renamed away or forbidden, as on many embedded boards:
+ * the message says so; enable `notify-keyspace-events` in the server's configuration and
+ * pass `configure_server` false); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
  * `IPC_ERR_CLOSED`.
  *
  * Thread safety: any thread, concurrently with other calls on the client.

@@ -18,7 +18,8 @@
 // - Every handle has a move-only RAII owner (`client`, `reply`, `subscription`, `group`,
 //   `batch`, `worker`, `server`, `lock`, `entries`, `stream_follower`, `stream_consumer`,
 //   `hash_watcher`, `key_watch`, and the options builders `options`, `subscribe_options`,
-//   `worker_options`, `consumer_options`, `hash_watch_options`); the destructor calls the C
+//   `worker_options`, `consumer_options`, `hash_watch_options`, `call_options`,
+//   `hash_write_options`); the destructor calls the C
 //   `_free` function; `reset()` frees early; `get()` gives the C pointer. A moved-from
 //   (empty) owner throws `IPC_ERR_NULL_ARG` when used. Handles made from a client must be
 //   destroyed before it (declaring them after the client does it). Handles that run
@@ -623,6 +624,12 @@ public:
     worker_options &max_attempts(uint32_t n) { return set(ipc_worker_options_set_max_attempts(p(), n)); }
     worker_options &lease_ms(uint64_t ms) { return set(ipc_worker_options_set_lease_ms(p(), ms)); }
     worker_options &prefetch(size_t n) { return set(ipc_worker_options_set_prefetch(p(), n)); }
+    /// Queue names are the Redis lists themselves (a redis-ipc fleet's `scooter:state`).
+    worker_options &bare(bool on) { return set(ipc_worker_options_set_bare(p(), on)); }
+    /// RPC servers: the wire (`IPC_PROTOCOL_REDIS_IPC`: the fleet's JSON envelopes).
+    worker_options &protocol(ipc_protocol pr) {
+        return set(ipc_worker_options_set_protocol(p(), static_cast<int>(pr)));
+    }
     /// Where the worker's (or server's) reports go (default: the client's).
     worker_options &report(report_handler fn) {
         detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
@@ -691,6 +698,14 @@ public:
     }
     hash_watch_options &initial_sync(bool on) { return set(ipc_hash_watch_options_set_initial_sync(p(), on)); }
     hash_watch_options &debounce_ms(uint64_t ms) { return set(ipc_hash_watch_options_set_debounce_ms(p(), ms)); }
+    /// Deliver every announcement, even of an unchanged value (as a fleet's watchers do).
+    hash_watch_options &every_notification(bool on) {
+        return set(ipc_hash_watch_options_set_every_notification(p(), on));
+    }
+    /// Follow `channel` instead of the channel named like the hash.
+    hash_watch_options &channel(bytes_view channel) {
+        return set(ipc_hash_watch_options_set_channel(p(), channel.data(), channel.size()));
+    }
     hash_watch_options &report(report_handler fn) {
         detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
             return ipc_hash_watch_options_set_report_cb(p(), cb, ud, f);
@@ -706,6 +721,68 @@ private:
         return h_.get();
     }
     hash_watch_options &set(ipc_result r) {
+        detail::check(r);
+        return *this;
+    }
+    owner_t h_;
+};
+
+/// Settings of one RPC call (`ipc_call_options`): timeout, fail-fast, wire protocol.
+class call_options {
+public:
+    call_options() {
+        ipc_call_options *p = nullptr;
+        detail::check(ipc_call_options_new(&p));
+        h_ = owner_t(p);
+    }
+    call_options &timeout_ms(uint64_t ms) { return set(ipc_call_options_set_timeout_ms(p(), ms)); }
+    call_options &fail_fast(bool on) { return set(ipc_call_options_set_fail_fast(p(), on)); }
+    /// `IPC_PROTOCOL_REDIS_IPC`: call a redis-ipc fleet's list; the payload is JSON text.
+    call_options &protocol(ipc_protocol pr) {
+        return set(ipc_call_options_set_protocol(p(), static_cast<int>(pr)));
+    }
+    ipc_call_options *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_call_options, ipc_call_options_free>;
+    ipc_call_options *p() const {
+        if (!h_.get()) detail::throw_empty("call_options");
+        return h_.get();
+    }
+    call_options &set(ipc_result r) {
+        detail::check(r);
+        return *this;
+    }
+    owner_t h_;
+};
+
+/// How a hash write is announced (`ipc_hash_write_options`): channel, `<field>:timestamp`,
+/// announcement word. Default: redipc's (the hash's channel, each field, `*`, `cleared`).
+class hash_write_options {
+public:
+    hash_write_options() {
+        ipc_hash_write_options *p = nullptr;
+        detail::check(ipc_hash_write_options_new(&p));
+        h_ = owner_t(p);
+    }
+    hash_write_options &channel(bytes_view channel) {
+        return set(ipc_hash_write_options_set_channel(p(), channel.data(), channel.size()));
+    }
+    hash_write_options &timestamp(ipc_timestamp_format f) {
+        return set(ipc_hash_write_options_set_timestamp(p(), static_cast<int>(f)));
+    }
+    hash_write_options &announce(bytes_view word) {
+        return set(ipc_hash_write_options_set_announce(p(), word.data(), word.size()));
+    }
+    ipc_hash_write_options *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_hash_write_options, ipc_hash_write_options_free>;
+    ipc_hash_write_options *p() const {
+        if (!h_.get()) detail::throw_empty("hash_write_options");
+        return h_.get();
+    }
+    hash_write_options &set(ipc_result r) {
         detail::check(r);
         return *this;
     }
@@ -843,6 +920,10 @@ using request_handler = std::function<void(const request &)>;
 using rpc_handler = std::function<std::string(const call_info &)>;
 using entry_handler = std::function<void(const entry &)>;
 using field_handler = std::function<void(std::string_view field, std::optional<std::string_view> value)>;
+/// A payload on a watched hash's channel that is not a field (a fleet's `seatbox:opened`).
+using event_handler = std::function<void(std::string_view payload)>;
+/// The handlers of `client::serve_methods()`, by method name.
+using method_map = std::vector<std::pair<std::string, rpc_handler>>;
 using key_event_handler = std::function<void(std::string_view key, std::string_view event)>;
 
 namespace detail {
@@ -865,20 +946,47 @@ inline int request_trampoline(void *userdata, const ipc_request *r, ipc_error_ou
     }
 }
 
+/// Hand a handler's answer to the library; if that fails, its message (copied first: it is
+/// valid only until the next redipc call) is the handler's error.
+inline int rpc_answer(const std::string &answer, ipc_rpc_reply *out, ipc_error_out *err) {
+    if (ipc_rpc_reply_set(out, answer.data(), answer.size()) == IPC_OK) return 0;
+    std::string why = ipc_last_error_message();
+    ignore(ipc_error_set(err, why.c_str()));
+    return 1;
+}
+
 inline int rpc_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out,
                           ipc_error_out *err) noexcept {
     try {
-        std::string answer = static_cast<box<rpc_handler> *>(userdata)->fn(call_info(c));
-        if (ipc_rpc_reply_set(out, answer.data(), answer.size()) != IPC_OK) {
-            ignore(ipc_error_set(err, ipc_last_error_message()));
-            return 1;
-        }
-        return 0;
+        return rpc_answer(static_cast<box<rpc_handler> *>(userdata)->fn(call_info(c)), out, err);
     } catch (...) {
         ignore(ipc_error_set(err, current_text().c_str()));
         return 1;
     }
 }
+
+/// The table of `client::serve_methods()`: every method's entry points at one trampoline,
+/// which picks the handler by the call's method (the library only calls known ones).
+struct method_table {
+    method_map methods;
+};
+
+inline int method_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out,
+                             ipc_error_out *err) noexcept {
+    try {
+        call_info info(c);
+        for (auto &m : static_cast<method_table *>(userdata)->methods) {
+            if (m.first == info.method()) return rpc_answer(m.second(info), out, err);
+        }
+        ignore(ipc_error_set(err, "no handler for this method"));
+        return 1;
+    } catch (...) {
+        ignore(ipc_error_set(err, current_text().c_str()));
+        return 1;
+    }
+}
+
+inline void free_method_table(void *userdata) noexcept { delete static_cast<method_table *>(userdata); }
 
 inline int entry_trampoline(void *userdata, const ipc_entry *e, ipc_error_out *err) noexcept {
     try {
@@ -890,16 +998,32 @@ inline int entry_trampoline(void *userdata, const ipc_entry *e, ipc_error_out *e
     }
 }
 
+/// The callbacks of one hash watcher (its `userdata`).
+struct hash_handlers {
+    field_handler field;
+    event_handler event;
+};
+
 inline void field_trampoline(void *userdata, const char *field, size_t flen, const char *value,
                              size_t vlen) noexcept {
     try {
         std::optional<std::string_view> v;
         if (value) v = sv(value, vlen);
-        static_cast<box<field_handler> *>(userdata)->fn(std::string_view(field, flen), v);
+        static_cast<hash_handlers *>(userdata)->field(std::string_view(field, flen), v);
     } catch (...) {
         report("a hash watcher callback");
     }
 }
+
+inline void hash_event_trampoline(void *userdata, const char *payload, size_t len) noexcept {
+    try {
+        static_cast<hash_handlers *>(userdata)->event(std::string_view(payload, len));
+    } catch (...) {
+        report("a hash watcher event callback");
+    }
+}
+
+inline void free_hash_handlers(void *userdata) noexcept { delete static_cast<hash_handlers *>(userdata); }
 
 inline void key_event_trampoline(void *userdata, const char *key, size_t klen, const char *event) noexcept {
     try {
@@ -1430,6 +1554,10 @@ public:
     void send_request(bytes_view queue, bytes_view payload) const {
         detail::check(ipc_send_request(p(), queue.data(), queue.size(), payload.data(), payload.size()));
     }
+    /// LPUSH to the list itself (a redis-ipc fleet's `scooter:state`; a bare worker takes it).
+    void send_request_bare(bytes_view list, bytes_view payload) const {
+        detail::check(ipc_send_request_bare(p(), list.data(), list.size(), payload.data(), payload.size()));
+    }
     /// Start a worker: `handler` returning is success, throwing is a failure (its `what()`
     /// is the error text).
     redipc::worker worker(const names &queues, request_handler handler) const {
@@ -1470,17 +1598,14 @@ public:
     /// registered.
     std::string call(bytes_view service, bytes_view payload, bytes_view method = "", uint64_t timeout_ms = 5000,
                      bool fail_fast = false) const {
-        detail::owner<ipc_call_options, ipc_call_options_free> o;
-        {
-            ipc_call_options *raw = nullptr;
-            detail::check(ipc_call_options_new(&raw));
-            o = detail::owner<ipc_call_options, ipc_call_options_free>(raw);
-        }
-        detail::check(ipc_call_options_set_timeout_ms(o.get(), timeout_ms));
-        detail::check(ipc_call_options_set_fail_fast(o.get(), fail_fast));
+        return call(service, payload, method, call_options().timeout_ms(timeout_ms).fail_fast(fail_fast));
+    }
+    /// As above, with call options (on the redis-ipc wire: `call_options().protocol(
+    /// IPC_PROTOCOL_REDIS_IPC)`, the payload and the reply are JSON text).
+    std::string call(bytes_view service, bytes_view payload, bytes_view method, const call_options &opts) const {
         detail::buffer b;
         detail::check(ipc_call(p(), service.data(), service.size(), method.data(), method.size(), payload.data(),
-                               payload.size(), o.get(), &b.data, &b.size));
+                               payload.size(), opts.get(), &b.data, &b.size));
         return b.str();
     }
     /// Answer calls to `service`: `handler` returns the reply, or throws (the caller gets
@@ -1497,6 +1622,22 @@ public:
             return ipc_serve(p(), service.data(), service.size(), opts.get(), &detail::rpc_trampoline, ud, free_ud,
                              &out);
         });
+        return redipc::server(out);
+    }
+    /// Answer calls by method: each (name, handler) of `methods`; an unknown method is
+    /// answered with an error by the library (`unknown method: <m>` on the redis-ipc wire).
+    redipc::server serve_methods(bytes_view service, method_map methods,
+                                 const worker_options &opts = worker_options()) const {
+        auto t = std::make_unique<detail::method_table>(detail::method_table{std::move(methods)});
+        std::vector<ipc_rpc_method> table;  // copied by the library
+        for (const auto &m : t->methods) {
+            if (!m.second) throw error(IPC_ERR_NULL_ARG, "an empty std::function was given as a method handler");
+            table.push_back(ipc_rpc_method{m.first.data(), m.first.size(), &detail::method_trampoline});
+        }
+        ipc_server *out = nullptr;
+        detail::check(ipc_serve_methods(p(), service.data(), service.size(), table.data(), table.size(), opts.get(),
+                                        t.get(), &detail::free_method_table, &out));
+        t.release();  // owned by the library now; userdata_free deletes it
         return redipc::server(out);
     }
 
@@ -1585,7 +1726,11 @@ public:
     // -- hash state
 
     void hash_set(bytes_view hash, bytes_view field, bytes_view value) const {
-        detail::check(ipc_hash_set(p(), hash.data(), hash.size(), field.data(), field.size(), value.data(), value.size()));
+        hash_set_impl(hash, field, value, nullptr);
+    }
+    /// As above, announced and stamped as `opts` says (a fleet's words).
+    void hash_set(bytes_view hash, bytes_view field, bytes_view value, const hash_write_options &opts) const {
+        hash_set_impl(hash, field, value, opts.get());
     }
     bool hash_set_if_changed(bytes_view hash, bytes_view field, bytes_view value) const {
         bool changed = false;
@@ -1593,29 +1738,64 @@ public:
                                               value.size(), &changed));
         return changed;
     }
-    void hash_set_many(bytes_view hash, const field_list &fields, bool summary = false) const {
-        auto f = detail::fields(fields);
-        detail::check(ipc_hash_set_many(p(), hash.data(), hash.size(), f.data(), f.size(), summary));
+    /// Each field announced; with `opts.announce(word)` the word once (`"*"`: re-read all).
+    void hash_set_many(bytes_view hash, const field_list &fields) const {
+        hash_set_many_impl(hash, fields, nullptr);
     }
+    void hash_set_many(bytes_view hash, const field_list &fields, const hash_write_options &opts) const {
+        hash_set_many_impl(hash, fields, opts.get());
+    }
+    /// Announces `*` (`opts.announce("replaced")`: the fleet's word).
     void hash_replace_all(bytes_view hash, const field_list &fields) const {
-        auto f = detail::fields(fields);
-        detail::check(ipc_hash_replace_all(p(), hash.data(), hash.size(), f.empty() ? nullptr : f.data(), f.size()));
+        hash_replace_all_impl(hash, fields, nullptr);
     }
-    bool hash_delete(bytes_view hash, bytes_view field) const {
-        bool existed = false;
-        detail::check(ipc_hash_delete(p(), hash.data(), hash.size(), field.data(), field.size(), &existed));
-        return existed;
+    void hash_replace_all(bytes_view hash, const field_list &fields, const hash_write_options &opts) const {
+        hash_replace_all_impl(hash, fields, opts.get());
+    }
+    bool hash_delete(bytes_view hash, bytes_view field) const { return hash_delete_impl(hash, field, nullptr); }
+    bool hash_delete(bytes_view hash, bytes_view field, const hash_write_options &opts) const {
+        return hash_delete_impl(hash, field, opts.get());
+    }
+    /// DEL the hash and announce `cleared` (the fleet's clear).
+    void hash_clear(bytes_view hash) const { detail::check(ipc_hash_clear(p(), hash.data(), hash.size(), nullptr)); }
+    void hash_clear(bytes_view hash, const hash_write_options &opts) const {
+        detail::check(ipc_hash_clear(p(), hash.data(), hash.size(), opts.get()));
     }
     /// Call `cb(field, value)` for every field (first all, with initial sync), then for
     /// each change; `value` is nullopt for a deleted field.
     hash_watcher hash_watch(bytes_view hash, field_handler cb,
                             const hash_watch_options &opts = hash_watch_options()) const {
+        return hash_watch(hash, std::move(cb), event_handler(), opts);
+    }
+    /// As above; `on_event(payload)` gets the payloads on the channel that are not fields
+    /// (a fleet's `seatbox:opened`, `fault`); an empty `on_event` ignores them.
+    hash_watcher hash_watch(bytes_view hash, field_handler cb, event_handler on_event,
+                            const hash_watch_options &opts = hash_watch_options()) const {
+        if (!cb) throw error(IPC_ERR_NULL_ARG, "an empty std::function was given as a callback");
+        bool events = static_cast<bool>(on_event);
+        auto h = std::make_unique<detail::hash_handlers>(detail::hash_handlers{std::move(cb), std::move(on_event)});
         ipc_hash_watcher *out = nullptr;
-        detail::start_with_box(std::move(cb), [&](void *ud, ipc_userdata_free_cb free_ud) {
-            return ipc_hash_watch(p(), hash.data(), hash.size(), opts.get(), &detail::field_trampoline, ud, free_ud,
-                                  &out);
-        });
+        detail::check(ipc_hash_watch(p(), hash.data(), hash.size(), opts.get(), &detail::field_trampoline,
+                                     events ? &detail::hash_event_trampoline : nullptr, h.get(),
+                                     &detail::free_hash_handlers, &out));
+        h.release();  // owned by the library now; userdata_free deletes it
         return hash_watcher(out);
+    }
+
+    // -- faults (the fleet's layout: <group>:fault, events:faults, PUBLISH <group> fault)
+
+    /// Raise fault `code` of `group`; true when it is new.
+    bool fault_set(bytes_view group, int64_t code, bytes_view description) const {
+        bool is_new = false;
+        detail::check(ipc_fault_set(p(), group.data(), group.size(), code, description.data(), description.size(),
+                                    &is_new));
+        return is_new;
+    }
+    /// Clear fault `code` of `group`; true when it was set.
+    bool fault_clear(bytes_view group, int64_t code) const {
+        bool was_set = false;
+        detail::check(ipc_fault_clear(p(), group.data(), group.size(), code, &was_set));
+        return was_set;
     }
 
     // -- locks and keyspace events
@@ -1650,6 +1830,23 @@ public:
     }
 
 private:
+    void hash_set_impl(bytes_view hash, bytes_view field, bytes_view value, const ipc_hash_write_options *o) const {
+        detail::check(
+            ipc_hash_set(p(), hash.data(), hash.size(), field.data(), field.size(), value.data(), value.size(), o));
+    }
+    void hash_set_many_impl(bytes_view hash, const field_list &fields, const ipc_hash_write_options *o) const {
+        auto f = detail::fields(fields);
+        detail::check(ipc_hash_set_many(p(), hash.data(), hash.size(), f.data(), f.size(), o));
+    }
+    void hash_replace_all_impl(bytes_view hash, const field_list &fields, const ipc_hash_write_options *o) const {
+        auto f = detail::fields(fields);
+        detail::check(ipc_hash_replace_all(p(), hash.data(), hash.size(), f.empty() ? nullptr : f.data(), f.size(), o));
+    }
+    bool hash_delete_impl(bytes_view hash, bytes_view field, const ipc_hash_write_options *o) const {
+        bool existed = false;
+        detail::check(ipc_hash_delete(p(), hash.data(), hash.size(), field.data(), field.size(), o, &existed));
+        return existed;
+    }
     void connect(const std::string &url, const ipc_options *opts) {
         ipc_client *out = nullptr;
         detail::check(ipc_client_new(url.c_str(), opts, &out));

@@ -190,6 +190,17 @@ class ipc_overflow(enum.IntEnum):
     IPC_OVERFLOW_DROP_NEWEST = 2
 
 
+class ipc_protocol(enum.IntEnum):
+    IPC_PROTOCOL_REDIPC = 0
+    IPC_PROTOCOL_REDIS_IPC = 1
+
+
+class ipc_timestamp_format(enum.IntEnum):
+    IPC_TIMESTAMP_NONE = 0
+    IPC_TIMESTAMP_RFC3339 = 1
+    IPC_TIMESTAMP_UNIX_MS = 2
+
+
 class ipc_batch(ctypes.Structure):
     """Opaque handle `ipc_batch *`."""
 
@@ -224,6 +235,10 @@ class ipc_hash_watch_options(ctypes.Structure):
 
 class ipc_hash_watcher(ctypes.Structure):
     """Opaque handle `ipc_hash_watcher *`."""
+
+
+class ipc_hash_write_options(ctypes.Structure):
+    """Opaque handle `ipc_hash_write_options *`."""
 
 
 class ipc_key_watch(ctypes.Structure):
@@ -378,6 +393,14 @@ class ipc_call_info(ctypes.Structure):
 ipc_rpc_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_call_info), ctypes.POINTER(ipc_rpc_reply), ctypes.POINTER(ipc_error_out))
 
 
+class ipc_rpc_method(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),  # const char *
+        ("name_len", ctypes.c_size_t),  # size_t
+        ("cb", ipc_rpc_cb),  # ipc_rpc_cb
+    ]
+
+
 class ipc_field(ctypes.Structure):
     _fields_ = [
         ("name", ctypes.c_void_p),  # const char *
@@ -409,6 +432,9 @@ class ipc_consumer_stats(ctypes.Structure):
 
 
 ipc_field_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
+
+
+ipc_hash_event_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 ipc_key_event_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
@@ -488,6 +514,10 @@ _FUNCTIONS = {
     "ipc_worker_options_set_lease_ms": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_uint64]),
     # ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
     "ipc_worker_options_set_prefetch": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_size_t]),
+    # ipc_result ipc_worker_options_set_bare(ipc_worker_options *opts, bool on);
+    "ipc_worker_options_set_bare": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_bool]),
+    # ipc_result ipc_worker_options_set_protocol(ipc_worker_options *opts, int protocol);
+    "ipc_worker_options_set_protocol": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_int]),
     # ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
     "ipc_worker_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
     # ipc_result ipc_consumer_options_new(ipc_consumer_options **out);
@@ -514,6 +544,10 @@ _FUNCTIONS = {
     "ipc_hash_watch_options_set_initial_sync": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ctypes.c_bool]),
     # ipc_result ipc_hash_watch_options_set_debounce_ms(ipc_hash_watch_options *opts, uint64_t ms);
     "ipc_hash_watch_options_set_debounce_ms": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ctypes.c_uint64]),
+    # ipc_result ipc_hash_watch_options_set_every_notification(ipc_hash_watch_options *opts, bool on);
+    "ipc_hash_watch_options_set_every_notification": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ctypes.c_bool]),
+    # ipc_result ipc_hash_watch_options_set_channel(ipc_hash_watch_options *opts, const char *channel, size_t channel_len);
+    "ipc_hash_watch_options_set_channel": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ctypes.c_char_p, ctypes.c_size_t]),
     # ipc_result ipc_hash_watch_options_set_report_cb(ipc_hash_watch_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
     "ipc_hash_watch_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watch_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
     # ipc_result ipc_call_options_new(ipc_call_options **out);
@@ -524,6 +558,18 @@ _FUNCTIONS = {
     "ipc_call_options_set_timeout_ms": (ctypes.c_int, [ctypes.POINTER(ipc_call_options), ctypes.c_uint64]),
     # ipc_result ipc_call_options_set_fail_fast(ipc_call_options *opts, bool on);
     "ipc_call_options_set_fail_fast": (ctypes.c_int, [ctypes.POINTER(ipc_call_options), ctypes.c_bool]),
+    # ipc_result ipc_call_options_set_protocol(ipc_call_options *opts, int protocol);
+    "ipc_call_options_set_protocol": (ctypes.c_int, [ctypes.POINTER(ipc_call_options), ctypes.c_int]),
+    # ipc_result ipc_hash_write_options_new(ipc_hash_write_options **out);
+    "ipc_hash_write_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_hash_write_options))]),
+    # void ipc_hash_write_options_free(ipc_hash_write_options *opts);
+    "ipc_hash_write_options_free": (None, [ctypes.POINTER(ipc_hash_write_options)]),
+    # ipc_result ipc_hash_write_options_set_channel(ipc_hash_write_options *opts, const char *channel, size_t channel_len);
+    "ipc_hash_write_options_set_channel": (ctypes.c_int, [ctypes.POINTER(ipc_hash_write_options), ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_hash_write_options_set_timestamp(ipc_hash_write_options *opts, int format);
+    "ipc_hash_write_options_set_timestamp": (ctypes.c_int, [ctypes.POINTER(ipc_hash_write_options), ctypes.c_int]),
+    # ipc_result ipc_hash_write_options_set_announce(ipc_hash_write_options *opts, const char *word, size_t word_len);
+    "ipc_hash_write_options_set_announce": (ctypes.c_int, [ctypes.POINTER(ipc_hash_write_options), ctypes.c_char_p, ctypes.c_size_t]),
     # ipc_result ipc_lock_options_new(ipc_lock_options **out);
     "ipc_lock_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_lock_options))]),
     # void ipc_lock_options_free(ipc_lock_options *opts);
@@ -634,6 +680,8 @@ _FUNCTIONS = {
     "ipc_error_set": (ctypes.c_int, [ctypes.POINTER(ipc_error_out), ctypes.c_char_p]),
     # ipc_result ipc_send_request(const ipc_client *client, const char *queue, size_t queue_len, const char *payload, size_t payload_len);
     "ipc_send_request": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_send_request_bare(const ipc_client *client, const char *list, size_t list_len, const char *payload, size_t payload_len);
+    "ipc_send_request_bare": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
     # ipc_result ipc_worker_new(const ipc_client *client, const char *const *queues, const size_t *lens, size_t n, const ipc_worker_options *opts, ipc_request_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_worker **out);
     "ipc_worker_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ipc_worker_options), ipc_request_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_worker))]),
     # ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t timeout_ms);
@@ -650,6 +698,8 @@ _FUNCTIONS = {
     "ipc_call": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_call_options), ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
     # ipc_result ipc_serve(const ipc_client *client, const char *service, size_t service_len, const ipc_worker_options *opts, ipc_rpc_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_server **out);
     "ipc_serve": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_worker_options), ipc_rpc_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_server))]),
+    # ipc_result ipc_serve_methods(const ipc_client *client, const char *service, size_t service_len, const ipc_rpc_method *methods, size_t n, const ipc_worker_options *opts, void *userdata, ipc_userdata_free_cb userdata_free, ipc_server **out);
+    "ipc_serve_methods": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_rpc_method), ctypes.c_size_t, ctypes.POINTER(ipc_worker_options), ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_server))]),
     # ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const char *data, size_t data_len);
     "ipc_rpc_reply_set": (ctypes.c_int, [ctypes.POINTER(ipc_rpc_reply), ctypes.c_char_p, ctypes.c_size_t]),
     # ipc_result ipc_server_stop(const ipc_server *server, uint64_t timeout_ms);
@@ -696,22 +746,28 @@ _FUNCTIONS = {
     "ipc_stream_consumer_stats": (ctypes.c_int, [ctypes.POINTER(ipc_stream_consumer), ctypes.POINTER(ipc_consumer_stats)]),
     # void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
     "ipc_stream_consumer_free": (None, [ctypes.POINTER(ipc_stream_consumer)]),
-    # ipc_result ipc_hash_set(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, const char *value, size_t value_len);
-    "ipc_hash_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_hash_set(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, const char *value, size_t value_len, const ipc_hash_write_options *opts);
+    "ipc_hash_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_hash_write_options)]),
     # ipc_result ipc_hash_set_if_changed(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, const char *value, size_t value_len, bool *changed);
     "ipc_hash_set_if_changed": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_hash_set_many(const ipc_client *client, const char *hash, size_t hash_len, const ipc_field *fields, size_t n, bool summary);
-    "ipc_hash_set_many": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.c_bool]),
-    # ipc_result ipc_hash_delete(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, bool *existed);
-    "ipc_hash_delete": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
-    # ipc_result ipc_hash_replace_all(const ipc_client *client, const char *hash, size_t hash_len, const ipc_field *fields, size_t n);
-    "ipc_hash_replace_all": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t]),
-    # ipc_result ipc_hash_watch(const ipc_client *client, const char *hash, size_t hash_len, const ipc_hash_watch_options *opts, ipc_field_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_hash_watcher **out);
-    "ipc_hash_watch": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_hash_watch_options), ipc_field_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_hash_watcher))]),
+    # ipc_result ipc_hash_set_many(const ipc_client *client, const char *hash, size_t hash_len, const ipc_field *fields, size_t n, const ipc_hash_write_options *opts);
+    "ipc_hash_set_many": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.POINTER(ipc_hash_write_options)]),
+    # ipc_result ipc_hash_delete(const ipc_client *client, const char *hash, size_t hash_len, const char *field, size_t field_len, const ipc_hash_write_options *opts, bool *existed);
+    "ipc_hash_delete": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_hash_write_options), ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_hash_replace_all(const ipc_client *client, const char *hash, size_t hash_len, const ipc_field *fields, size_t n, const ipc_hash_write_options *opts);
+    "ipc_hash_replace_all": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_field), ctypes.c_size_t, ctypes.POINTER(ipc_hash_write_options)]),
+    # ipc_result ipc_hash_clear(const ipc_client *client, const char *hash, size_t hash_len, const ipc_hash_write_options *opts);
+    "ipc_hash_clear": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_hash_write_options)]),
+    # ipc_result ipc_hash_watch(const ipc_client *client, const char *hash, size_t hash_len, const ipc_hash_watch_options *opts, ipc_field_cb cb, ipc_hash_event_cb event_cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_hash_watcher **out);
+    "ipc_hash_watch": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ipc_hash_watch_options), ipc_field_cb, ipc_hash_event_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_hash_watcher))]),
     # ipc_result ipc_hash_watcher_stop(const ipc_hash_watcher *watcher, uint64_t timeout_ms);
     "ipc_hash_watcher_stop": (ctypes.c_int, [ctypes.POINTER(ipc_hash_watcher), ctypes.c_uint64]),
     # void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
     "ipc_hash_watcher_free": (None, [ctypes.POINTER(ipc_hash_watcher)]),
+    # ipc_result ipc_fault_set(const ipc_client *client, const char *group, size_t group_len, int64_t code, const char *description, size_t description_len, bool *is_new);
+    "ipc_fault_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_fault_clear(const ipc_client *client, const char *group, size_t group_len, int64_t code, bool *was_set);
+    "ipc_fault_clear": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(ctypes.c_bool)]),
     # ipc_result ipc_cache_set(const ipc_client *client, const char *key, size_t key_len, const char *value, size_t value_len, uint64_t ttl_ms);
     "ipc_cache_set": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
     # ipc_result ipc_cache_get(const ipc_client *client, const char *key, size_t key_len, char **value, size_t *value_len, bool *found);
@@ -771,6 +827,8 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_worker_options_set_max_attempts",
     "ipc_worker_options_set_lease_ms",
     "ipc_worker_options_set_prefetch",
+    "ipc_worker_options_set_bare",
+    "ipc_worker_options_set_protocol",
     "ipc_worker_options_set_report_cb",
     "ipc_consumer_options_new",
     "ipc_consumer_options_set_count",
@@ -782,10 +840,17 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_hash_watch_options_new",
     "ipc_hash_watch_options_set_initial_sync",
     "ipc_hash_watch_options_set_debounce_ms",
+    "ipc_hash_watch_options_set_every_notification",
+    "ipc_hash_watch_options_set_channel",
     "ipc_hash_watch_options_set_report_cb",
     "ipc_call_options_new",
     "ipc_call_options_set_timeout_ms",
     "ipc_call_options_set_fail_fast",
+    "ipc_call_options_set_protocol",
+    "ipc_hash_write_options_new",
+    "ipc_hash_write_options_set_channel",
+    "ipc_hash_write_options_set_timestamp",
+    "ipc_hash_write_options_set_announce",
     "ipc_lock_options_new",
     "ipc_lock_options_set_ttl_ms",
     "ipc_lock_options_set_wait_ms",
@@ -828,6 +893,7 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_group_stop",
     "ipc_error_set",
     "ipc_send_request",
+    "ipc_send_request_bare",
     "ipc_worker_new",
     "ipc_worker_stop",
     "ipc_worker_stats",
@@ -835,6 +901,7 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_queue_requeue_dead",
     "ipc_call",
     "ipc_serve",
+    "ipc_serve_methods",
     "ipc_rpc_reply_set",
     "ipc_server_stop",
     "ipc_server_stats",
@@ -857,8 +924,11 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_hash_set_many",
     "ipc_hash_delete",
     "ipc_hash_replace_all",
+    "ipc_hash_clear",
     "ipc_hash_watch",
     "ipc_hash_watcher_stop",
+    "ipc_fault_set",
+    "ipc_fault_clear",
     "ipc_cache_set",
     "ipc_cache_get",
     "ipc_cache_delete",
@@ -1587,6 +1657,27 @@ def _field_trampoline(entry: _Entry, field: Optional[int], flen: int, value: Opt
         _report(entry, res)
 
 
+class _HashEntry(_Entry):
+    """A hash watcher's table entry: the field callback (``fn``) and the event callback."""
+
+    __slots__ = ("on_event",)
+
+    def __init__(self, fn: Callable[..., Any], on_event: Optional[Callable[[bytes], Any]], on_error: Optional[Callable[[BaseException], Any]], lib: ctypes.CDLL):
+        super().__init__(fn, on_error, lib)
+        self.on_event = on_event
+
+
+@_trampoline(ipc_hash_event_cb, None)
+def _hash_event_trampoline(entry: _Entry, payload: Optional[int], n: int) -> None:
+    on_event = getattr(entry, "on_event", None)
+    if on_event is None:
+        return
+    try:
+        on_event(_string_at(payload, n))
+    except BaseException as e:  # noqa: BLE001
+        _report(entry, e)
+
+
 @_trampoline(ipc_key_event_cb, None)
 def _key_event_trampoline(entry: _Entry, key: Optional[int], klen: int, event: Optional[int]) -> None:
     ok, res = _call(entry, _string_at(key, klen), _decode(ctypes.string_at(event)) if event else "")
@@ -2123,6 +2214,48 @@ def _options(lib: ctypes.CDLL, kind: str, options: Mapping[str, Any], report: Op
     return opts
 
 
+_PROTOCOLS = {"redipc": ipc_protocol.IPC_PROTOCOL_REDIPC, "redis-ipc": ipc_protocol.IPC_PROTOCOL_REDIS_IPC}
+
+
+def _protocol(protocol: str) -> int:
+    """An ``ipc_protocol`` from its name: ``"redipc"`` or ``"redis-ipc"`` (the fleet's JSON wire)."""
+    try:
+        return int(_PROTOCOLS[protocol])
+    except (KeyError, TypeError):
+        raise ValueError(f"protocol must be 'redipc' or 'redis-ipc', not {protocol!r}") from None
+
+
+def _timestamp(timestamp: Union[None, bool, str]) -> int:
+    """An ``ipc_timestamp_format``: None/False none, True/``"rfc3339"``, ``"unix_ms"``."""
+    if timestamp is None or timestamp is False:
+        return int(ipc_timestamp_format.IPC_TIMESTAMP_NONE)
+    if timestamp is True or timestamp == "rfc3339":
+        return int(ipc_timestamp_format.IPC_TIMESTAMP_RFC3339)
+    if timestamp == "unix_ms":
+        return int(ipc_timestamp_format.IPC_TIMESTAMP_UNIX_MS)
+    raise ValueError(f"timestamp must be True, False, 'rfc3339' or 'unix_ms', not {timestamp!r}")
+
+
+def _hash_write(lib: ctypes.CDLL, channel: Optional[Bytes], announce: Optional[Bytes], timestamp: Union[None, bool, str]) -> Any:
+    """An ``ipc_hash_write_options`` (freed by the caller), or None for redipc's defaults."""
+    if channel is None and announce is None and timestamp in (None, False):
+        return None
+    opts = ctypes.POINTER(ipc_hash_write_options)()
+    lib.ipc_hash_write_options_new(ctypes.byref(opts))
+    try:
+        if channel is not None:
+            ch = _b(channel, "channel")
+            lib.ipc_hash_write_options_set_channel(opts, ch, len(ch))
+        if announce is not None:
+            w = _b(announce, "announce")
+            lib.ipc_hash_write_options_set_announce(opts, w, len(w))
+        lib.ipc_hash_write_options_set_timestamp(opts, _timestamp(timestamp))
+    except BaseException:
+        lib.ipc_hash_write_options_free(opts)
+        raise
+    return opts
+
+
 def _fields(fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]) -> Tuple[int, Any, List[bytes]]:
     """An ipc_field array (and the bytes it points into, to keep alive)."""
     items = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
@@ -2418,10 +2551,15 @@ class Client(_Handle):
 
     # -- request queues
 
-    def send_request(self, queue: Bytes, payload: Any = b"") -> None:
+    def send_request(self, queue: Bytes, payload: Any = b"", *, bare: bool = False) -> None:
+        """LPUSH into the queue; with ``bare`` the name is the Redis list itself (a
+        redis-ipc fleet's ``scooter:state``, what a ``bare`` worker pops)."""
         q, m = _b(queue, "queue"), _arg(payload)
         with self._use() as p:
-            self._lib.ipc_send_request(p, q, len(q), m, len(m))
+            if bare:
+                self._lib.ipc_send_request_bare(p, q, len(q), m, len(m))
+            else:
+                self._lib.ipc_send_request(p, q, len(q), m, len(m))
 
     def worker(
         self,
@@ -2435,7 +2573,8 @@ class Client(_Handle):
         """Start a worker on ``queues``: ``handler(request)`` runs on the worker's threads;
         returning is success, raising is a failure (its text is the request's error).
         Options are the ``ipc_worker_options_set_*`` functions by name: ``concurrency``,
-        ``block_timeout_ms``, ``reliable``, ``max_attempts``, ``lease_ms``, ``prefetch``.
+        ``block_timeout_ms``, ``reliable``, ``max_attempts``, ``lease_ms``, ``prefetch``,
+        ``bare`` (the names are the Redis lists themselves, as in a redis-ipc fleet).
         ``report``: a callable for the worker's ``Report``s (default: the client's).
         ``on_error`` gets KeyboardInterrupt/SystemExit of a handler."""
         if isinstance(queues, (str, bytes, bytearray, memoryview)):
@@ -2481,12 +2620,19 @@ class Client(_Handle):
         method: Optional[Bytes] = None,
         timeout_ms: float = 5000,
         fail_fast: bool = False,
+        protocol: str = "redipc",
     ) -> bytes:
         """Call ``service`` and wait for its reply (RemoteError, TimeoutError,
-        NoServerError)."""
+        NoServerError). ``protocol="redis-ipc"``: the service is a redis-ipc fleet's list and
+        the payload and the reply are JSON text."""
         s, m = _b(service, "service"), _arg(payload)
         meth = _b(method, "method") if method is not None else b""
-        copts = _options(self._lib, "call", {"timeout_ms": _ms(timeout_ms, "timeout_ms"), "fail_fast": fail_fast}, None)
+        copts = _options(
+            self._lib,
+            "call",
+            {"timeout_ms": _ms(timeout_ms, "timeout_ms"), "fail_fast": fail_fast, "protocol": _protocol(protocol)},
+            None,
+        )
         buf = ctypes.POINTER(ctypes.c_uint8)()
         n = ctypes.c_size_t()
         try:
@@ -2502,6 +2648,7 @@ class Client(_Handle):
         handler: Callable[[Call], Any],
         *,
         concurrency: int = 1,
+        protocol: str = "redipc",
         on_error: Optional[Callable[[BaseException], Any]] = None,
         report: Optional[Callable[[Report], Any]] = None,
         **options: Any,
@@ -2510,9 +2657,12 @@ class Client(_Handle):
         (bytes, str, bytearray, memoryview or None for empty) or raises: the caller gets a
         RemoteError with ``"Type: text"`` (just the text for a RemoteError). Options: the
         worker options that apply to a server (``block_timeout_ms``); ``report`` as for
-        ``worker()``."""
+        ``worker()``. ``protocol="redis-ipc"``: serve a redis-ipc fleet's list (JSON
+        envelopes; the payload and the reply are JSON text)."""
         s = _b(service, "service")
-        wopts = _options(self._lib, "worker", dict(options, concurrency=concurrency), report)
+        wopts = _options(
+            self._lib, "worker", dict(options, concurrency=concurrency, protocol=_protocol(protocol)), report
+        )
         try:
             entry = _Entry(handler, on_error, self._lib)
             out = ctypes.POINTER(ipc_server)()
@@ -2520,6 +2670,45 @@ class Client(_Handle):
                 _start(
                     entry,
                     lambda key: self._lib.ipc_serve(p, s, len(s), wopts, _rpc_trampoline, key, _free_trampoline, ctypes.byref(out)),
+                )
+        finally:
+            self._lib.ipc_worker_options_free(wopts)
+        return Server(self._lib, out, self)
+
+    def serve_methods(
+        self,
+        service: Bytes,
+        methods: Mapping[str, Callable[[Call], Any]],
+        *,
+        concurrency: int = 1,
+        protocol: str = "redipc",
+        on_error: Optional[Callable[[BaseException], Any]] = None,
+        report: Optional[Callable[[Report], Any]] = None,
+        **options: Any,
+    ) -> Server:
+        """Answer calls by method: ``methods[call.method](call)`` as for ``serve()``; the
+        library answers an unknown method with an error (``unknown method: <m>`` on the
+        redis-ipc wire)."""
+        s = _b(service, "service")
+        table = dict(methods)
+        names = [_b(name, "a method name") for name in table]
+        arr = (ipc_rpc_method * len(names))()
+        for i, nm in enumerate(names):
+            arr[i].name = ctypes.cast(ctypes.c_char_p(nm), ctypes.c_void_p)
+            arr[i].name_len = len(nm)
+            arr[i].cb = _rpc_trampoline
+        wopts = _options(
+            self._lib, "worker", dict(options, concurrency=concurrency, protocol=_protocol(protocol)), report
+        )
+        try:
+            entry = _Entry(lambda call: table[call.method](call), on_error, self._lib)
+            out = ctypes.POINTER(ipc_server)()
+            with self._use() as p:
+                _start(
+                    entry,
+                    lambda key: self._lib.ipc_serve_methods(
+                        p, s, len(s), arr, len(names), wopts, key, _free_trampoline, ctypes.byref(out)
+                    ),
                 )
         finally:
             self._lib.ipc_worker_options_free(wopts)
@@ -2663,38 +2852,119 @@ class Client(_Handle):
 
     # -- hash state
 
-    def hash_set(self, hash: Bytes, field: Bytes, value: Any, *, if_changed: bool = False) -> bool:
+    def hash_set(
+        self,
+        hash: Bytes,
+        field: Bytes,
+        value: Any,
+        *,
+        if_changed: bool = False,
+        timestamp: Union[None, bool, str] = None,
+        channel: Optional[Bytes] = None,
+    ) -> bool:
         """HSET and PUBLISH the field (atomically); with ``if_changed`` only when the value
-        differs. True if written."""
+        differs. True if written. ``timestamp`` (True or ``"rfc3339"``, ``"unix_ms"``) also
+        sets ``<field>:timestamp``; ``channel`` announces there instead of on the hash's
+        name (both not with ``if_changed``)."""
         h, f, v = _b(hash, "hash"), _b(field, "field"), _arg(value)
-        with self._use() as p:
-            if if_changed:
-                changed = ctypes.c_bool()
+        if if_changed:
+            if timestamp not in (None, False) or channel is not None:
+                raise TypeError("if_changed takes no timestamp or channel")
+            changed = ctypes.c_bool()
+            with self._use() as p:
                 self._lib.ipc_hash_set_if_changed(p, h, len(h), f, len(f), v, len(v), ctypes.byref(changed))
-                return changed.value
-            self._lib.ipc_hash_set(p, h, len(h), f, len(f), v, len(v))
+            return changed.value
+        wopts = _hash_write(self._lib, channel, None, timestamp)
+        try:
+            with self._use() as p:
+                self._lib.ipc_hash_set(p, h, len(h), f, len(f), v, len(v), wopts)
+        finally:
+            self._lib.ipc_hash_write_options_free(wopts)
         return True
 
     def hash_set_many(
-        self, hash: Bytes, fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]], *, summary: bool = False
+        self,
+        hash: Bytes,
+        fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]],
+        *,
+        summary: bool = False,
+        announce: Optional[Bytes] = None,
+        channel: Optional[Bytes] = None,
+        timestamp: Union[None, bool, str] = None,
     ) -> None:
+        """Set several fields atomically and publish each, or ``"*"`` once with
+        ``summary``, or the word ``announce`` once (a fleet's ``"blinker:state"``)."""
         h = _b(hash, "hash")
         n, arr, _keep = _fields(fields)
-        with self._use() as p:
-            self._lib.ipc_hash_set_many(p, h, len(h), arr, n, summary)
+        if summary and announce is None:
+            announce = b"*"
+        wopts = _hash_write(self._lib, channel, announce, timestamp)
+        try:
+            with self._use() as p:
+                self._lib.ipc_hash_set_many(p, h, len(h), arr, n, wopts)
+        finally:
+            self._lib.ipc_hash_write_options_free(wopts)
 
-    def hash_replace_all(self, hash: Bytes, fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]) -> None:
+    def hash_replace_all(
+        self,
+        hash: Bytes,
+        fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]],
+        *,
+        announce: Optional[Bytes] = None,
+        channel: Optional[Bytes] = None,
+        timestamp: Union[None, bool, str] = None,
+    ) -> None:
+        """Replace the hash and publish ``"*"`` (or ``announce``: a fleet says
+        ``"replaced"``)."""
         h = _b(hash, "hash")
         n, arr, _keep = _fields(fields)
-        with self._use() as p:
-            self._lib.ipc_hash_replace_all(p, h, len(h), arr, n)
+        wopts = _hash_write(self._lib, channel, announce, timestamp)
+        try:
+            with self._use() as p:
+                self._lib.ipc_hash_replace_all(p, h, len(h), arr, n, wopts)
+        finally:
+            self._lib.ipc_hash_write_options_free(wopts)
 
-    def hash_delete(self, hash: Bytes, field: Bytes) -> bool:
+    def hash_delete(self, hash: Bytes, field: Bytes, *, channel: Optional[Bytes] = None) -> bool:
         h, f = _b(hash, "hash"), _b(field, "field")
         existed = ctypes.c_bool()
-        with self._use() as p:
-            self._lib.ipc_hash_delete(p, h, len(h), f, len(f), ctypes.byref(existed))
+        wopts = _hash_write(self._lib, channel, None, None)
+        try:
+            with self._use() as p:
+                self._lib.ipc_hash_delete(p, h, len(h), f, len(f), wopts, ctypes.byref(existed))
+        finally:
+            self._lib.ipc_hash_write_options_free(wopts)
         return existed.value
+
+    def hash_clear(self, hash: Bytes, *, channel: Optional[Bytes] = None, announce: Optional[Bytes] = None) -> None:
+        """DEL the hash and publish ``"cleared"`` (or ``announce``): the fleet's clear."""
+        h = _b(hash, "hash")
+        wopts = _hash_write(self._lib, channel, announce, None)
+        try:
+            with self._use() as p:
+                self._lib.ipc_hash_clear(p, h, len(h), wopts)
+        finally:
+            self._lib.ipc_hash_write_options_free(wopts)
+
+    # -- faults (the redis-ipc fleet's layout)
+
+    def fault_set(self, group: Bytes, code: int, description: Any = b"") -> bool:
+        """SADD <group>:fault code; when new, XADD events:faults ... and PUBLISH <group>
+        fault. True when the fault is new."""
+        g, d = _b(group, "group"), _arg(description)
+        is_new = ctypes.c_bool()
+        with self._use() as p:
+            self._lib.ipc_fault_set(p, g, len(g), code, d, len(d), ctypes.byref(is_new))
+        return is_new.value
+
+    def fault_clear(self, group: Bytes, code: int) -> bool:
+        """SREM <group>:fault code; when it was set, XADD ... code -<code> and PUBLISH
+        <group> fault. True when it was set."""
+        g = _b(group, "group")
+        was_set = ctypes.c_bool()
+        with self._use() as p:
+            self._lib.ipc_fault_clear(p, g, len(g), code, ctypes.byref(was_set))
+        return was_set.value
 
     def hash_watch(
         self,
@@ -2703,22 +2973,37 @@ class Client(_Handle):
         *,
         initial_sync: bool = True,
         debounce_ms: int = 0,
+        every_notification: bool = False,
+        channel: Optional[Bytes] = None,
+        on_event: Optional[Callable[[bytes], Any]] = None,
         on_error: Optional[Callable[[BaseException], Any]] = None,
         report: Optional[Callable[[Report], Any]] = None,
     ) -> HashWatcher:
         """Call ``callback(field, value)`` for every field (first all of them with
         ``initial_sync``), then for each change; ``value`` None for a deleted field.
-        ``report`` gets the watcher's ``Report``s (a failed read, ...)."""
+        ``every_notification``: every announcement, even of an unchanged value;
+        ``on_event(payload)``: payloads on the channel that are not fields (a fleet's
+        events); ``channel``: follow that channel instead of the hash's name. ``report``
+        gets the watcher's ``Report``s (a failed read, ...)."""
         h = _b(hash, "hash")
-        hopts = _options(self._lib, "hash_watch", {"initial_sync": initial_sync, "debounce_ms": debounce_ms}, report)
+        hopts = _options(
+            self._lib,
+            "hash_watch",
+            {"initial_sync": initial_sync, "debounce_ms": debounce_ms, "every_notification": every_notification},
+            report,
+        )
         try:
-            entry = _Entry(callback, on_error, self._lib)
+            if channel is not None:
+                ch = _b(channel, "channel")
+                self._lib.ipc_hash_watch_options_set_channel(hopts, ch, len(ch))
+            entry = _HashEntry(callback, on_event, on_error, self._lib)
+            event_cb = _hash_event_trampoline if on_event is not None else ipc_hash_event_cb()
             out = ctypes.POINTER(ipc_hash_watcher)()
             with self._use() as p:
                 _start(
                     entry,
                     lambda key: self._lib.ipc_hash_watch(
-                        p, h, len(h), hopts, _field_trampoline, key, _free_trampoline, ctypes.byref(out)
+                        p, h, len(h), hopts, _field_trampoline, event_cb, key, _free_trampoline, ctypes.byref(out)
                     ),
                 )
         finally:

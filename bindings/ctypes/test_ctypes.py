@@ -976,6 +976,98 @@ def test_watch_keys(client: r.Client) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# Joining a redis-ipc fleet: its side played with raw commands
+
+
+def test_fleet_bare_queues_and_json_rpc(client: r.Client, make_client: Callable[..., r.Client]) -> None:
+    raw = make_client("unix")
+    got: List[Any] = []
+    with client.worker(["scooter:state", "scooter:seatbox"], lambda q: got.append((q.queue, q.payload)), bare=True, block_timeout_ms=100):
+        raw.command("LPUSH", "scooter:state", "lock")
+        raw.command("LPUSH", "scooter:seatbox", "open")
+        wait_until(lambda: len(got) == 2, "both requests")
+    assert sorted(got) == [(b"scooter:seatbox", b"open"), (b"scooter:state", b"lock")]
+    client.send_request("scooter:out", "unlock", bare=True)
+    assert raw.command("BRPOP", "scooter:out", 1) == [b"scooter:out", b"unlock"]
+    with pytest.raises(r.InvalidArgument):
+        client.worker("x", lambda q: None, bare=True, reliable=True)
+
+    methods = {"ping": lambda c: '"pong"', "echo": lambda c: c.payload}
+    with client.serve_methods("motion:rpc", methods, protocol="redis-ipc", block_timeout_ms=100):
+        # The fleet's caller: SUBSCRIBE the reply channel, then LPUSH the envelope.
+        replies: List[Any] = []
+        ch = "motion:rpc:reply:" + "ab" * 16
+        with raw.subscribe(ch, callback=lambda m: replies.append(m.payload) if m.kind == "message" else None):
+            deadline = int(time.time() * 1000) + 5000
+            env = '{"id":"%s","method":"ping","reply_channel":"%s","deadline":%d,"payload":null}' % ("ab" * 16, ch, deadline)
+            raw.command("LPUSH", "motion:rpc", env)
+            wait_until(lambda: replies, "the reply")
+            env = env.replace('"method":"ping"', '"method":"jump"')
+            raw.command("LPUSH", "motion:rpc", env)
+            wait_until(lambda: len(replies) == 2, "the second reply")
+        assert replies == [b'{"ok":true,"payload":"pong"}', b'{"ok":false,"error":"unknown method: jump"}']
+        assert client.call("motion:rpc", '{"a":1}', method="echo", protocol="redis-ipc") == b'{"a":1}'
+        with pytest.raises(r.RemoteError, match="unknown method: fly"):
+            client.call("motion:rpc", "null", method="fly", protocol="redis-ipc")
+        with pytest.raises(r.InvalidArgument, match="not JSON"):
+            client.call("motion:rpc", "not json", method="ping", protocol="redis-ipc")
+    with pytest.raises(ValueError):
+        client.call("motion:rpc", "1", protocol="grpc")
+
+
+def test_fleet_hash_state_and_faults(client: r.Client, make_client: Callable[..., r.Client]) -> None:
+    raw = make_client("unix")
+    seen: List[Any] = []
+    raw.command("HSET", "keycard", "uid", "04ab")
+    with client.hash_watch(
+        "keycard", lambda f, v: seen.append((f, v)), every_notification=True, on_event=lambda e: seen.append(e)
+    ):
+        wait_until(lambda: len(seen) == 1, "initial sync")
+        raw.command("PUBLISH", "keycard", "uid")
+        wait_until(lambda: len(seen) == 2, "the repeated value")  # read before the DEL below
+        raw.command("PUBLISH", "keycard", "seatbox:opened")
+        raw.command("DEL", "keycard")
+        raw.command("PUBLISH", "keycard", "cleared")
+        wait_until(lambda: len(seen) == 4, "four deliveries")
+    assert seen == [(b"uid", b"04ab"), (b"uid", b"04ab"), b"seatbox:opened", (b"uid", None)]
+    custom: List[Any] = []
+    with client.hash_watch("battery:0", lambda f, v: custom.append((f, v)), initial_sync=False, channel="battery"):
+        raw.command("HSET", "battery:0", "charge", "80")
+        raw.command("PUBLISH", "battery", "charge")
+        wait_until(lambda: custom, "the change on the custom channel")
+    assert custom == [(b"charge", b"80")]
+
+    msgs: List[Any] = []
+    with raw.subscribe("vehicle", "blinker", callback=lambda m: msgs.append((m.channel, m.payload)) if m.kind == "message" else None):
+        client.hash_set("vehicle", "state", "ready", timestamp="unix_ms")
+        client.hash_set_many("vehicle", {"l": "on", "r": "off"}, announce="blinker:state", channel="blinker")
+        client.hash_replace_all("vehicle", {"state": "off"}, announce="replaced", timestamp=True)
+        client.hash_clear("vehicle")
+        client.hash_set_many("vehicle", {"a": "1"}, summary=True)
+        client.fault_set("vehicle", 23, "seatbox open")
+        wait_until(lambda: len(msgs) == 6, "six announcements")
+    assert msgs == [
+        (b"vehicle", b"state"),
+        (b"blinker", b"blinker:state"),
+        (b"vehicle", b"replaced"),
+        (b"vehicle", b"cleared"),
+        (b"vehicle", b"*"),
+        (b"vehicle", b"fault"),
+    ]
+    assert raw.command("SMEMBERS", "vehicle:fault") == [b"23"] or raw.command("SMEMBERS", "vehicle:fault") == {b"23"}
+    assert client.fault_set("vehicle", 23, "seatbox open") is False
+    assert client.fault_clear("vehicle", 23) is True
+    assert client.fault_clear("vehicle", 23) is False
+    entries = raw.command("XRANGE", "events:faults", "-", "+")
+    assert [e[1] for e in entries] == [
+        [b"group", b"vehicle", b"code", b"23", b"description", b"seatbox open"],
+        [b"group", b"vehicle", b"code", b"-23"],
+    ]
+    with pytest.raises(ValueError):
+        client.hash_set("vehicle", "x", "1", timestamp="iso")
+
+
+# ---------------------------------------------------------------------------------------
 # Lifecycles, groups and reports
 
 

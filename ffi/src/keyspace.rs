@@ -66,7 +66,10 @@ box_castable!(ipc_key_watch => redipc::KeyspaceWatch);
 ///
 /// Errors: `IPC_ERR_NULL_ARG` (`client`, `pattern`, `events` when `n_events > 0`, any
 /// `events[i]`, `cb`, `out`); `IPC_ERR_INVALID_ARGUMENT` for an event name that is not
-/// UTF-8; `IPC_ERR_SERVER` (`CONFIG` refused); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+/// UTF-8; `IPC_ERR_UNSUPPORTED` with `configure_server` when the server does not let
+/// `CONFIG` switch notifications on (renamed away or forbidden, as on many embedded boards:
+/// the message says so; enable `notify-keyspace-events` in the server's configuration and
+/// pass `configure_server` false); `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
 /// `IPC_ERR_CLOSED`.
 ///
 /// Thread safety: any thread, concurrently with other calls on the client.

@@ -464,9 +464,44 @@ fn overflow_arg(overflow: c_int) -> Result<Overflow, Error> {
 
 // ---- workers and RPC servers ----------------------------------------------------------
 
-/// Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()`, which
-/// uses concurrency, block timeout and report callback): concurrency, blocking timeout,
-/// reliable mode and its settings, report callback.
+/// The wire protocol of an RPC service (`ipc_call_options_set_protocol()`,
+/// `ipc_worker_options_set_protocol()`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ipc_protocol {
+    /// redipc's own (the default): binary envelopes on `{prefix}{rpc:SERVICE}:pending`;
+    /// servers announce themselves, so a call nobody serves fails with `IPC_ERR_NO_SERVER`.
+    /// Any payload bytes.
+    IPC_PROTOCOL_REDIPC = 0,
+    /// The JSON wire of redis-ipc fleets (the Go library librescoot/redis-ipc): the service
+    /// name is the Redis list itself. A caller subscribes to `<list>:reply:<32 hex id>`, then
+    /// `LPUSH <list> {"id":..,"method":..,"reply_channel":..,"deadline":<unix ms>,"payload":..}`
+    /// (`method` left out when empty); a server drops an envelope whose deadline passed
+    /// without replying, and publishes `{"ok":true,"payload":..}` or
+    /// `{"ok":false,"error":"<text>"}` on the reply channel. Payloads and replies are JSON
+    /// text given and returned as bytes (no JSON library needed in C): a request payload that
+    /// is not JSON is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and a
+    /// handler's reply that is not JSON goes back to the caller as an error reply. There is
+    /// no server registry: a call nobody answers fails with `IPC_ERR_TIMEOUT`, and fail-fast
+    /// is refused.
+    IPC_PROTOCOL_REDIS_IPC = 1,
+}
+
+fn protocol_arg(protocol: c_int) -> Result<redipc::Protocol, Error> {
+    use ipc_protocol as P;
+    match protocol {
+        p if p == P::IPC_PROTOCOL_REDIPC as c_int => Ok(redipc::Protocol::Redipc),
+        p if p == P::IPC_PROTOCOL_REDIS_IPC as c_int => Ok(redipc::Protocol::RedisIpc),
+        other => Err(Error::invalid(format!(
+            "{other} is not an ipc_protocol: use IPC_PROTOCOL_REDIPC or IPC_PROTOCOL_REDIS_IPC"
+        ))),
+    }
+}
+
+/// Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()` and
+/// `ipc_serve_methods()`, which use concurrency, block timeout, protocol and report
+/// callback): concurrency, blocking timeout, reliable mode and its settings, bare queues,
+/// the RPC protocol, report callback.
 ///
 /// Owns a `redipc::WorkerOptions`. Made by `ipc_worker_options_new()`, read (copied) by
 /// `ipc_worker_new()` and `ipc_serve()`, which check the values (the error names the
@@ -580,6 +615,40 @@ pub unsafe extern "C" fn ipc_worker_options_set_prefetch(
     n: usize,
 ) -> ipc_result {
     ffi_boundary!(ipc_worker_options_set_prefetch(opts, n) { set!(opts.prefetch = n) })
+}
+
+/// Bare queues (default off): the queue names given to `ipc_worker_new()` are the Redis
+/// lists themselves (`BRPOP scooter:state`), as in redis-ipc fleets and for any producer
+/// that `LPUSH`es to a plain key (`ipc_send_request_bare()`, `redis-cli`). Off: redipc's own
+/// keys (`{prefix}{q:NAME}:pending`). Plain mode only: `ipc_worker_new()` refuses a bare
+/// reliable worker with `IPC_ERR_INVALID_ARGUMENT` (reliable mode needs redipc's own keys
+/// next to the queue). RPC servers ignore it (their protocol decides).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_bare(
+    opts: *mut ipc_worker_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_bare(opts, on) { set!(opts.bare = on) })
+}
+
+/// RPC servers (`ipc_serve()`, `ipc_serve_methods()`): the wire protocol, an `ipc_protocol`
+/// taken as an `int` so that any number is safe to pass (default `IPC_PROTOCOL_REDIPC`).
+/// With `IPC_PROTOCOL_REDIS_IPC` the service name is the Redis list itself and calls and
+/// replies are the JSON envelopes of redis-ipc fleets (see `ipc_protocol`). Workers ignore
+/// it.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+/// `ipc_protocol`. Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_protocol(
+    opts: *mut ipc_worker_options,
+    protocol: c_int,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_protocol(opts, protocol) { set!(opts.protocol = protocol_arg(protocol)?) })
 }
 
 /// Where the worker's (or server's) reports go: handler failures, dead letters, recovered
@@ -728,6 +797,8 @@ pub(crate) struct HashWatchSettings {
     initial_sync: bool,
     debounce: Option<Duration>,
     error_hook: Option<ErrorHook>,
+    every_notification: bool,
+    channel: Option<Vec<u8>>,
 }
 
 impl Default for HashWatchSettings {
@@ -737,6 +808,8 @@ impl Default for HashWatchSettings {
             initial_sync: d.initial_sync,
             debounce: d.debounce,
             error_hook: d.error_hook,
+            every_notification: d.every_notification,
+            channel: d.channel.map(|c| c.to_vec()),
         }
     }
 }
@@ -744,14 +817,18 @@ impl Default for HashWatchSettings {
 impl HashWatchSettings {
     /// The core's options with these settings.
     pub(crate) fn to_core(&self) -> redipc::WatchOptions {
-        let mut o = redipc::WatchOptions::new().initial_sync(self.initial_sync);
+        let mut o = redipc::WatchOptions::new()
+            .initial_sync(self.initial_sync)
+            .every_notification(self.every_notification);
         o.debounce = self.debounce;
         o.error_hook = self.error_hook.clone();
+        o.channel = self.channel.clone().map(Into::into);
         o
     }
 }
 
-/// Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, report callback.
+/// Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, every
+/// notification, channel, report callback.
 ///
 /// Owns plain values (and the report callback's `userdata` while one is set). Made by
 /// `ipc_hash_watch_options_new()`, read (copied) by `ipc_hash_watch()`, freed by
@@ -811,6 +888,37 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_debounce_ms(
     ffi_boundary!(ipc_hash_watch_options_set_debounce_ms(opts, ms) { set!(opts.debounce = (ms > 0).then(|| millis(ms))) })
 }
 
+/// Deliver every notification (default off): each field name announced on the channel is
+/// read (`HGET`) and delivered, even when its value did not change since the last delivery
+/// (a keycard tapped twice), as the watchers of redis-ipc fleets do. Off: a value already
+/// delivered for a field is not delivered again. The full reads (initial sync, after `*`,
+/// `cleared`, `replaced` or a reconnect) deliver only what changed either way.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_set_every_notification(
+    opts: *mut ipc_hash_watch_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_watch_options_set_every_notification(opts, on) { set!(opts.every_notification = on) })
+}
+
+/// Follow this channel (a byte string, copied) instead of the one named like the hash
+/// (default: the hash's name), for fleets that announce a hash's changes elsewhere (and
+/// writers using `ipc_hash_write_options_set_channel()`).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_watch_options_set_channel(
+    opts: *mut ipc_hash_watch_options,
+    channel: *const c_char,
+    channel_len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_watch_options_set_channel(opts, channel, channel_len) { set!(opts.channel = Some(bytes!(channel, channel_len).to_vec())) })
+}
+
 /// Where the watcher's reports go: failed reads of the hash (retried whole, with backoff)
 /// and callbacks that panicked. As `ipc_options_set_report_cb()`, for this watcher only;
 /// default (and with `cb` NULL): the client's. `userdata_free` (may be NULL) runs once when
@@ -831,7 +939,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_report_cb(
 
 // ---- RPC calls ------------------------------------------------------------------------
 
-/// Options of one RPC call (`ipc_call()`): timeout and fail-fast.
+/// Options of one RPC call (`ipc_call()`): timeout, fail-fast, wire protocol.
 ///
 /// Owns a `redipc::CallOptions`. Made by `ipc_call_options_new()`, read (copied) by
 /// `ipc_call()`, freed by `ipc_call_options_free()`.
@@ -887,6 +995,134 @@ pub unsafe extern "C" fn ipc_call_options_set_fail_fast(
     on: bool,
 ) -> ipc_result {
     ffi_boundary!(ipc_call_options_set_fail_fast(opts, on) { set!(opts.fail_fast = on) })
+}
+
+/// The wire protocol, an `ipc_protocol` taken as an `int` so that any number is safe to
+/// pass (default `IPC_PROTOCOL_REDIPC`). With `IPC_PROTOCOL_REDIS_IPC` the service is the
+/// Redis list of a redis-ipc fleet's server and the payload must be JSON text (see
+/// `ipc_protocol`); fail-fast is then refused by `ipc_call()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+/// `ipc_protocol`. Thread safety: see `ipc_call_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_call_options_set_protocol(
+    opts: *mut ipc_call_options,
+    protocol: c_int,
+) -> ipc_result {
+    ffi_boundary!(ipc_call_options_set_protocol(opts, protocol) { set!(opts.protocol = protocol_arg(protocol)?) })
+}
+
+// ---- hash writes ----------------------------------------------------------------------
+
+/// How a hash write stamps the fields it writes (`ipc_hash_write_options_set_timestamp()`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ipc_timestamp_format {
+    /// No timestamp field (the default).
+    IPC_TIMESTAMP_NONE = 0,
+    /// `<field>:timestamp` in RFC 3339, UTC, with milliseconds (`2026-12-04T21:40:00.123Z`).
+    IPC_TIMESTAMP_RFC3339 = 1,
+    /// `<field>:timestamp` as Unix time in milliseconds (`1796420400123`), as the Go
+    /// library redis-ipc's `SetWithTimestamp` writes it.
+    IPC_TIMESTAMP_UNIX_MS = 2,
+}
+
+fn timestamp_arg(format: c_int) -> Result<Option<redipc::TimestampFormat>, Error> {
+    use ipc_timestamp_format as T;
+    match format {
+        f if f == T::IPC_TIMESTAMP_NONE as c_int => Ok(None),
+        f if f == T::IPC_TIMESTAMP_RFC3339 as c_int => Ok(Some(redipc::TimestampFormat::Rfc3339)),
+        f if f == T::IPC_TIMESTAMP_UNIX_MS as c_int => {
+            Ok(Some(redipc::TimestampFormat::UnixMillis))
+        }
+        other => Err(Error::invalid(format!(
+            "{other} is not an ipc_timestamp_format: use IPC_TIMESTAMP_NONE, IPC_TIMESTAMP_RFC3339 or IPC_TIMESTAMP_UNIX_MS"
+        ))),
+    }
+}
+
+/// Options of a hash write (`ipc_hash_set()`, `ipc_hash_set_many()`, `ipc_hash_delete()`,
+/// `ipc_hash_replace_all()`, `ipc_hash_clear()`): the channel the write is announced on, a
+/// `<field>:timestamp` field, and the announcement word. The defaults are redipc's (the
+/// channel named like the hash, each field announced, `*` for a replace-all, `cleared` for
+/// a clear); the setters speak a redis-ipc fleet's words.
+///
+/// Owns a `redipc::HashWrite` (plain values). Made by `ipc_hash_write_options_new()`, read
+/// (copied) by the hash write functions, freed by `ipc_hash_write_options_free()`.
+///
+/// Thread safety: as `ipc_options`.
+pub struct ipc_hash_write_options {
+    _private: [u8; 0],
+}
+box_castable!(ipc_hash_write_options => redipc::HashWrite);
+
+/// Make hash write options with the defaults (each setter states its default).
+///
+/// Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+/// `ipc_hash_write_options_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_write_options_new(
+    out: *mut *mut ipc_hash_write_options,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_write_options_new(out) { new_default!(out) })
+}
+
+/// Free hash write options. NULL is a no-op.
+///
+/// Thread safety: no other thread may use `opts` during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_write_options_free(opts: *mut ipc_hash_write_options) {
+    ffi_boundary!(ipc_hash_write_options_free(#[nullable] opts) { free_box!(opts) })
+}
+
+/// The channel the write is announced on, a byte string, copied (default: the hash's name,
+/// the channel `ipc_hash_watch()` follows unless told otherwise).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_write_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_write_options_set_channel(
+    opts: *mut ipc_hash_write_options,
+    channel: *const c_char,
+    channel_len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_write_options_set_channel(opts, channel, channel_len) { set!(opts.channel = Some(bytes!(channel, channel_len).to_vec().into())) })
+}
+
+/// Also write `<field>:timestamp` for every field written (in the same atomic step), in
+/// this format: an `ipc_timestamp_format` taken as an `int` so that any number is safe to
+/// pass (default `IPC_TIMESTAMP_NONE`). A delete or a clear writes none.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+/// `ipc_timestamp_format`. Thread safety: see `ipc_hash_write_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_write_options_set_timestamp(
+    opts: *mut ipc_hash_write_options,
+    format: c_int,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_write_options_set_timestamp(opts, format) { set!(opts.timestamp = timestamp_arg(format)?) })
+}
+
+/// The announcement, a byte string, copied: `ipc_hash_set_many()` (and `ipc_hash_set()`)
+/// publish this word once instead of each field name (a fleet's `blinker:state`; `*` makes
+/// redipc watchers re-read the whole hash); `ipc_hash_replace_all()` publishes it instead
+/// of `*` (a fleet says `replaced`); `ipc_hash_clear()` instead of `cleared`. Default: none
+/// (each field; `*`; `cleared`). `ipc_hash_delete()` ignores it.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_write_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_hash_write_options_set_announce(
+    opts: *mut ipc_hash_write_options,
+    word: *const c_char,
+    word_len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_hash_write_options_set_announce(opts, word, word_len) { set!(opts.announce = Some(bytes!(word, word_len).to_vec().into())) })
 }
 
 // ---- locks ----------------------------------------------------------------------------
@@ -1022,6 +1258,86 @@ mod tests {
             assert_eq!(ipc_subscribe_options_set_overflow(s, 2), ipc_result::IPC_OK);
             assert_eq!(try_ref(s, "s").unwrap().overflow, Overflow::DropNewest);
             ipc_subscribe_options_free(s);
+        }
+    }
+
+    #[test]
+    fn fleet_settings_store_and_enums_convert() {
+        let mut w: *mut ipc_worker_options = std::ptr::null_mut();
+        let mut c: *mut ipc_call_options = std::ptr::null_mut();
+        let mut h: *mut ipc_hash_write_options = std::ptr::null_mut();
+        let mut o: *mut ipc_hash_watch_options = std::ptr::null_mut();
+        // SAFETY: valid out pointers; the handles are used and freed here only.
+        unsafe {
+            assert_eq!(ipc_worker_options_new(&mut w), ipc_result::IPC_OK);
+            assert_eq!(ipc_worker_options_set_bare(w, true), ipc_result::IPC_OK);
+            assert_eq!(
+                ipc_worker_options_set_protocol(w, ipc_protocol::IPC_PROTOCOL_REDIS_IPC as c_int),
+                ipc_result::IPC_OK
+            );
+            assert_eq!(
+                ipc_worker_options_set_protocol(w, 2),
+                ipc_result::IPC_ERR_INVALID_ARGUMENT
+            );
+            let v = try_ref(w, "w").unwrap();
+            assert!(v.bare);
+            assert_eq!(v.protocol, redipc::Protocol::RedisIpc);
+            ipc_worker_options_free(w);
+
+            assert_eq!(ipc_call_options_new(&mut c), ipc_result::IPC_OK);
+            assert_eq!(try_ref(c, "c").unwrap().protocol, redipc::Protocol::Redipc);
+            assert_eq!(ipc_call_options_set_protocol(c, 1), ipc_result::IPC_OK);
+            assert_eq!(
+                try_ref(c, "c").unwrap().protocol,
+                redipc::Protocol::RedisIpc
+            );
+            ipc_call_options_free(c);
+
+            assert_eq!(ipc_hash_write_options_new(&mut h), ipc_result::IPC_OK);
+            assert_eq!(*try_ref(h, "h").unwrap(), redipc::HashWrite::new());
+            assert_eq!(
+                ipc_hash_write_options_set_channel(h, c"blinker".as_ptr(), 7),
+                ipc_result::IPC_OK
+            );
+            assert_eq!(
+                ipc_hash_write_options_set_announce(h, c"replaced".as_ptr(), 8),
+                ipc_result::IPC_OK
+            );
+            assert_eq!(
+                ipc_hash_write_options_set_timestamp(h, 2),
+                ipc_result::IPC_OK
+            );
+            assert_eq!(
+                ipc_hash_write_options_set_timestamp(h, 3),
+                ipc_result::IPC_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                *try_ref(h, "h").unwrap(),
+                redipc::HashWrite::new()
+                    .channel("blinker")
+                    .announce("replaced")
+                    .timestamp(redipc::TimestampFormat::UnixMillis)
+            );
+            assert_eq!(
+                ipc_hash_write_options_set_timestamp(h, 0),
+                ipc_result::IPC_OK
+            );
+            assert_eq!(try_ref(h, "h").unwrap().timestamp, None);
+            ipc_hash_write_options_free(h);
+
+            assert_eq!(ipc_hash_watch_options_new(&mut o), ipc_result::IPC_OK);
+            assert_eq!(
+                ipc_hash_watch_options_set_every_notification(o, true),
+                ipc_result::IPC_OK
+            );
+            assert_eq!(
+                ipc_hash_watch_options_set_channel(o, c"battery".as_ptr(), 7),
+                ipc_result::IPC_OK
+            );
+            let core = try_ref(o, "o").unwrap().to_core();
+            assert!(core.every_notification && core.initial_sync);
+            assert_eq!(core.channel.as_deref(), Some(&b"battery"[..]));
+            ipc_hash_watch_options_free(o);
         }
     }
 }

@@ -21,11 +21,12 @@ use crate::options::{ipc_worker_options, or_default};
 #[repr(C)]
 #[derive(Debug)]
 pub struct ipc_request {
-    /// The name of the queue it came from (as given to `ipc_worker_new()`).
+    /// The name of the queue it came from (as given to `ipc_worker_new()`; for a bare
+    /// worker, the list).
     pub queue: *const c_char,
     /// Length of `queue` in bytes.
     pub queue_len: usize,
-    /// The payload as sent by `ipc_send_request()`.
+    /// The payload as sent by `ipc_send_request()` (or pushed with `LPUSH` to a bare list).
     pub payload: *const c_char,
     /// Length of `payload` in bytes.
     pub payload_len: usize,
@@ -133,12 +134,39 @@ pub unsafe extern "C" fn ipc_send_request(
     })
 }
 
+/// Send a request to the Redis list `list` itself (a byte string, not empty): `LPUSH list
+/// payload`, what a redis-ipc fleet's consumer (`BRPOP list`) and a worker with
+/// `ipc_worker_options_set_bare()` take. No key of redipc's is involved; any size the
+/// client allows, including 0 bytes.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty list name or a
+/// payload over the size limit; `IPC_ERR_SERVER` (`WRONGTYPE` when the key is not a list);
+/// `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+///
+/// Thread safety: any thread, concurrently with other calls on the client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_send_request_bare(
+    client: *const ipc_client,
+    list: *const c_char,
+    list_len: usize,
+    payload: *const c_char,
+    payload_len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_send_request_bare(client, list, list_len, payload, payload_len) {
+        try_ref!(client).send_request_bare(bytes!(list, list_len), bytes!(payload, payload_len))?;
+        Ok(())
+    })
+}
+
 /// Start a worker on `n` queues (an array of byte strings, `lens` NULL for NUL-terminated
 /// names): `concurrency` loops (see `ipc_worker_options`), each on a thread and a Redis
 /// connection of its own, pop requests (one `BRPOP` over all the queues, in rotating order
 /// so that a busy queue does not starve the others) and call `cb` for each (see
 /// `ipc_request_cb`). `opts` may be NULL for the defaults (plain mode, at-most-once); it is
-/// copied and checked here.
+/// copied and checked here. With `ipc_worker_options_set_bare()` the names are the Redis
+/// lists themselves (a redis-ipc fleet's `scooter:state`, fed by `LPUSH` from any client):
+/// one `BRPOP` over all of them, FIFO per list, at-most-once.
 ///
 /// `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
 /// runs exactly once, after the last handler call returned, when the worker has stopped:
@@ -150,9 +178,9 @@ pub unsafe extern "C" fn ipc_send_request(
 /// `ipc_worker_free()`.
 ///
 /// Errors: `IPC_ERR_NULL_ARG` (`client`, `queues`, any `queues[i]`, `cb`, `out`);
-/// `IPC_ERR_INVALID_ARGUMENT` for no queue, an empty queue name, a name with `{` or `}`, or
-/// an option out of range (the message names it); `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED`
-/// if a thread cannot be started.
+/// `IPC_ERR_INVALID_ARGUMENT` for no queue, an empty queue name, a name with `{` or `}` (not
+/// refused for bare queues), an option out of range (the message names it), or a bare
+/// reliable worker; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED` if a thread cannot be started.
 ///
 /// Thread safety: any thread, concurrently with other calls on the client. The worker keeps
 /// using the client: free the worker before the client.

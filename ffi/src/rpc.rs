@@ -1,16 +1,19 @@
-//! Request/reply RPC: `ipc_call()` (caller) and `ipc_serve()` (an `ipc_server` answering
-//! with a C handler).
+//! Request/reply RPC: `ipc_call()` (caller), `ipc_serve()` (an `ipc_server` answering with
+//! a C handler) and `ipc_serve_methods()` (one C handler per method), on redipc's wire or
+//! on the JSON wire of redis-ipc fleets (`ipc_protocol`).
 //!
 //! Ownership: an `ipc_server` owns a `redipc::RpcServer` (a queue worker underneath, whose
 //! threads own the handler closure made here); `userdata_free` hangs on the core's
 //! `RpcServer::on_stopped`.
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use crate::client::ipc_client;
 use crate::convert::{UserData, into_buf, ipc_userdata_free_cb, millis, present};
-use crate::error::ipc_result;
+use crate::error::{Error, ipc_result};
 use crate::handle::{as_handle, to_boxed};
 use crate::handler::{handler_result, ipc_error_out};
 use crate::options::{ipc_call_options, ipc_worker_options, or_default};
@@ -56,8 +59,14 @@ ref_castable!(ipc_rpc_reply => Vec<u8>);
 /// (without it: `"the handler returned N"`); the caller's `ipc_call()` returns
 /// `IPC_ERR_REMOTE` with that text in its last error message.
 ///
-/// Methods: one handler serves every method of the service; switch on `call->method` (a
-/// `memcmp` against each name) and answer unknown ones with an error.
+/// Methods: a handler given to `ipc_serve()` serves every method of the service; switch on
+/// `call->method` (a `memcmp` against each name) and answer unknown ones with an error (on
+/// the redis-ipc wire a fleet's text is `ipc_error_set(err, "unknown method: <m>")`). Or
+/// give one handler per method to `ipc_serve_methods()`, which answers unknown ones itself.
+///
+/// On the redis-ipc wire (`IPC_PROTOCOL_REDIS_IPC`) `call->payload` is the request's JSON
+/// text (`null` when the envelope had none), and the reply must be JSON text: bytes that
+/// are not JSON go back to the caller as an error reply.
 ///
 /// Thread: one of the server's own threads, never the thread that called `ipc_serve()`;
 /// with a concurrency above 1, calls run in parallel with the same `userdata`. `call`,
@@ -91,23 +100,33 @@ box_castable!(ipc_server => redipc::RpcServer);
 /// Call a service: push the request (with a call id, this client's reply channel and the
 /// deadline) into the service's queue and wait for the reply of a server (`ipc_serve()`, or
 /// a Rust or Python server). `service`, `method` (length 0 for none) and `payload` are byte
-/// strings. `opts` may be NULL for the defaults (timeout 5000 ms, no fail-fast); it is
-/// copied.
+/// strings. `opts` may be NULL for the defaults (timeout 5000 ms, no fail-fast, redipc's
+/// protocol); it is copied.
 ///
 /// The first call of a client subscribes its reply channel (`{prefix}rpc:reply:<random>`,
 /// one per client, shared by all its calls); a call leaves no key and no subscription
 /// behind.
+///
+/// On the redis-ipc wire (`ipc_call_options_set_protocol()` with `IPC_PROTOCOL_REDIS_IPC`,
+/// see `ipc_protocol`) `service` is the list a fleet's server pops, `method` is UTF-8 (left
+/// out of the envelope when empty), `payload` must be JSON text and the reply is the JSON
+/// text of the server's `payload` (`null` when it sent none). The client subscribes once
+/// per list to a pattern matching its own reply channels (confirmed before the first
+/// request is pushed); a call that times out takes its request back if no server popped it.
 ///
 /// Output: on `IPC_OK`, `*reply` holds a copy of the reply of `*reply_len` bytes, owned by
 /// the caller and freed with `ipc_buf_free(*reply, *reply_len)` (never NULL, even when
 /// empty).
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` (an empty service name or one with
-/// `{`/`}`, a method name over 65535 bytes, a timeout of 0, a payload over the size limit);
-/// `IPC_ERR_REMOTE` when the handler reported an error: `ipc_last_error_message()` ends with
-/// its text; `IPC_ERR_TIMEOUT` when no reply came in time although a server is registered;
-/// `IPC_ERR_NO_SERVER` when no server of the service is registered (after the timeout, or at
-/// once with fail-fast); `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+/// `{`/`}`, a method name over 65535 bytes, a timeout of 0, a payload over the size limit;
+/// on the redis-ipc wire a payload that is not JSON, a method or list name that is not
+/// UTF-8, fail-fast); `IPC_ERR_REMOTE` when the handler reported an error:
+/// `ipc_last_error_message()` ends with its text; `IPC_ERR_TIMEOUT` when no reply came in
+/// time although a server is registered (on the redis-ipc wire, which has no registry:
+/// whenever no reply came in time); `IPC_ERR_NO_SERVER` when no server of the service is
+/// registered (after the timeout, or at once with fail-fast); `IPC_ERR_PROTOCOL` when a
+/// redis-ipc reply is not JSON of the fleet's form; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
 ///
 /// Thread safety: any thread, concurrently with other calls on the client (each call waits
 /// for its own reply); also from a handler of a worker or server.
@@ -138,12 +157,19 @@ pub unsafe extern "C" fn ipc_call(
 
 /// Answer calls to `service` (a byte string: not empty, without `{` or `}`) with `cb` (see
 /// `ipc_rpc_cb`). `opts` may be NULL for the defaults; of the worker options, concurrency
-/// (calls in parallel, each loop on a thread and a connection of its own), block timeout
-/// and report callback apply (RPC is at-most-once, one call at a time per loop). Requests
-/// whose deadline already passed are dropped without running the handler. Several servers
-/// (in any process and language) may serve one service: each call is answered by one of
-/// them. Returns once the server is announced, so a fail-fast call made right after finds
-/// it.
+/// (calls in parallel, each loop on a thread and a connection of its own), block timeout,
+/// protocol and report callback apply (RPC is at-most-once, one call at a time per loop).
+/// Requests whose deadline already passed are dropped without running the handler (and
+/// without a reply). Several servers (in any process and language) may serve one service:
+/// each call is answered by one of them. Returns once the server is announced, so a
+/// fail-fast call made right after finds it.
+///
+/// On the redis-ipc wire (`ipc_worker_options_set_protocol()` with
+/// `IPC_PROTOCOL_REDIS_IPC`, see `ipc_protocol`) `service` is the Redis list a fleet's
+/// callers push to (`{` and `}` allowed); the handler gets the envelope's method and JSON
+/// payload, and its reply (JSON text) or error text is published on the envelope's reply
+/// channel as `{"ok":true,"payload":..}` / `{"ok":false,"error":".."}`. Nothing is
+/// announced (the fleet has no registry).
 ///
 /// `userdata` (may be NULL) is passed to every handler call. `userdata_free` (may be NULL)
 /// runs exactly once, after the last handler call returned, when the server has stopped
@@ -173,19 +199,8 @@ pub unsafe extern "C" fn ipc_serve(
     out: *mut *mut ipc_server,
 ) -> ipc_result {
     ffi_boundary!(ipc_serve(client, service, service_len, #[nullable] opts, cb, #[nullable] userdata, #[nullable] userdata_free, out) {
-        let cb = callback!(cb);
         let userdata = UserData(userdata);
-        let handler = move |c: &redipc::Call| {
-            let (method, method_len) = present(&c.method);
-            let (payload, payload_len) = present(&c.payload);
-            let deadline_ms = c.deadline.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-            let info = ipc_call_info { method, method_len, payload, payload_len, deadline_ms };
-            let mut answer = Vec::new();
-            // SAFETY: the caller gave `cb` to be called with `userdata` on the server's
-            // threads; `info`, `answer` and `err` outlive the call.
-            handler_result(|err| unsafe { cb(userdata.ptr(), &info, as_handle(&mut answer), err) })?;
-            Ok(answer)
-        };
+        let handler = rpc_handler(callback!(cb), userdata);
         // SAFETY: `opts` is NULL or a live handle (C's contract).
         let opts = unsafe { or_default(opts) };
         let server = try_ref!(client).serve_with(bytes!(service, service_len), handler, opts)?;
@@ -193,6 +208,140 @@ pub unsafe extern "C" fn ipc_serve(
         put!(out, to_boxed(server));
         Ok(())
     })
+}
+
+/// One method of `ipc_serve_methods()`: its name and its handler.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ipc_rpc_method {
+    /// The method name (UTF-8; not NUL-terminated).
+    pub name: *const c_char,
+    /// Length of `name` in bytes.
+    pub name_len: usize,
+    /// The handler of calls to this method (see `ipc_rpc_cb`); never NULL.
+    pub cb: ipc_rpc_cb,
+}
+
+/// Answer calls to `service` (a byte string) by method: a call whose method is the `name`
+/// of one of the `n` entries of `methods` (copied; `methods` may be NULL when `n` is 0) runs
+/// that entry's `cb`; any other call is answered with an error without running a handler:
+/// `unknown method: <m>`
+/// on the redis-ipc wire (`ipc_worker_options_set_protocol()`: the fleet's words),
+/// `unknown method "<m>"` on redipc's. Everything else is as for `ipc_serve()`: the options
+/// that apply, the threads, the deadline, `userdata` (passed to every handler call, of
+/// every method) and `userdata_free` (exactly once, after the last handler call returned,
+/// when the server has stopped; never if this call fails). When a name appears twice, the
+/// later entry is used.
+///
+/// A server that routes methods itself uses `ipc_serve()` and switches on `call->method`;
+/// to answer an unknown method as a fleet does it sets the same text with
+/// `ipc_error_set(err, "unknown method: <m>")` and returns non-zero.
+///
+/// Output: on `IPC_OK`, `*out` is the running server, owned by the caller; free it with
+/// `ipc_server_free()`.
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`client`, `service`, `methods` when `n > 0`, any `name` or
+/// `cb` of an entry, `out`); `IPC_ERR_INVALID_ARGUMENT` for a method name that is not
+/// UTF-8, and as for `ipc_serve()`; `IPC_ERR_CLOSED`; `IPC_ERR_UNSUPPORTED`;
+/// `IPC_ERR_TIMEOUT` / `IPC_ERR_CONNECTION` when the announcement fails.
+///
+/// Thread safety: any thread, concurrently with other calls on the client. The server keeps
+/// using the client: free the server before the client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_serve_methods(
+    client: *const ipc_client,
+    service: *const c_char,
+    service_len: usize,
+    methods: *const ipc_rpc_method,
+    n: usize,
+    opts: *const ipc_worker_options,
+    userdata: *mut c_void,
+    userdata_free: ipc_userdata_free_cb,
+    out: *mut *mut ipc_server,
+) -> ipc_result {
+    ffi_boundary!(ipc_serve_methods(client, service, service_len, #[nullable] methods, n, #[nullable] opts, #[nullable] userdata, #[nullable] userdata_free, out) {
+        let userdata = UserData(userdata);
+        // SAFETY: `methods` holds `n` entries (C's contract).
+        let methods = unsafe { methods_arg(methods, n, userdata) }?;
+        // SAFETY: `opts` is NULL or a live handle (C's contract).
+        let opts = unsafe { or_default(opts) };
+        let server = try_ref!(client).serve_methods_with(bytes!(service, service_len), methods, opts)?;
+        server.on_stopped(userdata.release(userdata_free));
+        put!(out, to_boxed(server));
+        Ok(())
+    })
+}
+
+/// The core's handler calling the C handler `cb` with `userdata`.
+fn rpc_handler(
+    cb: unsafe extern "C" fn(
+        *mut c_void,
+        *const ipc_call_info,
+        *mut ipc_rpc_reply,
+        *mut ipc_error_out,
+    ) -> c_int,
+    userdata: UserData,
+) -> impl Fn(&redipc::Call) -> redipc::Result<Vec<u8>> + Send + Sync + 'static {
+    move |c: &redipc::Call| {
+        let (method, method_len) = present(&c.method);
+        let (payload, payload_len) = present(&c.payload);
+        let deadline_ms = c
+            .deadline
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let info = ipc_call_info {
+            method,
+            method_len,
+            payload,
+            payload_len,
+            deadline_ms,
+        };
+        let mut answer = Vec::new();
+        // SAFETY: the caller gave `cb` to be called with `userdata` on the server's
+        // threads; `info`, `answer` and `err` outlive the call.
+        handler_result(|err| unsafe { cb(userdata.ptr(), &info, as_handle(&mut answer), err) })?;
+        Ok(answer)
+    }
+}
+
+/// The `n` methods at `methods` as the core's method table, each calling its C handler with
+/// `userdata`.
+///
+/// # Safety
+/// `methods` is NULL or holds `n` entries whose names are readable for their lengths.
+unsafe fn methods_arg(
+    methods: *const ipc_rpc_method,
+    n: usize,
+    userdata: UserData,
+) -> Result<HashMap<String, redipc::RpcHandler>, Error> {
+    if n == 0 {
+        return Ok(HashMap::new());
+    }
+    if methods.is_null() {
+        return Err(Error::null_arg("methods"));
+    }
+    if n > isize::MAX as usize / size_of::<ipc_rpc_method>() {
+        return Err(Error::invalid(format!("`n`: count {n} is too large")));
+    }
+    // SAFETY: not NULL and holds `n` entries (caller contract); the size fits.
+    let list = unsafe { std::slice::from_raw_parts(methods, n) };
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (name, name_len) = (m.name, m.name_len);
+            let name = std::str::from_utf8(bytes!(name, name_len))
+                .map_err(|e| Error::invalid(format!("`methods[{i}].name` is not UTF-8: {e}")))?;
+            let cb = m.cb.ok_or_else(|| {
+                Error::new(
+                    ipc_result::IPC_ERR_NULL_ARG,
+                    format!("argument `methods[{i}].cb` is NULL"),
+                )
+            })?;
+            let handler: redipc::RpcHandler = Arc::new(rpc_handler(cb, userdata));
+            Ok((name.to_string(), handler))
+        })
+        .collect()
 }
 
 /// Inside an `ipc_rpc_cb`: set the reply bytes (a byte string, copied). A second call

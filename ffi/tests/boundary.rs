@@ -205,17 +205,22 @@ fn every_exported_function_is_in_the_header() {
 }
 
 /// The parameter order of the header's conventions: the handle and inputs, then options,
-/// then callback, userdata, userdata_free, then the out-parameters.
+/// then callback, userdata, userdata_free, then the out-parameters. An out-parameter is a
+/// `*mut *mut`, any `*mut` of a plain type in a function that has one, or a `*mut` of a
+/// plain type in the trailing run of `*mut`s (`bool *existed` after the options).
 #[test]
 fn parameters_come_in_the_one_order() {
     let mut problems = Vec::new();
     for f in exported() {
         let who = format!("{}: {}", f.file, f.name);
+        let plain_mut = |t: &str| t.starts_with("*mut") && !t.contains("c_void");
         let kinds: Vec<&str> = f
             .params
             .iter()
-            .map(|(n, t)| {
-                let has_out = f.params.iter().any(|(_, t)| t.starts_with("*mut *mut"));
+            .enumerate()
+            .map(|(i, (n, t))| {
+                let has_out = f.params.iter().any(|(_, t)| t.starts_with("*mut *mut"))
+                    || f.params[i..].iter().all(|(_, t)| plain_mut(t));
                 if n == "userdata_free" {
                     "free"
                 } else if n == "userdata" {

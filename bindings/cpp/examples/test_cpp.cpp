@@ -394,6 +394,104 @@ void test_state_and_streams(const std::string &url) {
     c.cache_delete(k("cache"));
 }
 
+// Joining a redis-ipc fleet: the fleet's side is played with raw commands.
+void test_fleet(const std::string &url) {
+    redipc::client c(url), raw(url);
+    // Bare queues both ways.
+    auto seen = std::make_shared<counter>();
+    {
+        auto w = c.worker({k("scooter:state"), k("scooter:seatbox")}, [seen](const redipc::request &r) {
+            seen->add(std::string(r.queue()) + " " + std::string(r.payload()));
+        }, redipc::worker_options().bare(true).block_timeout_ms(100));
+        raw.command("LPUSH", k("scooter:state"), "lock");
+        raw.command("LPUSH", k("scooter:seatbox"), "open");
+        CHECK(wait_for([&] { return seen->size() == 2; }));
+        auto got = seen->copy();
+        std::sort(got.begin(), got.end());
+        CHECK((got == std::vector<std::string>{k("scooter:seatbox") + " open", k("scooter:state") + " lock"}));
+    }
+    c.send_request_bare(k("out"), "unlock");
+    auto popped = raw.command("BRPOP", k("out"), "1");
+    CHECK(popped.size() == 2 && popped[1].str() == "unlock");
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT,
+                 c.worker({k("x")}, [](const redipc::request &) {}, redipc::worker_options().bare(true).reliable(true)));
+
+    // RPC on the redis-ipc wire: serve_methods answered by a C++ caller on the same wire.
+    redipc::worker_options fleet;
+    fleet.protocol(IPC_PROTOCOL_REDIS_IPC).block_timeout_ms(100);
+    redipc::call_options json;
+    json.protocol(IPC_PROTOCOL_REDIS_IPC).timeout_ms(5000);
+    {
+        auto s = c.serve_methods(k("rpc"), {
+            {"ping", [](const redipc::call_info &) -> std::string { return "\"pong\""; }},
+            {"echo", [](const redipc::call_info &call) { return std::string(call.payload()); }},
+            {"fail", [](const redipc::call_info &) -> std::string { throw std::runtime_error("no way"); }},
+        }, fleet);
+        CHECK(c.call(k("rpc"), "null", "ping", json) == "\"pong\"");
+        CHECK(c.call(k("rpc"), "{\"a\":1}", "echo", json) == "{\"a\":1}");
+        auto e = EXPECT_ERROR(IPC_ERR_REMOTE, c.call(k("rpc"), "null", "jump", json));
+        CHECK(e && e->message().find("unknown method: jump") != std::string::npos);
+        e = EXPECT_ERROR(IPC_ERR_REMOTE, c.call(k("rpc"), "null", "fail", json));
+        CHECK(e && e->message().find("no way") != std::string::npos);
+        EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, c.call(k("rpc"), "not json", "ping", json));
+    }
+    // A fleet server played by hand: BRPOP the envelope, PUBLISH the reply.
+    {
+        std::string answer;
+        std::thread caller([&] { answer = c.call(k("nav"), "{\"to\":\"home\"}", "plan", json); });
+        auto env = raw.command("BRPOP", k("nav"), "5");
+        std::string e = env.size() == 2 ? env[1].string() : "";
+        auto at = e.find("\"reply_channel\":\"");
+        auto end = at == std::string::npos ? at : e.find('"', at + 17);
+        std::string channel = end == std::string::npos ? "" : e.substr(at + 17, end - at - 17);
+        CHECK(e.find("\"method\":\"plan\"") != std::string::npos);
+        CHECK(e.find("\"payload\":{\"to\":\"home\"}") != std::string::npos);
+        CHECK(channel.rfind(k("nav") + ":reply:", 0) == 0);
+        raw.command("PUBLISH", channel, "{\"ok\":true,\"payload\":[1,2,3]}");
+        caller.join();
+        CHECK(answer == "[1,2,3]");
+    }
+
+    // Hash state: every notification, events, the fleet's clear; writes in its words.
+    auto log = std::make_shared<counter>();
+    raw.command("HSET", k("keycard"), "uid", "04ab");
+    {
+        auto w = c.hash_watch(k("keycard"),
+            [log](std::string_view f, std::optional<std::string_view> v) {
+                log->add(std::string(f) + "=" + std::string(v.value_or("<gone>")));
+            },
+            [log](std::string_view e) { log->add("event:" + std::string(e)); },
+            redipc::hash_watch_options().every_notification(true));
+        CHECK(wait_for([&] { return log->size() == 1; }));
+        raw.command("PUBLISH", k("keycard"), "uid");
+        CHECK(wait_for([&] { return log->size() == 2; }));  // read before the DEL below
+        raw.command("PUBLISH", k("keycard"), "seatbox:opened");
+        raw.command("DEL", k("keycard"));
+        raw.command("PUBLISH", k("keycard"), "cleared");
+        CHECK(wait_for([&] { return log->size() == 4; }));
+    }
+    CHECK((log->copy() == std::vector<std::string>{"uid=04ab", "uid=04ab", "event:seatbox:opened", "uid=<gone>"}));
+    auto msgs = std::make_shared<counter>();
+    {
+        auto sub = raw.subscribe(k("vehicle"), [msgs](const redipc::message &m) {
+            if (m.is_message()) msgs->add(std::string(m.payload()));
+        });
+        c.hash_set(k("vehicle"), "state", "ready", redipc::hash_write_options().timestamp(IPC_TIMESTAMP_UNIX_MS));
+        c.hash_set_many(k("vehicle"), {{"a", "1"}, {"b", "2"}}, redipc::hash_write_options().announce("blinker:state"));
+        c.hash_replace_all(k("vehicle"), {{"a", "1"}}, redipc::hash_write_options().announce("replaced"));
+        c.hash_clear(k("vehicle"));
+        CHECK(wait_for([&] { return msgs->size() == 4; }));
+        CHECK((msgs->copy() == std::vector<std::string>{"state", "blinker:state", "replaced", "cleared"}));
+    }
+    // Faults.
+    CHECK(c.fault_set(k("battery"), 35, "too hot"));
+    CHECK(!c.fault_set(k("battery"), 35, "too hot"));
+    CHECK(raw.command("SISMEMBER", k("battery") + ":fault", "35").integer() == 1);
+    CHECK(c.fault_clear(k("battery"), 35));
+    CHECK(!c.fault_clear(k("battery"), 35));
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, c.fault_set(k("battery"), 0, "x"));
+}
+
 void test_lifecycle_groups_and_reports(const std::string &url) {
     // A worker stopped from inside its own handler: the stop is asked for and returns at
     // once; the handler's box is freed (userdata_free) once it returned.
@@ -529,6 +627,7 @@ int main(int argc, char **argv) {
         {"transactions", test_transactions}, {"queues and rpc", test_queues_and_rpc},
         {"state and streams", test_state_and_streams}, {"poll mode", test_poll_mode},
         {"lifecycle, groups and reports", test_lifecycle_groups_and_reports},
+        {"fleet", test_fleet},
     };
     for (const auto &t : tests) {
         int before = failed;
