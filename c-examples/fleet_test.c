@@ -8,8 +8,8 @@
  *     refused;
  *   - RPC on the redis-ipc JSON wire: a fleet caller (SUBSCRIBE <list>:reply:<id>, LPUSH the
  *     envelope) against ipc_serve() and ipc_serve_methods() with and without a method: the
- *     reply, the error form, the unknown method, an expired deadline (no reply, the handler
- *     never runs); ipc_call() against a fleet server played by hand (BRPOP, PUBLISH): the
+ *     reply (no reply set: null), the error form, a reply that is not JSON, the unknown
+ *     method, an expired deadline (no reply, the handler never runs); ipc_call() against a fleet server played by hand (BRPOP, PUBLISH): the
  *     exact envelope with and without a method, the reply, the error reply, nobody answering
  *     (a timeout, the request taken back); 16 concurrent C callers against a C server; a
  *     payload that is not JSON and fail-fast refused before sending; a call whose deadline
@@ -377,6 +377,7 @@ static int speed_cb(void *userdata, const ipc_call_info *call, ipc_rpc_reply *re
         CHECK_OK(ipc_rpc_reply_set(reply, out, strlen(out)));
         return 0;
     }
+    if (strstr(payload, "\"nothing\"")) return 0; /* no reply set: JSON null */
     CHECK_OK(ipc_rpc_reply_set(reply, "not json", 8));
     return 0;
 }
@@ -476,6 +477,9 @@ static void test_rpc_fleet_calls_c(ipc_client *c, ipc_client *raw) {
     /* The error form. */
     CHECK(fleet_call(raw, list, NULL, "{\"fail\":true}", deadline, reply, sizeof reply, 5000));
     CHECK(strcmp(reply, "{\"ok\":false,\"error\":\"cannot do that\"}") == 0);
+    /* No reply set (0 bytes) is JSON null. */
+    CHECK(fleet_call(raw, list, NULL, "\"nothing\"", deadline, reply, sizeof reply, 5000));
+    CHECK(strcmp(reply, "{\"ok\":true,\"payload\":null}") == 0);
     /* A reply that is not JSON goes back as an error reply. */
     CHECK(fleet_call(raw, list, NULL, "[]", deadline, reply, sizeof reply, 5000));
     {

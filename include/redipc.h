@@ -413,8 +413,9 @@ typedef enum {
      * without replying, and publishes `{"ok":true,"payload":..}` or
      * `{"ok":false,"error":"<text>"}` on the reply channel. Payloads and replies are JSON
      * text given and returned as bytes (no JSON library needed in C): a request payload that
-     * is not JSON is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and a
-     * handler's reply that is not JSON goes back to the caller as an error reply. There is
+     * is not JSON is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent; a
+     * handler's empty reply (0 bytes, none set) is sent as JSON `null`, and one that is not
+     * JSON goes back to the caller as an error reply. There is
      * no server registry: a call nobody answers fails with `IPC_ERR_TIMEOUT`, and fail-fast
      * is refused.
      */
@@ -1069,8 +1070,9 @@ typedef struct {
  * give one handler per method to `ipc_serve_methods()`, which answers unknown ones itself.
  *
  * On the redis-ipc wire (`IPC_PROTOCOL_REDIS_IPC`) `call->payload` is the request's JSON
- * text (`null` when the envelope had none), and the reply must be JSON text: bytes that
- * are not JSON go back to the caller as an error reply.
+ * text (`null` when the envelope had none), and the reply must be JSON text: none at all
+ * (0 bytes) is sent as `null`, other bytes that are not JSON go back to the caller as an
+ * error reply.
  *
  * Thread: one of the server's own threads, never the thread that called `ipc_serve()`;
  * with a concurrency above 1, calls run in parallel with the same `userdata`. `call`,
@@ -2994,9 +2996,8 @@ ipc_result ipc_serve(const ipc_client *client,
  * Answer calls to `service` (a byte string) by method: a call whose method is the `name`
  * of one of the `n` entries of `methods` (copied; `methods` may be NULL when `n` is 0) runs
  * that entry's `cb`; any other call is answered with an error without running a handler:
- * `unknown method: <m>`
- * on the redis-ipc wire (`ipc_worker_options_set_protocol()`: the fleet's words),
- * `unknown method "<m>"` on redipc's. Everything else is as for `ipc_serve()`: the options
+ * `unknown method: <m>` on the redis-ipc wire (`ipc_worker_options_set_protocol()`: the
+ * fleet's words), `unknown method "<m>"` on redipc's. Everything else is as for `ipc_serve()`: the options
  * that apply, the threads, the deadline, `userdata` (passed to every handler call, of
  * every method) and `userdata_free` (exactly once, after the last handler call returned,
  * when the server has stopped; never if this call fails). When a name appears twice, the

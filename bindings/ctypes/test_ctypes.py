@@ -992,7 +992,7 @@ def test_fleet_bare_queues_and_json_rpc(client: r.Client, make_client: Callable[
     with pytest.raises(r.InvalidArgument):
         client.worker("x", lambda q: None, bare=True, reliable=True)
 
-    methods = {"ping": lambda c: '"pong"', "echo": lambda c: c.payload}
+    methods = {"ping": lambda c: '"pong"', "echo": lambda c: c.payload, "none": lambda c: None}
     with client.serve_methods("motion:rpc", methods, protocol="redis-ipc", block_timeout_ms=100):
         # The fleet's caller: SUBSCRIBE the reply channel, then LPUSH the envelope.
         replies: List[Any] = []
@@ -1007,6 +1007,7 @@ def test_fleet_bare_queues_and_json_rpc(client: r.Client, make_client: Callable[
             wait_until(lambda: len(replies) == 2, "the second reply")
         assert replies == [b'{"ok":true,"payload":"pong"}', b'{"ok":false,"error":"unknown method: jump"}']
         assert client.call("motion:rpc", '{"a":1}', method="echo", protocol="redis-ipc") == b'{"a":1}'
+        assert client.call("motion:rpc", "1", method="none", protocol="redis-ipc") == b"null"
         with pytest.raises(r.RemoteError, match="unknown method: fly"):
             client.call("motion:rpc", "null", method="fly", protocol="redis-ipc")
         with pytest.raises(r.InvalidArgument, match="not JSON"):

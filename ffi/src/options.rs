@@ -480,8 +480,9 @@ pub enum ipc_protocol {
     /// without replying, and publishes `{"ok":true,"payload":..}` or
     /// `{"ok":false,"error":"<text>"}` on the reply channel. Payloads and replies are JSON
     /// text given and returned as bytes (no JSON library needed in C): a request payload that
-    /// is not JSON is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent, and a
-    /// handler's reply that is not JSON goes back to the caller as an error reply. There is
+    /// is not JSON is refused with `IPC_ERR_INVALID_ARGUMENT` before anything is sent; a
+    /// handler's empty reply (0 bytes, none set) is sent as JSON `null`, and one that is not
+    /// JSON goes back to the caller as an error reply. There is
     /// no server registry: a call nobody answers fails with `IPC_ERR_TIMEOUT`, and fail-fast
     /// is refused.
     IPC_PROTOCOL_REDIS_IPC = 1,

@@ -425,10 +425,12 @@ void test_fleet(const std::string &url) {
         auto s = c.serve_methods(k("rpc"), {
             {"ping", [](const redipc::call_info &) -> std::string { return "\"pong\""; }},
             {"echo", [](const redipc::call_info &call) { return std::string(call.payload()); }},
+            {"none", [](const redipc::call_info &) { return std::string(); }},
             {"fail", [](const redipc::call_info &) -> std::string { throw std::runtime_error("no way"); }},
         }, fleet);
         CHECK(c.call(k("rpc"), "null", "ping", json) == "\"pong\"");
         CHECK(c.call(k("rpc"), "{\"a\":1}", "echo", json) == "{\"a\":1}");
+        CHECK(c.call(k("rpc"), "1", "none", json) == "null");
         auto e = EXPECT_ERROR(IPC_ERR_REMOTE, c.call(k("rpc"), "null", "jump", json));
         CHECK(e && e->message().find("unknown method: jump") != std::string::npos);
         e = EXPECT_ERROR(IPC_ERR_REMOTE, c.call(k("rpc"), "null", "fail", json));
