@@ -885,6 +885,11 @@ static void test_hash_watch_fleet(ipc_client *c, ipc_client *raw) {
     sleep_ms(100);
     CHECK(seen_count(&s) == 1);
     ipc_hash_watcher_free(w);
+    w = NULL;
+    CHECK_OK(ipc_hash_watch_options_set_channel(o, "", 0));
+    CHECK_RC(ipc_hash_watch(c, battery, strlen(battery), o, seen_field, NULL, &s, NULL, &w),
+             IPC_ERR_INVALID_ARGUMENT);
+    CHECK(w == NULL);
     ipc_hash_watch_options_free(o);
     pthread_mutex_destroy(&s.mu);
 }
