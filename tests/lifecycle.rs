@@ -420,3 +420,33 @@ fn reports_of_every_kind_reach_the_hook_typed() {
     sub.close();
     assert!(!has(&reports, |r| r.source == ReportSource::Subscription));
 }
+
+/// Closing the client ends every handle made from it on its own (no `stop()` needed), and
+/// each runs its `on_stopped` once: a C `userdata_free` or a Python release is not lost.
+#[test]
+fn closing_the_client_stops_its_handles_and_runs_on_stopped_once() {
+    let server = Server::start();
+    for (name, start) in KINDS {
+        let c = connect(&server.unix_url());
+        let (h, _trigger) = start(&c, Arc::new(|| {}));
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let n = stopped.clone();
+        h.on_stopped(Box::new(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        }));
+        c.close();
+        wait_for(&format!("{name}: stopped after the client closed"), || {
+            h.is_stopped()
+        });
+        assert_eq!(stopped.load(Ordering::SeqCst), 1, "{name}");
+        let t = Instant::now();
+        h.stop(Duration::from_secs(5)).unwrap();
+        drop(h);
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{name}: {:?}",
+            t.elapsed()
+        );
+        assert_eq!(stopped.load(Ordering::SeqCst), 1, "{name}");
+    }
+}

@@ -445,7 +445,8 @@ impl LoopConn {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.drop_wire();
-                Err(e)
+                // The client was closed under the call: say so, not "connection lost".
+                Err(if conn.is_closed() { Error::closed() } else { e })
             }
             Err(_) => {
                 self.drop_wire();

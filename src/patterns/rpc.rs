@@ -232,13 +232,16 @@ impl RpcServer {
     }
 }
 
-/// Remove `member` from the servers set once the presence task ended (so no late renewal
-/// re-adds it).
+/// End the presence task, then remove `member` from the servers set (after it, so no late
+/// renewal re-adds it: a renewal already sent is ahead of the removal on the connection).
+/// The task is aborted, not waited for: the server may stop without `stop()` (its client
+/// closed), and then nothing else ends the task.
 fn withdraw(client: Client, task: tokio::task::JoinHandle<()>, key: Vec<u8>, member: String) {
     let mut cmd = redis::cmd("ZREM");
     cmd.arg(key).arg(member);
     let c = client.clone();
     let work = async move {
+        task.abort();
         let _ = task.await;
         let _ = c.run_cmd(&cmd).await;
     };
