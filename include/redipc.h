@@ -1263,8 +1263,10 @@ const char *ipc_version(void);
  * Every call that returns `ipc_result` clears it when it starts and sets it when it
  * fails; other calls (reply accessors) set it when they fail and otherwise leave it.
  *
- * Lifetime: the string belongs to the library and stays valid until the next redipc call
- * on this thread; copy it to keep it. Never NULL.
+ * Lifetime: the string belongs to the library and stays valid until the next call on this
+ * thread that fails has returned (so it may be passed to another redipc call, such as
+ * `ipc_error_set()`, which clears the last error when it starts); copy it to keep it
+ * longer. Never NULL.
  *
  * Thread safety: each thread has its own last error.
  */
@@ -1275,8 +1277,8 @@ const char *ipc_last_error_message(void);
  * reply of the server (`IPC_ERR_SERVER`): `"WRONGTYPE"`, `"ERR"`, `"NOSCRIPT"`, ...;
  * `""` otherwise.
  *
- * Lifetime: as `ipc_last_error_message()`: valid until the next redipc call on this
- * thread. Never NULL. Thread safety: per thread.
+ * Lifetime: as `ipc_last_error_message()`: valid until the next failing call on this
+ * thread has returned. Never NULL. Thread safety: per thread.
  */
 const char *ipc_last_error_code(void);
 

@@ -215,15 +215,38 @@ impl From<redipc::Error> for Error {
     }
 }
 
+/// The thread's last error. Clearing only marks it cleared: the strings stay until the next
+/// error replaces them, so a pointer from `ipc_last_error_message()` may be passed to another
+/// call (say `ipc_error_set()`) that starts by clearing it.
 struct LastError {
     message: CString,
     code: CString,
+    set: bool,
+}
+
+impl LastError {
+    fn message(&self) -> *const c_char {
+        if self.set {
+            self.message.as_ptr()
+        } else {
+            c"".as_ptr()
+        }
+    }
+
+    fn code(&self) -> *const c_char {
+        if self.set {
+            self.code.as_ptr()
+        } else {
+            c"".as_ptr()
+        }
+    }
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
         message: CString::default(),
         code: CString::default(),
+        set: false,
     });
 }
 
@@ -235,11 +258,8 @@ fn c_string(text: &str) -> CString {
 /// Forget the thread's last error (calls returning `ipc_result` do it when they start).
 pub(crate) fn clear_last_error() {
     let _ = LAST_ERROR.try_with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut()
-            && !(l.message.is_empty() && l.code.is_empty())
-        {
-            l.message = CString::default();
-            l.code = CString::default();
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.set = false;
         }
     });
 }
@@ -252,6 +272,7 @@ pub(crate) fn set_last_error(function: &str, e: Error) {
         if let Ok(mut l) = l.try_borrow_mut() {
             l.message = message;
             l.code = code;
+            l.set = true;
         }
     });
 }
@@ -263,15 +284,17 @@ pub(crate) fn set_last_error(function: &str, e: Error) {
 /// Every call that returns `ipc_result` clears it when it starts and sets it when it
 /// fails; other calls (reply accessors) set it when they fail and otherwise leave it.
 ///
-/// Lifetime: the string belongs to the library and stays valid until the next redipc call
-/// on this thread; copy it to keep it. Never NULL.
+/// Lifetime: the string belongs to the library and stays valid until the next call on this
+/// thread that fails has returned (so it may be passed to another redipc call, such as
+/// `ipc_error_set()`, which clears the last error when it starts); copy it to keep it
+/// longer. Never NULL.
 ///
 /// Thread safety: each thread has its own last error.
 #[unsafe(no_mangle)]
 pub extern "C" fn ipc_last_error_message() -> *const c_char {
     ffi_boundary!(ipc_last_error_message() {
         Ok(LAST_ERROR
-            .try_with(|l| l.try_borrow().map(|l| l.message.as_ptr()).ok())
+            .try_with(|l| l.try_borrow().map(|l| l.message()).ok())
             .ok()
             .flatten()
             .unwrap_or(c"".as_ptr()))
@@ -282,13 +305,13 @@ pub extern "C" fn ipc_last_error_message() -> *const c_char {
 /// reply of the server (`IPC_ERR_SERVER`): `"WRONGTYPE"`, `"ERR"`, `"NOSCRIPT"`, ...;
 /// `""` otherwise.
 ///
-/// Lifetime: as `ipc_last_error_message()`: valid until the next redipc call on this
-/// thread. Never NULL. Thread safety: per thread.
+/// Lifetime: as `ipc_last_error_message()`: valid until the next failing call on this
+/// thread has returned. Never NULL. Thread safety: per thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn ipc_last_error_code() -> *const c_char {
     ffi_boundary!(ipc_last_error_code() {
         Ok(LAST_ERROR
-            .try_with(|l| l.try_borrow().map(|l| l.code.as_ptr()).ok())
+            .try_with(|l| l.try_borrow().map(|l| l.code()).ok())
             .ok()
             .flatten()
             .unwrap_or(c"".as_ptr()))
@@ -319,6 +342,19 @@ mod tests {
     fn text(p: *const c_char) -> String {
         // SAFETY: the functions under test return NUL-terminated strings.
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn the_last_message_outlives_the_clear_of_the_next_call() {
+        set_last_error("f", Error::new(ipc_result::IPC_ERR_TIMEOUT, "slow"));
+        let p = ipc_last_error_message();
+        // The next call clears it when it starts (`ipc_error_set(err, p)` reads `p` then).
+        clear_last_error();
+        assert_eq!(text(p), "f: slow");
+        assert_eq!(text(ipc_last_error_message()), "");
+        assert_eq!(text(ipc_last_error_code()), "");
+        set_last_error("g", Error::new(ipc_result::IPC_ERR_CLOSED, "gone"));
+        assert_eq!(text(ipc_last_error_message()), "g: gone");
     }
 
     #[test]
