@@ -10,6 +10,10 @@ use crate::report::ErrorHook;
 /// The largest bulk string Redis accepts by default (`proto-max-bulk-len`, 512 MiB).
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
 
+/// The largest reply the client accepts by default (1 GiB): a reply growing past it is a
+/// protocol error that drops the connection, not a buffer without limit.
+pub const DEFAULT_MAX_REPLY_SIZE: usize = 1024 * 1024 * 1024;
+
 /// How a broken connection is re-established: capped exponential backoff with jitter.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -74,8 +78,14 @@ pub struct Options {
     /// Reconnection policy.
     pub reconnect: ReconnectPolicy,
     /// Largest value accepted in one argument; larger ones are refused before anything is
-    /// sent. The smaller of this and the server's `proto-max-bulk-len` applies.
+    /// sent. The smaller of this and the server's `proto-max-bulk-len` applies. A reply
+    /// announcing a longer string is a protocol error (the connection is dropped) before
+    /// anything of it is buffered.
     pub max_value_size: usize,
+    /// Largest reply accepted (default 1 GiB): a reply, or a pub/sub message, that grows
+    /// past it before it is complete is a protocol error that drops that connection (it
+    /// is re-established), instead of memory growing with what the server announces.
+    pub max_reply_size: usize,
     /// How often the idle pub/sub connection is checked with a PING; a connection that
     /// does not answer is declared dead within about 1.5 times this (default 3 s).
     pub health_check_interval: Duration,
@@ -105,6 +115,7 @@ impl std::fmt::Debug for Options {
             .field("resp3", &self.resp3)
             .field("reconnect", &self.reconnect)
             .field("max_value_size", &self.max_value_size)
+            .field("max_reply_size", &self.max_reply_size)
             .field("health_check_interval", &self.health_check_interval)
             .field("stream_maxlen", &self.stream_maxlen)
             .field("poll_mode", &self.poll_mode)
@@ -127,6 +138,7 @@ impl Default for Options {
             resp3: true,
             reconnect: ReconnectPolicy::default(),
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
             health_check_interval: Duration::from_secs(3),
             poll_mode: false,
             stream_maxlen: 100_000,
@@ -192,6 +204,19 @@ impl Options {
         self.max_value_size = bytes;
         self
     }
+    /// Set the largest accepted reply size.
+    pub fn max_reply_size(mut self, bytes: usize) -> Self {
+        self.max_reply_size = bytes;
+        self
+    }
+
+    /// The limits replies are read with.
+    pub(crate) fn limits(&self) -> crate::net::resp::Limits {
+        crate::net::resp::Limits {
+            value: self.max_value_size,
+            reply: self.max_reply_size,
+        }
+    }
 
     /// Set the pub/sub health-check interval.
     pub fn health_check_interval(mut self, t: Duration) -> Self {
@@ -241,6 +266,9 @@ impl Options {
         }
         if self.max_value_size == 0 {
             return Err(Error::invalid("max_value_size must be at least 1 byte"));
+        }
+        if self.max_reply_size < 64 {
+            return Err(Error::invalid("max_reply_size must be at least 64 bytes"));
         }
         Ok(())
     }

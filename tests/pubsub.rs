@@ -880,3 +880,34 @@ fn group_routes_run_outside_the_lock_and_their_on_removed_runs_once() {
     drop(group);
     assert_eq!(*removed.lock().unwrap(), ["a", "b", "b2"]);
 }
+
+/// One outage, one `Disconnected`: not one per reconnect attempt that fails during it.
+#[test]
+fn an_outage_gives_one_disconnected_then_one_reactivated() {
+    let mut server = Server::start();
+    let c = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().connect_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let sub = c.subscribe(&["ch"], SubscribeOptions::default()).unwrap();
+    assert!(matches!(
+        sub.next(Some(Duration::from_secs(2))).unwrap(),
+        Some(Event::Activated { .. })
+    ));
+    server.kill();
+    // Long enough for several failed reconnect attempts (10 ms doubling).
+    std::thread::sleep(Duration::from_millis(1000));
+    server.restart();
+    let mut kinds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !kinds.contains(&"reactivated") && Instant::now() < deadline {
+        match sub.next(Some(Duration::from_millis(200))).unwrap() {
+            Some(Event::Disconnected { .. }) => kinds.push("disconnected"),
+            Some(Event::Reactivated { .. }) => kinds.push("reactivated"),
+            Some(_) => kinds.push("other"),
+            None => {}
+        }
+    }
+    assert_eq!(kinds, ["disconnected", "reactivated"]);
+}

@@ -71,6 +71,7 @@ impl Conn {
                     resp3: opts.resp3,
                     connect_timeout: opts.connect_timeout,
                     display: target.display.clone(),
+                    limits: opts.limits(),
                 },
                 response_timeout: opts.response_timeout,
                 reconnect: opts.reconnect.clone(),

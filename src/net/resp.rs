@@ -33,6 +33,32 @@ const MAX_DEPTH: usize = 32;
 /// How much room a read asks for at least.
 const READ_SIZE: usize = 64 * 1024;
 
+/// What a reply may announce and take: a string longer than `value` bytes, or a frame that
+/// has grown past `reply` bytes before it is complete, is a protocol error (the connection
+/// is dropped) instead of a buffer that grows with whatever a server, or something
+/// pretending to be one, announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) value: usize,
+    pub(crate) reply: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            value: crate::config::DEFAULT_MAX_VALUE_SIZE,
+            reply: crate::config::DEFAULT_MAX_REPLY_SIZE,
+        }
+    }
+}
+
+fn over_limit(what: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!("the server's reply is too large: {what}; the connection is dropped"),
+    )
+}
+
 /// Which pub/sub message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MessageKind {
@@ -218,13 +244,33 @@ pub(crate) struct Scan {
     pos: usize,
     /// Elements still to come in each open aggregate, innermost last.
     open: Vec<usize>,
+    limits: Limits,
 }
 
 impl Scan {
+    /// A scan that refuses what is over `limits`.
+    pub(crate) fn new(limits: Limits) -> Scan {
+        Scan {
+            limits,
+            ..Scan::default()
+        }
+    }
+
     /// `Ok(Some(len))` when the frame at `buf[0..]` is complete (then the scan starts afresh
     /// for the next frame), `Ok(None)` when more bytes are needed. `buf` must keep the bytes
-    /// already scanned between calls.
+    /// already scanned between calls. A frame over the [`Limits`] is an error.
     pub(crate) fn complete(&mut self, buf: &[u8]) -> Partial<usize> {
+        let done = self.complete_within(buf)?;
+        if done.is_none() && buf.len() > self.limits.reply {
+            return Err(over_limit(format_args!(
+                "more than the maximum reply size of {} bytes",
+                self.limits.reply
+            )));
+        }
+        Ok(done)
+    }
+
+    fn complete_within(&mut self, buf: &[u8]) -> Partial<usize> {
         loop {
             let p = self.pos;
             let Some(&t) = buf.get(p) else {
@@ -241,6 +287,12 @@ impl Scan {
                     };
                     match length(n)? {
                         None => body,
+                        Some(len) if len > self.limits.value => {
+                            return Err(over_limit(format_args!(
+                                "a string of {len} bytes, over the value-size limit of {} bytes",
+                                self.limits.value
+                            )));
+                        }
                         Some(len) => match blob_body(buf, body, len)? {
                             Some((_, next)) => next,
                             None => return Ok(None),
@@ -263,6 +315,13 @@ impl Scan {
                             .ok_or_else(|| malformed("a length out of range"))?,
                         Some(c) => c,
                     };
+                    // Every element takes at least 3 bytes.
+                    if count > self.limits.reply / 3 {
+                        return Err(over_limit(format_args!(
+                            "an aggregate of {count} elements cannot fit in the maximum reply size of {} bytes",
+                            self.limits.reply
+                        )));
+                    }
                     if count > 0 {
                         if self.open.len() >= MAX_DEPTH {
                             return Err(malformed("aggregates nested too deep"));
@@ -427,10 +486,17 @@ pub(crate) struct Reader {
 
 impl Default for Reader {
     fn default() -> Self {
+        Reader::new(Limits::default())
+    }
+}
+
+impl Reader {
+    /// A reader that refuses what is over `limits`.
+    pub(crate) fn new(limits: Limits) -> Reader {
         Reader {
             buf: BytesMut::with_capacity(READ_SIZE),
             spans: Vec::new(),
-            scan: Scan::default(),
+            scan: Scan::new(limits),
         }
     }
 }
@@ -461,7 +527,7 @@ impl Reader {
                 if buf[p] == b'>'
                     && let Some((shape, end)) = scan_message(buf, p)?
                 {
-                    self.scan = Scan::default();
+                    self.scan = Scan::new(self.scan.limits);
                     self.spans.push((shape, end));
                     p = end;
                     continue;

@@ -33,6 +33,8 @@ pub(crate) struct WireSettings {
     pub connect_timeout: Duration,
     /// `host:port` or socket path, for messages.
     pub display: String,
+    /// What a reply may announce and take.
+    pub limits: crate::net::resp::Limits,
 }
 
 /// Told once why the connection ended (not when it ends because every handle was dropped).
@@ -160,7 +162,7 @@ impl Wire {
             Err(_) => return Err(connect_timed_out(s.connect_timeout, what())),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(io, rx, on_down, shutdown));
+        tokio::spawn(drive(io, rx, on_down, shutdown, s.limits));
         let wire = Wire { tx };
         let handshake = async {
             let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
@@ -258,12 +260,13 @@ async fn drive(
     mut rx: mpsc::UnboundedReceiver<Request>,
     on_down: Option<DownHook>,
     mut shutdown: watch::Receiver<bool>,
+    limits: crate::net::resp::Limits,
 ) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<Waiting> = VecDeque::new();
     let mut wbuf: Vec<u8> = Vec::new();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    let mut scan = Scan::default();
+    let mut scan = Scan::new(limits);
     let mut batch: Vec<Request> = Vec::new();
     let err = loop {
         tokio::select! {

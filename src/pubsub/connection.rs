@@ -45,25 +45,25 @@ enum InFlight {
 
 async fn run(ps: Arc<PubSub>) {
     let mut attempt: u32 = 0;
-    let mut ever_up = false;
     loop {
         if ps.closed.load(Ordering::Acquire) {
             return;
         }
         set_conn(&ps, ConnState::Connecting);
-        let err = match connect(&ps.settings).await {
+        // Subscriptions hear of an outage once, when the connection that was up breaks,
+        // not again for every reconnect attempt that fails during it.
+        let (err, was_up) = match connect(&ps.settings).await {
             Ok((io, reader)) => {
                 attempt = 0;
-                ever_up = true;
                 set_conn(&ps, ConnState::Up);
-                session(&ps, io, reader).await
+                (session(&ps, io, reader).await, true)
             }
-            Err(e) => e,
+            Err(e) => (e, false),
         };
         if ps.closed.load(Ordering::Acquire) {
             return;
         }
-        on_disconnect(&ps, &err, ever_up);
+        on_disconnect(&ps, &err, was_up);
         set_conn(&ps, ConnState::Down);
         let policy = &ps.settings.reconnect;
         if policy.max_attempts.is_some_and(|m| attempt >= m) {
@@ -128,7 +128,7 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
         s.password.as_deref(),
         s.client_name.as_deref(),
     );
-    let mut reader = Reader::default();
+    let mut reader = Reader::new(s.limits);
     let handshake = async {
         io.write_all(&hello.get_packed_command())
             .await

@@ -95,7 +95,8 @@ pub enum Event {
         /// The channel or pattern.
         name: Bytes,
     },
-    /// The pub/sub connection broke; messages published until `Reactivated` are lost.
+    /// The pub/sub connection broke; messages published until `Reactivated` are lost. Once
+    /// per outage, however many reconnect attempts fail during it.
     Disconnected {
         /// Why.
         error: Error,
@@ -213,6 +214,8 @@ pub(crate) struct Settings {
     pub display: String,
     /// The client's report hook (for handlers of subscriptions without one of their own).
     pub error_hook: Option<ErrorHook>,
+    /// What a message or reply may announce and take.
+    pub limits: crate::net::resp::Limits,
 }
 
 impl Settings {
@@ -228,6 +231,7 @@ impl Settings {
             reconnect: opts.reconnect.clone(),
             display,
             error_hook: opts.error_hook.clone(),
+            limits: opts.limits(),
         }
     }
 }

@@ -1,0 +1,192 @@
+//! Hostile or broken servers: a scripted fake server on loopback (what a real Redis cannot be
+//! made to do) announces huge strings and aggregates; the client must refuse them with a
+//! protocol error before buffering them, drop only that connection, and stay usable.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redipc::blocking::Client;
+use redipc::{ErrorKind, Options};
+
+/// The commands in `buf` that are complete (RESP arrays of bulk strings), removed from it.
+fn commands(buf: &mut Vec<u8>) -> Vec<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    loop {
+        let mut p = 0;
+        let line = |p: &mut usize, buf: &[u8]| -> Option<Vec<u8>> {
+            let rest = buf.get(*p..)?;
+            let i = rest.windows(2).position(|w| w == b"\r\n")?;
+            let l = rest[..i].to_vec();
+            *p += i + 2;
+            Some(l)
+        };
+        let Some(head) = line(&mut p, buf) else { break };
+        let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
+        let mut args = Vec::new();
+        let mut complete = true;
+        for _ in 0..n {
+            let Some(h) = line(&mut p, buf) else {
+                complete = false;
+                break;
+            };
+            let len: usize = std::str::from_utf8(&h[1..]).unwrap().parse().unwrap();
+            if buf.len() < p + len + 2 {
+                complete = false;
+                break;
+            }
+            args.push(buf[p..p + len].to_vec());
+            p += len + 2;
+        }
+        if !complete {
+            break;
+        }
+        buf.drain(..p);
+        out.push(args);
+    }
+    out
+}
+
+/// A fake server: answers the client's connection setup like Redis 7, and `GET` with
+/// `on_get` (which may write forever: it stops when the client goes away).
+fn fake_server(on_get: fn(&mut TcpStream)) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    for cmd in commands(&mut buf) {
+                        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+                        let reply: &[u8] = match name.as_str() {
+                            "HELLO" => b"%1\r\n+server\r\n+fake\r\n",
+                            "CONFIG" => b"*0\r\n",
+                            "GET" => {
+                                on_get(&mut s);
+                                return;
+                            }
+                            "PING" => b"+PONG\r\n",
+                            _ => b"+OK\r\n",
+                        };
+                        if s.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, done)
+}
+
+/// Keep writing filler after a header, as fast as the client reads.
+fn flood(s: &mut TcpStream) {
+    let filler = vec![b'x'; 1 << 20];
+    while s.write_all(&filler).is_ok() {}
+}
+
+fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+#[test]
+fn a_huge_announced_string_is_refused_before_it_is_buffered() {
+    let (url, done) = fake_server(|s| {
+        let _ = s.write_all(b"$2000000000\r\n");
+        flood(s);
+    });
+    let c = Client::connect(&url, Options::default()).unwrap();
+    let before = rss_mib();
+    let t = Instant::now();
+    let e = c.get("k").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("value-size limit"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        rss_mib() < before + 64,
+        "{} MiB -> {} MiB",
+        before,
+        rss_mib()
+    );
+    // The client stays usable: the next call gets a fresh connection.
+    assert_eq!(
+        c.command(&["SET", "a", "b"]).unwrap(),
+        redipc::Reply::Status("OK".into())
+    );
+    done.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn a_reply_growing_past_the_maximum_reply_size_is_a_protocol_error() {
+    // Each string is allowed, but the array never ends: the frame stops at the reply limit.
+    let (url, done) = fake_server(|s| {
+        let _ = s.write_all(b"*1000000\r\n");
+        let item = b"$1000\r\n"
+            .iter()
+            .copied()
+            .chain(vec![b'y'; 1000])
+            .chain(*b"\r\n");
+        let item: Vec<u8> = item.collect();
+        let mut many = Vec::new();
+        for _ in 0..100 {
+            many.extend_from_slice(&item);
+        }
+        while s.write_all(&many).is_ok() {}
+    });
+    let c = Client::connect(
+        &url,
+        Options::default()
+            .max_value_size(3 << 30)
+            .max_reply_size(8 << 20),
+    )
+    .unwrap();
+    let before = rss_mib();
+    let e = c.get("k").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("maximum reply size"), "{e}");
+    assert!(
+        rss_mib() < before + 64,
+        "{} MiB -> {} MiB",
+        before,
+        rss_mib()
+    );
+    done.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn a_huge_announced_aggregate_is_refused_at_once() {
+    let (url, done) = fake_server(|s| {
+        let _ = s.write_all(b"*2000000000\r\n");
+        flood(s);
+    });
+    let c = Client::connect(&url, Options::default().max_reply_size(1 << 20)).unwrap();
+    let e = c.get("k").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("elements"), "{e}");
+    done.store(true, Ordering::SeqCst);
+}
