@@ -59,6 +59,10 @@ impl Client {
     pub fn is_connected(&self) -> bool {
         self.inner.is_connected()
     }
+    /// See [`crate::Client::stats`].
+    pub fn stats(&self) -> crate::ClientStats {
+        self.inner.stats()
+    }
     /// See [`crate::Client::is_closed`].
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()

@@ -66,6 +66,8 @@ struct Inner {
     poll: Option<Arc<PollQueue>>,
     /// State of the patterns built on the client (the RPC caller, the notifier), by type.
     extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    /// Statistics, shared with the connections.
+    counters: Arc<crate::stats::Counters>,
 }
 
 impl Drop for Inner {
@@ -197,7 +199,8 @@ impl Client {
         } else {
             None
         };
-        let conn = Conn::connect(target, &opts, handle.handle().clone()).await?;
+        let counters = Arc::new(crate::stats::Counters::default());
+        let conn = Conn::connect(target, &opts, handle.handle().clone(), counters.clone()).await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 conn,
@@ -207,6 +210,7 @@ impl Client {
                 pubsub: OnceLock::new(),
                 poll,
                 extensions: Mutex::new(Vec::new()),
+                counters,
             }),
         })
     }
@@ -220,6 +224,18 @@ impl Client {
     /// after it breaks).
     pub fn is_connected(&self) -> bool {
         self.inner.conn.is_connected()
+    }
+
+    /// Statistics since the client was made: commands and failures by kind, reconnects,
+    /// bytes, calls in flight, pub/sub messages received and dropped, and a latency
+    /// histogram of successful calls. Always on; cheap (relaxed atomic counters).
+    pub fn stats(&self) -> crate::ClientStats {
+        let dropped = self.inner.pubsub.get().map_or(0, |ps| ps.dropped());
+        self.inner.counters.snapshot(dropped)
+    }
+
+    pub(crate) fn counters(&self) -> &crate::stats::Counters {
+        &self.inner.counters
     }
 
     /// Whether [`close`](Client::close) was called (on this client or a clone of it).
@@ -263,7 +279,7 @@ impl Client {
         t
     }
 
-    /// Where a handle's reports go: its `own` hook, else the client's, else stderr.
+    /// Where a handle's reports go: its `own` hook, else the client's, and the log.
     pub(crate) fn reporter(
         &self,
         own: Option<&crate::report::ErrorHook>,
@@ -286,6 +302,7 @@ impl Client {
                 &self.inner.target,
                 self.inner.conn.display.clone(),
                 &self.inner.opts,
+                self.inner.counters.clone(),
             );
             let mode = match &self.inner.poll {
                 Some(pq) => Mode::Poll(pq.clone()),
@@ -370,10 +387,13 @@ impl Client {
 
     /// Send a prepared command on the shared connection; an error reply becomes an error.
     pub(crate) async fn run_cmd(&self, cmd: &redis::Cmd) -> Result<Reply> {
-        match self.inner.conn.send(cmd).await? {
-            Reply::Error(e) => Err(Error::from(e)),
-            r => Ok(r),
-        }
+        let timer = self.inner.counters.start(1);
+        let result = match self.inner.conn.send(cmd).await {
+            Ok(Reply::Error(e)) => Err(Error::from(e)),
+            other => other,
+        };
+        timer.finish(&result);
+        result
     }
 
     async fn typed<A: AsRef<[u8]>, T>(
@@ -416,6 +436,7 @@ client_methods! {
     /// `MONITOR`, ...) are refused with an error naming the API to use instead.
     pub async fn command(&self, args: &[impl AsRef<[u8]>]) -> Result<Reply> {
         let cmd = self.build(args)?;
+        let timer = self.inner.counters.start(1);
         let result = match route(args, self.inner.conn.response_timeout()) {
             Route::Shared => self.inner.conn.send(&cmd).await,
             Route::Refuse(why) => Err(Error::invalid(why)),
@@ -425,6 +446,7 @@ client_methods! {
             Ok(Reply::Error(e)) => Err(Error::from(e)),
             other => other,
         };
+        timer.finish(&result);
         result.map_err(|e| e.context(describe(args)))
     }
 

@@ -7,12 +7,7 @@ use redis::IntoConnectionInfo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::report::ErrorHook;
 
-/// The largest bulk string Redis accepts by default (`proto-max-bulk-len`, 512 MiB).
-pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
-
-/// The largest reply the client accepts by default (1 GiB): a reply growing past it is a
-/// protocol error that drops the connection, not a buffer without limit.
-pub const DEFAULT_MAX_REPLY_SIZE: usize = 1024 * 1024 * 1024;
+pub use crate::net::resp::{DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE};
 
 /// How a broken connection is re-established: capped exponential backoff with jitter.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +92,8 @@ pub struct Options {
     pub poll_mode: bool,
     /// Where the [`Report`](crate::Report)s of this client's handles go (workers, RPC
     /// servers, stream consumers, watchers, subscription handlers) when the handle has no
-    /// hook of its own; default: printed to stderr.
+    /// hook of its own; default: none. Every report is logged either way (`log` crate,
+    /// target `redipc::report`); nothing is printed.
     pub error_hook: Option<ErrorHook>,
 }
 
@@ -283,8 +279,54 @@ pub(crate) struct Target {
 
 /// Parse `redis://[user:pass@]host[:port][/db]`, `unix:///path[?db=N]` (also
 /// `redis+unix://`), and refuse `rediss://` clearly.
+/// `url` with its password hidden (`redis://user:***@host`, `?pass=***`), for messages: no
+/// credential ever appears in an error or a log line.
+pub(crate) fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let end = out[start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{k}=***")
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
 pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
     opts.validate()?;
+    let shown = redact(url);
+    // What the redis crate says of a bad URL might repeat it: hide the password there too.
+    let secret = |text: String| match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|auth| auth.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, pass)| pass)
+    {
+        Some(pass) if !pass.is_empty() => text.replace(pass, "***"),
+        _ => text,
+    };
+    let url_for_parse = url;
+    let url = shown.as_str();
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("redis") | Some("unix") | Some("redis+unix") => {}
@@ -299,15 +341,16 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
                 "invalid URL {url:?}: unknown scheme {other:?} (use redis://host:port/db or unix:///path/to.sock)"
             )));
         }
+        // Not a URL at all (it is not repeated: it might be a password given by mistake).
         None => {
-            return Err(Error::invalid(format!(
-                "invalid URL {url:?}: expected redis://host:port/db or unix:///path/to.sock"
-            )));
+            return Err(Error::invalid(
+                "invalid URL: it has no scheme; expected redis://host:port/db or unix:///path/to.sock",
+            ));
         }
     }
-    let info = url
+    let info = url_for_parse
         .into_connection_info()
-        .map_err(|e| Error::invalid(format!("invalid URL {url:?}: {e}")))?;
+        .map_err(|e| Error::invalid(secret(format!("invalid URL {url:?}: {e}"))))?;
     let display = match info.addr() {
         redis::ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
         redis::ConnectionAddr::Unix(p) => p.display().to_string(),
@@ -341,6 +384,32 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_error_repeats_a_password() {
+        let o = Options::default();
+        for url in [
+            "rediss://app:S3cr3tPw@host:6379/0",
+            "ftp://app:S3cr3tPw@host",
+            "redis://:S3cr3tPw@:6379",
+            "redis://app:S3cr3tPw@host:notaport/0",
+            "redis://app:S3cr3tPw@[::1/0",
+            "unix:///tmp/x.sock?pass=S3cr3tPw",
+            "S3cr3tPw",
+        ] {
+            if let Err(e) = parse_url(url, &o) {
+                let text = format!("{e} {e:?}");
+                assert!(!text.contains("S3cr3tPw"), "{url}: {text}");
+            }
+        }
+        assert_eq!(redact("redis://u:p@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:p@h"), "redis://:***@h");
+        assert_eq!(
+            redact("unix:///s.sock?db=1&pass=p"),
+            "unix:///s.sock?db=1&pass=***"
+        );
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
 
     #[test]
     fn parses_the_documented_forms() {

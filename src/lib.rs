@@ -23,14 +23,18 @@ mod client;
 mod config;
 mod delivery;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod net;
 mod patterns;
 mod pubsub;
 mod reply;
 mod report;
+mod stats;
 
 pub use client::{Client, SetOptions};
-pub use config::{DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
+pub use config::{DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE, Options, ReconnectPolicy};
 pub use delivery::{BatchFn, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
 pub use patterns::batch::{Batch, WatchSession};
@@ -52,6 +56,7 @@ pub use pubsub::group::SubscriptionGroup;
 pub use pubsub::{Event, Message, SubscribeOptions, Subscription, SubscriptionKind};
 pub use reply::{Reply, ReplyType, ServerError};
 pub use report::{ErrorHook, Report, ReportKind, ReportSource};
+pub use stats::{ClientStats, LatencyStats};
 
 /// How long dropping a handle that runs handlers (a worker, RPC server, stream consumer or
 /// watcher) waits for a running handler: also what the bindings' `stop()` waits by default.

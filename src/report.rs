@@ -4,7 +4,7 @@
 //!
 //! A [`Report`] carries its [`ReportKind`], the [`ReportSource`] (which handle and which
 //! queue, stream, hash, channel or pattern), the attempt counts where they apply, and the
-//! [`Error`]. Its `Display` is the line redipc prints to stderr when no hook is set. The
+//! [`Error`]. Every report is logged (the `log` crate, target `redipc::report`, at [`ReportKind::level`]) with its `Display` as the message; a hook gets it too. The
 //! bindings map reports by their kind (C: `ipc_report`; Python: `logging` levels), never by
 //! their text.
 
@@ -50,6 +50,18 @@ impl ReportKind {
             ReportKind::ConnectionLost => "connection lost",
             ReportKind::ConnectionRestored => "connection restored",
             ReportKind::ReadFailed => "read failed",
+        }
+    }
+
+    /// The level the report is logged at (target `redipc::report`): dead letters are
+    /// errors, recoveries and restored connections information, the rest warnings.
+    pub fn level(self) -> log::Level {
+        match self {
+            ReportKind::DeadLettered => log::Level::Error,
+            ReportKind::Recovered | ReportKind::ConnectionRestored => log::Level::Info,
+            ReportKind::HandlerFailed | ReportKind::ConnectionLost | ReportKind::ReadFailed => {
+                log::Level::Warn
+            }
         }
     }
 }
@@ -101,7 +113,7 @@ impl fmt::Display for ReportSource {
 
 /// Something a handle that runs user handlers reports besides its handlers' results: its
 /// kind, which handle, the queue/stream/hash/channel, attempt counts and the error. Its
-/// `Display` is the line printed to stderr when no hook is set.
+/// `Display` is the line that is logged.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Report {
@@ -183,7 +195,7 @@ impl Report {
 }
 
 impl fmt::Display for Report {
-    /// One line, as printed to stderr when no hook is set.
+    /// One line, as logged.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.name_text();
         write!(f, "redipc {}: ", self.source)?;
@@ -245,10 +257,13 @@ impl fmt::Display for Report {
     }
 }
 
-/// Receives the [`Report`]s of a handle (its own hook, else the client's, else stderr).
+/// The `log` target of reports.
+pub const LOG_TARGET: &str = "redipc::report";
+
+/// Receives the [`Report`]s of a handle (its own hook, else the client's; every report is logged as well).
 pub type ErrorHook = Arc<dyn Fn(&Report) + Send + Sync>;
 
-/// Where a handle's reports go: its own hook, else the client's, else stderr.
+/// Where a handle's reports go: the log, and its own hook, else the client's.
 #[derive(Clone, Default)]
 pub(crate) struct Reporter {
     hook: Option<ErrorHook>,
@@ -262,13 +277,12 @@ impl Reporter {
         }
     }
 
-    /// Hand `report` to the hook (a panicking hook is contained), or print it to stderr.
+    /// Log `report` (target [`LOG_TARGET`]) and hand it to the hook, if any (a panicking
+    /// hook is contained).
     pub(crate) fn report(&self, report: Report) {
-        match &self.hook {
-            Some(h) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| h(&report)));
-            }
-            None => eprintln!("{report}"),
+        log::log!(target: LOG_TARGET, report.kind.level(), "{report}");
+        if let Some(h) = &self.hook {
+            let _ = catch_unwind(AssertUnwindSafe(|| h(&report)));
         }
     }
 }

@@ -96,6 +96,10 @@ pub mod lock;
 
 pub mod keyspace;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use client::ipc_client;
 pub use error::ipc_result;
 

@@ -18,6 +18,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::wire::{Expect, Failure, Wire, WireSettings};
 use crate::reply::Reply;
 
+/// The `log` target of the command connection's state changes.
+pub(crate) const LOG_TARGET: &str = "redipc::connection";
+
 enum State {
     Up { conn: Wire, generation: u64 },
     Down { last_error: Error },
@@ -57,6 +60,7 @@ impl Conn {
         target: Target,
         opts: &Options,
         handle: tokio::runtime::Handle,
+        counters: Arc<crate::stats::Counters>,
     ) -> Result<Arc<Conn>> {
         let info = &target.info;
         let redis_settings = info.redis_settings();
@@ -72,6 +76,7 @@ impl Conn {
                     connect_timeout: opts.connect_timeout,
                     display: target.display.clone(),
                     limits: opts.limits(),
+                    counters,
                 },
                 response_timeout: opts.response_timeout,
                 reconnect: opts.reconnect.clone(),
@@ -89,6 +94,7 @@ impl Conn {
         });
         let generation = 1;
         let mc = Self::open(&conn, generation).await?;
+        log::debug!(target: LOG_TARGET, "connected to {}", conn.display);
         conn.set_state(State::Up {
             conn: mc,
             generation,
@@ -178,6 +184,7 @@ impl Conn {
 
     /// Mark the connection of `generation` broken and start one reconnect task.
     fn mark_down(self: &Arc<Self>, generation: u64, err: Error) {
+        let why = err.text();
         {
             let mut st = self.lock();
             match &*st {
@@ -187,6 +194,7 @@ impl Conn {
                 _ => return, // already down, reconnected since, or closed
             }
         }
+        log::warn!(target: LOG_TARGET, "connection to {} lost: {why}; reconnecting", self.display);
         self.changed.send_modify(|g| *g += 1);
         let weak = Arc::downgrade(self);
         self.handle
@@ -216,6 +224,17 @@ impl Conn {
                         generation,
                     };
                     drop(st);
+                    this.settings
+                        .wire
+                        .counters
+                        .reconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::info!(
+                        target: LOG_TARGET,
+                        "connection to {} restored (attempt {})",
+                        this.display,
+                        attempt + 1
+                    );
                     this.changed.send_modify(|g| *g += 1);
                     return;
                 }
@@ -226,6 +245,19 @@ impl Conn {
                     if matches!(&*st, State::Closed) {
                         return;
                     }
+                    let level = if gave_up {
+                        log::Level::Error
+                    } else {
+                        log::Level::Debug
+                    };
+                    log::log!(
+                        target: LOG_TARGET,
+                        level,
+                        "reconnect to {} failed (attempt {attempt}{}): {}",
+                        this.display,
+                        if gave_up { ", giving up" } else { "" },
+                        e.text()
+                    );
                     let msg = if gave_up {
                         format!(
                             "gave up reconnecting after {attempt} attempts (max_attempts); last: {}",

@@ -33,6 +33,13 @@ const MAX_DEPTH: usize = 32;
 /// How much room a read asks for at least.
 const READ_SIZE: usize = 64 * 1024;
 
+/// The largest bulk string Redis accepts by default (`proto-max-bulk-len`, 512 MiB).
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
+
+/// The largest reply the client accepts by default (1 GiB): a reply growing past it is a
+/// protocol error that drops the connection, not a buffer without limit.
+pub const DEFAULT_MAX_REPLY_SIZE: usize = 1024 * 1024 * 1024;
+
 /// What a reply may announce and take: a string longer than `value` bytes, or a frame that
 /// has grown past `reply` bytes before it is complete, is a protocol error (the connection
 /// is dropped) instead of a buffer that grows with whatever a server, or something
@@ -46,8 +53,8 @@ pub(crate) struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            value: crate::config::DEFAULT_MAX_VALUE_SIZE,
-            reply: crate::config::DEFAULT_MAX_REPLY_SIZE,
+            value: DEFAULT_MAX_VALUE_SIZE,
+            reply: DEFAULT_MAX_REPLY_SIZE,
         }
     }
 }

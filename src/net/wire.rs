@@ -11,6 +11,7 @@
 //! RESP3 pushes (`>`) arriving on a command connection are out-of-band and skipped.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -35,6 +36,8 @@ pub(crate) struct WireSettings {
     pub display: String,
     /// What a reply may announce and take.
     pub limits: crate::net::resp::Limits,
+    /// The client's statistics (bytes in and out are counted here).
+    pub counters: std::sync::Arc<crate::stats::Counters>,
 }
 
 /// Told once why the connection ended (not when it ends because every handle was dropped).
@@ -162,7 +165,14 @@ impl Wire {
             Err(_) => return Err(connect_timed_out(s.connect_timeout, what())),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(io, rx, on_down, shutdown, s.limits));
+        tokio::spawn(drive(
+            io,
+            rx,
+            on_down,
+            shutdown,
+            s.limits,
+            s.counters.clone(),
+        ));
         let wire = Wire { tx };
         let handshake = async {
             let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
@@ -261,6 +271,7 @@ async fn drive(
     on_down: Option<DownHook>,
     mut shutdown: watch::Receiver<bool>,
     limits: crate::net::resp::Limits,
+    counters: std::sync::Arc<crate::stats::Counters>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<Waiting> = VecDeque::new();
@@ -278,7 +289,9 @@ async fn drive(
             read = fill(&mut rd, &mut rbuf) => {
                 match read {
                     Ok(0) => break lost("the server closed the connection"),
-                    Ok(_) => {}
+                    Ok(n) => {
+                        counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     Err(e) => break lost(&e.to_string()),
                 }
                 if let Err(e) = answer(&mut rbuf, &mut scan, &mut inflight) {
@@ -300,6 +313,7 @@ async fn drive(
                     }
                     write_counting(&mut wr, &wbuf).await
                 };
+                counters.bytes_out.fetch_add(written as u64, Ordering::Relaxed);
                 if wbuf.capacity() > 1 << 20 {
                     wbuf = Vec::new();
                 }

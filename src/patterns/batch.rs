@@ -105,12 +105,10 @@ impl Batch {
         if self.is_empty() && !self.atomic {
             return Ok(Vec::new());
         }
-        let vals = self
-            .client
-            .conn()
-            .send_pipeline(&self.pipe)
-            .await
-            .map_err(|e| e.context(self.what()))?;
+        let timer = self.client.counters().start(self.len() as u64);
+        let vals = self.client.conn().send_pipeline(&self.pipe).await;
+        timer.finish(&vals);
+        let vals = vals.map_err(|e| e.context(self.what()))?;
         if !self.atomic {
             return Ok(vals);
         }

@@ -73,7 +73,7 @@ pub struct WorkerOptions {
     /// worker that dies loses at most these).
     pub prefetch: usize,
     /// Where the worker's [`Report`]s go (handler failures, dead letters, lost
-    /// connections; default: the client's hook, else stderr).
+    /// connections; default: the client's hook, and the log).
     pub error_hook: Option<ErrorHook>,
     /// The queue names are the Redis lists themselves (`BRPOP scooter:state`), as in
     /// redis-ipc fleets and for any producer that `LPUSH`es to a plain key; default false
@@ -163,7 +163,7 @@ impl WorkerOptions {
         self.prefetch = n;
         self
     }
-    /// Send the worker's reports to `hook` instead of the client's hook or stderr.
+    /// Send the worker's reports to `hook` instead of the client's hook (they are logged either way).
     pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self

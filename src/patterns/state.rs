@@ -230,7 +230,7 @@ pub struct WatchOptions {
     /// Coalesce changes arriving within this window into one delivery per field.
     pub debounce: Option<Duration>,
     /// Told of a handler that panicked and of a read that failed (default: the client's
-    /// hook, else stderr). A failed read is retried with backoff as a full re-read of the
+    /// hook, and the log). A failed read is retried with backoff as a full re-read of the
     /// hash, so no change is lost.
     pub error_hook: Option<ErrorHook>,
     /// Deliver every notification, reading the field each time, even when its value did
@@ -277,7 +277,7 @@ impl WatchOptions {
         self
     }
     /// Where handler panics and read failures are reported (default: the client's hook,
-    /// else stderr).
+    /// and the log).
     pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self

@@ -138,7 +138,7 @@ pub struct ConsumerOptions {
     pub max_deliveries: u64,
     /// How often to look for entries to claim (default: `min_idle / 2`).
     pub claim_interval: Option<Duration>,
-    /// Where the consumer's [`Report`]s go (default: the client's hook, else stderr).
+    /// Where the consumer's [`Report`]s go (default: the client's hook, and the log).
     pub error_hook: Option<ErrorHook>,
 }
 
@@ -193,7 +193,7 @@ impl ConsumerOptions {
         self.claim_interval = Some(t);
         self
     }
-    /// Send the consumer's reports to `hook` instead of the client's hook or stderr.
+    /// Send the consumer's reports to `hook` instead of the client's hook (they are logged either way).
     pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self

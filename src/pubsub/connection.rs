@@ -43,8 +43,12 @@ enum InFlight {
     Ping,
 }
 
+/// The `log` target of the pub/sub connection's state changes.
+const LOG_TARGET: &str = "redipc::pubsub";
+
 async fn run(ps: Arc<PubSub>) {
     let mut attempt: u32 = 0;
+    let mut ever_up = false;
     loop {
         if ps.closed.load(Ordering::Acquire) {
             return;
@@ -54,6 +58,20 @@ async fn run(ps: Arc<PubSub>) {
         // not again for every reconnect attempt that fails during it.
         let (err, was_up) = match connect(&ps.settings).await {
             Ok((io, reader)) => {
+                if ever_up {
+                    ps.settings
+                        .counters
+                        .pubsub_reconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::info!(
+                        target: LOG_TARGET,
+                        "pub/sub connection to {} restored",
+                        ps.settings.display
+                    );
+                } else {
+                    log::debug!(target: LOG_TARGET, "pub/sub connected to {}", ps.settings.display);
+                }
+                ever_up = true;
                 attempt = 0;
                 set_conn(&ps, ConnState::Up);
                 (session(&ps, io, reader).await, true)
@@ -62,6 +80,16 @@ async fn run(ps: Arc<PubSub>) {
         };
         if ps.closed.load(Ordering::Acquire) {
             return;
+        }
+        if was_up {
+            log::warn!(
+                target: LOG_TARGET,
+                "pub/sub connection to {} lost: {}; reconnecting",
+                ps.settings.display,
+                err.text()
+            );
+        } else {
+            log::debug!(target: LOG_TARGET, "pub/sub reconnect failed: {}", err.text());
         }
         on_disconnect(&ps, &err, was_up);
         set_conn(&ps, ConnState::Down);
@@ -74,6 +102,7 @@ async fn run(ps: Arc<PubSub>) {
                     err.text()
                 ),
             );
+            log::error!(target: LOG_TARGET, "{}", err.text());
             on_disconnect(&ps, &err, true);
             return;
         }
@@ -130,12 +159,20 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
     );
     let mut reader = Reader::new(s.limits);
     let handshake = async {
-        io.write_all(&hello.get_packed_command())
+        let hello = hello.get_packed_command();
+        s.counters
+            .bytes_out
+            .fetch_add(hello.len() as u64, Ordering::Relaxed);
+        io.write_all(&hello)
             .await
             .map_err(|e| Error::new(ErrorKind::Connection, e.to_string()))?;
         let mut got = Vec::new();
         while got.is_empty() {
-            match reader.fill(&mut io).await {
+            let read = reader.fill(&mut io).await;
+            if let Ok(n) = read {
+                s.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            match read {
                 Ok(0) => {
                     return Err(Error::new(
                         ErrorKind::Connection,
@@ -210,6 +247,7 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
                     }
                 } else if now.duration_since(last_rx) >= interval / 2 {
                     let ping = redis::cmd("PING").get_packed_command();
+                    ps.settings.counters.bytes_out.fetch_add(ping.len() as u64, Ordering::Relaxed);
                     if let Err(e) = wr.write_all(&ping).await {
                         return Error::new(ErrorKind::Connection, e.to_string());
                     }
@@ -220,7 +258,9 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
             read = reader.fill(&mut rd) => {
                 match read {
                     Ok(0) => return Error::new(ErrorKind::Connection, "the server closed the pub/sub connection"),
-                    Ok(_) => {}
+                    Ok(n) => {
+                        ps.settings.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     Err(e) => return Error::new(ErrorKind::Connection, e.to_string()).context("pub/sub connection"),
                 }
                 // Everything this read completed: messages are routed under one registry
@@ -325,6 +365,10 @@ fn route_messages(
             Incoming::Message(m) => m,
             Incoming::Reply(r) => return Stop::Frame(r),
         };
+        ps.settings
+            .counters
+            .pubsub_received
+            .fetch_add(1, Ordering::Relaxed);
         let (kind, name) = match m.kind {
             MessageKind::Message => (SubscriptionKind::Channel, &m.channel),
             MessageKind::SMessage => (SubscriptionKind::Shard, &m.channel),
@@ -432,6 +476,10 @@ async fn reconcile<W: AsyncWrite + Unpin>(
     if out.is_empty() {
         return Ok(());
     }
+    ps.settings
+        .counters
+        .bytes_out
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
     let write = wr.write_all(out);
     match tokio::time::timeout(ps.settings.response_timeout, write).await {
         Ok(Ok(())) => Ok(()),

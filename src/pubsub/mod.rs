@@ -132,7 +132,7 @@ pub struct SubscribeOptions {
     pub overflow: Overflow,
     /// The handler; without one, take events with `next`.
     pub handler: Option<Handler<Event>>,
-    /// Where handler panics are reported (default: stderr).
+    /// Where handler panics are reported (default: the client's hook; always logged).
     pub error_hook: Option<ErrorHook>,
     /// Run the handler inline in the connection task (library-internal handlers only).
     pub(crate) inline: bool,
@@ -193,8 +193,8 @@ impl SubscribeOptions {
         self.closed.clone()
     }
 
-    /// Report handler panics to `hook` instead of the client's hook or stderr (set it
-    /// before `handler`).
+    /// Report handler panics to `hook` instead of the client's hook (set it before
+    /// `handler`); they are logged either way.
     pub fn error_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
         self
@@ -216,10 +216,17 @@ pub(crate) struct Settings {
     pub error_hook: Option<ErrorHook>,
     /// What a message or reply may announce and take.
     pub limits: crate::net::resp::Limits,
+    /// The client's statistics.
+    pub counters: std::sync::Arc<crate::stats::Counters>,
 }
 
 impl Settings {
-    pub(crate) fn new(info: &redis::ConnectionInfo, display: String, opts: &Options) -> Self {
+    pub(crate) fn new(
+        info: &redis::ConnectionInfo,
+        display: String,
+        opts: &Options,
+        counters: std::sync::Arc<crate::stats::Counters>,
+    ) -> Self {
         Settings {
             addr: info.addr().clone(),
             username: info.redis_settings().username().map(str::to_string),
@@ -232,6 +239,7 @@ impl Settings {
             display,
             error_hook: opts.error_hook.clone(),
             limits: opts.limits(),
+            counters,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! reconciles with the server) and [`Subscription`], the user's handle on its part of it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub(crate) struct PubSub {
     pub(super) settings: Settings,
     pub(super) mode: Mode,
     pub(super) closed: AtomicBool,
+    /// Messages dropped by subscriptions that are gone.
+    retired_dropped: AtomicU64,
 }
 
 /// Check and copy names: none may be empty.
@@ -104,6 +106,7 @@ impl PubSub {
             settings,
             mode,
             closed: AtomicBool::new(false),
+            retired_dropped: AtomicU64::new(0),
         }
     }
 
@@ -118,8 +121,20 @@ impl PubSub {
             .map(|(_, s)| s.delivery)
             .collect();
         for d in deliveries {
+            self.retired_dropped
+                .fetch_add(d.stats().dropped, Ordering::Relaxed);
             d.close();
         }
+    }
+
+    /// Messages dropped by the overflow policies of every subscription, gone ones included.
+    pub(crate) fn dropped(&self) -> u64 {
+        let live: u64 = lock(&self.reg)
+            .subs
+            .values()
+            .map(|s| s.delivery.stats().dropped)
+            .sum();
+        live + self.retired_dropped.load(Ordering::Relaxed)
     }
 
     /// Register a new subscription and subscribe to `names`.
@@ -273,6 +288,8 @@ impl PubSub {
         let mut guard = lock(&self.reg);
         let reg = &mut *guard;
         if let Some(sub) = reg.subs.remove(&id) {
+            self.retired_dropped
+                .fetch_add(sub.delivery.stats().dropped, Ordering::Relaxed);
             for name in sub.names.keys() {
                 if let Some(entry) = reg.names[sub.kind.index()].get_mut(name) {
                     entry.subs.retain(|(s, _)| *s != id);

@@ -1,0 +1,302 @@
+//! Client statistics, cheap enough to be always on: a handful of relaxed atomic counters
+//! per client and a log-linear latency histogram (HDR-style: 4 buckets per power of two of
+//! microseconds, so any value is placed within 25 %), read with [`crate::Client::stats`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::ErrorKind;
+
+/// Kinds whose failures are counted apart, in [`ClientStats::failed`]'s order.
+const KINDS: [ErrorKind; 12] = [
+    ErrorKind::Connection,
+    ErrorKind::Timeout,
+    ErrorKind::Server,
+    ErrorKind::Protocol,
+    ErrorKind::InvalidArgument,
+    ErrorKind::Closed,
+    ErrorKind::Unsupported,
+    ErrorKind::Watch,
+    ErrorKind::Remote,
+    ErrorKind::NoServer,
+    ErrorKind::Handler,
+    ErrorKind::Aborted,
+];
+
+/// The place of `kind` in [`KINDS`] (a match, so a new kind cannot be forgotten).
+fn index(kind: ErrorKind) -> usize {
+    match kind {
+        ErrorKind::Connection => 0,
+        ErrorKind::Timeout => 1,
+        ErrorKind::Server => 2,
+        ErrorKind::Protocol => 3,
+        ErrorKind::InvalidArgument => 4,
+        ErrorKind::Closed => 5,
+        ErrorKind::Unsupported => 6,
+        ErrorKind::Watch => 7,
+        ErrorKind::Remote => 8,
+        ErrorKind::NoServer => 9,
+        ErrorKind::Handler => 10,
+        ErrorKind::Aborted => 11,
+    }
+}
+
+/// Sub-buckets per power of two.
+const SUB: u32 = 4;
+/// Buckets: values up to 2^36 µs (about 19 hours); anything longer lands in the last.
+const BUCKETS: usize = 144;
+
+fn bucket_of(micros: u64) -> usize {
+    let v = micros.max(1);
+    let e = 63 - v.leading_zeros(); // floor(log2 v)
+    let i = if e < 2 {
+        v as usize
+    } else {
+        let sub = ((v >> (e - 2)) & u64::from(SUB - 1)) as usize;
+        (SUB as usize) * (e as usize - 1) + sub
+    };
+    i.min(BUCKETS - 1)
+}
+
+/// The largest value (µs) bucket `i` holds.
+fn bucket_upper(i: usize) -> u64 {
+    if i < SUB as usize {
+        return i as u64;
+    }
+    let e = i as u32 / SUB + 1;
+    let sub = (i as u32 % SUB) as u64;
+    // Values v with floor(log2 v) == e and (v >> (e-2)) & 3 == sub.
+    ((4 + sub + 1) << (e - 2)) - 1
+}
+
+/// The counters of one client (shared by its connections).
+pub(crate) struct Counters {
+    pub(crate) commands: AtomicU64,
+    failed: [AtomicU64; KINDS.len()],
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) pubsub_reconnects: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) pubsub_received: AtomicU64,
+    latency: [AtomicU64; BUCKETS],
+    latency_max: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            commands: AtomicU64::new(0),
+            failed: Default::default(),
+            reconnects: AtomicU64::new(0),
+            pubsub_reconnects: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            pubsub_received: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_max: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Counts one call while it runs (in flight), then its outcome and latency. A call
+/// dropped before its end (its future cancelled) leaves the in-flight count all the same.
+pub(crate) struct CallTimer<'a> {
+    counters: &'a Counters,
+    start: std::time::Instant,
+    commands: u64,
+}
+
+impl Drop for CallTimer<'_> {
+    fn drop(&mut self) {
+        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Counters {
+    /// Start counting a call of `commands` commands (a batch counts each).
+    pub(crate) fn start(&self, commands: u64) -> CallTimer<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        CallTimer {
+            counters: self,
+            start: std::time::Instant::now(),
+            commands,
+        }
+    }
+
+    fn failed(&self, kind: ErrorKind) {
+        self.failed[index(kind)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, took: Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.latency[bucket_of(us)].fetch_add(1, Ordering::Relaxed);
+        self.latency_max.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// A snapshot (each counter read once; they may move while it is taken).
+    pub(crate) fn snapshot(&self, pubsub_dropped: u64) -> ClientStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let buckets: Vec<u64> = self.latency.iter().map(load).collect();
+        let count: u64 = buckets.iter().sum();
+        let quantile = |q: f64| -> Duration {
+            if count == 0 {
+                return Duration::ZERO;
+            }
+            let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, n) in buckets.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return Duration::from_micros(bucket_upper(i));
+                }
+            }
+            Duration::from_micros(load(&self.latency_max))
+        };
+        let failed: Vec<(ErrorKind, u64)> = KINDS
+            .iter()
+            .zip(&self.failed)
+            .map(|(k, n)| (*k, load(n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        ClientStats {
+            commands: load(&self.commands),
+            failed,
+            reconnects: load(&self.reconnects),
+            pubsub_reconnects: load(&self.pubsub_reconnects),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            in_flight: load(&self.in_flight),
+            pubsub_received: load(&self.pubsub_received),
+            pubsub_dropped,
+            latency: LatencyStats {
+                count,
+                p50: quantile(0.50),
+                p90: quantile(0.90),
+                p99: quantile(0.99),
+                p999: quantile(0.999),
+                max: Duration::from_micros(load(&self.latency_max)),
+                buckets: buckets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(i, n)| (Duration::from_micros(bucket_upper(i)), *n))
+                    .collect(),
+            },
+        }
+    }
+}
+
+impl CallTimer<'_> {
+    /// The call ended with `outcome`.
+    pub(crate) fn finish<T>(self, outcome: &crate::Result<T>) {
+        let c = self.counters;
+        c.commands.fetch_add(self.commands, Ordering::Relaxed);
+        match outcome {
+            Ok(_) => c.record(self.start.elapsed()),
+            Err(e) => {
+                // A failure's latency would be its timeout: only successes are timed.
+                c.failed(e.kind());
+            }
+        }
+    }
+}
+
+/// Statistics of a client ([`crate::Client::stats`]): counters since it was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Commands sent (a pipeline or transaction counts each of its commands), by every
+    /// call of the client: typed helpers, `command`, batches, and the patterns' own.
+    pub commands: u64,
+    /// Calls that failed, by error kind (kinds with no failure left out). A command whose
+    /// reply is a server error counts under [`ErrorKind::Server`].
+    pub failed: Vec<(ErrorKind, u64)>,
+    /// Times the command connection was re-established after it broke.
+    pub reconnects: u64,
+    /// Times the pub/sub connection was re-established after it broke.
+    pub pubsub_reconnects: u64,
+    /// Bytes read from the server, on every connection of the client.
+    pub bytes_in: u64,
+    /// Bytes written to the server, on every connection of the client.
+    pub bytes_out: u64,
+    /// Calls waiting for their reply now.
+    pub in_flight: u64,
+    /// Pub/sub messages received (before routing to subscriptions).
+    pub pubsub_received: u64,
+    /// Pub/sub messages dropped by subscriptions' overflow policies.
+    pub pubsub_dropped: u64,
+    /// The latency of successful calls, from the call to its reply.
+    pub latency: LatencyStats,
+}
+
+/// A latency histogram's summary: quantiles accurate to 25 % (the bucket's upper bound).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LatencyStats {
+    /// How many calls were timed.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// 99.9th percentile.
+    pub p999: Duration,
+    /// The longest.
+    pub max: Duration,
+    /// The non-empty buckets: (upper bound, count), ascending.
+    pub buckets: Vec<(Duration, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_value_within_a_quarter() {
+        let mut last = 0;
+        for v in [1u64, 2, 3, 4, 5, 7, 8, 9, 15, 16, 100, 1000, 12345, 1 << 30] {
+            let i = bucket_of(v);
+            assert!(i >= last, "{v}");
+            last = i;
+            let upper = bucket_upper(i);
+            assert!(upper >= v, "{v} -> bucket {i} up to {upper}");
+            assert!(upper as f64 <= (v as f64) * 1.25 + 1.0, "{v} -> {upper}");
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_counter() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert_eq!(index(*k), i);
+        }
+    }
+
+    #[test]
+    fn quantiles_come_from_the_buckets() {
+        let c = Counters::default();
+        for us in 1..=1000u64 {
+            let t = c.start(1);
+            t.finish::<()>(&Ok(()));
+            c.record(Duration::from_micros(us)); // a second sample with a known value
+        }
+        let s = c.snapshot(0);
+        assert_eq!(s.commands, 1000);
+        assert_eq!(s.in_flight, 0);
+        assert!(
+            s.latency.p99 >= Duration::from_micros(900),
+            "{:?}",
+            s.latency
+        );
+        assert!(s.latency.max >= Duration::from_micros(1000));
+        let t = c.start(3);
+        t.finish::<()>(&Err(crate::Error::new(ErrorKind::Timeout, "x")));
+        let s = c.snapshot(0);
+        assert_eq!(s.commands, 1003);
+        assert_eq!(s.failed, vec![(ErrorKind::Timeout, 1)]);
+    }
+}
