@@ -26,6 +26,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod logging;
 mod net;
 mod patterns;
 mod pubsub;
