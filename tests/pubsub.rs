@@ -332,7 +332,9 @@ fn a_half_open_connection_is_found_by_the_health_check() {
     let took = wait_for(&a, Duration::from_secs(3), "disconnected", |e| {
         matches!(e, Event::Disconnected { .. })
     });
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Within 1.25 intervals of the last byte received (documented: 1.5), with room for a
+    // loaded machine's scheduling.
+    assert!(took < Duration::from_millis(1000), "{took:?}");
     std::thread::sleep(Duration::from_millis(500));
     server.resume();
     wait_for(&a, Duration::from_secs(5), "reactivated", |e| {

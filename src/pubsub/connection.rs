@@ -210,7 +210,10 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let interval = ps.settings.health_check_interval;
-    let mut ticker = tokio::time::interval(interval / 2);
+    // Checked 8 times per interval: a PING goes out within [1/2, 5/8] of the interval
+    // after the last byte received, and a socket that answers nothing is given up within
+    // [1, 1.25] intervals of it (plus scheduling delay).
+    let mut ticker = tokio::time::interval(interval / 8);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
