@@ -387,7 +387,7 @@ impl Client {
 
     /// Send a prepared command on the shared connection; an error reply becomes an error.
     pub(crate) async fn run_cmd(&self, cmd: &redis::Cmd) -> Result<Reply> {
-        let timer = self.inner.counters.start(1);
+        let timer = self.inner.counters.start();
         let result = match self.inner.conn.send(cmd).await {
             Ok(Reply::Error(e)) => Err(Error::from(e)),
             other => other,
@@ -436,7 +436,7 @@ client_methods! {
     /// `MONITOR`, ...) are refused with an error naming the API to use instead.
     pub async fn command(&self, args: &[impl AsRef<[u8]>]) -> Result<Reply> {
         let cmd = self.build(args)?;
-        let timer = self.inner.counters.start(1);
+        let timer = self.inner.counters.start();
         let result = match route(args, self.inner.conn.response_timeout()) {
             Route::Shared => self.inner.conn.send(&cmd).await,
             Route::Refuse(why) => Err(Error::invalid(why)),

@@ -105,7 +105,6 @@ impl Default for Counters {
 pub(crate) struct CallTimer<'a> {
     counters: &'a Counters,
     start: std::time::Instant,
-    commands: u64,
 }
 
 impl Drop for CallTimer<'_> {
@@ -115,13 +114,13 @@ impl Drop for CallTimer<'_> {
 }
 
 impl Counters {
-    /// Start counting a call of `commands` commands (a batch counts each).
-    pub(crate) fn start(&self, commands: u64) -> CallTimer<'_> {
+    /// Start counting a call of the client (its commands are counted by the connection
+    /// that writes them).
+    pub(crate) fn start(&self) -> CallTimer<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         CallTimer {
             counters: self,
             start: std::time::Instant::now(),
-            commands,
         }
     }
 
@@ -192,7 +191,6 @@ impl CallTimer<'_> {
     /// The call ended with `outcome`.
     pub(crate) fn finish<T>(self, outcome: &crate::Result<T>) {
         let c = self.counters;
-        c.commands.fetch_add(self.commands, Ordering::Relaxed);
         match outcome {
             Ok(_) => c.record(self.start.elapsed()),
             Err(e) => {
@@ -207,11 +205,14 @@ impl CallTimer<'_> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientStats {
-    /// Commands sent (a pipeline or transaction counts each of its commands), by every
-    /// call of the client: typed helpers, `command`, batches, and the patterns' own.
+    /// Commands written to the server on every connection of the client: calls, each
+    /// command of a pipeline or transaction (`MULTI` and `EXEC` included), the patterns'
+    /// own (a worker's `BLMOVE`s, a consumer's `XREADGROUP`s, ...), the connections'
+    /// handshakes, pub/sub's `SUBSCRIBE`s and health-check `PING`s.
     pub commands: u64,
-    /// Calls that failed, by error kind (kinds with no failure left out). A command whose
-    /// reply is a server error counts under [`ErrorKind::Server`].
+    /// Calls of the client (a command, a pipeline or transaction, a pattern's call) that
+    /// failed, by error kind (kinds with no failure left out). A command whose reply is a
+    /// server error counts under [`ErrorKind::Server`].
     pub failed: Vec<(ErrorKind, u64)>,
     /// Times the command connection was re-established after it broke.
     pub reconnects: u64,
@@ -280,12 +281,11 @@ mod tests {
     fn quantiles_come_from_the_buckets() {
         let c = Counters::default();
         for us in 1..=1000u64 {
-            let t = c.start(1);
+            let t = c.start();
             t.finish::<()>(&Ok(()));
             c.record(Duration::from_micros(us)); // a second sample with a known value
         }
         let s = c.snapshot(0);
-        assert_eq!(s.commands, 1000);
         assert_eq!(s.in_flight, 0);
         assert!(
             s.latency.p99 >= Duration::from_micros(900),
@@ -293,10 +293,10 @@ mod tests {
             s.latency
         );
         assert!(s.latency.max >= Duration::from_micros(1000));
-        let t = c.start(3);
+        let t = c.start();
         t.finish::<()>(&Err(crate::Error::new(ErrorKind::Timeout, "x")));
         let s = c.snapshot(0);
-        assert_eq!(s.commands, 1003);
+        assert_eq!(s.latency.count, 2000);
         assert_eq!(s.failed, vec![(ErrorKind::Timeout, 1)]);
     }
 }

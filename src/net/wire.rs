@@ -333,6 +333,11 @@ async fn drive(
                         Expect::One => Vec::new(),
                         Expect::Many(n) => Vec::with_capacity(n),
                     };
+                    let n = match r.expect {
+                        Expect::One => 1,
+                        Expect::Many(n) => n as u64,
+                    };
+                    counters.commands.fetch_add(n, Ordering::Relaxed);
                     inflight.push_back(Waiting { expect: r.expect, got, reply: r.reply });
                 }
                 if let Some(err) = failed {

@@ -105,7 +105,7 @@ impl Batch {
         if self.is_empty() && !self.atomic {
             return Ok(Vec::new());
         }
-        let timer = self.client.counters().start(self.len() as u64);
+        let timer = self.client.counters().start();
         let vals = self.client.conn().send_pipeline(&self.pipe).await;
         timer.finish(&vals);
         let vals = vals.map_err(|e| e.context(self.what()))?;

@@ -160,6 +160,7 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
     let mut reader = Reader::new(s.limits);
     let handshake = async {
         let hello = hello.get_packed_command();
+        s.counters.commands.fetch_add(1, Ordering::Relaxed);
         s.counters
             .bytes_out
             .fetch_add(hello.len() as u64, Ordering::Relaxed);
@@ -255,6 +256,7 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
                         return Error::new(ErrorKind::Connection, e.to_string());
                     }
                     inflight.push_back(InFlight::Ping);
+                    ps.settings.counters.commands.fetch_add(1, Ordering::Relaxed);
                     ping_sent = Some(now);
                 }
             }
@@ -467,6 +469,10 @@ async fn reconcile<W: AsyncWrite + Unpin>(
                         cmd.arg(&n[..]);
                     }
                     cmd.write_packed_command(out);
+                    ps.settings
+                        .counters
+                        .commands
+                        .fetch_add(1, Ordering::Relaxed);
                     inflight.push_back(InFlight::Sub {
                         kind,
                         names: chunk.to_vec(),
