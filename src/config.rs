@@ -74,12 +74,14 @@ pub struct Options {
     pub reconnect: ReconnectPolicy,
     /// Largest value accepted in one argument; larger ones are refused before anything is
     /// sent. The smaller of this and the server's `proto-max-bulk-len` applies. A reply
-    /// announcing a longer string is a protocol error (the connection is dropped) before
-    /// anything of it is buffered.
+    /// announcing a string longer than this (or than 64 KiB, whichever is larger: the
+    /// handshake's own replies must fit) is a protocol error (the connection is dropped)
+    /// before anything of it is buffered.
     pub max_value_size: usize,
-    /// Largest reply accepted (default 1 GiB): a reply, or a pub/sub message, that grows
-    /// past it before it is complete is a protocol error that drops that connection (it
-    /// is re-established), instead of memory growing with what the server announces.
+    /// Largest reply accepted (default 1 GiB, at least 64 KiB): a reply, or a pub/sub
+    /// message, that grows past it before it is complete is a protocol error that drops that
+    /// connection (it is re-established), instead of memory growing with what the server
+    /// announces.
     pub max_reply_size: usize,
     /// How often the idle pub/sub connection is checked with a PING; a connection that
     /// does not answer is declared dead within about 1.5 times this (default 3 s).
@@ -209,7 +211,7 @@ impl Options {
     /// The limits replies are read with.
     pub(crate) fn limits(&self) -> crate::net::resp::Limits {
         crate::net::resp::Limits {
-            value: self.max_value_size,
+            value: self.max_value_size.max(crate::net::resp::MIN_REPLY_LIMIT),
             reply: self.max_reply_size,
         }
     }
@@ -263,8 +265,10 @@ impl Options {
         if self.max_value_size == 0 {
             return Err(Error::invalid("max_value_size must be at least 1 byte"));
         }
-        if self.max_reply_size < 64 {
-            return Err(Error::invalid("max_reply_size must be at least 64 bytes"));
+        if self.max_reply_size < crate::net::resp::MIN_REPLY_LIMIT {
+            return Err(Error::invalid(
+                "max_reply_size must be at least 64 KiB (65536 bytes)",
+            ));
         }
         Ok(())
     }

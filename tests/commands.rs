@@ -224,6 +224,20 @@ fn big_values_round_trip_and_oversized_ones_are_refused() {
     let e = small.set("k", vec![0u8; 2048]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     small.set("k", vec![0u8; 1024]).unwrap();
+
+    // A limit smaller than the handshake's replies still connects, and reads what others
+    // wrote up to 64 KiB: the reply-side limit never goes below that.
+    let tiny = blocking::Client::connect(&server.tcp_url(), Options::default().max_value_size(10))
+        .unwrap();
+    tiny.ping().unwrap();
+    let e = tiny.set("t", "more than ten bytes").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    c.set("t", vec![7u8; 60_000]).unwrap();
+    assert_eq!(tiny.get("t").unwrap(), Some(vec![7u8; 60_000]));
+    tiny.ping().unwrap();
+    let e = blocking::Client::connect(&server.tcp_url(), Options::default().max_reply_size(1000))
+        .unwrap_err();
+    assert!(e.to_string().contains("max_reply_size"), "{e}");
 }
 
 #[test]

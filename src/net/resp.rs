@@ -40,6 +40,10 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
 /// protocol error that drops the connection, not a buffer without limit.
 pub const DEFAULT_MAX_REPLY_SIZE: usize = 1024 * 1024 * 1024;
 
+/// The smallest limit replies are read with (64 KiB): the handshake's own replies (`HELLO`,
+/// `CONFIG GET`) must fit whatever the options say, or the connection could never be made.
+pub(crate) const MIN_REPLY_LIMIT: usize = 64 * 1024;
+
 /// What a reply may announce and take: a string longer than `value` bytes, or a frame that
 /// has grown past `reply` bytes before it is complete, is a protocol error (the connection
 /// is dropped) instead of a buffer that grows with whatever a server, or something
