@@ -222,3 +222,44 @@ fn presence_is_immediate_and_withdrawn_and_unanswered_calls_leave_nothing() {
     assert_eq!(e.kind(), ErrorKind::NoServer);
     assert_eq!(server.cmd(&["KEYS", "*"]), redis::Value::Array(vec![]));
 }
+
+#[test]
+fn the_timeout_bounds_the_whole_call_when_the_server_stops_answering() {
+    // With a 5 s response timeout, a frozen server used to make a 400 ms call take the
+    // push's 5 s, then 5 s more to take the request back: the call's timeout is its bound.
+    let server = Server::start();
+    let srv = connect(&server.tcp_url());
+    let _s = srv.serve("upper", upper(), 1).unwrap();
+    let c = connect(&server.tcp_url());
+    let t = Duration::from_millis(400);
+    assert_eq!(c.call("upper", "warm", t).unwrap(), b"WARM".to_vec());
+    let fleet = CallOptions::default()
+        .protocol(redipc::Protocol::RedisIpc)
+        .timeout(t);
+    let cold = connect(&server.tcp_url());
+    server.pause();
+    for (who, opts) in [
+        ("warm caller", CallOptions::default().timeout(t)),
+        ("redis-ipc wire", fleet),
+    ] {
+        let start = Instant::now();
+        let e = c.call_with("upper", "", "1", opts).unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{who}: {e}");
+        assert!(took < Duration::from_millis(1200), "{who}: took {took:?}");
+    }
+    // A caller whose reply subscription is not made yet is bounded the same way.
+    let start = Instant::now();
+    let e = cold.call("upper", "x", t).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        start.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        start.elapsed()
+    );
+    server.resume();
+    assert_eq!(
+        c.call("upper", "back", Duration::from_secs(5)).unwrap(),
+        b"BACK".to_vec()
+    );
+}

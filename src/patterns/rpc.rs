@@ -20,7 +20,7 @@ use tokio::sync::{OnceCell, oneshot};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
-use crate::patterns::call::Call;
+use crate::patterns::call::{CLEANUP_GRACE, Call, timed_out, within};
 use crate::patterns::queue::{Protocol, QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportSource, call_handler};
@@ -286,8 +286,9 @@ impl Client {
 }
 
 client_methods! {
-    /// Call `method` of `service` with `payload`, waiting up to `opts.timeout` for the
-    /// reply. Errors: [`ErrorKind::Remote`] with the handler's message,
+    /// Call `method` of `service` with `payload`. `opts.timeout` bounds the whole call
+    /// (sending the request and waiting for the reply, whatever the connection's response
+    /// timeout), plus at most 200 ms to take back a request no server took. Errors: [`ErrorKind::Remote`] with the handler's message,
     /// [`ErrorKind::Timeout`], [`ErrorKind::NoServer`] when nobody serves the service.
     pub async fn call_with(
         &self,
@@ -326,10 +327,15 @@ client_methods! {
             .await;
         }
         let keys = service_keys(self, service)?;
-        if opts.fail_fast && !self.has_server(&keys).await? {
+        // The timeout bounds the whole call: registering the caller, sending the request,
+        // the reply, and (within a short grace) taking a late request back.
+        let deadline = tokio::time::Instant::now() + opts.timeout;
+        if opts.fail_fast && !within(deadline, opts.timeout, self.has_server(&keys)).await? {
             return Err(no_server(service).context(what()));
         }
-        let caller = self.caller().await.map_err(|e| e.context(what()))?;
+        let caller = within(deadline, opts.timeout, self.caller())
+            .await
+            .map_err(|e| e.context(what()))?;
         let id = caller.next_id.fetch_add(1, Ordering::Relaxed);
         let envelope = encode_request(&RequestEnvelope {
             deadline_ms: now_ms() + opts.timeout.as_millis() as u64,
@@ -351,35 +357,43 @@ client_methods! {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
         };
-        if let Err(e) = self
-            .command(&[b"LPUSH".as_slice(), &keys.pending(), &envelope])
-            .await
-        {
-            forget();
-            return Err(e.context(what()));
-        }
-        match tokio::time::timeout(opts.timeout, rx).await {
-            Ok(Ok((STATUS_OK, payload))) => Ok(payload),
-            Ok(Ok((_, message))) => Err(Error::new(
+        let pending = keys.pending();
+        let push = [b"LPUSH".as_slice(), &pending, &envelope];
+        let outcome = match within(deadline, opts.timeout, self.command(&push)).await {
+            Err(e) if e.kind() != ErrorKind::Timeout => {
+                forget();
+                return Err(e.context(what()));
+            }
+            // The push may or may not have reached the server: take it back below.
+            Err(e) => Err(e),
+            Ok(_) => match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(_)) => return Err(Error::closed().context(what())),
+                Err(_) => Err(timed_out(opts.timeout)),
+            },
+        };
+        match outcome {
+            Ok((STATUS_OK, payload)) => Ok(payload),
+            Ok((_, message)) => Err(Error::new(
                 ErrorKind::Remote,
                 String::from_utf8_lossy(&message).into_owned(),
             )
             .context(what())),
-            Ok(Err(_)) => Err(Error::closed().context(what())),
-            Err(_) => {
+            Err(timeout) => {
                 forget();
-                // Take our request back if no server took it yet, so nothing is left behind.
-                let _ = self
-                    .command(&[b"LREM".as_slice(), &keys.pending(), b"1", &envelope])
-                    .await;
-                if !self.has_server(&keys).await.unwrap_or(true) {
-                    return Err(no_server(service).context(what()));
+                // Take our request back if no server took it yet, so nothing is left behind,
+                // and tell "no server" from "too slow"; both within a short grace (a request
+                // left behind is dropped by the server: its deadline has passed).
+                let settle = async {
+                    let _ = self
+                        .command(&[b"LREM".as_slice(), &keys.pending(), b"1", &envelope])
+                        .await;
+                    self.has_server(&keys).await.unwrap_or(true)
+                };
+                match tokio::time::timeout(CLEANUP_GRACE, settle).await {
+                    Ok(false) => Err(no_server(service).context(what())),
+                    _ => Err(timeout.context(what())),
                 }
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no reply within {:?}", opts.timeout),
-                )
-                .context(what()))
             }
         }
     }

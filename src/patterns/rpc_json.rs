@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
-use crate::patterns::call::Call;
+use crate::patterns::call::{CLEANUP_GRACE, Call, timed_out, within};
 use crate::patterns::queue::{QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportSource, call_handler};
@@ -175,9 +175,10 @@ pub(crate) async fn call(
     let method = std::str::from_utf8(method)
         .map_err(|_| Error::invalid("a redis-ipc method name must be UTF-8").context(what()))?;
     let payload = json(payload, "the request payload").map_err(|e| e.context(what()))?;
+    // The timeout bounds the whole call, as in `Client::call_with`.
+    let deadline = tokio::time::Instant::now() + timeout;
     let caller = client.extension::<JsonCaller>();
-    caller
-        .listen(client, list)
+    within(deadline, timeout, caller.listen(client, list))
         .await
         .map_err(|e| e.context(what()))?;
     let id = format!(
@@ -205,26 +206,31 @@ pub(crate) async fn call(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(channel.clone(), tx);
-    if let Err(e) = client
-        .command(&[b"LPUSH".as_slice(), list, &envelope])
-        .await
-    {
-        caller.forget(&channel);
-        return Err(e.context(what()));
-    }
-    let reply = match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(_)) => return Err(Error::closed().context(what())),
-        Err(_) => {
+    let push = [b"LPUSH".as_slice(), list, &envelope];
+    let outcome = match within(deadline, timeout, client.command(&push)).await {
+        Err(e) if e.kind() != ErrorKind::Timeout => {
             caller.forget(&channel);
-            // Take the request back if no server took it yet, so nothing is left behind.
-            let _ = client
-                .command(&[b"LREM".as_slice(), list, b"1", &envelope])
-                .await;
-            return Err(
-                Error::new(ErrorKind::Timeout, format!("no reply within {timeout:?}"))
-                    .context(what()),
-            );
+            return Err(e.context(what()));
+        }
+        Err(e) => Err(e),
+        Ok(_) => match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => return Err(Error::closed().context(what())),
+            Err(_) => Err(timed_out(timeout)),
+        },
+    };
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(e) => {
+            caller.forget(&channel);
+            // Take the request back if no server took it yet, so nothing is left behind
+            // (within a short grace: a request left behind has passed its deadline).
+            let _ = tokio::time::timeout(
+                CLEANUP_GRACE,
+                client.command(&[b"LREM".as_slice(), list, b"1", &envelope]),
+            )
+            .await;
+            return Err(e.context(what()));
         }
     };
     let parsed: ReplyIn<'_> = serde_json::from_slice(&reply).map_err(|e| {
