@@ -54,6 +54,15 @@ fn commands(buf: &mut Vec<u8>) -> Vec<Vec<Vec<u8>>> {
 /// A fake server: answers the client's connection setup like Redis 7, and `GET` with
 /// `on_get` (which may write forever: it stops when the client goes away).
 fn fake_server(on_get: fn(&mut TcpStream)) -> (String, Arc<AtomicBool>) {
+    fake_server_with(on_get, |_| {})
+}
+
+/// [`fake_server`] that also answers `SUBSCRIBE` with `on_subscribe` (which may write
+/// forever: it stops when the client goes away).
+fn fake_server_with(
+    on_get: fn(&mut TcpStream),
+    on_subscribe: fn(&mut TcpStream),
+) -> (String, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://{}", listener.local_addr().unwrap());
     let done = Arc::new(AtomicBool::new(false));
@@ -80,6 +89,10 @@ fn fake_server(on_get: fn(&mut TcpStream)) -> (String, Arc<AtomicBool>) {
                             "CONFIG" => b"*0\r\n",
                             "GET" => {
                                 on_get(&mut s);
+                                return;
+                            }
+                            "SUBSCRIBE" => {
+                                on_subscribe(&mut s);
                                 return;
                             }
                             "PING" => b"+PONG\r\n",
@@ -188,5 +201,50 @@ fn a_huge_announced_aggregate_is_refused_at_once() {
     let e = c.get("k").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
     assert!(e.to_string().contains("elements"), "{e}");
+    done.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn a_huge_pubsub_message_drops_the_pubsub_connection_only() {
+    let (url, done) = fake_server_with(
+        |_| {},
+        |s| {
+            let _ = s.write_all(b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+            let _ = s.write_all(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2000000000\r\n");
+            flood(s);
+        },
+    );
+    let c = Client::connect(&url, Options::default()).unwrap();
+    let before = rss_mib();
+    let sub = c
+        .subscribe(&["ch"], redipc::SubscribeOptions::default())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut disconnected = false;
+    while !disconnected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match sub.next_blocking(Some(left)).unwrap() {
+            Some(redipc::Event::Disconnected { error }) => {
+                assert_eq!(error.kind(), ErrorKind::Protocol, "{error}");
+                assert!(error.to_string().contains("value-size limit"), "{error}");
+                disconnected = true;
+            }
+            Some(redipc::Event::Message(m)) => panic!("a message got through: {m:?}"),
+            Some(_) => {}
+            None => panic!("no Disconnected within 5 s"),
+        }
+    }
+    assert!(
+        rss_mib() < before + 64,
+        "{} MiB -> {} MiB",
+        before,
+        rss_mib()
+    );
+    // The command connection is untouched.
+    assert_eq!(
+        c.command(&["SET", "a", "b"]).unwrap(),
+        redipc::Reply::Status("OK".into())
+    );
+    drop(sub);
     done.store(true, Ordering::SeqCst);
 }
