@@ -69,6 +69,83 @@ fn bucket_upper(i: usize) -> u64 {
     ((4 + sub + 1) << (e - 2)) - 1
 }
 
+/// Counters of one worker (or RPC server), or the sum of a client's ([`ClientStats::workers`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Requests handled successfully.
+    pub handled: u64,
+    /// Handler failures (each retry counts).
+    pub failed: u64,
+    /// Requests this worker moved to the dead-letter list.
+    pub dead_lettered: u64,
+    /// Requests of dead workers this worker recovered: put back into the queue, or (after
+    /// `max_attempts` deaths) into the dead-letter list.
+    pub recovered: u64,
+}
+
+/// Counters of a group consumer, or the sum of a client's ([`ClientStats::consumers`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerStats {
+    /// Entries handled and acked.
+    pub acked: u64,
+    /// Handler failures.
+    pub failed: u64,
+    /// Entries taken over from idle consumers (or retried after failing).
+    pub claimed: u64,
+    /// Entries moved to the dead-letter stream.
+    pub dead_lettered: u64,
+}
+
+/// A worker's counters, kept by the worker and summed by its client.
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) handled: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) recovered: AtomicU64,
+}
+
+impl WorkerCounters {
+    pub(crate) fn snapshot(&self) -> WorkerStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkerStats {
+            handled: load(&self.handled),
+            failed: load(&self.failed),
+            dead_lettered: load(&self.dead_lettered),
+            recovered: load(&self.recovered),
+        }
+    }
+}
+
+/// A group consumer's counters, kept by the consumer and summed by its client.
+#[derive(Default)]
+pub(crate) struct ConsumerCounters {
+    pub(crate) acked: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) claimed: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+}
+
+impl ConsumerCounters {
+    pub(crate) fn snapshot(&self) -> ConsumerStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ConsumerStats {
+            acked: load(&self.acked),
+            failed: load(&self.failed),
+            claimed: load(&self.claimed),
+            dead_lettered: load(&self.dead_lettered),
+        }
+    }
+}
+
+/// Add `n` to the same counter of a handle and of its client's sum.
+pub(crate) fn add<C>(own: &C, sum: &C, field: fn(&C) -> &AtomicU64, n: u64) {
+    field(own).fetch_add(n, Ordering::Relaxed);
+    field(sum).fetch_add(n, Ordering::Relaxed);
+}
+
 /// The counters of one client (shared by its connections).
 pub(crate) struct Counters {
     pub(crate) commands: AtomicU64,
@@ -81,6 +158,9 @@ pub(crate) struct Counters {
     pub(crate) pubsub_received: AtomicU64,
     latency: [AtomicU64; BUCKETS],
     latency_max: AtomicU64,
+    /// The sums of the client's workers and RPC servers, and of its group consumers.
+    pub(crate) workers: WorkerCounters,
+    pub(crate) consumers: ConsumerCounters,
 }
 
 impl Default for Counters {
@@ -96,6 +176,8 @@ impl Default for Counters {
             pubsub_received: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_max: AtomicU64::new(0),
+            workers: WorkerCounters::default(),
+            consumers: ConsumerCounters::default(),
         }
     }
 }
@@ -169,6 +251,8 @@ impl Counters {
             in_flight: load(&self.in_flight),
             pubsub_received: load(&self.pubsub_received),
             pubsub_dropped,
+            workers: self.workers.snapshot(),
+            consumers: self.consumers.snapshot(),
             latency: LatencyStats {
                 count,
                 p50: quantile(0.50),
@@ -228,6 +312,11 @@ pub struct ClientStats {
     pub pubsub_received: u64,
     /// Pub/sub messages dropped by subscriptions' overflow policies.
     pub pubsub_dropped: u64,
+    /// The sum of the counters of every worker and RPC server the client ran (stopped
+    /// ones included).
+    pub workers: WorkerStats,
+    /// The sum of the counters of every stream group consumer the client ran.
+    pub consumers: ConsumerStats,
     /// The latency of successful calls, from the call to its reply.
     pub latency: LatencyStats,
 }

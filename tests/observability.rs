@@ -8,7 +8,9 @@ use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use redipc::{ErrorKind, Event, Options, Overflow, SubscribeOptions, WorkerOptions, blocking};
+use redipc::{
+    ConsumerOptions, ErrorKind, Event, Options, Overflow, SubscribeOptions, WorkerOptions, blocking,
+};
 
 /// Every record the library logs, from every test of this binary.
 static LINES: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
@@ -138,6 +140,53 @@ fn counters_follow_a_scripted_workload() {
         matches!(sub.try_next(), Ok(Some(Event::Reactivated { .. })))
     });
     assert_eq!(c.stats().pubsub_reconnects, 1);
+}
+
+#[test]
+fn the_client_sums_the_counters_of_its_workers_and_consumers() {
+    let server = Server::start();
+    let c = blocking::Client::connect(&server.tcp_url(), Options::default()).unwrap();
+    let quiet = |_: &redipc::Report| {};
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        workers.push(
+            c.handle_requests(
+                &["jobs"],
+                |r| match &r.payload[..] {
+                    b"fail" => Err("told to fail".into()),
+                    _ => Ok(()),
+                },
+                WorkerOptions::default().error_hook(quiet),
+            )
+            .unwrap(),
+        );
+    }
+    for _ in 0..10 {
+        c.send_request("jobs", "ok").unwrap();
+    }
+    c.send_request("jobs", "fail").unwrap();
+    wait_until(Duration::from_secs(10), "11 requests handled", || {
+        let w = c.stats().workers;
+        w.handled == 10 && w.failed == 1
+    });
+    let each: u64 = workers.iter().map(|w| w.stats().handled).sum();
+    assert_eq!(each, 10);
+    drop(workers); // a stopped worker's counts stay in the sum
+    assert_eq!(c.stats().workers.handled, 10);
+
+    for i in 0..5 {
+        c.stream_publish("events", &[("n", i.to_string())], None)
+            .unwrap();
+    }
+    let consumer = c
+        .stream_consume("events", "g", "me", |_| Ok(()), ConsumerOptions::default())
+        .unwrap();
+    wait_until(Duration::from_secs(10), "5 entries acked", || {
+        c.stats().consumers.acked == 5
+    });
+    assert_eq!(consumer.stats().acked, 5);
+    drop(consumer);
+    assert_eq!(c.stats().consumers.acked, 5);
 }
 
 #[test]

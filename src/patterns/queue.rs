@@ -19,7 +19,7 @@
 //! retried carries a small binary envelope (magic `\0ipq\x01`, attempt, payload), and a
 //! dead letter another one (magic `\0ipd\x01`, attempts, error, payload).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use crate::net::conn::{LoopConn, Unblock};
 use crate::net::runtime;
 use crate::reply::Reply;
 use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
+use crate::stats::{self, WorkerCounters};
 
 const RETRY_MAGIC: &[u8] = b"\0ipq\x01";
 const DEAD_MAGIC: &[u8] = b"\0ipd\x01";
@@ -225,20 +226,7 @@ pub struct DeadLetter {
     pub error: String,
 }
 
-/// Counters of one worker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkerStats {
-    /// Requests handled successfully.
-    pub handled: u64,
-    /// Handler failures (each retry counts).
-    pub failed: u64,
-    /// Requests this worker moved to the dead-letter list.
-    pub dead_lettered: u64,
-    /// Requests of dead workers this worker recovered: put back into the queue, or (after
-    /// `max_attempts` deaths) into the dead-letter list.
-    pub recovered: u64,
-}
+pub use crate::stats::WorkerStats;
 
 /// The keys of one queue.
 #[derive(Clone, Debug)]
@@ -437,10 +425,7 @@ struct Shared {
     queues: Vec<QueueKeys>,
     handler: RequestHandler,
     opts: WorkerOptions,
-    handled: AtomicU64,
-    failed: AtomicU64,
-    dead_lettered: AtomicU64,
-    recovered: AtomicU64,
+    counts: WorkerCounters,
     /// Reliable mode: the consumer ids of the loops (their leases are kept alive).
     consumers: Mutex<Vec<String>>,
     /// The loops' blocking connections, so that `stop` can end their pops at once.
@@ -448,6 +433,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// Count `n` on this worker and on its client's sum.
+    fn count(&self, field: fn(&WorkerCounters) -> &AtomicU64, n: u64) {
+        stats::add(&self.counts, &self.client.counters().workers, field, n);
+    }
+
     /// Run the handler; a panic is a failure.
     fn run_handler(&self, req: &Request) -> Result<()> {
         call_handler(|| (self.handler)(req))
@@ -511,10 +501,7 @@ impl Worker {
             queues,
             handler,
             opts,
-            handled: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            recovered: AtomicU64::new(0),
+            counts: WorkerCounters::default(),
             consumers: Mutex::new(Vec::new()),
             unblock: Unblock::default(),
         });
@@ -545,13 +532,7 @@ impl Worker {
 
     /// Counters so far.
     pub fn stats(&self) -> WorkerStats {
-        let s = &self.shared;
-        WorkerStats {
-            handled: s.handled.load(Ordering::Relaxed),
-            failed: s.failed.load(Ordering::Relaxed),
-            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
-            recovered: s.recovered.load(Ordering::Relaxed),
-        }
+        self.shared.counts.snapshot()
     }
 
     runner_methods!(
@@ -753,10 +734,10 @@ fn handle_plain(shared: &Shared, lp: &Loop, q: &QueueKeys, item: &[u8]) {
     };
     match shared.run_handler(&req) {
         Ok(()) => {
-            shared.handled.fetch_add(1, Ordering::Relaxed);
+            shared.count(|c| &c.handled, 1);
         }
         Err(e) => {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
+            shared.count(|c| &c.failed, 1);
             lp.report(
                 report_on(lp, ReportKind::HandlerFailed, q)
                     .attempts(attempt + 1, 0)
@@ -837,10 +818,10 @@ async fn settle(
                 .run_cmd(&cmd)
                 .await
                 .map_err(|e| e.context("ack"))?;
-            shared.handled.fetch_add(1, Ordering::Relaxed);
+            shared.count(|c| &c.handled, 1);
         }
         Err(err) => {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
+            shared.count(|c| &c.failed, 1);
             let (attempt, payload) = decode_item(item);
             let attempts = attempt + 1;
             let max = shared.opts.max_attempts;
@@ -861,7 +842,7 @@ async fn settle(
                 .await
                 .map_err(|e| e.context("nack"))?;
             let report = if dead {
-                shared.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                shared.count(|c| &c.dead_lettered, 1);
                 report_on(lp, ReportKind::DeadLettered, q).count(1)
             } else {
                 report_on(lp, ReportKind::HandlerFailed, q)
@@ -897,12 +878,12 @@ async fn recover(shared: &Shared, lp: &Loop) -> Result<()> {
                 .max(0) as u64
         };
         let (moved, dead) = (count(0), count(1));
-        shared.recovered.fetch_add(moved + dead, Ordering::Relaxed);
+        shared.count(|c| &c.recovered, moved + dead);
         if moved > 0 {
             lp.report(report_on(lp, ReportKind::Recovered, q).count(moved));
         }
         if dead > 0 {
-            shared.dead_lettered.fetch_add(dead, Ordering::Relaxed);
+            shared.count(|c| &c.dead_lettered, dead);
             let max = shared.opts.max_attempts;
             lp.report(
                 report_on(lp, ReportKind::DeadLettered, q)

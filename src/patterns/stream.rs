@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,6 +27,7 @@ use crate::net::runtime::{self, Rt};
 use crate::net::wire::Wire;
 use crate::reply::Reply;
 use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
+use crate::stats::{self, ConsumerCounters};
 
 /// One stream entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,19 +205,7 @@ impl ConsumerOptions {
 /// leaves it pending, to be retried after `min_idle`. A panic is a failure.
 pub type EntryHandler = Arc<dyn Fn(&StreamEntry) -> Result<()> + Send + Sync>;
 
-/// Counters of a group consumer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConsumerStats {
-    /// Entries handled and acked.
-    pub acked: u64,
-    /// Handler failures.
-    pub failed: u64,
-    /// Entries taken over from idle consumers (or retried after failing).
-    pub claimed: u64,
-    /// Entries moved to the dead-letter stream.
-    pub dead_lettered: u64,
-}
+pub use crate::stats::ConsumerStats;
 
 /// Pending entries of a group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -235,15 +224,17 @@ struct ConsumerShared {
     consumer: Bytes,
     handler: EntryHandler,
     opts: ConsumerOptions,
-    acked: AtomicU64,
-    failed: AtomicU64,
-    claimed: AtomicU64,
-    dead_lettered: AtomicU64,
+    counts: ConsumerCounters,
     /// The loop's blocking connection, so that `stop` can end its read at once.
     unblock: Unblock,
 }
 
 impl ConsumerShared {
+    /// Count `n` on this consumer and on its client's sum.
+    fn count(&self, field: fn(&ConsumerCounters) -> &AtomicU64, n: u64) {
+        stats::add(&self.counts, &self.client.counters().consumers, field, n);
+    }
+
     fn errors_key(&self) -> Vec<u8> {
         let mut k = format!("{}stream-errors:", self.client.options().key_prefix).into_bytes();
         k.extend_from_slice(&self.stream);
@@ -279,13 +270,7 @@ impl std::fmt::Debug for StreamConsumer {
 impl StreamConsumer {
     /// Counters so far.
     pub fn stats(&self) -> ConsumerStats {
-        let s = &self.shared;
-        ConsumerStats {
-            acked: s.acked.load(Ordering::Relaxed),
-            failed: s.failed.load(Ordering::Relaxed),
-            claimed: s.claimed.load(Ordering::Relaxed),
-            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
-        }
+        self.shared.counts.snapshot()
     }
 
     runner_methods!(
@@ -391,10 +376,10 @@ fn handle_entry(s: &ConsumerShared, lp: &mut Loop, handle: &Rt, entry: StreamEnt
                 p.add(&[b"XACK".as_slice(), &s.stream, &s.group, entry.id.as_bytes()])?;
                 p.add(&[b"HDEL".as_slice(), &s.errors_key(), entry.id.as_bytes()])?;
                 p.exec().await?;
-                s.acked.fetch_add(1, Ordering::Relaxed);
+                s.count(|c| &c.acked, 1);
             }
             Err(err) => {
-                s.failed.fetch_add(1, Ordering::Relaxed);
+                s.count(|c| &c.failed, 1);
                 s.client
                     .command(&[
                         b"HSET".as_slice(),
@@ -455,7 +440,7 @@ async fn claim(s: &ConsumerShared) -> Result<Vec<StreamEntry>> {
     if entries.is_empty() {
         return Ok(entries);
     }
-    s.claimed.fetch_add(entries.len() as u64, Ordering::Relaxed);
+    s.count(|c| &c.claimed, entries.len() as u64);
     // Delivery counts (XAUTOCLAIM raised them) from XPENDING of our consumer.
     let mut p = redis::cmd("XPENDING");
     p.arg(&s.stream[..])
@@ -516,7 +501,7 @@ async fn dead_letter(s: &ConsumerShared, lp: &Loop, entry: &StreamEntry) -> Resu
             return Err(Error::from(e));
         }
     }
-    s.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    s.count(|c| &c.dead_lettered, 1);
     let mut r = entry_report(lp, ReportKind::DeadLettered, entry).count(1);
     r.attempt = entry.deliveries.saturating_sub(1).min(u32::MAX as u64) as u32;
     lp.report(r.error(Error::handler(last)));
@@ -607,10 +592,7 @@ impl Client {
             consumer: Bytes::copy_from_slice(consumer),
             handler: Arc::new(handler),
             opts,
-            acked: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            claimed: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
+            counts: ConsumerCounters::default(),
             unblock: Unblock::default(),
         });
         // An idle loop sits in `XREADGROUP BLOCK`: `stop` ends it at once.
