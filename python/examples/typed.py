@@ -50,6 +50,10 @@ def main(argv: list[str]) -> int:
             print(f"visits: {count}")
             if "--fleet" in argv:
                 join_fleet(client)
+            stats: redipc.ClientStats = client.stats()
+            p99: float = stats.latency.p99
+            failed: dict[str, int] = stats.failed
+            print(f"{stats.commands} commands, p99 {p99 * 1e3:.2f} ms, failed {failed}")
     except redipc.ConnectionError as e:
         print(f"cannot reach {url}: {e}", file=sys.stderr)
         return 1

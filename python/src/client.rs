@@ -6,6 +6,8 @@ use redipc::{Options, SetOptions, blocking};
 
 use crate::convert::{self, Arg, Callable, Count, Dict, Seconds, Seq, With};
 use crate::errors::Core;
+use crate::logs;
+use crate::records::ClientStats;
 use crate::report;
 
 /// A connection to one Redis server, shared by every thread that uses this object.
@@ -41,8 +43,8 @@ impl Client {
     #[pyo3(signature = (
         url, *, connect_timeout = None, response_timeout = None, client_name = None,
         database = None, username = None, password = None, key_prefix = None, io_threads = None,
-        resp3 = None, max_value_size = None, poll_mode = None, health_check_interval = None,
-        stream_maxlen = None, on_report = None,
+        resp3 = None, max_value_size = None, max_reply_size = None, poll_mode = None,
+        health_check_interval = None, stream_maxlen = None, on_report = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -58,11 +60,13 @@ impl Client {
         io_threads: Option<Count<1>>,
         resp3: Option<bool>,
         max_value_size: Option<Count<1>>,
+        max_reply_size: Option<Count<0>>,
         poll_mode: Option<bool>,
         health_check_interval: Option<Seconds>,
         stream_maxlen: Option<Count<0>>,
         on_report: Option<Callable>,
     ) -> PyResult<Self> {
+        logs::sync(py)?;
         let opts = Options::default()
             .error_hook(report::hook(on_report.map(|f| f.0)))
             .with(connect_timeout, |o, t| o.connect_timeout(t.0))
@@ -75,6 +79,7 @@ impl Client {
             .with(io_threads, |o, n| o.io_threads(n.usize()))
             .with(resp3, Options::resp3)
             .with(max_value_size, |o, n| o.max_value_size(n.usize()))
+            .with(max_reply_size, |o, n| o.max_reply_size(n.usize()))
             .with(poll_mode, Options::poll_mode)
             .with(health_check_interval, |o, t| o.health_check_interval(t.0))
             .with(stream_maxlen, |o, n| o.stream_maxlen(n.usize()));
@@ -100,6 +105,11 @@ impl Client {
     #[getter]
     fn poll_mode(&self) -> bool {
         self.c.options().poll_mode
+    }
+
+    /// The client's counters and latency histogram since it was made.
+    fn stats(&self, py: Python<'_>) -> ClientStats {
+        py.detach(|| self.c.stats()).into()
     }
 
     fn __repr__(&self) -> String {

@@ -10,9 +10,14 @@
 //!   Ctrl-C: [`wait`] waits in slices and checks signals between them.
 //! - **Drops that may wait for the GIL.** Dropping a core handle waits for its running
 //!   handlers, which need the GIL: [`Detached`] drops it with the GIL released.
+//! - **Calls a core thread must not wait for.** A core thread that waited for the GIL to
+//!   hand over a log record could deadlock with a Python thread holding the GIL while it
+//!   waits on the core: a [`Relay`] takes such items in a bounded queue, without waiting,
+//!   and one thread of its own hands them to Python (with [`attach`]'s rules).
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -144,5 +149,91 @@ impl<T: Send> Drop for Detached<T> {
             // Not attachable (not possible for an object Python drops): dropped right here.
             let _ = Python::try_attach(move |py| py.detach(move || drop(inner)));
         }
+    }
+}
+
+/// A bounded queue from any thread to Python (see the [module docs](self)): [`push`]
+/// never waits for the GIL, only for the queue's lock, which is held just to add or take
+/// items. Past its capacity items are counted, not kept; the thread started by [`start`]
+/// hands each batch, with the count of items dropped since the last one (all newer than
+/// the batch's), to its `deliver` with the GIL, and ends once the interpreter exits (later
+/// items are dropped).
+///
+/// [`push`]: Relay::push
+/// [`start`]: Relay::start
+pub(crate) struct Relay<T> {
+    state: Mutex<Pending<T>>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+struct Pending<T> {
+    items: Vec<T>,
+    dropped: u64,
+    ended: bool,
+}
+
+impl<T: Send + 'static> Relay<T> {
+    pub(crate) const fn new(capacity: usize) -> Self {
+        Relay {
+            state: Mutex::new(Pending {
+                items: Vec::new(),
+                dropped: 0,
+                ended: false,
+            }),
+            ready: Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `item` for Python, or count it as dropped when the queue is full.
+    pub(crate) fn push(&self, item: T) {
+        let mut st = self.lock();
+        if st.ended {
+            return;
+        }
+        if st.items.len() < self.capacity {
+            st.items.push(item);
+        } else {
+            st.dropped += 1;
+        }
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// Start the thread `name` that calls `deliver(py, dropped, batch)` with the GIL for
+    /// each batch of queued items.
+    pub(crate) fn start(
+        &'static self,
+        name: &str,
+        deliver: impl Fn(Python<'_>, u64, Vec<T>) + Send + 'static,
+    ) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                loop {
+                    let (dropped, batch) = {
+                        let mut st = self.lock();
+                        while st.items.is_empty() && st.dropped == 0 {
+                            st = self.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+                        }
+                        (
+                            std::mem::take(&mut st.dropped),
+                            std::mem::take(&mut st.items),
+                        )
+                    };
+                    if attach(|py| deliver(py, dropped, batch)).is_none() {
+                        let mut st = self.lock();
+                        st.ended = true;
+                        st.items = Vec::new();
+                        return;
+                    }
+                }
+            })
+            .map(drop)
     }
 }

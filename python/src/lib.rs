@@ -1,11 +1,12 @@
 //! `redipc._native`: the Python binding of redipc, re-exported by the `redipc` package.
 //!
 //! The binding only converts: arguments with `FromPyObject` newtypes (`convert.rs`),
-//! results and reports into Python objects (`records.rs`, `report.rs`), core errors into
-//! one exception class per kind (`errors.rs`), and Python callables into core handlers
-//! (`handler.rs`). Behaviour (lifecycles, retries, defaults, validation) is the core's.
-//! What the interpreter itself forces — the GIL released for every wait, no call into a
-//! finalizing interpreter — is in `guard.rs`.
+//! results, reports and log records into Python objects (`records.rs`, `report.rs`,
+//! `logs.rs`), core errors into one exception class per kind (`errors.rs`), and Python
+//! callables into core handlers (`handler.rs`). Behaviour (lifecycles, retries, defaults,
+//! validation) is the core's. What the interpreter itself forces — the GIL released for
+//! every wait, no call into a finalizing interpreter, no core thread waiting for the GIL
+//! to hand over a log record — is in `guard.rs`.
 
 #[macro_use]
 mod errors;
@@ -43,6 +44,7 @@ mod convert;
 mod guard;
 mod handler;
 mod handles;
+mod logs;
 mod pubsub;
 mod queue;
 mod report;
@@ -80,6 +82,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<state::Lock>()?;
     m.add_class::<handles::KeyspaceWatch>()?;
     m.add_class::<report::Report>()?;
+    m.add_class::<records::ClientStats>()?;
+    m.add_class::<records::LatencyStats>()?;
     errors::add_to(m)?;
     guard::register(m.py())
 }

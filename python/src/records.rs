@@ -381,3 +381,103 @@ impl Message {
         repr("Message", &fields)
     }
 }
+
+record! {
+    /// A latency histogram's summary ([`redipc::LatencyStats`]), durations in seconds.
+    LatencyStats {
+        /// How many calls were timed.
+        count: u64,
+        p50: f64,
+        p90: f64,
+        p99: f64,
+        p999: f64,
+        max: f64,
+        /// The non-empty buckets: (upper bound in seconds, count), ascending.
+        buckets: Vec<(f64, u64)>,
+    }
+}
+
+impl From<redipc::LatencyStats> for LatencyStats {
+    fn from(l: redipc::LatencyStats) -> Self {
+        LatencyStats {
+            count: l.count,
+            p50: l.p50.as_secs_f64(),
+            p90: l.p90.as_secs_f64(),
+            p99: l.p99.as_secs_f64(),
+            p999: l.p999.as_secs_f64(),
+            max: l.max.as_secs_f64(),
+            buckets: l
+                .buckets
+                .into_iter()
+                .map(|(upper, n)| (upper.as_secs_f64(), n))
+                .collect(),
+        }
+    }
+}
+
+/// A record field that is a record itself: a new object of it (records are frozen).
+macro_rules! nested_record {
+    ($($t:ident),*) => {$(
+        impl<'py> IntoPyObject<'py> for &$t {
+            type Target = $t;
+            type Output = Bound<'py, $t>;
+            type Error = PyErr;
+
+            fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, $t>> {
+                Bound::new(py, self.clone())
+            }
+        }
+    )*};
+}
+nested_record!(LatencyStats, WorkerStats, ConsumerStats);
+
+record! {
+    /// Statistics of a client ([`redipc::ClientStats`]): counters since it was made.
+    ClientStats {
+        commands: u64,
+        /// Failed calls by error kind (`"server"`, `"timeout"` ...; kinds with none left out).
+        failed: Dict<String, u64>,
+        reconnects: u64,
+        pubsub_reconnects: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        in_flight: u64,
+        pubsub_received: u64,
+        pubsub_dropped: u64,
+        /// The sum of the counters of every worker and RPC server the client ran.
+        workers: WorkerStats,
+        /// The sum of the counters of every stream group consumer the client ran.
+        consumers: ConsumerStats,
+        latency: LatencyStats,
+    }
+}
+
+/// The name of an error kind: the core's, with `_` for spaces (`"invalid_argument"`), as
+/// the names of report kinds.
+pub(crate) fn error_kind_name(kind: redipc::ErrorKind) -> String {
+    kind.as_str().replace(' ', "_")
+}
+
+impl From<redipc::ClientStats> for ClientStats {
+    fn from(s: redipc::ClientStats) -> Self {
+        ClientStats {
+            commands: s.commands,
+            failed: Dict(
+                s.failed
+                    .into_iter()
+                    .map(|(k, n)| (error_kind_name(k), n))
+                    .collect(),
+            ),
+            reconnects: s.reconnects,
+            pubsub_reconnects: s.pubsub_reconnects,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            in_flight: s.in_flight,
+            pubsub_received: s.pubsub_received,
+            pubsub_dropped: s.pubsub_dropped,
+            workers: s.workers.into(),
+            consumers: s.consumers.into(),
+            latency: s.latency.into(),
+        }
+    }
+}

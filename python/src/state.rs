@@ -302,9 +302,12 @@ impl Client {
                     f.call1((errors::to_pyerr(f.py(), e.clone()).into_value(f.py()),))
                         .map(drop)
                 }),
-                _ => client_hook
-                    .as_ref()
-                    .map_or_else(|| eprintln!("{r}"), |h| h(r)),
+                // The client's hook is always set (reports go to `logging`).
+                _ => {
+                    if let Some(h) = &client_hook {
+                        h(r)
+                    }
+                }
             });
             callbacks.push(cb);
         }

@@ -66,6 +66,9 @@ def test_hierarchy() -> None:
         "Lock",
         "KeyspaceWatch",
         "Report",
+        # Observability.
+        "ClientStats",
+        "LatencyStats",
         "RedipcError",
         "__version__",
     }

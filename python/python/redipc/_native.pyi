@@ -174,6 +174,11 @@ class Client:
     - ``max_value_size``: largest argument in bytes (the smaller of this and the server's
       ``proto-max-bulk-len`` applies); a larger one raises ``InvalidArgument`` before
       anything is sent.
+    - ``max_reply_size``: largest reply in bytes (default 1 GiB, at least 64 KiB: a smaller
+      one raises ``InvalidArgument``). A reply, or a pub/sub message, that grows past it
+      before it is complete is a protocol error (``ProtocolError``) that drops that
+      connection, which is re-established, instead of memory growing with what the server
+      announces.
     - ``poll_mode``: subscription callbacks run only inside :meth:`poll`, on the thread
       that calls it, never in the background (see :meth:`poll` and :meth:`fileno`).
     - ``health_check_interval``: how often the idle pub/sub connection is checked with a
@@ -197,6 +202,16 @@ class Client:
     ``redipc_max_attempts``, ``redipc_count``, ``redipc_error``, ``redipc_during`` and
     ``redipc_report`` (the :class:`Report`); a handler's exception is its ``exc_info``.
     Without any logging configured, Python prints WARNING and above to stderr.
+
+    Logging: besides the reports, the client's connections log on children of
+    ``"redipc"``: ``"redipc.connection"`` (the command connection) and ``"redipc.pubsub"``
+    (the pub/sub connection): WARNING when a connection is lost (with the reason), INFO
+    when it is restored, DEBUG for each connect and reconnect attempt, ERROR when
+    reconnecting gives up. See the package README ("Observability") for when levels are
+    read and what happens to records that come faster than ``logging`` takes them. No
+    record and no exception message carries a password.
+
+    Statistics: :meth:`stats`.
 
     Pub/sub: all subscriptions of a client share one pub/sub connection (separate from the
     command connection). Redis is subscribed to a name once however many subscriptions
@@ -222,6 +237,7 @@ class Client:
         io_threads: int | None = None,
         resp3: bool | None = None,
         max_value_size: int | None = None,
+        max_reply_size: int | None = None,
         poll_mode: bool | None = None,
         health_check_interval: _Seconds | None = None,
         stream_maxlen: int | None = None,
@@ -239,6 +255,9 @@ class Client:
     @property
     def poll_mode(self) -> bool:
         """Whether the client was made with ``poll_mode=True``."""
+    def stats(self) -> ClientStats:
+        """The client's counters and latency summary since it was made (a snapshot; each
+        counter is read once, and they may move while it is taken)."""
     def command(self, *args: _Arg) -> _Reply:
         """Send any command, ``command("SET", "k", "v")``, and return its reply (see
         ``_Reply`` for the types). An error reply raises ``ResponseError``."""
@@ -911,6 +930,90 @@ class SubscriptionStats:
         """The queue's capacity."""
     def as_dict(self) -> dict[str, int]:
         """The four counters as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class LatencyStats:
+    """The latency of a client's successful calls, from the call to its reply, in seconds:
+    a histogram whose quantiles are accurate to 25 % (each is its bucket's upper bound)."""
+
+    @property
+    def count(self) -> int:
+        """How many calls were timed."""
+    @property
+    def p50(self) -> float:
+        """Median, in seconds (0.0 when nothing was timed)."""
+    @property
+    def p90(self) -> float:
+        """90th percentile, in seconds."""
+    @property
+    def p99(self) -> float:
+        """99th percentile, in seconds."""
+    @property
+    def p999(self) -> float:
+        """99.9th percentile, in seconds."""
+    @property
+    def max(self) -> float:
+        """The longest, in seconds."""
+    @property
+    def buckets(self) -> list[tuple[float, int]]:
+        """The non-empty buckets, ascending: ``(upper bound in seconds, count)``; the
+        counts add up to :attr:`count`."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class ClientStats:
+    """Statistics of a :class:`Client` since it was made (:meth:`Client.stats`)."""
+
+    @property
+    def commands(self) -> int:
+        """Commands written to the server on every connection of the client: calls, each
+        command of a pipeline or transaction (``MULTI`` and ``EXEC`` included), the
+        patterns' own (a worker's ``BLMOVE``, a consumer's ``XREADGROUP`` ...), the
+        connections' handshakes, pub/sub's ``SUBSCRIBE`` and health-check ``PING``."""
+    @property
+    def failed(self) -> dict[str, int]:
+        """Calls that failed, by error kind: ``"connection"``, ``"timeout"``, ``"server"``
+        (an error reply, ``ResponseError``), ``"protocol"``, ``"invalid_argument"``,
+        ``"closed"``, ``"unsupported"``, ``"watch"``, ``"remote"``, ``"no_server"``,
+        ``"handler"``, ``"aborted"``; kinds with no failure are left out."""
+    @property
+    def reconnects(self) -> int:
+        """Times the command connection was re-established after it broke."""
+    @property
+    def pubsub_reconnects(self) -> int:
+        """Times the pub/sub connection was re-established after it broke."""
+    @property
+    def bytes_in(self) -> int:
+        """Bytes read from the server, on every connection of the client."""
+    @property
+    def bytes_out(self) -> int:
+        """Bytes written to the server, on every connection of the client."""
+    @property
+    def in_flight(self) -> int:
+        """Calls waiting for their reply now."""
+    @property
+    def pubsub_received(self) -> int:
+        """Pub/sub messages received (before routing to subscriptions)."""
+    @property
+    def pubsub_dropped(self) -> int:
+        """Pub/sub messages dropped by subscriptions' overflow policies."""
+    @property
+    def workers(self) -> WorkerStats:
+        """The sum of the counters of every worker and RPC server the client ran (stopped
+        ones included)."""
+    @property
+    def consumers(self) -> ConsumerStats:
+        """The sum of the counters of every stream group consumer the client ran (stopped
+        ones included)."""
+    @property
+    def latency(self) -> LatencyStats:
+        """The latency of successful calls (a failed call is counted in :attr:`failed`,
+        not timed)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict (``latency`` stays a :class:`LatencyStats`)."""
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
