@@ -15,9 +15,11 @@ source "$here/../scripts/lib/redis.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/redipc-c-tests.XXXXXX")
 noconfig_pid=
+obs_pid=
 cleanup() {
   redis_stop
   if [ -n "$noconfig_pid" ]; then kill "$noconfig_pid" 2>/dev/null; wait "$noconfig_pid" 2>/dev/null; fi
+  if [ -n "$obs_pid" ]; then kill "$obs_pid" 2>/dev/null; wait "$obs_pid" 2>/dev/null; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -39,6 +41,22 @@ for i in $(seq 1 100); do
   sleep 0.05
 done
 NOCONFIG_URL="unix://$NOCONFIG_SOCK"
+
+# A third private server for observability_test alone: it sets maxmemory and requirepass and
+# pauses every client for a moment (then restores them), which no other test may see.
+mkdir -p "$tmp/obs"
+OBS_SOCK="$tmp/obs/redis.sock"
+OBS_PORT=$(redis_free_port)
+redis-server --port "$OBS_PORT" --bind 127.0.0.1 --unixsocket "$OBS_SOCK" --unixsocketperm 700 \
+  --save "" --appendonly no --dir "$tmp/obs" --logfile "$tmp/obs/redis.log" \
+  --daemonize no >/dev/null 2>&1 &
+obs_pid=$!
+for i in $(seq 1 100); do
+  [ -S "$OBS_SOCK" ] && redis-cli -s "$OBS_SOCK" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+OBS_TCP_URL="redis://127.0.0.1:$OBS_PORT/0"
+OBS_UNIX_URL="unix://$OBS_SOCK"
 
 passed=0
 failed=0
@@ -212,7 +230,7 @@ export -f fleet_daemon_example
 export build tmp
 
 for transport in tcp unix; do
-  if [ "$transport" = tcp ]; then url=$REDIS_TCP_URL; else url=$REDIS_UNIX_URL; fi
+  if [ "$transport" = tcp ]; then url=$REDIS_TCP_URL obs_url=$OBS_TCP_URL; else url=$REDIS_UNIX_URL obs_url=$OBS_UNIX_URL; fi
   run "hello [$transport]" 30 "$build/hello" "$url"
   run "hello_cpp [$transport]" 30 "$build/hello_cpp" "$url"
   run "api_test [$transport]" 120 "$build/api_test" "$url"
@@ -229,16 +247,19 @@ for transport in tcp unix; do
   run "device_state example [$transport]" 30 bash -c 'device_state_example "$1"' _ "$url"
   run "fleet_test [$transport]" 120 "$build/fleet_test" "$url" "$NOCONFIG_URL"
   run "fleet_daemon example [$transport]" 60 bash -c 'fleet_daemon_example "$1"' _ "$url"
+  run "observability_test [$transport]" 120 "$build/observability_test" "$obs_url" "$OBS_TCP_URL"
 done
 
 if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
-  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test; do
+  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test observability_test; do
     extra=()
+    server=$REDIS_UNIX_URL
     [ "$prog" = fleet_test ] && extra=("$NOCONFIG_URL")
+    [ "$prog" = observability_test ] && server=$OBS_UNIX_URL extra=("$OBS_TCP_URL")
     run "$prog under valgrind [unix]" 180 env REDIPC_TEST_QUICK=1 \
       valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
       --show-possibly-lost=no \
-      "$build/$prog" "$REDIS_UNIX_URL" "${extra[@]}"
+      "$build/$prog" "$server" "${extra[@]}"
   done
 else
   echo "skip the valgrind runs: set REDIPC_VALGRIND=1 (and install valgrind) to include them"

@@ -44,7 +44,13 @@
  * - Reports: what handles tell besides their callbacks' results (a handler failed, requests
  *   were dead-lettered, a loop lost its connection, a watcher's read failed) comes as a typed
  *   `ipc_report` to an `ipc_report_cb`: the client's (`ipc_options_set_report_cb()`) or the
- *   handle's own (in its options); without one, a line on stderr.
+ *   handle's own (in its options); every report is also logged.
+ * - Log and statistics: the library prints nothing to stderr or stdout. Its log records
+ *   (connections lost with their reason and restored, every report) go to the one callback
+ *   of `ipc_set_log_callback()`, if set; `ipc_client_stats()` counts commands, failures by
+ *   code, reconnects, bytes and latency. Structs that may grow (`ipc_client_counts`) start
+ *   with `uint32_t size`, set by the caller to `sizeof` the struct; the library fills what
+ *   fits and writes back the size it filled.
  * - Threads: an `ipc_client` may be used by any number of threads at once; every other handle
  *   says what it allows. Calls block the calling thread until they finish or their timeout
  *   passes; never longer.
@@ -155,9 +161,16 @@ typedef enum {
      */
     IPC_ERR_NULL_ARG = 601,
     /**
-     * A feature that is not built into this library (for example TLS, `rediss://`).
+     * A feature that is not built into this library (for example TLS, `rediss://`), or a
+     * process-wide setting another component owns (`ipc_set_log_callback()`).
      */
     IPC_ERR_UNSUPPORTED = 602,
+    /**
+     * An output array given with its capacity was too small. The exception to "outputs only
+     * on `IPC_OK`": the function filled what fit and wrote the capacity it needs (see
+     * `ipc_client_latency_histogram()`); call again with that much room.
+     */
+    IPC_ERR_BUFFER_TOO_SMALL = 603,
     /**
      * A `WATCH`ed key changed and an optimistic transaction gave up after its retries.
      */
@@ -440,6 +453,39 @@ typedef enum {
      */
     IPC_TIMESTAMP_UNIX_MS = 2,
 } ipc_timestamp_format;
+
+/**
+ * The level of a log record, and the most detailed level `ipc_set_log_callback()` passes
+ * on (taken and given as an `int`).
+ */
+typedef enum {
+    /**
+     * No records (as a level for `ipc_set_log_callback()` only).
+     */
+    IPC_LOG_OFF = 0,
+    /**
+     * The library gave up on something: a connection that will not be re-established
+     * (reconnect attempts exhausted), requests moved to the dead letters.
+     */
+    IPC_LOG_ERROR = 1,
+    /**
+     * Something failed and the library repairs it: a connection lost (with the reason) and
+     * being re-established, a handler that failed, a loop's operation that failed.
+     */
+    IPC_LOG_WARN = 2,
+    /**
+     * A change of state worth knowing: a connection restored, requests recovered.
+     */
+    IPC_LOG_INFO = 3,
+    /**
+     * Details: each connection and reconnection attempt.
+     */
+    IPC_LOG_DEBUG = 4,
+    /**
+     * Everything.
+     */
+    IPC_LOG_TRACE = 5,
+} ipc_log_level;
 
 /**
  * A batch of commands sent in one write: a pipeline (each command's reply or error in its
@@ -804,8 +850,8 @@ typedef struct {
      */
     const char *during;
     /**
-     * The whole report as one line, NUL-terminated: what the library prints to stderr when
-     * no report callback is set.
+     * The whole report as one line, NUL-terminated: the message the report is logged with
+     * (target `"redipc::report"`, see `ipc_set_log_callback()`).
      */
     const char *text;
 } ipc_report;
@@ -827,6 +873,214 @@ typedef void (*ipc_report_cb)(void *userdata, const ipc_report *report);
  * Frees the `userdata` of a callback; see each function taking one for when it runs.
  */
 typedef void (*ipc_userdata_free_cb)(void *userdata);
+
+/**
+ * A log callback: `userdata` as given with it, the record's level (an `ipc_log_level`:
+ * `IPC_LOG_ERROR` .. `IPC_LOG_TRACE`), its target and its message.
+ *
+ * `target` says which part of the library logs, a NUL-terminated string:
+ * `"redipc::connection"` (the command connection: lost, with the reason, at WARN;
+ * restored at INFO; each attempt at DEBUG; given up at ERROR), `"redipc::pubsub"` (the
+ * pub/sub connection, the same way) and `"redipc::report"` (every `ipc_report` of every
+ * handle, its `text` as the message, at its kind's level: `IPC_REPORT_DEAD_LETTERED` at
+ * ERROR, `IPC_REPORT_HANDLER_FAILED` and `IPC_REPORT_CONNECTION_LOST` at WARN, ...), and
+ * possibly more targets starting with `"redipc"` later. `message` is the record's text,
+ * NUL-terminated, one line. Neither ever contains a password. Both are valid only during
+ * the call; copy what you keep.
+ *
+ * Thread: whichever thread logs: the library's I/O threads, handles' threads, dispatcher
+ * threads, or the thread inside a library call. Records may come from several threads at
+ * once, so the callback must be thread-safe. It should return quickly (it delays the I/O
+ * of the thread it runs on) and must not wait for anything that waits for the library. It
+ * may call the library; records logged while it runs on a thread are dropped (no
+ * recursion), and `ipc_set_log_callback()` from inside it fails. It must not unwind (C++
+ * exceptions) or `longjmp` out.
+ */
+typedef void (*ipc_log_cb)(void *userdata, int level, const char *target, const char *message);
+
+/**
+ * Counters of a client since it was made, filled by `ipc_client_stats()`.
+ *
+ * Versioning: the struct only ever grows at its end. Set `size` to
+ * `sizeof(ipc_client_counts)` before the call; the library fills the fields that fit in
+ * `size` (a program built against an older header gets the fields it knows) and writes
+ * back the size it filled (smaller than the caller's when the library is older than the
+ * header: fields past it were not written). A `size` smaller than the first version of
+ * the struct (296 bytes) is refused with `IPC_ERR_INVALID_ARGUMENT`.
+ *
+ * The counters are read one by one while the client runs, so they may move while a
+ * snapshot is taken (`commands` may already count a call whose latency is not yet in).
+ * Latencies are in microseconds, from the call to its reply, of successful calls only;
+ * quantiles are the upper bound of their histogram bucket (within 25 %).
+ *
+ * Failures are counted per call of the client (a command, a pipeline or transaction, a
+ * pattern's call such as `ipc_send_request()`), by the code the call failed with: `failed`
+ * is their sum, `failed_server` counts error replies (`WRONGTYPE`, `OOM`, ...), and so on.
+ * `workers_*` and `consumers_*` sum the counters of the client's workers, RPC servers and
+ * group consumers.
+ */
+typedef struct {
+    /**
+     * In: `sizeof(ipc_client_counts)`, set by the caller. Out: the size filled.
+     */
+    uint32_t size;
+    /**
+     * The number of non-empty latency buckets: the capacity `ipc_client_latency_histogram()`
+     * needs for this snapshot (later ones may need more).
+     */
+    uint32_t latency_buckets;
+    /**
+     * Commands written to the server on every connection of the client: calls, each
+     * command of a pipeline or transaction (`MULTI` and `EXEC` included), the patterns'
+     * own (a worker's `BLMOVE`s, a consumer's `XREADGROUP`s, ...), the connections'
+     * handshakes, pub/sub's `SUBSCRIBE`s and health-check `PING`s.
+     */
+    uint64_t commands;
+    /**
+     * Calls that failed, whatever the code (the sum of the `failed_*` fields).
+     */
+    uint64_t failed;
+    /**
+     * Times the command connection was re-established after it broke.
+     */
+    uint64_t reconnects;
+    /**
+     * Times the pub/sub connection was re-established after it broke.
+     */
+    uint64_t pubsub_reconnects;
+    /**
+     * Bytes read from the server, on every connection of the client.
+     */
+    uint64_t bytes_in;
+    /**
+     * Bytes written to the server, on every connection of the client.
+     */
+    uint64_t bytes_out;
+    /**
+     * Calls waiting for their reply now.
+     */
+    uint64_t in_flight;
+    /**
+     * Pub/sub messages received (before they are routed to subscriptions).
+     */
+    uint64_t pubsub_received;
+    /**
+     * Pub/sub messages dropped by subscriptions' overflow policies.
+     */
+    uint64_t pubsub_dropped;
+    /**
+     * Successful calls timed (the latency histogram's total count).
+     */
+    uint64_t latency_count;
+    /**
+     * Median latency, in microseconds (0 before the first timed call).
+     */
+    uint64_t latency_p50_us;
+    /**
+     * 90th percentile latency, in microseconds.
+     */
+    uint64_t latency_p90_us;
+    /**
+     * 99th percentile latency, in microseconds.
+     */
+    uint64_t latency_p99_us;
+    /**
+     * 99.9th percentile latency, in microseconds.
+     */
+    uint64_t latency_p999_us;
+    /**
+     * The longest latency, in microseconds (exact, not a bucket bound).
+     */
+    uint64_t latency_max_us;
+    /**
+     * Calls that failed with `IPC_ERR_CONNECTION`.
+     */
+    uint64_t failed_connection;
+    /**
+     * Calls that failed with `IPC_ERR_TIMEOUT`.
+     */
+    uint64_t failed_timeout;
+    /**
+     * Calls that failed with `IPC_ERR_SERVER` (an error reply of the server).
+     */
+    uint64_t failed_server;
+    /**
+     * Calls that failed with `IPC_ERR_PROTOCOL`.
+     */
+    uint64_t failed_protocol;
+    /**
+     * Calls that failed with `IPC_ERR_INVALID_ARGUMENT` (refused before anything was sent,
+     * or by the core's checks).
+     */
+    uint64_t failed_invalid_argument;
+    /**
+     * Calls that failed with `IPC_ERR_CLOSED`.
+     */
+    uint64_t failed_closed;
+    /**
+     * Calls that failed with `IPC_ERR_UNSUPPORTED`.
+     */
+    uint64_t failed_unsupported;
+    /**
+     * Calls that failed with `IPC_ERR_WATCH`.
+     */
+    uint64_t failed_watch;
+    /**
+     * Calls that failed with `IPC_ERR_TX_ABORTED`.
+     */
+    uint64_t failed_tx_aborted;
+    /**
+     * Calls that failed with `IPC_ERR_REMOTE`.
+     */
+    uint64_t failed_remote;
+    /**
+     * Calls that failed with `IPC_ERR_NO_SERVER`.
+     */
+    uint64_t failed_no_server;
+    /**
+     * Calls that failed with `IPC_ERR_HANDLER`.
+     */
+    uint64_t failed_handler;
+    /**
+     * Calls that failed with an error this version of the C API has no code for
+     * (`IPC_ERR_INTERNAL`).
+     */
+    uint64_t failed_other;
+    /**
+     * The sums of the counters of every worker and RPC server the client ran, stopped ones
+     * included (see `ipc_worker_counts`): requests handled successfully.
+     */
+    uint64_t workers_handled;
+    /**
+     * Handler failures of the client's workers and RPC servers (each attempt counts).
+     */
+    uint64_t workers_failed;
+    /**
+     * Requests the client's workers moved to the dead letters.
+     */
+    uint64_t workers_dead_lettered;
+    /**
+     * Requests of dead workers the client's workers recovered.
+     */
+    uint64_t workers_recovered;
+    /**
+     * The sums of the counters of every stream group consumer the client ran (see
+     * `ipc_consumer_stats`): entries handled and acknowledged.
+     */
+    uint64_t consumers_acked;
+    /**
+     * Handler failures of the client's group consumers.
+     */
+    uint64_t consumers_failed;
+    /**
+     * Entries the client's group consumers claimed from idle consumers.
+     */
+    uint64_t consumers_claimed;
+    /**
+     * Entries the client's group consumers moved to the dead-letter stream.
+     */
+    uint64_t consumers_dead_lettered;
+} ipc_client_counts;
 
 /**
  * The callback of `ipc_transaction()`: read with `ipc_watch_command()`, queue writes with
@@ -1399,6 +1653,16 @@ IPC_MUST_USE ipc_result ipc_options_set_resp3(ipc_options *opts, bool on);
 IPC_MUST_USE ipc_result ipc_options_set_max_value_size(ipc_options *opts, size_t bytes);
 
 /**
+ * The largest reply accepted, in bytes (default 1 GiB; under 64 KiB is refused by
+ * `ipc_client_new()`): a reply, or a pub/sub message, that grows past it before it is
+ * complete is a protocol error that drops that connection (it is re-established; the call
+ * fails with `IPC_ERR_PROTOCOL`), instead of memory growing with what the server announces.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_max_reply_size(ipc_options *opts, size_t bytes);
+
+/**
  * The first delay before reconnecting after the connection broke, in milliseconds
  * (default 10). Delays double up to the maximum, with random jitter; a minimum above the
  * maximum is refused by `ipc_client_new()`.
@@ -1454,9 +1718,9 @@ IPC_MUST_USE ipc_result ipc_options_set_stream_maxlen(ipc_options *opts, size_t 
 /**
  * Where the reports of the client's handles go (workers, RPC servers, stream consumers,
  * hash watchers, keyspace watches, subscriptions) unless a handle has a report callback of
- * its own: `cb` with `userdata` (see `ipc_report_cb`). Default (and with `cb` NULL): each
- * report is printed to stderr as one line. A callback that ignores its reports silences
- * them.
+ * its own: `cb` with `userdata` (see `ipc_report_cb`). Default (and with `cb` NULL): none.
+ * Every report is logged as well, either way (target `"redipc::report"`, see
+ * `ipc_set_log_callback()`); nothing is printed to stderr.
  *
  * Lifetime: `userdata` must stay valid while any client made with these options, or any
  * handle of such a client, may report. `userdata_free` (may be NULL) runs exactly once when
@@ -1940,6 +2204,38 @@ IPC_MUST_USE ipc_result ipc_lock_options_set_wait_ms(ipc_lock_options *opts, uin
 IPC_MUST_USE ipc_result ipc_lock_options_set_auto_renew(ipc_lock_options *opts, bool on);
 
 /**
+ * Send the library's log records up to `level` (an `ipc_log_level`: `IPC_LOG_WARN` passes
+ * errors and warnings) to `cb` with `userdata` (see `ipc_log_cb` for what it gets and on
+ * which thread), replacing the callback set before. One callback for the whole process:
+ * every client's records go to it. `cb` NULL (or `IPC_LOG_OFF`) removes it.
+ *
+ * By default no callback is set and records are dropped: the library never prints
+ * anything to stderr or stdout. Reports (`ipc_report`) reach a report callback as well as
+ * the log.
+ *
+ * Replacing: when this returns `IPC_OK`, the previous callback is no longer running on any
+ * thread and will not be called again (a call of it still running on another thread is
+ * waited for: do not call this while holding a lock the callback takes), and the previous
+ * `userdata_free` has run, on this thread. `userdata_free` (may be NULL) runs exactly once,
+ * when this callback is replaced or removed by a later call; never if it stays set until
+ * the process exits. `userdata` may be NULL. With `cb` NULL, `userdata` and `userdata_free`
+ * are not used. A call that fails changes nothing and never runs `userdata_free` (the
+ * caller keeps `userdata`).
+ *
+ * Errors: `IPC_ERR_INVALID_ARGUMENT` for a `level` that is not an `ipc_log_level`, or when
+ * called from inside the log callback; `IPC_ERR_UNSUPPORTED` when another logger of the
+ * Rust `log` crate was installed in this copy of the library first (its records go there).
+ *
+ * Thread safety: any thread; calls from several threads are applied one after the other.
+ * Not from inside the log callback.
+ */
+IPC_MUST_USE
+ipc_result ipc_set_log_callback(int level,
+                                ipc_log_cb cb,
+                                void *userdata,
+                                ipc_userdata_free_cb userdata_free);
+
+/**
  * Connect to the server at `url` and make a client.
  *
  * `url` is a NUL-terminated string: `redis://[user:password@]host[:port][/db]`,
@@ -2065,6 +2361,53 @@ ipc_result ipc_client_poll(const ipc_client *client,
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
+
+/**
+ * The client's statistics: commands, failures by code, reconnects, bytes, calls in flight,
+ * pub/sub messages, latency quantiles. Cheap (a handful of atomic reads); call it as often
+ * as you like.
+ *
+ * `out->size` must be set to `sizeof(ipc_client_counts)` first (see `ipc_client_counts` for
+ * the versioning rule): `ipc_client_counts st = {.size = sizeof st};`.
+ *
+ * Output: on `IPC_OK`, the fields of `*out` that fit in `out->size` bytes, and `out->size`
+ * is the number of bytes filled.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `out`); `IPC_ERR_INVALID_ARGUMENT` if `out->size` is
+ * smaller than the first version of the struct (nothing is written).
+ *
+ * Thread safety: any thread, concurrently with other calls on the client, also from
+ * inside a callback.
+ */
+IPC_MUST_USE ipc_result ipc_client_stats(const ipc_client *client, ipc_client_counts *out);
+
+/**
+ * The client's latency histogram: the non-empty buckets, ascending. Bucket `i` counts
+ * `counts[i]` successful calls that took at most `upper_us[i]` microseconds (and more than
+ * the bound of the bucket before it, which may be empty and left out); bounds are 4 per
+ * power of two, so each is within 25 % of the values it holds.
+ *
+ * `upper_us` and `counts` are arrays of `cap` elements; both may be NULL when `cap` is 0
+ * (to ask for the count). `ipc_client_stats()`'s `latency_buckets` is a good capacity
+ * (buckets only appear, so a later call may need more).
+ *
+ * Output: `*len` is the number of non-empty buckets; on `IPC_OK` (`*len <= cap`) the first
+ * `*len` elements of both arrays are filled. On `IPC_ERR_BUFFER_TOO_SMALL` (`*len > cap`)
+ * the first `cap` buckets are filled and `*len` says how many there are: call again with a
+ * capacity of at least `*len`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `len`, and `upper_us` or `counts` when `cap` is not
+ * 0); `IPC_ERR_BUFFER_TOO_SMALL`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client, also from
+ * inside a callback.
+ */
+IPC_MUST_USE
+ipc_result ipc_client_latency_histogram(const ipc_client *client,
+                                        uint64_t *upper_us,
+                                        uint64_t *counts,
+                                        size_t cap,
+                                        size_t *len);
 
 /**
  * Free a buffer the library returned (a value of `ipc_get()`, `ipc_hget()`,

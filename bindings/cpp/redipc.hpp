@@ -40,7 +40,11 @@
 //   `transaction()` on the calling thread.
 // - Reports (`redipc::report`: a handler failed, requests were dead-lettered, a loop lost
 //   its connection, ...) go to a `report_handler` set on the client's `options` or on a
-//   handle's options (`worker_options::report()`, ...), else to stderr.
+//   handle's options (`worker_options::report()`, ...); every report is also logged.
+// - The library prints nothing: its log records (connections lost with the reason and
+//   restored, every report) go to the one `redipc::set_log_handler()` of the process.
+//   `client::stats()` returns its counters (`ipc_client_counts`), `latency_histogram()` its
+//   latency buckets.
 // - Threads: as in C. A `client` is shared by any number of threads; callbacks run on the
 //   library's threads (or inside `client::poll()` in poll mode).
 #ifndef REDIPC_HPP
@@ -489,7 +493,7 @@ public:
         if (!r_->during) return std::nullopt;
         return std::string_view(r_->during);
     }
-    /// The report as one line (what is printed to stderr without a report callback).
+    /// The report as one line (the message it is logged with, target "redipc::report").
     std::string_view text() const noexcept { return r_->text; }
     const ipc_report *get() const noexcept { return r_; }
 
@@ -525,6 +529,44 @@ void set_report(report_handler fn, Set set) {
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------
+// The log
+
+/// A log callback: the record's level (`IPC_LOG_ERROR` .. `IPC_LOG_TRACE`), its target
+/// ("redipc::connection", "redipc::pubsub", "redipc::report") and its message (one line,
+/// never a password); the views are valid only during the call.
+using log_handler =
+    std::function<void(ipc_log_level level, std::string_view target, std::string_view message)>;
+
+namespace detail {
+
+inline void log_trampoline(void *userdata, int level, const char *target, const char *message) noexcept {
+    try {
+        static_cast<box<log_handler> *>(userdata)->fn(static_cast<ipc_log_level>(level), target, message);
+    } catch (...) {
+        redipc::detail::report("a log callback");
+    }
+}
+
+}  // namespace detail
+
+/// Send the library's log records up to `level` to `fn` (`ipc_set_log_callback`): one for
+/// the whole process, replacing the one before; an empty function (or `IPC_LOG_OFF`) removes
+/// it. When this returns, the previous function is no longer running on any thread and has
+/// been destroyed. `fn` runs on the library's threads: thread-safe and quick; its exceptions
+/// go to the callback error handler; it must not call `set_log_handler()` (IPC_ERR_INVALID_ARGUMENT).
+/// Without one, records are dropped: the library prints nothing.
+inline void set_log_handler(log_handler fn, ipc_log_level level = IPC_LOG_INFO) {
+    if (!fn) {
+        detail::check(ipc_set_log_callback(IPC_LOG_OFF, nullptr, nullptr, nullptr));
+        return;
+    }
+    auto b = std::make_unique<detail::box<log_handler>>(detail::box<log_handler>{std::move(fn)});
+    detail::check(ipc_set_log_callback(static_cast<int>(level), &detail::log_trampoline,
+                                       static_cast<void *>(b.get()), &detail::free_box<log_handler>));
+    b.release();
+}
+
+// ---------------------------------------------------------------------------------------
 // Options
 
 /// Connection settings (`ipc_options`), a builder: `options().connect_timeout_ms(500)`.
@@ -547,6 +589,7 @@ public:
     options &io_threads(size_t n) { return set(ipc_options_set_io_threads(p(), n)); }
     options &resp3(bool on) { return set(ipc_options_set_resp3(p(), on)); }
     options &max_value_size(size_t bytes) { return set(ipc_options_set_max_value_size(p(), bytes)); }
+    options &max_reply_size(size_t bytes) { return set(ipc_options_set_max_reply_size(p(), bytes)); }
     options &reconnect_min_delay_ms(uint64_t ms) { return set(ipc_options_set_reconnect_min_delay_ms(p(), ms)); }
     options &reconnect_max_delay_ms(uint64_t ms) { return set(ipc_options_set_reconnect_max_delay_ms(p(), ms)); }
     options &reconnect_max_attempts(uint32_t n) { return set(ipc_options_set_reconnect_max_attempts(p(), n)); }
@@ -554,7 +597,7 @@ public:
     options &health_check_interval_ms(uint64_t ms) { return set(ipc_options_set_health_check_interval_ms(p(), ms)); }
     options &stream_maxlen(size_t n) { return set(ipc_options_set_stream_maxlen(p(), n)); }
     /// Where the reports of the client's handles go (unless a handle has its own); an
-    /// empty function restores the default (stderr).
+    /// empty function restores the default (none: reports are only logged).
     options &report(report_handler fn) {
         detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
             return ipc_options_set_report_cb(p(), cb, ud, f);
@@ -1394,6 +1437,33 @@ public:
     void close() { detail::check(ipc_client_close(p())); }
     void reset() noexcept { h_.reset(); }
     bool is_connected() const { return ipc_client_is_connected(p()); }
+
+    /// The client's counters (`ipc_client_stats`): commands, failures (`failed`, and by code:
+    /// `failed_server`, ...), reconnects, bytes, calls in flight, pub/sub messages, latency
+    /// quantiles in microseconds.
+    ipc_client_counts stats() const {
+        ipc_client_counts s{};
+        s.size = sizeof s;
+        detail::check(ipc_client_stats(p(), &s));
+        return s;
+    }
+    /// The latency histogram's non-empty buckets, ascending: (upper bound in microseconds,
+    /// count of successful calls that took at most that long).
+    std::vector<std::pair<uint64_t, uint64_t>> latency_histogram() const {
+        std::vector<uint64_t> upper, counts;
+        size_t len = 0;
+        ipc_result r;
+        while ((r = ipc_client_latency_histogram(p(), upper.data(), counts.data(), upper.size(), &len)) ==
+               IPC_ERR_BUFFER_TOO_SMALL) {
+            upper.resize(len);  // buckets appeared since: room for them all
+            counts.resize(len);
+        }
+        detail::check(r);
+        std::vector<std::pair<uint64_t, uint64_t>> out;
+        out.reserve(len);
+        for (size_t i = 0; i < len; ++i) out.emplace_back(upper[i], counts[i]);
+        return out;
+    }
     explicit operator bool() const noexcept { return h_.get() != nullptr; }
     ipc_client *get() const noexcept { return h_.get(); }
 

@@ -48,8 +48,12 @@ Conventions of the Pythonic layer:
   ``_stop`` (from inside one of their own callbacks it only asks and returns at once;
   ``TimeoutError`` when a callback still runs at the deadline).
 - Reports (``Report``: a handler failed, requests were dead-lettered, a loop lost its
-  connection, ...) go to a ``report=`` callable of the client or of the handle, else to
-  stderr.
+  connection, ...) go to a ``report=`` callable of the client or of the handle; every
+  report is also logged.
+- The library prints nothing. Its log records (connections lost with the reason and
+  restored, every report) go to the one process-wide callable of ``set_log_callback()``;
+  ``Client.stats()`` returns its counters (``ClientStats``) and
+  ``Client.latency_histogram()`` its latency buckets.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ import atexit
 import builtins
 import ctypes
 import ctypes.util
+import dataclasses
 import enum
 import itertools
 import os
@@ -75,6 +80,8 @@ __all__ = [
     "Batch",
     "Group",
     "Report",
+    "ClientStats",
+    "set_log_callback",
     "Watch",
     "Worker",
     "Request",
@@ -126,6 +133,7 @@ class ipc_result(enum.IntEnum):
     IPC_ERR_INVALID_ARGUMENT = 600
     IPC_ERR_NULL_ARG = 601
     IPC_ERR_UNSUPPORTED = 602
+    IPC_ERR_BUFFER_TOO_SMALL = 603
     IPC_ERR_WATCH = 700
     IPC_ERR_TX_ABORTED = 701
     IPC_ERR_REMOTE = 800
@@ -199,6 +207,15 @@ class ipc_timestamp_format(enum.IntEnum):
     IPC_TIMESTAMP_NONE = 0
     IPC_TIMESTAMP_RFC3339 = 1
     IPC_TIMESTAMP_UNIX_MS = 2
+
+
+class ipc_log_level(enum.IntEnum):
+    IPC_LOG_OFF = 0
+    IPC_LOG_ERROR = 1
+    IPC_LOG_WARN = 2
+    IPC_LOG_INFO = 3
+    IPC_LOG_DEBUG = 4
+    IPC_LOG_TRACE = 5
 
 
 class ipc_batch(ctypes.Structure):
@@ -320,6 +337,52 @@ ipc_report_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ipc_repor
 
 
 ipc_userdata_free_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+ipc_log_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class ipc_client_counts(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_uint32),  # uint32_t
+        ("latency_buckets", ctypes.c_uint32),  # uint32_t
+        ("commands", ctypes.c_uint64),  # uint64_t
+        ("failed", ctypes.c_uint64),  # uint64_t
+        ("reconnects", ctypes.c_uint64),  # uint64_t
+        ("pubsub_reconnects", ctypes.c_uint64),  # uint64_t
+        ("bytes_in", ctypes.c_uint64),  # uint64_t
+        ("bytes_out", ctypes.c_uint64),  # uint64_t
+        ("in_flight", ctypes.c_uint64),  # uint64_t
+        ("pubsub_received", ctypes.c_uint64),  # uint64_t
+        ("pubsub_dropped", ctypes.c_uint64),  # uint64_t
+        ("latency_count", ctypes.c_uint64),  # uint64_t
+        ("latency_p50_us", ctypes.c_uint64),  # uint64_t
+        ("latency_p90_us", ctypes.c_uint64),  # uint64_t
+        ("latency_p99_us", ctypes.c_uint64),  # uint64_t
+        ("latency_p999_us", ctypes.c_uint64),  # uint64_t
+        ("latency_max_us", ctypes.c_uint64),  # uint64_t
+        ("failed_connection", ctypes.c_uint64),  # uint64_t
+        ("failed_timeout", ctypes.c_uint64),  # uint64_t
+        ("failed_server", ctypes.c_uint64),  # uint64_t
+        ("failed_protocol", ctypes.c_uint64),  # uint64_t
+        ("failed_invalid_argument", ctypes.c_uint64),  # uint64_t
+        ("failed_closed", ctypes.c_uint64),  # uint64_t
+        ("failed_unsupported", ctypes.c_uint64),  # uint64_t
+        ("failed_watch", ctypes.c_uint64),  # uint64_t
+        ("failed_tx_aborted", ctypes.c_uint64),  # uint64_t
+        ("failed_remote", ctypes.c_uint64),  # uint64_t
+        ("failed_no_server", ctypes.c_uint64),  # uint64_t
+        ("failed_handler", ctypes.c_uint64),  # uint64_t
+        ("failed_other", ctypes.c_uint64),  # uint64_t
+        ("workers_handled", ctypes.c_uint64),  # uint64_t
+        ("workers_failed", ctypes.c_uint64),  # uint64_t
+        ("workers_dead_lettered", ctypes.c_uint64),  # uint64_t
+        ("workers_recovered", ctypes.c_uint64),  # uint64_t
+        ("consumers_acked", ctypes.c_uint64),  # uint64_t
+        ("consumers_failed", ctypes.c_uint64),  # uint64_t
+        ("consumers_claimed", ctypes.c_uint64),  # uint64_t
+        ("consumers_dead_lettered", ctypes.c_uint64),  # uint64_t
+    ]
 
 
 ipc_transaction_cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ipc_watch))
@@ -474,6 +537,8 @@ _FUNCTIONS = {
     "ipc_options_set_resp3": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
     # ipc_result ipc_options_set_max_value_size(ipc_options *opts, size_t bytes);
     "ipc_options_set_max_value_size": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_size_t]),
+    # ipc_result ipc_options_set_max_reply_size(ipc_options *opts, size_t bytes);
+    "ipc_options_set_max_reply_size": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_size_t]),
     # ipc_result ipc_options_set_reconnect_min_delay_ms(ipc_options *opts, uint64_t ms);
     "ipc_options_set_reconnect_min_delay_ms": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_uint64]),
     # ipc_result ipc_options_set_reconnect_max_delay_ms(ipc_options *opts, uint64_t ms);
@@ -580,6 +645,8 @@ _FUNCTIONS = {
     "ipc_lock_options_set_wait_ms": (ctypes.c_int, [ctypes.POINTER(ipc_lock_options), ctypes.c_uint64]),
     # ipc_result ipc_lock_options_set_auto_renew(ipc_lock_options *opts, bool on);
     "ipc_lock_options_set_auto_renew": (ctypes.c_int, [ctypes.POINTER(ipc_lock_options), ctypes.c_bool]),
+    # ipc_result ipc_set_log_callback(int level, ipc_log_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
+    "ipc_set_log_callback": (ctypes.c_int, [ctypes.c_int, ipc_log_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
     # ipc_result ipc_client_new(const char *url, const ipc_options *opts, ipc_client **out);
     "ipc_client_new": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ipc_options), ctypes.POINTER(ctypes.POINTER(ipc_client))]),
     # void ipc_client_free(ipc_client *client);
@@ -594,6 +661,10 @@ _FUNCTIONS = {
     "ipc_client_poll": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_int, ctypes.POINTER(ctypes.c_size_t)]),
     # ipc_result ipc_client_fd(const ipc_client *client, int *fd);
     "ipc_client_fd": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_int)]),
+    # ipc_result ipc_client_stats(const ipc_client *client, ipc_client_counts *out);
+    "ipc_client_stats": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ipc_client_counts)]),
+    # ipc_result ipc_client_latency_histogram(const ipc_client *client, uint64_t *upper_us, uint64_t *counts, size_t cap, size_t *len);
+    "ipc_client_latency_histogram": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]),
     # void ipc_buf_free(char *buf, size_t len);
     "ipc_buf_free": (None, [ctypes.c_void_p, ctypes.c_size_t]),
     # ipc_result ipc_get(const ipc_client *client, const char *key, size_t key_len, char **value, size_t *value_len, bool *found);
@@ -809,6 +880,7 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_options_set_io_threads",
     "ipc_options_set_resp3",
     "ipc_options_set_max_value_size",
+    "ipc_options_set_max_reply_size",
     "ipc_options_set_reconnect_min_delay_ms",
     "ipc_options_set_reconnect_max_delay_ms",
     "ipc_options_set_reconnect_max_attempts",
@@ -855,11 +927,14 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_lock_options_set_ttl_ms",
     "ipc_lock_options_set_wait_ms",
     "ipc_lock_options_set_auto_renew",
+    "ipc_set_log_callback",
     "ipc_client_new",
     "ipc_client_close",
     "ipc_command",
     "ipc_client_poll",
     "ipc_client_fd",
+    "ipc_client_stats",
+    "ipc_client_latency_histogram",
     "ipc_get",
     "ipc_set",
     "ipc_set_ex",
@@ -1747,8 +1822,8 @@ class Report:
     ``"hash_watcher"``, ``"key_watch"``, ``"subscription"``), ``name`` (bytes: the queue,
     service, stream, ...), ``group`` (bytes or None), ``item`` (str or None), ``attempt``,
     ``max_attempts``, ``count``, ``error`` (a ``RedipcError`` instance, not raised, or
-    None), ``during`` (str or None) and ``text`` (the one line printed to stderr without a
-    report callback)."""
+    None), ``during`` (str or None) and ``text`` (the one line the report is logged with,
+    target ``redipc::report``)."""
 
     __slots__ = ("kind", "source", "name", "group", "item", "attempt", "max_attempts", "count", "error", "during", "text")
 
@@ -1805,6 +1880,86 @@ def _set_report(lib: ctypes.CDLL, setter: Any, opts: Any, report: Optional[Calla
     if not callable(report):
         raise TypeError("report must be callable")
     _start(_Entry(report, None, lib), lambda key: setter(opts, _report_trampoline, key, _free_trampoline))
+
+
+# ---------------------------------------------------------------------------------------
+# The log (ipc_set_log_callback) and client statistics (ipc_client_stats)
+
+
+_LOG_LEVELS = {"off": 0, "error": 1, "warn": 2, "info": 3, "debug": 4, "trace": 5}
+_LOG_NAMES = {v: k for k, v in _LOG_LEVELS.items()}
+_log_lib: Optional[ctypes.CDLL] = None
+
+
+@_trampoline(ipc_log_cb, None)
+def _log_trampoline(entry: _Entry, level: int, target: Optional[int], message: Optional[int]) -> None:
+    ok, res = _call(
+        entry,
+        _LOG_NAMES.get(level, str(level)),
+        _decode(ctypes.string_at(target)) if target else "",
+        _decode(ctypes.string_at(message)) if message else "",
+    )
+    if not ok:
+        _report(entry, res)
+
+
+def set_log_callback(
+    callback: Optional[Callable[[str, str, str], Any]],
+    level: Union[str, int] = "info",
+    *,
+    lib: Optional[Union[ctypes.CDLL, str, os.PathLike]] = None,
+) -> None:
+    """Send the library's log records up to ``level`` (``"error"``, ``"warn"``, ``"info"``,
+    ``"debug"``, ``"trace"``, or an ``ipc_log_level``) to ``callback(level, target,
+    message)`` (``ipc_set_log_callback``): ``level`` is one of those names, ``target``
+    ``"redipc::connection"`` (a connection lost, with the reason, at warn; restored at info;
+    each attempt at debug), ``"redipc::pubsub"`` or ``"redipc::report"`` (every ``Report``'s
+    text), ``message`` one line without any password. One callable for the whole process,
+    replacing the one before; ``None`` (or ``"off"``) removes it. When this returns, the
+    previous callable is no longer running on any thread. The callable runs on the
+    library's threads: keep it quick; its exceptions go to ``sys.unraisablehook``. Without
+    one, records are dropped: the library prints nothing. Removed at interpreter exit."""
+    global _log_lib
+    L = _get_lib(lib)
+    if isinstance(level, str):
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"level must be one of {sorted(_LOG_LEVELS, key=_LOG_LEVELS.get)}, not {level!r}")
+        lvl = _LOG_LEVELS[level]
+    elif isinstance(level, int) and not isinstance(level, bool):
+        lvl = int(level)
+    else:
+        raise TypeError(f"level must be a level name or an int, not {type(level).__name__}")
+    if callback is None:
+        L.ipc_set_log_callback(lvl, ipc_log_cb(), None, ipc_userdata_free_cb())
+        return
+    if not callable(callback):
+        raise TypeError("callback must be callable")
+    _start(_Entry(callback, None, L), lambda key: L.ipc_set_log_callback(lvl, _log_trampoline, key, _free_trampoline))
+    if _log_lib is None:
+        atexit.register(_remove_log_callback)
+    _log_lib = L
+
+
+def _remove_log_callback() -> None:
+    """At interpreter exit: no log record may call into Python any more."""
+    if _log_lib is not None:
+        try:
+            _log_lib.ipc_set_log_callback(0, ipc_log_cb(), None, ipc_userdata_free_cb())
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+ClientStats = dataclasses.make_dataclass(
+    "ClientStats",
+    [(name, int) for name, *_ in ipc_client_counts._fields_ if name != "size"],
+    frozen=True,
+)
+ClientStats.__doc__ = """The counters of a client since it was made (``Client.stats()``), the fields of
+``ipc_client_counts``: ``commands``, ``failed`` (calls that failed) and ``failed_<code>``
+by code (``failed_server``, ``failed_timeout``, ...), ``reconnects``,
+``pubsub_reconnects``, ``bytes_in``, ``bytes_out``, ``in_flight``, ``pubsub_received``,
+``pubsub_dropped``, ``latency_count`` and ``latency_p50_us`` .. ``latency_max_us``
+(microseconds), ``latency_buckets`` (non-empty histogram buckets)."""
 
 
 def _entries(lib: ctypes.CDLL, ptr: Any) -> List[Entry]:
@@ -2277,12 +2432,12 @@ class Client(_Handle):
 
     Options are the ``ipc_options_set_*`` functions by name: ``connect_timeout_ms``,
     ``response_timeout_ms``, ``client_name``, ``database``, ``username``, ``password``,
-    ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``,
+    ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``, ``max_reply_size``,
     ``reconnect_min_delay_ms``, ``reconnect_max_delay_ms``, ``reconnect_max_attempts``,
     ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen`` (and whatever the
     header adds). ``report``: a callable given every ``Report`` of the client's handles
-    that have no report callable of their own (default: stderr). ``lib``: a path or a
-    loaded CDLL (default: ``load()``)."""
+    that have no report callable of their own (default: none; reports are logged either
+    way, see ``set_log_callback``). ``lib``: a path or a loaded CDLL (default: ``load()``)."""
 
     _free_name = "ipc_client_free"
     _what = "client"
@@ -2594,6 +2749,33 @@ class Client(_Handle):
         finally:
             self._lib.ipc_worker_options_free(wopts)
         return Worker(self._lib, out, self)
+
+    def stats(self) -> "ClientStats":
+        """The client's counters (``ipc_client_stats``): a ``ClientStats``."""
+        s = ipc_client_counts()
+        s.size = ctypes.sizeof(s)
+        with self._use() as p:
+            self._lib.ipc_client_stats(p, ctypes.byref(s))
+        return ClientStats(**{f: getattr(s, f) for f in ClientStats.__dataclass_fields__})
+
+    def latency_histogram(self) -> List[Tuple[int, int]]:
+        """The latency histogram's non-empty buckets, ascending: ``(upper_us, count)``, each
+        counting the successful calls that took at most ``upper_us`` microseconds
+        (``ipc_client_latency_histogram``)."""
+        n = ctypes.c_size_t()
+        cap = 0
+        while True:
+            up = (ctypes.c_uint64 * max(cap, 1))()
+            counts = (ctypes.c_uint64 * max(cap, 1))()
+            with self._use() as p:
+                try:
+                    self._lib.ipc_client_latency_histogram(p, up, counts, cap, ctypes.byref(n))
+                except RedipcError as e:
+                    if e.result != ipc_result.IPC_ERR_BUFFER_TOO_SMALL:
+                        raise
+                    cap = n.value  # buckets appeared since: room for them all
+                    continue
+            return [(up[i], counts[i]) for i in range(n.value)]
 
     def queue_stats(self, queue: Bytes) -> Dict[str, int]:
         """``pending``, ``inflight``, ``dead`` of a queue."""

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -202,6 +202,7 @@ def test_struct_layouts_match_the_c_sizes() -> None:
     assert ctypes.sizeof(r.ipc_request) == 5 * 8
     assert ctypes.sizeof(r.ipc_report) == 96
     assert ctypes.sizeof(r.ipc_field) == 4 * 8
+    assert ctypes.sizeof(r.ipc_client_counts) == 296
 
 
 def test_loading_by_environment_variable_and_a_bad_path(tmp_path: Path) -> None:
@@ -579,6 +580,7 @@ def test_default_unraisable_report_goes_to_stderr(server: Server) -> None:
     code = f"""
 import sys, threading, redipc_ctypes as r
 r.load({LIB!r})
+r.set_log_callback(lambda *line: None, "trace")
 c = r.Client({server.url("tcp")!r})
 ev = threading.Event()
 def cb(m):
@@ -1155,6 +1157,200 @@ def test_reports_reach_the_client_wide_callable(make_client: Callable[..., r.Cli
 
 
 # ---------------------------------------------------------------------------------------
+# Statistics and the log
+
+
+@pytest.fixture
+def private_server() -> Iterator[Server]:
+    """A server of its own, for tests that change its configuration (maxmemory, passwords)."""
+    directory = tempfile.mkdtemp(prefix="redipc-ctypes-own-")
+    s = Server(directory)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_client_stats_follow_a_scripted_workload(make_client: Callable[..., r.Client], transport: str) -> None:
+    c = make_client(transport)
+    admin = make_client(transport)
+    base = c.stats()
+    assert isinstance(base, r.ClientStats) and base.commands > 0 and base.in_flight == 0
+    for i in range(10):
+        c.set(f"st:k{i}", "v")
+    for i in range(5):
+        assert c.get(f"st:k{i}") == b"v"
+    c.delete("st:list")
+    c.command("LPUSH", "st:list", "x")
+    with pytest.raises(r.ResponseError):
+        c.command("INCR", "st:list")
+    s = c.stats()
+    assert s.commands - base.commands == 10 + 5 + 1 + 1 + 1
+    assert s.failed_server - base.failed_server == 1 and s.failed - base.failed == 1
+    assert s.latency_count - base.latency_count == 17
+    assert s.in_flight == 0
+    assert s.bytes_out - base.bytes_out >= 290 and s.bytes_in - base.bytes_in >= 50
+    assert 0 < s.latency_p50_us <= s.latency_p90_us <= s.latency_p99_us <= s.latency_p999_us
+    hist = c.latency_histogram()
+    assert len(hist) == s.latency_buckets > 0
+    assert sum(n for _, n in hist) == s.latency_count
+    assert all(a[0] < b[0] for a, b in zip(hist, hist[1:])) and all(n > 0 for _, n in hist)
+    # A killed connection is re-established and counted.
+    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+
+    def back() -> bool:
+        try:
+            c.get("st:k0")
+        except r.RedipcError:
+            return False
+        return c.stats().reconnects == 1
+
+    wait_until(back, "reconnected")
+    with pytest.raises(r.InvalidArgument, match="max_reply_size"):
+        make_client(transport, max_reply_size=1000)
+    small = make_client(transport, max_reply_size=1 << 20)
+    c.set("st:big", b"x" * (2 << 20))
+    with pytest.raises(r.ProtocolError):
+        small.get("st:big")
+    assert small.stats().failed_protocol == 1
+
+
+def test_the_log_callback_sees_a_reconnect_with_its_reason_and_a_report(
+    make_client: Callable[..., r.Client], transport: str
+) -> None:
+    lines: List[Tuple[str, str, str]] = []
+    before = table_size()
+    with pytest.raises(ValueError):
+        r.set_log_callback(print, "loud")
+    with pytest.raises(r.InvalidArgument):
+        r.set_log_callback(print, 9)
+    assert table_size() == before
+    r.set_log_callback(lambda *line: lines.append(line), "debug")
+    try:
+        c = make_client(transport)
+        admin = make_client(transport)
+
+        def has(level: str, target: str, *words: str) -> bool:
+            return any(lv == level and t == target and all(w in m for w in words) for lv, t, m in list(lines))
+
+        wait_until(lambda: has("debug", "redipc::connection", "connected"), "connected, at debug")
+        admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+        wait_until(lambda: has("warn", "redipc::connection", "lost", "closed"), "lost, with the reason")
+
+        def restored() -> bool:
+            try:
+                c.get("k")
+            except r.RedipcError:
+                return False
+            return has("info", "redipc::connection", "restored")
+
+        wait_until(restored, "restored")
+
+        def fail(req: r.Request) -> None:
+            raise KeyError("no such job")
+
+        with c.worker("log-q", fail, block_timeout_ms=100):
+            c.send_request("log-q", "j1")
+            wait_until(lambda: has("warn", "redipc::report", "no such job"), "the report logged")
+        # Replacing releases the previous callable (userdata_free ran before the return);
+        # at "warn" nothing below reaches the new one.
+        warned: List[Tuple[str, str, str]] = []
+        r.set_log_callback(lambda *line: warned.append(line), "warn")
+        assert table_size() == before + 1
+        n = len(lines)
+        admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+        wait_until(lambda: any(t == "redipc::connection" and "lost" in m for _, t, m in list(warned)), "lost")
+        wait_until(lambda: c.stats().reconnects == 2, "reconnected")
+        assert {lv for lv, _, _ in warned} <= {"warn", "error"}
+        assert len(lines) == n
+    finally:
+        r.set_log_callback(None)
+    assert table_size() == before
+
+
+def test_no_password_in_a_log_line_or_an_error(private_server: Server) -> None:
+    secret = "s3cret-Pa55word"
+    lines: List[str] = []
+    r.set_log_callback(lambda lv, t, m: lines.append(m), "trace")
+    admin = r.Client(private_server.url("unix"))
+    admin.command("CONFIG", "SET", "requirepass", secret)
+    url = f"redis://:{secret}@127.0.0.1:{private_server.port}/0"
+    errors: List[str] = []
+    try:
+        with r.Client(url) as c:
+            with c.subscribe("x", callback=lambda m: None):
+                admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+                admin.command("CLIENT", "KILL", "TYPE", "pubsub")
+
+                def back() -> bool:
+                    try:
+                        c.get("k")
+                    except r.RedipcError:
+                        return False
+                    return c.stats().pubsub_reconnects == 1
+
+                wait_until(back, "reconnected with the password")
+                for bad in [
+                    f"redis://:{secret}-wrong@127.0.0.1:{private_server.port}/0",
+                    f"redis://:{secret}@127.0.0.1:notaport/0",
+                    f"rediss://user:{secret}@[::1/0",
+                    f"user:{secret}@host",
+                ]:
+                    with pytest.raises(r.RedipcError) as e:
+                        r.Client(bad)
+                    errors.append(str(e.value))
+                with pytest.raises(r.ResponseError) as e:
+                    r.Client(private_server.url("tcp"), password=secret + "-wrong")
+                errors.append(str(e.value))
+                admin.command("CONFIG", "SET", "requirepass", "another-Secret")
+                admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+                time.sleep(0.3)
+                with pytest.raises(r.RedipcError) as e:
+                    c.get("k")
+                errors.append(str(e.value))
+    finally:
+        admin.command("CONFIG", "SET", "requirepass", "")
+        admin.close()
+        r.set_log_callback(None)
+    assert any("redipc::connection" in m or "connection" in m for m in lines)
+    for text in errors + lines:
+        assert secret not in text and "another-Secret" not in text, text
+
+
+def test_at_maxmemory_writes_fail_with_oom_and_reads_and_publish_go_on(private_server: Server) -> None:
+    c = r.Client(private_server.url("unix"))
+    got: List[bytes] = []
+    try:
+        c.set("before", "1")
+        sub = c.subscribe("news", callback=lambda m: got.append(m.payload) if m.kind == "message" else None)
+        c.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        c.command("CONFIG", "SET", "maxmemory", "1")
+        base = c.stats()
+        for what, call in [
+            ("set", lambda: c.set("k", "v")),
+            ("send_request", lambda: c.send_request("jobs", "payload")),
+            ("stream_publish", lambda: c.stream_publish("events", {"f": "v"})),
+            ("hash_set", lambda: c.hash_set("state", "f", "v")),
+        ]:
+            with pytest.raises(r.ResponseError) as e:
+                call()
+            assert e.value.code == "OOM", what
+            assert e.value.result == r.ipc_result.IPC_ERR_SERVER
+        assert c.stats().failed_server - base.failed_server == 4
+        assert c.get("before") == b"1"
+        assert c.publish("news", "still here") == 1
+        wait_until(lambda: got == [b"still here"], "the message at maxmemory")
+        sub.close()
+    finally:
+        c.command("CONFIG", "SET", "maxmemory", "0")
+    assert c.command("EXISTS", "k", "jobs", "events", "state") == 0
+    c.send_request("jobs", "payload")
+    c.close()
+
+
+# ---------------------------------------------------------------------------------------
 # Interpreter exit
 
 
@@ -1162,6 +1358,7 @@ def test_the_interpreter_exits_cleanly_with_live_handles(server: Server) -> None
     code = f"""
 import threading, redipc_ctypes as r
 r.load({LIB!r})
+r.set_log_callback(lambda *line: None, "trace")
 c = r.Client({server.url("tcp")!r})
 pub = r.Client({server.url("unix")!r})
 n = [0]

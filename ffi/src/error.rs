@@ -43,8 +43,13 @@ pub enum ipc_result {
     IPC_ERR_INVALID_ARGUMENT = 600,
     /// A pointer argument that must not be NULL was NULL.
     IPC_ERR_NULL_ARG = 601,
-    /// A feature that is not built into this library (for example TLS, `rediss://`).
+    /// A feature that is not built into this library (for example TLS, `rediss://`), or a
+    /// process-wide setting another component owns (`ipc_set_log_callback()`).
     IPC_ERR_UNSUPPORTED = 602,
+    /// An output array given with its capacity was too small. The exception to "outputs only
+    /// on `IPC_OK`": the function filled what fit and wrote the capacity it needs (see
+    /// `ipc_client_latency_histogram()`); call again with that much room.
+    IPC_ERR_BUFFER_TOO_SMALL = 603,
     /// A `WATCH`ed key changed and an optimistic transaction gave up after its retries.
     IPC_ERR_WATCH = 700,
     /// The callback of `ipc_transaction()` returned non-zero: the transaction was given up
@@ -68,7 +73,7 @@ pub enum ipc_result {
 
 impl ipc_result {
     /// Every code, for tests and for `ipc_result_name`.
-    pub(crate) const ALL: [ipc_result; 16] = [
+    pub(crate) const ALL: [ipc_result; 17] = [
         ipc_result::IPC_OK,
         ipc_result::IPC_ERR_CONNECTION,
         ipc_result::IPC_ERR_TIMEOUT,
@@ -78,6 +83,7 @@ impl ipc_result {
         ipc_result::IPC_ERR_INVALID_ARGUMENT,
         ipc_result::IPC_ERR_NULL_ARG,
         ipc_result::IPC_ERR_UNSUPPORTED,
+        ipc_result::IPC_ERR_BUFFER_TOO_SMALL,
         ipc_result::IPC_ERR_WATCH,
         ipc_result::IPC_ERR_TX_ABORTED,
         ipc_result::IPC_ERR_REMOTE,
@@ -99,6 +105,7 @@ impl ipc_result {
             ipc_result::IPC_ERR_INVALID_ARGUMENT => c"IPC_ERR_INVALID_ARGUMENT",
             ipc_result::IPC_ERR_NULL_ARG => c"IPC_ERR_NULL_ARG",
             ipc_result::IPC_ERR_UNSUPPORTED => c"IPC_ERR_UNSUPPORTED",
+            ipc_result::IPC_ERR_BUFFER_TOO_SMALL => c"IPC_ERR_BUFFER_TOO_SMALL",
             ipc_result::IPC_ERR_WATCH => c"IPC_ERR_WATCH",
             ipc_result::IPC_ERR_TX_ABORTED => c"IPC_ERR_TX_ABORTED",
             ipc_result::IPC_ERR_REMOTE => c"IPC_ERR_REMOTE",
@@ -369,6 +376,7 @@ mod tests {
             (600, "IPC_ERR_INVALID_ARGUMENT"),
             (601, "IPC_ERR_NULL_ARG"),
             (602, "IPC_ERR_UNSUPPORTED"),
+            (603, "IPC_ERR_BUFFER_TOO_SMALL"),
             (700, "IPC_ERR_WATCH"),
             (701, "IPC_ERR_TX_ABORTED"),
             (800, "IPC_ERR_REMOTE"),
@@ -381,7 +389,7 @@ mod tests {
         for (code, name) in expected {
             assert_eq!(text(ipc_result_name(code)), name);
         }
-        for bad in [-1, 1, 99, 603, 1000, c_int::MAX] {
+        for bad in [-1, 1, 99, 604, 1000, c_int::MAX] {
             assert_eq!(text(ipc_result_name(bad)), "IPC_ERR_UNKNOWN");
         }
     }

@@ -70,7 +70,11 @@ pub mod options;
 
 pub mod report;
 
+pub mod logging;
+
 pub mod client;
+
+pub mod stats;
 
 pub mod commands;
 

@@ -216,6 +216,21 @@ pub unsafe extern "C" fn ipc_options_set_max_value_size(
     ffi_boundary!(ipc_options_set_max_value_size(opts, bytes) { set!(opts.max_value_size = bytes) })
 }
 
+/// The largest reply accepted, in bytes (default 1 GiB; under 64 KiB is refused by
+/// `ipc_client_new()`): a reply, or a pub/sub message, that grows past it before it is
+/// complete is a protocol error that drops that connection (it is re-established; the call
+/// fails with `IPC_ERR_PROTOCOL`), instead of memory growing with what the server announces.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_max_reply_size(
+    opts: *mut ipc_options,
+    bytes: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_max_reply_size(opts, bytes) { set!(opts.max_reply_size = bytes) })
+}
+
 /// The first delay before reconnecting after the connection broke, in milliseconds
 /// (default 10). Delays double up to the maximum, with random jitter; a minimum above the
 /// maximum is refused by `ipc_client_new()`.
@@ -296,9 +311,9 @@ pub unsafe extern "C" fn ipc_options_set_stream_maxlen(
 
 /// Where the reports of the client's handles go (workers, RPC servers, stream consumers,
 /// hash watchers, keyspace watches, subscriptions) unless a handle has a report callback of
-/// its own: `cb` with `userdata` (see `ipc_report_cb`). Default (and with `cb` NULL): each
-/// report is printed to stderr as one line. A callback that ignores its reports silences
-/// them.
+/// its own: `cb` with `userdata` (see `ipc_report_cb`). Default (and with `cb` NULL): none.
+/// Every report is logged as well, either way (target `"redipc::report"`, see
+/// `ipc_set_log_callback()`); nothing is printed to stderr.
 ///
 /// Lifetime: `userdata` must stay valid while any client made with these options, or any
 /// handle of such a client, may report. `userdata_free` (may be NULL) runs exactly once when

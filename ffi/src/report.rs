@@ -100,8 +100,8 @@ pub struct ipc_report {
     /// What the loop was doing when its operation failed (`"reading new entries"`),
     /// NUL-terminated; NULL when it does not apply.
     pub during: *const c_char,
-    /// The whole report as one line, NUL-terminated: what the library prints to stderr when
-    /// no report callback is set.
+    /// The whole report as one line, NUL-terminated: the message the report is logged with
+    /// (target `"redipc::report"`, see `ipc_set_log_callback()`).
     pub text: *const c_char,
 }
 
@@ -186,7 +186,7 @@ impl Sink {
 }
 
 /// The core's hook for a C report callback; `None` (the default: the client's hook, else
-/// stderr) for a NULL `cb`.
+/// only the log) for a NULL `cb`.
 pub(crate) fn hook(
     cb: ipc_report_cb,
     userdata: *mut c_void,

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "redipc.hpp"
@@ -610,6 +611,152 @@ void test_poll_mode(const std::string &url) {
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, pub.poll(0));
 }
 
+// Counters under a scripted workload, the histogram, and the reply size limit.
+void test_stats(const std::string &url) {
+    redipc::client c(url);
+    redipc::client admin(url);
+    ipc_client_counts base = c.stats();
+    CHECK(base.size == sizeof(ipc_client_counts) && base.commands > 0 && base.in_flight == 0);
+    for (int i = 0; i < 10; ++i) c.set(k("st" + std::to_string(i)), "v");
+    for (int i = 0; i < 5; ++i) CHECK(c.get(k("st" + std::to_string(i))) == std::optional<std::string>("v"));
+    c.command("LPUSH", k("stlist"), "x");
+    auto e = EXPECT_ERROR(IPC_ERR_SERVER, c.command("INCR", k("stlist")));
+    CHECK(e && e->server_code() == "WRONGTYPE");
+    ipc_client_counts s = c.stats();
+    CHECK(s.commands - base.commands == 10 + 5 + 1 + 1);
+    CHECK(s.failed_server - base.failed_server == 1 && s.failed - base.failed == 1);
+    CHECK(s.latency_count - base.latency_count == 16);
+    CHECK(s.in_flight == 0);
+    CHECK(s.bytes_out - base.bytes_out >= 290 && s.bytes_in - base.bytes_in >= 50);
+    CHECK(s.latency_p50_us > 0 && s.latency_p50_us <= s.latency_p99_us && s.latency_p99_us <= s.latency_p999_us);
+    auto hist = c.latency_histogram();
+    uint64_t sum = 0;
+    for (size_t i = 0; i < hist.size(); ++i) {
+        sum += hist[i].second;
+        if (i > 0) CHECK(hist[i].first > hist[i - 1].first);
+    }
+    CHECK(hist.size() == s.latency_buckets && !hist.empty() && sum == s.latency_count);
+    // A killed connection is re-established and counted.
+    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID").integer());
+    CHECK(wait_for([&] {
+        try {
+            c.get(k("st0"));
+        } catch (const redipc::error &) {
+            return false;
+        }
+        return c.stats().reconnects == 1;
+    }));
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client(url, redipc::options().max_reply_size(1000)));
+    redipc::client small(url, redipc::options().max_reply_size(1 << 20));
+    c.set(k("big"), std::string(2 << 20, 'x'));
+    EXPECT_ERROR(IPC_ERR_PROTOCOL, small.get(k("big")));
+    CHECK(small.stats().failed_protocol == 1);
+}
+
+struct log_lines {
+    std::mutex mu;
+    std::vector<std::tuple<ipc_log_level, std::string, std::string>> lines;
+    void add(ipc_log_level l, std::string_view t, std::string_view m) {
+        std::lock_guard<std::mutex> g(mu);
+        lines.emplace_back(l, std::string(t), std::string(m));
+    }
+    bool has(ipc_log_level l, const std::string &target, const std::string &w1, const std::string &w2 = "") {
+        std::lock_guard<std::mutex> g(mu);
+        for (const auto &x : lines) {
+            if (std::get<0>(x) == l && std::get<1>(x) == target && std::get<2>(x).find(w1) != std::string::npos &&
+                std::get<2>(x).find(w2) != std::string::npos)
+                return true;
+        }
+        return false;
+    }
+    size_t size() {
+        std::lock_guard<std::mutex> g(mu);
+        return lines.size();
+    }
+};
+
+// The log handler sees a killed connection with its reason, its restoration and a report;
+// replacing it destroys the previous one; its exceptions reach the callback error handler.
+void test_log(const std::string &url) {
+    auto lines = std::make_shared<log_lines>();
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::set_log_handler([](ipc_log_level, std::string_view, std::string_view) {},
+                                                                   static_cast<ipc_log_level>(9)));
+    redipc::set_log_handler(
+        [lines](ipc_log_level l, std::string_view t, std::string_view m) { lines->add(l, t, m); }, IPC_LOG_DEBUG);
+    redipc::client c(url);
+    redipc::client admin(url);
+    CHECK(wait_for([&] { return lines->has(IPC_LOG_DEBUG, "redipc::connection", "connected"); }));
+    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID").integer());
+    CHECK(wait_for([&] { return lines->has(IPC_LOG_WARN, "redipc::connection", "lost", "closed"); }));
+    CHECK(wait_for([&] {
+        try {
+            c.get(k("x"));
+        } catch (const redipc::error &) {
+            return false;
+        }
+        return lines->has(IPC_LOG_INFO, "redipc::connection", "restored");
+    }));
+    {
+        auto w = c.worker({k("logq")}, [](const redipc::request &) { throw std::runtime_error("no such job"); },
+                          redipc::worker_options().block_timeout_ms(100));
+        c.send_request(k("logq"), "j1");
+        CHECK(wait_for([&] { return lines->has(IPC_LOG_WARN, "redipc::report", "no such job"); }));
+    }
+    // Replacing: the previous handler is destroyed before set_log_handler returns.
+    std::mutex emu;
+    std::vector<std::string> errors;
+    redipc::set_callback_error_handler([&](const char *where, std::exception_ptr) {
+        std::lock_guard<std::mutex> g(emu);
+        errors.emplace_back(where);
+    });
+    redipc::set_log_handler([](ipc_log_level, std::string_view, std::string_view) { throw std::runtime_error("x"); },
+                            IPC_LOG_WARN);
+    CHECK(lines.use_count() == 1);
+    size_t n = lines->size();
+    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID").integer());
+    CHECK(wait_for([&] {
+        std::lock_guard<std::mutex> g(emu);
+        return !errors.empty() && errors[0] == std::string("a log callback");
+    }));
+    CHECK(wait_for([&] { return c.stats().reconnects == 2; }));
+    redipc::set_log_handler({});
+    redipc::set_callback_error_handler({});
+    CHECK(lines->size() == n);
+}
+
+// At maxmemory with noeviction, writes fail with the server's OOM; reads and publish go on.
+void test_oom(const std::string &url) {
+    redipc::client c(url);
+    redipc::client admin(url);
+    std::atomic<int> got{0};
+    c.set(k("before"), "1");
+    auto sub = c.subscribe(k("news"), [&](const redipc::message &m) {
+        if (m.is_message() && m.payload() == "still here") ++got;
+    });
+    struct restore {
+        redipc::client &admin;
+        ~restore() {
+            try {
+                admin.command("CONFIG", "SET", "maxmemory", "0");
+            } catch (...) {
+            }
+        }
+    } guard{admin};
+    admin.command("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    admin.command("CONFIG", "SET", "maxmemory", "1");
+    auto oom = [](const std::optional<redipc::error> &e) { return e && e->server_code() == "OOM"; };
+    CHECK(oom(EXPECT_ERROR(IPC_ERR_SERVER, c.set(k("k"), "v"))));
+    CHECK(oom(EXPECT_ERROR(IPC_ERR_SERVER, c.send_request(k("jobs"), "payload"))));
+    CHECK(oom(EXPECT_ERROR(IPC_ERR_SERVER, c.stream_publish(k("events"), {{"f", "v"}}))));
+    CHECK(oom(EXPECT_ERROR(IPC_ERR_SERVER, c.hash_set(k("state"), "f", "v"))));
+    CHECK(c.get(k("before")) == std::optional<std::string>("1"));
+    CHECK(c.publish(k("news"), "still here") == 1);
+    CHECK(wait_for([&] { return got == 1; }));
+    admin.command("CONFIG", "SET", "maxmemory", "0");
+    CHECK(admin.command("EXISTS", k("k"), k("events"), k("state")).integer() == 0);
+    c.send_request(k("jobs"), "payload");
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -629,7 +776,8 @@ int main(int argc, char **argv) {
         {"transactions", test_transactions}, {"queues and rpc", test_queues_and_rpc},
         {"state and streams", test_state_and_streams}, {"poll mode", test_poll_mode},
         {"lifecycle, groups and reports", test_lifecycle_groups_and_reports},
-        {"fleet", test_fleet},
+        {"fleet", test_fleet},             {"stats", test_stats},
+        {"log", test_log},                 {"oom", test_oom},
     };
     for (const auto &t : tests) {
         int before = failed;
