@@ -435,12 +435,10 @@ static void test_counters(ipc_client *admin) {
         WAIT_UNTIL(ok, stats(pc).pubsub_reconnects == 1, 5000);
         CHECK(ok);
         CHECK(stats(pc).reconnects == 0);
-        /* Take the connection events before freeing it: a poll-mode subscription freed with
-         * unpolled DISCONNECTED/REACTIVATED events leaks its queue (a bug of the core's poll
-         * queue, seen under valgrind; to be fixed there). */
-        WAIT_UNTIL(ok, ipc_client_poll(pc, 10, NULL) == IPC_OK && load(&got.reactivated) == 1,
-                   5000);
-        CHECK(ok);
+        /* Freed with the connection events never polled: nothing may leak (the poll queue
+         * and a scheduled subscription queue hold each other until the client is freed;
+         * valgrind checks it). */
+        sleep_ms(300);
         ipc_subscription_free(sub);
         ipc_client_free(pc);
     }

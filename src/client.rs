@@ -76,6 +76,9 @@ impl Drop for Inner {
         if let Some(ps) = self.pubsub.get() {
             ps.close();
         }
+        if let Some(pq) = &self.poll {
+            pq.close();
+        }
     }
 }
 

@@ -596,6 +596,46 @@ fn poll_mode_runs_callbacks_only_inside_poll_and_the_fd_signals_work() {
 }
 
 #[test]
+fn poll_mode_work_never_polled_is_freed_with_the_client() {
+    // A scheduled queue and the poll queue hold each other: a client freed with events
+    // still waiting for `poll` used to leak both (found by the C observability test under
+    // valgrind). The poll queue owns the descriptor `poll_fd` gives: it must be closed.
+    let server = Server::start();
+    let inode = |fd: i32| {
+        // SAFETY: fstat on a descriptor number with a zeroed out-struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    let c =
+        blocking::Client::connect(&server.tcp_url(), Options::default().poll_mode(true)).unwrap();
+    let fd = c.poll_fd().unwrap();
+    let before = inode(fd).unwrap();
+    let sub = c
+        .subscribe(
+            &["p"],
+            SubscribeOptions::default()
+                .capacity(4)
+                .overflow(Overflow::DropOldest)
+                .handler(|_| {}),
+        )
+        .unwrap();
+    for i in 0..20 {
+        c.publish("p", i.to_string()).unwrap();
+    }
+    // Connection events wait too (they are never dropped).
+    server.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(sub);
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Closed, or its number reused by another test's descriptor.
+    while inode(fd) == Some(before) {
+        assert!(Instant::now() < deadline, "the poll queue was never freed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
 fn a_panicking_handler_does_not_stop_later_messages() {
     let server = Server::start();
     let c = connect(&server.tcp_url());

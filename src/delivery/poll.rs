@@ -44,6 +44,9 @@ impl PollQueue {
 
     pub(super) fn schedule(&self, d: Arc<dyn Drainable>) {
         let mut ready = lock(&self.ready);
+        if self.closed.load(Ordering::Acquire) {
+            return; // see `close`
+        }
         if ready.is_empty() {
             // One byte is enough: readable means "something waits". A full buffer (it
             // cannot be, with one byte per empty→non-empty edge) would also mean readable.
@@ -54,11 +57,16 @@ impl PollQueue {
         self.cond.notify_all();
     }
 
-    /// Wake and end every `poll` waiting now or later (the client was closed).
+    /// Wake and end every `poll` waiting now or later (the client was closed or dropped).
+    /// Work still waiting is dropped: a scheduled queue holds this queue (to schedule
+    /// itself), so keeping it would keep both alive for ever.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let _guard = lock(&self.ready);
+        let waiting: Vec<Arc<dyn Drainable>> = lock(&self.ready).drain(..).collect();
+        self.clear_signal();
         self.cond.notify_all();
+        // Dropped outside the lock: a queue's last reference may drop a user's handler.
+        drop(waiting);
     }
 
     /// Run waiting handlers on this thread; wait up to `timeout` (`None`: without limit) for
