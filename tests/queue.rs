@@ -509,3 +509,58 @@ fn idle_workers_stop_at_once_and_lose_nothing() {
         assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 }
+
+#[test]
+fn a_failed_ack_or_nack_is_retried_until_it_is_settled() {
+    // The server stops taking writes while each handler returns, so the worker's ack (or
+    // nack) times out: it must be settled again once the server is back, not left in the
+    // worker's in-flight list for as long as the worker lives.
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    let worker_client = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().response_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let url = server.tcp_url();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let w = worker_client
+        .handle_requests(
+            &["r"],
+            move |req| {
+                s.lock().unwrap().push((req.payload.to_vec(), req.attempt));
+                let admin = connect(&url);
+                admin
+                    .command(&["CLIENT", "PAUSE", "1000", "WRITE"])
+                    .unwrap();
+                match &req.payload[..] {
+                    b"nack" if req.attempt == 0 => Err("first try fails".into()),
+                    _ => Ok(()),
+                }
+            },
+            WorkerOptions::default()
+                .reliable(true)
+                .max_attempts(3)
+                .error_hook(|_| {}),
+        )
+        .unwrap();
+    c.send_request("r", "ack").unwrap();
+    c.send_request("r", "nack").unwrap();
+    wait_until(Duration::from_secs(15), "all settled", || {
+        let st = c.queue_stats("r").unwrap();
+        (st.pending, st.inflight) == (0, 0) && w.stats().handled == 2
+    });
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (b"ack".to_vec(), 0),
+            (b"nack".to_vec(), 0),
+            (b"nack".to_vec(), 1)
+        ]
+    );
+    assert_eq!(w.stats().failed, 1);
+    w.stop(Duration::from_secs(5)).unwrap();
+}

@@ -343,10 +343,14 @@ fn decode_dead(item: &[u8]) -> Option<(u32, &str, &[u8])> {
     Some((attempts, error, &rest[elen..]))
 }
 
-/// Nack: remove from in-flight, then re-queue with the attempt raised, or dead-letter.
+/// Nack: remove from in-flight, then re-queue with the attempt raised, or dead-letter; a
+/// request no longer in flight (nacked already, or recovered by another worker) is left
+/// alone (returns 0).
 /// KEYS: inflight, pending, dead. ARGV: item, requeued item, dead item, 1 if dead.
 const NACK: &str = r"
-redis.call('LREM', KEYS[1], 1, ARGV[1])
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+  return 0
+end
 if ARGV[4] == '1' then
   redis.call('LPUSH', KEYS[3], ARGV[3])
 else
@@ -639,23 +643,23 @@ fn consumer_loop(shared: Arc<Shared>, lp: &mut Loop, index: usize) {
                         lp.failed("recovering expired leases", e);
                     }
                 }
-                runtime::block_on(&handle, reliable_pop(&shared, &mut conn, cid, rotation))
+                match runtime::block_on(&handle, reliable_pop(&shared, &mut conn, cid, rotation))
                     .and_then(|r| r)
-                    .and_then(|got| match got {
-                        None => Ok(()),
-                        Some((q, item)) => {
-                            let q = &shared.queues[q];
-                            let (attempt, payload) = decode_item(&item);
-                            let req = Request {
-                                queue: q.name.clone(),
-                                payload: Bytes::copy_from_slice(payload),
-                                attempt,
-                            };
-                            let outcome = shared.run_handler(&req);
-                            runtime::block_on(&handle, settle(&shared, lp, q, cid, &item, outcome))
-                                .and_then(|r| r)
-                        }
-                    })
+                {
+                    Ok(Some((q, item))) => {
+                        let q = &shared.queues[q];
+                        let (attempt, payload) = decode_item(&item);
+                        let req = Request {
+                            queue: q.name.clone(),
+                            payload: Bytes::copy_from_slice(payload),
+                            attempt,
+                        };
+                        let outcome = shared.run_handler(&req);
+                        settle_until_done(&shared, lp, &handle, q, cid, &item, &outcome)
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
             }
         };
         rotation = rotation.wrapping_add(1);
@@ -800,14 +804,40 @@ async fn reliable_pop(
         .map(|item| (q, item)))
 }
 
-/// Reliable mode: ack (remove from in-flight) or nack (re-queue, or dead-letter).
+/// Reliable mode: settle a handled request, again and again (with the loop's backoff, its
+/// failure reported once) until it is settled, the client is closed or the worker stops. A
+/// request whose ack or nack failed (the connection broke under it) would otherwise stay in
+/// this worker's in-flight list for as long as the worker lives, since a live worker's
+/// lease never expires (found by the soak). Stopping leaves it there for `release`, which
+/// puts it back in the queue.
+fn settle_until_done(
+    shared: &Shared,
+    lp: &mut Loop,
+    handle: &runtime::Rt,
+    q: &QueueKeys,
+    cid: &str,
+    item: &[u8],
+    outcome: &Result<()>,
+) -> Result<()> {
+    loop {
+        match runtime::block_on(handle, settle(shared, lp, q, cid, item, outcome)).and_then(|r| r) {
+            Err(e) if !e.is_closed() && !lp.stopped() => lp.failed("settling a request", e),
+            Err(e) if e.is_closed() => return Err(e),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Reliable mode: ack (remove from in-flight) or nack (re-queue, or dead-letter). Both may
+/// run again after a failure that hid whether they ran: a request no longer in flight
+/// (settled already, or recovered by another worker) is left alone.
 async fn settle(
     shared: &Shared,
     lp: &Loop,
     q: &QueueKeys,
     cid: &str,
     item: &[u8],
-    outcome: Result<()>,
+    outcome: &Result<()>,
 ) -> Result<()> {
     match outcome {
         Ok(()) => {
@@ -821,7 +851,6 @@ async fn settle(
             shared.count(|c| &c.handled, 1);
         }
         Err(err) => {
-            shared.count(|c| &c.failed, 1);
             let (attempt, payload) = decode_item(item);
             let attempts = attempt + 1;
             let max = shared.opts.max_attempts;
@@ -841,13 +870,14 @@ async fn settle(
                 .run_cmd(&cmd)
                 .await
                 .map_err(|e| e.context("nack"))?;
+            shared.count(|c| &c.failed, 1);
             let report = if dead {
                 shared.count(|c| &c.dead_lettered, 1);
                 report_on(lp, ReportKind::DeadLettered, q).count(1)
             } else {
                 report_on(lp, ReportKind::HandlerFailed, q)
             };
-            lp.report(report.attempts(attempts, max).error(err));
+            lp.report(report.attempts(attempts, max).error(err.clone()));
         }
     }
     Ok(())
