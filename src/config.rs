@@ -79,9 +79,9 @@ pub struct Options {
     /// before anything of it is buffered.
     pub max_value_size: usize,
     /// Largest reply accepted (default 1 GiB, at least 64 KiB): a reply, or a pub/sub
-    /// message, that grows past it before it is complete is a protocol error that drops that
-    /// connection (it is re-established), instead of memory growing with what the server
-    /// announces.
+    /// message, larger than this is a protocol error that drops that connection (it is
+    /// re-established), refused as soon as what has arrived of it grows past the limit,
+    /// instead of memory growing with what the server announces.
     pub max_reply_size: usize,
     /// How often the idle pub/sub connection is checked with a PING; a connection that
     /// does not answer is declared dead within about 1.5 times this (default 3 s).
@@ -286,52 +286,62 @@ pub(crate) struct Target {
 /// `url` with its password hidden (`redis://user:***@host`, `?pass=***`), for messages: no
 /// credential ever appears in an error or a log line.
 pub(crate) fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(start) = out.find("://").map(|i| i + 3) {
-        let end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
-            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+    // A password may hold any character (`@ / ? # &` too, unescaped by mistake), which makes
+    // a URL ambiguous: every span that some reading of it makes a password is hidden (found
+    // by fuzz/url: `redis://u:pa/ss@host` was shown whole in the error).
+    let mut hide = Vec::new();
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        // The user info ends at the last `@`, wherever it is.
+        if let Some(at) = url[start..].rfind('@').map(|i| start + i)
+            && let Some(colon) = url[start..at].find(':').map(|i| start + i)
         {
-            out.replace_range(colon + 1..at, "***");
+            hide.push((colon + 1, at));
         }
     }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
-                {
-                    format!("{k}=***")
-                }
-                _ => kv.to_string(),
+    // A `pass=` or `password=` parameter, after any `?` or `&`: its value may hold `&`, so
+    // all of the rest is hidden.
+    let b = url.as_bytes();
+    let query = url.find('?').unwrap_or(url.len());
+    if let Some(value) = (query..b.len())
+        .filter(|&i| matches!(b[i], b'?' | b'&'))
+        .find_map(|i| {
+            ["pass=", "password="].iter().find_map(|k| {
+                b.get(i + 1..i + 1 + k.len())
+                    .filter(|s| s.eq_ignore_ascii_case(k.as_bytes()))
+                    .map(|_| i + 1 + k.len())
             })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
+        })
+    {
+        hide.push((value, url.len()));
     }
+    hide.sort_unstable();
+    let (mut out, mut p) = (String::new(), 0);
+    for (from, to) in hide {
+        if from >= p {
+            out.push_str(&url[p..from]);
+            out.push_str("***");
+        }
+        p = p.max(to);
+    }
+    out.push_str(&url[p..]);
     out
 }
 
 pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
     opts.validate()?;
     let shown = redact(url);
-    // What the redis crate says of a bad URL might repeat it: hide the password there too.
-    let secret = |text: String| match url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-        .and_then(|auth| auth.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, pass)| pass)
-    {
-        Some(pass) if !pass.is_empty() => text.replace(pass, "***"),
-        _ => text,
-    };
     let url_for_parse = url;
     let url = shown.as_str();
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    // Only what can be a scheme (RFC 3986: a letter, then letters, digits, `+ - .`) is one;
+    // anything else before `://` may hold a password (found by fuzz/url).
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .filter(|s| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
     match scheme.as_deref() {
         Some("redis") | Some("unix") | Some("redis+unix") => {}
         Some("rediss") => {
@@ -352,16 +362,34 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
             ));
         }
     }
-    let info = url_for_parse
-        .into_connection_info()
-        .map_err(|e| Error::invalid(secret(format!("invalid URL {url:?}: {e}"))))?;
-    let display = match info.addr() {
+    // What the redis crate says of a bad URL may repeat pieces of it (a parameter's value):
+    // when a password was hidden, what it says of the redacted URL is shown (found by
+    // fuzz/url).
+    let info = url_for_parse.into_connection_info().map_err(|e| {
+        let why = if url == url_for_parse {
+            e.to_string()
+        } else {
+            url.into_connection_info()
+                .map_or_else(|e| e.to_string(), |_| "it does not parse".to_owned())
+        };
+        Error::invalid(format!("invalid URL {url:?}: {why}"))
+    })?;
+    let address = |addr: &redis::ConnectionAddr| match addr {
         redis::ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
         redis::ConnectionAddr::Unix(p) => p.display().to_string(),
         other => format!("{other}"),
     };
+    let mut display = address(info.addr());
     if display.is_empty() || display.starts_with(':') {
         return Err(Error::invalid(format!("invalid URL {url:?}: no host")));
+    }
+    // In a URL made ambiguous by a password holding `/ ? # @` the address may hold a piece
+    // of it (`unix://a/b:pw@/s.sock` is the path `/b:pw@/s.sock`): it is shown only when the
+    // redacted URL has the same address (found by fuzz/url).
+    if url != url_for_parse
+        && url.into_connection_info().map(|i| address(i.addr())).ok() != Some(display.clone())
+    {
+        display = "(address hidden: the URL holds a password where it could be)".to_owned();
     }
     let mut redis = info.redis_settings().clone();
     if let Some(db) = opts.database {

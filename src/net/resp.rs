@@ -70,6 +70,31 @@ fn over_limit(what: impl std::fmt::Display) -> Error {
     )
 }
 
+impl Limits {
+    /// A string of `len` bytes is refused when over the value limit.
+    fn value(&self, len: usize) -> std::result::Result<(), Error> {
+        if len > self.value {
+            return Err(over_limit(format_args!(
+                "a string of {len} bytes, over the value-size limit of {} bytes",
+                self.value
+            )));
+        }
+        Ok(())
+    }
+
+    /// A frame that has `len` bytes (complete or not) is refused when over the reply limit,
+    /// whether it arrived in one read or in many (found by fuzz/resp_reader).
+    fn reply(&self, len: usize) -> std::result::Result<(), Error> {
+        if len > self.reply {
+            return Err(over_limit(format_args!(
+                "more than the maximum reply size of {} bytes",
+                self.reply
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Which pub/sub message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MessageKind {
@@ -141,17 +166,16 @@ fn parse_int(s: &[u8]) -> std::result::Result<i64, Error> {
     if digits.is_empty() || digits.len() > 19 {
         return Err(malformed("a bad integer"));
     }
-    let mut v: i64 = 0;
+    // At most 19 digits: the magnitude fits an i128, and i64::MIN (whose magnitude is not
+    // an i64) is read too (found by fuzz/resp_differential).
+    let mut v: i128 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
             return Err(malformed("a bad integer"));
         }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i64::from(d - b'0')))
-            .ok_or_else(|| malformed("an integer out of range"))?;
+        v = v * 10 + i128::from(d - b'0');
     }
-    Ok(if neg { -v } else { v })
+    i64::try_from(if neg { -v } else { v }).map_err(|_| malformed("an integer out of range"))
 }
 
 /// The header line at `p` (type byte, then a number): the number and where the body starts.
@@ -189,15 +213,19 @@ fn blob_body(buf: &[u8], p: usize, len: usize) -> Partial<(Range<usize>, usize)>
 
 /// A string element at `p` (`$` or `+`) of a push: its range and where the next one starts.
 /// `Ok(None)` both when incomplete and when it is not a string (the caller then falls back to
-/// the general path, which tells the two apart).
-fn string_at(buf: &[u8], p: usize) -> Partial<(Range<usize>, usize)> {
+/// the general path, which tells the two apart). A `$` string over the value limit is
+/// refused as [`Scan`] refuses it.
+fn string_at(buf: &[u8], p: usize, limits: &Limits) -> Partial<(Range<usize>, usize)> {
     match buf.get(p) {
         Some(b'$') => {
             let Some((n, body)) = header(buf, p)? else {
                 return Ok(None);
             };
             match length(n)? {
-                Some(len) => blob_body(buf, body, len),
+                Some(len) => {
+                    limits.value(len)?;
+                    blob_body(buf, body, len)
+                }
                 None => Ok(None),
             }
         }
@@ -206,15 +234,17 @@ fn string_at(buf: &[u8], p: usize) -> Partial<(Range<usize>, usize)> {
     }
 }
 
-/// The pub/sub message starting at `p`, if it is one and complete: its shape and end.
-fn scan_message(buf: &[u8], p: usize) -> Partial<(Shape, usize)> {
+/// The pub/sub message starting at `p`, if it is one and complete: its shape and end. The
+/// `limits` apply as [`Scan`] applies them, so a message is refused whatever the reads that
+/// brought it.
+fn scan_message(buf: &[u8], p: usize, limits: &Limits) -> Partial<(Shape, usize)> {
     let Some((n, q)) = header(buf, p)? else {
         return Ok(None);
     };
     if n != 3 && n != 4 {
         return Ok(None);
     }
-    let Some((kind_r, q)) = string_at(buf, q)? else {
+    let Some((kind_r, q)) = string_at(buf, q, limits)? else {
         return Ok(None);
     };
     let kind = match (&buf[kind_r], n) {
@@ -224,19 +254,20 @@ fn scan_message(buf: &[u8], p: usize) -> Partial<(Shape, usize)> {
         _ => return Ok(None),
     };
     let (pattern, q) = if kind == MessageKind::PMessage {
-        let Some((r, q)) = string_at(buf, q)? else {
+        let Some((r, q)) = string_at(buf, q, limits)? else {
             return Ok(None);
         };
         (Some(r), q)
     } else {
         (None, q)
     };
-    let Some((channel, q)) = string_at(buf, q)? else {
+    let Some((channel, q)) = string_at(buf, q, limits)? else {
         return Ok(None);
     };
-    let Some((payload, q)) = string_at(buf, q)? else {
+    let Some((payload, q)) = string_at(buf, q, limits)? else {
         return Ok(None);
     };
+    limits.reply(q - p)?;
     Ok(Some((
         Shape::Message {
             kind,
@@ -272,12 +303,7 @@ impl Scan {
     /// already scanned between calls. A frame over the [`Limits`] is an error.
     pub(crate) fn complete(&mut self, buf: &[u8]) -> Partial<usize> {
         let done = self.complete_within(buf)?;
-        if done.is_none() && buf.len() > self.limits.reply {
-            return Err(over_limit(format_args!(
-                "more than the maximum reply size of {} bytes",
-                self.limits.reply
-            )));
-        }
+        self.limits.reply(done.unwrap_or(buf.len()))?;
         Ok(done)
     }
 
@@ -298,16 +324,13 @@ impl Scan {
                     };
                     match length(n)? {
                         None => body,
-                        Some(len) if len > self.limits.value => {
-                            return Err(over_limit(format_args!(
-                                "a string of {len} bytes, over the value-size limit of {} bytes",
-                                self.limits.value
-                            )));
+                        Some(len) => {
+                            self.limits.value(len)?;
+                            match blob_body(buf, body, len)? {
+                                Some((_, next)) => next,
+                                None => return Ok(None),
+                            }
                         }
-                        Some(len) => match blob_body(buf, body, len)? {
-                            Some((_, next)) => next,
-                            None => return Ok(None),
-                        },
                     }
                 }
                 b'*' | b'~' | b'>' | b'%' | b'|' => {
@@ -536,7 +559,7 @@ impl Reader {
             let buf = &self.buf[..];
             while p < buf.len() {
                 if buf[p] == b'>'
-                    && let Some((shape, end)) = scan_message(buf, p)?
+                    && let Some((shape, end)) = scan_message(buf, p, &self.scan.limits)?
                 {
                     self.scan = Scan::new(self.scan.limits);
                     self.spans.push((shape, end));
