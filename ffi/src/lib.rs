@@ -222,8 +222,9 @@ mod boundary {
             }
             Err(payload) => {
                 let e = Error::panic(payload.as_ref());
-                // Dropping the payload could itself panic; forget it instead.
-                std::mem::forget(payload);
+                // Dropping the payload could itself panic: dropped inside a catch of its own
+                // (forgetting it leaked it, ~40 bytes per panic, found under ASan).
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 error::set_last_error(name, e);
                 R::failed(ipc_result::IPC_ERR_PANIC)
             }
