@@ -23,6 +23,12 @@ import pytest
 
 import redipc
 
+# The tests of interruptible waits use _thread.interrupt_main(), which does nothing when
+# SIGINT is ignored, as it is for a background job of a non-interactive shell
+# (`scripts/test &`): give SIGINT Python's default handler back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REDIS_SERVER = shutil.which("redis-server")
 
 
