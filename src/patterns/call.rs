@@ -4,6 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use tokio::sync::oneshot;
+
+use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 
 /// One call as a server sees it.
@@ -36,4 +39,34 @@ pub(crate) async fn within<T>(
     tokio::time::timeout_at(deadline, f)
         .await
         .unwrap_or_else(|_| Err(timed_out(timeout)))
+}
+
+/// What [`push_and_wait`] got: the reply, or no reply in time (the request may be queued
+/// still: the caller takes it back).
+pub(crate) enum Waited<T> {
+    Reply(T),
+    TimedOut(Error),
+}
+
+/// `LPUSH` a call's `envelope` onto `list` and wait for its reply on `rx`, both before
+/// `deadline`. `Err`: the push failed (nothing was queued) or the reply channel closed.
+pub(crate) async fn push_and_wait<T>(
+    client: &Client,
+    list: &[u8],
+    envelope: &[u8],
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    rx: oneshot::Receiver<T>,
+) -> Result<Waited<T>> {
+    let push = [b"LPUSH".as_slice(), list, envelope];
+    match within(deadline, timeout, client.command(&push)).await {
+        // The push may or may not have reached the server.
+        Err(e) if e.kind() == ErrorKind::Timeout => Ok(Waited::TimedOut(e)),
+        Err(e) => Err(e),
+        Ok(_) => match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(reply)) => Ok(Waited::Reply(reply)),
+            Ok(Err(_)) => Err(Error::closed()),
+            Err(_) => Ok(Waited::TimedOut(timed_out(timeout))),
+        },
+    }
 }

@@ -20,7 +20,7 @@ use tokio::sync::{OnceCell, oneshot};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
-use crate::patterns::call::{CLEANUP_GRACE, Call, timed_out, within};
+use crate::patterns::call::{CLEANUP_GRACE, Call, Waited, push_and_wait, within};
 use crate::patterns::queue::{Protocol, QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportSource, call_handler};
@@ -358,19 +358,15 @@ client_methods! {
                 .remove(&id);
         };
         let pending = keys.pending();
-        let push = [b"LPUSH".as_slice(), &pending, &envelope];
-        let outcome = match within(deadline, opts.timeout, self.command(&push)).await {
-            Err(e) if e.kind() != ErrorKind::Timeout => {
+        let outcome = match push_and_wait(self, &pending, &envelope, deadline, opts.timeout, rx)
+            .await
+        {
+            Ok(Waited::Reply(reply)) => Ok(reply),
+            Ok(Waited::TimedOut(e)) => Err(e),
+            Err(e) => {
                 forget();
                 return Err(e.context(what()));
             }
-            // The push may or may not have reached the server: take it back below.
-            Err(e) => Err(e),
-            Ok(_) => match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(_)) => return Err(Error::closed().context(what())),
-                Err(_) => Err(timed_out(opts.timeout)),
-            },
         };
         match outcome {
             Ok((STATUS_OK, payload)) => Ok(payload),

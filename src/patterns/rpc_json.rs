@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
-use crate::patterns::call::{CLEANUP_GRACE, Call, timed_out, within};
+use crate::patterns::call::{CLEANUP_GRACE, Call, Waited, push_and_wait, within};
 use crate::patterns::queue::{QueueKeys, Request, Worker, WorkerOptions};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportSource, call_handler};
@@ -206,18 +206,13 @@ pub(crate) async fn call(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(channel.clone(), tx);
-    let push = [b"LPUSH".as_slice(), list, &envelope];
-    let outcome = match within(deadline, timeout, client.command(&push)).await {
-        Err(e) if e.kind() != ErrorKind::Timeout => {
+    let outcome = match push_and_wait(client, list, &envelope, deadline, timeout, rx).await {
+        Ok(Waited::Reply(reply)) => Ok(reply),
+        Ok(Waited::TimedOut(e)) => Err(e),
+        Err(e) => {
             caller.forget(&channel);
             return Err(e.context(what()));
         }
-        Err(e) => Err(e),
-        Ok(_) => match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => return Err(Error::closed().context(what())),
-            Err(_) => Err(timed_out(timeout)),
-        },
     };
     let reply = match outcome {
         Ok(reply) => reply,
