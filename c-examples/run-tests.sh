@@ -16,8 +16,10 @@ source "$here/../scripts/lib/redis.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/redipc-c-tests.XXXXXX")
 noconfig_pid=
 obs_pid=
+tls_pids=()
 cleanup() {
   redis_stop
+  for p in "${tls_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   if [ -n "$noconfig_pid" ]; then kill "$noconfig_pid" 2>/dev/null; wait "$noconfig_pid" 2>/dev/null; fi
   if [ -n "$obs_pid" ]; then kill "$obs_pid" 2>/dev/null; wait "$obs_pid" 2>/dev/null; fi
   rm -rf "$tmp"
@@ -57,6 +59,34 @@ for i in $(seq 1 100); do
 done
 OBS_TCP_URL="redis://127.0.0.1:$OBS_PORT/0"
 OBS_UNIX_URL="unix://$OBS_SOCK"
+
+# Two TLS servers for tls_test, with certificates made now: one on 127.0.0.1 and 127.0.0.2
+# (its certificate names only the first), one requiring client certificates.
+CERTS="$tmp/certs"
+bash "$here/../scripts/lib/tls-certs.sh" "$CERTS" || exit 1
+tls_server() { # NAME AUTH_CLIENTS BIND...: sets TLS_PORT
+  local name=$1 auth=$2 i
+  shift 2
+  mkdir -p "$tmp/$name"
+  TLS_PORT=$(redis_free_port)
+  redis-server --port 0 --unixsocket "$tmp/$name/redis.sock" --unixsocketperm 700 --bind "$@" \
+    --tls-port "$TLS_PORT" --tls-cert-file "$CERTS/server.crt" --tls-key-file "$CERTS/server.key" \
+    --tls-ca-cert-file "$CERTS/ca.crt" --tls-auth-clients "$auth" \
+    --save "" --appendonly no --dir "$tmp/$name" --logfile "$tmp/$name/redis.log" \
+    --daemonize no >/dev/null 2>&1 &
+  tls_pids+=($!)
+  for i in $(seq 1 100); do
+    [ -S "$tmp/$name/redis.sock" ] && redis-cli -s "$tmp/$name/redis.sock" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "could not start the TLS server $name (see $tmp/$name/redis.log)" >&2
+  return 1
+}
+tls_server tls no 127.0.0.1 127.0.0.2 || exit 1
+TLS_PORT1=$TLS_PORT
+tls_server mtls yes 127.0.0.1 || exit 1
+MTLS_PORT=$TLS_PORT
+TLS_PLAIN_URL="unix://$tmp/tls/redis.sock"
 
 passed=0
 failed=0
@@ -249,6 +279,8 @@ for transport in tcp unix; do
   run "fleet_daemon example [$transport]" 60 bash -c 'fleet_daemon_example "$1"' _ "$url"
   run "observability_test [$transport]" 120 "$build/observability_test" "$obs_url" "$OBS_TCP_URL"
 done
+# TLS is over TCP only.
+run "tls_test [tls]" 120 "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$TLS_PLAIN_URL"
 
 if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
   for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test observability_test; do
@@ -261,6 +293,11 @@ if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
       --show-possibly-lost=no \
       "$build/$prog" "$server" "${extra[@]}"
   done
+  run "tls_test under valgrind [tls]" 180 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-possibly-lost=no --suppressions="$here/valgrind-tls.supp" \
+    "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$TLS_PLAIN_URL"
+
 else
   echo "skip the valgrind runs: set REDIPC_VALGRIND=1 (and install valgrind) to include them"
 fi

@@ -1616,6 +1616,92 @@ IPC_MUST_USE ipc_result ipc_options_set_username(ipc_options *opts, const char *
 IPC_MUST_USE ipc_result ipc_options_set_password(ipc_options *opts, const char *password);
 
 /**
+ * The CA certificates that may sign the server's certificate (default: the system's
+ * roots) for TLS (`rediss://` URLs), read from the PEM file at `path`, a NUL-terminated
+ * UTF-8 string, copied (the file is read by `ipc_client_new()`).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8 (a missing or
+ * unreadable file, or one that is not PEM, fails in `ipc_client_new()` with
+ * `IPC_ERR_INVALID_ARGUMENT` naming it). Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_tls_ca_file(ipc_options *opts, const char *path);
+
+/**
+ * The CA certificates that may sign the server's certificate (default: the system's
+ * roots) for TLS given as PEM text: `len` bytes at `pem`, copied (instead of
+ * `ipc_options_set_tls_ca_file()`; the last one set applies).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_tls_ca_pem(ipc_options *opts, const char *pem, size_t len);
+
+/**
+ * This client's certificate (chain), for servers that require one (mutual TLS) for TLS (`rediss://` URLs), read from the PEM file at `path`, a NUL-terminated
+ * UTF-8 string, copied (the file is read by `ipc_client_new()`).
+ * Needs `ipc_options_set_tls_key_file()` or `ipc_options_set_tls_key_pem()` too.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8 (a missing or
+ * unreadable file, or one that is not PEM, fails in `ipc_client_new()` with
+ * `IPC_ERR_INVALID_ARGUMENT` naming it). Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_options_set_tls_cert_file(ipc_options *opts,
+                                         const char *path);
+
+/**
+ * This client's certificate (chain), for servers that require one (mutual TLS) for TLS given as PEM text: `len` bytes at `pem`, copied (instead of
+ * `ipc_options_set_tls_cert_file()`; the last one set applies).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_options_set_tls_cert_pem(ipc_options *opts,
+                                        const char *pem,
+                                        size_t len);
+
+/**
+ * The private key of the client certificate for TLS (`rediss://` URLs), read from the PEM file at `path`, a NUL-terminated
+ * UTF-8 string, copied (the file is read by `ipc_client_new()`).
+ * The key never appears in an error message or log line.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8 (a missing or
+ * unreadable file, or one that is not PEM, fails in `ipc_client_new()` with
+ * `IPC_ERR_INVALID_ARGUMENT` naming it). Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_options_set_tls_key_file(ipc_options *opts,
+                                        const char *path);
+
+/**
+ * The private key of the client certificate for TLS given as PEM text: `len` bytes at `pem`, copied (instead of
+ * `ipc_options_set_tls_key_file()`; the last one set applies).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_options_set_tls_key_pem(ipc_options *opts,
+                                       const char *pem,
+                                       size_t len);
+
+/**
+ * The name the server's certificate must hold, instead of the URL's host (cluster nodes
+ * and sentinels announce IP addresses that certificates rarely hold): a NUL-terminated
+ * UTF-8 string, copied.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+ * Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_tls_server_name(ipc_options *opts, const char *name);
+
+/**
+ * Accept any server certificate (default false). **This removes all protection against a
+ * man in the middle**: for tests and diagnosis only.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_tls_insecure(ipc_options *opts, bool on);
+
+/**
  * The prefix of the keys the library itself creates (queues, cache, locks, ...), a
  * NUL-terminated UTF-8 string, copied (default `"ipc:"`). Keys given to commands are used
  * as they are, never prefixed.

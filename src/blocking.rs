@@ -55,6 +55,10 @@ impl Client {
     pub fn options(&self) -> &Options {
         self.inner.options()
     }
+    /// See [`crate::Client::url`].
+    pub fn url(&self) -> &str {
+        self.inner.url()
+    }
     /// See [`crate::Client::is_connected`].
     pub fn is_connected(&self) -> bool {
         self.inner.is_connected()

@@ -59,7 +59,7 @@ struct Inner {
     opts: Options,
     handle: crate::net::runtime::Rt,
     /// Where the pub/sub connection goes (kept for its lazy start).
-    target: redis::ConnectionInfo,
+    target: crate::config::Target,
     /// The pub/sub multiplexer, started by the first subscription.
     pubsub: OnceLock<Arc<PubSub>>,
     /// Poll mode's queue of waiting handlers.
@@ -85,6 +85,7 @@ impl Drop for Inner {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
+            .field("url", &self.inner.target.url)
             .field("server", &self.inner.conn.display)
             .finish_non_exhaustive()
     }
@@ -196,7 +197,7 @@ impl Client {
         handle: crate::net::runtime::Rt,
     ) -> Result<Client> {
         let target = parse_url(url, &opts)?;
-        let info = target.info.clone();
+        let info = target.clone();
         let poll = if opts.poll_mode {
             Some(PollQueue::new()?)
         } else {
@@ -218,7 +219,13 @@ impl Client {
         })
     }
 
-    /// The options this client was made with.
+    /// The URL this client was made with, its password hidden (`redis://user:***@host`,
+    /// `?pass=***`): safe to log or show.
+    pub fn url(&self) -> &str {
+        &self.inner.target.url
+    }
+
+    /// The options the client was made with.
     pub fn options(&self) -> &Options {
         &self.inner.opts
     }
@@ -292,7 +299,7 @@ impl Client {
 
     /// The database number of the connection.
     pub(crate) fn target_db(&self) -> i64 {
-        self.inner.target.redis_settings().db()
+        self.inner.target.info.redis_settings().db()
     }
 
     pub(crate) fn runtime_handle(&self) -> &crate::net::runtime::Rt {
@@ -303,7 +310,6 @@ impl Client {
         self.inner.pubsub.get_or_init(|| {
             let settings = pubsub::Settings::new(
                 &self.inner.target,
-                self.inner.conn.display.clone(),
                 &self.inner.opts,
                 self.inner.counters.clone(),
             );

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use redis::IntoConnectionInfo;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::report::ErrorHook;
+
+pub use crate::net::tls::{Pem, TlsOptions};
 
 pub use crate::net::resp::{DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE};
 
@@ -97,6 +99,9 @@ pub struct Options {
     /// hook of its own; default: none. Every report is logged either way (`log` crate,
     /// target `redipc::report`); nothing is printed.
     pub error_hook: Option<ErrorHook>,
+    /// TLS settings, used when the URL is `rediss://` (giving them with another URL is an
+    /// error: the connection would not be encrypted).
+    pub tls: TlsOptions,
 }
 
 impl std::fmt::Debug for Options {
@@ -118,6 +123,7 @@ impl std::fmt::Debug for Options {
             .field("stream_maxlen", &self.stream_maxlen)
             .field("poll_mode", &self.poll_mode)
             .field("error_hook", &self.error_hook.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -141,6 +147,7 @@ impl Default for Options {
             poll_mode: false,
             stream_maxlen: 100_000,
             error_hook: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -205,6 +212,12 @@ impl Options {
     /// Set the largest accepted reply size.
     pub fn max_reply_size(mut self, bytes: usize) -> Self {
         self.max_reply_size = bytes;
+        self
+    }
+
+    /// Set the TLS settings (used with `rediss://` URLs).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -275,14 +288,27 @@ impl Options {
 }
 
 /// Where to connect, parsed from a URL and merged with [`Options`].
+#[derive(Clone)]
 pub(crate) struct Target {
     pub info: redis::ConnectionInfo,
     /// `host:port` or the socket path, for messages.
     pub display: String,
+    /// TLS, for a `rediss://` URL.
+    pub tls: Option<std::sync::Arc<crate::net::tls::Tls>>,
+    /// The URL with its password hidden.
+    pub url: String,
 }
 
-/// Parse `redis://[user:pass@]host[:port][/db]`, `unix:///path[?db=N]` (also
-/// `redis+unix://`), and refuse `rediss://` clearly.
+impl Target {
+    /// Where connections go.
+    pub(crate) fn endpoint(&self) -> crate::net::wire::Endpoint {
+        crate::net::wire::Endpoint {
+            addr: self.info.addr().clone(),
+            tls: self.tls.clone(),
+        }
+    }
+}
+
 /// `url` with its password hidden (`redis://user:***@host`, `?pass=***`), for messages: no
 /// credential ever appears in an error or a log line.
 pub(crate) fn redact(url: &str) -> String {
@@ -327,11 +353,14 @@ pub(crate) fn redact(url: &str) -> String {
     out
 }
 
+/// Parse `redis://[user:pass@]host[:port][/db]`, `rediss://` (the same over TLS, see
+/// [`Options::tls`]), `unix:///path[?db=N]` (also `redis+unix://`).
 pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
     opts.validate()?;
     let shown = redact(url);
     let url_for_parse = url;
-    let url = shown.as_str();
+    let url = shown.clone();
+    let url = url.as_str();
     // Only what can be a scheme (RFC 3986: a letter, then letters, digits, `+ - .`) is one;
     // anything else before `://` may hold a password (found by fuzz/url).
     let scheme = url
@@ -342,26 +371,41 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         });
-    match scheme.as_deref() {
-        Some("redis") | Some("unix") | Some("redis+unix") => {}
-        Some("rediss") => {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("{url}: TLS (rediss://) is not built into redipc yet"),
-            ));
-        }
+    let tls = match scheme.as_deref() {
+        Some("redis") | Some("unix") | Some("redis+unix") => false,
+        Some("rediss") => true,
         Some(other) => {
             return Err(Error::invalid(format!(
-                "invalid URL {url:?}: unknown scheme {other:?} (use redis://host:port/db or unix:///path/to.sock)"
+                "invalid URL {url:?}: unknown scheme {other:?} (use redis://host:port/db, rediss:// for TLS, or unix:///path/to.sock)"
             )));
         }
         // Not a URL at all (it is not repeated: it might be a password given by mistake).
         None => {
             return Err(Error::invalid(
-                "invalid URL: it has no scheme; expected redis://host:port/db or unix:///path/to.sock",
+                "invalid URL: it has no scheme; expected redis://host:port/db, rediss:// for TLS, or unix:///path/to.sock",
             ));
         }
+    };
+    if !tls && opts.tls.is_set() {
+        return Err(Error::invalid(format!(
+            "TLS options are set but the URL {url:?} is not rediss://: the connection would not be encrypted"
+        )));
     }
+    // The redis crate (built without TLS) parses a rediss:// URL as the same redis:// one.
+    let plain;
+    let (url_for_parse, url) = if tls {
+        let rest = |u: &str| {
+            u.split_once("://")
+                .map_or(String::new(), |(_, r)| r.to_owned())
+        };
+        plain = (
+            format!("redis://{}", rest(url_for_parse)),
+            format!("redis://{}", rest(url)),
+        );
+        (plain.0.as_str(), plain.1.as_str())
+    } else {
+        (url_for_parse, url)
+    };
     // What the redis crate says of a bad URL may repeat pieces of it (a parameter's value):
     // when a password was hidden, what it says of the redacted URL is shown (found by
     // fuzz/url).
@@ -407,15 +451,32 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
         redis::ProtocolVersion::RESP2
     });
     redis = redis.set_lib_name("redipc", env!("CARGO_PKG_VERSION"));
+    let tls = if tls {
+        match info.addr() {
+            redis::ConnectionAddr::Tcp(host, _) => {
+                Some(crate::net::tls::Tls::new(&opts.tls, host)?)
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "rediss:// needs a host and port: a unix socket never uses TLS",
+                ));
+            }
+        }
+    } else {
+        None
+    };
     Ok(Target {
         info: info.set_redis_settings(redis),
         display,
+        tls,
+        url: shown,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn no_error_repeats_a_password() {
@@ -462,9 +523,24 @@ mod tests {
     #[test]
     fn refuses_bad_urls_clearly() {
         let o = Options::default();
-        let e = parse_url("rediss://host:6380", &o).err().unwrap();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.message().contains("TLS"));
+        let tls = o.clone().tls(TlsOptions::default().insecure(true));
+        let t = parse_url("rediss://h:6380/2", &tls).unwrap();
+        assert!(t.tls.is_some());
+        assert_eq!(t.display, "h:6380");
+        assert_eq!(t.info.redis_settings().db(), 2);
+        let e = parse_url("redis://host:6380", &tls).err().unwrap();
+        assert!(e.message().contains("not rediss://"), "{e}");
+        let e = parse_url(
+            "rediss://host:6380",
+            &o.clone()
+                .tls(TlsOptions::default().ca(Pem::file("/nonexistent/ca.pem"))),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.message().contains("cannot read file /nonexistent/ca.pem"),
+            "{e}"
+        );
         for bad in [
             "",
             "localhost:6379",

@@ -596,6 +596,16 @@ public:
     options &poll_mode(bool on) { return set(ipc_options_set_poll_mode(p(), on)); }
     options &health_check_interval_ms(uint64_t ms) { return set(ipc_options_set_health_check_interval_ms(p(), ms)); }
     options &stream_maxlen(size_t n) { return set(ipc_options_set_stream_maxlen(p(), n)); }
+    /// TLS, for `rediss://` URLs: PEM files, or PEM text (`*_pem`).
+    options &tls_ca_file(const std::string &path) { return set(ipc_options_set_tls_ca_file(p(), path.c_str())); }
+    options &tls_ca_pem(std::string_view pem) { return set(ipc_options_set_tls_ca_pem(p(), pem.data(), pem.size())); }
+    options &tls_cert_file(const std::string &path) { return set(ipc_options_set_tls_cert_file(p(), path.c_str())); }
+    options &tls_cert_pem(std::string_view pem) { return set(ipc_options_set_tls_cert_pem(p(), pem.data(), pem.size())); }
+    options &tls_key_file(const std::string &path) { return set(ipc_options_set_tls_key_file(p(), path.c_str())); }
+    options &tls_key_pem(std::string_view pem) { return set(ipc_options_set_tls_key_pem(p(), pem.data(), pem.size())); }
+    options &tls_server_name(const std::string &name) { return set(ipc_options_set_tls_server_name(p(), name.c_str())); }
+    /// Accept any server certificate: no protection against a man in the middle (tests only).
+    options &tls_insecure(bool on) { return set(ipc_options_set_tls_insecure(p(), on)); }
     /// Where the reports of the client's handles go (unless a handle has its own); an
     /// empty function restores the default (none: reports are only logged).
     options &report(report_handler fn) {
@@ -1424,7 +1434,8 @@ private:
 class client {
 public:
     client() noexcept = default;
-    /// Connect: `redis://[user:password@]host[:port][/db]` or `unix:///path.sock`.
+    /// Connect: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS, see the
+    /// `tls_*` options) or `unix:///path.sock`.
     explicit client(const std::string &url) { connect(url, nullptr); }
     client(const std::string &url, const options &opts) { connect(url, opts.get()); }
     /// Take ownership of a C handle.

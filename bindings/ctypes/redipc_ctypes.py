@@ -529,6 +529,22 @@ _FUNCTIONS = {
     "ipc_options_set_username": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
     # ipc_result ipc_options_set_password(ipc_options *opts, const char *password);
     "ipc_options_set_password": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
+    # ipc_result ipc_options_set_tls_ca_file(ipc_options *opts, const char *path);
+    "ipc_options_set_tls_ca_file": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
+    # ipc_result ipc_options_set_tls_ca_pem(ipc_options *opts, const char *pem, size_t len);
+    "ipc_options_set_tls_ca_pem": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_options_set_tls_cert_file(ipc_options *opts, const char *path);
+    "ipc_options_set_tls_cert_file": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
+    # ipc_result ipc_options_set_tls_cert_pem(ipc_options *opts, const char *pem, size_t len);
+    "ipc_options_set_tls_cert_pem": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_options_set_tls_key_file(ipc_options *opts, const char *path);
+    "ipc_options_set_tls_key_file": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
+    # ipc_result ipc_options_set_tls_key_pem(ipc_options *opts, const char *pem, size_t len);
+    "ipc_options_set_tls_key_pem": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_options_set_tls_server_name(ipc_options *opts, const char *name);
+    "ipc_options_set_tls_server_name": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
+    # ipc_result ipc_options_set_tls_insecure(ipc_options *opts, bool on);
+    "ipc_options_set_tls_insecure": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
     # ipc_result ipc_options_set_key_prefix(ipc_options *opts, const char *prefix);
     "ipc_options_set_key_prefix": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
     # ipc_result ipc_options_set_io_threads(ipc_options *opts, size_t threads);
@@ -876,6 +892,14 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_options_set_database",
     "ipc_options_set_username",
     "ipc_options_set_password",
+    "ipc_options_set_tls_ca_file",
+    "ipc_options_set_tls_ca_pem",
+    "ipc_options_set_tls_cert_file",
+    "ipc_options_set_tls_cert_pem",
+    "ipc_options_set_tls_key_file",
+    "ipc_options_set_tls_key_pem",
+    "ipc_options_set_tls_server_name",
+    "ipc_options_set_tls_insecure",
     "ipc_options_set_key_prefix",
     "ipc_options_set_io_threads",
     "ipc_options_set_resp3",
@@ -1095,7 +1119,7 @@ class InvalidArgument(RedipcError, ValueError):
 
 
 class UnsupportedError(RedipcError):
-    """``IPC_ERR_UNSUPPORTED`` (for example ``rediss://``)."""
+    """``IPC_ERR_UNSUPPORTED``: the server cannot do what was asked."""
 
     result, name = ipc_result.IPC_ERR_UNSUPPORTED, "IPC_ERR_UNSUPPORTED"
 
@@ -2356,10 +2380,14 @@ def _options(lib: ctypes.CDLL, kind: str, options: Mapping[str, Any], report: Op
             fname = f"{prefix}_set_{name}"
             if fname not in _FUNCTIONS or name == "report_cb":
                 raise TypeError(f"unknown {what} {name!r}")
+            args = (value,)
             if isinstance(value, str):
-                value = _cstr(value, name)
+                args = (_cstr(value, name),)
+            elif isinstance(value, (bytes, bytearray)):
+                # (pointer, length) setters: tls_ca_pem, tls_cert_pem, tls_key_pem.
+                args = (bytes(value), len(value))
             try:
-                getattr(lib, fname)(opts, value)
+                getattr(lib, fname)(opts, *args)
             except ctypes.ArgumentError as e:
                 raise TypeError(f"{what} {name}: {e}") from None
         _set_report(lib, getattr(lib, f"{prefix}_set_report_cb", None), opts, report)
@@ -2427,15 +2455,17 @@ def _fields(fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]) -> Tupl
 
 
 class Client(_Handle):
-    """A connection to one Redis server (``redis://host:port/db`` or
-    ``unix:///path.sock``), shared by every thread.
+    """A connection to one Redis server (``redis://host:port/db``, ``rediss://`` for TLS,
+    or ``unix:///path.sock``), shared by every thread.
 
     Options are the ``ipc_options_set_*`` functions by name: ``connect_timeout_ms``,
     ``response_timeout_ms``, ``client_name``, ``database``, ``username``, ``password``,
     ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``, ``max_reply_size``,
     ``reconnect_min_delay_ms``, ``reconnect_max_delay_ms``, ``reconnect_max_attempts``,
-    ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen`` (and whatever the
-    header adds). ``report``: a callable given every ``Report`` of the client's handles
+    ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen``, and for ``rediss://``
+    ``tls_ca_file``, ``tls_ca_pem`` (bytes), ``tls_cert_file``, ``tls_cert_pem``,
+    ``tls_key_file``, ``tls_key_pem``, ``tls_server_name``, ``tls_insecure`` (and whatever
+    the header adds). ``report``: a callable given every ``Report`` of the client's handles
     that have no report callable of their own (default: none; reports are logged either
     way, see ``set_log_callback``). ``lib``: a path or a loaded CDLL (default: ``load()``)."""
 

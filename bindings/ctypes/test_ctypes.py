@@ -280,8 +280,15 @@ def test_unreachable_and_unsupported(lib: Any, tmp_path: Path) -> None:
     assert isinstance(e.value, ConnectionError) and e.value.name == "IPC_ERR_CONNECTION"
     with pytest.raises(r.ConnectionError):
         r.Client(f"unix://{tmp_path}/nothing.sock", connect_timeout_ms=1000)
-    with pytest.raises(r.UnsupportedError, match="TLS"):
-        r.Client("rediss://127.0.0.1:6380")
+    with pytest.raises(r.ConnectionError):
+        r.Client("rediss://127.0.0.1:1", connect_timeout_ms=1000)
+    # TLS settings are read when the client is made (c-examples/tls_test.c connects over TLS).
+    with pytest.raises(r.InvalidArgument, match="rediss://"):
+        r.Client("redis://127.0.0.1:1", tls_insecure=True)
+    with pytest.raises(r.InvalidArgument, match="CA"):
+        r.Client("rediss://127.0.0.1:1", tls_ca_pem=b"not PEM", tls_server_name="localhost")
+    with pytest.raises(r.InvalidArgument, match="ca.crt"):
+        r.Client("rediss://127.0.0.1:1", tls_ca_file="/nonexistent/ca.crt")
 
 
 def test_options(server: Server) -> None:

@@ -9,7 +9,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use redipc::{ErrorHook, Overflow, SubscribeOptions};
+use redipc::{ErrorHook, Overflow, Pem, SubscribeOptions};
 
 use crate::convert::{ipc_userdata_free_cb, millis};
 use crate::error::{Error, ipc_result};
@@ -160,6 +160,125 @@ pub unsafe extern "C" fn ipc_options_set_password(
     password: *const c_char,
 ) -> ipc_result {
     ffi_boundary!(ipc_options_set_password(opts, password) { set!(opts.password = Some(text!(password).into())) })
+}
+
+/// The CA certificates that may sign the server's certificate (default: the system's
+/// roots) for TLS (`rediss://` URLs), read from the PEM file at `path`, a NUL-terminated
+/// UTF-8 string, copied (the file is read by `ipc_client_new()`).
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8 (a missing or
+/// unreadable file, or one that is not PEM, fails in `ipc_client_new()` with
+/// `IPC_ERR_INVALID_ARGUMENT` naming it). Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_ca_file(
+    opts: *mut ipc_options,
+    path: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_ca_file(opts, path) { set!(opts.tls.ca = Some(Pem::file(text!(path)))) })
+}
+
+/// The CA certificates that may sign the server's certificate (default: the system's
+/// roots) for TLS given as PEM text: `len` bytes at `pem`, copied (instead of
+/// `ipc_options_set_tls_ca_file()`; the last one set applies).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_ca_pem(
+    opts: *mut ipc_options,
+    pem: *const c_char,
+    len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_ca_pem(opts, pem, len) { set!(opts.tls.ca = Some(Pem::data(bytes!(pem, len).to_vec()))) })
+}
+
+/// This client's certificate (chain), for servers that require one (mutual TLS) for TLS (`rediss://` URLs), read from the PEM file at `path`, a NUL-terminated
+/// UTF-8 string, copied (the file is read by `ipc_client_new()`).
+/// Needs `ipc_options_set_tls_key_file()` or `ipc_options_set_tls_key_pem()` too.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8 (a missing or
+/// unreadable file, or one that is not PEM, fails in `ipc_client_new()` with
+/// `IPC_ERR_INVALID_ARGUMENT` naming it). Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_cert_file(
+    opts: *mut ipc_options,
+    path: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_cert_file(opts, path) { set!(opts.tls.cert = Some(Pem::file(text!(path)))) })
+}
+
+/// This client's certificate (chain), for servers that require one (mutual TLS) for TLS given as PEM text: `len` bytes at `pem`, copied (instead of
+/// `ipc_options_set_tls_cert_file()`; the last one set applies).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_cert_pem(
+    opts: *mut ipc_options,
+    pem: *const c_char,
+    len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_cert_pem(opts, pem, len) { set!(opts.tls.cert = Some(Pem::data(bytes!(pem, len).to_vec()))) })
+}
+
+/// The private key of the client certificate for TLS (`rediss://` URLs), read from the PEM file at `path`, a NUL-terminated
+/// UTF-8 string, copied (the file is read by `ipc_client_new()`).
+/// The key never appears in an error message or log line.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8 (a missing or
+/// unreadable file, or one that is not PEM, fails in `ipc_client_new()` with
+/// `IPC_ERR_INVALID_ARGUMENT` naming it). Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_key_file(
+    opts: *mut ipc_options,
+    path: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_key_file(opts, path) { set!(opts.tls.key = Some(Pem::file(text!(path)))) })
+}
+
+/// The private key of the client certificate for TLS given as PEM text: `len` bytes at `pem`, copied (instead of
+/// `ipc_options_set_tls_key_file()`; the last one set applies).
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_key_pem(
+    opts: *mut ipc_options,
+    pem: *const c_char,
+    len: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_key_pem(opts, pem, len) { set!(opts.tls.key = Some(Pem::data(bytes!(pem, len).to_vec()))) })
+}
+
+/// The name the server's certificate must hold, instead of the URL's host (cluster nodes
+/// and sentinels announce IP addresses that certificates rarely hold): a NUL-terminated
+/// UTF-8 string, copied.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+/// Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_server_name(
+    opts: *mut ipc_options,
+    name: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_server_name(opts, name) { set!(opts.tls.server_name = Some(text!(name).into())) })
+}
+
+/// Accept any server certificate (default false). **This removes all protection against a
+/// man in the middle**: for tests and diagnosis only.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_tls_insecure(
+    opts: *mut ipc_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_tls_insecure(opts, on) { set!(opts.tls.insecure = on) })
 }
 
 /// The prefix of the keys the library itself creates (queues, cache, locks, ...), a

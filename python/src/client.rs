@@ -2,9 +2,9 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use redipc::{Options, SetOptions, blocking};
+use redipc::{Options, SetOptions, TlsOptions, blocking};
 
-use crate::convert::{self, Arg, Callable, Count, Dict, Seconds, Seq, With};
+use crate::convert::{self, Arg, Callable, Count, Dict, PemArg, Seconds, Seq, With};
 use crate::errors::Core;
 use crate::logs;
 use crate::records::ClientStats;
@@ -14,25 +14,6 @@ use crate::report;
 #[pyclass(frozen, module = "redipc._native")]
 pub(crate) struct Client {
     pub(crate) c: blocking::Client,
-    /// The URL without its password, for `repr`.
-    shown: String,
-}
-
-/// `url` with the password of its user-info part replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo
-                .split_once(':')
-                .map_or(userinfo.to_string(), |(u, _)| format!("{u}:***"));
-            format!("{scheme}://{user}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
 }
 
 context_manager!(Client);
@@ -44,7 +25,8 @@ impl Client {
         url, *, connect_timeout = None, response_timeout = None, client_name = None,
         database = None, username = None, password = None, key_prefix = None, io_threads = None,
         resp3 = None, max_value_size = None, max_reply_size = None, poll_mode = None,
-        health_check_interval = None, stream_maxlen = None, on_report = None,
+        health_check_interval = None, stream_maxlen = None, on_report = None, tls_ca = None,
+        tls_cert = None, tls_key = None, tls_server_name = None, tls_insecure = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -65,8 +47,21 @@ impl Client {
         health_check_interval: Option<Seconds>,
         stream_maxlen: Option<Count<0>>,
         on_report: Option<Callable>,
+        tls_ca: Option<PemArg>,
+        tls_cert: Option<PemArg>,
+        tls_key: Option<PemArg>,
+        tls_server_name: Option<String>,
+        tls_insecure: bool,
     ) -> PyResult<Self> {
         logs::sync(py)?;
+        // Set field by field: the core checks the combination (a key without its
+        // certificate, TLS options with a redis:// URL).
+        let mut tls = TlsOptions::default()
+            .with(tls_ca, |t, pem| t.ca(pem.0))
+            .with(tls_server_name, TlsOptions::server_name)
+            .insecure(tls_insecure);
+        tls.cert = tls_cert.map(|pem| pem.0);
+        tls.key = tls_key.map(|pem| pem.0);
         let opts = Options::default()
             .error_hook(report::hook(on_report.map(|f| f.0)))
             .with(connect_timeout, |o, t| o.connect_timeout(t.0))
@@ -82,10 +77,10 @@ impl Client {
             .with(max_reply_size, |o, n| o.max_reply_size(n.usize()))
             .with(poll_mode, Options::poll_mode)
             .with(health_check_interval, |o, t| o.health_check_interval(t.0))
-            .with(stream_maxlen, |o, n| o.stream_maxlen(n.usize()));
+            .with(stream_maxlen, |o, n| o.stream_maxlen(n.usize()))
+            .tls(tls);
         Ok(Client {
             c: py.core(|| blocking::Client::connect(url, opts))?,
-            shown: redact(url),
         })
     }
 
@@ -118,7 +113,7 @@ impl Client {
             (false, true) => "connected",
             (false, false) => "disconnected",
         };
-        format!("<redipc.Client {} {state}>", self.shown)
+        format!("<redipc.Client {} {state}>", self.c.url())
     }
 
     /// Send any command and return its reply (see the type mapping in the stubs).

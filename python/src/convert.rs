@@ -1,6 +1,7 @@
 //! Arguments PyO3 converts itself (`FromPyObject` newtypes: a failed conversion names its
 //! argument, as PyO3's own ones do), and replies as Python objects.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use pyo3::types::{
     IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping,
     PyMemoryView, PySet, PyString, PyTuple, PyType,
 };
-use redipc::{Overflow, Protocol, Reply, TimestampFormat};
+use redipc::{Overflow, Pem, Protocol, Reply, TimestampFormat};
 
 use crate::errors::server_error_value;
 
@@ -294,6 +295,32 @@ impl FromPyObject<'_, '_> for Callable {
             ));
         }
         Ok(Callable(obj.to_owned().unbind()))
+    }
+}
+
+/// PEM for TLS: a path (`str` or `os.PathLike`) of a file the core reads, or the PEM itself
+/// (`bytes` or `bytearray`). The PEM is never shown in a message.
+pub(crate) struct PemArg(pub(crate) Pem);
+
+impl FromPyObject<'_, '_> for PemArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(PemArg(Pem::data(b.as_bytes())));
+        }
+        if let Ok(b) = obj.cast::<PyByteArray>() {
+            return Ok(PemArg(Pem::data(b.to_vec())));
+        }
+        match obj.extract::<PathBuf>() {
+            Ok(path) => Ok(PemArg(Pem::file(path))),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(obj.py()) => Err(py_err!(
+                TypeError,
+                "expected a path (str or os.PathLike) or PEM bytes, not {}",
+                type_name(&obj)
+            )),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -97,7 +97,7 @@ const CLASSES: [(&str, Option<ErrorKind>, Also, &str); 13] = [
         "UnsupportedError",
         Some(ErrorKind::Unsupported),
         Also::Nothing,
-        "A feature that is not built into redipc yet (for example TLS, rediss://), or one the server does not allow (watch_keys where CONFIG is renamed away).",
+        "A feature that is not built into redipc or not available here, or one the server does not allow (watch_keys where CONFIG is renamed away).",
     ),
     (
         "WatchError",

@@ -132,11 +132,6 @@ def test_invalid_url(url: str) -> None:
     assert isinstance(e.value, ValueError)
 
 
-def test_tls_is_unsupported() -> None:
-    with pytest.raises(redipc.UnsupportedError, match="TLS"):
-        redipc.Client("rediss://127.0.0.1:6380")
-
-
 def test_url_must_be_str() -> None:
     with pytest.raises(TypeError):
         redipc.Client(b"redis://127.0.0.1")  # type: ignore[arg-type]

@@ -392,9 +392,13 @@ def test_no_credential_in_a_log_record_or_an_exception(
     c = redipc.Client(url)
     admin = redipc.Client(url)
     with_option = redipc.Client(f"redis://127.0.0.1:{port}/0", password=secret)
+    # The password as a query parameter of a unix URL.
+    with_query = redipc.Client(f"{private_server.unix_url}?pass={secret}")
     try:
         sub = c.subscribe("x")
-        assert secret not in repr(c) and secret not in repr(with_option)
+        for x in (c, with_option, with_query):
+            assert secret not in repr(x), repr(x)
+        assert "pass=***" in repr(with_query)
         assert admin.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 2
         assert admin.command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
         wait_until(
@@ -426,7 +430,7 @@ def test_no_credential_in_a_log_record_or_an_exception(
         errors += [str(e.value), repr(e.value)]
         sub.close()
     finally:
-        for x in (c, admin, with_option):
+        for x in (c, admin, with_option, with_query):
             x.close()
     for text in errors:
         assert secret not in text and other not in text, text

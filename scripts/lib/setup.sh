@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Install what the build, the tests and the showcase need, if it is missing:
-#   Debian packages (redis-server, redis-tools, valgrind, pkg-config, cmake) when run as root,
+#   Debian packages (redis-server, redis-tools, valgrind, pkg-config, cmake, openssl for the
+#   TLS tests' certificates) when run as root,
 #   cbindgen 0.29.4 (pinned: it writes include/redipc.h), and a Python venv in .venv with
 #   maturin, pytest and pytest-timeout.
 # Source it from the repository root, then call `setup_all`.
@@ -21,6 +22,7 @@ setup_debian() {
   command -v make >/dev/null || missing+=(make)
   command -v cmake >/dev/null || missing+=(cmake)
   command -v objdump >/dev/null || missing+=(binutils)
+  command -v openssl >/dev/null || missing+=(openssl)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -67,7 +67,7 @@ impl Conn {
         let conn = Arc::new(Conn {
             settings: Settings {
                 wire: WireSettings {
-                    addr: info.addr().clone(),
+                    endpoint: target.endpoint(),
                     username: redis_settings.username().map(str::to_string),
                     password: redis_settings.password().map(str::to_string),
                     db: redis_settings.db(),

@@ -1,8 +1,9 @@
 //! The network layer: our RESP reader (`resp`), one socket and its driver task (`wire`),
-//! the command connection with reconnect and the pool of dedicated connections (`conn`),
+//! TLS (`tls`), the command connection with reconnect and the pool of dedicated connections (`conn`),
 //! and the process runtime (`runtime`). Nothing here knows about patterns or bindings.
 
 pub(crate) mod conn;
 pub(crate) mod resp;
 pub(crate) mod runtime;
+pub(crate) mod tls;
 pub(crate) mod wire;

@@ -25,7 +25,7 @@ use crate::reply::Reply;
 /// How to open a connection.
 #[derive(Clone)]
 pub(crate) struct WireSettings {
-    pub addr: redis::ConnectionAddr,
+    pub endpoint: Endpoint,
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: i64,
@@ -89,27 +89,76 @@ struct Waiting {
 #[derive(Clone)]
 pub(crate) struct Wire {
     tx: mpsc::UnboundedSender<Request>,
+    /// Why the driver ended, set before it stops taking requests: a request refused
+    /// afterwards says why (a TLS alert, the server closing) rather than only "closed".
+    ended: std::sync::Arc<std::sync::OnceLock<Error>>,
 }
 
 /// A connected socket (TCP or unix).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// Connect a socket to `addr` (TCP with `TCP_NODELAY`, or a unix socket).
-pub(crate) async fn open_socket(addr: &redis::ConnectionAddr) -> std::io::Result<Box<dyn Io>> {
-    Ok(match addr {
+/// Where a connection goes: an address, and TLS when the URL is `rediss://`.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub addr: redis::ConnectionAddr,
+    pub tls: Option<std::sync::Arc<crate::net::tls::Tls>>,
+}
+
+/// Connect a socket to the endpoint (TCP with `TCP_NODELAY`, then the TLS handshake when
+/// it has TLS; or a unix socket) by `deadline`; `limit` and `what` are for the messages.
+pub(crate) async fn open_socket(
+    ep: &Endpoint,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    what: &str,
+) -> Result<Box<dyn Io>> {
+    let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e)).context(what);
+    let timed_out = || connect_timed_out(limit, what);
+    let within = |f| tokio::time::timeout_at(deadline, f);
+    Ok(match &ep.addr {
         redis::ConnectionAddr::Tcp(host, port) => {
-            let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-            stream.set_nodelay(true)?;
-            Box::new(stream)
+            let stream = within(tokio::net::TcpStream::connect((host.as_str(), *port)))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(failed)?;
+            stream.set_nodelay(true).map_err(failed)?;
+            match &ep.tls {
+                Some(tls) => Box::new(
+                    tokio::time::timeout_at(deadline, tls.handshake(stream))
+                        .await
+                        .map_err(|_| {
+                            Error::new(
+                                ErrorKind::Connection,
+                                format!(
+                                    "the TLS handshake did not finish within the connect timeout of {limit:?} (is this the server's TLS port?)"
+                                ),
+                            )
+                            .context(what)
+                        })?
+                        .map_err(failed)?,
+                ),
+                None => Box::new(stream),
+            }
         }
-        redis::ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        redis::ConnectionAddr::Unix(path) => Box::new(
+            tokio::time::timeout_at(deadline, tokio::net::UnixStream::connect(path))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(failed)?,
+        ),
         other => {
-            return Err(std::io::Error::other(format!(
-                "unsupported address {other}"
-            )));
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!("unsupported address {other}"),
+            ));
         }
     })
+}
+
+/// The message of a connection's I/O error (a TLS failure says why in words).
+pub(crate) fn io_error(e: &std::io::Error) -> String {
+    crate::net::tls::describe(e, None)
 }
 
 /// `HELLO 3 [AUTH user pass] [SETNAME name]`.
@@ -157,23 +206,19 @@ impl Wire {
     ) -> Result<Wire> {
         let what = || format!("connect to {}", s.display);
         let deadline = tokio::time::Instant::now() + s.connect_timeout;
-        let io = match tokio::time::timeout_at(deadline, open_socket(&s.addr)).await {
-            Ok(Ok(io)) => io,
-            Ok(Err(e)) => {
-                return Err(Error::new(ErrorKind::Connection, e.to_string()).context(what()));
-            }
-            Err(_) => return Err(connect_timed_out(s.connect_timeout, what())),
-        };
+        let io = open_socket(&s.endpoint, deadline, s.connect_timeout, &what()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let ended = std::sync::Arc::new(std::sync::OnceLock::new());
         tokio::spawn(drive(
             io,
             rx,
+            ended.clone(),
             on_down,
             shutdown,
             s.limits,
             s.counters.clone(),
         ));
-        let wire = Wire { tx };
+        let wire = Wire { tx, ended };
         let handshake = async {
             let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
             if s.resp3 {
@@ -228,10 +273,18 @@ impl Wire {
             expect,
             reply,
         }) {
-            return Err(Failure::NotSent(lost("the connection is closed"), r.bytes));
+            let why = self.ended.get().cloned();
+            return Err(Failure::NotSent(
+                why.unwrap_or_else(|| lost("the connection is closed")),
+                r.bytes,
+            ));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Failure::Sent(lost("the connection ended before the reply"))))
+        rx.await.unwrap_or_else(|_| {
+            let why = self.ended.get().cloned();
+            Err(Failure::Sent(why.unwrap_or_else(|| {
+                lost("the connection ended before the reply")
+            })))
+        })
     }
 
     /// Whether the connection has ended (its driver is gone: the socket failed or closed).
@@ -268,6 +321,7 @@ impl Wire {
 async fn drive(
     io: Box<dyn Io>,
     mut rx: mpsc::UnboundedReceiver<Request>,
+    ended: std::sync::Arc<std::sync::OnceLock<Error>>,
     on_down: Option<DownHook>,
     mut shutdown: watch::Receiver<bool>,
     limits: crate::net::resp::Limits,
@@ -292,7 +346,7 @@ async fn drive(
                     Ok(n) => {
                         counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                    Err(e) => break lost(&e.to_string()),
+                    Err(e) => break lost(&io_error(&e)),
                 }
                 if let Err(e) = answer(&mut rbuf, &mut scan, &mut inflight) {
                     break e;
@@ -319,7 +373,7 @@ async fn drive(
                 }
                 // A request whose bytes were not all written cannot have run (the server
                 // runs only whole commands): it fails as not sent, so it can be sent again.
-                let failed = result.err().map(|e| lost(&e.to_string()));
+                let failed = result.err().map(|e| lost(&io_error(&e)));
                 let mut end = 0;
                 for r in batch.drain(..) {
                     end += r.bytes.len();
@@ -349,6 +403,7 @@ async fn drive(
     for w in inflight.drain(..) {
         let _ = w.reply.send(Err(Failure::Sent(err.clone())));
     }
+    let _ = ended.set(err.clone());
     rx.close();
     while let Ok(r) = rx.try_recv() {
         // Never written: the caller may send it again elsewhere.
@@ -373,7 +428,8 @@ async fn write_counting<W: AsyncWrite + Unpin>(
             Err(e) => return (Err(e), written),
         }
     }
-    (Ok(()), written)
+    // A TLS stream may keep encrypted bytes until flushed (a no-op on a plain socket).
+    (wr.flush().await, written)
 }
 
 async fn fill<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {

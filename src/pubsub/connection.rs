@@ -15,7 +15,7 @@ use super::{Event, Message, Settings, SubscriptionKind};
 use crate::delivery::Delivery;
 use crate::error::{Error, ErrorKind};
 use crate::net::resp::{Incoming, MessageKind, PushMessage, Reader};
-use crate::net::wire::{Io, connect_timed_out, hello, open_socket};
+use crate::net::wire::{Io, hello, io_error, open_socket};
 use crate::reply::Reply;
 
 /// Create the multiplexer of a client and start its connection task on `handle`.
@@ -143,13 +143,19 @@ fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
     ps.changed.notify_waiters();
 }
 
+/// Write all of `buf` and flush it (a TLS stream may keep encrypted bytes until flushed).
+async fn write_flush<W: AsyncWrite + Unpin + ?Sized>(
+    wr: &mut W,
+    buf: &[u8],
+) -> std::io::Result<()> {
+    wr.write_all(buf).await?;
+    wr.flush().await
+}
+
 async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Error> {
     let what = format!("pub/sub connect to {}", s.display);
-    let mut io = match tokio::time::timeout(s.connect_timeout, open_socket(&s.addr)).await {
-        Ok(Ok(io)) => io,
-        Ok(Err(e)) => return Err(Error::new(ErrorKind::Connection, e.to_string()).context(what)),
-        Err(_) => return Err(connect_timed_out(s.connect_timeout, what)),
-    };
+    let deadline = tokio::time::Instant::now() + s.connect_timeout;
+    let mut io = open_socket(&s.endpoint, deadline, s.connect_timeout, &what).await?;
     // RESP3 lets pushes and replies share the connection (a PING health check while
     // subscribed gets a plain reply).
     let hello = hello(
@@ -164,9 +170,9 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
         s.counters
             .bytes_out
             .fetch_add(hello.len() as u64, Ordering::Relaxed);
-        io.write_all(&hello)
+        write_flush(&mut io, &hello)
             .await
-            .map_err(|e| Error::new(ErrorKind::Connection, e.to_string()))?;
+            .map_err(|e| Error::new(ErrorKind::Connection, io_error(&e)))?;
         let mut got = Vec::new();
         while got.is_empty() {
             let read = reader.fill(&mut io).await;
@@ -183,7 +189,7 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
                 Ok(_) => {
                     reader.decode(&mut got)?;
                 }
-                Err(e) => return Err(Error::new(ErrorKind::Connection, e.to_string())),
+                Err(e) => return Err(Error::new(ErrorKind::Connection, io_error(&e))),
             }
         }
         match got.swap_remove(0) {
@@ -252,8 +258,8 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
                 } else if now.duration_since(last_rx) >= interval / 2 {
                     let ping = redis::cmd("PING").get_packed_command();
                     ps.settings.counters.bytes_out.fetch_add(ping.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = wr.write_all(&ping).await {
-                        return Error::new(ErrorKind::Connection, e.to_string());
+                    if let Err(e) = write_flush(&mut wr, &ping).await {
+                        return Error::new(ErrorKind::Connection, io_error(&e));
                     }
                     inflight.push_back(InFlight::Ping);
                     ps.settings.counters.commands.fetch_add(1, Ordering::Relaxed);
@@ -266,7 +272,7 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
                     Ok(n) => {
                         ps.settings.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                    Err(e) => return Error::new(ErrorKind::Connection, e.to_string()).context("pub/sub connection"),
+                    Err(e) => return Error::new(ErrorKind::Connection, io_error(&e)).context("pub/sub connection"),
                 }
                 // Everything this read completed: messages are routed under one registry
                 // lock and queued per subscription in one go; each consumer is woken once.
@@ -489,12 +495,10 @@ async fn reconcile<W: AsyncWrite + Unpin>(
         .counters
         .bytes_out
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    let write = wr.write_all(out);
+    let write = write_flush(wr, out);
     match tokio::time::timeout(ps.settings.response_timeout, write).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            Err(Error::new(ErrorKind::Connection, e.to_string()).context("pub/sub write"))
-        }
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Connection, io_error(&e)).context("pub/sub write")),
         Err(_) => {
             Err(Error::new(ErrorKind::Timeout, "pub/sub write stalled").context("pub/sub write"))
         }
@@ -519,7 +523,16 @@ fn handle_frame(
                         Reply::Error(e) => Error::from(e),
                         v => Error::new(ErrorKind::Protocol, format!("unexpected reply {v:?}")),
                     };
-                    sub_failed(ps, kind, &names, err);
+                    // Named, so that an error such as NOPERM says which names it refused.
+                    let mut what = kind.commands().0.to_owned();
+                    for n in names.iter().take(3) {
+                        what.push(' ');
+                        what.push_str(&String::from_utf8_lossy(n));
+                    }
+                    if names.len() > 3 {
+                        what.push_str(&format!(" (and {} more)", names.len() - 3));
+                    }
+                    sub_failed(ps, kind, &names, err.context(what));
                 }
                 None => {}
             }

@@ -203,7 +203,7 @@ impl SubscribeOptions {
 
 /// Settings of the pub/sub connection, taken from the client's [`Options`].
 pub(crate) struct Settings {
-    pub addr: redis::ConnectionAddr,
+    pub endpoint: crate::net::wire::Endpoint,
     pub username: Option<String>,
     pub password: Option<String>,
     pub client_name: Option<String>,
@@ -222,21 +222,20 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn new(
-        info: &redis::ConnectionInfo,
-        display: String,
+        target: &crate::config::Target,
         opts: &Options,
         counters: std::sync::Arc<crate::stats::Counters>,
     ) -> Self {
         Settings {
-            addr: info.addr().clone(),
-            username: info.redis_settings().username().map(str::to_string),
-            password: info.redis_settings().password().map(str::to_string),
+            endpoint: target.endpoint(),
+            username: target.info.redis_settings().username().map(str::to_string),
+            password: target.info.redis_settings().password().map(str::to_string),
             client_name: opts.client_name.clone(),
             connect_timeout: opts.connect_timeout,
             response_timeout: opts.response_timeout,
             health_check_interval: opts.health_check_interval,
             reconnect: opts.reconnect.clone(),
-            display,
+            display: target.display.clone(),
             error_hook: opts.error_hook.clone(),
             limits: opts.limits(),
             counters,

@@ -14,7 +14,7 @@ pub struct Server {
     extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -42,6 +42,34 @@ impl Server {
             }
         }
         panic!("could not start redis-server (is it installed? apt-get install redis-server)");
+    }
+
+    /// Start a server that also listens with TLS on `tls_port`, with the certificates of
+    /// [`tls_certs`] in `certs`; `require_client_cert`: mutual TLS
+    /// (`--tls-auth-clients yes`). Extra arguments follow.
+    pub fn start_tls(
+        certs: &std::path::Path,
+        tls_port: u16,
+        require_client_cert: bool,
+        extra: &[&str],
+    ) -> Server {
+        let file = |name: &str| certs.join(name).display().to_string();
+        let port = tls_port.to_string();
+        let mut args: Vec<String> = vec![
+            "--tls-port".into(),
+            port,
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.crt"),
+            "--tls-auth-clients".into(),
+            if require_client_cert { "yes" } else { "no" }.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_with(&args)
     }
 
     pub fn sock(&self) -> PathBuf {
@@ -173,6 +201,20 @@ impl Drop for Server {
         }
         self.kill();
     }
+}
+
+/// Fresh test certificates (`scripts/lib/tls-certs.sh`: ca, server for 127.0.0.1 and
+/// localhost, client, other-ca) in a temporary directory.
+pub fn tls_certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lib/tls-certs.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(dir.path())
+        .status()
+        .expect("run tls-certs.sh");
+    assert!(status.success(), "tls-certs.sh failed");
+    dir
 }
 
 /// Re-run this test binary as a child process running only the test `name` (a `child_*`

@@ -140,7 +140,16 @@ void test_errors(const std::string &url) {
     // URLs, unreachable servers, TLS.
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client("not a url"));
     EXPECT_ERROR(IPC_ERR_CONNECTION, redipc::client("redis://127.0.0.1:1", redipc::options().connect_timeout_ms(500)));
-    EXPECT_ERROR(IPC_ERR_UNSUPPORTED, redipc::client("rediss://127.0.0.1:6380"));
+    EXPECT_ERROR(IPC_ERR_CONNECTION, redipc::client("rediss://127.0.0.1:1", redipc::options().connect_timeout_ms(500)));
+    // TLS settings are read when the client is made (c-examples/tls_test.c connects over TLS).
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client(url, redipc::options().tls_insecure(true)));
+    auto tls_err = EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT,
+        redipc::client("rediss://127.0.0.1:1", redipc::options().tls_server_name("localhost")
+            .tls_ca_pem("not PEM").tls_cert_file("/nonexistent/c.crt").tls_key_pem("k")));
+    CHECK(tls_err && std::string(tls_err->what()).find("CA") != std::string::npos);
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT,
+        redipc::client("rediss://127.0.0.1:1", redipc::options().tls_ca_file("/nonexistent/ca.crt")
+            .tls_cert_pem("c").tls_key_file("/nonexistent/c.key")));
     // Options only store; the client checks them when it is made.
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client(url, redipc::options().connect_timeout_ms(0)));
     // Too big for the client's limit: refused before sending, the client goes on.

@@ -2,6 +2,7 @@
 
 import builtins
 import datetime
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union, final, overload
 
@@ -15,6 +16,10 @@ text (``repr``), like redis-py. ``bool`` and anything else raise ``TypeError``."
 
 _Seconds: TypeAlias = Union[float, int, datetime.timedelta]
 """A duration: a number of seconds or a ``timedelta``; must be finite and not negative."""
+
+_Pem: TypeAlias = Union[str, os.PathLike[str], bytes, bytearray]
+"""PEM for TLS: the path of a PEM file (``str`` or ``os.PathLike``), or the PEM itself
+(``bytes`` or ``bytearray``)."""
 
 _Overflow: TypeAlias = Literal["block", "drop_oldest", "drop_newest"]
 """What a full subscription queue does with another message: ``"block"`` makes the
@@ -122,9 +127,9 @@ class ClosedError(RedipcError):
     """The client was closed."""
 
 class UnsupportedError(RedipcError):
-    """A feature that is not built into redipc yet, for example TLS (``rediss://``), or
-    one the server does not allow: :meth:`Client.watch_keys` with ``configure_server=True``
-    on a server whose ``CONFIG`` command is renamed away (the message says so)."""
+    """A feature that is not built into redipc or not available here, or one the server
+    does not allow: :meth:`Client.watch_keys` with ``configure_server=True`` on a server
+    whose ``CONFIG`` command is renamed away (the message says so)."""
 
 class WatchError(RedipcError):
     """A WATCHed key changed and the optimistic transaction gave up after its retries."""
@@ -151,7 +156,8 @@ class AbortedError(RedipcError):
 class Client:
     """A connection to one Redis server.
 
-    ``url`` is ``redis://[user:password@]host[:port][/db]`` or ``unix:///path/to.sock[?db=N]``.
+    ``url`` is ``redis://[user:password@]host[:port][/db]``, ``rediss://`` (the same over
+    TLS, see the ``tls_*`` options) or ``unix:///path/to.sock[?db=N]``.
     The constructor connects once (``ConnectionError`` within ``connect_timeout`` if the
     server cannot be reached); afterwards a broken connection is re-established in the
     background, and a call made meanwhile waits for it up to ``response_timeout``.
@@ -190,6 +196,29 @@ class Client:
     - ``on_report``: called with each :class:`Report` of the client's workers, RPC
       servers, stream consumers, watchers and subscriptions (on their threads) instead of
       logging it.
+    - ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_server_name``, ``tls_insecure``: TLS of
+      a ``rediss://`` URL; every connection of the client (commands, pub/sub, workers,
+      reconnects) uses it. Giving any of them with another URL raises ``InvalidArgument``
+      (the connection would not be encrypted).
+
+      - ``tls_ca``: the CA certificates that may sign the server's certificate (default:
+        the system's root certificates).
+      - ``tls_cert``, ``tls_key``: the client's certificate (chain) and its private key,
+        for a server that asks for one (mutual TLS); one without the other raises
+        ``InvalidArgument``.
+      - ``tls_ca``, ``tls_cert`` and ``tls_key`` are each a path (``str`` or
+        ``os.PathLike``) of a PEM file, read when the client is made, or the PEM itself as
+        ``bytes``/``bytearray``; another type raises ``TypeError``. A file that cannot be
+        read or holds no usable PEM raises ``InvalidArgument`` (naming the file, never
+        showing PEM).
+      - ``tls_server_name``: the name the server's certificate must hold, instead of the
+        URL's host.
+      - ``tls_insecure``: accept any server certificate: **no protection against a man in
+        the middle**; for tests only (default ``False``).
+
+      A certificate the client refuses raises ``ConnectionError`` saying why (``"unknown
+      issuer"``: not signed by a trusted CA; ``"name mismatch"``: not valid for the name
+      checked), as does a server that requires a client certificate when none is given.
 
     Reports: what those handles report besides their handlers' results (a handler failed,
     requests were dead-lettered or recovered, a loop lost its connection and got it back, a
@@ -242,6 +271,11 @@ class Client:
         health_check_interval: _Seconds | None = None,
         stream_maxlen: int | None = None,
         on_report: Callable[[Report], object] | None = None,
+        tls_ca: _Pem | None = None,
+        tls_cert: _Pem | None = None,
+        tls_key: _Pem | None = None,
+        tls_server_name: str | None = None,
+        tls_insecure: bool = False,
     ) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
