@@ -88,6 +88,43 @@ tls_server mtls yes 127.0.0.1 || exit 1
 MTLS_PORT=$TLS_PORT
 TLS_PLAIN_URL="unix://$tmp/tls/redis.sock"
 
+# A master, its replica and three sentinels for sentinel_test (sentinels rewrite their
+# config files, each in its own directory).
+start_data() { # NAME PORT [ARGS...]
+  local name=$1 port=$2 i
+  shift 2
+  mkdir -p "$tmp/$name"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp/$name" \
+    --logfile "$tmp/$name/redis.log" --daemonize no "$@" >/dev/null 2>&1 &
+  tls_pids+=($!)
+  for i in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "could not start $name" >&2
+  return 1
+}
+SENTINEL_MASTER_PORT=$(redis_free_port)
+start_data sentinel-master "$SENTINEL_MASTER_PORT" || exit 1
+start_data sentinel-replica "$(redis_free_port)" --replicaof 127.0.0.1 "$SENTINEL_MASTER_PORT" || exit 1
+SENTINEL_PORTS=
+for n in 1 2 3; do
+  sp=$(redis_free_port)
+  mkdir -p "$tmp/sentinel$n"
+  printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %s 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 4000\nsentinel parallel-syncs mymaster 1\n' \
+    "$sp" "$tmp/sentinel$n" "$SENTINEL_MASTER_PORT" >"$tmp/sentinel$n/sentinel.conf"
+  redis-server "$tmp/sentinel$n/sentinel.conf" --sentinel --logfile "$tmp/sentinel$n/sentinel.log" >/dev/null 2>&1 &
+  tls_pids+=($!)
+  SENTINEL_PORTS="${SENTINEL_PORTS:+$SENTINEL_PORTS,}$sp"
+done
+# Ready when every sentinel knows the replica and the two other sentinels.
+sentinels_ready() {
+  local p
+  for p in ${SENTINEL_PORTS//,/ }; do
+    [ "$(redis-cli -p "$p" SENTINEL replicas mymaster 2>/dev/null | grep -c '^name$')" -ge 1 ] || return 1
+    [ "$(redis-cli -p "$p" SENTINEL sentinels mymaster 2>/dev/null | grep -c '^name$')" -ge 2 ] || return 1
+  done
+}
+for i in $(seq 1 400); do sentinels_ready && break; sleep 0.05; done
+sentinels_ready || echo "the sentinels did not meet in 20 s" >&2
+
 passed=0
 failed=0
 
@@ -281,6 +318,8 @@ for transport in tcp unix; do
 done
 # TLS is over TCP only.
 run "tls_test [tls]" 120 "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$TLS_PLAIN_URL"
+# Sentinel: TCP; it fails the master over (the valgrind run does again).
+run "sentinel_test [sentinel]" 120 "$build/sentinel_test" "$SENTINEL_PORTS"
 
 if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
   for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test observability_test; do
@@ -297,6 +336,9 @@ if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
     valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     --show-possibly-lost=no --suppressions="$here/valgrind-tls.supp" \
     "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$TLS_PLAIN_URL"
+  run "sentinel_test under valgrind [sentinel]" 180 \
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-possibly-lost=no "$build/sentinel_test" "$SENTINEL_PORTS"
 
 else
   echo "skip the valgrind runs: set REDIPC_VALGRIND=1 (and install valgrind) to include them"

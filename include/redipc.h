@@ -1702,6 +1702,25 @@ IPC_MUST_USE ipc_result ipc_options_set_tls_server_name(ipc_options *opts, const
 IPC_MUST_USE ipc_result ipc_options_set_tls_insecure(ipc_options *opts, bool on);
 
 /**
+ * The ACL user name for the sentinels of a `redis-sentinel://` URL, a NUL-terminated UTF-8
+ * string, copied (default: none; the URL's user is the master's).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+ * Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_sentinel_username(ipc_options *opts, const char *username);
+
+/**
+ * The password of the sentinels of a `redis-sentinel://` URL, a NUL-terminated UTF-8
+ * string, copied (default: none; the URL's password is the master's). Never shown in an
+ * error or log line.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+ * Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_sentinel_password(ipc_options *opts, const char *password);
+
+/**
  * The prefix of the keys the library itself creates (queues, cache, locks, ...), a
  * NUL-terminated UTF-8 string, copied (default `"ipc:"`). Keys given to commands are used
  * as they are, never prefixed.
@@ -2325,6 +2344,10 @@ ipc_result ipc_set_log_callback(int level,
  * Connect to the server at `url` and make a client.
  *
  * `url` is a NUL-terminated string: `redis://[user:password@]host[:port][/db]`,
+ * `rediss://...` (TLS: the `ipc_options_set_tls_*` options),
+ * `redis-sentinel://[user:password@]host:26379,host2:26379[/db]#master` (the master those
+ * sentinels name, followed through failovers; `rediss-sentinel://` over TLS; the
+ * sentinels' own credentials: `ipc_options_set_sentinel_*`), or
  * `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`). `opts` may be NULL for the
  * defaults; it is copied, not kept, and stays the caller's. The options are checked here
  * (`IPC_ERR_INVALID_ARGUMENT` names the one that is wrong).

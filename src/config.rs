@@ -66,6 +66,11 @@ pub struct Options {
     pub username: Option<String>,
     /// Password.
     pub password: Option<String>,
+    /// ACL user name for the sentinels of a `redis-sentinel://` URL (default: none).
+    pub sentinel_username: Option<String>,
+    /// Password of the sentinels of a `redis-sentinel://` URL (default: none; the URL's
+    /// credentials are the master's).
+    pub sentinel_password: Option<String>,
     /// Prefix of the keys the library itself creates (queues, streams ...), default `ipc:`.
     pub key_prefix: String,
     /// I/O threads of the process-wide runtime (0: the default, 1).
@@ -113,6 +118,11 @@ impl std::fmt::Debug for Options {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("sentinel_username", &self.sentinel_username)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<hidden>"),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("io_threads", &self.io_threads)
             .field("resp3", &self.resp3)
@@ -137,6 +147,8 @@ impl Default for Options {
             database: None,
             username: None,
             password: None,
+            sentinel_username: None,
+            sentinel_password: None,
             key_prefix: "ipc:".to_string(),
             io_threads: 0,
             resp3: true,
@@ -181,6 +193,16 @@ impl Options {
     /// Set the password.
     pub fn password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into());
+        self
+    }
+    /// Set the ACL user name of the sentinels.
+    pub fn sentinel_username(mut self, user: impl Into<String>) -> Self {
+        self.sentinel_username = Some(user.into());
+        self
+    }
+    /// Set the password of the sentinels.
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
+        self.sentinel_password = Some(password.into());
         self
     }
     /// Set the key prefix.
@@ -297,6 +319,8 @@ pub(crate) struct Target {
     pub tls: Option<std::sync::Arc<crate::net::tls::Tls>>,
     /// The URL with its password hidden.
     pub url: String,
+    /// The sentinels, for a `redis-sentinel://` URL.
+    pub sentinel: Option<std::sync::Arc<crate::net::sentinel::Sentinel>>,
 }
 
 impl Target {
@@ -305,6 +329,7 @@ impl Target {
         crate::net::wire::Endpoint {
             addr: self.info.addr().clone(),
             tls: self.tls.clone(),
+            sentinel: self.sentinel.clone(),
         }
     }
 }
@@ -371,12 +396,14 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         });
-    let tls = match scheme.as_deref() {
-        Some("redis") | Some("unix") | Some("redis+unix") => false,
-        Some("rediss") => true,
+    let (tls, sentinel) = match scheme.as_deref() {
+        Some("redis") | Some("unix") | Some("redis+unix") => (false, false),
+        Some("rediss") => (true, false),
+        Some("redis-sentinel") => (false, true),
+        Some("rediss-sentinel") => (true, true),
         Some(other) => {
             return Err(Error::invalid(format!(
-                "invalid URL {url:?}: unknown scheme {other:?} (use redis://host:port/db, rediss:// for TLS, or unix:///path/to.sock)"
+                "invalid URL {url:?}: unknown scheme {other:?} (use redis://host:port/db, rediss:// for TLS, redis-sentinel://host:26379,host2:26379/db#master, or unix:///path/to.sock)"
             )));
         }
         // Not a URL at all (it is not repeated: it might be a password given by mistake).
@@ -386,14 +413,27 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
             ));
         }
     };
+    if !sentinel && (opts.sentinel_username.is_some() || opts.sentinel_password.is_some()) {
+        return Err(Error::invalid(format!(
+            "sentinel credentials are set but the URL {url:?} is not redis-sentinel://"
+        )));
+    }
     if !tls && opts.tls.is_set() {
         return Err(Error::invalid(format!(
             "TLS options are set but the URL {url:?} is not rediss://: the connection would not be encrypted"
         )));
     }
-    // The redis crate (built without TLS) parses a rediss:// URL as the same redis:// one.
+    // The redis crate (built without TLS) parses a rediss:// URL as the same redis:// one;
+    // a sentinel URL is read here, and its credentials and database by the redis crate
+    // from `redis://[user:pass@]first-sentinel[/db]`.
     let plain;
-    let (url_for_parse, url) = if tls {
+    let mut sentinel_of = None;
+    let (url_for_parse, url) = if sentinel {
+        let (master, sentinels, parts) = sentinel_url(url_for_parse, url)?;
+        plain = parts;
+        sentinel_of = Some((master, sentinels));
+        (plain.0.as_str(), plain.1.as_str())
+    } else if tls {
         let rest = |u: &str| {
             u.split_once("://")
                 .map_or(String::new(), |(_, r)| r.to_owned())
@@ -451,10 +491,33 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
         redis::ProtocolVersion::RESP2
     });
     redis = redis.set_lib_name("redipc", env!("CARGO_PKG_VERSION"));
+    if let Some((master, sentinels)) = sentinel_of {
+        let tls = if tls {
+            Some(crate::net::tls::Tls::new(&opts.tls, None)?)
+        } else {
+            None
+        };
+        let s = crate::net::sentinel::Sentinel::new(
+            master,
+            sentinels,
+            opts.sentinel_username.clone(),
+            opts.sentinel_password.clone(),
+            tls.clone(),
+            opts.connect_timeout,
+        );
+        let display = format!("master {:?} (sentinels {})", s.master, s.describe());
+        return Ok(Target {
+            info: info.set_redis_settings(redis),
+            display,
+            tls,
+            url: shown,
+            sentinel: Some(std::sync::Arc::new(s)),
+        });
+    }
     let tls = if tls {
         match info.addr() {
             redis::ConnectionAddr::Tcp(host, _) => {
-                Some(crate::net::tls::Tls::new(&opts.tls, host)?)
+                Some(crate::net::tls::Tls::new(&opts.tls, Some(host))?)
             }
             _ => {
                 return Err(Error::invalid(
@@ -470,7 +533,77 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
         display,
         tls,
         url: shown,
+        sentinel: None,
     })
+}
+
+/// Read `redis-sentinel://[user:pass@]host[:port][,host[:port]...][/db]#master` (or
+/// `rediss-sentinel://`): the master's name, the sentinels, and the URL (given, redacted)
+/// as `redis://[user:pass@]first-sentinel[/db]` for the redis crate to read the credentials
+/// and database from. `url` is `given` redacted, for messages.
+#[allow(clippy::type_complexity)]
+fn sentinel_url(
+    given: &str,
+    url: &str,
+) -> Result<(String, Vec<crate::net::sentinel::Addr>, (String, String))> {
+    let rest = |u: &str| {
+        u.split_once("://")
+            .map_or(String::new(), |(_, r)| r.to_owned())
+    };
+    let (given_rest, shown_rest) = (rest(given), rest(url));
+    let userinfo_end = |r: &str| r.rfind('@').map_or(0, |i| i + 1);
+    let at = userinfo_end(&given_rest);
+    // The master's name follows the last `#` after the user info (a `#` before it may be
+    // part of a password, which is never shown).
+    let Some(hash) = given_rest.rfind('#').filter(|&h| h >= at) else {
+        return Err(Error::invalid(format!(
+            "invalid URL {url:?}: a sentinel URL names the master after '#' (redis-sentinel://host:26379,host2:26379/0#mymaster)"
+        )));
+    };
+    let master = &given_rest[hash + 1..];
+    if master.is_empty() {
+        return Err(Error::invalid(format!(
+            "invalid URL {url:?}: the master's name after '#' is empty"
+        )));
+    }
+    let body = &given_rest[at..hash];
+    let (hosts, path) = body.split_at(body.find(['/', '?']).unwrap_or(body.len()));
+    let mut sentinels = Vec::new();
+    for h in hosts.split(',') {
+        let bad = |why: &str| Error::invalid(format!("invalid URL {url:?}: sentinel {h:?}: {why}"));
+        let (host, port) = if let Some(v6) = h.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
+            (host.to_owned(), after.strip_prefix(':'))
+        } else {
+            match h.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), Some(port)),
+                None => (h.to_owned(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None => crate::net::sentinel::DEFAULT_PORT,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("not a port"))?,
+        };
+        sentinels.push((host, port));
+    }
+    let (host, port) = &sentinels[0];
+    let first = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let shown_at = userinfo_end(&shown_rest);
+    Ok((
+        master.to_owned(),
+        sentinels.clone(),
+        (
+            format!("redis://{}{first}{path}", &given_rest[..at]),
+            format!("redis://{}{first}{path}", &shown_rest[..shown_at]),
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -502,6 +635,10 @@ mod tests {
             "unix:///s.sock?db=1&pass=***"
         );
         assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact("redis-sentinel://u:p@a:1,b:2/0#m"),
+            "redis-sentinel://u:***@a:1,b:2/0#m"
+        );
     }
 
     #[test]
@@ -518,6 +655,32 @@ mod tests {
         assert_eq!(t.info.redis_settings().db(), 2);
         let t = parse_url("unix:///tmp/r.sock", &o.clone().database(5)).unwrap();
         assert_eq!(t.info.redis_settings().db(), 5);
+    }
+
+    #[test]
+    fn parses_sentinel_urls() {
+        let o = Options::default();
+        let t = parse_url("redis-sentinel://u:pw@a:26380,[::1]:26381,c/2#mymaster", &o).unwrap();
+        let s = t.sentinel.as_ref().unwrap();
+        assert_eq!(s.master, "mymaster");
+        assert_eq!(s.describe(), "a:26380,::1:26381,c:26379");
+        assert_eq!(t.info.redis_settings().db(), 2);
+        assert_eq!(t.info.redis_settings().username(), Some("u"));
+        assert_eq!(t.info.redis_settings().password(), Some("pw"));
+        assert!(t.tls.is_none());
+        let t = parse_url("rediss-sentinel://a#m", &o).unwrap();
+        assert!(t.tls.is_some() && t.sentinel.is_some());
+        for bad in [
+            "redis-sentinel://a:1",
+            "redis-sentinel://a:1#",
+            "redis-sentinel://a:x#m",
+            "redis-sentinel://a,,b#m",
+            "redis-sentinel://u:S3cr3t#x@a:1",
+        ] {
+            let e = parse_url(bad, &o).err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert!(!e.to_string().contains("S3cr3t"), "{e}");
+        }
     }
 
     #[test]

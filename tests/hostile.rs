@@ -13,44 +13,6 @@ use std::time::{Duration, Instant};
 use redipc::blocking::Client;
 use redipc::{ErrorKind, Options};
 
-/// The commands in `buf` that are complete (RESP arrays of bulk strings), removed from it.
-fn commands(buf: &mut Vec<u8>) -> Vec<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    loop {
-        let mut p = 0;
-        let line = |p: &mut usize, buf: &[u8]| -> Option<Vec<u8>> {
-            let rest = buf.get(*p..)?;
-            let i = rest.windows(2).position(|w| w == b"\r\n")?;
-            let l = rest[..i].to_vec();
-            *p += i + 2;
-            Some(l)
-        };
-        let Some(head) = line(&mut p, buf) else { break };
-        let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
-        let mut args = Vec::new();
-        let mut complete = true;
-        for _ in 0..n {
-            let Some(h) = line(&mut p, buf) else {
-                complete = false;
-                break;
-            };
-            let len: usize = std::str::from_utf8(&h[1..]).unwrap().parse().unwrap();
-            if buf.len() < p + len + 2 {
-                complete = false;
-                break;
-            }
-            args.push(buf[p..p + len].to_vec());
-            p += len + 2;
-        }
-        if !complete {
-            break;
-        }
-        buf.drain(..p);
-        out.push(args);
-    }
-    out
-}
-
 /// A fake server: answers the client's connection setup like Redis 7, and `GET` with
 /// `on_get` (which may write forever: it stops when the client goes away).
 fn fake_server(on_get: fn(&mut TcpStream)) -> (String, Arc<AtomicBool>) {
@@ -82,7 +44,7 @@ fn fake_server_with(
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    for cmd in commands(&mut buf) {
+                    for cmd in common::commands(&mut buf) {
                         let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
                         let reply: &[u8] = match name.as_str() {
                             "HELLO" => b"%1\r\n+server\r\n+fake\r\n",

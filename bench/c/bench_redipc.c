@@ -11,10 +11,11 @@
 ipc_client *redipc_connect(const bench_args *a) {
     char url[512];
     if (a->sock) snprintf(url, sizeof url, "unix://%s", a->sock);
-    else snprintf(url, sizeof url, "redis://%s:%d/0", a->host, a->port);
+    else snprintf(url, sizeof url, "%s://%s:%d/0", a->tls_ca ? "rediss" : "redis", a->host, a->port);
     ipc_options *o = NULL;
     redipc_check(ipc_options_new(&o), "ipc_options_new");
     redipc_check(ipc_options_set_response_timeout_ms(o, (uint64_t)(a->timeout_s * 1000)), "options");
+    if (a->tls_ca) redipc_check(ipc_options_set_tls_ca_file(o, a->tls_ca), "ipc_options_set_tls_ca_file");
     ipc_client *c = NULL;
     redipc_check(ipc_client_new(url, o, &c), "ipc_client_new");
     ipc_options_free(o);

@@ -4,7 +4,11 @@
  *
  * Command line (the same for every bench program, C or Python):
  *
- *   PROGRAM (--sock PATH | --host HOST --port PORT) [--timeout S] SPEC...
+ *   PROGRAM (--sock PATH | --host HOST --port PORT) [--tls-ca PATH] [--timeout S] SPEC...
+ *
+ * --tls-ca PATH connects with TLS (rediss://HOST:PORT) and trusts the CA certificates in the
+ * PEM file PATH; the JSON lines then say "transport": "tls" (bench/tls). bench_hiredis
+ * (Debian's hiredis has no TLS) prints a skipped line for every SPEC instead.
  *
  * where each SPEC is LABEL:WORKLOAD:N:SIZE:DEPTH, run in order, one JSON line each:
  *   get / set     N sequential GETs / SETs of a SIZE-byte value
@@ -46,6 +50,7 @@ typedef struct {
     const char *sock;
     const char *host;
     int port;
+    const char *tls_ca; /* NULL: plain TCP (or the unix socket) */
     double timeout_s;
     int nspecs;
     bench_spec specs[64];
@@ -103,6 +108,8 @@ static inline void bench_parse_args(int argc, char **argv, bench_args *a) {
             a->host = argv[++i];
         } else if (!strcmp(s, "--port") && i + 1 < argc) {
             a->port = atoi(argv[++i]);
+        } else if (!strcmp(s, "--tls-ca") && i + 1 < argc) {
+            a->tls_ca = argv[++i];
         } else if (!strcmp(s, "--timeout") && i + 1 < argc) {
             a->timeout_s = atof(argv[++i]);
         } else if (s[0] == '-') {
@@ -126,6 +133,7 @@ static inline void bench_parse_args(int argc, char **argv, bench_args *a) {
         }
     }
     if (!a->sock && !a->port) bench_die("give --sock PATH or --port PORT");
+    if (a->sock && a->tls_ca) bench_die("--tls-ca needs --port (TLS is over TCP)");
     if (a->nspecs == 0) bench_die("no SPEC given");
 }
 
@@ -149,7 +157,7 @@ static inline void bench_emit(const char *impl, const bench_args *a, const bench
     printf("{\"impl\": \"%s\", \"label\": \"%s\", \"workload\": \"%s\", \"transport\": \"%s\", "
            "\"n\": %ld, \"size\": %zu, \"depth\": %ld, \"ops\": %ld, \"wall_s\": %.6f, "
            "\"cpu_s\": %.6f, \"ops_per_s\": %.1f, \"cpu_us_per_op\": %.4f",
-           impl, sp->label, sp->workload, a->sock ? "unix" : "tcp", sp->n, sp->size, sp->depth,
+           impl, sp->label, sp->workload, a->sock ? "unix" : a->tls_ca ? "tls" : "tcp", sp->n, sp->size, sp->depth,
            r->ops, r->wall_s, r->cpu_s, rate, r->ops > 0 ? r->cpu_s * 1e6 / (double)r->ops : 0.0);
     if (r->p50_us >= 0) printf(", \"p50_us\": %.2f, \"p99_us\": %.2f", r->p50_us, r->p99_us);
     if (r->note) printf(", \"note\": \"%s\"", r->note);

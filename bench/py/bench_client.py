@@ -1,12 +1,17 @@
 """Python side of the benchmark: one program for redipc, redis-py (+hiredis) and glide-sync.
 
     bench_client.py --impl redipc|redispy|glide (--sock PATH | --host H --port P)
-                    [--timeout S] SPEC...
+                    [--tls-ca PATH] [--timeout S] SPEC...
 
 Each SPEC is LABEL:WORKLOAD:N:SIZE:DEPTH, as for the C programs (bench/c/common.h); one
 JSON line is printed per SPEC. Wall time is ``time.perf_counter``; CPU time is user+sys of
 this whole process (every thread: the clients' own I/O and dispatcher threads count),
 from ``resource.getrusage(RUSAGE_SELF)``.
+
+``--tls-ca PATH`` connects with TLS to ``--host``/``--port``, trusting the CA certificates
+in the PEM file PATH (redipc: ``rediss://`` and ``tls_ca=``; redis-py: ``ssl=True,
+ssl_ca_certs=``; glide: ``use_tls`` with ``root_pem_cacerts``); the JSON lines then say
+``"transport": "tls"`` (bench/tls).
 
 A workload an implementation cannot run prints ``{"skipped": "why"}`` instead, so that a
 missing API shows in the report rather than as a crash.
@@ -155,9 +160,10 @@ class Redipc(Impl):
         import redipc
 
         self.mod = redipc
-        url = f"unix://{a.sock}" if a.sock else f"redis://{a.host}:{a.port}/0"
+        url = f"unix://{a.sock}" if a.sock else f"{'rediss' if a.tls_ca else 'redis'}://{a.host}:{a.port}/0"
         self.url = url
-        self.c = redipc.Client(url, response_timeout=a.timeout)
+        kw = dict(tls_ca=a.tls_ca) if a.tls_ca else {}
+        self.c = redipc.Client(url, response_timeout=a.timeout, **kw)
 
     def pipe(self, key, n, size, depth):
         self.c.set(key, value(size))
@@ -292,6 +298,8 @@ class RedisPy(Impl):
         self.mod = redis
         if a.sock:
             self.c = redis.Redis(unix_socket_path=a.sock, socket_timeout=a.timeout)
+        elif a.tls_ca:
+            self.c = redis.Redis(host=a.host, port=a.port, socket_timeout=a.timeout, ssl=True, ssl_ca_certs=a.tls_ca)
         else:
             self.c = redis.Redis(host=a.host, port=a.port, socket_timeout=a.timeout)
 
@@ -380,8 +388,18 @@ class Glide(Impl):
             addr = g.NodeAddress(unix_socket_path=self.a.sock)
         else:
             addr = g.NodeAddress(self.a.host, self.a.port)
+        tls = {}
+        if self.a.tls_ca:
+            with open(self.a.tls_ca, "rb") as f:
+                ca = f.read()
+            tls = dict(
+                use_tls=True,
+                advanced_config=g.AdvancedGlideClientConfiguration(
+                    tls_config=g.TlsAdvancedConfiguration(root_pem_cacerts=ca)
+                ),
+            )
         cfg = g.GlideClientConfiguration(
-            [addr], request_timeout=int(self.a.timeout * 1000), pubsub_subscriptions=pubsub
+            [addr], request_timeout=int(self.a.timeout * 1000), pubsub_subscriptions=pubsub, **tls
         )
         return g.GlideClient.create(cfg)
 
@@ -509,11 +527,14 @@ def main() -> None:
     p.add_argument("--sock")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int)
+    p.add_argument("--tls-ca", help="connect with TLS, trusting the CA certificates in this PEM file")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("specs", nargs="+")
     a = p.parse_args()
     if not a.sock and not a.port:
         p.error("give --sock or --port")
+    if a.sock and a.tls_ca:
+        p.error("--tls-ca needs --port (TLS is over TCP)")
     impl = IMPLS[a.impl](a)
     for spec in a.specs:
         label, workload, n, size, depth = spec.split(":")
@@ -522,7 +543,7 @@ def main() -> None:
             impl=impl.name,
             label=label,
             workload=workload,
-            transport="unix" if a.sock else "tcp",
+            transport="unix" if a.sock else "tls" if a.tls_ca else "tcp",
             n=n,
             size=size,
             depth=depth,

@@ -585,6 +585,8 @@ public:
     options &database(int64_t db) { return set(ipc_options_set_database(p(), db)); }
     options &username(const std::string &s) { return set(ipc_options_set_username(p(), s.c_str())); }
     options &password(const std::string &s) { return set(ipc_options_set_password(p(), s.c_str())); }
+    options &sentinel_username(const std::string &s) { return set(ipc_options_set_sentinel_username(p(), s.c_str())); }
+    options &sentinel_password(const std::string &s) { return set(ipc_options_set_sentinel_password(p(), s.c_str())); }
     options &key_prefix(const std::string &s) { return set(ipc_options_set_key_prefix(p(), s.c_str())); }
     options &io_threads(size_t n) { return set(ipc_options_set_io_threads(p(), n)); }
     options &resp3(bool on) { return set(ipc_options_set_resp3(p(), on)); }
@@ -1435,7 +1437,8 @@ class client {
 public:
     client() noexcept = default;
     /// Connect: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS, see the
-    /// `tls_*` options) or `unix:///path.sock`.
+    /// `tls_*` options), `redis-sentinel://host:26379,host2:26379/db#master` (Sentinel) or
+    /// `unix:///path.sock`.
     explicit client(const std::string &url) { connect(url, nullptr); }
     client(const std::string &url, const options &opts) { connect(url, opts.get()); }
     /// Take ownership of a C handle.

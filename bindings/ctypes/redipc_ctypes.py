@@ -545,6 +545,10 @@ _FUNCTIONS = {
     "ipc_options_set_tls_server_name": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
     # ipc_result ipc_options_set_tls_insecure(ipc_options *opts, bool on);
     "ipc_options_set_tls_insecure": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
+    # ipc_result ipc_options_set_sentinel_username(ipc_options *opts, const char *username);
+    "ipc_options_set_sentinel_username": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
+    # ipc_result ipc_options_set_sentinel_password(ipc_options *opts, const char *password);
+    "ipc_options_set_sentinel_password": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
     # ipc_result ipc_options_set_key_prefix(ipc_options *opts, const char *prefix);
     "ipc_options_set_key_prefix": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_char_p]),
     # ipc_result ipc_options_set_io_threads(ipc_options *opts, size_t threads);
@@ -900,6 +904,8 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_options_set_tls_key_pem",
     "ipc_options_set_tls_server_name",
     "ipc_options_set_tls_insecure",
+    "ipc_options_set_sentinel_username",
+    "ipc_options_set_sentinel_password",
     "ipc_options_set_key_prefix",
     "ipc_options_set_io_threads",
     "ipc_options_set_resp3",
@@ -2456,13 +2462,15 @@ def _fields(fields: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]) -> Tupl
 
 class Client(_Handle):
     """A connection to one Redis server (``redis://host:port/db``, ``rediss://`` for TLS,
-    or ``unix:///path.sock``), shared by every thread.
+    ``redis-sentinel://host:26379,host2:26379/db#master`` for the master Sentinel names, or
+    ``unix:///path.sock``), shared by every thread.
 
     Options are the ``ipc_options_set_*`` functions by name: ``connect_timeout_ms``,
     ``response_timeout_ms``, ``client_name``, ``database``, ``username``, ``password``,
     ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``, ``max_reply_size``,
     ``reconnect_min_delay_ms``, ``reconnect_max_delay_ms``, ``reconnect_max_attempts``,
-    ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen``, and for ``rediss://``
+    ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen``, ``sentinel_username``,
+    ``sentinel_password`` (for ``redis-sentinel://`` URLs), and for ``rediss://``
     ``tls_ca_file``, ``tls_ca_pem`` (bytes), ``tls_cert_file``, ``tls_cert_pem``,
     ``tls_key_file``, ``tls_key_pem``, ``tls_server_name``, ``tls_insecure`` (and whatever
     the header adds). ``report``: a callable given every ``Report`` of the client's handles

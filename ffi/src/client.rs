@@ -26,6 +26,10 @@ box_castable!(ipc_client => redipc::blocking::Client);
 /// Connect to the server at `url` and make a client.
 ///
 /// `url` is a NUL-terminated string: `redis://[user:password@]host[:port][/db]`,
+/// `rediss://...` (TLS: the `ipc_options_set_tls_*` options),
+/// `redis-sentinel://[user:password@]host:26379,host2:26379[/db]#master` (the master those
+/// sentinels name, followed through failovers; `rediss-sentinel://` over TLS; the
+/// sentinels' own credentials: `ipc_options_set_sentinel_*`), or
 /// `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`). `opts` may be NULL for the
 /// defaults; it is copied, not kept, and stays the caller's. The options are checked here
 /// (`IPC_ERR_INVALID_ARGUMENT` names the one that is wrong).

@@ -281,6 +281,35 @@ pub unsafe extern "C" fn ipc_options_set_tls_insecure(
     ffi_boundary!(ipc_options_set_tls_insecure(opts, on) { set!(opts.tls.insecure = on) })
 }
 
+/// The ACL user name for the sentinels of a `redis-sentinel://` URL, a NUL-terminated UTF-8
+/// string, copied (default: none; the URL's user is the master's).
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+/// Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_sentinel_username(
+    opts: *mut ipc_options,
+    username: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_sentinel_username(opts, username) { set!(opts.sentinel_username = Some(text!(username).into())) })
+}
+
+/// The password of the sentinels of a `redis-sentinel://` URL, a NUL-terminated UTF-8
+/// string, copied (default: none; the URL's password is the master's). Never shown in an
+/// error or log line.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+/// Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_sentinel_password(
+    opts: *mut ipc_options,
+    password: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_sentinel_password(opts, password) { set!(opts.sentinel_password = Some(text!(password).into())) })
+}
+
 /// The prefix of the keys the library itself creates (queues, cache, locks, ...), a
 /// NUL-terminated UTF-8 string, copied (default `"ipc:"`). Keys given to commands are used
 /// as they are, never prefixed.

@@ -23,7 +23,8 @@ impl Client {
     #[new]
     #[pyo3(signature = (
         url, *, connect_timeout = None, response_timeout = None, client_name = None,
-        database = None, username = None, password = None, key_prefix = None, io_threads = None,
+        database = None, username = None, password = None, sentinel_username = None,
+        sentinel_password = None, key_prefix = None, io_threads = None,
         resp3 = None, max_value_size = None, max_reply_size = None, poll_mode = None,
         health_check_interval = None, stream_maxlen = None, on_report = None, tls_ca = None,
         tls_cert = None, tls_key = None, tls_server_name = None, tls_insecure = false,
@@ -38,6 +39,8 @@ impl Client {
         database: Option<i64>,
         username: Option<String>,
         password: Option<String>,
+        sentinel_username: Option<String>,
+        sentinel_password: Option<String>,
         key_prefix: Option<String>,
         io_threads: Option<Count<1>>,
         resp3: Option<bool>,
@@ -70,6 +73,8 @@ impl Client {
             .with(database, Options::database)
             .with(username, Options::username)
             .with(password, Options::password)
+            .with(sentinel_username, Options::sentinel_username)
+            .with(sentinel_password, Options::sentinel_password)
             .with(key_prefix, Options::key_prefix)
             .with(io_threads, |o, n| o.io_threads(n.usize()))
             .with(resp3, Options::resp3)

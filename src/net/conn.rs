@@ -93,7 +93,36 @@ impl Conn {
             idle: Mutex::new(Vec::new()),
         });
         let generation = 1;
-        let mc = Self::open(&conn, generation).await?;
+        let mc = match &conn.settings.wire.endpoint.sentinel {
+            None => Self::open(&conn, generation).await?,
+            Some(sentinel) => {
+                // Follow the master through failovers for as long as the client lives.
+                conn.handle.spawn(crate::net::sentinel::watch(
+                    Arc::downgrade(sentinel),
+                    opts.health_check_interval,
+                    conn.shutdown.subscribe(),
+                ));
+                // The sentinels may name a server that is no longer the master (a failover
+                // under way): ask again until the connect timeout.
+                let deadline = Instant::now() + opts.connect_timeout;
+                loop {
+                    match Self::open(&conn, generation).await {
+                        Ok(mc) => break mc,
+                        Err(e)
+                            if crate::net::wire::stale_master(&e)
+                                && Instant::now() + Duration::from_millis(100) < deadline =>
+                        {
+                            log::debug!(target: LOG_TARGET, "{}; asking the sentinels again", e.text());
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => {
+                            conn.close();
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        };
         log::debug!(target: LOG_TARGET, "connected to {}", conn.display);
         conn.set_state(State::Up {
             conn: mc,
@@ -331,7 +360,7 @@ impl Conn {
             return Ok(Vec::new());
         }
         match self
-            .request(pipe.get_packed_pipeline(), Expect::Many(n))
+            .request(pipe.get_packed_pipeline().into(), Expect::Many(n))
             .await?
         {
             Reply::Array(v) => Ok(v),
@@ -342,18 +371,34 @@ impl Conn {
     /// Send one command and read its reply (a server error is `Ok(Reply::Error)`). Errors
     /// carry no context: the caller says which command it was.
     pub(crate) async fn send(self: &Arc<Self>, cmd: &redis::Cmd) -> Result<Reply> {
-        self.request(cmd.get_packed_command(), Expect::One).await
+        self.request(cmd.get_packed_command().into(), Expect::One)
+            .await
     }
 
     /// Send `bytes` on the shared connection within the response timeout. A request that
     /// never reached the socket because the connection broke first (it was still queued)
     /// is sent again after the reconnect: it cannot run twice. One that was written fails
     /// with a connection error (it may or may not have run: at most once).
-    async fn request(self: &Arc<Self>, mut bytes: Vec<u8>, expect: Expect) -> Result<Reply> {
+    async fn request(self: &Arc<Self>, mut bytes: bytes::Bytes, expect: Expect) -> Result<Reply> {
         let deadline = Instant::now() + self.settings.response_timeout;
+        let sentinel = self.settings.wire.endpoint.sentinel.is_some();
         loop {
             let (wire, generation) = self.current(deadline).await?;
+            // With sentinels, a READONLY reply means the master was demoted under us: the
+            // command was refused, not run, so it is sent again to the new master (a
+            // shared reference, not a copy).
+            let again = sentinel.then(|| bytes.clone());
             match tokio::time::timeout_at(deadline, wire.request(bytes, expect)).await {
+                Ok(Ok(r)) if again.is_some() && readonly(&r) => {
+                    self.mark_down(
+                        generation,
+                        Error::new(
+                            ErrorKind::Connection,
+                            "the server is no longer the master (READONLY); asking the sentinels",
+                        ),
+                    );
+                    bytes = again.unwrap_or_default();
+                }
                 Ok(Ok(r)) => return Ok(r),
                 Ok(Err(Failure::NotSent(e, back))) => {
                     self.mark_down(generation, e);
@@ -366,6 +411,11 @@ impl Conn {
                 Err(_) => return Err(self.timed_out()),
             }
         }
+    }
+
+    /// Whether this connection goes to a master found by sentinels.
+    pub(crate) fn has_sentinels(&self) -> bool {
+        self.settings.wire.endpoint.sentinel.is_some()
     }
 
     fn failed(self: &Arc<Self>, e: &Error, generation: u64) {
@@ -383,6 +433,14 @@ impl Conn {
             ),
         )
     }
+}
+
+/// Whether a reply (or a pipeline's replies) holds a `READONLY` error: the server is a
+/// replica, and nothing that writes ran (a replica refuses every write; reads are safe to
+/// run again).
+fn readonly(r: &Reply) -> bool {
+    let is = |r: &Reply| matches!(r, Reply::Error(e) if e.code == "READONLY");
+    is(r) || r.as_slice().is_some_and(|v| v.iter().any(is))
 }
 
 /// The server-side client ids of blocking loops' connections, so that another thread can
@@ -474,7 +532,14 @@ impl LoopConn {
             return Err(Error::closed());
         };
         match tokio::time::timeout(timeout, wire.command(cmd)).await {
-            Ok(Ok(Reply::Error(e))) => Err(Error::from(e)),
+            Ok(Ok(Reply::Error(e))) => {
+                // With sentinels: the master was demoted under this loop; the next call
+                // connects to the new one.
+                if e.code == "READONLY" && conn.has_sentinels() {
+                    self.drop_wire();
+                }
+                Err(Error::from(e))
+            }
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.drop_wire();

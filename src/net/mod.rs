@@ -3,7 +3,9 @@
 //! and the process runtime (`runtime`). Nothing here knows about patterns or bindings.
 
 pub(crate) mod conn;
+pub(crate) mod dial;
 pub(crate) mod resp;
 pub(crate) mod runtime;
+pub(crate) mod sentinel;
 pub(crate) mod tls;
 pub(crate) mod wire;

@@ -122,12 +122,21 @@ impl TlsOptions {
     }
 }
 
-/// A client's TLS: the connector and the name to check, built once.
+/// A client's TLS: the connector, built once, and the server name override.
 pub(crate) struct Tls {
     connector: tokio_rustls::TlsConnector,
-    name: ServerName<'static>,
-    /// The name checked, for messages.
-    shown_name: String,
+    /// The name to check instead of the host connected to.
+    server_name: Option<String>,
+}
+
+/// `name` as rustls checks it (a DNS name or an IP address).
+fn server_name(name: &str) -> Result<ServerName<'static>> {
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(bare.to_owned()).map_err(|_| {
+        Error::invalid(format!(
+            "TLS: {name:?} is not a valid server name to check the certificate against"
+        ))
+    })
 }
 
 /// ring rather than aws-lc-rs: a fraction of the size and no cmake for the small boards the
@@ -185,16 +194,17 @@ fn certificates(pem: &Pem, what: &str) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 impl Tls {
-    /// Read and check the settings; `host` is the URL's host (the name checked unless
-    /// `server_name` is set).
-    pub(crate) fn new(opts: &TlsOptions, host: &str) -> Result<Arc<Tls>> {
-        let shown_name = opts.server_name.clone().unwrap_or_else(|| host.to_owned());
-        let bare = shown_name.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(bare.to_owned()).map_err(|_| {
-            Error::invalid(format!(
-                "TLS: {shown_name:?} is not a valid server name to check the certificate against"
-            ))
-        })?;
+    /// Read and check the settings; `host` is the URL's host (checked now when no
+    /// `server_name` is set; sentinels' masters are checked as they are found).
+    pub(crate) fn new(opts: &TlsOptions, host: Option<&str>) -> Result<Arc<Tls>> {
+        let shown_name = opts
+            .server_name
+            .clone()
+            .or_else(|| host.map(str::to_owned))
+            .unwrap_or_default();
+        if opts.server_name.is_some() || host.is_some() {
+            server_name(&shown_name)?;
+        }
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::invalid(format!("TLS: {e}")))?;
@@ -257,25 +267,24 @@ impl Tls {
         };
         Ok(Arc::new(Tls {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
-            name,
-            shown_name,
+            server_name: opts.server_name.clone(),
         }))
     }
 
     /// Run the TLS handshake over a connected socket.
+    /// Run the TLS handshake over a socket connected to `host`.
     pub(crate) async fn handshake(
         &self,
         tcp: tokio::net::TcpStream,
+        host: &str,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let shown = self.server_name.as_deref().unwrap_or(host);
+        let name = server_name(shown)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.text()))?;
         self.connector
-            .connect(self.name.clone(), tcp)
+            .connect(name, tcp)
             .await
-            .map_err(|e| std::io::Error::new(e.kind(), self.describe(&e)))
-    }
-
-    /// What went wrong in TLS terms a user can act on (never the PEM).
-    fn describe(&self, e: &std::io::Error) -> String {
-        describe(e, Some(&self.shown_name))
+            .map_err(|e| std::io::Error::new(e.kind(), describe(&e, Some(shown))))
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) type DownHook = Box<dyn FnOnce(Error) + Send>;
 pub(crate) enum Failure {
     /// It never reached the socket (the connection was gone first): sending it again, on
     /// another connection, cannot run it twice. Its bytes come back for that.
-    NotSent(Error, Vec<u8>),
+    NotSent(Error, bytes::Bytes),
     /// It was written, or may have been: it may have run on the server.
     Sent(Error),
 }
@@ -73,7 +73,7 @@ pub(crate) enum Expect {
 }
 
 struct Request {
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
     expect: Expect,
     reply: oneshot::Sender<Outcome>,
 }
@@ -94,100 +94,51 @@ pub(crate) struct Wire {
     ended: std::sync::Arc<std::sync::OnceLock<Error>>,
 }
 
-/// A connected socket (TCP or unix).
-pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+pub(crate) use crate::net::dial::{Io, connect_timed_out, hello, io_error, open_addr};
 
-/// Where a connection goes: an address, and TLS when the URL is `rediss://`.
+/// Where a connection goes: an address, or the master the sentinels name (then `addr` is
+/// not used); TLS when the URL is `rediss://` or `rediss-sentinel://`.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub addr: redis::ConnectionAddr,
     pub tls: Option<std::sync::Arc<crate::net::tls::Tls>>,
+    pub sentinel: Option<std::sync::Arc<crate::net::sentinel::Sentinel>>,
 }
 
-/// Connect a socket to the endpoint (TCP with `TCP_NODELAY`, then the TLS handshake when
-/// it has TLS; or a unix socket) by `deadline`; `limit` and `what` are for the messages.
+/// Connect a socket to the endpoint by `deadline` (`dial::open_addr`); for a sentinel
+/// endpoint the sentinels are asked first, and the master's address comes back.
 pub(crate) async fn open_socket(
     ep: &Endpoint,
     deadline: tokio::time::Instant,
     limit: Duration,
     what: &str,
-) -> Result<Box<dyn Io>> {
-    let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e)).context(what);
-    let timed_out = || connect_timed_out(limit, what);
-    let within = |f| tokio::time::timeout_at(deadline, f);
-    Ok(match &ep.addr {
-        redis::ConnectionAddr::Tcp(host, port) => {
-            let stream = within(tokio::net::TcpStream::connect((host.as_str(), *port)))
+) -> Result<(Box<dyn Io>, Option<crate::net::sentinel::Addr>)> {
+    let resolved = match &ep.sentinel {
+        Some(s) => Some(
+            tokio::time::timeout_at(deadline, s.resolve(deadline))
                 .await
-                .map_err(|_| timed_out())?
-                .map_err(failed)?;
-            stream.set_nodelay(true).map_err(failed)?;
-            match &ep.tls {
-                Some(tls) => Box::new(
-                    tokio::time::timeout_at(deadline, tls.handshake(stream))
-                        .await
-                        .map_err(|_| {
-                            Error::new(
-                                ErrorKind::Connection,
-                                format!(
-                                    "the TLS handshake did not finish within the connect timeout of {limit:?} (is this the server's TLS port?)"
-                                ),
-                            )
-                            .context(what)
-                        })?
-                        .map_err(failed)?,
-                ),
-                None => Box::new(stream),
-            }
-        }
-        redis::ConnectionAddr::Unix(path) => Box::new(
-            tokio::time::timeout_at(deadline, tokio::net::UnixStream::connect(path))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(failed)?,
+                .map_err(|_| connect_timed_out(limit, what))?
+                .map_err(|e| e.context(what))?,
         ),
-        other => {
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!("unsupported address {other}"),
-            ));
-        }
-    })
+        None => None,
+    };
+    let (addr, what) = match &resolved {
+        Some((host, port)) => (
+            redis::ConnectionAddr::Tcp(host.clone(), *port),
+            format!("{what} (master at {host}:{port})"),
+        ),
+        None => (ep.addr.clone(), what.to_owned()),
+    };
+    let io = open_addr(&addr, ep.tls.as_deref(), deadline, limit, &what).await?;
+    Ok((io, resolved))
 }
 
-/// The message of a connection's I/O error (a TLS failure says why in words).
-pub(crate) fn io_error(e: &std::io::Error) -> String {
-    crate::net::tls::describe(e, None)
-}
-
-/// `HELLO 3 [AUTH user pass] [SETNAME name]`.
-pub(crate) fn hello(
-    username: Option<&str>,
-    password: Option<&str>,
-    client_name: Option<&str>,
-) -> redis::Cmd {
-    let mut hello = redis::cmd("HELLO");
-    hello.arg(3);
-    if let Some(pass) = password {
-        hello
-            .arg("AUTH")
-            .arg(username.unwrap_or("default"))
-            .arg(pass);
+/// What a connection to `master` (found through the endpoint's sentinels) watches.
+pub(crate) fn moved_watch(ep: &Endpoint, master: &Option<crate::net::sentinel::Addr>) -> Moved {
+    match (&ep.sentinel, master) {
+        (Some(sentinel), Some(addr)) => Some((sentinel.moved(), addr.clone())),
+        _ => None,
     }
-    if let Some(name) = client_name {
-        hello.arg("SETNAME").arg(name);
-    }
-    hello
-}
-
-/// The error for a connect that did not finish within `limit`.
-pub(crate) fn connect_timed_out(limit: Duration, what: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorKind::Connection,
-        format!("no connection within the connect timeout of {limit:?}"),
-    )
-    .context(what)
 }
 
 fn lost(why: &str) -> Error {
@@ -206,18 +157,18 @@ impl Wire {
     ) -> Result<Wire> {
         let what = || format!("connect to {}", s.display);
         let deadline = tokio::time::Instant::now() + s.connect_timeout;
-        let io = open_socket(&s.endpoint, deadline, s.connect_timeout, &what()).await?;
+        let (io, master) = open_socket(&s.endpoint, deadline, s.connect_timeout, &what()).await?;
+        // A connection to a master found by the sentinels ends when the master moves.
+        let moved = moved_watch(&s.endpoint, &master);
         let (tx, rx) = mpsc::unbounded_channel();
         let ended = std::sync::Arc::new(std::sync::OnceLock::new());
-        tokio::spawn(drive(
-            io,
-            rx,
-            ended.clone(),
+        let ends = Ends {
+            ended: ended.clone(),
+            moved,
             on_down,
             shutdown,
-            s.limits,
-            s.counters.clone(),
-        ));
+        };
+        tokio::spawn(drive(io, rx, ends, s.limits, s.counters.clone()));
         let wire = Wire { tx, ended };
         let handshake = async {
             let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
@@ -248,9 +199,14 @@ impl Wire {
                 cmd.arg(s.db);
                 steps.push((cmd, "SELECT"));
             }
+            // The sentinels' answer may be stale (a failover under way): check the role.
+            if master.is_some() {
+                steps.push((redis::cmd("ROLE"), "ROLE"));
+            }
             for (cmd, name) in &steps {
                 match wire.command(cmd).await {
                     Ok(Reply::Error(e)) => return Err(Error::from(e).context(*name)),
+                    Ok(r) if *name == "ROLE" => is_master(&r)?,
                     Ok(_) => {}
                     Err(e) => return Err(e.context(*name)),
                 }
@@ -266,7 +222,9 @@ impl Wire {
 
     /// Send `bytes` (one command, or a pipeline of them) and wait for the replies. A
     /// failure says whether the bytes may have reached the server.
-    pub(crate) async fn request(&self, bytes: Vec<u8>, expect: Expect) -> Outcome {
+    // The error side carries the request's bytes back (`NotSent`), once per failed call.
+    #[allow(clippy::result_large_err)]
+    pub(crate) async fn request(&self, bytes: bytes::Bytes, expect: Expect) -> Outcome {
         let (reply, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(r)) = self.tx.send(Request {
             bytes,
@@ -294,7 +252,7 @@ impl Wire {
 
     /// Send one command; its reply (a server error is `Ok(Reply::Error)`).
     pub(crate) async fn command(&self, cmd: &redis::Cmd) -> Result<Reply> {
-        self.request(cmd.get_packed_command(), Expect::One)
+        self.request(cmd.get_packed_command().into(), Expect::One)
             .await
             .map_err(Failure::into_error)
     }
@@ -307,7 +265,7 @@ impl Wire {
             return Ok(Vec::new());
         }
         match self
-            .request(pipe.get_packed_pipeline(), Expect::Many(n))
+            .request(pipe.get_packed_pipeline().into(), Expect::Many(n))
             .await
             .map_err(Failure::into_error)?
         {
@@ -317,16 +275,79 @@ impl Wire {
     }
 }
 
+/// Whether `e` says the sentinels named a server that is not the master (yet, or any
+/// more): worth asking again, unlike a refused password or an unknown master name.
+pub(crate) fn stale_master(e: &Error) -> bool {
+    e.message().contains(STALE)
+}
+
+const STALE: &str = "the sentinels' answer was stale";
+
+/// `ROLE`'s answer is a master's (`["master", ...]`), or the error saying what it is.
+fn is_master(role: &Reply) -> Result<()> {
+    let role = role
+        .as_slice()
+        .and_then(|v| v.first())
+        .and_then(Reply::as_bytes)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_else(|| format!("{role:?}"));
+    if role == "master" {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Connection,
+        format!("the server is a {role}, not the master: {STALE} (a failover under way?)"),
+    ))
+}
+
+/// For a connection to a master found by the sentinels: where the sentinels say the master
+/// is, and where this connection went.
+pub(crate) type Moved = Option<(
+    watch::Receiver<Option<crate::net::sentinel::Addr>>,
+    crate::net::sentinel::Addr,
+)>;
+
+/// Ends when the master (found by the sentinels) moves away from `at`; never without one.
+pub(crate) async fn master_moved(moved: &mut Moved) -> Error {
+    let Some((rx, at)) = moved else {
+        return std::future::pending().await;
+    };
+    let now = rx
+        .wait_for(|now| now.as_ref().is_some_and(|now| now != at))
+        .await
+        .map(|now| now.clone());
+    match now {
+        Ok(Some((host, port))) => lost(&format!("the master moved to {host}:{port} (sentinel)")),
+        _ => std::future::pending().await,
+    }
+}
+
+/// What ends a connection besides its socket, and who is told why.
+struct Ends {
+    /// Why it ended, for requests refused after it.
+    ended: std::sync::Arc<std::sync::OnceLock<Error>>,
+    /// The master moving away (sentinels).
+    moved: Moved,
+    /// The shared connection's reconnect.
+    on_down: Option<DownHook>,
+    /// The client closing.
+    shutdown: watch::Receiver<bool>,
+}
+
 /// Run one connection until it fails or every handle is gone.
 async fn drive(
     io: Box<dyn Io>,
     mut rx: mpsc::UnboundedReceiver<Request>,
-    ended: std::sync::Arc<std::sync::OnceLock<Error>>,
-    on_down: Option<DownHook>,
-    mut shutdown: watch::Receiver<bool>,
+    ends: Ends,
     limits: crate::net::resp::Limits,
     counters: std::sync::Arc<crate::stats::Counters>,
 ) {
+    let Ends {
+        ended,
+        mut moved,
+        on_down,
+        mut shutdown,
+    } = ends;
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<Waiting> = VecDeque::new();
     let mut wbuf: Vec<u8> = Vec::new();
@@ -339,6 +360,10 @@ async fn drive(
             () = async { drop(shutdown.wait_for(|closed| *closed).await) } => {
                 let _ = wr.shutdown().await;
                 break Error::closed();
+            }
+            err = master_moved(&mut moved) => {
+                let _ = wr.shutdown().await;
+                break err;
             }
             read = fill(&mut rd, &mut rbuf) => {
                 match read {

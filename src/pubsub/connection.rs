@@ -15,7 +15,7 @@ use super::{Event, Message, Settings, SubscriptionKind};
 use crate::delivery::Delivery;
 use crate::error::{Error, ErrorKind};
 use crate::net::resp::{Incoming, MessageKind, PushMessage, Reader};
-use crate::net::wire::{Io, hello, io_error, open_socket};
+use crate::net::wire::{Io, Moved, hello, io_error, master_moved, moved_watch, open_socket};
 use crate::reply::Reply;
 
 /// Create the multiplexer of a client and start its connection task on `handle`.
@@ -57,7 +57,7 @@ async fn run(ps: Arc<PubSub>) {
         // Subscriptions hear of an outage once, when the connection that was up breaks,
         // not again for every reconnect attempt that fails during it.
         let (err, was_up) = match connect(&ps.settings).await {
-            Ok((io, reader)) => {
+            Ok((io, reader, moved)) => {
                 if ever_up {
                     ps.settings
                         .counters
@@ -74,7 +74,7 @@ async fn run(ps: Arc<PubSub>) {
                 ever_up = true;
                 attempt = 0;
                 set_conn(&ps, ConnState::Up);
-                (session(&ps, io, reader).await, true)
+                (session(&ps, io, reader, moved).await, true)
             }
             Err(e) => (e, false),
         };
@@ -152,10 +152,11 @@ async fn write_flush<W: AsyncWrite + Unpin + ?Sized>(
     wr.flush().await
 }
 
-async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Error> {
+async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader, Moved), Error> {
     let what = format!("pub/sub connect to {}", s.display);
     let deadline = tokio::time::Instant::now() + s.connect_timeout;
-    let mut io = open_socket(&s.endpoint, deadline, s.connect_timeout, &what).await?;
+    let (mut io, master) = open_socket(&s.endpoint, deadline, s.connect_timeout, &what).await?;
+    let moved = moved_watch(&s.endpoint, &master);
     // RESP3 lets pushes and replies share the connection (a PING health check while
     // subscribed gets a plain reply).
     let hello = hello(
@@ -202,7 +203,7 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
         }
     };
     match tokio::time::timeout(s.connect_timeout, handshake).await {
-        Ok(Ok(())) => Ok((io, reader)),
+        Ok(Ok(())) => Ok((io, reader, moved)),
         Ok(Err(e)) => Err(e.context(what)),
         Err(_) => Err(Error::new(
             ErrorKind::Connection,
@@ -213,7 +214,7 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader), Err
 }
 
 /// Run one connection until it breaks or the client closes; returns why it ended.
-async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error {
+async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut moved: Moved) -> Error {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let interval = ps.settings.health_check_interval;
@@ -241,6 +242,10 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader) -> Error
         // that always has data cannot starve them.
         tokio::select! {
             biased;
+            err = master_moved(&mut moved) => {
+                let _ = wr.shutdown().await;
+                return err;
+            }
             _ = ps.wake.notified() => {
                 if let Err(e) = reconcile(ps, &mut inflight, &mut out, &mut wr).await {
                     return e;

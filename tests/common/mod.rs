@@ -237,3 +237,206 @@ pub fn spawn_child(name: &str, env: &str, url: &str, capture: bool) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// A sentinel process (`redis-server CONF --sentinel`) on a free port, with its config in a
+/// temporary directory (sentinels rewrite it).
+pub struct SentinelProc {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SentinelProc {
+    /// Start a sentinel monitoring each `(name, master port)` on 127.0.0.1 (quorum 2, a
+    /// master is down after 1 s).
+    pub fn start(masters: &[(&str, u16)]) -> SentinelProc {
+        for _ in 0..5 {
+            let mut s = SentinelProc {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir().expect("temp dir"),
+            };
+            let mut conf = format!(
+                "port {}\nbind 127.0.0.1\ndir {}\n",
+                s.port,
+                s.dir.path().display()
+            );
+            for (name, port) in masters {
+                conf.push_str(&format!(
+                    "sentinel monitor {name} 127.0.0.1 {port} 2\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 4000\n\
+                     sentinel parallel-syncs {name} 1\n"
+                ));
+            }
+            std::fs::write(s.dir.path().join("sentinel.conf"), conf).expect("write conf");
+            if s.spawn() {
+                return s;
+            }
+        }
+        panic!("could not start a sentinel");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let Ok(child) = Command::new("redis-server")
+            .arg(self.dir.path().join("sentinel.conf"))
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return false;
+            }
+            if self.try_cmd(&["PING"]).is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
+    }
+
+    /// A command on a fresh connection to this sentinel; `None` if it cannot be run.
+    pub fn try_cmd(&self, args: &[&str]) -> Option<redis::Value> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query(&mut conn).ok()
+    }
+
+    /// The port of the master `name` as this sentinel sees it.
+    pub fn master_port(&self, name: &str) -> Option<u16> {
+        match self.try_cmd(&["SENTINEL", "get-master-addr-by-name", name])? {
+            redis::Value::Array(v) => match v.get(1)? {
+                redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// How many replicas and other sentinels of `name` this sentinel knows.
+    pub fn knows(&self, name: &str) -> (usize, usize) {
+        let count = |what: &str| match self.try_cmd(&["SENTINEL", what, name]) {
+            Some(redis::Value::Array(v)) => v.len(),
+            _ => 0,
+        };
+        (count("replicas"), count("sentinels"))
+    }
+
+    /// SIGKILL it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port with the config it rewrote.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.spawn() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not restart the sentinel on port {}", self.port);
+    }
+}
+
+impl Drop for SentinelProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The commands in `buf` that are complete (RESP arrays of bulk strings), removed from it.
+pub fn commands(buf: &mut Vec<u8>) -> Vec<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    loop {
+        let mut p = 0;
+        let line = |p: &mut usize, buf: &[u8]| -> Option<Vec<u8>> {
+            let rest = buf.get(*p..)?;
+            let i = rest.windows(2).position(|w| w == b"\r\n")?;
+            let l = rest[..i].to_vec();
+            *p += i + 2;
+            Some(l)
+        };
+        let Some(head) = line(&mut p, buf) else { break };
+        let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
+        let mut args = Vec::new();
+        let mut complete = true;
+        for _ in 0..n {
+            let Some(h) = line(&mut p, buf) else {
+                complete = false;
+                break;
+            };
+            let len: usize = std::str::from_utf8(&h[1..]).unwrap().parse().unwrap();
+            if buf.len() < p + len + 2 {
+                complete = false;
+                break;
+            }
+            args.push(buf[p..p + len].to_vec());
+            p += len + 2;
+        }
+        if !complete {
+            break;
+        }
+        buf.drain(..p);
+        out.push(args);
+    }
+    out
+}
+
+/// A scripted fake server on a free port of 127.0.0.1 (for what a real one cannot be made
+/// to do): each connection gets a number (1, 2, ...) and every complete command is answered
+/// with `answer(connection, command)`'s bytes (`None`: close the connection). Returns the
+/// port.
+pub fn scripted_server(
+    answer: impl Fn(usize, &[Vec<u8>]) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut s) = conn else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    for cmd in commands(&mut buf) {
+                        let Some(reply) = answer(i + 1, &cmd) else {
+                            return;
+                        };
+                        if s.write_all(&reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}

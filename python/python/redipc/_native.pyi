@@ -157,7 +157,18 @@ class Client:
     """A connection to one Redis server.
 
     ``url`` is ``redis://[user:password@]host[:port][/db]``, ``rediss://`` (the same over
-    TLS, see the ``tls_*`` options) or ``unix:///path/to.sock[?db=N]``.
+    TLS, see the ``tls_*`` options), ``unix:///path/to.sock[?db=N]``, or
+    ``redis-sentinel://[user:password@]host:26379[,host2:26379...][/db]#mastername``
+    (Redis Sentinel; ``rediss-sentinel://`` over TLS, to the sentinels and the master
+    alike). With a sentinel URL the client asks the sentinels in turn where the master of
+    that name is (``SENTINEL get-master-addr-by-name``), checks with ``ROLE`` that the
+    server it reaches is a master, and asks again on every reconnect; it follows
+    ``+switch-master`` (failovers of other master names are ignored) and asks the
+    sentinels every ``health_check_interval`` as a backstop; a command refused with
+    ``READONLY`` by a demoted master is sent again to the new one. The URL's credentials
+    (and ``username``/``password``) are the master's; the sentinels' own are
+    ``sentinel_username``/``sentinel_password``. No sentinel giving the address is a
+    ``ConnectionError`` saying what each sentinel answered.
     The constructor connects once (``ConnectionError`` within ``connect_timeout`` if the
     server cannot be reached); afterwards a broken connection is re-established in the
     background, and a call made meanwhile waits for it up to ``response_timeout``.
@@ -173,6 +184,10 @@ class Client:
       ``response_timeout`` bounds every call, including waiting for a reconnect.
     - ``client_name``: set with ``CLIENT SETNAME`` on every connection.
     - ``database``, ``username``, ``password``: override the URL's.
+    - ``sentinel_username``, ``sentinel_password``: the ACL user and password of the
+      sentinels of a ``redis-sentinel://`` URL (default: none), separate from the URL's
+      credentials, which are the master's. Neither password is ever shown (``repr``,
+      exception messages, logs).
     - ``key_prefix``: prefix of the keys redipc itself creates (default ``"ipc:"``).
     - ``io_threads``: threads of the process-wide I/O runtime (default 1); only the first
       client of a process decides it, a different value later raises ``InvalidArgument``.
@@ -190,7 +205,8 @@ class Client:
     - ``health_check_interval``: how often the idle pub/sub connection is checked with a
       PING (default 3 s, at least 10 ms); a connection that does not answer (a half-open
       socket, a stopped server) is declared dead within about 1.5 times this, and the
-      subscriptions see ``"disconnected"``.
+      subscriptions see ``"disconnected"``. With a sentinel URL it is also how often the
+      sentinels are asked where the master is (besides following ``+switch-master``).
     - ``stream_maxlen``: the default length bound of :meth:`stream_publish` (``MAXLEN ~``,
       default 100,000; 0: unbounded).
     - ``on_report``: called with each :class:`Report` of the client's workers, RPC
@@ -262,6 +278,8 @@ class Client:
         database: int | None = None,
         username: str | None = None,
         password: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
         key_prefix: str | None = None,
         io_threads: int | None = None,
         resp3: bool | None = None,
