@@ -102,7 +102,8 @@ start_data() { # NAME PORT [ARGS...]
   return 1
 }
 SENTINEL_MASTER_PORT=$(redis_free_port)
-start_data sentinel-master "$SENTINEL_MASTER_PORT" || exit 1
+# (replicas sync at once: Redis waits 5 s for more replicas by default)
+start_data sentinel-master "$SENTINEL_MASTER_PORT" --repl-diskless-sync-delay 0 || exit 1
 start_data sentinel-replica "$(redis_free_port)" --replicaof 127.0.0.1 "$SENTINEL_MASTER_PORT" || exit 1
 SENTINEL_PORTS=
 for n in 1 2 3; do

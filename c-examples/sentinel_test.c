@@ -50,6 +50,15 @@ static long master_port(ipc_client *sentinel) {
     return port;
 }
 
+/* Whether a replica of the master `c` has everything written to it (`WAIT 1`). */
+static int synced(ipc_client *c) {
+    ipc_reply *r = cmd(c, 3, "WAIT", "1", "1000");
+    int64_t n = 0;
+    int ok = r && ipc_reply_integer(r, &n) == IPC_OK && n >= 1;
+    ipc_reply_free(r);
+    return ok;
+}
+
 /* Whether sentinel:k holds the one character `want` on `c`. */
 static int holds(ipc_client *c, char want) {
     char *buf = NULL;
@@ -112,7 +121,8 @@ int main(int argc, char **argv) {
     snprintf(old_url, sizeof old_url, "redis://127.0.0.1:%ld", old);
     ipc_client *old_master = connect_to(old_url);
     CHECK(old_master != NULL);
-    ipc_reply_free(cmd(old_master, 3, "WAIT", "1", "2000"));
+    WAIT_UNTIL(ok, synced(old_master), 20000);
+    CHECK(ok);
     ipc_client_free(old_master);
     ipc_reply *r = cmd(sentinel, 3, "SENTINEL", "FAILOVER", "mymaster");
     CHECK(r != NULL);

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{SentinelProc, Server};
-use redipc::{ErrorKind, Event, Options, SubscribeOptions, WorkerOptions, blocking};
+use redipc::{
+    ConsumerOptions, ErrorKind, Event, Options, SubscribeOptions, WorkerOptions, blocking,
+};
 
 fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -29,11 +31,33 @@ struct Topology {
 
 impl Topology {
     fn start() -> Topology {
-        let master = Server::start();
-        let replica = Server::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
-        let other = Server::start();
-        let other_replica =
-            Server::start_with(&["--replicaof", "127.0.0.1", &other.port.to_string()]);
+        // Replicas sync at once (Redis waits 5 s for more replicas by default), and are in
+        // sync before anything starts: a failover to a replica that never synced loses data
+        // no client could keep.
+        let quick = ["--repl-diskless-sync-delay", "0"];
+        let master = Server::start_with(&quick);
+        let replica = Server::start_with(
+            &[
+                &quick[..],
+                &["--replicaof", "127.0.0.1", &master.port.to_string()],
+            ]
+            .concat(),
+        );
+        let other = Server::start_with(&quick);
+        let other_replica = Server::start_with(
+            &[
+                &quick[..],
+                &["--replicaof", "127.0.0.1", &other.port.to_string()],
+            ]
+            .concat(),
+        );
+        for r in [&replica, &other_replica] {
+            wait(
+                "the replicas sync",
+                Duration::from_secs(20),
+                || matches!(r.try_cmd(&["INFO", "replication"]), Some(redis::Value::BulkString(b)) if String::from_utf8_lossy(&b).contains("master_link_status:up")),
+            );
+        }
         let monitors = [("mymaster", master.port), ("other", other.port)];
         let sentinels: Vec<SentinelProc> = (0..3).map(|_| SentinelProc::start(&monitors)).collect();
         // Every sentinel knows the replicas and the other sentinels (a failover needs them).
@@ -83,11 +107,23 @@ impl Topology {
     fn failover(&mut self, name: &str) -> u16 {
         let old = self.master_port(name).unwrap();
         // Replicated before the failover (replication is asynchronous).
-        self.server(old).cmd(&["WAIT", "1", "2000"]);
-        self.sentinels[1]
-            .try_cmd(&["SENTINEL", "FAILOVER", name])
-            .unwrap();
+        replicated(self.server(old));
+        self.start_failover(1, name);
         self.await_new_master(name, old)
+    }
+
+    /// `SENTINEL FAILOVER name` on sentinel `i`, again while it answers that the last one
+    /// is still in progress (it ends only once the old master is reconfigured).
+    fn start_failover(&self, i: usize, name: &str) {
+        wait(
+            "SENTINEL FAILOVER accepted",
+            Duration::from_secs(30),
+            || {
+                self.sentinels[i]
+                    .try_cmd(&["SENTINEL", "FAILOVER", name])
+                    .is_some()
+            },
+        );
     }
 
     fn await_new_master(&mut self, name: &str, old: u16) -> u16 {
@@ -103,6 +139,14 @@ impl Topology {
         });
         new
     }
+}
+
+/// Wait until a replica has everything the master `s` has (`WAIT 1`; after a failover the
+/// sentinels make the old master a replica of the new one only after a while).
+fn replicated(s: &Server) {
+    wait("a replica in sync", Duration::from_secs(30), || {
+        s.cmd(&["WAIT", "1", "1000"]) == redis::Value::Int(1)
+    });
 }
 
 /// Send `payload` until it is sent (a send that failed may have run: the queue holds
@@ -149,6 +193,32 @@ fn the_client_follows_the_master_through_failovers() {
                 .lease(Duration::from_secs(2)),
         )
         .unwrap();
+    // A stream consumer (group) too.
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let rep = reports.clone();
+    let consumed = Arc::new(Mutex::new(HashSet::new()));
+    let k = consumed.clone();
+    let consumer = c
+        .stream_consume(
+            "events",
+            "g",
+            "me",
+            move |e| {
+                if let Some(v) = e.get(b"n") {
+                    k.lock().unwrap().insert(v.to_vec());
+                }
+                Ok(())
+            },
+            ConsumerOptions::default().error_hook(move |r| rep.lock().unwrap().push(r.to_string())),
+        )
+        .unwrap();
+    let publish = |c: &blocking::Client, n: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(e) = c.stream_publish("events", &[("n", n)], None) {
+            assert!(Instant::now() < deadline, "publish {n}: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     let collect = |sub: &redipc::blocking::Subscription, events: &Arc<Mutex<Vec<Event>>>| {
         while let Ok(Some(e)) = sub.next(Some(Duration::from_millis(10))) {
             events.lock().unwrap().push(e);
@@ -156,6 +226,7 @@ fn the_client_follows_the_master_through_failovers() {
     };
     for i in 0..20 {
         send(&c, &format!("a{i}"));
+        publish(&c, &format!("a{i}"));
     }
 
     // 1. SENTINEL FAILOVER: the old master is demoted; the client moves to the new one.
@@ -195,10 +266,8 @@ fn the_client_follows_the_master_through_failovers() {
     // 2. A failover of another master name is none of this client's business.
     events.lock().unwrap().clear();
     let other = t.master_port("other").unwrap();
-    t.server(other).cmd(&["WAIT", "1", "2000"]);
-    t.sentinels[0]
-        .try_cmd(&["SENTINEL", "FAILOVER", "other"])
-        .unwrap();
+    replicated(t.server(other));
+    t.start_failover(0, "other");
     t.await_new_master("other", other);
     std::thread::sleep(Duration::from_millis(1000));
     c.set("k", "3").unwrap();
@@ -223,10 +292,8 @@ fn the_client_follows_the_master_through_failovers() {
     c.set("k", "4").unwrap();
     let third = {
         let old = t.master_port("mymaster").unwrap();
-        t.server(old).cmd(&["WAIT", "1", "2000"]);
-        t.sentinels[1]
-            .try_cmd(&["SENTINEL", "FAILOVER", "mymaster"])
-            .unwrap();
+        replicated(t.server(old));
+        t.start_failover(1, "mymaster");
         t.await_new_master("mymaster", old)
     };
     t.sentinels[0].restart();
@@ -244,7 +311,7 @@ fn the_client_follows_the_master_through_failovers() {
 
     // 4. kill -9 of the master: the sentinels elect the replica; commands recover within
     // 10 s of the kill, a fresh client finds the new master.
-    t.server(third).cmd(&["WAIT", "1", "2000"]);
+    replicated(t.server(third));
     let killed = Instant::now();
     t.server(third).kill();
     let fourth = t.await_new_master("mymaster", third);
@@ -261,6 +328,7 @@ fn the_client_follows_the_master_through_failovers() {
     assert_eq!(fresh.get("k").unwrap().as_deref(), Some(&b"6"[..]));
     for i in 0..20 {
         send(&c, &format!("d{i}"));
+        publish(&c, &format!("d{i}"));
     }
 
     // The reliable queue lost nothing.
@@ -272,6 +340,27 @@ fn the_client_follows_the_master_through_failovers() {
         want.is_subset(&handled.lock().unwrap())
     });
     worker.stop(Duration::from_secs(5)).unwrap();
+    // And the stream consumer got what was published before the failovers and after.
+    let entries: HashSet<Vec<u8>> = ["a", "d"]
+        .iter()
+        .flat_map(|p| (0..20).map(move |i| format!("{p}{i}").into_bytes()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !entries.is_subset(&consumed.lock().unwrap()) {
+        let got: Vec<String> = consumed
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {got:?}; reports {:?}",
+            reports.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    consumer.stop(Duration::from_secs(5)).unwrap();
 }
 
 #[test]

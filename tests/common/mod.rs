@@ -152,6 +152,19 @@ impl Server {
         c.query(&mut conn).expect("command")
     }
 
+    /// Run a command on a fresh plain connection; `None` if it cannot be run.
+    pub fn try_cmd(&self, args: &[&str]) -> Option<redis::Value> {
+        let client = redis::Client::open(self.tcp_url()).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query(&mut conn).ok()
+    }
+
     /// SIGKILL the server and wait for it to exit.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
