@@ -1,8 +1,14 @@
 # Build and install libredipc (the C API) with its header, pkg-config file and CMake package.
 #
-#   make                                build target/release/libredipc.{so,a}
-#   make install PREFIX=/usr/local      install (DESTDIR and CARGO_TARGET_DIR are honoured)
+#   make                                build target/dist/libredipc.{so,a} (the shipped build:
+#                                       LTO, one codegen unit; docs/SIZE.md)
+#   make install PREFIX=/usr/local      install it stripped, its debug info beside it in
+#                                       libredipc.so.VERSION.debug (DESTDIR and
+#                                       CARGO_TARGET_DIR are honoured)
 #   make uninstall PREFIX=/usr/local
+#
+# Smaller builds for small boards: PROFILE=dist-small (optimised for size) and/or FEATURES=
+# (empty: without TLS; rediss:// URLs are then refused with IPC_ERR_UNSUPPORTED).
 #
 # Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
 # SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
@@ -20,22 +26,31 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 # System libraries a static libredipc.a needs (what rustc reports for this target).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# The cargo profile and the features of redipc-ffi (default: all, i.e. tls).
+PROFILE ?= dist
+FEATURES ?= tls
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
-RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/release
+RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
+OBJCOPY ?= objcopy
+STRIP ?= strip
 empty :=
 space := $(empty) $(empty)
 
 .PHONY: all install uninstall
 
 all:
-	$(CARGO) build --release --locked -p redipc-ffi
+	$(CARGO) build --profile $(PROFILE) --locked -p redipc-ffi --no-default-features --features "$(FEATURES)"
 
 # Paths of the CMake package relative to its own directory, so an installed tree can move.
 CMAKEDIR := $(LIBDIR)/cmake/redipc
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKEDIR)
-	install -m 755 $(RELEASE)/libredipc.so $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION)
+	$(OBJCOPY) --only-keep-debug $(RELEASE)/libredipc.so $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION).debug
+	chmod 644 $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION).debug
+	$(STRIP) --strip-unneeded -o $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION) $(RELEASE)/libredipc.so
+	cd $(DESTDIR)$(LIBDIR) && $(OBJCOPY) --add-gnu-debuglink=libredipc.so.$(VERSION).debug libredipc.so.$(VERSION)
+	chmod 755 $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION)
 	ln -sf libredipc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libredipc.so.$(MAJOR)
 	ln -sf libredipc.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libredipc.so
 	install -m 644 $(RELEASE)/libredipc.a $(DESTDIR)$(LIBDIR)/libredipc.a
@@ -56,6 +71,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libredipc.so $(DESTDIR)$(LIBDIR)/libredipc.so.$(MAJOR) \
 	      $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libredipc.a \
+	      $(DESTDIR)$(LIBDIR)/libredipc.so.$(VERSION).debug \
 	      $(DESTDIR)$(INCLUDEDIR)/redipc.h $(DESTDIR)$(INCLUDEDIR)/redipc.hpp \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/redipc.pc \
 	      $(DESTDIR)$(CMAKEDIR)/redipcConfig.cmake $(DESTDIR)$(CMAKEDIR)/redipcConfigVersion.cmake

@@ -242,6 +242,17 @@ static void test_options_and_connect_errors(const char *url) {
     CHECK_RC(ipc_client_new(url, opts, &client), IPC_ERR_INVALID_ARGUMENT);
     CHECK(client == NULL && last_error_has("timeouts must be greater than zero"));
     CHECK_OK(ipc_options_set_connect_timeout_ms(opts, 1000));
+    /* the health check off: only over a unix socket (a TCP connection can be half-open) */
+    CHECK_OK(ipc_options_set_health_check_interval_ms(opts, 0));
+    if (strncmp(url, "unix", 4) == 0) {
+        CHECK_OK(ipc_client_new(url, opts, &client));
+        ipc_client_free(client);
+        client = NULL;
+    } else {
+        CHECK_RC(ipc_client_new(url, opts, &client), IPC_ERR_INVALID_ARGUMENT);
+        CHECK(last_error_has("unix socket"));
+    }
+    CHECK_OK(ipc_options_set_health_check_interval_ms(opts, 3000));
 
     /* invalid URLs */
     CHECK_RC(ipc_client_new("not a url", opts, &client), IPC_ERR_INVALID_ARGUMENT);

@@ -90,8 +90,10 @@ pub struct Options {
     /// re-established), refused as soon as what has arrived of it grows past the limit,
     /// instead of memory growing with what the server announces.
     pub max_reply_size: usize,
-    /// How often the idle pub/sub connection is checked with a PING; a connection that
-    /// does not answer is declared dead within about 1.5 times this (default 3 s).
+    /// How long the pub/sub connection may be quiet before it is checked with a PING; a
+    /// connection that does not answer is declared dead within 1.5 times this (default 3 s;
+    /// an idle subscriber wakes twice per interval). `Duration::ZERO` turns the check off,
+    /// only over a unix socket (a local socket cannot be half-open; over TCP it is refused).
     pub health_check_interval: Duration,
     /// Default length bound of [`crate::Client::stream_publish`] (`MAXLEN ~`); 0 for
     /// unbounded (default 100,000).
@@ -282,9 +284,11 @@ impl Options {
                 "reconnect min_delay must not be greater than max_delay",
             ));
         }
-        if self.health_check_interval < Duration::from_millis(10) {
+        if !self.health_check_interval.is_zero()
+            && self.health_check_interval < Duration::from_millis(10)
+        {
             return Err(Error::invalid(
-                "health_check_interval must be at least 10 ms",
+                "health_check_interval must be at least 10 ms (or 0: off, over a unix socket)",
             ));
         }
         if let Some(name) = &self.client_name
@@ -491,6 +495,13 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
         redis::ProtocolVersion::RESP2
     });
     redis = redis.set_lib_name("redipc", env!("CARGO_PKG_VERSION"));
+    if opts.health_check_interval.is_zero()
+        && !matches!(info.addr(), redis::ConnectionAddr::Unix(_))
+    {
+        return Err(Error::invalid(format!(
+            "health_check_interval 0 (off) is only for a unix socket: over TCP ({url:?}) a half-open connection would never be found"
+        )));
+    }
     if let Some((master, sentinels)) = sentinel_of {
         let tls = if tls {
             Some(crate::net::tls::Tls::new(&opts.tls, None)?)
@@ -668,8 +679,11 @@ mod tests {
         assert_eq!(t.info.redis_settings().username(), Some("u"));
         assert_eq!(t.info.redis_settings().password(), Some("pw"));
         assert!(t.tls.is_none());
-        let t = parse_url("rediss-sentinel://a#m", &o).unwrap();
-        assert!(t.tls.is_some() && t.sentinel.is_some());
+        let t = parse_url("rediss-sentinel://a#m", &o);
+        #[cfg(feature = "tls")]
+        assert!(t.is_ok_and(|t| t.tls.is_some() && t.sentinel.is_some()));
+        #[cfg(not(feature = "tls"))]
+        assert_eq!(t.err().map(|e| e.kind()), Some(ErrorKind::Unsupported));
         for bad in [
             "redis-sentinel://a:1",
             "redis-sentinel://a:1#",
@@ -684,7 +698,18 @@ mod tests {
     }
 
     #[test]
-    fn refuses_bad_urls_clearly() {
+    #[cfg(not(feature = "tls"))]
+    fn rediss_is_unsupported_without_the_tls_feature() {
+        let e = parse_url("rediss://h:6380/2", &Options::default())
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.message().contains("`tls` feature"), "{e}");
+    }
+
+    #[test]
+    #[cfg(feature = "tls")]
+    fn parses_rediss_urls() {
         let o = Options::default();
         let tls = o.clone().tls(TlsOptions::default().insecure(true));
         let t = parse_url("rediss://h:6380/2", &tls).unwrap();
@@ -704,6 +729,18 @@ mod tests {
             e.message().contains("cannot read file /nonexistent/ca.pem"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn refuses_bad_urls_clearly() {
+        let o = Options::default();
+        let e = parse_url(
+            "redis://host:6380",
+            &o.clone().tls(TlsOptions::default().insecure(true)),
+        )
+        .err()
+        .unwrap();
+        assert!(e.message().contains("not rediss://"), "{e}");
         for bad in [
             "",
             "localhost:6379",

@@ -332,7 +332,7 @@ fn a_half_open_connection_is_found_by_the_health_check() {
     let took = wait_for(&a, Duration::from_secs(3), "disconnected", |e| {
         matches!(e, Event::Disconnected { .. })
     });
-    // Within 1.25 intervals of the last byte received (documented: 1.5), with room for a
+    // Within 1.5 intervals of the last byte received (documented), with room for a
     // loaded machine's scheduling.
     assert!(took < Duration::from_millis(1000), "{took:?}");
     std::thread::sleep(Duration::from_millis(500));

@@ -474,3 +474,49 @@ fn a_command_refused_with_readonly_is_sent_to_the_new_master() {
     // Every connection asked the sentinel first.
     assert!(asked.load(Ordering::SeqCst) >= 2);
 }
+
+/// `rediss-sentinel://`: the sentinel and the master both over TLS (the sentinel monitors
+/// the master's TLS port with `tls-replication yes`), with the client's TLS settings.
+#[cfg(feature = "tls")]
+#[test]
+fn rediss_sentinel_uses_tls_to_the_sentinels_and_the_master() {
+    let certs = common::tls_certs();
+    let dir = certs.path().to_path_buf();
+    let master_tls = common::free_port();
+    let master = Server::start_tls(&dir, master_tls, false, &[]);
+    let file = |n: &str| dir.join(n).display().to_string();
+    let sentinel_tls = common::free_port();
+    let s = SentinelProc::start_with(&[("mymaster", master_tls)], |_| {
+        format!(
+            "tls-port {sentinel_tls}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+             tls-auth-clients no\ntls-replication yes\n",
+            file("server.crt"),
+            file("server.key"),
+            file("ca.crt")
+        )
+    });
+    assert_eq!(s.master_port("mymaster"), Some(master_tls));
+    let tls = redipc::TlsOptions::default().ca(redipc::Pem::file(dir.join("ca.crt")));
+    let url = format!("rediss-sentinel://127.0.0.1:{sentinel_tls}/0#mymaster");
+    let c = blocking::Client::connect(&url, Options::default().tls(tls.clone())).unwrap();
+    c.set("k", "tls").unwrap();
+    let list = c.command(&["CLIENT", "LIST"]).unwrap();
+    assert!(
+        format!("{list:?}").contains(&format!("laddr=127.0.0.1:{master_tls}")),
+        "{list:?}"
+    );
+    assert_eq!(
+        master.cmd(&["GET", "k"]),
+        redis::Value::BulkString(b"tls".to_vec())
+    );
+    // The sentinel's plain port does not speak TLS: the client says so.
+    let plain = format!("rediss-sentinel://127.0.0.1:{}/0#mymaster", s.port);
+    let e = blocking::Client::connect(
+        &plain,
+        Options::default()
+            .tls(tls)
+            .connect_timeout(Duration::from_millis(800)),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("TLS"), "{e}");
+}

@@ -1,3 +1,4 @@
+#![cfg(feature = "tls")]
 //! TLS (`rediss://`) against private redis-servers listening with TLS, with certificates
 //! made for this run (scripts/lib/tls-certs.sh): plain TLS, mutual TLS, a wrong CA, name
 //! mismatches, bad settings, and every kind of connection the client opens (commands,

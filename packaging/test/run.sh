@@ -20,6 +20,9 @@ check "make install PREFIX=..." make -s -C "$root" install PREFIX="$prefix"
 check "SONAME carries the major version" bash -c "objdump -p '$prefix/lib/libredipc.so' | grep -q 'SONAME *libredipc.so.0'"
 check "library links installed" test -L "$prefix/lib/libredipc.so" -a -L "$prefix/lib/libredipc.so.0" -a -f "$prefix/lib/libredipc.a"
 check "header installed" test -f "$prefix/include/redipc.h"
+# The shipped build: stripped, its debug info in a separate file the library points to.
+check "installed library is stripped" bash -c "! readelf -S '$prefix/lib/libredipc.so' | grep -q '\.symtab\|\.debug_info'"
+check "debug info installed beside it" bash -c "readelf -S \$(ls '$prefix'/lib/libredipc.so.*.debug) | grep -q '\.debug_info' && readelf -p .gnu_debuglink '$prefix/lib/libredipc.so' | grep -q 'libredipc.so.*\.debug'"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 check "pkg-config knows redipc" pkg-config --exists redipc
@@ -47,7 +50,7 @@ check "no install: libredipc.so.0 -> libredipc.so in $release" \
 check "no install: cc -Iinclude -L$release -lredipc" cc -std=c99 -Wall -Wextra -Wpedantic -Werror \
   -o "$tmp/hello_noinstall" "$hello" -I"$root/include" -L"$release" -lredipc
 check "make install honours CARGO_TARGET_DIR" \
-  bash -c "make -s -n -C '$root' install PREFIX=/p CARGO_TARGET_DIR=/elsewhere | grep -q '/elsewhere/release/libredipc.so'"
+  bash -c "make -s -n -C '$root' install PREFIX=/p CARGO_TARGET_DIR=/elsewhere | grep -q '/elsewhere/dist/libredipc.so'"
 
 redis_start "$tmp/redis" || exit 1
 check "run hello_noinstall (LD_LIBRARY_PATH=$release)" env LD_LIBRARY_PATH="$release" "$tmp/hello_noinstall" "$REDIS_UNIX_URL"
@@ -55,6 +58,30 @@ for prog in "$tmp/hello_pc" "$tmp/hello_pc_static" "$tmp/cmake-build/hello_share
   check "run $(basename "$prog")" "$prog" "$REDIS_UNIX_URL"
 done
 check "the shared build uses the installed library" bash -c "ldd '$tmp/hello_pc' | grep -q '$prefix/lib/libredipc.so.0'"
+
+# The smallest build (docs/SIZE.md): optimised for size, without TLS; rediss:// is refused
+# as unsupported, everything else works.
+small=${CARGO_TARGET_DIR:-$root/target}/dist-small
+check "make PROFILE=dist-small FEATURES= (no TLS)" make -s -C "$root" all PROFILE=dist-small FEATURES=
+cat >"$tmp/notls.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include "redipc.h"
+int main(int argc, char **argv) {
+    ipc_client *c = NULL;
+    if (ipc_client_new("rediss://127.0.0.1:1", NULL, &c) != IPC_ERR_UNSUPPORTED) return 1;
+    if (!strstr(ipc_last_error_message(), "tls")) return 2;
+    if (ipc_client_new(argv[1], NULL, &c) != IPC_OK) return 3;
+    int ok = ipc_set(c, "notls", 5, "x", 1, 0) == IPC_OK;
+    ipc_client_free(c);
+    return ok ? 0 : 4;
+}
+C
+check "without TLS: rediss:// is IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
+  "cc -std=c99 -Wall -Werror -o '$tmp/notls' '$tmp/notls.c' -I'$root/include' -L'$small' -lredipc && LD_LIBRARY_PATH='$small' '$tmp/notls' '$REDIS_UNIX_URL'"
+for f in "$prefix/lib/libredipc.so" "$small/libredipc.so"; do
+  echo "size: $f $(stat -L -c %s "$f") bytes ($(strip --strip-unneeded -o "$tmp/s.so" "$f" && stat -c %s "$tmp/s.so") stripped)"
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -147,11 +147,21 @@ def test_url_must_be_str() -> None:
         {"max_value_size": 0},
         {"io_threads": 0},
         {"client_name": ""},
+        {"health_check_interval": 0},  # off: only over a unix socket
+        {"health_check_interval": 0.005},
     ],
 )
 def test_invalid_options(server, options: dict) -> None:
     with pytest.raises(redipc.InvalidArgument):
         redipc.Client(server.tcp_url, **options)
+
+
+def test_health_check_off_over_a_unix_socket(server) -> None:
+    with redipc.Client(server.unix_url, health_check_interval=0) as c:
+        sub = c.subscribe("hc-off")
+        c.publish("hc-off", "x")
+        assert sub.get(timeout=2) is not None
+        sub.close()
 
 
 def test_option_types(server) -> None:

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -217,12 +218,20 @@ async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader, Move
 async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut moved: Moved) -> Error {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    // The health check: a PING once the connection has been quiet for the interval, and
+    // the connection given up when nothing at all arrives within half an interval of it:
+    // a dead socket is found within 1.5 intervals of the last byte. One timer, re-armed
+    // only when it fires (not per message), so an idle subscriber wakes twice per interval
+    // (the timer, the PONG); none with the check off (`Duration::ZERO`, unix sockets).
     let interval = ps.settings.health_check_interval;
-    // Checked 8 times per interval: a PING goes out within [1/2, 5/8] of the interval
-    // after the last byte received, and a socket that answers nothing is given up within
-    // [1, 1.25] intervals of it (plus scheduling delay).
-    let mut ticker = tokio::time::interval(interval / 8);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let checking = !interval.is_zero();
+    let answer_within = interval / 2;
+    let timer = tokio::time::sleep(if checking {
+        interval
+    } else {
+        Duration::from_secs(86_400)
+    });
+    tokio::pin!(timer);
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut incoming: Vec<Incoming> = Vec::new();
@@ -251,25 +260,34 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                     return e;
                 }
             }
-            _ = ticker.tick() => {
+            () = &mut timer, if checking => {
                 let now = Instant::now();
                 if let Some(sent) = ping_sent {
-                    if now.duration_since(sent) >= interval / 2 && now.duration_since(last_rx) >= interval / 2 {
-                        return Error::new(
-                            ErrorKind::Connection,
-                            format!("pub/sub health check: no answer to PING within {:?}", interval / 2),
-                        );
+                    // Anything received since the PING shows the socket is alive.
+                    let due = sent.max(last_rx) + answer_within;
+                    if now < due {
+                        timer.as_mut().reset(due);
+                        continue;
                     }
-                } else if now.duration_since(last_rx) >= interval / 2 {
-                    let ping = redis::cmd("PING").get_packed_command();
-                    ps.settings.counters.bytes_out.fetch_add(ping.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = write_flush(&mut wr, &ping).await {
-                        return Error::new(ErrorKind::Connection, io_error(&e));
-                    }
-                    inflight.push_back(InFlight::Ping);
-                    ps.settings.counters.commands.fetch_add(1, Ordering::Relaxed);
-                    ping_sent = Some(now);
+                    return Error::new(
+                        ErrorKind::Connection,
+                        format!("pub/sub health check: no answer to PING within {answer_within:?}"),
+                    );
                 }
+                let due = last_rx + interval;
+                if now < due {
+                    timer.as_mut().reset(due);
+                    continue;
+                }
+                let ping = redis::cmd("PING").get_packed_command();
+                ps.settings.counters.bytes_out.fetch_add(ping.len() as u64, Ordering::Relaxed);
+                if let Err(e) = write_flush(&mut wr, &ping).await {
+                    return Error::new(ErrorKind::Connection, io_error(&e));
+                }
+                inflight.push_back(InFlight::Ping);
+                ps.settings.counters.commands.fetch_add(1, Ordering::Relaxed);
+                ping_sent = Some(now);
+                timer.as_mut().reset(now + answer_within);
             }
             read = reader.fill(&mut rd) => {
                 match read {
@@ -286,6 +304,7 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                     Err(e) => return e.context("pub/sub connection"),
                 };
                 let mut items = incoming.drain(..);
+                let pinged = ping_sent.is_some();
                 loop {
                     let stop = route_messages(ps, &mut items, &mut pending);
                     pending.flush(shared_len).await;
@@ -296,6 +315,10 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                     }
                 }
                 last_rx = Instant::now();
+                // The PONG came: the next PING is due an interval from now.
+                if checking && pinged && ping_sent.is_none() {
+                    timer.as_mut().reset(last_rx + interval);
+                }
             }
         }
     }

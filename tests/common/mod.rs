@@ -263,6 +263,11 @@ impl SentinelProc {
     /// Start a sentinel monitoring each `(name, master port)` on 127.0.0.1 (quorum 2, a
     /// master is down after 1 s).
     pub fn start(masters: &[(&str, u16)]) -> SentinelProc {
+        Self::start_with(masters, |_| String::new())
+    }
+
+    /// [`SentinelProc::start`] with more config lines (given the sentinel's port).
+    pub fn start_with(masters: &[(&str, u16)], extra: impl Fn(u16) -> String) -> SentinelProc {
         for _ in 0..5 {
             let mut s = SentinelProc {
                 child: None,
@@ -282,6 +287,7 @@ impl SentinelProc {
                      sentinel parallel-syncs {name} 1\n"
                 ));
             }
+            conf.push_str(&extra(s.port));
             std::fs::write(s.dir.path().join("sentinel.conf"), conf).expect("write conf");
             if s.spawn() {
                 return s;
