@@ -1803,10 +1803,12 @@ ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
 IPC_MUST_USE ipc_result ipc_options_set_poll_mode(ipc_options *opts, bool on);
 
 /**
- * How often the idle pub/sub connection is checked with a `PING`, in milliseconds
- * (default 3000; under 10 is refused by `ipc_client_new()`). A connection that does not
- * answer is declared dead within about 1.5 times this: subscriptions get
- * `IPC_EVENT_DISCONNECTED` and the library reconnects.
+ * How long the pub/sub connection may be quiet before it is checked with a `PING`, in
+ * milliseconds (default 3000; 1 to 9 are refused by `ipc_client_new()`). A connection that
+ * does not answer is declared dead within 1.5 times this: subscriptions get
+ * `IPC_EVENT_DISCONNECTED` and the library reconnects. An idle subscriber wakes twice per
+ * interval. 0 turns the check off (no wake-ups at all when idle), only over a unix socket:
+ * with a TCP URL `ipc_client_new()` refuses it (`IPC_ERR_INVALID_ARGUMENT`).
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */
