@@ -9,6 +9,13 @@ Started by bench/run (which builds the programs and starts the server); by hand:
 Every measurement is one process of a bench program (bench/c/bench_*.c,
 bench/py/bench_client.py) printing one JSON line per workload; redis-benchmark is run for
 the server's ceiling where it has the same workload.
+
+The footprint section (issue 18; `--only footprint` runs it alone) reports the stripped
+size of libredipc.so, default build (`make`: profile `dist`, TLS) and minimal build
+(`make PROFILE=dist-small FEATURES=`), beside hiredis's; and, for a C client with one
+subscription left idle (bench/c/idle_*.c), its RSS and its wake-ups (voluntary context
+switches of all its threads) over a window of 10 s (quick: 3 s, smoke: 1 s), read by this
+driver from /proc.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import platform
 import re
 import resource
+import select
 import shutil
 import signal
 import statistics
@@ -106,6 +114,26 @@ TARGETS = [
 ]
 RPC_TARGET = 3.0  # RPC p50 <= 3x GET p50
 
+# ---------------------------------------------------------------------------------------
+# Footprint (issue 18). MB are 10^6 bytes (docs/SIZE.md).
+
+MB = 1_000_000
+# (cargo profile, with TLS, how it is built, title)
+FOOTPRINT_BUILDS = [
+    ("dist", True, "make", "default (`make`: profile `dist`, TLS)"),
+    ("dist-small", False, "make PROFILE=dist-small FEATURES=", "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, no TLS)"),
+]
+SIZE_TARGETS = {"dist": 2.0 * MB, "dist-small": 1.2 * MB}
+IDLE_RSS_TARGET = 3.0 * MB
+IDLE_WINDOW = {"full": 10.0, "quick": 3.0, "smoke": 1.0}
+IDLE_SETTLE = 0.5  # seconds between "subscribed" and the start of the window
+# (key, impl, program, extra arguments, title); all over the unix socket, run side by side.
+IDLE_RUNS = [
+    ("redipc-default", "redipc-c", "idle_redipc", [], "redipc, default options (health check every 3 s)"),
+    ("redipc-hc-off", "redipc-c", "idle_redipc", ["--health-check-ms", "0"], "redipc, health check off"),
+    ("hiredis", "hiredis", "idle_hiredis", [], "hiredis (no health check)"),
+]
+
 
 def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
@@ -122,6 +150,11 @@ class Harness:
         self.skips: dict[tuple[str, str], str] = {}
         self.errors: list[str] = []
         self.notes: list[str] = list(a.note)
+        self.do_throughput = a.only != "footprint"
+        self.do_footprint = a.only != "throughput"
+        self.footprint: dict | None = None
+        self.elapsed = 0.0
+        self.checks: list[dict] = []
         self.pin_client: list[str] = []
         self.pin_server: list[str] = []
         if not a.no_pin and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
@@ -132,7 +165,9 @@ class Harness:
     # -- what can run -------------------------------------------------------------------
 
     def find_impls(self) -> list[str]:
-        out = []
+        out: list[str] = []
+        if not self.do_throughput:
+            return out
         for impl, binary in (("redipc-c", "bench_redipc"), ("hiredis", "bench_hiredis")):
             if (self.build / binary).exists():
                 out.append(impl)
@@ -384,6 +419,239 @@ class Harness:
             log(f"   rpc: {', '.join(times)} s")
         self.elapsed = time.monotonic() - t_start
 
+    # -- footprint (issue 18) ---------------------------------------------------------------
+
+    def run_footprint(self) -> None:
+        t = time.monotonic()
+        fp: dict = dict(libs=[], hiredis=None, idle=dict(window_s=None, settle_s=IDLE_SETTLE, runs=[]), targets=[])
+        self.footprint = fp
+        fdir = self.build / "footprint"
+        shutil.rmtree(fdir, ignore_errors=True)
+        fdir.mkdir(parents=True, exist_ok=True)
+        strip = shutil.which("strip")
+        if not strip:
+            self.notes.append("footprint: `strip` (binutils) is not installed: no library sizes")
+        target_dir = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+        for profile, tls_wanted, how, title in FOOTPRINT_BUILDS:
+            src = target_dir / profile / "libredipc.so"
+            e: dict = dict(build=profile, title=title, how=how, path=str(src), tls_wanted=tls_wanted,
+                           fresh=profile in self.a.footprint_built)
+            fp["libs"].append(e)
+            if not src.exists():
+                e["why"] = f"{src.relative_to(ROOT) if src.is_relative_to(ROOT) else src} is not built (`{how}`)"
+                self.notes.append(f"footprint: {e['why']}: its size is not reported")
+                continue
+            e["bytes"] = src.stat().st_size
+            e["built_at"] = datetime.datetime.fromtimestamp(src.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
+            if not strip:
+                continue
+            dest = fdir / profile / "libredipc.so"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run([strip, "--strip-unneeded", "-o", str(dest), str(src)], capture_output=True, text=True)
+            if r.returncode != 0:
+                self.errors.append(f"footprint: strip {src}: {r.stderr.strip()[-200:]}")
+                continue
+            e["stripped_bytes"] = dest.stat().st_size
+            e["stripped_path"] = str(dest)
+            # rustls leaves its name in the library's strings (panic locations, errors).
+            e["tls"] = b"rustls" in dest.read_bytes()
+            soname = elf_soname(dest)
+            if soname and soname != dest.name:
+                (dest.parent / soname).symlink_to(dest.name)
+        fp["hiredis"] = self.hiredis_lib(fdir, strip)
+        self.run_idle(fp)
+        self.footprint_targets(fp)
+        log(f"   footprint: {time.monotonic() - t:.1f} s")
+
+    def hiredis_lib(self, fdir: Path, strip: str | None) -> dict | None:
+        path = find_hiredis()
+        if not path:
+            self.notes.append("footprint: no libhiredis.so.* found (ldconfig -p, pkg-config hiredis): no hiredis size")
+            return None
+        e: dict = dict(path=str(path), bytes=path.stat().st_size)
+        if strip:
+            dest = fdir / "hiredis" / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run([strip, "--strip-unneeded", "-o", str(dest), str(path)], capture_output=True, text=True)
+            if r.returncode == 0:
+                e["stripped_bytes"] = dest.stat().st_size
+        return e
+
+    def run_idle(self, fp: dict) -> None:
+        window = self.a.idle_window or IDLE_WINDOW[self.mode]
+        fp["idle"]["window_s"] = window
+        # redipc runs against the stripped shipped build when this run built it (LD_LIBRARY_PATH
+        # wins over the programs' RUNPATH); otherwise against the bench's own (release) copy.
+        dist = next((e for e in fp["libs"] if e["build"] == "dist"), None)
+        lib_dir = None
+        if dist and dist.get("fresh") and dist.get("stripped_path"):
+            lib_dir = str(Path(dist["stripped_path"]).parent)
+        else:
+            fp["idle"]["lib_note"] = ("redipc: the bench's own libredipc.so (target/release), not the shipped `dist` "
+                                      "build, which this run did not build")
+        procs: list[tuple[dict, subprocess.Popen]] = []
+        try:
+            for key, impl, prog, extra, title in IDLE_RUNS:
+                exe = self.build / prog
+                run: dict = dict(key=key, impl=impl, title=title, transport="unix", args=extra)
+                fp["idle"]["runs"].append(run)
+                if not exe.exists():
+                    run["why"] = f"{exe} was not built"
+                    self.notes.append(f"footprint: {run['why']}: idle {title} not measured")
+                    continue
+                env = dict(os.environ)
+                if impl == "redipc-c" and lib_dir:
+                    env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+                p = subprocess.Popen([str(exe), "--sock", self.a.sock, *extra], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+                procs.append((run, p))
+            live = []
+            for run, p in procs:
+                line = read_line(p, 30.0)
+                if not line.startswith("READY"):
+                    err = ""
+                    if p.poll() is not None and p.stderr:
+                        err = p.stderr.read()
+                    run["why"] = f"never got ready: {(line + err).strip()[-300:] or 'no output in 30 s'}"
+                    self.errors.append(f"footprint: {run['title']}: {run['why']}")
+                    continue
+                live.append((run, p))
+            if not live:
+                return
+            deadline = time.monotonic() + 10
+            subs = 0
+            while time.monotonic() < deadline:
+                m = re.findall(r"\d+", self.redis_cli("PUBSUB", "NUMSUB", "bench:idle").split("\n", 1)[-1])
+                subs = int(m[-1]) if m else 0
+                if subs >= len(live):
+                    break
+                time.sleep(0.01)
+            if subs < len(live):
+                self.errors.append(f"footprint: {subs} of {len(live)} idle clients subscribed after 10 s")
+            time.sleep(IDLE_SETTLE)
+            before = {run["key"]: proc_snapshot(p.pid) for run, p in live}
+            counters = {k: SwitchCounter(b["tasks"]) for k, b in before.items() if b}
+            t0 = time.monotonic()
+            while (left := t0 + window - time.monotonic()) > 0:
+                time.sleep(min(0.1, left))
+                for run, p in live:
+                    if run["key"] in counters:
+                        counters[run["key"]].sample(task_switches(p.pid))
+            after = {run["key"]: proc_snapshot(p.pid) for run, p in live}
+            elapsed = time.monotonic() - t0
+            for run, p in live:
+                b, a = before[run["key"]], after[run["key"]]
+                if p.poll() is not None or not a or not b:
+                    run["why"] = f"the process ended during the idle window (exit {p.returncode})"
+                    self.errors.append(f"footprint: {run['title']}: {run['why']}")
+                    continue
+                sw = counters[run["key"]].result(a["tasks"])
+                run.update(window_s=round(elapsed, 3), rss_kb=a["VmRSS"], rss_kb_start=b["VmRSS"],
+                           rss_anon_kb=a.get("RssAnon"), rss_file_kb=a.get("RssFile"), hwm_kb=a.get("VmHWM"),
+                           **sw, wakeups_per_s=sw["switches"] / elapsed, lib=a.get("lib"))
+        finally:
+            for _, p in procs:
+                if p.poll() is None:
+                    p.terminate()
+            for _, p in procs:
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                for f in (p.stdout, p.stderr):
+                    if f:
+                        f.close()
+
+    def footprint_targets(self, fp: dict) -> None:
+        checks = fp["targets"]
+
+        def check(text: str, want: float, value: float | None, fmt, why: str = "") -> None:
+            if value is None:
+                checks.append(dict(target=text, want=want, value=None, status="not measured", why=why or "not measured"))
+            else:
+                checks.append(dict(target=text, want=want, value=value, shown=fmt(value),
+                                   status="met" if value <= want else "MISSED"))
+
+        for profile, tls_wanted, how, title in FOOTPRINT_BUILDS:
+            e = next(x for x in fp["libs"] if x["build"] == profile)
+            want = SIZE_TARGETS[profile]
+            text = f"stripped libredipc.so, {title.split(' ', 1)[0]} build ({profile}, {'TLS' if tls_wanted else 'no TLS'}) <= {want / MB:g} MB"
+            value, why = e.get("stripped_bytes"), e.get("why", "")
+            if value is not None and e.get("tls") != tls_wanted:
+                why = (f"target/{profile}/libredipc.so was built {'with' if e['tls'] else 'without'} TLS "
+                       f"(`{how}` builds the one meant)")
+                value = None
+            check(text, want, value, lambda v: f"{v / MB:.2f} MB", why)
+        runs = {r["key"]: r for r in fp["idle"]["runs"]}
+        d, off = runs.get("redipc-default", {}), runs.get("redipc-hc-off", {})
+        rss = d.get("rss_kb")
+        check(f"idle RSS of a C client with one subscription <= {IDLE_RSS_TARGET / MB:g} MB (default options)",
+              IDLE_RSS_TARGET, rss * 1024 if rss is not None else None, lambda v: f"{v / MB:.2f} MB", d.get("why", ""))
+        check("idle wake-ups <= 1/s with default options", 1.0, d.get("wakeups_per_s"),
+              lambda v: f"{v:.2f}/s", d.get("why", ""))
+        check("idle wake-ups 0 with the health check off over a unix socket", 0.0, off.get("wakeups_per_s"),
+              lambda v: f"{v:.2f}/s ({off.get('switches')} in {off.get('window_s', 0):.0f} s)", off.get("why", ""))
+
+    def footprint_text(self) -> str:
+        fp = self.footprint
+        if not fp:
+            return ""
+        out = ["### Footprint (issue 18)\n",
+               "Library size, stripped with `strip --strip-unneeded` (MB: 10^6 bytes):\n",
+               "| build | libredipc.so stripped | unstripped | hiredis stripped | ÷ hiredis | built |",
+               "|---|---|---|---|---|---|"]
+        h = fp.get("hiredis") or {}
+        hb = h.get("stripped_bytes", h.get("bytes"))
+        for e in fp["libs"]:
+            if "stripped_bytes" not in e:
+                out.append(f"| {e['title']} | – | {mb(e.get('bytes'))} | {mb(hb)} | – | {e.get('why', 'not stripped')} |")
+                continue
+            sb = e["stripped_bytes"]
+            built = "in this run" if e["fresh"] else f"before this run ({e['built_at'][:16].replace('T', ' ')} UTC)"
+            if e.get("tls") != e["tls_wanted"]:
+                built += f"; **{'with' if e['tls'] else 'without'} TLS**"
+            times = f"{sb / hb:.0f}×" if hb else "–"
+            out.append(f"| {e['title']} | {mb(sb)} ({sb:,} B) | {mb(e['bytes'])} | {mb(hb)} | {times} | {built} |")
+        if h:
+            out.append(f"\nhiredis: `{h['path']}`, {h['bytes']:,} B as installed.")
+        idle = fp["idle"]
+        out += ["", f"Idle with one subscription (unix socket; {idle['window_s']:g} s window starting "
+                    f"{idle['settle_s']:g} s after the subscription; whole process, every thread):\n",
+                "| client | VmRSS | anon / file | threads | voluntary switches | wake-ups/s | library |",
+                "|---|---|---|---|---|---|---|"]
+        for r in idle["runs"]:
+            if "rss_kb" not in r:
+                out.append(f"| {r['title']} | – | – | – | – | – | not measured: {r.get('why', '')} |")
+                continue
+            af = (f"{r['rss_anon_kb'] * 1024 / MB:.2f} / {r['rss_file_kb'] * 1024 / MB:.2f} MB"
+                  if r.get("rss_anon_kb") is not None and r.get("rss_file_kb") is not None else "–")
+            threads = str(r["threads"])
+            if r.get("threads_ended") or r.get("threads_born"):
+                threads = f"{r['threads_start']} → {r['threads']}"
+                ended = r.get("threads_ended", 0)
+                if ended:
+                    threads += (f" ({', '.join(r.get('ended_names') or [])} ended in the window: "
+                                f"{'a wake-up' if ended == 1 else 'a wake-up each'})")
+            out.append(f"| {r['title']} | {r['rss_kb'] * 1024 / MB:.2f} MB | {af} | {threads} | {r['switches']} "
+                       f"in {r['window_s']:.1f} s | {r['wakeups_per_s']:.2f} | {shorten(r.get('lib'))} |")
+        out.append("\nVmRSS at the end of the window; anon: the process's own memory (heap, stacks), "
+                   "file: the pages of its libraries (libc, libredipc or libhiredis) it maps, shared and clean.")
+        if idle.get("lib_note"):
+            out.append(f"\n{idle['lib_note']}.")
+        if idle["window_s"] and idle["window_s"] < 9:
+            out.append(f"\nA {idle['window_s']:g} s window sees at most a couple of the default health checks "
+                       "(every 3 s, two wake-ups each): the rate with default options is coarse; `bench/run` "
+                       "(full) measures 10 s.")
+        out += ["", "### Targets (issue 18)\n", "| target | measured | status |", "|---|---|---|"]
+        for c in fp["targets"]:
+            status = c["status"] if c["status"] != "not measured" else f"not measured: {c.get('why', '')}"
+            out.append(f"| {c['target']} | {c.get('shown', '–')} | {status} |")
+        missed = sum(1 for c in fp["targets"] if c["status"] == "MISSED")
+        met = sum(1 for c in fp["targets"] if c["status"] == "met")
+        out.append(f"\n{met} met, {missed} missed, {len(fp['targets']) - met - missed} not measured.")
+        return "\n".join(out)
+
     # -- summary --------------------------------------------------------------------------
 
     def summarize(self) -> dict:
@@ -420,6 +688,9 @@ class Harness:
                                            cpu_ratio=(p["cpu_us_per_op"] / m["cpu_us_per_op"])
                                            if m.get("cpu_us_per_op") and p.get("cpu_us_per_op") else None))
         self.ratios = ratios
+        if not self.do_throughput:
+            self.checks = []
+            return summary
         # targets
         checks: list[dict] = []
         for lang, labels, peer, want, text in TARGETS:
@@ -547,21 +818,29 @@ class Harness:
             host=platform.node(), cpu=cpu_model(), cpus=os.cpu_count(), kernel=platform.release(),
             redis=self.a.redis_version, git=git_rev(), pinned=bool(self.pin_client),
             loadavg=os.getloadavg(), impls=self.impls, versions=versions(self.a.python),
+            only=self.a.only or None,
         )
         doc = dict(meta=meta, workloads=WORKLOADS, summary=list(self.summary.values()), ratios=self.ratios,
                    targets=self.checks, skipped=[dict(impl=i, label=l, why=w) for (i, l), w in sorted(self.skips.items())],
-                   notes=self.notes, errors=self.errors, runs=self.runs)
+                   notes=self.notes, errors=self.errors, runs=self.runs, footprint=self.footprint)
         (outdir / f"{prefix}.json").write_text(json.dumps(doc, indent=1) + "\n")
-        md = [f"Run of {meta['date']}: `bench/run{'' if self.mode == 'full' else ' --' + self.mode}`, "
-              f"{self.reps} repetitions, {meta['cpus']} CPUs ({meta['cpu']}), Redis {meta['redis']}, "
-              f"git {meta['git']}, load average at the end {meta['loadavg'][0]:.2f}.\n",
-              self.tables(), "", self.targets_text()]
+        cmd = "bench/run" + ("" if self.mode == "full" else " --" + self.mode) + (f" --only {meta['only']}" if meta.get("only") else "")
+        md = [f"Run of {meta['date']}: `{cmd}`, "
+              f"{f'{self.reps} repetitions, ' if self.do_throughput else ''}{meta['cpus']} CPUs ({meta['cpu']}), Redis {meta['redis']}, "
+              f"git {meta['git']}, load average at the end {meta['loadavg'][0]:.2f}.\n"]
+        if self.do_throughput:
+            md += [self.tables(), "", self.targets_text()]
+        if self.footprint:
+            md += ([""] if self.do_throughput else []) + [self.footprint_text()]
         sk = self.skipped_text()
         if sk:
             md += ["", "### Skipped, notes and errors\n", sk]
         (outdir / f"{prefix}.md").write_text("\n".join(md) + "\n")
-        self.chart(outdir / f"{prefix}.png", meta)
-        log(f"wrote {outdir / (prefix + '.json')}, .md, .png")
+        if self.do_throughput:
+            self.chart(outdir / f"{prefix}.png", meta)
+            log(f"wrote {outdir / (prefix + '.json')}, .md, .png")
+        else:
+            log(f"wrote {outdir / (prefix + '.json')}, .md")
 
     def chart(self, path: Path, meta: dict) -> None:
         try:
@@ -617,6 +896,137 @@ class Harness:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def mb(n: float | None) -> str:
+    return "–" if n is None else f"{n / MB:.2f} MB"
+
+
+def shorten(path: str | None) -> str:
+    if not path:
+        return "–"
+    try:
+        return str(Path(path).relative_to(ROOT))
+    except ValueError:
+        return path
+
+
+def elf_soname(lib: Path) -> str | None:
+    r = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True)
+    m = re.search(r"Library soname: \[(.*?)\]", r.stdout)
+    return m.group(1) if m else None
+
+
+def find_hiredis() -> Path | None:
+    """The installed libhiredis.so.VERSION (what the linker gives a program: ldconfig's
+    cache, else pkg-config's libdir)."""
+    try:
+        r = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            m = re.match(r"\s*(libhiredis\.so\.\S+) .*=> (\S+)", line)
+            if m and (platform.machine() != "x86_64" or "x86-64" in line):
+                return Path(os.path.realpath(m.group(2)))
+    except OSError:
+        pass
+    try:
+        r = subprocess.run(["pkg-config", "--variable=libdir", "hiredis"], capture_output=True, text=True)
+        libdir = r.stdout.strip()
+    except OSError:
+        libdir = ""
+    if libdir:
+        for cand in sorted(Path(libdir).glob("libhiredis.so*")):
+            return Path(os.path.realpath(cand))
+    return None
+
+
+def proc_snapshot(pid: int) -> dict | None:
+    """VmRSS (kB) and friends of process `pid`, its thread count, the voluntary and
+    involuntary context switches summed over all its threads, and the libredipc it maps."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    snap: dict = {}
+    for line in status.splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            snap[k] = int(v.split()[0])
+    if "VmRSS" not in snap:
+        return None
+    tasks = task_switches(pid)
+    if tasks is None:
+        return None
+    snap["tasks"] = tasks
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            parts = line.split(None, 5)
+            if len(parts) == 6 and ("libredipc.so" in parts[5] or "libhiredis.so" in parts[5]):
+                snap["lib"] = parts[5].strip()
+                break
+    except OSError:
+        pass
+    return snap
+
+
+def task_switches(pid: int) -> dict[str, tuple[int, int, str]] | None:
+    """Thread id -> (voluntary, involuntary context switches, name), for every thread of `pid`."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    out = {}
+    for tid in tids:
+        try:
+            st = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue  # a thread that just ended
+        vol = nonvol = 0
+        name = ""
+        for line in st.splitlines():
+            if line.startswith("Name:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("voluntary_ctxt_switches:"):
+                vol = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                nonvol = int(line.split()[1])
+        out[tid] = (vol, nonvol, name)
+    return out
+
+
+class SwitchCounter:
+    """Context switches of a process's threads over a window, sampled (every 0.1 s) so that a
+    thread ending inside the window keeps what it had: its count up to the last sample, plus
+    one for the wake-up that ended it (/proc forgets a thread once it is gone). Threads born in
+    the window count from 0."""
+
+    def __init__(self, first: dict[str, tuple[int, int, str]]) -> None:
+        self.first = dict(first)
+        self.last = dict(first)
+
+    def sample(self, tasks: dict[str, tuple[int, int, str]] | None) -> None:
+        if tasks:
+            self.last.update(tasks)
+
+    def result(self, final: dict[str, tuple[int, int, str]]) -> dict:
+        self.sample(final)
+        ended = [t for t in self.last if t not in final]
+        born = [t for t in final if t not in self.first]
+        zero = (0, 0, "")
+        vol = sum(v - self.first.get(t, zero)[0] for t, (v, _, _) in self.last.items()) + len(ended)
+        nonvol = sum(n - self.first.get(t, zero)[1] for t, (_, n, _) in self.last.items())
+        per_thread = {f"{t} {name}": v - self.first.get(t, zero)[0] + (t in ended)
+                      for t, (v, _, name) in self.last.items()}
+        return dict(switches=vol, involuntary=nonvol, threads_start=len(self.first), threads=len(final),
+                    threads_ended=len(ended), threads_born=len(born),
+                    ended_names=[self.last[t][2] for t in ended], born_names=[final[t][2] for t in born],
+                    per_thread={k: v for k, v in per_thread.items() if v})
+
+
+def read_line(p: subprocess.Popen, timeout: float) -> str:
+    """One line of `p`'s stdout, or "" at its end or after `timeout` seconds."""
+    assert p.stdout is not None
+    ready, _, _ = select.select([p.stdout], [], [], timeout)
+    return p.stdout.readline() if ready else ""
 
 
 def rotate(xs: list[str], k: int) -> list[str]:
@@ -677,11 +1087,17 @@ def replot(a: argparse.Namespace) -> int:
     h.runs, h.notes, h.errors = doc["runs"], doc["notes"], doc["errors"]
     h.skips = {(s["impl"], s["label"]): s["why"] for s in doc["skipped"]}
     h.impls, h.pin_client, h.elapsed = meta["impls"], meta["pinned"], meta["elapsed_s"]
+    h.do_throughput = meta.get("only") != "footprint"
+    h.footprint = doc.get("footprint")
     h.summarize()
     h.write(meta)
-    print(h.tables())
-    print()
-    print(h.targets_text())
+    if h.do_throughput:
+        print(h.tables())
+        print()
+        print(h.targets_text())
+    if h.footprint:
+        print()
+        print(h.footprint_text())
     return 0
 
 
@@ -702,21 +1118,37 @@ def main() -> int:
     p.add_argument("--no-pin", action="store_true", help="do not pin server and client to different cores")
     p.add_argument("--redis-version", default="?")
     p.add_argument("--note", action="append", default=[], help="a note for the report (repeatable)")
+    p.add_argument("--only", choices=["footprint", "throughput"], default="",
+                   help="run only the footprint section (issue 18) or only the throughput workloads")
+    p.add_argument("--footprint-built", action="append", default=[], metavar="PROFILE",
+                   help="target/PROFILE/libredipc.so was built by this run (repeatable; bench/run says so)")
+    p.add_argument("--idle-window", type=float, default=0.0,
+                   help="seconds of the idle footprint window (default: full 10, quick 3, smoke 1)")
     a = p.parse_args()
     if a.from_json:
         return replot(a)
     if not (a.build and a.sock and a.port):
         p.error("--build, --sock and --port are needed (or --from-json)")
     h = Harness(a)
-    log(f"implementations: {', '.join(h.impls)}; mode {a.mode}, {h.reps} repetitions; "
-        f"pinning {'server→cpu0, clients→cpu1' if h.pin_client else 'off'}")
-    h.schedule()
+    if h.do_throughput:
+        log(f"implementations: {', '.join(h.impls)}; mode {a.mode}, {h.reps} repetitions; "
+            f"pinning {'server→cpu0, clients→cpu1' if h.pin_client else 'off'}")
+    t_start = time.monotonic()
+    if h.do_footprint:
+        h.run_footprint()
+    if h.do_throughput:
+        h.schedule()
+    h.elapsed = time.monotonic() - t_start
     h.summarize()
     h.write()
-    print()
-    print(h.tables())
-    print()
-    print(h.targets_text())
+    if h.do_throughput:
+        print()
+        print(h.tables())
+        print()
+        print(h.targets_text())
+    if h.footprint:
+        print()
+        print(h.footprint_text())
     sk = h.skipped_text()
     if sk:
         print("\n### Skipped, notes and errors\n")

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the C bench programs into OUT (default bench/build): bench_redipc (links
-# target/release/libredipc.so) and bench_hiredis (Debian's libhiredis-dev), with
+# target/release/libredipc.so) and bench_hiredis (Debian's libhiredis-dev), and the idle
+# footprint programs idle_redipc and idle_hiredis (issue 18; bench/c/idle.h), with
 #   -O2 -Wall -Wextra -Werror.
+# The redipc programs find the library through a RUNPATH (OUT/lib), which LD_LIBRARY_PATH
+# overrides: the harness runs idle_redipc against the stripped shipped build that way.
 # A workload that needs a newer part of the C API is compiled in only when
 # include/redipc.h declares its function; OUT/notes.txt lists what was left out and why.
 set -uo pipefail
@@ -19,9 +22,13 @@ if [ -f /usr/include/hiredis/hiredis.h ]; then
     echo "bench_hiredis: does not compile" >&2
     status=1
   fi
+  if ! $CC "${CFLAGS[@]}" -o "$OUT/idle_hiredis" bench/c/idle_hiredis.c -lhiredis; then
+    echo "idle_hiredis: does not compile" >&2
+    status=1
+  fi
 else
   echo "hiredis: libhiredis-dev is not installed; the hiredis C bench is skipped" >> "$OUT/notes.txt"
-  rm -f "$OUT/bench_hiredis"
+  rm -f "$OUT/bench_hiredis" "$OUT/idle_hiredis"
 fi
 
 # redipc: the optional workloads, each FEATURE:SYMBOL:FILE
@@ -58,6 +65,11 @@ if [ -f target/release/libredipc.so ]; then
   if ! $CC "${CFLAGS[@]}" "${defs[@]}" -o "$OUT/bench_redipc" bench/c/bench_redipc.c "${objs[@]}" \
       -L"$libdir" -Wl,-rpath,"$libdir" -lredipc -lpthread; then
     echo "bench_redipc: does not compile" >&2
+    status=1
+  fi
+  if ! $CC "${CFLAGS[@]}" -o "$OUT/idle_redipc" bench/c/idle_redipc.c \
+      -L"$libdir" -Wl,--enable-new-dtags,-rpath,"$libdir" -lredipc; then
+    echo "idle_redipc: does not compile" >&2
     status=1
   fi
 else
