@@ -710,6 +710,49 @@ static void *blpop_forever(void *arg) {
     return NULL;
 }
 
+/* An ACL user limited to some keys and channels: a command outside its rights is
+ * IPC_ERR_SERVER with the code NOPERM, the client goes on; the password never shows. */
+static void test_acl_user(ipc_client *admin, const char *url) {
+    char user[64], pattern[80], channels[80], key[80], pass[64];
+    snprintf(user, sizeof user, "apitest-acl-%d", (int)getpid());
+    snprintf(pass, sizeof pass, "Acl-Pa55-%d", (int)getpid());
+    snprintf(pattern, sizeof pattern, "~%s:*", user);
+    snprintf(channels, sizeof channels, "&%s:*", user);
+    snprintf(key, sizeof key, "%s:k", user);
+    char pw_arg[80];
+    snprintf(pw_arg, sizeof pw_arg, ">%s", pass);
+    const char *setuser[] = {"ACL", "SETUSER", user, "on", pw_arg, pattern, channels, "+@all"};
+    ipc_reply *r = NULL;
+    CHECK_OK(ipc_command(admin, setuser, NULL, 8, &r));
+    ipc_reply_free(r);
+    ipc_options *o = NULL;
+    CHECK_OK(ipc_options_new(&o));
+    CHECK_OK(ipc_options_set_username(o, user));
+    CHECK_OK(ipc_options_set_password(o, pass));
+    ipc_client *c = NULL;
+    CHECK_OK(ipc_client_new(url, o, &c));
+    ipc_options_free(o);
+    if (c) {
+        CHECK_OK(ipc_set(c, key, strlen(key), "v", 1, 0));
+        CHECK_RC(ipc_set(c, "apitest:forbidden", 17, "v", 1, 0), IPC_ERR_SERVER);
+        CHECK(strcmp(ipc_last_error_code(), "NOPERM") == 0);
+        CHECK(strstr(ipc_last_error_message(), pass) == NULL);
+        char *buf = NULL;
+        size_t len = 0;
+        bool found = false;
+        CHECK_OK(ipc_get(c, key, strlen(key), &buf, &len, &found));
+        CHECK(found && len == 1);
+        ipc_buf_free(buf, len);
+        ipc_client_free(c);
+    }
+    const char *deluser[] = {"ACL", "DELUSER", user};
+    CHECK_OK(ipc_command(admin, deluser, NULL, 3, &r));
+    ipc_reply_free(r);
+    const char *del[] = {"DEL", key};
+    CHECK_OK(ipc_command(admin, del, NULL, 2, &r));
+    ipc_reply_free(r);
+}
+
 static void test_close_ends_a_call_in_flight(const char *url) {
     struct blocked_call b = {NULL, 0, -1};
     pthread_t t;
@@ -755,6 +798,7 @@ int main(int argc, char **argv) {
     test_value_limit(url);
     test_timeout_and_close(url);
     test_close_ends_a_call_in_flight(url);
+    test_acl_user(c, url);
     ipc_client_free(c);
     return check_summary();
 }
