@@ -302,6 +302,7 @@ pub(crate) async fn watch(
     let mut attempt: u32 = 0;
     loop {
         let Some(s) = sentinel.upgrade() else { return };
+        let started = Instant::now();
         let followed = tokio::select! {
             r = follow(&s, poll) => r,
             _ = shutdown.wait_for(|closed| *closed) => return,
@@ -310,8 +311,11 @@ pub(crate) async fn watch(
         if let Err(e) = followed {
             log::debug!(target: LOG_TARGET, "sentinel subscription: {}", e.text());
         }
-        // 100 ms doubling to 2 s (never reset: a sentinel that keeps failing is not
-        // hammered; the address is also asked for on every reconnect).
+        // 100 ms doubling to 2 s while the sentinels keep failing (the address is also
+        // asked for on every reconnect); a subscription that held for a while starts over.
+        if started.elapsed() > poll.saturating_mul(2) {
+            attempt = 0;
+        }
         let pause = Duration::from_millis(100 << attempt.min(4)).min(Duration::from_secs(2));
         attempt = attempt.saturating_add(1);
         tokio::select! {
