@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,50 +25,25 @@ fn fake_server_with(
     on_get: fn(&mut TcpStream),
     on_subscribe: fn(&mut TcpStream),
 ) -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("redis://{}", listener.local_addr().unwrap());
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { continue };
-            if d.load(Ordering::SeqCst) {
-                return;
+    let (port, done) = common::serve_commands(move |_, cmd, s| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let reply: &[u8] = match name.as_str() {
+            "HELLO" => b"%1\r\n+server\r\n+fake\r\n",
+            "CONFIG" => b"*0\r\n",
+            "GET" => {
+                on_get(s);
+                return false;
             }
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = s.read(&mut chunk) else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    for cmd in common::commands(&mut buf) {
-                        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
-                        let reply: &[u8] = match name.as_str() {
-                            "HELLO" => b"%1\r\n+server\r\n+fake\r\n",
-                            "CONFIG" => b"*0\r\n",
-                            "GET" => {
-                                on_get(&mut s);
-                                return;
-                            }
-                            "SUBSCRIBE" => {
-                                on_subscribe(&mut s);
-                                return;
-                            }
-                            "PING" => b"+PONG\r\n",
-                            _ => b"+OK\r\n",
-                        };
-                        if s.write_all(reply).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
+            "SUBSCRIBE" => {
+                on_subscribe(s);
+                return false;
+            }
+            "PING" => b"+PONG\r\n",
+            _ => b"+OK\r\n",
+        };
+        s.write_all(reply).is_ok()
     });
-    (url, done)
+    (format!("redis://127.0.0.1:{port}"), done)
 }
 
 /// Keep writing filler after a header, as fast as the client reads.

@@ -154,11 +154,7 @@ impl Sentinel {
         for cmd in more {
             out.extend(cmd.get_packed_command());
         }
-        let written = async {
-            io.write_all(&out).await?;
-            io.flush().await
-        };
-        written.await.map_err(|e| conn_error(e).context(&what))?;
+        send(&mut io, &out).await.map_err(|e| e.context(&what))?;
         Ok((io, what))
     }
 
@@ -330,6 +326,7 @@ async fn follow(s: &Sentinel, poll: Duration) -> Result<()> {
     let mut sub = redis::cmd("SUBSCRIBE");
     sub.arg("+switch-master");
     let ask = s.ask_cmd();
+    let ask_bytes = ask.get_packed_command();
     let mut why = String::from("no sentinel");
     let mut opened = None;
     for addr in s.list() {
@@ -370,8 +367,7 @@ async fn follow(s: &Sentinel, poll: Duration) -> Result<()> {
                                 && let Some(new) = switch_master(&m.payload, &s.master)
                             {
                                 log::debug!(target: LOG_TARGET, "+switch-master {} to {}:{}", s.master, new.0, new.1);
-                                io.write_all(&ask.get_packed_command()).await.map_err(conn_error)?;
-                                io.flush().await.map_err(conn_error)?;
+                                send(&mut io, &ask_bytes).await?;
                                 asked.push_back(Instant::now());
                             }
                         }
@@ -396,12 +392,17 @@ async fn follow(s: &Sentinel, poll: Duration) -> Result<()> {
                     }
                     continue;
                 }
-                io.write_all(&ask.get_packed_command()).await.map_err(conn_error)?;
-                io.flush().await.map_err(conn_error)?;
+                send(&mut io, &ask_bytes).await?;
                 asked.push_back(Instant::now());
             }
         }
     }
+}
+
+/// Write `bytes` to a sentinel connection and flush them (TLS keeps them until flushed).
+async fn send(io: &mut Box<dyn Io>, bytes: &[u8]) -> Result<()> {
+    io.write_all(bytes).await.map_err(conn_error)?;
+    io.flush().await.map_err(conn_error)
 }
 
 fn conn_error(e: std::io::Error) -> Error {

@@ -154,15 +154,7 @@ impl Server {
 
     /// Run a command on a fresh plain connection; `None` if it cannot be run.
     pub fn try_cmd(&self, args: &[&str]) -> Option<redis::Value> {
-        let client = redis::Client::open(self.tcp_url()).ok()?;
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()?;
-        let mut c = redis::cmd(args[0]);
-        for a in &args[1..] {
-            c.arg(*a);
-        }
-        c.query(&mut conn).ok()
+        try_cmd_at(self.port, args)
     }
 
     /// SIGKILL the server and wait for it to exit.
@@ -251,6 +243,20 @@ pub fn spawn_child(name: &str, env: &str, url: &str, capture: bool) -> Child {
         .unwrap()
 }
 
+/// A command on a fresh plain connection to 127.0.0.1:`port` (not through redipc); `None`
+/// if it cannot be run.
+pub fn try_cmd_at(port: u16, args: &[&str]) -> Option<redis::Value> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(&mut conn).ok()
+}
+
 /// A sentinel process (`redis-server CONF --sentinel`) on a free port, with its config in a
 /// temporary directory (sentinels rewrite it).
 pub struct SentinelProc {
@@ -324,15 +330,7 @@ impl SentinelProc {
 
     /// A command on a fresh connection to this sentinel; `None` if it cannot be run.
     pub fn try_cmd(&self, args: &[&str]) -> Option<redis::Value> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).ok()?;
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()?;
-        let mut c = redis::cmd(args[0]);
-        for a in &args[1..] {
-            c.arg(*a);
-        }
-        c.query(&mut conn).ok()
+        try_cmd_at(self.port, args)
     }
 
     /// The port of the master `name` as this sentinel sees it.
@@ -421,21 +419,28 @@ pub fn commands(buf: &mut Vec<u8>) -> Vec<Vec<Vec<u8>>> {
     out
 }
 
-/// A scripted fake server on a free port of 127.0.0.1 (for what a real one cannot be made
-/// to do): each connection gets a number (1, 2, ...) and every complete command is answered
-/// with `answer(connection, command)`'s bytes (`None`: close the connection). Returns the
-/// port.
-pub fn scripted_server(
-    answer: impl Fn(usize, &[Vec<u8>]) -> Option<Vec<u8>> + Send + Sync + 'static,
-) -> u16 {
-    use std::io::{Read, Write};
+/// A fake server on a free port of 127.0.0.1 (for what a real one cannot be made to do):
+/// each connection gets a number (1, 2, ...), and every complete command is given to
+/// `handle(connection, command, socket)`, which writes the reply itself and returns
+/// whether to go on with this connection. Returns the port, and a flag that, once set,
+/// makes the server close every connection it accepts from then on.
+pub fn serve_commands(
+    handle: impl Fn(usize, &[Vec<u8>], &mut std::net::TcpStream) -> bool + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let answer = std::sync::Arc::new(answer);
+    let handle = std::sync::Arc::new(handle);
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let d = done.clone();
     std::thread::spawn(move || {
         for (i, conn) in listener.incoming().enumerate() {
             let Ok(mut s) = conn else { continue };
-            let answer = answer.clone();
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+            let handle = handle.clone();
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -446,10 +451,7 @@ pub fn scripted_server(
                     }
                     buf.extend_from_slice(&chunk[..n]);
                     for cmd in commands(&mut buf) {
-                        let Some(reply) = answer(i + 1, &cmd) else {
-                            return;
-                        };
-                        if s.write_all(&reply).is_err() {
+                        if !handle(i + 1, &cmd, &mut s) {
                             return;
                         }
                     }
@@ -457,5 +459,17 @@ pub fn scripted_server(
             });
         }
     });
-    port
+    (port, done)
+}
+
+/// [`serve_commands`] answering each command with `answer(connection, command)`'s bytes
+/// (`None`: close the connection). Returns the port.
+pub fn scripted_server(
+    answer: impl Fn(usize, &[Vec<u8>]) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> u16 {
+    use std::io::Write;
+    serve_commands(move |conn, cmd, s| {
+        answer(conn, cmd).is_some_and(|reply| s.write_all(&reply).is_ok())
+    })
+    .0
 }
