@@ -274,3 +274,87 @@ impl LockGuard {
         self.wait(self.inner.extend(ttl))
     }
 }
+
+impl Client {
+    /// See [`crate::Client::rate_limiter`].
+    pub fn rate_limiter(
+        &self,
+        name: impl AsRef<[u8]>,
+        rate: f64,
+        per: Duration,
+        burst: Option<u64>,
+    ) -> Result<RateLimiter> {
+        Ok(self.wrap(self.inner.rate_limiter(name, rate, per, burst)?))
+    }
+
+    /// See [`crate::Client::semaphore`].
+    pub fn semaphore(
+        &self,
+        name: impl AsRef<[u8]>,
+        permits: u64,
+        lease: Duration,
+    ) -> Result<Semaphore> {
+        Ok(self.wrap(self.inner.semaphore(name, permits, lease)?))
+    }
+}
+
+impl Batch {
+    /// See [`crate::Batch::add_script`].
+    pub fn add_script(
+        &mut self,
+        script: &crate::Script,
+        keys: &[impl AsRef<[u8]>],
+        args: &[impl AsRef<[u8]>],
+    ) -> Result<&mut Self> {
+        self.inner.add_script(script, keys, args)?;
+        Ok(self)
+    }
+}
+
+/// A rate limiter of the blocking client; see [`crate::RateLimiter`].
+pub type RateLimiter = Blocking<crate::RateLimiter>;
+
+impl RateLimiter {
+    /// See [`crate::RateLimiter::acquire`]: `None` when taken, else how long to wait.
+    pub fn acquire(&self, n: u64) -> Result<Option<Duration>> {
+        self.wait(self.inner.acquire(n))
+    }
+    /// See [`crate::RateLimiter::acquire_wait`].
+    pub fn acquire_wait(&self, n: u64, timeout: Option<Duration>) -> Result<bool> {
+        self.wait(self.inner.acquire_wait(n, timeout))
+    }
+}
+
+/// A semaphore of the blocking client; see [`crate::Semaphore`].
+pub type Semaphore = Blocking<crate::Semaphore>;
+
+impl Semaphore {
+    /// See [`crate::Semaphore::acquire`]; the permit comes back as a blocking one
+    /// (dropping it releases it before `drop` returns).
+    pub fn acquire(&self, wait: Option<Duration>) -> Result<Permit> {
+        let p = self.wait(self.inner.acquire(wait))?;
+        Ok(Blocking {
+            inner: p,
+            rt: self.rt.clone(),
+        })
+    }
+    /// See [`crate::Semaphore::held`].
+    pub fn held(&self) -> Result<u64> {
+        self.wait(self.inner.held())
+    }
+}
+
+/// A held permit of the blocking client; see [`crate::Permit`].
+pub type Permit = Blocking<crate::Permit>;
+
+impl Permit {
+    /// See [`crate::Permit::release`].
+    pub fn release(self) -> Result<bool> {
+        let rt = self.rt.clone();
+        runtime::block_on(&rt, self.inner.release())?
+    }
+    /// See [`crate::Permit::extend`].
+    pub fn extend(&self, lease: Duration) -> Result<bool> {
+        self.wait(self.inner.extend(lease))
+    }
+}

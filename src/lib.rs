@@ -47,7 +47,11 @@ pub use patterns::lock::{LockGuard, LockOptions};
 pub use patterns::queue::{
     DeadLetter, Protocol, QueueCounts, Request, RequestHandler, Worker, WorkerOptions, WorkerStats,
 };
+pub use patterns::ratelimit::RateLimiter;
+pub use patterns::registry::Instance;
 pub use patterns::rpc::{CallOptions, RpcHandler, RpcServer};
+pub use patterns::script::Script;
+pub use patterns::semaphore::{Permit, Semaphore};
 pub use patterns::state::{
     EventHandler, FieldHandler, HashWatcher, HashWrite, TimestampFormat, WatchOptions,
 };

@@ -6,6 +6,7 @@
 use crate::client::{Client, describe};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::wire::Wire;
+use crate::patterns::script::Script;
 use crate::reply::{Reply, ServerError};
 
 /// Commands sent together: a pipeline, or with [`atomic`](Batch::is_atomic) a
@@ -17,6 +18,9 @@ pub struct Batch {
     client: Client,
     pipe: redis::Pipeline,
     atomic: bool,
+    /// Scripts queued as `EVALSHA` (non-atomic batches): their index and `EVAL` form, sent
+    /// after the batch in place of any that the server answered `NOSCRIPT`.
+    by_sha: Vec<(usize, redis::Cmd)>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -38,12 +42,42 @@ impl Batch {
             client,
             pipe,
             atomic,
+            by_sha: Vec::new(),
         }
     }
 
     /// Queue a command (checked now: an empty command or an oversized value is an error).
     pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
         self.pipe.add_command(self.client.build(args)?);
+        Ok(self)
+    }
+
+    /// Queue a run of `script` (see [`Client::run_script`]). In a pipeline a script the
+    /// client ran before goes as `EVALSHA`; one the server answers `NOSCRIPT` (it restarted
+    /// or flushed its scripts) is sent again as `EVAL` right after the pipeline, so it runs
+    /// after the pipeline's later commands in that case. An atomic batch sends the source
+    /// (`EVAL`): a transaction cannot run a part again.
+    pub fn add_script(
+        &mut self,
+        script: &Script,
+        keys: &[impl AsRef<[u8]>],
+        args: &[impl AsRef<[u8]>],
+    ) -> Result<&mut Self> {
+        let numkeys = keys.len().to_string();
+        let by_sha = !self.atomic && script.loaded();
+        let cmd = self
+            .client
+            .build(&script.args(by_sha, numkeys.as_bytes(), keys, args))?;
+        if by_sha {
+            let eval = self
+                .client
+                .build(&script.args(false, numkeys.as_bytes(), keys, args))?;
+            self.by_sha.push((self.pipe.len(), eval));
+        } else {
+            // Loaded by this run: later batches may use the SHA.
+            script.set_loaded(true);
+        }
+        self.pipe.add_command(cmd);
         Ok(self)
     }
 
@@ -65,6 +99,7 @@ impl Batch {
     /// Forget the queued commands.
     pub fn clear(&mut self) {
         self.pipe.clear();
+        self.by_sha.clear();
     }
 
     /// What the `i`th command is, for messages (worked out only when one is needed).
@@ -108,8 +143,9 @@ impl Batch {
         let timer = self.client.counters().start();
         let vals = self.client.conn().send_pipeline(&self.pipe).await;
         timer.finish(&vals);
-        let vals = vals.map_err(|e| e.context(self.what()))?;
+        let mut vals = vals.map_err(|e| e.context(self.what()))?;
         if !self.atomic {
+            self.resend_noscript(&mut vals).await?;
             return Ok(vals);
         }
         match exec_result(vals, self)? {
@@ -117,6 +153,35 @@ impl Batch {
             // Cannot happen on the shared connection (it never WATCHes).
             None => Err(Error::new(ErrorKind::Watch, "EXEC aborted")),
         }
+    }
+}
+
+impl Batch {
+    /// Scripts sent by SHA that the server did not know: send them again as `EVAL`, and
+    /// put their replies in their slots.
+    async fn resend_noscript(&self, vals: &mut [Reply]) -> Result<()> {
+        let missing: Vec<&(usize, redis::Cmd)> = self
+            .by_sha
+            .iter()
+            .filter(|(i, _)| matches!(vals.get(*i), Some(Reply::Error(e)) if e.code == "NOSCRIPT"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::Pipeline::with_capacity(missing.len());
+        for (_, cmd) in &missing {
+            pipe.add_command((*cmd).clone());
+        }
+        let again = self
+            .client
+            .conn()
+            .send_pipeline(&pipe)
+            .await
+            .map_err(|e| e.context(self.what()))?;
+        for ((i, _), r) in missing.into_iter().zip(again) {
+            vals[*i] = r;
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 //! library sets the key. Writers that bypass the library (a plain `SET` from another client)
 //! are noticed by a slow fallback check once a second, not by busy polling.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::patterns::script::Script;
 
 /// How often `cache_wait` looks at the key without a notification (for writes that do not
 /// go through this library).
@@ -20,14 +22,18 @@ const FALLBACK_CHECK: Duration = Duration::from_secs(1);
 
 /// SET with an optional PX, then PUBLISH the key. KEYS: key. ARGV: value, ttl ms (0: none),
 /// channel, user key.
-const CACHE_SET: &str = r"
+static CACHE_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if ARGV[2] == '0' then
   redis.call('SET', KEYS[1], ARGV[1])
 else
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1";
+return 1",
+    )
+});
 
 impl Client {
     fn cache_key(&self, key: &[u8]) -> Result<Vec<u8>> {
@@ -64,16 +70,7 @@ client_methods! {
             None => "0".to_string(),
         };
         let chan = self.cache_channel(key);
-        self.command(&[
-            b"EVAL".as_slice(),
-            CACHE_SET.as_bytes(),
-            b"1",
-            &k,
-            value.as_ref(),
-            ms.as_bytes(),
-            &chan,
-            key,
-        ])
+        self.run_script(&CACHE_SET, &[&k], &[value.as_ref(), ms.as_bytes(), &chan, key])
         .await
         .map(|_| ())
     }

@@ -6,8 +6,8 @@
 //! scripts; a release publishes on `{prefix}lock-released:NAME`, which wakes waiters at once
 //! (they also retry when the holder's TTL runs out).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,29 +15,42 @@ use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
+use crate::patterns::script::Script;
 
 /// KEYS: lock, fence. ARGV: owner, ttl ms. Returns the token, or the holder's PTTL negated.
-const ACQUIRE: &str = r"
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, redis.call('INCR', KEYS[2])}
 end
-return {0, redis.call('PTTL', KEYS[1])}";
+return {0, redis.call('PTTL', KEYS[1])}",
+    )
+});
 
 /// KEYS: lock. ARGV: owner, channel. Deletes only if still the owner.
-const RELEASE: &str = r"
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], '1')
   return 1
 end
-return 0";
+return 0",
+    )
+});
 
 /// KEYS: lock. ARGV: owner, ttl ms.
-const EXTEND: &str = r"
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 0";
+return 0",
+    )
+});
 
 /// Options of [`Client::lock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,14 +140,7 @@ impl LockGuard {
         let chan = self.client.lock_channel(&self.name);
         let r = self
             .client
-            .command(&[
-                b"EVAL".as_slice(),
-                RELEASE.as_bytes(),
-                b"1",
-                &key,
-                self.owner.as_bytes(),
-                &chan,
-            ])
+            .run_script(&RELEASE, &[&key], &[self.owner.as_bytes(), &chan])
             .await?;
         Ok(r.into_int()? == 1)
     }
@@ -160,14 +166,7 @@ impl Drop for LockGuard {
         self.client.runtime_handle().run_or_spawn(async move {
             if let (Ok(key), chan) = (client.lock_key(&name), client.lock_channel(&name)) {
                 let _ = client
-                    .command(&[
-                        b"EVAL".as_slice(),
-                        RELEASE.as_bytes(),
-                        b"1",
-                        &key,
-                        owner.as_bytes(),
-                        &chan,
-                    ])
+                    .run_script(&RELEASE, &[&key], &[owner.as_bytes(), &chan])
                     .await;
             }
         });
@@ -197,14 +196,7 @@ impl Client {
         let key = self.lock_key(name)?;
         let ms = ttl.as_millis().max(1).to_string();
         let r = self
-            .command(&[
-                b"EVAL".as_slice(),
-                EXTEND.as_bytes(),
-                b"1",
-                &key,
-                owner.as_bytes(),
-                ms.as_bytes(),
-            ])
+            .run_script(&EXTEND, &[&key], &[owner.as_bytes(), ms.as_bytes()])
             .await?;
         Ok(r.into_int()? == 1)
     }
@@ -264,15 +256,7 @@ client_handles! {
         let deadline = Instant::now() + opts.wait;
         let attempt = || async {
             let r = self
-                .command(&[
-                    b"EVAL".as_slice(),
-                    ACQUIRE.as_bytes(),
-                    b"2",
-                    &key,
-                    &fence,
-                    owner.as_bytes(),
-                    ms.as_bytes(),
-                ])
+                .run_script(&ACQUIRE, &[&key, &fence], &[owner.as_bytes(), ms.as_bytes()])
                 .await?;
             let parts = r.as_slice().unwrap_or(&[]);
             let ok = parts.first().and_then(|r| r.as_int()) == Some(1);

@@ -19,8 +19,8 @@
 //! retried carries a small binary envelope (magic `\0ipq\x01`, attempt, payload), and a
 //! dead letter another one (magic `\0ipd\x01`, attempts, error, payload).
 
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,6 +30,8 @@ use crate::delivery::runner::{Loop, Runner};
 use crate::error::{Error, Result};
 use crate::net::conn::{LoopConn, Unblock};
 use crate::net::runtime;
+use crate::patterns::script::Script;
+use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::reply::Reply;
 use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 use crate::stats::{self, WorkerCounters};
@@ -84,6 +86,11 @@ pub struct WorkerOptions {
     /// RPC servers ([`Client::serve_with`](crate::Client::serve_with)): the wire protocol
     /// (default [`Protocol::Redipc`]).
     pub protocol: Protocol,
+    /// RPC servers: the version they announce in the service registry
+    /// ([`Client::instances`](crate::Client::instances); default empty).
+    pub version: String,
+    /// RPC servers: fields of the user's own they announce in the service registry.
+    pub metadata: Vec<(String, String)>,
 }
 
 /// The wire protocol of an RPC service.
@@ -114,6 +121,8 @@ impl Default for WorkerOptions {
             error_hook: None,
             bare: false,
             protocol: Protocol::Redipc,
+            version: String::new(),
+            metadata: Vec::new(),
         }
     }
 }
@@ -180,6 +189,16 @@ impl WorkerOptions {
         self
     }
 
+    /// Set the version an RPC server announces.
+    pub fn version(mut self, v: impl Into<String>) -> Self {
+        self.version = v.into();
+        self
+    }
+    /// Add a field an RPC server announces.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
     fn validate(&self) -> Result<()> {
         if self.concurrency == 0 || self.concurrency > 1024 {
             return Err(Error::invalid("concurrency must be between 1 and 1024"));
@@ -212,6 +231,8 @@ pub struct QueueCounts {
     pub inflight: u64,
     /// Dead letters.
     pub dead: u64,
+    /// Delayed requests not due yet (or due, and not moved into the queue yet).
+    pub delayed: u64,
 }
 
 /// A dead letter: a request that failed `max_attempts` times.
@@ -269,6 +290,10 @@ impl QueueKeys {
             bare: true,
         })
     }
+    /// `{prefix}{kind:NAME}`: what every key of the queue starts with.
+    pub(crate) fn base(&self) -> &[u8] {
+        &self.base
+    }
     fn key(&self, suffix: &str) -> Vec<u8> {
         let mut k = self.base.clone();
         k.push(b':');
@@ -293,6 +318,17 @@ impl QueueKeys {
     fn dead(&self) -> Vec<u8> {
         self.key("dead")
     }
+    fn delayed(&self) -> Vec<u8> {
+        self.key("delayed")
+    }
+}
+
+/// The channel a delayed send publishes on when its request is the next one due, so an
+/// idle worker of the queue looks again at once.
+fn delayed_channel(prefix: &str, name: &[u8]) -> Vec<u8> {
+    let mut c = format!("{prefix}q-delayed:").into_bytes();
+    c.extend_from_slice(name);
+    c
 }
 
 /// Decode an item: (attempts so far, payload).
@@ -347,7 +383,9 @@ fn decode_dead(item: &[u8]) -> Option<(u32, &str, &[u8])> {
 /// request no longer in flight (nacked already, or recovered by another worker) is left
 /// alone (returns 0).
 /// KEYS: inflight, pending, dead. ARGV: item, requeued item, dead item, 1 if dead.
-const NACK: &str = r"
+static NACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   return 0
 end
@@ -356,14 +394,18 @@ if ARGV[4] == '1' then
 else
   redis.call('LPUSH', KEYS[2], ARGV[2])
 end
-return 1";
+return 1",
+    )
+});
 
 /// Recover the in-flight requests of consumers whose lease expired. Each counts the death
 /// as an attempt: re-queued with its attempt raised, or, at `max_attempts`, dead-lettered.
 /// KEYS: consumers set, pending, dead. ARGV: the key base (`{prefix}{q:NAME}:`), the retry
 /// magic, the dead-letter magic, max attempts, the error text for a dead letter.
 /// Returns {requeued, dead-lettered}.
-const RECOVER: &str = r"
+static RECOVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local RM, DM, max, err = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local function be32(n)
   return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
@@ -400,25 +442,76 @@ for _, cid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('SREM', KEYS[1], cid)
   end
 end
-return {moved, dead}";
+return {moved, dead}",
+    )
+});
+
+/// Schedule a request. KEYS: delayed. ARGV: member (8 random bytes, then the payload),
+/// delay ms (or, with ARGV[3] = 'at', a Unix time in ms), mode, channel. Publishes the due
+/// time when this request is now the first due. Returns the due time (server ms).
+static SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = tonumber(ARGV[2])
+if ARGV[3] ~= 'at' then due = now + due end
+redis.call('ZADD', KEYS[1], due, ARGV[1])
+local first = redis.call('ZRANGE', KEYS[1], 0, 0)
+if first[1] == ARGV[1] then redis.call('PUBLISH', ARGV[4], due) end
+return due",
+    )
+});
+
+/// Move due delayed requests into the queue, atomically (never twice, never lost).
+/// KEYS: delayed, pending. ARGV: most to move. Returns {moved, ms until the next is due
+/// (-1: none)}.
+static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  redis.call('LPUSH', KEYS[2], string.sub(m, 9))
+  redis.call('ZREM', KEYS[1], m)
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if nxt[2] then return {#due, math.max(tonumber(nxt[2]) - now, 0)} end
+return {#due, -1}",
+    )
+});
+
+/// Delayed requests moved per script run (a worker runs it again at once while more are due).
+const PROMOTE_BATCH: usize = 100;
+/// However quiet the notifications, an idle worker looks at the delayed set this often.
+const DELAYED_BACKSTOP: Duration = Duration::from_secs(5);
 
 /// The error a request dead-lettered by recovery carries.
 const DIED: &str = "the worker handling it died (its lease expired) on every attempt";
 
 /// A consumer leaving cleanly. KEYS: inflight, pending, lease, consumers. ARGV: its id.
-const RELEASE: &str = r"
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do end
 redis.call('DEL', KEYS[3])
 redis.call('SREM', KEYS[4], ARGV[1])
-return 1";
+return 1",
+    )
+});
 
 /// Put every dead letter back into the queue. KEYS: dead, pending. Returns how many.
-const REQUEUE_DEAD: &str = r"
+static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do
   n = n + 1
 end
-return n";
+return n",
+    )
+});
 
 fn random_id() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -434,6 +527,23 @@ struct Shared {
     consumers: Mutex<Vec<String>>,
     /// The loops' blocking connections, so that `stop` can end their pops at once.
     unblock: Unblock,
+    /// Request workers on redipc's own keys: moving delayed requests that are due.
+    delayed: Option<Delayed>,
+}
+
+/// A worker's part in delayed requests: the loops move due ones into the queue before they
+/// pop, and block no longer than until the next is due. A send that makes its request the
+/// first due publishes on the queue's channel; the worker's subscription then ends the
+/// loops' blocking pops (`CLIENT UNBLOCK`) so they look again.
+struct Delayed {
+    /// Set by a notification (or a reconnect of the subscription): look now.
+    look: Arc<AtomicBool>,
+    /// When the next delayed request is due, as far as the last look knows, and when that
+    /// look was.
+    next: Mutex<(Option<Instant>, Option<Instant>)>,
+    /// The notification subscription, made by the first loop (closed when the worker
+    /// stops), and when to try again after it could not be made.
+    sub: Mutex<(Option<Subscription>, Option<Instant>)>,
 }
 
 impl Shared {
@@ -495,6 +605,7 @@ impl Worker {
         let Some(first) = queues.first() else {
             return Err(Error::invalid("give at least one queue"));
         };
+        let delays = source == ReportSource::Worker && !queues.iter().any(|q| q.bare);
         let mut runner = Runner::new(
             source,
             first.name.clone(),
@@ -508,7 +619,20 @@ impl Worker {
             counts: WorkerCounters::default(),
             consumers: Mutex::new(Vec::new()),
             unblock: Unblock::default(),
+            delayed: delays.then(|| Delayed {
+                look: Arc::new(AtomicBool::new(true)),
+                next: Mutex::new((None, None)),
+                sub: Mutex::new((None, None)),
+            }),
         });
+        if shared.delayed.is_some() {
+            let s = shared.clone();
+            runner.on_stopped(move || {
+                if let Some(d) = &s.delayed {
+                    d.sub.lock().unwrap_or_else(|p| p.into_inner()).0.take();
+                }
+            });
+        }
         // Idle loops sit in a blocking pop: `stop` ends it at once.
         let s = shared.clone();
         runner.waker(Arc::new(move || {
@@ -616,9 +740,17 @@ fn consumer_loop(shared: Arc<Shared>, lp: &mut Loop, index: usize) {
         }
     }
     while !lp.stopped() {
+        let block = match delayed_round(&shared, &handle) {
+            Ok(b) => b,
+            Err(e) if e.is_closed() => return,
+            Err(e) => {
+                lp.failed("moving delayed requests that are due", e);
+                continue;
+            }
+        };
         // Handlers run here, outside the runtime: they may use the blocking client.
         let result = match &cid {
-            None => runtime::block_on(&handle, plain_pop(&shared, &mut conn, rotation))
+            None => runtime::block_on(&handle, plain_pop(&shared, &mut conn, rotation, block))
                 .and_then(|r| r)
                 .and_then(|items| {
                     let mut items = items.into_iter();
@@ -643,8 +775,11 @@ fn consumer_loop(shared: Arc<Shared>, lp: &mut Loop, index: usize) {
                         lp.failed("recovering expired leases", e);
                     }
                 }
-                match runtime::block_on(&handle, reliable_pop(&shared, &mut conn, cid, rotation))
-                    .and_then(|r| r)
+                match runtime::block_on(
+                    &handle,
+                    reliable_pop(&shared, &mut conn, cid, rotation, block),
+                )
+                .and_then(|r| r)
                 {
                     Ok(Some((q, item))) => {
                         let q = &shared.queues[q];
@@ -680,6 +815,121 @@ fn consumer_loop(shared: Arc<Shared>, lp: &mut Loop, index: usize) {
     }
 }
 
+/// Before a pop: subscribe to the send notifications (once), move the delayed requests
+/// that are due into their queues (when a notification came, the next one known is due, or
+/// the backstop time passed), and say how long the pop may block: until the next is due.
+fn delayed_round(shared: &Shared, handle: &runtime::Rt) -> Result<Duration> {
+    let max = shared.opts.block_timeout;
+    let Some(d) = &shared.delayed else {
+        return Ok(max);
+    };
+    let now = Instant::now();
+    {
+        let mut sub = d.sub.lock().unwrap_or_else(|p| p.into_inner());
+        if sub.0.is_none() && sub.1.is_none_or(|t| now >= t) {
+            // Before the next look, so that no send after that look goes unnoticed. Without
+            // it (ACLs may forbid the channel) the worker still takes delayed requests, at
+            // the backstop's pace, and tries again later.
+            match runtime::block_on(handle, delayed_subscription(shared)).and_then(|r| r) {
+                Ok(s) => *sub = (Some(s), None),
+                Err(e) if e.is_closed() => return Err(e),
+                Err(e) => {
+                    log::warn!(
+                        "worker of {:?}: no notifications of delayed requests ({e}); looking every {DELAYED_BACKSTOP:?}",
+                        String::from_utf8_lossy(&shared.queues[0].name)
+                    );
+                    sub.1 = Some(now + DELAYED_BACKSTOP * 12);
+                }
+            }
+            d.look.store(true, Ordering::Release);
+        }
+    }
+    let (next, last) = *d.next.lock().unwrap_or_else(|p| p.into_inner());
+    let look = d.look.swap(false, Ordering::AcqRel)
+        || next.is_some_and(|t| t <= now)
+        || last.is_none_or(|t| now.duration_since(t) >= DELAYED_BACKSTOP);
+    let next = if look {
+        match runtime::block_on(handle, promote(shared)).and_then(|r| r) {
+            Ok(wait) => {
+                let next = wait.map(|w| now + w);
+                *d.next.lock().unwrap_or_else(|p| p.into_inner()) = (next, Some(now));
+                next
+            }
+            Err(e) => {
+                d.look.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+    } else {
+        next
+    };
+    Ok(match next {
+        Some(t) => t.saturating_duration_since(Instant::now()).clamp(
+            Duration::from_millis(10),
+            max.max(Duration::from_millis(10)),
+        ),
+        None => max,
+    })
+}
+
+/// Move what is due in every queue of the worker; the time until the next is due.
+async fn promote(shared: &Shared) -> Result<Option<Duration>> {
+    let mut next: Option<Duration> = None;
+    let batch = PROMOTE_BATCH.to_string();
+    for q in &shared.queues {
+        loop {
+            let r = shared
+                .client
+                .run_script(&PROMOTE, &[q.delayed(), q.pending()], &[batch.as_bytes()])
+                .await
+                .map_err(|e| e.context("moving delayed requests"))?;
+            let parts = r.as_slice().unwrap_or(&[]);
+            let moved = parts.first().and_then(Reply::as_int).unwrap_or(0);
+            let wait = parts.get(1).and_then(Reply::as_int).unwrap_or(-1);
+            if moved >= PROMOTE_BATCH as i64 {
+                continue;
+            }
+            if wait >= 0 {
+                let w = Duration::from_millis(wait as u64);
+                next = Some(next.map_or(w, |n| n.min(w)));
+            }
+            break;
+        }
+    }
+    Ok(next)
+}
+
+/// The worker's subscription to its queues' delayed-send channels: a notification (or a
+/// reconnect, after which one may have been missed) makes the loops look again, and ends
+/// their blocking pops so that they do it now.
+async fn delayed_subscription(shared: &Shared) -> Result<Subscription> {
+    let Some(d) = &shared.delayed else {
+        return Err(Error::invalid("this worker takes no delayed requests"));
+    };
+    let prefix = &shared.client.options().key_prefix;
+    let channels: Vec<Vec<u8>> = shared
+        .queues
+        .iter()
+        .map(|q| delayed_channel(prefix, &q.name))
+        .collect();
+    let look = d.look.clone();
+    let unblock = shared.unblock.clone();
+    let conn = shared.client.conn().clone();
+    let rt = shared.client.runtime_handle().clone();
+    let mut opts = SubscribeOptions::default().batch_handler(move |events| {
+        let wake = events
+            .iter()
+            .any(|e| matches!(e, Event::Message(_) | Event::Reactivated { .. }));
+        if wake {
+            look.store(true, Ordering::Release);
+            let (unblock, conn) = (unblock.clone(), conn.clone());
+            rt.spawn(async move { unblock.unblock(&conn).await });
+        }
+    });
+    opts.inline = true;
+    shared.client.subscribe(&channels, opts).await
+}
+
 /// The queues in this round's order (rotating, for fairness).
 fn rotated(shared: &Shared, rotation: usize) -> Vec<usize> {
     let n = shared.queues.len();
@@ -691,6 +941,7 @@ async fn plain_pop(
     shared: &Shared,
     conn: &mut LoopConn,
     rotation: usize,
+    block: Duration,
 ) -> Result<Vec<(usize, Vec<u8>)>> {
     let rt = shared.client.conn().response_timeout();
     let order = rotated(shared, rotation);
@@ -711,10 +962,8 @@ async fn plain_pop(
     for q in &order {
         cmd.arg(shared.queues[*q].pending());
     }
-    cmd.arg(shared.opts.block_timeout.as_secs_f64());
-    let reply = conn
-        .call(shared.client.conn(), &cmd, shared.opts.block_timeout + rt)
-        .await?;
+    cmd.arg(block.as_secs_f64());
+    let reply = conn.call(shared.client.conn(), &cmd, block + rt).await?;
     let mut out = Vec::new();
     if let Some([key, item]) = reply.as_slice().and_then(|s| s.get(..2)) {
         let q = order
@@ -767,6 +1016,7 @@ async fn reliable_pop(
     conn: &mut LoopConn,
     cid: &str,
     rotation: usize,
+    block: Duration,
 ) -> Result<Option<(usize, Vec<u8>)>> {
     let rt = shared.client.conn().response_timeout();
     let order = rotated(shared, rotation);
@@ -789,8 +1039,7 @@ async fn reliable_pop(
     // ... then block on one (each queue gets a share of the block time).
     let q = order[0];
     let k = &shared.queues[q];
-    let block =
-        (shared.opts.block_timeout / shared.queues.len() as u32).max(Duration::from_millis(10));
+    let block = (block / shared.queues.len() as u32).max(Duration::from_millis(10));
     let mut cmd = redis::cmd("BLMOVE");
     cmd.arg(k.pending())
         .arg(k.inflight(cid))
@@ -855,19 +1104,18 @@ async fn settle(
             let attempts = attempt + 1;
             let max = shared.opts.max_attempts;
             let dead = attempts >= max;
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(NACK)
-                .arg(3)
-                .arg(q.inflight(cid))
-                .arg(q.pending())
-                .arg(q.dead())
-                .arg(item)
-                .arg(encode_retry(attempts, payload))
-                .arg(encode_dead(attempts, err.message(), payload))
-                .arg(if dead { "1" } else { "0" });
             shared
                 .client
-                .run_cmd(&cmd)
+                .run_script(
+                    &NACK,
+                    &[q.inflight(cid), q.pending(), q.dead()],
+                    &[
+                        item.to_vec(),
+                        encode_retry(attempts, payload),
+                        encode_dead(attempts, err.message(), payload),
+                        if dead { b"1".to_vec() } else { b"0".to_vec() },
+                    ],
+                )
                 .await
                 .map_err(|e| e.context("nack"))?;
             shared.count(|c| &c.failed, 1);
@@ -887,18 +1135,21 @@ async fn recover(shared: &Shared, lp: &Loop) -> Result<()> {
     for q in &shared.queues {
         let mut base = q.base.clone();
         base.push(b':');
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RECOVER)
-            .arg(3)
-            .arg(q.consumers())
-            .arg(q.pending())
-            .arg(q.dead())
-            .arg(base)
-            .arg(RETRY_MAGIC)
-            .arg(DEAD_MAGIC)
-            .arg(shared.opts.max_attempts)
-            .arg(DIED);
-        let counts = shared.client.run_cmd(&cmd).await?;
+        let max = shared.opts.max_attempts.to_string();
+        let counts = shared
+            .client
+            .run_script(
+                &RECOVER,
+                &[q.consumers(), q.pending(), q.dead()],
+                &[
+                    &base[..],
+                    RETRY_MAGIC,
+                    DEAD_MAGIC,
+                    max.as_bytes(),
+                    DIED.as_bytes(),
+                ],
+            )
+            .await?;
         let count = |i: usize| {
             counts
                 .as_slice()
@@ -929,20 +1180,38 @@ async fn recover(shared: &Shared, lp: &Loop) -> Result<()> {
 /// A clean stop: give back anything still in flight, drop the lease, leave the set.
 async fn release(shared: &Shared, cid: &str) -> Result<()> {
     for q in &shared.queues {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RELEASE)
-            .arg(4)
-            .arg(q.inflight(cid))
-            .arg(q.pending())
-            .arg(q.lease(cid))
-            .arg(q.consumers())
-            .arg(cid);
-        shared.client.run_cmd(&cmd).await?;
+        shared
+            .client
+            .run_script(
+                &RELEASE,
+                &[q.inflight(cid), q.pending(), q.lease(cid), q.consumers()],
+                &[cid],
+            )
+            .await?;
     }
     Ok(())
 }
 
 impl Client {
+    async fn schedule(&self, queue: &[u8], payload: &[u8], when: &str, mode: &[u8]) -> Result<()> {
+        let prefix = &self.options().key_prefix;
+        let q = QueueKeys::new(prefix, "q", queue)?;
+        let mut member = rand::random::<u64>().to_be_bytes().to_vec();
+        member.extend_from_slice(payload);
+        self.run_script(
+            &SCHEDULE,
+            &[q.delayed()],
+            &[
+                &member[..],
+                when.as_bytes(),
+                mode,
+                &delayed_channel(prefix, queue),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Start a worker on `queues` (one `BRPOP` over all of them, in rotating order for
     /// fairness) running `handler` for every request; see [`WorkerOptions`].
     pub fn handle_requests<Q: AsRef<[u8]>>(
@@ -981,6 +1250,37 @@ client_methods! {
             .map(|_| ())
     }
 
+    /// Send a request that a worker of `queue` takes no earlier than `delay` from now (the
+    /// server's clock). It waits in the queue's delayed set, and whichever worker of the
+    /// queue runs moves it into the queue when due (atomically: never twice, never lost),
+    /// then it is handled like any request; an idle worker is told at once. No worker
+    /// running: it waits, and goes into the queue when one starts.
+    pub async fn send_request_delayed(
+        &self,
+        queue: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+        delay: Duration,
+    ) -> Result<()> {
+        let ms = delay.as_millis().to_string();
+        self.schedule(queue.as_ref(), payload.as_ref(), &ms, b"in").await
+    }
+
+    /// [`send_request_delayed`](Client::send_request_delayed) due at the time `at` (a
+    /// wall-clock time, compared with the server's clock: mind the skew).
+    pub async fn send_request_at(
+        &self,
+        queue: impl AsRef<[u8]>,
+        payload: impl AsRef<[u8]>,
+        at: std::time::SystemTime,
+    ) -> Result<()> {
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::invalid("a due time before 1970"))?
+            .as_millis()
+            .to_string();
+        self.schedule(queue.as_ref(), payload.as_ref(), &ms, b"at").await
+    }
+
     /// Send a request to the list `list` itself: `LPUSH list payload`, what a redis-ipc
     /// fleet's consumer (`BRPOP list`) and a worker with [`WorkerOptions::bare`] take.
     pub async fn send_request_bare(
@@ -1003,6 +1303,7 @@ client_methods! {
         let mut pipe = self.pipeline();
         pipe.add(&[b"LLEN".as_slice(), &q.pending()])?;
         pipe.add(&[b"LLEN".as_slice(), &q.dead()])?;
+        pipe.add(&[b"ZCARD".as_slice(), &q.delayed()])?;
         for c in consumers.as_slice().unwrap_or(&[]) {
             if let Some(cid) = c.as_bytes() {
                 pipe.add(&[
@@ -1016,7 +1317,8 @@ client_methods! {
         Ok(QueueCounts {
             pending: r.first().map(n).unwrap_or(0),
             dead: r.get(1).map(n).unwrap_or(0),
-            inflight: r.iter().skip(2).map(n).sum(),
+            delayed: r.get(2).map(n).unwrap_or(0),
+            inflight: r.iter().skip(3).map(n).sum(),
         })
     }
 
@@ -1043,8 +1345,11 @@ client_methods! {
     /// many.
     pub async fn requeue_dead_letters(&self, queue: impl AsRef<[u8]>) -> Result<u64> {
         let q = QueueKeys::new(&self.options().key_prefix, "q", queue.as_ref())?;
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(REQUEUE_DEAD).arg(2).arg(q.dead()).arg(q.pending());
-        Ok(self.run_cmd(&cmd).await?.into_int()?.max(0) as u64)
+        let none: &[&[u8]] = &[];
+        Ok(self
+            .run_script(&REQUEUE_DEAD, &[q.dead(), q.pending()], none)
+            .await?
+            .into_int()?
+            .max(0) as u64)
     }
 }

@@ -5,9 +5,9 @@
 //! worker) pops it, drops it unrun if its deadline passed, runs the handler, and publishes
 //! the reply envelope on the caller's reply channel. Each client has one reply channel
 //! (`{prefix}rpc:reply:<random>`), subscribed on its first call and shared by all its calls,
-//! so a call leaves no key and no subscription behind. Servers announce themselves in
-//! `{prefix}{rpc:SERVICE}:servers` (a sorted set scored by expiry), which tells a caller
-//! that timed out whether anybody serves the service at all.
+//! so a call leaves no key and no subscription behind. Servers are instances in the service
+//! registry (`patterns/registry.rs`: heartbeat, metadata, expiry on the server's clock),
+//! which tells a caller that timed out whether anybody serves the service at all.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::runtime;
 use crate::patterns::call::{CLEANUP_GRACE, Call, Waited, push_and_wait, within};
 use crate::patterns::queue::{Protocol, QueueKeys, Request, Worker, WorkerOptions};
+use crate::patterns::registry::{self, ServiceKeys};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ReportSource, call_handler};
 
@@ -208,7 +209,7 @@ fn service_keys(client: &Client, service: &[u8]) -> Result<QueueKeys> {
         .map_err(|e| e.context("RPC service name"))
 }
 
-/// A running RPC server (a worker on the service's queue, and its presence); stop it with
+/// A running RPC server (a worker on the service's queue, and its registry instance); stop it with
 /// [`RpcServer::stop`] (or drop it).
 #[derive(Debug)]
 pub struct RpcServer {
@@ -223,7 +224,7 @@ impl RpcServer {
     runner_methods!(
         [worker.runner()],
         "RPC server",
-        "no more calls are taken, and its presence is withdrawn at once (callers see `NoServer` once no server is left)."
+        "no more calls are taken, and it leaves the service registry at once (callers see `NoServer` once no server is left)."
     );
 
     /// Counters of the underlying worker (handled = calls answered).
@@ -232,42 +233,18 @@ impl RpcServer {
     }
 }
 
-/// End the presence task, then remove `member` from the servers set (after it, so no late
-/// renewal re-adds it: a renewal already sent is ahead of the removal on the connection).
-/// The task is aborted, not waited for: the server may stop without `stop()` (its client
-/// closed), and then nothing else ends the task.
-fn withdraw(client: Client, task: tokio::task::JoinHandle<()>, key: Vec<u8>, member: String) {
-    let mut cmd = redis::cmd("ZREM");
-    cmd.arg(key).arg(member);
+/// End the heartbeat task, then remove the instance (after it, so no late renewal re-adds
+/// it: a renewal already sent is ahead of the removal on the connection). The task is
+/// aborted, not waited for: the server may stop without `stop()` (its client closed), and
+/// then nothing else ends the task.
+fn withdraw(client: Client, task: tokio::task::JoinHandle<()>, keys: ServiceKeys, id: String) {
     let c = client.clone();
     let work = async move {
         task.abort();
         let _ = task.await;
-        let _ = c.run_cmd(&cmd).await;
+        let _ = registry::withdraw(&c, &keys, &id).await;
     };
     client.runtime_handle().run_or_spawn(work);
-}
-
-/// How often a server renews its presence, and how long the presence lasts.
-const PRESENCE_EVERY: Duration = Duration::from_secs(1);
-const PRESENCE_TTL_MS: u64 = 3_000;
-
-/// Renew `member` in the servers set, drop expired members, and keep the whole key only as
-/// long as its newest member (so a service whose servers all died leaves nothing behind).
-async fn announce(c: &Client, key: &[u8], member: &str) -> Result<()> {
-    let mut pipe = c.pipeline();
-    let until = (now_ms() + PRESENCE_TTL_MS).to_string();
-    let now = now_ms().to_string();
-    let ttl = PRESENCE_TTL_MS.to_string();
-    pipe.add(&[b"ZADD".as_slice(), key, until.as_bytes(), member.as_bytes()])?;
-    pipe.add(&[b"ZREMRANGEBYSCORE".as_slice(), key, b"-inf", now.as_bytes()])?;
-    pipe.add(&[b"PEXPIRE".as_slice(), key, ttl.as_bytes()])?;
-    for r in pipe.exec().await? {
-        if let crate::Reply::Error(e) = r {
-            return Err(Error::from(e).context("RPC presence"));
-        }
-    }
-    Ok(())
 }
 
 impl Client {
@@ -279,9 +256,7 @@ impl Client {
     }
 
     async fn has_server(&self, keys: &QueueKeys) -> Result<bool> {
-        let mut cmd = redis::cmd("ZCOUNT");
-        cmd.arg(servers_key(keys)).arg(now_ms()).arg("+inf");
-        Ok(self.run_cmd(&cmd).await?.into_int()? > 0)
+        registry::has_server(self, &ServiceKeys::new(self, keys)).await
     }
 }
 
@@ -446,7 +421,9 @@ client_methods! {
             return Ok(RpcServer::from_worker(worker));
         }
         let keys = service_keys(self, service.as_ref())?;
-        let servers = servers_key(&keys);
+        let worker_keys = keys.clone();
+        let reg = ServiceKeys::new(self, &keys);
+        let meta = registry::metadata(&opts.version, &opts.metadata);
         let id = format!("{:016x}", rand::random::<u64>());
         let publisher = self.clone();
         let wrapped = move |req: &Request| -> Result<()> {
@@ -477,7 +454,7 @@ client_methods! {
                 .map_err(|e| e.context("sending the reply"))?;
             Ok(())
         };
-        announce(self, &servers, &id).await?;
+        registry::announce(self, &reg, &id, &meta).await?;
         let worker = Worker::start(
             self.clone(),
             vec![keys],
@@ -486,25 +463,25 @@ client_methods! {
             ReportSource::RpcServer,
         )?;
         let c = self.clone();
-        let stop_presence = Arc::new(tokio::sync::Notify::new());
-        let stop = stop_presence.clone();
-        let (key, member) = (servers.clone(), id.clone());
-        let presence = self.runtime_handle().spawn(async move {
+        let stop_heartbeat = Arc::new(tokio::sync::Notify::new());
+        let stop = stop_heartbeat.clone();
+        let (hb_keys, member) = (ServiceKeys::new(self, &worker_keys), id.clone());
+        let heartbeat = self.runtime_handle().spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(PRESENCE_EVERY) => {}
+                    _ = tokio::time::sleep(registry::HEARTBEAT) => {}
                     _ = stop.notified() => return,
                 }
-                let _ = announce(&c, &key, &member).await;
+                let _ = registry::announce(&c, &hb_keys, &member, &meta).await;
             }
         });
-        // A stopping server is withdrawn at once (no renewal), and removed from the set
-        // when it has stopped.
+        // A stopping server is withdrawn at once (no renewal), and removed from the
+        // registry when it has stopped.
         worker
             .runner()
-            .waker(Arc::new(move || stop_presence.notify_one()));
+            .waker(Arc::new(move || stop_heartbeat.notify_one()));
         let client = self.clone();
-        worker.on_stopped(move || withdraw(client, presence, servers, id));
+        worker.on_stopped(move || withdraw(client, heartbeat, reg, id));
         Ok(RpcServer { worker })
     }
 
@@ -544,13 +521,6 @@ client_methods! {
         };
         self.serve_with(service, handler, opts).await
     }
-}
-
-fn servers_key(keys: &QueueKeys) -> Vec<u8> {
-    let mut k = keys.pending();
-    k.truncate(k.len() - "pending".len());
-    k.extend_from_slice(b"servers");
-    k
 }
 
 fn no_server(service: &[u8]) -> Error {

@@ -10,7 +10,7 @@
 //! fields to an event handler.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,12 +19,15 @@ use crate::client::Client;
 use crate::delivery::runner::{Loop, Runner};
 use crate::error::{Error, Result};
 use crate::net::runtime;
+use crate::patterns::script::Script;
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
 use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 
 /// KEYS: hash. ARGV: channel, announcement word ('': each field), timestamp ('': none),
 /// then field, value pairs. Sets the fields (and `<field>:timestamp`), then publishes.
-const HSET_ANNOUNCE: &str = r"
+static HSET_ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[i] .. ':timestamp', ARGV[3]) end
@@ -34,48 +37,66 @@ if ARGV[2] ~= '' then
 else
   for i = 4, #ARGV, 2 do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
 end
-return (#ARGV - 3) / 2";
+return (#ARGV - 3) / 2",
+    )
+});
 
 /// KEYS: hash. ARGV: channel, field. Returns 1 if it existed (and was announced).
-const HDEL_ANNOUNCE: &str = r"
+static HDEL_ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local n = redis.call('HDEL', KEYS[1], ARGV[2])
 if n == 1 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return n";
+return n",
+    )
+});
 
 /// KEYS: hash. ARGV: channel, word, timestamp ('': none), then field, value pairs.
 /// Replaces the whole hash (or clears it, without pairs), then publishes the word.
-const HREPLACE_ANNOUNCE: &str = r"
+static HREPLACE_ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 redis.call('DEL', KEYS[1])
 for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[i] .. ':timestamp', ARGV[3]) end
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return 1";
+return 1",
+    )
+});
 
 /// Raise fault `code` of a group (the fleet's layout): `SADD <group>:fault code`; when it
 /// is new, `XADD events:faults MAXLEN ~ 1000 * group g code c description d` and
 /// `PUBLISH <group> fault`. KEYS: set, stream. ARGV: code, group, description. Returns 1
 /// when the fault is new.
-const FAULT_SET: &str = r"
+static FAULT_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 if added == 1 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*',
              'group', ARGV[2], 'code', ARGV[1], 'description', ARGV[3])
   redis.call('PUBLISH', ARGV[2], 'fault')
 end
-return added";
+return added",
+    )
+});
 
 /// Clear fault `code`: `SREM`; when it was set, `XADD ... code -<code>` and `PUBLISH
 /// <group> fault`. KEYS: set, stream. ARGV: code, group. Returns 1 when it was set.
-const FAULT_CLEAR: &str = r"
+static FAULT_CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local removed = redis.call('SREM', KEYS[1], ARGV[1])
 if removed == 1 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*',
              'group', ARGV[2], 'code', '-' .. ARGV[1])
   redis.call('PUBLISH', ARGV[2], 'fault')
 end
-return removed";
+return removed",
+    )
+});
 
 /// Payloads on a hash's channel that mean "read it all again": ours (`*`) and the fleet's.
 const REREAD: [&[u8]; 3] = [b"*", b"cleared", b"replaced"];
@@ -182,11 +203,15 @@ impl HashWrite {
 }
 
 /// KEYS: hash. ARGV: field, value. Publishes only when the value changed; returns 1 then.
-const HSET_IF_CHANGED: &str = r"
+static HSET_IF_CHANGED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1";
+return 1",
+    )
+});
 
 /// The fault set of `group` (`<group>:fault`) and the code as text.
 fn fault_keys(group: &[u8], code: i64) -> Result<(Vec<u8>, String)> {
@@ -561,15 +586,7 @@ client_methods! {
         value: impl AsRef<[u8]>,
     ) -> Result<bool> {
         check_hash(hash.as_ref())?;
-        let r = self
-            .command(&[
-                b"EVAL".as_slice(),
-                HSET_IF_CHANGED.as_bytes(),
-                b"1",
-                hash.as_ref(),
-                field.as_ref(),
-                value.as_ref(),
-            ])
+        let r = self.run_script(&HSET_IF_CHANGED, &[hash.as_ref()], &[field.as_ref(), value.as_ref()])
             .await?;
         Ok(r.into_int()? == 1)
     }
@@ -604,10 +621,6 @@ client_methods! {
         }
         let stamp = write.stamp();
         let mut args: Vec<&[u8]> = vec![
-            b"EVAL",
-            HSET_ANNOUNCE.as_bytes(),
-            b"1",
-            hash,
             write.channel_for(hash),
             write.announce.as_deref().unwrap_or(b""),
             &stamp,
@@ -616,7 +629,7 @@ client_methods! {
             args.push(f.as_ref());
             args.push(v.as_ref());
         }
-        self.command(&args).await.map(|_| ())
+        self.run_script(&HSET_ANNOUNCE, &[hash], &args).await.map(|_| ())
     }
 
     /// Delete a field and publish it; `true` if it existed.
@@ -637,15 +650,7 @@ client_methods! {
     ) -> Result<bool> {
         let hash = hash.as_ref();
         check_hash(hash)?;
-        let r = self
-            .command(&[
-                b"EVAL".as_slice(),
-                HDEL_ANNOUNCE.as_bytes(),
-                b"1",
-                hash,
-                write.channel_for(hash),
-                field.as_ref(),
-            ])
+        let r = self.run_script(&HDEL_ANNOUNCE, &[&hash], &[write.channel_for(hash), field.as_ref()])
             .await?;
         Ok(r.into_int()? == 1)
     }
@@ -672,10 +677,6 @@ client_methods! {
         check_hash(hash)?;
         let stamp = write.stamp();
         let mut args: Vec<&[u8]> = vec![
-            b"EVAL",
-            HREPLACE_ANNOUNCE.as_bytes(),
-            b"1",
-            hash,
             write.channel_for(hash),
             write.announce.as_deref().unwrap_or(b"*"),
             &stamp,
@@ -684,7 +685,7 @@ client_methods! {
             args.push(f.as_ref());
             args.push(v.as_ref());
         }
-        self.command(&args).await.map(|_| ())
+        self.run_script(&HREPLACE_ANNOUNCE, &[hash], &args).await.map(|_| ())
     }
 
     /// Delete the whole hash and announce `cleared` (or [`HashWrite::announce`]) on its
@@ -693,15 +694,7 @@ client_methods! {
     pub async fn hash_clear(&self, hash: impl AsRef<[u8]>, write: HashWrite) -> Result<()> {
         let hash = hash.as_ref();
         check_hash(hash)?;
-        self.command(&[
-            b"EVAL".as_slice(),
-            HREPLACE_ANNOUNCE.as_bytes(),
-            b"1",
-            hash,
-            write.channel_for(hash),
-            write.announce.as_deref().unwrap_or(b"cleared"),
-            b"",
-        ])
+        self.run_script(&HREPLACE_ANNOUNCE, &[&hash], &[write.channel_for(hash), write.announce.as_deref().unwrap_or(b"cleared"), b""])
         .await
         .map(|_| ())
     }
@@ -717,17 +710,7 @@ client_methods! {
         description: impl AsRef<[u8]>,
     ) -> Result<bool> {
         let (set, code) = fault_keys(group.as_ref(), code)?;
-        let r = self
-            .command(&[
-                b"EVAL".as_slice(),
-                FAULT_SET.as_bytes(),
-                b"2",
-                &set,
-                b"events:faults",
-                code.as_bytes(),
-                group.as_ref(),
-                description.as_ref(),
-            ])
+        let r = self.run_script(&FAULT_SET, &[&set[..], b"events:faults"], &[code.as_bytes(), group.as_ref(), description.as_ref()])
             .await?;
         Ok(r.into_int()? == 1)
     }
@@ -736,16 +719,7 @@ client_methods! {
     /// code -<code>` and `PUBLISH <group> fault`. `true` when it was set.
     pub async fn fault_clear(&self, group: impl AsRef<[u8]>, code: i64) -> Result<bool> {
         let (set, code) = fault_keys(group.as_ref(), code)?;
-        let r = self
-            .command(&[
-                b"EVAL".as_slice(),
-                FAULT_CLEAR.as_bytes(),
-                b"2",
-                &set,
-                b"events:faults",
-                code.as_bytes(),
-                group.as_ref(),
-            ])
+        let r = self.run_script(&FAULT_CLEAR, &[&set[..], b"events:faults"], &[code.as_bytes(), group.as_ref()])
             .await?;
         Ok(r.into_int()? == 1)
     }
