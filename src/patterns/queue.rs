@@ -536,8 +536,14 @@ struct Shared {
 /// first due publishes on the queue's channel; the worker's subscription then ends the
 /// loops' blocking pops (`CLIENT UNBLOCK`) so they look again.
 struct Delayed {
-    /// Set by a notification (or a reconnect of the subscription): look now.
+    /// Set by a notification (or a reconnect of the subscription, or the timer of the
+    /// next due time): look now.
     look: Arc<AtomicBool>,
+    /// Sets `look` and ends the loops' blocking pops.
+    poke: Arc<Poke>,
+    /// Pokes the loops when the next delayed request is due (the server's own timeouts of
+    /// blocking pops are only as fine as its `hz`: up to 100 ms late).
+    timer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// When the next delayed request is due, as far as the last look knows, and when that
     /// look was.
     next: Mutex<(Option<Instant>, Option<Instant>)>,
@@ -619,17 +625,37 @@ impl Worker {
             counts: WorkerCounters::default(),
             consumers: Mutex::new(Vec::new()),
             unblock: Unblock::default(),
-            delayed: delays.then(|| Delayed {
-                look: Arc::new(AtomicBool::new(true)),
-                next: Mutex::new((None, None)),
-                sub: Mutex::new((None, None)),
-            }),
+            delayed: None,
         });
+        let shared = match delays {
+            false => shared,
+            true => {
+                let mut s = Arc::into_inner(shared).expect("not shared yet");
+                let look = Arc::new(AtomicBool::new(true));
+                s.delayed = Some(Delayed {
+                    poke: Arc::new(Poke {
+                        look: look.clone(),
+                        unblock: s.unblock.clone(),
+                        conn: s.client.conn().clone(),
+                        rt: s.client.runtime_handle().clone(),
+                        block: s.opts.block_timeout,
+                    }),
+                    look,
+                    timer: Mutex::new(None),
+                    next: Mutex::new((None, None)),
+                    sub: Mutex::new((None, None)),
+                });
+                Arc::new(s)
+            }
+        };
         if shared.delayed.is_some() {
             let s = shared.clone();
             runner.on_stopped(move || {
                 if let Some(d) = &s.delayed {
                     d.sub.lock().unwrap_or_else(|p| p.into_inner()).0.take();
+                    if let Some(t) = d.timer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        t.abort();
+                    }
                 }
             });
         }
@@ -815,6 +841,40 @@ fn consumer_loop(shared: Arc<Shared>, lp: &mut Loop, index: usize) {
     }
 }
 
+/// Tells a worker's loops to look at the delayed set now.
+struct Poke {
+    look: Arc<AtomicBool>,
+    unblock: Unblock,
+    conn: Arc<crate::net::conn::Conn>,
+    rt: runtime::Rt,
+    block: Duration,
+}
+
+impl Poke {
+    fn poke(&self) {
+        if self.look.swap(true, Ordering::AcqRel) {
+            return; // a poke is under way
+        }
+        // Until a loop took the hint: an unblock that reached the server just before a
+        // loop's pop did would be lost, so it is repeated, more and more slowly.
+        let (unblock, conn, look, block) = (
+            self.unblock.clone(),
+            self.conn.clone(),
+            self.look.clone(),
+            self.block,
+        );
+        self.rt.spawn(async move {
+            let mut pause = Duration::from_millis(5);
+            let t = tokio::time::Instant::now();
+            while look.load(Ordering::Acquire) && t.elapsed() < block {
+                unblock.unblock(&conn).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+        });
+    }
+}
+
 /// Before a pop: subscribe to the send notifications (once), move the delayed requests
 /// that are due into their queues (when a notification came, the next one known is due, or
 /// the backstop time passed), and say how long the pop may block: until the next is due.
@@ -853,6 +913,17 @@ fn delayed_round(shared: &Shared, handle: &runtime::Rt) -> Result<Duration> {
             Ok(wait) => {
                 let next = wait.map(|w| now + w);
                 *d.next.lock().unwrap_or_else(|p| p.into_inner()) = (next, Some(now));
+                let mut timer = d.timer.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(t) = timer.take() {
+                    t.abort();
+                }
+                if let Some(w) = wait.filter(|w| *w < max) {
+                    let poke = d.poke.clone();
+                    *timer = Some(shared.client.runtime_handle().spawn(async move {
+                        tokio::time::sleep(w).await;
+                        poke.poke();
+                    }));
+                }
                 next
             }
             Err(e) => {
@@ -912,18 +983,13 @@ async fn delayed_subscription(shared: &Shared) -> Result<Subscription> {
         .iter()
         .map(|q| delayed_channel(prefix, &q.name))
         .collect();
-    let look = d.look.clone();
-    let unblock = shared.unblock.clone();
-    let conn = shared.client.conn().clone();
-    let rt = shared.client.runtime_handle().clone();
+    let poke = d.poke.clone();
     let mut opts = SubscribeOptions::default().batch_handler(move |events| {
         let wake = events
             .iter()
             .any(|e| matches!(e, Event::Message(_) | Event::Reactivated { .. }));
         if wake {
-            look.store(true, Ordering::Release);
-            let (unblock, conn) = (unblock.clone(), conn.clone());
-            rt.spawn(async move { unblock.unblock(&conn).await });
+            poke.poke();
         }
     });
     opts.inline = true;
