@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -655,10 +655,8 @@ fn async_waits_can_be_cancelled_and_leave_the_queue() {
         let held = sem.acquire(None).await.unwrap();
         // A waiter given up on (its future dropped) leaves the queue: the next one is not
         // stuck behind it.
-        let gone = Arc::new(AtomicBool::new(false));
         let r = tokio::time::timeout(Duration::from_millis(100), sem.acquire(None)).await;
         assert!(r.is_err());
-        gone.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(held);
         let t = Instant::now();
