@@ -924,7 +924,7 @@ static void test_rpc(ipc_client *c, const char *url) {
     /* No keys and no subscriptions pile up: 1,000 calls (successes and remote errors). */
     keys_before = count_keys(c, svc_keys);
     channels_before = count_channels(c, reply_channels);
-    CHECK(keys_before == 1); /* the service's registry of servers */
+    CHECK(keys_before == 2); /* the service's registry: its servers and their metadata */
     CHECK(channels_before >= 1);
     n = quick ? 100 : 1000;
     t0 = now_ms();

@@ -316,6 +316,7 @@ for transport in tcp unix; do
   run "fleet_test [$transport]" 120 "$build/fleet_test" "$url" "$NOCONFIG_URL"
   run "fleet_daemon example [$transport]" 60 bash -c 'fleet_daemon_example "$1"' _ "$url"
   run "observability_test [$transport]" 120 "$build/observability_test" "$obs_url" "$OBS_TCP_URL"
+  run "coord_test [$transport]" 120 "$build/coord_test" "$url"
 done
 # TLS is over TCP only.
 run "tls_test [tls]" 120 "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$TLS_PLAIN_URL"
@@ -323,7 +324,7 @@ run "tls_test [tls]" 120 "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$
 run "sentinel_test [sentinel]" 120 "$build/sentinel_test" "$SENTINEL_PORTS"
 
 if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
-  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test observability_test; do
+  for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test observability_test coord_test; do
     extra=()
     server=$REDIS_UNIX_URL
     [ "$prog" = fleet_test ] && extra=("$NOCONFIG_URL")

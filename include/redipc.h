@@ -610,6 +610,17 @@ typedef struct ipc_hash_watcher ipc_hash_watcher;
 typedef struct ipc_hash_write_options ipc_hash_write_options;
 
 /**
+ * The live servers of one service (`ipc_service_instances()`).
+ *
+ * Owns copies of what the servers announced; read them with `ipc_instances_len()` and
+ * `ipc_instances_get()`, free them with `ipc_instances_free()`, which invalidates every
+ * `ipc_instance` taken from it.
+ *
+ * Thread safety: read-only; any number of threads may read it at once.
+ */
+typedef struct ipc_instances ipc_instances;
+
+/**
  * A keyspace watch: a subscription to `__keyspace@<db>__:<pattern>`.
  *
  * Owns a `redipc::KeyspaceWatch` and, through it, the callback and its `userdata`. Made by
@@ -658,6 +669,37 @@ typedef struct ipc_lock_options ipc_lock_options;
 typedef struct ipc_options ipc_options;
 
 /**
+ * A held permit of an `ipc_semaphore`.
+ *
+ * Owns a `redipc::blocking::Permit` while held: a random id in the semaphore's set of
+ * holders with a lease that ends `lease_ms` after it was taken (or last extended). Without
+ * `ipc_permit_extend()` the permit is lost when the lease ends, as if its holder had died.
+ * Made by `ipc_semaphore_acquire()`, released by `ipc_permit_release()` or
+ * `ipc_permit_free()`, freed by `ipc_permit_free()`. It stays usable after its semaphore
+ * handle is freed.
+ *
+ * Thread safety: not synchronized: use one permit from one thread at a time (it may move
+ * between threads).
+ */
+typedef struct ipc_permit ipc_permit;
+
+/**
+ * A rate limiter: `rate` units per period, up to `burst` at once, shared by every client
+ * (in any process and language) that uses the same name with the same numbers.
+ *
+ * Owns a `redipc::blocking::RateLimiter`, which holds a clone of the client (so it stays
+ * usable after `ipc_client_free()` of the handle it came from; calls then fail once the
+ * client is closed). The state is one key on the server, `{prefix}{rate:NAME}`, holding
+ * when the limiter is next free (GCRA, on the server's clock, so the processes' clocks do
+ * not matter); it expires when the limiter is idle. Over any window of `w` at most `burst +
+ * rate * w / period` units pass. Made by `ipc_rate_limiter_new()`, freed by
+ * `ipc_rate_limiter_free()`.
+ *
+ * Thread safety: any number of threads may use one limiter at once.
+ */
+typedef struct ipc_rate_limiter ipc_rate_limiter;
+
+/**
  * One reply of the server, returned by `ipc_command()`, `ipc_batch_exec()`,
  * `ipc_transaction()`, ...
  *
@@ -682,6 +724,37 @@ typedef struct ipc_reply ipc_reply;
 typedef struct ipc_rpc_reply ipc_rpc_reply;
 
 /**
+ * A Lua script, run by its SHA1 with `ipc_script_run()` or queued in a batch with
+ * `ipc_batch_add_script()`.
+ *
+ * Owns a `redipc::Script`: the source, its SHA1, and whether a call already loaded it on
+ * the server (then `EVALSHA` is sent; before that, and once more whenever the server
+ * answers `NOSCRIPT` after a restart, a failover or `SCRIPT FLUSH`, `EVAL` with the
+ * source, which loads it again: the caller sees one result either way). Make it once and
+ * run it many times, from any client. Made by `ipc_script_new()`, freed by
+ * `ipc_script_free()`.
+ *
+ * Thread safety: any number of threads may use one script at once (with any clients).
+ */
+typedef struct ipc_script ipc_script;
+
+/**
+ * A counting semaphore: at most `permits` holders at once, across every client (in any
+ * process and language) that uses the same name.
+ *
+ * Owns a `redipc::blocking::Semaphore`, which holds a clone of the client (so it stays
+ * usable after `ipc_client_free()` of the handle it came from; calls then fail once the
+ * client is closed). Each permit is a lease on the server (keys `{prefix}{sem:NAME}:*`,
+ * on the server's clock): a holder that dies without releasing gives its permit back
+ * when the lease ends. Waiters are served in arrival order and woken by a notification
+ * when a permit is released (no polling). Made by `ipc_semaphore_new()`, freed by
+ * `ipc_semaphore_free()`.
+ *
+ * Thread safety: any number of threads may use one semaphore at once.
+ */
+typedef struct ipc_semaphore ipc_semaphore;
+
+/**
  * A running RPC server of one service: `concurrency` loops, each on a thread and a
  * connection of its own, answering calls with the handler.
  *
@@ -693,6 +766,16 @@ typedef struct ipc_rpc_reply ipc_rpc_reply;
  * Thread safety: as `ipc_worker`.
  */
 typedef struct ipc_server ipc_server;
+
+/**
+ * The names of the services with a live server, sorted (`ipc_services()`).
+ *
+ * Owns copies of the names; read them with `ipc_service_names_len()` and
+ * `ipc_service_names_get()`, free them with `ipc_service_names_free()`.
+ *
+ * Thread safety: read-only; any number of threads may read it at once.
+ */
+typedef struct ipc_service_names ipc_service_names;
 
 /**
  * A running group consumer: a thread of its own reading the group with `XREADGROUP`,
@@ -773,8 +856,9 @@ typedef struct ipc_worker ipc_worker;
 /**
  * Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()` and
  * `ipc_serve_methods()`, which use concurrency, block timeout, protocol and report
- * callback): concurrency, blocking timeout, reliable mode and its settings, bare queues,
- * the RPC protocol, report callback.
+ * callback, and what servers announce in the service registry): concurrency, blocking
+ * timeout, reliable mode and its settings, bare queues, the RPC protocol, the version and
+ * metadata of a server, report callback.
  *
  * Owns a `redipc::WorkerOptions`. Made by `ipc_worker_options_new()`, read (copied) by
  * `ipc_worker_new()` and `ipc_serve()`, which check the values (the error names the
@@ -1276,6 +1360,11 @@ typedef struct {
      * Dead letters (reliable mode: requests that failed `max_attempts` times).
      */
     uint64_t dead;
+    /**
+     * Delayed requests (`ipc_send_request_delayed()`, `ipc_send_request_at()`) not due yet,
+     * or due and not yet moved into the queue by a worker.
+     */
+    uint64_t delayed;
 } ipc_queue_counts;
 
 /**
@@ -1363,8 +1452,8 @@ typedef struct {
  *
  * As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
  * caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`). As
- * output (`ipc_entry.fields`) the library owns them: they live as long as the entry, and
- * are never NULL.
+ * output (`ipc_entry.fields`, `ipc_instance.metadata`) the library owns them: they live as
+ * long as the entry (or instance), and are never NULL.
  */
 typedef struct {
     /**
@@ -1483,6 +1572,57 @@ typedef void (*ipc_field_cb)(void *userdata,
  * must not unwind or `longjmp` out.
  */
 typedef void (*ipc_hash_event_cb)(void *userdata, const char *payload, size_t payload_len);
+
+/**
+ * One live server of a service, read-only, owned by its `ipc_instances` list (as are the
+ * strings it points to: valid until `ipc_instances_free()`). The text fields are
+ * NUL-terminated UTF-8 and never NULL (`""` when the server announced none).
+ */
+typedef struct {
+    /**
+     * The service it serves (a byte string; not NUL-terminated).
+     */
+    const char *service;
+    /**
+     * Length of `service` in bytes.
+     */
+    size_t service_len;
+    /**
+     * Its id: random, unique per server.
+     */
+    const char *id;
+    /**
+     * The version it announced (`ipc_worker_options_set_version()`).
+     */
+    const char *version;
+    /**
+     * The name of the host it runs on.
+     */
+    const char *host;
+    /**
+     * Its process id.
+     */
+    uint32_t pid;
+    /**
+     * When it started serving: Unix time in milliseconds, on its host's clock.
+     */
+    uint64_t started_ms;
+    /**
+     * How long it stays listed without another heartbeat, in milliseconds (a running
+     * server renews it every second; one that died is gone within 3 s).
+     */
+    uint64_t expires_in_ms;
+    /**
+     * Its own fields (`ipc_worker_options_add_metadata()`), in the order they were added
+     * (`metadata_count` of them; never NULL). Names and values are UTF-8, given with their
+     * lengths and also NUL-terminated.
+     */
+    const ipc_field *metadata;
+    /**
+     * The number of metadata fields.
+     */
+    size_t metadata_count;
+} ipc_instance;
 
 /**
  * A keyspace watch's callback: `key` (`key_len` bytes, not NUL-terminated, never NULL) had
@@ -2011,6 +2151,33 @@ ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts,
                                             ipc_report_cb cb,
                                             void *userdata,
                                             ipc_userdata_free_cb userdata_free);
+
+/**
+ * RPC servers (`ipc_serve()`, `ipc_serve_methods()`, redipc protocol): the version they
+ * announce in the service registry (`ipc_service_instances()`), a NUL-terminated UTF-8
+ * string, copied (default: empty). Setting it again replaces it. Workers ignore it.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+ * Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_options_set_version(ipc_worker_options *opts,
+                                          const char *version);
+
+/**
+ * RPC servers (`ipc_serve()`, `ipc_serve_methods()`, redipc protocol): add a field of your
+ * own that they announce in the service registry (`ipc_instance.metadata`): `name` and
+ * `value` are NUL-terminated UTF-8 strings, copied (default: none). Fields are announced
+ * in the order they were added; adding a name twice announces it twice. Workers ignore
+ * them.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if one is not UTF-8.
+ * Thread safety: see `ipc_worker_options`.
+ */
+IPC_MUST_USE
+ipc_result ipc_worker_options_add_metadata(ipc_worker_options *opts,
+                                           const char *name,
+                                           const char *value);
 
 /**
  * Make consumer options with the defaults (each setter states its default).
@@ -2828,6 +2995,71 @@ const ipc_reply *ipc_reply_element(const ipc_reply *reply, size_t index);
 void ipc_reply_free(ipc_reply *reply);
 
 /**
+ * Make a script from its Lua source (a byte string of UTF-8 text, copied). Nothing is sent:
+ * the server sees the script on its first run (a syntax error is the first run's
+ * `IPC_ERR_SERVER`).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_script_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`source`, `out`); `IPC_ERR_INVALID_ARGUMENT` if the source
+ * is not UTF-8.
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_script_new(const char *source, size_t source_len, ipc_script **out);
+
+/**
+ * The script's SHA1 in lowercase hex (40 characters, NUL-terminated): what `SCRIPT LOAD`
+ * answers and `EVALSHA` takes.
+ *
+ * Lifetime: owned by the script, valid until `ipc_script_free()`. Never NULL: `""` (and
+ * the last error set) for a NULL `script`.
+ *
+ * Errors: see above. Thread safety: any thread; see `ipc_script`.
+ */
+const char *ipc_script_sha(const ipc_script *script);
+
+/**
+ * Run a script with `nkeys` keys and `nargs` arguments, arrays of byte strings as for
+ * `ipc_command()` (`key_lens` / `arg_lens` NULL for NUL-terminated elements; `keys` /
+ * `args` may be NULL when their count is 0). Sends `EVALSHA`; when the server does not
+ * know the script (`NOSCRIPT`: a restart, a failover, `SCRIPT FLUSH`) the same call once
+ * more as `EVAL`, which loads it again: the caller sees one result either way.
+ *
+ * Output: on `IPC_OK`, `*out` is the script's reply (Lua tables are arrays, numbers
+ * integers, `true` the integer 1, `false`/`nil` a nil reply), owned by the caller; free it
+ * with `ipc_reply_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `script`, `keys` or `args` when their count is
+ * not 0, any element, `out`); `IPC_ERR_INVALID_ARGUMENT` for an element over the size
+ * limit; `IPC_ERR_SERVER` for the script's own errors (`redis.error_reply`, a failed
+ * `redis.call`, a syntax error: `ipc_last_error_code()` has the code); `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client and on the
+ * script.
+ */
+IPC_MUST_USE
+ipc_result ipc_script_run(const ipc_client *client,
+                          const ipc_script *script,
+                          const char *const *keys,
+                          const size_t *key_lens,
+                          size_t nkeys,
+                          const char *const *args,
+                          const size_t *arg_lens,
+                          size_t nargs,
+                          ipc_reply **out);
+
+/**
+ * Free a script. NULL is a no-op. Batches it was queued in keep what they need.
+ *
+ * Thread safety: every other call on `script` must have returned; the handle must not be
+ * used afterwards.
+ */
+void ipc_script_free(ipc_script *script);
+
+/**
  * Make an empty batch on `client`: `atomic` false for a pipeline (the commands are sent in
  * one write; each runs on its own), true for a transaction (`MULTI`, the commands, `EXEC`:
  * all run together, or none when one was refused while queueing).
@@ -2855,6 +3087,33 @@ ipc_result ipc_batch_add(ipc_batch *batch,
                          const char *const *args,
                          const size_t *lens,
                          size_t n);
+
+/**
+ * Queue a run of `script` in the batch, with `nkeys` keys and `nargs` arguments as for
+ * `ipc_script_run()` (copied; `key_lens` / `arg_lens` NULL for NUL-terminated elements,
+ * `keys` / `args` NULL when their count is 0). Nothing is sent. Its reply takes its slot
+ * in the result of `ipc_batch_exec()` like any command's.
+ *
+ * In a pipeline, a script already run by this library goes as `EVALSHA`; if the server
+ * answers `NOSCRIPT` (it restarted or flushed its scripts) that command is sent again as
+ * `EVAL` right after the pipeline (so in that case it runs after the pipeline's later
+ * commands) and its slot holds the second answer. An atomic batch always sends the source
+ * (`EVAL`): a transaction cannot run a part again.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`batch`, `script`, `keys` or `args` when their count is not
+ * 0, any element); `IPC_ERR_INVALID_ARGUMENT` for an element over the size limit.
+ *
+ * Thread safety: see `ipc_batch` (the script may be used by other threads meanwhile).
+ */
+IPC_MUST_USE
+ipc_result ipc_batch_add_script(ipc_batch *batch,
+                                const ipc_script *script,
+                                const char *const *keys,
+                                const size_t *key_lens,
+                                size_t nkeys,
+                                const char *const *args,
+                                const size_t *arg_lens,
+                                size_t nargs);
 
 /**
  * The number of commands queued in the batch.
@@ -3217,6 +3476,47 @@ ipc_result ipc_send_request(const ipc_client *client,
                             size_t payload_len);
 
 /**
+ * Send a request that becomes due `delay_ms` milliseconds from now (on the server's
+ * clock): it waits in the queue's delayed set (key `{prefix}{q:NAME}:delayed`, counted as
+ * `delayed` by `ipc_queue_stats()`) and a worker of the queue moves it into the queue when
+ * it is due, then handles it like any request (an idle worker is woken for it, not
+ * polling). A delay of 0 is due at once. Any payload size the client allows, including 0
+ * bytes. Only for redipc's own queues (not bare lists): a worker running on the queue moves
+ * it; with none running it waits in the delayed set.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name, a name
+ * with `{` or `}`, or a payload over the size limit; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_send_request_delayed(const ipc_client *client,
+                                    const char *queue,
+                                    size_t queue_len,
+                                    const char *payload,
+                                    size_t payload_len,
+                                    uint64_t delay_ms);
+
+/**
+ * Send a request that becomes due at `unix_ms`, a wall-clock time in milliseconds since
+ * the Unix epoch (compared with the server's clock: mind the skew between the hosts); a
+ * time in the past is due at once. Otherwise as `ipc_send_request_delayed()`.
+ *
+ * Errors: as `ipc_send_request_delayed()`; `IPC_ERR_INVALID_ARGUMENT` for a time the
+ * system clock cannot represent.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_send_request_at(const ipc_client *client,
+                               const char *queue,
+                               size_t queue_len,
+                               const char *payload,
+                               size_t payload_len,
+                               uint64_t unix_ms);
+
+/**
  * Send a request to the Redis list `list` itself (a byte string, not empty): `LPUSH list
  * payload`, what a redis-ipc fleet's consumer (`BRPOP list`) and a worker with
  * `ipc_worker_options_set_bare()` take. No key of redipc's is involved; any size the
@@ -3319,7 +3619,7 @@ IPC_MUST_USE ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_co
 void ipc_worker_free(ipc_worker *worker);
 
 /**
- * The pending, in-flight and dead-letter counts of a queue (a byte string), read from the
+ * The pending, in-flight, dead-letter and delayed counts of a queue (a byte string), read from the
  * server.
  *
  * Output: on `IPC_OK`, `*out` holds the counts.
@@ -4308,6 +4608,294 @@ IPC_MUST_USE ipc_result ipc_lock_release(ipc_lock *lock, bool *was_held);
  * Thread safety: any thread, once, after every other call on it has returned.
  */
 void ipc_lock_free(ipc_lock *lock);
+
+/**
+ * Make a rate limiter named `name` (a byte string, not empty, without `{` or `}`): `rate`
+ * units per `per_ms` milliseconds, `burst` units at once (0: the default, `rate` rounded,
+ * at least 1). Nothing is sent. Every process using the same name must use the same
+ * numbers (one that passes others applies its own to its own requests).
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_rate_limiter_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `name`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a
+ * bad name, a rate that is not a number above 0, a period of 0, or an interval
+ * (`per_ms / rate`) under 1 µs or over 30 years.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_rate_limiter_new(const ipc_client *client,
+                                const char *name,
+                                size_t name_len,
+                                double rate,
+                                uint64_t per_ms,
+                                uint64_t burst,
+                                ipc_rate_limiter **out);
+
+/**
+ * Take `n` units (1 to the burst) if the rate allows it now; never waits (one script on
+ * the server).
+ *
+ * Output: on `IPC_OK`, `*allowed` is true when the units were taken (then
+ * `*retry_after_us` is 0), false when not: nothing was taken, and `*retry_after_us` is
+ * how long until `n` units would pass, in microseconds (at least 1; another process may
+ * take them first).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for `n` of 0 or above the burst
+ * (such a request would never pass); `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`;
+ * `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread; see `ipc_rate_limiter`.
+ */
+IPC_MUST_USE
+ipc_result ipc_rate_limiter_acquire(const ipc_rate_limiter *limiter,
+                                    uint64_t n,
+                                    bool *allowed,
+                                    uint64_t *retry_after_us);
+
+/**
+ * Take `n` units (1 to the burst), waiting as long as the rate says: after a refusal the
+ * calling thread sleeps exactly the wait the server named, then tries again (only a
+ * competitor that got there first makes it wait again; no polling).
+ *
+ * `timeout_ms`: a negative number (-1) waits as long as it takes; otherwise the call gives
+ * up as soon as the next wait would end after `timeout_ms` milliseconds from the start,
+ * without sleeping in vain (0: take them only if allowed now).
+ *
+ * Output: on `IPC_OK`, `*acquired` says whether the units were taken.
+ *
+ * Errors: as `ipc_rate_limiter_acquire()`.
+ *
+ * Thread safety: any thread; see `ipc_rate_limiter`. Blocks the calling thread.
+ */
+IPC_MUST_USE
+ipc_result ipc_rate_limiter_acquire_wait(const ipc_rate_limiter *limiter,
+                                         uint64_t n,
+                                         int64_t timeout_ms,
+                                         bool *acquired);
+
+/**
+ * Free a rate limiter. NULL is a no-op. Its state on the server stays (it expires when
+ * idle) and other handles of the same name are unaffected.
+ *
+ * Thread safety: every other call on `limiter` must have returned; the handle must not be
+ * used afterwards.
+ */
+void ipc_rate_limiter_free(ipc_rate_limiter *limiter);
+
+/**
+ * Make a semaphore named `name` (a byte string, not empty, without `{` or `}`) with
+ * `permits` permits (at least 1) whose leases last `lease_ms` milliseconds (at least 1).
+ * Nothing is sent. Every process must use the same number of permits for a name.
+ *
+ * Output: on `IPC_OK`, `*out` is a new handle owned by the caller; free it with
+ * `ipc_semaphore_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `name`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a
+ * bad name, 0 permits or a lease of 0.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_semaphore_new(const ipc_client *client,
+                             const char *name,
+                             size_t name_len,
+                             uint64_t permits,
+                             uint64_t lease_ms,
+                             ipc_semaphore **out);
+
+/**
+ * Take a permit, waiting while all are held: up to `timeout_ms` milliseconds (0: try once;
+ * a negative number (-1): as long as it takes). Waiters are served in arrival order and
+ * wake as soon as a permit is released or a lease ends.
+ *
+ * Output: on `IPC_OK`, `*out` is the held permit, owned by the caller; release it with
+ * `ipc_permit_release()` and free it with `ipc_permit_free()` (which releases it if still
+ * held).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_TIMEOUT` when no permit came within the timeout
+ * (also when the server does not answer in time); `IPC_ERR_SERVER`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread; see `ipc_semaphore`. Blocks the calling thread up to the
+ * timeout.
+ */
+IPC_MUST_USE
+ipc_result ipc_semaphore_acquire(const ipc_semaphore *sem,
+                                 int64_t timeout_ms,
+                                 ipc_permit **out);
+
+/**
+ * How many permits of the semaphore are held now, by anybody (leases that ended are not
+ * counted).
+ *
+ * Output: on `IPC_OK`, `*held`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread; see `ipc_semaphore`.
+ */
+IPC_MUST_USE ipc_result ipc_semaphore_held(const ipc_semaphore *sem, uint64_t *held);
+
+/**
+ * Free a semaphore handle. NULL is a no-op. Permits taken from it stay held and usable.
+ *
+ * Thread safety: every other call on `sem` must have returned; the handle must not be used
+ * afterwards.
+ */
+void ipc_semaphore_free(ipc_semaphore *sem);
+
+/**
+ * The permit's id (random, unique; NUL-terminated), as stored in the semaphore's set of
+ * holders. Still available after release.
+ *
+ * Lifetime: owned by the permit, valid until `ipc_permit_free()`. Never NULL: `""` (and
+ * the last error set) for a NULL `permit`.
+ *
+ * Errors: see above. Thread safety: see `ipc_permit`.
+ */
+const char *ipc_permit_id(const ipc_permit *permit);
+
+/**
+ * Extend the permit's lease to end `lease_ms` milliseconds from now (at least 1), if this
+ * handle still holds it.
+ *
+ * Output: on `IPC_OK`, `*still_held` is true if it was extended, false if the permit was
+ * no longer ours (released, or its lease ended: another holder may have it now; stop the
+ * protected work).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a lease of 0;
+ * `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_permit`.
+ */
+IPC_MUST_USE
+ipc_result ipc_permit_extend(const ipc_permit *permit,
+                             uint64_t lease_ms,
+                             bool *still_held);
+
+/**
+ * Give the permit back, waking the semaphore's waiters. The handle stays valid (for
+ * `ipc_permit_id()`); free it with `ipc_permit_free()`. Releasing again gives `*was_held`
+ * false.
+ *
+ * Output: on `IPC_OK`, `*was_held` says whether the permit was still ours when released
+ * (false: its lease had ended). After an error the permit is released no more by this
+ * handle (it ends with its lease).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: see `ipc_permit`.
+ */
+IPC_MUST_USE ipc_result ipc_permit_release(ipc_permit *permit, bool *was_held);
+
+/**
+ * Free the permit handle, releasing the permit first if it is still held (waiting for the
+ * server's answer; errors are ignored: the permit then ends with its lease). NULL is a
+ * no-op.
+ *
+ * Thread safety: any thread, once, after every other call on it has returned.
+ */
+void ipc_permit_free(ipc_permit *permit);
+
+/**
+ * The services with at least one live RPC server (redipc protocol; `ipc_serve()` and
+ * `ipc_serve_methods()` announce themselves every second, and an announcement lives 3 s,
+ * on the server's clock), sorted by name. A stopped server is withdrawn at once; one that
+ * died is gone within 3 s.
+ *
+ * Output: on `IPC_OK`, `*out` is a new, possibly empty, list owned by the caller; free it
+ * with `ipc_service_names_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE ipc_result ipc_services(const ipc_client *client, ipc_service_names **out);
+
+/**
+ * The number of names in a list.
+ *
+ * Errors: returns 0 (and sets the last error) for a NULL `names`.
+ *
+ * Thread safety: any thread; see `ipc_service_names`.
+ */
+size_t ipc_service_names_len(const ipc_service_names *names);
+
+/**
+ * Name `i` (from 0) of a list.
+ *
+ * Output: on `IPC_OK`, `(*name, *name_len)` is the name, a byte string owned by the list
+ * (valid until `ipc_service_names_free()`; never NULL; not NUL-terminated).
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for `i` out of range.
+ *
+ * Thread safety: any thread; see `ipc_service_names`.
+ */
+IPC_MUST_USE
+ipc_result ipc_service_names_get(const ipc_service_names *names,
+                                 size_t i,
+                                 const char **name,
+                                 size_t *name_len);
+
+/**
+ * Free a list of service names. NULL is a no-op.
+ *
+ * Thread safety: no other thread may use `names` during or after this call.
+ */
+void ipc_service_names_free(ipc_service_names *names);
+
+/**
+ * The live servers of `service` (a byte string: not empty, without `{` or `}`), with what
+ * each announced (see `ipc_instance`); none for a service nobody serves.
+ *
+ * Output: on `IPC_OK`, `*out` is a new, possibly empty, list owned by the caller; free it
+ * with `ipc_instances_free()`.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty service name or one
+ * with `{` or `}`; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`; `IPC_ERR_CONNECTION`;
+ * `IPC_ERR_CLOSED`.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_service_instances(const ipc_client *client,
+                                 const char *service,
+                                 size_t service_len,
+                                 ipc_instances **out);
+
+/**
+ * The number of instances in a list.
+ *
+ * Errors: returns 0 (and sets the last error) for a NULL `instances`.
+ *
+ * Thread safety: any thread; see `ipc_instances`.
+ */
+size_t ipc_instances_len(const ipc_instances *instances);
+
+/**
+ * Instance `i` (from 0) of a list: a pointer valid until `ipc_instances_free(instances)`;
+ * read its fields directly (see `ipc_instance`).
+ *
+ * Errors: returns NULL (and sets the last error) for a NULL `instances` or `i` out of
+ * range.
+ *
+ * Thread safety: any thread; see `ipc_instances`.
+ */
+const ipc_instance *ipc_instances_get(const ipc_instances *instances, size_t i);
+
+/**
+ * Free a list of instances; every `ipc_instance` taken from it becomes invalid. NULL is a
+ * no-op.
+ *
+ * Thread safety: no other thread may use `instances` (or its instances) during or after
+ * this call.
+ */
+void ipc_instances_free(ipc_instances *instances);
 
 /**
  * Call `cb` for keyspace events of the keys matching the glob `pattern` (a byte string;

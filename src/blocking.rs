@@ -185,6 +185,28 @@ impl<T> Blocking<T> {
     fn wait<R>(&self, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {
         runtime::block_on(&self.rt, fut)?
     }
+
+    /// Wait for `fut` in slices of `slice`, calling `check` between them: an error from
+    /// `check` (a binding's "the user pressed Ctrl-C") drops the future, which cancels what
+    /// it waited for, and is returned. The wait itself goes on undisturbed between checks
+    /// (a semaphore waiter keeps its place in the queue).
+    fn wait_checked<R>(
+        &self,
+        fut: impl std::future::Future<Output = Result<R>>,
+        slice: Duration,
+        mut check: impl FnMut() -> Result<()>,
+    ) -> Result<R> {
+        let mut fut = std::pin::pin!(fut);
+        let slice = slice.max(Duration::from_millis(1));
+        loop {
+            // The timer is made inside the runtime (an async block), not here.
+            let step = async { tokio::time::timeout(slice, fut.as_mut()).await };
+            match runtime::block_on(&self.rt, step)? {
+                Ok(r) => return r,
+                Err(_) => check()?,
+            }
+        }
+    }
 }
 
 /// A subscription of the blocking client; see [`crate::Subscription`].
@@ -323,6 +345,17 @@ impl RateLimiter {
     pub fn acquire_wait(&self, n: u64, timeout: Option<Duration>) -> Result<bool> {
         self.wait(self.inner.acquire_wait(n, timeout))
     }
+    /// [`acquire_wait`](Self::acquire_wait), calling `check` every `slice` while it waits:
+    /// an error from it ends the wait (nothing taken) and is returned.
+    pub fn acquire_wait_checked(
+        &self,
+        n: u64,
+        timeout: Option<Duration>,
+        slice: Duration,
+        check: impl FnMut() -> Result<()>,
+    ) -> Result<bool> {
+        self.wait_checked(self.inner.acquire_wait(n, timeout), slice, check)
+    }
 }
 
 /// A semaphore of the blocking client; see [`crate::Semaphore`].
@@ -333,6 +366,21 @@ impl Semaphore {
     /// (dropping it releases it before `drop` returns).
     pub fn acquire(&self, wait: Option<Duration>) -> Result<Permit> {
         let p = self.wait(self.inner.acquire(wait))?;
+        Ok(Blocking {
+            inner: p,
+            rt: self.rt.clone(),
+        })
+    }
+    /// [`acquire`](Self::acquire), calling `check` every `slice` while it waits (keeping
+    /// its place in the queue): an error from it ends the wait (the waiter leaves the
+    /// queue) and is returned.
+    pub fn acquire_checked(
+        &self,
+        wait: Option<Duration>,
+        slice: Duration,
+        check: impl FnMut() -> Result<()>,
+    ) -> Result<Permit> {
+        let p = self.wait_checked(self.inner.acquire(wait), slice, check)?;
         Ok(Blocking {
             inner: p,
             rt: self.rt.clone(),

@@ -683,3 +683,44 @@ fn async_waits_can_be_cancelled_and_leave_the_queue() {
         assert!(int(server.cmd(&["PTTL", &k])) > 0, "{k} never expires");
     }
 }
+
+#[test]
+fn checked_waits_end_when_the_check_says_so_and_the_waiter_leaves() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    let sem = c.semaphore("checked", 1, Duration::from_secs(30)).unwrap();
+    let held = sem.acquire(Some(Duration::ZERO)).unwrap();
+    let mut checks = 0;
+    let t = Instant::now();
+    let e = sem
+        .acquire_checked(None, Duration::from_millis(20), || {
+            checks += 1;
+            match checks {
+                5 => Err(redipc::Error::aborted("interrupted")),
+                _ => Ok(()),
+            }
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Aborted);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // The interrupted waiter left the queue: the permit is free at once after release.
+    assert!(held.release().unwrap());
+    sem.acquire(Some(Duration::ZERO))
+        .unwrap()
+        .release()
+        .unwrap();
+    let rl = c
+        .rate_limiter("checked", 1.0, Duration::from_secs(60), None)
+        .unwrap();
+    assert_eq!(rl.acquire(1).unwrap(), None);
+    let e = rl
+        .acquire_wait_checked(1, None, Duration::from_millis(20), || {
+            Err(redipc::Error::aborted("interrupted"))
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Aborted);
+}

@@ -685,6 +685,12 @@ public:
     worker_options &protocol(ipc_protocol pr) {
         return set(ipc_worker_options_set_protocol(p(), static_cast<int>(pr)));
     }
+    /// RPC servers: the version announced in the service registry.
+    worker_options &version(const std::string &v) { return set(ipc_worker_options_set_version(p(), v.c_str())); }
+    /// RPC servers: add a field announced in the service registry.
+    worker_options &metadata(const std::string &name, const std::string &value) {
+        return set(ipc_worker_options_add_metadata(p(), name.c_str(), value.c_str()));
+    }
     /// Where the worker's (or server's) reports go (default: the client's).
     worker_options &report(report_handler fn) {
         detail::set_report(std::move(fn), [&](ipc_report_cb cb, void *ud, ipc_userdata_free_cb f) {
@@ -1140,6 +1146,33 @@ private:
     detail::owner<ipc_subscription, ipc_subscription_free> h_;
 };
 
+/// A Lua script run by its SHA1 (`client::run_script()`, `batch::add_script()`): `EVALSHA`,
+/// and `EVAL` once more when the server does not know it (`NOSCRIPT`). Usable by any number
+/// of threads at once.
+class script {
+public:
+    script() noexcept = default;
+    /// A script from its Lua source (nothing is sent).
+    explicit script(bytes_view source) {
+        ipc_script *out = nullptr;
+        detail::check(ipc_script_new(source.data(), source.size(), &out));
+        h_ = owner_t(out);
+    }
+    /// Its SHA1 in hex (what `SCRIPT LOAD` answers).
+    std::string_view sha() const { return ipc_script_sha(p()); }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_script *get() const noexcept { return h_.get(); }
+
+private:
+    using owner_t = detail::owner<ipc_script, ipc_script_free>;
+    ipc_script *p() const {
+        if (!h_.get()) detail::throw_empty("script");
+        return h_.get();
+    }
+    owner_t h_;
+};
+
 /// A batch of commands (`client::batch()`, `client::tx()`, `client::pipeline()`): sent in
 /// one write; atomic (`MULTI`/`EXEC`) or a plain pipeline.
 class batch {
@@ -1154,6 +1187,13 @@ public:
         return add_args(args.begin(), args.end());
     }
     batch &add(const std::vector<arg> &args) { return add_args(args.begin(), args.end()); }
+    /// Queue a run of `s` with `keys` and `args` (copied; its reply takes its slot).
+    batch &add_script(const script &s, const std::vector<arg> &keys = {}, const std::vector<arg> &args = {}) {
+        detail::argv k(keys.begin(), keys.end()), a(args.begin(), args.end());
+        detail::check(ipc_batch_add_script(p(), s.get(), k.ptrs.data(), k.lens.data(), k.ptrs.size(), a.ptrs.data(),
+                                           a.lens.data(), a.ptrs.size()));
+        return *this;
+    }
 
     /// Run the queued commands: one result per command, in order, a failed command as an
     /// IPC_REPLY_ERROR element. The commands stay queued (`clear()` to start over).
@@ -1311,6 +1351,114 @@ private:
         return h_.get();
     }
     detail::owner<ipc_lock, ipc_lock_free> h_;
+};
+
+/// A rate limiter shared by every process using its name (`client::rate_limiter()`).
+class rate_limiter {
+public:
+    rate_limiter() noexcept = default;
+    explicit rate_limiter(ipc_rate_limiter *p) noexcept : h_(p) {}
+    /// Take `n` units if allowed now: nullopt when taken, else how long until they would
+    /// pass, in microseconds (nothing taken).
+    std::optional<uint64_t> acquire(uint64_t n = 1) const {
+        bool allowed = false;
+        uint64_t retry_after_us = 0;
+        detail::check(ipc_rate_limiter_acquire(p(), n, &allowed, &retry_after_us));
+        if (allowed) return std::nullopt;
+        return retry_after_us;
+    }
+    /// Take `n` units, sleeping the retry-after the server names (`timeout_ms` negative: as
+    /// long as it takes); false when the timeout came first.
+    bool acquire_wait(uint64_t n = 1, int64_t timeout_ms = -1) const {
+        bool acquired = false;
+        detail::check(ipc_rate_limiter_acquire_wait(p(), n, timeout_ms, &acquired));
+        return acquired;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_rate_limiter *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_rate_limiter *p() const {
+        if (!h_.get()) detail::throw_empty("rate_limiter");
+        return h_.get();
+    }
+    detail::owner<ipc_rate_limiter, ipc_rate_limiter_free> h_;
+};
+
+/// A held permit of a semaphore (`semaphore::acquire()`); destroying it releases it if
+/// still held.
+class permit {
+public:
+    permit() noexcept = default;
+    explicit permit(ipc_permit *p) noexcept : h_(p) {}
+    /// Its id (random, unique).
+    std::string_view id() const { return ipc_permit_id(p()); }
+    /// Extend the lease to `lease_ms` from now; false if the permit was no longer ours.
+    bool extend(uint64_t lease_ms) {
+        bool held = false;
+        detail::check(ipc_permit_extend(p(), lease_ms, &held));
+        return held;
+    }
+    /// Give it back; false if its lease had ended.
+    bool release() {
+        bool held = false;
+        detail::check(ipc_permit_release(p(), &held));
+        return held;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_permit *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_permit *p() const {
+        if (!h_.get()) detail::throw_empty("permit");
+        return h_.get();
+    }
+    detail::owner<ipc_permit, ipc_permit_free> h_;
+};
+
+/// A counting semaphore with leases, shared by every process using its name
+/// (`client::semaphore()`).
+class semaphore {
+public:
+    semaphore() noexcept = default;
+    explicit semaphore(ipc_semaphore *p) noexcept : h_(p) {}
+    /// Take a permit, waiting up to `timeout_ms` (negative: as long as it takes; 0: try
+    /// once); IPC_ERR_TIMEOUT when none came.
+    permit acquire(int64_t timeout_ms = -1) const {
+        ipc_permit *out = nullptr;
+        detail::check(ipc_semaphore_acquire(p(), timeout_ms, &out));
+        return permit(out);
+    }
+    /// How many permits are held now.
+    uint64_t held() const {
+        uint64_t n = 0;
+        detail::check(ipc_semaphore_held(p(), &n));
+        return n;
+    }
+    void reset() noexcept { h_.reset(); }
+    explicit operator bool() const noexcept { return h_.get() != nullptr; }
+    ipc_semaphore *get() const noexcept { return h_.get(); }
+
+private:
+    ipc_semaphore *p() const {
+        if (!h_.get()) detail::throw_empty("semaphore");
+        return h_.get();
+    }
+    detail::owner<ipc_semaphore, ipc_semaphore_free> h_;
+};
+
+/// One live RPC server of a service, as the registry knows it (`client::instances()`).
+struct instance {
+    std::string service;
+    std::string id;
+    std::string version;
+    std::string host;
+    uint32_t pid = 0;
+    uint64_t started_ms = 0;
+    uint64_t expires_in_ms = 0;
+    std::vector<std::pair<std::string, std::string>> metadata;
 };
 
 /// Follows a stream (`client::stream_follow()`).
@@ -1668,6 +1816,77 @@ public:
         ipc_queue_counts c{};
         detail::check(ipc_queue_stats(p(), queue.data(), queue.size(), &c));
         return c;
+    }
+    /// A request due `delay_ms` from now (a worker of the queue moves it in when due).
+    void send_request_delayed(bytes_view queue, bytes_view payload, uint64_t delay_ms) const {
+        detail::check(
+            ipc_send_request_delayed(p(), queue.data(), queue.size(), payload.data(), payload.size(), delay_ms));
+    }
+    /// A request due at `unix_ms` (milliseconds since the Unix epoch, the server's clock).
+    void send_request_at(bytes_view queue, bytes_view payload, uint64_t unix_ms) const {
+        detail::check(ipc_send_request_at(p(), queue.data(), queue.size(), payload.data(), payload.size(), unix_ms));
+    }
+
+    // -- coordination
+
+    /// Run `s` with `keys` and `args` (`EVALSHA`; `EVAL` again after `NOSCRIPT`).
+    reply run_script(const script &s, const std::vector<arg> &keys = {}, const std::vector<arg> &args = {}) const {
+        detail::argv k(keys.begin(), keys.end()), a(args.begin(), args.end());
+        ipc_reply *out = nullptr;
+        detail::check(ipc_script_run(p(), s.get(), k.ptrs.data(), k.lens.data(), k.ptrs.size(), a.ptrs.data(),
+                                     a.lens.data(), a.ptrs.size(), &out));
+        return reply(out);
+    }
+    /// A rate limiter: `rate` units per `per_ms`, `burst` at once (0: the rate).
+    redipc::rate_limiter rate_limiter(bytes_view name, double rate, uint64_t per_ms = 1000, uint64_t burst = 0) const {
+        ipc_rate_limiter *out = nullptr;
+        detail::check(ipc_rate_limiter_new(p(), name.data(), name.size(), rate, per_ms, burst, &out));
+        return redipc::rate_limiter(out);
+    }
+    /// A semaphore of `permits` permits whose leases last `lease_ms`.
+    redipc::semaphore semaphore(bytes_view name, uint64_t permits, uint64_t lease_ms) const {
+        ipc_semaphore *out = nullptr;
+        detail::check(ipc_semaphore_new(p(), name.data(), name.size(), permits, lease_ms, &out));
+        return redipc::semaphore(out);
+    }
+    /// The services with a live RPC server, sorted.
+    std::vector<std::string> services() const {
+        ipc_service_names *raw = nullptr;
+        detail::check(ipc_services(p(), &raw));
+        detail::owner<ipc_service_names, ipc_service_names_free> names(raw);
+        std::vector<std::string> out;
+        for (size_t i = 0, n = ipc_service_names_len(raw); i < n; i++) {
+            const char *s = nullptr;
+            size_t len = 0;
+            detail::check(ipc_service_names_get(raw, i, &s, &len));
+            out.emplace_back(s, len);
+        }
+        return out;
+    }
+    /// The live servers of `service`, with what they announced.
+    std::vector<instance> instances(bytes_view service) const {
+        ipc_instances *raw = nullptr;
+        detail::check(ipc_service_instances(p(), service.data(), service.size(), &raw));
+        detail::owner<ipc_instances, ipc_instances_free> list(raw);
+        std::vector<instance> out;
+        for (size_t i = 0, n = ipc_instances_len(raw); i < n; i++) {
+            const ipc_instance *in = ipc_instances_get(raw, i);
+            if (!in) throw error(IPC_ERR_INVALID_ARGUMENT, ipc_last_error_message());
+            instance x;
+            x.service.assign(in->service, in->service_len);
+            x.id = in->id;
+            x.version = in->version;
+            x.host = in->host;
+            x.pid = in->pid;
+            x.started_ms = in->started_ms;
+            x.expires_in_ms = in->expires_in_ms;
+            for (size_t j = 0; j < in->metadata_count; j++) {
+                const ipc_field &f = in->metadata[j];
+                x.metadata.emplace_back(std::string(f.name, f.name_len), std::string(f.value, f.value_len));
+            }
+            out.push_back(std::move(x));
+        }
+        return out;
     }
     uint64_t queue_requeue_dead(bytes_view queue) const {
         uint64_t n = 0;

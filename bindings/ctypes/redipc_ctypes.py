@@ -258,6 +258,10 @@ class ipc_hash_write_options(ctypes.Structure):
     """Opaque handle `ipc_hash_write_options *`."""
 
 
+class ipc_instances(ctypes.Structure):
+    """Opaque handle `ipc_instances *`."""
+
+
 class ipc_key_watch(ctypes.Structure):
     """Opaque handle `ipc_key_watch *`."""
 
@@ -274,6 +278,14 @@ class ipc_options(ctypes.Structure):
     """Opaque handle `ipc_options *`."""
 
 
+class ipc_permit(ctypes.Structure):
+    """Opaque handle `ipc_permit *`."""
+
+
+class ipc_rate_limiter(ctypes.Structure):
+    """Opaque handle `ipc_rate_limiter *`."""
+
+
 class ipc_reply(ctypes.Structure):
     """Opaque handle `ipc_reply *`."""
 
@@ -282,8 +294,20 @@ class ipc_rpc_reply(ctypes.Structure):
     """Opaque handle `ipc_rpc_reply *`."""
 
 
+class ipc_script(ctypes.Structure):
+    """Opaque handle `ipc_script *`."""
+
+
+class ipc_semaphore(ctypes.Structure):
+    """Opaque handle `ipc_semaphore *`."""
+
+
 class ipc_server(ctypes.Structure):
     """Opaque handle `ipc_server *`."""
+
+
+class ipc_service_names(ctypes.Structure):
+    """Opaque handle `ipc_service_names *`."""
 
 
 class ipc_stream_consumer(ctypes.Structure):
@@ -440,6 +464,7 @@ class ipc_queue_counts(ctypes.Structure):
         ("pending", ctypes.c_uint64),  # uint64_t
         ("inflight", ctypes.c_uint64),  # uint64_t
         ("dead", ctypes.c_uint64),  # uint64_t
+        ("delayed", ctypes.c_uint64),  # uint64_t
     ]
 
 
@@ -498,6 +523,21 @@ ipc_field_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c
 
 
 ipc_hash_event_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class ipc_instance(ctypes.Structure):
+    _fields_ = [
+        ("service", ctypes.c_void_p),  # const char *
+        ("service_len", ctypes.c_size_t),  # size_t
+        ("id", ctypes.c_void_p),  # const char *
+        ("version", ctypes.c_void_p),  # const char *
+        ("host", ctypes.c_void_p),  # const char *
+        ("pid", ctypes.c_uint32),  # uint32_t
+        ("started_ms", ctypes.c_uint64),  # uint64_t
+        ("expires_in_ms", ctypes.c_uint64),  # uint64_t
+        ("metadata", ctypes.POINTER(ipc_field)),  # const ipc_field *
+        ("metadata_count", ctypes.c_size_t),  # size_t
+    ]
 
 
 ipc_key_event_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
@@ -605,6 +645,10 @@ _FUNCTIONS = {
     "ipc_worker_options_set_protocol": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_int]),
     # ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts, ipc_report_cb cb, void *userdata, ipc_userdata_free_cb userdata_free);
     "ipc_worker_options_set_report_cb": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ipc_report_cb, ctypes.c_void_p, ipc_userdata_free_cb]),
+    # ipc_result ipc_worker_options_set_version(ipc_worker_options *opts, const char *version);
+    "ipc_worker_options_set_version": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_char_p]),
+    # ipc_result ipc_worker_options_add_metadata(ipc_worker_options *opts, const char *name, const char *value);
+    "ipc_worker_options_add_metadata": (ctypes.c_int, [ctypes.POINTER(ipc_worker_options), ctypes.c_char_p, ctypes.c_char_p]),
     # ipc_result ipc_consumer_options_new(ipc_consumer_options **out);
     "ipc_consumer_options_new": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(ipc_consumer_options))]),
     # void ipc_consumer_options_free(ipc_consumer_options *opts);
@@ -727,10 +771,20 @@ _FUNCTIONS = {
     "ipc_reply_element": (ctypes.POINTER(ipc_reply), [ctypes.POINTER(ipc_reply), ctypes.c_size_t]),
     # void ipc_reply_free(ipc_reply *reply);
     "ipc_reply_free": (None, [ctypes.POINTER(ipc_reply)]),
+    # ipc_result ipc_script_new(const char *source, size_t source_len, ipc_script **out);
+    "ipc_script_new": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_script))]),
+    # const char *ipc_script_sha(const ipc_script *script);
+    "ipc_script_sha": (ctypes.c_char_p, [ctypes.POINTER(ipc_script)]),
+    # ipc_result ipc_script_run(const ipc_client *client, const ipc_script *script, const char *const *keys, const size_t *key_lens, size_t nkeys, const char *const *args, const size_t *arg_lens, size_t nargs, ipc_reply **out);
+    "ipc_script_run": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ipc_script), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_reply))]),
+    # void ipc_script_free(ipc_script *script);
+    "ipc_script_free": (None, [ctypes.POINTER(ipc_script)]),
     # ipc_result ipc_batch_new(const ipc_client *client, bool atomic, ipc_batch **out);
     "ipc_batch_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_bool, ctypes.POINTER(ctypes.POINTER(ipc_batch))]),
     # ipc_result ipc_batch_add(ipc_batch *batch, const char *const *args, const size_t *lens, size_t n);
     "ipc_batch_add": (ctypes.c_int, [ctypes.POINTER(ipc_batch), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
+    # ipc_result ipc_batch_add_script(ipc_batch *batch, const ipc_script *script, const char *const *keys, const size_t *key_lens, size_t nkeys, const char *const *args, const size_t *arg_lens, size_t nargs);
+    "ipc_batch_add_script": (ctypes.c_int, [ctypes.POINTER(ipc_batch), ctypes.POINTER(ipc_script), ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
     # size_t ipc_batch_len(const ipc_batch *batch);
     "ipc_batch_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_batch)]),
     # ipc_result ipc_batch_clear(ipc_batch *batch);
@@ -771,6 +825,10 @@ _FUNCTIONS = {
     "ipc_error_set": (ctypes.c_int, [ctypes.POINTER(ipc_error_out), ctypes.c_char_p]),
     # ipc_result ipc_send_request(const ipc_client *client, const char *queue, size_t queue_len, const char *payload, size_t payload_len);
     "ipc_send_request": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
+    # ipc_result ipc_send_request_delayed(const ipc_client *client, const char *queue, size_t queue_len, const char *payload, size_t payload_len, uint64_t delay_ms);
+    "ipc_send_request_delayed": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
+    # ipc_result ipc_send_request_at(const ipc_client *client, const char *queue, size_t queue_len, const char *payload, size_t payload_len, uint64_t unix_ms);
+    "ipc_send_request_at": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]),
     # ipc_result ipc_send_request_bare(const ipc_client *client, const char *list, size_t list_len, const char *payload, size_t payload_len);
     "ipc_send_request_bare": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
     # ipc_result ipc_worker_new(const ipc_client *client, const char *const *queues, const size_t *lens, size_t n, const ipc_worker_options *opts, ipc_request_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_worker **out);
@@ -879,6 +937,46 @@ _FUNCTIONS = {
     "ipc_lock_release": (ctypes.c_int, [ctypes.POINTER(ipc_lock), ctypes.POINTER(ctypes.c_bool)]),
     # void ipc_lock_free(ipc_lock *lock);
     "ipc_lock_free": (None, [ctypes.POINTER(ipc_lock)]),
+    # ipc_result ipc_rate_limiter_new(const ipc_client *client, const char *name, size_t name_len, double rate, uint64_t per_ms, uint64_t burst, ipc_rate_limiter **out);
+    "ipc_rate_limiter_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ipc_rate_limiter))]),
+    # ipc_result ipc_rate_limiter_acquire(const ipc_rate_limiter *limiter, uint64_t n, bool *allowed, uint64_t *retry_after_us);
+    "ipc_rate_limiter_acquire": (ctypes.c_int, [ctypes.POINTER(ipc_rate_limiter), ctypes.c_uint64, ctypes.POINTER(ctypes.c_bool), ctypes.POINTER(ctypes.c_uint64)]),
+    # ipc_result ipc_rate_limiter_acquire_wait(const ipc_rate_limiter *limiter, uint64_t n, int64_t timeout_ms, bool *acquired);
+    "ipc_rate_limiter_acquire_wait": (ctypes.c_int, [ctypes.POINTER(ipc_rate_limiter), ctypes.c_uint64, ctypes.c_int64, ctypes.POINTER(ctypes.c_bool)]),
+    # void ipc_rate_limiter_free(ipc_rate_limiter *limiter);
+    "ipc_rate_limiter_free": (None, [ctypes.POINTER(ipc_rate_limiter)]),
+    # ipc_result ipc_semaphore_new(const ipc_client *client, const char *name, size_t name_len, uint64_t permits, uint64_t lease_ms, ipc_semaphore **out);
+    "ipc_semaphore_new": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.POINTER(ipc_semaphore))]),
+    # ipc_result ipc_semaphore_acquire(const ipc_semaphore *sem, int64_t timeout_ms, ipc_permit **out);
+    "ipc_semaphore_acquire": (ctypes.c_int, [ctypes.POINTER(ipc_semaphore), ctypes.c_int64, ctypes.POINTER(ctypes.POINTER(ipc_permit))]),
+    # ipc_result ipc_semaphore_held(const ipc_semaphore *sem, uint64_t *held);
+    "ipc_semaphore_held": (ctypes.c_int, [ctypes.POINTER(ipc_semaphore), ctypes.POINTER(ctypes.c_uint64)]),
+    # void ipc_semaphore_free(ipc_semaphore *sem);
+    "ipc_semaphore_free": (None, [ctypes.POINTER(ipc_semaphore)]),
+    # const char *ipc_permit_id(const ipc_permit *permit);
+    "ipc_permit_id": (ctypes.c_char_p, [ctypes.POINTER(ipc_permit)]),
+    # ipc_result ipc_permit_extend(const ipc_permit *permit, uint64_t lease_ms, bool *still_held);
+    "ipc_permit_extend": (ctypes.c_int, [ctypes.POINTER(ipc_permit), ctypes.c_uint64, ctypes.POINTER(ctypes.c_bool)]),
+    # ipc_result ipc_permit_release(ipc_permit *permit, bool *was_held);
+    "ipc_permit_release": (ctypes.c_int, [ctypes.POINTER(ipc_permit), ctypes.POINTER(ctypes.c_bool)]),
+    # void ipc_permit_free(ipc_permit *permit);
+    "ipc_permit_free": (None, [ctypes.POINTER(ipc_permit)]),
+    # ipc_result ipc_services(const ipc_client *client, ipc_service_names **out);
+    "ipc_services": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.POINTER(ipc_service_names))]),
+    # size_t ipc_service_names_len(const ipc_service_names *names);
+    "ipc_service_names_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_service_names)]),
+    # ipc_result ipc_service_names_get(const ipc_service_names *names, size_t i, const char **name, size_t *name_len);
+    "ipc_service_names_get": (ctypes.c_int, [ctypes.POINTER(ipc_service_names), ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(ctypes.c_size_t)]),
+    # void ipc_service_names_free(ipc_service_names *names);
+    "ipc_service_names_free": (None, [ctypes.POINTER(ipc_service_names)]),
+    # ipc_result ipc_service_instances(const ipc_client *client, const char *service, size_t service_len, ipc_instances **out);
+    "ipc_service_instances": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(ipc_instances))]),
+    # size_t ipc_instances_len(const ipc_instances *instances);
+    "ipc_instances_len": (ctypes.c_size_t, [ctypes.POINTER(ipc_instances)]),
+    # const ipc_instance *ipc_instances_get(const ipc_instances *instances, size_t i);
+    "ipc_instances_get": (ctypes.POINTER(ipc_instance), [ctypes.POINTER(ipc_instances), ctypes.c_size_t]),
+    # void ipc_instances_free(ipc_instances *instances);
+    "ipc_instances_free": (None, [ctypes.POINTER(ipc_instances)]),
     # ipc_result ipc_watch_keys(const ipc_client *client, const char *pattern, size_t pattern_len, const char *const *events, size_t n_events, bool configure_server, ipc_key_event_cb cb, void *userdata, ipc_userdata_free_cb userdata_free, ipc_key_watch **out);
     "ipc_watch_keys": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ctypes.c_bool, ipc_key_event_cb, ctypes.c_void_p, ipc_userdata_free_cb, ctypes.POINTER(ctypes.POINTER(ipc_key_watch))]),
     # ipc_result ipc_key_watch_stop(const ipc_key_watch *watch, uint64_t timeout_ms);
@@ -932,6 +1030,8 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_worker_options_set_bare",
     "ipc_worker_options_set_protocol",
     "ipc_worker_options_set_report_cb",
+    "ipc_worker_options_set_version",
+    "ipc_worker_options_add_metadata",
     "ipc_consumer_options_new",
     "ipc_consumer_options_set_count",
     "ipc_consumer_options_set_block_ms",
@@ -980,8 +1080,11 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_reply_double",
     "ipc_reply_bool",
     "ipc_reply_string",
+    "ipc_script_new",
+    "ipc_script_run",
     "ipc_batch_new",
     "ipc_batch_add",
+    "ipc_batch_add_script",
     "ipc_batch_clear",
     "ipc_batch_exec",
     "ipc_transaction",
@@ -998,6 +1101,8 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_group_stop",
     "ipc_error_set",
     "ipc_send_request",
+    "ipc_send_request_delayed",
+    "ipc_send_request_at",
     "ipc_send_request_bare",
     "ipc_worker_new",
     "ipc_worker_stop",
@@ -1043,6 +1148,17 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_lock_token",
     "ipc_lock_extend",
     "ipc_lock_release",
+    "ipc_rate_limiter_new",
+    "ipc_rate_limiter_acquire",
+    "ipc_rate_limiter_acquire_wait",
+    "ipc_semaphore_new",
+    "ipc_semaphore_acquire",
+    "ipc_semaphore_held",
+    "ipc_permit_extend",
+    "ipc_permit_release",
+    "ipc_services",
+    "ipc_service_names_get",
+    "ipc_service_instances",
     "ipc_watch_keys",
     "ipc_key_watch_stop",
 })

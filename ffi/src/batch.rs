@@ -11,6 +11,7 @@ use crate::convert::UserData;
 use crate::error::ipc_result;
 use crate::handle::{as_handle, to_boxed};
 use crate::reply::{ipc_reply, new_reply};
+use crate::script::ipc_script;
 
 /// A batch of commands sent in one write: a pipeline (each command's reply or error in its
 /// own slot), or, made with `atomic`, a `MULTI`/`EXEC` transaction.
@@ -66,6 +67,40 @@ pub unsafe extern "C" fn ipc_batch_add(
 ) -> ipc_result {
     ffi_boundary!(ipc_batch_add(batch, #[nullable] args, #[nullable] lens, n) {
         try_mut!(batch).add(&byte_list!(args, lens, n))?;
+        Ok(())
+    })
+}
+
+/// Queue a run of `script` in the batch, with `nkeys` keys and `nargs` arguments as for
+/// `ipc_script_run()` (copied; `key_lens` / `arg_lens` NULL for NUL-terminated elements,
+/// `keys` / `args` NULL when their count is 0). Nothing is sent. Its reply takes its slot
+/// in the result of `ipc_batch_exec()` like any command's.
+///
+/// In a pipeline, a script already run by this library goes as `EVALSHA`; if the server
+/// answers `NOSCRIPT` (it restarted or flushed its scripts) that command is sent again as
+/// `EVAL` right after the pipeline (so in that case it runs after the pipeline's later
+/// commands) and its slot holds the second answer. An atomic batch always sends the source
+/// (`EVAL`): a transaction cannot run a part again.
+///
+/// Errors: `IPC_ERR_NULL_ARG` (`batch`, `script`, `keys` or `args` when their count is not
+/// 0, any element); `IPC_ERR_INVALID_ARGUMENT` for an element over the size limit.
+///
+/// Thread safety: see `ipc_batch` (the script may be used by other threads meanwhile).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_batch_add_script(
+    batch: *mut ipc_batch,
+    script: *const ipc_script,
+    keys: *const *const c_char,
+    key_lens: *const usize,
+    nkeys: usize,
+    args: *const *const c_char,
+    arg_lens: *const usize,
+    nargs: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_batch_add_script(batch, script, #[nullable] keys, #[nullable] key_lens, nkeys, #[nullable] args, #[nullable] arg_lens, nargs) {
+        let script = &try_ref!(script).script;
+        try_mut!(batch).add_script(script, &byte_list!(keys, key_lens, nkeys), &byte_list!(args, arg_lens, nargs))?;
         Ok(())
     })
 }

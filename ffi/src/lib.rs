@@ -80,6 +80,8 @@ pub mod commands;
 
 pub mod reply;
 
+pub mod script;
+
 pub mod batch;
 
 pub mod pubsub;
@@ -97,6 +99,12 @@ pub mod state;
 pub mod cache;
 
 pub mod lock;
+
+pub mod ratelimit;
+
+pub mod semaphore;
+
+pub mod registry;
 
 pub mod keyspace;
 
@@ -161,6 +169,7 @@ mod boundary {
         ipc_reply_kind => ipc_reply_kind::IPC_REPLY_NIL,
         *const ipc_reply => std::ptr::null(),
         *const crate::stream::ipc_entry => std::ptr::null(),
+        *const crate::registry::ipc_instance => std::ptr::null(),
         // Strings returned to C are never NULL.
         *const c_char => c"".as_ptr(),
     }

@@ -666,8 +666,9 @@ fn protocol_arg(protocol: c_int) -> Result<redipc::Protocol, Error> {
 
 /// Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()` and
 /// `ipc_serve_methods()`, which use concurrency, block timeout, protocol and report
-/// callback): concurrency, blocking timeout, reliable mode and its settings, bare queues,
-/// the RPC protocol, report callback.
+/// callback, and what servers announce in the service registry): concurrency, blocking
+/// timeout, reliable mode and its settings, bare queues, the RPC protocol, the version and
+/// metadata of a server, report callback.
 ///
 /// Owns a `redipc::WorkerOptions`. Made by `ipc_worker_options_new()`, read (copied) by
 /// `ipc_worker_new()` and `ipc_serve()`, which check the values (the error names the
@@ -833,6 +834,43 @@ pub unsafe extern "C" fn ipc_worker_options_set_report_cb(
     userdata_free: ipc_userdata_free_cb,
 ) -> ipc_result {
     ffi_boundary!(ipc_worker_options_set_report_cb(opts, #[nullable] cb, #[nullable] userdata, #[nullable] userdata_free) { set!(opts.error_hook = hook(cb, userdata, userdata_free)) })
+}
+
+/// RPC servers (`ipc_serve()`, `ipc_serve_methods()`, redipc protocol): the version they
+/// announce in the service registry (`ipc_service_instances()`), a NUL-terminated UTF-8
+/// string, copied (default: empty). Setting it again replaces it. Workers ignore it.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if it is not UTF-8.
+/// Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_set_version(
+    opts: *mut ipc_worker_options,
+    version: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_set_version(opts, version) { set!(opts.version = text!(version).into()) })
+}
+
+/// RPC servers (`ipc_serve()`, `ipc_serve_methods()`, redipc protocol): add a field of your
+/// own that they announce in the service registry (`ipc_instance.metadata`): `name` and
+/// `value` are NUL-terminated UTF-8 strings, copied (default: none). Fields are announced
+/// in the order they were added; adding a name twice announces it twice. Workers ignore
+/// them.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` if one is not UTF-8.
+/// Thread safety: see `ipc_worker_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_worker_options_add_metadata(
+    opts: *mut ipc_worker_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> ipc_result {
+    ffi_boundary!(ipc_worker_options_add_metadata(opts, name, value) {
+        let field = (text!(name).to_string(), text!(value).to_string());
+        try_mut!(opts).metadata.push(field);
+        Ok(())
+    })
 }
 
 // ---- stream consumers -----------------------------------------------------------------

@@ -5,10 +5,11 @@
 //! made here, and `userdata_free` hangs on the core's `Worker::on_stopped`.
 
 use std::ffi::{c_char, c_int, c_void};
+use std::time::UNIX_EPOCH;
 
 use crate::client::ipc_client;
 use crate::convert::{UserData, ipc_userdata_free_cb, millis, present};
-use crate::error::ipc_result;
+use crate::error::{Error, ipc_result};
 use crate::handle::to_boxed;
 use crate::handler::{handler_result, ipc_error_out};
 use crate::options::{ipc_worker_options, or_default};
@@ -94,6 +95,9 @@ pub struct ipc_queue_counts {
     pub inflight: u64,
     /// Dead letters (reliable mode: requests that failed `max_attempts` times).
     pub dead: u64,
+    /// Delayed requests (`ipc_send_request_delayed()`, `ipc_send_request_at()`) not due yet,
+    /// or due and not yet moved into the queue by a worker.
+    pub delayed: u64,
 }
 
 /// A running worker: `concurrency` loops, each on a thread and a connection of its own,
@@ -130,6 +134,62 @@ pub unsafe extern "C" fn ipc_send_request(
 ) -> ipc_result {
     ffi_boundary!(ipc_send_request(client, queue, queue_len, payload, payload_len) {
         try_ref!(client).send_request(bytes!(queue, queue_len), bytes!(payload, payload_len))?;
+        Ok(())
+    })
+}
+
+/// Send a request that becomes due `delay_ms` milliseconds from now (on the server's
+/// clock): it waits in the queue's delayed set (key `{prefix}{q:NAME}:delayed`, counted as
+/// `delayed` by `ipc_queue_stats()`) and a worker of the queue moves it into the queue when
+/// it is due, then handles it like any request (an idle worker is woken for it, not
+/// polling). A delay of 0 is due at once. Any payload size the client allows, including 0
+/// bytes. Only for redipc's own queues (not bare lists): a worker running on the queue moves
+/// it; with none running it waits in the delayed set.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for an empty queue name, a name
+/// with `{` or `}`, or a payload over the size limit; `IPC_ERR_SERVER`; `IPC_ERR_TIMEOUT`;
+/// `IPC_ERR_CONNECTION`; `IPC_ERR_CLOSED`.
+///
+/// Thread safety: any thread, concurrently with other calls on the client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_send_request_delayed(
+    client: *const ipc_client,
+    queue: *const c_char,
+    queue_len: usize,
+    payload: *const c_char,
+    payload_len: usize,
+    delay_ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_send_request_delayed(client, queue, queue_len, payload, payload_len, delay_ms) {
+        try_ref!(client).send_request_delayed(bytes!(queue, queue_len), bytes!(payload, payload_len), millis(delay_ms))?;
+        Ok(())
+    })
+}
+
+/// Send a request that becomes due at `unix_ms`, a wall-clock time in milliseconds since
+/// the Unix epoch (compared with the server's clock: mind the skew between the hosts); a
+/// time in the past is due at once. Otherwise as `ipc_send_request_delayed()`.
+///
+/// Errors: as `ipc_send_request_delayed()`; `IPC_ERR_INVALID_ARGUMENT` for a time the
+/// system clock cannot represent.
+///
+/// Thread safety: any thread, concurrently with other calls on the client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_send_request_at(
+    client: *const ipc_client,
+    queue: *const c_char,
+    queue_len: usize,
+    payload: *const c_char,
+    payload_len: usize,
+    unix_ms: u64,
+) -> ipc_result {
+    ffi_boundary!(ipc_send_request_at(client, queue, queue_len, payload, payload_len, unix_ms) {
+        let at = UNIX_EPOCH
+            .checked_add(millis(unix_ms))
+            .ok_or_else(|| Error::invalid(format!("`unix_ms` {unix_ms} is beyond what the system clock can represent")))?;
+        try_ref!(client).send_request_at(bytes!(queue, queue_len), bytes!(payload, payload_len), at)?;
         Ok(())
     })
 }
@@ -276,7 +336,7 @@ pub unsafe extern "C" fn ipc_worker_free(worker: *mut ipc_worker) {
     ffi_boundary!(ipc_worker_free(#[nullable] worker) { free_box!(worker) })
 }
 
-/// The pending, in-flight and dead-letter counts of a queue (a byte string), read from the
+/// The pending, in-flight, dead-letter and delayed counts of a queue (a byte string), read from the
 /// server.
 ///
 /// Output: on `IPC_OK`, `*out` holds the counts.
@@ -295,7 +355,7 @@ pub unsafe extern "C" fn ipc_queue_stats(
 ) -> ipc_result {
     ffi_boundary!(ipc_queue_stats(client, queue, queue_len, out) {
         let c = try_ref!(client).queue_stats(bytes!(queue, queue_len))?;
-        put!(out, ipc_queue_counts { pending: c.pending, inflight: c.inflight, dead: c.dead });
+        put!(out, ipc_queue_counts { pending: c.pending, inflight: c.inflight, dead: c.dead, delayed: c.delayed });
         Ok(())
     })
 }

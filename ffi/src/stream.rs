@@ -27,8 +27,8 @@ pub const IPC_STREAM_ID_MAX: usize = 48;
 ///
 /// As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
 /// caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`). As
-/// output (`ipc_entry.fields`) the library owns them: they live as long as the entry, and
-/// are never NULL.
+/// output (`ipc_entry.fields`, `ipc_instance.metadata`) the library owns them: they live as
+/// long as the entry (or instance), and are never NULL.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ipc_field {

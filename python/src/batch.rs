@@ -28,6 +28,19 @@ impl Batch {
         lock(&self.queued).clear();
         Ok(())
     }
+
+    /// Queue a run of `script` (what `Script.__call__(..., client=batch)` does).
+    pub(crate) fn add_script(
+        &self,
+        script: &redipc::Script,
+        keys: &[Arg],
+        args: &[Arg],
+    ) -> PyResult<()> {
+        lock(&self.queued)
+            .add_script(script, keys, args)
+            .map(drop)
+            .map_err(crate::errors::raise)
+    }
 }
 
 context_manager!(Batch);

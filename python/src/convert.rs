@@ -2,7 +2,7 @@
 //! argument, as PyO3's own ones do), and replies as Python objects.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use pyo3::BoundObject;
@@ -363,6 +363,49 @@ impl FromPyObject<'_, '_> for Seconds {
                 "expected a finite, non-negative number of seconds, not {secs}"
             )
         })
+    }
+}
+
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A point in time: a Unix timestamp in seconds (int or float) or a `datetime.datetime`
+/// (its `timestamp()`: a naive one is local time, as Python reads it).
+#[derive(Clone, Copy)]
+pub(crate) struct When(pub(crate) SystemTime);
+
+impl FromPyObject<'_, '_> for When {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        let expected = || {
+            py_err!(
+                TypeError,
+                "expected a Unix timestamp in seconds or a datetime.datetime, not {}",
+                type_name(&obj)
+            )
+        };
+        let secs: f64 = if obj.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
+            obj.call_method0(pyo3::intern!(py, "timestamp"))?
+                .extract()?
+        } else if obj.is_instance_of::<PyBool>() {
+            return Err(expected());
+        } else {
+            obj.extract::<f64>().map_err(|_| expected())?
+        };
+        // Before 1970 too: the core says what it makes of that.
+        let offset = Duration::try_from_secs_f64(secs.abs()).map_err(|_| {
+            py_err!(
+                InvalidArgument,
+                "expected a finite Unix timestamp, not {secs}"
+            )
+        })?;
+        let at = match secs < 0.0 {
+            true => UNIX_EPOCH.checked_sub(offset),
+            false => UNIX_EPOCH.checked_add(offset),
+        };
+        at.map(When)
+            .ok_or_else(|| py_err!(InvalidArgument, "the time {secs} is out of range"))
     }
 }
 

@@ -94,6 +94,20 @@ pub(crate) fn wait<T: Send>(
     }
 }
 
+/// For the core's checked waits (`acquire_checked`, ...): take the GIL and check signals; a
+/// `KeyboardInterrupt` (or whatever a signal handler raised) travels through the core as
+/// the source of an `Aborted` error and is raised again as itself.
+pub(crate) fn signals() -> redipc::Result<()> {
+    Python::attach(|py| py.check_signals()).map_err(|err| {
+        let text = err.to_string();
+        redipc::Error::aborted(&text).with_source(crate::errors::Raised {
+            err,
+            text,
+            told: false,
+        })
+    })
+}
+
 /// Register the `atexit` hook (see the [module docs](self)).
 pub(crate) fn register(py: Python<'_>) -> PyResult<()> {
     let hook = PyCFunction::new_closure(

@@ -10,11 +10,13 @@ use pyo3::prelude::*;
 use redipc::{CallOptions, RpcHandler, WorkerOptions};
 
 use crate::client::Client;
-use crate::convert::{Arg, Blob, Callable, Count, Dict, Names, Seconds, Wire, With, type_name};
+use crate::convert::{
+    Arg, Blob, Callable, Count, Dict, Names, Seconds, When, Wire, With, type_name,
+};
 use crate::errors::Core;
 use crate::handler::Callback;
 use crate::handles::{RpcServer, Worker};
-use crate::records::{Call, DeadLetter, QueueCounts, Request};
+use crate::records::{Call, DeadLetter, Instance, QueueCounts, Request};
 
 /// The reply of an RPC handler: bytes-like or `str`; `None` is no bytes (the core sends
 /// JSON `null` for it on the redis-ipc wire).
@@ -38,20 +40,50 @@ fn rpc_handler(cb: Callback) -> RpcHandler {
 }
 
 /// The options of an RPC server: the ones given, the core's defaults for the rest.
-fn server_options(concurrency: Option<Count<1>>, protocol: Option<Wire>) -> WorkerOptions {
-    WorkerOptions::default()
+fn server_options(
+    concurrency: Option<Count<1>>,
+    protocol: Option<Wire>,
+    version: Option<String>,
+    metadata: Option<Dict<String, String>>,
+) -> WorkerOptions {
+    let opts = WorkerOptions::default()
         .with(concurrency, |o, n| o.concurrency(n.usize()))
         .with(protocol, |o, p| o.protocol(p.0))
+        .with(version, WorkerOptions::version);
+    metadata
+        .unwrap_or_default()
+        .0
+        .into_iter()
+        .fold(opts, |o, (k, v)| o.metadata(k, v))
 }
 
 #[pymethods]
 impl Client {
-    /// `LPUSH` a request into `queue` (with `bare`: into the list `queue` itself).
-    #[pyo3(signature = (queue, payload, *, bare = false))]
-    fn send_request(&self, py: Python<'_>, queue: Arg, payload: Arg, bare: bool) -> PyResult<()> {
-        match bare {
-            true => py.core(|| self.c.send_request_bare(queue, payload)),
-            false => py.core(|| self.c.send_request(queue, payload)),
+    /// `LPUSH` a request into `queue` (with `bare`: into the list `queue` itself); with
+    /// `delay` (seconds) or `at` (a time) into the queue's delayed set, due then.
+    #[pyo3(signature = (queue, payload, delay = None, at = None, *, bare = false))]
+    fn send_request(
+        &self,
+        py: Python<'_>,
+        queue: Arg,
+        payload: Arg,
+        delay: Option<Seconds>,
+        at: Option<When>,
+        bare: bool,
+    ) -> PyResult<()> {
+        match (delay, at, bare) {
+            (None, None, true) => py.core(|| self.c.send_request_bare(queue, payload)),
+            (None, None, false) => py.core(|| self.c.send_request(queue, payload)),
+            (Some(_), Some(_), _) => Err(py_err!(
+                InvalidArgument,
+                "send_request(): give delay= or at=, not both"
+            )),
+            (_, _, true) => Err(py_err!(
+                InvalidArgument,
+                "send_request(): a bare queue takes no delayed requests (delay=, at=)"
+            )),
+            (Some(d), None, false) => py.core(|| self.c.send_request_delayed(queue, payload, d.0)),
+            (None, Some(t), false) => py.core(|| self.c.send_request_at(queue, payload, t.0)),
         }
     }
 
@@ -134,7 +166,10 @@ impl Client {
     }
 
     /// Answer calls to `service` with `handler(call)`.
-    #[pyo3(signature = (service, handler, *, concurrency = None, protocol = None))]
+    #[pyo3(signature = (
+        service, handler, *, concurrency = None, protocol = None, version = None, metadata = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn serve(
         &self,
         py: Python<'_>,
@@ -142,8 +177,10 @@ impl Client {
         handler: Callable,
         concurrency: Option<Count<1>>,
         protocol: Option<Wire>,
+        version: Option<String>,
+        metadata: Option<Dict<String, String>>,
     ) -> PyResult<RpcServer> {
-        let opts = server_options(concurrency, protocol);
+        let opts = server_options(concurrency, protocol, version, metadata);
         let cb = Callback::new(py, handler, None);
         let h = rpc_handler(cb.clone());
         let server = py.core(|| self.c.serve_with(&service, move |call| h(call), opts))?;
@@ -151,7 +188,10 @@ impl Client {
     }
 
     /// Answer calls to `service`, routed by method name to the handlers of `methods`.
-    #[pyo3(signature = (service, methods, *, concurrency = None, protocol = None))]
+    #[pyo3(signature = (
+        service, methods, *, concurrency = None, protocol = None, version = None, metadata = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn serve_methods(
         &self,
         py: Python<'_>,
@@ -159,6 +199,8 @@ impl Client {
         methods: Dict<String, Callable>,
         concurrency: Option<Count<1>>,
         protocol: Option<Wire>,
+        version: Option<String>,
+        metadata: Option<Dict<String, String>>,
     ) -> PyResult<RpcServer> {
         let callbacks: Vec<(String, Callback)> = methods
             .0
@@ -169,9 +211,20 @@ impl Client {
             .iter()
             .map(|(name, cb)| (name.clone(), rpc_handler(cb.clone())))
             .collect();
-        let opts = server_options(concurrency, protocol);
+        let opts = server_options(concurrency, protocol, version, metadata);
         let server = py.core(|| self.c.serve_methods_with(&service, table, opts))?;
         let callbacks = callbacks.into_iter().map(|(_, cb)| cb).collect();
         Ok(RpcServer::new(server, callbacks, service.into()))
+    }
+
+    /// The services with at least one live server, sorted.
+    fn services(&self, py: Python<'_>) -> PyResult<Vec<Bytes>> {
+        py.core(|| self.c.services())
+    }
+
+    /// The live servers of `service`, with what they announced.
+    fn instances(&self, py: Python<'_>, service: Arg) -> PyResult<Vec<Instance>> {
+        let found = py.core(|| self.c.instances(service))?;
+        Ok(found.into_iter().map(Into::into).collect())
     }
 }

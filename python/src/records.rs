@@ -1,7 +1,7 @@
 //! Records: frozen value classes made from the core's plain data, with the same `repr`,
 //! equality and `as_dict` for all, from one macro.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use pyo3::prelude::*;
@@ -104,7 +104,7 @@ record! {
 
 record! {
     /// Counters of a queue, read from the server.
-    QueueCounts from redipc::QueueCounts { pending: u64, inflight: u64, dead: u64 }
+    QueueCounts from redipc::QueueCounts { pending: u64, inflight: u64, dead: u64, delayed: u64 }
 }
 
 record! {
@@ -151,6 +151,38 @@ impl From<&redipc::Call> for Call {
                 .deadline
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+record! {
+    /// One live server of an RPC service, as the service registry knows it; times in
+    /// seconds.
+    Instance {
+        service: Bytes,
+        id: String,
+        version: String,
+        host: String,
+        pid: u32,
+        /// When it started serving, in seconds since the epoch (the server host's clock).
+        started: f64,
+        metadata: Dict<String, String>,
+        /// How long it stays listed without another heartbeat.
+        expires_in: f64,
+    }
+}
+
+impl From<redipc::Instance> for Instance {
+    fn from(i: redipc::Instance) -> Self {
+        Instance {
+            service: i.service,
+            id: i.id,
+            version: i.version,
+            host: i.host,
+            pid: i.pid,
+            started: Duration::from_millis(i.started_ms).as_secs_f64(),
+            metadata: Dict(i.metadata),
+            expires_in: i.expires_in.as_secs_f64(),
         }
     }
 }

@@ -66,6 +66,12 @@ def test_hierarchy() -> None:
         "Lock",
         "KeyspaceWatch",
         "Report",
+        # Coordination: rate limiters, semaphores, scripts, the service registry.
+        "RateLimiter",
+        "Semaphore",
+        "Permit",
+        "Script",
+        "Instance",
         # Observability.
         "ClientStats",
         "LatencyStats",

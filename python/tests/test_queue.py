@@ -64,7 +64,7 @@ def test_ten_thousand_requests_over_four_consumers_each_handled_once(
     assert set(seen.values()) == {1}, "each exactly once"
     assert w.stats().handled == n and w.stats().failed == 0
     assert c.queue_stats("jobs") == c.queue_stats("jobs")
-    assert c.queue_stats("jobs").as_dict() == {"pending": 0, "inflight": 0, "dead": 0}
+    assert c.queue_stats("jobs").as_dict() == {"pending": 0, "inflight": 0, "dead": 0, "delayed": 0}
     assert c.command("KEYS", "*") == []
 
 
@@ -187,11 +187,11 @@ def test_reliable_failures_retry_then_dead_letter_with_the_message(client: redip
     d = letters[0]
     assert (d.payload, d.attempts, d.error) == (b"poison", 3, "ValueError: boom on poison")
     assert "poison" in repr(d)
-    assert client.queue_stats("r").as_dict() == {"pending": 0, "inflight": 0, "dead": 1}
+    assert client.queue_stats("r").as_dict() == {"pending": 0, "inflight": 0, "dead": 1, "delayed": 0}
 
     # Requeued, they start over; a handler that succeeds acks them.
     assert client.requeue_dead_letters("r") == 1
-    assert client.queue_stats("r").as_dict() == {"pending": 1, "inflight": 0, "dead": 0}
+    assert client.queue_stats("r").as_dict() == {"pending": 1, "inflight": 0, "dead": 0, "delayed": 0}
     got: list[tuple[bytes, int]] = []
     with client.handle_requests(
         "r", lambda r: got.append((r.payload, r.attempt)), reliable=True, block_timeout=FAST

@@ -50,6 +50,9 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// The period the bindings use when none is given: rates are per second.
+    pub const DEFAULT_PER: Duration = Duration::from_secs(1);
+
     /// Take `n` units if the rate allows it now: `Ok(None)` when taken, `Ok(Some(wait))`
     /// when not (nothing taken; `n` would pass after `wait`).
     pub async fn acquire(&self, n: u64) -> Result<Option<Duration>> {

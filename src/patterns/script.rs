@@ -100,16 +100,24 @@ client_methods! {
     ) -> Result<Reply> {
         let numkeys = keys.len().to_string();
         let by_sha = script.loaded();
-        let first = self
-            .command(&script.args(by_sha, numkeys.as_bytes(), keys, args))
-            .await;
-        let result = match first {
-            Err(e) if by_sha && is_noscript(&e) => {
-                self.command(&script.args(false, numkeys.as_bytes(), keys, args))
-                    .await
+        // One call for the statistics, whether or not it had to be sent again.
+        let timer = self.counters().start();
+        let send = |by_sha: bool| {
+            let args = script.args(by_sha, numkeys.as_bytes(), keys, args);
+            async move {
+                let cmd = self.build(&args)?;
+                match self.conn().send(&cmd).await {
+                    Ok(Reply::Error(e)) => Err(Error::from(e)),
+                    other => other,
+                }
             }
+        };
+        let result = match send(by_sha).await {
+            Err(e) if by_sha && is_noscript(&e) => send(false).await,
             other => other,
         };
+        timer.finish(&result);
+        let result = result.map_err(|e| e.context(format!("script {}", &script.sha[..8])));
         // A script that compiled is loaded now, whatever it answered.
         let compiled = match &result {
             Ok(_) => true,

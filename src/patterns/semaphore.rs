@@ -147,6 +147,9 @@ fn random_id() -> String {
 }
 
 impl Semaphore {
+    /// The lease the bindings use when none is given: 30 s.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
     /// Take a permit, waiting up to `wait` (`None`: as long as it takes; zero: try once):
     /// a [`ErrorKind::Timeout`] error when none came. Waiters are served in arrival order.
     pub async fn acquire(&self, wait: Option<Duration>) -> Result<Permit> {

@@ -404,6 +404,65 @@ void test_state_and_streams(const std::string &url) {
     c.cache_delete(k("cache"));
 }
 
+// Coordination: scripts (also after SCRIPT FLUSH and in a batch), a rate limiter, a
+// semaphore's permits, delayed requests, the service registry.
+void test_coordination(const std::string &url) {
+    redipc::client c(url);
+    redipc::script echo("return {KEYS[1], ARGV[1]}");
+    CHECK(echo.sha().size() == 40);
+    redipc::reply r = c.run_script(echo, {k("key")}, {"arg"});
+    CHECK(r.size() == 2 && r[0].str() == k("key") && r[1].str() == "arg");
+    c.command("SCRIPT", "FLUSH");
+    CHECK(c.run_script(echo, {"a"}, {"b"})[1].str() == "b");
+    redipc::batch b = c.pipeline();
+    b.add("SET", k("skey"), "v").add_script(redipc::script("return redis.call('GET', KEYS[1])"), {k("skey")});
+    r = b.exec();
+    CHECK(r.size() == 2 && r[1].str() == "v");
+    EXPECT_ERROR(IPC_ERR_SERVER, c.run_script(redipc::script("return redis.error_reply('X no')")));
+
+    redipc::rate_limiter rl = c.rate_limiter(k("rate"), 10, 1000, 1);
+    CHECK(!rl.acquire());
+    std::optional<uint64_t> wait = rl.acquire();
+    CHECK(wait && *wait > 0 && *wait <= 100000);
+    CHECK(!rl.acquire_wait(1, 0));
+    CHECK(rl.acquire_wait());
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, rl.acquire(2));
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, c.rate_limiter(k("rate"), 0));
+
+    redipc::semaphore sem = c.semaphore(k("sem"), 1, 5000);
+    {
+        redipc::permit p = sem.acquire();
+        CHECK(p.id().size() == 32 && sem.held() == 1);
+        EXPECT_ERROR(IPC_ERR_TIMEOUT, sem.acquire(0));
+        CHECK(p.extend(5000));
+    }  // released here
+    redipc::permit p2 = sem.acquire(1000);
+    CHECK(p2.release() && !p2.release() && sem.held() == 0);
+
+    auto got = std::make_shared<counter>();
+    std::string q = k("delayed");
+    auto w = c.worker(q, [got](const redipc::request &req) { got->add(std::string(req.payload())); },
+                      redipc::worker_options().block_timeout_ms(100));
+    auto t0 = std::chrono::steady_clock::now();
+    c.send_request_delayed(q, "later", 200);
+    CHECK(c.queue_stats(q).delayed == 1);
+    CHECK(wait_for([&] { return got->size() == 1; }));
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(199));
+    w.stop();
+
+    std::string svc = k("registry");
+    {
+        auto s = c.serve(svc, [](const redipc::call_info &call) { return std::string(call.payload()); },
+                         redipc::worker_options().version("2.0").metadata("zone", "eu"));
+        auto svcs = c.services();
+        CHECK(std::find(svcs.begin(), svcs.end(), svc) != svcs.end());
+        auto in = c.instances(svc);
+        CHECK(in.size() == 1 && in[0].service == svc && in[0].version == "2.0" && in[0].pid == (uint32_t)getpid());
+        CHECK(in.size() == 1 && in[0].metadata == (std::vector<std::pair<std::string, std::string>>{{"zone", "eu"}}));
+    }  // stopped here
+    CHECK(c.instances(svc).empty());
+}
+
 // Joining a redis-ipc fleet: the fleet's side is played with raw commands.
 void test_fleet(const std::string &url) {
     redipc::client c(url), raw(url);
@@ -787,6 +846,7 @@ int main(int argc, char **argv) {
         {"lifecycle, groups and reports", test_lifecycle_groups_and_reports},
         {"fleet", test_fleet},             {"stats", test_stats},
         {"log", test_log},                 {"oom", test_oom},
+        {"coordination", test_coordination},
     };
     for (const auto &t : tests) {
         int before = failed;

@@ -17,6 +17,10 @@ text (``repr``), like redis-py. ``bool`` and anything else raise ``TypeError``."
 _Seconds: TypeAlias = Union[float, int, datetime.timedelta]
 """A duration: a number of seconds or a ``timedelta``; must be finite and not negative."""
 
+_When: TypeAlias = Union[float, int, datetime.datetime]
+"""A point in time: a Unix timestamp in seconds (``time.time()``) or a ``datetime`` (its
+``timestamp()``: a naive ``datetime`` is local time, as Python reads it)."""
+
 _Pem: TypeAlias = Union[str, os.PathLike[str], bytes, bytearray]
 """PEM for TLS: the path of a PEM file (``str`` or ``os.PathLike``), or the PEM itself
 (``bytes`` or ``bytearray``)."""
@@ -484,10 +488,29 @@ class Client:
         """
 
     # --- request queues -------------------------------------------------------------
-    def send_request(self, queue: _Arg, payload: _Arg, *, bare: bool = False) -> None:
+    def send_request(
+        self,
+        queue: _Arg,
+        payload: _Arg,
+        delay: _Seconds | None = None,
+        at: _When | None = None,
+        *,
+        bare: bool = False,
+    ) -> None:
         """Send a request: ``LPUSH`` ``payload`` (any size, also empty) into the queue's
         key ``{key_prefix}{q:QUEUE}:pending``. ``InvalidArgument`` for an empty queue name
         or one containing ``{`` or ``}``.
+
+        A delayed request: with ``delay`` (seconds from now) or ``at`` (a Unix timestamp or
+        a ``datetime``; not both: ``InvalidArgument``) it waits in the queue's delayed set
+        (``{key_prefix}{q:QUEUE}:delayed``, counted by ``queue_stats().delayed``) and no
+        worker takes it before it is due, on the server's clock (``at`` is compared with the
+        server's clock: mind the skew between hosts). Whichever worker of the queue runs
+        moves it into the queue when due, atomically (never twice, never lost, also when a
+        worker dies), and an idle worker is told at once, so it is handled on time; with no
+        worker running it waits and goes into the queue when one starts. Then it is handled
+        like any request (reliable workers: leases, retries, dead letters). Not with
+        ``bare=True`` (``InvalidArgument``).
 
         With ``bare=True`` the queue name is the Redis list itself: ``LPUSH queue payload``
         (no key prefix, any name but an empty one), what a redis-ipc fleet's consumer
@@ -548,8 +571,8 @@ class Client:
         :meth:`Worker.stop` or a ``with`` block.
         """
     def queue_stats(self, queue: _Arg) -> QueueCounts:
-        """How many requests of ``queue`` are pending, in flight (reliable workers) and
-        dead letters."""
+        """How many requests of ``queue`` are pending, in flight (reliable workers),
+        dead letters and delayed (not due yet)."""
     def dead_letters(self, queue: _Arg) -> list[DeadLetter]:
         """The dead letters of ``queue``, oldest first (they stay where they are)."""
     def requeue_dead_letters(self, queue: _Arg) -> int:
@@ -599,6 +622,8 @@ class Client:
         *,
         concurrency: int | None = None,
         protocol: _Protocol | None = None,
+        version: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> RpcServer:
         """Answer calls to ``service`` with ``handler(call)`` on ``concurrency`` threads of
         the server (taking the GIL for each call). What the handler returns is the reply
@@ -615,7 +640,14 @@ class Client:
         ``{"ok": true, "payload": <reply>}``; an exception gives ``{"ok": false, "error":
         "TypeName: message"}``, a reply that is not JSON ``{"ok": false, "error": "the
         handler's reply is not JSON: ..."}``. A request whose ``deadline`` passed is
-        dropped without a reply (the fleet's rule)."""
+        dropped without a reply (the fleet's rule).
+
+        While it runs, the server is an instance of ``service`` in the service registry
+        (see :meth:`instances`), renewed every second and gone 3 s after its last renewal
+        (a server process that died) or at once when it stops: what it announces there is
+        ``version`` (default ``""``), ``metadata`` (your own ``str`` fields), its host,
+        process id and start time. Not on the ``"redis-ipc"`` wire, which has no
+        registry."""
     def serve_methods(
         self,
         service: _Arg,
@@ -623,12 +655,21 @@ class Client:
         *,
         concurrency: int | None = None,
         protocol: _Protocol | None = None,
+        version: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> RpcServer:
         """Like :meth:`serve`, routing each call by its method name to a handler of
         ``methods``; a call of another method gets ``RemoteError('unknown method "name"')``
         (so does every call of a server with no methods). With ``protocol="redis-ipc"``
         the method is the envelope's ``"method"`` and an unknown one is answered with the
-        fleet's ``{"ok": false, "error": "unknown method: name"}``."""
+        fleet's ``{"ok": false, "error": "unknown method: name"}``. ``version`` and
+        ``metadata`` are announced as with :meth:`serve`."""
+    def services(self) -> list[bytes]:
+        """The services (``"redipc"`` wire) with at least one live server, sorted."""
+    def instances(self, service: _Arg) -> list[Instance]:
+        """The live servers of ``service``, with what each announced (:class:`Instance`);
+        a server whose process died is gone within 3 s (its registry entry is no longer
+        renewed). ``InvalidArgument`` for a service name the RPC functions refuse."""
 
     # --- event streams --------------------------------------------------------------
     def stream_publish(
@@ -897,6 +938,42 @@ class Client:
         out); the GIL is released while waiting, in slices of 100 ms with signals checked
         between them. ``InvalidArgument`` for an empty name, a name with ``{`` or ``}``, or
         a zero ``ttl``."""
+
+    # --- coordination: rate limiters, semaphores, scripts ----------------------------
+    def rate_limiter(
+        self,
+        name: _Arg,
+        rate: float,
+        per: _Seconds = 1.0,
+        burst: int | None = None,
+    ) -> RateLimiter:
+        """A :class:`RateLimiter` named ``name``: ``rate`` units per ``per`` seconds, up to
+        ``burst`` at once (default: ``rate`` rounded, at least 1). Every process (and every
+        binding: C, Rust) using the same name, rate and burst shares it: over any window of
+        ``w`` seconds at most ``burst + rate * w / per`` units pass, all processes together.
+        It is GCRA (the generic cell rate algorithm) in one Lua script on the server's
+        clock, in one key ``{key_prefix}{rate:NAME}`` that expires when the limiter is idle.
+        Nothing is sent until the first acquisition. ``InvalidArgument`` for an empty name,
+        one with ``{`` or ``}``, a rate or period that is not above 0, or a zero burst."""
+    def semaphore(self, name: _Arg, permits: int, lease: _Seconds = 30.0) -> Semaphore:
+        """A :class:`Semaphore` named ``name`` with ``permits`` permits, shared by every
+        process using the name (all must give the same ``permits``). A permit's lease
+        ends ``lease`` seconds after it was taken unless extended (:meth:`Permit.extend`),
+        so a holder that dies without releasing gives its permit back then. Waiters are
+        served first come, first served (none starves), woken at once by a release.
+        Nothing is sent until the first call. ``InvalidArgument`` for an empty name, one
+        with ``{`` or ``}``, zero permits or a lease under 1 ms."""
+    def script(self, source: str) -> Script:
+        """A :class:`Script` with this Lua source, run by its SHA (``EVALSHA``), like
+        redis-py's ``register_script``::
+
+            incr_to = client.script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+            incr_to(keys=["counter"], args=[5])         # 5
+            incr_to(["counter"], [5], client=pipeline)   # queued in a pipeline
+
+        A server that does not know the script (after a restart, a failover or ``SCRIPT
+        FLUSH``) is sent the source once more: the caller never sees ``NOSCRIPT``. Nothing
+        is sent until the first call."""
 
     # --- keyspace notifications -----------------------------------------------------
     def watch_keys(
@@ -1318,8 +1395,11 @@ class QueueCounts:
     @property
     def dead(self) -> int:
         """Dead letters."""
+    @property
+    def delayed(self) -> int:
+        """Delayed requests not moved into the queue yet (see :meth:`Client.send_request`)."""
     def as_dict(self) -> dict[str, int]:
-        """The three counters as a dict."""
+        """The four counters as a dict."""
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -1547,6 +1627,143 @@ class Lock:
         ``False`` if it was no longer ours or was released already."""
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class RateLimiter:
+    """A rate limiter shared by every process using its name (:meth:`Client.rate_limiter`).
+    Safe to share between threads."""
+
+    def acquire(self, n: int = 1) -> tuple[bool, float]:
+        """Take ``n`` units if the rate allows it now: ``(True, 0.0)``; otherwise nothing
+        is taken and it returns ``(False, retry_after)``, the seconds after which ``n``
+        units would pass (if nobody else takes them first). ``InvalidArgument`` unless
+        ``1 <= n <= burst``."""
+    def acquire_wait(self, n: int = 1, timeout: _Seconds | None = None) -> bool:
+        """Take ``n`` units, waiting as long as the rate says: one sleep of exactly the
+        wait the server named, then another try (only a competitor that got there first
+        makes it wait again); no polling. ``timeout`` (seconds; ``None``: as long as it
+        takes): ``False`` as soon as the wait would end after it, without sleeping in vain.
+        The GIL is released while waiting (other threads run) and signals are checked
+        every 100 ms, so Ctrl-C works (nothing is taken)."""
+    @property
+    def name(self) -> bytes:
+        """The limiter's name."""
+    @property
+    def burst(self) -> int:
+        """How many units may be taken at once."""
+
+@final
+class Semaphore:
+    """A counting semaphore with leases (:meth:`Client.semaphore`), shared by every
+    process using its name. Safe to share between threads::
+
+        sem = client.semaphore("gpu", 2, lease=60)
+        with sem.acquire(timeout=10) as permit:   # TimeoutError if none came
+            run_job()                             # permit.extend(60) for long jobs
+    """
+
+    def acquire(self, timeout: _Seconds | None = None) -> Permit:
+        """Take a permit, waiting up to ``timeout`` seconds (``None``: as long as it takes;
+        ``0``: try once); ``TimeoutError`` if none came (like :meth:`Client.lock`).
+        Waiters are served in arrival order and woken at once by a release (also when a
+        dead holder's lease runs out). The GIL is released while waiting (other threads
+        run) and signals are checked every 100 ms without losing the waiter's place, so
+        Ctrl-C works (the waiter leaves the queue)."""
+    def held(self) -> int:
+        """How many permits are held now, by every process (expired leases not
+        counted)."""
+    @property
+    def name(self) -> bytes:
+        """The semaphore's name."""
+    @property
+    def permits(self) -> int:
+        """Its number of permits."""
+
+@final
+class Permit:
+    """A held permit of a :class:`Semaphore`. As a context manager it is released when the
+    block ends (a failing release does not hide the block's own exception). Dropped while
+    held, it is released without holding up other Python threads."""
+
+    @property
+    def id(self) -> str:
+        """The permit's id (random, unique)."""
+    @property
+    def released(self) -> bool:
+        """Whether this object has released the permit. Its lease may have run out on the
+        server meanwhile: :meth:`extend` and :meth:`release` tell."""
+    def release(self) -> bool:
+        """Give the permit back and wake the waiters; ``False`` if it was no longer held
+        (its lease ran out) or was released already."""
+    def extend(self, seconds: _Seconds) -> bool:
+        """Make the lease end ``seconds`` from now; ``False`` if the permit is no longer
+        held. ``InvalidArgument`` for less than 1 ms."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
+
+@final
+class Script:
+    """A Lua script run by SHA (:meth:`Client.script`). Safe to share between threads and
+    clients."""
+
+    @overload
+    def __call__(
+        self,
+        keys: Sequence[_Arg] = (),
+        args: Sequence[_Arg] = (),
+        client: Client | None = None,
+    ) -> _Reply:
+        """Run the script with ``keys`` (``KEYS``) and ``args`` (``ARGV``) and return its
+        reply, converted like :meth:`Client.command` (a Lua error raises
+        ``ResponseError``). ``client``: run it on another :class:`Client` instead of the
+        one that made the script; or a :class:`Batch` (pipeline or transaction), where it
+        is queued (redis-py style) and this returns the batch; its reply is in the batch's
+        results. In a pipeline a script the server no longer knows is sent again as source
+        right after the pipeline (so in that case it runs after the pipeline's later
+        commands); a transaction sends the source."""
+    @overload
+    def __call__(self, keys: Sequence[_Arg], args: Sequence[_Arg], client: Batch) -> Batch: ...
+    @overload
+    def __call__(self, keys: Sequence[_Arg] = (), args: Sequence[_Arg] = (), *, client: Batch) -> Batch: ...
+    @property
+    def sha(self) -> str:
+        """The script's SHA1, in hex (what ``SCRIPT LOAD`` answers)."""
+    @property
+    def source(self) -> str:
+        """The script's Lua source."""
+
+@final
+class Instance:
+    """One live server of an RPC service in the service registry
+    (:meth:`Client.instances`)."""
+
+    @property
+    def service(self) -> bytes:
+        """The service it serves."""
+    @property
+    def id(self) -> str:
+        """Its id (random, unique per server)."""
+    @property
+    def version(self) -> str:
+        """The ``version=`` it was started with (``""`` when none)."""
+    @property
+    def host(self) -> str:
+        """The host name of its machine."""
+    @property
+    def pid(self) -> int:
+        """Its process id."""
+    @property
+    def started(self) -> float:
+        """When it started serving, in seconds since the epoch (its host's clock)."""
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ``metadata=`` it was started with."""
+    @property
+    def expires_in(self) -> float:
+        """Seconds it stays listed without another heartbeat (at most 3)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class KeyspaceWatch:
