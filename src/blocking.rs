@@ -51,6 +51,31 @@ impl Client {
         }
     }
 
+    /// Run `fut` on the library's runtime without waiting for it, and push `wrap` of its
+    /// output into `queue` (on a runtime thread): what an event loop of another language
+    /// (Python's asyncio) builds its awaitables on. The [`Abort`](crate::Abort) cancels it
+    /// (nothing is pushed then). A `Closed` error once the queue is closed.
+    pub fn spawn_into<F, T>(
+        &self,
+        queue: &std::sync::Arc<crate::Completions<T>>,
+        fut: F,
+        wrap: impl FnOnce(F::Output) -> T + Send + 'static,
+    ) -> Result<crate::Abort>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(call) = queue.enter() else {
+            return Err(crate::Error::closed());
+        };
+        let task = self.handle.spawn(async move {
+            let out = fut.await;
+            call.push(wrap(out));
+        });
+        Ok(crate::Abort(task.abort_handle()))
+    }
+
     /// The options this client was made with.
     pub fn options(&self) -> &Options {
         self.inner.options()

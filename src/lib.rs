@@ -38,6 +38,7 @@ pub use client::{Client, SetOptions};
 pub use config::{
     DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE, Options, Pem, ReconnectPolicy, TlsOptions,
 };
+pub use delivery::completions::{Abort, Completions};
 pub use delivery::{BatchFn, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
 pub use patterns::batch::{Batch, WatchSession};

@@ -29,6 +29,12 @@ impl Batch {
         Ok(())
     }
 
+    /// Take the queued commands out, leaving the batch empty (what `exec` sends).
+    pub(crate) fn take(&self) -> blocking::Batch {
+        let fresh = self.client.batch(self.atomic());
+        std::mem::replace(&mut *lock(&self.queued), fresh)
+    }
+
     /// Queue a run of `script` (what `Script.__call__(..., client=batch)` does).
     pub(crate) fn add_script(
         &self,
@@ -59,8 +65,7 @@ impl Batch {
     /// Send the queued commands; one result per command, in order. The batch is empty
     /// afterwards (also when it failed).
     fn exec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let fresh = self.client.batch(self.atomic());
-        let batch = std::mem::replace(&mut *lock(&self.queued), fresh);
+        let batch = self.take();
         if batch.is_empty() {
             return Ok(PyList::empty(py));
         }

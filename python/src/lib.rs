@@ -38,6 +38,7 @@ macro_rules! context_manager {
 #[macro_use]
 mod records;
 
+mod aio;
 mod batch;
 mod client;
 mod convert;
@@ -85,6 +86,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<coord::Semaphore>()?;
     m.add_class::<coord::Permit>()?;
     m.add_class::<coord::Script>()?;
+    m.add_class::<aio::AsyncClient>()?;
     m.add_class::<records::Instance>()?;
     m.add_class::<handles::KeyspaceWatch>()?;
     m.add_class::<report::Report>()?;

@@ -17,6 +17,7 @@
 //! lifecycle of handles that run handlers on threads of their own (workers, consumers,
 //! watchers).
 
+pub(crate) mod completions;
 mod poll;
 mod pool;
 mod queue;

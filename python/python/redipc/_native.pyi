@@ -1,5 +1,6 @@
 """Type stubs of ``redipc._native``, the Rust extension behind the ``redipc`` package."""
 
+import asyncio
 import builtins
 import datetime
 import os
@@ -1835,3 +1836,35 @@ class Report:
     @property
     def text(self) -> str:
         """The one-line text (also ``str(report)``)."""
+
+@final
+class AsyncClient:
+    """The awaitable side of a :class:`Client`, bound to one event loop: what
+    :class:`redipc.asyncio.Client` is built on (use that). Each method starts the call on
+    redipc's runtime and returns an ``asyncio.Future`` that the loop completes when it
+    reads the client's descriptor (``fd``, watched with ``loop.add_reader(fd, _drain)``);
+    cancelling the future cancels the call."""
+
+    def __new__(cls, client: Client, event_loop: asyncio.AbstractEventLoop) -> AsyncClient: ...
+    @property
+    def fd(self) -> int:
+        """The descriptor the event loop watches: readable while results wait."""
+    @property
+    def in_flight(self) -> int:
+        """Calls started and not finished (or cancelled) yet."""
+    def _drain(self) -> bool:
+        """Complete the futures of the finished calls; ``True`` once the client is closed
+        and every call has completed (the reader can go)."""
+    def command(self, *args: _Arg) -> asyncio.Future[_Reply]: ...
+    def get(self, key: _Arg) -> asyncio.Future[bytes | None]: ...
+    def set(
+        self, key: _Arg, value: _Arg, ttl: _Seconds | None = None, *, nx: bool = False, xx: bool = False
+    ) -> asyncio.Future[bool]: ...
+    def delete(self, *keys: _Arg) -> asyncio.Future[int]: ...
+    def exists(self, *keys: _Arg) -> asyncio.Future[int]: ...
+    def incr(self, key: _Arg, amount: int = 1) -> asyncio.Future[int]: ...
+    def publish(self, channel: _Arg, message: _Arg) -> asyncio.Future[int]: ...
+    def exec_batch(self, batch: Batch) -> asyncio.Future[list[_Reply]]:
+        """Send what ``batch`` queued (it is empty afterwards); one result per command."""
+    def close(self) -> None:
+        """Close the client: calls still waiting fail with ``ClosedError``."""

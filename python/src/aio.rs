@@ -1,0 +1,229 @@
+//! `redipc.asyncio`: awaitables completed on the caller's event loop, with no thread per
+//! awaited call and no polling. A call starts on the library's runtime
+//! (`blocking::Client::spawn`); what it produced goes into the client's
+//! `redipc::Completions` queue, whose descriptor the event loop watches
+//! (`loop.add_reader`): the loop drains it on its own thread, converts each result and
+//! completes its `asyncio.Future`. The runtime's threads never take the GIL. Cancelling the
+//! future cancels the call (`redipc::Abort`).
+
+use std::sync::Arc;
+
+use pyo3::IntoPyObjectExt;
+use pyo3::prelude::*;
+use redipc::{Completions, SetOptions, blocking};
+
+use crate::batch::Batch;
+use crate::client::Client;
+use crate::convert::{self, Arg, Seconds, Seq, With};
+use crate::errors::to_pyerr;
+
+/// Turns a finished call's output into its Python value, on the loop's thread.
+type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// A finished call: its future and how to complete it.
+struct Done {
+    fut: Py<PyAny>,
+    finish: Finish,
+}
+
+/// The awaitable side of a [`Client`]: bound to the event loop it was made on.
+#[pyclass(frozen, module = "redipc._native")]
+pub(crate) struct AsyncClient {
+    c: blocking::Client,
+    event_loop: Py<PyAny>,
+    done: Arc<Completions<Done>>,
+    /// `asyncio._get_running_loop`, to refuse a call from another loop.
+    running_loop: Py<PyAny>,
+}
+
+/// Cancels a call when its future is cancelled (an `add_done_callback`).
+#[pyclass(frozen, module = "redipc._native")]
+struct Canceller(redipc::Abort);
+
+#[pymethods]
+impl Canceller {
+    fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        if fut.call_method0("cancelled")?.is_truthy()? {
+            self.0.abort();
+        }
+        Ok(())
+    }
+}
+
+impl AsyncClient {
+    /// Start `call` on the runtime and return the future it completes with `conv` of its
+    /// output.
+    fn start<'py, T: Send + 'static>(
+        &self,
+        py: Python<'py>,
+        call: impl Future<Output = redipc::Result<T>> + Send + 'static,
+        conv: impl FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let running = self.running_loop.bind(py).call0()?;
+        if !running.is(self.event_loop.bind(py)) {
+            return Err(py_err!(
+                InvalidArgument,
+                "this redipc.asyncio.Client belongs to another event loop (or none runs here): make one client per loop"
+            ));
+        }
+        let fut = self.event_loop.bind(py).call_method0("create_future")?;
+        let theirs = fut.clone().unbind();
+        let abort = self
+            .c
+            .spawn_into(&self.done, call, move |r| Done {
+                fut: theirs,
+                finish: Box::new(move |py| match r {
+                    Ok(v) => conv(py, v),
+                    Err(e) => Err(to_pyerr(py, e)),
+                }),
+            })
+            .map_err(|e| to_pyerr(py, e))?;
+        fut.call_method1("add_done_callback", (Canceller(abort),))?;
+        Ok(fut)
+    }
+
+    fn core(&self) -> redipc::Client {
+        self.c.as_async().clone()
+    }
+}
+
+/// Complete `fut` with what `finish` makes (unless it was cancelled meanwhile).
+fn complete(py: Python<'_>, fut: &Bound<'_, PyAny>, finish: Finish) -> PyResult<()> {
+    if fut.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    match finish(py) {
+        Ok(v) => fut.call_method1("set_result", (v,))?,
+        Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+    };
+    Ok(())
+}
+
+fn any<T: for<'py> IntoPyObject<'py>>(py: Python<'_>, v: T) -> PyResult<Py<PyAny>> {
+    v.into_py_any(py)
+}
+
+#[pymethods]
+impl AsyncClient {
+    /// The awaitable side of `client`, on `event_loop` (the running loop).
+    #[new]
+    fn new(py: Python<'_>, client: &Client, event_loop: Bound<'_, PyAny>) -> PyResult<Self> {
+        let done = Arc::new(Completions::new().map_err(|e| to_pyerr(py, e))?);
+        let running_loop = py.import("asyncio")?.getattr("_get_running_loop")?;
+        Ok(AsyncClient {
+            c: client.c.clone(),
+            event_loop: event_loop.unbind(),
+            done,
+            running_loop: running_loop.unbind(),
+        })
+    }
+
+    /// The descriptor the event loop watches (`loop.add_reader(fd, client._drain)`).
+    #[getter]
+    fn fd(&self) -> i32 {
+        self.done.fd()
+    }
+
+    /// Calls started and not finished (or cancelled) yet.
+    #[getter]
+    fn in_flight(&self) -> usize {
+        self.done.in_flight()
+    }
+
+    /// Complete the futures of every finished call (the loop's reader callback). `True`
+    /// once the client is closed and every call has completed: the reader can go.
+    fn _drain(&self, py: Python<'_>) -> PyResult<bool> {
+        // Looked at before draining: when nothing is in flight, everything was pushed.
+        Ok(self.done.drain(|Done { fut, finish }| {
+            // Every future is completed, whatever happens to one of them.
+            if let Err(e) = complete(py, fut.bind(py), finish) {
+                e.write_unraisable(py, Some(fut.bind(py)));
+            }
+        }))
+    }
+
+    /// Send any command; the reply as `Client.command` returns it.
+    #[pyo3(signature = (*args))]
+    fn command<'py>(&self, py: Python<'py>, args: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.command(&args.0).await }, |py, r| {
+            Ok(convert::reply(py, r)?.unbind())
+        })
+    }
+
+    /// `GET key`.
+    fn get<'py>(&self, py: Python<'py>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.get(key).await }, any)
+    }
+
+    /// `SET key value [PX ttl] [NX|XX]`: whether the value was set.
+    #[pyo3(signature = (key, value, ttl = None, *, nx = false, xx = false))]
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        key: Arg,
+        value: Arg,
+        ttl: Option<Seconds>,
+        nx: bool,
+        xx: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = SetOptions::default()
+            .with(ttl, |o, t| o.ttl(t.0))
+            .with(nx.then_some(()), |o, ()| o.nx())
+            .with(xx.then_some(()), |o, ()| o.xx());
+        let c = self.core();
+        self.start(py, async move { c.set_with(key, value, opts).await }, any)
+    }
+
+    /// `DEL key...`: how many keys were removed.
+    #[pyo3(signature = (*keys))]
+    fn delete<'py>(&self, py: Python<'py>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.del(&keys.0).await }, any)
+    }
+
+    /// `EXISTS key...`: how many of the keys exist.
+    #[pyo3(signature = (*keys))]
+    fn exists<'py>(&self, py: Python<'py>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.exists(&keys.0).await }, any)
+    }
+
+    /// `INCRBY key amount`: the new value.
+    #[pyo3(signature = (key, amount = 1))]
+    fn incr<'py>(&self, py: Python<'py>, key: Arg, amount: i64) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.incr_by(key, amount).await }, any)
+    }
+
+    /// `PUBLISH channel message`: how many subscribers got it.
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        channel: Arg,
+        message: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.publish(channel, message).await }, any)
+    }
+
+    /// Send what `batch` queued (a pipeline or a transaction; the batch is empty after it);
+    /// one result per command, as `Batch.exec` returns them.
+    fn exec_batch<'py>(&self, py: Python<'py>, batch: &Batch) -> PyResult<Bound<'py, PyAny>> {
+        let b = batch.take().into_async();
+        self.start(py, async move { b.exec().await }, |py, rs| {
+            Ok(convert::replies(py, rs)?.into_any().unbind())
+        })
+    }
+
+    /// Close the client: every call still waiting fails with `ClosedError`.
+    fn close(&self, py: Python<'_>) {
+        self.done.close();
+        py.detach(|| self.c.close());
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<redipc.asyncio.Client {}>", self.c.url())
+    }
+}

@@ -1,0 +1,215 @@
+"""redipc.asyncio (first part): commands, typed helpers, batches, errors, cancellation,
+closing while tasks await, several loops in several threads, and no thread or task left
+behind. Plain ``asyncio.run`` in each test (no plugin needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import redipc
+import redipc.asyncio as ra
+from conftest import RedisServer
+
+
+def run(server: RedisServer, transport: str, body: Callable[[ra.Client], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        async with ra.Client(server.url(transport)) as c:
+            await c.command("FLUSHALL")
+            return await body(c)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_commands_and_typed_helpers(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        assert await c.set("k", "v") is True
+        assert await c.set("k", "w", nx=True) is False
+        assert await c.get("k") == b"v"
+        assert await c.get("missing") is None
+        assert await c.command("PING") == "PONG"
+        assert await c.incr("n") == 1
+        assert await c.incr("n", 5) == 6
+        assert await c.exists("k", "n", "missing") == 2
+        assert await c.delete("k", "n") == 2
+        assert await c.publish("nobody", "x") == 0
+        assert await c.command("HSET", "h", "a", "1") == 1
+        assert await c.command("HGETALL", "h") == {b"a": b"1"}
+        assert "asyncio.Client" in repr(c)
+        assert c.is_connected
+        assert c.stats().commands >= 10
+
+    run(server, transport, body)
+
+
+def test_a_thousand_concurrent_gets_are_all_correct(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        p = c.pipeline()
+        for i in range(1000):
+            p.add("SET", f"k{i}", f"v{i}")
+        assert len(await p.exec()) == 1000
+        got = await asyncio.gather(*(c.get(f"k{i}") for i in range(1000)))
+        assert got == [f"v{i}".encode() for i in range(1000)]
+        # And as tasks.
+        tasks = [asyncio.create_task(c.get(f"k{i}")) for i in range(100)]
+        assert [await t for t in tasks] == [f"v{i}".encode() for i in range(100)]
+
+    run(server, transport, body)
+
+
+def test_pipelines_and_transactions(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        p = c.pipeline().add("SET", "a", "1").add("INCR", "a").add("INCR", "text")
+        await c.set("text", "x")
+        r = await p.exec()
+        assert r[:2] == ["OK", 2]
+        assert isinstance(r[2], redipc.ResponseError)
+        assert len(p) == 0, "empty after exec"
+        t = c.tx()
+        assert t.atomic and not c.pipeline().atomic
+        t.add("INCR", "a").add("INCR", "a")
+        assert await t.exec() == [3, 4]
+        assert "asyncio.Transaction" in repr(c.tx())
+
+    run(server, transport, body)
+
+
+def test_errors_are_the_sync_clients(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        await c.set("text", "x")
+        with pytest.raises(redipc.ResponseError) as e:
+            await c.incr("text")
+        assert e.value.code == "ERR"
+        with pytest.raises(redipc.InvalidArgument):
+            await c.command()
+        with pytest.raises(redipc.InvalidArgument):
+            await c.command("SUBSCRIBE", "x")
+        # The client goes on.
+        assert await c.get("text") == b"x"
+
+    run(server, transport, body)
+
+
+def test_cancelling_a_task_cancels_its_call(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        t = asyncio.create_task(c.command("BLPOP", "never", 0))
+        await asyncio.sleep(0.1)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        # The blocked pop was given up: the server has no client blocked any more.
+        for _ in range(100):
+            info = await c.command("INFO", "clients")
+            if "blocked_clients:0" in info:
+                break
+            await asyncio.sleep(0.02)
+        assert "blocked_clients:0" in info
+        # A timeout is a cancellation too.
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(c.command("BLPOP", "never", 0), 0.1)
+        assert await c.command("PING") == "PONG"
+
+    run(server, transport, body)
+
+
+def test_closing_wakes_every_awaiting_task_with_closed_error(
+    server: RedisServer, transport: str
+) -> None:
+    async def main() -> None:
+        c = ra.Client(server.url(transport))
+        waiting = [asyncio.create_task(c.command("BLPOP", f"never{i}", 0)) for i in range(5)]
+        await asyncio.sleep(0.1)
+        await c.close()
+        for t in waiting:
+            with pytest.raises(redipc.ClosedError):
+                await t
+        with pytest.raises(redipc.ClosedError):
+            await c.get("k")
+        await c.close()  # twice is harmless
+
+    asyncio.run(main())
+
+
+def test_a_client_belongs_to_its_loop(server: RedisServer) -> None:
+    with pytest.raises(redipc.InvalidArgument, match="running event loop"):
+        ra.Client(server.url("tcp"))
+
+    async def make() -> ra.Client:
+        return ra.Client(server.url("tcp"))
+
+    c = asyncio.run(make())
+
+    async def use() -> None:
+        with pytest.raises(redipc.InvalidArgument, match="another event loop"):
+            await c.get("k")
+
+    asyncio.run(use())
+
+
+def test_several_loops_in_several_threads(server: RedisServer) -> None:
+    errors: list[BaseException] = []
+
+    def thread(i: int) -> None:
+        async def main() -> None:
+            async with ra.Client(server.url("unix")) as c:
+                for j in range(200):
+                    await c.set(f"t{i}:{j}", j)
+                got = await asyncio.gather(*(c.get(f"t{i}:{j}") for j in range(200)))
+                assert got == [str(j).encode() for j in range(200)]
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=thread, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+
+
+def test_no_thread_or_task_is_left_after_close(server: RedisServer) -> None:
+    async def main() -> None:
+        before_tasks = len(asyncio.all_tasks())
+        for _ in range(5):
+            async with ra.Client(server.url("tcp")) as c:
+                await asyncio.gather(*(c.get("k") for _ in range(50)))
+        assert len(asyncio.all_tasks()) == before_tasks
+
+    asyncio.run(main())  # warm: the runtime and its threads exist from here on
+    before = threading.active_count()
+    asyncio.run(main())
+    assert threading.active_count() <= before
+
+
+def test_a_server_restart_while_tasks_await(server: RedisServer) -> None:
+    async def main() -> None:
+        async with ra.Client(server.url("tcp"), response_timeout=2) as c:
+            await c.set("k", "v")
+            waiting = asyncio.create_task(c.command("BLPOP", "never", 0))
+            await asyncio.sleep(0.1)
+            server.restart()
+            with pytest.raises((redipc.ConnectionError, redipc.TimeoutError)):
+                await waiting
+            # Then it recovers.
+            for _ in range(100):
+                try:
+                    assert await c.command("PING") == "PONG"
+                    break
+                except (redipc.ConnectionError, redipc.TimeoutError):
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("no recovery")
+
+    asyncio.run(main())
