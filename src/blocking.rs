@@ -44,6 +44,12 @@ impl Client {
         runtime::block_on(&self.handle, fut)?
     }
 
+    /// A handle of the async client (e.g. a [`crate::Subscription`] made by an async call
+    /// of [`as_async`](Self::as_async)) as this client's blocking one.
+    pub fn adopt<T>(&self, inner: T) -> Blocking<T> {
+        self.wrap(inner)
+    }
+
     pub(crate) fn wrap<T>(&self, inner: T) -> Blocking<T> {
         Blocking {
             inner,

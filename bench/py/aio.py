@@ -52,8 +52,60 @@ def workloads(c, pipeline, tx):
     return {"seq": seq, "gather": gather, "pipe": pipe, "multi": multi}
 
 
+def ours_pubsub(c):
+    """Messages delivered through `async for`, published in pipelines of 1,000 meanwhile."""
+
+    async def pubsub(n):
+        async with c.subscribe("bench-ch") as sub:
+            assert (await sub.get(5)).kind == "activated"
+
+            async def publish():
+                for _ in range(n // 1000):
+                    p = c.pipeline()
+                    for _ in range(1000):
+                        p.add("PUBLISH", "bench-ch", b"x" * 16)
+                    await p.exec()
+
+            pub = asyncio.ensure_future(publish())
+            got = 0
+            async for m in sub:
+                got += m.kind == "message"
+                if got == (n // 1000) * 1000:
+                    break
+            await pub
+        return got
+
+    return pubsub
+
+
+def peer_pubsub(r):
+    async def pubsub(n):
+        ps = r.pubsub()
+        await ps.subscribe("bench-ch2")
+        await ps.get_message(timeout=5)  # the subscribe confirmation
+
+        async def publish():
+            for _ in range(n // 1000):
+                p = r.pipeline(transaction=False)
+                for _ in range(1000):
+                    p.publish("bench-ch2", b"x" * 16)
+                await p.execute()
+
+        pub = asyncio.ensure_future(publish())
+        got = 0
+        async for m in ps.listen():
+            got += m["type"] == "message"
+            if got == (n // 1000) * 1000:
+                break
+        await pub
+        await ps.aclose()
+        return got
+
+    return pubsub
+
+
 async def timed(fn, n):
-    await fn(max(1, n // 20))  # warm
+    await fn(max(1000, n // 20))  # warm
     c0, t0 = time.process_time(), time.perf_counter()
     done = await fn(n)
     t1, c1 = time.perf_counter(), time.process_time()
@@ -72,15 +124,18 @@ async def main():
     n = 1000 if smoke else 20_000
     ours = redipc.asyncio.Client(a.url)
     await ours.set("k", b"v" * 16)
-    impls = {"redipc": workloads(ours, ours.pipeline, ours.tx)}
+    impls = {"redipc": {**workloads(ours, ours.pipeline, ours.tx), "pubsub": ours_pubsub(ours)}}
     notes = []
     peer = None
     if redis_asyncio is not None:
         path = a.url[len("unix://"):]
         peer = redis_asyncio.Redis(unix_socket_path=path, max_connections=2000)
-        impls["redis.asyncio"] = workloads(
-            peer, lambda: peer.pipeline(transaction=False), lambda: peer.pipeline(transaction=True)
-        )
+        impls["redis.asyncio"] = {
+            **workloads(
+                peer, lambda: peer.pipeline(transaction=False), lambda: peer.pipeline(transaction=True)
+            ),
+            "pubsub": peer_pubsub(peer),
+        }
     else:
         notes.append("redis.asyncio is not installed: redipc alone")
     notes.append("valkey-glide's asyncio client is not installed here (glide-sync is): not compared")
@@ -96,6 +151,7 @@ async def main():
         "gather": "1,000 concurrent GETs (gather)",
         "pipe": "pipeline of 1,000 GETs",
         "multi": "MULTI/EXEC of 100 INCR",
+        "pubsub": "pub/sub delivery (`async for`)",
     }
     lines = [
         "# redipc.asyncio vs redis.asyncio (bench/aio)",

@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
-use redipc::{Completions, SetOptions, blocking};
+use redipc::{CallOptions, Completions, SetOptions, SubscriptionKind, blocking};
 
 use crate::batch::Batch;
 use crate::client::Client;
-use crate::convert::{self, Arg, Seconds, Seq, With};
+use crate::convert::{self, Arg, Count, Policy, Seconds, Seq, With};
 use crate::errors::to_pyerr;
+use crate::pubsub::{self, Subscription};
+use crate::records::{Message, Messages};
 
 /// Turns a finished call's output into its Python value, on the loop's thread.
 type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
@@ -208,6 +210,88 @@ impl AsyncClient {
         self.start(py, async move { c.publish(channel, message).await }, any)
     }
 
+    /// `LPUSH` a request into `queue`; with `delay` (seconds) into its delayed set.
+    #[pyo3(signature = (queue, payload, delay = None))]
+    fn send_request<'py>(
+        &self,
+        py: Python<'py>,
+        queue: Arg,
+        payload: Arg,
+        delay: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move {
+                match delay {
+                    None => c.send_request(queue, payload).await,
+                    Some(d) => c.send_request_delayed(queue, payload, d.0).await,
+                }
+            },
+            any,
+        )
+    }
+
+    /// Call `service` (an RPC server) with `payload`; its reply payload.
+    #[pyo3(signature = (service, payload, *, method = None, timeout = None, fail_fast = None))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        service: Arg,
+        payload: Arg,
+        method: Option<Arg>,
+        timeout: Option<Seconds>,
+        fail_fast: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = CallOptions::default()
+            .with(timeout, |o, t| o.timeout(t.0))
+            .with(fail_fast, CallOptions::fail_fast);
+        let c = self.core();
+        self.start(
+            py,
+            async move {
+                let method = method.as_ref().map_or(&b""[..], |m| m.as_ref());
+                c.call_with(service, method, payload, opts).await
+            },
+            any,
+        )
+    }
+
+    /// Set a cache entry (waking its waiters); `ttl` in seconds, `None`: no expiry.
+    #[pyo3(signature = (key, value, ttl = None))]
+    fn cache_set<'py>(
+        &self,
+        py: Python<'py>,
+        key: Arg,
+        value: Arg,
+        ttl: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.cache_set(key, value, ttl.map(|t| t.0)).await },
+            any,
+        )
+    }
+
+    /// A cache entry's value, or `None`.
+    fn cache_get<'py>(&self, py: Python<'py>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.cache_get(key).await }, any)
+    }
+
+    /// Wait until a cache entry exists (woken by its writer) and return its value; `None`
+    /// when `timeout` seconds passed.
+    fn cache_wait<'py>(
+        &self,
+        py: Python<'py>,
+        key: Arg,
+        timeout: Seconds,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.cache_wait(key, timeout.0).await }, any)
+    }
+
     /// Send what `batch` queued (a pipeline or a transaction; the batch is empty after it);
     /// one result per command, as `Batch.exec` returns them.
     fn exec_batch<'py>(&self, py: Python<'py>, batch: &Batch) -> PyResult<Bound<'py, PyAny>> {
@@ -215,6 +299,62 @@ impl AsyncClient {
         self.start(py, async move { b.exec().await }, |py, rs| {
             Ok(convert::replies(py, rs)?.into_any().unbind())
         })
+    }
+
+    /// Subscribe (`kind`: "channel", "pattern" or "shard") without a callback; resolves
+    /// once the server confirmed it, to a `Subscription` whose events
+    /// [`next_event`](Self::next_event) awaits.
+    #[pyo3(signature = (kind, names, capacity = None, overflow = None))]
+    fn subscribe<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        names: Seq<Arg>,
+        capacity: Option<Count<1>>,
+        overflow: Option<Policy>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = match kind {
+            "channel" => SubscriptionKind::Channel,
+            "pattern" => SubscriptionKind::Pattern,
+            "shard" => SubscriptionKind::Shard,
+            other => {
+                return Err(py_err!(
+                    InvalidArgument,
+                    "unknown subscription kind {other:?}"
+                ));
+            }
+        };
+        let opts = pubsub::options(capacity, overflow);
+        let (c, owner) = (self.core(), self.c.clone());
+        self.start(
+            py,
+            async move { c.subscribe_kind(kind, &names.0, opts).await },
+            move |py, sub| Subscription::pulled(owner.adopt(sub), owner).into_py_any(py),
+        )
+    }
+
+    /// The next events of `sub` (the first within `timeout` seconds, `None`: no limit,
+    /// then those queued behind it, `max` at most) as `Message`s; empty when none came in
+    /// time. `ClosedError` once the subscription is closed.
+    #[pyo3(signature = (sub, timeout = None, max = Count(256)))]
+    #[pyo3(text_signature = "($self, sub, timeout=None, max=256)")]
+    fn next_events<'py>(
+        &self,
+        py: Python<'py>,
+        sub: &Subscription,
+        timeout: Option<Seconds>,
+        max: Count<1>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (events, kind) = (sub.events(), sub.kind_of());
+        self.start(
+            py,
+            async move { events.next_batch(timeout.map(|t| t.0), max.usize()).await },
+            move |py, es| {
+                let mut messages = Messages::new(py, kind);
+                let list: Vec<Message> = es.iter().filter_map(|e| messages.of(e)).collect();
+                list.into_py_any(py)
+            },
+        )
     }
 
     /// Close the client: every call still waiting fails with `ClosedError`.

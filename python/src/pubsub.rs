@@ -18,7 +18,7 @@ use crate::handler::{Callback, PollScope};
 use crate::records::{Message, Messages, SubscriptionStats, kind_name};
 
 /// The options shared by `subscribe*()` and `subscribe_group()`.
-fn options(capacity: Option<Count<1>>, overflow: Option<Policy>) -> SubscribeOptions {
+pub(crate) fn options(capacity: Option<Count<1>>, overflow: Option<Policy>) -> SubscribeOptions {
     SubscribeOptions::default()
         .with(capacity, |o, n| o.capacity(n.usize()))
         .with(overflow, |o, p| o.overflow(p.0))
@@ -34,6 +34,25 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
+    /// A subscription without a callback, made by an async call (`redipc.asyncio`).
+    pub(crate) fn pulled(sub: blocking::Subscription, client: blocking::Client) -> Self {
+        Subscription {
+            sub: Detached::new(sub),
+            has_callback: false,
+            _client: client,
+        }
+    }
+
+    /// Its events, to await from the event loop's bridge.
+    pub(crate) fn events(&self) -> redipc::Events {
+        self.sub.events()
+    }
+
+    /// Its kind.
+    pub(crate) fn kind_of(&self) -> SubscriptionKind {
+        self.sub.kind()
+    }
+
     /// The next event within `timeout` (`None`: no limit); `None` when the time passed.
     fn pull(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<Option<Message>> {
         // What is waiting already is taken without releasing the GIL.

@@ -213,3 +213,79 @@ def test_a_server_restart_while_tasks_await(server: RedisServer) -> None:
                 pytest.fail("no recovery")
 
     asyncio.run(main())
+
+
+def test_subscriptions_with_async_for_and_get(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        async with c.subscribe("a", "b") as sub:
+            first = await sub.get(2)
+            assert first is not None and first.kind == "activated"
+            assert sorted(sub.names) == [b"a", b"b"]
+            for i in range(100):
+                await c.publish("a" if i % 2 else "b", str(i))
+            got = []
+            async for m in sub:
+                if m.kind == "message":
+                    got.append(int(m.payload))
+                if len(got) == 100:
+                    break
+            assert got == list(range(100)), "in order, none lost"
+            assert await sub.get(0.05) is None, "nothing more"
+        # Closed on leaving: an async for over it ends.
+        assert [m async for m in sub] == []
+        p = await c.psubscribe("news.*")
+        assert (await p.get(2)).kind == "activated"  # type: ignore[union-attr]
+        await c.publish("news.x", "hello")
+        pm = await p.get(2)
+        assert pm is not None and pm.pattern == b"news.*" and pm.payload == b"hello"
+        p.close()
+        s = await c.ssubscribe("shard1")
+        assert s.kind == "shard"
+        s.close()
+        # A cancelled wait leaves the subscription usable.
+        q = await c.subscribe("q")
+        await q.get(2)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(q.get(), 0.05)
+        await c.publish("q", "after")
+        qm = await q.get(2)
+        assert qm is not None and qm.payload == b"after"
+        q.close()
+
+    run(server, transport, body)
+
+
+def test_requests_rpc_calls_and_the_cache(server: RedisServer, transport: str) -> None:
+    sync = redipc.Client(server.url(transport))
+    handled: list[bytes] = []
+    worker = sync.handle_requests("jobs", lambda r: handled.append(bytes(r.payload)))
+    srv = sync.serve("upper", lambda call: bytes(call.payload).upper())
+
+    async def body(c: ra.Client) -> None:
+        await c.send_request("jobs", "now")
+        await c.send_request("jobs", "later", delay=0.2)
+        assert await c.call("upper", "hi", timeout=2) == b"HI"
+        got = await asyncio.gather(*(c.call("upper", f"m{i}", timeout=5) for i in range(50)))
+        assert got == [f"M{i}".encode() for i in range(50)]
+        with pytest.raises(redipc.NoServerError):
+            await c.call("nobody", "x", timeout=0.2)
+        # cache_wait is woken by the write, not by polling.
+        waiter = asyncio.create_task(c.cache_wait("cfg", 5))
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        await c.cache_set("cfg", "v1")
+        assert await asyncio.wait_for(waiter, 2) == b"v1"
+        assert await c.cache_get("cfg") == b"v1"
+        assert await c.cache_wait("absent", 0.1) is None
+        for _ in range(100):
+            if len(handled) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert handled == [b"now", b"later"]
+
+    try:
+        run(server, transport, body)
+    finally:
+        worker.stop()
+        srv.stop()
+        sync.close()

@@ -273,7 +273,9 @@ client_methods! {
         opts: CallOptions,
     ) -> Result<Bytes> {
         let service = service.as_ref();
-        let what = || match method.as_ref() {
+        // Borrowed as plain bytes, so that the future is `Send` (shared with `what`).
+        let method = method.as_ref();
+        let what = || match method {
             [] => format!("call {}", String::from_utf8_lossy(service)),
             m => format!(
                 "call {}.{}",
@@ -294,7 +296,7 @@ client_methods! {
             return crate::patterns::rpc_json::call(
                 self,
                 service,
-                method.as_ref(),
+                method,
                 payload.as_ref(),
                 opts.timeout,
                 &what,
@@ -316,7 +318,7 @@ client_methods! {
             deadline_ms: now_ms() + opts.timeout.as_millis() as u64,
             call_id: id,
             reply_to: &caller.channel,
-            method: method.as_ref(),
+            method,
             payload: payload.as_ref(),
         })?;
         let (tx, rx) = oneshot::channel();

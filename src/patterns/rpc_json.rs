@@ -167,7 +167,7 @@ pub(crate) async fn call(
     method: &[u8],
     payload: &[u8],
     timeout: Duration,
-    what: &dyn Fn() -> String,
+    what: &(dyn Fn() -> String + Sync),
 ) -> Result<Bytes> {
     if list.is_empty() {
         return Err(Error::invalid("the RPC list name must not be empty").context(what()));

@@ -31,7 +31,7 @@ use crate::report::{ErrorHook, Report};
 
 pub(crate) use connection::start;
 pub(crate) use registry::PubSub;
-pub use registry::Subscription;
+pub use registry::{Events, Subscription};
 
 /// The three kinds of subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

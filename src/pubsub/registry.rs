@@ -304,6 +304,51 @@ impl PubSub {
     }
 }
 
+/// The events of a [`Subscription`], awaitable from anywhere ([`Subscription::events`]).
+#[derive(Clone)]
+pub struct Events(Arc<Delivery<Event>>);
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// The next event; `Ok(None)` when none came within `timeout` (`None`: no limit). A
+    /// `Closed` error once the subscription is closed.
+    pub async fn next(&self, timeout: Option<std::time::Duration>) -> Result<Option<Event>> {
+        match timeout {
+            None => self.0.next_async().await.map(Some),
+            Some(t) => match tokio::time::timeout(t, self.0.next_async()).await {
+                Ok(r) => r.map(Some),
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
+    /// The next event (waiting up to `timeout`, `None`: no limit) and those queued behind
+    /// it, `max` at most (at least 1), oldest first; empty when none came in time. One
+    /// wake-up of the caller for many events.
+    pub async fn next_batch(
+        &self,
+        timeout: Option<std::time::Duration>,
+        max: usize,
+    ) -> Result<Vec<Event>> {
+        let Some(first) = self.next(timeout).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = vec![first];
+        while out.len() < max.max(1) {
+            match self.0.try_next()? {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A subscription: a handle on some channels (or patterns, or shard channels) of one kind
 /// and on the queue their events arrive in. Dropping it (or [`close`](Subscription::close))
 /// unsubscribes; after that returns no handler call of it runs.
@@ -412,6 +457,13 @@ impl Subscription {
     /// The next event (async).
     pub async fn next(&self) -> Result<Event> {
         self.delivery.next_async().await
+    }
+
+    /// A handle on this subscription's events, to await them where the subscription
+    /// cannot be borrowed (another event loop's bridge). It does not keep the subscription
+    /// open: once that closes, [`Events::next`] ends with a `Closed` error.
+    pub fn events(&self) -> Events {
+        Events(self.delivery.clone())
     }
 
     /// Unsubscribe and close (again: no effect). After it returns, no handler call of this

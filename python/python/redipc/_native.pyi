@@ -1864,6 +1864,32 @@ class AsyncClient:
     def exists(self, *keys: _Arg) -> asyncio.Future[int]: ...
     def incr(self, key: _Arg, amount: int = 1) -> asyncio.Future[int]: ...
     def publish(self, channel: _Arg, message: _Arg) -> asyncio.Future[int]: ...
+    def subscribe(
+        self,
+        kind: Literal["channel", "pattern", "shard"],
+        names: Sequence[_Arg],
+        capacity: int | None = None,
+        overflow: _Overflow | None = None,
+    ) -> asyncio.Future[Subscription]:
+        """Subscribe without a callback; resolves once the server confirmed it."""
+    def next_events(
+        self, sub: Subscription, timeout: _Seconds | None = None, max: int = 256
+    ) -> asyncio.Future[list[Message]]:
+        """The next events of ``sub``: the first within ``timeout`` (``None``: no limit),
+        then those queued behind it, ``max`` at most; empty when none came in time."""
+    def send_request(self, queue: _Arg, payload: _Arg, delay: _Seconds | None = None) -> asyncio.Future[None]: ...
+    def call(
+        self,
+        service: _Arg,
+        payload: _Arg,
+        *,
+        method: _Arg | None = None,
+        timeout: _Seconds | None = None,
+        fail_fast: bool | None = None,
+    ) -> asyncio.Future[bytes]: ...
+    def cache_set(self, key: _Arg, value: _Arg, ttl: _Seconds | None = None) -> asyncio.Future[None]: ...
+    def cache_get(self, key: _Arg) -> asyncio.Future[bytes | None]: ...
+    def cache_wait(self, key: _Arg, timeout: _Seconds) -> asyncio.Future[bytes | None]: ...
     def exec_batch(self, batch: Batch) -> asyncio.Future[list[_Reply]]:
         """Send what ``batch`` queued (it is empty afterwards); one result per command."""
     def close(self) -> None:

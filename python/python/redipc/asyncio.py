@@ -10,19 +10,23 @@ the call (a cancelled command may or may not have run, as after a connection err
 Closing the client fails every call still waiting with ``ClosedError``. The exceptions are
 the sync client's.
 
-This is the first part of the asyncio client: commands, typed helpers, ``publish`` and
-batches (pipelines and ``MULTI``/``EXEC``). Queues, RPC, streams, subscriptions and the
-other patterns come next (issue 15); meanwhile use the sync client from a thread for them.
+This is the first part of the asyncio client: commands, typed helpers, ``publish``,
+batches (pipelines and ``MULTI``/``EXEC``), subscriptions (``async for``), sending
+requests, RPC calls and the cache. Workers and servers with async handlers, streams, hash
+state, locks and keyspace watches come next (issue 15); meanwhile use the sync client (e.g.
+with ``asyncio.to_thread``) for them.
 """
 
 from __future__ import annotations
 
 import asyncio as _asyncio
+import collections
+from collections.abc import Generator
 from typing import Any
 
 from . import _native
 
-__all__ = ["Batch", "Client"]
+__all__ = ["Batch", "Client", "Subscription"]
 
 
 class Batch:
@@ -55,6 +59,104 @@ class Batch:
 
     def __repr__(self) -> str:
         return repr(self._batch).replace("<redipc.", "<redipc.asyncio.", 1)
+
+
+class Subscription:
+    """A subscription of :class:`Client` (channels, patterns or shard channels)::
+
+        async with c.subscribe("a", "b") as sub:
+            async for msg in sub:          # messages and connection events, in order
+                print(msg.kind, msg.channel, msg.payload)
+
+    ``await sub.get(timeout)`` takes one event (``None`` when none came in time). Leaving
+    ``async with`` (or :meth:`close`) unsubscribes; an ``async for`` then ends."""
+
+    __slots__ = ("_client", "_ready", "_sub")
+
+    def __init__(self, client: Client, sub: _native.Subscription) -> None:
+        self._client = client
+        self._sub = sub
+        # Events taken in one batch and not handed out yet.
+        self._ready: collections.deque[_native.Message] = collections.deque()
+
+    async def get(self, timeout: float | None = None) -> _native.Message | None:
+        """The next event within ``timeout`` seconds (``None``: no limit); ``None`` when
+        none came in time. Cancelling the wait may lose the events it was receiving."""
+        if not self._ready:
+            self._ready.extend(await self._client._a.next_events(self._sub, timeout))
+        return self._ready.popleft() if self._ready else None
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> _native.Message:
+        while not self._ready:
+            try:
+                self._ready.extend(await self._client._a.next_events(self._sub, None))
+            except _native.ClosedError:
+                raise StopAsyncIteration from None
+        return self._ready.popleft()
+
+    def add(self, *names: Any) -> None:
+        """Subscribe to more names (waits on this thread until the server confirmed
+        them; an awaitable ``add`` comes with the rest of the asyncio patterns)."""
+        self._sub.add(*names)
+
+    def remove(self, *names: Any) -> None:
+        """Stop receiving these names (unknown names are ignored)."""
+        self._sub.remove(*names)
+
+    @property
+    def names(self) -> list[bytes]:
+        """The names subscribed to now, sorted."""
+        return self._sub.names
+
+    @property
+    def kind(self) -> str:
+        """``"channel"``, ``"pattern"`` or ``"shard"``."""
+        return self._sub.kind
+
+    def stats(self) -> _native.SubscriptionStats:
+        """The queue's counters."""
+        return self._sub.stats()
+
+    def close(self) -> None:
+        """Unsubscribe and close; an ``async for`` over it ends."""
+        self._sub.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._sub).replace("<redipc.", "<redipc.asyncio.", 1)
+
+
+class _Subscribing:
+    """A subscription being made: ``await`` it, or ``async with`` it."""
+
+    __slots__ = ("_args", "_client", "_sub")
+
+    def __init__(self, client: Client, kind: str, names: tuple[Any, ...], *options: Any) -> None:
+        self._client = client
+        self._args = (kind, names, *options)
+        self._sub: Subscription | None = None
+
+    async def _make(self) -> Subscription:
+        return Subscription(self._client, await self._client._a.subscribe(*self._args))
+
+    def __await__(self) -> Generator[Any, None, Subscription]:
+        return self._make().__await__()
+
+    async def __aenter__(self) -> Subscription:
+        self._sub = await self._make()
+        return self._sub
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sub is not None:
+            self._sub.close()
 
 
 class Client:
@@ -154,6 +256,58 @@ class Client:
     async def publish(self, channel: Any, message: Any) -> int:
         """``PUBLISH channel message``: how many subscribers got it."""
         return await self._a.publish(channel, message)
+
+    # -- queues, RPC, cache --------------------------------------------------------------
+    async def send_request(self, queue: Any, payload: Any, delay: float | None = None) -> None:
+        """``LPUSH`` a request into ``queue``; with ``delay`` (seconds) no worker takes it
+        before then."""
+        await self._a.send_request(queue, payload, delay)
+
+    async def call(
+        self,
+        service: Any,
+        payload: Any,
+        *,
+        method: Any = None,
+        timeout: float | None = None,
+        fail_fast: bool | None = None,
+    ) -> bytes:
+        """Call an RPC ``service`` (a server made with :meth:`redipc.Client.serve`); its
+        reply. ``RemoteError``, ``TimeoutError``, ``NoServerError`` as the sync client."""
+        return await self._a.call(service, payload, method=method, timeout=timeout, fail_fast=fail_fast)
+
+    async def cache_set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        """Set a cache entry (its waiters wake at once); ``ttl`` in seconds."""
+        await self._a.cache_set(key, value, ttl)
+
+    async def cache_get(self, key: Any) -> bytes | None:
+        """A cache entry's value, or ``None``."""
+        return await self._a.cache_get(key)
+
+    async def cache_wait(self, key: Any, timeout: float) -> bytes | None:
+        """Wait until a cache entry exists (woken by its writer, no polling) and return its
+        value; ``None`` when ``timeout`` seconds passed."""
+        return await self._a.cache_wait(key, timeout)
+
+    # -- pub/sub ----------------------------------------------------------------------
+    def subscribe(
+        self, *channels: Any, capacity: int | None = None, overflow: str | None = None
+    ) -> _Subscribing:
+        """``SUBSCRIBE channel...``: ``await`` it for the :class:`Subscription` (once the
+        server confirmed it), or use it with ``async with`` (closed on exit)."""
+        return _Subscribing(self, "channel", channels, capacity, overflow)
+
+    def psubscribe(
+        self, *patterns: Any, capacity: int | None = None, overflow: str | None = None
+    ) -> _Subscribing:
+        """``PSUBSCRIBE pattern...``: messages carry the matching pattern."""
+        return _Subscribing(self, "pattern", patterns, capacity, overflow)
+
+    def ssubscribe(
+        self, *channels: Any, capacity: int | None = None, overflow: str | None = None
+    ) -> _Subscribing:
+        """``SSUBSCRIBE channel...``: shard channels."""
+        return _Subscribing(self, "shard", channels, capacity, overflow)
 
     # -- batches -----------------------------------------------------------------------
     def pipeline(self) -> Batch:
