@@ -289,3 +289,34 @@ def test_requests_rpc_calls_and_the_cache(server: RedisServer, transport: str) -
         worker.stop()
         srv.stop()
         sync.close()
+
+
+def test_workers_and_servers_with_async_handlers(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        seen: list[bytes] = []
+        loop = asyncio.get_running_loop()
+
+        async def handle(req: redipc.Request) -> None:
+            assert asyncio.get_running_loop() is loop, "runs on the client's loop"
+            await asyncio.sleep(0.001)
+            if req.payload == b"bad":
+                raise ValueError("told to fail")
+            seen.append(bytes(req.payload))
+
+        async def upper(call: redipc.Call) -> bytes:
+            await asyncio.sleep(0)
+            return bytes(call.payload).upper()
+
+        async with c.handle_requests("jobs", handle, concurrency=2) as w, c.serve("up", upper):
+            for p in ("a", "bad", "b"):
+                await c.send_request("jobs", p)
+            assert await c.call("up", "hi", timeout=2) == b"HI"
+            for _ in range(200):
+                if sorted(seen) == [b"a", b"b"] and w.stats().failed == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert sorted(seen) == [b"a", b"b"]
+            assert w.stats().failed == 1, "the raising handler failed its request, the worker went on"
+        assert w.stopped
+
+    run(server, transport, body)

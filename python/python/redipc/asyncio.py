@@ -12,21 +12,22 @@ the sync client's.
 
 This is the first part of the asyncio client: commands, typed helpers, ``publish``,
 batches (pipelines and ``MULTI``/``EXEC``), subscriptions (``async for``), sending
-requests, RPC calls and the cache. Workers and servers with async handlers, streams, hash
-state, locks and keyspace watches come next (issue 15); meanwhile use the sync client (e.g.
-with ``asyncio.to_thread``) for them.
+requests, RPC calls, the cache, and workers and RPC servers with ``async def`` handlers.
+Streams, hash state, locks and keyspace watches come next (issue 15); meanwhile use the
+sync client (e.g. with ``asyncio.to_thread``) for them.
 """
 
 from __future__ import annotations
 
 import asyncio as _asyncio
 import collections
-from collections.abc import Generator
+import inspect as _inspect
+from collections.abc import Callable, Generator
 from typing import Any
 
 from . import _native
 
-__all__ = ["Batch", "Client", "Subscription"]
+__all__ = ["Batch", "Client", "Handle", "Subscription"]
 
 
 class Batch:
@@ -132,6 +133,54 @@ class Subscription:
 
     def __repr__(self) -> str:
         return repr(self._sub).replace("<redipc.", "<redipc.asyncio.", 1)
+
+
+class Handle:
+    """A worker or RPC server made by :class:`Client` (its handlers may be ``async def``,
+    run on the client's event loop). ``await handle.stop()`` stops it without blocking the
+    loop (its handlers may need the loop to finish)."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, inner: _native.Worker | _native.RpcServer) -> None:
+        self._h = inner
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop taking work and wait up to ``timeout`` seconds (default 10) for running
+        handlers; ``TimeoutError`` if one still runs then."""
+        await _asyncio.to_thread(self._h.stop, timeout)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether it has stopped for good."""
+        return bool(self._h.stopped)
+
+    def stats(self) -> _native.WorkerStats:
+        """Its counters."""
+        stats: _native.WorkerStats = self._h.stats()
+        return stats
+
+    async def __aenter__(self) -> Handle:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        return repr(self._h).replace("<redipc.", "<redipc.asyncio.", 1)
+
+
+def _on_loop(loop: _asyncio.AbstractEventLoop, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` for the core's handler threads: an ``async def`` runs on ``loop`` and
+    the thread waits for it (its exception is the handler's failure); a plain function
+    runs on the thread, as with the sync client."""
+    if not _inspect.iscoroutinefunction(handler):
+        return handler
+
+    def run(arg: Any) -> Any:
+        return _asyncio.run_coroutine_threadsafe(handler(arg), loop).result()
+
+    return run
 
 
 class _Subscribing:
@@ -288,6 +337,19 @@ class Client:
         """Wait until a cache entry exists (woken by its writer, no polling) and return its
         value; ``None`` when ``timeout`` seconds passed."""
         return await self._a.cache_wait(key, timeout)
+
+    # -- workers and servers ----------------------------------------------------------
+    def handle_requests(self, queues: Any, handler: Callable[..., Any], **options: Any) -> Handle:
+        """Start a worker on ``queues`` (options of :meth:`redipc.Client.handle_requests`);
+        ``handler(request)`` may be an ``async def``: it runs on this loop, one request per
+        worker loop at a time (``concurrency`` loops). A handler that raises fails its
+        request (retried in reliable mode) and is reported; the worker goes on."""
+        return Handle(self._c.handle_requests(queues, _on_loop(self._loop, handler), **options))
+
+    def serve(self, service: Any, handler: Callable[..., Any], **options: Any) -> Handle:
+        """Answer calls to ``service`` (options of :meth:`redipc.Client.serve`);
+        ``handler(call)`` may be an ``async def`` returning the reply payload."""
+        return Handle(self._c.serve(service, _on_loop(self._loop, handler), **options))
 
     # -- pub/sub ----------------------------------------------------------------------
     def subscribe(
