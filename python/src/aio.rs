@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
-use redipc::{CallOptions, Completions, SetOptions, SubscriptionKind, blocking};
+use redipc::{CallOptions, Completions, LockOptions, SetOptions, SubscriptionKind, blocking};
 
 use crate::batch::Batch;
 use crate::client::Client;
@@ -18,6 +18,7 @@ use crate::convert::{self, Arg, Count, Policy, Seconds, Seq, With};
 use crate::errors::to_pyerr;
 use crate::pubsub::{self, Subscription};
 use crate::records::{Message, Messages};
+use crate::state::Lock;
 
 /// Turns a finished call's output into its Python value, on the loop's thread.
 type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
@@ -290,6 +291,43 @@ impl AsyncClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.core();
         self.start(py, async move { c.cache_wait(key, timeout.0).await }, any)
+    }
+
+    /// Acquire the lock `name` (a fencing-token lock, as `Client.lock`), waiting up to
+    /// `wait` seconds (the core's default when `None`); a `Lock`. `TimeoutError` when it
+    /// stayed taken.
+    #[pyo3(signature = (name, ttl = None, wait = None, auto_renew = None))]
+    fn lock<'py>(
+        &self,
+        py: Python<'py>,
+        name: Arg,
+        ttl: Option<Seconds>,
+        wait: Option<Seconds>,
+        auto_renew: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = LockOptions::default()
+            .with(ttl, |o, t| o.ttl(t.0))
+            .with(wait, |o, t| o.wait(t.0))
+            .with(auto_renew, LockOptions::auto_renew);
+        let (c, owner) = (self.core(), self.c.clone());
+        self.start(py, async move { c.lock(name, opts).await }, move |py, g| {
+            Lock::held_by(owner.adopt(g)).into_py_any(py)
+        })
+    }
+
+    /// Release `lock`; `False` if it was no longer ours or was released already.
+    fn release_lock<'py>(&self, py: Python<'py>, lock: &Lock) -> PyResult<Bound<'py, PyAny>> {
+        let guard = lock.take(py);
+        self.start(
+            py,
+            async move {
+                match guard {
+                    Some(g) => g.into_async().release().await,
+                    None => Ok(false),
+                }
+            },
+            any,
+        )
     }
 
     /// Send what `batch` queued (a pipeline or a transaction; the batch is empty after it);

@@ -54,6 +54,22 @@ pub(crate) struct Lock {
     token: u64,
 }
 
+impl Lock {
+    /// A held lock (also one acquired by `redipc.asyncio`).
+    pub(crate) fn held_by(guard: blocking::LockGuard) -> Lock {
+        Lock {
+            token: guard.token(),
+            name: Bytes::copy_from_slice(guard.name()),
+            guard: Mutex::new(Some(Detached::new(guard))),
+        }
+    }
+
+    /// Take the guard out (released by the caller); `None` once released.
+    pub(crate) fn take(&self, py: Python<'_>) -> Option<blocking::LockGuard> {
+        py.detach(|| lock(&self.guard).take().map(Detached::into_inner))
+    }
+}
+
 #[pymethods]
 impl Lock {
     /// Whether this object has not released the lock yet.
@@ -341,11 +357,7 @@ impl Client {
             Some(g) => g,
             None => py.core(|| self.c.lock(&name, opts.wait(std::time::Duration::ZERO)))?,
         };
-        Ok(Lock {
-            token: guard.token(),
-            name: name.into(),
-            guard: Mutex::new(Some(Detached::new(guard))),
-        })
+        Ok(Lock::held_by(guard))
     }
 
     /// Call `callback(key, event)` for keyspace events of keys matching `pattern`.

@@ -320,3 +320,22 @@ def test_workers_and_servers_with_async_handlers(server: RedisServer, transport:
         assert w.stopped
 
     run(server, transport, body)
+
+
+def test_locks(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        async with c.lock("res", ttl=10, wait=1) as first:
+            assert first.held and first.token >= 1
+            # Another waiter gets it once released, woken by the release.
+            waiter = asyncio.ensure_future(c.lock("res", ttl=10, wait=5))
+            await asyncio.sleep(0.1)
+            assert not waiter.done()
+            with pytest.raises(redipc.TimeoutError):
+                await c.lock("res", wait=0.05)
+        second = await asyncio.wait_for(waiter, 2)
+        assert second.token > first.token, "fencing tokens grow"
+        assert not first.held
+        assert await c.release(second) is True
+        assert await c.release(second) is False
+
+    run(server, transport, body)

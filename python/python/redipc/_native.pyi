@@ -1890,6 +1890,16 @@ class AsyncClient:
     def cache_set(self, key: _Arg, value: _Arg, ttl: _Seconds | None = None) -> asyncio.Future[None]: ...
     def cache_get(self, key: _Arg) -> asyncio.Future[bytes | None]: ...
     def cache_wait(self, key: _Arg, timeout: _Seconds) -> asyncio.Future[bytes | None]: ...
+    def lock(
+        self,
+        name: _Arg,
+        ttl: _Seconds | None = None,
+        wait: _Seconds | None = None,
+        auto_renew: bool | None = None,
+    ) -> asyncio.Future[Lock]:
+        """Acquire a fencing-token lock (``TimeoutError`` when it stayed taken)."""
+    def release_lock(self, lock: Lock) -> asyncio.Future[bool]:
+        """Release ``lock``; ``False`` if it was no longer ours or released already."""
     def exec_batch(self, batch: Batch) -> asyncio.Future[list[_Reply]]:
         """Send what ``batch`` queued (it is empty afterwards); one result per command."""
     def close(self) -> None:

@@ -12,8 +12,8 @@ the sync client's.
 
 This is the first part of the asyncio client: commands, typed helpers, ``publish``,
 batches (pipelines and ``MULTI``/``EXEC``), subscriptions (``async for``), sending
-requests, RPC calls, the cache, and workers and RPC servers with ``async def`` handlers.
-Streams, hash state, locks and keyspace watches come next (issue 15); meanwhile use the
+requests, RPC calls, the cache, locks, and workers and RPC servers with ``async def``
+handlers. Streams, hash state and keyspace watches come next (issue 15); meanwhile use the
 sync client (e.g. with ``asyncio.to_thread``) for them.
 """
 
@@ -183,6 +183,33 @@ def _on_loop(loop: _asyncio.AbstractEventLoop, handler: Callable[..., Any]) -> C
     return run
 
 
+class _Locking:
+    """A lock being acquired: ``await`` it for the held :class:`redipc.Lock` (release it
+    with ``await client.release(lock)``), or ``async with`` it (released on exit)."""
+
+    __slots__ = ("_args", "_client", "_lock")
+
+    def __init__(self, client: Client, *args: Any) -> None:
+        self._client = client
+        self._args = args
+        self._lock: _native.Lock | None = None
+
+    async def _make(self) -> _native.Lock:
+        lock: _native.Lock = await self._client._a.lock(*self._args)
+        return lock
+
+    def __await__(self) -> Generator[Any, None, _native.Lock]:
+        return self._make().__await__()
+
+    async def __aenter__(self) -> _native.Lock:
+        self._lock = await self._make()
+        return self._lock
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            await self._client.release(self._lock)
+
+
 class _Subscribing:
     """A subscription being made: ``await`` it, or ``async with`` it."""
 
@@ -337,6 +364,25 @@ class Client:
         """Wait until a cache entry exists (woken by its writer, no polling) and return its
         value; ``None`` when ``timeout`` seconds passed."""
         return await self._a.cache_wait(key, timeout)
+
+    # -- locks -------------------------------------------------------------------------
+    def lock(
+        self,
+        name: Any,
+        ttl: float | None = None,
+        wait: float | None = None,
+        auto_renew: bool | None = None,
+    ) -> _Locking:
+        """A fencing-token lock (as :meth:`redipc.Client.lock`): ``async with
+        c.lock("name", ttl=10, wait=5) as lock:`` (``lock.token`` fences writes), or
+        ``lock = await c.lock(...)`` then ``await c.release(lock)``. ``TimeoutError`` when
+        it stayed taken for ``wait`` seconds; waiters are woken by the release."""
+        return _Locking(self, name, ttl, wait, auto_renew)
+
+    async def release(self, lock: _native.Lock) -> bool:
+        """Release a lock taken with :meth:`lock`; ``False`` if it was no longer ours."""
+        released: bool = await self._a.release_lock(lock)
+        return released
 
     # -- workers and servers ----------------------------------------------------------
     def handle_requests(self, queues: Any, handler: Callable[..., Any], **options: Any) -> Handle:
