@@ -16,16 +16,23 @@
  * allowed; a semaphore of 3 permits taken by 8 threads in 2 processes, never more than 3
  * holders (a Redis counter of holders and its maximum), a holder killed with SIGKILL whose
  * permit comes back after its lease (while alive it keeps it by extending), IPC_ERR_TIMEOUT,
- * try-once, extend and release (also after the lease ended), free releasing; delayed
- * requests to an idle C worker arriving no earlier than due and at most 150 ms late, counted
- * as delayed until then; a server announcing version and metadata listed by ipc_services and
- * ipc_service_instances with every field, gone after stop; NULL arguments and invalid values
- * (clear codes, no crash).
+ * try-once, extend and release (also after the lease ended), free releasing; fairness: 6
+ * threads looping on one permit each get at least half the mean number of turns, no wait
+ * longer than 1.5 s (first come, first served); delayed requests to an idle C worker
+ * arriving no earlier than due and at most 150 ms late, counted as delayed until then; 100
+ * delayed requests none lost while reliable workers in child processes are SIGKILLed every
+ * 120 ms as they come due (and replaced): all handled, none dead, delayed 0; a server
+ * announcing version and metadata listed by ipc_services and ipc_service_instances with
+ * every field, gone after stop; a server in a child process SIGKILLed: listed (its pid and
+ * version) until the expiry it announced, gone with its service within 3.5 s (TTL 3 s), a
+ * fail-fast call then IPC_ERR_NO_SERVER at once; NULL arguments and invalid values (clear
+ * codes, no crash).
  *
  * The children (this program run again, by fork and exec) take their part from argv[1]:
- * `child-rate`, `child-sem`, `child-holder`.
+ * `child-rate`, `child-sem`, `child-holder`, `child-dworker`, `child-server`.
  *
- * Environment: REDIPC_TEST_QUICK=1 (runs under valgrind) changes nothing but is accepted.
+ * Environment: REDIPC_TEST_QUICK=1 (runs under valgrind) allows the fairness test's longest
+ * wait up to 3 s instead of 1.5 s; nothing else changes (the children run natively).
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
 #include <inttypes.h>
@@ -46,6 +53,7 @@
 static const char *url;
 static const char *self;
 static char prefix[64];
+static int quick = 0; /* REDIPC_TEST_QUICK=1: under valgrind */
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -451,7 +459,7 @@ static void test_rate_limiter(ipc_client *c) {
     t0 = now_ms();
     acquired = true;
     CHECK_OK(ipc_rate_limiter_acquire_wait(rl, 1, 10, &acquired));
-    CHECK(!acquired && now_ms() - t0 < 50);
+    CHECK(!acquired && now_ms() - t0 < (quick ? 90 : 50)); /* it would sleep ~100 ms */
     /* Try-once. */
     CHECK_OK(ipc_rate_limiter_acquire_wait(rl, 1, 0, &acquired));
     CHECK(!acquired);
@@ -752,6 +760,96 @@ static void test_semaphore(ipc_client *c) {
     ipc_semaphore_free(sem);
 }
 
+/* Fairness: FAIR_THREADS threads loop on a semaphore of one permit for FAIR_MS (taking it,
+ * holding it 5-10 ms, giving it back); waiters are served first come, first served, so each
+ * gets about its share and no wait is long. */
+enum { FAIR_THREADS = 6, FAIR_MS = 2000, FAIR_LEASE_MS = 3000 };
+
+struct fair {
+    ipc_semaphore *sem;
+    double end;
+    volatile long holders;
+    volatile long over;
+    volatile long errors;
+};
+
+struct fair_thread {
+    struct fair *f;
+    long count;
+    double longest; /* ms, the longest single acquire */
+    unsigned seed;
+};
+
+static void *fair_thread(void *arg) {
+    struct fair_thread *t = arg;
+    struct fair *f = t->f;
+    while (now_ms() < f->end) {
+        ipc_permit *p = NULL;
+        bool held = false;
+        double t0 = now_ms(), waited;
+        if (ipc_semaphore_acquire(f->sem, 10000, &p) != IPC_OK) {
+            add(&f->errors, 1);
+            continue;
+        }
+        waited = now_ms() - t0;
+        if (waited > t->longest) t->longest = waited;
+        if (add(&f->holders, 1) != 0) add(&f->over, 1);
+        t->seed = t->seed * 1103515245u + 12345u;
+        sleep_ms(5 + (long)((t->seed >> 16) % 6));
+        add(&f->holders, -1);
+        if (ipc_permit_release(p, &held) != IPC_OK || !held) add(&f->errors, 1);
+        ipc_permit_free(p);
+        t->count++;
+    }
+    return NULL;
+}
+
+static void test_semaphore_fairness(ipc_client *c) {
+    const char *sname = name("sem:fair");
+    struct fair f;
+    struct fair_thread t[FAIR_THREADS];
+    pthread_t th[FAIR_THREADS];
+    char counts[FAIR_THREADS * 12 + 1];
+    size_t at = 0;
+    long total = 0, least = -1;
+    double mean, longest = 0;
+    int i, started = 0;
+    uint64_t held = 99;
+
+    memset(&f, 0, sizeof f);
+    memset(t, 0, sizeof t);
+    CHECK_OK(ipc_semaphore_new(c, sname, strlen(sname), 1, FAIR_LEASE_MS, &f.sem));
+    if (f.sem == NULL) return;
+    f.end = now_ms() + FAIR_MS;
+    for (i = 0; i < FAIR_THREADS; i++) {
+        t[i].f = &f;
+        t[i].seed = (unsigned)i * 7919u + 17u;
+        if (pthread_create(&th[i], NULL, fair_thread, &t[i]) != 0) break;
+        started++;
+    }
+    CHECK(started == FAIR_THREADS);
+    for (i = 0; i < started; i++) pthread_join(th[i], NULL);
+    counts[0] = '\0';
+    for (i = 0; i < started; i++) {
+        total += t[i].count;
+        if (least < 0 || t[i].count < least) least = t[i].count;
+        if (t[i].longest > longest) longest = t[i].longest;
+        at += (size_t)snprintf(counts + at, sizeof counts - at, " %ld", t[i].count);
+    }
+    mean = started > 0 ? (double)total / started : 0;
+    printf("semaphore of 1 permit, %d threads for %d ms: acquisitions per thread%s (mean "
+           "%.1f), longest wait %.0f ms\n",
+           started, FAIR_MS, counts, mean, longest);
+    CHECK(load(&f.errors) == 0 && load(&f.over) == 0);
+    /* Everyone got its turn: at least half the mean each, no wait near the timeout. */
+    CHECK(total >= 50);
+    CHECK(least >= 0 && (double)least >= mean / 2);
+    CHECK(longest < (quick ? 3000 : 1500));
+    CHECK_OK(ipc_semaphore_held(f.sem, &held));
+    CHECK(held == 0);
+    ipc_semaphore_free(f.sem);
+}
+
 /* ---- delayed requests ---------------------------------------------------------------- */
 
 enum { DELAYED = 4 };
@@ -842,6 +940,141 @@ static void test_delayed(ipc_client *c) {
     CHECK_RC(ipc_send_request_at(c, "", 0, "x", 1, 0), IPC_ERR_INVALID_ARGUMENT);
     CHECK_RC(ipc_send_request_at(c, q, strlen(q), NULL, 1, 0), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_queue_stats(c, q, strlen(q), NULL), IPC_ERR_NULL_ARG);
+}
+
+/* Delayed requests survive workers killed as they come due: reliable workers (lease
+ * KILL_LEASE_MS) in child processes, one SIGKILLed every KILL_EVERY_MS and replaced by a fresh
+ * one; every request ends in the set of done ones, none in the dead letters. */
+enum { KILL_LEASE_MS = 500, KILL_EVERY_MS = 120, KILLS = 10 };
+
+/* KEYS: done, calls, again. ARGV: payload, attempt. */
+static const char *const DONE_SOURCE =
+    "redis.call('INCR', KEYS[2]) "
+    "if ARGV[2] ~= '0' then redis.call('INCR', KEYS[3]) end "
+    "return redis.call('SADD', KEYS[1], ARGV[1])";
+
+struct dworker {
+    ipc_client *c;
+    ipc_script *done;
+    const char *keys[3];
+};
+
+/* Takes 10 ms (so that a kill finds a request in flight), then adds the payload to the done
+ * set, counting the calls and those of requests handed out again. */
+static int dworker_handler(void *userdata, const ipc_request *req, ipc_error_out *err) {
+    struct dworker *d = userdata;
+    ipc_reply *r = NULL;
+    const char *args[2];
+    size_t lens[2];
+    char attempt[16];
+    ipc_result rc;
+    sleep_ms(10);
+    snprintf(attempt, sizeof attempt, "%" PRIu32, req->attempt);
+    args[0] = req->payload;
+    lens[0] = req->payload_len;
+    args[1] = attempt;
+    lens[1] = strlen(attempt);
+    rc = ipc_script_run(d->c, d->done, d->keys, NULL, 3, args, lens, 2, &r);
+    ipc_reply_free(r);
+    if (rc != IPC_OK && ipc_error_set(err, "could not add it to the done set") != IPC_OK) return 2;
+    return rc == IPC_OK ? 0 : 1;
+}
+
+/* child-dworker QUEUE DONE CALLS AGAIN: a reliable worker of QUEUE (see dworker_handler)
+ * until killed. */
+static int child_dworker(const char *q, const char *done, const char *calls, const char *again) {
+    static struct dworker d;
+    ipc_worker_options *o = NULL;
+    ipc_worker *w = NULL;
+    if (ipc_client_new(url, NULL, &d.c) != IPC_OK) return 3;
+    if (ipc_script_new(DONE_SOURCE, strlen(DONE_SOURCE), &d.done) != IPC_OK) return 4;
+    d.keys[0] = done;
+    d.keys[1] = calls;
+    d.keys[2] = again;
+    /* Deaths count as attempts: enough of them that no request becomes a dead letter. */
+    if (ipc_worker_options_new(&o) != IPC_OK ||
+        ipc_worker_options_set_reliable(o, true) != IPC_OK ||
+        ipc_worker_options_set_lease_ms(o, KILL_LEASE_MS) != IPC_OK ||
+        ipc_worker_options_set_max_attempts(o, 50) != IPC_OK ||
+        ipc_worker_options_set_block_timeout_ms(o, 100) != IPC_OK)
+        return 5;
+    if (ipc_worker_new(d.c, &q, NULL, 1, o, dworker_handler, &d, NULL, &w) != IPC_OK) return 6;
+    ipc_worker_options_free(o);
+    for (;;) sleep_ms(1000);
+}
+
+static int queue_idle(ipc_client *c, const char *q) {
+    ipc_queue_counts qc;
+    memset(&qc, 0xff, sizeof qc);
+    return ipc_queue_stats(c, q, strlen(q), &qc) == IPC_OK && qc.pending == 0 &&
+           qc.inflight == 0 && qc.delayed == 0 && qc.dead == 0;
+}
+
+static void test_delayed_killed_workers(ipc_client *c) {
+    const char *q = name("delayed:killed");
+    const char *done = name("delayed-done");
+    const char *calls = name("delayed-done:calls");
+    const char *again = name("delayed-done:again");
+    const char *args[] = {"child-dworker", url, q, done, calls, again, NULL};
+    const long n = 100;
+    pid_t pids[2];
+    ipc_queue_counts qc;
+    double t0, drained = 0;
+    long long by_end;
+    long i, sent = 0, bad_exits = 0, kills = 0;
+    int k, ok;
+
+    /* Due 200 to 400 ms from now, spread evenly. */
+    for (i = 0; i < n; i++) {
+        char payload[16];
+        snprintf(payload, sizeof payload, "r%03ld", i);
+        if (ipc_send_request_delayed(c, q, strlen(q), payload, strlen(payload),
+                                     (uint64_t)(200 + i * 200 / (n - 1))) == IPC_OK)
+            sent++;
+    }
+    CHECK(sent == n);
+    t0 = now_ms();
+    for (k = 0; k < 2; k++) {
+        pids[k] = spawn(args);
+        CHECK(pids[k] > 0);
+    }
+    /* A kill every KILL_EVERY_MS, the two in turn, each replaced at once. */
+    for (k = 0; k < KILLS; k++) {
+        double at = t0 + (double)KILL_EVERY_MS * (k + 1), left = at - now_ms();
+        int j = k % 2;
+        if (left > 0) sleep_ms((long)left);
+        if (pids[j] > 0) {
+            kill(pids[j], SIGKILL);
+            if (child_status(pids[j]) != 128 + SIGKILL) bad_exits++;
+            kills++;
+        }
+        pids[j] = spawn(args);
+        CHECK(pids[j] > 0);
+    }
+    /* The last two left alive: every request done, and nothing left anywhere (the requests of
+     * the killed ones were put back when their leases ran out). */
+    by_end = cmd_int(c, "SCARD", done, NULL);
+    WAIT_UNTIL(ok, cmd_int(c, "SCARD", done, NULL) >= n, 15000);
+    drained = now_ms() - t0;
+    CHECK(ok);
+    WAIT_UNTIL(ok, queue_idle(c, q), 5000);
+    CHECK(ok);
+    memset(&qc, 0xff, sizeof qc);
+    CHECK_OK(ipc_queue_stats(c, q, strlen(q), &qc));
+    CHECK(qc.delayed == 0 && qc.dead == 0 && qc.pending == 0 && qc.inflight == 0);
+    for (k = 0; k < 2; k++) {
+        if (pids[k] <= 0) continue;
+        kill(pids[k], SIGKILL);
+        if (child_status(pids[k]) != 128 + SIGKILL) bad_exits++;
+    }
+    CHECK(bad_exits == 0);
+    printf("%ld delayed requests due in 200-400 ms, a worker SIGKILLed every %d ms (%ld kills): "
+           "%lld done when the kills ended, all %lld after %.0f ms; %lld handler calls, %lld of "
+           "them for requests handed out again after a death\n",
+           n, KILL_EVERY_MS, kills, by_end, cmd_int(c, "SCARD", done, NULL), drained,
+           cmd_int(c, "INCRBY", calls, "0"), cmd_int(c, "INCRBY", again, "0"));
+    CHECK(cmd_int(c, "SCARD", done, NULL) == n);
+    CHECK(cmd_int(c, "INCRBY", calls, "0") >= n);
 }
 
 /* ---- the service registry ------------------------------------------------------------ */
@@ -980,8 +1213,106 @@ static void test_registry(ipc_client *c) {
     ipc_worker_options_free(o);
 }
 
+/* child-server SERVICE VERSION: serve SERVICE (echo), announcing VERSION, until killed. */
+static int child_server(const char *svc, const char *version) {
+    ipc_client *c = NULL;
+    ipc_worker_options *o = NULL;
+    ipc_server *s = NULL;
+    if (ipc_client_new(url, NULL, &c) != IPC_OK) return 3;
+    if (ipc_worker_options_new(&o) != IPC_OK ||
+        ipc_worker_options_set_version(o, version) != IPC_OK)
+        return 4;
+    if (ipc_serve(c, svc, strlen(svc), o, echo_handler, NULL, NULL, &s) != IPC_OK) return 5;
+    ipc_worker_options_free(o);
+    for (;;) sleep_ms(1000);
+}
+
+/* Whether an instance of `svc` with process id `pid` is listed: 1 (its version in
+ * `version`, how long it stays listed in `*expires_ms`), 0, or -1 on an error. */
+static int instance_of(ipc_client *c, const char *svc, pid_t pid, char *version, size_t cap,
+                       uint64_t *expires_ms) {
+    ipc_instances *list = NULL;
+    size_t i, n;
+    int found = 0;
+    if (ipc_service_instances(c, svc, strlen(svc), &list) != IPC_OK) return -1;
+    n = ipc_instances_len(list);
+    for (i = 0; i < n; i++) {
+        const ipc_instance *in = ipc_instances_get(list, i);
+        if (in == NULL || in->pid != (uint32_t)pid) continue;
+        found = 1;
+        snprintf(version, cap, "%s", in->version);
+        *expires_ms = in->expires_in_ms;
+    }
+    ipc_instances_free(list);
+    return found;
+}
+
+/* A server killed with SIGKILL (no withdrawal) leaves the registry when its TTL (3 s) runs
+ * out: not before the expiry it announced, at most 3.5 s after the kill; a fail-fast call
+ * then fails with IPC_ERR_NO_SERVER at once. */
+static void test_registry_killed_server(ipc_client *c) {
+    const char *svc = name("registry:killed");
+    const char *args[] = {"child-server", url, svc, "4.5.6", NULL};
+    ipc_call_options *o = NULL;
+    char version[32] = "";
+    char *reply = NULL;
+    size_t reply_len = 0;
+    uint64_t expires = 0;
+    double t_list, t_kill, gone = -1, unlisted = -1, took;
+    ipc_result rc;
+    int ok;
+    pid_t pid = spawn(args);
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    CHECK_OK(ipc_call_options_new(&o));
+    CHECK_OK(ipc_call_options_set_fail_fast(o, true));
+    CHECK_OK(ipc_call_options_set_timeout_ms(o, 3000));
+
+    /* Listed with the child's pid and version; it answers. */
+    WAIT_UNTIL(ok, instance_of(c, svc, pid, version, sizeof version, &expires) == 1, 10000);
+    CHECK(ok);
+    CHECK(strcmp(version, "4.5.6") == 0);
+    CHECK(listed(c, svc) == 1);
+    CHECK_OK(ipc_call(c, svc, strlen(svc), "", 0, "ping", 4, o, &reply, &reply_len));
+    CHECK(bytes_eq(reply, reply_len, "ping"));
+    ipc_buf_free(reply, reply_len);
+    reply = NULL;
+
+    /* Killed: listed until the expiry it last announced, then gone with its service. */
+    t_list = now_ms();
+    CHECK(instance_of(c, svc, pid, version, sizeof version, &expires) == 1);
+    CHECK(expires > 0 && expires <= 3000);
+    kill(pid, SIGKILL);
+    t_kill = now_ms();
+    CHECK(child_status(pid) == 128 + SIGKILL);
+    while (now_ms() - t_kill < 5000 && (gone < 0 || unlisted < 0)) {
+        if (gone < 0 && instance_count(c, svc) == 0) gone = now_ms();
+        if (unlisted < 0 && listed(c, svc) == 0) unlisted = now_ms();
+        sleep_ms(10);
+    }
+    printf("a SIGKILLed server left the registry %.0f ms after the kill (it had %" PRIu64
+           " ms left, TTL 3000 ms), its service %.0f ms after\n",
+           gone - t_kill, expires, unlisted - t_kill);
+    CHECK(gone > 0 && gone - t_kill <= 3500);
+    CHECK(gone > 0 && gone - t_list >= (double)expires - 20);
+    CHECK(unlisted > 0 && unlisted - t_kill <= 3500);
+    CHECK(instance_of(c, svc, pid, version, sizeof version, &expires) == 0);
+
+    /* Fail-fast: no live server, IPC_ERR_NO_SERVER at once (not after the 3 s timeout). */
+    took = now_ms();
+    rc = ipc_call(c, svc, strlen(svc), "", 0, "ping", 4, o, &reply, &reply_len);
+    took = now_ms() - took;
+    CHECK_RC(rc, IPC_ERR_NO_SERVER);
+    CHECK(reply == NULL);
+    CHECK(took < 1000);
+    printf("fail-fast call after it left: %s in %.1f ms\n", ipc_result_name(rc), took);
+    ipc_call_options_free(o);
+}
+
 int main(int argc, char **argv) {
     ipc_client *c = NULL;
+    const char *quick_env = getenv("REDIPC_TEST_QUICK");
+    quick = quick_env != NULL && strcmp(quick_env, "1") == 0;
     self = argv[0];
     if (argc >= 3 && strncmp(argv[1], "child-", 6) == 0) {
         url = argv[2];
@@ -991,6 +1322,10 @@ int main(int argc, char **argv) {
             return child_sem(argv[3], argv[4], argv[5], argv[6]);
         if (strcmp(argv[1], "child-holder") == 0 && argc == 5)
             return child_holder(argv[3], argv[4]);
+        if (strcmp(argv[1], "child-dworker") == 0 && argc == 7)
+            return child_dworker(argv[3], argv[4], argv[5], argv[6]);
+        if (strcmp(argv[1], "child-server") == 0 && argc == 5)
+            return child_server(argv[3], argv[4]);
         return 2;
     }
     if (argc < 2) {
@@ -1008,8 +1343,11 @@ int main(int argc, char **argv) {
     test_semaphore(c);
     test_semaphore_contention(c);
     test_semaphore_dead_holder(c);
+    test_semaphore_fairness(c);
     test_delayed(c);
+    test_delayed_killed_workers(c);
     test_registry(c);
+    test_registry_killed_server(c);
 
     ipc_client_free(c);
     return check_summary();
