@@ -14,10 +14,10 @@ use redipc::{CallOptions, Completions, LockOptions, SetOptions, SubscriptionKind
 
 use crate::batch::Batch;
 use crate::client::Client;
-use crate::convert::{self, Arg, Count, Policy, Seconds, Seq, With};
+use crate::convert::{self, Arg, Count, Dict, Policy, Seconds, Seq, With};
 use crate::errors::to_pyerr;
 use crate::pubsub::{self, Subscription};
-use crate::records::{Message, Messages};
+use crate::records::{Message, Messages, StreamEntry};
 use crate::state::Lock;
 
 /// Turns a finished call's output into its Python value, on the loop's thread.
@@ -326,6 +326,82 @@ impl AsyncClient {
                     None => Ok(false),
                 }
             },
+            any,
+        )
+    }
+
+    /// Append an entry (`fields`, or one `payload` field) to `stream`; its id.
+    #[pyo3(signature = (stream, fields = None, *, payload = None, maxlen = None))]
+    fn stream_publish<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Arg,
+        fields: Option<Dict<Arg, Arg>>,
+        payload: Option<Arg>,
+        maxlen: Option<Count<0>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fields = crate::stream::entry_fields(fields, payload)?;
+        let c = self.core();
+        self.start(
+            py,
+            async move {
+                c.stream_publish(stream, &fields, maxlen.map(Count::usize))
+                    .await
+            },
+            any,
+        )
+    }
+
+    /// Up to `count` entries of `stream` after `from_id`, waiting up to `block` seconds
+    /// for the first when there is none (`None`: do not wait).
+    #[pyo3(signature = (stream, from_id = "0".to_string(), count = Count(100), block = None))]
+    #[pyo3(text_signature = "($self, stream, from_id='0', count=100, block=None)")]
+    fn stream_read<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Arg,
+        from_id: String,
+        count: Count<1>,
+        block: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move {
+                c.stream_read(stream, &from_id, count.usize(), block.map(|b| b.0))
+                    .await
+            },
+            |py, entries| {
+                let list: Vec<StreamEntry> = entries.into_iter().map(Into::into).collect();
+                list.into_py_any(py)
+            },
+        )
+    }
+
+    /// `HSET` and publish the field name on the hash's channel, atomically.
+    fn hash_set<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Arg,
+        field: Arg,
+        value: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.hash_set(hash, field, value).await }, any)
+    }
+
+    /// Like `hash_set`, only when the value differs; whether it changed.
+    fn hash_set_if_changed<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Arg,
+        field: Arg,
+        value: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.hash_set_if_changed(hash, field, value).await },
             any,
         )
     }

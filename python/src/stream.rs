@@ -87,16 +87,7 @@ impl Client {
         payload: Option<Arg>,
         maxlen: Option<Count<0>>,
     ) -> PyResult<String> {
-        let fields = match (fields, payload) {
-            (Some(f), None) => f.0,
-            (None, Some(p)) => vec![(Arg::Owned(b"payload".to_vec()), p)],
-            _ => {
-                return Err(py_err!(
-                    TypeError,
-                    "stream_publish(): give fields or payload=, not both"
-                ));
-            }
-        };
+        let fields = entry_fields(fields, payload)?;
         py.core(|| {
             self.c
                 .stream_publish(stream, &fields, maxlen.map(Count::usize))
@@ -227,5 +218,20 @@ impl Client {
     ) -> PyResult<Vec<StreamEntry>> {
         let entries = py.core(|| self.c.stream_dead_letters(stream, count.usize()))?;
         Ok(entries.into_iter().map(Into::into).collect())
+    }
+}
+
+/// An entry's fields from `stream_publish(fields)` or `stream_publish(payload=)`.
+pub(crate) fn entry_fields(
+    fields: Option<Dict<Arg, Arg>>,
+    payload: Option<Arg>,
+) -> PyResult<Vec<(Arg, Arg)>> {
+    match (fields, payload) {
+        (Some(f), None) => Ok(f.0),
+        (None, Some(p)) => Ok(vec![(Arg::Owned(b"payload".to_vec()), p)]),
+        _ => Err(py_err!(
+            TypeError,
+            "stream_publish(): give fields or payload=, not both"
+        )),
     }
 }

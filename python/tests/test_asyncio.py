@@ -339,3 +339,34 @@ def test_locks(server: RedisServer, transport: str) -> None:
         assert await c.release(second) is False
 
     run(server, transport, body)
+
+
+def test_streams_and_hash_state(server: RedisServer, transport: str) -> None:
+    async def body(c: ra.Client) -> None:
+        first = await c.stream_publish("events", {"kind": "start"})
+        await c.stream_publish("events", payload="p2")
+        entries = await c.stream_read("events")
+        assert [e.id for e in entries][0] == first
+        assert entries[0].fields == {b"kind": b"start"}
+        assert entries[1].fields == {b"payload": b"p2"}
+        # A blocking read is woken by the next publish.
+        reader = asyncio.create_task(c.stream_read("events", entries[1].id, 10, 5))
+        await asyncio.sleep(0.1)
+        assert not reader.done()
+        await c.stream_publish("events", payload="p3")
+        got = await asyncio.wait_for(reader, 2)
+        assert [e.fields for e in got] == [{b"payload": b"p3"}]
+        with pytest.raises(TypeError):
+            await c.stream_publish("events", {"a": 1}, payload="both")
+        # Hash state: the write is announced on the hash's channel.
+        async with c.subscribe("vehicle") as sub:
+            await sub.get(2)
+            await c.hash_set("vehicle", "speed", 30)
+            assert await c.hash_set_if_changed("vehicle", "speed", 30) is False
+            assert await c.hash_set_if_changed("vehicle", "speed", 31) is True
+            m1, m2 = await sub.get(2), await sub.get(2)
+            assert m1 is not None and m1.payload == b"speed"
+            assert m2 is not None and m2.payload == b"speed"
+        assert await c.command("HGET", "vehicle", "speed") == b"31"
+
+    run(server, transport, body)

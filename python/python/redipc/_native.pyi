@@ -1898,6 +1898,19 @@ class AsyncClient:
         auto_renew: bool | None = None,
     ) -> asyncio.Future[Lock]:
         """Acquire a fencing-token lock (``TimeoutError`` when it stayed taken)."""
+    def stream_publish(
+        self,
+        stream: _Arg,
+        fields: Mapping[_Arg, _Arg] | None = None,
+        *,
+        payload: _Arg | None = None,
+        maxlen: int | None = None,
+    ) -> asyncio.Future[str]: ...
+    def stream_read(
+        self, stream: _Arg, from_id: str = "0", count: int = 100, block: _Seconds | None = None
+    ) -> asyncio.Future[list[StreamEntry]]: ...
+    def hash_set(self, hash: _Arg, field: _Arg, value: _Arg) -> asyncio.Future[None]: ...
+    def hash_set_if_changed(self, hash: _Arg, field: _Arg, value: _Arg) -> asyncio.Future[bool]: ...
     def release_lock(self, lock: Lock) -> asyncio.Future[bool]:
         """Release ``lock``; ``False`` if it was no longer ours or released already."""
     def exec_batch(self, batch: Batch) -> asyncio.Future[list[_Reply]]:

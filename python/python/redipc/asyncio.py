@@ -12,9 +12,10 @@ the sync client's.
 
 This is the first part of the asyncio client: commands, typed helpers, ``publish``,
 batches (pipelines and ``MULTI``/``EXEC``), subscriptions (``async for``), sending
-requests, RPC calls, the cache, locks, and workers and RPC servers with ``async def``
-handlers. Streams, hash state and keyspace watches come next (issue 15); meanwhile use the
-sync client (e.g. with ``asyncio.to_thread``) for them.
+requests, RPC calls, the cache, locks, stream publish/read, hash-state writes, and workers
+and RPC servers with ``async def`` handlers. Stream followers and consumer groups, hash
+watchers and keyspace watches come next (issue 15); meanwhile use the sync client (e.g.
+with ``asyncio.to_thread``) for them.
 """
 
 from __future__ import annotations
@@ -364,6 +365,32 @@ class Client:
         """Wait until a cache entry exists (woken by its writer, no polling) and return its
         value; ``None`` when ``timeout`` seconds passed."""
         return await self._a.cache_wait(key, timeout)
+
+    # -- streams and hash state ---------------------------------------------------------
+    async def stream_publish(
+        self, stream: Any, fields: Any = None, *, payload: Any = None, maxlen: int | None = None
+    ) -> str:
+        """Append an entry (``fields``, or one ``payload`` field); its id."""
+        entry_id: str = await self._a.stream_publish(stream, fields, payload=payload, maxlen=maxlen)
+        return entry_id
+
+    async def stream_read(
+        self, stream: Any, from_id: str = "0", count: int = 100, block: float | None = None
+    ) -> list[_native.StreamEntry]:
+        """Up to ``count`` entries after ``from_id``; with ``block`` (seconds) wait that
+        long for the first when there is none."""
+        entries: list[_native.StreamEntry] = await self._a.stream_read(stream, from_id, count, block)
+        return entries
+
+    async def hash_set(self, hash: Any, field: Any, value: Any) -> None:
+        """``HSET`` and publish the field name on the hash's channel, atomically (what
+        :meth:`redipc.Client.hash_watch` watchers follow)."""
+        await self._a.hash_set(hash, field, value)
+
+    async def hash_set_if_changed(self, hash: Any, field: Any, value: Any) -> bool:
+        """Like :meth:`hash_set`, only when the value differs; whether it changed."""
+        changed: bool = await self._a.hash_set_if_changed(hash, field, value)
+        return changed
 
     # -- locks -------------------------------------------------------------------------
     def lock(
