@@ -260,11 +260,25 @@ impl Semaphore {
         format!("semaphore {:?}", String::from_utf8_lossy(&self.keys.name))
     }
 
+    /// Give back the permit `id` (waking the waiters); whether it was held.
+    async fn release_permit(&self, id: &str) -> Result<bool> {
+        let r = self
+            .client
+            .run_script(
+                &RELEASE,
+                &self.keys.keys,
+                &[id.as_bytes(), &self.keys.channel],
+            )
+            .await
+            .map_err(|e| e.context(self.what()))?;
+        Ok(r.into_int()? == 1)
+    }
+
     fn permit(&self, id: String) -> Permit {
         Permit {
             sem: self.clone(),
             id,
-            released: Arc::new(AtomicBool::new(false)),
+            released: AtomicBool::new(false),
         }
     }
 }
@@ -310,7 +324,7 @@ impl Drop for Leave<'_> {
 pub struct Permit {
     sem: Semaphore,
     id: String,
-    released: Arc<AtomicBool>,
+    released: AtomicBool,
 }
 
 impl Permit {
@@ -325,21 +339,7 @@ impl Permit {
         if self.released.swap(true, Ordering::AcqRel) {
             return Ok(false);
         }
-        self.release_now().await
-    }
-
-    async fn release_now(&self) -> Result<bool> {
-        let r = self
-            .sem
-            .client
-            .run_script(
-                &RELEASE,
-                &self.sem.keys.keys,
-                &[self.id.as_bytes(), &self.sem.keys.channel],
-            )
-            .await
-            .map_err(|e| e.context(self.sem.what()))?;
-        Ok(r.into_int()? == 1)
+        self.sem.release_permit(&self.id).await
     }
 
     /// Extend the lease to `lease` from now; `false` if it was no longer held.
@@ -370,14 +370,10 @@ impl Drop for Permit {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
         }
-        let permit = Permit {
-            sem: self.sem.clone(),
-            id: std::mem::take(&mut self.id),
-            released: self.released.clone(),
-        };
+        let (sem, id) = (self.sem.clone(), std::mem::take(&mut self.id));
         // From a thread: released before `drop` returns; inside a runtime: soon after.
         self.sem.client.runtime_handle().run_or_spawn(async move {
-            let _ = permit.release_now().await;
+            let _ = sem.release_permit(&id).await;
         });
     }
 }
