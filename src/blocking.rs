@@ -82,6 +82,14 @@ impl Client {
         Ok(crate::Abort(task.abort_handle()))
     }
 
+    /// Run `fut` on the library's runtime without waiting for it.
+    pub(crate) fn spawn_detached<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        drop(self.handle.spawn(fut));
+    }
+
     /// The options this client was made with.
     pub fn options(&self) -> &Options {
         self.inner.options()

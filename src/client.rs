@@ -11,6 +11,7 @@ use crate::config::{Options, parse_url};
 use crate::delivery::{Mode, PollQueue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::conn::Conn;
+use crate::net::wire::Expect;
 use crate::pubsub::{self, PubSub, SubscribeOptions, Subscription, SubscriptionKind};
 use crate::reply::Reply;
 
@@ -89,6 +90,29 @@ impl std::fmt::Debug for Client {
             .field("server", &self.inner.conn.display)
             .finish_non_exhaustive()
     }
+}
+
+/// The arguments of `SET key value [PX ms] [NX|XX]`.
+pub(crate) fn set_args(key: &[u8], value: &[u8], opts: &SetOptions) -> Result<Vec<Vec<u8>>> {
+    if opts.only_if_absent && opts.only_if_present {
+        return Err(Error::invalid("SET: NX and XX exclude each other"));
+    }
+    let mut args: Vec<Vec<u8>> = vec![b"SET".to_vec(), key.to_vec(), value.to_vec()];
+    if let Some(ttl) = opts.ttl {
+        let ms = ttl.as_millis();
+        if ms == 0 {
+            return Err(Error::invalid("SET: a TTL must be at least 1 ms"));
+        }
+        args.push(b"PX".to_vec());
+        args.push(ms.to_string().into_bytes());
+    }
+    if opts.only_if_absent {
+        args.push(b"NX".to_vec());
+    }
+    if opts.only_if_present {
+        args.push(b"XX".to_vec());
+    }
+    Ok(args)
 }
 
 /// Where `command()` sends a command.
@@ -394,6 +418,27 @@ impl Client {
         r
     }
 
+    /// Whether `command()` sends `args` on the shared connection (not a blocking command
+    /// on a dedicated one, not a refused one).
+    pub(crate) fn shared_route<A: AsRef<[u8]>>(&self, args: &[A]) -> bool {
+        matches!(
+            route(args, self.inner.conn.response_timeout()),
+            Route::Shared
+        )
+    }
+
+    /// Send one packed command on the shared connection (with its retries); an error reply
+    /// becomes an error.
+    pub(crate) async fn send_packed(&self, bytes: bytes::Bytes) -> Result<Reply> {
+        let timer = self.inner.counters.start();
+        let result = match self.inner.conn.request(bytes, Expect::One).await {
+            Ok(Reply::Error(e)) => Err(Error::from(e)),
+            other => other,
+        };
+        timer.finish(&result);
+        result
+    }
+
     /// Send a prepared command on the shared connection; an error reply becomes an error.
     pub(crate) async fn run_cmd(&self, cmd: &redis::Cmd) -> Result<Reply> {
         let timer = self.inner.counters.start();
@@ -490,28 +535,7 @@ client_methods! {
         value: impl AsRef<[u8]>,
         opts: SetOptions,
     ) -> Result<bool> {
-        if opts.only_if_absent && opts.only_if_present {
-            return Err(Error::invalid("SET: NX and XX exclude each other"));
-        }
-        let mut args: Vec<Vec<u8>> = vec![
-            b"SET".to_vec(),
-            key.as_ref().to_vec(),
-            value.as_ref().to_vec(),
-        ];
-        if let Some(ttl) = opts.ttl {
-            let ms = ttl.as_millis();
-            if ms == 0 {
-                return Err(Error::invalid("SET: a TTL must be at least 1 ms"));
-            }
-            args.push(b"PX".to_vec());
-            args.push(ms.to_string().into_bytes());
-        }
-        if opts.only_if_absent {
-            args.push(b"NX".to_vec());
-        }
-        if opts.only_if_present {
-            args.push(b"XX".to_vec());
-        }
+        let args = set_args(key.as_ref(), value.as_ref(), &opts)?;
         self.typed(&args, |r| Ok(!r.is_nil())).await
     }
 

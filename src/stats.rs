@@ -206,6 +206,26 @@ impl Counters {
         }
     }
 
+    /// Count a call in flight whose end [`end`](Self::end) records (for calls that
+    /// outlive any borrow, such as a [`crate::LocalWire`]'s).
+    pub(crate) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The call counted by [`begin`](Self::begin) at `began` ended with `outcome`.
+    pub(crate) fn end<T>(&self, began: std::time::Instant, outcome: &crate::Result<T>) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(_) => self.record(began.elapsed()),
+            Err(e) => self.failed(e.kind()),
+        }
+    }
+
+    /// The call counted by [`begin`](Self::begin) goes on elsewhere (counted there).
+    pub(crate) fn end_quietly(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn failed(&self, kind: ErrorKind) {
         self.failed[index(kind)].fetch_add(1, Ordering::Relaxed);
     }

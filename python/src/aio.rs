@@ -6,11 +6,14 @@
 //! completes its `asyncio.Future`. The runtime's threads never take the GIL. Cancelling the
 //! future cancels the call (`redipc::Abort`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
-use redipc::{CallOptions, Completions, LockOptions, SetOptions, SubscriptionKind, blocking};
+use redipc::{
+    CallOptions, Completions, LocalWire, LockOptions, Reply, Sent, SetOptions, SubscriptionKind,
+    blocking,
+};
 
 use crate::batch::Batch;
 use crate::client::Client;
@@ -29,12 +32,34 @@ struct Done {
     finish: Finish,
 }
 
+/// A call on the local connection: its future and how to convert its reply.
+struct Token {
+    fut: Py<PyAny>,
+    conv: fn(Python<'_>, Reply) -> PyResult<Py<PyAny>>,
+}
+
+/// A local call that went through the shared connection comes back as a [`Done`].
+fn wrap(t: Token, r: redipc::Result<Reply>) -> Done {
+    Done {
+        fut: t.fut,
+        finish: Box::new(move |py| match r {
+            Ok(v) => (t.conv)(py, v),
+            Err(e) => Err(to_pyerr(py, e)),
+        }),
+    }
+}
+
+type Local = Mutex<LocalWire<Token, Done>>;
+
 /// The awaitable side of a [`Client`]: bound to the event loop it was made on.
 #[pyclass(frozen, module = "redipc._native")]
 pub(crate) struct AsyncClient {
     c: blocking::Client,
     event_loop: Py<PyAny>,
     done: Arc<Completions<Done>>,
+    /// The connection the loop's thread drives itself, for single commands (plain TCP and
+    /// unix sockets; `None` otherwise).
+    local: Option<Local>,
     /// `asyncio._get_running_loop`, to refuse a call from another loop.
     running_loop: Py<PyAny>,
 }
@@ -62,14 +87,7 @@ impl AsyncClient {
         call: impl Future<Output = redipc::Result<T>> + Send + 'static,
         conv: impl FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let running = self.running_loop.bind(py).call0()?;
-        if !running.is(self.event_loop.bind(py)) {
-            return Err(py_err!(
-                InvalidArgument,
-                "this redipc.asyncio.Client belongs to another event loop (or none runs here): make one client per loop"
-            ));
-        }
-        let fut = self.event_loop.bind(py).call_method0("create_future")?;
+        let fut = self.new_future(py)?;
         let theirs = fut.clone().unbind();
         let abort = self
             .c
@@ -83,6 +101,70 @@ impl AsyncClient {
             .map_err(|e| to_pyerr(py, e))?;
         fut.call_method1("add_done_callback", (Canceller(abort),))?;
         Ok(fut)
+    }
+
+    /// A future of this client's loop, refused from another loop.
+    fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let running = self.running_loop.bind(py).call0()?;
+        if !running.is(self.event_loop.bind(py)) {
+            return Err(py_err!(
+                InvalidArgument,
+                "this redipc.asyncio.Client belongs to another event loop (or none runs here): make one client per loop"
+            ));
+        }
+        self.event_loop.bind(py).call_method0("create_future")
+    }
+
+    /// Send one command on the local connection (see `redipc::LocalWire`); its future,
+    /// completed with `conv` of the reply. `None` when this client has no local connection
+    /// (TLS, sentinels): the call goes through the runtime then.
+    fn local<'py>(
+        slf: &Bound<'py, Self>,
+        send: impl FnOnce(&mut LocalWire<Token, Done>, Token) -> redipc::Result<Sent>,
+        conv: fn(Python<'_>, Reply) -> PyResult<Py<PyAny>>,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let local = slf.get().local.as_ref()?;
+        Some(Self::send_local(slf, local, send, conv))
+    }
+
+    fn send_local<'py>(
+        slf: &Bound<'py, Self>,
+        local: &Local,
+        send: impl FnOnce(&mut LocalWire<Token, Done>, Token) -> redipc::Result<Sent>,
+        conv: fn(Python<'_>, Reply) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let fut = this.new_future(py)?;
+        let token = Token {
+            fut: fut.clone().unbind(),
+            conv,
+        };
+        let sent = {
+            let mut w = local.lock().unwrap_or_else(|p| p.into_inner());
+            send(&mut w, token).map_err(|e| to_pyerr(py, e))?
+        };
+        let lp = this.event_loop.bind(py);
+        if sent.flush {
+            lp.call_method1("call_soon", (slf.getattr("_flush")?,))?;
+        }
+        if let Some(after) = sent.arm {
+            lp.call_method1("call_later", (after.as_secs_f64(), slf.getattr("_expire")?))?;
+        }
+        if let Some(abort) = sent.abort {
+            fut.call_method1("add_done_callback", (Canceller(abort),))?;
+        }
+        Ok(fut)
+    }
+
+    /// Complete the futures of finished local calls.
+    fn finish_local(py: Python<'_>, done: Vec<redipc::Finished<Token>>) {
+        for (t, r) in done {
+            let Done { fut, finish } = wrap(t, r);
+            if let Err(e) = complete(py, fut.bind(py), finish) {
+                e.write_unraisable(py, Some(fut.bind(py)));
+            }
+        }
     }
 
     fn core(&self) -> redipc::Client {
@@ -102,6 +184,23 @@ fn complete(py: Python<'_>, fut: &Bound<'_, PyAny>, finish: Finish) -> PyResult<
     Ok(())
 }
 
+/// Reply conversions of the local connection's calls (as the core's typed calls do).
+fn reply_any(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    Ok(convert::reply(py, r)?.unbind())
+}
+
+fn reply_bytes(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    any(py, r.into_opt_bytes().map_err(|e| to_pyerr(py, e))?)
+}
+
+fn reply_int(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    any(py, r.into_int().map_err(|e| to_pyerr(py, e))?)
+}
+
+fn reply_set(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    any(py, !r.is_nil())
+}
+
 fn any<T: for<'py> IntoPyObject<'py>>(py: Python<'_>, v: T) -> PyResult<Py<PyAny>> {
     v.into_py_any(py)
 }
@@ -113,18 +212,51 @@ impl AsyncClient {
     fn new(py: Python<'_>, client: &Client, event_loop: Bound<'_, PyAny>) -> PyResult<Self> {
         let done = Arc::new(Completions::new().map_err(|e| to_pyerr(py, e))?);
         let running_loop = py.import("asyncio")?.getattr("_get_running_loop")?;
+        let local = py
+            .detach(|| LocalWire::new(&client.c, done.clone(), wrap))
+            .map_err(|e| to_pyerr(py, e))?
+            .map(Mutex::new);
         Ok(AsyncClient {
             c: client.c.clone(),
             event_loop: event_loop.unbind(),
             done,
+            local,
             running_loop: running_loop.unbind(),
         })
     }
 
-    /// The descriptor the event loop watches (`loop.add_reader(fd, client._drain)`).
+    /// The descriptor the event loop watches (`loop.add_reader(fd, client._drain)`): the
+    /// local connection's, which includes the completions queue, or the queue's.
     #[getter]
     fn fd(&self) -> i32 {
-        self.done.fd()
+        match &self.local {
+            Some(l) => l.lock().unwrap_or_else(|p| p.into_inner()).fd(),
+            None => self.done.fd(),
+        }
+    }
+
+    /// Write the local connection's waiting commands (scheduled with `call_soon`).
+    fn _flush(&self, py: Python<'_>) {
+        if let Some(l) = &self.local {
+            let done = l.lock().unwrap_or_else(|p| p.into_inner()).flush();
+            Self::finish_local(py, done);
+        }
+    }
+
+    /// Fail the local calls past the response timeout (scheduled with `call_later`).
+    fn _expire(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if let Some(l) = &this.local {
+            let (done, next) = l.lock().unwrap_or_else(|p| p.into_inner()).expire();
+            Self::finish_local(py, done);
+            if let Some(after) = next {
+                this.event_loop
+                    .bind(py)
+                    .call_method1("call_later", (after.as_secs_f64(), slf.getattr("_expire")?))?;
+            }
+        }
+        Ok(())
     }
 
     /// Calls started and not finished (or cancelled) yet.
@@ -136,6 +268,10 @@ impl AsyncClient {
     /// Complete the futures of every finished call (the loop's reader callback). `True`
     /// once the client is closed and every call has completed: the reader can go.
     fn _drain(&self, py: Python<'_>) -> PyResult<bool> {
+        if let Some(l) = &self.local {
+            let done = l.lock().unwrap_or_else(|p| p.into_inner()).ready();
+            Self::finish_local(py, done);
+        }
         // Looked at before draining: when nothing is in flight, everything was pushed.
         Ok(self.done.drain(|Done { fut, finish }| {
             // Every future is completed, whatever happens to one of them.
@@ -147,24 +283,32 @@ impl AsyncClient {
 
     /// Send any command; the reply as `Client.command` returns it.
     #[pyo3(signature = (*args))]
-    fn command<'py>(&self, py: Python<'py>, args: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core();
-        self.start(py, async move { c.command(&args.0).await }, |py, r| {
-            Ok(convert::reply(py, r)?.unbind())
-        })
+    fn command<'py>(slf: &Bound<'py, Self>, args: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.send(&args.0, t), reply_any) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get().start(
+            slf.py(),
+            async move { c.command(&args.0).await },
+            |py, r| Ok(convert::reply(py, r)?.unbind()),
+        )
     }
 
     /// `GET key`.
-    fn get<'py>(&self, py: Python<'py>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core();
-        self.start(py, async move { c.get(key).await }, any)
+    fn get<'py>(slf: &Bound<'py, Self>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.get(&key, t), reply_bytes) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.get(key).await }, any)
     }
 
     /// `SET key value [PX ttl] [NX|XX]`: whether the value was set.
     #[pyo3(signature = (key, value, ttl = None, *, nx = false, xx = false))]
     fn set<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         key: Arg,
         value: Arg,
         ttl: Option<Seconds>,
@@ -175,40 +319,65 @@ impl AsyncClient {
             .with(ttl, |o, t| o.ttl(t.0))
             .with(nx.then_some(()), |o, ()| o.nx())
             .with(xx.then_some(()), |o, ()| o.xx());
-        let c = self.core();
-        self.start(py, async move { c.set_with(key, value, opts).await }, any)
+        if let Some(r) = Self::local(slf, |w, t| w.set_with(&key, &value, opts, t), reply_set) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get().start(
+            slf.py(),
+            async move { c.set_with(key, value, opts).await },
+            any,
+        )
     }
 
     /// `DEL key...`: how many keys were removed.
     #[pyo3(signature = (*keys))]
-    fn delete<'py>(&self, py: Python<'py>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core();
-        self.start(py, async move { c.del(&keys.0).await }, any)
+    fn delete<'py>(slf: &Bound<'py, Self>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.keys("DEL", &keys.0, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.del(&keys.0).await }, any)
     }
 
     /// `EXISTS key...`: how many of the keys exist.
     #[pyo3(signature = (*keys))]
-    fn exists<'py>(&self, py: Python<'py>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core();
-        self.start(py, async move { c.exists(&keys.0).await }, any)
+    fn exists<'py>(slf: &Bound<'py, Self>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.keys("EXISTS", &keys.0, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.exists(&keys.0).await }, any)
     }
 
     /// `INCRBY key amount`: the new value.
     #[pyo3(signature = (key, amount = 1))]
-    fn incr<'py>(&self, py: Python<'py>, key: Arg, amount: i64) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core();
-        self.start(py, async move { c.incr_by(key, amount).await }, any)
+    fn incr<'py>(slf: &Bound<'py, Self>, key: Arg, amount: i64) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.incr_by(&key, amount, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.incr_by(key, amount).await }, any)
     }
 
     /// `PUBLISH channel message`: how many subscribers got it.
     fn publish<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         channel: Arg,
         message: Arg,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core();
-        self.start(py, async move { c.publish(channel, message).await }, any)
+        if let Some(r) = Self::local(slf, |w, t| w.publish(&channel, &message, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get().start(
+            slf.py(),
+            async move { c.publish(channel, message).await },
+            any,
+        )
     }
 
     /// `LPUSH` a request into `queue`; with `delay` (seconds) into its delayed set.
@@ -473,6 +642,10 @@ impl AsyncClient {
 
     /// Close the client: every call still waiting fails with `ClosedError`.
     fn close(&self, py: Python<'_>) {
+        if let Some(l) = &self.local {
+            let done = l.lock().unwrap_or_else(|p| p.into_inner()).close();
+            Self::finish_local(py, done);
+        }
         self.done.close();
         py.detach(|| self.c.close());
     }

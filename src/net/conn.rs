@@ -207,6 +207,11 @@ impl Conn {
     }
 
     /// The response timeout of ordinary calls.
+    /// How its connections are opened.
+    pub(crate) fn wire_settings(&self) -> &WireSettings {
+        &self.settings.wire
+    }
+
     pub(crate) fn response_timeout(&self) -> Duration {
         self.settings.response_timeout
     }
@@ -379,7 +384,11 @@ impl Conn {
     /// never reached the socket because the connection broke first (it was still queued)
     /// is sent again after the reconnect: it cannot run twice. One that was written fails
     /// with a connection error (it may or may not have run: at most once).
-    async fn request(self: &Arc<Self>, mut bytes: bytes::Bytes, expect: Expect) -> Result<Reply> {
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        mut bytes: bytes::Bytes,
+        expect: Expect,
+    ) -> Result<Reply> {
         let deadline = Instant::now() + self.settings.response_timeout;
         let sentinel = self.settings.wire.endpoint.sentinel.is_some();
         loop {

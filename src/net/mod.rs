@@ -4,6 +4,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod dial;
+pub(crate) mod local;
 pub(crate) mod resp;
 pub(crate) mod runtime;
 pub(crate) mod sentinel;

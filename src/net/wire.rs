@@ -105,6 +105,40 @@ pub(crate) struct Endpoint {
     pub sentinel: Option<std::sync::Arc<crate::net::sentinel::Sentinel>>,
 }
 
+/// The handshake's commands (`HELLO 3` or `AUTH` and `CLIENT SETNAME`, then `SELECT`), each
+/// with its name for messages.
+pub(crate) fn handshake_steps(s: &WireSettings) -> Vec<(redis::Cmd, &'static str)> {
+    let mut steps: Vec<(redis::Cmd, &'static str)> = Vec::new();
+    if s.resp3 {
+        let hello = hello(
+            s.username.as_deref(),
+            s.password.as_deref(),
+            s.client_name.as_deref(),
+        );
+        steps.push((hello, "HELLO"));
+    } else {
+        if let Some(pass) = &s.password {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = &s.username {
+                auth.arg(user);
+            }
+            auth.arg(pass);
+            steps.push((auth, "AUTH"));
+        }
+        if let Some(name) = &s.client_name {
+            let mut cmd = redis::cmd("CLIENT");
+            cmd.arg("SETNAME").arg(name);
+            steps.push((cmd, "CLIENT SETNAME"));
+        }
+    }
+    if s.db != 0 {
+        let mut cmd = redis::cmd("SELECT");
+        cmd.arg(s.db);
+        steps.push((cmd, "SELECT"));
+    }
+    steps
+}
+
 /// Connect a socket to the endpoint by `deadline` (`dial::open_addr`); for a sentinel
 /// endpoint the sentinels are asked first, and the master's address comes back.
 pub(crate) async fn open_socket(
@@ -171,34 +205,7 @@ impl Wire {
         tokio::spawn(drive(io, rx, ends, s.limits, s.counters.clone()));
         let wire = Wire { tx, ended };
         let handshake = async {
-            let mut steps: Vec<(redis::Cmd, &str)> = Vec::new();
-            if s.resp3 {
-                let hello = hello(
-                    s.username.as_deref(),
-                    s.password.as_deref(),
-                    s.client_name.as_deref(),
-                );
-                steps.push((hello, "HELLO"));
-            } else {
-                if let Some(pass) = &s.password {
-                    let mut auth = redis::cmd("AUTH");
-                    if let Some(user) = &s.username {
-                        auth.arg(user);
-                    }
-                    auth.arg(pass);
-                    steps.push((auth, "AUTH"));
-                }
-                if let Some(name) = &s.client_name {
-                    let mut cmd = redis::cmd("CLIENT");
-                    cmd.arg("SETNAME").arg(name);
-                    steps.push((cmd, "CLIENT SETNAME"));
-                }
-            }
-            if s.db != 0 {
-                let mut cmd = redis::cmd("SELECT");
-                cmd.arg(s.db);
-                steps.push((cmd, "SELECT"));
-            }
+            let mut steps = handshake_steps(s);
             // The sentinels' answer may be stale (a failover under way): check the role.
             if master.is_some() {
                 steps.push((redis::cmd("ROLE"), "ROLE"));

@@ -1840,10 +1840,12 @@ class Report:
 @final
 class AsyncClient:
     """The awaitable side of a :class:`Client`, bound to one event loop: what
-    :class:`redipc.asyncio.Client` is built on (use that). Each method starts the call on
-    redipc's runtime and returns an ``asyncio.Future`` that the loop completes when it
-    reads the client's descriptor (``fd``, watched with ``loop.add_reader(fd, _drain)``);
-    cancelling the future cancels the call."""
+    :class:`redipc.asyncio.Client` is built on (use that). Single commands go on a
+    connection the loop's thread writes and reads itself (plain TCP and unix sockets); the
+    other calls start on redipc's runtime. Each method returns an ``asyncio.Future`` that
+    the loop completes when it reads the client's descriptor (``fd``, watched with
+    ``loop.add_reader(fd, _drain)``); cancelling the future cancels a runtime call (a
+    command already written may still run)."""
 
     def __new__(cls, client: Client, event_loop: asyncio.AbstractEventLoop) -> AsyncClient: ...
     @property
@@ -1855,6 +1857,10 @@ class AsyncClient:
     def _drain(self) -> bool:
         """Complete the futures of the finished calls; ``True`` once the client is closed
         and every call has completed (the reader can go)."""
+    def _flush(self) -> None:
+        """Write the commands queued behind others (scheduled with ``loop.call_soon``)."""
+    def _expire(self) -> None:
+        """Fail the calls past the response timeout (scheduled with ``loop.call_later``)."""
     def command(self, *args: _Arg) -> asyncio.Future[_Reply]: ...
     def get(self, key: _Arg) -> asyncio.Future[bytes | None]: ...
     def set(

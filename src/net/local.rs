@@ -1,0 +1,764 @@
+//! [`LocalWire`]: a command connection driven by its owner's own event loop (Python's
+//! asyncio), for the calls where a hop to the library's runtime and back would cost more
+//! than the round trip itself.
+//!
+//! A call through the runtime ([`crate::blocking::Client::spawn_into`]) wakes a runtime
+//! thread to write, that thread wakes again for the reply, and it wakes the event loop
+//! through [`Completions`]: three thread switches per awaited command. A `LocalWire` owns a
+//! non-blocking socket of its own that the event loop's thread writes and reads itself: the
+//! command is written during the call (or, when others are in flight, by one flush at the
+//! end of the loop's iteration, so concurrent calls share one write), and the reply is read
+//! when the loop sees the descriptor readable. One thread, one write and one read per
+//! command, like a hand-written asyncio client, with the library's parser.
+//!
+//! The descriptor the loop watches ([`LocalWire::fd`]) is an epoll set holding the socket
+//! and the owner's [`Completions`] queue, so it never changes, whatever reconnects happen.
+//!
+//! **Failures.** A connection that fails (or stays silent for the response timeout while a
+//! reply is due) is dropped: the commands written on it fail with a connection error (they
+//! may have run, as on the shared connection); the ones still unwritten go through the
+//! shared connection instead, which cannot run them twice. While it is down, calls take
+//! the shared connection (its reconnects and retries) and the local one is dialled again
+//! on the runtime, at most once a second. Only plain TCP and unix-socket endpoints get one
+//! (TLS and sentinel clients always use the shared connection); commands that are not for
+//! the shared connection (blocking ones, refused ones) take the ordinary path too.
+//!
+//! **Order.** Calls on the local connection are answered in order, as on the shared
+//! connection. Calls started while it switches (down → shared → up again) are not ordered
+//! against each other: await one before relying on its effect.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::{SetOptions, describe};
+use crate::error::{Error, ErrorKind, Result};
+use crate::net::resp::{Scan, decode_reply};
+use crate::net::wire::{WireSettings, handshake_steps, io_error};
+use crate::reply::Reply;
+use crate::{Completions, blocking};
+
+/// How long a failed local connection waits before it is dialled again.
+const REDIAL: Duration = Duration::from_secs(1);
+
+/// A finished call: its token and its outcome (a server error reply is an `Err`).
+pub type Finished<T> = (T, Result<Reply>);
+
+/// What the owner must arrange after [`LocalWire::send`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Sent {
+    /// The call went through the shared connection on the runtime: cancel it with this
+    /// when its caller gives up (a blocking command would hold its connection otherwise).
+    pub abort: Option<crate::Abort>,
+    /// Call [`LocalWire::flush`] soon (at the end of the loop's iteration): the command
+    /// waits in the write buffer behind others.
+    pub flush: bool,
+    /// Call [`LocalWire::expire`] after this long (no timer is armed now).
+    pub arm: Option<Duration>,
+}
+
+enum Sock {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Sock {
+    fn fd(&self) -> RawFd {
+        match self {
+            Sock::Tcp(s) => s.as_raw_fd(),
+            Sock::Unix(s) => s.as_raw_fd(),
+        }
+    }
+    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).read(buf),
+            Sock::Unix(s) => (&*s).read(buf),
+        }
+    }
+    fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).write(buf),
+            Sock::Unix(s) => (&*s).write(buf),
+        }
+    }
+}
+
+/// A dial in progress on the runtime: its result, once there.
+type Dialing = Arc<Mutex<Option<Result<Sock>>>>;
+
+enum Link {
+    Up(Sock),
+    Down { retry: Instant },
+    Dialing(Dialing),
+    Closed,
+}
+
+/// A command written (or queued to be) and not answered yet.
+struct Slot<T> {
+    /// `None` once it timed out (its reply, still to come, is dropped).
+    token: Option<T>,
+    /// Where its bytes end in the connection's output stream.
+    end: u64,
+    /// Where they start.
+    start: u64,
+    deadline: Instant,
+    began: Instant,
+    what: String,
+}
+
+/// A command connection driven by the owner's event loop; see the module docs. `T` is the
+/// owner's token for a call (handed back with its outcome); `D` is what its
+/// [`Completions`] queue carries, made by `wrap` for calls that took the shared connection.
+pub struct LocalWire<T, D> {
+    client: blocking::Client,
+    done: Arc<Completions<D>>,
+    wrap: fn(T, Result<Reply>) -> D,
+    settings: WireSettings,
+    response_timeout: Duration,
+    epoll: OwnedFd,
+    link: Link,
+    slots: VecDeque<Slot<T>>,
+    /// Bytes not written yet start at `wbuf[written - base]`; `wbuf[0]` is byte `base`.
+    wbuf: Vec<u8>,
+    base: u64,
+    written: u64,
+    queued: u64,
+    /// The socket is registered for writability (a write would have blocked).
+    want_write: bool,
+    flush_scheduled: bool,
+    armed: bool,
+    last_read: Instant,
+    rbuf: BytesMut,
+    scan: Scan,
+}
+
+impl<T, D> std::fmt::Debug for LocalWire<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWire")
+            .field("up", &matches!(self.link, Link::Up(_)))
+            .field("in_flight", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn sys(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::new(ErrorKind::Connection, format!("{what}: {}", io_error(&e)))
+}
+
+fn epoll_ctl(ep: &OwnedFd, op: i32, fd: RawFd, events: u32) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    // SAFETY: `ep` is an epoll descriptor we own; `ev` lives across the call.
+    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &mut ev) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
+    /// A local connection for `client`, whose calls that take the shared connection push
+    /// `wrap(token, outcome)` into `done`; `None` when the client's endpoint cannot have
+    /// one (TLS, sentinels). Dials at once (bounded by the connect timeout); a failed dial
+    /// leaves it down, and the calls take the shared connection until a redial works.
+    pub fn new(
+        client: &blocking::Client,
+        done: Arc<Completions<D>>,
+        wrap: fn(T, Result<Reply>) -> D,
+    ) -> Result<Option<LocalWire<T, D>>> {
+        let conn = client.as_async().conn();
+        let settings = conn.wire_settings().clone();
+        let ep = &settings.endpoint;
+        if ep.tls.is_some() || ep.sentinel.is_some() {
+            return Ok(None);
+        }
+        if !matches!(
+            ep.addr,
+            redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(_)
+        ) {
+            return Ok(None);
+        }
+        // SAFETY: plain syscall; the descriptor is owned below.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return Err(sys("epoll_create1")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
+        epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, done.fd(), libc::EPOLLIN as u32)
+            .map_err(sys("epoll_ctl"))?;
+        let mut w = LocalWire {
+            client: client.clone(),
+            done,
+            wrap,
+            response_timeout: conn.response_timeout(),
+            settings,
+            epoll,
+            link: Link::Down {
+                retry: Instant::now(),
+            },
+            slots: VecDeque::new(),
+            wbuf: Vec::new(),
+            base: 0,
+            written: 0,
+            queued: 0,
+            want_write: false,
+            flush_scheduled: false,
+            armed: false,
+            last_read: Instant::now(),
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            scan: Scan::default(),
+        };
+        match client.wait(async { Ok(dial(w.settings.clone()).await) }) {
+            Ok(Ok(sock)) => w.install(sock)?,
+            Ok(Err(e)) | Err(e) => {
+                log::debug!(target: crate::net::conn::LOG_TARGET,
+                    "local connection to {} not made ({e}); calls take the shared connection",
+                    w.settings.display);
+            }
+        }
+        Ok(Some(w))
+    }
+
+    /// The descriptor the loop watches for readability: the socket's replies, the
+    /// completions queue, and writability while a write waits. Call [`ready`](Self::ready)
+    /// and drain the completions queue when it is readable.
+    pub fn fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    /// Whether the local connection is up now.
+    pub fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
+    }
+
+    /// Commands written or queued and not answered (timed-out ones included).
+    pub fn in_flight(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn install(&mut self, sock: Sock) -> Result<()> {
+        epoll_ctl(
+            &self.epoll,
+            libc::EPOLL_CTL_ADD,
+            sock.fd(),
+            libc::EPOLLIN as u32,
+        )
+        .map_err(sys("epoll_ctl"))?;
+        self.want_write = false;
+        self.rbuf.clear();
+        self.scan = Scan::new(self.settings.limits);
+        self.last_read = Instant::now();
+        self.link = Link::Up(sock);
+        Ok(())
+    }
+
+    /// Pick up a finished dial; start one when down and due.
+    fn tend(&mut self) {
+        match &self.link {
+            Link::Dialing(slot) => {
+                let got = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let installed = match got {
+                    None => return,
+                    Some(Ok(sock)) => self.install(sock).is_ok(),
+                    Some(Err(_)) => false,
+                };
+                if !installed {
+                    self.link = Link::Down {
+                        retry: Instant::now() + REDIAL,
+                    }
+                }
+            }
+            Link::Down { retry } if Instant::now() >= *retry && !self.client.is_closed() => {
+                let slot: Dialing = Arc::new(Mutex::new(None));
+                let put = slot.clone();
+                let settings = self.settings.clone();
+                self.client.spawn_detached(async move {
+                    let r = dial(settings).await;
+                    *put.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                });
+                self.link = Link::Dialing(slot);
+            }
+            _ => {}
+        }
+    }
+
+    /// Send one command. It goes on the local connection when that is up (written now
+    /// when nothing else is in flight, else at the next [`flush`](Self::flush)), otherwise
+    /// through the shared connection (its outcome then arrives in the completions queue).
+    /// An invalid command is an error at once (the token is dropped).
+    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A], token: T) -> Result<Sent> {
+        let cmd = self.client.as_async().build(args)?;
+        if !matches!(self.link, Link::Up(_)) {
+            self.tend();
+        }
+        let c = self.client.as_async();
+        if !matches!(self.link, Link::Up(_)) || !c.shared_route(args) {
+            let owned: Vec<Vec<u8>> = args.iter().map(|a| a.as_ref().to_vec()).collect();
+            let c = c.clone();
+            let wrap = self.wrap;
+            let abort = self.client.spawn_into(
+                &self.done,
+                async move { c.command(&owned).await },
+                move |r| wrap(token, r),
+            )?;
+            return Ok(Sent {
+                abort: Some(abort),
+                ..Sent::default()
+            });
+        }
+        let before = self.wbuf.len();
+        cmd.write_packed_command(&mut self.wbuf);
+        let len = (self.wbuf.len() - before) as u64;
+        let now = Instant::now();
+        c.counters().begin();
+        c.counters()
+            .commands
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.slots.push_back(Slot {
+            token: Some(token),
+            start: self.queued,
+            end: self.queued + len,
+            deadline: now + self.response_timeout,
+            began: now,
+            what: describe(args),
+        });
+        self.queued += len;
+        let mut sent = Sent::default();
+        if !self.armed {
+            self.armed = true;
+            sent.arm = Some(self.response_timeout);
+        }
+        if self.slots.len() == 1 && !self.want_write {
+            // Nothing else in flight: write now (a lone caller's round trip).
+            let mut lost = Vec::new();
+            self.write_out(&mut lost);
+            for (t, r) in lost {
+                // Only the command just queued can be here (a write that failed part-way
+                // sends it through the shared connection instead): its outcome goes
+                // through the completions queue, like every other.
+                if let Some(slot) = self.done.enter() {
+                    slot.push((self.wrap)(t, r));
+                }
+            }
+        } else if !self.flush_scheduled && !self.want_write {
+            self.flush_scheduled = true;
+            sent.flush = true;
+        }
+        Ok(sent)
+    }
+
+    /// `GET key` (see [`send`](Self::send)).
+    pub fn get(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"GET".as_slice(), key.as_ref()], token)
+    }
+
+    /// `SET key value [PX ms] [NX|XX]` (see [`send`](Self::send)); the reply is nil when a
+    /// condition kept the value from being set.
+    pub fn set_with(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: SetOptions,
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::set_args(key.as_ref(), value.as_ref(), &opts)?;
+        self.send(&args, token)
+    }
+
+    /// `name key...` for `DEL`/`EXISTS`-like commands (at least one key).
+    pub fn keys(&mut self, name: &str, keys: &[impl AsRef<[u8]>], token: T) -> Result<Sent> {
+        if keys.is_empty() {
+            return Err(Error::invalid(format!("{name}: give at least one key")));
+        }
+        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+        args.extend(keys.iter().map(|k| k.as_ref()));
+        self.send(&args, token)
+    }
+
+    /// `INCRBY key by` (see [`send`](Self::send)).
+    pub fn incr_by(&mut self, key: impl AsRef<[u8]>, by: i64, token: T) -> Result<Sent> {
+        let by = by.to_string();
+        self.send(&[b"INCRBY".as_slice(), key.as_ref(), by.as_bytes()], token)
+    }
+
+    /// `PUBLISH channel message` (see [`send`](Self::send)).
+    pub fn publish(
+        &mut self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+        token: T,
+    ) -> Result<Sent> {
+        self.send(
+            &[b"PUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
+            token,
+        )
+    }
+
+    /// Write what waits in the write buffer (the owner's end-of-iteration flush).
+    pub fn flush(&mut self) -> Vec<Finished<T>> {
+        self.flush_scheduled = false;
+        let mut out = Vec::new();
+        self.write_out(&mut out);
+        out
+    }
+
+    /// The descriptor was readable: read the replies that came (and write what waited for
+    /// writability); the finished calls, oldest first. Drain the completions queue too.
+    pub fn ready(&mut self) -> Vec<Finished<T>> {
+        let mut out = Vec::new();
+        if self.want_write {
+            self.write_out(&mut out);
+        }
+        self.read_in(&mut out);
+        if !matches!(self.link, Link::Up(_)) {
+            self.tend();
+        }
+        out
+    }
+
+    /// The timer armed by [`send`](Self::send) (or by a previous `expire`) fired: calls
+    /// past the response timeout fail with a timeout error (their replies, if they come,
+    /// are dropped); a connection that stayed silent all that time is dropped. When to call
+    /// again (`None`: no timer needed until a `send` says so).
+    pub fn expire(&mut self) -> (Vec<Finished<T>>, Option<Duration>) {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut silent = false;
+        for s in self.slots.iter_mut() {
+            if s.token.is_none() {
+                continue;
+            }
+            if s.deadline > now {
+                break;
+            }
+            if self.last_read < s.began {
+                silent = true;
+            }
+            let t = s.token.take().expect("checked");
+            let e = Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no reply from {} within the response timeout of {:?}",
+                    self.settings.display, self.response_timeout
+                ),
+            )
+            .context(&s.what);
+            self.client
+                .as_async()
+                .counters()
+                .end(s.began, &Err::<(), _>(e.clone()));
+            out.push((t, Err(e)));
+        }
+        if silent {
+            self.drop_link(
+                Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "connection lost: no byte from {} within the response timeout",
+                        self.settings.display
+                    ),
+                ),
+                &mut out,
+            );
+        }
+        let next = self
+            .slots
+            .iter()
+            .find(|s| s.token.is_some())
+            .map(|s| s.deadline.saturating_duration_since(now));
+        self.armed = next.is_some();
+        (out, next)
+    }
+
+    /// Close: every call in flight fails with a `Closed` error; later sends take the
+    /// shared connection (which then refuses them as closed).
+    pub fn close(&mut self) -> Vec<Finished<T>> {
+        let mut out = Vec::new();
+        for s in self.slots.drain(..) {
+            if let Some(t) = s.token {
+                let e = Error::closed().context(&s.what);
+                self.client
+                    .as_async()
+                    .counters()
+                    .end(s.began, &Err::<(), _>(e.clone()));
+                out.push((t, Err(e)));
+            }
+        }
+        if let Link::Up(sock) = &self.link {
+            let _ = epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, sock.fd(), 0);
+        }
+        self.link = Link::Closed;
+        self.reset_buffers();
+        out
+    }
+
+    fn reset_buffers(&mut self) {
+        self.wbuf.clear();
+        self.base = self.queued;
+        self.written = self.queued;
+        self.want_write = false;
+    }
+
+    fn write_out(&mut self, out: &mut Vec<Finished<T>>) {
+        let Link::Up(sock) = &self.link else {
+            return;
+        };
+        let mut failed = None;
+        let before = self.written;
+        while self.written < self.queued {
+            let from = (self.written - self.base) as usize;
+            match sock.write(&self.wbuf[from..]) {
+                Ok(0) => {
+                    failed = Some(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => self.written += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let err = Error::new(
+                ErrorKind::Connection,
+                format!("connection lost: {}", io_error(&e)),
+            );
+            self.drop_link(err, out);
+            return;
+        }
+        let n = self.written - before;
+        self.client
+            .as_async()
+            .counters()
+            .bytes_out
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let fd = sock.fd();
+        let pending = self.written < self.queued;
+        if pending != self.want_write {
+            let ev = if pending {
+                (libc::EPOLLIN | libc::EPOLLOUT) as u32
+            } else {
+                libc::EPOLLIN as u32
+            };
+            let _ = epoll_ctl(&self.epoll, libc::EPOLL_CTL_MOD, fd, ev);
+            self.want_write = pending;
+        }
+        if pending {
+            // Keep the bytes (a failure must find the unwritten commands).
+            return;
+        }
+        self.wbuf.clear();
+        self.base = self.written;
+        if self.wbuf.capacity() > 1 << 20 {
+            self.wbuf = Vec::new();
+        }
+    }
+
+    fn read_in(&mut self, out: &mut Vec<Finished<T>>) {
+        loop {
+            let Link::Up(sock) = &self.link else {
+                return;
+            };
+            let want = (16 * 1024).max(self.rbuf.len());
+            if self.rbuf.capacity() - self.rbuf.len() < want / 2 {
+                self.rbuf.reserve(want);
+            }
+            let spare = self.rbuf.spare_capacity_mut();
+            // SAFETY: reading into the spare capacity as bytes; only the `n` bytes the
+            // kernel wrote are marked initialised below.
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), spare.len())
+            };
+            let room = buf.len();
+            match sock.read(buf) {
+                Ok(0) => {
+                    let e = Error::new(
+                        ErrorKind::Connection,
+                        "connection lost: the server closed the connection",
+                    );
+                    self.drop_link(e, out);
+                    return;
+                }
+                Ok(n) => {
+                    // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+                    unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
+                    self.last_read = Instant::now();
+                    self.client
+                        .as_async()
+                        .counters()
+                        .bytes_in
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = self.answer(out) {
+                        self.drop_link(e, out);
+                        return;
+                    }
+                    if n < room {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    let e = Error::new(
+                        ErrorKind::Connection,
+                        format!("connection lost: {}", io_error(&e)),
+                    );
+                    self.drop_link(e, out);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, out: &mut Vec<Finished<T>>) -> Result<()> {
+        while let Some(len) = self.scan.complete(&self.rbuf)? {
+            if self.rbuf[0] == b'>' {
+                self.rbuf.advance(len);
+                continue;
+            }
+            let (reply, _) = decode_reply(&self.rbuf[..len], 0)?;
+            self.rbuf.advance(len);
+            let Some(s) = self.slots.pop_front() else {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "a reply arrived that no request was waiting for",
+                ));
+            };
+            let Some(t) = s.token else { continue };
+            let r = match reply {
+                Reply::Error(e) => Err(Error::from(e).context(&s.what)),
+                r => Ok(r),
+            };
+            self.client.as_async().counters().end(s.began, &r);
+            out.push((t, r));
+        }
+        Ok(())
+    }
+
+    /// The connection failed: written commands fail with `err` (they may have run);
+    /// unwritten ones go through the shared connection; the link is down until a redial.
+    fn drop_link(&mut self, err: Error, out: &mut Vec<Finished<T>>) {
+        if let Link::Up(sock) = &self.link {
+            let _ = epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, sock.fd(), 0);
+        }
+        log::debug!(target: crate::net::conn::LOG_TARGET,
+            "local connection to {} dropped: {err}", self.settings.display);
+        self.link = Link::Down {
+            retry: Instant::now(),
+        };
+        let c = self.client.as_async().clone();
+        for s in self.slots.drain(..) {
+            let Some(t) = s.token else { continue };
+            if s.end <= self.written {
+                let e = err.clone().context(&s.what);
+                c.counters().end(s.began, &Err::<(), _>(e.clone()));
+                out.push((t, Err(e)));
+                continue;
+            }
+            // Never (wholly) written: it cannot have run; the shared connection sends it.
+            let from = (s.start - self.base) as usize;
+            let to = (s.end - self.base) as usize;
+            let bytes = bytes::Bytes::copy_from_slice(&self.wbuf[from..to]);
+            c.counters().end_quietly();
+            let c2 = c.clone();
+            let what = s.what;
+            let wrap = self.wrap;
+            let sent = self.client.spawn_into(
+                &self.done,
+                async move { c2.send_packed(bytes).await.map_err(|e| e.context(&what)) },
+                move |r| wrap(t, r),
+            );
+            if let Err(e) = sent {
+                // Closed meanwhile; `spawn_into` dropped the token with its future, so
+                // there is nothing left to tell (the owner fails its waiters on close).
+                let _ = e;
+            }
+        }
+        self.rbuf.clear();
+        self.reset_buffers();
+        self.armed = false;
+    }
+}
+
+/// Open a plain socket to the endpoint and run the handshake on it, within the connect
+/// timeout; the socket comes back non-blocking, for the owner's loop.
+async fn dial(s: WireSettings) -> Result<Sock> {
+    let what = format!("connect to {}", s.display);
+    let work = async {
+        let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e));
+        match &s.endpoint.addr {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                let mut st = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(failed)?;
+                st.set_nodelay(true).map_err(failed)?;
+                handshake(&mut st, &s).await?;
+                Ok(Sock::Tcp(st.into_std().map_err(failed)?))
+            }
+            redis::ConnectionAddr::Unix(path) => {
+                let mut st = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(failed)?;
+                handshake(&mut st, &s).await?;
+                Ok(Sock::Unix(st.into_std().map_err(failed)?))
+            }
+            _ => Err(Error::new(
+                ErrorKind::Unsupported,
+                "a local connection needs a TCP or unix-socket endpoint",
+            )),
+        }
+    };
+    match tokio::time::timeout(s.connect_timeout, work).await {
+        Ok(r) => r.map_err(|e| e.context(&what)),
+        Err(_) => Err(crate::net::wire::connect_timed_out(s.connect_timeout, what)),
+    }
+}
+
+async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    st: &mut S,
+    s: &WireSettings,
+) -> Result<()> {
+    let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e));
+    let steps = handshake_steps(s);
+    let mut out = Vec::new();
+    for (cmd, _) in &steps {
+        cmd.write_packed_command(&mut out);
+    }
+    st.write_all(&out).await.map_err(failed)?;
+    s.counters
+        .commands
+        .fetch_add(steps.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut scan = Scan::new(s.limits);
+    for (_, name) in &steps {
+        let len = loop {
+            if let Some(len) = scan.complete(&buf)? {
+                break len;
+            }
+            if st.read_buf(&mut buf).await.map_err(failed)? == 0 {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    "connection lost: the server closed the connection",
+                )
+                .context(*name));
+            }
+        };
+        let (reply, _) = decode_reply(&buf[..len], 0)?;
+        buf.advance(len);
+        if let Reply::Error(e) = reply {
+            return Err(Error::from(e).context(*name));
+        }
+    }
+    Ok(())
+}
