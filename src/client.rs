@@ -292,6 +292,13 @@ impl Client {
         }
     }
 
+    /// A future that completes once the client is closed ([`close`](Client::close) on it
+    /// or a clone; at once if it was), owning what it needs: what a binding's event loop
+    /// ends its own waits on the client's handles with (Python's asyncio).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.inner.conn.closed()
+    }
+
     pub(crate) fn conn(&self) -> &Arc<Conn> {
         &self.inner.conn
     }

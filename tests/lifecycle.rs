@@ -450,3 +450,31 @@ fn closing_the_client_stops_its_handles_and_runs_on_stopped_once() {
         assert_eq!(stopped.load(Ordering::SeqCst), 1, "{name}");
     }
 }
+
+#[test]
+fn the_closed_future_completes_when_the_client_is_closed() {
+    // What Python's asyncio ends its own waits on a client's handles with.
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let closed = c.as_async().closed();
+    // The timers are made inside the runtime (async blocks).
+    let early =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(50), closed).await });
+    assert!(early.is_err(), "still open");
+    let closed = c.as_async().closed();
+    let closer = c.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        closer.close();
+    });
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), closed).await })
+        .expect("completes on close");
+    t.join().unwrap();
+    let again = c.as_async().closed();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), again).await })
+        .expect("at once once closed");
+}

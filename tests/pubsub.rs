@@ -953,3 +953,32 @@ fn an_outage_gives_one_disconnected_then_one_reactivated() {
     }
     assert_eq!(kinds, ["disconnected", "reactivated"]);
 }
+
+#[test]
+fn add_owned_confirms_without_borrowing_the_subscription() {
+    // What Python's asyncio awaits: the names are recorded at once, the future (owning all
+    // it needs) waits for the server; a dropped future leaves them subscribed.
+    let server = Server::start();
+    let c = connect(&server.tcp_url());
+    let sub = c.subscribe(&["a"], SubscribeOptions::default()).unwrap();
+    let confirm = sub.add_owned(&["b"]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(confirm).unwrap();
+    assert_eq!(numsub(&server, "b"), 1, "confirmed: the server has it");
+    let mut names = sub.names();
+    names.sort();
+    assert_eq!(names, vec!["a", "b"]);
+
+    drop(sub.add_owned(&["c"]).unwrap());
+    wait_for(
+        &sub,
+        Duration::from_secs(5),
+        "activation of c",
+        |e| matches!(e, Event::Activated { name, .. } if name.as_ref() == b"c"),
+    );
+    assert_eq!(numsub(&server, "c"), 1);
+    rt.block_on(sub.add_owned(&["a"]).unwrap()).unwrap(); // nothing new: nothing to wait for
+}

@@ -1,12 +1,13 @@
 //! `redipc.asyncio`: awaitables completed on the caller's event loop, with no thread per
-//! awaited call and no polling. A call starts on the library's runtime
-//! (`blocking::Client::spawn`); what it produced goes into the client's
-//! `redipc::Completions` queue, whose descriptor the event loop watches
+//! awaited call and no polling. Single commands go on the client's `redipc::LocalWire`,
+//! which the loop's thread writes and reads itself. Every other call starts on the
+//! library's runtime (`blocking::Client::spawn_into`); what it produced goes into the
+//! client's `redipc::Completions` queue. The event loop watches one descriptor for both
 //! (`loop.add_reader`): the loop drains it on its own thread, converts each result and
 //! completes its `asyncio.Future`. The runtime's threads never take the GIL. Cancelling the
-//! future cancels the call (`redipc::Abort`).
+//! future cancels a runtime call (`redipc::Abort`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
@@ -18,9 +19,10 @@ use redipc::{
 use crate::batch::Batch;
 use crate::client::Client;
 use crate::convert::{self, Arg, Count, Dict, Policy, Seconds, Seq, With};
+use crate::coord::{Permit, RateLimiter, Semaphore};
 use crate::errors::to_pyerr;
 use crate::pubsub::{self, Subscription};
-use crate::records::{Message, Messages, StreamEntry};
+use crate::records::{Message, Messages, PendingInfo, StreamEntry};
 use crate::state::Lock;
 
 /// Turns a finished call's output into its Python value, on the loop's thread.
@@ -62,6 +64,61 @@ pub(crate) struct AsyncClient {
     local: Option<Local>,
     /// `asyncio._get_running_loop`, to refuse a call from another loop.
     running_loop: Py<PyAny>,
+}
+
+/// An optimistic transaction's session for `redipc.asyncio` (`AsyncClient.watch`): its
+/// commands are awaited one at a time (`watch_command`), writes queued (`queue`), and
+/// `watch_exec` ends it. A command whose await was cancelled drops the session (its
+/// connection and `WATCH` with it): later calls raise `ClosedError`.
+#[pyclass(frozen, module = "redipc._native")]
+pub(crate) struct AsyncWatchSession {
+    /// The session while no call uses it; `None` while one does, and once finished.
+    slot: Arc<Mutex<Option<redipc::WatchSession>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AsyncWatchSession {
+    /// Take the session for one call; `ClosedError` while another call uses it or once
+    /// it is finished.
+    fn take(&self) -> PyResult<redipc::WatchSession> {
+        lock(&self.slot).take().ok_or_else(|| {
+            py_err!(
+                Closed,
+                "the transaction is finished (or another call of it is still awaited)"
+            )
+        })
+    }
+}
+
+#[pymethods]
+impl AsyncWatchSession {
+    /// Queue a command for the `MULTI`/`EXEC` at the end.
+    #[pyo3(signature = (*args))]
+    fn queue(&self, py: Python<'_>, args: Seq<Arg>) -> PyResult<()> {
+        let mut slot = lock(&self.slot);
+        let Some(s) = slot.as_mut() else {
+            return Err(py_err!(
+                Closed,
+                "the transaction is finished (or a command of it is still awaited)"
+            ));
+        };
+        s.queue(&args.0).map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Give the session up (its connection and `WATCH` with it); nothing queued runs.
+    fn close(&self) {
+        drop(lock(&self.slot).take());
+    }
+
+    fn __repr__(&self) -> &'static str {
+        match lock(&self.slot).is_some() {
+            true => "<redipc.asyncio.WatchSession>",
+            false => "<redipc.asyncio.WatchSession busy or finished>",
+        }
+    }
 }
 
 /// Cancels a call when its future is cancelled (an `add_done_callback`).
@@ -637,6 +694,227 @@ impl AsyncClient {
                 let list: Vec<Message> = es.iter().filter_map(|e| messages.of(e)).collect();
                 list.into_py_any(py)
             },
+        )
+    }
+
+    /// The last entry of `stream`, or `None`.
+    fn stream_last<'py>(&self, py: Python<'py>, stream: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.stream_last(stream).await }, |py, e| {
+            e.map(StreamEntry::from).into_py_any(py)
+        })
+    }
+
+    /// `XLEN stream`.
+    fn stream_len<'py>(&self, py: Python<'py>, stream: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.stream_len(stream).await }, any)
+    }
+
+    /// Create a consumer group (and the stream); `False` if it existed.
+    #[pyo3(signature = (stream, group, from_id = "$".to_string()))]
+    #[pyo3(text_signature = "($self, stream, group, from_id='$')")]
+    fn stream_group_create<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Arg,
+        group: Arg,
+        from_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.stream_group_create(stream, group, &from_id).await },
+            any,
+        )
+    }
+
+    /// Pending entries of a group.
+    fn stream_pending<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Arg,
+        group: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.stream_pending(stream, group).await },
+            |py, p| PendingInfo::from(p).into_py_any(py),
+        )
+    }
+
+    /// The dead letters of a stream (`<stream>:dead`), oldest first.
+    #[pyo3(signature = (stream, count = Count(100)), text_signature = "($self, stream, count=100)")]
+    fn stream_dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Arg,
+        count: Count<1>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.stream_dead_letters(stream, count.usize()).await },
+            |py, entries| {
+                let list: Vec<StreamEntry> = entries.into_iter().map(Into::into).collect();
+                list.into_py_any(py)
+            },
+        )
+    }
+
+    /// Subscribe `sub` to more names; resolves once the server confirmed them. The names
+    /// are recorded at once: a cancelled await leaves them subscribed.
+    #[pyo3(signature = (sub, *names))]
+    fn subscription_add<'py>(
+        &self,
+        py: Python<'py>,
+        sub: &Subscription,
+        names: Seq<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let confirm = sub.add_owned(&names.0).map_err(|e| to_pyerr(py, e))?;
+        self.start(py, confirm, any)
+    }
+
+    /// `WATCH keys` on a connection of its own: an `AsyncWatchSession`.
+    #[pyo3(signature = (*keys))]
+    fn watch<'py>(&self, py: Python<'py>, keys: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.watch(&keys.0).await }, |py, s| {
+            AsyncWatchSession {
+                slot: Arc::new(Mutex::new(Some(s))),
+            }
+            .into_py_any(py)
+        })
+    }
+
+    /// Run a command now on the session's connection; its reply.
+    #[pyo3(signature = (session, *args))]
+    fn watch_command<'py>(
+        &self,
+        py: Python<'py>,
+        session: &AsyncWatchSession,
+        args: Seq<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (mut s, slot) = (session.take()?, session.slot.clone());
+        self.start(
+            py,
+            async move {
+                let r = s.command(&args.0).await;
+                *lock(&slot) = Some(s);
+                r
+            },
+            |py, r| Ok(convert::reply(py, r)?.unbind()),
+        )
+    }
+
+    /// `MULTI`, the queued commands, `EXEC`: one result per command, or `None` when a
+    /// watched key changed (nothing ran). The session is finished afterwards.
+    fn watch_exec<'py>(
+        &self,
+        py: Python<'py>,
+        session: &AsyncWatchSession,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = session.take()?;
+        self.start(py, async move { s.exec().await }, |py, r| match r {
+            Some(rs) => Ok(convert::replies(py, rs)?.into_any().unbind()),
+            None => Ok(py.None()),
+        })
+    }
+
+    /// Take `n` units of `limiter` if the rate allows it now: `(True, 0.0)`, else
+    /// `(False, seconds until it would)`.
+    #[pyo3(signature = (limiter, n = Count(1)), text_signature = "($self, limiter, n=1)")]
+    fn rate_acquire<'py>(
+        &self,
+        py: Python<'py>,
+        limiter: &RateLimiter,
+        n: Count<0>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let l = limiter.core();
+        self.start(py, async move { l.acquire(n.0).await }, |py, wait| {
+            match wait {
+                None => (true, 0.0),
+                Some(w) => (false, w.as_secs_f64()),
+            }
+            .into_py_any(py)
+        })
+    }
+
+    /// Take `n` units of `limiter`, waiting as the rate says (up to `timeout` seconds);
+    /// whether they were taken.
+    #[pyo3(signature = (limiter, n = Count(1), timeout = None))]
+    #[pyo3(text_signature = "($self, limiter, n=1, timeout=None)")]
+    fn rate_acquire_wait<'py>(
+        &self,
+        py: Python<'py>,
+        limiter: &RateLimiter,
+        n: Count<0>,
+        timeout: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let l = limiter.core();
+        self.start(
+            py,
+            async move { l.acquire_wait(n.0, timeout.map(|t| t.0)).await },
+            any,
+        )
+    }
+
+    /// Take a permit of `semaphore`, waiting up to `timeout` seconds (`None`: as long as
+    /// it takes); a `Permit`. `TimeoutError` when none came.
+    #[pyo3(signature = (semaphore, timeout = None))]
+    fn semaphore_acquire<'py>(
+        &self,
+        py: Python<'py>,
+        semaphore: &Semaphore,
+        timeout: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (sem, owner) = (semaphore.core(), self.c.clone());
+        self.start(
+            py,
+            async move { sem.acquire(timeout.map(|t| t.0)).await },
+            move |py, p| Permit::held_by(owner.adopt(p)).into_py_any(py),
+        )
+    }
+
+    /// Release `permit`; `False` if it was no longer held or was released already.
+    fn permit_release<'py>(&self, py: Python<'py>, permit: &Permit) -> PyResult<Bound<'py, PyAny>> {
+        let taken = permit.take(py);
+        self.start(
+            py,
+            async move {
+                match taken {
+                    Some(p) => p.into_async().release().await,
+                    None => Ok(false),
+                }
+            },
+            any,
+        )
+    }
+
+    /// Give `exc`, raised by a callback `obj` of `redipc.asyncio`, to
+    /// `sys.unraisablehook`: where the sync client's callbacks' exceptions go.
+    #[staticmethod]
+    #[pyo3(signature = (exc, obj = None))]
+    fn _unraisable(
+        py: Python<'_>,
+        exc: Bound<'_, pyo3::exceptions::PyBaseException>,
+        obj: Option<Bound<'_, PyAny>>,
+    ) {
+        PyErr::from_value(exc.into_any()).write_unraisable(py, obj.as_ref());
+    }
+
+    /// Resolves (to `None`) once the client is closed: what iterators and callback tasks
+    /// of `redipc.asyncio` end on. Cancelling it only stops waiting.
+    fn closed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let closed = self.c.as_async().closed();
+        self.start(
+            py,
+            async move {
+                closed.await;
+                Ok(())
+            },
+            any,
         )
     }
 

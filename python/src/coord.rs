@@ -81,10 +81,24 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// The core's limiter (for `redipc.asyncio`).
+    pub(crate) fn core(&self) -> redipc::RateLimiter {
+        self.core.as_async().clone()
+    }
+}
+
 /// A counting semaphore shared by every process using its name (`Client.semaphore`).
 #[pyclass(frozen, module = "redipc._native")]
 pub(crate) struct Semaphore {
     core: blocking::Semaphore,
+}
+
+impl Semaphore {
+    /// The core's semaphore (for `redipc.asyncio`).
+    pub(crate) fn core(&self) -> redipc::Semaphore {
+        self.core.as_async().clone()
+    }
 }
 
 #[pymethods]
@@ -97,10 +111,7 @@ impl Semaphore {
             self.core
                 .acquire_checked(timeout.map(|t| t.0), guard::SLICE, guard::signals)
         })?;
-        Ok(Permit {
-            id: permit.id().to_string(),
-            permit: Mutex::new(Some(Detached::new(permit))),
-        })
+        Ok(Permit::held_by(permit))
     }
 
     /// How many permits are held now (by every process).
@@ -137,6 +148,21 @@ pub(crate) struct Permit {
     /// The permit's id.
     #[pyo3(get)]
     id: String,
+}
+
+impl Permit {
+    /// A held permit (also one acquired by `redipc.asyncio`).
+    pub(crate) fn held_by(permit: blocking::Permit) -> Permit {
+        Permit {
+            id: permit.id().to_string(),
+            permit: Mutex::new(Some(Detached::new(permit))),
+        }
+    }
+
+    /// Take the permit out (released by the caller); `None` once released.
+    pub(crate) fn take(&self, py: Python<'_>) -> Option<blocking::Permit> {
+        py.detach(|| lock(&self.permit).take().map(Detached::into_inner))
+    }
 }
 
 #[pymethods]

@@ -87,6 +87,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<coord::Permit>()?;
     m.add_class::<coord::Script>()?;
     m.add_class::<aio::AsyncClient>()?;
+    m.add_class::<aio::AsyncWatchSession>()?;
     m.add_class::<records::Instance>()?;
     m.add_class::<handles::KeyspaceWatch>()?;
     m.add_class::<report::Report>()?;

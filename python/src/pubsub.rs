@@ -48,6 +48,15 @@ impl Subscription {
         self.sub.events()
     }
 
+    /// Its `add()` as a future owning what it needs, to await from the event loop's
+    /// bridge (the names are recorded at once).
+    pub(crate) fn add_owned(
+        &self,
+        names: &[Arg],
+    ) -> redipc::Result<impl Future<Output = redipc::Result<()>> + Send + 'static> {
+        self.sub.add_owned(names)
+    }
+
     /// Its kind.
     pub(crate) fn kind_of(&self) -> SubscriptionKind {
         self.sub.kind()

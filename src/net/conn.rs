@@ -332,6 +332,15 @@ impl Conn {
         self.shutdown.send_replace(true);
     }
 
+    /// Completes once [`close`](Conn::close) was called (at once if it was).
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            // An error: the sender is gone, so is the connection.
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
+    }
+
     /// The current connection, waiting for a reconnect until `deadline`.
     async fn current(&self, deadline: Instant) -> Result<(Wire, u64)> {
         let mut rx = self.changed.subscribe();

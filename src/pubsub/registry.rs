@@ -371,6 +371,23 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
+/// The waiting half of [`Subscription::add`]: until the server confirmed `names` of the
+/// subscription `id` (or the connection is down); on failure they are removed again.
+async fn confirm(ps: &PubSub, id: u64, kind: SubscriptionKind, names: &[Bytes]) -> Result<()> {
+    // From inside a handler, waiting could deadlock (the connection task may be waiting
+    // for room in this very handler's queue): the names are registered, and their
+    // Activated events tell when they are live.
+    if names.is_empty() || crate::delivery::in_handler() {
+        return Ok(());
+    }
+    if let Err(e) = ps.wait_active(kind, names).await {
+        ps.remove_names(id, names);
+        ps.wake.notify_one();
+        return Err(e);
+    }
+    Ok(())
+}
+
 impl Subscription {
     /// The kind of this subscription.
     pub fn kind(&self) -> SubscriptionKind {
@@ -399,18 +416,22 @@ impl Subscription {
     /// The waiting half of [`add`](Subscription::add): until the server confirmed `names`
     /// (or the connection is down); on failure they are removed again.
     pub(crate) async fn confirm(&self, names: &[Bytes]) -> Result<()> {
-        // From inside a handler, waiting could deadlock (the connection task may be waiting
-        // for room in this very handler's queue): the names are registered, and their
-        // Activated events tell when they are live.
-        if names.is_empty() || crate::delivery::in_handler() {
-            return Ok(());
-        }
-        if let Err(e) = self.ps.wait_active(self.kind, names).await {
-            self.ps.remove_names(self.id, names);
-            self.ps.wake.notify_one();
-            return Err(e);
-        }
-        Ok(())
+        confirm(&self.ps, self.id, self.kind, names).await
+    }
+
+    /// [`add`](Subscription::add) as a future that does not borrow the subscription, for a
+    /// binding that awaits it on an event loop of its own (Python's asyncio): the names are
+    /// recorded now (an invalid name fails here), the future waits for the server's
+    /// confirmation (on failure the names are removed again). Dropping the future (a
+    /// cancelled await) leaves the names subscribed; they activate with an `Activated`
+    /// event.
+    pub fn add_owned<N: AsRef<[u8]>>(
+        &self,
+        names: &[N],
+    ) -> Result<impl std::future::Future<Output = Result<()>> + Send + 'static> {
+        let added = self.register(names)?;
+        let (ps, id, kind) = (self.ps.clone(), self.id, self.kind);
+        Ok(async move { confirm(&ps, id, kind, &added).await })
     }
 
     /// Stop receiving `names` (Redis is unsubscribed when no other subscription has them).

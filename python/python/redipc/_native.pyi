@@ -1921,5 +1921,43 @@ class AsyncClient:
         """Release ``lock``; ``False`` if it was no longer ours or released already."""
     def exec_batch(self, batch: Batch) -> asyncio.Future[list[_Reply]]:
         """Send what ``batch`` queued (it is empty afterwards); one result per command."""
+    def stream_last(self, stream: _Arg) -> asyncio.Future[StreamEntry | None]: ...
+    def stream_len(self, stream: _Arg) -> asyncio.Future[int]: ...
+    def stream_group_create(self, stream: _Arg, group: _Arg, from_id: str = "$") -> asyncio.Future[bool]: ...
+    def stream_pending(self, stream: _Arg, group: _Arg) -> asyncio.Future[PendingInfo]: ...
+    def stream_dead_letters(self, stream: _Arg, count: int = 100) -> asyncio.Future[list[StreamEntry]]: ...
+    def subscription_add(self, sub: Subscription, *names: _Arg) -> asyncio.Future[None]:
+        """Subscribe ``sub`` to more names (recorded at once); resolves once the server
+        confirmed them. A cancelled await leaves them subscribed."""
+    def watch(self, *keys: _Arg) -> asyncio.Future[AsyncWatchSession]:
+        """``WATCH keys`` on a connection of its own."""
+    def watch_command(self, session: AsyncWatchSession, *args: _Arg) -> asyncio.Future[_Reply]:
+        """Run a command now on the session's connection (cancelling gives the session
+        up)."""
+    def watch_exec(self, session: AsyncWatchSession) -> asyncio.Future[list[_Reply] | None]:
+        """``MULTI``, the queued commands, ``EXEC``: one result per command, or ``None``
+        when a watched key changed (nothing ran). The session is finished afterwards."""
+    def rate_acquire(self, limiter: RateLimiter, n: int = 1) -> asyncio.Future[tuple[bool, float]]: ...
+    def rate_acquire_wait(
+        self, limiter: RateLimiter, n: int = 1, timeout: _Seconds | None = None
+    ) -> asyncio.Future[bool]: ...
+    def semaphore_acquire(self, semaphore: Semaphore, timeout: _Seconds | None = None) -> asyncio.Future[Permit]:
+        """Take a permit (``TimeoutError`` if none came); cancelling leaves the queue."""
+    def permit_release(self, permit: Permit) -> asyncio.Future[bool]: ...
+    @staticmethod
+    def _unraisable(exc: BaseException, obj: object = None) -> None:
+        """Give ``exc`` of the callback ``obj`` to ``sys.unraisablehook``."""
+    def closed(self) -> asyncio.Future[None]:
+        """Resolves once the client is closed (cancelling it only stops waiting)."""
     def close(self) -> None:
         """Close the client: calls still waiting fail with ``ClosedError``."""
+
+@final
+class AsyncWatchSession:
+    """An optimistic transaction's session of :class:`AsyncClient` (``watch``): what
+    :class:`redipc.asyncio.WatchSession` is built on."""
+
+    def queue(self, *args: _Arg) -> None:
+        """Queue a command for the ``MULTI``/``EXEC`` at the end."""
+    def close(self) -> None:
+        """Give the session up (its connection and ``WATCH``); nothing queued runs."""
