@@ -1,8 +1,9 @@
-"""Driver of bench/aio: redipc.asyncio against redis.asyncio, one event loop.
+"""Driver of bench/aio: redipc.asyncio against redis.asyncio and valkey-glide's asyncio
+client (GlideClient), one event loop, all three on the same unix socket.
 
 Each (workload, implementation) run is timed with the wall clock and the process CPU time;
-repetitions alternate the order (ABBA); medians reported. redis.asyncio is skipped (and
-said so) when it is not installed.
+repetitions alternate the order (ABBA); medians reported. redis.asyncio and glide are each
+skipped (and said so) when not installed.
 """
 
 import argparse
@@ -17,6 +18,11 @@ try:
     import redis.asyncio as redis_asyncio
 except ImportError:  # pragma: no cover - the peer is optional in --smoke
     redis_asyncio = None
+
+try:
+    import glide
+except ImportError:  # pragma: no cover - optional (scripts/lib/setup.sh installs it best effort)
+    glide = None
 
 
 def workloads(c, pipeline, tx):
@@ -104,6 +110,62 @@ def peer_pubsub(r):
     return pubsub
 
 
+def glide_workloads(g):
+    """The same workloads through glide's asyncio client: batches are glide.Batch
+    (is_atomic for MULTI/EXEC), sent with ``client.exec``."""
+
+    async def seq(n):
+        for _ in range(n):
+            await g.get("k")
+        return n
+
+    async def gather(n):
+        rounds = max(1, n // 1000)
+        for _ in range(rounds):
+            await asyncio.gather(*(g.get("k") for _ in range(1000)))
+        return rounds * 1000
+
+    async def pipe(n):
+        rounds = max(1, n // 1000)
+        for _ in range(rounds):
+            b = glide.Batch(is_atomic=False)
+            for _ in range(1000):
+                b.get("k")
+            await g.exec(b, raise_on_error=True)
+        return rounds * 1000
+
+    async def multi(n):
+        rounds = max(1, n // 100)
+        for _ in range(rounds):
+            b = glide.Batch(is_atomic=True)
+            for _ in range(100):
+                b.incr("n")
+            await g.exec(b, raise_on_error=True)
+        return rounds * 100
+
+    async def pubsub(n):
+        # RESP3: the subscribed client goes on sending commands (the publishing batches).
+        await g.subscribe({"bench-ch3"}, timeout_ms=5000)
+
+        async def publish():
+            for _ in range(n // 1000):
+                b = glide.Batch(is_atomic=False)
+                for _ in range(1000):
+                    b.publish(b"x" * 16, "bench-ch3")
+                await g.exec(b, raise_on_error=True)
+
+        pub = asyncio.ensure_future(publish())
+        got = 0
+        while got < (n // 1000) * 1000:
+            await g.get_pubsub_message()
+            got += 1
+        await pub
+        await g.unsubscribe({"bench-ch3"}, timeout_ms=5000)
+        return got
+
+    return {"seq": seq, "gather": gather, "pipe": pipe, "multi": multi, "pubsub": pubsub}
+
+
 async def timed(fn, n):
     await fn(max(1000, n // 20))  # warm
     c0, t0 = time.process_time(), time.perf_counter()
@@ -137,8 +199,34 @@ async def main():
             "pubsub": peer_pubsub(peer),
         }
     else:
-        notes.append("redis.asyncio is not installed: redipc alone")
-    notes.append("valkey-glide's asyncio client is not installed here (glide-sync is): not compared")
+        notes.append("redis.asyncio is not installed: not compared")
+    gl = None
+    if glide is not None:
+        gl = await glide.GlideClient.create(
+            glide.GlideClientConfiguration(
+                [glide.NodeAddress(unix_socket_path=a.url[len("unix://"):])],
+                # The default (250 ms) is short for a 1,000-command batch on a busy machine.
+                request_timeout=10_000,
+            )
+        )
+        impls["glide"] = glide_workloads(gl)
+        version = "?"
+        try:
+            from importlib.metadata import version as _version
+
+            version = _version("valkey-glide")
+        except Exception:  # noqa: BLE001 - only for the note
+            pass
+        notes.append(
+            f"glide: valkey-glide {version} asyncio GlideClient on the same unix socket "
+            "(its Rust core runs in this process, so its CPU is counted like redipc's); its "
+            "pub/sub through `get_pubsub_message` (no `async for`), published in batches by "
+            "the subscribed client itself (RESP3)"
+        )
+    else:
+        notes.append(
+            "valkey-glide's asyncio client is not installed (pip install valkey-glide): not compared"
+        )
     names = list(impls["redipc"])
     results = {(w, i): [] for w in names for i in impls}
     order = list(impls)
@@ -154,24 +242,29 @@ async def main():
         "pubsub": "pub/sub delivery (`async for`)",
     }
     lines = [
-        "# redipc.asyncio vs redis.asyncio (bench/aio)",
+        "# redipc.asyncio vs redis.asyncio and valkey-glide (bench/aio)",
         "",
         f"{reps} repetition(s), about {n} operations each, unix socket, one event loop; medians.",
+        "ratio: redipc ÷ redis.asyncio; ratio vs glide: redipc ÷ glide (ops/s).",
         "",
-        "| workload | redipc ops/s | redipc CPU µs/op | redis.asyncio ops/s | redis.asyncio CPU µs/op | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| workload | redipc ops/s | redipc CPU µs/op | redis.asyncio ops/s | redis.asyncio CPU µs/op | ratio "
+        "| glide ops/s | glide CPU µs/op | ratio vs glide |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def column(w, name, ops):
+        if name not in impls:
+            return "– | – | –"
+        pops = statistics.median(r[0] for r in results[(w, name)])
+        pcpu = statistics.median(r[1] for r in results[(w, name)])
+        return f"{pops:,.0f} | {pcpu:.1f} | {ops / pops:.2f}×"
+
     for w in names:
         ops = statistics.median(r[0] for r in results[(w, "redipc")])
         cpu = statistics.median(r[1] for r in results[(w, "redipc")])
-        if "redis.asyncio" in impls:
-            pops = statistics.median(r[0] for r in results[(w, "redis.asyncio")])
-            pcpu = statistics.median(r[1] for r in results[(w, "redis.asyncio")])
-            lines.append(
-                f"| {titles[w]} | {ops:,.0f} | {cpu:.1f} | {pops:,.0f} | {pcpu:.1f} | {ops / pops:.2f}× |"
-            )
-        else:
-            lines.append(f"| {titles[w]} | {ops:,.0f} | {cpu:.1f} | – | – | – |")
+        lines.append(
+            f"| {titles[w]} | {ops:,.0f} | {cpu:.1f} | {column(w, 'redis.asyncio', ops)} | {column(w, 'glide', ops)} |"
+        )
     lines += [""] + [f"Note: {x}" for x in notes]
     text = "\n".join(lines) + "\n"
     with open(a.out, "w") as f:
@@ -180,6 +273,8 @@ async def main():
     await ours.close()
     if peer is not None:
         await peer.aclose()
+    if gl is not None:
+        await gl.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 #   Debian packages (redis-server, redis-tools, valgrind, pkg-config, cmake, openssl for the
 #   TLS tests' certificates) when run as root,
 #   cbindgen 0.29.4 (pinned: it writes include/redipc.h), and a Python venv in .venv with
-#   maturin, pytest and pytest-timeout.
+#   maturin, pytest and pytest-timeout (and, best effort, uvloop and valkey-glide).
 # Source it from the repository root, then call `setup_all`.
 
 CBINDGEN_VERSION=0.29.4
@@ -60,6 +60,22 @@ setup_venv() {
     say "installing maturin, pytest into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'pytest-timeout>=2' </dev/null || return 1
   fi
+  setup_venv_optional
+}
+
+# Optional, best effort: uvloop (the asyncio tests run a workload under it) and valkey-glide's
+# asyncio client (a column of bench/aio). A failed install fails nothing: those tests skip
+# and the benchmark leaves glide out, each saying why.
+setup_venv_optional() {
+  local spec mod
+  for spec in 'uvloop>=0.18:uvloop' 'valkey-glide>=2.1:glide'; do
+    mod=${spec##*:}
+    "$VENV/bin/python" -c "import $mod" 2>/dev/null && continue
+    say "installing ${spec%%:*} into $VENV (optional)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${spec%%:*}" </dev/null ||
+      echo "note: pip install ${spec%%:*} failed; what needs it is skipped" >&2
+  done
+  return 0
 }
 
 setup_all() {
