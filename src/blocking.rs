@@ -60,23 +60,30 @@ impl Client {
     /// Run `fut` on the library's runtime without waiting for it, and push `wrap` of its
     /// output into `queue` (on a runtime thread): what an event loop of another language
     /// (Python's asyncio) builds its awaitables on. The [`Abort`](crate::Abort) cancels it
-    /// (nothing is pushed then). A `Closed` error once the queue is closed.
-    pub fn spawn_into<F, T>(
+    /// (nothing is pushed then). A `Closed` error once the queue is closed. Closing the
+    /// client ends the call at once with a `Closed` error, whatever it waits for (a lock,
+    /// an RPC reply, a cache entry, a subscription's confirmation).
+    pub fn spawn_into<F, U, T>(
         &self,
         queue: &std::sync::Arc<crate::Completions<T>>,
         fut: F,
-        wrap: impl FnOnce(F::Output) -> T + Send + 'static,
+        wrap: impl FnOnce(Result<U>) -> T + Send + 'static,
     ) -> Result<crate::Abort>
     where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: std::future::Future<Output = Result<U>> + Send + 'static,
+        U: Send + 'static,
         T: Send + 'static,
     {
         let Some(call) = queue.enter() else {
             return Err(crate::Error::closed());
         };
+        let closed = self.inner.closed();
         let task = self.handle.spawn(async move {
-            let out = fut.await;
+            let out = tokio::select! {
+                biased;
+                out = fut => out,
+                () = closed => Err(crate::Error::closed()),
+            };
             call.push(wrap(out));
         });
         Ok(crate::Abort(task.abort_handle()))

@@ -260,9 +260,7 @@ def test_closing_wakes_every_kind_of_wait_with_closed_error(server: RedisServer)
             iterating = asyncio.ensure_future(iterate())
             await asyncio.sleep(0.1)
             assert not any(t.done() for t in tasks.values())
-            # Bounded loosely: a pending cache_wait delays close() (see the xfails below;
-            # a lock wait is there too).
-            await bounded(c.close(), "close()", 3)
+            await bounded(c.close(), "close()", 1)
             for name, t in tasks.items():
                 with pytest.raises(redipc.ClosedError):
                     await bounded(t, name, 3)
@@ -303,26 +301,12 @@ def test_closing_while_a_slow_command_is_in_flight(server: RedisServer) -> None:
     asyncio.run(main())
 
 
-# Known bugs (reported; strict: an XPASS tells whoever fixes one to drop its marker).
-# Each is a wait that close() does not wake at once: close() waits for the wait's own
-# timeout (or tick) instead.
-PROMPT_CLOSE_BUGS = {
-    "rpc call": "a pending RPC call is not woken by close() (the sync client's neither): it "
-    "raises TimeoutError at its own timeout, and close() waits for it",
-    "lock wait": "a lock wait is not woken by close(): close() waits until the wait runs "
-    "out (the sync client wakes at once)",
-    "cache_wait": "close() waits up to 1 s (from the start of the wait) for a pending "
-    "cache_wait (the sync client wakes within 0.1 s)",
-    "cache_wait while the server is busy": "closing while a cache_wait's subscription is not "
-    "confirmed yet (the server busy for a moment) waits for the whole response timeout; the "
-    "cache_wait then raises TimeoutError, not ClosedError",
-}
+# Waits that close() must end at once (each once waited for its own timeout or tick;
+# `blocking::Client::spawn_into` now ends every runtime call when the client closes).
+PROMPT_CLOSE_KINDS = ["rpc call", "lock wait", "cache_wait", "cache_wait while the server is busy"]
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=r)) for k, r in PROMPT_CLOSE_BUGS.items()],
-)
+@pytest.mark.parametrize("kind", PROMPT_CLOSE_KINDS)
 def test_closing_is_prompt(server: RedisServer, kind: str) -> None:
     async def main() -> None:
         holder = redipc.Client(server.url("unix"))
