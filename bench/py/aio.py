@@ -8,6 +8,7 @@ skipped (and said so) when not installed.
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -166,6 +167,25 @@ def glide_workloads(g):
     return {"seq": seq, "gather": gather, "pipe": pipe, "multi": multi, "pubsub": pubsub}
 
 
+def pinned(seq, server_pid, apart):
+    """``seq`` with the event loop's thread on CPU 0 and the server's main thread on CPU 1
+    (``apart``) or CPU 0 too; both put back afterwards. A sequential round trip costs very
+    differently on one core (a direct switch) and on two (each side wakes the other's idle
+    CPU), and an unpinned run lands on either."""
+
+    async def run(n):
+        mine, theirs = os.sched_getaffinity(0), os.sched_getaffinity(server_pid)
+        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(server_pid, {1 if apart else 0})
+        try:
+            return await seq(n)
+        finally:
+            os.sched_setaffinity(0, mine)
+            os.sched_setaffinity(server_pid, theirs)
+
+    return run
+
+
 async def timed(fn, n):
     await fn(max(1000, n // 20))  # warm
     c0, t0 = time.process_time(), time.perf_counter()
@@ -180,6 +200,7 @@ async def main():
     ap.add_argument("--mode", default="full")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--server-pid", type=int, default=None)
     a = ap.parse_args()
     smoke = a.mode == "smoke"
     reps = a.reps or (1 if smoke else 5)
@@ -227,6 +248,10 @@ async def main():
         notes.append(
             "valkey-glide's asyncio client is not installed (pip install valkey-glide): not compared"
         )
+    if a.server_pid and len(os.sched_getaffinity(0)) >= 2:
+        for w in impls.values():
+            w["seq_same"] = pinned(w["seq"], a.server_pid, apart=False)
+            w["seq_apart"] = pinned(w["seq"], a.server_pid, apart=True)
     names = list(impls["redipc"])
     results = {(w, i): [] for w in names for i in impls}
     order = list(impls)
@@ -236,6 +261,8 @@ async def main():
                 results[(w, i)].append(await timed(impls[i][w], n))
     titles = {
         "seq": "sequential await get",
+        "seq_same": "sequential, loop and server pinned to one CPU",
+        "seq_apart": "sequential, loop and server pinned to two CPUs",
         "gather": "1,000 concurrent GETs (gather)",
         "pipe": "pipeline of 1,000 GETs",
         "multi": "MULTI/EXEC of 100 INCR",

@@ -119,6 +119,12 @@ impl<T> Completions<T> {
 
     fn take(&self) -> Vec<T> {
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        if items.is_empty() && !self.is_closed() {
+            // No item, so no wake-up byte either (one is written only on the empty →
+            // non-empty edge, or by `close`): spare the read (a reader that shares a
+            // wake-up with other descriptors, such as `LocalWire`'s, looks often).
+            return Vec::new();
+        }
         let mut buf = [0u8; 64];
         while let Ok(n) = (&self.rx).read(&mut buf) {
             if n == 0 {

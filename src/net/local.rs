@@ -687,7 +687,8 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         }
         self.rbuf.clear();
         self.reset_buffers();
-        self.armed = false;
+        // The armed timer stays armed: it fires before any new call's deadline and finds
+        // what is due then.
     }
 }
 
