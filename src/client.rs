@@ -181,6 +181,38 @@ fn route<A: AsRef<[u8]>>(args: &[A], response_timeout: Duration) -> Route {
     }
 }
 
+/// `name key item...` (`LPUSH`, `RPUSH`, `HDEL`): at least one item, `what` naming it in
+/// the error.
+pub(crate) fn key_items_args<'a, V: AsRef<[u8]>>(
+    name: &'a str,
+    key: &'a [u8],
+    items: &'a [V],
+    what: &str,
+) -> Result<Vec<&'a [u8]>> {
+    if items.is_empty() {
+        return Err(Error::invalid(format!("{name}: give at least one {what}")));
+    }
+    let mut args: Vec<&[u8]> = vec![name.as_bytes(), key];
+    args.extend(items.iter().map(|v| v.as_ref()));
+    Ok(args)
+}
+
+/// `HSET key field value [field value ...]` (at least one field).
+pub(crate) fn hset_args<'a, F: AsRef<[u8]>, V: AsRef<[u8]>>(
+    key: &'a [u8],
+    fields: &'a [(F, V)],
+) -> Result<Vec<&'a [u8]>> {
+    if fields.is_empty() {
+        return Err(Error::invalid("HSET: give at least one field"));
+    }
+    let mut args: Vec<&[u8]> = vec![b"HSET", key];
+    for (f, v) in fields {
+        args.push(f.as_ref());
+        args.push(v.as_ref());
+    }
+    Ok(args)
+}
+
 /// A short description of a command for error messages: its name and first argument.
 pub(crate) fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
     let mut out = String::new();
@@ -476,11 +508,7 @@ impl Client {
     }
 
     async fn push_cmd<V: AsRef<[u8]>>(&self, name: &str, key: &[u8], values: &[V]) -> Result<i64> {
-        if values.is_empty() {
-            return Err(Error::invalid(format!("{name}: give at least one value")));
-        }
-        let mut args: Vec<&[u8]> = vec![name.as_bytes(), key];
-        args.extend(values.iter().map(|v| v.as_ref()));
+        let args = key_items_args(name, key, values, "value")?;
         self.typed(&args, Reply::into_int).await
     }
 }
@@ -559,9 +587,10 @@ client_methods! {
     /// `PEXPIRE key ms`: `true` if the timeout was set (the key exists).
     pub async fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
         let ms = ttl.as_millis().to_string();
-        self.typed(&[b"PEXPIRE".as_slice(), key.as_ref(), ms.as_bytes()], |r| {
-            Ok(r.into_int()? == 1)
-        })
+        self.typed(
+            &[b"PEXPIRE".as_slice(), key.as_ref(), ms.as_bytes()],
+            Reply::into_flag,
+        )
         .await
     }
 
@@ -606,15 +635,8 @@ client_methods! {
         key: impl AsRef<[u8]>,
         fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
     ) -> Result<i64> {
-        if fields.is_empty() {
-            return Err(Error::invalid("HSET: give at least one field"));
-        }
-        let mut args: Vec<&[u8]> = vec![b"HSET", key.as_ref()];
-        for (f, v) in fields {
-            args.push(f.as_ref());
-            args.push(v.as_ref());
-        }
-        self.typed(&args, Reply::into_int).await
+        self.typed(&hset_args(key.as_ref(), fields)?, Reply::into_int)
+            .await
     }
 
     /// `HGETALL key`: every (field, value) pair; empty when the key does not exist.
@@ -625,11 +647,7 @@ client_methods! {
 
     /// `HDEL key field...`: how many fields were removed.
     pub async fn hdel(&self, key: impl AsRef<[u8]>, fields: &[impl AsRef<[u8]>]) -> Result<i64> {
-        if fields.is_empty() {
-            return Err(Error::invalid("HDEL: give at least one field"));
-        }
-        let mut args: Vec<&[u8]> = vec![b"HDEL", key.as_ref()];
-        args.extend(fields.iter().map(|f| f.as_ref()));
+        let args = key_items_args("HDEL", key.as_ref(), fields, "field")?;
         self.typed(&args, Reply::into_int).await
     }
 
@@ -689,14 +707,7 @@ client_methods! {
 
     /// `PING`: succeeds when the server answers.
     pub async fn ping(&self) -> Result<()> {
-        self.typed(&[b"PING".as_slice()], |r| match r {
-            Reply::Status(_) | Reply::Bulk(_) => Ok(()),
-            other => Err(Error::new(
-                ErrorKind::Protocol,
-                format!("unexpected PING reply {:?}", other.kind()),
-            )),
-        })
-        .await
+        self.typed(&[b"PING".as_slice()], Reply::into_pong).await
     }
 }
 

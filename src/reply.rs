@@ -211,6 +211,21 @@ impl Reply {
         self.as_int().ok_or_else(|| unexpected("an integer", &self))
     }
 
+    /// Turn an integer reply into a flag: `true` for 1 (`PEXPIRE`'s "the timeout was
+    /// set"); an error if it is not an integer.
+    pub fn into_flag(self) -> Result<bool> {
+        Ok(self.into_int()? == 1)
+    }
+
+    /// Check `PING`'s answer (a status or a bulk string); an error otherwise.
+    pub fn into_pong(self) -> Result<()> {
+        match self {
+            Reply::Status(_) | Reply::Bulk(_) => Ok(()),
+            Reply::Error(e) => Err(e.into()),
+            other => Err(unexpected("PONG", &other)),
+        }
+    }
+
     /// Turn a reply into a list of (field, value) byte pairs: a map, or a flat array of pairs.
     pub fn into_pairs(self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let pairs: Vec<(Reply, Reply)> = match self {

@@ -18,12 +18,14 @@ use redipc::{
 
 use crate::batch::Batch;
 use crate::client::Client;
-use crate::convert::{self, Arg, Count, Dict, Policy, Seconds, Seq, With};
-use crate::coord::{Permit, RateLimiter, Semaphore};
+use crate::convert::{self, Arg, Callable, Count, Dict, Policy, Seconds, Seq, Stamp, With};
+use crate::coord::{Permit, RateLimiter, Script, Semaphore};
 use crate::errors::to_pyerr;
-use crate::pubsub::{self, Subscription};
-use crate::records::{Message, Messages, PendingInfo, StreamEntry};
-use crate::state::Lock;
+use crate::pubsub::{self, Subscription, SubscriptionGroup};
+use crate::records::{
+    DeadLetter, Instance, Message, Messages, PendingInfo, QueueCounts, StreamEntry,
+};
+use crate::state::{self, Lock};
 
 /// Turns a finished call's output into its Python value, on the loop's thread.
 type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
@@ -258,6 +260,19 @@ fn reply_set(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
     any(py, !r.is_nil())
 }
 
+fn reply_flag(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    any(py, r.into_flag().map_err(|e| to_pyerr(py, e))?)
+}
+
+fn reply_pong(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    r.into_pong().map_err(|e| to_pyerr(py, e))?;
+    any(py, true)
+}
+
+fn reply_pairs(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    any(py, Dict(r.into_pairs().map_err(|e| to_pyerr(py, e))?))
+}
+
 fn any<T: for<'py> IntoPyObject<'py>>(py: Python<'_>, v: T) -> PyResult<Py<PyAny>> {
     v.into_py_any(py)
 }
@@ -437,6 +452,253 @@ impl AsyncClient {
         )
     }
 
+    /// `DECRBY key amount` (sent as `INCRBY key -amount`, as `Client.decr`): the new value.
+    #[pyo3(signature = (key, amount = 1))]
+    fn decr<'py>(slf: &Bound<'py, Self>, key: Arg, amount: i64) -> PyResult<Bound<'py, PyAny>> {
+        let by = crate::client::decr_amount(amount)?;
+        if let Some(r) = Self::local(slf, |w, t| w.incr_by(&key, by, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.incr_by(key, by).await }, any)
+    }
+
+    /// `PEXPIRE key ms`: whether the timeout was set (the key exists).
+    fn expire<'py>(
+        slf: &Bound<'py, Self>,
+        key: Arg,
+        seconds: Seconds,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.pexpire(&key, seconds.0, t), reply_flag) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.expire(key, seconds.0).await }, any)
+    }
+
+    /// `HGET key field`: the value, or `None`.
+    fn hget<'py>(slf: &Bound<'py, Self>, key: Arg, field: Arg) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.hget(&key, &field, t), reply_bytes) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.hget(key, field).await }, any)
+    }
+
+    /// `HSET key field value [field value ...]`: how many fields were added.
+    #[pyo3(signature = (key, field = None, value = None, *, mapping = None))]
+    fn hset<'py>(
+        slf: &Bound<'py, Self>,
+        key: Arg,
+        field: Option<Arg>,
+        value: Option<Arg>,
+        mapping: Option<Dict<Arg, Arg>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fields = crate::client::hset_fields(field, value, mapping)?;
+        if let Some(r) = Self::local(slf, |w, t| w.hset(&key, &fields, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.hset(key, &fields).await }, any)
+    }
+
+    /// `HGETALL key`: every field and value (empty when the key does not exist).
+    fn hgetall<'py>(slf: &Bound<'py, Self>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.hgetall(&key, t), reply_pairs) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.hgetall(key).await }, |py, p| {
+                any(py, Dict(p))
+            })
+    }
+
+    /// `HDEL key field...`: how many fields were removed.
+    #[pyo3(signature = (key, *fields))]
+    fn hdel<'py>(
+        slf: &Bound<'py, Self>,
+        key: Arg,
+        fields: Seq<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.hdel(&key, &fields.0, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.hdel(key, &fields.0).await }, any)
+    }
+
+    /// `LPUSH key value...`: the new length.
+    #[pyo3(signature = (key, *values))]
+    fn lpush<'py>(
+        slf: &Bound<'py, Self>,
+        key: Arg,
+        values: Seq<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.lpush(&key, &values.0, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.lpush(key, &values.0).await }, any)
+    }
+
+    /// `RPUSH key value...`: the new length.
+    #[pyo3(signature = (key, *values))]
+    fn rpush<'py>(
+        slf: &Bound<'py, Self>,
+        key: Arg,
+        values: Seq<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.rpush(&key, &values.0, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.rpush(key, &values.0).await }, any)
+    }
+
+    /// `LPOP key`: the first element, or `None`.
+    fn lpop<'py>(slf: &Bound<'py, Self>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.lpop(&key, t), reply_bytes) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.lpop(key).await }, any)
+    }
+
+    /// `RPOP key`: the last element, or `None`.
+    fn rpop<'py>(slf: &Bound<'py, Self>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.rpop(&key, t), reply_bytes) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.rpop(key).await }, any)
+    }
+
+    /// `LLEN key`.
+    fn llen<'py>(slf: &Bound<'py, Self>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.llen(&key, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.llen(key).await }, any)
+    }
+
+    /// `PING`: `True` when the server answers.
+    fn ping<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.ping(t), reply_pong) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get()
+            .start(slf.py(), async move { c.ping().await }, |py, ()| {
+                any(py, true)
+            })
+    }
+
+    /// `SPUBLISH channel message`: how many subscribers got it.
+    fn spublish<'py>(
+        slf: &Bound<'py, Self>,
+        channel: Arg,
+        message: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(r) = Self::local(slf, |w, t| w.spublish(&channel, &message, t), reply_int) {
+            return r;
+        }
+        let c = slf.get().core();
+        slf.get().start(
+            slf.py(),
+            async move { c.spublish(channel, message).await },
+            any,
+        )
+    }
+
+    /// Several commands in one write; one reply per command, error replies in their slots.
+    fn pipeline_raw<'py>(
+        &self,
+        py: Python<'py>,
+        commands: Seq<Seq<Arg>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let commands: Vec<Vec<Arg>> = commands.0.into_iter().map(|c| c.0).collect();
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.pipeline_raw(&commands).await },
+            |py, rs| Ok(convert::replies(py, rs)?.into_any().unbind()),
+        )
+    }
+
+    /// Run `script` with `keys` and `args`; its reply, converted as `command`'s.
+    fn run_script<'py>(
+        &self,
+        py: Python<'py>,
+        script: &Script,
+        keys: Seq<Arg>,
+        args: Seq<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (c, script) = (self.core(), script.core());
+        self.start(
+            py,
+            async move { c.run_script(&script, &keys.0, &args.0).await },
+            |py, r| Ok(convert::reply(py, r)?.unbind()),
+        )
+    }
+
+    /// Pending, in-flight, dead-letter and delayed counts of a queue.
+    fn queue_stats<'py>(&self, py: Python<'py>, queue: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.queue_stats(queue).await }, |py, q| {
+            QueueCounts::from(q).into_py_any(py)
+        })
+    }
+
+    /// The dead letters of a queue, oldest first.
+    fn dead_letters<'py>(&self, py: Python<'py>, queue: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.dead_letters(queue).await }, |py, ls| {
+            let list: Vec<DeadLetter> = ls.into_iter().map(Into::into).collect();
+            list.into_py_any(py)
+        })
+    }
+
+    /// Put every dead letter of a queue back into it; how many.
+    fn requeue_dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        queue: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.requeue_dead_letters(queue).await }, any)
+    }
+
+    /// The services with at least one live server, sorted.
+    fn services<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.services().await }, any)
+    }
+
+    /// The live servers of `service`, with what they announced.
+    fn instances<'py>(&self, py: Python<'py>, service: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.instances(service).await },
+            |py, found| {
+                let list: Vec<Instance> = found.into_iter().map(Into::into).collect();
+                list.into_py_any(py)
+            },
+        )
+    }
+
     /// `LPUSH` a request into `queue`; with `delay` (seconds) into its delayed set.
     #[pyo3(signature = (queue, payload, delay = None))]
     fn send_request<'py>(
@@ -505,6 +767,18 @@ impl AsyncClient {
     fn cache_get<'py>(&self, py: Python<'py>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
         let c = self.core();
         self.start(py, async move { c.cache_get(key).await }, any)
+    }
+
+    /// Delete a cache entry; whether it existed.
+    fn cache_delete<'py>(&self, py: Python<'py>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.cache_delete(key).await }, any)
+    }
+
+    /// Whether a cache entry exists.
+    fn cache_exists<'py>(&self, py: Python<'py>, key: Arg) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.cache_exists(key).await }, any)
     }
 
     /// Wait until a cache entry exists (woken by its writer) and return its value; `None`
@@ -632,6 +906,110 @@ impl AsyncClient {
         )
     }
 
+    /// Set several fields at once; publish each field, or one word: `*` with `summary`,
+    /// or `announce`.
+    #[pyo3(signature = (
+        hash, mapping, summary = false, *, announce = None, channel = None, timestamp = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn hash_set_many<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Arg,
+        mapping: Dict<Arg, Arg>,
+        summary: bool,
+        announce: Option<Arg>,
+        channel: Option<Arg>,
+        timestamp: Option<Stamp>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let write = state::hash_many_write(summary, announce, channel, timestamp)?;
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.hash_set_many_with(hash, &mapping.0, write).await },
+            any,
+        )
+    }
+
+    /// Delete a field and publish it; whether it existed.
+    #[pyo3(signature = (hash, field, *, channel = None))]
+    fn hash_delete<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Arg,
+        field: Arg,
+        channel: Option<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let write = state::hash_write(channel, None, None);
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.hash_delete_with(hash, field, write).await },
+            any,
+        )
+    }
+
+    /// Replace the whole hash and publish `*` (or `announce`).
+    #[pyo3(signature = (hash, mapping, *, announce = None, channel = None, timestamp = None))]
+    fn hash_replace_all<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Arg,
+        mapping: Dict<Arg, Arg>,
+        announce: Option<Arg>,
+        channel: Option<Arg>,
+        timestamp: Option<Stamp>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let write = state::hash_write(channel, announce, timestamp);
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.hash_replace_all_with(hash, &mapping.0, write).await },
+            any,
+        )
+    }
+
+    /// Delete the whole hash and publish `cleared` (or `announce`), atomically.
+    #[pyo3(signature = (hash, *, channel = None, announce = None))]
+    fn hash_clear<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Arg,
+        channel: Option<Arg>,
+        announce: Option<Arg>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let write = state::hash_write(channel, announce, None);
+        let c = self.core();
+        self.start(py, async move { c.hash_clear(hash, write).await }, any)
+    }
+
+    /// Raise fault `code` of `group` in the fleet's layout; whether it is new.
+    fn fault_set<'py>(
+        &self,
+        py: Python<'py>,
+        group: Arg,
+        code: i64,
+        description: Arg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(
+            py,
+            async move { c.fault_set(group, code, description).await },
+            any,
+        )
+    }
+
+    /// Clear fault `code` of `group`; whether it was set.
+    fn fault_clear<'py>(
+        &self,
+        py: Python<'py>,
+        group: Arg,
+        code: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core();
+        self.start(py, async move { c.fault_clear(group, code).await }, any)
+    }
+
     /// Send what `batch` queued (a pipeline or a transaction; the batch is empty after it);
     /// one result per command, as `Batch.exec` returns them.
     fn exec_batch<'py>(&self, py: Python<'py>, batch: &Batch) -> PyResult<Bound<'py, PyAny>> {
@@ -670,6 +1048,30 @@ impl AsyncClient {
             py,
             async move { c.subscribe_kind(kind, &names.0, opts).await },
             move |py, sub| Subscription::pulled(owner.adopt(sub), owner).into_py_any(py),
+        )
+    }
+
+    /// A subscription group (as `Client.subscribe_group`); resolves to the
+    /// `SubscriptionGroup` once it is made.
+    #[pyo3(signature = (name = String::new(), capacity = None, overflow = None, on_error = None))]
+    #[pyo3(text_signature = "($self, name='', capacity=None, overflow=None, on_error=None)")]
+    fn subscribe_group<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        capacity: Option<Count<1>>,
+        overflow: Option<Policy>,
+        on_error: Option<Callable>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = pubsub::options(capacity, overflow);
+        let (c, owner) = (self.core(), self.c.clone());
+        self.start(
+            py,
+            async move { c.subscribe_group(opts).await },
+            move |py, g| {
+                let g = owner.adopt(g);
+                SubscriptionGroup::made(g, name, on_error, owner).into_py_any(py)
+            },
         )
     }
 

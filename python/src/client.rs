@@ -18,6 +18,34 @@ pub(crate) struct Client {
 
 context_manager!(Client);
 
+/// `decr(key, amount)`'s amount as `INCRBY`'s (shared with `redipc.asyncio`).
+pub(crate) fn decr_amount(amount: i64) -> PyResult<i64> {
+    amount
+        .checked_neg()
+        .ok_or_else(|| py_err!(InvalidArgument, "decr(): amount {amount} is too small"))
+}
+
+/// `hset(key, field, value, mapping=)`'s pairs, `field` first (shared with
+/// `redipc.asyncio`).
+pub(crate) fn hset_fields(
+    field: Option<Arg>,
+    value: Option<Arg>,
+    mapping: Option<Dict<Arg, Arg>>,
+) -> PyResult<Vec<(Arg, Arg)>> {
+    let mut fields = mapping.unwrap_or_default().0;
+    match (field, value) {
+        (Some(f), Some(v)) => fields.insert(0, (f, v)),
+        (None, None) => {}
+        _ => {
+            return Err(py_err!(
+                TypeError,
+                "hset(): give both field and value, or mapping="
+            ));
+        }
+    }
+    Ok(fields)
+}
+
 #[pymethods]
 impl Client {
     #[new]
@@ -189,9 +217,7 @@ impl Client {
     /// `DECRBY key amount`: the new value.
     #[pyo3(signature = (key, amount = 1))]
     fn decr(&self, py: Python<'_>, key: Arg, amount: i64) -> PyResult<i64> {
-        let by = amount
-            .checked_neg()
-            .ok_or_else(|| py_err!(InvalidArgument, "decr(): amount {amount} is too small"))?;
+        let by = decr_amount(amount)?;
         py.core(|| self.c.incr_by(key, by))
     }
 
@@ -210,17 +236,7 @@ impl Client {
         value: Option<Arg>,
         mapping: Option<Dict<Arg, Arg>>,
     ) -> PyResult<i64> {
-        let mut fields = mapping.unwrap_or_default().0;
-        match (field, value) {
-            (Some(f), Some(v)) => fields.insert(0, (f, v)),
-            (None, None) => {}
-            _ => {
-                return Err(py_err!(
-                    TypeError,
-                    "hset(): give both field and value, or mapping="
-                ));
-            }
-        }
+        let fields = hset_fields(field, value, mapping)?;
         py.core(|| self.c.hset(key, &fields))
     }
 

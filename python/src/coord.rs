@@ -222,6 +222,13 @@ pub(crate) struct Script {
     client: blocking::Client,
 }
 
+impl Script {
+    /// The core's script (for `redipc.asyncio`).
+    pub(crate) fn core(&self) -> Arc<redipc::Script> {
+        self.script.clone()
+    }
+}
+
 #[pymethods]
 impl Script {
     /// Run the script with `keys` and `args` and return its reply; with `client=` a

@@ -202,6 +202,21 @@ pub(crate) struct SubscriptionGroup {
 }
 
 impl SubscriptionGroup {
+    /// A group made by `client` (also by an async call of `redipc.asyncio`).
+    pub(crate) fn made(
+        group: blocking::SubscriptionGroup,
+        name: String,
+        on_error: Option<Callable>,
+        client: blocking::Client,
+    ) -> Self {
+        SubscriptionGroup {
+            group: Detached::new(group),
+            name,
+            on_error,
+            _client: client,
+        }
+    }
+
     /// Route `channel` to `f` and subscribe to it.
     fn register(&self, py: Python<'_>, channel: Bytes, f: Callable) -> PyResult<()> {
         let cb = Callback::new(py, f, self.on_error.as_ref());
@@ -392,12 +407,12 @@ impl Client {
         on_error: Option<Callable>,
     ) -> PyResult<SubscriptionGroup> {
         let group = py.core(|| self.c.subscribe_group(options(capacity, overflow)))?;
-        Ok(SubscriptionGroup {
-            group: Detached::new(group),
-            name: name.to_string(),
+        Ok(SubscriptionGroup::made(
+            group,
+            name.to_string(),
             on_error,
-            _client: self.c.clone(),
-        })
+            self.c.clone(),
+        ))
     }
 
     /// Poll mode: run the callbacks of waiting messages on this thread; see the stubs.

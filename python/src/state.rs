@@ -34,11 +34,32 @@ fn field_handler(cb: Callback) -> impl FnMut(&[u8], Option<&[u8]>) + Send + 'sta
 
 /// How a hash write is announced and stamped: the options given, the core's defaults for
 /// the rest.
-fn hash_write(channel: Option<Arg>, announce: Option<Arg>, timestamp: Option<Stamp>) -> HashWrite {
+pub(crate) fn hash_write(
+    channel: Option<Arg>,
+    announce: Option<Arg>,
+    timestamp: Option<Stamp>,
+) -> HashWrite {
     HashWrite::new()
         .with(channel, HashWrite::channel)
         .with(announce, HashWrite::announce)
         .with(timestamp.and_then(|t| t.0), HashWrite::timestamp)
+}
+
+/// `hash_set_many`'s write options (shared with `redipc.asyncio`).
+pub(crate) fn hash_many_write(
+    summary: bool,
+    announce: Option<Arg>,
+    channel: Option<Arg>,
+    timestamp: Option<Stamp>,
+) -> PyResult<HashWrite> {
+    if summary && announce.is_some() {
+        return Err(py_err!(
+            TypeError,
+            "hash_set_many(): give summary=True or announce=, not both"
+        ));
+    }
+    let write = hash_write(channel, announce, timestamp);
+    Ok(if summary { write.summary() } else { write })
 }
 
 /// A held lock (`Client.lock`).
@@ -204,14 +225,7 @@ impl Client {
         channel: Option<Arg>,
         timestamp: Option<Stamp>,
     ) -> PyResult<()> {
-        if summary && announce.is_some() {
-            return Err(py_err!(
-                TypeError,
-                "hash_set_many(): give summary=True or announce=, not both"
-            ));
-        }
-        let write = hash_write(channel, announce, timestamp);
-        let write = if summary { write.summary() } else { write };
+        let write = hash_many_write(summary, announce, channel, timestamp)?;
         py.core(|| self.c.hash_set_many_with(hash, &mapping.0, write))
     }
 

@@ -402,6 +402,105 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         )
     }
 
+    /// `PEXPIRE key ms` (see [`send`](Self::send)); the reply is 1 when the timeout was set.
+    pub fn pexpire(&mut self, key: impl AsRef<[u8]>, ttl: Duration, token: T) -> Result<Sent> {
+        let ms = ttl.as_millis().to_string();
+        self.send(&[b"PEXPIRE".as_slice(), key.as_ref(), ms.as_bytes()], token)
+    }
+
+    /// `HGET key field` (see [`send`](Self::send)).
+    pub fn hget(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        token: T,
+    ) -> Result<Sent> {
+        self.send(&[b"HGET".as_slice(), key.as_ref(), field.as_ref()], token)
+    }
+
+    /// `HSET key field value [field value ...]` (at least one field; see
+    /// [`send`](Self::send)).
+    pub fn hset(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::hset_args(key.as_ref(), fields)?;
+        self.send(&args, token)
+    }
+
+    /// `HDEL key field...` (at least one field; see [`send`](Self::send)).
+    pub fn hdel(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        fields: &[impl AsRef<[u8]>],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::key_items_args("HDEL", key.as_ref(), fields, "field")?;
+        self.send(&args, token)
+    }
+
+    /// `HGETALL key` (see [`send`](Self::send)).
+    pub fn hgetall(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"HGETALL".as_slice(), key.as_ref()], token)
+    }
+
+    /// `LPUSH key value...` (at least one value; see [`send`](Self::send)).
+    pub fn lpush(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        values: &[impl AsRef<[u8]>],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::key_items_args("LPUSH", key.as_ref(), values, "value")?;
+        self.send(&args, token)
+    }
+
+    /// `RPUSH key value...` (at least one value; see [`send`](Self::send)).
+    pub fn rpush(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        values: &[impl AsRef<[u8]>],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::key_items_args("RPUSH", key.as_ref(), values, "value")?;
+        self.send(&args, token)
+    }
+
+    /// `LPOP key` (see [`send`](Self::send)).
+    pub fn lpop(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"LPOP".as_slice(), key.as_ref()], token)
+    }
+
+    /// `RPOP key` (see [`send`](Self::send)).
+    pub fn rpop(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"RPOP".as_slice(), key.as_ref()], token)
+    }
+
+    /// `LLEN key` (see [`send`](Self::send)).
+    pub fn llen(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"LLEN".as_slice(), key.as_ref()], token)
+    }
+
+    /// `PING` (see [`send`](Self::send)).
+    pub fn ping(&mut self, token: T) -> Result<Sent> {
+        self.send(&[b"PING".as_slice()], token)
+    }
+
+    /// `SPUBLISH channel message` (see [`send`](Self::send)).
+    pub fn spublish(
+        &mut self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+        token: T,
+    ) -> Result<Sent> {
+        self.send(
+            &[b"SPUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
+            token,
+        )
+    }
+
     /// Write what waits in the write buffer (the owner's end-of-iteration flush).
     pub fn flush(&mut self) -> Vec<Finished<T>> {
         self.flush_scheduled = false;

@@ -29,10 +29,10 @@ An exception goes to ``on_error(exception)`` if given, else to ``sys.unraisableh
 with the sync client; later events are still delivered. Closing the client ends every
 ``async for`` over its subscriptions and followers and stops its watchers' callbacks.
 
-Not awaitable yet (use the sync client, e.g. with ``asyncio.to_thread``): the other hash
-writes (``hash_set_many``, ``hash_delete``, ``hash_replace_all``, ``hash_clear``), faults,
-queue inspection and dead letters of request queues, ``serve_methods``,
-``subscribe_group``, scripts, ``Semaphore.held`` and ``Lock``/``Permit.extend``.
+Every method of :class:`redipc.Client` has its twin here, except those of poll mode
+(``poll``, ``fileno``, ``poll_mode``: the loop itself is the poller here). Not awaitable
+yet (use the sync client, e.g. with ``asyncio.to_thread``): ``Semaphore.held`` and
+``Lock``/``Permit.extend``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import asyncio as _asyncio
 import collections
 import inspect as _inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, Union
+from typing import Any, TypeVar, Union, overload
 from typing import cast as _cast
 
 from . import _native
@@ -52,9 +52,11 @@ __all__ = [
     "Consumer",
     "Handle",
     "RateLimiter",
+    "Script",
     "Semaphore",
     "StreamFollower",
     "Subscription",
+    "SubscriptionGroup",
     "WatchSession",
     "Watcher",
 ]
@@ -214,6 +216,122 @@ class Subscription:
     def __repr__(self) -> str:
         r = repr(self._sub).replace("<redipc.", "<redipc.asyncio.", 1)
         return r.replace(" pull", " callback", 1) if self._task is not None else r
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class SubscriptionGroup:
+    """A channel subscription with a handler per channel (:meth:`Client.subscribe_group`)::
+
+        async with await c.subscribe_group("vehicle") as group:
+            await group.handle("battery", on_battery)    # a plain function or async def
+
+    ``"message"``, ``"activated"`` and ``"reactivated"`` events go to the handler of their
+    channel; ``"disconnected"`` goes to every handler. The handlers run on the client's
+    loop, one event at a time and in order (the core's dispatcher only posts them); an
+    exception goes to the group's ``on_error`` (plain or ``async def``), else
+    ``sys.unraisablehook``, and later events are still delivered. Closing the group (or
+    the client) stops them."""
+
+    __slots__ = ("_g", "_relay")
+
+    def __init__(self, group: _native.SubscriptionGroup, relay: _Relay) -> None:
+        self._g = group
+        self._relay = relay
+
+    async def handle(self, channel: Any, callback: _F) -> _F:
+        """Handle ``channel`` with ``callback`` (replacing an earlier handler of it) and
+        subscribe to it; returns ``callback`` once the server confirmed it. (No decorator
+        form: registering is awaited.)"""
+        await _asyncio.to_thread(self._g.handle, channel, self._relay.wrap(callback))
+        return callback
+
+    def unhandle(self, channel: Any) -> None:
+        """Stop handling ``channel`` and unsubscribe from it."""
+        self._g.unhandle(channel)
+
+    @property
+    def name(self) -> str:
+        """The name given to :meth:`Client.subscribe_group`."""
+        return self._g.name
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._g.closed
+
+    @property
+    def names(self) -> list[bytes]:
+        """The channels handled now, sorted."""
+        return self._g.names
+
+    def stats(self) -> _native.SubscriptionStats:
+        """The queue's counters."""
+        return self._g.stats()
+
+    def close(self) -> None:
+        """Unsubscribe every channel and close; no handler call is posted after it (those
+        posted already still run)."""
+        self._g.close()
+        self._relay.finish()
+
+    async def __aenter__(self) -> SubscriptionGroup:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._g).replace("<redipc.", "<redipc.asyncio.", 1)
+
+
+class Script:
+    """A Lua script run by SHA (:meth:`Client.script`) whose calls are awaited::
+
+        incr_to = c.script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        await incr_to(keys=["counter"], args=[5])          # 5
+        incr_to(["counter"], [5], client=pipeline)          # queued in a pipeline
+    """
+
+    __slots__ = ("_client", "_s")
+
+    def __init__(self, client: Client, script: _native.Script) -> None:
+        self._client = client
+        self._s = script
+
+    @overload
+    def __call__(
+        self, keys: Any = (), args: Any = (), client: Client | None = None
+    ) -> _asyncio.Future[Any]: ...
+    @overload
+    def __call__(self, keys: Any, args: Any, client: Batch) -> Batch: ...
+    @overload
+    def __call__(self, keys: Any = (), args: Any = (), *, client: Batch) -> Batch: ...
+    def __call__(self, keys: Any = (), args: Any = (), client: Client | Batch | None = None) -> Any:
+        """Run the script with ``keys`` (``KEYS``) and ``args`` (``ARGV``): an awaitable of
+        its reply, converted like :meth:`Client.command` (a Lua error raises
+        ``ResponseError``; a server that lost the script is sent its source once more).
+        ``client``: run it on another :class:`Client`; or a :class:`Batch`, where it is
+        queued, and this returns the batch (its reply is in the batch's results)."""
+        if isinstance(client, Batch):
+            self._s(list(keys), list(args), client._batch)
+            return client
+        on = self._client if client is None else client
+        return on._a.run_script(self._s, list(keys), list(args))
+
+    @property
+    def sha(self) -> str:
+        """The script's SHA1, in hex."""
+        return self._s.sha
+
+    @property
+    def source(self) -> str:
+        """The script's Lua source."""
+        return self._s.source
+
+    def __repr__(self) -> str:
+        return f"<redipc.asyncio.Script {self._s.sha}>"
 
 
 _Native = Union[
@@ -784,7 +902,124 @@ class Client:
         """``PUBLISH channel message``: how many subscribers got it."""
         return await self._a.publish(channel, message)
 
+    async def expire(self, key: Any, seconds: float) -> bool:
+        """``PEXPIRE key ms``: ``True`` if the key exists and the timeout was set."""
+        set_: bool = await self._a.expire(key, seconds)
+        return set_
+
+    async def decr(self, key: Any, amount: int = 1) -> int:
+        """``DECRBY key amount``: the new value."""
+        n: int = await self._a.decr(key, amount)
+        return n
+
+    async def hget(self, key: Any, field: Any) -> bytes | None:
+        """``HGET key field``: the value, or ``None``."""
+        value: bytes | None = await self._a.hget(key, field)
+        return value
+
+    async def hset(
+        self, key: Any, field: Any = None, value: Any = None, *, mapping: Mapping[Any, Any] | None = None
+    ) -> int:
+        """``HSET key field value [field value ...]``: how many fields were added (not
+        updated). Give ``field`` and ``value``, or ``mapping=``, or both."""
+        n: int = await self._a.hset(key, field, value, mapping=mapping)
+        return n
+
+    async def hgetall(self, key: Any) -> dict[bytes, bytes]:
+        """``HGETALL key``: every field and value (empty if the key does not exist)."""
+        pairs: dict[bytes, bytes] = await self._a.hgetall(key)
+        return pairs
+
+    async def hdel(self, key: Any, *fields: Any) -> int:
+        """``HDEL key field...``: how many fields were removed."""
+        n: int = await self._a.hdel(key, *fields)
+        return n
+
+    async def lpush(self, key: Any, *values: Any) -> int:
+        """``LPUSH key value...``: the length of the list after the push."""
+        n: int = await self._a.lpush(key, *values)
+        return n
+
+    async def rpush(self, key: Any, *values: Any) -> int:
+        """``RPUSH key value...``: the length of the list after the push."""
+        n: int = await self._a.rpush(key, *values)
+        return n
+
+    async def lpop(self, key: Any) -> bytes | None:
+        """``LPOP key``: the first element, or ``None`` if the list is empty."""
+        value: bytes | None = await self._a.lpop(key)
+        return value
+
+    async def rpop(self, key: Any) -> bytes | None:
+        """``RPOP key``: the last element, or ``None`` if the list is empty."""
+        value: bytes | None = await self._a.rpop(key)
+        return value
+
+    async def llen(self, key: Any) -> int:
+        """``LLEN key``."""
+        n: int = await self._a.llen(key)
+        return n
+
+    async def ping(self) -> bool:
+        """``PING``: ``True`` (an error is raised if the server does not answer)."""
+        pong: bool = await self._a.ping()
+        return pong
+
+    async def spublish(self, channel: Any, message: Any) -> int:
+        """``SPUBLISH channel message``: how many shard-channel subscribers received it."""
+        n: int = await self._a.spublish(channel, message)
+        return n
+
+    async def pipeline_raw(self, commands: Any) -> list[Any]:
+        """Send several commands in one write (not atomic); one reply per command, in
+        order (a command's error reply is a ``ResponseError`` in its slot)."""
+        replies: list[Any] = await self._a.pipeline_raw(commands)
+        return replies
+
+    def script(self, source: str) -> Script:
+        """A :class:`Script` with this Lua source, run by its SHA (``EVALSHA``; a server
+        that lost it is sent the source once more); its calls are awaited. Nothing is
+        sent until the first call."""
+        return Script(self, self._c.script(source))
+
     # -- queues, RPC, cache --------------------------------------------------------------
+    async def queue_stats(self, queue: Any) -> _native.QueueCounts:
+        """How many requests of ``queue`` are pending, in flight (reliable workers), dead
+        letters and delayed (not due yet)."""
+        counts: _native.QueueCounts = await self._a.queue_stats(queue)
+        return counts
+
+    async def dead_letters(self, queue: Any) -> list[_native.DeadLetter]:
+        """The dead letters of ``queue``, oldest first (they stay where they are)."""
+        letters: list[_native.DeadLetter] = await self._a.dead_letters(queue)
+        return letters
+
+    async def requeue_dead_letters(self, queue: Any) -> int:
+        """Put every dead letter of ``queue`` back into the queue (their attempts start
+        over); how many."""
+        n: int = await self._a.requeue_dead_letters(queue)
+        return n
+
+    async def services(self) -> list[bytes]:
+        """The services (``"redipc"`` wire) with at least one live server, sorted."""
+        names: list[bytes] = await self._a.services()
+        return names
+
+    async def instances(self, service: Any) -> list[_native.Instance]:
+        """The live servers of ``service``, with what each announced."""
+        found: list[_native.Instance] = await self._a.instances(service)
+        return found
+
+    async def cache_delete(self, key: Any) -> bool:
+        """Delete the cache entry; ``True`` if it existed."""
+        existed: bool = await self._a.cache_delete(key)
+        return existed
+
+    async def cache_exists(self, key: Any) -> bool:
+        """Whether the cache entry exists."""
+        exists: bool = await self._a.cache_exists(key)
+        return exists
+
     async def send_request(self, queue: Any, payload: Any, delay: float | None = None) -> None:
         """``LPUSH`` a request into ``queue``; with ``delay`` (seconds) no worker takes it
         before then."""
@@ -892,6 +1127,53 @@ class Client:
         changed: bool = await self._a.hash_set_if_changed(hash, field, value)
         return changed
 
+    async def hash_set_many(
+        self,
+        hash: Any,
+        mapping: Mapping[Any, Any],
+        summary: bool = False,
+        *,
+        announce: Any = None,
+        channel: Any = None,
+        timestamp: Any = None,
+    ) -> None:
+        """Set several fields atomically; publish each field name, or with ``summary`` one
+        ``"*"``, or with ``announce`` that word once (``summary`` and ``announce``
+        together raise ``TypeError``). ``channel`` and ``timestamp`` as for
+        :meth:`redipc.Client.hash_set`. ``InvalidArgument`` for an empty mapping."""
+        await self._a.hash_set_many(
+            hash, mapping, summary, announce=announce, channel=channel, timestamp=timestamp
+        )
+
+    async def hash_delete(self, hash: Any, field: Any, *, channel: Any = None) -> bool:
+        """``HDEL`` the field and publish its name (on ``channel`` if given); ``True`` if
+        it existed (nothing is published otherwise)."""
+        existed: bool = await self._a.hash_delete(hash, field, channel=channel)
+        return existed
+
+    async def hash_replace_all(
+        self, hash: Any, mapping: Mapping[Any, Any], *, announce: Any = None, channel: Any = None, timestamp: Any = None
+    ) -> None:
+        """Replace the whole hash with ``mapping`` (an empty mapping deletes it) and
+        publish ``"*"`` (or ``announce``), atomically."""
+        await self._a.hash_replace_all(hash, mapping, announce=announce, channel=channel, timestamp=timestamp)
+
+    async def hash_clear(self, hash: Any, *, channel: Any = None, announce: Any = None) -> None:
+        """Delete the whole hash and publish ``"cleared"`` (or ``announce``) on its channel
+        (``channel`` if given), atomically."""
+        await self._a.hash_clear(hash, channel=channel, announce=announce)
+
+    async def fault_set(self, group: Any, code: int, description: Any) -> bool:
+        """Raise fault ``code`` of ``group`` (the redis-ipc fleet's layout, as
+        :meth:`redipc.Client.fault_set`); ``True`` when the fault is new."""
+        new: bool = await self._a.fault_set(group, code, description)
+        return new
+
+    async def fault_clear(self, group: Any, code: int) -> bool:
+        """Clear fault ``code`` of ``group``; ``True`` when it was set."""
+        was: bool = await self._a.fault_clear(group, code)
+        return was
+
     async def hash_watch(
         self,
         hash: Any,
@@ -998,7 +1280,28 @@ class Client:
         ``handler(call)`` may be an ``async def`` returning the reply payload."""
         return Handle(self._c.serve(service, _on_loop(self._loop, handler), **options))
 
+    def serve_methods(self, service: Any, methods: Mapping[str, Callable[..., Any]], **options: Any) -> Handle:
+        """Answer calls to ``service``, routed by method name to the handlers of
+        ``methods`` (options of :meth:`redipc.Client.serve_methods`); each handler may be
+        an ``async def`` returning the reply payload."""
+        table = {name: _on_loop(self._loop, f) for name, f in methods.items()}
+        return Handle(self._c.serve_methods(service, table, **options))
+
     # -- pub/sub ----------------------------------------------------------------------
+    async def subscribe_group(
+        self,
+        name: str = "",
+        *,
+        capacity: int | None = None,
+        overflow: str | None = None,
+        on_error: _ErrorHook | None = None,
+    ) -> SubscriptionGroup:
+        """A :class:`SubscriptionGroup`: one channel subscription whose channels each have
+        their own handler (``await group.handle(channel, handler)``), run on this loop.
+        ``name`` is a label; the options are those of :meth:`subscribe`."""
+        group = await self._a.subscribe_group(name, capacity, _cast(Any, overflow))
+        return SubscriptionGroup(group, _Relay(self, on_error))
+
     def subscribe(
         self,
         *channels: Any,
@@ -1047,6 +1350,10 @@ class Client:
     def tx(self) -> Batch:
         """A ``MULTI``/``EXEC`` transaction."""
         return Batch(self, self._c.tx())
+
+    def batch(self, atomic: bool) -> Batch:
+        """A new, empty :class:`Batch`: a transaction when ``atomic``, else a pipeline."""
+        return Batch(self, self._c.batch(atomic))
 
     async def transaction(
         self, func: Callable[[WatchSession], Any], *watch_keys: Any, max_retries: int = 100
