@@ -334,7 +334,10 @@ impl AsyncClient {
     /// Calls started and not finished (or cancelled) yet.
     #[getter]
     fn in_flight(&self) -> usize {
-        self.done.in_flight()
+        let local = self.local.as_ref().map_or(0, |l| {
+            l.lock().unwrap_or_else(|p| p.into_inner()).in_flight()
+        });
+        self.done.in_flight() + local
     }
 
     /// Complete the futures of every finished call (the loop's reader callback). `True`
@@ -878,16 +881,25 @@ impl AsyncClient {
         )
     }
 
-    /// `HSET` and publish the field name on the hash's channel, atomically.
+    /// `HSET` and publish the field name on the hash's channel, atomically (`timestamp`,
+    /// `channel` as `Client.hash_set`).
+    #[pyo3(signature = (hash, field, value, *, timestamp = None, channel = None))]
     fn hash_set<'py>(
         &self,
         py: Python<'py>,
         hash: Arg,
         field: Arg,
         value: Arg,
+        timestamp: Option<Stamp>,
+        channel: Option<Arg>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let write = state::hash_write(channel, None, timestamp);
         let c = self.core();
-        self.start(py, async move { c.hash_set(hash, field, value).await }, any)
+        self.start(
+            py,
+            async move { c.hash_set_with(hash, field, value, write).await },
+            any,
+        )
     }
 
     /// Like `hash_set`, only when the value differs; whether it changed.

@@ -80,6 +80,8 @@ def test_async_helpers_match_the_sync_client(server: RedisServer) -> None:
             assert await c.hgetall("a:hs") == s.hgetall("s:hs") == {b"b": b"2"}
             assert await same("hash_replace_all", "@hs", {"z": "9"}, announce="replaced") is None
             assert await c.hgetall("a:hs") == s.hgetall("s:hs") == {b"z": b"9"}
+            assert await same("hash_set", "@ts", "f", "v", timestamp="unix_ms", channel="chan") is None
+            assert set(await c.hgetall("a:ts")) == set(s.hgetall("s:ts")) == {b"f", b"f:timestamp"}
             assert await same("hash_clear", "@hs") is None
             assert await c.exists("a:hs") == s.exists("s:hs") == 0
             with pytest.raises(TypeError):

@@ -1978,7 +1978,15 @@ class AsyncClient:
     def stream_read(
         self, stream: _Arg, from_id: str = "0", count: int = 100, block: _Seconds | None = None
     ) -> asyncio.Future[list[StreamEntry]]: ...
-    def hash_set(self, hash: _Arg, field: _Arg, value: _Arg) -> asyncio.Future[None]: ...
+    def hash_set(
+        self,
+        hash: _Arg,
+        field: _Arg,
+        value: _Arg,
+        *,
+        timestamp: _Timestamp | None = None,
+        channel: _Arg | None = None,
+    ) -> asyncio.Future[None]: ...
     def hash_set_if_changed(self, hash: _Arg, field: _Arg, value: _Arg) -> asyncio.Future[bool]: ...
     def release_lock(self, lock: Lock) -> asyncio.Future[bool]:
         """Release ``lock``; ``False`` if it was no longer ours or released already."""

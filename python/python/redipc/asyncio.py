@@ -1117,10 +1117,13 @@ class Client:
             self._c.stream_consume(stream, group, consumer, _on_loop(self._loop, handler), **options)
         )
 
-    async def hash_set(self, hash: Any, field: Any, value: Any) -> None:
+    async def hash_set(
+        self, hash: Any, field: Any, value: Any, *, timestamp: Any = None, channel: Any = None
+    ) -> None:
         """``HSET`` and publish the field name on the hash's channel, atomically (what
-        :meth:`redipc.Client.hash_watch` watchers follow)."""
-        await self._a.hash_set(hash, field, value)
+        :meth:`redipc.Client.hash_watch` watchers follow); ``timestamp`` and ``channel`` as
+        :meth:`redipc.Client.hash_set`."""
+        await self._a.hash_set(hash, field, value, timestamp=timestamp, channel=channel)
 
     async def hash_set_if_changed(self, hash: Any, field: Any, value: Any) -> bool:
         """Like :meth:`hash_set`, only when the value differs; whether it changed."""
