@@ -1,8 +1,12 @@
 """redipc for asyncio: ``redipc.asyncio.Client``, awaitable twin of ``redipc.Client``.
 
-Calls run on redipc's Rust runtime; their results come back to the event loop through one
-descriptor it watches (``loop.add_reader``), so no thread is used per awaited call and
-nothing polls. Many concurrent awaits share the client's one auto-pipelined connection.
+Single commands (``command``, ``get``, ``set``, the typed helpers, ``publish``) go on a
+connection the event loop's own thread writes and reads (plain TCP and unix sockets; with
+TLS or sentinels they take the runtime like the rest): one write and one read per call,
+no thread hand-off. Every other call runs on redipc's Rust runtime, and its result comes
+back through the same descriptor the loop watches (``loop.add_reader``), so no thread is
+used per awaited call and nothing polls. Many concurrent awaits share one auto-pipelined
+connection (the commands queued in one iteration of the loop go in one write).
 
 A client belongs to the event loop it was made on (make it inside ``async`` code); a call
 from another loop raises ``InvalidArgument``. Cancelling a task that awaits a call cancels
