@@ -52,7 +52,9 @@ fn an_idle_subscriber_wakes_only_for_its_health_check() {
         return;
     };
     eprintln!("idle wake-ups in 3 s, 1 s health check: {n}");
-    assert!(n <= 15, "{n} wake-ups in 3 s with a 1 s health check");
+    // 6, plus a write's readiness edge now and then; tokio's timer wheel made it 13 (a
+    // long deadline woken for twice, and once more after each move: net/timer.rs).
+    assert!(n <= 11, "{n} wake-ups in 3 s with a 1 s health check");
     drop(sub);
     c.close();
 

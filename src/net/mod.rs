@@ -8,5 +8,6 @@ pub(crate) mod local;
 pub(crate) mod resp;
 pub(crate) mod runtime;
 pub(crate) mod sentinel;
+pub(crate) mod timer;
 pub(crate) mod tls;
 pub(crate) mod wire;

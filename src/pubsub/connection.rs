@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -16,6 +15,7 @@ use super::{Event, Message, Settings, SubscriptionKind};
 use crate::delivery::Delivery;
 use crate::error::{Error, ErrorKind};
 use crate::net::resp::{Incoming, MessageKind, PushMessage, Reader};
+use crate::net::timer::WakeTimer;
 use crate::net::wire::{Io, Moved, hello, io_error, master_moved, moved_watch, open_socket};
 use crate::reply::Reply;
 
@@ -220,18 +220,26 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     // The health check: a PING once the connection has been quiet for the interval, and
     // the connection given up when nothing at all arrives within half an interval of it:
-    // a dead socket is found within 1.5 intervals of the last byte. One timer, re-armed
-    // only when it fires (not per message), so an idle subscriber wakes twice per interval
-    // (the timer, the PONG); none with the check off (`Duration::ZERO`, unix sockets).
+    // a dead socket is found within 1.5 intervals of the last byte. One timer (a `timerfd`,
+    // `net/timer.rs`: tokio's wheel would wake for a long deadline twice, and once more
+    // for nothing after each move), re-armed only when it fires or a PONG comes (not per
+    // message), so an idle subscriber wakes twice per interval (the timer, the PONG);
+    // none with the check off (`Duration::ZERO`, unix sockets).
     let interval = ps.settings.health_check_interval;
     let checking = !interval.is_zero();
     let answer_within = interval / 2;
-    let timer = tokio::time::sleep(if checking {
-        interval
-    } else {
-        Duration::from_secs(86_400)
-    });
-    tokio::pin!(timer);
+    let timer = match WakeTimer::new() {
+        Ok(t) => t,
+        Err(e) => return Error::new(ErrorKind::Unsupported, format!("timerfd: {e}")),
+    };
+    let arm = |at: Instant| -> Result<(), Error> {
+        timer
+            .set(at)
+            .map_err(|e| Error::new(ErrorKind::Unsupported, format!("timerfd: {e}")))
+    };
+    if checking && let Err(e) = arm(Instant::now() + interval) {
+        return e;
+    }
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut incoming: Vec<Incoming> = Vec::new();
@@ -260,13 +268,18 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                     return e;
                 }
             }
-            () = &mut timer, if checking => {
+            fired = timer.wait(), if checking => {
+                if let Err(e) = fired {
+                    return Error::new(ErrorKind::Unsupported, format!("timerfd: {e}"));
+                }
                 let now = Instant::now();
                 if let Some(sent) = ping_sent {
                     // Anything received since the PING shows the socket is alive.
                     let due = sent.max(last_rx) + answer_within;
                     if now < due {
-                        timer.as_mut().reset(due);
+                        if let Err(e) = arm(due) {
+                            return e;
+                        }
                         continue;
                     }
                     return Error::new(
@@ -276,7 +289,9 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                 }
                 let due = last_rx + interval;
                 if now < due {
-                    timer.as_mut().reset(due);
+                    if let Err(e) = arm(due) {
+                        return e;
+                    }
                     continue;
                 }
                 let ping = redis::cmd("PING").get_packed_command();
@@ -287,7 +302,9 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                 inflight.push_back(InFlight::Ping);
                 ps.settings.counters.commands.fetch_add(1, Ordering::Relaxed);
                 ping_sent = Some(now);
-                timer.as_mut().reset(now + answer_within);
+                if let Err(e) = arm(now + answer_within) {
+                    return e;
+                }
             }
             read = reader.fill(&mut rd) => {
                 match read {
@@ -316,8 +333,10 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
                 }
                 last_rx = Instant::now();
                 // The PONG came: the next PING is due an interval from now.
-                if checking && pinged && ping_sent.is_none() {
-                    timer.as_mut().reset(last_rx + interval);
+                if checking && pinged && ping_sent.is_none()
+                    && let Err(e) = arm(last_rx + interval)
+                {
+                    return e;
                 }
             }
         }
