@@ -68,6 +68,8 @@ WORKLOADS.update(
         "multi100": dict(workload="multi", size=0, depth=100, transport="unix", unit="cmds/s", title="MULTI/EXEC of 100 INCR"),
         "hgetall100": dict(workload="hgetall", size=16, depth=100, transport="unix", unit="ops/s", title="HGETALL, 100 fields of 16 B"),
         "pubsub64": dict(workload="sub", size=64, depth=0, transport="unix", unit="msgs/s", title="pub/sub delivery, 64 B messages"),
+        "pubsublive64": dict(workload="sub", size=64, depth=0, transport="unix", unit="msgs/s",
+                             title="pub/sub delivery, 64 B messages, 4 live publishers (pipelines of 100)"),
         "queue": dict(workload="queue", size=16, depth=0, transport="unix", unit="items/s", title="queue drain (redipc worker: default prefetch 16)"),
         "queue1": dict(workload="queue", size=16, depth=1, transport="unix", unit="items/s", title="queue drain (redipc worker: prefetch 1)"),
         "rtt_get": dict(workload="rtt", size=16, depth=0, transport="unix", unit="ops/s", title="GET round trip"),
@@ -78,13 +80,13 @@ WORKLOADS.update(
 # Counts per mode: (C, Python). Quick and full differ only in counts and repetitions.
 COUNTS = {
     "full": {"seq": (20_000, 8_000), "pipe16": (128_000, 48_000), "pipe1000": (800_000, 200_000),
-             "multi100": (400_000, 100_000), "hgetall100": (8_000, 3_000), "pubsub64": (600_000, 150_000),
+             "multi100": (400_000, 100_000), "hgetall100": (8_000, 3_000), "pubsub64": (600_000, 150_000), "pubsublive64": (800_000, 0),
              "queue": (30_000, 10_000), "rtt_get": (20_000, 10_000), "rpc": (10_000, 5_000)},
     "quick": {"seq": (2_000, 1_000), "pipe16": (16_000, 8_000), "pipe1000": (100_000, 30_000),
-              "multi100": (50_000, 20_000), "hgetall100": (1_000, 500), "pubsub64": (100_000, 30_000),
+              "multi100": (50_000, 20_000), "hgetall100": (1_000, 500), "pubsub64": (100_000, 30_000), "pubsublive64": (200_000, 0),
               "queue": (4_000, 2_000), "rtt_get": (3_000, 2_000), "rpc": (2_000, 1_000)},
     "smoke": {"seq": (200, 100), "pipe16": (320, 160), "pipe1000": (2_000, 1_000),
-              "multi100": (1_000, 500), "hgetall100": (50, 20), "pubsub64": (2_000, 1_000),
+              "multi100": (1_000, 500), "hgetall100": (50, 20), "pubsub64": (2_000, 1_000), "pubsublive64": (4_000, 0),
               "queue": (200, 100), "rtt_get": (200, 100), "rpc": (100, 50)},
 }
 REPS = {"full": 5, "quick": 3, "smoke": 1}
@@ -107,6 +109,7 @@ TARGETS = [
     ("c", SEQ, "hiredis", 0.95, "C sequential GET/SET >= 0.95x hiredis"),
     ("c", ["multi100", "pipe1000"], "hiredis", 1.0, "C MULTI/EXEC 100 INCR, pipeline 1000 >= 1.0x hiredis"),
     ("c", ["pubsub64"], "hiredis", 0.9, "C pub/sub delivery >= 0.9x hiredis"),
+    ("c", ["pubsublive64"], "hiredis", 1.0, "C pub/sub delivery with live publishers >= 1.0x hiredis (issue 18)"),
     ("py", SEQ, "redis-py", 1.3, "Python sequential GET/SET >= 1.3x redis-py+hiredis"),
     ("py", SEQ, "glide-sync", 1.0, "Python sequential GET/SET >= 1.0x glide-sync"),
     ("py", ["multi100", "pipe1000"], "redis-py", 2.0, "Python MULTI/EXEC 100, pipeline 1000 >= 2x redis-py+hiredis"),
@@ -126,12 +129,19 @@ FOOTPRINT_BUILDS = [
 SIZE_TARGETS = {"dist": 2.0 * MB, "dist-small": 1.2 * MB}
 IDLE_RSS_TARGET = 3.0 * MB
 IDLE_WINDOW = {"full": 10.0, "quick": 3.0, "smoke": 1.0}
-IDLE_SETTLE = 0.5  # seconds between "subscribed" and the start of the window
+# Seconds between "subscribed" and the start of the window. Full: past the startup's last
+# one-off wake-up, the exit of the dispatcher thread that delivered the subscription's
+# `activated` event (it leaves 10 s after its last work, src/delivery/pool.rs), so that the
+# window sees the steady idle state only.
+IDLE_SETTLE = {"full": 11.0, "quick": 0.5, "smoke": 0.5}
 # (key, impl, program, extra arguments, title); all over the unix socket, run side by side.
+# (key, impl, program, extra arguments, title, transport)
 IDLE_RUNS = [
-    ("redipc-default", "redipc-c", "idle_redipc", [], "redipc, default options (health check every 3 s)"),
-    ("redipc-hc-off", "redipc-c", "idle_redipc", ["--health-check-ms", "0"], "redipc, health check off"),
-    ("hiredis", "hiredis", "idle_hiredis", [], "hiredis (no health check)"),
+    ("redipc-default", "redipc-c", "idle_redipc", [], "redipc, default options (unix socket: no health check)", "unix"),
+    ("redipc-default-tcp", "redipc-c", "idle_redipc", [], "redipc, default options, TCP (health check every 3 s)", "tcp"),
+    ("redipc-hc-on", "redipc-c", "idle_redipc", ["--health-check-ms", "3000"], "redipc, health check every 3 s (unix socket)", "unix"),
+    ("redipc-hc-off", "redipc-c", "idle_redipc", ["--health-check-ms", "0"], "redipc, health check off (unix socket)", "unix"),
+    ("hiredis", "hiredis", "idle_hiredis", [], "hiredis (no health check)", "unix"),
 ]
 
 
@@ -243,10 +253,17 @@ class Harness:
 
     # -- pub/sub: subscriber paused while the common publisher fills the server's buffer -----
 
-    def run_pubsub(self, impl: str, rep: int) -> None:
-        label = "pubsub64"
+    def run_pubsub(self, impl: str, rep: int, live: bool = False) -> None:
+        """The subscriber drains a backlog (paused while one publisher publishes), or with
+        ``live`` consumes while 4 publishers run (issue 18: the reader/dispatcher hand-off
+        when reads are small, which a backlog's large reads hide)."""
+        label = "pubsublive64" if live else "pubsub64"
         n = self.count(label, impl)
-        sub_cmd = self.pin_client + self.command(impl, "unix", [self.spec(label, impl)])
+        publishers = 4 if live else 1
+        n = n // publishers * publishers
+        spec = self.spec(label, impl).split(":")
+        spec[2] = str(n)
+        sub_cmd = self.pin_client + self.command(impl, "unix", [":".join(spec)])
         if (self.build / "bench_hiredis").exists():
             pub_cmd = [str(self.build / "bench_hiredis")]
         elif (self.build / "bench_redipc").exists():
@@ -256,7 +273,7 @@ class Harness:
         else:
             self.errors.append("pubsub: no publisher available")
             return
-        pub_cmd = pub_cmd + ["--sock", self.a.sock, "--timeout", str(self.a.timeout), f"pub:pub:{n}:64:100"]
+        pub_cmd = pub_cmd + ["--sock", self.a.sock, "--timeout", str(self.a.timeout), f"pub:pub:{n // publishers}:64:100"]
         sub = subprocess.Popen(sub_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             ready = False
@@ -276,7 +293,7 @@ class Harness:
                     if l.startswith("{"):
                         self.record(l, rep)
                 if (impl, label) not in self.skips:
-                    self.errors.append(f"{impl} pubsub64: subscriber never got ready: {(''.join(seen) + err).strip()[-300:]}")
+                    self.errors.append(f"{impl} {label}: subscriber never got ready: {(''.join(seen) + err).strip()[-300:]}")
                 return
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -285,22 +302,32 @@ class Harness:
                     break
                 time.sleep(0.005)
             time.sleep(0.05)
-            # Pause the whole subscriber process: the server buffers every message, so each
-            # implementation drains the same backlog at its own pace, whatever the
-            # publisher's speed under the noise of the moment.
-            os.kill(sub.pid, signal.SIGSTOP)
-            try:
-                p = subprocess.run(pub_cmd, capture_output=True, text=True, timeout=self.a.timeout + 30)
-                if p.returncode != 0:
-                    self.errors.append(f"publisher: exit {p.returncode}: {p.stderr.strip()[-300:]}")
-            finally:
-                os.kill(sub.pid, signal.SIGCONT)
+            if live:
+                # The publishers run while the subscriber consumes (on the server's side of
+                # the CPUs when pinned: the subscriber keeps its own).
+                pubs = [subprocess.Popen(self.pin_server + pub_cmd, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True) for _ in range(publishers)]
+                for p in pubs:
+                    _, perr = p.communicate(timeout=self.a.timeout + 30)
+                    if p.returncode != 0:
+                        self.errors.append(f"publisher: exit {p.returncode}: {perr.strip()[-300:]}")
+            else:
+                # Pause the whole subscriber process: the server buffers every message, so
+                # each implementation drains the same backlog at its own pace, whatever the
+                # publisher's speed under the noise of the moment.
+                os.kill(sub.pid, signal.SIGSTOP)
+                try:
+                    p = subprocess.run(pub_cmd, capture_output=True, text=True, timeout=self.a.timeout + 30)
+                    if p.returncode != 0:
+                        self.errors.append(f"publisher: exit {p.returncode}: {p.stderr.strip()[-300:]}")
+                finally:
+                    os.kill(sub.pid, signal.SIGCONT)
             out, err = sub.communicate(timeout=self.a.timeout + 30)
             for l in out.splitlines():
                 if l.startswith("{"):
                     self.record(l, rep)
             if sub.returncode != 0:
-                self.errors.append(f"{impl} pubsub64: exit {sub.returncode}: {err.strip()[-300:]}")
+                self.errors.append(f"{impl} {label}: exit {sub.returncode}: {err.strip()[-300:]}")
         finally:
             if sub.poll() is None:
                 sub.kill()
@@ -412,6 +439,12 @@ class Harness:
                 times.append(f"{impl} {time.monotonic() - t:.1f}")
             log(f"   pubsub64: {', '.join(times)} s")
             times = []
+            for impl in rotate([i for i in client_impls if LANG[i] == "c"], rep):
+                t = time.monotonic()
+                self.run_pubsub(impl, rep, live=True)
+                times.append(f"{impl} {time.monotonic() - t:.1f}")
+            log(f"   pubsublive64: {', '.join(times)} s")
+            times = []
             for impl in rotate([i for i in client_impls if i.startswith("redipc") or i == "hiredis"], rep):
                 t = time.monotonic()
                 self.run_rpc(impl, rep)
@@ -423,7 +456,7 @@ class Harness:
 
     def run_footprint(self) -> None:
         t = time.monotonic()
-        fp: dict = dict(libs=[], hiredis=None, idle=dict(window_s=None, settle_s=IDLE_SETTLE, runs=[]), targets=[])
+        fp: dict = dict(libs=[], hiredis=None, idle=dict(window_s=None, settle_s=IDLE_SETTLE[self.mode], runs=[]), targets=[])
         self.footprint = fp
         fdir = self.build / "footprint"
         shutil.rmtree(fdir, ignore_errors=True)
@@ -491,9 +524,9 @@ class Harness:
                                       "build, which this run did not build")
         procs: list[tuple[dict, subprocess.Popen]] = []
         try:
-            for key, impl, prog, extra, title in IDLE_RUNS:
+            for key, impl, prog, extra, title, transport in IDLE_RUNS:
                 exe = self.build / prog
-                run: dict = dict(key=key, impl=impl, title=title, transport="unix", args=extra)
+                run: dict = dict(key=key, impl=impl, title=title, transport=transport, args=extra)
                 fp["idle"]["runs"].append(run)
                 if not exe.exists():
                     run["why"] = f"{exe} was not built"
@@ -502,7 +535,7 @@ class Harness:
                 env = dict(os.environ)
                 if impl == "redipc-c" and lib_dir:
                     env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-                p = subprocess.Popen([str(exe), "--sock", self.a.sock, *extra], stdout=subprocess.PIPE,
+                p = subprocess.Popen([str(exe), *self.target_args(transport), *extra], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
                 procs.append((run, p))
             live = []
@@ -528,7 +561,7 @@ class Harness:
                 time.sleep(0.01)
             if subs < len(live):
                 self.errors.append(f"footprint: {subs} of {len(live)} idle clients subscribed after 10 s")
-            time.sleep(IDLE_SETTLE)
+            time.sleep(IDLE_SETTLE[self.mode])
             before = {run["key"]: proc_snapshot(p.pid) for run, p in live}
             counters = {k: SwitchCounter(b["tasks"]) for k, b in before.items() if b}
             t0 = time.monotonic()
@@ -585,11 +618,13 @@ class Harness:
             check(text, want, value, lambda v: f"{v / MB:.2f} MB", why)
         runs = {r["key"]: r for r in fp["idle"]["runs"]}
         d, off = runs.get("redipc-default", {}), runs.get("redipc-hc-off", {})
+        tcp = runs.get("redipc-default-tcp", {})
         rss = d.get("rss_kb")
         check(f"idle RSS of a C client with one subscription <= {IDLE_RSS_TARGET / MB:g} MB (default options)",
               IDLE_RSS_TARGET, rss * 1024 if rss is not None else None, lambda v: f"{v / MB:.2f} MB", d.get("why", ""))
-        check("idle wake-ups <= 1/s with default options", 1.0, d.get("wakeups_per_s"),
-              lambda v: f"{v:.2f}/s", d.get("why", ""))
+        for run, where in ((d, "unix socket"), (tcp, "TCP")):
+            check(f"idle wake-ups <= 1/s with default options ({where})", 1.0, run.get("wakeups_per_s"),
+                  lambda v: f"{v:.2f}/s", run.get("why", ""))
         check("idle wake-ups 0 with the health check off over a unix socket", 0.0, off.get("wakeups_per_s"),
               lambda v: f"{v:.2f}/s ({off.get('switches')} in {off.get('window_s', 0):.0f} s)", off.get("why", ""))
 
@@ -616,7 +651,7 @@ class Harness:
         if h:
             out.append(f"\nhiredis: `{h['path']}`, {h['bytes']:,} B as installed.")
         idle = fp["idle"]
-        out += ["", f"Idle with one subscription (unix socket; {idle['window_s']:g} s window starting "
+        out += ["", f"Idle with one subscription (unix socket unless said; {idle['window_s']:g} s window starting "
                     f"{idle['settle_s']:g} s after the subscription; whole process, every thread):\n",
                 "| client | VmRSS | anon / file | threads | voluntary switches | wake-ups/s | library |",
                 "|---|---|---|---|---|---|---|"]

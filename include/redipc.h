@@ -1944,11 +1944,13 @@ IPC_MUST_USE ipc_result ipc_options_set_poll_mode(ipc_options *opts, bool on);
 
 /**
  * How long the pub/sub connection may be quiet before it is checked with a `PING`, in
- * milliseconds (default 3000; 1 to 9 are refused by `ipc_client_new()`). A connection that
- * does not answer is declared dead within 1.5 times this: subscriptions get
+ * milliseconds (1 to 9 are refused by `ipc_client_new()`). A connection that does not
+ * answer is declared dead within 1.5 times this: subscriptions get
  * `IPC_EVENT_DISCONNECTED` and the library reconnects. An idle subscriber wakes twice per
- * interval. 0 turns the check off (no wake-ups at all when idle), only over a unix socket:
- * with a TCP URL `ipc_client_new()` refuses it (`IPC_ERR_INVALID_ARGUMENT`).
+ * interval. Unset, it is 3000 over TCP and off over a unix socket (a local socket cannot
+ * be half-open; an idle subscriber then never wakes). 0 turns the check off, only over a
+ * unix socket: with a TCP URL `ipc_client_new()` refuses it (`IPC_ERR_INVALID_ARGUMENT`);
+ * over a unix socket any other value turns it on.
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
  */

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The pub/sub health check's interval over TCP when none is set.
+pub(crate) const DEFAULT_HEALTH_CHECK: Duration = Duration::from_secs(3);
+
 use redis::IntoConnectionInfo;
 
 use crate::error::{Error, Result};
@@ -91,10 +94,12 @@ pub struct Options {
     /// instead of memory growing with what the server announces.
     pub max_reply_size: usize,
     /// How long the pub/sub connection may be quiet before it is checked with a PING; a
-    /// connection that does not answer is declared dead within 1.5 times this (default 3 s;
-    /// an idle subscriber wakes twice per interval). `Duration::ZERO` turns the check off,
-    /// only over a unix socket (a local socket cannot be half-open; over TCP it is refused).
-    pub health_check_interval: Duration,
+    /// connection that does not answer is declared dead within 1.5 times this (an idle
+    /// subscriber wakes twice per interval). `None` (the default): 3 s over TCP, off over a
+    /// unix socket, which cannot be half-open (an idle subscriber then never wakes).
+    /// `Some(Duration::ZERO)` turns the check off, only over a unix socket (over TCP it is
+    /// refused).
+    pub health_check_interval: Option<Duration>,
     /// Default length bound of [`crate::Client::stream_publish`] (`MAXLEN ~`); 0 for
     /// unbounded (default 100,000).
     pub stream_maxlen: usize,
@@ -157,7 +162,7 @@ impl Default for Options {
             reconnect: ReconnectPolicy::default(),
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_reply_size: DEFAULT_MAX_REPLY_SIZE,
-            health_check_interval: Duration::from_secs(3),
+            health_check_interval: None,
             poll_mode: false,
             stream_maxlen: 100_000,
             error_hook: None,
@@ -253,10 +258,21 @@ impl Options {
         }
     }
 
-    /// Set the pub/sub health-check interval.
+    /// Set the pub/sub health-check interval (also over a unix socket, where the default
+    /// is no check).
     pub fn health_check_interval(mut self, t: Duration) -> Self {
-        self.health_check_interval = t;
+        self.health_check_interval = Some(t);
         self
+    }
+
+    /// The health-check interval in effect over a unix socket (`unix`) or TCP
+    /// (`Duration::ZERO`: off).
+    pub(crate) fn health_check_for(&self, unix: bool) -> Duration {
+        match self.health_check_interval {
+            Some(t) => t,
+            None if unix => Duration::ZERO,
+            None => DEFAULT_HEALTH_CHECK,
+        }
     }
     /// Set the default stream length bound.
     pub fn stream_maxlen(mut self, n: usize) -> Self {
@@ -284,8 +300,9 @@ impl Options {
                 "reconnect min_delay must not be greater than max_delay",
             ));
         }
-        if !self.health_check_interval.is_zero()
-            && self.health_check_interval < Duration::from_millis(10)
+        if let Some(t) = self.health_check_interval
+            && !t.is_zero()
+            && t < Duration::from_millis(10)
         {
             return Err(Error::invalid(
                 "health_check_interval must be at least 10 ms (or 0: off, over a unix socket)",
@@ -495,7 +512,7 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
         redis::ProtocolVersion::RESP2
     });
     redis = redis.set_lib_name("redipc", env!("CARGO_PKG_VERSION"));
-    if opts.health_check_interval.is_zero()
+    if opts.health_check_interval == Some(Duration::ZERO)
         && !matches!(info.addr(), redis::ConnectionAddr::Unix(_))
     {
         return Err(Error::invalid(format!(

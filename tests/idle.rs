@@ -73,6 +73,19 @@ fn an_idle_subscriber_wakes_only_for_its_health_check() {
     c.publish("idle", "x").unwrap();
     assert!(sub.next(Some(Duration::from_secs(2))).unwrap().is_some());
 
+    drop(sub);
+    c.close();
+
+    // The default over a unix socket: no check, so nothing wakes either.
+    let c = blocking::Client::connect(&server.unix_url(), Options::default()).unwrap();
+    let sub = c.subscribe(&["idle"], SubscribeOptions::default()).unwrap();
+    c.ping().unwrap();
+    let n = idle_wakeups(3).unwrap();
+    eprintln!("idle wake-ups in 3 s, default options, unix socket: {n}");
+    assert!(n <= 2, "{n} wake-ups in 3 s with the default options over a unix socket");
+    drop(sub);
+    c.close();
+
     // Off over TCP: refused (a half-open connection would never be found).
     let e = blocking::Client::connect(
         &server.tcp_url(),

@@ -430,11 +430,13 @@ pub unsafe extern "C" fn ipc_options_set_poll_mode(opts: *mut ipc_options, on: b
 }
 
 /// How long the pub/sub connection may be quiet before it is checked with a `PING`, in
-/// milliseconds (default 3000; 1 to 9 are refused by `ipc_client_new()`). A connection that
-/// does not answer is declared dead within 1.5 times this: subscriptions get
+/// milliseconds (1 to 9 are refused by `ipc_client_new()`). A connection that does not
+/// answer is declared dead within 1.5 times this: subscriptions get
 /// `IPC_EVENT_DISCONNECTED` and the library reconnects. An idle subscriber wakes twice per
-/// interval. 0 turns the check off (no wake-ups at all when idle), only over a unix socket:
-/// with a TCP URL `ipc_client_new()` refuses it (`IPC_ERR_INVALID_ARGUMENT`).
+/// interval. Unset, it is 3000 over TCP and off over a unix socket (a local socket cannot
+/// be half-open; an idle subscriber then never wakes). 0 turns the check off, only over a
+/// unix socket: with a TCP URL `ipc_client_new()` refuses it (`IPC_ERR_INVALID_ARGUMENT`);
+/// over a unix socket any other value turns it on.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
 #[must_use]
@@ -443,7 +445,7 @@ pub unsafe extern "C" fn ipc_options_set_health_check_interval_ms(
     opts: *mut ipc_options,
     ms: u64,
 ) -> ipc_result {
-    ffi_boundary!(ipc_options_set_health_check_interval_ms(opts, ms) { set!(opts.health_check_interval = millis(ms)) })
+    ffi_boundary!(ipc_options_set_health_check_interval_ms(opts, ms) { set!(opts.health_check_interval = Some(millis(ms))) })
 }
 
 /// The length bound `ipc_stream_publish()` uses when called with `maxlen` -1: streams are

@@ -99,7 +99,7 @@ impl Conn {
                 // Follow the master through failovers for as long as the client lives.
                 conn.handle.spawn(crate::net::sentinel::watch(
                     Arc::downgrade(sentinel),
-                    opts.health_check_interval,
+                    opts.health_check_for(false),
                     conn.shutdown.subscribe(),
                 ));
                 // The sentinels may name a server that is no longer the master (a failover

@@ -233,7 +233,8 @@ impl Settings {
             client_name: opts.client_name.clone(),
             connect_timeout: opts.connect_timeout,
             response_timeout: opts.response_timeout,
-            health_check_interval: opts.health_check_interval,
+            health_check_interval: opts
+                .health_check_for(matches!(target.info.addr(), redis::ConnectionAddr::Unix(_))),
             reconnect: opts.reconnect.clone(),
             display: target.display.clone(),
             error_hook: opts.error_hook.clone(),

@@ -208,11 +208,12 @@ class Client:
     - ``poll_mode``: subscription callbacks run only inside :meth:`poll`, on the thread
       that calls it, never in the background (see :meth:`poll` and :meth:`fileno`).
     - ``health_check_interval``: how long the pub/sub connection may be quiet before it
-      is checked with a PING (default 3 s, at least 10 ms); a connection that does not
-      answer (a half-open socket, a stopped server) is declared dead within 1.5 times this,
-      and the subscriptions see ``"disconnected"``. An idle subscriber wakes twice per
-      interval; ``0`` turns the check off (no wake-ups when idle), only over a unix socket
-      (``InvalidArgument`` with a TCP URL). With a sentinel URL it is also how often the
+      is checked with a PING (at least 10 ms; unset: 3 s over TCP, off over a unix socket,
+      which cannot be half-open); a connection that does not answer (a half-open socket, a
+      stopped server) is declared dead within 1.5 times this, and the subscriptions see
+      ``"disconnected"``. An idle subscriber wakes twice per interval; ``0`` turns the
+      check off (no wake-ups when idle), only over a unix socket (``InvalidArgument`` with
+      a TCP URL). With a sentinel URL it is also how often the
       sentinels are asked where the master is (besides following ``+switch-master``).
     - ``stream_maxlen``: the default length bound of :meth:`stream_publish` (``MAXLEN ~``,
       default 100,000; 0: unbounded).
