@@ -88,6 +88,40 @@ static void test_names_and_version(void) {
     CHECK(strcmp(ipc_last_error_code(), "") == 0);
 }
 
+/* Redis Cluster slots, computed locally (the values of `CLUSTER KEYSLOT`). */
+static void test_keyslot(void) {
+    uint16_t slot = 9999;
+    const char *tag = NULL;
+    char key[64];
+    CHECK_OK(ipc_keyslot("foo", 3, &slot));
+    CHECK(slot == 12182);
+    CHECK_OK(ipc_keyslot("bar", 3, &slot));
+    CHECK(slot == 5061);
+    CHECK_OK(ipc_keyslot("", 0, &slot));
+    CHECK(slot == 0);
+    {
+        uint16_t a = 0, b = 1;
+        CHECK_OK(ipc_keyslot("{user1000}.following", 21, &a));
+        CHECK_OK(ipc_keyslot("user1000", 8, &b));
+        CHECK(a == b);
+    }
+    CHECK_RC(ipc_keyslot(NULL, 3, &slot), IPC_ERR_NULL_ARG);
+    CHECK_RC(ipc_keyslot("foo", 3, NULL), IPC_ERR_NULL_ARG);
+    /* A tag for a chosen slot: "{TAG}:jobs" lands there. */
+    for (uint16_t want = 0; want < 16384; want += 4093) {
+        CHECK_OK(ipc_hash_tag_for_slot(want, &tag));
+        CHECK(tag != NULL && strlen(tag) > 0);
+        if (tag == NULL) continue;
+        snprintf(key, sizeof key, "{%s}:jobs", tag);
+        CHECK_OK(ipc_keyslot(key, strlen(key), &slot));
+        CHECK(slot == want);
+    }
+    tag = NULL;
+    CHECK_RC(ipc_hash_tag_for_slot(16384, &tag), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(tag == NULL);
+    CHECK_RC(ipc_hash_tag_for_slot(1, NULL), IPC_ERR_NULL_ARG);
+}
+
 /* NULL for every pointer argument of every function: IPC_ERR_NULL_ARG (or a neutral value
  * and a last error), outputs untouched, no crash. `c` is a connected client. */
 static void test_null_arguments(ipc_client *c) {
@@ -785,6 +819,7 @@ int main(int argc, char **argv) {
     snprintf(prefix, sizeof prefix, "api_test:%ld:", (long)getpid());
 
     test_names_and_version();
+    test_keyslot();
     test_options_and_connect_errors(url);
 
     CHECK_OK(ipc_client_new(url, NULL, &c));

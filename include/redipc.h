@@ -2643,6 +2643,35 @@ ipc_result ipc_client_poll(const ipc_client *client,
 IPC_MUST_USE ipc_result ipc_client_fd(const ipc_client *client, int *fd);
 
 /**
+ * The Redis Cluster slot of a key (0 to 16383), as the server's `CLUSTER KEYSLOT` says:
+ * CRC16 of the key, or of its hash tag when it has one (`{user:42}:cart` and
+ * `{user:42}:orders` share a slot). Computed locally; no server needed.
+ *
+ * Output: on `IPC_OK`, `*out` is the slot.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`key`, `out`).
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_keyslot(const char *key, size_t key_len, uint16_t *out);
+
+/**
+ * A short hash tag (without braces, NUL-terminated) whose keys land in `slot`: a key
+ * `"{TAG}:jobs"` is in that slot. The same tag for every call and every process; use it
+ * to put queues, streams or shard channels on chosen slots, and so spread them over the
+ * nodes of a cluster.
+ *
+ * Output: on `IPC_OK`, `*out` is a static string (never freed, valid for the life of
+ * the process).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`out`); `IPC_ERR_INVALID_ARGUMENT` when `slot` is 16384 or
+ * more.
+ *
+ * Thread safety: any thread.
+ */
+IPC_MUST_USE ipc_result ipc_hash_tag_for_slot(uint16_t slot, const char **out);
+
+/**
  * The client's statistics: commands, failures by code, reconnects, bytes, calls in flight,
  * pub/sub messages, latency quantiles. Cheap (a handful of atomic reads); call it as often
  * as you like.

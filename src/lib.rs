@@ -20,6 +20,7 @@ mod macros;
 
 pub mod blocking;
 mod client;
+mod cluster;
 mod config;
 mod delivery;
 mod error;
@@ -35,6 +36,7 @@ mod report;
 mod stats;
 
 pub use client::{Client, SetOptions};
+pub use cluster::{SLOTS, hash_tag_for_slot, keyslot};
 pub use config::{
     DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE, Options, Pem, ReconnectPolicy, TlsOptions,
 };

@@ -82,7 +82,10 @@ fn an_idle_subscriber_wakes_only_for_its_health_check() {
     c.ping().unwrap();
     let n = idle_wakeups(3).unwrap();
     eprintln!("idle wake-ups in 3 s, default options, unix socket: {n}");
-    assert!(n <= 2, "{n} wake-ups in 3 s with the default options over a unix socket");
+    assert!(
+        n <= 2,
+        "{n} wake-ups in 3 s with the default options over a unix socket"
+    );
     drop(sub);
     c.close();
 

@@ -725,6 +725,10 @@ _FUNCTIONS = {
     "ipc_client_poll": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_int, ctypes.POINTER(ctypes.c_size_t)]),
     # ipc_result ipc_client_fd(const ipc_client *client, int *fd);
     "ipc_client_fd": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ctypes.c_int)]),
+    # ipc_result ipc_keyslot(const char *key, size_t key_len, uint16_t *out);
+    "ipc_keyslot": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint16)]),
+    # ipc_result ipc_hash_tag_for_slot(uint16_t slot, const char **out);
+    "ipc_hash_tag_for_slot": (ctypes.c_int, [ctypes.c_uint16, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8))]),
     # ipc_result ipc_client_stats(const ipc_client *client, ipc_client_counts *out);
     "ipc_client_stats": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ipc_client_counts)]),
     # ipc_result ipc_client_latency_histogram(const ipc_client *client, uint64_t *upper_us, uint64_t *counts, size_t cap, size_t *len);
@@ -1063,6 +1067,8 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_command",
     "ipc_client_poll",
     "ipc_client_fd",
+    "ipc_keyslot",
+    "ipc_hash_tag_for_slot",
     "ipc_client_stats",
     "ipc_client_latency_histogram",
     "ipc_get",

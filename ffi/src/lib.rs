@@ -73,6 +73,8 @@ pub mod report;
 pub mod logging;
 
 pub mod client;
+/// Redis Cluster helpers: `ipc_keyslot`, `ipc_hash_tag_for_slot`.
+pub mod cluster;
 
 pub mod stats;
 
@@ -202,7 +204,7 @@ mod boundary {
         )*};
     }
 
-    never_null!(bool, i32, u32, i64, u64, usize, f64);
+    never_null!(bool, i32, u16, u32, i64, u64, usize, f64);
 
     /// A nullable function pointer (`Option<extern "C" fn ...>`) is NULL when `None`.
     impl<T> MaybeNull for Option<T> {

@@ -41,6 +41,7 @@ mod records;
 mod aio;
 mod batch;
 mod client;
+mod cluster;
 mod convert;
 mod coord;
 mod guard;
@@ -93,6 +94,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::Report>()?;
     m.add_class::<records::ClientStats>()?;
     m.add_class::<records::LatencyStats>()?;
+    m.add_function(wrap_pyfunction!(cluster::keyslot, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster::hash_tag_for_slot, m)?)?;
     errors::add_to(m)?;
     guard::register(m.py())
 }

@@ -50,6 +50,8 @@ from ._native import (
     Worker,
     WorkerStats,
     __version__,
+    hash_tag_for_slot,
+    keyslot,
 )
 
 __all__ = [
@@ -98,5 +100,7 @@ __all__ = [
     "WatchSession",
     "Worker",
     "WorkerStats",
+    "hash_tag_for_slot",
+    "keyslot",
     "__version__",
 ]

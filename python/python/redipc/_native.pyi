@@ -2033,3 +2033,13 @@ class AsyncWatchSession:
         """Queue a command for the ``MULTI``/``EXEC`` at the end."""
     def close(self) -> None:
         """Give the session up (its connection and ``WATCH``); nothing queued runs."""
+
+def keyslot(key: _Arg) -> int:
+    """The Redis Cluster slot of ``key`` (0 to 16383), as the server's ``CLUSTER KEYSLOT``
+    says: CRC16 of the key, or of its ``{hash tag}`` (``{user:42}:cart`` and
+    ``{user:42}:orders`` share a slot). Computed locally, no server needed."""
+
+def hash_tag_for_slot(slot: int) -> str:
+    """A short hash tag whose keys land in ``slot``: ``f"{{{tag}}}:jobs"`` is in that slot
+    (the same tag in every process), to put queues, streams or shard channels on chosen
+    slots. ``InvalidArgument`` when ``slot`` is not in 0..16384."""
