@@ -247,3 +247,98 @@ def client(make_client: Callable[..., redipc.Client], transport: str) -> redipc.
     c = make_client(transport)
     assert c.command("FLUSHALL") == "OK"
     return c
+
+
+# --- A private Redis Cluster (scripts/lib/cluster.sh, shared with the C tests) -----------
+
+CLUSTER_SH = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "lib", "cluster.sh"
+)
+
+# Starts the cluster, prints its variables, then holds it until its stdin closes (the
+# fixture's teardown, or pytest dying): then it stops every node itself, as their parent.
+_CLUSTER_HOLDER = r"""
+. "$1" || exit 1
+cluster_start "$2" || exit 1
+trap 'cluster_stop' EXIT
+trap 'exit 0' TERM INT HUP
+printf 'CLUSTER_PORTS=%s\nCLUSTER_PIDS=%s\nCLUSTER_PRIMARIES=%s\nCLUSTER_URL=%s\nREADY\n' \
+  "$CLUSTER_PORTS" "$CLUSTER_PIDS" "$CLUSTER_PRIMARIES" "$CLUSTER_URL"
+while read -r _; do :; done
+"""
+
+
+class RedisCluster:
+    """Six ``redis-server --cluster-enabled yes`` nodes on 127.0.0.1 (three primaries,
+    three replicas), started by ``cluster_start`` of scripts/lib/cluster.sh in ``dir``:
+    ``ports`` (all six), ``primaries`` (as created), ``replicas``, ``pids`` (the same order
+    as ``ports``), ``url`` (every node as a seed list: ``redis://127.0.0.1:P1,.../``)."""
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+        self.ports: list[int] = []
+        self.pids: list[int] = []
+        self.primaries: list[int] = []
+        self.url = ""
+        self._holder: subprocess.Popen[str] | None = None
+
+    @property
+    def replicas(self) -> list[int]:
+        return [p for p in self.ports if p not in self.primaries]
+
+    def start(self) -> None:
+        self._holder = subprocess.Popen(
+            ["bash", "-c", _CLUSTER_HOLDER, "cluster-holder", CLUSTER_SH, self.dir],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._holder.stdout is not None
+        values: dict[str, str] = {}
+        for line in self._holder.stdout:
+            line = line.strip()
+            if line == "READY":
+                break
+            key, _, value = line.partition("=")
+            values[key] = value
+        else:
+            self._holder.wait(timeout=30)
+            raise RuntimeError(f"the redis cluster did not start (see {self.dir}/*/redis.log)")
+        self.ports = [int(p) for p in values["CLUSTER_PORTS"].split()]
+        self.pids = [int(p) for p in values["CLUSTER_PIDS"].split()]
+        self.primaries = [int(p) for p in values["CLUSTER_PRIMARIES"].split()]
+        self.url = values["CLUSTER_URL"]
+
+    def stop(self) -> None:
+        """Stop every node (the holder's cluster_stop), SIGKILL by PID what is left."""
+        if self._holder is not None:
+            assert self._holder.stdin is not None
+            self._holder.stdin.close()
+            if self._holder.stdout is not None:
+                self._holder.stdout.close()
+            try:
+                self._holder.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._holder.kill()
+                self._holder.wait(timeout=10)
+            self._holder = None
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisCluster]:
+    """A private Redis Cluster for the session (started on first use, about 3 s)."""
+    if REDIS_SERVER is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli are needed (Debian: apt-get install redis-server)")
+    directory = tempfile.mkdtemp(prefix="redipc-cluster-")
+    c = RedisCluster(directory)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(directory, ignore_errors=True)

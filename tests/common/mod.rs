@@ -1,6 +1,9 @@
 //! A private redis-server for each test binary: a free TCP port on 127.0.0.1 and a unix
-//! socket in a temporary directory; never 6379, never shared state.
+//! socket in a temporary directory; never 6379, never shared state. A private Redis
+//! Cluster: [`cluster::Cluster`].
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
