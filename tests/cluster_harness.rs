@@ -127,6 +127,27 @@ fn cluster_harness() {
     let owner = cluster.owner(cluster.keyslot("harness:cli"));
     assert_eq!(cluster.text_at(owner, &["GET", "harness:cli"]), "42");
 
+    // redipc's keyslot agrees with the server's on a spread of keys (plain, tagged, binary
+    // edge cases), in one pipeline; a key tagged with hash_tag_for_slot lands on its slot.
+    let mut keys: Vec<String> = (0..2000).map(|i| format!("key:{i}")).collect();
+    keys.extend((0..200).map(|i| format!("{{user{i}}}:cart")));
+    keys.extend(["", "{", "}", "{}", "{}x", "a{}{b}", "a{{b}}c", "x{y}{z}"].map(String::from));
+    let conn = redis::Client::open(cluster.node_url(cluster.ports()[0])).unwrap();
+    let mut conn = conn.get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.cmd("CLUSTER").arg("KEYSLOT").arg(k);
+    }
+    let slots: Vec<i64> = pipe.query(&mut conn).unwrap();
+    for (k, s) in keys.iter().zip(slots) {
+        assert_eq!(i64::from(redipc::keyslot(k)), s, "keyslot({k:?})");
+    }
+    for slot in [0u16, 1, 5461, 5462, 10923, 16383] {
+        let tag = redipc::hash_tag_for_slot(slot).unwrap();
+        let key = format!("{{{tag}}}:jobs");
+        assert_eq!(cluster.keyslot(&key), slot, "{key}");
+    }
+
     // Dropped: every node is gone, the directory too.
     let pids = cluster.pids();
     let dir = cluster.dir().to_path_buf();

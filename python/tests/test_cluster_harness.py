@@ -56,3 +56,13 @@ def test_cluster_topology(cluster: RedisCluster) -> None:
             assert rc.get(key) == "v"
     finally:
         rc.close()
+
+
+def test_keyslot_agrees_with_the_cluster(cluster: RedisCluster) -> None:
+    import redipc
+
+    port = cluster.primaries[0]
+    for key in ("foo", "key:17", "{user7}:cart", "a{}{b}", "x{y}{z}"):
+        assert redipc.keyslot(key) == int(_cli(port, "cluster", "keyslot", key)), key
+    tag = redipc.hash_tag_for_slot(9000)
+    assert int(_cli(port, "cluster", "keyslot", "{%s}:jobs" % tag)) == 9000
