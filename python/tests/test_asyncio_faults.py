@@ -620,3 +620,35 @@ def test_the_typed_async_example_runs(server: RedisServer) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "rpc reply b'SHOUT'" in done.stdout and "cache_wait got b'v1'" in done.stdout
+
+
+def test_connect_without_blocking_the_loop(server: RedisServer) -> None:
+    async def main() -> None:
+        c = await ra.Client.connect(server.url("unix"))
+        try:
+            await c.set("connect:k", "v")
+            assert await c.get("connect:k") == b"v"
+        finally:
+            await c.close()
+        # A server that does not answer: the loop keeps running while the connect waits.
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.02)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        server.pause()
+        try:
+            with pytest.raises(redipc.ConnectionError, match="connect timeout"):
+                await ra.Client.connect(server.url("tcp"), connect_timeout=0.4)
+        finally:
+            server.resume()
+            ticker.cancel()
+        assert ticks >= 5, ticks
+        with pytest.raises(redipc.InvalidArgument):
+            await ra.Client.connect("nonsense://x")
+
+    asyncio.run(main())

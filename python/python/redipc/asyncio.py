@@ -808,6 +808,16 @@ class _Subscribing:
             self._sub.close()
 
 
+def _running_loop() -> _asyncio.AbstractEventLoop:
+    try:
+        return _asyncio.get_running_loop()
+    except RuntimeError:
+        raise _native.InvalidArgument(
+            "redipc.asyncio.Client must be made inside a running event loop "
+            "(in async code): it belongs to that loop"
+        ) from None
+
+
 class Client:
     """A redipc client for asyncio, with the options of :class:`redipc.Client`::
 
@@ -816,21 +826,36 @@ class Client:
             print(await c.get("k"))
 
     Connecting happens in the constructor (a blocking connect, bounded by
-    ``connect_timeout``), so that a wrong URL fails where the client is made.
+    ``connect_timeout``), so that a wrong URL fails where the client is made; ``client =
+    await Client.connect(url, ...)`` connects without blocking the loop (on the loop's
+    default executor, once).
     """
 
     __slots__ = ("_a", "_c", "_closed", "_loop", "_reading")
 
     def __init__(self, url: str, **options: Any) -> None:
-        try:
-            loop = _asyncio.get_running_loop()
-        except RuntimeError:
-            raise _native.InvalidArgument(
-                "redipc.asyncio.Client must be made inside a running event loop "
-                "(in async code): it belongs to that loop"
-            ) from None
-        self._c = _native.Client(url, **options)
-        self._a = _native.AsyncClient(self._c, loop)
+        loop = _running_loop()
+        c = _native.Client(url, **options)
+        self._attach(loop, c, _native.AsyncClient(c, loop))
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> Client:
+        """The client, connected without blocking the event loop (the connects run on the
+        loop's default executor); the options and errors of the constructor."""
+        loop = _running_loop()
+
+        def make() -> tuple[_native.Client, _native.AsyncClient]:
+            c = _native.Client(url, **options)
+            return c, _native.AsyncClient(c, loop)
+
+        c, a = await loop.run_in_executor(None, make)
+        client = cls.__new__(cls)
+        client._attach(loop, c, a)
+        return client
+
+    def _attach(self, loop: _asyncio.AbstractEventLoop, c: _native.Client, a: _native.AsyncClient) -> None:
+        self._c = c
+        self._a = a
         self._loop = loop
         self._closed: _asyncio.Future[None] | None = None
         self._reading = True
