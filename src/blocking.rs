@@ -40,8 +40,18 @@ impl Client {
         &self.inner
     }
 
+    /// Wait for `fut` on the calling thread; closing the client (from another thread) ends
+    /// the wait at once with a `Closed` error, whatever it waits for (an RPC reply, a lock,
+    /// a cache entry), as it does a call in flight on a connection.
     pub(crate) fn wait<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        runtime::block_on(&self.handle, fut)?
+        let closed = self.inner.closed();
+        runtime::block_on(&self.handle, async move {
+            tokio::select! {
+                biased;
+                r = fut => r,
+                () = closed => Err(crate::Error::closed()),
+            }
+        })?
     }
 
     /// A handle of the async client (e.g. a [`crate::Subscription`] made by an async call

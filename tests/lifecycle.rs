@@ -478,3 +478,58 @@ fn the_closed_future_completes_when_the_client_is_closed() {
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), again).await })
         .expect("at once once closed");
 }
+
+#[test]
+fn closing_ends_the_blocking_waits_of_other_threads_at_once() {
+    // An RPC call waiting for its reply, a lock wait and a cache wait: each returns a
+    // Closed error when another thread closes the client, not at its own timeout.
+    let server = Server::start();
+    let holder = connect(&server.unix_url());
+    let _held = holder
+        .lock(
+            "lifecycle:close-lock",
+            redipc::LockOptions::default().ttl(Duration::from_secs(10)),
+        )
+        .unwrap();
+    type Wait = fn(&Client) -> redipc::Result<()>;
+    let waits: [(&str, Wait); 3] = [
+        ("rpc call", |c| {
+            c.call_with(
+                "lifecycle:nobody",
+                "",
+                "x",
+                redipc::CallOptions::default()
+                    .timeout(Duration::from_secs(5))
+                    .fail_fast(false),
+            )
+            .map(|_| ())
+        }),
+        ("lock wait", |c| {
+            c.lock(
+                "lifecycle:close-lock",
+                redipc::LockOptions::default()
+                    .ttl(Duration::from_secs(10))
+                    .wait(Duration::from_secs(5)),
+            )
+            .map(|_| ())
+        }),
+        ("cache wait", |c| {
+            c.cache_wait("lifecycle:absent", Duration::from_secs(5))
+                .map(|_| ())
+        }),
+    ];
+    for (name, wait) in waits {
+        let c = connect(&server.unix_url());
+        let waiter = c.clone();
+        let t = std::thread::spawn(move || {
+            let start = Instant::now();
+            (wait(&waiter), start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        c.close();
+        let (got, took) = t.join().unwrap();
+        let e = got.expect_err(name);
+        assert_eq!(e.kind(), ErrorKind::Closed, "{name}: {e}");
+        assert!(took < Duration::from_secs(2), "{name}: took {took:?}");
+    }
+}

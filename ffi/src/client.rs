@@ -78,7 +78,8 @@ pub unsafe extern "C" fn ipc_client_free(client: *mut ipc_client) {
 
 /// Close the client without freeing it: later calls fail with `IPC_ERR_CLOSED`, and it stops
 /// reconnecting. Calls in flight on other threads return at once with `IPC_ERR_CLOSED` (a
-/// `BLPOP` waiting forever included); whether such a command ran on the server is unknown,
+/// `BLPOP` waiting forever, an RPC call waiting for its reply, a lock or cache wait
+/// included); whether such a command ran on the server is unknown,
 /// as after a connection error. Closing twice is fine. Its subscriptions end; a thread
 /// waiting in `ipc_client_poll()` is woken and gets `IPC_ERR_CLOSED`.
 ///
