@@ -76,6 +76,9 @@ def test_hierarchy() -> None:
         "ClientStats",
         "LatencyStats",
         "RedipcError",
+        # Redis Cluster helpers (functions).
+        "keyslot",
+        "hash_tag_for_slot",
         "__version__",
     }
 
