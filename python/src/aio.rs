@@ -218,10 +218,15 @@ impl AsyncClient {
 
     /// Complete the futures of finished local calls.
     fn finish_local(py: Python<'_>, done: Vec<redipc::Finished<Token>>) {
-        for (t, r) in done {
-            let Done { fut, finish } = wrap(t, r);
-            if let Err(e) = complete(py, fut.bind(py), finish) {
-                e.write_unraisable(py, Some(fut.bind(py)));
+        // Converted in place: no boxed `Done` per reply (that is for the runtime's queue).
+        for (Token { fut, conv }, r) in done {
+            let fut = fut.bind(py);
+            let finish = |py: Python<'_>| match r {
+                Ok(v) => conv(py, v),
+                Err(e) => Err(to_pyerr(py, e)),
+            };
+            if let Err(e) = complete(py, fut, finish) {
+                e.write_unraisable(py, Some(fut));
             }
         }
     }
@@ -232,7 +237,11 @@ impl AsyncClient {
 }
 
 /// Complete `fut` with what `finish` makes (unless it was cancelled meanwhile).
-fn complete(py: Python<'_>, fut: &Bound<'_, PyAny>, finish: Finish) -> PyResult<()> {
+fn complete(
+    py: Python<'_>,
+    fut: &Bound<'_, PyAny>,
+    finish: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
+) -> PyResult<()> {
     if fut.call_method0("done")?.is_truthy()? {
         return Ok(());
     }

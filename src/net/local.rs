@@ -773,16 +773,13 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             let c2 = c.clone();
             let what = s.what;
             let wrap = self.wrap;
-            let sent = self.client.spawn_into(
+            // An error means closed meanwhile: the token went with the future, and the
+            // owner fails its waiters on close.
+            let _ = self.client.spawn_into(
                 &self.done,
                 async move { c2.send_packed(bytes).await.map_err(|e| e.context(&what)) },
                 move |r| wrap(t, r),
             );
-            if let Err(e) = sent {
-                // Closed meanwhile; `spawn_into` dropped the token with its future, so
-                // there is nothing left to tell (the owner fails its waiters on close).
-                let _ = e;
-            }
         }
         self.rbuf.clear();
         self.reset_buffers();
