@@ -220,7 +220,8 @@ static void test_edges(ipc_client *c) {
     ipc_client *x = NULL;
     size_t i;
 
-    CHECK(sizeof(ipc_client_counts) == 296);
+    /* The first version was 296 bytes; `redirects` (cluster) came after it. */
+    CHECK(sizeof(ipc_client_counts) == 304);
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
     CHECK_RC(ipc_client_stats(NULL, &st), IPC_ERR_NULL_ARG);
@@ -230,9 +231,13 @@ static void test_edges(ipc_client *c) {
     st.size = 0;
     CHECK_RC(ipc_client_stats(c, &st), IPC_ERR_INVALID_ARGUMENT);
     CHECK(strstr(ipc_last_error_message(), "sizeof(ipc_client_counts)") != NULL);
-    st.size = sizeof st - 8;
+    st.size = 296 - 8;
     CHECK_RC(ipc_client_stats(c, &st), IPC_ERR_INVALID_ARGUMENT);
-    CHECK(st.size == sizeof st - 8 && st.commands == 0xABABABABABABABABull);
+    CHECK(st.size == 296 - 8 && st.commands == 0xABABABABABABABABull);
+    /* A program built against the first version: its fields, nothing past them. */
+    st.size = 296;
+    CHECK_OK(ipc_client_stats(c, &st));
+    CHECK(st.size == 296 && st.commands > 0 && st.redirects == 0xABABABABABABABABull);
     /* The exact size: every field, the size written back. */
     st.size = sizeof st;
     CHECK_OK(ipc_client_stats(c, &st));

@@ -12,6 +12,8 @@ build=$(cd "${1:-$here/build}" && pwd) || { echo "no build dir; run make first" 
 
 # shellcheck source=../scripts/lib/redis.sh
 source "$here/../scripts/lib/redis.sh"
+# shellcheck source=../scripts/lib/cluster.sh
+source "$here/../scripts/lib/cluster.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/redipc-c-tests.XXXXXX")
 noconfig_pid=
@@ -19,6 +21,7 @@ obs_pid=
 tls_pids=()
 cleanup() {
   redis_stop
+  cluster_stop
   for p in "${tls_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   if [ -n "$noconfig_pid" ]; then kill "$noconfig_pid" 2>/dev/null; wait "$noconfig_pid" 2>/dev/null; fi
   if [ -n "$obs_pid" ]; then kill "$obs_pid" 2>/dev/null; wait "$obs_pid" 2>/dev/null; fi
@@ -322,6 +325,17 @@ done
 run "tls_test [tls]" 120 "$build/tls_test" "$TLS_PORT1" "$MTLS_PORT" "$CERTS" "$TLS_PLAIN_URL"
 # Sentinel: TCP; it fails the master over (the valgrind run does again).
 run "sentinel_test [sentinel]" 120 "$build/sentinel_test" "$SENTINEL_PORTS"
+
+# Redis Cluster (six nodes, started here once): the cluster test, then the pub/sub and RPC
+# examples unchanged against the cluster's URL (a seed list).
+if cluster_start "$tmp/cluster"; then
+  run "cluster_test [cluster]" 120 "$build/cluster_test" "$CLUSTER_URL" "$REDIS_TCP_URL"
+  run "pubsub example [cluster]" 60 bash -c 'pubsub_example "$1"' _ "$CLUSTER_URL"
+  run "rpc_echo example [cluster]" 60 bash -c 'rpc_echo_example "$1"' _ "$CLUSTER_URL"
+else
+  failed=$((failed + 1))
+  echo "FAIL could not start the Redis Cluster"
+fi
 
 if [ -n "${REDIPC_VALGRIND:-}" ] && command -v valgrind >/dev/null 2>&1; then
   for prog in api_test pubsub_test tx_test queue_rpc_test stream_test state_test lifecycle_test report_test fleet_test observability_test coord_test; do

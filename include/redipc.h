@@ -408,6 +408,28 @@ typedef enum {
 } ipc_overflow;
 
 /**
+ * Standalone server or Redis Cluster (`ipc_options_set_cluster()`).
+ */
+typedef enum {
+    /**
+     * Ask the first node that answers (the default): a cluster node answers `CLUSTER
+     * SLOTS` with the slot map, a standalone server says cluster support is disabled. A
+     * `unix://` or sentinel URL is always standalone.
+     */
+    IPC_CLUSTER_AUTO = 0,
+    /**
+     * One server: no cluster routing (against a cluster node, keys of other nodes' slots
+     * get `MOVED` errors).
+     */
+    IPC_CLUSTER_STANDALONE = 1,
+    /**
+     * A Redis Cluster: `ipc_client_new()` fails with `IPC_ERR_UNSUPPORTED` when the node
+     * is not in cluster mode, `IPC_ERR_INVALID_ARGUMENT` for a unix or sentinel URL.
+     */
+    IPC_CLUSTER_ON = 2,
+} ipc_cluster_mode;
+
+/**
  * The wire protocol of an RPC service (`ipc_call_options_set_protocol()`,
  * `ipc_worker_options_set_protocol()`).
  */
@@ -1164,6 +1186,11 @@ typedef struct {
      * Entries the client's group consumers moved to the dead-letter stream.
      */
     uint64_t consumers_dead_lettered;
+    /**
+     * Redis Cluster redirects followed (`MOVED`, `ASK`: a slot moved or is moving); 0 for
+     * a standalone server. (Added after the first version: filled when `size` covers it.)
+     */
+    uint64_t redirects;
 } ipc_client_counts;
 
 /**
@@ -1932,6 +1959,19 @@ IPC_MUST_USE ipc_result ipc_options_set_reconnect_max_delay_ms(ipc_options *opts
 IPC_MUST_USE
 ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
                                                   uint32_t attempts);
+
+/**
+ * Standalone or cluster, an `ipc_cluster_mode` taken as an `int` (default
+ * `IPC_CLUSTER_AUTO`). On a cluster the client routes every command by its keys to the
+ * node owning their slot, follows `MOVED` and `ASK`, splits `MGET`/`DEL`/`EXISTS` over
+ * several slots, and refuses other commands and transactions whose keys are in several
+ * slots (`IPC_ERR_INVALID_ARGUMENT`, nothing sent); the URL may list several nodes
+ * (`redis://10.0.0.1:7000,10.0.0.2:7000/`), the first that answers is used.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+ * `ipc_cluster_mode`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_cluster(ipc_options *opts, int mode);
 
 /**
  * Poll mode (default off): subscription and keyspace callbacks run only inside

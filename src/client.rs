@@ -1,7 +1,6 @@
 //! [`Client`]: the async client, direct commands and typed helpers.
 
 use std::any::Any;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,7 +86,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("url", &self.inner.target.url)
-            .field("server", &self.inner.conn.display)
+            .field("server", &self.inner.conn.display())
             .finish_non_exhaustive()
     }
 }
@@ -238,6 +237,11 @@ pub(crate) fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
 impl Client {
     /// Connect to `url` (`redis://[user:pass@]host[:port][/db]` or `unix:///path?db=N`) from
     /// inside a tokio runtime; the connection is driven by that runtime.
+    ///
+    /// A `redis://` or `rediss://` URL may list several nodes
+    /// (`redis://10.0.0.1:7000,10.0.0.2:7000/`): the first that answers is used. Whether it
+    /// is a Redis Cluster node is asked unless [`Options::cluster`] says; on a cluster every
+    /// command is routed by its keys (docs/CLUSTER.md).
     pub async fn connect(url: &str, opts: Options) -> Result<Client> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::invalid(
@@ -371,11 +375,20 @@ impl Client {
 
     fn pubsub(&self) -> &Arc<PubSub> {
         self.inner.pubsub.get_or_init(|| {
-            let settings = pubsub::Settings::new(
+            let mut settings = pubsub::Settings::new(
                 &self.inner.target,
                 &self.inner.opts,
                 self.inner.counters.clone(),
             );
+            // The server the command connection found (a URL's list: the first that
+            // answered); on a cluster, that node first, then any primary.
+            match &*self.inner.conn {
+                Conn::One(node) => {
+                    settings.endpoint = node.wire_settings().endpoint.clone();
+                    settings.display = node.display.clone();
+                }
+                Conn::Cluster(r) => settings.cluster = Some(r.clone()),
+            }
             let mode = match &self.inner.poll {
                 Some(pq) => Mode::Poll(pq.clone()),
                 None => Mode::Threaded,
@@ -418,7 +431,7 @@ impl Client {
         if first.as_ref().is_empty() {
             return Err(Error::invalid("empty command name"));
         }
-        let limit = self.inner.conn.max_value_size.load(Ordering::Relaxed);
+        let limit = self.inner.conn.max_value_size();
         let size = args.iter().map(|a| a.as_ref().len()).sum();
         let mut cmd = redis::Cmd::with_capacity(args.len(), size);
         for (i, a) in args.iter().enumerate() {
@@ -439,7 +452,7 @@ impl Client {
 
     /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit).
     async fn send_dedicated(&self, cmd: &redis::Cmd, limit: Option<Duration>) -> Result<Reply> {
-        let conn = self.inner.conn.dedicated().await?;
+        let conn = self.inner.conn.dedicated(Some(cmd)).await?;
         let r = match limit {
             Some(t) => tokio::time::timeout(t, conn.command(cmd))
                 .await

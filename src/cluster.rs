@@ -1,5 +1,5 @@
-//! Redis Cluster's key → slot mapping, and hash tags chosen by slot (issue 12, its first
-//! slice: the helpers; the cluster client comes next).
+//! Redis Cluster's key → slot mapping, hash tags chosen by slot, and where a command's
+//! keys are (the cluster router's table, `net/cluster.rs`).
 //!
 //! A cluster spreads keys over 16384 slots by CRC16 (XMODEM) of the key modulo 16384;
 //! when the key holds a hash tag — the text between the first `{` and the next `}`, if not
@@ -104,5 +104,254 @@ mod tests {
         }
         assert_eq!(hash_tag_for_slot(SLOTS), None);
         assert_eq!(hash_tag_for_slot(0), hash_tag_for_slot(0));
+    }
+}
+
+/// Where the keys of a command are among its arguments (the command name is argument 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeySpec {
+    /// No key: any node serves it.
+    None,
+    /// Arguments `first..=last` (from the end when `last` is negative: -1 the last
+    /// argument), every `step`th: the legacy triple of `COMMAND INFO`.
+    Range {
+        first: usize,
+        last: isize,
+        step: usize,
+    },
+    /// A count of keys at `at`, the keys right after it (`EVAL`, `ZUNIONSTORE`, `LMPOP`),
+    /// plus `before` keys ahead of the count (`ZUNIONSTORE`'s destination).
+    Counted { at: usize, before: usize },
+    /// After the `STREAMS` word, the first half (`XREAD`, `XREADGROUP`).
+    Streams,
+    /// Not known here: ask the server (`COMMAND INFO`, `COMMAND GETKEYS`).
+    Unknown,
+}
+
+/// What is known of a command's keys without asking the server.
+pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
+    let mut buf = [0u8; 24];
+    if name.len() > buf.len() {
+        return KeySpec::Unknown;
+    }
+    let upper = &mut buf[..name.len()];
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    let one = |first| KeySpec::Range {
+        first,
+        last: first as isize,
+        step: 1,
+    };
+    let all = KeySpec::Range {
+        first: 1,
+        last: -1,
+        step: 1,
+    };
+    match &*upper {
+        b"PING" | b"ECHO" | b"INFO" | b"DBSIZE" | b"TIME" | b"FLUSHALL" | b"FLUSHDB"
+        | b"SCRIPT" | b"CLUSTER" | b"CLIENT" | b"CONFIG" | b"COMMAND" | b"RANDOMKEY" | b"KEYS"
+        | b"SCAN" | b"LASTSAVE" | b"FUNCTION" | b"ROLE" | b"SLOWLOG" | b"LATENCY" | b"ACL"
+        | b"PUBSUB" | b"READONLY" | b"READWRITE" | b"WAIT" | b"WAITAOF" | b"DEBUG" | b"MODULE"
+        | b"SAVE" | b"BGSAVE" | b"BGREWRITEAOF" | b"LOLWUT" | b"SHUTDOWN" | b"ASKING"
+        | b"SWAPDB" | b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH" | b"MEMORY" => KeySpec::None,
+        b"GET"
+        | b"SET"
+        | b"SETNX"
+        | b"SETEX"
+        | b"PSETEX"
+        | b"GETSET"
+        | b"GETDEL"
+        | b"GETEX"
+        | b"APPEND"
+        | b"STRLEN"
+        | b"INCR"
+        | b"DECR"
+        | b"INCRBY"
+        | b"DECRBY"
+        | b"INCRBYFLOAT"
+        | b"GETRANGE"
+        | b"SETRANGE"
+        | b"SUBSTR"
+        | b"GETBIT"
+        | b"SETBIT"
+        | b"BITCOUNT"
+        | b"BITPOS"
+        | b"BITFIELD"
+        | b"BITFIELD_RO"
+        | b"EXPIRE"
+        | b"PEXPIRE"
+        | b"EXPIREAT"
+        | b"PEXPIREAT"
+        | b"EXPIRETIME"
+        | b"PEXPIRETIME"
+        | b"TTL"
+        | b"PTTL"
+        | b"PERSIST"
+        | b"TYPE"
+        | b"DUMP"
+        | b"RESTORE"
+        | b"HSET"
+        | b"HSETNX"
+        | b"HGET"
+        | b"HMSET"
+        | b"HMGET"
+        | b"HDEL"
+        | b"HEXISTS"
+        | b"HGETALL"
+        | b"HKEYS"
+        | b"HVALS"
+        | b"HLEN"
+        | b"HINCRBY"
+        | b"HINCRBYFLOAT"
+        | b"HSTRLEN"
+        | b"HSCAN"
+        | b"HRANDFIELD"
+        | b"LPUSH"
+        | b"RPUSH"
+        | b"LPUSHX"
+        | b"RPUSHX"
+        | b"LPOP"
+        | b"RPOP"
+        | b"LLEN"
+        | b"LRANGE"
+        | b"LINDEX"
+        | b"LSET"
+        | b"LREM"
+        | b"LTRIM"
+        | b"LINSERT"
+        | b"LPOS"
+        | b"SADD"
+        | b"SREM"
+        | b"SMEMBERS"
+        | b"SISMEMBER"
+        | b"SMISMEMBER"
+        | b"SCARD"
+        | b"SPOP"
+        | b"SRANDMEMBER"
+        | b"SSCAN"
+        | b"ZADD"
+        | b"ZREM"
+        | b"ZSCORE"
+        | b"ZMSCORE"
+        | b"ZINCRBY"
+        | b"ZCARD"
+        | b"ZCOUNT"
+        | b"ZRANGE"
+        | b"ZRANGEBYSCORE"
+        | b"ZREVRANGEBYSCORE"
+        | b"ZRANGEBYLEX"
+        | b"ZREVRANGEBYLEX"
+        | b"ZREVRANGE"
+        | b"ZRANK"
+        | b"ZREVRANK"
+        | b"ZREMRANGEBYSCORE"
+        | b"ZREMRANGEBYRANK"
+        | b"ZREMRANGEBYLEX"
+        | b"ZLEXCOUNT"
+        | b"ZPOPMIN"
+        | b"ZPOPMAX"
+        | b"ZSCAN"
+        | b"ZRANDMEMBER"
+        | b"XADD"
+        | b"XLEN"
+        | b"XRANGE"
+        | b"XREVRANGE"
+        | b"XDEL"
+        | b"XTRIM"
+        | b"XACK"
+        | b"XCLAIM"
+        | b"XAUTOCLAIM"
+        | b"XPENDING"
+        | b"XSETID"
+        | b"PFADD"
+        | b"GEOADD"
+        | b"GEODIST"
+        | b"GEOHASH"
+        | b"GEOPOS"
+        | b"GEOSEARCH"
+        | b"GEORADIUS_RO"
+        | b"GEORADIUSBYMEMBER_RO"
+        | b"SPUBLISH"
+        | b"SORT_RO" => one(1),
+        // Not a key, but routed as one: a channel's messages then always enter the cluster
+        // through the same node, so they reach subscribers in the order they were sent.
+        b"PUBLISH" => one(1),
+        b"XGROUP" | b"XINFO" | b"OBJECT" => one(2),
+        b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" | b"MGET" | b"WATCH" | b"SINTER" | b"SUNION"
+        | b"SDIFF" | b"PFCOUNT" | b"PFMERGE" | b"SINTERSTORE" | b"SUNIONSTORE" | b"SDIFFSTORE" => {
+            all
+        }
+        b"RENAME" | b"RENAMENX" | b"SMOVE" | b"RPOPLPUSH" | b"LMOVE" | b"BLMOVE"
+        | b"BRPOPLPUSH" | b"COPY" | b"ZRANGESTORE" | b"GEOSEARCHSTORE" | b"LCS" => KeySpec::Range {
+            first: 1,
+            last: 2,
+            step: 1,
+        },
+        b"BITOP" => KeySpec::Range {
+            first: 2,
+            last: -1,
+            step: 1,
+        },
+        b"MSET" | b"MSETNX" => KeySpec::Range {
+            first: 1,
+            last: -1,
+            step: 2,
+        },
+        b"BLPOP" | b"BRPOP" | b"BZPOPMIN" | b"BZPOPMAX" => KeySpec::Range {
+            first: 1,
+            last: -2,
+            step: 1,
+        },
+        b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" | b"FCALL" | b"FCALL_RO" | b"BLMPOP"
+        | b"BZMPOP" => KeySpec::Counted { at: 2, before: 0 },
+        b"ZUNIONSTORE" | b"ZINTERSTORE" | b"ZDIFFSTORE" => KeySpec::Counted { at: 2, before: 1 },
+        b"ZUNION" | b"ZINTER" | b"ZDIFF" | b"ZINTERCARD" | b"SINTERCARD" | b"LMPOP" | b"ZMPOP" => {
+            KeySpec::Counted { at: 1, before: 0 }
+        }
+        b"XREAD" | b"XREADGROUP" => KeySpec::Streams,
+        _ => KeySpec::Unknown,
+    }
+}
+
+/// The positions of the keys among `args` by `spec` (`None` for [`KeySpec::Unknown`], or
+/// when the arguments do not fit the spec: the server will say what is wrong).
+pub(crate) fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> Option<Vec<usize>> {
+    let n = args.len();
+    match spec {
+        KeySpec::None => Some(Vec::new()),
+        KeySpec::Range { first, last, step } => {
+            let last = if last < 0 {
+                n as isize + last
+            } else {
+                last.min(n as isize - 1)
+            };
+            if first == 0 || last < first as isize || step == 0 {
+                return Some(Vec::new());
+            }
+            Some((first..=last as usize).step_by(step).collect())
+        }
+        KeySpec::Counted { at, before } => {
+            let count: usize = std::str::from_utf8(args.get(at)?.as_ref())
+                .ok()?
+                .parse()
+                .ok()?;
+            if at + 1 + count > n {
+                return None;
+            }
+            let mut keys: Vec<usize> = (at - before..at).collect();
+            keys.extend(at + 1..at + 1 + count);
+            Some(keys)
+        }
+        KeySpec::Streams => {
+            let at = args
+                .iter()
+                .position(|a| a.as_ref().eq_ignore_ascii_case(b"STREAMS"))?;
+            let rest = n - at - 1;
+            if rest == 0 || rest % 2 != 0 {
+                return None;
+            }
+            Some((at + 1..at + 1 + rest / 2).collect())
+        }
+        KeySpec::Unknown => None,
     }
 }

@@ -114,6 +114,23 @@ pub struct Options {
     /// TLS settings, used when the URL is `rediss://` (giving them with another URL is an
     /// error: the connection would not be encrypted).
     pub tls: TlsOptions,
+    /// Standalone server or Redis Cluster (default [`ClusterMode::Auto`]: the first node
+    /// that answers says).
+    pub cluster: ClusterMode,
+}
+
+/// Whether a client talks to one server or to a Redis Cluster ([`Options::cluster`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClusterMode {
+    /// Ask the first node that answers (`CLUSTER SLOTS`: a node of a cluster answers with
+    /// the slot map, a standalone server that cluster support is disabled). A `unix://` or
+    /// sentinel URL is always standalone.
+    #[default]
+    Auto,
+    /// One server (or the master the sentinels name): no cluster routing.
+    Standalone,
+    /// A Redis Cluster: connecting to a node that is not in cluster mode is an error.
+    Cluster,
 }
 
 impl std::fmt::Debug for Options {
@@ -141,6 +158,7 @@ impl std::fmt::Debug for Options {
             .field("poll_mode", &self.poll_mode)
             .field("error_hook", &self.error_hook.is_some())
             .field("tls", &self.tls)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -167,6 +185,7 @@ impl Default for Options {
             stream_maxlen: 100_000,
             error_hook: None,
             tls: TlsOptions::default(),
+            cluster: ClusterMode::Auto,
         }
     }
 }
@@ -226,6 +245,11 @@ impl Options {
     /// Choose RESP3 (`true`) or RESP2.
     pub fn resp3(mut self, on: bool) -> Self {
         self.resp3 = on;
+        self
+    }
+    /// Choose standalone or cluster (default [`ClusterMode::Auto`]).
+    pub fn cluster(mut self, mode: ClusterMode) -> Self {
+        self.cluster = mode;
         self
     }
     /// Set the reconnection policy.
@@ -342,9 +366,32 @@ pub(crate) struct Target {
     pub url: String,
     /// The sentinels, for a `redis-sentinel://` URL.
     pub sentinel: Option<std::sync::Arc<crate::net::sentinel::Sentinel>>,
+    /// The nodes a `redis://` or `rediss://` URL names (`host:port,host:port`), in order:
+    /// connections go to the first that answers; empty for a unix socket or sentinels.
+    pub seeds: Vec<(String, u16)>,
 }
 
 impl Target {
+    /// The same target at another node (`host:port`): the seed list and sentinels dropped.
+    pub(crate) fn at(&self, host: &str, port: u16) -> Target {
+        let display = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Target {
+            info: self
+                .info
+                .clone()
+                .set_addr(redis::ConnectionAddr::Tcp(host.to_owned(), port)),
+            display,
+            tls: self.tls.clone(),
+            url: self.url.clone(),
+            sentinel: None,
+            seeds: Vec::new(),
+        }
+    }
+
     /// Where connections go.
     pub(crate) fn endpoint(&self) -> crate::net::wire::Endpoint {
         crate::net::wire::Endpoint {
@@ -444,6 +491,18 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
             "TLS options are set but the URL {url:?} is not rediss://: the connection would not be encrypted"
         )));
     }
+    // A list of nodes (`redis://h1:7000,h2:7000/`): the redis crate reads the URL with the
+    // first one; the list is kept as the seeds.
+    let listed;
+    let mut seeds = None;
+    let (url_for_parse, url) = match (sentinel, node_list(url_for_parse, url)?) {
+        (false, Some((nodes, given, shown))) => {
+            listed = (given, shown);
+            seeds = Some(nodes);
+            (listed.0.as_str(), listed.1.as_str())
+        }
+        _ => (url_for_parse, url),
+    };
     // The redis crate (built without TLS) parses a rediss:// URL as the same redis:// one;
     // a sentinel URL is read here, and its credentials and database by the redis crate
     // from `redis://[user:pass@]first-sentinel[/db]`.
@@ -540,6 +599,7 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
             tls,
             url: shown,
             sentinel: Some(std::sync::Arc::new(s)),
+            seeds: Vec::new(),
         });
     }
     let tls = if tls {
@@ -556,13 +616,82 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
     } else {
         None
     };
+    let seeds = match (seeds, info.addr()) {
+        (Some(list), _) => list,
+        (None, redis::ConnectionAddr::Tcp(host, port)) => vec![(host.clone(), *port)],
+        (None, _) => Vec::new(),
+    };
     Ok(Target {
         info: info.set_redis_settings(redis),
         display,
         tls,
         url: shown,
         sentinel: None,
+        seeds,
     })
+}
+
+/// `host[:port]` items of a comma-separated list (`default_port` when none is given);
+/// `what` names an item in errors (`"sentinel"`, `"node"`).
+fn host_list(hosts: &str, url: &str, default_port: u16, what: &str) -> Result<Vec<(String, u16)>> {
+    let mut out = Vec::new();
+    for h in hosts.split(',') {
+        let bad = |why: &str| Error::invalid(format!("invalid URL {url:?}: {what} {h:?}: {why}"));
+        let (host, port) = if let Some(v6) = h.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
+            (host.to_owned(), after.strip_prefix(':'))
+        } else {
+            match h.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), Some(port)),
+                None => (h.to_owned(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("not a port"))?,
+        };
+        out.push((host, port));
+    }
+    Ok(out)
+}
+
+/// A `redis://` or `rediss://` URL naming several nodes (`redis://[user:pass@]h1:7000,h2:7000/`):
+/// the nodes, and the URL (given, redacted) with only the first, for the redis crate to read
+/// the rest from. `None` for a URL with one host.
+#[allow(clippy::type_complexity)]
+fn node_list(given: &str, url: &str) -> Result<Option<(Vec<(String, u16)>, String, String)>> {
+    let split = |u: &str| {
+        u.split_once("://")
+            .map(|(s, r)| (s.to_owned(), r.to_owned()))
+            .unwrap_or_default()
+    };
+    let ((scheme, given_rest), (_, shown_rest)) = (split(given), split(url));
+    if scheme.to_ascii_lowercase().contains("unix") {
+        return Ok(None);
+    }
+    let userinfo_end = |r: &str| r.rfind('@').map_or(0, |i| i + 1);
+    let at = userinfo_end(&given_rest);
+    let body = &given_rest[at..];
+    let (hosts, path) = body.split_at(body.find(['/', '?', '#']).unwrap_or(body.len()));
+    if !hosts.contains(',') {
+        return Ok(None);
+    }
+    let nodes = host_list(hosts, url, 6379, "node")?;
+    let (host, port) = &nodes[0];
+    let first = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let shown_at = userinfo_end(&shown_rest);
+    Ok(Some((
+        nodes.clone(),
+        format!("{scheme}://{}{first}{path}", &given_rest[..at]),
+        format!("{scheme}://{}{first}{path}", &shown_rest[..shown_at]),
+    )))
 }
 
 /// Read `redis-sentinel://[user:pass@]host[:port][,host[:port]...][/db]#master` (or
@@ -596,27 +725,7 @@ fn sentinel_url(
     }
     let body = &given_rest[at..hash];
     let (hosts, path) = body.split_at(body.find(['/', '?']).unwrap_or(body.len()));
-    let mut sentinels = Vec::new();
-    for h in hosts.split(',') {
-        let bad = |why: &str| Error::invalid(format!("invalid URL {url:?}: sentinel {h:?}: {why}"));
-        let (host, port) = if let Some(v6) = h.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
-            (host.to_owned(), after.strip_prefix(':'))
-        } else {
-            match h.rsplit_once(':') {
-                Some((host, port)) => (host.to_owned(), Some(port)),
-                None => (h.to_owned(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            None => crate::net::sentinel::DEFAULT_PORT,
-            Some(p) => p.parse::<u16>().map_err(|_| bad("not a port"))?,
-        };
-        sentinels.push((host, port));
-    }
+    let sentinels = host_list(hosts, url, crate::net::sentinel::DEFAULT_PORT, "sentinel")?;
     let (host, port) = &sentinels[0];
     let first = if host.contains(':') {
         format!("[{host}]:{port}")

@@ -151,6 +151,8 @@ pub(crate) struct Counters {
     pub(crate) commands: AtomicU64,
     failed: [AtomicU64; KINDS.len()],
     pub(crate) reconnects: AtomicU64,
+    /// Cluster redirects followed (`MOVED`, `ASK`).
+    pub(crate) redirects: AtomicU64,
     pub(crate) pubsub_reconnects: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
@@ -169,6 +171,7 @@ impl Default for Counters {
             commands: AtomicU64::new(0),
             failed: Default::default(),
             reconnects: AtomicU64::new(0),
+            redirects: AtomicU64::new(0),
             pubsub_reconnects: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -265,6 +268,7 @@ impl Counters {
             commands: load(&self.commands),
             failed,
             reconnects: load(&self.reconnects),
+            redirects: load(&self.redirects),
             pubsub_reconnects: load(&self.pubsub_reconnects),
             bytes_in: load(&self.bytes_in),
             bytes_out: load(&self.bytes_out),
@@ -320,6 +324,9 @@ pub struct ClientStats {
     pub failed: Vec<(ErrorKind, u64)>,
     /// Times the command connection was re-established after it broke.
     pub reconnects: u64,
+    /// Redis Cluster redirects followed (`MOVED` and `ASK` replies: a slot moved or is
+    /// moving); 0 for a standalone server.
+    pub redirects: u64,
     /// Times the pub/sub connection was re-established after it broke.
     pub pubsub_reconnects: u64,
     /// Bytes read from the server, on every connection of the client.

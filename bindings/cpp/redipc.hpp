@@ -598,6 +598,8 @@ public:
     options &poll_mode(bool on) { return set(ipc_options_set_poll_mode(p(), on)); }
     options &health_check_interval_ms(uint64_t ms) { return set(ipc_options_set_health_check_interval_ms(p(), ms)); }
     options &stream_maxlen(size_t n) { return set(ipc_options_set_stream_maxlen(p(), n)); }
+    /// Standalone or Redis Cluster (`ipc_cluster_mode`; default `IPC_CLUSTER_AUTO`).
+    options &cluster(ipc_cluster_mode mode) { return set(ipc_options_set_cluster(p(), static_cast<int>(mode))); }
     /// TLS, for `rediss://` URLs: PEM files, or PEM text (`*_pem`).
     options &tls_ca_file(const std::string &path) { return set(ipc_options_set_tls_ca_file(p(), path.c_str())); }
     options &tls_ca_pem(std::string_view pem) { return set(ipc_options_set_tls_ca_pem(p(), pem.data(), pem.size())); }

@@ -198,6 +198,12 @@ class ipc_overflow(enum.IntEnum):
     IPC_OVERFLOW_DROP_NEWEST = 2
 
 
+class ipc_cluster_mode(enum.IntEnum):
+    IPC_CLUSTER_AUTO = 0
+    IPC_CLUSTER_STANDALONE = 1
+    IPC_CLUSTER_ON = 2
+
+
 class ipc_protocol(enum.IntEnum):
     IPC_PROTOCOL_REDIPC = 0
     IPC_PROTOCOL_REDIS_IPC = 1
@@ -406,6 +412,7 @@ class ipc_client_counts(ctypes.Structure):
         ("consumers_failed", ctypes.c_uint64),  # uint64_t
         ("consumers_claimed", ctypes.c_uint64),  # uint64_t
         ("consumers_dead_lettered", ctypes.c_uint64),  # uint64_t
+        ("redirects", ctypes.c_uint64),  # uint64_t
     ]
 
 
@@ -605,6 +612,8 @@ _FUNCTIONS = {
     "ipc_options_set_reconnect_max_delay_ms": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_uint64]),
     # ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts, uint32_t attempts);
     "ipc_options_set_reconnect_max_attempts": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_uint32]),
+    # ipc_result ipc_options_set_cluster(ipc_options *opts, int mode);
+    "ipc_options_set_cluster": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_int]),
     # ipc_result ipc_options_set_poll_mode(ipc_options *opts, bool on);
     "ipc_options_set_poll_mode": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
     # ipc_result ipc_options_set_health_check_interval_ms(ipc_options *opts, uint64_t ms);
@@ -1016,6 +1025,7 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_options_set_reconnect_min_delay_ms",
     "ipc_options_set_reconnect_max_delay_ms",
     "ipc_options_set_reconnect_max_attempts",
+    "ipc_options_set_cluster",
     "ipc_options_set_poll_mode",
     "ipc_options_set_health_check_interval_ms",
     "ipc_options_set_stream_maxlen",
@@ -2591,7 +2601,8 @@ class Client(_Handle):
     ``response_timeout_ms``, ``client_name``, ``database``, ``username``, ``password``,
     ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``, ``max_reply_size``,
     ``reconnect_min_delay_ms``, ``reconnect_max_delay_ms``, ``reconnect_max_attempts``,
-    ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen``, ``sentinel_username``,
+    ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen``, ``cluster`` (an
+    ``IPC_CLUSTER_*`` number), ``sentinel_username``,
     ``sentinel_password`` (for ``redis-sentinel://`` URLs), and for ``rediss://``
     ``tls_ca_file``, ``tls_ca_pem`` (bytes), ``tls_cert_file``, ``tls_cert_pem``,
     ``tls_key_file``, ``tls_key_pem``, ``tls_server_name``, ``tls_insecure`` (and whatever

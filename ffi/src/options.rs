@@ -418,6 +418,52 @@ pub unsafe extern "C" fn ipc_options_set_reconnect_max_attempts(
     ffi_boundary!(ipc_options_set_reconnect_max_attempts(opts, attempts) { set!(opts.reconnect.max_attempts = (attempts != 0).then_some(attempts)) })
 }
 
+/// Standalone server or Redis Cluster (`ipc_options_set_cluster()`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ipc_cluster_mode {
+    /// Ask the first node that answers (the default): a cluster node answers `CLUSTER
+    /// SLOTS` with the slot map, a standalone server says cluster support is disabled. A
+    /// `unix://` or sentinel URL is always standalone.
+    IPC_CLUSTER_AUTO = 0,
+    /// One server: no cluster routing (against a cluster node, keys of other nodes' slots
+    /// get `MOVED` errors).
+    IPC_CLUSTER_STANDALONE = 1,
+    /// A Redis Cluster: `ipc_client_new()` fails with `IPC_ERR_UNSUPPORTED` when the node
+    /// is not in cluster mode, `IPC_ERR_INVALID_ARGUMENT` for a unix or sentinel URL.
+    IPC_CLUSTER_ON = 2,
+}
+
+/// Standalone or cluster, an `ipc_cluster_mode` taken as an `int` (default
+/// `IPC_CLUSTER_AUTO`). On a cluster the client routes every command by its keys to the
+/// node owning their slot, follows `MOVED` and `ASK`, splits `MGET`/`DEL`/`EXISTS` over
+/// several slots, and refuses other commands and transactions whose keys are in several
+/// slots (`IPC_ERR_INVALID_ARGUMENT`, nothing sent); the URL may list several nodes
+/// (`redis://10.0.0.1:7000,10.0.0.2:7000/`), the first that answers is used.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
+/// `ipc_cluster_mode`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_cluster(
+    opts: *mut ipc_options,
+    mode: c_int,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_cluster(opts, mode) { set!(opts.cluster = cluster_arg(mode)?) })
+}
+
+fn cluster_arg(mode: c_int) -> Result<redipc::ClusterMode, Error> {
+    use ipc_cluster_mode as M;
+    match mode {
+        m if m == M::IPC_CLUSTER_AUTO as c_int => Ok(redipc::ClusterMode::Auto),
+        m if m == M::IPC_CLUSTER_STANDALONE as c_int => Ok(redipc::ClusterMode::Standalone),
+        m if m == M::IPC_CLUSTER_ON as c_int => Ok(redipc::ClusterMode::Cluster),
+        other => Err(Error::invalid(format!(
+            "{other} is not an ipc_cluster_mode: use IPC_CLUSTER_AUTO, IPC_CLUSTER_STANDALONE or IPC_CLUSTER_ON"
+        ))),
+    }
+}
+
 /// Poll mode (default off): subscription and keyspace callbacks run only inside
 /// `ipc_client_poll()`, on the thread that calls it; `ipc_client_fd()` gives a descriptor
 /// that is readable whenever such work waits. Off, they run on library dispatcher threads.

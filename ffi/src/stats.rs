@@ -113,13 +113,16 @@ pub struct ipc_client_counts {
     pub consumers_claimed: u64,
     /// Entries the client's group consumers moved to the dead-letter stream.
     pub consumers_dead_lettered: u64,
+    /// Redis Cluster redirects followed (`MOVED`, `ASK`: a slot moved or is moving); 0 for
+    /// a standalone server. (Added after the first version: filled when `size` covers it.)
+    pub redirects: u64,
 }
 
 /// The size of the first version of `ipc_client_counts`: the smallest `size` accepted.
 const STATS_V1_SIZE: usize = 296;
 
 // No padding anywhere (two `u32`s, then `u64`s): the bytes copied to C are all initialized.
-const _: () = assert!(size_of::<ipc_client_counts>() == 8 + 8 * 36);
+const _: () = assert!(size_of::<ipc_client_counts>() == 8 + 8 * 37);
 const _: () = assert!(size_of::<ipc_client_counts>() >= STATS_V1_SIZE);
 
 fn micros(d: Duration) -> u64 {
@@ -154,6 +157,7 @@ impl From<redipc::ClientStats> for ipc_client_counts {
             consumers_failed: s.consumers.failed,
             consumers_claimed: s.consumers.claimed,
             consumers_dead_lettered: s.consumers.dead_lettered,
+            redirects: s.redirects,
             ..Default::default()
         };
         for (kind, n) in &s.failed {

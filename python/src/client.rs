@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use redipc::{Options, SetOptions, TlsOptions, blocking};
+use redipc::{ClusterMode, Options, SetOptions, TlsOptions, blocking};
 
 use crate::convert::{self, Arg, Callable, Count, Dict, PemArg, Seconds, Seq, With};
 use crate::errors::Core;
@@ -56,6 +56,7 @@ impl Client {
         resp3 = None, max_value_size = None, max_reply_size = None, poll_mode = None,
         health_check_interval = None, stream_maxlen = None, on_report = None, tls_ca = None,
         tls_cert = None, tls_key = None, tls_server_name = None, tls_insecure = false,
+        cluster = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -83,6 +84,7 @@ impl Client {
         tls_key: Option<PemArg>,
         tls_server_name: Option<String>,
         tls_insecure: bool,
+        cluster: Option<bool>,
     ) -> PyResult<Self> {
         logs::sync(py)?;
         // Set field by field: the core checks the combination (a key without its
@@ -111,6 +113,13 @@ impl Client {
             .with(poll_mode, Options::poll_mode)
             .with(health_check_interval, |o, t| o.health_check_interval(t.0))
             .with(stream_maxlen, |o, n| o.stream_maxlen(n.usize()))
+            .with(cluster, |o, on| {
+                o.cluster(if on {
+                    ClusterMode::Cluster
+                } else {
+                    ClusterMode::Standalone
+                })
+            })
             .tls(tls);
         Ok(Client {
             c: py.core(|| blocking::Client::connect(url, opts))?,

@@ -470,6 +470,8 @@ record! {
         /// Failed calls by error kind (`"server"`, `"timeout"` ...; kinds with none left out).
         failed: Dict<String, u64>,
         reconnects: u64,
+        /// Redis Cluster redirects followed (`MOVED`, `ASK`); 0 for a standalone server.
+        redirects: u64,
         pubsub_reconnects: u64,
         bytes_in: u64,
         bytes_out: u64,
@@ -501,6 +503,7 @@ impl From<redipc::ClientStats> for ClientStats {
                     .collect(),
             ),
             reconnects: s.reconnects,
+            redirects: s.redirects,
             pubsub_reconnects: s.pubsub_reconnects,
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,

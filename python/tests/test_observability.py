@@ -140,7 +140,7 @@ def test_stats_are_frozen_records(make_client: Callable[..., redipc.Client]) -> 
         s.latency.count = 0  # type: ignore[misc]
     d = s.as_dict()
     assert set(d) == {
-        "commands", "failed", "reconnects", "pubsub_reconnects", "bytes_in", "bytes_out",
+        "commands", "failed", "reconnects", "redirects", "pubsub_reconnects", "bytes_in", "bytes_out",
         "in_flight", "pubsub_received", "pubsub_dropped", "workers", "consumers", "latency",
     }
     assert d["latency"] == s.latency and d["commands"] == s.commands

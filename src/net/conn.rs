@@ -1,374 +1,233 @@
-//! The shared command connection: one auto-pipelined multiplexed connection per client,
-//! re-established in the background after it breaks.
-//!
-//! State machine: `Up(conn)` → (an I/O error, or the RESP3 disconnect notice) → `Down`
-//! while one reconnect task retries with capped exponential backoff and jitter → `Up` again.
-//! A call made while `Down` waits for the reconnect, but never past its own deadline: then
-//! it fails with a connection error that names the last reason.
+//! The client's command connection ([`Conn`]): one server's ([`Node`], `net/node.rs`) or a
+//! Redis Cluster's router (`net/cluster.rs`) behind the same calls; dedicated connections
+//! and the loops' connections for blocking commands ([`LoopConn`], [`Unblock`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::{Options, ReconnectPolicy, Target};
+use crate::config::{Options, Target};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::wire::{Expect, Failure, Wire, WireSettings};
+pub(crate) use crate::net::node::LOG_TARGET;
+use crate::net::node::Node;
+use crate::net::wire::{Expect, Wire, WireSettings};
 use crate::reply::Reply;
 
-/// The `log` target of the command connection's state changes.
-pub(crate) const LOG_TARGET: &str = "redipc::connection";
-
-enum State {
-    Up { conn: Wire, generation: u64 },
-    Down { last_error: Error },
-    Closed,
+/// The client's command connection: one server ([`Node`]), or a Redis Cluster's router,
+/// behind the same calls (every pattern sends through these, so routing by key is the
+/// router's business alone).
+pub(crate) enum Conn {
+    One(Arc<Node>),
+    Cluster(Arc<crate::net::cluster::Router>),
 }
 
-/// Settings the connection needs after it is made.
-struct Settings {
-    wire: WireSettings,
-    response_timeout: Duration,
-    reconnect: ReconnectPolicy,
+/// A dedicated connection and the node it belongs to (derefs to its [`Wire`]).
+pub(crate) struct Dedicated {
+    wire: Wire,
+    node: Arc<Node>,
 }
 
-pub(crate) struct Conn {
-    /// `host:port` or socket path, for messages.
-    pub(crate) display: String,
-    settings: Settings,
-    state: Mutex<State>,
-    /// Bumped on every state change; waiters for a reconnect watch it.
-    changed: watch::Sender<u64>,
-    /// Turns true on close: every connection of this client (shared, pooled, and the ones
-    /// loops hold) ends at once, failing what is in flight on it.
-    shutdown: watch::Sender<bool>,
-    /// The largest value accepted (our option, lowered to the server's
-    /// `proto-max-bulk-len` when it can be read).
-    pub(crate) max_value_size: AtomicUsize,
-    configured_max_value_size: usize,
-    handle: tokio::runtime::Handle,
-    /// Idle dedicated connections (see [`Conn::dedicated`]).
-    idle: Mutex<Vec<Wire>>,
+impl std::ops::Deref for Dedicated {
+    type Target = Wire;
+    fn deref(&self) -> &Wire {
+        &self.wire
+    }
 }
 
 impl Conn {
-    /// Connect once (no retries: an unreachable server is reported within the connect
-    /// timeout), then keep the connection up in the background.
+    /// Connect to the first node of the URL that answers (no retries: an unreachable
+    /// server is reported within the connect timeout for each), then, unless the options
+    /// say standalone, ask it whether it is a cluster node (`CLUSTER SLOTS`: the slot map,
+    /// or "cluster support disabled").
     pub(crate) async fn connect(
         target: Target,
         opts: &Options,
         handle: tokio::runtime::Handle,
         counters: Arc<crate::stats::Counters>,
     ) -> Result<Arc<Conn>> {
-        let info = &target.info;
-        let redis_settings = info.redis_settings();
-        let conn = Arc::new(Conn {
-            settings: Settings {
-                wire: WireSettings {
-                    endpoint: target.endpoint(),
-                    username: redis_settings.username().map(str::to_string),
-                    password: redis_settings.password().map(str::to_string),
-                    db: redis_settings.db(),
-                    client_name: opts.client_name.clone(),
-                    resp3: opts.resp3,
-                    connect_timeout: opts.connect_timeout,
-                    display: target.display.clone(),
-                    limits: opts.limits(),
-                    counters,
-                },
-                response_timeout: opts.response_timeout,
-                reconnect: opts.reconnect.clone(),
-            },
-            display: target.display,
-            state: Mutex::new(State::Down {
-                last_error: Error::new(ErrorKind::Connection, "not connected yet"),
-            }),
-            changed: watch::Sender::new(0),
-            shutdown: watch::Sender::new(false),
-            max_value_size: AtomicUsize::new(opts.max_value_size),
-            configured_max_value_size: opts.max_value_size,
-            handle,
-            idle: Mutex::new(Vec::new()),
-        });
-        let generation = 1;
-        let mc = match &conn.settings.wire.endpoint.sentinel {
-            None => Self::open(&conn, generation).await?,
-            Some(sentinel) => {
-                // Follow the master through failovers for as long as the client lives.
-                conn.handle.spawn(crate::net::sentinel::watch(
-                    Arc::downgrade(sentinel),
-                    opts.health_check_for(false),
-                    conn.shutdown.subscribe(),
-                ));
-                // The sentinels may name a server that is no longer the master (a failover
-                // under way): ask again until the connect timeout.
-                let deadline = Instant::now() + opts.connect_timeout;
-                loop {
-                    match Self::open(&conn, generation).await {
-                        Ok(mc) => break mc,
-                        Err(e)
-                            if crate::net::wire::stale_master(&e)
-                                && Instant::now() + Duration::from_millis(100) < deadline =>
-                        {
-                            log::debug!(target: LOG_TARGET, "{}; asking the sentinels again", e.text());
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        Err(e) => {
-                            conn.close();
-                            return Err(e);
-                        }
-                    }
-                }
+        use crate::config::ClusterMode;
+        if target.seeds.is_empty() {
+            // A unix socket or sentinels: one server.
+            if opts.cluster == ClusterMode::Cluster {
+                return Err(Error::invalid(format!(
+                    "cluster mode needs redis:// or rediss:// node addresses, not {}",
+                    target.url
+                )));
             }
-        };
-        log::debug!(target: LOG_TARGET, "connected to {}", conn.display);
-        conn.set_state(State::Up {
-            conn: mc,
-            generation,
-        });
-        Ok(conn)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave the state half-written (every
-        // write is one assignment), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set_state(&self, s: State) {
-        *self.lock() = s;
-        self.changed.send_modify(|g| *g += 1);
-    }
-
-    /// Open one connection and run the per-connection setup. `generation` 0 opens a
-    /// dedicated connection, whose end does not concern the shared connection.
-    async fn open(this: &Arc<Conn>, generation: u64) -> Result<Wire> {
-        let hook: Option<crate::net::wire::DownHook> = (generation != 0).then(|| {
-            // The driver tells us at once when the socket fails, so the next call waits
-            // for the reconnect instead of failing on a dead connection.
-            let weak: Weak<Conn> = Arc::downgrade(this);
-            Box::new(move |err: Error| {
-                if let Some(conn) = weak.upgrade() {
-                    conn.mark_down(generation, err);
-                }
-            }) as crate::net::wire::DownHook
-        });
-        let wire = Wire::connect(&this.settings.wire, hook, this.shutdown.subscribe()).await?;
-        // Learn the server's bulk limit so an oversized value is refused before it is sent
-        // (the server would otherwise close the connection on it). CONFIG may be
-        // forbidden by ACLs: then our own limit stays.
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("GET").arg("proto-max-bulk-len");
-        let limit =
-            match tokio::time::timeout(this.settings.response_timeout, wire.command(&cmd)).await {
-                Ok(Ok(reply)) => reply
-                    .into_pairs()
-                    .ok()
-                    .and_then(|p| p.into_iter().next())
-                    .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.parse::<usize>().ok()),
-                _ => None,
+            let node = Node::connect(target, opts, handle, counters).await?;
+            return Ok(Arc::new(Conn::One(node)));
+        }
+        let mut node = None;
+        let mut failures = Vec::new();
+        for (host, port) in &target.seeds {
+            let at = if target.seeds.len() == 1 {
+                target.clone()
+            } else {
+                target.at(host, *port)
             };
-        if let Some(limit) = limit {
-            this.max_value_size
-                .store(limit.min(this.configured_max_value_size), Ordering::Relaxed);
+            match Node::connect(at, opts, handle.clone(), counters.clone()).await {
+                Ok(n) => {
+                    node = Some(n);
+                    break;
+                }
+                // Refused credentials, a bad database: the same on every node.
+                Err(e) if !matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) => {
+                    return Err(e);
+                }
+                Err(e) => failures.push(e),
+            }
         }
-        Ok(wire)
+        let Some(node) = node else {
+            let mut e = failures
+                .pop()
+                .unwrap_or_else(|| Error::new(ErrorKind::Connection, "no node"));
+            if !failures.is_empty() {
+                e = Error::new(
+                    e.kind(),
+                    format!(
+                        "none of the {} nodes answered; last: {}",
+                        failures.len() + 1,
+                        e.text()
+                    ),
+                );
+            }
+            return Err(e);
+        };
+        if opts.cluster == ClusterMode::Standalone {
+            return Ok(Arc::new(Conn::One(node)));
+        }
+        let mut slots = redis::cmd("CLUSTER");
+        slots.arg("SLOTS");
+        match node.send(&slots).await {
+            Ok(Reply::Error(e)) if opts.cluster == ClusterMode::Auto => {
+                log::debug!(target: LOG_TARGET, "{} is standalone ({})", node.display, e.message);
+                Ok(Arc::new(Conn::One(node)))
+            }
+            Ok(Reply::Error(e)) => {
+                node.close();
+                Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "cluster mode was asked for, but {} is not a cluster node (CLUSTER SLOTS: {})",
+                        node.display, e.message
+                    ),
+                ))
+            }
+            // Not a slot map (a proxy, a fake server): not a cluster.
+            Ok(other) if opts.cluster == ClusterMode::Auto && other.as_slice().is_none() => {
+                log::debug!(target: LOG_TARGET, "{} is standalone (CLUSTER SLOTS: {other:?})", node.display);
+                Ok(Arc::new(Conn::One(node)))
+            }
+            Ok(map) => {
+                let router =
+                    crate::net::cluster::Router::new(node, &map, target, opts, handle, counters)?;
+                Ok(Arc::new(Conn::Cluster(router)))
+            }
+            Err(e) => {
+                node.close();
+                Err(e.context("CLUSTER SLOTS"))
+            }
+        }
     }
 
-    /// A connection of its own, for what must not share the multiplexed one: blocking pops,
-    /// `WATCH` transactions. Reuses an idle one when there is one. Return it with
-    /// [`Conn::put_dedicated`] when it is still good.
-    pub(crate) async fn dedicated(self: &Arc<Self>) -> Result<Wire> {
-        if self.is_closed() {
-            return Err(Error::closed());
+    /// `host:port` (or what the cluster's seeds were), for messages.
+    pub(crate) fn display(&self) -> &str {
+        match self {
+            Conn::One(n) => &n.display,
+            Conn::Cluster(r) => r.display(),
         }
-        // An idle connection the server closed meanwhile (timeout, CLIENT KILL, restart)
-        // is dropped here rather than failing its next user's command.
-        let idle = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.retain(|w| !w.is_closed());
-            idle.pop()
+    }
+
+    /// The largest value accepted in one argument.
+    pub(crate) fn max_value_size(&self) -> usize {
+        match self {
+            Conn::One(n) => n.max_value_size.load(Ordering::Relaxed),
+            Conn::Cluster(r) => r.max_value_size(),
+        }
+    }
+
+    /// The router, when this is a cluster.
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::net::cluster::Router>> {
+        match self {
+            Conn::One(_) => None,
+            Conn::Cluster(r) => Some(r),
+        }
+    }
+
+    /// A connection of its own for `cmd` (on the node owning its keys' slot in a cluster):
+    /// blocking pops, `WATCH` transactions. Give it back with [`Conn::put_dedicated`] when
+    /// it is still good.
+    pub(crate) async fn dedicated(&self, cmd: Option<&redis::Cmd>) -> Result<Dedicated> {
+        let node = match self {
+            Conn::One(n) => n.clone(),
+            Conn::Cluster(r) => r.node_for_cmd(cmd).await?,
         };
-        match idle {
-            Some(c) => Ok(c),
-            None => Self::open(self, 0).await,
-        }
+        let wire = node.dedicated().await?;
+        Ok(Dedicated { wire, node })
     }
 
     /// Give back a dedicated connection that is in a clean state (no WATCH, not blocked).
-    pub(crate) fn put_dedicated(&self, c: Wire) {
-        const MAX_IDLE: usize = 4;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE && !self.is_closed() {
-            idle.push(c);
+    pub(crate) fn put_dedicated(&self, c: Dedicated) {
+        c.node.put_dedicated(c.wire);
+    }
+
+    /// How connections are opened (`None` for a cluster, whose nodes differ).
+    pub(crate) fn wire_settings(&self) -> Option<&WireSettings> {
+        match self {
+            Conn::One(n) => Some(n.wire_settings()),
+            Conn::Cluster(_) => None,
         }
     }
 
     /// The response timeout of ordinary calls.
-    /// How its connections are opened.
-    pub(crate) fn wire_settings(&self) -> &WireSettings {
-        &self.settings.wire
-    }
-
     pub(crate) fn response_timeout(&self) -> Duration {
-        self.settings.response_timeout
-    }
-
-    /// Mark the connection of `generation` broken and start one reconnect task.
-    fn mark_down(self: &Arc<Self>, generation: u64, err: Error) {
-        let why = err.text();
-        {
-            let mut st = self.lock();
-            match &*st {
-                State::Up { generation: g, .. } if *g == generation => {
-                    *st = State::Down { last_error: err };
-                }
-                _ => return, // already down, reconnected since, or closed
-            }
-        }
-        log::warn!(target: LOG_TARGET, "connection to {} lost: {why}; reconnecting", self.display);
-        self.changed.send_modify(|g| *g += 1);
-        let weak = Arc::downgrade(self);
-        self.handle
-            .spawn(Self::reconnect_loop(weak, generation + 1));
-    }
-
-    async fn reconnect_loop(weak: Weak<Conn>, generation: u64) {
-        let mut attempt: u32 = 0;
-        loop {
-            let Some(this) = weak.upgrade() else { return };
-            let delay = this.settings.reconnect.delay(attempt);
-            let max_attempts = this.settings.reconnect.max_attempts;
-            drop(this);
-            tokio::time::sleep(delay).await;
-            let Some(this) = weak.upgrade() else { return };
-            if matches!(&*this.lock(), State::Closed) {
-                return;
-            }
-            match Self::open(&this, generation).await {
-                Ok(mc) => {
-                    let mut st = this.lock();
-                    if matches!(&*st, State::Closed) {
-                        return;
-                    }
-                    *st = State::Up {
-                        conn: mc,
-                        generation,
-                    };
-                    drop(st);
-                    this.settings
-                        .wire
-                        .counters
-                        .reconnects
-                        .fetch_add(1, Ordering::Relaxed);
-                    log::info!(
-                        target: LOG_TARGET,
-                        "connection to {} restored (attempt {})",
-                        this.display,
-                        attempt + 1
-                    );
-                    this.changed.send_modify(|g| *g += 1);
-                    return;
-                }
-                Err(e) => {
-                    attempt = attempt.saturating_add(1);
-                    let gave_up = max_attempts.is_some_and(|m| attempt >= m);
-                    let mut st = this.lock();
-                    if matches!(&*st, State::Closed) {
-                        return;
-                    }
-                    let level = if gave_up {
-                        log::Level::Error
-                    } else {
-                        log::Level::Debug
-                    };
-                    log::log!(
-                        target: LOG_TARGET,
-                        level,
-                        "reconnect to {} failed (attempt {attempt}{}): {}",
-                        this.display,
-                        if gave_up { ", giving up" } else { "" },
-                        e.text()
-                    );
-                    let msg = if gave_up {
-                        format!(
-                            "gave up reconnecting after {attempt} attempts (max_attempts); last: {}",
-                            e.text()
-                        )
-                    } else {
-                        format!("reconnecting (attempt {attempt}): {}", e.text())
-                    };
-                    *st = State::Down {
-                        last_error: Error::new(ErrorKind::Connection, msg),
-                    };
-                    drop(st);
-                    this.changed.send_modify(|g| *g += 1);
-                    if gave_up {
-                        return;
-                    }
-                }
-            }
+        match self {
+            Conn::One(n) => n.response_timeout(),
+            Conn::Cluster(r) => r.response_timeout(),
         }
     }
 
-    /// Whether the connection is up now.
+    /// Whether the connection is up now (in a cluster: to at least one node).
     pub(crate) fn is_connected(&self) -> bool {
-        matches!(&*self.lock(), State::Up { .. })
+        match self {
+            Conn::One(n) => n.is_connected(),
+            Conn::Cluster(r) => r.is_connected(),
+        }
     }
 
     /// Whether [`close`](Conn::close) was called.
     pub(crate) fn is_closed(&self) -> bool {
-        matches!(&*self.lock(), State::Closed)
+        match self {
+            Conn::One(n) => n.is_closed(),
+            Conn::Cluster(r) => r.is_closed(),
+        }
     }
 
-    /// Close: fail every later call with a `Closed` error, stop reconnecting, and end every
-    /// connection, so that calls in flight (a `BLPOP` waiting forever included) fail with a
-    /// `Closed` error at once instead of running on.
+    /// Close every connection (see [`Node::close`]).
     pub(crate) fn close(&self) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.set_state(State::Closed);
-        self.shutdown.send_replace(true);
+        match self {
+            Conn::One(n) => n.close(),
+            Conn::Cluster(r) => r.close(),
+        }
     }
 
     /// Completes once [`close`](Conn::close) was called (at once if it was).
     pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.shutdown.subscribe();
+        let mut rx = match self {
+            Conn::One(n) => n.shutdown_rx(),
+            Conn::Cluster(r) => r.shutdown_rx(),
+        };
         async move {
             // An error: the sender is gone, so is the connection.
             let _ = rx.wait_for(|closed| *closed).await;
         }
     }
 
-    /// The current connection, waiting for a reconnect until `deadline`.
-    async fn current(&self, deadline: Instant) -> Result<(Wire, u64)> {
-        let mut rx = self.changed.subscribe();
-        loop {
-            let last_error = match &*self.lock() {
-                State::Up { conn, generation } => return Ok((conn.clone(), *generation)),
-                State::Closed => return Err(Error::closed()),
-                State::Down { last_error } => last_error.clone(),
-            };
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    format!("not connected to {} ({})", self.display, last_error.text()),
-                ));
-            }
-        }
-    }
-
     /// Send a pipeline of commands (as one write) and read every reply (`MULTI`'s, the
-    /// `QUEUED`s and `EXEC`'s too for an atomic pipeline). Errors carry no context: the
-    /// caller says which command it was.
-    pub(crate) async fn send_pipeline(
-        self: &Arc<Self>,
-        pipe: &redis::Pipeline,
-    ) -> Result<Vec<Reply>> {
+    /// `QUEUED`s and `EXEC`'s too for an atomic pipeline).
+    pub(crate) async fn send_pipeline(&self, pipe: &redis::Pipeline) -> Result<Vec<Reply>> {
         let n = pipe.len() + if pipe.is_transaction() { 2 } else { 0 };
         if n == 0 {
             return Ok(Vec::new());
@@ -382,91 +241,38 @@ impl Conn {
         }
     }
 
-    /// Send one command and read its reply (a server error is `Ok(Reply::Error)`). Errors
-    /// carry no context: the caller says which command it was.
-    pub(crate) async fn send(self: &Arc<Self>, cmd: &redis::Cmd) -> Result<Reply> {
+    /// Send one command and read its reply (a server error is `Ok(Reply::Error)`).
+    pub(crate) async fn send(&self, cmd: &redis::Cmd) -> Result<Reply> {
         self.request(cmd.get_packed_command().into(), Expect::One)
             .await
     }
 
-    /// Send `bytes` on the shared connection within the response timeout. A request that
-    /// never reached the socket because the connection broke first (it was still queued)
-    /// is sent again after the reconnect: it cannot run twice. One that was written fails
-    /// with a connection error (it may or may not have run: at most once).
-    pub(crate) async fn request(
-        self: &Arc<Self>,
-        mut bytes: bytes::Bytes,
-        expect: Expect,
-    ) -> Result<Reply> {
-        let deadline = Instant::now() + self.settings.response_timeout;
-        let sentinel = self.settings.wire.endpoint.sentinel.is_some();
-        loop {
-            let (wire, generation) = self.current(deadline).await?;
-            // With sentinels, a READONLY reply means the master was demoted under us: the
-            // command was refused, not run, so it is sent again to the new master (a
-            // shared reference, not a copy).
-            let again = sentinel.then(|| bytes.clone());
-            match tokio::time::timeout_at(deadline, wire.request(bytes, expect)).await {
-                Ok(Ok(r)) if again.is_some() && readonly(&r) => {
-                    self.mark_down(
-                        generation,
-                        Error::new(
-                            ErrorKind::Connection,
-                            "the server is no longer the master (READONLY); asking the sentinels",
-                        ),
-                    );
-                    bytes = again.unwrap_or_default();
-                }
-                Ok(Ok(r)) => return Ok(r),
-                Ok(Err(Failure::NotSent(e, back))) => {
-                    self.mark_down(generation, e);
-                    bytes = back;
-                }
-                Ok(Err(Failure::Sent(e))) => {
-                    self.failed(&e, generation);
-                    return Err(e);
-                }
-                Err(_) => return Err(self.timed_out()),
-            }
+    /// Send packed commands (see [`Node::request`]; in a cluster, routed by their keys).
+    pub(crate) async fn request(&self, bytes: bytes::Bytes, expect: Expect) -> Result<Reply> {
+        match self {
+            Conn::One(n) => n.request(bytes, expect).await,
+            Conn::Cluster(r) => r.request(bytes, expect).await,
         }
     }
 
     /// Whether this connection goes to a master found by sentinels.
     pub(crate) fn has_sentinels(&self) -> bool {
-        self.settings.wire.endpoint.sentinel.is_some()
-    }
-
-    fn failed(self: &Arc<Self>, e: &Error, generation: u64) {
-        if e.kind() == ErrorKind::Connection {
-            self.mark_down(generation, e.clone());
+        match self {
+            Conn::One(n) => n.has_sentinels(),
+            Conn::Cluster(_) => false,
         }
     }
-
-    fn timed_out(&self) -> Error {
-        Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "no reply from {} within the response timeout of {:?}",
-                self.display, self.settings.response_timeout
-            ),
-        )
-    }
 }
 
-/// Whether a reply (or a pipeline's replies) holds a `READONLY` error: the server is a
-/// replica, and nothing that writes ran (a replica refuses every write; reads are safe to
-/// run again).
-fn readonly(r: &Reply) -> bool {
-    let is = |r: &Reply| matches!(r, Reply::Error(e) if e.code == "READONLY");
-    is(r) || r.as_slice().is_some_and(|v| v.iter().any(is))
-}
+/// A loop connection's client id, and the node it is on.
+type Blocked = (i64, Arc<Node>);
 
 /// The server-side client ids of blocking loops' connections, so that another thread can
 /// end their blocking commands at once with `CLIENT UNBLOCK` (safe: an unblocked `BRPOP`,
 /// `BLMOVE` or `XREADGROUP` answers nil, or what it already took).
 #[derive(Clone, Default)]
 pub(crate) struct Unblock {
-    ids: Arc<Mutex<Vec<Option<i64>>>>,
+    ids: Arc<Mutex<Vec<Option<Blocked>>>>,
 }
 
 impl Unblock {
@@ -477,7 +283,7 @@ impl Unblock {
         ids.len() - 1
     }
 
-    fn set(&self, slot: usize, id: Option<i64>) {
+    fn set(&self, slot: usize, id: Option<Blocked>) {
         if let Some(s) = self
             .ids
             .lock()
@@ -488,33 +294,40 @@ impl Unblock {
         }
     }
 
-    /// `CLIENT UNBLOCK` every loop's connection, on the shared connection. Best effort: a
-    /// loop that is not blocked, or a failure here, only means it stops at its block timeout.
-    pub(crate) async fn unblock(&self, conn: &Arc<Conn>) {
-        let ids: Vec<i64> = self
+    /// `CLIENT UNBLOCK` every loop's connection, on the shared connection of its node. Best
+    /// effort: a loop that is not blocked, or a failure here, only means it stops at its
+    /// block timeout.
+    pub(crate) async fn unblock(&self, _conn: &Arc<Conn>) {
+        let ids: Vec<Blocked> = self
             .ids
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .flatten()
-            .copied()
+            .cloned()
             .collect();
-        if ids.is_empty() {
-            return;
+        let mut rest = ids;
+        while let Some((_, node)) = rest.first().cloned() {
+            let (here, others): (Vec<_>, Vec<_>) =
+                rest.into_iter().partition(|(_, n)| Arc::ptr_eq(n, &node));
+            rest = others;
+            let mut pipe = redis::Pipeline::with_capacity(here.len());
+            for (id, _) in here {
+                pipe.cmd("CLIENT").arg("UNBLOCK").arg(id);
+            }
+            let _ = node
+                .request(pipe.get_packed_pipeline().into(), Expect::Many(pipe.len()))
+                .await;
         }
-        let mut pipe = redis::Pipeline::with_capacity(ids.len());
-        for id in ids {
-            pipe.cmd("CLIENT").arg("UNBLOCK").arg(id);
-        }
-        let _ = conn.send_pipeline(&pipe).await;
     }
 }
 
 /// One loop's connection for blocking commands (never the shared one), made on first use,
 /// dropped after an error or a timeout (a command may still be running on it), and known to
-/// an [`Unblock`] by its client id.
+/// an [`Unblock`] by its client id. In a cluster it goes to the node owning the command's
+/// slot, and follows the slot when it moves (`MOVED`: nothing ran).
 pub(crate) struct LoopConn {
-    wire: Option<Wire>,
+    wire: Option<Dedicated>,
     unblock: Unblock,
     slot: usize,
 }
@@ -535,12 +348,46 @@ impl LoopConn {
         cmd: &redis::Cmd,
         timeout: Duration,
     ) -> Result<Reply> {
+        let deadline = Instant::now() + timeout;
+        let mut redirects = 0;
+        loop {
+            match self.call_once(conn, cmd, deadline).await {
+                Err(e) if e.code() == Some("MOVED") && redirects < 5 => {
+                    // The slot moved: nothing ran; the next connection goes to its owner.
+                    redirects += 1;
+                    if let Some(r) = conn.cluster() {
+                        r.moved(e.message());
+                    }
+                    self.drop_wire();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(
+        &mut self,
+        conn: &Arc<Conn>,
+        cmd: &redis::Cmd,
+        deadline: Instant,
+    ) -> Result<Reply> {
+        // On a cluster, a command for another node than the loop's connection: that one
+        // goes back to its node's pool (it is idle), and one of the other node's is taken.
+        if let (Some(r), Some(w)) = (conn.cluster(), self.wire.as_ref()) {
+            let node = r.node_for_cmd(Some(cmd)).await?;
+            if !Arc::ptr_eq(&node, &w.node) {
+                if let Some(w) = self.wire.take() {
+                    conn.put_dedicated(w);
+                }
+                self.unblock.set(self.slot, None);
+            }
+        }
         if self.wire.is_none() {
-            let wire = conn.dedicated().await?;
+            let wire = conn.dedicated(Some(cmd)).await?;
             let mut id = redis::cmd("CLIENT");
             id.arg("ID");
             let id = match tokio::time::timeout(conn.response_timeout(), wire.command(&id)).await {
-                Ok(Ok(Reply::Int(id))) => Some(id),
+                Ok(Ok(Reply::Int(id))) => Some((id, wire.node.clone())),
                 _ => None, // no CLIENT ID (ACLs): a stop waits for the block timeout
             };
             self.unblock.set(self.slot, id);
@@ -549,6 +396,7 @@ impl LoopConn {
         let Some(wire) = self.wire.as_ref() else {
             return Err(Error::closed());
         };
+        let timeout = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(timeout, wire.command(cmd)).await {
             Ok(Ok(Reply::Error(e))) => {
                 // With sentinels: the master was demoted under this loop; the next call

@@ -174,7 +174,10 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         wrap: fn(T, Result<Reply>) -> D,
     ) -> Result<Option<LocalWire<T, D>>> {
         let conn = client.as_async().conn();
-        let settings = conn.wire_settings().clone();
+        // A cluster routes by key over several nodes: its calls take the runtime's path.
+        let Some(settings) = conn.wire_settings().cloned() else {
+            return Ok(None);
+        };
         let ep = &settings.endpoint;
         if ep.tls.is_some() || ep.sentinel.is_some() {
             return Ok(None);

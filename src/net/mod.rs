@@ -2,9 +2,11 @@
 //! TLS (`tls`), the command connection with reconnect and the pool of dedicated connections (`conn`),
 //! and the process runtime (`runtime`). Nothing here knows about patterns or bindings.
 
+pub(crate) mod cluster;
 pub(crate) mod conn;
 pub(crate) mod dial;
 pub(crate) mod local;
+pub(crate) mod node;
 pub(crate) mod resp;
 pub(crate) mod runtime;
 pub(crate) mod sentinel;

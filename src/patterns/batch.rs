@@ -5,7 +5,7 @@
 
 use crate::client::{Client, describe};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::wire::Wire;
+use crate::net::conn::Dedicated;
 use crate::patterns::script::Script;
 use crate::reply::{Reply, ServerError};
 
@@ -239,7 +239,7 @@ fn exec_result(mut replies: Vec<Reply>, batch: &Batch) -> Result<Option<Vec<Repl
 /// [`queue`](WatchSession::queue), then [`exec`](WatchSession::exec).
 pub struct WatchSession {
     client: Client,
-    conn: Option<Wire>,
+    conn: Option<Dedicated>,
     /// The writes queued for `EXEC` (atomic).
     batch: Batch,
 }
@@ -260,7 +260,7 @@ impl WatchSession {
         let mut args: Vec<&[u8]> = vec![b"WATCH"];
         args.extend(keys.iter().map(|k| k.as_ref()));
         let cmd = client.build(&args)?;
-        let conn = client.conn().dedicated().await?;
+        let conn = client.conn().dedicated(Some(&cmd)).await?;
         let mut s = WatchSession {
             batch: Batch::new(client.clone(), true),
             client,

@@ -997,6 +997,15 @@ async fn delayed_subscription(shared: &Shared) -> Result<Subscription> {
 }
 
 /// The queues in this round's order (rotating, for fairness).
+/// Whether every key is in one cluster slot.
+fn same_slot(mut keys: impl Iterator<Item = Vec<u8>>) -> bool {
+    let Some(first) = keys.next() else {
+        return true;
+    };
+    let slot = crate::cluster::keyslot(&first);
+    keys.all(|k| crate::cluster::keyslot(&k) == slot)
+}
+
 fn rotated(shared: &Shared, rotation: usize) -> Vec<usize> {
     let n = shared.queues.len();
     (0..n).map(|i| (rotation + i) % n).collect()
@@ -1024,8 +1033,30 @@ async fn plain_pop(
                 .collect());
         }
     }
+    // On a cluster, queues of several slots cannot share one BRPOP: each is tried without
+    // blocking in turn, then the first blocks for its share of the block time.
+    let spread = shared.queues.len() > 1
+        && shared.client.conn().cluster().is_some()
+        && !same_slot(shared.queues.iter().map(|q| q.pending()));
+    if spread {
+        for q in &order {
+            let mut cmd = redis::cmd("RPOP");
+            cmd.arg(shared.queues[*q].pending());
+            if let Some(item) = conn
+                .call(shared.client.conn(), &cmd, rt)
+                .await?
+                .into_opt_bytes()?
+            {
+                return Ok(vec![(*q, item)]);
+            }
+        }
+    }
+    let block = match spread {
+        true => (block / shared.queues.len() as u32).max(Duration::from_millis(10)),
+        false => block,
+    };
     let mut cmd = redis::cmd("BRPOP");
-    for q in &order {
+    for q in if spread { &order[..1] } else { &order[..] } {
         cmd.arg(shared.queues[*q].pending());
     }
     cmd.arg(block.as_secs_f64());

@@ -22,9 +22,9 @@ use bytes::Bytes;
 use crate::client::Client;
 use crate::delivery::runner::{Loop, Runner};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::conn::Dedicated;
 use crate::net::conn::{LoopConn, Unblock};
 use crate::net::runtime::{self, Rt};
-use crate::net::wire::Wire;
 use crate::reply::Reply;
 use crate::report::{ErrorHook, Report, ReportKind, ReportSource, call_handler};
 use crate::stats::{self, ConsumerCounters};
@@ -237,17 +237,44 @@ impl ConsumerShared {
 
     fn errors_key(&self) -> Vec<u8> {
         let mut k = format!("{}stream-errors:", self.client.options().key_prefix).into_bytes();
-        k.extend_from_slice(&self.stream);
+        k.extend_from_slice(&in_its_slot(&self.client, &self.stream));
         k.push(b':');
         k.extend_from_slice(&self.group);
         k
     }
 
     fn dead_key(&self) -> Vec<u8> {
-        let mut k = self.stream.to_vec();
-        k.extend_from_slice(b":dead");
-        k
+        dead_key(&self.client, &self.stream)
     }
+}
+
+/// The stream's name as the keys kept beside it (its dead letters, its consumers' errors)
+/// hold it: as it is, or on a cluster `{name}` when the name has no hash tag of its own, so
+/// that those keys share the stream's slot (the transaction that dead-letters an entry
+/// touches all three).
+fn in_its_slot<'a>(client: &Client, stream: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    let tagged = stream.iter().position(|&b| b == b'{').is_some_and(|open| {
+        stream[open + 1..]
+            .iter()
+            .position(|&b| b == b'}')
+            .is_some_and(|len| len > 0)
+    });
+    if client.conn().cluster().is_none() || tagged {
+        return std::borrow::Cow::Borrowed(stream);
+    }
+    let mut k = Vec::with_capacity(stream.len() + 2);
+    k.push(b'{');
+    k.extend_from_slice(stream);
+    k.push(b'}');
+    std::borrow::Cow::Owned(k)
+}
+
+/// The dead-letter stream of `stream`: `<stream>:dead` (`{<stream>}:dead` on a cluster when
+/// the name has no hash tag).
+fn dead_key(client: &Client, stream: &[u8]) -> Vec<u8> {
+    let mut k = in_its_slot(client, stream).into_owned();
+    k.extend_from_slice(b":dead");
+    k
 }
 
 /// A running group consumer, on a thread of its own; stop it with
@@ -281,19 +308,25 @@ impl StreamConsumer {
 }
 
 async fn call(
-    conn: &mut Option<Wire>,
+    conn: &mut Option<Dedicated>,
     client: &Client,
     cmd: &redis::Cmd,
     timeout: Duration,
 ) -> Result<Reply> {
     if conn.is_none() {
-        *conn = Some(client.conn().dedicated().await?);
+        *conn = Some(client.conn().dedicated(Some(cmd)).await?);
     }
     let Some(c) = conn.as_ref() else {
         return Err(Error::closed());
     };
     match tokio::time::timeout(timeout, c.command(cmd)).await {
-        Ok(Ok(Reply::Error(e))) => Err(Error::from(e)),
+        Ok(Ok(Reply::Error(e))) => {
+            // In a cluster, the stream's slot moved: the next read goes to its owner.
+            if e.code == "MOVED" {
+                *conn = None;
+            }
+            Err(Error::from(e))
+        }
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => {
             *conn = None;
@@ -514,7 +547,7 @@ pub struct StreamFollower {
     stream: Bytes,
     last_id: String,
     buffer: VecDeque<StreamEntry>,
-    conn: Option<Wire>,
+    conn: Option<Dedicated>,
 }
 
 impl std::fmt::Debug for StreamFollower {
@@ -661,7 +694,7 @@ client_methods! {
         let r = match block {
             None => self.run_cmd(&cmd).await?,
             Some(b) => {
-                let mut conn = Some(self.conn().dedicated().await?);
+                let mut conn = Some(self.conn().dedicated(Some(&cmd)).await?);
                 let r = call(&mut conn, self, &cmd, b + self.conn().response_timeout()).await?;
                 if let Some(c) = conn {
                     self.conn().put_dedicated(c);
@@ -753,14 +786,15 @@ client_methods! {
         Ok(PendingInfo { count, consumers })
     }
 
-    /// The dead letters of a stream (entries of `<stream>:dead`, oldest first).
+    /// The dead letters of a stream (entries of `<stream>:dead`, oldest first; on a cluster
+    /// `{<stream>}:dead` when the stream's name has no hash tag, so that it shares the
+    /// stream's slot).
     pub async fn stream_dead_letters(
         &self,
         stream: impl AsRef<[u8]>,
         count: usize,
     ) -> Result<Vec<StreamEntry>> {
-        let mut dead = stream.as_ref().to_vec();
-        dead.extend_from_slice(b":dead");
+        let dead = dead_key(self, stream.as_ref());
         let n = count.max(1).to_string();
         let r = self
             .command(&[

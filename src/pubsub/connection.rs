@@ -57,7 +57,7 @@ async fn run(ps: Arc<PubSub>) {
         set_conn(&ps, ConnState::Connecting);
         // Subscriptions hear of an outage once, when the connection that was up breaks,
         // not again for every reconnect attempt that fails during it.
-        let (err, was_up) = match connect(&ps.settings).await {
+        let (err, was_up) = match connect(&ps.settings, attempt).await {
             Ok((io, reader, moved)) => {
                 if ever_up {
                     ps.settings
@@ -153,11 +153,15 @@ async fn write_flush<W: AsyncWrite + Unpin + ?Sized>(
     wr.flush().await
 }
 
-async fn connect(s: &Settings) -> std::result::Result<(Box<dyn Io>, Reader, Moved), Error> {
-    let what = format!("pub/sub connect to {}", s.display);
+async fn connect(
+    s: &Settings,
+    attempt: u32,
+) -> std::result::Result<(Box<dyn Io>, Reader, Moved), Error> {
+    let (endpoint, display) = s.endpoint_for(attempt);
+    let what = format!("pub/sub connect to {display}");
     let deadline = tokio::time::Instant::now() + s.connect_timeout;
-    let (mut io, master) = open_socket(&s.endpoint, deadline, s.connect_timeout, &what).await?;
-    let moved = moved_watch(&s.endpoint, &master);
+    let (mut io, master) = open_socket(&endpoint, deadline, s.connect_timeout, &what).await?;
+    let moved = moved_watch(&endpoint, &master);
     // RESP3 lets pushes and replies share the connection (a PING health check while
     // subscribed gets a plain reply).
     let hello = hello(

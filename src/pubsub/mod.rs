@@ -218,6 +218,9 @@ pub(crate) struct Settings {
     pub limits: crate::net::resp::Limits,
     /// The client's statistics.
     pub counters: std::sync::Arc<crate::stats::Counters>,
+    /// On a cluster, the router: after the connection to a node fails, the next attempts
+    /// go to the cluster's primaries in turn.
+    pub cluster: Option<Arc<crate::net::cluster::Router>>,
 }
 
 impl Settings {
@@ -240,6 +243,28 @@ impl Settings {
             error_hook: opts.error_hook.clone(),
             limits: opts.limits(),
             counters,
+            cluster: None,
         }
+    }
+
+    /// Where attempt `attempt` (0 after a connection that worked) connects: the endpoint,
+    /// or on a cluster after a failure one primary after another.
+    pub(crate) fn endpoint_for(&self, attempt: u32) -> (crate::net::wire::Endpoint, String) {
+        if let Some(r) = &self.cluster
+            && attempt > 0
+        {
+            let nodes = r.primaries();
+            if !nodes.is_empty() {
+                let (host, port) = nodes[attempt as usize % nodes.len()].clone();
+                let display = format!("{host}:{port}");
+                let ep = crate::net::wire::Endpoint {
+                    addr: redis::ConnectionAddr::Tcp(host, port),
+                    tls: self.endpoint.tls.clone(),
+                    sentinel: None,
+                };
+                return (ep, display);
+            }
+        }
+        (self.endpoint.clone(), self.display.clone())
     }
 }

@@ -300,10 +300,15 @@ impl Cluster {
             .unwrap_or_else(|| panic!("slot {slot} is not covered"))
     }
 
-    /// `CLUSTER SLOTS` on the first node: (first slot, last slot, primary's port) per range.
+    /// `CLUSTER SLOTS` on the first live node: (first slot, last slot, primary's port) per
+    /// range.
     pub fn slots(&self) -> Vec<(u16, u16, u16)> {
-        let redis::Value::Array(ranges) = self.cmd_at(self.nodes[0].port, &["CLUSTER", "SLOTS"])
-        else {
+        let live = self
+            .nodes
+            .iter()
+            .find(|n| std::net::TcpStream::connect(("127.0.0.1", n.port)).is_ok())
+            .map_or(self.nodes[0].port, |n| n.port);
+        let redis::Value::Array(ranges) = self.cmd_at(live, &["CLUSTER", "SLOTS"]) else {
             panic!("CLUSTER SLOTS: not an array");
         };
         let int = |v: &redis::Value| match v {
@@ -339,6 +344,16 @@ impl Cluster {
             }
         }
         out
+    }
+
+    /// SIGKILL the node on `port` and wait until it has exited (`kill -9`: no goodbye to
+    /// its clients or the cluster).
+    #[allow(dead_code)]
+    pub fn kill_node(&mut self, port: u16) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.port == port) {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
     }
 
     /// SIGKILL every node and wait until each has exited.

@@ -220,6 +220,15 @@ class Client:
     - ``on_report``: called with each :class:`Report` of the client's workers, RPC
       servers, stream consumers, watchers and subscriptions (on their threads) instead of
       logging it.
+    - ``cluster``: ``None`` (the default) asks the first node that answers whether it is
+      a Redis Cluster node; ``True`` requires one (``UnsupportedError`` otherwise),
+      ``False`` talks to the one server named. On a cluster every command is routed by its
+      keys to the node owning their slot (``MOVED`` and ``ASK`` are followed); ``MGET``,
+      ``DEL``, ``EXISTS`` over several slots are split and merged, other commands and
+      transactions whose keys are in several slots raise ``InvalidArgument`` before
+      anything is sent (give the keys one ``{hash tag}``: :func:`keyslot`). The URL may
+      list several nodes, ``redis://10.0.0.1:7000,10.0.0.2:7000/``: the first that
+      answers is used.
     - ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_server_name``, ``tls_insecure``: TLS of
       a ``rediss://`` URL; every connection of the client (commands, pub/sub, workers,
       reconnects) uses it. Giving any of them with another URL raises ``InvalidArgument``
@@ -302,6 +311,7 @@ class Client:
         tls_key: _Pem | None = None,
         tls_server_name: str | None = None,
         tls_insecure: bool = False,
+        cluster: bool | None = None,
     ) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
@@ -1115,6 +1125,10 @@ class ClientStats:
     @property
     def reconnects(self) -> int:
         """Times the command connection was re-established after it broke."""
+    @property
+    def redirects(self) -> int:
+        """Redis Cluster redirects followed (``MOVED``, ``ASK``: a slot moved or is
+        moving); 0 for a standalone server."""
     @property
     def pubsub_reconnects(self) -> int:
         """Times the pub/sub connection was re-established after it broke."""

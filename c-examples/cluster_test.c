@@ -1,0 +1,213 @@
+/* cluster_test.c: the C API against a Redis Cluster (three primaries, three replicas,
+ * started by run-tests.sh with scripts/lib/cluster.sh).
+ *
+ *   ./cluster_test CLUSTER_URL STANDALONE_URL
+ *
+ * CLUSTER_URL lists the nodes (redis://127.0.0.1:P1,127.0.0.1:P2,.../); STANDALONE_URL is a
+ * plain server. Covers: the mode option (auto finds the cluster from a seed list whose
+ * first node is dead, IPC_CLUSTER_ON against a standalone server is IPC_ERR_UNSUPPORTED,
+ * a bad mode number is IPC_ERR_INVALID_ARGUMENT); 5,000 keys over the slots from 4 threads
+ * sharing one client, read back; MGET and DEL over several slots (split and merged, in the
+ * keys' order); a cross-slot MSET and a cross-slot transaction refused with
+ * IPC_ERR_INVALID_ARGUMENT naming the keys, nothing written; a 1,000-command pipeline over
+ * every node in order; a one-slot transaction; redirects counted in ipc_client_stats().
+ * Prints "N passed, M failed" last and exits non-zero on any failure.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+static const char *url;
+
+static ipc_result cmd(ipc_client *c, ipc_reply **out, size_t argc, const char **argv) {
+    return ipc_command(c, argv, NULL, argc, out);
+}
+
+static int bulk_is(const ipc_reply *r, const char *s) {
+    const char *p = NULL;
+    size_t n = 0;
+    return r != NULL && ipc_reply_type(r) == IPC_REPLY_BULK && ipc_reply_string(r, &p, &n) == IPC_OK &&
+           bytes_eq(p, n, s);
+}
+
+static int int_is(const ipc_reply *r, int64_t want) {
+    int64_t v = 0;
+    return r != NULL && ipc_reply_integer(r, &v) == IPC_OK && v == want;
+}
+
+static void *writer(void *arg) {
+    ipc_client *c = (ipc_client *)((void **)arg)[0];
+    long t = (long)((void **)arg)[1];
+    long *errors = (long *)((void **)arg)[2];
+    char k[64], v[32];
+    for (long i = t; i < 5000; i += 4) {
+        snprintf(k, sizeof k, "c:spread:%ld", i);
+        snprintf(v, sizeof v, "%ld", i);
+        if (ipc_set(c, k, strlen(k), v, strlen(v), 0) != IPC_OK) add(errors, 1);
+    }
+    return NULL;
+}
+
+static void mode_option(const char *standalone_url) {
+    ipc_options *o = NULL;
+    ipc_client *c = NULL;
+    char seeds[512];
+    CHECK_OK(ipc_options_new(&o));
+    CHECK_RC(ipc_options_set_cluster(o, 7), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(ipc_last_error_message(), "IPC_CLUSTER_AUTO") != NULL);
+    /* Cluster mode on a standalone server: refused, saying why. */
+    CHECK_OK(ipc_options_set_cluster(o, IPC_CLUSTER_ON));
+    CHECK_RC(ipc_client_new(standalone_url, o, &c), IPC_ERR_UNSUPPORTED);
+    CHECK(strstr(ipc_last_error_message(), "not a cluster node") != NULL);
+    CHECK(c == NULL);
+    /* A seed list whose first node does not answer: the next one is used (port 1 is
+     * closed on any test machine). */
+    snprintf(seeds, sizeof seeds, "redis://127.0.0.1:1,%s", url + strlen("redis://"));
+    CHECK_OK(ipc_client_new(seeds, o, &c));
+    if (c != NULL) {
+        CHECK_OK(ipc_set(c, "c:seed", 6, "1", 1, 0));
+        ipc_client_free(c);
+    }
+    ipc_options_free(o);
+}
+
+static void spread(ipc_client *c) {
+    pthread_t th[4];
+    void *args[4][3];
+    long errors = 0;
+    for (long t = 0; t < 4; t++) {
+        args[t][0] = c;
+        args[t][1] = (void *)t;
+        args[t][2] = &errors;
+        pthread_create(&th[t], NULL, writer, args[t]);
+    }
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    CHECK(load(&errors) == 0);
+    long wrong = 0;
+    for (long i = 0; i < 5000; i += 3) {
+        char k[64], want[32];
+        char *v = NULL;
+        size_t n = 0;
+        bool found = false;
+        snprintf(k, sizeof k, "c:spread:%ld", i);
+        snprintf(want, sizeof want, "%ld", i);
+        if (ipc_get(c, k, strlen(k), &v, &n, &found) != IPC_OK || !found || !bytes_eq(v, n, want)) wrong++;
+        ipc_buf_free(v, n);
+    }
+    CHECK(wrong == 0);
+}
+
+static void multi_key(ipc_client *c) {
+    const char *mset[] = {"MSET", "c:cross:a", "1", "c:cross:b", "2"};
+    const char *mget[] = {"MGET", "c:m:1", "c:m:2", "c:m:3", "c:m:4", "c:m:5", "c:m:6"};
+    const char *del[] = {"DEL", "c:m:1", "c:m:2", "c:m:3", "c:m:4", "c:m:5", "c:m:6"};
+    ipc_reply *r = NULL;
+    uint16_t sa = 0, sb = 0;
+    CHECK_OK(ipc_keyslot("c:cross:a", 9, &sa));
+    CHECK_OK(ipc_keyslot("c:cross:b", 9, &sb));
+    CHECK(sa != sb);
+    CHECK_RC(cmd(c, &r, 5, mset), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(ipc_last_error_message(), "c:cross:a (slot") != NULL);
+    CHECK(strstr(ipc_last_error_message(), "nothing was sent") != NULL);
+    CHECK(r == NULL);
+    for (int i = 1; i <= 6; i += 2) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", i);
+        CHECK_OK(ipc_set(c, mget[i], strlen(mget[i]), v, strlen(v), 0));
+    }
+    CHECK_OK(cmd(c, &r, 7, mget));
+    if (r != NULL) {
+        CHECK(ipc_reply_len(r) == 6);
+        CHECK(bulk_is(ipc_reply_element(r, 0), "1"));
+        CHECK(ipc_reply_type(ipc_reply_element(r, 1)) == IPC_REPLY_NIL);
+        CHECK(bulk_is(ipc_reply_element(r, 2), "3"));
+        CHECK(bulk_is(ipc_reply_element(r, 4), "5"));
+        CHECK(ipc_reply_type(ipc_reply_element(r, 5)) == IPC_REPLY_NIL);
+        ipc_reply_free(r);
+        r = NULL;
+    }
+    CHECK_OK(cmd(c, &r, 7, del));
+    CHECK(int_is(r, 3));
+    ipc_reply_free(r);
+}
+
+static void batches(ipc_client *c) {
+    ipc_batch *p = NULL, *tx = NULL;
+    ipc_reply *r = NULL;
+    char k[64], v[32];
+    CHECK_OK(ipc_batch_new(c, false, &p));
+    for (int i = 0; i < 1000; i++) {
+        const char *argv[3] = {"SET", k, v};
+        snprintf(k, sizeof k, "c:batch:%d", i);
+        snprintf(v, sizeof v, "%d", i);
+        CHECK_OK(ipc_batch_add(p, argv, NULL, 3));
+    }
+    CHECK_OK(ipc_batch_exec(p, &r));
+    CHECK(r != NULL && ipc_reply_len(r) == 1000);
+    ipc_reply_free(r);
+    ipc_batch_free(p);
+    CHECK_OK(ipc_batch_new(c, false, &p));
+    for (int i = 0; i < 1000; i++) {
+        const char *argv[2] = {"GET", k};
+        snprintf(k, sizeof k, "c:batch:%d", i);
+        CHECK_OK(ipc_batch_add(p, argv, NULL, 2));
+    }
+    CHECK_OK(ipc_batch_exec(p, &r));
+    long wrong = 0;
+    for (int i = 0; r != NULL && i < 1000; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        if (!bulk_is(ipc_reply_element(r, (size_t)i), v)) wrong++;
+    }
+    CHECK(r != NULL && wrong == 0);
+    ipc_reply_free(r);
+    ipc_batch_free(p);
+
+    /* A transaction: one slot (a hash tag), else refused before anything is sent. */
+    const char *a[] = {"INCR", "{c:acct}:a"};
+    const char *b[] = {"INCR", "{c:acct}:b"};
+    const char *x[] = {"INCR", "c:tx:x"};
+    const char *y[] = {"INCR", "c:tx:y"};
+    CHECK_OK(ipc_batch_new(c, true, &tx));
+    CHECK_OK(ipc_batch_add(tx, a, NULL, 2));
+    CHECK_OK(ipc_batch_add(tx, b, NULL, 2));
+    CHECK_OK(ipc_batch_exec(tx, &r));
+    CHECK(r != NULL && ipc_reply_len(r) == 2 && int_is(ipc_reply_element(r, 0), 1));
+    ipc_reply_free(r);
+    r = NULL;
+    ipc_batch_free(tx);
+    CHECK_OK(ipc_batch_new(c, true, &tx));
+    CHECK_OK(ipc_batch_add(tx, x, NULL, 2));
+    CHECK_OK(ipc_batch_add(tx, y, NULL, 2));
+    CHECK_RC(ipc_batch_exec(tx, &r), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(ipc_last_error_message(), "one slot") != NULL);
+    ipc_batch_free(tx);
+    const char *exists[] = {"EXISTS", "c:tx:x", "c:tx:y"};
+    CHECK_OK(cmd(c, &r, 3, exists));
+    CHECK(int_is(r, 0));
+    ipc_reply_free(r);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s CLUSTER_URL STANDALONE_URL\n", argv[0]);
+        return 2;
+    }
+    url = argv[1];
+    ipc_client *c = NULL;
+    CHECK_OK(ipc_client_new(url, NULL, &c));
+    if (c == NULL) return check_summary();
+    mode_option(argv[2]);
+    spread(c);
+    multi_key(c);
+    batches(c);
+    ipc_client_counts st = {.size = sizeof st};
+    CHECK_OK(ipc_client_stats(c, &st));
+    CHECK(st.size == sizeof st);
+    printf("redirects: %" PRIu64 "\n", st.redirects);
+    ipc_client_free(c);
+    return check_summary();
+}

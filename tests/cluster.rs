@@ -1,0 +1,569 @@
+//! The client against a Redis Cluster (issue 12): one cluster of six nodes for the whole
+//! file (one test owns it, scenarios run in order), routing by key over every slot, the
+//! split and refused multi-key commands, batches, transactions, redirects while slots move
+//! (`MOVED` after `CLUSTER SETSLOT ... NODE`, `ASK` during a migration with keys), the
+//! mode option and seed lists.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use redipc::{ClusterMode, ErrorKind, Options, Reply, blocking};
+
+fn connect(url: &str) -> blocking::Client {
+    blocking::Client::connect(url, Options::default()).expect("connect")
+}
+
+/// The node id of the node on `port`.
+fn node_id(cluster: &Cluster, port: u16) -> String {
+    cluster.text_at(port, &["CLUSTER", "MYID"])
+}
+
+#[test]
+fn cluster_client() {
+    let t0 = Instant::now();
+    let cluster = Cluster::start();
+    eprintln!("cluster up in {:?}", t0.elapsed());
+
+    let step = Instant::now();
+    mode_and_seeds(&cluster);
+    eprintln!("mode_and_seeds: {:?}", step.elapsed());
+
+    let step = Instant::now();
+    keys_over_every_slot(&cluster);
+    eprintln!("keys_over_every_slot: {:?}", step.elapsed());
+
+    let step = Instant::now();
+    multi_key_commands(&cluster);
+    eprintln!("multi_key_commands: {:?}", step.elapsed());
+
+    let step = Instant::now();
+    batches_and_transactions(&cluster);
+    eprintln!("batches_and_transactions: {:?}", step.elapsed());
+
+    let step = Instant::now();
+    empty_slot_move(&cluster);
+    eprintln!("empty_slot_move: {:?}", step.elapsed());
+
+    let step = Instant::now();
+    migration_with_keys(&cluster);
+    eprintln!("migration_with_keys: {:?}", step.elapsed());
+
+    let step = Instant::now();
+    publish_order(&cluster);
+    eprintln!("publish_order: {:?}", step.elapsed());
+
+    // Last: these change the cluster for good.
+    let mut cluster = cluster;
+    let step = Instant::now();
+    failovers(&mut cluster);
+    eprintln!("failovers: {:?}", step.elapsed());
+}
+
+/// One channel's messages from one publisher arrive in order: `PUBLISH` is routed by its
+/// channel's slot, so they all enter the cluster through the same node (sent to a random
+/// node each, the cluster bus reorders them).
+fn publish_order(cluster: &Cluster) {
+    let sub_client = connect(&cluster.seed_url());
+    let publisher = connect(&cluster.seed_url());
+    let sub = sub_client
+        .subscribe(&["order"], redipc::SubscribeOptions::default())
+        .unwrap();
+    assert!(matches!(
+        sub.next(Some(Duration::from_secs(5))).unwrap(),
+        Some(redipc::Event::Activated { .. })
+    ));
+    for i in 0..500 {
+        publisher.publish("order", i.to_string()).unwrap();
+    }
+    for i in 0..500 {
+        match sub.next(Some(Duration::from_secs(5))).unwrap() {
+            Some(redipc::Event::Message(m)) => {
+                assert_eq!(m.payload, i.to_string().as_bytes(), "message {i}")
+            }
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+}
+
+/// `CLUSTER FAILOVER` on a replica while a thread writes (the client follows the new
+/// primary; no write fails), then `kill -9` of a primary: writes to its slots fail for a
+/// while (connection errors or timeouts, never a wrong answer) and work again within
+/// 10 s, on the promoted replica.
+fn failovers(cluster: &mut Cluster) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let c = connect(&cluster.seed_url());
+    let key = "{failover}:n";
+    let slot = redipc::keyslot(key);
+    // A graceful failover: the replica of the key's primary takes over.
+    let primary = cluster.owner(slot);
+    let replica = cluster
+        .replicas()
+        .into_iter()
+        .find(|&r| {
+            matches!(cluster.cmd_at(r, &["ROLE"]), redis::Value::Array(ref v)
+                if v.get(2) == Some(&redis::Value::Int(primary as i64)))
+        })
+        .expect("the primary's replica");
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match c.incr_by(key, 1) {
+                    Ok(_) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            failures
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        cluster.cmd_at(replica, &["CLUSTER", "FAILOVER"]);
+        let t0 = Instant::now();
+        while cluster.owner(slot) != replica {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no failover");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let before = done.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        while done.load(Ordering::Relaxed) < before + 100 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "writes did not resume"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let failures = w.join().unwrap();
+        assert!(
+            failures.is_empty(),
+            "writes failed during a graceful failover: {failures:?}"
+        );
+    });
+    let n: i64 = String::from_utf8(c.get(key).unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        n as u64,
+        done.load(Ordering::Relaxed),
+        "every acknowledged write is there"
+    );
+
+    // kill -9 of the new primary: its replica (the old primary) takes over. A client
+    // whose pub/sub connection is on that node has its subscription moved to another.
+    let victim = cluster.owner(slot);
+    let listener = connect(&cluster.node_url(victim));
+    let sub = listener
+        .subscribe(&["after-failover"], redipc::SubscribeOptions::default())
+        .unwrap();
+    assert!(matches!(
+        sub.next(Some(Duration::from_secs(5))).unwrap(),
+        Some(redipc::Event::Activated { .. })
+    ));
+    cluster.kill_node(victim);
+    let t0 = Instant::now();
+    let mut errors = 0;
+    loop {
+        match c.incr_by(key, 1) {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout),
+                    "{e}"
+                );
+                errors += 1;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "writes did not recover within 10 s of kill -9"
+        );
+    }
+    eprintln!(
+        "writes recovered {:?} after kill -9 of {victim} ({errors} failed calls)",
+        t0.elapsed()
+    );
+    assert_ne!(cluster.owner(slot), victim);
+    let t0 = Instant::now();
+    loop {
+        match sub.next(Some(Duration::from_secs(10))).unwrap() {
+            Some(redipc::Event::Disconnected { .. }) => {}
+            Some(redipc::Event::Reactivated { .. }) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    eprintln!("the subscription moved in {:?}", t0.elapsed());
+    c.publish("after-failover", "hello").unwrap();
+    match sub.next(Some(Duration::from_secs(5))).unwrap() {
+        Some(redipc::Event::Message(m)) => assert_eq!(&m.payload[..], b"hello"),
+        other => panic!("{other:?}"),
+    }
+    // Keys of the other primaries were never concerned.
+    let other = (0..1000)
+        .map(|i| format!("other:{i}"))
+        .find(|k| cluster.owner(redipc::keyslot(k)) != cluster.owner(slot))
+        .unwrap();
+    c.set(&other, "1").unwrap();
+}
+
+/// Auto mode finds the cluster from any node; a seed list skips nodes that do not answer;
+/// `ClusterMode::Cluster` against a standalone server is a clear error; standalone mode
+/// against a cluster node talks to that node alone.
+fn mode_and_seeds(cluster: &Cluster) {
+    let ports = cluster.ports();
+    // Through one replica's address only: the map still comes.
+    let c = connect(&cluster.node_url(cluster.replicas()[0]));
+    for i in 0..50 {
+        let k = format!("mode:{i}");
+        c.set(&k, k.as_bytes()).unwrap();
+        assert_eq!(c.get(&k).unwrap().as_deref(), Some(k.as_bytes()));
+    }
+    assert!(c.is_connected());
+    // A seed list whose first entries are closed ports.
+    let dead = common::free_port();
+    let url = format!("redis://127.0.0.1:{dead},127.0.0.1:{}/", ports[2]);
+    let c = connect(&url);
+    assert_eq!(c.get("mode:7").unwrap().as_deref(), Some(&b"mode:7"[..]));
+    // A list of dead nodes only: a connection error naming how many were tried.
+    let e = blocking::Client::connect(
+        &format!(
+            "redis://127.0.0.1:{dead},127.0.0.1:{}/",
+            common::free_port()
+        ),
+        Options::default().connect_timeout(Duration::from_secs(1)),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(e.to_string().contains("none of the 2 nodes"), "{e}");
+    // Standalone mode on a cluster node: that node only, MOVED comes back as an error.
+    let primary = cluster.primaries()[0];
+    let c = blocking::Client::connect(
+        &cluster.node_url(primary),
+        Options::default().cluster(ClusterMode::Standalone),
+    )
+    .unwrap();
+    let elsewhere = (0..1000)
+        .map(|i| format!("k{i}"))
+        .find(|k| cluster.owner(redipc::keyslot(k)) != primary)
+        .unwrap();
+    let e = c.get(&elsewhere).unwrap_err();
+    assert_eq!(e.code(), Some("MOVED"), "{e}");
+    // Cluster mode on a standalone server: refused, saying why.
+    let server = common::Server::start();
+    let e = blocking::Client::connect(
+        &server.tcp_url(),
+        Options::default().cluster(ClusterMode::Cluster),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("not a cluster node"), "{e}");
+    // Auto on a standalone server: standalone, as always.
+    let c = connect(&server.tcp_url());
+    c.set("plain", "1").unwrap();
+    assert_eq!(c.get("plain").unwrap().as_deref(), Some(&b"1"[..]));
+    // Cluster mode with a unix socket: refused.
+    let e = blocking::Client::connect(
+        &server.unix_url(),
+        Options::default().cluster(ClusterMode::Cluster),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+}
+
+/// 10,000 keys spread over the slots land on their owners and read back, one by one and
+/// from 8 threads sharing the client; typed helpers too.
+fn keys_over_every_slot(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let c = c.clone();
+            s.spawn(move || {
+                for i in (t..10_000).step_by(8) {
+                    c.set(format!("spread:{i}"), i.to_string()).unwrap();
+                }
+            });
+        }
+    });
+    for i in (0..10_000).step_by(7) {
+        let v = c.get(format!("spread:{i}")).unwrap();
+        assert_eq!(v, Some(i.to_string().into_bytes()), "spread:{i}");
+    }
+    // Each key is on the owner of its slot (asked directly, no redirects).
+    for i in [0, 1, 4242, 9999] {
+        let k = format!("spread:{i}");
+        let owner = cluster.owner(redipc::keyslot(&k));
+        assert_eq!(cluster.text_at(owner, &["GET", &k]), i.to_string());
+    }
+    // Every primary holds a share.
+    for p in cluster.primaries() {
+        match cluster.cmd_at(p, &["DBSIZE"]) {
+            redis::Value::Int(n) => assert!(n > 2000, "node {p}: {n} keys"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(c.incr_by("spread:counter", 5).unwrap(), 5);
+    c.hset("spread:h", &[("f", "v")]).unwrap();
+    assert_eq!(c.hget("spread:h", "f").unwrap().as_deref(), Some(&b"v"[..]));
+    // A command the key table does not know (asked of the server once): routed right.
+    assert_eq!(
+        c.command(&["OBJECT", "ENCODING", "spread:h"]).unwrap(),
+        Reply::Bulk(b"listpack".to_vec())
+    );
+    assert_eq!(
+        c.command(&["XINFO", "HELP"])
+            .map(|_| ())
+            .map_err(|e| e.kind()),
+        Ok(())
+    );
+    // Keyless commands: any node; DBSIZE sums every primary.
+    assert_eq!(c.command(&["PING"]).unwrap(), Reply::Status("PONG".into()));
+    match c.command(&["DBSIZE"]).unwrap() {
+        Reply::Int(n) => assert!(n >= 10_000, "{n}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// MGET/DEL/EXISTS over several slots are split and merged in the keys' order; any other
+/// multi-key command over several slots is refused before anything is sent.
+fn multi_key_commands(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let keys: Vec<String> = (0..20).map(|i| format!("multi:{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if i % 3 != 0 {
+            c.set(k, i.to_string()).unwrap();
+        }
+    }
+    let mut args: Vec<&str> = vec!["MGET"];
+    args.extend(keys.iter().map(String::as_str));
+    let Reply::Array(values) = c.command(&args).unwrap() else {
+        panic!("MGET")
+    };
+    for (i, v) in values.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(*v, Reply::Nil, "{i}");
+        } else {
+            assert_eq!(*v, Reply::Bulk(i.to_string().into_bytes()), "{i}");
+        }
+    }
+    assert_eq!(c.exists(&keys).unwrap(), 13);
+    assert_eq!(c.del(&keys).unwrap(), 13);
+    assert_eq!(c.exists(&keys).unwrap(), 0);
+    // Same slot by hash tag: one command, as standalone.
+    c.command(&["MSET", "{t}a", "1", "{t}b", "2"]).unwrap();
+    assert_eq!(
+        c.command(&["MGET", "{t}a", "{t}b"]).unwrap(),
+        Reply::Array(vec![Reply::Bulk(b"1".to_vec()), Reply::Bulk(b"2".to_vec())])
+    );
+    // Cross-slot MSET / RENAME / SUNIONSTORE: refused, naming the keys, nothing written.
+    let (a, b) = ("cross:a", "cross:b");
+    assert_ne!(redipc::keyslot(a), redipc::keyslot(b));
+    for args in [
+        vec!["MSET", a, "1", b, "2"],
+        vec!["RENAME", a, b],
+        vec!["SUNIONSTORE", a, b],
+    ] {
+        let e = c.command(&args).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("cross:a (slot") && text.contains("cross:b (slot"),
+            "{text}"
+        );
+        assert!(text.contains("nothing was sent"), "{text}");
+    }
+    assert_eq!(c.exists(&[a, b]).unwrap(), 0);
+    // EVAL routes by its keys; keys of two slots are refused.
+    assert_eq!(
+        c.command(&[
+            "EVAL",
+            "return redis.call('SET', KEYS[1], ARGV[1])",
+            "1",
+            a,
+            "x"
+        ])
+        .unwrap(),
+        Reply::Status("OK".into())
+    );
+    let e = c.command(&["EVAL", "return 1", "2", a, b]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    c.del(&[a]).unwrap();
+}
+
+/// A pipeline over every node comes back in the caller's order; a transaction must touch
+/// one slot (a clear error before anything is sent otherwise) and runs on its owner.
+fn batches_and_transactions(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let mut p = c.pipeline();
+    for i in 0..1000 {
+        p.add(&["SET", &format!("batch:{i}"), &i.to_string()])
+            .unwrap();
+    }
+    let r = p.exec().unwrap();
+    assert_eq!(r.len(), 1000);
+    let mut p = c.pipeline();
+    for i in 0..1000 {
+        p.add(&["GET", &format!("batch:{i}")]).unwrap();
+    }
+    let r = p.exec().unwrap();
+    for (i, v) in r.iter().enumerate() {
+        assert_eq!(*v, Reply::Bulk(i.to_string().into_bytes()), "batch:{i}");
+    }
+    // Transactions: one slot.
+    let mut tx = c.tx();
+    tx.add(&["INCR", "{acct}:a"]).unwrap();
+    tx.add(&["INCR", "{acct}:b"]).unwrap();
+    assert_eq!(tx.exec().unwrap(), vec![Reply::Int(1), Reply::Int(1)]);
+    let mut tx = c.tx();
+    tx.add(&["INCR", "tx:a"]).unwrap();
+    tx.add(&["INCR", "tx:b"]).unwrap();
+    let e = tx.exec().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("one slot"), "{e}");
+    assert_eq!(c.exists(&["tx:a", "tx:b"]).unwrap(), 0);
+    // WATCH transactions on a hash-tagged pair.
+    let r = c
+        .transaction(&["{acct}:a"], 3, |s| {
+            let v = s.command(&["GET", "{acct}:a"])?;
+            let n: i64 = match v {
+                Reply::Bulk(b) => String::from_utf8_lossy(&b).parse().unwrap_or(0),
+                _ => 0,
+            };
+            s.queue(&["SET", "{acct}:a", &(n + 10).to_string()])?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(c.get("{acct}:a").unwrap().as_deref(), Some(&b"11"[..]));
+    let e = c.transaction(&["tx:a", "tx:b"], 3, |_| Ok(())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+}
+
+/// An empty slot moved with `CLUSTER SETSLOT <slot> NODE <id>` on every primary: the client's
+/// next command there follows the `MOVED` and later ones go straight to the new owner.
+fn empty_slot_move(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let key = "{moving}:k";
+    let slot = redipc::keyslot(key);
+    c.set(key, "before").unwrap();
+    c.del(&[key]).unwrap();
+    let from = cluster.owner(slot);
+    let to = *cluster.primaries().iter().find(|&&p| p != from).unwrap();
+    let to_id = node_id(cluster, to);
+    for p in cluster.primaries() {
+        cluster.cmd_at(
+            p,
+            &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &to_id],
+        );
+    }
+    let before = c.stats().redirects;
+    c.set(key, "after").unwrap();
+    assert_eq!(c.stats().redirects, before + 1);
+    assert_eq!(cluster.text_at(to, &["GET", key]), "after");
+    for _ in 0..100 {
+        assert_eq!(c.get(key).unwrap().as_deref(), Some(&b"after"[..]));
+    }
+    assert_eq!(
+        c.stats().redirects,
+        before + 1,
+        "later calls go straight to the owner"
+    );
+    c.del(&[key]).unwrap();
+}
+
+/// A slot migrated with its keys (`SETSLOT IMPORTING/MIGRATING`, `MIGRATE ... KEYS`,
+/// `SETSLOT NODE`) while 4 threads run commands and same-slot pipelines on it: `ASK` and
+/// `MOVED` are followed, nothing is lost, each thread's order is kept.
+fn migration_with_keys(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let tag = "{mig}";
+    let slot = redipc::keyslot(tag);
+    let from = cluster.owner(slot);
+    let to = *cluster.primaries().iter().find(|&&p| p != from).unwrap();
+    let (from_id, to_id) = (node_id(cluster, from), node_id(cluster, to));
+    let s = slot.to_string();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let mut workers = Vec::new();
+        for t in 0..4 {
+            let (c, stop) = (c.clone(), &stop);
+            workers.push(sc.spawn(move || {
+                let list = format!("{tag}:list:{t}");
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 200 {
+                    c.rpush(&list, &[n.to_string()]).unwrap();
+                    let mut p = c.pipeline();
+                    p.add(&["RPUSH", &list, &(n + 1).to_string()]).unwrap();
+                    p.add(&["SET", &format!("{tag}:last:{t}"), &(n + 1).to_string()])
+                        .unwrap();
+                    p.exec().unwrap();
+                    n += 2;
+                }
+                (list, n)
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        cluster.cmd_at(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from_id]);
+        cluster.cmd_at(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to_id]);
+        // Move the keys over in small steps, with the workers still writing.
+        loop {
+            let keys = match cluster.cmd_at(from, &["CLUSTER", "GETKEYSINSLOT", &s, "2"]) {
+                redis::Value::Array(v) => v,
+                other => panic!("{other:?}"),
+            };
+            if keys.is_empty() {
+                break;
+            }
+            let names: Vec<String> = keys
+                .iter()
+                .map(|k| match k {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let mut args = vec![
+                "MIGRATE".to_string(),
+                "127.0.0.1".into(),
+                to.to_string(),
+                String::new(),
+                "0".into(),
+                "5000".into(),
+                "KEYS".into(),
+            ];
+            args.extend(names);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cluster.cmd_at(from, &args);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for p in cluster.primaries() {
+            cluster.cmd_at(p, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in workers {
+            let (list, n) = w.join().unwrap();
+            // Everything there, in order.
+            let Reply::Array(items) = c.command(&["LRANGE", &list, "0", "-1"]).unwrap() else {
+                panic!("LRANGE")
+            };
+            assert_eq!(items.len() as u64, n, "{list}");
+            for (i, item) in items.iter().enumerate() {
+                assert_eq!(
+                    *item,
+                    Reply::Bulk(i.to_string().into_bytes()),
+                    "{list}[{i}]"
+                );
+            }
+        }
+    });
+    assert_eq!(cluster.owner(slot), to);
+    assert!(c.stats().redirects > 0, "{:?}", c.stats());
+    eprintln!(
+        "redirects followed during the migration: {}",
+        c.stats().redirects
+    );
+}
