@@ -54,11 +54,176 @@ fn cluster_client() {
     publish_order(&cluster);
     eprintln!("publish_order: {:?}", step.elapsed());
 
+    let step = Instant::now();
+    shard_and_keyspace(&cluster);
+    eprintln!("shard_and_keyspace: {:?}", step.elapsed());
+
     // Last: these change the cluster for good.
     let mut cluster = cluster;
     let step = Instant::now();
     failovers(&mut cluster);
     eprintln!("failovers: {:?}", step.elapsed());
+}
+
+/// Wait for the next event that is not a message; panics after 5 s.
+fn next_event(sub: &blocking::Subscription) -> redipc::Event {
+    match sub.next(Some(Duration::from_secs(5))).unwrap() {
+        Some(e) => e,
+        None => panic!("no event within 5 s"),
+    }
+}
+
+/// `PUBSUB SHARDNUMSUB channel` on the node on `port`.
+fn shardnumsub(cluster: &Cluster, port: u16, channel: &str) -> i64 {
+    match cluster.cmd_at(port, &["PUBSUB", "SHARDNUMSUB", channel]) {
+        redis::Value::Array(v) => match v.get(1) {
+            Some(redis::Value::Int(n)) => *n,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Shard channels on their slots' owners, keyspace notifications from every primary, and
+/// an empty slot moved (`CLUSTER SETSLOT <slot> NODE <id>` on every primary) while a client
+/// holds shard, classic and pattern subscriptions: the shard subscription hears of the gap
+/// (`Disconnected`), is `Reactivated` on the new owner within 3 s, delivery resumes with no
+/// duplicate, and no subscription is left on the old node; the classic and pattern ones
+/// never notice.
+fn shard_and_keyspace(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let publisher = connect(&cluster.seed_url());
+    // Shard channels on each of the three primaries.
+    let channels: Vec<String> = {
+        let mut out: Vec<String> = Vec::new();
+        let mut owners = Vec::new();
+        for i in 0.. {
+            let ch = format!("shard:{i}");
+            let slot = redipc::keyslot(&ch);
+            let owner = cluster.owner(slot);
+            // The slot of each is empty (earlier scenarios wrote keys): it can be moved.
+            let empty = matches!(
+                cluster.cmd_at(owner, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+                redis::Value::Int(0)
+            );
+            if empty && !owners.contains(&owner) {
+                owners.push(owner);
+                out.push(ch);
+            }
+            if out.len() == 3 {
+                break;
+            }
+        }
+        out
+    };
+    let shard = c
+        .ssubscribe(&channels, redipc::SubscribeOptions::default())
+        .unwrap();
+    let classic = c
+        .subscribe(&["classic"], redipc::SubscribeOptions::default())
+        .unwrap();
+    let pattern = c
+        .psubscribe(&["pat:*"], redipc::SubscribeOptions::default())
+        .unwrap();
+    for s in [&shard, &shard, &shard, &classic, &pattern] {
+        assert!(matches!(next_event(s), redipc::Event::Activated { .. }));
+    }
+    for ch in &channels {
+        assert_eq!(
+            shardnumsub(cluster, cluster.owner(redipc::keyslot(ch)), ch),
+            1,
+            "{ch}"
+        );
+        assert_eq!(publisher.spublish(ch, "first").unwrap(), 1, "{ch}");
+        match next_event(&shard) {
+            redipc::Event::Message(m) => assert_eq!(&m.channel[..], ch.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // Keyspace notifications from every primary's keys.
+    for p in cluster.primaries() {
+        cluster.cmd_at(p, &["CONFIG", "SET", "notify-keyspace-events", "KA"]);
+    }
+    let ks = c
+        .psubscribe(
+            &["__keyspace@0__:ks:*"],
+            redipc::SubscribeOptions::default(),
+        )
+        .unwrap();
+    assert!(matches!(next_event(&ks), redipc::Event::Activated { .. }));
+    // Every primary's lane confirms it; give the others a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let keys: Vec<String> = (0..30).map(|i| format!("ks:{i}")).collect();
+    let owners: std::collections::HashSet<u16> = keys
+        .iter()
+        .map(|k| cluster.owner(redipc::keyslot(k)))
+        .collect();
+    assert_eq!(
+        owners.len(),
+        3,
+        "the keys are spread over the three primaries"
+    );
+    for k in &keys {
+        c.set(k, "1").unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < keys.len() {
+        match next_event(&ks) {
+            redipc::Event::Message(m) => {
+                seen.insert(String::from_utf8_lossy(&m.channel).into_owned());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // Move the (empty) slot of the first shard channel to another primary.
+    let ch = &channels[0];
+    let slot = redipc::keyslot(ch);
+    let from = cluster.owner(slot);
+    let to = *cluster.primaries().iter().find(|&&p| p != from).unwrap();
+    let to_id = node_id(cluster, to);
+    let t0 = Instant::now();
+    for p in cluster.primaries() {
+        cluster.cmd_at(
+            p,
+            &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &to_id],
+        );
+    }
+    let mut gap = false;
+    loop {
+        match next_event(&shard) {
+            redipc::Event::Disconnected { .. } => gap = true,
+            redipc::Event::Reactivated { name, .. } => {
+                assert_eq!(&name[..], ch.as_bytes());
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(gap, "the move was told as a possible gap");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(
+        shardnumsub(cluster, from, ch),
+        0,
+        "nothing left on the old owner"
+    );
+    assert_eq!(shardnumsub(cluster, to, ch), 1);
+    for i in 0..20 {
+        publisher.spublish(ch, i.to_string()).unwrap();
+    }
+    for i in 0..20 {
+        match next_event(&shard) {
+            redipc::Event::Message(m) => assert_eq!(m.payload, i.to_string().as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(shard.try_next().unwrap().is_none(), "no duplicate");
+    // The classic and pattern subscriptions never noticed.
+    publisher.publish("classic", "c").unwrap();
+    publisher.publish("pat:x", "p").unwrap();
+    assert!(matches!(next_event(&classic), redipc::Event::Message(_)));
+    assert!(matches!(next_event(&pattern), redipc::Event::Message(_)));
 }
 
 /// One channel's messages from one publisher arrive in order: `PUBLISH` is routed by its
@@ -165,6 +330,14 @@ fn failovers(cluster: &mut Cluster) {
         sub.next(Some(Duration::from_secs(5))).unwrap(),
         Some(redipc::Event::Activated { .. })
     ));
+    // And a shard channel of the victim's slot: it moves to the promoted replica.
+    let shard = listener
+        .ssubscribe(&["{failover}:events"], redipc::SubscribeOptions::default())
+        .unwrap();
+    assert!(matches!(
+        next_event(&shard),
+        redipc::Event::Activated { .. }
+    ));
     cluster.kill_node(victim);
     let t0 = Instant::now();
     let mut errors = 0;
@@ -198,6 +371,19 @@ fn failovers(cluster: &mut Cluster) {
         }
     }
     eprintln!("the subscription moved in {:?}", t0.elapsed());
+    loop {
+        match shard.next(Some(Duration::from_secs(10))).unwrap() {
+            Some(redipc::Event::Disconnected { .. }) => {}
+            Some(redipc::Event::Reactivated { .. }) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    eprintln!("the shard subscription moved in {:?}", t0.elapsed());
+    assert_eq!(c.spublish("{failover}:events", "hi").unwrap(), 1);
+    match next_event(&shard) {
+        redipc::Event::Message(m) => assert_eq!(&m.payload[..], b"hi"),
+        other => panic!("{other:?}"),
+    }
     c.publish("after-failover", "hello").unwrap();
     match sub.next(Some(Duration::from_secs(5))).unwrap() {
         Some(redipc::Event::Message(m)) => assert_eq!(&m.payload[..], b"hello"),

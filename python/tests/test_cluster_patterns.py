@@ -143,3 +143,31 @@ def test_pubsub_round_trip(cluster: RedisCluster) -> None:
                 pub.publish("cl:news", str(i))
             got = [sub.get(timeout=5).payload for _ in range(100)]
         assert got == [str(i).encode() for i in range(100)], "in order"
+
+
+def test_keyspace_watch_and_shard_channels(cluster: RedisCluster) -> None:
+    """Keyspace notifications come from every primary's keys (one subscription per
+    primary); shard channels are subscribed on their slots' owners."""
+    with redipc.Client(cluster.url) as c, redipc.Client(cluster.url) as other:
+        got: set[bytes] = set()
+        lock = threading.Lock()
+
+        def on_key(key: bytes, event: str) -> None:
+            with lock:
+                got.add(key)
+
+        keys = [f"cl:ks:{i}" for i in range(30)]
+        assert len({redipc.keyslot(k) // 5462 for k in keys}) == 3, "spread over the slot ranges"
+        with c.watch_keys("cl:ks:*", on_key, events=["set"]):
+            time.sleep(0.3)  # every primary's connection confirms
+            for k in keys:
+                other.set(k, "1")
+            wait_until(lambda: got == {k.encode() for k in keys}, "every key's event")
+        channels = [f"cl:shard:{i}" for i in range(12)]
+        with c.ssubscribe(*channels) as sub:
+            for _ in channels:
+                assert sub.get(timeout=5).kind == "activated"
+            for ch in channels:
+                assert other.spublish(ch, ch) == 1
+            payloads = {sub.get(timeout=5).payload for _ in channels}
+        assert payloads == {ch.encode() for ch in channels}

@@ -10,6 +10,7 @@
 //! an unknown command in `COMMAND INFO`, asked once per command name, or `COMMAND GETKEYS`
 //! for commands whose keys move): one slot → its owner; no key → any primary, or every
 //! primary for what concerns all of them (`FLUSHALL`, `FLUSHDB`, `SCRIPT LOAD|FLUSH`,
+//! `CONFIG SET|RESETSTAT|REWRITE`,
 //! `FUNCTION LOAD|DELETE|FLUSH|RESTORE`: the first reply; `KEYS`: every node's keys;
 //! `DBSIZE`: the sum; `SCRIPT EXISTS`: 1 where every node has it); `PUBLISH` by its
 //! channel's slot (one channel's messages then keep their order); keys of several slots → `MGET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`
@@ -205,6 +206,8 @@ pub(crate) struct Router {
     shutdown: watch::Sender<bool>,
     max_value_size: AtomicUsize,
     learned: Mutex<HashMap<Vec<u8>, Learned>>,
+    /// Bumped whenever the map changes (pub/sub's node connections follow it).
+    map_gen: watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -339,6 +342,7 @@ impl Router {
             last_refresh: Mutex::new(Instant::now()),
             shutdown: watch::Sender::new(false),
             learned: Mutex::new(HashMap::new()),
+            map_gen: watch::Sender::new(0),
         });
         handle.spawn(periodic(
             Arc::downgrade(&router),
@@ -382,6 +386,16 @@ impl Router {
     /// The primaries in the map now.
     pub(crate) fn primaries(&self) -> Vec<(String, u16)> {
         self.map().primaries.clone()
+    }
+
+    /// The primary owning `slot` in the map now.
+    pub(crate) fn owner_of(&self, slot: u16) -> Option<(String, u16)> {
+        self.map().owner(slot).cloned()
+    }
+
+    /// Changes whenever the map does.
+    pub(crate) fn map_changes(&self) -> watch::Receiver<u64> {
+        self.map_gen.subscribe()
     }
 
     pub(crate) fn close(&self) {
@@ -480,13 +494,14 @@ impl Router {
             let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
             if map.owner(slot) != Some(&addr) {
                 *map = Arc::new(map.patched(slot, addr));
+                self.map_gen.send_modify(|g| *g += 1);
             }
         }
         self.refresh_soon();
     }
 
     /// Refresh the map in the background (coalesced, at most every `REFRESH_GAP`).
-    fn refresh_soon(self: &Arc<Self>) {
+    pub(crate) fn refresh_soon(self: &Arc<Self>) {
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -583,6 +598,7 @@ impl Router {
             let keep: Vec<Addr> = map.primaries.clone();
             *current = Arc::new(map);
             drop(current);
+            self.map_gen.send_modify(|g| *g += 1);
             // Nodes no longer primaries are forgotten (their connections end when the
             // last user lets go of them).
             lock(&self.nodes).retain(|a, _| keep.contains(a));
@@ -704,6 +720,7 @@ impl Router {
             return Ok(match (upper.as_slice(), sub.as_slice()) {
                 (b"FLUSHALL" | b"FLUSHDB", _)
                 | (b"SCRIPT", b"LOAD" | b"FLUSH")
+                | (b"CONFIG", b"SET" | b"RESETSTAT" | b"REWRITE")
                 | (b"FUNCTION", b"LOAD" | b"DELETE" | b"FLUSH" | b"RESTORE") => {
                     Dest::All(Merge::First)
                 }

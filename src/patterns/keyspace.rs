@@ -112,7 +112,9 @@ client_methods! {
                     changed = true;
                 }
             }
-            if changed {
+            // On a cluster the flags were read from one node; set them on every primary
+            // (CONFIG SET goes to all of them), which may differ.
+            if changed || self.conn().cluster().is_some() {
                 let value: String = flags.into_iter().collect();
                 self.command(&["CONFIG", "SET", "notify-keyspace-events", &value])
                     .await

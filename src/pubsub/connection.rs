@@ -27,6 +27,9 @@ pub(crate) fn start(
 ) -> Arc<PubSub> {
     let ps = Arc::new(PubSub::new(settings, mode));
     handle.spawn(run(ps.clone()));
+    if let Some(router) = ps.settings.cluster.clone() {
+        handle.spawn(super::lanes::supervise(ps.clone(), router));
+    }
     ps
 }
 
@@ -125,17 +128,31 @@ fn set_conn(ps: &PubSub, state: ConnState) {
 fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
     let mut guard = lock(&ps.reg);
     let reg = &mut *guard;
+    // On a cluster, names the node connections carry are theirs (`lanes.rs`).
+    let lanes = ps.settings.cluster.is_some();
+    let ours =
+        |kind: SubscriptionKind, name: &[u8]| !(lanes && super::lanes::node_routed(kind, name));
     for kind in SubscriptionKind::ALL {
         let i = kind.index();
-        reg.names[i].retain(|_, e| {
+        reg.names[i].retain(|name, e| {
+            if !ours(kind, name) {
+                return true;
+            }
             e.server = ServerState::NotSent;
             !e.subs.is_empty()
         });
-        let names: Vec<Bytes> = reg.names[i].keys().cloned().collect();
+        let names: Vec<Bytes> = reg.names[i]
+            .keys()
+            .filter(|n| ours(kind, n))
+            .cloned()
+            .collect();
         reg.dirty[i].extend(names);
     }
     if tell {
         for sub in reg.subs.values() {
+            if lanes && !sub.names.keys().any(|n| ours(sub.kind, n)) {
+                continue;
+            }
             sub.delivery
                 .push_control(Event::Disconnected { error: err.clone() });
         }
@@ -145,7 +162,7 @@ fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
 }
 
 /// Write all of `buf` and flush it (a TLS stream may keep encrypted bytes until flushed).
-async fn write_flush<W: AsyncWrite + Unpin + ?Sized>(
+pub(super) async fn write_flush<W: AsyncWrite + Unpin + ?Sized>(
     wr: &mut W,
     buf: &[u8],
 ) -> std::io::Result<()> {
@@ -158,6 +175,15 @@ async fn connect(
     attempt: u32,
 ) -> std::result::Result<(Box<dyn Io>, Reader, Moved), Error> {
     let (endpoint, display) = s.endpoint_for(attempt);
+    connect_to(s, endpoint, &display).await
+}
+
+/// Connect to `endpoint` and say `HELLO 3` (with the credentials and the client name).
+pub(super) async fn connect_to(
+    s: &Settings,
+    endpoint: crate::net::wire::Endpoint,
+    display: &str,
+) -> std::result::Result<(Box<dyn Io>, Reader, Moved), Error> {
     let what = format!("pub/sub connect to {display}");
     let deadline = tokio::time::Instant::now() + s.connect_timeout;
     let (mut io, master) = open_socket(&endpoint, deadline, s.connect_timeout, &what).await?;
@@ -350,7 +376,7 @@ async fn session(ps: &Arc<PubSub>, io: Box<dyn Io>, mut reader: Reader, mut move
 /// Messages routed but not queued yet, per subscription queue, with the payload bytes each
 /// queue got from the current read.
 #[derive(Default)]
-struct Pending {
+pub(super) struct Pending {
     queues: Vec<(Arc<Delivery<Event>>, Vec<Event>, usize)>,
     count: usize,
 }
@@ -381,7 +407,7 @@ impl Pending {
     /// got a small share of it gets its small messages copied instead: otherwise a slow
     /// subscriber's queue of a few messages per read, amid other traffic, would keep a whole
     /// read buffer alive per message. So queued payloads pin at most ~4× their own size.
-    async fn flush(&mut self, shared_len: usize) {
+    pub(super) async fn flush(&mut self, shared_len: usize) {
         for (d, events, bytes) in &mut self.queues {
             if *bytes * 4 < shared_len {
                 for e in events.iter_mut() {
@@ -405,7 +431,7 @@ impl Pending {
 }
 
 /// Why [`route_messages`] stopped.
-enum Stop {
+pub(super) enum Stop {
     /// At a frame that is not a message (handle it after queueing what came before).
     Frame(Reply),
     /// Enough messages pending: queue them, then go on.
@@ -416,7 +442,7 @@ enum Stop {
 
 /// Route messages to their subscriptions' pending lists under one registry lock, until a
 /// frame that is not a message, the end, or [`PENDING_MAX`].
-fn route_messages(
+pub(super) fn route_messages(
     ps: &PubSub,
     items: &mut impl Iterator<Item = Incoming>,
     pending: &mut Pending,
@@ -497,7 +523,12 @@ async fn reconcile<W: AsyncWrite + Unpin>(
             }
             let mut to_sub = Vec::new();
             let mut to_unsub = Vec::new();
+            let lanes = ps.settings.cluster.is_some();
             for name in reg.dirty[i].drain() {
+                // On a cluster, the node connections (`lanes.rs`) carry these.
+                if lanes && super::lanes::node_routed(kind, &name) {
+                    continue;
+                }
                 let Some(entry) = reg.names[i].get_mut(&name) else {
                     continue;
                 };

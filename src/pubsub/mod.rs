@@ -16,6 +16,7 @@
 
 mod connection;
 pub(crate) mod group;
+mod lanes;
 mod registry;
 
 use std::sync::Arc;

@@ -64,6 +64,9 @@ pub(crate) struct PubSub {
     pub(super) settings: Settings,
     pub(super) mode: Mode,
     pub(super) closed: AtomicBool,
+    /// Bumped on every change of the wanted names (and on close): what a cluster's node
+    /// connections (`lanes.rs`) watch.
+    pub(super) lanes: tokio::sync::watch::Sender<u64>,
     /// Messages dropped by subscriptions that are gone.
     retired_dropped: AtomicU64,
 }
@@ -106,14 +109,22 @@ impl PubSub {
             settings,
             mode,
             closed: AtomicBool::new(false),
+            lanes: tokio::sync::watch::Sender::new(0),
             retired_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Wake the connection task (and a cluster's node connections): something to
+    /// reconcile, or closing.
+    pub(super) fn poke(&self) {
+        self.wake.notify_one();
+        self.lanes.send_modify(|g| *g += 1);
     }
 
     /// Stop the connection task and close every subscription.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.wake.notify_one();
+        self.poke();
         self.closing.notify_one();
         let deliveries: Vec<_> = lock(&self.reg)
             .subs
@@ -300,7 +311,7 @@ impl PubSub {
             }
         }
         drop(guard);
-        self.wake.notify_one();
+        self.poke();
     }
 }
 
@@ -382,7 +393,7 @@ async fn confirm(ps: &PubSub, id: u64, kind: SubscriptionKind, names: &[Bytes]) 
     }
     if let Err(e) = ps.wait_active(kind, names).await {
         ps.remove_names(id, names);
-        ps.wake.notify_one();
+        ps.poke();
         return Err(e);
     }
     Ok(())
@@ -408,7 +419,7 @@ impl Subscription {
         let names = to_bytes(names)?;
         let added = self.ps.add_names(self.id, &names)?;
         if !added.is_empty() {
-            self.ps.wake.notify_one();
+            self.ps.poke();
         }
         Ok(added)
     }
@@ -441,7 +452,7 @@ impl Subscription {
             .map(|n| Bytes::copy_from_slice(n.as_ref()))
             .collect();
         self.ps.remove_names(self.id, &names);
-        self.ps.wake.notify_one();
+        self.ps.poke();
     }
 
     /// Remove every name; the subscription stays open for [`add`](Subscription::add).

@@ -1,0 +1,450 @@
+//! On a Redis Cluster, the subscriptions that live on particular nodes, each on a
+//! connection to its node (a "lane"): shard channels (`SSUBSCRIBE`) on the primary owning
+//! their slot, keyspace and keyevent notifications (`__keyspace@…`, `__keyevent@…`, which a
+//! node publishes only to its own clients) on every primary. Classic channels and patterns
+//! stay on the main connection (`connection.rs`), which skips these names on a cluster.
+//!
+//! Each lane compares what it should carry (the registry's names with subscribers, its node
+//! in the router's map) with what its node confirmed, whenever either changes, and sends the
+//! difference. A lane whose connection breaks tells the subscriptions of its names
+//! (`Disconnected`: messages may have been missed) and reconnects while its node is a
+//! primary; a shard channel the server unsubscribed (its slot moved: a `sunsubscribe` push
+//! nobody asked for) gets `Disconnected` too, the map is refreshed, and the new owner's lane
+//! subscribes it again (`Reactivated`). Unsubscribe confirmations are matched in order
+//! against what the lane asked for, so a server-sent `sunsubscribe` is told apart from the
+//! answer to our own (valkey issue 1066) — each shard channel has its own command.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::Event;
+use super::SubscriptionKind;
+use super::connection::{Pending, Stop, connect_to, route_messages, write_flush};
+use super::registry::{PubSub, ServerState, lock};
+use crate::error::{Error, ErrorKind};
+use crate::net::cluster::Router;
+use crate::net::resp::Incoming;
+use crate::net::wire::{Endpoint, io_error};
+use crate::reply::Reply;
+
+type Addr = (String, u16);
+
+/// Whether a cluster carries `name` on node connections rather than the main one.
+pub(super) fn node_routed(kind: SubscriptionKind, name: &[u8]) -> bool {
+    kind == SubscriptionKind::Shard || node_local(name)
+}
+
+/// Keyspace and keyevent notifications: each node publishes its own keys' only.
+fn node_local(name: &[u8]) -> bool {
+    name.starts_with(b"__keyspace@") || name.starts_with(b"__keyevent@")
+}
+
+/// Whether the lane of `addr` carries `name` now.
+fn wants(
+    router: &Router,
+    addr: &Addr,
+    primaries: &[Addr],
+    kind: SubscriptionKind,
+    name: &[u8],
+) -> bool {
+    match kind {
+        SubscriptionKind::Shard => {
+            router.owner_of(crate::cluster::keyslot(name)).as_ref() == Some(addr)
+        }
+        _ => node_local(name) && primaries.contains(addr),
+    }
+}
+
+/// Whether any name the lanes carry has subscribers.
+fn any_wanted(ps: &PubSub) -> bool {
+    let reg = lock(&ps.reg);
+    SubscriptionKind::ALL.iter().any(|&kind| {
+        reg.names[kind.index()]
+            .iter()
+            .any(|(n, e)| !e.subs.is_empty() && node_routed(kind, n))
+    })
+}
+
+/// Start a lane for every primary while names need them; lanes end themselves when their
+/// node stops being a primary or the client closes.
+pub(super) async fn supervise(ps: Arc<PubSub>, router: Arc<Router>) {
+    let mut reg_rx = ps.lanes.subscribe();
+    let mut map_rx = router.map_changes();
+    let mut lanes: HashMap<Addr, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        if ps.closed.load(Ordering::Acquire) {
+            return;
+        }
+        lanes.retain(|_, h| !h.is_finished());
+        if any_wanted(&ps) {
+            for addr in router.primaries() {
+                if let std::collections::hash_map::Entry::Vacant(v) = lanes.entry(addr) {
+                    let addr = v.key().clone();
+                    v.insert(tokio::spawn(lane(ps.clone(), router.clone(), addr)));
+                }
+            }
+        }
+        tokio::select! {
+            r = reg_rx.changed() => if r.is_err() { return },
+            r = map_rx.changed() => if r.is_err() { return },
+            // A lane that ended (its node failed over) is started again once its node is
+            // a primary again; look now and then.
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if !lanes.is_empty() => {}
+        }
+    }
+}
+
+/// One node's connection, reconnected while the node is a primary.
+async fn lane(ps: Arc<PubSub>, router: Arc<Router>, addr: Addr) {
+    let mut attempt: u32 = 0;
+    let display = format!("{}:{}", addr.0, addr.1);
+    loop {
+        if ps.closed.load(Ordering::Acquire) || !router.primaries().contains(&addr) {
+            return;
+        }
+        let ep = Endpoint {
+            addr: redis::ConnectionAddr::Tcp(addr.0.clone(), addr.1),
+            tls: ps.settings.endpoint.tls.clone(),
+            sentinel: None,
+        };
+        let mut state = State::default();
+        match connect_to(&ps.settings, ep, &display).await {
+            Ok((io, reader, _)) => {
+                attempt = 0;
+                let err = session(&ps, &router, &addr, io, reader, &mut state).await;
+                if ps.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                log::debug!(target: "redipc::pubsub", "pub/sub connection to node {display} ended: {}", err.text());
+                lost(&ps, &state, &err);
+                router.refresh_soon();
+            }
+            Err(e) => {
+                log::debug!(target: "redipc::pubsub", "pub/sub connect to node {display}: {}", e.text());
+                router.refresh_soon();
+            }
+        }
+        let delay = ps.settings.reconnect.delay(attempt);
+        attempt = attempt.saturating_add(1);
+        let mut map_rx = router.map_changes();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = map_rx.changed() => {}
+        }
+    }
+}
+
+/// What a lane asked for and its node confirmed.
+#[derive(Default)]
+struct State {
+    /// Names sent (`false`) or confirmed (`true`).
+    names: HashMap<(usize, Bytes), bool>,
+    /// What the answers still to come are for, in order.
+    inflight: VecDeque<Asked>,
+}
+
+enum Asked {
+    Sub(SubscriptionKind, Bytes),
+    Unsub(SubscriptionKind, Bytes),
+    Ping,
+}
+
+fn kind_of(i: usize) -> SubscriptionKind {
+    SubscriptionKind::ALL[i]
+}
+
+async fn session(
+    ps: &Arc<PubSub>,
+    router: &Arc<Router>,
+    addr: &Addr,
+    io: Box<dyn crate::net::wire::Io>,
+    mut reader: crate::net::resp::Reader,
+    state: &mut State,
+) -> Error {
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut reg_rx = ps.lanes.subscribe();
+    let mut map_rx = router.map_changes();
+    let interval = ps
+        .settings
+        .health_check_interval
+        .max(std::time::Duration::from_secs(1));
+    let mut last_rx = Instant::now();
+    let mut incoming: Vec<Incoming> = Vec::new();
+    let mut pending = Pending::default();
+    let mut out = Vec::new();
+    if let Err(e) = reconcile(ps, router, addr, state, &mut out, &mut wr).await {
+        return e;
+    }
+    loop {
+        if ps.closed.load(Ordering::Acquire) {
+            let _ = wr.shutdown().await;
+            return Error::closed();
+        }
+        if !router.primaries().contains(addr) {
+            let _ = wr.shutdown().await;
+            return Error::new(ErrorKind::Connection, "the node is no longer a primary");
+        }
+        tokio::select! {
+            biased;
+            _ = reg_rx.changed() => {
+                if let Err(e) = reconcile(ps, router, addr, state, &mut out, &mut wr).await {
+                    return e;
+                }
+            }
+            _ = map_rx.changed() => {
+                if let Err(e) = reconcile(ps, router, addr, state, &mut out, &mut wr).await {
+                    return e;
+                }
+            }
+            _ = tokio::time::sleep_until(last_rx + interval) => {
+                if state.inflight.iter().any(|a| matches!(a, Asked::Ping)) {
+                    return Error::new(ErrorKind::Connection, format!("pub/sub health check: no answer to PING within {interval:?}"));
+                }
+                let ping = redis::cmd("PING").get_packed_command();
+                if let Err(e) = write_flush(&mut wr, &ping).await {
+                    return Error::new(ErrorKind::Connection, io_error(&e));
+                }
+                state.inflight.push_back(Asked::Ping);
+                last_rx = Instant::now();
+            }
+            read = reader.fill(&mut rd) => {
+                match read {
+                    Ok(0) => return Error::new(ErrorKind::Connection, "the node closed the pub/sub connection"),
+                    Ok(n) => {
+                        ps.settings.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => return Error::new(ErrorKind::Connection, io_error(&e)),
+                }
+                let shared_len = match reader.decode(&mut incoming) {
+                    Ok(n) => n,
+                    Err(e) => return e.context("pub/sub connection"),
+                };
+                let mut items = incoming.drain(..);
+                loop {
+                    let stop = route_messages(ps, &mut items, &mut pending);
+                    pending.flush(shared_len).await;
+                    match stop {
+                        Stop::Frame(frame) => frame_of(ps, router, state, frame),
+                        Stop::Full => {}
+                        Stop::End => break,
+                    }
+                }
+                last_rx = Instant::now();
+            }
+        }
+    }
+}
+
+/// Send what the lane should carry and does not, and take back what it should not.
+async fn reconcile<W: tokio::io::AsyncWrite + Unpin>(
+    ps: &PubSub,
+    router: &Router,
+    addr: &Addr,
+    state: &mut State,
+    out: &mut Vec<u8>,
+    wr: &mut W,
+) -> Result<(), Error> {
+    let primaries = router.primaries();
+    let mut wanted: Vec<(usize, Bytes)> = Vec::new();
+    {
+        let reg = lock(&ps.reg);
+        for kind in SubscriptionKind::ALL {
+            for (name, e) in &reg.names[kind.index()] {
+                if !e.subs.is_empty()
+                    && node_routed(kind, name)
+                    && wants(router, addr, &primaries, kind, name)
+                {
+                    wanted.push((kind.index(), name.clone()));
+                }
+            }
+        }
+    }
+    out.clear();
+    let mut count = 0u64;
+    for key in &wanted {
+        if state.names.contains_key(key) {
+            continue;
+        }
+        let kind = kind_of(key.0);
+        let mut cmd = redis::cmd(kind.commands().0);
+        cmd.arg(&key.1[..]);
+        cmd.write_packed_command(out);
+        state.inflight.push_back(Asked::Sub(kind, key.1.clone()));
+        state.names.insert(key.clone(), false);
+        count += 1;
+    }
+    let gone: Vec<(usize, Bytes)> = state
+        .names
+        .keys()
+        .filter(|k| !wanted.contains(k))
+        .cloned()
+        .collect();
+    for key in gone {
+        state.names.remove(&key);
+        let kind = kind_of(key.0);
+        let mut cmd = redis::cmd(kind.commands().1);
+        cmd.arg(&key.1[..]);
+        cmd.write_packed_command(out);
+        state.inflight.push_back(Asked::Unsub(kind, key.1.clone()));
+        count += 1;
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    ps.settings
+        .counters
+        .commands
+        .fetch_add(count, Ordering::Relaxed);
+    ps.settings
+        .counters
+        .bytes_out
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    match tokio::time::timeout(ps.settings.response_timeout, write_flush(wr, out)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Connection, io_error(&e))),
+        Err(_) => Err(Error::new(ErrorKind::Timeout, "pub/sub write stalled")),
+    }
+}
+
+/// A frame other than a message: a confirmation (ours, or a `sunsubscribe` the server sent
+/// on its own when the slot moved), a `PONG`, or an error.
+fn frame_of(ps: &PubSub, router: &Arc<Router>, state: &mut State, frame: Reply) {
+    let (kind, data) = match frame {
+        Reply::Push { kind, data } => (kind, data),
+        other => {
+            if let Some(Asked::Sub(kind, name)) = state.inflight.pop_front() {
+                state.names.remove(&(kind.index(), name.clone()));
+                if let Reply::Error(e) = &other {
+                    if e.code == "MOVED" {
+                        // Our map was stale: the new owner's lane takes it.
+                        router.moved(&e.message);
+                    } else {
+                        failed(ps, kind, &name, Error::from(e.clone()));
+                    }
+                }
+            }
+            return;
+        }
+    };
+    let (sk, subscribed) = match kind.as_str() {
+        "subscribe" => (SubscriptionKind::Channel, true),
+        "psubscribe" => (SubscriptionKind::Pattern, true),
+        "ssubscribe" => (SubscriptionKind::Shard, true),
+        "unsubscribe" => (SubscriptionKind::Channel, false),
+        "punsubscribe" => (SubscriptionKind::Pattern, false),
+        "sunsubscribe" => (SubscriptionKind::Shard, false),
+        _ => return,
+    };
+    let name = match data.into_iter().next() {
+        Some(Reply::Bulk(b)) => Bytes::from(b),
+        Some(Reply::Status(s)) => Bytes::from(s),
+        _ => return,
+    };
+    let key = (sk.index(), name.clone());
+    let ours = match state.inflight.front() {
+        Some(Asked::Sub(k, n)) if subscribed && *k == sk && *n == name => true,
+        Some(Asked::Unsub(k, n)) if !subscribed && *k == sk && *n == name => true,
+        _ => false,
+    };
+    if ours {
+        state.inflight.pop_front();
+    }
+    if subscribed {
+        if let Some(active) = state.names.get_mut(&key) {
+            *active = true;
+            activated(ps, sk, &name);
+        }
+    } else if !ours && state.names.remove(&key).is_some() {
+        // The server unsubscribed it: its slot moved. Messages may be missed until the new
+        // owner's lane has it.
+        let err = Error::new(
+            ErrorKind::Connection,
+            format!(
+                "the shard channel {} moved to another node (its slot moved)",
+                String::from_utf8_lossy(&name)
+            ),
+        );
+        lost_names(ps, &[key], &err);
+        router.refresh_soon();
+    }
+}
+
+/// A name confirmed by a lane: `Activated` (or `Reactivated`) unless another lane had it
+/// active already.
+fn activated(ps: &PubSub, kind: SubscriptionKind, name: &Bytes) {
+    let mut guard = lock(&ps.reg);
+    let reg = &mut *guard;
+    let Some(entry) = reg.names[kind.index()].get_mut(name) else {
+        return;
+    };
+    if entry.server != ServerState::Active {
+        entry.server = ServerState::Active;
+        entry.error = None;
+        for (id, _) in &entry.subs {
+            if let Some(sub) = reg.subs.get_mut(id)
+                && let Some(seen) = sub.names.get_mut(name)
+            {
+                let event = if *seen {
+                    Event::Reactivated {
+                        kind,
+                        name: name.clone(),
+                    }
+                } else {
+                    Event::Activated {
+                        kind,
+                        name: name.clone(),
+                    }
+                };
+                *seen = true;
+                sub.delivery.push_control(event);
+            }
+        }
+    }
+    drop(guard);
+    ps.changed.notify_waiters();
+}
+
+fn failed(ps: &PubSub, kind: SubscriptionKind, name: &Bytes, err: Error) {
+    if let Some(entry) = lock(&ps.reg).names[kind.index()].get_mut(name) {
+        entry.server = ServerState::NotSent;
+        entry.error = Some(err);
+    }
+    ps.changed.notify_waiters();
+}
+
+/// The lane's connection broke: every name it had confirmed may have missed messages.
+fn lost(ps: &PubSub, state: &State, err: &Error) {
+    let names: Vec<(usize, Bytes)> = state
+        .names
+        .iter()
+        .filter(|(_, active)| **active)
+        .map(|(k, _)| k.clone())
+        .collect();
+    lost_names(ps, &names, err);
+}
+
+/// Mark `names` not active and tell each of their subscriptions once (`Disconnected`).
+fn lost_names(ps: &PubSub, names: &[(usize, Bytes)], err: &Error) {
+    let mut guard = lock(&ps.reg);
+    let reg = &mut *guard;
+    let mut told: Vec<u64> = Vec::new();
+    for (i, name) in names {
+        let Some(entry) = reg.names[*i].get_mut(name) else {
+            continue;
+        };
+        entry.server = ServerState::NotSent;
+        for (id, d) in &entry.subs {
+            if !told.contains(id) {
+                told.push(*id);
+                d.push_control(Event::Disconnected { error: err.clone() });
+            }
+        }
+    }
+    drop(guard);
+    ps.changed.notify_waiters();
+}
