@@ -6,7 +6,7 @@
  * CLUSTER_URL lists the nodes (redis://127.0.0.1:P1,127.0.0.1:P2,.../); STANDALONE_URL is a
  * plain server. Covers: the mode option (auto finds the cluster from a seed list whose
  * first node is dead, IPC_CLUSTER_ON against a standalone server is IPC_ERR_UNSUPPORTED,
- * a bad mode number is IPC_ERR_INVALID_ARGUMENT); 5,000 keys over the slots from 4 threads
+ * a bad mode number is IPC_ERR_INVALID_ARGUMENT; reading from replicas); 5,000 keys over the slots from 4 threads
  * sharing one client, read back; MGET and DEL over several slots (split and merged, in the
  * keys' order); a cross-slot MSET and a cross-slot transaction refused with
  * IPC_ERR_INVALID_ARGUMENT naming the keys, nothing written; a 1,000-command pipeline over
@@ -70,6 +70,24 @@ static void mode_option(const char *standalone_url) {
     CHECK_OK(ipc_client_new(seeds, o, &c));
     if (c != NULL) {
         CHECK_OK(ipc_set(c, "c:seed", 6, "1", 1, 0));
+        ipc_client_free(c);
+        c = NULL;
+    }
+    /* Reading from replicas: the value comes back (once replicated). */
+    CHECK_OK(ipc_options_set_read_from_replicas(o, true));
+    CHECK_OK(ipc_client_new(url, o, &c));
+    if (c != NULL) {
+        bool found = false;
+        double deadline = now_ms() + 5000;
+        while (!found && now_ms() < deadline) {
+            char *v = NULL;
+            size_t n = 0;
+            CHECK_OK(ipc_get(c, "c:seed", 6, &v, &n, &found));
+            if (found) CHECK(bytes_eq(v, n, "1"));
+            ipc_buf_free(v, n);
+            if (!found) sleep_ms(10);
+        }
+        CHECK(found);
         ipc_client_free(c);
     }
     ipc_options_free(o);

@@ -1974,6 +1974,16 @@ ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
 IPC_MUST_USE ipc_result ipc_options_set_cluster(ipc_options *opts, int mode);
 
 /**
+ * On a cluster, send single read-only commands (`GET`, `HGETALL`, `XRANGE`, ...) to a
+ * replica of their slot's primary, chosen at random (default false: every command goes to
+ * primaries). A replica may lag behind its primary: such a read may not see a write that
+ * was just acknowledged. Pipelines and transactions still go to primaries.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_read_from_replicas(ipc_options *opts, bool on);
+
+/**
  * Poll mode (default off): subscription and keyspace callbacks run only inside
  * `ipc_client_poll()`, on the thread that calls it; `ipc_client_fd()` gives a descriptor
  * that is readable whenever such work waits. Off, they run on library dispatcher threads.

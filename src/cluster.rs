@@ -355,3 +355,84 @@ pub(crate) fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> Option
         KeySpec::Unknown => None,
     }
 }
+
+/// Whether a command only reads (may go to a replica when reading from replicas).
+pub(crate) fn is_readonly(name: &[u8]) -> bool {
+    let mut buf = [0u8; 16];
+    if name.len() > buf.len() {
+        return false;
+    }
+    let upper = &mut buf[..name.len()];
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    matches!(
+        &*upper,
+        b"GET"
+            | b"MGET"
+            | b"STRLEN"
+            | b"GETRANGE"
+            | b"SUBSTR"
+            | b"EXISTS"
+            | b"TTL"
+            | b"PTTL"
+            | b"EXPIRETIME"
+            | b"PEXPIRETIME"
+            | b"TYPE"
+            | b"GETBIT"
+            | b"BITCOUNT"
+            | b"BITPOS"
+            | b"BITFIELD_RO"
+            | b"HGET"
+            | b"HMGET"
+            | b"HGETALL"
+            | b"HKEYS"
+            | b"HVALS"
+            | b"HLEN"
+            | b"HEXISTS"
+            | b"HSTRLEN"
+            | b"HRANDFIELD"
+            | b"HSCAN"
+            | b"LRANGE"
+            | b"LLEN"
+            | b"LINDEX"
+            | b"LPOS"
+            | b"SMEMBERS"
+            | b"SISMEMBER"
+            | b"SMISMEMBER"
+            | b"SCARD"
+            | b"SRANDMEMBER"
+            | b"SSCAN"
+            | b"SINTER"
+            | b"SUNION"
+            | b"SDIFF"
+            | b"SINTERCARD"
+            | b"ZRANGE"
+            | b"ZRANGEBYSCORE"
+            | b"ZREVRANGEBYSCORE"
+            | b"ZRANGEBYLEX"
+            | b"ZREVRANGEBYLEX"
+            | b"ZREVRANGE"
+            | b"ZSCORE"
+            | b"ZMSCORE"
+            | b"ZCARD"
+            | b"ZCOUNT"
+            | b"ZLEXCOUNT"
+            | b"ZRANK"
+            | b"ZREVRANK"
+            | b"ZRANDMEMBER"
+            | b"ZSCAN"
+            | b"XRANGE"
+            | b"XREVRANGE"
+            | b"XLEN"
+            | b"GEOPOS"
+            | b"GEODIST"
+            | b"GEOHASH"
+            | b"GEOSEARCH"
+            | b"PFCOUNT"
+            | b"DUMP"
+            | b"SORT_RO"
+            | b"EVAL_RO"
+            | b"EVALSHA_RO"
+            | b"FCALL_RO"
+    )
+}

@@ -117,6 +117,10 @@ pub struct Options {
     /// Standalone server or Redis Cluster (default [`ClusterMode::Auto`]: the first node
     /// that answers says).
     pub cluster: ClusterMode,
+    /// On a cluster, send read-only commands (`GET`, `HGETALL`, `XRANGE`, ...) to a replica
+    /// of their slot's primary (default off). A replica may lag behind its primary: a
+    /// read may not see a write that was just acknowledged.
+    pub read_from_replicas: bool,
 }
 
 /// Whether a client talks to one server or to a Redis Cluster ([`Options::cluster`]).
@@ -159,6 +163,7 @@ impl std::fmt::Debug for Options {
             .field("error_hook", &self.error_hook.is_some())
             .field("tls", &self.tls)
             .field("cluster", &self.cluster)
+            .field("read_from_replicas", &self.read_from_replicas)
             .finish()
     }
 }
@@ -186,6 +191,7 @@ impl Default for Options {
             error_hook: None,
             tls: TlsOptions::default(),
             cluster: ClusterMode::Auto,
+            read_from_replicas: false,
         }
     }
 }
@@ -250,6 +256,11 @@ impl Options {
     /// Choose standalone or cluster (default [`ClusterMode::Auto`]).
     pub fn cluster(mut self, mode: ClusterMode) -> Self {
         self.cluster = mode;
+        self
+    }
+    /// On a cluster, read from replicas (see [`Options::read_from_replicas`]).
+    pub fn read_from_replicas(mut self, on: bool) -> Self {
+        self.read_from_replicas = on;
         self
     }
     /// Set the reconnection policy.
@@ -369,6 +380,8 @@ pub(crate) struct Target {
     /// The nodes a `redis://` or `rediss://` URL names (`host:port,host:port`), in order:
     /// connections go to the first that answers; empty for a unix socket or sentinels.
     pub seeds: Vec<(String, u16)>,
+    /// Send `READONLY` after the handshake (a cluster replica read from).
+    pub readonly: bool,
 }
 
 impl Target {
@@ -389,6 +402,7 @@ impl Target {
             url: self.url.clone(),
             sentinel: None,
             seeds: Vec::new(),
+            readonly: false,
         }
     }
 
@@ -600,6 +614,7 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
             url: shown,
             sentinel: Some(std::sync::Arc::new(s)),
             seeds: Vec::new(),
+            readonly: false,
         });
     }
     let tls = if tls {
@@ -628,6 +643,7 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
         url: shown,
         sentinel: None,
         seeds,
+        readonly: false,
     })
 }
 

@@ -55,6 +55,10 @@ fn cluster_client() {
     eprintln!("publish_order: {:?}", step.elapsed());
 
     let step = Instant::now();
+    replica_reads(&cluster);
+    eprintln!("replica_reads: {:?}", step.elapsed());
+
+    let step = Instant::now();
     shard_and_keyspace(&cluster);
     eprintln!("shard_and_keyspace: {:?}", step.elapsed());
 
@@ -63,6 +67,67 @@ fn cluster_client() {
     let step = Instant::now();
     failovers(&mut cluster);
     eprintln!("failovers: {:?}", step.elapsed());
+}
+
+/// `cmdstat_<name>` calls on the node on `port` (0 when never called).
+fn calls(cluster: &Cluster, port: u16, name: &str) -> u64 {
+    let info = cluster.text_at(port, &["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// With `read_from_replicas`, single reads go to replicas (the primaries see none of them)
+/// and writes to primaries; without it, everything goes to primaries.
+fn replica_reads(cluster: &Cluster) {
+    let writer = connect(&cluster.seed_url());
+    let reader = blocking::Client::connect(
+        &cluster.seed_url(),
+        Options::default().read_from_replicas(true),
+    )
+    .unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("replica:{i}")).collect();
+    for k in &keys {
+        writer.set(k, "v").unwrap();
+    }
+    // Replication is asynchronous: wait until every replica has them.
+    let t0 = Instant::now();
+    'wait: loop {
+        for k in &keys {
+            if reader.get(k).unwrap().is_none() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(5),
+                    "{k} never replicated"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+                continue 'wait;
+            }
+        }
+        break;
+    }
+    for p in cluster.ports() {
+        cluster.cmd_at(p, &["CONFIG", "RESETSTAT"]);
+    }
+    for k in &keys {
+        assert_eq!(reader.get(k).unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(reader.command(&["STRLEN", k]).unwrap(), Reply::Int(1));
+    }
+    reader.set("replica:w", "1").unwrap();
+    let on = |ports: Vec<u16>, name: &str| -> u64 {
+        ports.iter().map(|&p| calls(cluster, p, name)).sum()
+    };
+    assert_eq!(on(cluster.replicas(), "get"), 30);
+    assert_eq!(on(cluster.replicas(), "strlen"), 30);
+    assert_eq!(on(cluster.primaries(), "get"), 0);
+    assert_eq!(on(cluster.primaries(), "set"), 1, "writes go to primaries");
+    // Off (the default): reads go to primaries.
+    for k in &keys {
+        writer.get(k).unwrap();
+    }
+    assert_eq!(on(cluster.primaries(), "get"), 30);
+    assert_eq!(on(cluster.replicas(), "get"), 30);
 }
 
 /// Wait for the next event that is not a message; panics after 5 s.
@@ -257,10 +322,58 @@ fn publish_order(cluster: &Cluster) {
 /// while (connection errors or timeouts, never a wrong answer) and work again within
 /// 10 s, on the promoted replica.
 fn failovers(cluster: &mut Cluster) {
+    use std::collections::HashSet;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
     let c = connect(&cluster.seed_url());
-    let key = "{failover}:n";
+    // The queue `fq` (keys `ipc:{q:fq}:...`), the stream and the counter share one slot:
+    // the one whose primary fails.
+    let key = "{q:fq}:n";
     let slot = redipc::keyslot(key);
+    assert_eq!(slot, redipc::keyslot("ipc:{q:fq}:pending"));
+    let stream = "{q:fq}:events";
+    // A reliable worker and a stream group consumer on that slot, from another client.
+    let wc = connect(&cluster.seed_url());
+    let handled: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
+    let h = handled.clone();
+    let worker = wc
+        .handle_requests(
+            &["fq"],
+            move |r| {
+                h.lock().unwrap().insert(r.payload.to_vec());
+                Ok(())
+            },
+            redipc::WorkerOptions::default()
+                .reliable(true)
+                .block_timeout(Duration::from_millis(200))
+                .lease(Duration::from_secs(2)),
+        )
+        .unwrap();
+    wc.stream_group_create(stream, "g", "0").unwrap();
+    let acked: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
+    let a = acked.clone();
+    let consumer = wc
+        .stream_consume(
+            stream,
+            "g",
+            "c1",
+            move |e| {
+                a.lock().unwrap().insert(e.fields[0].1.to_vec());
+                Ok(())
+            },
+            redipc::ConsumerOptions::default()
+                .block(Duration::from_millis(200))
+                .min_idle(Duration::from_secs(1)),
+        )
+        .unwrap();
+    let send = |from: usize, to: usize| {
+        for i in from..to {
+            c.send_request("fq", i.to_string()).unwrap();
+            c.stream_publish(stream, &[("n", i.to_string())], None)
+                .unwrap();
+        }
+    };
+    send(0, 100);
     // A graceful failover: the replica of the key's primary takes over.
     let primary = cluster.owner(slot);
     let replica = cluster
@@ -332,7 +445,7 @@ fn failovers(cluster: &mut Cluster) {
     ));
     // And a shard channel of the victim's slot: it moves to the promoted replica.
     let shard = listener
-        .ssubscribe(&["{failover}:events"], redipc::SubscribeOptions::default())
+        .ssubscribe(&["{q:fq}:shard"], redipc::SubscribeOptions::default())
         .unwrap();
     assert!(matches!(
         next_event(&shard),
@@ -379,7 +492,7 @@ fn failovers(cluster: &mut Cluster) {
         }
     }
     eprintln!("the shard subscription moved in {:?}", t0.elapsed());
-    assert_eq!(c.spublish("{failover}:events", "hi").unwrap(), 1);
+    assert_eq!(c.spublish("{q:fq}:shard", "hi").unwrap(), 1);
     match next_event(&shard) {
         redipc::Event::Message(m) => assert_eq!(&m.payload[..], b"hi"),
         other => panic!("{other:?}"),
@@ -389,6 +502,27 @@ fn failovers(cluster: &mut Cluster) {
         Some(redipc::Event::Message(m)) => assert_eq!(&m.payload[..], b"hello"),
         other => panic!("{other:?}"),
     }
+    // The worker and the consumer carry on on the promoted replica: nothing sent is lost.
+    send(100, 200);
+    let all: HashSet<Vec<u8>> = (0..200)
+        .map(|i: usize| i.to_string().into_bytes())
+        .collect();
+    let t0 = Instant::now();
+    while *handled.lock().unwrap() != all || *acked.lock().unwrap() != all {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "handled {} of 200 requests, acked {} of 200 entries",
+            handled.lock().unwrap().len(),
+            acked.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "worker and consumer caught up {:?} after the second batch",
+        t0.elapsed()
+    );
+    worker.stop(Duration::from_secs(5)).unwrap();
+    consumer.stop(Duration::from_secs(5)).unwrap();
     // Keys of the other primaries were never concerned.
     let other = (0..1000)
         .map(|i| format!("other:{i}"))

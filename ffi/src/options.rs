@@ -452,6 +452,21 @@ pub unsafe extern "C" fn ipc_options_set_cluster(
     ffi_boundary!(ipc_options_set_cluster(opts, mode) { set!(opts.cluster = cluster_arg(mode)?) })
 }
 
+/// On a cluster, send single read-only commands (`GET`, `HGETALL`, `XRANGE`, ...) to a
+/// replica of their slot's primary, chosen at random (default false: every command goes to
+/// primaries). A replica may lag behind its primary: such a read may not see a write that
+/// was just acknowledged. Pipelines and transactions still go to primaries.
+///
+/// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_read_from_replicas(
+    opts: *mut ipc_options,
+    on: bool,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_read_from_replicas(opts, on) { set!(opts.read_from_replicas = on) })
+}
+
 fn cluster_arg(mode: c_int) -> Result<redipc::ClusterMode, Error> {
     use ipc_cluster_mode as M;
     match mode {

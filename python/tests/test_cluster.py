@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 
 import pytest
 
@@ -159,3 +160,27 @@ def test_asyncio_client_on_a_cluster(cluster: RedisCluster) -> None:
                 await c.command("MSET", "py:cross:a", "1", "py:cross:b", "2")
 
     asyncio.run(main())
+
+
+def _replica_gets(cluster: RedisCluster) -> int:
+    total = 0
+    for p in cluster.replicas:
+        stats = _cli(p, "info", "commandstats")
+        if "cmdstat_get:calls=" in stats:
+            total += int(stats.split("cmdstat_get:calls=")[1].split(",")[0])
+    return total
+
+
+def test_read_from_replicas(cluster: RedisCluster) -> None:
+    """Reads go to replicas once the map lists them (a node leaves a replica that has
+    no data yet out of CLUSTER SLOTS; the client asks again, at most every 5 s)."""
+    with redipc.Client(cluster.url) as w, redipc.Client(cluster.url, read_from_replicas=True) as r:
+        w.set("py:replica", "v")
+        before = _replica_gets(cluster)
+        deadline = time.monotonic() + 12
+        while _replica_gets(cluster) == before:
+            assert time.monotonic() < deadline, "no read went to a replica"
+            assert r.get("py:replica") in (b"v", None)  # a replica may lag
+            time.sleep(0.05)
+        w.set("py:replica:w", "1")
+        assert w.get("py:replica:w") == b"1"

@@ -71,6 +71,8 @@ struct SlotMap {
     /// Per slot, its primary's index in `primaries` (`NONE`: not covered).
     owner: Vec<u16>,
     primaries: Vec<Addr>,
+    /// The replicas of each primary (same index).
+    replicas: Vec<Vec<Addr>>,
 }
 
 impl SlotMap {
@@ -87,6 +89,20 @@ impl SlotMap {
         let mut map = SlotMap {
             owner: vec![NONE; SLOTS as usize],
             primaries: Vec::new(),
+            replicas: Vec::new(),
+        };
+        let node = |n: &Reply| -> Option<Addr> {
+            let p = n.as_slice()?;
+            let host = String::from_utf8_lossy(p.first()?.as_bytes()?).into_owned();
+            let host = if host.is_empty() || host == "?" {
+                asked.to_owned()
+            } else {
+                host
+            };
+            match p.get(1) {
+                Some(Reply::Int(port)) => Some((host, u16::try_from(*port).ok()?)),
+                _ => None,
+            }
         };
         for range in ranges {
             let r = range.as_slice().ok_or_else(bad)?;
@@ -95,26 +111,12 @@ impl SlotMap {
             else {
                 return Err(bad());
             };
-            let p = primary.as_slice().ok_or_else(bad)?;
-            let host = p
-                .first()
-                .and_then(Reply::as_bytes)
-                .map(|h| String::from_utf8_lossy(h).into_owned())
-                .ok_or_else(bad)?;
-            let host = if host.is_empty() || host == "?" {
-                asked.to_owned()
-            } else {
-                host
-            };
-            let port = match p.get(1) {
-                Some(Reply::Int(port)) => u16::try_from(*port).map_err(|_| bad())?,
-                _ => return Err(bad()),
-            };
-            let addr = (host, port);
+            let addr = node(primary).ok_or_else(bad)?;
             let index = match map.primaries.iter().position(|a| *a == addr) {
                 Some(i) => i,
                 None => {
                     map.primaries.push(addr);
+                    map.replicas.push(r[3..].iter().filter_map(node).collect());
                     map.primaries.len() - 1
                 }
             };
@@ -136,13 +138,25 @@ impl SlotMap {
         }
     }
 
+    /// A replica of `slot`'s primary, chosen at random (`None`: it has none known).
+    fn replica(&self, slot: u16) -> Option<&Addr> {
+        let i = *self.owner.get(slot as usize)?;
+        let replicas = self.replicas.get(i as usize)?;
+        if replicas.is_empty() {
+            return None;
+        }
+        replicas.get(rand::random_range(0..replicas.len()))
+    }
+
     /// Point `slot` at `addr` (a `MOVED`).
     fn patched(&self, slot: u16, addr: Addr) -> SlotMap {
         let mut primaries = self.primaries.clone();
+        let mut replicas = self.replicas.clone();
         let index = match primaries.iter().position(|a| *a == addr) {
             Some(i) => i,
             None => {
                 primaries.push(addr);
+                replicas.push(Vec::new());
                 primaries.len() - 1
             }
         };
@@ -150,7 +164,11 @@ impl SlotMap {
         if let Some(o) = owner.get_mut(slot as usize) {
             *o = index as u16;
         }
-        SlotMap { owner, primaries }
+        SlotMap {
+            owner,
+            primaries,
+            replicas,
+        }
     }
 }
 
@@ -189,6 +207,8 @@ enum Merge {
 #[derive(Clone)]
 enum Sel {
     Slot(u16),
+    /// A replica of the slot's primary (the primary when it has none).
+    Replica(u16),
     Any,
     Addr(Addr),
 }
@@ -208,6 +228,8 @@ pub(crate) struct Router {
     learned: Mutex<HashMap<Vec<u8>, Learned>>,
     /// Bumped whenever the map changes (pub/sub's node connections follow it).
     map_gen: watch::Sender<u64>,
+    /// When a read found no replica for its slot and asked for the map again.
+    replicas_checked: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -343,6 +365,7 @@ impl Router {
             shutdown: watch::Sender::new(false),
             learned: Mutex::new(HashMap::new()),
             map_gen: watch::Sender::new(0),
+            replicas_checked: Mutex::new(None),
         });
         handle.spawn(periodic(
             Arc::downgrade(&router),
@@ -426,8 +449,12 @@ impl Router {
             }
         };
         let open = cell.get_or_try_init(|| {
+            let mut target = self.target.at(&addr.0, addr.1);
+            // Reading from replicas: every node connection says READONLY (harmless on a
+            // primary, and a replica promoted later stays usable).
+            target.readonly = self.opts.read_from_replicas;
             Node::connect(
-                self.target.at(&addr.0, addr.1),
+                target,
                 &self.opts,
                 self.handle.clone(),
                 self.counters.clone(),
@@ -458,7 +485,10 @@ impl Router {
         let map = self.map();
         match sel {
             Sel::Addr(a) => Ok(a.clone()),
-            Sel::Slot(s) => map.owner(*s).cloned().ok_or_else(|| {
+            Sel::Replica(s) if map.replica(*s).is_some() => {
+                Ok(map.replica(*s).cloned().unwrap_or_default())
+            }
+            Sel::Slot(s) | Sel::Replica(s) => map.owner(*s).cloned().ok_or_else(|| {
                 Error::new(
                     ErrorKind::Connection,
                     format!("slot {s} has no owner in the cluster's map"),
@@ -778,6 +808,11 @@ impl Router {
                     return Err(Error::invalid("empty command"));
                 }
                 match self.dest(&args, deadline).await? {
+                    Dest::Slot(s)
+                        if self.opts.read_from_replicas && crate::cluster::is_readonly(args[0]) =>
+                    {
+                        self.send_at(Sel::Replica(s), bytes, expect, deadline).await
+                    }
                     Dest::Slot(s) => self.send_at(Sel::Slot(s), bytes, expect, deadline).await,
                     Dest::Any => self.send_at(Sel::Any, bytes, expect, deadline).await,
                     Dest::All(merge) => self.send_all(bytes, merge, deadline).await,
@@ -804,6 +839,18 @@ impl Router {
         let mut sel = sel;
         loop {
             let asking = ask.is_some();
+            // Reading from replicas and none known for the slot (a node leaves replicas that
+            // have no data yet out of CLUSTER SLOTS): look again, at most every 5 s.
+            if let Sel::Replica(s) = sel
+                && self.map().replica(s).is_none()
+            {
+                let mut checked = lock(&self.replicas_checked);
+                if checked.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                    *checked = Some(Instant::now());
+                    drop(checked);
+                    self.refresh_soon();
+                }
+            }
             let at = match ask.take() {
                 Some(a) => Sel::Addr(a),
                 None => sel.clone(),
@@ -876,7 +923,7 @@ impl Router {
                     self.counters.redirects.fetch_add(1, Ordering::Relaxed);
                     log::debug!(target: LOG_TARGET, "slot {slot} moved to {}", show(&to));
                     self.patch(slot, to.clone());
-                    if !matches!(sel, Sel::Slot(_)) {
+                    if !matches!(sel, Sel::Slot(_) | Sel::Replica(_)) {
                         sel = Sel::Addr(to);
                     }
                     if redirects > 4 && !self.pause(&mut tries, deadline).await {
@@ -1143,7 +1190,7 @@ impl Router {
 
 fn where_(sel: &Sel, addr: &Addr) -> String {
     match sel {
-        Sel::Slot(s) => format!("slot {s} at {}", show(addr)),
+        Sel::Slot(s) | Sel::Replica(s) => format!("slot {s} at {}", show(addr)),
         _ => show(addr),
     }
 }

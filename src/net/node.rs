@@ -70,6 +70,7 @@ impl Node {
         let conn = Arc::new(Node {
             settings: Settings {
                 wire: WireSettings {
+                    readonly: target.readonly,
                     endpoint: target.endpoint(),
                     username: redis_settings.username().map(str::to_string),
                     password: redis_settings.password().map(str::to_string),

@@ -25,6 +25,8 @@ use crate::reply::Reply;
 /// How to open a connection.
 #[derive(Clone)]
 pub(crate) struct WireSettings {
+    /// Send `READONLY` after the handshake (reads from a cluster replica).
+    pub readonly: bool,
     pub endpoint: Endpoint,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -130,6 +132,9 @@ pub(crate) fn handshake_steps(s: &WireSettings) -> Vec<(redis::Cmd, &'static str
             cmd.arg("SETNAME").arg(name);
             steps.push((cmd, "CLIENT SETNAME"));
         }
+    }
+    if s.readonly {
+        steps.push((redis::cmd("READONLY"), "READONLY"));
     }
     if s.db != 0 {
         let mut cmd = redis::cmd("SELECT");

@@ -27,9 +27,6 @@ pub(crate) fn start(
 ) -> Arc<PubSub> {
     let ps = Arc::new(PubSub::new(settings, mode));
     handle.spawn(run(ps.clone()));
-    if let Some(router) = ps.settings.cluster.clone() {
-        handle.spawn(super::lanes::supervise(ps.clone(), router));
-    }
     ps
 }
 
@@ -130,8 +127,7 @@ fn on_disconnect(ps: &PubSub, err: &Error, tell: bool) {
     let reg = &mut *guard;
     // On a cluster, names the node connections carry are theirs (`lanes.rs`).
     let lanes = ps.settings.cluster.is_some();
-    let ours =
-        |kind: SubscriptionKind, name: &[u8]| !(lanes && super::lanes::node_routed(kind, name));
+    let ours = |kind: SubscriptionKind, name: &[u8]| !(lanes && super::node_routed(kind, name));
     for kind in SubscriptionKind::ALL {
         let i = kind.index();
         reg.names[i].retain(|name, e| {
@@ -526,7 +522,7 @@ async fn reconcile<W: AsyncWrite + Unpin>(
             let lanes = ps.settings.cluster.is_some();
             for name in reg.dirty[i].drain() {
                 // On a cluster, the node connections (`lanes.rs`) carry these.
-                if lanes && super::lanes::node_routed(kind, &name) {
+                if lanes && super::node_routed(kind, &name) {
                     continue;
                 }
                 let Some(entry) = reg.names[i].get_mut(&name) else {

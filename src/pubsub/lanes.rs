@@ -23,9 +23,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::Event;
-use super::SubscriptionKind;
 use super::connection::{Pending, Stop, connect_to, route_messages, write_flush};
 use super::registry::{PubSub, ServerState, lock};
+use super::{SubscriptionKind, node_local, node_routed};
 use crate::error::{Error, ErrorKind};
 use crate::net::cluster::Router;
 use crate::net::resp::Incoming;
@@ -33,16 +33,6 @@ use crate::net::wire::{Endpoint, io_error};
 use crate::reply::Reply;
 
 type Addr = (String, u16);
-
-/// Whether a cluster carries `name` on node connections rather than the main one.
-pub(super) fn node_routed(kind: SubscriptionKind, name: &[u8]) -> bool {
-    kind == SubscriptionKind::Shard || node_local(name)
-}
-
-/// Keyspace and keyevent notifications: each node publishes its own keys' only.
-fn node_local(name: &[u8]) -> bool {
-    name.starts_with(b"__keyspace@") || name.starts_with(b"__keyevent@")
-}
 
 /// Whether the lane of `addr` carries `name` now.
 fn wants(

@@ -30,7 +30,31 @@ use crate::delivery::{Droppable, Handler, Overflow};
 use crate::error::Error;
 use crate::report::{ErrorHook, Report};
 
-pub(crate) use connection::start;
+/// Create the multiplexer of a client and start its connection task on `handle` (and on a
+/// cluster the supervisor of its node connections, `lanes.rs`).
+pub(crate) fn start(
+    settings: Settings,
+    mode: crate::delivery::Mode,
+    handle: &tokio::runtime::Handle,
+) -> Arc<PubSub> {
+    let ps = connection::start(settings, mode, handle);
+    if let Some(router) = ps.settings.cluster.clone() {
+        handle.spawn(lanes::supervise(ps.clone(), router));
+    }
+    ps
+}
+
+/// Whether a cluster carries `name` on node connections (`lanes.rs`) rather than the main
+/// one: shard channels, and keyspace/keyevent notifications (each node publishes only its
+/// own keys').
+pub(crate) fn node_routed(kind: SubscriptionKind, name: &[u8]) -> bool {
+    kind == SubscriptionKind::Shard || node_local(name)
+}
+
+/// Keyspace and keyevent notifications.
+pub(crate) fn node_local(name: &[u8]) -> bool {
+    name.starts_with(b"__keyspace@") || name.starts_with(b"__keyevent@")
+}
 pub(crate) use registry::PubSub;
 pub use registry::{Events, Subscription};
 

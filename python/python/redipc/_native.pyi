@@ -229,6 +229,9 @@ class Client:
       anything is sent (give the keys one ``{hash tag}``: :func:`keyslot`). The URL may
       list several nodes, ``redis://10.0.0.1:7000,10.0.0.2:7000/``: the first that
       answers is used.
+    - ``read_from_replicas``: on a cluster, single read-only commands (``GET``,
+      ``HGETALL``, ``XRANGE`` ...) go to a replica of their slot's primary (default
+      ``False``). A replica may lag behind: such a read may not see a write just made.
     - ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_server_name``, ``tls_insecure``: TLS of
       a ``rediss://`` URL; every connection of the client (commands, pub/sub, workers,
       reconnects) uses it. Giving any of them with another URL raises ``InvalidArgument``
@@ -312,6 +315,7 @@ class Client:
         tls_server_name: str | None = None,
         tls_insecure: bool = False,
         cluster: bool | None = None,
+        read_from_replicas: bool | None = None,
     ) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
