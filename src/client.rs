@@ -126,14 +126,10 @@ enum Route {
 
 /// Classify a command by its name (and, for blocking ones, find its block time).
 fn route<A: AsRef<[u8]>>(args: &[A], response_timeout: Duration) -> Route {
-    let name = args[0].as_ref();
-    if name.len() > 12 {
-        return Route::Shared;
-    }
     let mut buf = [0u8; 12];
-    let upper = &mut buf[..name.len()];
-    upper.copy_from_slice(name);
-    upper.make_ascii_uppercase();
+    let Some(upper) = crate::cluster::upper_in(args[0].as_ref(), &mut buf) else {
+        return Route::Shared;
+    };
     let arg = |i: usize| args.get(i).map(|a| a.as_ref());
     // A block time in seconds (or milliseconds) -> the limit for the whole call.
     let limit = |value: Option<&[u8]>, millis: bool| -> Route {
@@ -150,7 +146,7 @@ fn route<A: AsRef<[u8]>>(args: &[A], response_timeout: Duration) -> Route {
             _ => Route::Dedicated(Some(response_timeout)),
         }
     };
-    match &*upper {
+    match upper {
         b"BLPOP" | b"BRPOP" | b"BZPOPMIN" | b"BZPOPMAX" | b"BLMOVE" | b"BRPOPLPUSH" => {
             limit(args.last().map(|a| a.as_ref()), false)
         }

@@ -128,15 +128,21 @@ pub(crate) enum KeySpec {
     Unknown,
 }
 
+/// A command name in upper case, in `buf` (no allocation on the command path); `None` when
+/// it is longer than `buf` (no command we know is).
+pub(crate) fn upper_in<'a>(name: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let upper = buf.get_mut(..name.len())?;
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    Some(upper)
+}
+
 /// What is known of a command's keys without asking the server.
 pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
     let mut buf = [0u8; 24];
-    if name.len() > buf.len() {
+    let Some(upper) = upper_in(name, &mut buf) else {
         return KeySpec::Unknown;
-    }
-    let upper = &mut buf[..name.len()];
-    upper.copy_from_slice(name);
-    upper.make_ascii_uppercase();
+    };
     let one = |first| KeySpec::Range {
         first,
         last: first as isize,
@@ -147,7 +153,7 @@ pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
         last: -1,
         step: 1,
     };
-    match &*upper {
+    match upper {
         b"PING" | b"ECHO" | b"INFO" | b"DBSIZE" | b"TIME" | b"FLUSHALL" | b"FLUSHDB"
         | b"SCRIPT" | b"CLUSTER" | b"CLIENT" | b"CONFIG" | b"COMMAND" | b"RANDOMKEY" | b"KEYS"
         | b"SCAN" | b"LASTSAVE" | b"FUNCTION" | b"ROLE" | b"SLOWLOG" | b"LATENCY" | b"ACL"
@@ -358,15 +364,12 @@ pub(crate) fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> Option
 
 /// Whether a command only reads (may go to a replica when reading from replicas).
 pub(crate) fn is_readonly(name: &[u8]) -> bool {
-    let mut buf = [0u8; 16];
-    if name.len() > buf.len() {
+    let mut buf = [0u8; 24];
+    let Some(upper) = upper_in(name, &mut buf) else {
         return false;
-    }
-    let upper = &mut buf[..name.len()];
-    upper.copy_from_slice(name);
-    upper.make_ascii_uppercase();
+    };
     matches!(
-        &*upper,
+        upper,
         b"GET"
             | b"MGET"
             | b"STRLEN"

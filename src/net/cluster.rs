@@ -295,27 +295,28 @@ enum Redirect {
     Retry,
 }
 
+/// The slot and node of a `MOVED`/`ASK` message (`3999 127.0.0.1:6381`); an empty host is
+/// the host of `from`, the node that answered.
+fn slot_and_node(message: &str, from: &Addr) -> Option<(u16, Addr)> {
+    let (slot, at) = message.split_once(' ')?;
+    let (host, port) = at.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() {
+        from.0.clone()
+    } else {
+        host.to_owned()
+    };
+    Some((slot.parse().ok()?, (host, port.parse().ok()?)))
+}
+
 fn redirect(r: &Reply, from: &Addr) -> Option<Redirect> {
     let Reply::Error(e) = r else { return None };
-    let addr = |text: &str| -> Option<Addr> {
-        let (host, port) = text.rsplit_once(':')?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let host = if host.is_empty() {
-            from.0.clone()
-        } else {
-            host.to_owned()
-        };
-        Some((host, port.parse().ok()?))
-    };
     match e.code.as_str() {
         "MOVED" => {
-            let (slot, at) = e.message.split_once(' ')?;
-            Some(Redirect::Moved(slot.parse().ok()?, addr(at)?))
+            let (slot, to) = slot_and_node(&e.message, from)?;
+            Some(Redirect::Moved(slot, to))
         }
-        "ASK" => {
-            let (_, at) = e.message.split_once(' ')?;
-            Some(Redirect::Ask(addr(at)?))
-        }
+        "ASK" => Some(Redirect::Ask(slot_and_node(&e.message, from)?.1)),
         "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" => Some(Redirect::Retry),
         _ => None,
     }
@@ -509,13 +510,8 @@ impl Router {
 
     /// A `MOVED` seen elsewhere (a blocking loop's dedicated connection): `slot host:port`.
     pub(crate) fn moved(self: &Arc<Self>, message: &str) {
-        let from = (String::new(), 0);
-        let r = Reply::Error(crate::reply::ServerError {
-            code: "MOVED".into(),
-            message: message.into(),
-        });
-        if let Some(Redirect::Moved(slot, addr)) = redirect(&r, &from) {
-            self.patch(slot, addr);
+        if let Some((slot, to)) = slot_and_node(message, &(String::new(), 0)) {
+            self.patch(slot, to);
         }
     }
 
@@ -648,6 +644,12 @@ impl Router {
         }
     }
 
+    /// Ask any primary (`COMMAND INFO`, `COMMAND GETKEYS`).
+    async fn ask_any(self: &Arc<Self>, cmd: &redis::Cmd, deadline: Instant) -> Result<Reply> {
+        let bytes = cmd.get_packed_command().into();
+        self.send_at(Sel::Any, bytes, Expect::One, deadline).await
+    }
+
     /// What `COMMAND INFO` says of an unknown command's keys (asked once per name).
     async fn learn(self: &Arc<Self>, args: &[&[u8]], deadline: Instant) -> Result<Learned> {
         let name = args[0].to_ascii_lowercase();
@@ -656,14 +658,7 @@ impl Router {
         }
         let mut cmd = redis::cmd("COMMAND");
         cmd.arg("INFO").arg(&name);
-        let reply = self
-            .send_at(
-                Sel::Any,
-                cmd.get_packed_command().into(),
-                Expect::One,
-                deadline,
-            )
-            .await?;
+        let reply = self.ask_any(&cmd, deadline).await?;
         let info = reply
             .as_slice()
             .and_then(|v| v.first())
@@ -704,14 +699,7 @@ impl Router {
         for a in args {
             cmd.arg(*a);
         }
-        let reply = self
-            .send_at(
-                Sel::Any,
-                cmd.get_packed_command().into(),
-                Expect::One,
-                deadline,
-            )
-            .await?;
+        let reply = self.ask_any(&cmd, deadline).await?;
         let keys: Vec<Vec<u8>> = match reply {
             Reply::Array(v) => v
                 .into_iter()

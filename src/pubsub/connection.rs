@@ -617,20 +617,8 @@ fn handle_frame(
             return;
         }
     };
-    let (sk, subscribed) = match kind.as_str() {
-        "subscribe" => (SubscriptionKind::Channel, true),
-        "psubscribe" => (SubscriptionKind::Pattern, true),
-        "ssubscribe" => (SubscriptionKind::Shard, true),
-        "unsubscribe" => (SubscriptionKind::Channel, false),
-        "punsubscribe" => (SubscriptionKind::Pattern, false),
-        "sunsubscribe" => (SubscriptionKind::Shard, false),
-        // Other pushes (a message with an unusual shape; client tracking): not ours.
-        _ => return,
-    };
-    let name = match data.into_iter().next() {
-        Some(Reply::Bulk(b)) => Bytes::from(b),
-        Some(Reply::Status(s)) => Bytes::from(s),
-        _ => return,
+    let Some((sk, subscribed, name)) = confirmation(&kind, data) else {
+        return;
     };
     confirmed(ps, sk, name, subscribed);
     // Count the confirmation against the command it answers; waiters are woken
@@ -653,6 +641,29 @@ fn handle_frame(
     }
 }
 
+/// A (un)subscribe confirmation push: its kind, whether it subscribed, the name. `None` for
+/// other pushes (a message with an unusual shape; client tracking): not ours.
+pub(super) fn confirmation(
+    kind: &str,
+    data: Vec<Reply>,
+) -> Option<(SubscriptionKind, bool, Bytes)> {
+    let (sk, subscribed) = match kind {
+        "subscribe" => (SubscriptionKind::Channel, true),
+        "psubscribe" => (SubscriptionKind::Pattern, true),
+        "ssubscribe" => (SubscriptionKind::Shard, true),
+        "unsubscribe" => (SubscriptionKind::Channel, false),
+        "punsubscribe" => (SubscriptionKind::Pattern, false),
+        "sunsubscribe" => (SubscriptionKind::Shard, false),
+        _ => return None,
+    };
+    let name = match data.into_iter().next() {
+        Some(Reply::Bulk(b)) => Bytes::from(b),
+        Some(Reply::Status(s)) => Bytes::from(s),
+        _ => return None,
+    };
+    Some((sk, subscribed, name))
+}
+
 fn confirmed(ps: &PubSub, kind: SubscriptionKind, name: Bytes, subscribed: bool) {
     let mut guard = lock(&ps.reg);
     let reg = &mut *guard;
@@ -662,26 +673,9 @@ fn confirmed(ps: &PubSub, kind: SubscriptionKind, name: Bytes, subscribed: bool)
     };
     if subscribed {
         entry.server = ServerState::Active;
-        for (id, _) in &entry.subs {
-            if let Some(sub) = reg.subs.get_mut(id)
-                && let Some(seen) = sub.names.get_mut(&name)
-            {
-                let event = if *seen {
-                    Event::Reactivated {
-                        kind,
-                        name: name.clone(),
-                    }
-                } else {
-                    Event::Activated {
-                        kind,
-                        name: name.clone(),
-                    }
-                };
-                *seen = true;
-                sub.delivery.push_control(event);
-            }
-        }
-        if entry.subs.is_empty() {
+        let unwanted = entry.subs.is_empty();
+        reg.announce_active(kind, &name);
+        if unwanted {
             reg.dirty[i].insert(name);
             ps.wake.notify_one();
         }

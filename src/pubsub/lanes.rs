@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::Event;
-use super::connection::{Pending, Stop, connect_to, route_messages, write_flush};
+use super::connection::{Pending, Stop, confirmation, connect_to, route_messages, write_flush};
 use super::registry::{PubSub, ServerState, lock};
 use super::{SubscriptionKind, node_local, node_routed};
 use crate::error::{Error, ErrorKind};
@@ -321,19 +321,8 @@ fn frame_of(ps: &PubSub, router: &Arc<Router>, state: &mut State, frame: Reply) 
             return;
         }
     };
-    let (sk, subscribed) = match kind.as_str() {
-        "subscribe" => (SubscriptionKind::Channel, true),
-        "psubscribe" => (SubscriptionKind::Pattern, true),
-        "ssubscribe" => (SubscriptionKind::Shard, true),
-        "unsubscribe" => (SubscriptionKind::Channel, false),
-        "punsubscribe" => (SubscriptionKind::Pattern, false),
-        "sunsubscribe" => (SubscriptionKind::Shard, false),
-        _ => return,
-    };
-    let name = match data.into_iter().next() {
-        Some(Reply::Bulk(b)) => Bytes::from(b),
-        Some(Reply::Status(s)) => Bytes::from(s),
-        _ => return,
+    let Some((sk, subscribed, name)) = confirmation(&kind, data) else {
+        return;
     };
     let key = (sk.index(), name.clone());
     let ours = match state.inflight.front() {
@@ -375,25 +364,7 @@ fn activated(ps: &PubSub, kind: SubscriptionKind, name: &Bytes) {
     if entry.server != ServerState::Active {
         entry.server = ServerState::Active;
         entry.error = None;
-        for (id, _) in &entry.subs {
-            if let Some(sub) = reg.subs.get_mut(id)
-                && let Some(seen) = sub.names.get_mut(name)
-            {
-                let event = if *seen {
-                    Event::Reactivated {
-                        kind,
-                        name: name.clone(),
-                    }
-                } else {
-                    Event::Activated {
-                        kind,
-                        name: name.clone(),
-                    }
-                };
-                *seen = true;
-                sub.delivery.push_control(event);
-            }
-        }
+        reg.announce_active(kind, name);
     }
     drop(guard);
     ps.changed.notify_waiters();

@@ -52,6 +52,31 @@ pub(super) struct Registry {
     pub(super) conn: ConnState,
 }
 
+impl Registry {
+    /// Tell every subscription of `name` it is live: `Activated` the first time,
+    /// `Reactivated` after an outage.
+    pub(super) fn announce_active(&mut self, kind: SubscriptionKind, name: &Bytes) {
+        let Registry { names, subs, .. } = self;
+        let Some(entry) = names[kind.index()].get(name) else {
+            return;
+        };
+        for (id, _) in &entry.subs {
+            if let Some(sub) = subs.get_mut(id)
+                && let Some(seen) = sub.names.get_mut(name)
+            {
+                let name = name.clone();
+                let event = if *seen {
+                    Event::Reactivated { kind, name }
+                } else {
+                    Event::Activated { kind, name }
+                };
+                *seen = true;
+                sub.delivery.push_control(event);
+            }
+        }
+    }
+}
+
 /// The pub/sub side of one client.
 pub(crate) struct PubSub {
     pub(super) reg: Mutex<Registry>,
