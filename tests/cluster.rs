@@ -629,10 +629,57 @@ fn keys_over_every_slot(cluster: &Cluster) {
     assert_eq!(c.incr_by("spread:counter", 5).unwrap(), 5);
     c.hset("spread:h", &[("f", "v")]).unwrap();
     assert_eq!(c.hget("spread:h", "f").unwrap().as_deref(), Some(&b"v"[..]));
-    // A command the key table does not know (asked of the server once): routed right.
+    // A key after a subcommand (the table's `one(2)`).
     assert_eq!(
         c.command(&["OBJECT", "ENCODING", "spread:h"]).unwrap(),
         Reply::Bulk(b"listpack".to_vec())
+    );
+    // SORT is not in the key table: COMMAND INFO (asked once) says its keys move with
+    // its arguments (STORE), so COMMAND GETKEYS finds them: routed right, no redirect.
+    c.rpush("spread:sort", &["3", "1", "2"]).unwrap();
+    let before = c.stats().redirects;
+    for _ in 0..3 {
+        assert_eq!(
+            c.command(&["SORT", "spread:sort"]).unwrap(),
+            Reply::Array(vec![
+                Reply::Bulk(b"1".to_vec()),
+                Reply::Bulk(b"2".to_vec()),
+                Reply::Bulk(b"3".to_vec())
+            ])
+        );
+    }
+    assert_eq!(c.stats().redirects, before);
+    // KEYS gathers every primary's keys.
+    match c.command(&["KEYS", "spread:999*"]).unwrap() {
+        Reply::Array(v) => assert_eq!(v.len(), 11, "{v:?}"),
+        other => panic!("{other:?}"),
+    }
+    // SCRIPT LOAD goes to every primary; SCRIPT EXISTS is 1 only where all have it.
+    let sha = match c
+        .command(&["SCRIPT", "LOAD", "return 'everywhere'"])
+        .unwrap()
+    {
+        Reply::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    for p in cluster.primaries() {
+        assert_eq!(
+            cluster.cmd_at(p, &["SCRIPT", "EXISTS", &sha]),
+            redis::Value::Array(vec![redis::Value::Int(1)])
+        );
+    }
+    assert_eq!(
+        c.command(&["SCRIPT", "EXISTS", &sha]).unwrap(),
+        Reply::Array(vec![Reply::Int(1)])
+    );
+    let one = cluster.primaries()[0];
+    let local = match cluster.cmd_at(one, &["SCRIPT", "LOAD", "return 'one node'"]) {
+        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        c.command(&["SCRIPT", "EXISTS", &local]).unwrap(),
+        Reply::Array(vec![Reply::Int(0)])
     );
     assert_eq!(
         c.command(&["XINFO", "HELP"])
