@@ -108,10 +108,34 @@ static int get_ok(const ipc_client *c) {
     return 1;
 }
 
-/* CLIENT ID of the client's command connection. */
-static char *client_id(const ipc_client *c, char *buf, size_t cap) {
-    snprintf(buf, cap, "%lld", (long long)cmd_int(c, "CLIENT", "ID", NULL));
-    return buf;
+/* CLIENT ID of the client's shared command connection (a batch always takes it). */
+static int64_t shared_id(const ipc_client *c) {
+    ipc_batch *b = NULL;
+    ipc_reply *r = NULL;
+    const char *argv[2] = {"CLIENT", "ID"};
+    int64_t v = -1;
+    if (ipc_batch_new(c, false, &b) != IPC_OK) return -1;
+    if (ipc_batch_add(b, argv, NULL, 2) == IPC_OK && ipc_batch_exec(b, &r) == IPC_OK) {
+        if (ipc_reply_integer(ipc_reply_element(r, 0), &v) != IPC_OK) v = -1;
+        ipc_reply_free(r);
+    }
+    ipc_batch_free(b);
+    return v;
+}
+
+/* Kill the client's command connections: the shared one and, when a lone call takes
+ * another (a blocking caller's direct connection), that one too. */
+static ipc_result kill_client(const ipc_client *admin, const ipc_client *c) {
+    char id[32];
+    int64_t shared = shared_id(c), lone = cmd_int(c, "CLIENT", "ID", NULL);
+    ipc_result rc;
+    snprintf(id, sizeof id, "%lld", (long long)shared);
+    rc = cmd(admin, "CLIENT", "KILL", "ID", id, NULL);
+    if (lone >= 0 && lone != shared) {
+        snprintf(id, sizeof id, "%lld", (long long)lone);
+        (void)cmd(admin, "CLIENT", "KILL", "ID", id, NULL);
+    }
+    return rc;
 }
 
 /* ---- recording the log --------------------------------------------------------------- */
@@ -333,7 +357,7 @@ static void test_counters(ipc_client *admin) {
     const char *list = name("list");
     const char *ch = name("ticks");
     size_t chl = strlen(ch);
-    char key[128], id[32], *v = NULL;
+    char key[128], *v = NULL;
     size_t vl = 0, len = 0, i, m;
     bool found = false;
     uint64_t up[256], n[256], up2[2], n2[2], sum = 0;
@@ -407,7 +431,7 @@ static void test_counters(ipc_client *admin) {
     }
 
     /* Reconnects of the command connection: kill exactly this client's connection. */
-    CHECK_OK(cmd(admin, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(admin, c));
     WAIT_UNTIL(ok, get_ok(c) && stats(c).reconnects == 1, 5000);
     CHECK(ok);
 
@@ -488,7 +512,7 @@ static size_t end_capture(struct capture *cap, char *buf, size_t cap_len) {
 
 static void test_log(ipc_client *admin) {
     static struct log_rec l1, l2;
-    char cname[64], id[32], where[128], captured[4096];
+    char cname[64], where[128], captured[4096];
     const char *q = name("jobs");
     size_t ql = strlen(q);
     ipc_client *c;
@@ -518,7 +542,7 @@ static void test_log(ipc_client *admin) {
     }
 
     /* Killing this client's connection: lost (with the reason) at WARN, restored at INFO. */
-    CHECK_OK(cmd(admin, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(admin, c));
     WAIT_UNTIL(ok, has_line(&l1, IPC_LOG_WARN, "redipc::connection", "lost", where), 5000);
     CHECK(ok);
     CHECK(has_line(&l1, IPC_LOG_WARN, "redipc::connection", "lost", "closed"));
@@ -552,7 +576,7 @@ static void test_log(ipc_client *admin) {
     /* Replacing waits for a call of the old callback that is still running, and runs its
      * userdata_free before returning. */
     __sync_lock_test_and_set(&l1.slow_ms, 300);
-    CHECK_OK(cmd(admin, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(admin, c));
     WAIT_UNTIL(ok, load(&l1.in_cb) > 0, 5000);
     CHECK(ok);
     t0 = now_ms();
@@ -566,7 +590,7 @@ static void test_log(ipc_client *admin) {
     /* At WARN: a lost connection, no INFO or DEBUG lines. */
     WAIT_UNTIL(ok, get_ok(c), 5000);
     CHECK(ok);
-    CHECK_OK(cmd(admin, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(admin, c));
     WAIT_UNTIL(ok, has_line(&l2, IPC_LOG_WARN, "redipc::connection", "lost", NULL), 5000);
     CHECK(ok);
     WAIT_UNTIL(ok, get_ok(c), 5000);
@@ -579,7 +603,7 @@ static void test_log(ipc_client *admin) {
     CHECK_OK(ipc_set_log_callback(IPC_LOG_TRACE, NULL, &l1, log_free));
     CHECK(load(&l2.freed) == 1 && load(&l1.freed) == 1);
     lines_before = count_lines(&l2, 0);
-    CHECK_OK(cmd(admin, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(admin, c));
     WAIT_UNTIL(ok, get_ok(c) && stats(c).reconnects >= 4, 5000);
     CHECK(ok);
     CHECK(count_lines(&l2, 0) == lines_before);
@@ -600,7 +624,7 @@ static void test_no_credentials(ipc_client *admin) {
     static struct log_rec l;
     const char *secret = "s3cret-Pa55word";
     const char *hostport = strstr(tcp_url, "127.0.0.1");
-    char u[256], bad[256], id[32];
+    char u[256], bad[256];
     ipc_client *c = NULL, *root = NULL, *x = NULL;
     ipc_subscription *sub = NULL;
     ipc_options *o = NULL;
@@ -627,7 +651,7 @@ static void test_no_credentials(ipc_client *admin) {
     CHECK_OK(ipc_subscribe(c, IPC_SUB_CHANNEL, &ch, &chl, 1, NULL, on_message, (void *)&got,
                            NULL, &sub));
     /* Connection changes, with the password in the URL. */
-    CHECK_OK(cmd(root, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(root, c));
     CHECK_OK(cmd(root, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
     WAIT_UNTIL(ok, get_ok(c) && stats(c).pubsub_reconnects == 1, 5000);
     CHECK(ok);
@@ -653,7 +677,7 @@ static void test_no_credentials(ipc_client *admin) {
     }
     /* The server refusing a reconnect once the password changed. */
     CHECK_OK(cmd(root, "CONFIG", "SET", "requirepass", "another-Secret", NULL));
-    CHECK_OK(cmd(root, "CLIENT", "KILL", "ID", client_id(c, id, sizeof id), NULL));
+    CHECK_OK(kill_client(root, c));
     sleep_ms(300);
     CHECK(!get_ok(c));
     CHECK(!leaks(ipc_last_error_message()));

@@ -1008,13 +1008,15 @@ struct blocking_ud {
     ipc_client *pub;
     ipc_subscription *self;
     const char *reply_channel, *extra_channel;
-    volatile long ok, failed, extra_seen;
+    volatile long ok, failed, extra_seen, extra_active;
 };
 
 static void blocking_cb(void *userdata, const ipc_message *m) {
     struct blocking_ud *u = userdata;
     ipc_subscription *self;
     ipc_reply *r = NULL;
+    if (m->kind == IPC_EVENT_ACTIVATED && bytes_eq(m->channel, m->channel_len, u->extra_channel))
+        add(&u->extra_active, 1);
     if (m->kind != IPC_EVENT_MESSAGE) return;
     if (bytes_eq(m->channel, m->channel_len, u->extra_channel)) {
         add(&u->extra_seen, 1);
@@ -1059,6 +1061,10 @@ static void test_blocking_calls_in_callbacks(const char *url) {
     deadline = now_ms() + 5000;
     while (load(&u.ok) + load(&u.failed) < 3 && now_ms() < deadline) sleep_us(1000);
     CHECK(load(&u.ok) == 3 && load(&u.failed) == 0);
+    /* Added from a callback, the channel activates later: its event says when. */
+    deadline = now_ms() + 5000;
+    while (load(&u.extra_active) == 0 && now_ms() < deadline) sleep_us(1000);
+    CHECK(load(&u.extra_active) == 1);
     CHECK(publish(pc, u.extra_channel, "x") == 1);
     deadline = now_ms() + 5000;
     while (load(&u.extra_seen) == 0 && now_ms() < deadline) sleep_us(1000);

@@ -54,6 +54,26 @@ impl Client {
         })?
     }
 
+    /// [`wait`](Self::wait) for one command of the client's command methods (no deadline
+    /// of its own besides the response timeout): a lone caller sends it and reads its
+    /// reply on its own thread when it can (see `net/direct.rs`); what is left to wait
+    /// for, the runtime drives.
+    pub(crate) fn wait_command<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let closed = self.inner.closed();
+        let fut = std::pin::pin!(async move {
+            tokio::select! {
+                biased;
+                r = fut => r,
+                () = closed => Err(crate::Error::closed()),
+            }
+        });
+        self.handle
+            .block_on_inline(fut, self.inner.conn().direct_ready())?
+    }
+
     /// A handle of the async client (e.g. a [`crate::Subscription`] made by an async call
     /// of [`as_async`](Self::as_async)) as this client's blocking one.
     pub fn adopt<T>(&self, inner: T) -> Blocking<T> {

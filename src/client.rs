@@ -522,7 +522,9 @@ impl Client {
     }
 }
 
+// Single commands: a lone blocking caller sends them on its own thread (`wait_command`).
 client_methods! {
+    @wait wait_command;
     /// Send any command (`["SET", "k", "v"]`) and return its reply; an error reply of the
     /// server is returned as an [`Error`] of kind [`ErrorKind::Server`].
     ///

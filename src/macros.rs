@@ -10,7 +10,7 @@
 /// Methods whose blocking form differs (they return a handle with async methods, or take
 /// an async closure) are written by hand in `blocking.rs`.
 macro_rules! client_methods {
-    ($(
+    (@wait $wait:ident; $(
         $(#[$attr:meta])*
         pub async fn $name:ident(&$self:ident $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty $body:block
     )*) => {
@@ -28,10 +28,13 @@ macro_rules! client_methods {
                     "), waiting on the calling thread."
                 )]
                 pub fn $name(&$self $(, $arg: $ty)*) -> $ret {
-                    $self.wait($self.as_async().$name($($arg),*))
+                    $self.$wait($self.as_async().$name($($arg),*))
                 }
             )*
         }
+    };
+    ($($methods:tt)*) => {
+        client_methods! { @wait wait; $($methods)* }
     };
 }
 

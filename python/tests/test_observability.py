@@ -58,10 +58,24 @@ def has(caplog: pytest.LogCaptureFixture, name: str, level: int, *words: str) ->
     )
 
 
-def client_id(c: redipc.Client) -> int:
-    cid = c.command("CLIENT", "ID")
+def shared_id(c: redipc.Client) -> int:
+    """The client's shared command connection (a pipeline always takes it)."""
+    (cid,) = c.pipeline().add("CLIENT", "ID").exec()
     assert isinstance(cid, int)
     return cid
+
+
+def kill_client(admin: redipc.Client, c: redipc.Client) -> int:
+    """Kill the client's command connections: the shared one and, when a lone call takes
+    another (the blocking caller's direct connection), that one too. How many of the
+    shared one were killed (1)."""
+    shared = shared_id(c)
+    lone = c.command("CLIENT", "ID")
+    killed = admin.command("CLIENT", "KILL", "ID", shared)
+    if isinstance(lone, int) and lone != shared:
+        admin.command("CLIENT", "KILL", "ID", lone)
+    assert isinstance(killed, int)
+    return killed
 
 
 # --- stats -------------------------------------------------------------------------------
@@ -213,7 +227,7 @@ def test_the_log_tells_connection_changes_with_their_reason(
     sub = c.subscribe("x")
     wait_until(lambda: has(logs, "redipc.pubsub", logging.DEBUG, "connected", port), "pub/sub up")
 
-    assert admin.command("CLIENT", "KILL", "ID", client_id(c)) == 1
+    assert kill_client(admin, c) == 1
     wait_until(
         lambda: has(logs, "redipc.connection", logging.WARNING, "lost", "closed", port),
         "down, with the reason",
@@ -256,7 +270,7 @@ def test_every_report_reaches_logging_exactly_once(
             "the request dead-lettered",
         )
     # A later record of the bridge: anything the bridge had queued before it is in.
-    assert admin.command("CLIENT", "KILL", "ID", client_id(c)) == 1
+    assert kill_client(admin, c) == 1
     wait_until(lambda: has(logs, "redipc.connection", logging.WARNING, "lost"), "a later record")
 
     reports = [r for r in ours(logs) if hasattr(r, "redipc_kind")]
@@ -290,7 +304,7 @@ def test_records_below_the_level_are_not_logged(
     caplog.set_level(logging.INFO, logger="redipc")
     c = make_client("tcp")
     admin = make_client("tcp")
-    assert admin.command("CLIENT", "KILL", "ID", client_id(c)) == 1
+    assert kill_client(admin, c) == 1
     wait_until(
         lambda: c.get("k") is None and has(caplog, "redipc.connection", logging.INFO, "restored"),
         "restored",
@@ -495,10 +509,17 @@ def test_max_reply_size_bounds_replies(make_client: Callable[..., redipc.Client]
     c.set("big", b"x" * (8 << 20))
     with pytest.raises(redipc.ProtocolError, match="maximum reply size of 1048576 bytes"):
         bounded.get("big")
-    # The connection is dropped and re-established: the client goes on.
+    # The connection that carried it is dropped and made again: the client goes on.
     assert bounded.get("small") == b"x" * 500_000
     s = bounded.stats()
-    assert s.failed == {"protocol": 1} and s.reconnects == 1, s
+    assert s.failed == {"protocol": 1}, s
+    # On the shared connection (a pipeline always takes it) the same.
+    with pytest.raises(redipc.ProtocolError, match="maximum reply size"):
+        bounded.pipeline().add("GET", "big").exec()
+    wait_until(lambda: bounded.stats().reconnects == 1, "the shared connection's reconnect")
+    assert bounded.pipeline().add("GET", "small").exec() == [b"x" * 500_000]
+    s = bounded.stats()
+    assert s.failed == {"protocol": 2} and s.reconnects == 1, s
     with pytest.raises(redipc.InvalidArgument, match="max_reply_size"):
         make_client("tcp", max_reply_size=1000)
     with pytest.raises(redipc.InvalidArgument):

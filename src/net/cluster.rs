@@ -387,6 +387,12 @@ impl Router {
         self.opts.response_timeout
     }
 
+    /// Whether a blocking caller's single commands may take their node's direct connection
+    /// (plain endpoints: each node opens its own when first useful).
+    pub(crate) fn direct_ready(&self) -> bool {
+        self.target.tls.is_none()
+    }
+
     fn map(&self) -> Arc<SlotMap> {
         self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -255,6 +255,15 @@ impl Conn {
         }
     }
 
+    /// Whether a blocking caller should first poll its call on its own thread, where a
+    /// single command may take a node's direct connection (see `net/direct.rs`).
+    pub(crate) fn direct_ready(&self) -> bool {
+        match self {
+            Conn::One(n) => n.direct_ready(),
+            Conn::Cluster(r) => r.direct_ready(),
+        }
+    }
+
     /// Whether this connection goes to a master found by sentinels.
     pub(crate) fn has_sentinels(&self) -> bool {
         match self {

@@ -28,18 +28,17 @@
 //! against each other: await one before relying on its effect.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::{SetOptions, describe};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::plain::{Sock, dial_plain};
 use crate::net::resp::{Scan, decode_reply};
-use crate::net::wire::{WireSettings, handshake_steps, io_error};
+use crate::net::wire::{WireSettings, io_error};
 use crate::reply::Reply;
 use crate::{Completions, blocking};
 
@@ -61,32 +60,6 @@ pub struct Sent {
     pub flush: bool,
     /// Call [`LocalWire::expire`] after this long (no timer is armed now).
     pub arm: Option<Duration>,
-}
-
-enum Sock {
-    Tcp(std::net::TcpStream),
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl Sock {
-    fn fd(&self) -> RawFd {
-        match self {
-            Sock::Tcp(s) => s.as_raw_fd(),
-            Sock::Unix(s) => s.as_raw_fd(),
-        }
-    }
-    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => (&*s).read(buf),
-            Sock::Unix(s) => (&*s).read(buf),
-        }
-    }
-    fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => (&*s).write(buf),
-            Sock::Unix(s) => (&*s).write(buf),
-        }
-    }
 }
 
 /// A dial in progress on the runtime: its result, once there.
@@ -219,7 +192,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             rbuf: BytesMut::with_capacity(16 * 1024),
             scan: Scan::default(),
         };
-        match client.wait(async { Ok(dial(w.settings.clone()).await) }) {
+        match client.wait(async { Ok(dial_plain(w.settings.clone(), true).await) }) {
             Ok(Ok(sock)) => w.install(sock)?,
             Ok(Err(e)) | Err(e) => {
                 log::debug!(target: crate::net::conn::LOG_TARGET,
@@ -284,7 +257,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
                 let put = slot.clone();
                 let settings = self.settings.clone();
                 self.client.spawn_detached(async move {
-                    let r = dial(settings).await;
+                    let r = dial_plain(settings, true).await;
                     *put.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 });
                 self.link = Link::Dialing(slot);
@@ -789,76 +762,4 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         // The armed timer stays armed: it fires before any new call's deadline and finds
         // what is due then.
     }
-}
-
-/// Open a plain socket to the endpoint and run the handshake on it, within the connect
-/// timeout; the socket comes back non-blocking, for the owner's loop.
-async fn dial(s: WireSettings) -> Result<Sock> {
-    let what = format!("connect to {}", s.display);
-    let work = async {
-        let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e));
-        match &s.endpoint.addr {
-            redis::ConnectionAddr::Tcp(host, port) => {
-                let mut st = tokio::net::TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(failed)?;
-                st.set_nodelay(true).map_err(failed)?;
-                handshake(&mut st, &s).await?;
-                Ok(Sock::Tcp(st.into_std().map_err(failed)?))
-            }
-            redis::ConnectionAddr::Unix(path) => {
-                let mut st = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(failed)?;
-                handshake(&mut st, &s).await?;
-                Ok(Sock::Unix(st.into_std().map_err(failed)?))
-            }
-            _ => Err(Error::new(
-                ErrorKind::Unsupported,
-                "a local connection needs a TCP or unix-socket endpoint",
-            )),
-        }
-    };
-    match tokio::time::timeout(s.connect_timeout, work).await {
-        Ok(r) => r.map_err(|e| e.context(&what)),
-        Err(_) => Err(crate::net::wire::connect_timed_out(s.connect_timeout, what)),
-    }
-}
-
-async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    st: &mut S,
-    s: &WireSettings,
-) -> Result<()> {
-    let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e));
-    let steps = handshake_steps(s);
-    let mut out = Vec::new();
-    for (cmd, _) in &steps {
-        cmd.write_packed_command(&mut out);
-    }
-    st.write_all(&out).await.map_err(failed)?;
-    s.counters
-        .commands
-        .fetch_add(steps.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut scan = Scan::new(s.limits);
-    for (_, name) in &steps {
-        let len = loop {
-            if let Some(len) = scan.complete(&buf)? {
-                break len;
-            }
-            if st.read_buf(&mut buf).await.map_err(failed)? == 0 {
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    "connection lost: the server closed the connection",
-                )
-                .context(*name));
-            }
-        };
-        let (reply, _) = decode_reply(&buf[..len], 0)?;
-        buf.advance(len);
-        if let Reply::Error(e) = reply {
-            return Err(Error::from(e).context(*name));
-        }
-    }
-    Ok(())
 }

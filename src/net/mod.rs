@@ -5,8 +5,10 @@
 pub(crate) mod cluster;
 pub(crate) mod conn;
 pub(crate) mod dial;
+pub(crate) mod direct;
 pub(crate) mod local;
 pub(crate) mod node;
+pub(crate) mod plain;
 pub(crate) mod resp;
 pub(crate) mod runtime;
 pub(crate) mod sentinel;

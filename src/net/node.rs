@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::config::{Options, ReconnectPolicy, Target};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::direct::{Direct, Taken};
 use crate::net::wire::{Expect, Failure, Wire, WireSettings};
 use crate::reply::Reply;
 
@@ -54,6 +55,8 @@ pub(crate) struct Node {
     handle: tokio::runtime::Handle,
     /// Idle dedicated connections (see [`Node::dedicated`]).
     idle: Mutex<Vec<Wire>>,
+    /// A lone blocking caller's own connection (plain endpoints only; see `net/direct.rs`).
+    direct: Option<Direct>,
 }
 
 impl Node {
@@ -67,21 +70,23 @@ impl Node {
     ) -> Result<Arc<Node>> {
         let info = &target.info;
         let redis_settings = info.redis_settings();
+        let wire = WireSettings {
+            readonly: target.readonly,
+            endpoint: target.endpoint(),
+            username: redis_settings.username().map(str::to_string),
+            password: redis_settings.password().map(str::to_string),
+            db: redis_settings.db(),
+            client_name: opts.client_name.clone(),
+            resp3: opts.resp3,
+            connect_timeout: opts.connect_timeout,
+            display: target.display.clone(),
+            limits: opts.limits(),
+            counters,
+        };
         let conn = Arc::new(Node {
+            direct: Direct::new(&wire, opts.response_timeout),
             settings: Settings {
-                wire: WireSettings {
-                    readonly: target.readonly,
-                    endpoint: target.endpoint(),
-                    username: redis_settings.username().map(str::to_string),
-                    password: redis_settings.password().map(str::to_string),
-                    db: redis_settings.db(),
-                    client_name: opts.client_name.clone(),
-                    resp3: opts.resp3,
-                    connect_timeout: opts.connect_timeout,
-                    display: target.display.clone(),
-                    limits: opts.limits(),
-                    counters,
-                },
+                wire,
                 response_timeout: opts.response_timeout,
                 reconnect: opts.reconnect.clone(),
             },
@@ -332,6 +337,9 @@ impl Node {
     /// `Closed` error at once instead of running on.
     pub(crate) fn close(&self) {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if let Some(d) = &self.direct {
+            d.close();
+        }
         self.set_state(State::Closed);
         self.shutdown.send_replace(true);
     }
@@ -378,6 +386,9 @@ impl Node {
         mut bytes: bytes::Bytes,
         expect: Expect,
     ) -> Result<Reply> {
+        if let Taken::Done(r) = self.direct_call(&bytes, expect) {
+            return r;
+        }
         let deadline = Instant::now() + self.settings.response_timeout;
         let sentinel = self.settings.wire.endpoint.sentinel.is_some();
         loop {
@@ -422,6 +433,9 @@ impl Node {
         deadline: Instant,
         patience: Duration,
     ) -> std::result::Result<Reply, Tried> {
+        if let Taken::Done(r) = self.direct_call(&bytes, expect) {
+            return r.map_err(Tried::Failed);
+        }
         loop {
             let wait = deadline.min(Instant::now() + patience);
             let (wire, generation) = match self.current(wait).await {
@@ -442,6 +456,21 @@ impl Node {
                 Err(_) => return Err(Tried::Failed(self.timed_out())),
             }
         }
+    }
+
+    /// A single command of a blocking caller on its own connection, when it can take it
+    /// (see `net/direct.rs`).
+    fn direct_call(&self, bytes: &[u8], expect: Expect) -> Taken {
+        match (&self.direct, expect) {
+            (Some(d), Expect::One) => d.call(bytes, &self.handle),
+            _ => Taken::No,
+        }
+    }
+
+    /// Whether a blocking caller's single command could take the direct connection now
+    /// (starting its dial when it is down).
+    pub(crate) fn direct_ready(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| d.ready(&self.handle))
     }
 
     /// Whether this connection goes to a master found by sentinels.

@@ -181,6 +181,25 @@ impl Rt {
     }
 }
 
+impl Rt {
+    /// [`block_on`](Rt::block_on), first polling `fut` once on the calling thread outside
+    /// the runtime when `inline` (see `net/direct.rs`): if it finishes there, the runtime
+    /// is not entered at all.
+    pub(crate) fn block_on_inline<F: Future>(
+        &self,
+        mut fut: std::pin::Pin<&mut F>,
+        inline: bool,
+    ) -> Result<F::Output> {
+        if inline
+            && tokio::runtime::Handle::try_current().is_err()
+            && let Some(out) = crate::net::direct::inline(&self.handle, fut.as_mut())
+        {
+            return Ok(out);
+        }
+        self.block_on(fut)
+    }
+}
+
 /// The process runtime, creating it if it does not exist yet: with `io_threads` 0 or 1 the
 /// caller-driven current-thread runtime, with more a multi-thread runtime of that many I/O
 /// threads. Asking for an explicit, different thread count once it exists is an error, so

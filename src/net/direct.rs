@@ -1,0 +1,479 @@
+//! [`Direct`]: one server's connection that a blocking caller writes and reads on its own
+//! thread, for the single commands of a lone caller.
+//!
+//! A blocking call through the runtime costs more than the round trip's two syscalls: the
+//! caller enters the runtime, its request goes to the connection's task, the task writes,
+//! the runtime parks in `epoll_wait`, the reader wakes, completes the caller's future, and
+//! the caller leaves (and, when another thread drives, two thread switches besides). On an
+//! idle machine that is 5–7 µs per call more than hiredis's `write` + `read`. A `Direct` is
+//! hiredis's path inside the client: a blocking socket of its own (timeouts set on it), one
+//! `write` and one `read` per command, the library's parser.
+//!
+//! **Who uses it.** Only a call made by a blocking caller ([`crate::blocking::Client`], the C
+//! and the Python sync bindings) that finds it free: the caller polls its call's future
+//! once on its own thread, outside the runtime ([`inline`]), and a single command that
+//! reaches a [`Node`](crate::net::node::Node) then takes this connection if nobody else
+//! holds it (`try_lock`). Everything else takes the shared connection, where concurrent
+//! callers' commands share writes (auto-pipelining wins as soon as callers overlap):
+//! pipelines, blocking commands, calls of other threads while one holds it, and every call
+//! while it is down. The runtime is never held while the caller waits on the socket.
+//!
+//! **Failures.** Dialled lazily, on the runtime, the first time a caller could use it (a
+//! client that never makes a blocking call never opens it), and again at most once a
+//! second after it failed; meanwhile calls take the shared connection. Before a command
+//! goes out on a connection idle for a while, it is checked for an end-of-file the server
+//! sent meanwhile (restart, `CLIENT KILL`, idle timeout): the command then takes the shared
+//! connection instead of failing. A command not wholly written cannot have run and takes
+//! the shared connection too; one written and not answered fails with a connection error
+//! (it may have run: at most once, as on the shared connection), or with a timeout after
+//! the response timeout; the connection is dropped then (a late reply must not answer the
+//! next command). [`Direct::close`] shuts the socket down, which ends a caller's wait at
+//! once with a `Closed` error.
+//!
+//! Plain TCP and unix-socket endpoints only (no TLS, no sentinels), like `LocalWire`.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::net::plain::{Sock, dial_plain};
+use crate::net::resp::{Scan, decode_reply};
+use crate::net::wire::{WireSettings, io_error};
+use crate::reply::Reply;
+
+/// How long a failed connection waits before it is dialled again.
+const REDIAL: Duration = Duration::from_secs(1);
+
+/// A connection idle for longer than this is checked for an end-of-file before a write.
+const CHECK_AFTER: Duration = Duration::from_millis(10);
+
+thread_local! {
+    /// Set while a blocking caller polls its call on its own thread ([`inline`]).
+    static CALLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Poll `fut` once on the calling thread, outside the runtime (with its context entered,
+/// for timers and spawns), as a blocking caller: single commands it sends may take a
+/// [`Direct`] connection there. `Some` when it finished; otherwise the caller goes on
+/// waiting for it on the runtime (a future may be polled again with another waker).
+pub(crate) fn inline<F: Future>(
+    handle: &tokio::runtime::Handle,
+    fut: Pin<&mut F>,
+) -> Option<F::Output> {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CALLER.with(|c| c.set(self.0));
+        }
+    }
+    let _ctx = handle.enter();
+    let _reset = Reset(CALLER.with(|c| c.replace(true)));
+    match fut.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+fn on_caller() -> bool {
+    CALLER.with(Cell::get)
+}
+
+/// A dial in progress on the runtime: its result, once there.
+type Dialing = Arc<Mutex<Option<Result<Sock>>>>;
+
+enum Link {
+    Up(Arc<Sock>),
+    Down { retry: Instant },
+    Dialing(Dialing),
+    Closed,
+}
+
+struct State {
+    link: Link,
+    rbuf: BytesMut,
+    scan: Scan,
+    /// When the last reply was read (`None`: never used since it was installed).
+    last_use: Option<Instant>,
+}
+
+/// What [`Direct::call`] did.
+pub(crate) enum Taken {
+    /// Not sent here (busy, down, not a blocking caller, or it could not be written): send
+    /// it on the shared connection.
+    No,
+    /// Sent here: its reply (a server error is `Ok(Reply::Error)`), or why there is none.
+    Done(Result<Reply>),
+}
+
+/// A blocking caller's own connection to one server; see the module docs.
+pub(crate) struct Direct {
+    settings: WireSettings,
+    response_timeout: Duration,
+    state: Mutex<State>,
+    /// Up and not in use: whether a blocking caller should try the inline path.
+    free: AtomicBool,
+    /// The socket in use, for [`close`](Direct::close) to shut it down under a caller.
+    sock: Mutex<Option<Arc<Sock>>>,
+    closed: AtomicBool,
+}
+
+impl Direct {
+    /// A direct connection for `settings`, when its endpoint can have one (plain TCP or a
+    /// unix socket, no TLS, no sentinels). Not dialled yet.
+    pub(crate) fn new(settings: &WireSettings, response_timeout: Duration) -> Option<Direct> {
+        let ep = &settings.endpoint;
+        if ep.tls.is_some() || ep.sentinel.is_some() {
+            return None;
+        }
+        if !matches!(
+            ep.addr,
+            redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(_)
+        ) {
+            return None;
+        }
+        Some(Direct {
+            settings: settings.clone(),
+            response_timeout,
+            state: Mutex::new(State {
+                link: Link::Down {
+                    retry: Instant::now(),
+                },
+                rbuf: BytesMut::new(),
+                scan: Scan::new(settings.limits),
+                last_use: None,
+            }),
+            free: AtomicBool::new(false),
+            sock: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a blocking caller's call could take this connection now (up and free).
+    /// When it is down and due, starts a dial on `handle` (for the calls after this one).
+    pub(crate) fn ready(&self, handle: &tokio::runtime::Handle) -> bool {
+        if self.free.load(Ordering::Relaxed) {
+            return true;
+        }
+        if let Ok(mut st) = self.state.try_lock() {
+            self.tend(&mut st, handle);
+            return matches!(st.link, Link::Up(_));
+        }
+        false
+    }
+
+    /// Send one packed command here and wait for its reply, when the calling thread is a
+    /// blocking caller inside [`inline`] and the connection is up and free; see [`Taken`].
+    pub(crate) fn call(&self, bytes: &[u8], handle: &tokio::runtime::Handle) -> Taken {
+        if !on_caller() {
+            return Taken::No;
+        }
+        let Ok(mut st) = self.state.try_lock() else {
+            return Taken::No;
+        };
+        if !matches!(st.link, Link::Up(_)) {
+            self.tend(&mut st, handle);
+        }
+        let Link::Up(sock) = &st.link else {
+            return Taken::No;
+        };
+        let sock = sock.clone();
+        self.free.store(false, Ordering::Relaxed);
+        let out = self.round_trip(&mut st, &sock, bytes);
+        if matches!(st.link, Link::Up(_)) {
+            st.last_use = Some(Instant::now());
+            self.free.store(true, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Close: a caller waiting on the socket gets a `Closed` error at once; later calls
+    /// take the shared connection (which refuses them as closed).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.free.store(false, Ordering::SeqCst);
+        if let Some(s) = self.sock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            s.shutdown();
+        }
+        if let Ok(mut st) = self.state.try_lock() {
+            st.link = Link::Closed;
+        }
+    }
+
+    /// Pick up a finished dial; start one when down and due.
+    fn tend(&self, st: &mut State, handle: &tokio::runtime::Handle) {
+        if self.closed.load(Ordering::SeqCst) {
+            st.link = Link::Closed;
+            return;
+        }
+        match &st.link {
+            Link::Dialing(slot) => {
+                let got = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match got {
+                    None => {}
+                    Some(Ok(sock)) => match self.install(st, sock) {
+                        Ok(()) => {}
+                        Err(e) => self.down(st, &e, REDIAL),
+                    },
+                    Some(Err(e)) => self.down(st, &e, REDIAL),
+                }
+            }
+            Link::Down { retry } if Instant::now() >= *retry => {
+                let slot: Dialing = Arc::new(Mutex::new(None));
+                let put = slot.clone();
+                let settings = self.settings.clone();
+                drop(handle.spawn(async move {
+                    let r = dial_plain(settings, false).await;
+                    *put.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }));
+                st.link = Link::Dialing(slot);
+            }
+            _ => {}
+        }
+    }
+
+    fn install(&self, st: &mut State, sock: Sock) -> std::io::Result<()> {
+        sock.set_blocking(self.response_timeout)?;
+        let sock = Arc::new(sock);
+        *self.sock.lock().unwrap_or_else(|p| p.into_inner()) = Some(sock.clone());
+        if self.closed.load(Ordering::SeqCst) {
+            // Closed while dialling: `close` found no socket to shut down.
+            sock.shutdown();
+            st.link = Link::Closed;
+            return Ok(());
+        }
+        st.rbuf.clear();
+        st.scan = Scan::new(self.settings.limits);
+        // Checked before its first use: the server may have closed it since the dial.
+        st.last_use = None;
+        st.link = Link::Up(sock);
+        self.free.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drop the connection (a redial after `after`).
+    fn down(&self, st: &mut State, why: &dyn std::fmt::Display, after: Duration) {
+        // The command connection's log target (net/node.rs, which sits above this file).
+        log::debug!(target: "redipc::connection",
+            "direct connection to {} dropped: {why}", self.settings.display);
+        self.free.store(false, Ordering::Relaxed);
+        self.sock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        st.link = if self.closed.load(Ordering::SeqCst) {
+            Link::Closed
+        } else {
+            Link::Down {
+                retry: Instant::now() + after,
+            }
+        };
+        st.rbuf.clear();
+    }
+
+    /// The connection failed with a command written: it may have run.
+    fn lost(&self, st: &mut State, why: &str) -> Taken {
+        let err = if self.closed.load(Ordering::SeqCst) {
+            Error::closed()
+        } else {
+            Error::new(ErrorKind::Connection, format!("connection lost: {why}"))
+        };
+        self.down(st, &err, Duration::ZERO);
+        Taken::Done(Err(err))
+    }
+
+    fn round_trip(&self, st: &mut State, sock: &Sock, bytes: &[u8]) -> Taken {
+        let began = Instant::now();
+        // An end-of-file (or anything) the server sent while the connection was idle: the
+        // connection is gone; the shared one (reconnected meanwhile) takes the command.
+        let idle = st
+            .last_use
+            .is_none_or(|at| began.duration_since(at) > CHECK_AFTER);
+        if idle && !sock.quiet() {
+            self.down(st, &"the server closed it while idle", Duration::ZERO);
+            return Taken::No;
+        }
+        let counters = &self.settings.counters;
+        let mut written = 0;
+        while written < bytes.len() {
+            match sock.write(&bytes[written..]) {
+                Ok(0) => {
+                    self.down(st, &"write returned 0", Duration::ZERO);
+                    return Taken::No;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) => {
+                    let err = self.timeout();
+                    self.down(st, &err, Duration::ZERO);
+                    return Taken::Done(Err(err));
+                }
+                Err(e) => {
+                    // Never wholly written: it cannot have run.
+                    self.down(st, &io_error(&e), Duration::ZERO);
+                    return Taken::No;
+                }
+            }
+        }
+        counters
+            .bytes_out
+            .fetch_add(written as u64, Ordering::Relaxed);
+        counters.commands.fetch_add(1, Ordering::Relaxed);
+        let deadline = began + self.response_timeout;
+        let mut shortened = false;
+        let out = loop {
+            match st.scan.complete(&st.rbuf) {
+                Ok(Some(len)) if st.rbuf[0] == b'>' => {
+                    st.rbuf.advance(len);
+                    continue;
+                }
+                Ok(Some(len)) => {
+                    let decoded = decode_reply(&st.rbuf[..len], 0);
+                    st.rbuf.advance(len);
+                    match decoded {
+                        Ok((reply, _)) => break Taken::Done(Ok(reply)),
+                        Err(e) => {
+                            self.down(st, &e, Duration::ZERO);
+                            return Taken::Done(Err(e));
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.down(st, &e, Duration::ZERO);
+                    return Taken::Done(Err(e));
+                }
+            }
+            if !st.rbuf.is_empty() {
+                // Part of a reply is in: bound the next read by what is left of the
+                // deadline (the socket's own timeout is the whole response timeout).
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || sock.read_timeout(left).is_err() {
+                    let err = self.timeout();
+                    self.down(st, &err, Duration::ZERO);
+                    return Taken::Done(Err(err));
+                }
+                shortened = true;
+            }
+            if st.rbuf.capacity() - st.rbuf.len() < 4096 {
+                st.rbuf.reserve((16 * 1024).max(st.rbuf.len()));
+            }
+            let spare = st.rbuf.spare_capacity_mut();
+            // SAFETY: reading into the spare capacity as bytes; only the `n` bytes the
+            // kernel wrote are marked initialised below.
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), spare.len())
+            };
+            match sock.read(buf) {
+                Ok(0) => return self.lost(st, "the server closed the connection"),
+                Ok(n) => {
+                    // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+                    unsafe { st.rbuf.set_len(st.rbuf.len() + n) };
+                    counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) => {
+                    let err = if self.closed.load(Ordering::SeqCst) {
+                        Error::closed()
+                    } else {
+                        self.timeout()
+                    };
+                    self.down(st, &err, Duration::ZERO);
+                    return Taken::Done(Err(err));
+                }
+                Err(e) => return self.lost(st, &io_error(&e)),
+            }
+        };
+        if shortened && sock.read_timeout(self.response_timeout).is_err() {
+            self.down(st, &"cannot reset the read timeout", Duration::ZERO);
+        }
+        if !st.rbuf.is_empty() {
+            // Bytes beyond the one reply a lone command has (push messages aside): the
+            // stream is out of step; start again on a new connection.
+            let extra = loop {
+                match st.scan.complete(&st.rbuf) {
+                    Ok(Some(len)) if st.rbuf[0] == b'>' => st.rbuf.advance(len),
+                    _ => break !st.rbuf.is_empty(),
+                }
+            };
+            if extra {
+                self.down(st, &"bytes beyond the reply", Duration::ZERO);
+            }
+        }
+        out
+    }
+
+    fn timeout(&self) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no reply from {} within the response timeout of {:?}",
+                self.settings.display, self.response_timeout
+            ),
+        )
+    }
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`) expired.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+impl Sock {
+    /// Blocking from now on, with `timeout` on every read and write.
+    fn set_blocking(&self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => {
+                s.set_nonblocking(false)?;
+                s.set_write_timeout(Some(timeout))?;
+                s.set_read_timeout(Some(timeout))
+            }
+            Sock::Unix(s) => {
+                s.set_nonblocking(false)?;
+                s.set_write_timeout(Some(timeout))?;
+                s.set_read_timeout(Some(timeout))
+            }
+        }
+    }
+
+    fn read_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(Some(timeout)),
+            Sock::Unix(s) => s.set_read_timeout(Some(timeout)),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Sock::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Sock::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
+    /// Nothing to read and no end-of-file: the server sent nothing since the last reply.
+    fn quiet(&self) -> bool {
+        let mut b = [0u8; 1];
+        // SAFETY: a one-byte peek into a buffer on the stack.
+        let n = unsafe {
+            libc::recv(
+                self.fd(),
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+    }
+}

@@ -1,0 +1,156 @@
+//! A lone blocking caller's single commands take its own connection (`net/direct.rs`):
+//! one write and one read on the caller's thread. These tests show that they do, and that
+//! the rules of the shared connection hold there too: a timeout never lets a late reply
+//! answer the next call, closing ends a wait at once, concurrent callers get their own
+//! replies, a connection the server closed while idle is not used.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use redipc::{ErrorKind, Options, Reply, blocking};
+
+fn client(url: &str, timeout: Duration) -> blocking::Client {
+    blocking::Client::connect(url, Options::default().response_timeout(timeout)).unwrap()
+}
+
+/// The server-side id of the connection a lone `CLIENT ID` takes, once the direct
+/// connection is up (the first calls take the shared one while it is dialled).
+fn direct_id(c: &blocking::Client, shared: i64) -> i64 {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let id = c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap();
+        if id != shared {
+            return id;
+        }
+        assert!(Instant::now() < end, "no direct connection within 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The shared connection's id: a pipeline always takes it.
+fn shared_id(c: &blocking::Client) -> i64 {
+    let mut p = c.pipeline();
+    p.add(&["CLIENT", "ID"]).unwrap();
+    p.exec().unwrap()[0].clone().into_int().unwrap()
+}
+
+#[test]
+fn a_lone_caller_takes_its_own_connection_on_both_transports() {
+    let server = Server::start();
+    for url in server.urls() {
+        let c = client(&url, Duration::from_secs(5));
+        let shared = shared_id(&c);
+        let direct = direct_id(&c, shared);
+        assert_ne!(direct, shared);
+        // Typed helpers take it too, with the same replies and counters.
+        let before = c.stats();
+        c.set("k", "v").unwrap();
+        assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(c.incr("n").unwrap(), 1);
+        let e = c.command(&["INCR", "k"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Server, "{e}");
+        assert!(e.to_string().contains("INCR k"), "{e}");
+        let after = c.stats();
+        assert_eq!(after.commands - before.commands, 4, "{after:?}");
+        assert!(after.bytes_out > before.bytes_out && after.bytes_in > before.bytes_in);
+        // Still the same connection.
+        assert_eq!(
+            c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap(),
+            direct
+        );
+        // The client's name and database are set on it too.
+        let mut p = c.pipeline();
+        p.add(&["DEL", "n", "k"]).unwrap();
+        p.exec().unwrap();
+    }
+}
+
+#[test]
+fn a_timed_out_call_never_lets_its_late_reply_answer_the_next_one() {
+    let server = Server::start_with(&["--enable-debug-command", "yes"]);
+    let c = client(&server.tcp_url(), Duration::from_millis(300));
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    c.set("k", "v").unwrap();
+    let t = Instant::now();
+    let e = c.command(&["DEBUG", "SLEEP", "0.6"]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(550),
+        "{:?}",
+        t.elapsed()
+    );
+    // The late "+OK" of DEBUG SLEEP must not be taken for GET's reply.
+    std::thread::sleep(Duration::from_millis(400));
+    for _ in 0..20 {
+        assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+}
+
+#[test]
+fn closing_ends_a_direct_wait_at_once() {
+    let server = Server::start_with(&["--enable-debug-command", "yes"]);
+    let c = client(&server.unix_url(), Duration::from_secs(10));
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    let c2 = c.clone();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let e = c2.command(&["DEBUG", "SLEEP", "2"]).unwrap_err();
+        (e, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    c.close();
+    let (e, took) = waiter.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(c.get("k").unwrap_err().kind(), ErrorKind::Closed);
+}
+
+#[test]
+fn concurrent_callers_each_get_their_own_reply() {
+    // One of them holds the direct connection at a time, the others share the
+    // auto-pipelined one: every reply reaches its own caller.
+    let server = Server::start();
+    let c = Arc::new(client(&server.tcp_url(), Duration::from_secs(5)));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let k = format!("k:{t}:{i}");
+                    c.set(&k, &k).unwrap();
+                    assert_eq!(c.get(&k).unwrap().as_deref(), Some(k.as_bytes()));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn a_connection_the_server_closed_while_idle_is_not_used() {
+    // INCR shows each call ran exactly once: the killed direct connection is noticed
+    // before the write, and the call takes the shared connection (reconnected) instead.
+    let server = Server::start();
+    let c = client(&server.unix_url(), Duration::from_secs(2));
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    for i in 1..=10 {
+        server.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.incr("n").unwrap(), i);
+    }
+    // And it is dialled again: lone calls take their own connection once more.
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    assert_eq!(
+        c.command(&["GET", "n"]).unwrap(),
+        Reply::Bulk(b"10".to_vec())
+    );
+}
