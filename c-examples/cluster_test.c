@@ -10,7 +10,8 @@
  * sharing one client, read back; MGET and DEL over several slots (split and merged, in the
  * keys' order); a cross-slot MSET and a cross-slot transaction refused with
  * IPC_ERR_INVALID_ARGUMENT naming the keys, nothing written; a 1,000-command pipeline over
- * every node in order; a one-slot transaction; redirects counted in ipc_client_stats().
+ * every node in order; a one-slot transaction; redirects counted in ipc_client_stats();
+ * per-node statistics and a hash tag for a chosen node.
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
 #include <inttypes.h>
@@ -209,6 +210,55 @@ static void batches(ipc_client *c) {
     ipc_reply_free(r);
 }
 
+/* Per-node statistics and a tag per primary: ipc_client_node_stats() lists the
+ * primaries (16384 slots between them) and the replicas it knows; keys with the tag
+ * ipc_cluster_hash_tag_for_node() gives for a primary go to that primary (its commands
+ * count, no redirect); an unknown address and a standalone client are refused. */
+static void nodes(ipc_client *c, const char *standalone_url) {
+    ipc_node_counts n[8] = {{.size = sizeof n[0]}}, one[2] = {{.size = sizeof one[0]}};
+    size_t len = 0, i, primaries = 0;
+    uint32_t slots = 0;
+    ipc_client *s = NULL;
+    const char *tag = NULL;
+    CHECK_RC(ipc_client_node_stats(c, NULL, 0, &len), IPC_ERR_BUFFER_TOO_SMALL);
+    CHECK(len >= 3 && len <= 6);
+    CHECK_RC(ipc_client_node_stats(c, n, 1, &len), IPC_ERR_BUFFER_TOO_SMALL);
+    CHECK_OK(ipc_client_node_stats(c, n, 8, &len));
+    for (i = 0; i < len && i < 8; i++) {
+        CHECK(n[i].size == sizeof n[0] && strlen(n[i].addr) > 0);
+        if (!n[i].primary) continue;
+        primaries++;
+        slots += n[i].slots;
+        CHECK_OK(ipc_cluster_hash_tag_for_node(c, n[i].addr, &tag));
+        if (tag != NULL) {
+            char key[64];
+            uint64_t before = n[i].commands;
+            ipc_node_counts after[8] = {{.size = sizeof after[0]}};
+            size_t alen = 0;
+            snprintf(key, sizeof key, "{%s}:c:node", tag);
+            for (int j = 0; j < 20; j++) CHECK_OK(ipc_set(c, key, strlen(key), "v", 1, 0));
+            CHECK_OK(ipc_client_node_stats(c, after, 8, &alen));
+            CHECK(alen == len && strcmp(after[i].addr, n[i].addr) == 0);
+            /* 20 SETs, and the node connection's handshake if it was opened now. */
+            CHECK(after[i].commands >= before + 20 && after[i].commands <= before + 24);
+            CHECK(after[i].connected && after[i].redirects == 0 && after[i].bytes_out > n[i].bytes_out);
+        }
+    }
+    CHECK(primaries == 3 && slots == 16384);
+    CHECK_RC(ipc_cluster_hash_tag_for_node(c, "127.0.0.1:1", &tag), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(ipc_last_error_message(), "its primaries") != NULL);
+    CHECK_RC(ipc_client_node_stats(c, n, 8, NULL), IPC_ERR_NULL_ARG);
+    n[0].size = 8;
+    CHECK_RC(ipc_client_node_stats(c, n, 8, &len), IPC_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ipc_client_new(standalone_url, NULL, &s));
+    if (s != NULL) {
+        CHECK_OK(ipc_client_node_stats(s, one, 2, &len));
+        CHECK(len == 1 && one[0].primary && one[0].slots == 0 && one[0].connected);
+        CHECK_RC(ipc_cluster_hash_tag_for_node(s, "127.0.0.1:1", &tag), IPC_ERR_UNSUPPORTED);
+        ipc_client_free(s);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s CLUSTER_URL STANDALONE_URL\n", argv[0]);
@@ -222,6 +272,7 @@ int main(int argc, char **argv) {
     spread(c);
     multi_key(c);
     batches(c);
+    nodes(c, argv[2]);
     ipc_client_counts st = {.size = sizeof st};
     CHECK_OK(ipc_client_stats(c, &st));
     CHECK(st.size == sizeof st);

@@ -1005,6 +1005,63 @@ typedef void (*ipc_userdata_free_cb)(void *userdata);
 typedef void (*ipc_log_cb)(void *userdata, int level, const char *target, const char *message);
 
 /**
+ * One server's share of a client's traffic, filled by `ipc_client_node_stats()`: each
+ * node of a cluster (primaries, and replicas, which serve reads with
+ * `ipc_options_set_read_from_replicas()`), or the one server of a standalone client.
+ *
+ * Versioning: the struct only ever grows at its end; the caller sets `size` of the first
+ * element of its array to `sizeof(ipc_node_counts)` (the elements' stride), and the
+ * library writes back, in each element, the size it filled.
+ */
+typedef struct {
+    /**
+     * In (first element): `sizeof(ipc_node_counts)`. Out: the size filled.
+     */
+    uint32_t size;
+    /**
+     * How many slots it serves (a replica: its primary's); 0 for a standalone server.
+     */
+    uint32_t slots;
+    /**
+     * Commands written to it (its part of `ipc_client_counts.commands`).
+     */
+    uint64_t commands;
+    /**
+     * Calls on it that failed with a connection error or a timeout.
+     */
+    uint64_t failed;
+    /**
+     * Times its command connection was re-established after it broke.
+     */
+    uint64_t reconnects;
+    /**
+     * `MOVED`/`ASK` replies it gave (it no longer served the slot).
+     */
+    uint64_t redirects;
+    /**
+     * Bytes read from it.
+     */
+    uint64_t bytes_in;
+    /**
+     * Bytes written to it.
+     */
+    uint64_t bytes_out;
+    /**
+     * A primary (`false`: a replica).
+     */
+    bool primary;
+    /**
+     * Its command connection is up now (`false` too before its first use: a cluster's
+     * node connections are opened on demand).
+     */
+    bool connected;
+    /**
+     * `host:port` or the unix socket's path, NUL-terminated (cut at 253 bytes).
+     */
+    char addr[254];
+} ipc_node_counts;
+
+/**
  * Counters of a client since it was made, filled by `ipc_client_stats()`.
  *
  * Versioning: the struct only ever grows at its end. Set `size` to
@@ -2721,6 +2778,53 @@ IPC_MUST_USE ipc_result ipc_keyslot(const char *key, size_t key_len, uint16_t *o
  * Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_hash_tag_for_slot(uint16_t slot, const char **out);
+
+/**
+ * A short hash tag (without braces, NUL-terminated) whose keys land on the cluster's
+ * primary at `addr` (`"host:port"`, NUL-terminated, as `ipc_client_node_stats()` names
+ * it), with the slot map the client has now: a key `"{TAG}:jobs"` is served by that node.
+ * To place queues or shard channels on chosen nodes (one tag per primary spreads them over
+ * every shard); a later slot migration moves the keys with their slot.
+ *
+ * Output: on `IPC_OK`, `*out` is a static string (never freed, valid for the life of
+ * the process).
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `addr`, `out`); `IPC_ERR_UNSUPPORTED` when the
+ * client is not connected to a cluster; `IPC_ERR_INVALID_ARGUMENT` when `addr` is not a
+ * primary of the cluster (the message lists the primaries) or is not UTF-8.
+ *
+ * Thread safety: any thread, concurrently with other calls on the client.
+ */
+IPC_MUST_USE
+ipc_result ipc_cluster_hash_tag_for_node(const ipc_client *client,
+                                         const char *addr,
+                                         const char **out);
+
+/**
+ * Each server's share of the client's traffic: on a cluster every node of the slot map
+ * (primaries by their first slot, each followed by its replicas), standalone the one
+ * server. Cheap (atomic reads); call it as often as you like.
+ *
+ * `out` is an array of `cap` elements whose first element's `size` is set to
+ * `sizeof(ipc_node_counts)` first (`ipc_node_counts nodes[8] = {{.size = sizeof nodes[0]}};`);
+ * it may be NULL when `cap` is 0 (to ask for the count).
+ *
+ * Output: `*len` is the number of nodes; on `IPC_OK` (`*len <= cap`) the first `*len`
+ * elements are filled. On `IPC_ERR_BUFFER_TOO_SMALL` (`*len > cap`) the first `cap`
+ * are filled and `*len` says how many there are.
+ *
+ * Errors: `IPC_ERR_NULL_ARG` (`client`, `len`; `out` when `cap` > 0);
+ * `IPC_ERR_INVALID_ARGUMENT` if `out[0].size` is smaller than the first version of the
+ * struct (312 bytes); `IPC_ERR_BUFFER_TOO_SMALL` (above).
+ *
+ * Thread safety: any thread, concurrently with other calls on the client, also from
+ * inside a callback.
+ */
+IPC_MUST_USE
+ipc_result ipc_client_node_stats(const ipc_client *client,
+                                 ipc_node_counts *out,
+                                 size_t cap,
+                                 size_t *len);
 
 /**
  * The client's statistics: commands, failures by code, reconnects, bytes, calls in flight,

@@ -143,6 +143,14 @@ impl Client {
     pub fn stats(&self) -> crate::ClientStats {
         self.inner.stats()
     }
+    /// See [`crate::Client::node_stats`].
+    pub fn node_stats(&self) -> Vec<crate::NodeStats> {
+        self.inner.node_stats()
+    }
+    /// See [`crate::Client::hash_tag_for_node`].
+    pub fn hash_tag_for_node(&self, addr: &str) -> Result<String> {
+        self.inner.hash_tag_for_node(addr)
+    }
     /// See [`crate::Client::is_closed`].
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()

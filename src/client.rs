@@ -300,6 +300,26 @@ impl Client {
         self.inner.counters.snapshot(dropped)
     }
 
+    /// Each server's share of the client's traffic: on a cluster every node of the slot map
+    /// (primaries by their first slot, each followed by its replicas) with the slots it
+    /// serves, whether its connection is up, and its counters; standalone, the one server.
+    /// Cheap (atomic reads and a copy of the slot map's ranges).
+    pub fn node_stats(&self) -> Vec<crate::NodeStats> {
+        self.inner.conn.node_stats()
+    }
+
+    /// A short hash tag (without braces) whose keys land on the cluster's primary at
+    /// `addr` (`"host:port"`, as [`node_stats`](Self::node_stats) names it) with the slot map
+    /// the client has now: `format!("{{{tag}}}:jobs")` is served by that node. To place
+    /// queues or shard channels on chosen nodes (one tag per primary spreads them over
+    /// every shard); a later slot migration moves the keys with their slot. An
+    /// [`Unsupported`](ErrorKind::Unsupported) error on a standalone server, an
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) one for an address that is not a
+    /// primary (the message lists the primaries).
+    pub fn hash_tag_for_node(&self, addr: &str) -> Result<String> {
+        self.inner.conn.hash_tag_for_node(addr)
+    }
+
     pub(crate) fn counters(&self) -> &crate::stats::Counters {
         &self.inner.counters
     }

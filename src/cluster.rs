@@ -159,7 +159,7 @@ pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
         | b"SCAN" | b"LASTSAVE" | b"FUNCTION" | b"ROLE" | b"SLOWLOG" | b"LATENCY" | b"ACL"
         | b"PUBSUB" | b"READONLY" | b"READWRITE" | b"WAIT" | b"WAITAOF" | b"DEBUG" | b"MODULE"
         | b"SAVE" | b"BGSAVE" | b"BGREWRITEAOF" | b"LOLWUT" | b"SHUTDOWN" | b"ASKING"
-        | b"SWAPDB" | b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH" | b"MEMORY" => KeySpec::None,
+        | b"SWAPDB" | b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH" => KeySpec::None,
         b"GET"
         | b"SET"
         | b"SETNX"
@@ -282,7 +282,7 @@ pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
         // Not a key, but routed as one: a channel's messages then always enter the cluster
         // through the same node, so they reach subscribers in the order they were sent.
         b"PUBLISH" => one(1),
-        b"XGROUP" | b"XINFO" | b"OBJECT" => one(2),
+        b"XGROUP" | b"XINFO" | b"OBJECT" | b"MEMORY" => one(2),
         b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" | b"MGET" | b"WATCH" | b"SINTER" | b"SUNION"
         | b"SDIFF" | b"PFCOUNT" | b"PFMERGE" | b"SINTERSTORE" | b"SUNIONSTORE" | b"SDIFFSTORE" => {
             all

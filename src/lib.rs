@@ -68,7 +68,7 @@ pub use pubsub::group::SubscriptionGroup;
 pub use pubsub::{Event, Events, Message, SubscribeOptions, Subscription, SubscriptionKind};
 pub use reply::{Reply, ReplyType, ServerError};
 pub use report::{ErrorHook, Report, ReportKind, ReportSource};
-pub use stats::{ClientStats, LatencyStats};
+pub use stats::{ClientStats, LatencyStats, NodeStats};
 
 /// How long dropping a handle that runs handlers (a worker, RPC server, stream consumer or
 /// watcher) waits for a running handler: also what the bindings' `stop()` waits by default.

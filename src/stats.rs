@@ -146,6 +146,67 @@ pub(crate) fn add<C>(own: &C, sum: &C, field: fn(&C) -> &AtomicU64, n: u64) {
     field(sum).fetch_add(n, Ordering::Relaxed);
 }
 
+/// The counters of one server's connections of a client (one node of a cluster; the one
+/// server otherwise), besides the client's own.
+#[derive(Default)]
+pub(crate) struct NodeCounters {
+    pub(crate) commands: AtomicU64,
+    /// Calls on it that failed with a connection error or a timeout.
+    pub(crate) failed: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    /// `MOVED`/`ASK` replies it gave.
+    pub(crate) redirects: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+}
+
+impl NodeCounters {
+    pub(crate) fn snapshot(&self, addr: String, primary: bool, connected: bool) -> NodeStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        NodeStats {
+            addr,
+            primary,
+            slots: Vec::new(),
+            connected,
+            commands: get(&self.commands),
+            failed: get(&self.failed),
+            reconnects: get(&self.reconnects),
+            redirects: get(&self.redirects),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+        }
+    }
+}
+
+/// One server's share of a client's traffic ([`Client::node_stats`](crate::Client::node_stats)):
+/// each node of a cluster (primaries, and the replicas read from), or the one server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// `host:port`, or the unix socket's path.
+    pub addr: String,
+    /// A primary (`false`: a replica, which serves reads with `read_from_replicas`).
+    pub primary: bool,
+    /// The slot ranges it serves, inclusive, ascending (a replica: its primary's); empty for
+    /// a standalone server.
+    pub slots: Vec<(u16, u16)>,
+    /// Its command connection is up now (`false` too before its first use: a cluster's
+    /// node connections are opened on demand).
+    pub connected: bool,
+    /// Commands written to it (as [`ClientStats::commands`], this node's part).
+    pub commands: u64,
+    /// Calls on it that failed with a connection error or a timeout.
+    pub failed: u64,
+    /// Times its command connection was re-established after it broke.
+    pub reconnects: u64,
+    /// `MOVED`/`ASK` replies it gave (it no longer served the slot).
+    pub redirects: u64,
+    /// Bytes read from it.
+    pub bytes_in: u64,
+    /// Bytes written to it.
+    pub bytes_out: u64,
+}
+
 /// The counters of one client (shared by its connections).
 pub(crate) struct Counters {
     pub(crate) commands: AtomicU64,

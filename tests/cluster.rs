@@ -43,6 +43,10 @@ fn cluster_client() {
     eprintln!("batches_and_transactions: {:?}", step.elapsed());
 
     let step = Instant::now();
+    node_stats_and_tags(&cluster);
+    eprintln!("node_stats_and_tags: {:?}", step.elapsed());
+
+    let step = Instant::now();
     empty_slot_move(&cluster);
     eprintln!("empty_slot_move: {:?}", step.elapsed());
 
@@ -69,6 +73,78 @@ fn cluster_client() {
     eprintln!("failovers: {:?}", step.elapsed());
 }
 
+/// The client's statistics of the node on `port`.
+fn node(c: &blocking::Client, port: u16) -> redipc::NodeStats {
+    let addr = format!("127.0.0.1:{port}");
+    let all = c.node_stats();
+    all.iter()
+        .find(|s| s.addr == addr)
+        .unwrap_or_else(|| panic!("{addr} not in {all:?}"))
+        .clone()
+}
+
+/// `node_stats`: every node with its slots and counters; `hash_tag_for_node`: a tag per
+/// primary whose keys that node serves; `MEMORY USAGE key` routed by its key.
+fn node_stats_and_tags(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let all = c.node_stats();
+    // Replicas that have not synced yet are absent from CLUSTER SLOTS.
+    assert!((3..=6).contains(&all.len()), "{all:?}");
+    let primaries: Vec<_> = all.iter().filter(|s| s.primary).collect();
+    assert_eq!(primaries.len(), 3, "{all:?}");
+    let covered: u32 = primaries
+        .iter()
+        .flat_map(|s| &s.slots)
+        .map(|&(a, b)| u32::from(b - a) + 1)
+        .sum();
+    assert_eq!(covered, 16384, "every slot once: {all:?}");
+    for r in all.iter().filter(|s| !s.primary) {
+        assert!(!r.connected, "replicas are not read from: {r:?}");
+        assert!(primaries.iter().any(|p| p.slots == r.slots), "{r:?}");
+    }
+    for p in cluster.primaries() {
+        let tag = c.hash_tag_for_node(&format!("127.0.0.1:{p}")).unwrap();
+        let key = format!("{{{tag}}}:jobs");
+        assert_eq!(cluster.owner(redipc::keyslot(&key)), p, "{key}");
+        // The node's connection is opened on first use (its handshake counts too).
+        c.set(&key, "warm").unwrap();
+        let before = node(&c, p);
+        for i in 0..50 {
+            c.set(&key, i.to_string()).unwrap();
+        }
+        let after = node(&c, p);
+        assert!(after.connected && after.primary, "{after:?}");
+        assert_eq!(after.commands - before.commands, 50, "{after:?}");
+        assert!(after.bytes_out > before.bytes_out && after.bytes_in > before.bytes_in);
+        assert_eq!((after.failed, after.redirects), (0, 0));
+        match c.command(&["MEMORY", "USAGE", &key]).unwrap() {
+            Reply::Int(n) => assert!(n > 0),
+            other => panic!("MEMORY USAGE {key}: {other:?}"),
+        }
+        c.del(&[&key]).unwrap();
+    }
+    // The per-node counts add up to the client's.
+    let sum: u64 = c.node_stats().iter().map(|s| s.commands).sum();
+    assert_eq!(sum, c.stats().commands);
+    let e = c.hash_tag_for_node("127.0.0.1:1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("its primaries: 127.0.0.1:"), "{e}");
+    assert!(c.command(&["MEMORY", "DOCTOR"]).is_ok());
+    // Standalone (a node talked to as one server): one entry, no tags.
+    let one = blocking::Client::connect(
+        &cluster.node_url(cluster.primaries()[0]),
+        Options::default().cluster(ClusterMode::Standalone),
+    )
+    .unwrap();
+    one.command(&["PING"]).unwrap();
+    let s = one.node_stats();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(s[0].primary && s[0].connected && s[0].slots.is_empty() && s[0].commands > 0);
+    assert_eq!(s[0].commands, one.stats().commands);
+    let e = one.hash_tag_for_node("127.0.0.1:1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+}
+
 /// `cmdstat_<name>` calls on the node on `port` (0 when never called).
 fn calls(cluster: &Cluster, port: u16, name: &str) -> u64 {
     let info = cluster.text_at(port, &["INFO", "commandstats"]);
@@ -83,15 +159,30 @@ fn calls(cluster: &Cluster, port: u16, name: &str) -> u64 {
 /// and writes to primaries; without it, everything goes to primaries.
 fn replica_reads(cluster: &Cluster) {
     let writer = connect(&cluster.seed_url());
+    let keys: Vec<String> = (0..30).map(|i| format!("replica:{i}")).collect();
+    for k in &keys {
+        writer.set(k, "v").unwrap();
+    }
+    // CLUSTER SLOTS lists a replica only once the cluster bus told its replication offset
+    // (non-zero after its primary's first write): wait until every range has one, so that
+    // the reader's first map knows them.
+    let t0 = Instant::now();
+    while !matches!(
+        cluster.cmd_at(cluster.primaries()[0], &["CLUSTER", "SLOTS"]),
+        redis::Value::Array(ranges)
+            if ranges.iter().all(|r| matches!(r, redis::Value::Array(v) if v.len() >= 4))
+    ) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replicas never listed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let reader = blocking::Client::connect(
         &cluster.seed_url(),
         Options::default().read_from_replicas(true),
     )
     .unwrap();
-    let keys: Vec<String> = (0..30).map(|i| format!("replica:{i}")).collect();
-    for k in &keys {
-        writer.set(k, "v").unwrap();
-    }
     // Replication is asynchronous: wait until every replica has them.
     let t0 = Instant::now();
     'wait: loop {
@@ -830,6 +921,9 @@ fn empty_slot_move(cluster: &Cluster) {
     let before = c.stats().redirects;
     c.set(key, "after").unwrap();
     assert_eq!(c.stats().redirects, before + 1);
+    // Counted on the node that sent the client away.
+    assert_eq!(node(&c, from).redirects, 1);
+    assert_eq!(node(&c, to).redirects, 0);
     assert_eq!(cluster.text_at(to, &["GET", key]), "after");
     for _ in 0..100 {
         assert_eq!(c.get(key).unwrap().as_deref(), Some(&b"after"[..]));

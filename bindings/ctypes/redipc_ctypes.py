@@ -372,6 +372,22 @@ ipc_userdata_free_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 ipc_log_cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
+class ipc_node_counts(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_uint32),  # uint32_t
+        ("slots", ctypes.c_uint32),  # uint32_t
+        ("commands", ctypes.c_uint64),  # uint64_t
+        ("failed", ctypes.c_uint64),  # uint64_t
+        ("reconnects", ctypes.c_uint64),  # uint64_t
+        ("redirects", ctypes.c_uint64),  # uint64_t
+        ("bytes_in", ctypes.c_uint64),  # uint64_t
+        ("bytes_out", ctypes.c_uint64),  # uint64_t
+        ("primary", ctypes.c_bool),  # bool
+        ("connected", ctypes.c_bool),  # bool
+        ("addr", ctypes.c_char),  # char addr[
+    ]
+
+
 class ipc_client_counts(ctypes.Structure):
     _fields_ = [
         ("size", ctypes.c_uint32),  # uint32_t
@@ -740,6 +756,10 @@ _FUNCTIONS = {
     "ipc_keyslot": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint16)]),
     # ipc_result ipc_hash_tag_for_slot(uint16_t slot, const char **out);
     "ipc_hash_tag_for_slot": (ctypes.c_int, [ctypes.c_uint16, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8))]),
+    # ipc_result ipc_cluster_hash_tag_for_node(const ipc_client *client, const char *addr, const char **out);
+    "ipc_cluster_hash_tag_for_node": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.c_char_p, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8))]),
+    # ipc_result ipc_client_node_stats(const ipc_client *client, ipc_node_counts *out, size_t cap, size_t *len);
+    "ipc_client_node_stats": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ipc_node_counts), ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]),
     # ipc_result ipc_client_stats(const ipc_client *client, ipc_client_counts *out);
     "ipc_client_stats": (ctypes.c_int, [ctypes.POINTER(ipc_client), ctypes.POINTER(ipc_client_counts)]),
     # ipc_result ipc_client_latency_histogram(const ipc_client *client, uint64_t *upper_us, uint64_t *counts, size_t cap, size_t *len);
@@ -1082,6 +1102,8 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_client_fd",
     "ipc_keyslot",
     "ipc_hash_tag_for_slot",
+    "ipc_cluster_hash_tag_for_node",
+    "ipc_client_node_stats",
     "ipc_client_stats",
     "ipc_client_latency_histogram",
     "ipc_get",

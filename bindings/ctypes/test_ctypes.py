@@ -145,6 +145,18 @@ def client(make_client: Callable[..., r.Client], transport: str) -> r.Client:
     return c
 
 
+def kill_client(admin: r.Client, c: r.Client) -> None:
+    """Kill the client's command connections: the shared one (a pipeline always takes it)
+    and, when a lone call takes another (the blocking caller's direct connection), that one
+    too."""
+    with c.pipeline() as p:
+        (shared,) = p.add("CLIENT", "ID").exec()
+    lone = c.command("CLIENT", "ID")
+    admin.command("CLIENT", "KILL", "ID", shared)
+    if lone != shared:
+        admin.command("CLIENT", "KILL", "ID", lone)
+
+
 def wait_until(cond: Callable[[], bool], what: str, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while not cond():
@@ -1205,7 +1217,7 @@ def test_client_stats_follow_a_scripted_workload(make_client: Callable[..., r.Cl
     assert sum(n for _, n in hist) == s.latency_count
     assert all(a[0] < b[0] for a, b in zip(hist, hist[1:])) and all(n > 0 for _, n in hist)
     # A killed connection is re-established and counted.
-    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+    kill_client(admin, c)
 
     def back() -> bool:
         try:
@@ -1243,7 +1255,7 @@ def test_the_log_callback_sees_a_reconnect_with_its_reason_and_a_report(
             return any(lv == level and t == target and all(w in m for w in words) for lv, t, m in list(lines))
 
         wait_until(lambda: has("debug", "redipc::connection", "connected"), "connected, at debug")
-        admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+        kill_client(admin, c)
         wait_until(lambda: has("warn", "redipc::connection", "lost", "closed"), "lost, with the reason")
 
         def restored() -> bool:
@@ -1267,7 +1279,7 @@ def test_the_log_callback_sees_a_reconnect_with_its_reason_and_a_report(
         r.set_log_callback(lambda *line: warned.append(line), "warn")
         assert table_size() == before + 1
         n = len(lines)
-        admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+        kill_client(admin, c)
         wait_until(lambda: any(t == "redipc::connection" and "lost" in m for _, t, m in list(warned)), "lost")
         wait_until(lambda: c.stats().reconnects == 2, "reconnected")
         assert {lv for lv, _, _ in warned} <= {"warn", "error"}
@@ -1288,7 +1300,7 @@ def test_no_password_in_a_log_line_or_an_error(private_server: Server) -> None:
     try:
         with r.Client(url) as c:
             with c.subscribe("x", callback=lambda m: None):
-                admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+                kill_client(admin, c)
                 admin.command("CLIENT", "KILL", "TYPE", "pubsub")
 
                 def back() -> bool:
@@ -1312,7 +1324,7 @@ def test_no_password_in_a_log_line_or_an_error(private_server: Server) -> None:
                     r.Client(private_server.url("tcp"), password=secret + "-wrong")
                 errors.append(str(e.value))
                 admin.command("CONFIG", "SET", "requirepass", "another-Secret")
-                admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID"))
+                kill_client(admin, c)
                 time.sleep(0.3)
                 with pytest.raises(r.RedipcError) as e:
                     c.get("k")

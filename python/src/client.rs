@@ -7,7 +7,7 @@ use redipc::{ClusterMode, Options, SetOptions, TlsOptions, blocking};
 use crate::convert::{self, Arg, Callable, Count, Dict, PemArg, Seconds, Seq, With};
 use crate::errors::Core;
 use crate::logs;
-use crate::records::ClientStats;
+use crate::records::{ClientStats, NodeStats};
 use crate::report;
 
 /// A connection to one Redis server, shared by every thread that uses this object.
@@ -149,6 +149,19 @@ impl Client {
     /// The client's counters and latency histogram since it was made.
     fn stats(&self, py: Python<'_>) -> ClientStats {
         py.detach(|| self.c.stats()).into()
+    }
+
+    /// Each server's share of the client's traffic (every node of a cluster).
+    fn node_stats(&self, py: Python<'_>) -> Vec<NodeStats> {
+        py.detach(|| self.c.node_stats())
+            .into_iter()
+            .map(NodeStats::from)
+            .collect()
+    }
+
+    /// A hash tag whose keys land on the cluster's primary at `addr` (`"host:port"`).
+    fn hash_tag_for_node(&self, py: Python<'_>, addr: &str) -> PyResult<String> {
+        py.core(|| self.c.hash_tag_for_node(addr))
     }
 
     fn __repr__(&self) -> String {

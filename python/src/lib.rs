@@ -93,6 +93,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::KeyspaceWatch>()?;
     m.add_class::<report::Report>()?;
     m.add_class::<records::ClientStats>()?;
+    m.add_class::<records::NodeStats>()?;
     m.add_class::<records::LatencyStats>()?;
     m.add_function(wrap_pyfunction!(cluster::keyslot, m)?)?;
     m.add_function(wrap_pyfunction!(cluster::hash_tag_for_slot, m)?)?;

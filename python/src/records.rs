@@ -486,6 +486,23 @@ record! {
     }
 }
 
+record! {
+    /// One server's share of a client's traffic ([`redipc::NodeStats`]).
+    NodeStats from redipc::NodeStats {
+        addr: String,
+        primary: bool,
+        /// Slot ranges, inclusive, ascending (empty for a standalone server).
+        slots: Vec<(u16, u16)>,
+        connected: bool,
+        commands: u64,
+        failed: u64,
+        reconnects: u64,
+        redirects: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+    }
+}
+
 /// The name of an error kind: the core's, with `_` for spaces (`"invalid_argument"`), as
 /// the names of report kinds.
 pub(crate) fn error_kind_name(kind: redipc::ErrorKind) -> String {

@@ -184,3 +184,43 @@ def test_read_from_replicas(cluster: RedisCluster) -> None:
             time.sleep(0.05)
         w.set("py:replica:w", "1")
         assert w.get("py:replica:w") == b"1"
+
+
+def test_node_stats_and_a_tag_per_node(cluster: RedisCluster, redis_server: object) -> None:
+    with redipc.Client(cluster.url) as c:
+        nodes = c.node_stats()
+        primaries = [n for n in nodes if n.primary]
+        assert len(primaries) == 3 and 3 <= len(nodes) <= 6, nodes
+        assert sum(b - a + 1 for n in primaries for a, b in n.slots) == 16384
+        for port in cluster.primaries:
+            addr = f"127.0.0.1:{port}"
+            tag = c.hash_tag_for_node(addr)
+            key = f"{{{tag}}}:py:node"
+            assert _owner(cluster, redipc.keyslot(key)) == port, key
+            c.set(key, "warm")  # opens the node's connection (its handshake counts)
+            (before,) = [n for n in c.node_stats() if n.addr == addr]
+            for i in range(30):
+                c.set(key, str(i))
+            (after,) = [n for n in c.node_stats() if n.addr == addr]
+            assert after.connected and after.commands - before.commands == 30, after
+            assert after.bytes_out > before.bytes_out and after.redirects == 0
+            assert after.as_dict()["addr"] == addr
+            c.delete(key)
+        assert sum(n.commands for n in c.node_stats()) == c.stats().commands
+        with pytest.raises(redipc.InvalidArgument, match="its primaries: 127.0.0.1:"):
+            c.hash_tag_for_node("127.0.0.1:1")
+
+    async def on_the_loop() -> None:
+        async with aio.Client(cluster.url) as a:
+            await a.set("py:node:aio", "1")
+            assert [n for n in a.node_stats() if n.primary][0].slots[0][0] == 0
+            assert isinstance(a.hash_tag_for_node(primaries[0].addr), str)
+
+    asyncio.run(on_the_loop())
+    url = redis_server.tcp_url  # type: ignore[attr-defined]
+    with redipc.Client(url) as s:
+        s.command("PING")
+        (one,) = s.node_stats()
+        assert one.primary and one.connected and one.slots == [] and one.commands > 0
+        with pytest.raises(redipc.UnsupportedError, match="not connected to a cluster"):
+            s.hash_tag_for_node("127.0.0.1:1")

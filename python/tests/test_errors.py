@@ -75,6 +75,7 @@ def test_hierarchy() -> None:
         # Observability.
         "ClientStats",
         "LatencyStats",
+        "NodeStats",
         "RedipcError",
         # Redis Cluster helpers (functions).
         "keyslot",

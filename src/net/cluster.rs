@@ -76,6 +76,23 @@ struct SlotMap {
 }
 
 impl SlotMap {
+    /// The slot ranges of each primary (same index), inclusive, ascending.
+    fn ranges(&self) -> Vec<Vec<(u16, u16)>> {
+        let mut out = vec![Vec::new(); self.primaries.len()];
+        let mut slot = 0usize;
+        while slot < self.owner.len() {
+            let owner = self.owner[slot];
+            let start = slot;
+            while slot < self.owner.len() && self.owner[slot] == owner {
+                slot += 1;
+            }
+            if let Some(r) = out.get_mut(owner as usize) {
+                r.push((start as u16, (slot - 1) as u16));
+            }
+        }
+        out
+    }
+
     /// Read a `CLUSTER SLOTS` reply; `asked` is the host of the node that gave it (a node
     /// that does not know its own address announces an empty host).
     fn parse(reply: &Reply, asked: &str) -> Result<SlotMap> {
@@ -317,7 +334,9 @@ fn redirect(r: &Reply, from: &Addr) -> Option<Redirect> {
             Some(Redirect::Moved(slot, to))
         }
         "ASK" => Some(Redirect::Ask(slot_and_node(&e.message, from)?.1)),
-        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" => Some(Redirect::Retry),
+        // Refused, not run: again after a pause (READONLY: the node was demoted under us, so
+        // the map is asked for again too).
+        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "READONLY" => Some(Redirect::Retry),
         _ => None,
     }
 }
@@ -385,6 +404,70 @@ impl Router {
 
     pub(crate) fn response_timeout(&self) -> Duration {
         self.opts.response_timeout
+    }
+
+    /// Every node of the slot map (the primaries by their first slot, each followed by its
+    /// replicas), then any other node the client still has a connection to, with its
+    /// statistics.
+    pub(crate) fn node_stats(&self) -> Vec<crate::NodeStats> {
+        let map = self.map();
+        let ranges = map.ranges();
+        let nodes: HashMap<Addr, Arc<Node>> = lock(&self.nodes)
+            .iter()
+            .filter_map(|(a, c)| c.get().map(|n| (a.clone(), n.clone())))
+            .collect();
+        let mut order: Vec<usize> = (0..map.primaries.len()).collect();
+        order.sort_by_key(|&i| ranges[i].first().map_or(NONE, |r| r.0));
+        let mut out: Vec<crate::NodeStats> = Vec::new();
+        let mut one = |addr: &Addr, primary: bool, slots: &[(u16, u16)]| {
+            let mut s = match nodes.get(addr) {
+                Some(n) => n.stats(primary),
+                None => {
+                    crate::stats::NodeCounters::default().snapshot(String::new(), primary, false)
+                }
+            };
+            s.addr = show(addr);
+            s.slots = slots.to_vec();
+            out.push(s);
+        };
+        for &i in &order {
+            one(&map.primaries[i], true, &ranges[i]);
+            for r in &map.replicas[i] {
+                one(r, false, &ranges[i]);
+            }
+        }
+        for (a, _) in nodes.iter() {
+            if !map.primaries.contains(a) && !map.replicas.iter().any(|r| r.contains(a)) {
+                one(a, false, &[]);
+            }
+        }
+        out
+    }
+
+    /// A hash tag whose keys land on the primary at `addr` (`host:port`) now: the tag of
+    /// its first slot.
+    pub(crate) fn hash_tag_for_node(&self, addr: &str) -> Result<String> {
+        let map = self.map();
+        let ranges = map.ranges();
+        let Some(i) = map
+            .primaries
+            .iter()
+            .position(|p| show(p) == addr || format!("{}:{}", p.0, p.1) == addr)
+        else {
+            let known: Vec<String> = map.primaries.iter().map(show).collect();
+            return Err(Error::invalid(format!(
+                "hash_tag_for_node: {addr} is not a primary of the cluster (its primaries: {})",
+                known.join(", ")
+            )));
+        };
+        let Some(&(slot, _)) = ranges[i].first() else {
+            return Err(Error::invalid(format!(
+                "hash_tag_for_node: the primary {addr} serves no slot now"
+            )));
+        };
+        crate::cluster::hash_tag_for_slot(slot)
+            .map(str::to_string)
+            .ok_or_else(|| Error::invalid(format!("hash_tag_for_node: no tag for slot {slot}")))
     }
 
     /// Whether a blocking caller's single commands may take their node's direct connection
@@ -915,6 +998,7 @@ impl Router {
                 Some(Redirect::Moved(slot, to)) => {
                     redirects += 1;
                     self.counters.redirects.fetch_add(1, Ordering::Relaxed);
+                    node.counters().redirects.fetch_add(1, Ordering::Relaxed);
                     log::debug!(target: LOG_TARGET, "slot {slot} moved to {}", show(&to));
                     self.patch(slot, to.clone());
                     if !matches!(sel, Sel::Slot(_) | Sel::Replica(_)) {
@@ -928,12 +1012,14 @@ impl Router {
                 Some(Redirect::Ask(to)) if matches!(expect, Expect::One) => {
                     redirects += 1;
                     self.counters.redirects.fetch_add(1, Ordering::Relaxed);
+                    node.counters().redirects.fetch_add(1, Ordering::Relaxed);
                     ask = Some(to);
                 }
                 // A transaction whose keys are being migrated (ASKING would cover only
                 // MULTI), or a refusal: again after a pause, until the deadline.
                 Some(Redirect::Ask(_)) | Some(Redirect::Retry) => {
-                    if matches!(&reply, Reply::Error(e) if e.code == "CLUSTERDOWN") {
+                    if matches!(&reply, Reply::Error(e) if e.code == "CLUSTERDOWN" || e.code == "READONLY")
+                    {
                         self.refresh_soon();
                     }
                     if !self.pause(&mut tries, deadline).await {

@@ -255,6 +255,27 @@ impl Conn {
         }
     }
 
+    /// Each server's share of the client's traffic: the one server, or every node of the
+    /// cluster (see [`crate::NodeStats`]).
+    pub(crate) fn node_stats(&self) -> Vec<crate::NodeStats> {
+        match self {
+            Conn::One(n) => vec![n.stats(true)],
+            Conn::Cluster(r) => r.node_stats(),
+        }
+    }
+
+    /// A hash tag whose keys land on the cluster's primary at `addr` (see
+    /// [`crate::Client::hash_tag_for_node`]).
+    pub(crate) fn hash_tag_for_node(&self, addr: &str) -> Result<String> {
+        match self {
+            Conn::One(_) => Err(Error::new(
+                ErrorKind::Unsupported,
+                "hash_tag_for_node: the client is not connected to a cluster (every key is on its one server)",
+            )),
+            Conn::Cluster(r) => r.hash_tag_for_node(addr),
+        }
+    }
+
     /// Whether a blocking caller should first poll its call on its own thread, where a
     /// single command may take a node's direct connection (see `net/direct.rs`).
     pub(crate) fn direct_ready(&self) -> bool {

@@ -318,10 +318,13 @@ impl Direct {
                 }
             }
         }
+        let node = &self.settings.node_counters;
         counters
             .bytes_out
             .fetch_add(written as u64, Ordering::Relaxed);
         counters.commands.fetch_add(1, Ordering::Relaxed);
+        node.bytes_out.fetch_add(written as u64, Ordering::Relaxed);
+        node.commands.fetch_add(1, Ordering::Relaxed);
         let deadline = began + self.response_timeout;
         let mut shortened = false;
         let out = loop {
@@ -373,6 +376,7 @@ impl Direct {
                     // SAFETY: the kernel initialised `n` bytes of the spare capacity.
                     unsafe { st.rbuf.set_len(st.rbuf.len() + n) };
                     counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    node.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if timed_out(&e) => {

@@ -298,6 +298,10 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         c.counters()
             .commands
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.settings
+            .node_counters
+            .commands
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.slots.push_back(Slot {
             token: Some(token),
             start: self.queued,
@@ -618,6 +622,10 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             .counters()
             .bytes_out
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.settings
+            .node_counters
+            .bytes_out
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         let fd = sock.fd();
         let pending = self.written < self.queued;
         if pending != self.want_write {
@@ -672,6 +680,10 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
                     self.client
                         .as_async()
                         .counters()
+                        .bytes_in
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.settings
+                        .node_counters
                         .bytes_in
                         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if let Err(e) = self.answer(out) {

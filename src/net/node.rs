@@ -82,6 +82,7 @@ impl Node {
             display: target.display.clone(),
             limits: opts.limits(),
             counters,
+            node_counters: Default::default(),
         };
         let conn = Arc::new(Node {
             direct: Direct::new(&wire, opts.response_timeout),
@@ -272,6 +273,11 @@ impl Node {
                         .counters
                         .reconnects
                         .fetch_add(1, Ordering::Relaxed);
+                    this.settings
+                        .wire
+                        .node_counters
+                        .reconnects
+                        .fetch_add(1, Ordering::Relaxed);
                     log::info!(
                         target: LOG_TARGET,
                         "connection to {} restored (attempt {})",
@@ -383,6 +389,18 @@ impl Node {
     /// with a connection error (it may or may not have run: at most once).
     pub(crate) async fn request(
         self: &Arc<Self>,
+        bytes: bytes::Bytes,
+        expect: Expect,
+    ) -> Result<Reply> {
+        let r = self.request_once(bytes, expect).await;
+        if let Err(e) = &r {
+            self.count_failure(e);
+        }
+        r
+    }
+
+    async fn request_once(
+        self: &Arc<Self>,
         mut bytes: bytes::Bytes,
         expect: Expect,
     ) -> Result<Reply> {
@@ -428,6 +446,20 @@ impl Node {
     /// back as `Tried::Down`, so it can go to another node without risk of running twice.
     pub(crate) async fn try_request(
         self: &Arc<Self>,
+        bytes: bytes::Bytes,
+        expect: Expect,
+        deadline: Instant,
+        patience: Duration,
+    ) -> std::result::Result<Reply, Tried> {
+        let r = self.try_once(bytes, expect, deadline, patience).await;
+        if let Err(Tried::Failed(e) | Tried::Down(e)) = &r {
+            self.count_failure(e);
+        }
+        r
+    }
+
+    async fn try_once(
+        self: &Arc<Self>,
         mut bytes: bytes::Bytes,
         expect: Expect,
         deadline: Instant,
@@ -456,6 +488,31 @@ impl Node {
                 Err(_) => return Err(Tried::Failed(self.timed_out())),
             }
         }
+    }
+
+    /// A call on this node failed: a connection error or a timeout counts in its statistics.
+    fn count_failure(&self, e: &Error) {
+        if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) {
+            self.settings
+                .wire
+                .node_counters
+                .failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// This node's share of the client's statistics (`slots` left empty).
+    pub(crate) fn stats(&self, primary: bool) -> crate::NodeStats {
+        self.settings.wire.node_counters.snapshot(
+            self.display.clone(),
+            primary,
+            self.is_connected(),
+        )
+    }
+
+    /// The counters of this node (the router counts its redirects there).
+    pub(crate) fn counters(&self) -> &crate::stats::NodeCounters {
+        &self.settings.wire.node_counters
     }
 
     /// A single command of a blocking caller on its own connection, when it can take it

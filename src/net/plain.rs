@@ -91,9 +91,13 @@ async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     }
     st.write_all(&out).await.map_err(failed)?;
     if count {
+        let n = steps.len() as u64;
         s.counters
             .commands
-            .fetch_add(steps.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        s.node_counters
+            .commands
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
     let mut buf = BytesMut::with_capacity(4096);
     let mut scan = Scan::new(s.limits);

@@ -40,6 +40,8 @@ pub(crate) struct WireSettings {
     pub limits: crate::net::resp::Limits,
     /// The client's statistics (bytes in and out are counted here).
     pub counters: std::sync::Arc<crate::stats::Counters>,
+    /// This server's share of them.
+    pub node_counters: std::sync::Arc<crate::stats::NodeCounters>,
 }
 
 /// Told once why the connection ended (not when it ends because every handle was dropped).
@@ -207,7 +209,14 @@ impl Wire {
             on_down,
             shutdown,
         };
-        tokio::spawn(drive(io, rx, ends, s.limits, s.counters.clone()));
+        tokio::spawn(drive(
+            io,
+            rx,
+            ends,
+            s.limits,
+            s.counters.clone(),
+            s.node_counters.clone(),
+        ));
         let wire = Wire { tx, ended };
         let handshake = async {
             let mut steps = handshake_steps(s);
@@ -353,6 +362,7 @@ async fn drive(
     ends: Ends,
     limits: crate::net::resp::Limits,
     counters: std::sync::Arc<crate::stats::Counters>,
+    node: std::sync::Arc<crate::stats::NodeCounters>,
 ) {
     let Ends {
         ended,
@@ -382,6 +392,7 @@ async fn drive(
                     Ok(0) => break lost("the server closed the connection"),
                     Ok(n) => {
                         counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        node.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     }
                     Err(e) => break lost(&io_error(&e)),
                 }
@@ -405,6 +416,7 @@ async fn drive(
                     write_counting(&mut wr, &wbuf).await
                 };
                 counters.bytes_out.fetch_add(written as u64, Ordering::Relaxed);
+                node.bytes_out.fetch_add(written as u64, Ordering::Relaxed);
                 if wbuf.capacity() > 1 << 20 {
                     wbuf = Vec::new();
                 }
@@ -429,6 +441,7 @@ async fn drive(
                         Expect::Many(n) => n as u64,
                     };
                     counters.commands.fetch_add(n, Ordering::Relaxed);
+                    node.commands.fetch_add(n, Ordering::Relaxed);
                     inflight.push_back(Waiting { expect: r.expect, got, reply: r.reply });
                 }
                 if let Some(err) = failed {

@@ -332,6 +332,15 @@ class Client:
     def stats(self) -> ClientStats:
         """The client's counters and latency summary since it was made (a snapshot; each
         counter is read once, and they may move while it is taken)."""
+    def node_stats(self) -> list[NodeStats]:
+        """Each server's share of the client's traffic: on a cluster every node of the slot
+        map (primaries by their first slot, each followed by its replicas), standalone the
+        one server."""
+    def hash_tag_for_node(self, addr: str) -> str:
+        """A short hash tag (without braces) whose keys land on the cluster's primary at
+        ``addr`` (``"host:port"``, as :meth:`node_stats` names it) with the slot map the
+        client has now: ``f"{{{tag}}}:jobs"`` is served by that node. ``UnsupportedError``
+        on a standalone server, ``InvalidArgument`` for an address that is not a primary."""
     def command(self, *args: _Arg) -> _Reply:
         """Send any command, ``command("SET", "k", "v")``, and return its reply (see
         ``_Reply`` for the types). An error reply raises ``ResponseError``."""
@@ -1106,6 +1115,45 @@ class LatencyStats:
     def buckets(self) -> list[tuple[float, int]]:
         """The non-empty buckets, ascending: ``(upper bound in seconds, count)``; the
         counts add up to :attr:`count`."""
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class NodeStats:
+    """One server's share of a client's traffic (:meth:`Client.node_stats`)."""
+
+    @property
+    def addr(self) -> str:
+        """``host:port``, or the unix socket's path."""
+    @property
+    def primary(self) -> bool:
+        """A primary (``False``: a replica, read from with ``read_from_replicas``)."""
+    @property
+    def slots(self) -> list[tuple[int, int]]:
+        """The slot ranges it serves, inclusive, ascending (a replica: its primary's); empty
+        for a standalone server."""
+    @property
+    def connected(self) -> bool:
+        """Its command connection is up now (``False`` too before its first use)."""
+    @property
+    def commands(self) -> int:
+        """Commands written to it."""
+    @property
+    def failed(self) -> int:
+        """Calls on it that failed with a connection error or a timeout."""
+    @property
+    def reconnects(self) -> int:
+        """Times its command connection was re-established after it broke."""
+    @property
+    def redirects(self) -> int:
+        """``MOVED``/``ASK`` replies it gave."""
+    @property
+    def bytes_in(self) -> int:
+        """Bytes read from it."""
+    @property
+    def bytes_out(self) -> int:
+        """Bytes written to it."""
     def as_dict(self) -> dict[str, Any]:
         """The fields as a dict."""
     def __eq__(self, value: object, /) -> bool: ...

@@ -897,6 +897,15 @@ class Client:
         """The client's counters and latency histogram since it was made."""
         return self._c.stats()
 
+    def node_stats(self) -> list[_native.NodeStats]:
+        """Each server's share of the client's traffic (see the sync client's)."""
+        return self._c.node_stats()
+
+    def hash_tag_for_node(self, addr: str) -> str:
+        """A hash tag whose keys land on the cluster's primary at ``addr`` (see the sync
+        client's)."""
+        return self._c.hash_tag_for_node(addr)
+
     def __repr__(self) -> str:
         return repr(self._c).replace("<redipc.Client", "<redipc.asyncio.Client", 1)
 
