@@ -51,6 +51,10 @@ fn cluster_client() {
     eprintln!("empty_slot_move: {:?}", step.elapsed());
 
     let step = Instant::now();
+    redirect_loop(&cluster);
+    eprintln!("redirect_loop: {:?}", step.elapsed());
+
+    let step = Instant::now();
     migration_with_keys(&cluster);
     eprintln!("migration_with_keys: {:?}", step.elapsed());
 
@@ -933,6 +937,49 @@ fn empty_slot_move(cluster: &Cluster) {
         before + 1,
         "later calls go straight to the owner"
     );
+    c.del(&[key]).unwrap();
+}
+
+/// Two nodes that send a slot's commands to each other (`CLUSTER SETSLOT ... NODE` told to
+/// one of them only): a call fails with a clear error within its response timeout instead
+/// of bouncing forever, and works again once the nodes agree.
+fn redirect_loop(cluster: &Cluster) {
+    let c = blocking::Client::connect(
+        &cluster.seed_url(),
+        Options::default().response_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let key = "{bouncing}:k";
+    let slot = redipc::keyslot(key).to_string();
+    c.del(&[key]).unwrap();
+    let a = cluster.owner(redipc::keyslot(key));
+    let b = *cluster.primaries().iter().find(|&&p| p != a).unwrap();
+    cluster.cmd_at(
+        a,
+        &["CLUSTER", "SETSLOT", &slot, "NODE", &node_id(cluster, b)],
+    );
+    let t = Instant::now();
+    let e = c.get(key).unwrap_err();
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(2600), "{took:?}");
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("more than 16 redirects"), "{e}");
+    assert!(
+        text.contains(&format!("GET {key}: slot {slot} at 127.0.0.1:")),
+        "{e}"
+    );
+    cluster.cmd_at(
+        a,
+        &["CLUSTER", "SETSLOT", &slot, "NODE", &node_id(cluster, a)],
+    );
+    let t = Instant::now();
+    while c.get(key).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(5), "no recovery");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.set(key, "v").unwrap();
+    assert_eq!(cluster.text_at(a, &["GET", key]), "v");
     c.del(&[key]).unwrap();
 }
 
