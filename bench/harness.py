@@ -76,18 +76,26 @@ WORKLOADS.update(
         "rpc": dict(workload="rpc", size=16, depth=0, transport="unix", unit="calls/s", title="RPC round trip (hiredis: hand-rolled)"),
     }
 )
+# Issue 18: GETs from N threads at once, redipc's sharing one client, hiredis's with a
+# connection each, redis-py's with a connection pool (client unpinned: the threads may use
+# every CPU but the server's).
+THREADS = [1, 2, 4, 8, 16]
+MT = [f"mt{n}" for n in THREADS]
+for _n in THREADS:
+    WORKLOADS[f"mt{_n}"] = dict(workload="threads", size=16, depth=_n, transport="unix", unit="ops/s",
+                                title=f"GET 16 B from {_n} thread{'s' if _n > 1 else ''} (one client / a connection each)")
 
 # Counts per mode: (C, Python). Quick and full differ only in counts and repetitions.
 COUNTS = {
     "full": {"seq": (20_000, 8_000), "pipe16": (128_000, 48_000), "pipe1000": (800_000, 200_000),
              "multi100": (400_000, 100_000), "hgetall100": (8_000, 3_000), "pubsub64": (600_000, 150_000), "pubsublive64": (800_000, 0),
-             "queue": (30_000, 10_000), "rtt_get": (20_000, 10_000), "rpc": (10_000, 5_000)},
+             "queue": (30_000, 10_000), "rtt_get": (20_000, 10_000), "rpc": (10_000, 5_000), "threads": (48_000, 16_000)},
     "quick": {"seq": (2_000, 1_000), "pipe16": (16_000, 8_000), "pipe1000": (100_000, 30_000),
               "multi100": (50_000, 20_000), "hgetall100": (1_000, 500), "pubsub64": (100_000, 30_000), "pubsublive64": (200_000, 0),
-              "queue": (4_000, 2_000), "rtt_get": (3_000, 2_000), "rpc": (2_000, 1_000)},
+              "queue": (4_000, 2_000), "rtt_get": (3_000, 2_000), "rpc": (2_000, 1_000), "threads": (8_000, 3_200)},
     "smoke": {"seq": (200, 100), "pipe16": (320, 160), "pipe1000": (2_000, 1_000),
               "multi100": (1_000, 500), "hgetall100": (50, 20), "pubsub64": (2_000, 1_000), "pubsublive64": (4_000, 0),
-              "queue": (200, 100), "rtt_get": (200, 100), "rpc": (100, 50)},
+              "queue": (200, 100), "rtt_get": (200, 100), "rpc": (100, 50), "threads": (320, 160)},
 }
 REPS = {"full": 5, "quick": 3, "smoke": 1}
 
@@ -97,7 +105,9 @@ GROUPS = [
     ("seq_tcp", [l for l in SEQ if l.endswith("_tcp")]),
     ("batch", ["pipe16", "pipe1000", "multi100", "hgetall100"]),
     ("misc", ["queue", "queue1", "rtt_get"]),
+    ("threads", MT),
 ]
+UNPINNED_GROUPS = {"threads"}
 
 C_IMPLS = ["redipc-c", "hiredis"]
 PY_IMPLS = ["redipc-py", "redis-py", "glide-sync"]
@@ -110,6 +120,7 @@ TARGETS = [
     ("c", ["multi100", "pipe1000"], "hiredis", 1.0, "C MULTI/EXEC 100 INCR, pipeline 1000 >= 1.0x hiredis"),
     ("c", ["pubsub64"], "hiredis", 0.9, "C pub/sub delivery >= 0.9x hiredis"),
     ("c", ["pubsublive64"], "hiredis", 1.0, "C pub/sub delivery with live publishers >= 1.0x hiredis (issue 18)"),
+    ("c", MT, "hiredis", 1.0, "C N threads on one client >= 1.0x N hiredis connections (issue 18)"),
     ("py", SEQ, "redis-py", 1.3, "Python sequential GET/SET >= 1.3x redis-py+hiredis"),
     ("py", SEQ, "glide-sync", 1.0, "Python sequential GET/SET >= 1.0x glide-sync"),
     ("py", ["multi100", "pipe1000"], "redis-py", 2.0, "Python MULTI/EXEC 100, pipeline 1000 >= 2x redis-py+hiredis"),
@@ -209,7 +220,7 @@ class Harness:
         return ["--host", "127.0.0.1", "--port", str(self.a.port)]
 
     def count(self, label: str, impl: str) -> int:
-        key = "seq" if label in SEQ else {"queue1": "queue"}.get(label, label)
+        key = "seq" if label in SEQ else "threads" if label in MT else {"queue1": "queue"}.get(label, label)
         c, py = self.counts[key]
         return c if LANG[impl] == "c" else py
 
@@ -233,8 +244,8 @@ class Harness:
             return
         self.runs.append(d)
 
-    def run_process(self, impl: str, transport: str, labels: list[str], rep: int) -> None:
-        cmd = self.pin_client + self.command(impl, transport, [self.spec(l, impl) for l in labels])
+    def run_process(self, impl: str, transport: str, labels: list[str], rep: int, pin: bool = True) -> None:
+        cmd = (self.pin_client if pin else []) + self.command(impl, transport, [self.spec(l, impl) for l in labels])
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.a.timeout * len(labels) + 60)
         except subprocess.TimeoutExpired:
@@ -424,7 +435,7 @@ class Harness:
                 times = []
                 for impl in rotate(client_impls, rep):
                     t = time.monotonic()
-                    self.run_process(impl, transport, labels, rep)
+                    self.run_process(impl, transport, labels, rep, pin=gname not in UNPINNED_GROUPS)
                     times.append(f"{impl} {time.monotonic() - t:.1f}")
                 if "redis-benchmark" in self.impls:
                     t = time.monotonic()

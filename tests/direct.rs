@@ -134,6 +134,51 @@ fn concurrent_callers_each_get_their_own_reply() {
 }
 
 #[test]
+fn concurrent_callers_open_up_to_four_direct_connections() {
+    // A lone caller has one; callers that overlap open more, up to four, and the rest
+    // share the auto-pipelined connection.
+    let server = Server::start();
+    let c = Arc::new(client(&server.unix_url(), Duration::from_secs(5)));
+    let shared = shared_id(&c);
+    let first = direct_id(&c, shared);
+    for _ in 0..50 {
+        assert_eq!(
+            c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap(),
+            first
+        );
+    }
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut ids = std::collections::HashSet::new();
+                for _ in 0..400 {
+                    ids.insert(c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in threads {
+        ids.extend(t.join().unwrap());
+    }
+    ids.remove(&shared);
+    assert!((2..=4).contains(&ids.len()), "direct connections: {ids:?}");
+    // The server sees no more than that: the shared one and four direct ones.
+    let list = match server.cmd(&["CLIENT", "LIST"]) {
+        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        redis::Value::VerbatimString { text, .. } => text,
+        other => panic!("CLIENT LIST: {other:?}"),
+    };
+    let mine = list
+        .lines()
+        .filter(|l| !l.contains("cmd=client|list"))
+        .count();
+    assert!(mine <= 5, "{list}");
+}
+
+#[test]
 fn a_connection_the_server_closed_while_idle_is_not_used() {
     // INCR shows each call ran exactly once: the killed direct connection is noticed
     // before the write, and the call takes the shared connection (reconnected) instead.

@@ -7,6 +7,7 @@
 #include "common.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -73,6 +74,53 @@ static bench_result run_get(redisContext *c, const bench_spec *sp, int timed) {
         res.p99_us = bench_quantile(lat, sp->n, 0.99);
         free(lat);
     }
+    free(val);
+    return res;
+}
+
+struct mt_arg {
+    const bench_args *a;
+    const char *key;
+    size_t size;
+    long n;
+    pthread_barrier_t *go;
+};
+
+static void *mt_get(void *p) {
+    struct mt_arg *m = p;
+    redisContext *c = connect_to(m->a);
+    pthread_barrier_wait(m->go);
+    for (long i = 0; i < m->n; i++) {
+        redisReply *r = cmd(c, "GET %s", m->key);
+        if (r->type != REDIS_REPLY_STRING || (size_t)r->len != m->size) bench_die("GET: bad reply");
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+/* DEPTH threads, a connection each (opened before the start), N / DEPTH GETs each. */
+static bench_result run_threads(redisContext *c, const bench_spec *sp, const bench_args *a) {
+    char key[128];
+    key_of(key, sizeof key, sp, "k");
+    char *val = bench_value(sp->size);
+    ok(c, "SET %s %b", key, val, sp->size);
+    long t = sp->depth > 0 ? sp->depth : 1;
+    pthread_t *th = bench_xmalloc(sizeof(pthread_t) * (size_t)t);
+    struct mt_arg *args = bench_xmalloc(sizeof(struct mt_arg) * (size_t)t);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)t + 1);
+    for (long i = 0; i < t; i++) {
+        args[i] = (struct mt_arg){a, key, sp->size, sp->n / t, &go};
+        if (pthread_create(&th[i], NULL, mt_get, &args[i]) != 0) bench_die("pthread_create");
+    }
+    pthread_barrier_wait(&go);
+    double c0 = bench_cpu(), t0 = bench_now();
+    for (long i = 0; i < t; i++) pthread_join(th[i], NULL);
+    bench_result res = {(sp->n / t) * t, bench_now() - t0, bench_cpu() - c0, -1, -1, NULL};
+    pthread_barrier_destroy(&go);
+    free(th);
+    free(args);
     free(val);
     return res;
 }
@@ -348,6 +396,7 @@ int main(int argc, char **argv) {
         if (!strcmp(w, "get")) r = run_get(c, sp, 0);
         else if (!strcmp(w, "rtt")) r = run_get(c, sp, 1);
         else if (!strcmp(w, "set")) r = run_set(c, sp);
+        else if (!strcmp(w, "threads")) r = run_threads(c, sp, &a);
         else if (!strcmp(w, "pipe")) r = run_pipe(c, sp);
         else if (!strcmp(w, "multi")) r = run_multi(c, sp);
         else if (!strcmp(w, "hgetall")) r = run_hgetall(c, sp);

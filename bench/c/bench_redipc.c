@@ -50,6 +50,54 @@ static bench_result run_get(ipc_client *c, const bench_spec *sp, int timed) {
     return res;
 }
 
+struct mt_arg {
+    ipc_client *c;
+    const char *key;
+    size_t klen, size;
+    long n;
+    pthread_barrier_t *go;
+};
+
+static void *mt_get(void *p) {
+    struct mt_arg *m = p;
+    pthread_barrier_wait(m->go);
+    for (long i = 0; i < m->n; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        bool found = false;
+        redipc_check(ipc_get(m->c, m->key, m->klen, &buf, &len, &found), "GET");
+        if (!found || len != m->size) bench_die("GET: bad reply");
+        ipc_buf_free(buf, len);
+    }
+    return NULL;
+}
+
+/* DEPTH threads share the client, N / DEPTH GETs each, all started at once. */
+static bench_result run_threads(ipc_client *c, const bench_spec *sp) {
+    char key[128];
+    redipc_key(key, sizeof key, sp, "k");
+    char *val = bench_value(sp->size);
+    redipc_check(ipc_set(c, key, strlen(key), val, sp->size, 0), "SET");
+    long t = sp->depth > 0 ? sp->depth : 1;
+    pthread_t *th = bench_xmalloc(sizeof(pthread_t) * (size_t)t);
+    struct mt_arg *args = bench_xmalloc(sizeof(struct mt_arg) * (size_t)t);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)t + 1);
+    for (long i = 0; i < t; i++) {
+        args[i] = (struct mt_arg){c, key, strlen(key), sp->size, sp->n / t, &go};
+        if (pthread_create(&th[i], NULL, mt_get, &args[i]) != 0) bench_die("pthread_create");
+    }
+    pthread_barrier_wait(&go);
+    double c0 = bench_cpu(), t0 = bench_now();
+    for (long i = 0; i < t; i++) pthread_join(th[i], NULL);
+    bench_result res = {(sp->n / t) * t, bench_now() - t0, bench_cpu() - c0, -1, -1, NULL};
+    pthread_barrier_destroy(&go);
+    free(th);
+    free(args);
+    free(val);
+    return res;
+}
+
 static bench_result run_set(ipc_client *c, const bench_spec *sp) {
     char key[128];
     redipc_key(key, sizeof key, sp, "k");
@@ -192,6 +240,7 @@ int main(int argc, char **argv) {
         if (!strcmp(w, "get")) r = run_get(c, sp, 0);
         else if (!strcmp(w, "rtt")) r = run_get(c, sp, 1);
         else if (!strcmp(w, "set")) r = run_set(c, sp);
+        else if (!strcmp(w, "threads")) r = run_threads(c, sp);
         else if (!strcmp(w, "hgetall")) r = run_hgetall(c, sp);
         else if (!strcmp(w, "sub")) r = run_sub(c, &a, sp);
         else if (!strcmp(w, "pub")) r = run_pub(c, sp);

@@ -18,7 +18,7 @@ status=0
 
 # hiredis
 if [ -f /usr/include/hiredis/hiredis.h ]; then
-  if ! $CC "${CFLAGS[@]}" -o "$OUT/bench_hiredis" bench/c/bench_hiredis.c -lhiredis; then
+  if ! $CC "${CFLAGS[@]}" -o "$OUT/bench_hiredis" bench/c/bench_hiredis.c -lhiredis -lpthread; then
     echo "bench_hiredis: does not compile" >&2
     status=1
   fi

@@ -20,6 +20,8 @@
  *   pub           wait for a subscriber, publish N messages in pipelines of DEPTH
  *   queue         LPUSH N items (untimed), then drain them one by one (first to last)
  *   rpc / serve   RPC round trips (redipc only)
+ *   threads       N GETs of a SIZE-byte value by DEPTH threads at once (N / DEPTH each):
+ *                 redipc's threads share one client, hiredis's have a connection each
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H

@@ -132,6 +132,29 @@ class Impl:
     def pipe(self, key: str, n: int, size: int, depth: int) -> dict:
         raise Skip("no pipeline")
 
+    def threads(self, key: str, n: int, size: int, t: int) -> dict:
+        """n GETs from t threads at once (n / t each) on this one client object (redis-py:
+        its connection pool gives each thread a connection)."""
+        self.c.set(key, value(size))
+        per = n // t
+        go = threading.Barrier(t + 1)
+
+        def work() -> None:
+            get = self.c.get
+            assert get(key) == value(size)  # a pooled connection per thread, made now
+            go.wait()
+            for _ in range(per):
+                get(key)
+
+        ths = [threading.Thread(target=work) for _ in range(t)]
+        for th in ths:
+            th.start()
+        go.wait()
+        c0, t0 = cpu(), time.perf_counter()
+        for th in ths:
+            th.join()
+        return dict(ops=per * t, wall_s=time.perf_counter() - t0, cpu_s=cpu() - c0)
+
     def multi(self, key: str, n: int, depth: int) -> dict:
         raise Skip("no transaction")
 
@@ -502,6 +525,10 @@ def run(impl: Impl, label: str, workload: str, n: int, size: int, depth: int) ->
         return impl.hgetall(f"bench:{label}:h", n, size, depth or 100)
     if workload == "pipe":
         return impl.pipe(key, n, size, depth or 16)
+    if workload == "threads":
+        if isinstance(impl, Glide):
+            raise Skip("glide-sync: not measured with threads")
+        return impl.threads(key, n, size, depth or 1)
     if workload == "multi":
         return impl.multi(f"bench:{label}:ctr", n, depth or 100)
     if workload == "sub":

@@ -1,34 +1,37 @@
-//! [`Direct`]: one server's connection that a blocking caller writes and reads on its own
-//! thread, for the single commands of a lone caller.
+//! [`Direct`]: one server's connections that blocking callers write and read on their own
+//! threads, for their single commands.
 //!
 //! A blocking call through the runtime costs more than the round trip's two syscalls: the
 //! caller enters the runtime, its request goes to the connection's task, the task writes,
 //! the runtime parks in `epoll_wait`, the reader wakes, completes the caller's future, and
 //! the caller leaves (and, when another thread drives, two thread switches besides). On an
-//! idle machine that is 5–7 µs per call more than hiredis's `write` + `read`. A `Direct` is
-//! hiredis's path inside the client: a blocking socket of its own (timeouts set on it), one
-//! `write` and one `read` per command, the library's parser.
+//! idle machine that is 5–7 µs per call more than hiredis's `write` + `read`. A direct
+//! connection is hiredis's path inside the client: a blocking socket (timeouts set on it),
+//! one `write` and one `read` per command, the library's parser.
 //!
 //! **Who uses it.** Only a call made by a blocking caller ([`crate::blocking::Client`], the C
-//! and the Python sync bindings) that finds it free: the caller polls its call's future
-//! once on its own thread, outside the runtime ([`inline`]), and a single command that
-//! reaches a [`Node`](crate::net::node::Node) then takes this connection if nobody else
-//! holds it (`try_lock`). Everything else takes the shared connection, where concurrent
-//! callers' commands share writes (auto-pipelining wins as soon as callers overlap):
-//! pipelines, blocking commands, calls of other threads while one holds it, and every call
-//! while it is down. The runtime is never held while the caller waits on the socket.
+//! and the Python sync bindings): the caller polls its call's future once on its own
+//! thread, outside the runtime ([`inline`]), and a single command that reaches a
+//! [`Node`](crate::net::node::Node) then takes the first of its direct connections nobody
+//! else holds (`try_lock`). There are up to [`LINES`] per server, opened as callers
+//! overlap: a lone caller has one; a second one is dialled only when a call found every
+//! open one in use, and so on — N concurrent threads up to `LINES` each write and read
+//! their own socket, like N hiredis connections. Everything else takes the shared
+//! connection, where concurrent callers' commands share writes (auto-pipelining wins when
+//! many callers overlap): pipelines, blocking commands, calls while every direct connection
+//! is in use or down, calls of async code. The runtime is never held while a caller waits
+//! on its socket.
 //!
-//! **Failures.** Dialled lazily, on the runtime, the first time a caller could use it (a
-//! client that never makes a blocking call never opens it), and again at most once a
-//! second after it failed; meanwhile calls take the shared connection. Before a command
-//! goes out on a connection idle for a while, it is checked for an end-of-file the server
-//! sent meanwhile (restart, `CLIENT KILL`, idle timeout): the command then takes the shared
-//! connection instead of failing. A command not wholly written cannot have run and takes
-//! the shared connection too; one written and not answered fails with a connection error
-//! (it may have run: at most once, as on the shared connection), or with a timeout after
-//! the response timeout; the connection is dropped then (a late reply must not answer the
-//! next command). [`Direct::close`] shuts the socket down, which ends a caller's wait at
-//! once with a `Closed` error.
+//! **Failures.** Dialled lazily, on the runtime (a client that never makes a blocking call
+//! never opens one), and again at most once a second after a failed dial; meanwhile calls
+//! take the shared connection. Before a command goes out on a connection idle for a while,
+//! it is checked for an end-of-file the server sent meanwhile (restart, `CLIENT KILL`, idle
+//! timeout): the command then takes the shared connection instead of failing. A command
+//! not wholly written cannot have run and takes the shared connection too; one written and
+//! not answered fails with a connection error (it may have run: at most once, as on the
+//! shared connection), or with a timeout after the response timeout; the connection is
+//! dropped then (a late reply must not answer the next command). [`Direct::close`] shuts
+//! the sockets down, which ends a caller's wait at once with a `Closed` error.
 //!
 //! Plain TCP and unix-socket endpoints only (no TLS, no sentinels), like `LocalWire`.
 
@@ -50,6 +53,10 @@ use crate::reply::Reply;
 
 /// How long a failed connection waits before it is dialled again.
 const REDIAL: Duration = Duration::from_secs(1);
+
+/// At most this many direct connections per server: as many concurrent blocking callers
+/// write and read their own socket; more share the auto-pipelined connection.
+const LINES: usize = 4;
 
 /// A connection idle for longer than this is checked for an end-of-file before a write.
 const CHECK_AFTER: Duration = Duration::from_millis(10);
@@ -112,21 +119,15 @@ pub(crate) enum Taken {
     Done(Result<Reply>),
 }
 
-/// A blocking caller's own connection to one server; see the module docs.
+/// The direct connections to one server, opened as concurrent blocking callers need them
+/// (see the module docs).
 pub(crate) struct Direct {
-    settings: WireSettings,
-    response_timeout: Duration,
-    state: Mutex<State>,
-    /// Up and not in use: whether a blocking caller should try the inline path.
-    free: AtomicBool,
-    /// The socket in use, for [`close`](Direct::close) to shut it down under a caller.
-    sock: Mutex<Option<Arc<Sock>>>,
-    closed: AtomicBool,
+    lines: Vec<Line>,
 }
 
 impl Direct {
-    /// A direct connection for `settings`, when its endpoint can have one (plain TCP or a
-    /// unix socket, no TLS, no sentinels). Not dialled yet.
+    /// Direct connections for `settings`, when its endpoint can have them (plain TCP or a
+    /// unix socket, no TLS, no sentinels). None is dialled yet.
     pub(crate) fn new(settings: &WireSettings, response_timeout: Duration) -> Option<Direct> {
         let ep = &settings.endpoint;
         if ep.tls.is_some() || ep.sentinel.is_some() {
@@ -139,6 +140,85 @@ impl Direct {
             return None;
         }
         Some(Direct {
+            lines: (0..LINES)
+                .map(|_| Line::new(settings, response_timeout))
+                .collect(),
+        })
+    }
+
+    /// Whether a blocking caller's call could take a direct connection now (one is up and
+    /// free). Starts a dial on `handle` when one is due (for the calls after this one).
+    pub(crate) fn ready(&self, handle: &tokio::runtime::Handle) -> bool {
+        if self.lines.iter().any(|l| l.free.load(Ordering::Relaxed)) {
+            return true;
+        }
+        // The first line not in use: pick up its dial, or start one (every line before it
+        // is in use).
+        for l in &self.lines {
+            if let Ok(mut st) = l.state.try_lock() {
+                l.tend(&mut st, handle, true);
+                return matches!(st.link, Link::Up(_));
+            }
+        }
+        false
+    }
+
+    /// Send one packed command on a free direct connection and wait for its reply, when
+    /// the calling thread is a blocking caller inside [`inline`]; see [`Taken`]. The first
+    /// free one takes it; a line is dialled only when every line before it is in use (so a
+    /// lone caller has one, and N concurrent callers up to `LINES`).
+    pub(crate) fn call(&self, bytes: &[u8], handle: &tokio::runtime::Handle) -> Taken {
+        if !on_caller() {
+            return Taken::No;
+        }
+        let mut busy_before = true;
+        for l in &self.lines {
+            let Ok(mut st) = l.state.try_lock() else {
+                continue;
+            };
+            if !matches!(st.link, Link::Up(_)) {
+                l.tend(&mut st, handle, busy_before);
+                busy_before = false;
+            }
+            let Link::Up(sock) = &st.link else {
+                continue;
+            };
+            let sock = sock.clone();
+            l.free.store(false, Ordering::Relaxed);
+            let out = l.round_trip(&mut st, &sock, bytes);
+            if matches!(st.link, Link::Up(_)) {
+                st.last_use = Some(Instant::now());
+                l.free.store(true, Ordering::Relaxed);
+            }
+            return out;
+        }
+        Taken::No
+    }
+
+    /// Close: a caller waiting on a socket gets a `Closed` error at once; later calls take
+    /// the shared connection (which refuses them as closed).
+    pub(crate) fn close(&self) {
+        for l in &self.lines {
+            l.close();
+        }
+    }
+}
+
+/// One direct connection.
+struct Line {
+    settings: WireSettings,
+    response_timeout: Duration,
+    state: Mutex<State>,
+    /// Up and not in use: whether a blocking caller should try the inline path.
+    free: AtomicBool,
+    /// The socket in use, for [`close`](Direct::close) to shut it down under a caller.
+    sock: Mutex<Option<Arc<Sock>>>,
+    closed: AtomicBool,
+}
+
+impl Line {
+    fn new(settings: &WireSettings, response_timeout: Duration) -> Line {
+        Line {
             settings: settings.clone(),
             response_timeout,
             state: Mutex::new(State {
@@ -152,50 +232,10 @@ impl Direct {
             free: AtomicBool::new(false),
             sock: Mutex::new(None),
             closed: AtomicBool::new(false),
-        })
+        }
     }
 
-    /// Whether a blocking caller's call could take this connection now (up and free).
-    /// When it is down and due, starts a dial on `handle` (for the calls after this one).
-    pub(crate) fn ready(&self, handle: &tokio::runtime::Handle) -> bool {
-        if self.free.load(Ordering::Relaxed) {
-            return true;
-        }
-        if let Ok(mut st) = self.state.try_lock() {
-            self.tend(&mut st, handle);
-            return matches!(st.link, Link::Up(_));
-        }
-        false
-    }
-
-    /// Send one packed command here and wait for its reply, when the calling thread is a
-    /// blocking caller inside [`inline`] and the connection is up and free; see [`Taken`].
-    pub(crate) fn call(&self, bytes: &[u8], handle: &tokio::runtime::Handle) -> Taken {
-        if !on_caller() {
-            return Taken::No;
-        }
-        let Ok(mut st) = self.state.try_lock() else {
-            return Taken::No;
-        };
-        if !matches!(st.link, Link::Up(_)) {
-            self.tend(&mut st, handle);
-        }
-        let Link::Up(sock) = &st.link else {
-            return Taken::No;
-        };
-        let sock = sock.clone();
-        self.free.store(false, Ordering::Relaxed);
-        let out = self.round_trip(&mut st, &sock, bytes);
-        if matches!(st.link, Link::Up(_)) {
-            st.last_use = Some(Instant::now());
-            self.free.store(true, Ordering::Relaxed);
-        }
-        out
-    }
-
-    /// Close: a caller waiting on the socket gets a `Closed` error at once; later calls
-    /// take the shared connection (which refuses them as closed).
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.free.store(false, Ordering::SeqCst);
         if let Some(s) = self.sock.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -206,8 +246,8 @@ impl Direct {
         }
     }
 
-    /// Pick up a finished dial; start one when down and due.
-    fn tend(&self, st: &mut State, handle: &tokio::runtime::Handle) {
+    /// Pick up a finished dial; start one when down and due and `start`.
+    fn tend(&self, st: &mut State, handle: &tokio::runtime::Handle, start: bool) {
         if self.closed.load(Ordering::SeqCst) {
             st.link = Link::Closed;
             return;
@@ -224,7 +264,7 @@ impl Direct {
                     Some(Err(e)) => self.down(st, &e, REDIAL),
                 }
             }
-            Link::Down { retry } if Instant::now() >= *retry => {
+            Link::Down { retry } if start && Instant::now() >= *retry => {
                 let slot: Dialing = Arc::new(Mutex::new(None));
                 let put = slot.clone();
                 let settings = self.settings.clone();
@@ -394,6 +434,10 @@ impl Direct {
         if shortened && sock.read_timeout(self.response_timeout).is_err() {
             self.down(st, &"cannot reset the read timeout", Duration::ZERO);
         }
+        if st.rbuf.is_empty() && st.rbuf.capacity() > 1 << 20 {
+            // A big reply's buffer is not kept for the small ones after it.
+            st.rbuf = BytesMut::new();
+        }
         if !st.rbuf.is_empty() {
             // Bytes beyond the one reply a lone command has (push messages aside): the
             // stream is out of step; start again on a new connection.
@@ -421,7 +465,7 @@ impl Direct {
     }
 }
 
-impl Drop for Direct {
+impl Drop for Line {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::SeqCst);
     }

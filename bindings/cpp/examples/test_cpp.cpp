@@ -73,6 +73,17 @@ bool wait_for(P pred, int ms = 5000) {
 std::string tag;
 std::string k(const std::string &name) { return "cpp:" + tag + ":" + name; }
 
+// Kill the client's command connections: the shared one (a pipeline always takes it) and,
+// when a lone call takes another (the blocking caller's direct connection), that one too.
+void kill_client(redipc::client &admin, redipc::client &c) {
+    auto p = c.pipeline();
+    p.add("CLIENT", "ID");
+    int64_t shared = p.exec()[0].integer();
+    int64_t lone = c.command("CLIENT", "ID").integer();
+    admin.command("CLIENT", "KILL", "ID", shared);
+    if (lone != shared) admin.command("CLIENT", "KILL", "ID", lone);
+}
+
 void test_commands(const std::string &url) {
     redipc::client c(url);
     c.ping();
@@ -705,7 +716,7 @@ void test_stats(const std::string &url) {
     }
     CHECK(hist.size() == s.latency_buckets && !hist.empty() && sum == s.latency_count);
     // A killed connection is re-established and counted.
-    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID").integer());
+    kill_client(admin, c);
     CHECK(wait_for([&] {
         try {
             c.get(k("st0"));
@@ -754,7 +765,7 @@ void test_log(const std::string &url) {
     redipc::client c(url);
     redipc::client admin(url);
     CHECK(wait_for([&] { return lines->has(IPC_LOG_DEBUG, "redipc::connection", "connected"); }));
-    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID").integer());
+    kill_client(admin, c);
     CHECK(wait_for([&] { return lines->has(IPC_LOG_WARN, "redipc::connection", "lost", "closed"); }));
     CHECK(wait_for([&] {
         try {
@@ -781,7 +792,7 @@ void test_log(const std::string &url) {
                             IPC_LOG_WARN);
     CHECK(lines.use_count() == 1);
     size_t n = lines->size();
-    admin.command("CLIENT", "KILL", "ID", c.command("CLIENT", "ID").integer());
+    kill_client(admin, c);
     CHECK(wait_for([&] {
         std::lock_guard<std::mutex> g(emu);
         return !errors.empty() && errors[0] == std::string("a log callback");
