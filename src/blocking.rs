@@ -62,16 +62,17 @@ impl Client {
         &self,
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let closed = self.inner.closed();
-        let fut = std::pin::pin!(async move {
-            tokio::select! {
-                biased;
-                r = fut => r,
-                () = closed => Err(crate::Error::closed()),
-            }
-        });
-        self.handle
-            .block_on_inline(fut, self.inner.conn().direct_ready())?
+        let mut fut = std::pin::pin!(fut);
+        // On the caller's thread first (closing the client shuts a direct connection down
+        // under a waiting caller, so no watch on the close is needed there) ...
+        if let Some(out) = self
+            .handle
+            .poll_inline(fut.as_mut(), self.inner.conn().direct_ready())
+        {
+            return out;
+        }
+        // ... and what is left on the runtime, where closing the client ends the wait.
+        self.wait(fut)
     }
 
     /// A handle of the async client (e.g. a [`crate::Subscription`] made by an async call

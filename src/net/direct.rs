@@ -15,7 +15,7 @@
 //! [`Node`](crate::net::node::Node) then takes the first of its direct connections nobody
 //! else holds (`try_lock`). There are up to [`LINES`] per server, opened as callers
 //! overlap: a lone caller has one; a second one is dialled only when a call found every
-//! open one in use, and so on — N concurrent threads up to `LINES` each write and read
+//! open one in use, and so on — N concurrent threads up to `LINES` (16) each write and read
 //! their own socket, like N hiredis connections. Everything else takes the shared
 //! connection, where concurrent callers' commands share writes (auto-pipelining wins when
 //! many callers overlap): pipelines, blocking commands, calls while every direct connection
@@ -55,8 +55,10 @@ use crate::reply::Reply;
 const REDIAL: Duration = Duration::from_secs(1);
 
 /// At most this many direct connections per server: as many concurrent blocking callers
-/// write and read their own socket; more share the auto-pipelined connection.
-const LINES: usize = 4;
+/// write and read their own socket; more share the auto-pipelined connection. Chosen by
+/// measurement on 2 CPUs (GETs from N threads vs N hiredis connections): with 4, 8 and 16
+/// threads took 0.81–0.84×; with 16, 0.96–1.05× at every N (docs/PERFORMANCE.md).
+const LINES: usize = 16;
 
 /// A connection idle for longer than this is checked for an end-of-file before a write.
 const CHECK_AFTER: Duration = Duration::from_millis(10);

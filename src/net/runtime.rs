@@ -182,21 +182,19 @@ impl Rt {
 }
 
 impl Rt {
-    /// [`block_on`](Rt::block_on), first polling `fut` once on the calling thread outside
-    /// the runtime when `inline` (see `net/direct.rs`): if it finishes there, the runtime
-    /// is not entered at all.
-    pub(crate) fn block_on_inline<F: Future>(
+    /// When `inline` and the caller is outside any runtime, poll `fut` once on the calling
+    /// thread outside the runtime (see `net/direct.rs`): its output if it finished there
+    /// (the runtime not entered at all); `None` otherwise (wait for it with
+    /// [`block_on`](Rt::block_on)).
+    pub(crate) fn poll_inline<F: Future>(
         &self,
-        mut fut: std::pin::Pin<&mut F>,
+        fut: std::pin::Pin<&mut F>,
         inline: bool,
-    ) -> Result<F::Output> {
-        if inline
-            && tokio::runtime::Handle::try_current().is_err()
-            && let Some(out) = crate::net::direct::inline(&self.handle, fut.as_mut())
-        {
-            return Ok(out);
+    ) -> Option<F::Output> {
+        if !inline || tokio::runtime::Handle::try_current().is_ok() {
+            return None;
         }
-        self.block_on(fut)
+        crate::net::direct::inline(&self.handle, fut)
     }
 }
 
