@@ -347,6 +347,29 @@ static void on_event(void *userdata, const ipc_message *m) {
     if (m->kind == IPC_EVENT_REACTIVATED) add(&e->reactivated, 1);
 }
 
+/* ipc_options_set_direct_connections: 0 keeps every call of every thread on the one shared
+ * connection; more than 256 is refused by ipc_client_new. */
+static void test_direct_connections(void) {
+    ipc_options *o = NULL;
+    ipc_client *c = NULL;
+    int64_t shared;
+    int i, same = 1;
+    CHECK_RC(ipc_options_set_direct_connections(NULL, 1), IPC_ERR_NULL_ARG);
+    CHECK_OK(ipc_options_new(&o));
+    CHECK_OK(ipc_options_set_direct_connections(o, 257));
+    CHECK_RC(ipc_client_new(url, o, &c), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(c == NULL && strstr(ipc_last_error_message(), "direct_connections") != NULL);
+    CHECK_OK(ipc_options_set_direct_connections(o, 0));
+    CHECK_OK(ipc_client_new(url, o, &c));
+    ipc_options_free(o);
+    if (c == NULL) return;
+    shared = shared_id(c);
+    CHECK(shared >= 0);
+    for (i = 0; i < 50; i++) same &= cmd_int(c, "CLIENT", "ID", NULL) == shared;
+    CHECK(same);
+    ipc_client_free(c);
+}
+
 static void test_counters(ipc_client *admin) {
     ipc_client *c = connect_url(url, NULL), *slow = NULL, *pc = NULL;
     ipc_client_counts base, st, t;
@@ -782,6 +805,7 @@ int main(int argc, char **argv) {
     test_edges(admin);
     test_max_reply_size(admin);
     test_counters(admin);
+    test_direct_connections();
     test_log(admin);
     test_no_credentials(admin);
     test_oom(admin);

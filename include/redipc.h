@@ -2041,6 +2041,21 @@ IPC_MUST_USE ipc_result ipc_options_set_cluster(ipc_options *opts, int mode);
 IPC_MUST_USE ipc_result ipc_options_set_read_from_replicas(ipc_options *opts, bool on);
 
 /**
+ * At most `n` direct connections per server (default 16, at most 256; 0: none). A single
+ * command of a calling thread takes a direct connection nobody else holds and is written
+ * and read on that thread (hiredis's path: one `write`, one `read`); they are opened only
+ * as calling threads overlap (a lone thread has one), so N threads up to `n` each have
+ * their own socket. Everything else (pipelines, blocking pops, subscriptions, threads
+ * beyond `n` at once) shares the client's auto-pipelined connection. A board that counts
+ * its server's connections lowers it; 0 keeps one connection per server for commands,
+ * whatever the threads. Not used over TLS or sentinels.
+ *
+ * Errors: `IPC_ERR_NULL_ARG`; more than 256 fails in `ipc_client_new()` with
+ * `IPC_ERR_INVALID_ARGUMENT`. Thread safety: see `ipc_options`.
+ */
+IPC_MUST_USE ipc_result ipc_options_set_direct_connections(ipc_options *opts, size_t n);
+
+/**
  * Poll mode (default off): subscription and keyspace callbacks run only inside
  * `ipc_client_poll()`, on the thread that calls it; `ipc_client_fd()` gives a descriptor
  * that is readable whenever such work waits. Off, they run on library dispatcher threads.

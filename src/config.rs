@@ -121,7 +121,20 @@ pub struct Options {
     /// of their slot's primary (default off). A replica may lag behind its primary: a
     /// read may not see a write that was just acknowledged.
     pub read_from_replicas: bool,
+    /// At most this many direct connections per server (default 16, at most
+    /// [`MAX_DIRECT_CONNECTIONS`]; 0: none). A blocking caller's single command takes one
+    /// nobody else holds and is written and read on the caller's own thread; they are
+    /// opened only as concurrent blocking callers overlap (a lone caller has one). Every
+    /// other call, and callers beyond this many at once, share the auto-pipelined
+    /// connection. A board that counts its server's connections lowers it (0: one
+    /// connection per server for commands, whatever the threads).
+    pub direct_connections: usize,
 }
+
+/// The default of [`Options::direct_connections`].
+pub const DEFAULT_DIRECT_CONNECTIONS: usize = 16;
+/// The largest [`Options::direct_connections`] accepted.
+pub const MAX_DIRECT_CONNECTIONS: usize = 256;
 
 /// Whether a client talks to one server or to a Redis Cluster ([`Options::cluster`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,6 +177,7 @@ impl std::fmt::Debug for Options {
             .field("tls", &self.tls)
             .field("cluster", &self.cluster)
             .field("read_from_replicas", &self.read_from_replicas)
+            .field("direct_connections", &self.direct_connections)
             .finish()
     }
 }
@@ -192,6 +206,7 @@ impl Default for Options {
             tls: TlsOptions::default(),
             cluster: ClusterMode::Auto,
             read_from_replicas: false,
+            direct_connections: DEFAULT_DIRECT_CONNECTIONS,
         }
     }
 }
@@ -261,6 +276,12 @@ impl Options {
     /// On a cluster, read from replicas (see [`Options::read_from_replicas`]).
     pub fn read_from_replicas(mut self, on: bool) -> Self {
         self.read_from_replicas = on;
+        self
+    }
+    /// At most `n` direct connections per server, 0 for none (see
+    /// [`Options::direct_connections`]).
+    pub fn direct_connections(mut self, n: usize) -> Self {
+        self.direct_connections = n;
         self
     }
     /// Set the reconnection policy.
@@ -334,6 +355,12 @@ impl Options {
             return Err(Error::invalid(
                 "reconnect min_delay must not be greater than max_delay",
             ));
+        }
+        if self.direct_connections > MAX_DIRECT_CONNECTIONS {
+            return Err(Error::invalid(format!(
+                "direct_connections must be at most {MAX_DIRECT_CONNECTIONS} (0: none), not {}",
+                self.direct_connections
+            )));
         }
         if let Some(t) = self.health_check_interval
             && !t.is_zero()

@@ -38,8 +38,8 @@ mod stats;
 pub use client::{Client, SetOptions};
 pub use cluster::{SLOTS, hash_tag_for_slot, keyslot};
 pub use config::{
-    ClusterMode, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE, Options, Pem, ReconnectPolicy,
-    TlsOptions,
+    ClusterMode, DEFAULT_DIRECT_CONNECTIONS, DEFAULT_MAX_REPLY_SIZE, DEFAULT_MAX_VALUE_SIZE,
+    MAX_DIRECT_CONNECTIONS, Options, Pem, ReconnectPolicy, TlsOptions,
 };
 pub use delivery::completions::{Abort, Completions};
 pub use delivery::{BatchFn, Handler, Overflow, QueueStats};

@@ -178,6 +178,59 @@ fn concurrent_callers_open_direct_connections_of_their_own() {
     assert!(mine <= 9, "{list}");
 }
 
+/// CLIENT IDs seen by `threads` threads making 300 calls each at once.
+fn ids_from_threads(c: &Arc<blocking::Client>, threads: usize) -> std::collections::HashSet<i64> {
+    let threads: Vec<_> = (0..threads)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut ids = std::collections::HashSet::new();
+                for _ in 0..300 {
+                    ids.insert(c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in threads {
+        ids.extend(t.join().unwrap());
+    }
+    ids
+}
+
+#[test]
+fn direct_connections_can_be_bounded_or_turned_off() {
+    let server = Server::start();
+    let url = server.unix_url();
+    // Off: every call, from any number of threads, takes the one shared connection.
+    let opts = Options::default().direct_connections(0);
+    let c = Arc::new(blocking::Client::connect(&url, opts).unwrap());
+    let shared = shared_id(&c);
+    for _ in 0..100 {
+        assert_eq!(
+            c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap(),
+            shared
+        );
+    }
+    assert_eq!(ids_from_threads(&c, 4), [shared].into());
+    drop(c);
+    // Two at most: four threads overlap, the rest share.
+    let opts = Options::default().direct_connections(2);
+    let c = Arc::new(blocking::Client::connect(&url, opts).unwrap());
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    let mut ids = ids_from_threads(&c, 4);
+    ids.remove(&shared);
+    assert!((1..=2).contains(&ids.len()), "direct connections: {ids:?}");
+    // More than the largest is refused with a clear error, nothing opened.
+    let too_many = redipc::MAX_DIRECT_CONNECTIONS + 1;
+    let opts = Options::default().direct_connections(too_many);
+    let e = blocking::Client::connect(&url, opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("direct_connections"), "{e}");
+}
+
 #[test]
 fn a_connection_the_server_closed_while_idle_is_not_used() {
     // INCR shows each call ran exactly once: the killed direct connection is noticed

@@ -601,6 +601,7 @@ public:
     /// Standalone or Redis Cluster (`ipc_cluster_mode`; default `IPC_CLUSTER_AUTO`).
     options &cluster(ipc_cluster_mode mode) { return set(ipc_options_set_cluster(p(), static_cast<int>(mode))); }
     options &read_from_replicas(bool on) { return set(ipc_options_set_read_from_replicas(p(), on)); }
+    options &direct_connections(size_t n) { return set(ipc_options_set_direct_connections(p(), n)); }
     /// TLS, for `rediss://` URLs: PEM files, or PEM text (`*_pem`).
     options &tls_ca_file(const std::string &path) { return set(ipc_options_set_tls_ca_file(p(), path.c_str())); }
     options &tls_ca_pem(std::string_view pem) { return set(ipc_options_set_tls_ca_pem(p(), pem.data(), pem.size())); }

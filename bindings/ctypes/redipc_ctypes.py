@@ -632,6 +632,8 @@ _FUNCTIONS = {
     "ipc_options_set_cluster": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_int]),
     # ipc_result ipc_options_set_read_from_replicas(ipc_options *opts, bool on);
     "ipc_options_set_read_from_replicas": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
+    # ipc_result ipc_options_set_direct_connections(ipc_options *opts, size_t n);
+    "ipc_options_set_direct_connections": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_size_t]),
     # ipc_result ipc_options_set_poll_mode(ipc_options *opts, bool on);
     "ipc_options_set_poll_mode": (ctypes.c_int, [ctypes.POINTER(ipc_options), ctypes.c_bool]),
     # ipc_result ipc_options_set_health_check_interval_ms(ipc_options *opts, uint64_t ms);
@@ -1049,6 +1051,7 @@ _RESULT_FUNCTIONS = frozenset({
     "ipc_options_set_reconnect_max_attempts",
     "ipc_options_set_cluster",
     "ipc_options_set_read_from_replicas",
+    "ipc_options_set_direct_connections",
     "ipc_options_set_poll_mode",
     "ipc_options_set_health_check_interval_ms",
     "ipc_options_set_stream_maxlen",
@@ -2627,7 +2630,7 @@ class Client(_Handle):
     ``key_prefix``, ``io_threads``, ``resp3``, ``max_value_size``, ``max_reply_size``,
     ``reconnect_min_delay_ms``, ``reconnect_max_delay_ms``, ``reconnect_max_attempts``,
     ``poll_mode``, ``health_check_interval_ms``, ``stream_maxlen``, ``cluster`` (an
-    ``IPC_CLUSTER_*`` number), ``read_from_replicas``, ``sentinel_username``,
+    ``IPC_CLUSTER_*`` number), ``read_from_replicas``, ``direct_connections``, ``sentinel_username``,
     ``sentinel_password`` (for ``redis-sentinel://`` URLs), and for ``rediss://``
     ``tls_ca_file``, ``tls_ca_pem`` (bytes), ``tls_cert_file``, ``tls_cert_pem``,
     ``tls_key_file``, ``tls_key_pem``, ``tls_server_name``, ``tls_insecure`` (and whatever

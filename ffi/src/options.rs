@@ -467,6 +467,26 @@ pub unsafe extern "C" fn ipc_options_set_read_from_replicas(
     ffi_boundary!(ipc_options_set_read_from_replicas(opts, on) { set!(opts.read_from_replicas = on) })
 }
 
+/// At most `n` direct connections per server (default 16, at most 256; 0: none). A single
+/// command of a calling thread takes a direct connection nobody else holds and is written
+/// and read on that thread (hiredis's path: one `write`, one `read`); they are opened only
+/// as calling threads overlap (a lone thread has one), so N threads up to `n` each have
+/// their own socket. Everything else (pipelines, blocking pops, subscriptions, threads
+/// beyond `n` at once) shares the client's auto-pipelined connection. A board that counts
+/// its server's connections lowers it; 0 keeps one connection per server for commands,
+/// whatever the threads. Not used over TLS or sentinels.
+///
+/// Errors: `IPC_ERR_NULL_ARG`; more than 256 fails in `ipc_client_new()` with
+/// `IPC_ERR_INVALID_ARGUMENT`. Thread safety: see `ipc_options`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ipc_options_set_direct_connections(
+    opts: *mut ipc_options,
+    n: usize,
+) -> ipc_result {
+    ffi_boundary!(ipc_options_set_direct_connections(opts, n) { set!(opts.direct_connections = n) })
+}
+
 fn cluster_arg(mode: c_int) -> Result<redipc::ClusterMode, Error> {
     use ipc_cluster_mode as M;
     match mode {

@@ -56,7 +56,7 @@ impl Client {
         resp3 = None, max_value_size = None, max_reply_size = None, poll_mode = None,
         health_check_interval = None, stream_maxlen = None, on_report = None, tls_ca = None,
         tls_cert = None, tls_key = None, tls_server_name = None, tls_insecure = false,
-        cluster = None, read_from_replicas = None,
+        cluster = None, read_from_replicas = None, direct_connections = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -86,6 +86,7 @@ impl Client {
         tls_insecure: bool,
         cluster: Option<bool>,
         read_from_replicas: Option<bool>,
+        direct_connections: Option<Count<0>>,
     ) -> PyResult<Self> {
         logs::sync(py)?;
         // Set field by field: the core checks the combination (a key without its
@@ -122,6 +123,7 @@ impl Client {
                 })
             })
             .with(read_from_replicas, Options::read_from_replicas)
+            .with(direct_connections, |o, n| o.direct_connections(n.usize()))
             .tls(tls);
         Ok(Client {
             c: py.core(|| blocking::Client::connect(url, opts))?,

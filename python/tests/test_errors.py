@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import pickle
+import threading
 import time
 
 import pytest
@@ -159,6 +160,8 @@ def test_url_must_be_str() -> None:
         {"client_name": ""},
         {"health_check_interval": 0},  # off: only over a unix socket
         {"health_check_interval": 0.005},
+        {"direct_connections": 257},
+        {"direct_connections": -1},
     ],
 )
 def test_invalid_options(server, options: dict) -> None:
@@ -172,6 +175,31 @@ def test_health_check_off_over_a_unix_socket(server) -> None:
         c.publish("hc-off", "x")
         assert sub.get(timeout=2) is not None
         sub.close()
+
+
+def test_direct_connections(server) -> None:
+    # Off: every call of every thread takes the one shared connection (a batch always does).
+    with redipc.Client(server.unix_url, direct_connections=0) as c:
+        shared = c.pipeline().add("CLIENT", "ID").exec()[0]
+        seen: set[int] = set()
+
+        def calls() -> None:
+            for _ in range(100):
+                seen.add(c.command("CLIENT", "ID"))
+
+        threads = [threading.Thread(target=calls) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == {shared}
+    # On (the default): a lone caller's commands take a connection of their own.
+    with redipc.Client(server.unix_url) as c:
+        shared = c.pipeline().add("CLIENT", "ID").exec()[0]
+        end = time.monotonic() + 5  # the first calls take the shared one while it is dialled
+        while c.command("CLIENT", "ID") == shared:
+            assert time.monotonic() < end, "no direct connection within 5 s"
+            time.sleep(0.01)
 
 
 def test_option_types(server) -> None:

@@ -13,10 +13,11 @@
 //! and the Python sync bindings): the caller polls its call's future once on its own
 //! thread, outside the runtime ([`inline`]), and a single command that reaches a
 //! [`Node`](crate::net::node::Node) then takes the first of its direct connections nobody
-//! else holds (`try_lock`). There are up to [`LINES`] per server, opened as callers
-//! overlap: a lone caller has one; a second one is dialled only when a call found every
-//! open one in use, and so on — N concurrent threads up to `LINES` (16) each write and read
-//! their own socket, like N hiredis connections. Everything else takes the shared
+//! else holds (`try_lock`). There are up to `Options::direct_connections` per server
+//! (default 16), opened as callers overlap: a lone caller has one; a second one is dialled
+//! only when a call found every open one in use, and so on — N concurrent threads up to
+//! that many each write and read their own socket, like N hiredis connections (0: none,
+//! every call shares the one connection). Everything else takes the shared
 //! connection, where concurrent callers' commands share writes (auto-pipelining wins when
 //! many callers overlap): pipelines, blocking commands, calls while every direct connection
 //! is in use or down, calls of async code. The runtime is never held while a caller waits
@@ -53,12 +54,6 @@ use crate::reply::Reply;
 
 /// How long a failed connection waits before it is dialled again.
 const REDIAL: Duration = Duration::from_secs(1);
-
-/// At most this many direct connections per server: as many concurrent blocking callers
-/// write and read their own socket; more share the auto-pipelined connection. Chosen by
-/// measurement on 2 CPUs (GETs from N threads vs N hiredis connections): with 4, 8 and 16
-/// threads took 0.81–0.84×; with 16, 0.96–1.05× at every N (docs/PERFORMANCE.md).
-const LINES: usize = 16;
 
 /// A connection idle for longer than this is checked for an end-of-file before a write.
 const CHECK_AFTER: Duration = Duration::from_millis(10);
@@ -128,11 +123,20 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// Direct connections for `settings`, when its endpoint can have them (plain TCP or a
-    /// unix socket, no TLS, no sentinels). None is dialled yet.
-    pub(crate) fn new(settings: &WireSettings, response_timeout: Duration) -> Option<Direct> {
+    /// Up to `lines` direct connections for `settings`, when its endpoint can have them
+    /// (plain TCP or a unix socket, no TLS, no sentinels) and `lines` is not 0. None is
+    /// dialled yet.
+    ///
+    /// The default of 16 was chosen by measurement on 2 CPUs (GETs from N threads vs N
+    /// hiredis connections): with 4, 8 and 16 threads took 0.81–0.84×; with 16, 0.96–1.05×
+    /// at every N (docs/PERFORMANCE.md).
+    pub(crate) fn new(
+        settings: &WireSettings,
+        response_timeout: Duration,
+        lines: usize,
+    ) -> Option<Direct> {
         let ep = &settings.endpoint;
-        if ep.tls.is_some() || ep.sentinel.is_some() {
+        if lines == 0 || ep.tls.is_some() || ep.sentinel.is_some() {
             return None;
         }
         if !matches!(
@@ -142,7 +146,7 @@ impl Direct {
             return None;
         }
         Some(Direct {
-            lines: (0..LINES)
+            lines: (0..lines)
                 .map(|_| Line::new(settings, response_timeout))
                 .collect(),
         })
@@ -168,7 +172,7 @@ impl Direct {
     /// Send one packed command on a free direct connection and wait for its reply, when
     /// the calling thread is a blocking caller inside [`inline`]; see [`Taken`]. The first
     /// free one takes it; a line is dialled only when every line before it is in use (so a
-    /// lone caller has one, and N concurrent callers up to `LINES`).
+    /// lone caller has one, and N concurrent callers as many as there are lines).
     pub(crate) fn call(&self, bytes: &[u8], handle: &tokio::runtime::Handle) -> Taken {
         if !on_caller() {
             return Taken::No;

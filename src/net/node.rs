@@ -85,7 +85,7 @@ impl Node {
             node_counters: Default::default(),
         };
         let conn = Arc::new(Node {
-            direct: Direct::new(&wire, opts.response_timeout),
+            direct: Direct::new(&wire, opts.response_timeout, opts.direct_connections),
             settings: Settings {
                 wire,
                 response_timeout: opts.response_timeout,

@@ -163,6 +163,15 @@ void test_errors(const std::string &url) {
             .tls_cert_pem("c").tls_key_file("/nonexistent/c.key")));
     // Options only store; the client checks them when it is made.
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client(url, redipc::options().connect_timeout_ms(0)));
+    EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, redipc::client(url, redipc::options().direct_connections(257)));
+    {
+        // No direct connections: a lone caller's commands take the shared one too.
+        redipc::client one(url, redipc::options().direct_connections(0));
+        auto p = one.pipeline();
+        p.add("CLIENT", "ID");
+        int64_t shared = p.exec()[0].integer();
+        for (int i = 0; i < 20; i++) CHECK(one.command("CLIENT", "ID").integer() == shared);
+    }
     // Too big for the client's limit: refused before sending, the client goes on.
     redipc::client small(url, redipc::options().max_value_size(10));
     EXPECT_ERROR(IPC_ERR_INVALID_ARGUMENT, small.set(k("s"), "more than ten bytes"));

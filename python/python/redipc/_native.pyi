@@ -232,6 +232,13 @@ class Client:
     - ``read_from_replicas``: on a cluster, single read-only commands (``GET``,
       ``HGETALL``, ``XRANGE`` ...) go to a replica of their slot's primary (default
       ``False``). A replica may lag behind: such a read may not see a write just made.
+    - ``direct_connections``: at most this many direct connections per server (default
+      16, at most 256; 0: none). A single command of a calling thread takes one nobody else
+      holds and is written and read on that thread (one ``write``, one ``read``); they are
+      opened only as calling threads overlap (a lone thread has one). Everything else, and
+      threads beyond this many at once, shares the client's auto-pipelined connection.
+      Lower it where the server's connections are counted (0: one connection per server
+      for commands, whatever the threads). asyncio calls do not use them.
     - ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_server_name``, ``tls_insecure``: TLS of
       a ``rediss://`` URL; every connection of the client (commands, pub/sub, workers,
       reconnects) uses it. Giving any of them with another URL raises ``InvalidArgument``
@@ -316,6 +323,7 @@ class Client:
         tls_insecure: bool = False,
         cluster: bool | None = None,
         read_from_replicas: bool | None = None,
+        direct_connections: int | None = None,
     ) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object = None, exc_value: object = None, traceback: object = None) -> bool: ...
