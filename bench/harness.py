@@ -123,6 +123,7 @@ TARGETS = [
     ("c", MT, "hiredis", 1.0, "C N threads on one client >= 1.0x N hiredis connections (issue 18)"),
     ("py", SEQ, "redis-py", 1.3, "Python sequential GET/SET >= 1.3x redis-py+hiredis"),
     ("py", SEQ, "glide-sync", 1.0, "Python sequential GET/SET >= 1.0x glide-sync"),
+    ("py", MT, "redis-py", 1.0, "Python N threads on one client >= 1.0x redis-py+hiredis with a pool (issue 18)"),
     ("py", ["multi100", "pipe1000"], "redis-py", 2.0, "Python MULTI/EXEC 100, pipeline 1000 >= 2x redis-py+hiredis"),
     ("py", ["pubsub64"], "redis-py", 3.0, "Python pub/sub delivery to a callback >= 3x redis-py+hiredis"),
 ]
