@@ -209,7 +209,7 @@ impl Wire {
             on_down,
             shutdown,
         };
-        crate::net::spawn::spawn_task(drive(
+        tokio::spawn(drive(
             io,
             rx,
             ends,

@@ -2,7 +2,6 @@
 //! read and route messages to their subscriptions' queues, health-check with `PING`, and
 //! reconnect with backoff, replaying the registry.
 
-use crate::net::spawn::Spawn;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,7 +26,7 @@ pub(crate) fn start(
     handle: &tokio::runtime::Handle,
 ) -> Arc<PubSub> {
     let ps = Arc::new(PubSub::new(settings, mode));
-    handle.spawn_task(run(ps.clone()));
+    handle.spawn(run(ps.clone()));
     ps
 }
 
