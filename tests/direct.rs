@@ -147,22 +147,7 @@ fn concurrent_callers_open_direct_connections_of_their_own() {
             first
         );
     }
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                let mut ids = std::collections::HashSet::new();
-                for _ in 0..400 {
-                    ids.insert(c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap());
-                }
-                ids
-            })
-        })
-        .collect();
-    let mut ids = std::collections::HashSet::new();
-    for t in threads {
-        ids.extend(t.join().unwrap());
-    }
+    let mut ids = ids_from_threads(&c, 8, 400);
     ids.remove(&shared);
     assert!((2..=8).contains(&ids.len()), "direct connections: {ids:?}");
     // The server sees no more than that: the shared one and a direct one per thread.
@@ -178,14 +163,18 @@ fn concurrent_callers_open_direct_connections_of_their_own() {
     assert!(mine <= 9, "{list}");
 }
 
-/// CLIENT IDs seen by `threads` threads making 300 calls each at once.
-fn ids_from_threads(c: &Arc<blocking::Client>, threads: usize) -> std::collections::HashSet<i64> {
+/// CLIENT IDs seen by `threads` threads making `calls` calls each at once.
+fn ids_from_threads(
+    c: &Arc<blocking::Client>,
+    threads: usize,
+    calls: usize,
+) -> std::collections::HashSet<i64> {
     let threads: Vec<_> = (0..threads)
         .map(|_| {
             let c = c.clone();
             std::thread::spawn(move || {
                 let mut ids = std::collections::HashSet::new();
-                for _ in 0..300 {
+                for _ in 0..calls {
                     ids.insert(c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap());
                 }
                 ids
@@ -213,14 +202,14 @@ fn direct_connections_can_be_bounded_or_turned_off() {
             shared
         );
     }
-    assert_eq!(ids_from_threads(&c, 4), [shared].into());
+    assert_eq!(ids_from_threads(&c, 4, 300), [shared].into());
     drop(c);
     // Two at most: four threads overlap, the rest share.
     let opts = Options::default().direct_connections(2);
     let c = Arc::new(blocking::Client::connect(&url, opts).unwrap());
     let shared = shared_id(&c);
     direct_id(&c, shared);
-    let mut ids = ids_from_threads(&c, 4);
+    let mut ids = ids_from_threads(&c, 4, 300);
     ids.remove(&shared);
     assert!((1..=2).contains(&ids.len()), "direct connections: {ids:?}");
     // More than the largest is refused with a clear error, nothing opened.
