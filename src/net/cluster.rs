@@ -26,6 +26,7 @@
 //! never received (its connection broke first) goes again, to whichever node owns the slot
 //! then; one that was written fails with a connection error (at most once, as standalone).
 
+use crate::net::spawn::Spawn;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -387,7 +388,7 @@ impl Router {
             map_gen: watch::Sender::new(0),
             replicas_checked: Mutex::new(None),
         });
-        handle.spawn(periodic(
+        handle.spawn_task(periodic(
             Arc::downgrade(&router),
             router.shutdown.subscribe(),
         ));
@@ -621,7 +622,7 @@ impl Router {
             return;
         }
         let weak = Arc::downgrade(self);
-        self.handle.spawn(async move {
+        self.handle.spawn_task(async move {
             let wait = {
                 let Some(this) = weak.upgrade() else { return };
                 let last = *lock(&this.last_refresh);
@@ -1066,7 +1067,9 @@ impl Router {
             .into_iter()
             .map(|(sel, b)| {
                 let this = self.clone();
-                tokio::spawn(async move { this.send_at(sel, b, Expect::One, deadline).await })
+                crate::net::spawn::spawn_task(async move {
+                    this.send_at(sel, b, Expect::One, deadline).await
+                })
             })
             .collect();
         let mut replies = Vec::with_capacity(tasks.len());
@@ -1217,7 +1220,7 @@ impl Router {
                 b.extend_from_slice(&bytes[cmds[i].range.clone()]);
             }
             let (this, b, addr, n) = (self.clone(), b.freeze(), addr.clone(), idx.len());
-            tasks.push(tokio::spawn(async move {
+            tasks.push(crate::net::spawn::spawn_task(async move {
                 let node = this.node(&addr, deadline).await?;
                 match node
                     .try_request(b, Expect::Many(n), deadline, PATIENCE)

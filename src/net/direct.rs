@@ -36,6 +36,7 @@
 //!
 //! Plain TCP and unix-socket endpoints only (no TLS, no sentinels), like `LocalWire`.
 
+use crate::net::spawn::Spawn;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
@@ -69,8 +70,20 @@ thread_local! {
 /// waiting for it on the runtime (a future may be polled again with another waker).
 pub(crate) fn inline<F: Future>(
     handle: &tokio::runtime::Handle,
-    fut: Pin<&mut F>,
+    mut fut: Pin<&mut F>,
 ) -> Option<F::Output> {
+    let mut out = None;
+    poll_as_caller(handle, &mut |cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            out = Some(v);
+        }
+    });
+    out
+}
+
+/// [`inline`]'s part that does not depend on the future's type (instantiated once).
+#[inline(never)]
+fn poll_as_caller(handle: &tokio::runtime::Handle, poll: &mut dyn FnMut(&mut Context<'_>)) {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -79,10 +92,7 @@ pub(crate) fn inline<F: Future>(
     }
     let _ctx = handle.enter();
     let _reset = Reset(CALLER.with(|c| c.replace(true)));
-    match fut.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
+    poll(&mut Context::from_waker(Waker::noop()));
 }
 
 fn on_caller() -> bool {
@@ -274,7 +284,7 @@ impl Line {
                 let slot: Dialing = Arc::new(Mutex::new(None));
                 let put = slot.clone();
                 let settings = self.settings.clone();
-                drop(handle.spawn(async move {
+                drop(handle.spawn_task(async move {
                     let r = dial_plain(settings, false).await;
                     *put.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 }));

@@ -12,6 +12,7 @@ pub(crate) mod plain;
 pub(crate) mod resp;
 pub(crate) mod runtime;
 pub(crate) mod sentinel;
+pub(crate) mod spawn;
 pub(crate) mod timer;
 pub(crate) mod tls;
 pub(crate) mod wire;

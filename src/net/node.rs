@@ -7,6 +7,7 @@
 //! A call made while `Down` waits for the reconnect, but never past its own deadline: then
 //! it fails with a connection error that names the last reason.
 
+use crate::net::spawn::Spawn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -107,7 +108,7 @@ impl Node {
             None => Self::open(&conn, generation).await?,
             Some(sentinel) => {
                 // Follow the master through failovers for as long as the client lives.
-                conn.handle.spawn(crate::net::sentinel::watch(
+                conn.handle.spawn_task(crate::net::sentinel::watch(
                     Arc::downgrade(sentinel),
                     opts.health_check_for(false),
                     conn.shutdown.subscribe(),
@@ -242,7 +243,7 @@ impl Node {
         self.changed.send_modify(|g| *g += 1);
         let weak = Arc::downgrade(self);
         self.handle
-            .spawn(Self::reconnect_loop(weak, generation + 1));
+            .spawn_task(Self::reconnect_loop(weak, generation + 1));
     }
 
     async fn reconnect_loop(weak: Weak<Node>, generation: u64) {

@@ -162,7 +162,7 @@ impl Rt {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.handle.spawn(fut)
+        crate::net::spawn::Spawn::spawn_task(&self.handle, fut)
     }
 
     /// Run `fut` to completion from a thread outside any runtime, blocking that thread.
@@ -174,10 +174,25 @@ impl Rt {
                 "a blocking redipc call was made from inside an async runtime; use the async Client there",
             ));
         }
-        Ok(match self.driven {
+        // The runtime's own `block_on` (its scheduler loop, the context guards) is
+        // instantiated once, for a type-erased future, rather than once per call's future
+        // type (a few hundred in the C library: a large share of its size, docs/SIZE.md).
+        let mut out = None;
+        {
+            let fut = std::pin::pin!(async {
+                out = Some(fut.await);
+            });
+            self.block_on_erased(fut);
+        }
+        Ok(out.expect("a future run to completion has an output"))
+    }
+
+    #[inline(never)]
+    fn block_on_erased(&self, fut: std::pin::Pin<&mut dyn Future<Output = ()>>) {
+        match self.driven {
             Some(d) => d.block_on(fut),
             None => self.handle.block_on(fut),
-        })
+        }
     }
 }
 

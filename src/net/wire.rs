@@ -209,7 +209,7 @@ impl Wire {
             on_down,
             shutdown,
         };
-        tokio::spawn(drive(
+        crate::net::spawn::spawn_task(drive(
             io,
             rx,
             ends,

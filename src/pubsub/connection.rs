@@ -2,6 +2,7 @@
 //! read and route messages to their subscriptions' queues, health-check with `PING`, and
 //! reconnect with backoff, replaying the registry.
 
+use crate::net::spawn::Spawn;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,7 +27,7 @@ pub(crate) fn start(
     handle: &tokio::runtime::Handle,
 ) -> Arc<PubSub> {
     let ps = Arc::new(PubSub::new(settings, mode));
-    handle.spawn(run(ps.clone()));
+    handle.spawn_task(run(ps.clone()));
     ps
 }
 

@@ -75,7 +75,11 @@ pub(super) async fn supervise(ps: Arc<PubSub>, router: Arc<Router>) {
             for addr in router.primaries() {
                 if let std::collections::hash_map::Entry::Vacant(v) = lanes.entry(addr) {
                     let addr = v.key().clone();
-                    v.insert(tokio::spawn(lane(ps.clone(), router.clone(), addr)));
+                    v.insert(crate::net::spawn::spawn_task(lane(
+                        ps.clone(),
+                        router.clone(),
+                        addr,
+                    )));
                 }
             }
         }

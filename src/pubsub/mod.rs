@@ -19,6 +19,7 @@ pub(crate) mod group;
 mod lanes;
 mod registry;
 
+use crate::net::spawn::Spawn;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -39,7 +40,7 @@ pub(crate) fn start(
 ) -> Arc<PubSub> {
     let ps = connection::start(settings, mode, handle);
     if let Some(router) = ps.settings.cluster.clone() {
-        handle.spawn(lanes::supervise(ps.clone(), router));
+        handle.spawn_task(lanes::supervise(ps.clone(), router));
     }
     ps
 }
