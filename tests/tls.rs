@@ -89,6 +89,97 @@ fn every_kind_of_connection_works_over_tls() {
     s.stop(Duration::from_secs(2)).unwrap();
 }
 
+/// The shared connection's id: a pipeline always takes it.
+fn shared_id(c: &blocking::Client) -> i64 {
+    let mut p = c.pipeline();
+    p.add(&["CLIENT", "ID"]).unwrap();
+    p.exec().unwrap()[0].clone().into_int().unwrap()
+}
+
+/// The id of the connection a lone `CLIENT ID` takes once its direct connection is up.
+fn direct_id(c: &blocking::Client, shared: i64) -> i64 {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let id = c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap();
+        if id != shared {
+            return id;
+        }
+        assert!(Instant::now() < end, "no direct connection within 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_lone_caller_takes_its_own_tls_connection() {
+    // net/direct.rs over TLS: the handshake on the runtime, then the caller drives rustls
+    // over its blocking socket. The rules of the plain direct connection hold.
+    let certs = tls_certs();
+    let port = free_port();
+    let server = Server::start_tls(
+        certs.path(),
+        port,
+        false,
+        &["--enable-debug-command", "yes"],
+    );
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let c = blocking::Client::connect(
+        &url,
+        Options::default()
+            .tls(ca(certs.path()))
+            .response_timeout(Duration::from_millis(400)),
+    )
+    .unwrap();
+    let shared = shared_id(&c);
+    let direct = direct_id(&c, shared);
+    let list = format!("{:?}", c.command(&["CLIENT", "LIST"]).unwrap());
+    let on_tls = |id: i64| {
+        list.lines()
+            .any(|l| l.contains(&format!("id={id} ")) && l.contains(&format!(":{port} ")))
+    };
+    assert!(
+        list.split("id=").count() > 2 && on_tls(direct) && on_tls(shared),
+        "{list}"
+    );
+    // Values over many records both ways, and typed helpers.
+    let big = vec![b'y'; 1 << 20];
+    c.set("big", &big).unwrap();
+    assert_eq!(c.get("big").unwrap().map(|b| b.len()), Some(big.len()));
+    assert_eq!(c.incr("n").unwrap(), 1);
+    assert_eq!(
+        c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap(),
+        direct
+    );
+    // A timeout: the late reply never answers the next call.
+    let e = c.command(&["DEBUG", "SLEEP", "0.7"]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 2..=10 {
+        assert_eq!(c.incr("n").unwrap(), i);
+    }
+    // Killed while idle: noticed before the write, the call runs once on the shared one.
+    for i in 11..=15 {
+        server.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.incr("n").unwrap(), i);
+    }
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    // Closing ends a wait on the TLS socket at once.
+    let c2 = c.clone();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        (
+            c2.command(&["DEBUG", "SLEEP", "0.35"]).unwrap_err(),
+            t.elapsed(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    c.close();
+    let (e, took) = waiter.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    assert!(took < Duration::from_millis(330), "{took:?}");
+}
+
 fn wait_for(sub: &redipc::blocking::Subscription, want: impl Fn(&Event) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {

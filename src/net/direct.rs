@@ -34,7 +34,9 @@
 //! dropped then (a late reply must not answer the next command). [`Direct::close`] shuts
 //! the sockets down, which ends a caller's wait at once with a `Closed` error.
 //!
-//! Plain TCP and unix-socket endpoints only (no TLS, no sentinels), like `LocalWire`.
+//! TCP (plain or TLS) and unix-socket endpoints; not through sentinels (the master's
+//! address changes under them). Over TLS the handshake is done on the runtime and the
+//! caller then drives rustls over the blocking socket (`TlsSock`).
 
 use crate::net::spawn::Spawn;
 use std::cell::Cell;
@@ -146,7 +148,7 @@ impl Direct {
         lines: usize,
     ) -> Option<Direct> {
         let ep = &settings.endpoint;
-        if lines == 0 || ep.tls.is_some() || ep.sentinel.is_some() {
+        if lines == 0 || ep.sentinel.is_some() {
             return None;
         }
         if !matches!(
@@ -509,6 +511,12 @@ impl Sock {
                 s.set_write_timeout(Some(timeout))?;
                 s.set_read_timeout(Some(timeout))
             }
+            Sock::Tls(s) => {
+                let s = s.tcp();
+                s.set_nonblocking(false)?;
+                s.set_write_timeout(Some(timeout))?;
+                s.set_read_timeout(Some(timeout))
+            }
         }
     }
 
@@ -516,6 +524,7 @@ impl Sock {
         match self {
             Sock::Tcp(s) => s.set_read_timeout(Some(timeout)),
             Sock::Unix(s) => s.set_read_timeout(Some(timeout)),
+            Sock::Tls(s) => s.tcp().set_read_timeout(Some(timeout)),
         }
     }
 
@@ -523,6 +532,7 @@ impl Sock {
         let _ = match self {
             Sock::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Sock::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Sock::Tls(s) => s.tcp().shutdown(std::net::Shutdown::Both),
         };
     }
 
@@ -538,6 +548,13 @@ impl Sock {
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,
             )
         };
-        n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+        if n < 0 {
+            return std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
+        }
+        match self {
+            // Bytes in: over TLS they may be records without data (a session ticket).
+            Sock::Tls(s) if n > 0 => s.quiet(),
+            _ => false,
+        }
     }
 }

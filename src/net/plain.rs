@@ -1,6 +1,8 @@
-//! A plain socket (TCP or unix, no TLS) opened and set up (the handshake) on the runtime,
-//! then handed to an owner that drives it itself: an event loop's [`LocalWire`] or a
-//! blocking caller's [`Direct`] connection.
+//! A socket (TCP or unix; TLS over TCP for a blocking caller's) opened and set up (the
+//! handshake) on the runtime, then handed to an owner that drives it itself: an event
+//! loop's [`LocalWire`] (plain sockets only: it waits for readiness of the descriptor,
+//! which says nothing of what rustls has buffered) or a blocking caller's [`Direct`]
+//! connection.
 //!
 //! [`LocalWire`]: crate::net::local::LocalWire
 //! [`Direct`]: crate::net::direct::Direct
@@ -13,13 +15,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::resp::{Scan, decode_reply};
+use crate::net::tls::TlsSock;
 use crate::net::wire::{WireSettings, handshake_steps, io_error};
 use crate::reply::Reply;
 
-/// A connected plain socket.
+/// A connected socket.
 pub(crate) enum Sock {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+    /// TLS over TCP (blocking callers only, see the module docs).
+    Tls(Box<TlsSock>),
 }
 
 impl Sock {
@@ -27,25 +32,28 @@ impl Sock {
         match self {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
+            Sock::Tls(s) => s.tcp().as_raw_fd(),
         }
     }
     pub(crate) fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Sock::Tcp(s) => (&*s).read(buf),
             Sock::Unix(s) => (&*s).read(buf),
+            Sock::Tls(s) => s.read(buf),
         }
     }
     pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Sock::Tcp(s) => (&*s).write(buf),
             Sock::Unix(s) => (&*s).write(buf),
+            Sock::Tls(s) => s.write(buf),
         }
     }
 }
 
-/// Open a plain socket to the endpoint and run the handshake on it, within the connect
-/// timeout; the socket comes back non-blocking. `count`: the setup commands count in the
-/// client's statistics.
+/// Open a socket to the endpoint (with the TLS handshake when it has TLS) and run the
+/// handshake on it, within the connect timeout; the socket comes back non-blocking.
+/// `count`: the setup commands count in the client's statistics.
 pub(crate) async fn dial_plain(s: WireSettings, count: bool) -> Result<Sock> {
     let what = format!("connect to {}", s.display);
     let work = async {
@@ -56,8 +64,19 @@ pub(crate) async fn dial_plain(s: WireSettings, count: bool) -> Result<Sock> {
                     .await
                     .map_err(failed)?;
                 st.set_nodelay(true).map_err(failed)?;
-                handshake(&mut st, &s, count).await?;
-                Ok(Sock::Tcp(st.into_std().map_err(failed)?))
+                match &s.endpoint.tls {
+                    None => {
+                        handshake(&mut st, &s, count).await?;
+                        Ok(Sock::Tcp(st.into_std().map_err(failed)?))
+                    }
+                    Some(tls) => {
+                        let mut st = tls.handshake(st, host).await.map_err(failed)?;
+                        handshake(&mut st, &s, count).await?;
+                        Ok(Sock::Tls(Box::new(
+                            TlsSock::from_stream(st).map_err(failed)?,
+                        )))
+                    }
+                }
             }
             redis::ConnectionAddr::Unix(path) => {
                 let mut st = tokio::net::UnixStream::connect(path)

@@ -12,11 +12,11 @@ use crate::error::{Error, Result};
 #[cfg(feature = "tls")]
 mod rustls_backend;
 #[cfg(feature = "tls")]
-pub(crate) use rustls_backend::{Tls, describe};
+pub(crate) use rustls_backend::{Tls, TlsSock, describe};
 #[cfg(not(feature = "tls"))]
 mod none;
 #[cfg(not(feature = "tls"))]
-pub(crate) use none::{Tls, describe};
+pub(crate) use none::{Tls, TlsSock, describe};
 
 /// PEM data: a file to read, or the PEM text itself.
 #[derive(Clone, PartialEq, Eq)]

@@ -30,3 +30,33 @@ impl Tls {
 pub(crate) fn describe(e: &std::io::Error, _name: Option<&str>) -> String {
     e.to_string()
 }
+
+/// The stream a handshake would give (never made).
+pub(crate) type TlsStream = tokio::net::TcpStream;
+
+/// A blocking caller's TLS connection (never made).
+pub(crate) struct TlsSock {
+    never: std::convert::Infallible,
+}
+
+impl TlsSock {
+    pub(crate) fn from_stream(_s: TlsStream) -> std::io::Result<TlsSock> {
+        Err(std::io::Error::other("TLS is not built into this library"))
+    }
+
+    pub(crate) fn tcp(&self) -> &std::net::TcpStream {
+        match self.never {}
+    }
+
+    pub(crate) fn quiet(&self) -> bool {
+        match self.never {}
+    }
+
+    pub(crate) fn read(&self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.never {}
+    }
+
+    pub(crate) fn write(&self, _buf: &[u8]) -> std::io::Result<usize> {
+        match self.never {}
+    }
+}

@@ -1,6 +1,7 @@
 //! The TLS of a client, with rustls and the ring provider.
 
-use std::sync::{Arc, OnceLock};
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -159,13 +160,12 @@ impl Tls {
         }))
     }
 
-    /// Run the TLS handshake over a connected socket.
     /// Run the TLS handshake over a socket connected to `host`.
     pub(crate) async fn handshake(
         &self,
         tcp: tokio::net::TcpStream,
         host: &str,
-    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    ) -> std::io::Result<TlsStream> {
         let shown = self.server_name.as_deref().unwrap_or(host);
         let name = server_name(shown)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.text()))?;
@@ -173,6 +173,73 @@ impl Tls {
             .connect(name, tcp)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), describe(&e, Some(shown))))
+    }
+}
+
+/// The stream of a TLS handshake done on the runtime.
+pub(crate) type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connection set up on the runtime, then driven by one blocking caller at a time
+/// (a direct connection, `net/direct.rs`): the socket (blocking, with timeouts) and
+/// rustls's state. The line's own lock keeps callers apart; this mutex is never contended.
+pub(crate) struct TlsSock {
+    tcp: std::net::TcpStream,
+    conn: Mutex<rustls::ClientConnection>,
+}
+
+impl TlsSock {
+    /// Take over a handshaken stream (what rustls read ahead stays in its state).
+    pub(crate) fn from_stream(s: TlsStream) -> std::io::Result<TlsSock> {
+        let (tcp, conn) = s.into_inner();
+        Ok(TlsSock {
+            tcp: tcp.into_std()?,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn tcp(&self) -> &std::net::TcpStream {
+        &self.tcp
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, rustls::ClientConnection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read plaintext (records that carry none, such as session tickets, are taken in
+    /// on the way). An end of the connection, with or without `close_notify`, is `Ok(0)`.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut c = self.conn();
+        let mut tcp = &self.tcp;
+        match rustls::Stream::new(&mut *c, &mut tcp).read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            r => r,
+        }
+    }
+
+    /// Whether nothing but records without data (session tickets) came since the last
+    /// reply: takes such records in without blocking; data or an end is not quiet.
+    pub(crate) fn quiet(&self) -> bool {
+        if self.tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        let r = self.read(&mut b);
+        self.tcp.set_nonblocking(false).is_ok()
+            && matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Encrypt `buf` and write it out; unlike `rustls::Stream`, a failed write is an
+    /// error here (the caller must know whether the command went out whole).
+    pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut c = self.conn();
+        let mut tcp = &self.tcp;
+        let n = c.writer().write(buf)?;
+        while c.wants_write() {
+            if c.write_tls(&mut tcp)? == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(n)
     }
 }
 
