@@ -44,6 +44,17 @@ impl Client {
     /// the wait at once with a `Closed` error, whatever it waits for (an RPC reply, a lock,
     /// a cache entry), as it does a call in flight on a connection.
     pub(crate) fn wait<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        // Polled through a `dyn` pointer: the select below and the runtime's wait are made
+        // once per output type, not once per call's future (docs/SIZE.md).
+        let fut: std::pin::Pin<&mut dyn std::future::Future<Output = Result<T>>> =
+            std::pin::pin!(fut);
+        self.wait_erased(fut)
+    }
+
+    fn wait_erased<T>(
+        &self,
+        fut: std::pin::Pin<&mut dyn std::future::Future<Output = Result<T>>>,
+    ) -> Result<T> {
         let closed = self.inner.closed();
         runtime::block_on(&self.handle, async move {
             tokio::select! {
@@ -62,7 +73,8 @@ impl Client {
         &self,
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let mut fut = std::pin::pin!(fut);
+        let mut fut: std::pin::Pin<&mut dyn std::future::Future<Output = Result<T>>> =
+            std::pin::pin!(fut);
         // On the caller's thread first (closing the client shuts a direct connection down
         // under a waiting caller, so no watch on the close is needed there) ...
         if let Some(out) = self
@@ -72,7 +84,7 @@ impl Client {
             return out;
         }
         // ... and what is left on the runtime, where closing the client ends the wait.
-        self.wait(fut)
+        self.wait_erased(fut)
     }
 
     /// A handle of the async client (e.g. a [`crate::Subscription`] made by an async call
@@ -268,6 +280,10 @@ impl<T> Blocking<T> {
     }
 
     fn wait<R>(&self, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {
+        // Through a `dyn` pointer, as in `Client::wait`: the runtime's wait once per
+        // output type.
+        let fut: std::pin::Pin<&mut dyn std::future::Future<Output = Result<R>>> =
+            std::pin::pin!(fut);
         runtime::block_on(&self.rt, fut)?
     }
 

@@ -70,7 +70,7 @@ thread_local! {
 /// for timers and spawns), as a blocking caller: single commands it sends may take a
 /// [`Direct`] connection there. `Some` when it finished; otherwise the caller goes on
 /// waiting for it on the runtime (a future may be polled again with another waker).
-pub(crate) fn inline<F: Future>(
+pub(crate) fn inline<F: Future + ?Sized>(
     handle: &tokio::runtime::Handle,
     mut fut: Pin<&mut F>,
 ) -> Option<F::Output> {

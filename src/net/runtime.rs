@@ -177,6 +177,13 @@ impl Rt {
         // The runtime's own `block_on` (its scheduler loop, the context guards) is
         // instantiated once, for a type-erased future, rather than once per call's future
         // type (a few hundred in the C library: a large share of its size, docs/SIZE.md).
+        let fut: std::pin::Pin<&mut dyn Future<Output = F::Output>> = std::pin::pin!(fut);
+        Ok(self.block_on_output(fut))
+    }
+
+    /// [`block_on`](Self::block_on) once per output type: the call's future is polled
+    /// through its `dyn` pointer, never inlined here.
+    fn block_on_output<T>(&self, fut: std::pin::Pin<&mut dyn Future<Output = T>>) -> T {
         let mut out = None;
         {
             let fut = std::pin::pin!(async {
@@ -184,7 +191,7 @@ impl Rt {
             });
             self.block_on_erased(fut);
         }
-        Ok(out.expect("a future run to completion has an output"))
+        out.expect("a future run to completion has an output")
     }
 
     #[inline(never)]
@@ -201,7 +208,7 @@ impl Rt {
     /// thread outside the runtime (see `net/direct.rs`): its output if it finished there
     /// (the runtime not entered at all); `None` otherwise (wait for it with
     /// [`block_on`](Rt::block_on)).
-    pub(crate) fn poll_inline<F: Future>(
+    pub(crate) fn poll_inline<F: Future + ?Sized>(
         &self,
         fut: std::pin::Pin<&mut F>,
         inline: bool,
