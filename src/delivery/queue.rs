@@ -28,6 +28,10 @@ struct HState<T> {
     /// The handler is dropped for good (after its last call), and `on_gone` ran.
     gone: bool,
     on_gone: Vec<Box<dyn FnOnce() + Send>>,
+    /// Threads waiting on `idle` (in `close`): a drain notifies only when there are some
+    /// (std's `Condvar` makes a futex call on every notify, waiter or not: one system call
+    /// per batch on the dispatcher thread otherwise).
+    waiting: usize,
 }
 
 /// One consumer: its queue, and its handler if it has one.
@@ -84,6 +88,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 closed: false,
                 gone: false,
                 on_gone: Vec::new(),
+                waiting: 0,
             }),
             idle: Condvar::new(),
             has_handler,
@@ -262,14 +267,14 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
             IN_HANDLER.with(|c| c.set(was_in));
             self.delivered.fetch_add(n as u64, Ordering::Relaxed);
             handled += n;
-            let leftover = {
+            let (leftover, waiting) = {
                 let mut h = lock(&self.hstate);
                 if h.closed {
-                    Some(handler)
+                    (Some(handler), h.waiting > 0)
                 } else {
                     h.handler = Some(handler);
                     h.running = None;
-                    None
+                    (None, h.waiting > 0)
                 }
             };
             if let Some(handler) = leftover {
@@ -282,7 +287,9 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 self.idle.notify_all();
                 return handled;
             }
-            self.idle.notify_all();
+            if waiting {
+                self.idle.notify_all();
+            }
         }
     }
 
@@ -344,9 +351,11 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
             if h.running == Some(std::thread::current().id()) || (!wait && h.running.is_some()) {
                 return;
             }
+            h.waiting += 1;
             while h.running.is_some() {
                 h = self.idle.wait(h).unwrap_or_else(|p| p.into_inner());
             }
+            h.waiting -= 1;
             h.handler.take()
         };
         let _ = catch_unwind(AssertUnwindSafe(move || drop(handler)));
