@@ -280,10 +280,6 @@ impl<T> Blocking<T> {
     }
 
     fn wait<R>(&self, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {
-        // Through a `dyn` pointer, as in `Client::wait`: the runtime's wait once per
-        // output type.
-        let fut: std::pin::Pin<&mut dyn std::future::Future<Output = Result<R>>> =
-            std::pin::pin!(fut);
         runtime::block_on(&self.rt, fut)?
     }
 

@@ -9,32 +9,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, direct_id, shared_id};
 use redipc::{ErrorKind, Options, Reply, blocking};
 
 fn client(url: &str, timeout: Duration) -> blocking::Client {
     blocking::Client::connect(url, Options::default().response_timeout(timeout)).unwrap()
-}
-
-/// The server-side id of the connection a lone `CLIENT ID` takes, once the direct
-/// connection is up (the first calls take the shared one while it is dialled).
-fn direct_id(c: &blocking::Client, shared: i64) -> i64 {
-    let end = Instant::now() + Duration::from_secs(5);
-    loop {
-        let id = c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap();
-        if id != shared {
-            return id;
-        }
-        assert!(Instant::now() < end, "no direct connection within 5 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The shared connection's id: a pipeline always takes it.
-fn shared_id(c: &blocking::Client) -> i64 {
-    let mut p = c.pipeline();
-    p.add(&["CLIENT", "ID"]).unwrap();
-    p.exec().unwrap()[0].clone().into_int().unwrap()
 }
 
 #[test]

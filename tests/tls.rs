@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, tls_certs};
+use common::{Server, direct_id, free_port, shared_id, tls_certs};
 use redipc::{ErrorKind, Event, Options, Pem, SubscribeOptions, TlsOptions, blocking};
 
 fn ca(certs: &Path) -> TlsOptions {
@@ -87,26 +87,6 @@ fn every_kind_of_connection_works_over_tls() {
         b"TLS"
     );
     s.stop(Duration::from_secs(2)).unwrap();
-}
-
-/// The shared connection's id: a pipeline always takes it.
-fn shared_id(c: &blocking::Client) -> i64 {
-    let mut p = c.pipeline();
-    p.add(&["CLIENT", "ID"]).unwrap();
-    p.exec().unwrap()[0].clone().into_int().unwrap()
-}
-
-/// The id of the connection a lone `CLIENT ID` takes once its direct connection is up.
-fn direct_id(c: &blocking::Client, shared: i64) -> i64 {
-    let end = Instant::now() + Duration::from_secs(5);
-    loop {
-        let id = c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap();
-        if id != shared {
-            return id;
-        }
-        assert!(Instant::now() < end, "no direct connection within 5 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::plain::{Sock, dial_plain};
+use crate::net::plain::{Sock, dial_owned};
 use crate::net::resp::{Scan, decode_reply};
 use crate::net::wire::{WireSettings, io_error};
 use crate::reply::Reply;
@@ -287,7 +287,7 @@ impl Line {
                 let put = slot.clone();
                 let settings = self.settings.clone();
                 drop(handle.spawn_task(async move {
-                    let r = dial_plain(settings, false).await;
+                    let r = dial_owned(settings, false).await;
                     *put.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 }));
                 st.link = Link::Dialing(slot);

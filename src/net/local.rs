@@ -36,7 +36,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::client::{SetOptions, describe};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::plain::{Sock, dial_plain};
+use crate::net::plain::{Sock, dial_owned};
 use crate::net::resp::{Scan, decode_reply};
 use crate::net::wire::{WireSettings, io_error};
 use crate::reply::Reply;
@@ -192,7 +192,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             rbuf: BytesMut::with_capacity(16 * 1024),
             scan: Scan::default(),
         };
-        match client.wait(async { Ok(dial_plain(w.settings.clone(), true).await) }) {
+        match client.wait(async { Ok(dial_owned(w.settings.clone(), true).await) }) {
             Ok(Ok(sock)) => w.install(sock)?,
             Ok(Err(e)) | Err(e) => {
                 log::debug!(target: crate::net::conn::LOG_TARGET,
@@ -257,7 +257,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
                 let put = slot.clone();
                 let settings = self.settings.clone();
                 self.client.spawn_detached(async move {
-                    let r = dial_plain(settings, true).await;
+                    let r = dial_owned(settings, true).await;
                     *put.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 });
                 self.link = Link::Dialing(slot);

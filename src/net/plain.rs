@@ -54,7 +54,7 @@ impl Sock {
 /// Open a socket to the endpoint (with the TLS handshake when it has TLS) and run the
 /// handshake on it, within the connect timeout; the socket comes back non-blocking.
 /// `count`: the setup commands count in the client's statistics.
-pub(crate) async fn dial_plain(s: WireSettings, count: bool) -> Result<Sock> {
+pub(crate) async fn dial_owned(s: WireSettings, count: bool) -> Result<Sock> {
     let what = format!("connect to {}", s.display);
     let work = async {
         let failed = |e: std::io::Error| Error::new(ErrorKind::Connection, io_error(&e));

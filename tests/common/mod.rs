@@ -210,6 +210,27 @@ impl Drop for Server {
         self.kill();
     }
 }
+/// The shared connection's id: a pipeline always takes it.
+pub fn shared_id(c: &redipc::blocking::Client) -> i64 {
+    let mut p = c.pipeline();
+    p.add(&["CLIENT", "ID"]).unwrap();
+    p.exec().unwrap()[0].clone().into_int().unwrap()
+}
+
+/// The server-side id of the connection a lone `CLIENT ID` takes, once the direct
+/// connection (`net/direct.rs`) is up (the first calls take the shared one while it is
+/// dialled).
+pub fn direct_id(c: &redipc::blocking::Client, shared: i64) -> i64 {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let id = c.command(&["CLIENT", "ID"]).unwrap().into_int().unwrap();
+        if id != shared {
+            return id;
+        }
+        assert!(Instant::now() < end, "no direct connection within 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// Fresh test certificates (`scripts/lib/tls-certs.sh`: ca, server for 127.0.0.1 and
 /// localhost, client, other-ca) in a temporary directory.
