@@ -185,3 +185,99 @@ fn a_huge_pubsub_message_drops_the_pubsub_connection_only() {
     drop(sub);
     done.store(true, Ordering::SeqCst);
 }
+
+/// A `CLUSTER SLOTS` reply: every slot on the node at `port` (no replicas).
+fn all_slots_at(port: u16) -> Vec<u8> {
+    format!("*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:{port}\r\n$2\r\nid\r\n")
+        .into_bytes()
+}
+
+/// A cluster primary demoted under the client (what a real cluster shows only in a race: a
+/// write reaching a node between its failover and the client's next map) answers `READONLY`:
+/// the write was not run, so the router asks for the map again and sends it to the new
+/// owner within the call's deadline; later calls go there directly.
+#[test]
+fn a_demoted_cluster_node_that_answers_readonly_sends_the_write_to_the_new_owner() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicUsize;
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    let (new_port, _) = common::serve_commands(move |_, cmd, s| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let reply: Vec<u8> = match name.as_str() {
+            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
+            "SET" => {
+                w.fetch_add(1, Ordering::SeqCst);
+                b"+OK\r\n".to_vec()
+            }
+            "PING" => b"+PONG\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        };
+        s.write_all(&reply).is_ok()
+    });
+    let old_port = Arc::new(OnceLock::<u16>::new());
+    let demoted = Arc::new(AtomicBool::new(false));
+    let maps_asked = Arc::new(AtomicUsize::new(0));
+    let (op, d, asked) = (old_port.clone(), demoted.clone(), maps_asked.clone());
+    let (port, _) = common::serve_commands(move |_, cmd, s| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let reply: Vec<u8> = match name.as_str() {
+            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
+            "CLUSTER" => {
+                asked.fetch_add(1, Ordering::SeqCst);
+                if d.load(Ordering::SeqCst) {
+                    all_slots_at(new_port)
+                } else {
+                    all_slots_at(*op.get().unwrap())
+                }
+            }
+            "SET" => {
+                d.store(true, Ordering::SeqCst);
+                b"-READONLY You can't write against a read only replica.\r\n".to_vec()
+            }
+            "PING" => b"+PONG\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        };
+        s.write_all(&reply).is_ok()
+    });
+    old_port.set(port).unwrap();
+    let c = Client::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        Options::default()
+            .cluster(redipc::ClusterMode::Cluster)
+            .response_timeout(Duration::from_secs(3)),
+    )
+    .unwrap();
+    let t = Instant::now();
+    c.set("k", "v").unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        demoted.load(Ordering::SeqCst),
+        "the old primary was asked first"
+    );
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        1,
+        "run once, on the new owner"
+    );
+    assert!(
+        maps_asked.load(Ordering::SeqCst) >= 2,
+        "the map was asked for again"
+    );
+    for _ in 0..10 {
+        c.set("k", "v").unwrap();
+    }
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        11,
+        "later writes go to the new owner"
+    );
+    let new_node = format!("127.0.0.1:{new_port}");
+    assert!(
+        c.node_stats()
+            .iter()
+            .any(|n| n.addr == new_node && n.commands >= 11),
+        "{:?}",
+        c.node_stats()
+    );
+}
