@@ -7,8 +7,9 @@
 #                                       CARGO_TARGET_DIR are honoured)
 #   make uninstall PREFIX=/usr/local
 #
-# Smaller builds for small boards: PROFILE=dist-small (optimised for size) and/or FEATURES=
-# (empty: without TLS; rediss:// URLs are then refused with IPC_ERR_UNSUPPORTED).
+# Smaller builds for small boards: PROFILE=dist-small (optimised for size) and/or fewer
+# FEATURES (default "tls cluster"; without tls, rediss:// URLs are refused with
+# IPC_ERR_UNSUPPORTED; without cluster, a Redis Cluster is; FEATURES= leaves out both).
 #
 # Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
 # SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
@@ -26,9 +27,9 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 # System libraries a static libredipc.a needs (what rustc reports for this target).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-# The cargo profile and the features of redipc-ffi (default: all, i.e. tls).
+# The cargo profile and the features of redipc-ffi (default: all, i.e. tls and cluster).
 PROFILE ?= dist
-FEATURES ?= tls
+FEATURES ?= tls cluster
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
 RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
 OBJCOPY ?= objcopy

@@ -73,42 +73,9 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn known_slots() {
-        // Values of `CLUSTER KEYSLOT` (Redis 7).
-        assert_eq!(keyslot("foo"), 12182);
-        assert_eq!(keyslot("bar"), 5061);
-        assert_eq!(keyslot("hello"), 866);
-        assert_eq!(keyslot(""), 0);
-        // Hash tags: only the first non-empty {...} is hashed.
-        assert_eq!(keyslot("{user1000}.following"), keyslot("user1000"));
-        assert_eq!(keyslot("{user1000}.followers"), keyslot("user1000"));
-        assert_eq!(keyslot("foo{}{bar}"), keyslot("foo{}{bar}".as_bytes()));
-        assert_ne!(keyslot("foo{}{bar}"), keyslot("bar"));
-        assert_eq!(keyslot("foo{{bar}}zap"), keyslot("{bar"));
-        assert_eq!(keyslot("foo{bar}{zap}"), keyslot("bar"));
-        assert_eq!(keyslot("{"), keyslot("{".as_bytes()));
-        assert_eq!(keyslot("}{"), keyslot("}{".as_bytes()));
-    }
-
-    #[test]
-    fn a_tag_for_every_slot() {
-        for slot in 0..SLOTS {
-            let tag = hash_tag_for_slot(slot).unwrap();
-            assert!(!tag.is_empty() && tag.len() <= 4, "{tag}");
-            assert_eq!(keyslot(format!("{{{tag}}}:jobs")), slot);
-        }
-        assert_eq!(hash_tag_for_slot(SLOTS), None);
-        assert_eq!(hash_tag_for_slot(0), hash_tag_for_slot(0));
-    }
-}
-
 /// Where the keys of a command are among its arguments (the command name is argument 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg(feature = "cluster")]
 pub(crate) enum KeySpec {
     /// No key: any node serves it.
     None,
@@ -138,6 +105,7 @@ pub(crate) fn upper_in<'a>(name: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
 }
 
 /// What is known of a command's keys without asking the server.
+#[cfg(feature = "cluster")]
 pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
     let mut buf = [0u8; 24];
     let Some(upper) = upper_in(name, &mut buf) else {
@@ -321,6 +289,7 @@ pub(crate) fn key_spec(name: &[u8]) -> KeySpec {
 
 /// The positions of the keys among `args` by `spec` (`None` for [`KeySpec::Unknown`], or
 /// when the arguments do not fit the spec: the server will say what is wrong).
+#[cfg(feature = "cluster")]
 pub(crate) fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> Option<Vec<usize>> {
     let n = args.len();
     match spec {
@@ -363,6 +332,7 @@ pub(crate) fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> Option
 }
 
 /// Whether a command only reads (may go to a replica when reading from replicas).
+#[cfg(feature = "cluster")]
 pub(crate) fn is_readonly(name: &[u8]) -> bool {
     let mut buf = [0u8; 24];
     let Some(upper) = upper_in(name, &mut buf) else {
@@ -438,4 +408,38 @@ pub(crate) fn is_readonly(name: &[u8]) -> bool {
             | b"EVALSHA_RO"
             | b"FCALL_RO"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_slots() {
+        // Values of `CLUSTER KEYSLOT` (Redis 7).
+        assert_eq!(keyslot("foo"), 12182);
+        assert_eq!(keyslot("bar"), 5061);
+        assert_eq!(keyslot("hello"), 866);
+        assert_eq!(keyslot(""), 0);
+        // Hash tags: only the first non-empty {...} is hashed.
+        assert_eq!(keyslot("{user1000}.following"), keyslot("user1000"));
+        assert_eq!(keyslot("{user1000}.followers"), keyslot("user1000"));
+        assert_eq!(keyslot("foo{}{bar}"), keyslot("foo{}{bar}".as_bytes()));
+        assert_ne!(keyslot("foo{}{bar}"), keyslot("bar"));
+        assert_eq!(keyslot("foo{{bar}}zap"), keyslot("{bar"));
+        assert_eq!(keyslot("foo{bar}{zap}"), keyslot("bar"));
+        assert_eq!(keyslot("{"), keyslot("{".as_bytes()));
+        assert_eq!(keyslot("}{"), keyslot("}{".as_bytes()));
+    }
+
+    #[test]
+    fn a_tag_for_every_slot() {
+        for slot in 0..SLOTS {
+            let tag = hash_tag_for_slot(slot).unwrap();
+            assert!(!tag.is_empty() && tag.len() <= 4, "{tag}");
+            assert_eq!(keyslot(format!("{{{tag}}}:jobs")), slot);
+        }
+        assert_eq!(hash_tag_for_slot(SLOTS), None);
+        assert_eq!(hash_tag_for_slot(0), hash_tag_for_slot(0));
+    }
 }

@@ -137,6 +137,10 @@ pub const DEFAULT_DIRECT_CONNECTIONS: usize = 16;
 pub const MAX_DIRECT_CONNECTIONS: usize = 256;
 
 /// Whether a client talks to one server or to a Redis Cluster ([`Options::cluster`]).
+///
+/// A build without the crate's `cluster` feature (on by default) refuses a cluster with
+/// an `Unsupported` error at connect time: `Cluster` always, `Auto` when the node answers
+/// with a slot map.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ClusterMode {
     /// Ask the first node that answers (`CLUSTER SLOTS`: a node of a cluster answers with

@@ -196,6 +196,7 @@ fn all_slots_at(port: u16) -> Vec<u8> {
 /// write reaching a node between its failover and the client's next map) answers `READONLY`:
 /// the write was not run, so the router asks for the map again and sends it to the new
 /// owner within the call's deadline; later calls go there directly.
+#[cfg(feature = "cluster")]
 #[test]
 fn a_demoted_cluster_node_that_answers_readonly_sends_the_write_to_the_new_owner() {
     use std::sync::OnceLock;
@@ -280,4 +281,33 @@ fn a_demoted_cluster_node_that_answers_readonly_sends_the_write_to_the_new_owner
         "{:?}",
         c.node_stats()
     );
+}
+
+/// Built without the `cluster` feature (`cargo test -p redipc --no-default-features`): a
+/// cluster node is refused at connect time with a clear `Unsupported` error, in `Auto`
+/// mode as in `Cluster` mode; a standalone server still works.
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn without_the_cluster_feature_a_cluster_node_is_refused() {
+    let (port, _) = common::serve_commands(|_, cmd, s| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let reply: Vec<u8> = match name.as_str() {
+            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
+            "CLUSTER" => all_slots_at(1),
+            _ => b"+OK\r\n".to_vec(),
+        };
+        s.write_all(&reply).is_ok()
+    });
+    let url = format!("redis://127.0.0.1:{port}");
+    for mode in [redipc::ClusterMode::Auto, redipc::ClusterMode::Cluster] {
+        let e = Client::connect(&url, Options::default().cluster(mode)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains("`cluster` feature"), "{e}");
+    }
+    let c = Client::connect(
+        &url,
+        Options::default().cluster(redipc::ClusterMode::Standalone),
+    )
+    .unwrap();
+    c.set("k", "v").unwrap();
 }

@@ -48,6 +48,10 @@ impl Conn {
         counters: Arc<crate::stats::Counters>,
     ) -> Result<Arc<Conn>> {
         use crate::config::ClusterMode;
+        #[cfg(not(feature = "cluster"))]
+        if opts.cluster == ClusterMode::Cluster {
+            return Err(crate::net::cluster::unsupported("cluster mode"));
+        }
         if target.seeds.is_empty() {
             // A unix socket or sentinels: one server.
             if opts.cluster == ClusterMode::Cluster {

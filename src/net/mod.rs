@@ -2,6 +2,12 @@
 //! TLS (`tls`), the command connection with reconnect and the pool of dedicated connections (`conn`),
 //! and the process runtime (`runtime`). Nothing here knows about patterns or bindings.
 
+// The cluster router (the `cluster` feature, on by default); without it an uninhabited
+// stand-in that refuses a cluster at connect time.
+#[cfg(feature = "cluster")]
+pub(crate) mod cluster;
+#[cfg(not(feature = "cluster"))]
+#[path = "no_cluster.rs"]
 pub(crate) mod cluster;
 pub(crate) mod conn;
 pub(crate) mod dial;

@@ -445,6 +445,7 @@ impl Node {
     /// this node's reconnect only until `patience` (the slot may have moved meanwhile), and
     /// for the reply until `deadline`. A request the broken connection never wrote comes
     /// back as `Tried::Down`, so it can go to another node without risk of running twice.
+    #[cfg(feature = "cluster")]
     pub(crate) async fn try_request(
         self: &Arc<Self>,
         bytes: bytes::Bytes,
@@ -459,6 +460,7 @@ impl Node {
         r
     }
 
+    #[cfg(feature = "cluster")]
     async fn try_once(
         self: &Arc<Self>,
         mut bytes: bytes::Bytes,
@@ -512,6 +514,7 @@ impl Node {
     }
 
     /// The counters of this node (the router counts its redirects there).
+    #[cfg(feature = "cluster")]
     pub(crate) fn counters(&self) -> &crate::stats::NodeCounters {
         &self.settings.wire.node_counters
     }
@@ -554,6 +557,7 @@ impl Node {
 }
 
 /// How [`Node::try_request`] failed.
+#[cfg(feature = "cluster")]
 pub(crate) enum Tried {
     /// Not written (the node is down): to send elsewhere or again.
     Down(Error),

@@ -16,9 +16,11 @@
 
 mod connection;
 pub(crate) mod group;
+#[cfg(feature = "cluster")]
 mod lanes;
 mod registry;
 
+#[cfg(feature = "cluster")]
 use crate::net::spawn::Spawn;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -39,6 +41,7 @@ pub(crate) fn start(
     handle: &tokio::runtime::Handle,
 ) -> Arc<PubSub> {
     let ps = connection::start(settings, mode, handle);
+    #[cfg(feature = "cluster")]
     if let Some(router) = ps.settings.cluster.clone() {
         handle.spawn_task(lanes::supervise(ps.clone(), router));
     }
