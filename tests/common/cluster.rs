@@ -24,6 +24,8 @@ pub const NODE_TIMEOUT_MS: u64 = 2000;
 
 struct Node {
     port: u16,
+    /// The TLS port of a cluster started with [`Cluster::start_tls`].
+    tls_port: Option<u16>,
     child: Child,
 }
 
@@ -31,6 +33,8 @@ pub struct Cluster {
     nodes: Vec<Node>,
     primaries: Vec<u16>,
     dir: tempfile::TempDir,
+    /// The certificates of a TLS cluster (`scripts/lib/tls-certs.sh`).
+    certs: Option<std::path::PathBuf>,
 }
 
 /// `n` distinct ports P of 127.0.0.1 with P and P+10000 free (P in 15000-21999).
@@ -81,6 +85,19 @@ impl Cluster {
     /// Start a cluster of six nodes (three tries on fresh ports); panics with the nodes'
     /// logs if it is not up within 30 s.
     pub fn start() -> Cluster {
+        Self::start_with(None)
+    }
+
+    /// [`Cluster::start`] with TLS (the certificates of `tls-certs.sh` in `certs`): each
+    /// node has a TLS port besides its plain one (which the helpers here use), and the
+    /// cluster bus and replication are TLS too (`tls-cluster yes`), so the nodes announce
+    /// their TLS ports to TLS clients. [`Cluster::tls_seed_url`] lists them.
+    #[allow(dead_code)] // not every test binary has a TLS cluster
+    pub fn start_tls(certs: &std::path::Path) -> Cluster {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(certs: Option<&std::path::Path>) -> Cluster {
         let mut why = String::new();
         for _ in 0..3 {
             let mut c = Cluster {
@@ -90,6 +107,7 @@ impl Cluster {
                     .prefix("redipc-cluster-")
                     .tempdir()
                     .expect("temp dir"),
+                certs: certs.map(|p| p.to_path_buf()),
             };
             match c.try_start() {
                 Ok(()) => return c,
@@ -99,13 +117,56 @@ impl Cluster {
         panic!("could not start a redis cluster (redis-server and redis-cli installed?): {why}");
     }
 
+    /// `redis-server` / `redis-cli` arguments for TLS (none for a plain cluster).
+    fn tls_args(&self, server: bool) -> Vec<String> {
+        let Some(certs) = &self.certs else {
+            return Vec::new();
+        };
+        let file = |name: &str| certs.join(name).display().to_string();
+        if server {
+            [
+                "--tls-cert-file",
+                &file("server.crt"),
+                "--tls-key-file",
+                &file("server.key"),
+                // The bus and replication connections check the certificate a node shows
+                // as a client: the server's is for serverAuth only.
+                "--tls-client-cert-file",
+                &file("client.crt"),
+                "--tls-client-key-file",
+                &file("client.key"),
+                "--tls-ca-cert-file",
+                &file("ca.crt"),
+                "--tls-auth-clients",
+                "no",
+                "--tls-cluster",
+                "yes",
+                "--tls-replication",
+                "yes",
+            ]
+            .map(String::from)
+            .to_vec()
+        } else {
+            vec!["--tls".into(), "--cacert".into(), file("ca.crt")]
+        }
+    }
+
     fn try_start(&mut self) -> Result<(), String> {
-        let ports = free_cluster_ports(6);
-        for &port in &ports {
+        let tls = self.certs.is_some();
+        // A TLS cluster's bus is on its TLS port + 10000: those ports come from the same draw.
+        let drawn = free_cluster_ports(if tls { 12 } else { 6 });
+        let (ports, tls_ports) = drawn.split_at(6);
+        for (i, &port) in ports.iter().enumerate() {
             let dir = self.dir.path().join(port.to_string());
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let tls_port = tls_ports.get(i).copied();
+            let mut tls_args = self.tls_args(true);
+            if let Some(t) = tls_port {
+                tls_args.extend(["--tls-port".into(), t.to_string()]);
+            }
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(&tls_args)
                 .args(["--cluster-enabled", "yes", "--cluster-config-file"])
                 .arg(dir.join("nodes.conf"))
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
@@ -125,7 +186,11 @@ impl Cluster {
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("redis-server: {e}"))?;
-            self.nodes.push(Node { port, child });
+            self.nodes.push(Node {
+                port,
+                tls_port,
+                child,
+            });
         }
         // Every node answers (one that exited: its port was taken meanwhile).
         for node in &mut self.nodes {
@@ -140,10 +205,13 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        // A TLS cluster is made through the TLS ports: the nodes meet on the TLS bus.
+        let create_ports = if tls { tls_ports } else { ports };
         let out = Command::new("redis-cli")
+            .args(self.tls_args(false))
             .arg("--cluster")
             .arg("create")
-            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(create_ports.iter().map(|p| format!("127.0.0.1:{p}")))
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -249,6 +317,28 @@ impl Cluster {
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         format!("redis://{}/", seeds.join(","))
+    }
+
+    /// Every node's TLS port as a seed list: `rediss://127.0.0.1:T1,.../` (a cluster
+    /// started with [`Cluster::start_tls`]).
+    #[allow(dead_code)]
+    pub fn tls_seed_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.tls_port.expect("not a TLS cluster")))
+            .collect();
+        format!("rediss://{}/", seeds.join(","))
+    }
+
+    /// The TLS port of the node whose plain port is `port`.
+    #[allow(dead_code)]
+    pub fn tls_port(&self, port: u16) -> u16 {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .and_then(|n| n.tls_port)
+            .expect("not a node of a TLS cluster")
     }
 
     /// The plain URL of one node: `redis://127.0.0.1:P/`.
