@@ -8,8 +8,9 @@
 #   make uninstall PREFIX=/usr/local
 #
 # Smaller builds for small boards: PROFILE=dist-small (optimised for size) and/or fewer
-# FEATURES (default "tls cluster"; without tls, rediss:// URLs are refused with
-# IPC_ERR_UNSUPPORTED; without cluster, a Redis Cluster is; FEATURES= leaves out both).
+# FEATURES (default "tls cluster sentinel"; without tls, rediss:// URLs are refused with
+# IPC_ERR_UNSUPPORTED; without cluster, a Redis Cluster is; without sentinel,
+# redis-sentinel:// URLs are; FEATURES= leaves out all three).
 #
 # Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
 # SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
@@ -27,9 +28,9 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 # System libraries a static libredipc.a needs (what rustc reports for this target).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-# The cargo profile and the features of redipc-ffi (default: all, i.e. tls and cluster).
+# The cargo profile and the features of redipc-ffi (default: all: tls, cluster, sentinel).
 PROFILE ?= dist
-FEATURES ?= tls cluster
+FEATURES ?= tls cluster sentinel
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
 RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
 OBJCOPY ?= objcopy

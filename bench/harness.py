@@ -136,7 +136,7 @@ MB = 1_000_000
 # (cargo profile, with TLS, how it is built, title)
 FOOTPRINT_BUILDS = [
     ("dist", True, "make", "default (`make`: profile `dist`, TLS)"),
-    ("dist-small", False, "make PROFILE=dist-small FEATURES=", "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, no TLS, no cluster)"),
+    ("dist-small", False, "make PROFILE=dist-small FEATURES=", "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, without TLS, cluster, sentinel)"),
 ]
 SIZE_TARGETS = {"dist": 2.0 * MB, "dist-small": 1.2 * MB}
 IDLE_RSS_TARGET = 3.0 * MB

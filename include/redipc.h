@@ -2025,10 +2025,10 @@ ipc_result ipc_options_set_reconnect_max_attempts(ipc_options *opts,
  * slots (`IPC_ERR_INVALID_ARGUMENT`, nothing sent); the URL may list several nodes
  * (`redis://10.0.0.1:7000,10.0.0.2:7000/`), the first that answers is used.
  *
- * A library built without the `cluster` feature (`make FEATURES=tls`, docs/SIZE.md)
- * accepts the option but refuses a cluster when connecting: `ipc_client_new()` fails with
- * `IPC_ERR_UNSUPPORTED` for `IPC_CLUSTER_ON`, and for `IPC_CLUSTER_AUTO` when the node is
- * a cluster node.
+ * A library built without the `cluster` feature (e.g. `make FEATURES="tls sentinel"`,
+ * docs/SIZE.md) accepts the option but refuses a cluster when connecting:
+ * `ipc_client_new()` fails with `IPC_ERR_UNSUPPORTED` for `IPC_CLUSTER_ON`, and for
+ * `IPC_CLUSTER_AUTO` when the node is a cluster node.
  *
  * Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
  * `ipc_cluster_mode`. Thread safety: see `ipc_options`.
@@ -2657,7 +2657,9 @@ ipc_result ipc_set_log_callback(int level,
  * `ipc_client_free()`.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`url`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a malformed URL
- * or invalid options; `IPC_ERR_UNSUPPORTED` for `rediss://` (TLS); `IPC_ERR_CONNECTION`
+ * or invalid options; `IPC_ERR_UNSUPPORTED` for what the library was built without (its
+ * cargo features, docs/SIZE.md: `rediss://` without `tls`, `redis-sentinel://` without
+ * `sentinel`, a cluster without `cluster`); `IPC_ERR_CONNECTION`
  * if the server cannot be reached in time; `IPC_ERR_SERVER` if it refuses the connection
  * setup (wrong password, unknown database, ...).
  *

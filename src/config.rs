@@ -623,6 +623,11 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
             "health_check_interval 0 (off) is only for a unix socket: over TCP ({url:?}) a half-open connection would never be found"
         )));
     }
+    #[cfg(not(feature = "sentinel"))]
+    if sentinel_of.is_some() {
+        return Err(crate::net::sentinel::unsupported(&shown));
+    }
+    #[cfg(feature = "sentinel")]
     if let Some((master, sentinels)) = sentinel_of {
         let tls = if tls {
             Some(crate::net::tls::Tls::new(&opts.tls, None)?)
@@ -841,6 +846,7 @@ mod tests {
         assert_eq!(t.info.redis_settings().db(), 5);
     }
 
+    #[cfg(feature = "sentinel")]
     #[test]
     fn parses_sentinel_urls() {
         let o = Options::default();

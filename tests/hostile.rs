@@ -311,3 +311,20 @@ fn without_the_cluster_feature_a_cluster_node_is_refused() {
     .unwrap();
     c.set("k", "v").unwrap();
 }
+
+/// Built without the `sentinel` feature (`cargo test -p redipc --no-default-features`): a
+/// sentinel URL is refused when the client is created, with a clear `Unsupported` error
+/// that does not show the URL's password.
+#[cfg(not(feature = "sentinel"))]
+#[test]
+fn without_the_sentinel_feature_a_sentinel_url_is_refused() {
+    let e = Client::connect(
+        "redis-sentinel://:secret@127.0.0.1:1/0#mymaster",
+        Options::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("`sentinel` feature"), "{e}");
+    assert!(!text.contains("secret"), "{e}");
+}

@@ -41,7 +41,9 @@ box_castable!(ipc_client => redipc::blocking::Client);
 /// `ipc_client_free()`.
 ///
 /// Errors: `IPC_ERR_NULL_ARG` (`url`, `out`); `IPC_ERR_INVALID_ARGUMENT` for a malformed URL
-/// or invalid options; `IPC_ERR_UNSUPPORTED` for `rediss://` (TLS); `IPC_ERR_CONNECTION`
+/// or invalid options; `IPC_ERR_UNSUPPORTED` for what the library was built without (its
+/// cargo features, docs/SIZE.md: `rediss://` without `tls`, `redis-sentinel://` without
+/// `sentinel`, a cluster without `cluster`); `IPC_ERR_CONNECTION`
 /// if the server cannot be reached in time; `IPC_ERR_SERVER` if it refuses the connection
 /// setup (wrong password, unknown database, ...).
 ///

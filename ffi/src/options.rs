@@ -441,10 +441,10 @@ pub enum ipc_cluster_mode {
 /// slots (`IPC_ERR_INVALID_ARGUMENT`, nothing sent); the URL may list several nodes
 /// (`redis://10.0.0.1:7000,10.0.0.2:7000/`), the first that answers is used.
 ///
-/// A library built without the `cluster` feature (`make FEATURES=tls`, docs/SIZE.md)
-/// accepts the option but refuses a cluster when connecting: `ipc_client_new()` fails with
-/// `IPC_ERR_UNSUPPORTED` for `IPC_CLUSTER_ON`, and for `IPC_CLUSTER_AUTO` when the node is
-/// a cluster node.
+/// A library built without the `cluster` feature (e.g. `make FEATURES="tls sentinel"`,
+/// docs/SIZE.md) accepts the option but refuses a cluster when connecting:
+/// `ipc_client_new()` fails with `IPC_ERR_UNSUPPORTED` for `IPC_CLUSTER_ON`, and for
+/// `IPC_CLUSTER_AUTO` when the node is a cluster node.
 ///
 /// Errors: `IPC_ERR_NULL_ARG`; `IPC_ERR_INVALID_ARGUMENT` for a number that is not an
 /// `ipc_cluster_mode`. Thread safety: see `ipc_options`.

@@ -59,10 +59,11 @@ for prog in "$tmp/hello_pc" "$tmp/hello_pc_static" "$tmp/cmake-build/hello_share
 done
 check "the shared build uses the installed library" bash -c "ldd '$tmp/hello_pc' | grep -q '$prefix/lib/libredipc.so.0'"
 
-# The smallest build (docs/SIZE.md): optimised for size, without TLS and Redis Cluster;
-# rediss:// and cluster mode are refused as unsupported, everything else works.
+# The smallest build (docs/SIZE.md): optimised for size, without TLS, Redis Cluster and
+# Sentinel; rediss://, cluster mode and redis-sentinel:// are refused as unsupported,
+# everything else works.
 small=${CARGO_TARGET_DIR:-$root/target}/dist-small
-check "make PROFILE=dist-small FEATURES= (no TLS, no cluster)" make -s -C "$root" all PROFILE=dist-small FEATURES=
+check "make PROFILE=dist-small FEATURES= (no TLS, cluster, sentinel)" make -s -C "$root" all PROFILE=dist-small FEATURES=
 cat >"$tmp/notls.c" <<'C'
 #include <stdio.h>
 #include <string.h>
@@ -76,13 +77,15 @@ int main(int argc, char **argv) {
     if (ipc_client_new("redis://127.0.0.1:1", o, &c) != IPC_ERR_UNSUPPORTED) return 6;
     if (!strstr(ipc_last_error_message(), "`cluster` feature")) return 7;
     ipc_options_free(o);
+    if (ipc_client_new("redis-sentinel://127.0.0.1:1/0#m", NULL, &c) != IPC_ERR_UNSUPPORTED) return 8;
+    if (!strstr(ipc_last_error_message(), "`sentinel` feature")) return 9;
     if (ipc_client_new(argv[1], NULL, &c) != IPC_OK) return 3;
     int ok = ipc_set(c, "notls", 5, "x", 1, 0) == IPC_OK;
     ipc_client_free(c);
     return ok ? 0 : 4;
 }
 C
-check "without TLS and cluster: rediss:// and cluster mode are IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
+check "without TLS, cluster, sentinel: rediss://, cluster mode, redis-sentinel:// are IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
   "cc -std=c99 -Wall -Werror -o '$tmp/notls' '$tmp/notls.c' -I'$root/include' -L'$small' -lredipc && LD_LIBRARY_PATH='$small' '$tmp/notls' '$REDIS_UNIX_URL'"
 for f in "$prefix/lib/libredipc.so" "$small/libredipc.so"; do
   echo "size: $f $(stat -L -c %s "$f") bytes ($(strip --strip-unneeded -o "$tmp/s.so" "$f" && stat -c %s "$tmp/s.so") stripped)"

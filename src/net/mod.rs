@@ -17,6 +17,12 @@ pub(crate) mod node;
 pub(crate) mod plain;
 pub(crate) mod resp;
 pub(crate) mod runtime;
+// Redis Sentinel (the `sentinel` feature, on by default); without it an uninhabited
+// stand-in, and sentinel URLs are refused.
+#[cfg(feature = "sentinel")]
+pub(crate) mod sentinel;
+#[cfg(not(feature = "sentinel"))]
+#[path = "no_sentinel.rs"]
 pub(crate) mod sentinel;
 pub(crate) mod spawn;
 pub(crate) mod timer;
