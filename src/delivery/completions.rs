@@ -154,7 +154,7 @@ impl<T> Drop for InFlight<T> {
     }
 }
 
-/// Cancels a call started with [`crate::blocking::Client::spawn`]: what it waited for is
+/// Cancels a call started with [`crate::blocking::Client::spawn_into`]: what it waited for is
 /// dropped (a cancelled command may or may not have run, as after a connection error), and
 /// its completion never comes.
 #[derive(Debug, Clone)]

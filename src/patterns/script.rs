@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::{Error, Result};
 use crate::reply::Reply;
 
-/// A Lua script, run by SHA with [`Client::run_script`] (or in a batch with
-/// [`Batch::add_script`](crate::Batch::add_script)). Cheap to share: make it once (a
-/// `static` with `LazyLock`, or an `Arc`) and run it from anywhere.
+/// A Lua script, run by SHA with [`Client::run_script`](crate::Client::run_script) (or in a
+/// batch with [`Batch::add_script`](crate::Batch::add_script)). Cheap to share: make it once
+/// (a `static` with `LazyLock`, or an `Arc`) and run it from anywhere.
 #[derive(Debug)]
 pub struct Script {
     source: String,
