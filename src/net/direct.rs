@@ -500,24 +500,19 @@ fn timed_out(e: &std::io::Error) -> bool {
 impl Sock {
     /// Blocking from now on, with `timeout` on every read and write.
     fn set_blocking(&self, timeout: Duration) -> std::io::Result<()> {
-        match self {
-            Sock::Tcp(s) => {
-                s.set_nonblocking(false)?;
-                s.set_write_timeout(Some(timeout))?;
-                s.set_read_timeout(Some(timeout))
-            }
+        let t = Some(timeout);
+        let tcp = match self {
+            Sock::Tcp(s) => s,
+            Sock::Tls(s) => s.tcp(),
             Sock::Unix(s) => {
                 s.set_nonblocking(false)?;
-                s.set_write_timeout(Some(timeout))?;
-                s.set_read_timeout(Some(timeout))
+                s.set_write_timeout(t)?;
+                return s.set_read_timeout(t);
             }
-            Sock::Tls(s) => {
-                let s = s.tcp();
-                s.set_nonblocking(false)?;
-                s.set_write_timeout(Some(timeout))?;
-                s.set_read_timeout(Some(timeout))
-            }
-        }
+        };
+        tcp.set_nonblocking(false)?;
+        tcp.set_write_timeout(t)?;
+        tcp.set_read_timeout(t)
     }
 
     fn read_timeout(&self, timeout: Duration) -> std::io::Result<()> {
