@@ -33,15 +33,22 @@ PROFILE ?= dist
 FEATURES ?= tls cluster sentinel
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
 RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
+# The code layout of the shared library: the functions a C client runs, together at the start
+# of its code (ffi/link-order.ld, made by scripts/link-order; docs/SIZE.md "Code layout").
+# LINK_ORDER= links without it (e.g. with a linker that has no INSERT in its scripts).
+LINK_ORDER ?= ffi/link-order.ld
+LINK_ARGS = $(if $(LINK_ORDER),-- -C link-arg=-Wl$(comma)-T$(comma)$(abspath $(LINK_ORDER)))
 OBJCOPY ?= objcopy
 STRIP ?= strip
 empty :=
 space := $(empty) $(empty)
+comma := ,
 
 .PHONY: all install uninstall
 
+# `cargo rustc`: the link argument goes to the library's own link, not to its dependencies.
 all:
-	$(CARGO) build --profile $(PROFILE) --locked -p redipc-ffi --no-default-features --features "$(FEATURES)"
+	$(CARGO) rustc --profile $(PROFILE) --locked -p redipc-ffi --lib --no-default-features --features "$(FEATURES)" $(LINK_ARGS)
 
 # Paths of the CMake package relative to its own directory, so an installed tree can move.
 CMAKEDIR := $(LIBDIR)/cmake/redipc

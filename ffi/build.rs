@@ -13,12 +13,19 @@ fn main() {
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libredipc.so.{major}");
+        // The library's own `pow`, so it does not need libm (src/nolibm.rs: the same arches).
+        let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+        if ["x86_64", "aarch64", "riscv64"].contains(&arch.as_str()) {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=pow");
+        }
         #[cfg(unix)]
         if let Some(dir) = profile_dir() {
             link_soname(&dir, &major);
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // `make` links the library with this script (Makefile, LINK_ORDER): relink when it changes.
+    println!("cargo:rerun-if-changed=link-order.ld");
 }
 
 #[cfg_attr(not(unix), allow(dead_code))]

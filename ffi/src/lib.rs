@@ -114,6 +114,18 @@ pub mod keyspace;
 #[doc(hidden)]
 pub mod fuzzing;
 
+// The arches here and in build.rs (which links with `--wrap=pow`) agree.
+#[cfg(all(
+    not(miri),
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    )
+))]
+mod nolibm;
+
 pub use client::ipc_client;
 pub use error::ipc_result;
 

@@ -59,6 +59,41 @@ for prog in "$tmp/hello_pc" "$tmp/hello_pc_static" "$tmp/cmake-build/hello_share
 done
 check "the shared build uses the installed library" bash -c "ldd '$tmp/hello_pc' | grep -q '$prefix/lib/libredipc.so.0'"
 
+# The shipped library's layout and dependencies (docs/SIZE.md, "Idle memory"): the code a C
+# client runs laid out first (ffi/link-order.ld), no libm (its own hidden `pow`, for the
+# multi-thread runtime of io_threads > 1, which this program runs), nothing but ipc_* exported.
+check "installed library: code laid out (.text.redipc_ordered)" bash -c "readelf -SW '$prefix/lib/libredipc.so' | grep -q '\.text\.redipc_ordered'"
+check "installed library needs no libm, exports only ipc_*" bash -c \
+  "! readelf -d '$prefix/lib/libredipc.so' | grep -q 'libm\.so' && ! nm -D --defined-only '$prefix/lib/libredipc.so' | awk '{print \$3}' | grep -v '^ipc_' | grep -q ."
+cat >"$tmp/iothreads.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include "redipc.h"
+int main(int argc, char **argv) {
+    (void)argc;
+    ipc_options *o = NULL;
+    ipc_client *c = NULL;
+    if (ipc_options_new(&o) != IPC_OK || ipc_options_set_io_threads(o, 2) != IPC_OK) return 1;
+    if (ipc_client_new(argv[1], o, &c) != IPC_OK) { fprintf(stderr, "%s\n", ipc_last_error_message()); return 2; }
+    ipc_options_free(o);
+    for (int i = 0; i < 2000; i++) {
+        char v[32], *buf = NULL;
+        size_t len = 0;
+        bool found = false;
+        int n = snprintf(v, sizeof v, "value-%d", i);
+        if (ipc_set(c, "iothreads", 9, v, (size_t)n, 0) != IPC_OK) return 3;
+        if (ipc_get(c, "iothreads", 9, &buf, &len, &found) != IPC_OK || !found) return 4;
+        int same = len == (size_t)n && !memcmp(buf, v, len);
+        ipc_buf_free(buf, len);
+        if (!same) return 5;
+    }
+    ipc_client_free(c);
+    return 0;
+}
+C
+check "io_threads=2 (tokio's multi-thread runtime, the library's pow) with the installed library" bash -c \
+  "cc -std=c99 -Wall -Werror -o '$tmp/iothreads' '$tmp/iothreads.c' \$(pkg-config --cflags --libs redipc) -Wl,-rpath,'$prefix/lib' && '$tmp/iothreads' '$REDIS_UNIX_URL'"
+
 # The smallest build (docs/SIZE.md): optimised for size, without TLS, Redis Cluster and
 # Sentinel; rediss://, cluster mode and redis-sentinel:// are refused as unsupported,
 # everything else works.
