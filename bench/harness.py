@@ -487,6 +487,7 @@ class Harness:
                 self.notes.append(f"footprint: {e['why']}: its size is not reported")
                 continue
             e["bytes"] = src.stat().st_size
+            e["layout"] = layout_match(src)
             e["built_at"] = datetime.datetime.fromtimestamp(src.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
             if not strip:
                 continue
@@ -667,6 +668,13 @@ class Harness:
             out.append(f"| {e['title']} | {mb(sb)} ({sb:,} B) | {mb(e['bytes'])} | {mb(hb)} | {times} | {built} |")
         if h:
             out.append(f"\nhiredis: `{h['path']}`, {h['bytes']:,} B as installed.")
+        for e in fp["libs"]:
+            lay = e.get("layout")
+            if lay:
+                out.append(f"\nCode layout of the {e['build']} build (`ffi/link-order.ld`, docs/SIZE.md \"Idle memory\"): "
+                           f"{lay['found']} of the {lay['traced']} functions traced for an idle client found by their exact "
+                           f"names{'' if lay['found'] >= 0.9 * lay['traced'] else ' (stale for this build: `scripts/link-order` remakes the file)'}"
+                           f"; the laid-out section is {lay['section_bytes'] / MB:.2f} MB.")
         idle = fp["idle"]
         out += ["", f"Idle with one subscription (unix socket unless said; {idle['window_s']:g} s window starting "
                     f"{idle['settle_s']:g} s after the subscription; whole process, every thread):\n",
@@ -970,6 +978,25 @@ def elf_soname(lib: Path) -> str | None:
     r = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True)
     m = re.search(r"Library soname: \[(.*?)\]", r.stdout)
     return m.group(1) if m else None
+
+
+def layout_match(lib: Path) -> dict | None:
+    """How much of ffi/link-order.ld's idle phase the (unstripped) library `lib` matches by
+    exact name: the file's names go stale when a dependency or the toolchain changes."""
+    order = ROOT / "ffi" / "link-order.ld"
+    if not order.exists():
+        return None
+    # the exact names traced on this build for an idle client: the block after its comment
+    m = re.search(r"/\* idle: " + re.escape(lib.parent.name) + r" \*/\n(.*?)\n\s*/\*", order.read_text(), re.S)
+    if not m:
+        return None
+    idle = re.findall(r"\*\(\.text\.(\S+) ", m.group(1))
+    r = subprocess.run(["nm", "--defined-only", str(lib)], capture_output=True, text=True)
+    have = {line.split()[-1] for line in r.stdout.splitlines() if line.strip()}
+    rs = subprocess.run(["readelf", "-SW", str(lib)], capture_output=True, text=True)
+    m = re.search(r"\.text\.redipc_ordered\s+\S+\s+\S+\s+\S+\s+([0-9a-f]+)", rs.stdout)
+    found = sum(1 for n in idle if n in have)
+    return dict(traced=len(idle), found=found, section_bytes=int(m.group(1), 16) if m else 0)
 
 
 def evict_page_cache(paths: list) -> None:
