@@ -34,7 +34,7 @@ FEATURES ?= tls cluster sentinel
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
 RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
 # The code layout of the shared library: the functions a C client runs, together at the start
-# of its code (ffi/link-order.ld, made by scripts/link-order; docs/SIZE.md "Code layout").
+# of its code (ffi/link-order.ld, made by scripts/link-order; docs/SIZE.md "Idle memory").
 # LINK_ORDER= links without it (e.g. with a linker that has no INSERT in its scripts).
 LINK_ORDER ?= ffi/link-order.ld
 LINK_ARGS = $(if $(LINK_ORDER),-- -C link-arg=-Wl$(comma)-T$(comma)$(abspath $(LINK_ORDER)))
