@@ -153,6 +153,8 @@ IDLE_RUNS = [
     ("redipc-default-tcp", "redipc-c", "idle_redipc", [], "redipc, default options, TCP (health check every 3 s)", "tcp"),
     ("redipc-hc-on", "redipc-c", "idle_redipc", ["--health-check-ms", "3000"], "redipc, health check every 3 s (unix socket)", "unix"),
     ("redipc-hc-off", "redipc-c", "idle_redipc", ["--health-check-ms", "0"], "redipc, health check off (unix socket)", "unix"),
+    ("redipc-minimal", "redipc-c-minimal", "idle_redipc", [],
+     "redipc, minimal build (`dist-small`, no TLS, cluster, sentinel), default options (unix socket)", "unix"),
     ("hiredis", "hiredis", "idle_hiredis", [], "hiredis (no health check)", "unix"),
 ]
 
@@ -535,10 +537,14 @@ class Harness:
         else:
             fp["idle"]["lib_note"] = ("redipc: the bench's own libredipc.so (target/release), not the shipped `dist` "
                                       "build, which this run did not build")
+        small = next((e for e in fp["libs"] if e["build"] == "dist-small"), None)
+        small_dir = (str(Path(small["stripped_path"]).parent)
+                     if small and small.get("fresh") and small.get("stripped_path") else None)
         # The libraries as a process loads them from storage (at a board's boot, or any first
         # use), not the copy `strip` just wrote: the kernel maps a page cache's blocks whole,
         # and freshly written blocks are larger than those a program's first faults read in.
-        evict_page_cache([Path(lib_dir or self.build / "lib") / "libredipc.so", find_hiredis()])
+        evict_page_cache([Path(lib_dir or self.build / "lib") / "libredipc.so", find_hiredis(),
+                          Path(small_dir) / "libredipc.so" if small_dir else None])
         fp["idle"]["cold"] = True
         procs: list[tuple[dict, subprocess.Popen]] = []
         try:
@@ -551,6 +557,11 @@ class Harness:
                     self.notes.append(f"footprint: {run['why']}: idle {title} not measured")
                     continue
                 env = dict(os.environ)
+                if impl == "redipc-c-minimal":
+                    if not small_dir:
+                        run["why"] = "this run did not build the minimal library"
+                        continue
+                    env["LD_LIBRARY_PATH"] = small_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
                 if impl == "redipc-c" and lib_dir:
                     env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
                 p = subprocess.Popen([str(exe), *self.target_args(transport), *extra], stdout=subprocess.PIPE,
