@@ -556,14 +556,13 @@ class Harness:
                     run["why"] = f"{exe} was not built"
                     self.notes.append(f"footprint: {run['why']}: idle {title} not measured")
                     continue
+                if impl == "redipc-c-minimal" and not small_dir:
+                    run["why"] = "this run did not build the minimal library"
+                    continue
                 env = dict(os.environ)
-                if impl == "redipc-c-minimal":
-                    if not small_dir:
-                        run["why"] = "this run did not build the minimal library"
-                        continue
-                    env["LD_LIBRARY_PATH"] = small_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-                if impl == "redipc-c" and lib_dir:
-                    env["LD_LIBRARY_PATH"] = lib_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+                first = {"redipc-c": lib_dir, "redipc-c-minimal": small_dir}.get(impl)
+                if first:
+                    env["LD_LIBRARY_PATH"] = first + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
                 p = subprocess.Popen([str(exe), *self.target_args(transport), *extra], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
                 procs.append((run, p))
