@@ -167,6 +167,49 @@ def glide_workloads(g):
     return {"seq": seq, "gather": gather, "pipe": pipe, "multi": multi, "pubsub": pubsub}
 
 
+class _Floor(asyncio.Protocol):
+    """The least an asyncio client can do for a sequential GET: write the packed command,
+    let the loop call ``data_received``, complete a future when the bulk reply is whole. No
+    pool, no reply object, no error handling: a reference for what the machine allows, not
+    a client."""
+
+    def __init__(self):
+        self.buf = b""
+        self.waiter = None
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.buf += data
+        head = self.buf.find(b"\r\n")
+        if head < 0 or self.waiter is None:
+            return
+        size = int(self.buf[1:head])
+        end = head + 2 + max(size, 0) + (2 if size >= 0 else 0)
+        if len(self.buf) >= end:
+            value, self.buf = self.buf[head + 2 : end - 2], self.buf[end:]
+            waiter, self.waiter = self.waiter, None
+            waiter.set_result(value)
+
+    async def get(self, packed):
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(packed)
+        return await self.waiter
+
+
+def floor_workloads(proto):
+    packed = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+
+    async def seq(n):
+        for _ in range(n):
+            await proto.get(packed)
+        return n
+
+    return {"seq": seq}
+
+
 def pinned(seq, server_pid, apart):
     """``seq`` with the event loop's thread on CPU 0 and the server's main thread on CPU 1
     (``apart``) or CPU 0 too; both put back afterwards. A sequential round trip costs very
@@ -248,17 +291,21 @@ async def main():
         notes.append(
             "valkey-glide's asyncio client is not installed (pip install valkey-glide): not compared"
         )
+    # The floor: a hand-written asyncio protocol, sequential workloads only.
+    _, floor = await asyncio.get_running_loop().create_unix_connection(_Floor, a.url[len("unix://"):])
+    impls["floor"] = floor_workloads(floor)
     if a.server_pid and len(os.sched_getaffinity(0)) >= 2:
         for w in impls.values():
             w["seq_same"] = pinned(w["seq"], a.server_pid, apart=False)
             w["seq_apart"] = pinned(w["seq"], a.server_pid, apart=True)
     names = list(impls["redipc"])
-    results = {(w, i): [] for w in names for i in impls}
+    results = {(w, i): [] for w in names for i in impls if w in impls[i]}
     order = list(impls)
     for rep in range(reps):
         for w in names:
             for i in order if rep % 2 == 0 else order[::-1]:
-                results[(w, i)].append(await timed(impls[i][w], n))
+                if w in impls[i]:
+                    results[(w, i)].append(await timed(impls[i][w], n))
     titles = {
         "seq": "sequential await get",
         "seq_same": "sequential, loop and server pinned to one CPU",
@@ -273,14 +320,18 @@ async def main():
         "",
         f"{reps} repetition(s), about {n} operations each, unix socket, one event loop; medians.",
         "ratio: redipc ÷ redis.asyncio; ratio vs glide: redipc ÷ glide (ops/s).",
+        "floor: a hand-written asyncio protocol (write the packed GET, complete a future in",
+        "`data_received`; sequential rows only): what an asyncio client can reach on this machine;",
+        "floor ÷ redis.asyncio is the best ratio any asyncio client could show here.",
         "",
         "| workload | redipc ops/s | redipc CPU µs/op | redis.asyncio ops/s | redis.asyncio CPU µs/op | ratio "
-        "| glide ops/s | glide CPU µs/op | ratio vs glide |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| glide ops/s | glide CPU µs/op | ratio vs glide | floor ops/s | floor CPU µs/op | redipc ÷ floor "
+        "| floor ÷ redis.asyncio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def column(w, name, ops):
-        if name not in impls:
+        if (w, name) not in results:
             return "– | – | –"
         pops = statistics.median(r[0] for r in results[(w, name)])
         pcpu = statistics.median(r[1] for r in results[(w, name)])
@@ -289,8 +340,14 @@ async def main():
     for w in names:
         ops = statistics.median(r[0] for r in results[(w, "redipc")])
         cpu = statistics.median(r[1] for r in results[(w, "redipc")])
+        over_peer = "–"
+        if (w, "floor") in results and (w, "redis.asyncio") in results:
+            fops = statistics.median(r[0] for r in results[(w, "floor")])
+            pops = statistics.median(r[0] for r in results[(w, "redis.asyncio")])
+            over_peer = f"{fops / pops:.2f}×"
         lines.append(
-            f"| {titles[w]} | {ops:,.0f} | {cpu:.1f} | {column(w, 'redis.asyncio', ops)} | {column(w, 'glide', ops)} |"
+            f"| {titles[w]} | {ops:,.0f} | {cpu:.1f} | {column(w, 'redis.asyncio', ops)} | {column(w, 'glide', ops)} "
+            f"| {column(w, 'floor', ops)} | {over_peer} |"
         )
     lines += [""] + [f"Note: {x}" for x in notes]
     text = "\n".join(lines) + "\n"
@@ -298,6 +355,7 @@ async def main():
         f.write(text)
     print(text)
     await ours.close()
+    floor.transport.close()
     if peer is not None:
         await peer.aclose()
     if gl is not None:

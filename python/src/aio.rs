@@ -171,7 +171,9 @@ impl AsyncClient {
                 "this redipc.asyncio.Client belongs to another event loop (or none runs here): make one client per loop"
             ));
         }
-        self.event_loop.bind(py).call_method0("create_future")
+        self.event_loop
+            .bind(py)
+            .call_method0(pyo3::intern!(py, "create_future"))
     }
 
     /// Send one command on the local connection (see `redipc::LocalWire`); its future,
@@ -242,12 +244,12 @@ fn complete(
     fut: &Bound<'_, PyAny>,
     finish: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
 ) -> PyResult<()> {
-    if fut.call_method0("done")?.is_truthy()? {
+    if fut.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
         return Ok(());
     }
     match finish(py) {
-        Ok(v) => fut.call_method1("set_result", (v,))?,
-        Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+        Ok(v) => fut.call_method1(pyo3::intern!(py, "set_result"), (v,))?,
+        Err(e) => fut.call_method1(pyo3::intern!(py, "set_exception"), (e.into_value(py),))?,
     };
     Ok(())
 }
@@ -351,6 +353,16 @@ impl AsyncClient {
 
     /// Complete the futures of every finished call (the loop's reader callback). `True`
     /// once the client is closed and every call has completed: the reader can go.
+    /// The event loop's reader callback (`loop.add_reader(fd, a._readable, closed)`):
+    /// [`_drain`](Self::_drain), then `closed()` once the client is closed and every call
+    /// was told (no Python frame per reply on the way).
+    fn _readable(&self, py: Python<'_>, closed: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self._drain(py)? {
+            closed.call0()?;
+        }
+        Ok(())
+    }
+
     fn _drain(&self, py: Python<'_>) -> PyResult<bool> {
         if let Some(l) = &self.local {
             let done = l.lock().unwrap_or_else(|p| p.into_inner()).ready();

@@ -1919,7 +1919,7 @@ class AsyncClient:
     connection the loop's thread writes and reads itself (plain TCP and unix sockets); the
     other calls start on redipc's runtime. Each method returns an ``asyncio.Future`` that
     the loop completes when it reads the client's descriptor (``fd``, watched with
-    ``loop.add_reader(fd, _drain)``); cancelling the future cancels a runtime call (a
+    ``loop.add_reader(fd, _readable, closed)``); cancelling the future cancels a runtime call (a
     command already written may still run)."""
 
     def __new__(cls, client: Client, event_loop: asyncio.AbstractEventLoop) -> AsyncClient: ...
@@ -1929,6 +1929,9 @@ class AsyncClient:
     @property
     def in_flight(self) -> int:
         """Calls started and not finished (or cancelled) yet."""
+    def _readable(self, closed: Callable[[], object]) -> None:
+        """The loop's reader callback: :meth:`_drain`, then ``closed()`` once it returns
+        ``True``."""
     def _drain(self) -> bool:
         """Complete the futures of the finished calls; ``True`` once the client is closed
         and every call has completed (the reader can go)."""

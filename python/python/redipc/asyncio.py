@@ -859,11 +859,12 @@ class Client:
         self._loop = loop
         self._closed: _asyncio.Future[None] | None = None
         self._reading = True
-        loop.add_reader(self._a.fd, self._on_readable)
+        # The futures of finished calls are completed by the native reader callback; once
+        # closed and all done, it calls _stop_reading.
+        loop.add_reader(self._a.fd, self._a._readable, self._stop_reading)
 
-    def _on_readable(self) -> None:
-        # Complete the futures of finished calls; once closed and all done, stop reading.
-        if self._a._drain() and self._reading:
+    def _stop_reading(self) -> None:
+        if self._reading:
             self._reading = False
             self._loop.remove_reader(self._a.fd)
             if self._closed is not None and not self._closed.done():
@@ -879,7 +880,7 @@ class Client:
         if self._closed is None:
             self._closed = self._loop.create_future()
         # The waiting calls fail with ClosedError; returns once every one was told.
-        self._on_readable()
+        self._a._readable(self._stop_reading)
         await _asyncio.shield(self._closed)
 
     async def __aenter__(self) -> Client:
