@@ -3,6 +3,9 @@
  * bench_hiredis.c (see common.h). Workloads that need newer parts of the C API live in
  * their own files and are compiled in when the header has them (bench/c/build.sh); without
  * them the workload prints a "skipped" line saying which function is missing.
+ *
+ * BENCH_DIRECT=N in the environment sets the client's direct connections (0: every call
+ * takes the auto-pipelined connection; bench/device compares the two).
  */
 #include "bench_redipc.h"
 
@@ -16,6 +19,8 @@ ipc_client *redipc_connect(const bench_args *a) {
     redipc_check(ipc_options_new(&o), "ipc_options_new");
     redipc_check(ipc_options_set_response_timeout_ms(o, (uint64_t)(a->timeout_s * 1000)), "options");
     if (a->tls_ca) redipc_check(ipc_options_set_tls_ca_file(o, a->tls_ca), "ipc_options_set_tls_ca_file");
+    const char *direct = getenv("BENCH_DIRECT");
+    if (direct) redipc_check(ipc_options_set_direct_connections(o, (uint32_t)atoi(direct)), "direct");
     ipc_client *c = NULL;
     redipc_check(ipc_client_new(url, o, &c), "ipc_client_new");
     ipc_options_free(o);
