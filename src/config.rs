@@ -688,6 +688,14 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
 fn host_list(hosts: &str, url: &str, default_port: u16, what: &str) -> Result<Vec<(String, u16)>> {
     let mut out = Vec::new();
     for h in hosts.split(',') {
+        // `url` is redacted: an item it does not show as it is may be a piece of a password
+        // that an ambiguous URL put among the hosts (found by fuzz/url: `u:p@x?y=//v:w@h1,
+        // h2&password=...`); such a list is refused, never dialled or quoted.
+        if !url.contains(h) {
+            return Err(Error::invalid(format!(
+                "invalid URL {url:?}: a {what} of the list may be a piece of a password (escape @ ? # & / in a password: %40 %3F %23 %26 %2F)"
+            )));
+        }
         let bad = |why: &str| Error::invalid(format!("invalid URL {url:?}: {what} {h:?}: {why}"));
         let (host, port) = if let Some(v6) = h.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
@@ -710,6 +718,25 @@ fn host_list(hosts: &str, url: &str, default_port: u16, what: &str) -> Result<Ve
     Ok(out)
 }
 
+/// How to show a URL made of pieces of a given one (its user info, its first host as
+/// `first`, the path and parameters after the hosts) for the parser to read: redacted, and
+/// without a piece that the given URL, redacted (`url`), does not show as it is: an
+/// ambiguous URL can put a password's `pass=` among the hosts or carry its rest into the
+/// path (found by fuzz/url: `redis://no host,h2/?pass=...` was shown whole in the parser's
+/// error, and pieces of a password after a `#`).
+fn shown_pieces(
+    scheme: &str,
+    userinfo: &str,
+    host: &str,
+    first: &str,
+    path: &str,
+    url: &str,
+) -> String {
+    let first = if url.contains(host) { first } else { "***" };
+    let path = if url.ends_with(path) { path } else { "***" };
+    redact(&format!("{scheme}://{userinfo}{first}{path}"))
+}
+
 /// A `redis://` or `rediss://` URL naming several nodes (`redis://[user:pass@]h1:7000,h2:7000/`):
 /// the nodes, and the URL (given, redacted) with only the first, for the redis crate to read
 /// the rest from. `None` for a URL with one host.
@@ -720,7 +747,7 @@ fn node_list(given: &str, url: &str) -> Result<Option<(Vec<(String, u16)>, Strin
             .map(|(s, r)| (s.to_owned(), r.to_owned()))
             .unwrap_or_default()
     };
-    let ((scheme, given_rest), (_, shown_rest)) = (split(given), split(url));
+    let (scheme, given_rest) = split(given);
     if scheme.to_ascii_lowercase().contains("unix") {
         return Ok(None);
     }
@@ -738,12 +765,10 @@ fn node_list(given: &str, url: &str) -> Result<Option<(Vec<(String, u16)>, Strin
     } else {
         format!("{host}:{port}")
     };
-    let shown_at = userinfo_end(&shown_rest);
-    Ok(Some((
-        nodes.clone(),
-        format!("{scheme}://{}{first}{path}", &given_rest[..at]),
-        format!("{scheme}://{}{first}{path}", &shown_rest[..shown_at]),
-    )))
+    // What the parser reads: the first node and the rest of the given URL.
+    let given_first = format!("{scheme}://{}{first}{path}", &given_rest[..at]);
+    let shown_first = shown_pieces(&scheme, &given_rest[..at], host, &first, path, url);
+    Ok(Some((nodes.clone(), given_first, shown_first)))
 }
 
 /// Read `redis-sentinel://[user:pass@]host[:port][,host[:port]...][/db]#master` (or
@@ -759,7 +784,7 @@ fn sentinel_url(
         u.split_once("://")
             .map_or(String::new(), |(_, r)| r.to_owned())
     };
-    let (given_rest, shown_rest) = (rest(given), rest(url));
+    let given_rest = rest(given);
     let userinfo_end = |r: &str| r.rfind('@').map_or(0, |i| i + 1);
     let at = userinfo_end(&given_rest);
     // The master's name follows the last `#` after the user info (a `#` before it may be
@@ -784,14 +809,12 @@ fn sentinel_url(
     } else {
         format!("{host}:{port}")
     };
-    let shown_at = userinfo_end(&shown_rest);
+    let given_first = format!("redis://{}{first}{path}", &given_rest[..at]);
+    let shown_first = shown_pieces("redis", &given_rest[..at], host, &first, path, url);
     Ok((
         master.to_owned(),
         sentinels.clone(),
-        (
-            format!("redis://{}{first}{path}", &given_rest[..at]),
-            format!("redis://{}{first}{path}", &shown_rest[..shown_at]),
-        ),
+        (given_first, shown_first),
     ))
 }
 

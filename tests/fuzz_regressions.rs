@@ -47,8 +47,10 @@ fn the_smallest_integer_is_read() {
 
 /// fuzz/url: a password holding `/`, `#` or `@` unescaped makes a URL ambiguous, and pieces
 /// of it were shown: the whole URL in the error of the URL parser, a "scheme" made of the
-/// user info, a socket path or host that the password became. Every such URL now fails (or
-/// connects nowhere) without a piece of the password in the error.
+/// user info, a socket path or host that the password became; and (2026-12-06) the `pass=`
+/// parameter of a URL naming several nodes, or of a sentinel URL, in the parser's error
+/// about the URL made of its first host. Every such URL now fails (or connects nowhere)
+/// without a piece of the password in the error.
 #[test]
 fn no_piece_of_a_password_in_an_ambiguous_url_is_shown() {
     let server = Server::start();
@@ -75,6 +77,36 @@ fn no_piece_of_a_password_in_an_ambiguous_url_is_shown() {
         (
             "redis://u:S3@127.0.0.3:1#cret@localhost:1".to_owned(),
             &["S3", "cret", "127.0.0.3"][..],
+        ),
+        // A list of nodes: the URL the parser read (the first node and the rest of the
+        // given URL) was shown with its `pass=` parameter.
+        (
+            "redis://no host,h2:1/?pass=S3cret".to_owned(),
+            &["S3cret"][..],
+        ),
+        // An ambiguous URL put a `pass=` parameter among the hosts (after the last `@`),
+        // whose errors quoted it.
+        (
+            "redis://u:p@x?y=//v:w@h1,h2:&pass=S3cret".to_owned(),
+            &["S3cret"][..],
+        ),
+        // ... or carried the rest of a password into the path after the hosts.
+        (
+            "redis://u:p@x?y=//v:w@no host,h2&password=S3#cret".to_owned(),
+            &["S3", "cret"][..],
+        ),
+        // The same in the URL a sentinel URL is read as.
+        (
+            "redis-sentinel://no host,h2:1/?pass=S3cret#mymaster".to_owned(),
+            &["S3cret"][..],
+        ),
+        (
+            "redis-sentinel://no host:1/?pass=S3cret#mymaster".to_owned(),
+            &["S3cret"][..],
+        ),
+        (
+            "redis://\0\u{1}h,=2r/r?pass=S3cret&user=\0".to_owned(),
+            &["S3cret"][..],
         ),
     ];
     let opts = Options::default().connect_timeout(Duration::from_millis(500));

@@ -184,7 +184,7 @@ fn options(u: &mut Unstructured) -> Result<()> {
         assert_eq!((core.resp3, core.poll_mode), (on, on));
         assert_eq!((core.reconnect.min_delay, core.reconnect.max_delay), (d, d));
         assert_eq!(core.reconnect.max_attempts, (num != 0).then_some(num));
-        assert_eq!(core.health_check_interval, d);
+        assert_eq!(core.health_check_interval, Some(d));
         if text_ok {
             let t = text.to_str().expect("UTF-8");
             assert_eq!(core.client_name.as_deref(), Some(t));
