@@ -595,9 +595,9 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
     // In a URL made ambiguous by a password holding `/ ? # @` the address may hold a piece
     // of it (`unix://a/b:pw@/s.sock` is the path `/b:pw@/s.sock`): it is shown only when the
     // redacted URL has the same address (found by fuzz/url).
-    if url != url_for_parse
-        && url.into_connection_info().map(|i| address(i.addr())).ok() != Some(display.clone())
-    {
+    let hidden = url != url_for_parse
+        && url.into_connection_info().map(|i| address(i.addr())).ok() != Some(display.clone());
+    if hidden {
         display = "(address hidden: the URL holds a password where it could be)".to_owned();
     }
     let mut redis = info.redis_settings().clone();
@@ -656,7 +656,16 @@ pub(crate) fn parse_url(url: &str, opts: &Options) -> Result<Target> {
     let tls = if tls {
         match info.addr() {
             redis::ConnectionAddr::Tcp(host, _) => {
-                Some(crate::net::tls::Tls::new(&opts.tls, Some(host))?)
+                // Its errors quote the host, which may then be a piece of a password
+                // (found by fuzz/url).
+                Some(
+                    crate::net::tls::Tls::new(&opts.tls, Some(host)).map_err(|e| match hidden {
+                        true => Error::invalid(
+                            "TLS: the URL's host is not a valid server name (not shown: the URL holds a password where it could be)",
+                        ),
+                        false => e,
+                    })?,
+                )
             }
             _ => {
                 return Err(Error::invalid(

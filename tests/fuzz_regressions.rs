@@ -95,6 +95,11 @@ fn no_piece_of_a_password_in_an_ambiguous_url_is_shown() {
             "redis://u:p@x?y=//v:w@no host,h2&password=S3#cret".to_owned(),
             &["S3", "cret"][..],
         ),
+        // The TLS server name is the host, which a password holding `@` and `#` became.
+        (
+            "rediss://u:p@S3@cr\u{1f}et#x@/tmp/s.sock:1".to_owned(),
+            &["S3", "cr", "et"][..],
+        ),
         // The same in the URL a sentinel URL is read as.
         (
             "redis-sentinel://no host,h2:1/?pass=S3cret#mymaster".to_owned(),
