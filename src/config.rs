@@ -727,21 +727,14 @@ fn host_list(hosts: &str, url: &str, default_port: u16, what: &str) -> Result<Ve
     Ok(out)
 }
 
-/// How to show a URL made of pieces of a given one (its user info, its first host as
-/// `first`, the path and parameters after the hosts) for the parser to read: redacted, and
-/// without a piece that the given URL, redacted (`url`), does not show as it is: an
-/// ambiguous URL can put a password's `pass=` among the hosts or carry its rest into the
-/// path (found by fuzz/url: `redis://no host,h2/?pass=...` was shown whole in the parser's
-/// error, and pieces of a password after a `#`).
-fn shown_pieces(
-    scheme: &str,
-    userinfo: &str,
-    host: &str,
-    first: &str,
-    path: &str,
-    url: &str,
-) -> String {
-    let first = if url.contains(host) { first } else { "***" };
+/// How to show a URL made of pieces of a given one (its user info, its first host `first`,
+/// the path and parameters after the hosts) for the parser to read: redacted, and without
+/// the path when the given URL, redacted (`url`), does not show it as it is: an ambiguous
+/// URL can carry the rest of a password there (found by fuzz/url: `redis://no
+/// host,h2/?pass=...` was shown whole in the parser's error, and pieces of a password
+/// after a `#`). The hosts need no such check: [`host_list`] refuses a list that `url`
+/// does not show.
+fn shown_pieces(scheme: &str, userinfo: &str, first: &str, path: &str, url: &str) -> String {
     let path = if url.ends_with(path) { path } else { "***" };
     redact(&format!("{scheme}://{userinfo}{first}{path}"))
 }
@@ -776,7 +769,7 @@ fn node_list(given: &str, url: &str) -> Result<Option<(Vec<(String, u16)>, Strin
     };
     // What the parser reads: the first node and the rest of the given URL.
     let given_first = format!("{scheme}://{}{first}{path}", &given_rest[..at]);
-    let shown_first = shown_pieces(&scheme, &given_rest[..at], host, &first, path, url);
+    let shown_first = shown_pieces(&scheme, &given_rest[..at], &first, path, url);
     Ok(Some((nodes.clone(), given_first, shown_first)))
 }
 
@@ -819,7 +812,7 @@ fn sentinel_url(
         format!("{host}:{port}")
     };
     let given_first = format!("redis://{}{first}{path}", &given_rest[..at]);
-    let shown_first = shown_pieces("redis", &given_rest[..at], host, &first, path, url);
+    let shown_first = shown_pieces("redis", &given_rest[..at], &first, path, url);
     Ok((
         master.to_owned(),
         sentinels.clone(),

@@ -351,8 +351,6 @@ impl AsyncClient {
         self.done.in_flight() + local
     }
 
-    /// Complete the futures of every finished call (the loop's reader callback). `True`
-    /// once the client is closed and every call has completed: the reader can go.
     /// The event loop's reader callback (`loop.add_reader(fd, a._readable, closed)`):
     /// [`_drain`](Self::_drain), then `closed()` once the client is closed and every call
     /// was told (no Python frame per reply on the way).
@@ -363,6 +361,8 @@ impl AsyncClient {
         Ok(())
     }
 
+    /// Complete the futures of every finished call. `True` once the client is closed and
+    /// every call has completed: the reader can go.
     fn _drain(&self, py: Python<'_>) -> PyResult<bool> {
         if let Some(l) = &self.local {
             let done = l.lock().unwrap_or_else(|p| p.into_inner()).ready();
