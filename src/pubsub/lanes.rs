@@ -10,7 +10,10 @@
 //! (`Disconnected`: messages may have been missed) and reconnects while its node is a
 //! primary; a shard channel the server unsubscribed (its slot moved: a `sunsubscribe` push
 //! nobody asked for) gets `Disconnected` too, the map is refreshed, and the new owner's lane
-//! subscribes it again (`Reactivated`). Unsubscribe confirmations are matched in order
+//! subscribes it again (`Reactivated`); the lane also asks its node again, since a map
+//! refreshed at that moment may come from a node not told of the move yet, and the node's
+//! `MOVED` names the new owner. A confirmed shard channel that the map moves elsewhere before
+//! its node unsubscribes it is told the same way. Unsubscribe confirmations are matched in order
 //! against what the lane asked for, so a server-sent `sunsubscribe` is told apart from the
 //! answer to our own (valkey issue 1066) — each shard channel has its own command.
 
@@ -140,6 +143,35 @@ struct State {
     names: HashMap<(usize, Bytes), bool>,
     /// What the answers still to come are for, in order.
     inflight: VecDeque<Asked>,
+    /// The node unsubscribed a shard channel on its own: compare again once the frames read
+    /// are handled (the map may not know of the move yet; asking the node again gets a
+    /// `MOVED` naming the new owner).
+    recheck: bool,
+    /// `MOVED` answers not applied to the map yet, and when this lane last applied one: two
+    /// nodes that disagree about a slot (told of a move one after the other) would otherwise
+    /// send the channel back and forth between their lanes as fast as they answer.
+    moved: Vec<String>,
+    moved_at: Option<Instant>,
+}
+
+/// The least time between two `MOVED` answers a lane applies to the map.
+const MOVED_GAP: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl State {
+    /// When the pending `MOVED` answers may be applied (`None`: there are none).
+    fn moved_due(&self) -> Option<Instant> {
+        if self.moved.is_empty() {
+            return None;
+        }
+        Some(self.moved_at.map_or_else(Instant::now, |t| t + MOVED_GAP))
+    }
+
+    fn apply_moved(&mut self, router: &Arc<Router>) {
+        for m in self.moved.drain(..) {
+            router.moved(&m);
+        }
+        self.moved_at = Some(Instant::now());
+    }
 }
 
 enum Asked {
@@ -195,6 +227,9 @@ async fn session(
                     return e;
                 }
             }
+            _ = tokio::time::sleep_until(state.moved_due().unwrap_or(last_rx)), if !state.moved.is_empty() => {
+                state.apply_moved(router);
+            }
             _ = tokio::time::sleep_until(last_rx + interval) => {
                 if state.inflight.iter().any(|a| matches!(a, Asked::Ping)) {
                     return Error::new(ErrorKind::Connection, format!("pub/sub health check: no answer to PING within {interval:?}"));
@@ -229,6 +264,14 @@ async fn session(
                     }
                 }
                 last_rx = Instant::now();
+                if std::mem::take(&mut state.recheck)
+                    && let Err(e) = reconcile(ps, router, addr, state, &mut out, &mut wr).await
+                {
+                    return e;
+                }
+                if state.moved_due().is_some_and(|t| t <= Instant::now()) {
+                    state.apply_moved(router);
+                }
             }
         }
     }
@@ -278,6 +321,23 @@ async fn reconcile<W: tokio::io::AsyncWrite + Unpin>(
         .filter(|k| !wanted.contains(k))
         .cloned()
         .collect();
+    // A confirmed name taken back while it still has subscribers moved to another node (the
+    // map changed before this node unsubscribed it, if it does): messages published on the
+    // new owner before its lane subscribes are missed, so its subscriptions are told, and
+    // the new owner's confirmation is a `Reactivated`.
+    let moved: Vec<(usize, Bytes)> = {
+        let reg = lock(&ps.reg);
+        gone.iter()
+            .filter(|k| {
+                state.names.get(*k) == Some(&true)
+                    && reg.names[k.0].get(&k.1).is_some_and(|e| !e.subs.is_empty())
+            })
+            .cloned()
+            .collect()
+    };
+    for key in &moved {
+        lost_names(ps, std::slice::from_ref(key), &moved_error(&key.1));
+    }
     for key in gone {
         state.names.remove(&key);
         let kind = kind_of(key.0);
@@ -315,8 +375,9 @@ fn frame_of(ps: &PubSub, router: &Arc<Router>, state: &mut State, frame: Reply) 
                 state.names.remove(&(kind.index(), name.clone()));
                 if let Reply::Error(e) = &other {
                     if e.code == "MOVED" {
-                        // Our map was stale: the new owner's lane takes it.
-                        router.moved(&e.message);
+                        // Our map was stale: the new owner's lane takes it once the map
+                        // says so (`State::moved`).
+                        state.moved.push(e.message.clone());
                     } else {
                         failed(ps, kind, &name, Error::from(e.clone()));
                     }
@@ -344,17 +405,23 @@ fn frame_of(ps: &PubSub, router: &Arc<Router>, state: &mut State, frame: Reply) 
         }
     } else if !ours && state.names.remove(&key).is_some() {
         // The server unsubscribed it: its slot moved. Messages may be missed until the new
-        // owner's lane has it.
-        let err = Error::new(
-            ErrorKind::Connection,
-            format!(
-                "the shard channel {} moved to another node (its slot moved)",
-                String::from_utf8_lossy(&name)
-            ),
-        );
-        lost_names(ps, &[key], &err);
+        // owner's lane has it. A map refreshed now may come from a node not told of the move
+        // yet, so the lane also asks this node again (`recheck`): its `MOVED` names the new
+        // owner.
+        lost_names(ps, &[key], &moved_error(&name));
+        state.recheck = true;
         router.refresh_soon();
     }
+}
+
+fn moved_error(name: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::Connection,
+        format!(
+            "the shard channel {} moved to another node (its slot moved)",
+            String::from_utf8_lossy(name)
+        ),
+    )
 }
 
 /// A name confirmed by a lane: `Activated` (or `Reactivated`) unless another lane had it
