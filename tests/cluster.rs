@@ -70,6 +70,10 @@ fn cluster_client() {
     shard_and_keyspace(&cluster);
     eprintln!("shard_and_keyspace: {:?}", step.elapsed());
 
+    let step = Instant::now();
+    keyspace_flags_per_node(&cluster);
+    eprintln!("keyspace_flags_per_node: {:?}", step.elapsed());
+
     // Last: these change the cluster for good.
     let mut cluster = cluster;
     let step = Instant::now();
@@ -424,6 +428,62 @@ fn shard_and_keyspace(cluster: &Cluster) {
     publisher.publish("pat:x", "p").unwrap();
     assert!(matches!(next_event(&classic), redipc::Event::Message(_)));
     assert!(matches!(next_event(&pattern), redipc::Event::Message(_)));
+}
+
+/// `watch_keys` with `configure_server` on primaries configured differently: each keeps its
+/// own `notify-keyspace-events` flags and gains the ones the watch needs (`K` and `$` for
+/// `set`), and the watch hears `set` on keys of every primary.
+fn keyspace_flags_per_node(cluster: &Cluster) {
+    let primaries = cluster.primaries();
+    let own = ["Eg", "Klx", ""];
+    for (p, flags) in primaries.iter().zip(own) {
+        cluster.cmd_at(*p, &["CONFIG", "SET", "notify-keyspace-events", flags]);
+    }
+    let c = connect(&cluster.seed_url());
+    let (tx, rx) = std::sync::mpsc::channel::<(Vec<u8>, String)>();
+    let tx = std::sync::Mutex::new(tx);
+    let watch = c
+        .watch_keys("kf:*", &["set"], true, move |key, event| {
+            let _ = tx.lock().unwrap().send((key.to_vec(), event.to_string()));
+        })
+        .unwrap();
+    for (p, flags) in primaries.iter().zip(own) {
+        let now = match cluster.cmd_at(*p, &["CONFIG", "GET", "notify-keyspace-events"]) {
+            redis::Value::Array(v) => match v.get(1) {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        for f in flags.chars().chain("K$".chars()) {
+            assert!(
+                now.contains(f),
+                "node {p}: {now:?} lacks {f:?} (had {flags:?})"
+            );
+        }
+    }
+    // A key on each primary.
+    let mut keys: Vec<String> = Vec::new();
+    for p in &primaries {
+        let k = (0..)
+            .map(|i| format!("kf:{i}"))
+            .find(|k| cluster.owner(redipc::keyslot(k)) == *p)
+            .unwrap();
+        keys.push(k);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for k in &keys {
+        c.set(k, "1").unwrap();
+    }
+    let mut heard = std::collections::HashSet::new();
+    while heard.len() < keys.len() {
+        let (key, event) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("heard only {heard:?} of {keys:?}"));
+        assert_eq!(event, "set");
+        heard.insert(String::from_utf8(key).unwrap());
+    }
+    watch.stop(Duration::from_secs(5)).unwrap();
 }
 
 /// One channel's messages from one publisher arrive in order: `PUBLISH` is routed by its

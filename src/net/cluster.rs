@@ -901,6 +901,14 @@ impl Router {
         }
     }
 
+    /// Send one packed keyless command to the node at `addr` (not routed: a node's own
+    /// settings, e.g. `CONFIG GET` on each primary), within the response timeout.
+    pub(crate) async fn request_at(self: &Arc<Self>, addr: &Addr, bytes: Bytes) -> Result<Reply> {
+        let deadline = Instant::now() + self.opts.response_timeout;
+        self.send_at(Sel::Addr(addr.clone()), bytes, Expect::One, deadline)
+            .await
+    }
+
     /// Send `bytes` to the node `sel` names, following redirects, until `deadline`. `Many`
     /// is for a transaction sent whole: a redirect in any of its replies means `EXEC` was
     /// refused and nothing ran, so the whole goes again.

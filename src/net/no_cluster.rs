@@ -101,4 +101,12 @@ impl Router {
     pub(crate) async fn request(self: &Arc<Self>, _bytes: Bytes, _expect: Expect) -> Result<Reply> {
         match **self {}
     }
+
+    pub(crate) async fn request_at(
+        self: &Arc<Self>,
+        _addr: &(String, u16),
+        _bytes: Bytes,
+    ) -> Result<Reply> {
+        match **self {}
+    }
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::delivery::runner::Runner;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pubsub::{Event, SubscribeOptions, Subscription};
+use crate::reply::Reply;
 use crate::report::{ReportKind, ReportSource, call_handler};
 
 /// The `notify-keyspace-events` class flag an event name needs (`A`: all, when unknown).
@@ -29,6 +30,28 @@ fn class_of(event: &str) -> char {
         e if e.starts_with('x') => 't',
         _ => 'A',
     }
+}
+
+/// The `notify-keyspace-events` value to set, from a `CONFIG GET` reply, so that it has
+/// `wanted` too (`None`: it has them already).
+fn with_flags(config_get: Reply, wanted: &[char]) -> Result<Option<String>> {
+    let current = config_get
+        .into_pairs()?
+        .into_iter()
+        .next()
+        .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default();
+    let mut flags: Vec<char> = current.chars().collect();
+    let has_all = flags.contains(&'A');
+    let mut changed = false;
+    for &w in wanted {
+        let covered = flags.contains(&w) || (has_all && "g$lshzxetd".contains(w));
+        if !covered {
+            flags.push(w);
+            changed = true;
+        }
+    }
+    Ok(changed.then(|| flags.into_iter().collect()))
 }
 
 /// A keyspace watch: its handler runs like a subscription's (on a dispatcher thread, or in
@@ -87,38 +110,52 @@ client_methods! {
             }
         };
         if configure_server {
-            let current = self
-                .command(&["CONFIG", "GET", "notify-keyspace-events"])
-                .await
-                .map_err(no_config)?
-                .into_pairs()?
-                .into_iter()
-                .next()
-                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default();
-            let mut flags: Vec<char> = current.chars().collect();
             let mut wanted = vec!['K'];
             if events.is_empty() {
                 wanted.push('A');
             } else {
                 wanted.extend(events.iter().map(|e| class_of(e)));
             }
-            let has_all = flags.contains(&'A');
-            let mut changed = false;
-            for w in wanted {
-                let covered = flags.contains(&w) || (has_all && "g$lshzxetd".contains(w));
-                if !covered {
-                    flags.push(w);
-                    changed = true;
+            match self.conn().cluster() {
+                None => {
+                    let current = self
+                        .command(&["CONFIG", "GET", "notify-keyspace-events"])
+                        .await
+                        .map_err(no_config)?;
+                    if let Some(value) = with_flags(current, &wanted)? {
+                        self.command(&["CONFIG", "SET", "notify-keyspace-events", &value])
+                            .await
+                            .map_err(no_config)?;
+                    }
                 }
-            }
-            // On a cluster the flags were read from one node; set them on every primary
-            // (CONFIG SET goes to all of them), which may differ.
-            if changed || self.conn().cluster().is_some() {
-                let value: String = flags.into_iter().collect();
-                self.command(&["CONFIG", "SET", "notify-keyspace-events", &value])
-                    .await
-                    .map_err(no_config)?;
+                // On a cluster each primary publishes its own keys' events: each keeps its
+                // own flags, plus the ones needed.
+                Some(router) => {
+                    let get: Bytes = redis::cmd("CONFIG")
+                        .arg("GET")
+                        .arg("notify-keyspace-events")
+                        .get_packed_command()
+                        .into();
+                    for addr in router.primaries() {
+                        let at = |r: Result<Reply>| {
+                            let r = match r {
+                                Ok(Reply::Error(e)) => Err(Error::from(e)),
+                                other => other,
+                            };
+                            r.map_err(|e| no_config(e.context(format!("node {}:{}", addr.0, addr.1))))
+                        };
+                        let current = at(router.request_at(&addr, get.clone()).await)?;
+                        if let Some(value) = with_flags(current, &wanted)? {
+                            let set: Bytes = redis::cmd("CONFIG")
+                                .arg("SET")
+                                .arg("notify-keyspace-events")
+                                .arg(&value)
+                                .get_packed_command()
+                                .into();
+                            at(router.request_at(&addr, set).await)?;
+                        }
+                    }
+                }
             }
         }
         let db = self.target_db();
