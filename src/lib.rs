@@ -65,7 +65,9 @@ pub use patterns::stream::{
     StreamFollower,
 };
 pub use pubsub::group::SubscriptionGroup;
-pub use pubsub::{Event, Events, Message, SubscribeOptions, Subscription, SubscriptionKind};
+pub use pubsub::{
+    Event, EventBatch, Events, Message, SubscribeOptions, Subscription, SubscriptionKind,
+};
 pub use reply::{Reply, ReplyType, ServerError};
 pub use report::{ErrorHook, Report, ReportKind, ReportSource};
 pub use stats::{ClientStats, LatencyStats, NodeStats};

@@ -982,3 +982,51 @@ fn add_owned_confirms_without_borrowing_the_subscription() {
     assert_eq!(numsub(&server, "c"), 1);
     rt.block_on(sub.add_owned(&["a"]).unwrap()).unwrap(); // nothing new: nothing to wait for
 }
+
+/// Events taken with `take_batch` and dropped without `accept` (a cancelled asyncio wait)
+/// come back first, in order; a take waits while a batch is out; accepted ones are gone;
+/// the queue's counters agree.
+#[test]
+fn a_batch_taken_and_not_accepted_is_put_back_in_order() {
+    let server = Server::start();
+    let url = &server.urls()[0];
+    let c = connect(url);
+    let publisher = connect(url);
+    let sub = c.subscribe(&["back"], SubscribeOptions::default()).unwrap();
+    assert!(matches!(
+        sub.next(Some(Duration::from_secs(5))).unwrap(),
+        Some(Event::Activated { .. })
+    ));
+    burst(&publisher, "back", 10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let events = sub.events();
+    let take = |max| {
+        rt.block_on(events.take_batch(Some(Duration::from_secs(5)), max))
+            .unwrap()
+    };
+    // Wait until all ten are queued.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sub.stats().queued < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let first = take(4);
+    // While it is out, another take waits (what it holds may come back first).
+    let waiting = rt.block_on(events.take_batch(Some(Duration::from_millis(100)), 100));
+    assert!(waiting.unwrap().accept().is_empty());
+    drop(first);
+    let second = take(3);
+    assert_eq!(payloads(&second.accept()), vec![0, 1, 2]);
+    let rest = take(100);
+    drop(rest);
+    assert_eq!(sub.stats().queued, 7);
+    assert_eq!(
+        sub.stats().delivered,
+        4,
+        "the activated event and three messages"
+    );
+    let all = take(100).accept();
+    assert_eq!(payloads(&all), (3..10).collect::<Vec<_>>());
+}

@@ -1123,8 +1123,11 @@ impl AsyncClient {
         let (events, kind) = (sub.events(), sub.kind_of());
         self.start(
             py,
-            async move { events.next_batch(timeout.map(|t| t.0), max.usize()).await },
-            move |py, es| {
+            // A batch whose future was cancelled before it got them is dropped unaccepted:
+            // its events go back to the head of the queue (`EventBatch`).
+            async move { events.take_batch(timeout.map(|t| t.0), max.usize()).await },
+            move |py, batch| {
+                let es = batch.accept();
                 let mut messages = Messages::new(py, kind);
                 let list: Vec<Message> = es.iter().filter_map(|e| messages.of(e)).collect();
                 list.into_py_any(py)

@@ -561,6 +561,42 @@ def test_cancelling_sub_get(server: RedisServer, transport: str) -> None:
     run(server, transport, body)
 
 
+def test_cancelling_sub_get_while_messages_wait_loses_none(server: RedisServer, transport: str) -> None:
+    """Waits cancelled at every point of their life (before they start, while the native
+    future is being completed, after it completed and before the task ran again) while
+    messages wait in the queue: every message still comes once, in order."""
+    n = 3000
+
+    async def body(c: ra.Client) -> None:
+        async with c.subscribe("cx") as sub:
+            assert (await bounded(sub.get(5), "activated")).kind == "activated"
+            with redipc.Client(server.url(transport)) as pub:
+                for i in range(n):
+                    pub.publish("cx", str(i))
+            got: list[bytes] = []
+            cancels = 0
+            deadline = time.monotonic() + 30
+            i = 0
+            while len(got) < n and time.monotonic() < deadline:
+                t = asyncio.ensure_future(sub.get(5))
+                for _ in range(i % 5):
+                    await asyncio.sleep(0)
+                i += 1
+                if t.cancel():
+                    cancels += 1
+                try:
+                    m = await bounded(t, "sub.get()")
+                except asyncio.CancelledError:
+                    continue
+                assert m is not None
+                got.append(m.payload)
+            assert got == [str(k).encode() for k in range(n)], f"{len(got)} of {n} ({cancels} cancelled waits)"
+            assert cancels > 100
+            assert await sub.get(0.05) is None
+
+    run(server, transport, body)
+
+
 def test_cancelling_a_lock_wait(server: RedisServer, transport: str) -> None:
     async def body(c: ra.Client) -> None:
         first = await c.lock("res", ttl=10, wait=1)

@@ -19,6 +19,9 @@ use crate::report::{Report, ReportKind, ReportSource, Reporter, panic_text};
 struct QState<T> {
     items: VecDeque<T>,
     closed: bool,
+    /// Batches lent out ([`Delivery::lend_async`]) and not settled yet: the next one waits
+    /// for them, since what they hold may come back to the head of the queue.
+    lent: usize,
 }
 
 struct HState<T> {
@@ -74,6 +77,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
             queue: Mutex::new(QState {
                 items: VecDeque::new(),
                 closed: false,
+                lent: 0,
             }),
             capacity: capacity.max(1),
             overflow,
@@ -179,6 +183,54 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
                 return;
             }
             q.items.push_back(item);
+        }
+        self.wake();
+    }
+
+    /// Lend up to `max` events (at least one; waits for the first) to a consumer that may
+    /// be cancelled before it hands them out: it [`settle`](Delivery::settle)s the batch,
+    /// returning what it did not hand out. One batch is out at a time: the next waits until
+    /// the last is settled, so what comes back is still taken first, in order.
+    pub(crate) async fn lend_async(&self, max: usize) -> Result<Vec<T>> {
+        self.check_pull()?;
+        loop {
+            let notified = self.not_empty_async.notified();
+            {
+                let mut q = lock(&self.queue);
+                if q.closed {
+                    return Err(Error::closed());
+                }
+                if q.lent == 0 && !q.items.is_empty() {
+                    let was_full = q.items.len() >= self.capacity;
+                    let n = q.items.len().min(max.max(1));
+                    let out: Vec<T> = q.items.drain(..n).collect();
+                    q.lent += 1;
+                    drop(q);
+                    self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                    if was_full {
+                        self.not_full.notify_one();
+                    }
+                    return Ok(out);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Settle a batch [`lend_async`](Delivery::lend_async) lent: `back` (what the consumer
+    /// did not hand out) goes to the head of the queue in its order, past the capacity if
+    /// need be (it was queued a moment ago), unless the consumer is closed.
+    pub(crate) fn settle(self: &Arc<Self>, back: Vec<T>) {
+        let n = back.len() as u64;
+        {
+            let mut q = lock(&self.queue);
+            q.lent = q.lent.saturating_sub(1);
+            if !q.closed {
+                for item in back.into_iter().rev() {
+                    q.items.push_front(item);
+                }
+                self.delivered.fetch_sub(n, Ordering::Relaxed);
+            }
         }
         self.wake();
     }

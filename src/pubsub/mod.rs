@@ -60,7 +60,7 @@ pub(crate) fn node_local(name: &[u8]) -> bool {
     name.starts_with(b"__keyspace@") || name.starts_with(b"__keyevent@")
 }
 pub(crate) use registry::PubSub;
-pub use registry::{Events, Subscription};
+pub use registry::{EventBatch, Events, Subscription};
 
 /// The three kinds of subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -383,6 +383,70 @@ impl Events {
         }
         Ok(out)
     }
+
+    /// [`next_batch`](Events::next_batch) for a consumer that may be cancelled after the
+    /// events are taken and before it hands them out (an asyncio task awaiting them):
+    /// [`EventBatch::accept`] takes them; a batch dropped without it puts its events back
+    /// at the head of the queue, in order, so a cancelled wait loses nothing. One batch is
+    /// out at a time: the next `take_batch` waits until the last one is accepted or dropped
+    /// (other ways of taking events do not wait for it).
+    pub async fn take_batch(
+        &self,
+        timeout: Option<std::time::Duration>,
+        max: usize,
+    ) -> Result<EventBatch> {
+        let lent = match timeout {
+            None => self.0.lend_async(max).await?,
+            Some(t) => match tokio::time::timeout(t, self.0.lend_async(max)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Ok(EventBatch {
+                        events: Vec::new(),
+                        home: None,
+                    });
+                }
+            },
+        };
+        Ok(EventBatch {
+            events: lent,
+            home: Some(self.0.clone()),
+        })
+    }
+}
+
+/// Events taken by [`Events::take_batch`] (none when its time passed):
+/// [`accept`](EventBatch::accept) them, or drop the batch to put them back first in their
+/// subscription's queue.
+pub struct EventBatch {
+    events: Vec<Event>,
+    home: Option<Arc<Delivery<Event>>>,
+}
+
+impl EventBatch {
+    /// The events, now handed out.
+    pub fn accept(mut self) -> Vec<Event> {
+        let events = std::mem::take(&mut self.events);
+        if let Some(home) = self.home.take() {
+            home.settle(Vec::new());
+        }
+        events
+    }
+}
+
+impl Drop for EventBatch {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            home.settle(std::mem::take(&mut self.events));
+        }
+    }
+}
+
+impl std::fmt::Debug for EventBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBatch")
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A subscription: a handle on some channels (or patterns, or shard channels) of one kind

@@ -161,11 +161,25 @@ class Subscription:
             except Exception as e:  # noqa: BLE001 - reported, the next event follows
                 await _report(e, callback, on_error)
 
+    async def _take(self, timeout: float | None) -> None:
+        # Events taken for a wait that is cancelled lose nothing: those the native future
+        # had not handed over go back to the subscription's queue (the core's
+        # `EventBatch`), and those it had (the task was cancelled after its future
+        # completed, before it ran again) stay here for the next wait.
+        fut = self._client._a.next_events(self._sub, timeout)
+        try:
+            events = await fut
+        except _asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._ready.extend(fut.result())
+            raise
+        self._ready.extend(events)
+
     async def get(self, timeout: float | None = None) -> _native.Message | None:
         """The next event within ``timeout`` seconds (``None``: no limit); ``None`` when
-        none came in time. Cancelling the wait may lose the events it was receiving."""
+        none came in time. Cancelling the wait loses no event: the next wait gets it."""
         if not self._ready:
-            self._ready.extend(await self._client._a.next_events(self._sub, timeout))
+            await self._take(timeout)
         return self._ready.popleft() if self._ready else None
 
     def __aiter__(self) -> Subscription:
@@ -174,7 +188,7 @@ class Subscription:
     async def __anext__(self) -> _native.Message:
         while not self._ready:
             try:
-                self._ready.extend(await self._client._a.next_events(self._sub, None))
+                await self._take(None)
             except _native.ClosedError:
                 raise StopAsyncIteration from None
         return self._ready.popleft()
