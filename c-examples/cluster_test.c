@@ -11,7 +11,8 @@
  * keys' order); a cross-slot MSET and a cross-slot transaction refused with
  * IPC_ERR_INVALID_ARGUMENT naming the keys, nothing written; a 1,000-command pipeline over
  * every node in order; a one-slot transaction; redirects counted in ipc_client_stats();
- * per-node statistics and a hash tag for a chosen node.
+ * per-node statistics and a hash tag for a chosen node; shard channels on every primary
+ * (IPC_SUB_SHARD, ipc_spublish()), in order per channel, nothing left after the free.
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
 #include <inttypes.h>
@@ -259,6 +260,95 @@ static void nodes(ipc_client *c, const char *standalone_url) {
     }
 }
 
+/* What the shard subscription's callback saw (one call at a time: no lock needed for the
+ * arrays; the counters are read by the main thread). */
+#define SHARDS 3
+#define SHARD_MSGS 100
+static struct {
+    char channel[SHARDS][64];
+    volatile long activated, messages, wrong;
+    long next[SHARDS]; /* the payload expected next on each channel */
+} shard;
+
+static void on_shard(void *userdata, const ipc_message *m) {
+    (void)userdata;
+    if (m->sub_kind != IPC_SUB_SHARD) add(&shard.wrong, 1);
+    if (m->kind == IPC_EVENT_ACTIVATED) {
+        add(&shard.activated, 1);
+        return;
+    }
+    if (m->kind != IPC_EVENT_MESSAGE) {
+        add(&shard.wrong, 1);
+        return;
+    }
+    for (int i = 0; i < SHARDS; i++) {
+        if (!bytes_eq(m->channel, m->channel_len, shard.channel[i])) continue;
+        char want[24];
+        snprintf(want, sizeof want, "%ld", shard.next[i]++);
+        if (!bytes_eq(m->payload, m->payload_len, want)) add(&shard.wrong, 1);
+        add(&shard.messages, 1);
+        return;
+    }
+    add(&shard.wrong, 1);
+}
+
+/* Shard channels on each primary (placed with ipc_cluster_hash_tag_for_node): one
+ * IPC_SUB_SHARD subscription gets an activation per channel, then every ipc_spublish() of
+ * another client, in order per channel; once it is freed nobody receives them. */
+static void shard_pubsub(ipc_client *c) {
+    ipc_node_counts n[8] = {{.size = sizeof n[0]}};
+    size_t len = 0, k = 0;
+    const char *names[SHARDS];
+    ipc_client *pub = NULL;
+    ipc_subscription *sub = NULL;
+    int ok = 0;
+    int64_t receivers = -1;
+    CHECK_OK(ipc_client_node_stats(c, n, 8, &len));
+    for (size_t i = 0; i < len && i < 8 && k < SHARDS; i++) {
+        const char *tag = NULL;
+        if (!n[i].primary) continue;
+        CHECK_OK(ipc_cluster_hash_tag_for_node(c, n[i].addr, &tag));
+        if (tag == NULL) return;
+        snprintf(shard.channel[k], sizeof shard.channel[k], "{%s}:c:shard", tag);
+        names[k] = shard.channel[k];
+        k++;
+    }
+    CHECK(k == SHARDS);
+    if (k != SHARDS) return;
+    CHECK_OK(ipc_subscribe(c, IPC_SUB_SHARD, names, NULL, SHARDS, NULL, on_shard, NULL, NULL, &sub));
+    if (sub == NULL) return;
+    WAIT_UNTIL(ok, load(&shard.activated) == SHARDS, 5000);
+    CHECK(ok);
+    CHECK_OK(ipc_client_new(url, NULL, &pub));
+    if (pub != NULL) {
+        for (int m = 0; m < SHARD_MSGS; m++) {
+            for (int i = 0; i < SHARDS; i++) {
+                char payload[24];
+                snprintf(payload, sizeof payload, "%d", m);
+                receivers = -1;
+                CHECK_OK(ipc_spublish(pub, names[i], strlen(names[i]), payload, strlen(payload), &receivers));
+                if (receivers != 1) CHECK(receivers == 1);
+            }
+        }
+        WAIT_UNTIL(ok, load(&shard.messages) == SHARDS * SHARD_MSGS, 5000);
+        CHECK(ok);
+        CHECK(load(&shard.wrong) == 0);
+        ipc_subscription_free(sub);
+        sub = NULL;
+        /* Unsubscribed from every node: no receiver is left. */
+        WAIT_UNTIL(ok,
+                   ipc_spublish(pub, names[0], strlen(names[0]), "x", 1, &receivers) == IPC_OK &&
+                       receivers == 0 &&
+                       ipc_spublish(pub, names[2], strlen(names[2]), "x", 1, &receivers) == IPC_OK &&
+                       receivers == 0,
+                   3000);
+        CHECK(ok);
+        ipc_client_free(pub);
+    }
+    if (sub != NULL) ipc_subscription_free(sub);
+    printf("shard pub/sub: %ld messages over %d primaries\n", load(&shard.messages), SHARDS);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s CLUSTER_URL STANDALONE_URL\n", argv[0]);
@@ -273,6 +363,7 @@ int main(int argc, char **argv) {
     multi_key(c);
     batches(c);
     nodes(c, argv[2]);
+    shard_pubsub(c);
     ipc_client_counts st = {.size = sizeof st};
     CHECK_OK(ipc_client_stats(c, &st));
     CHECK(st.size == sizeof st);
