@@ -1110,7 +1110,8 @@ impl AsyncClient {
 
     /// The next events of `sub` (the first within `timeout` seconds, `None`: no limit,
     /// then those queued behind it, `max` at most) as `Message`s; empty when none came in
-    /// time. `ClosedError` once the subscription is closed.
+    /// time. `ClosedError` once the subscription is closed. Cancelled before it completed,
+    /// it puts the events it took back (the next call gets them first).
     #[pyo3(signature = (sub, timeout = None, max = Count(256)))]
     #[pyo3(text_signature = "($self, sub, timeout=None, max=256)")]
     fn next_events<'py>(

@@ -2023,7 +2023,9 @@ class AsyncClient:
         self, sub: Subscription, timeout: _Seconds | None = None, max: int = 256
     ) -> asyncio.Future[list[Message]]:
         """The next events of ``sub``: the first within ``timeout`` (``None``: no limit),
-        then those queued behind it, ``max`` at most; empty when none came in time."""
+        then those queued behind it, ``max`` at most; empty when none came in time.
+        Cancelled before it completed, it puts the events it took back (the next call gets
+        them first)."""
     def send_request(self, queue: _Arg, payload: _Arg, delay: _Seconds | None = None) -> asyncio.Future[None]: ...
     def call(
         self,
