@@ -13,7 +13,8 @@
 //! subscribes it again (`Reactivated`); the lane also asks its node again, since a map
 //! refreshed at that moment may come from a node not told of the move yet, and the node's
 //! `MOVED` names the new owner. A confirmed shard channel that the map moves elsewhere before
-//! its node unsubscribes it is told the same way. Unsubscribe confirmations are matched in order
+//! its node unsubscribes it is told the same way; if the new owner's lane confirms it first,
+//! the gap is told then and the old lane's late loss is ignored (`NameEntry::lane`). Unsubscribe confirmations are matched in order
 //! against what the lane asked for, so a server-sent `sunsubscribe` is told apart from the
 //! answer to our own (valkey issue 1066) — each shard channel has its own command.
 
@@ -109,7 +110,10 @@ async fn lane(ps: Arc<PubSub>, router: Arc<Router>, addr: Addr) {
             tls: ps.settings.endpoint.tls.clone(),
             sentinel: None,
         };
-        let mut state = State::default();
+        let mut state = State {
+            addr: addr.clone(),
+            ..State::default()
+        };
         match connect_to(&ps.settings, ep, &display).await {
             Ok((io, reader, _)) => {
                 attempt = 0;
@@ -139,6 +143,8 @@ async fn lane(ps: Arc<PubSub>, router: Arc<Router>, addr: Addr) {
 /// What a lane asked for and its node confirmed.
 #[derive(Default)]
 struct State {
+    /// The lane's node.
+    addr: Addr,
     /// Names sent (`false`) or confirmed (`true`).
     names: HashMap<(usize, Bytes), bool>,
     /// What the answers still to come are for, in order.
@@ -336,7 +342,7 @@ async fn reconcile<W: tokio::io::AsyncWrite + Unpin>(
             .collect()
     };
     for key in &moved {
-        lost_names(ps, std::slice::from_ref(key), &moved_error(&key.1));
+        lost_names(ps, std::slice::from_ref(key), &moved_error(&key.1), addr);
     }
     for key in gone {
         state.names.remove(&key);
@@ -401,14 +407,14 @@ fn frame_of(ps: &PubSub, router: &Arc<Router>, state: &mut State, frame: Reply) 
     if subscribed {
         if let Some(active) = state.names.get_mut(&key) {
             *active = true;
-            activated(ps, sk, &name);
+            activated(ps, sk, &name, &state.addr);
         }
     } else if !ours && state.names.remove(&key).is_some() {
         // The server unsubscribed it: its slot moved. Messages may be missed until the new
         // owner's lane has it. A map refreshed now may come from a node not told of the move
         // yet, so the lane also asks this node again (`recheck`): its `MOVED` names the new
         // owner.
-        lost_names(ps, &[key], &moved_error(&name));
+        lost_names(ps, &[key], &moved_error(&name), &state.addr);
         state.recheck = true;
         router.refresh_soon();
     }
@@ -424,21 +430,43 @@ fn moved_error(name: &[u8]) -> Error {
     )
 }
 
-/// A name confirmed by a lane: `Activated` (or `Reactivated`) unless another lane had it
-/// active already.
-fn activated(ps: &PubSub, kind: SubscriptionKind, name: &Bytes) {
+/// A name confirmed by the lane of `lane`: `Activated` (or `Reactivated`) unless another
+/// lane had it active already. A shard channel confirmed here while another node's lane
+/// still had it active (that lane has not seen the move yet: its loss, told later, is
+/// stale) may have missed messages published here before: `Disconnected`, `Reactivated`.
+fn activated(ps: &PubSub, kind: SubscriptionKind, name: &Bytes, lane: &Addr) {
     let mut guard = lock(&ps.reg);
     let reg = &mut *guard;
     let Some(entry) = reg.names[kind.index()].get_mut(name) else {
         return;
     };
-    if entry.server != ServerState::Active {
+    let mut moved_here = false;
+    if kind == SubscriptionKind::Shard {
+        moved_here =
+            entry.server == ServerState::Active && entry.lane.as_ref().is_some_and(|l| l != lane);
+        entry.lane = Some(lane.clone());
+    }
+    if moved_here {
+        tell_disconnected(entry, &moved_error(name));
+        reg.announce_active(kind, name);
+    } else if entry.server != ServerState::Active {
         entry.server = ServerState::Active;
         entry.error = None;
         reg.announce_active(kind, name);
     }
     drop(guard);
     ps.changed.notify_waiters();
+}
+
+/// `Disconnected` to each subscription of `entry`, once each.
+fn tell_disconnected(entry: &super::registry::NameEntry, err: &Error) {
+    let mut told: Vec<u64> = Vec::new();
+    for (id, d) in &entry.subs {
+        if !told.contains(id) {
+            told.push(*id);
+            d.push_control(Event::Disconnected { error: err.clone() });
+        }
+    }
 }
 
 fn failed(ps: &PubSub, kind: SubscriptionKind, name: &Bytes, err: Error) {
@@ -457,11 +485,13 @@ fn lost(ps: &PubSub, state: &State, err: &Error) {
         .filter(|(_, active)| **active)
         .map(|(k, _)| k.clone())
         .collect();
-    lost_names(ps, &names, err);
+    lost_names(ps, &names, err, &state.addr);
 }
 
-/// Mark `names` not active and tell each of their subscriptions once (`Disconnected`).
-fn lost_names(ps: &PubSub, names: &[(usize, Bytes)], err: &Error) {
+/// Mark `names` not active and tell each of their subscriptions once (`Disconnected`): what
+/// the lane of `lane` lost. A shard channel another node's lane has confirmed since is
+/// left alone.
+fn lost_names(ps: &PubSub, names: &[(usize, Bytes)], err: &Error, lane: &Addr) {
     let mut guard = lock(&ps.reg);
     let reg = &mut *guard;
     let mut told: Vec<u64> = Vec::new();
@@ -469,6 +499,12 @@ fn lost_names(ps: &PubSub, names: &[(usize, Bytes)], err: &Error) {
         let Some(entry) = reg.names[*i].get_mut(name) else {
             continue;
         };
+        if kind_of(*i) == SubscriptionKind::Shard {
+            if entry.lane.as_ref().is_some_and(|l| l != lane) {
+                continue;
+            }
+            entry.lane = None;
+        }
         entry.server = ServerState::NotSent;
         for (id, d) in &entry.subs {
             if !told.contains(id) {
@@ -479,4 +515,81 @@ fn lost_names(ps: &PubSub, names: &[(usize, Bytes)], err: &Error) {
     }
     drop(guard);
     ps.changed.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Options;
+    use crate::delivery::Mode;
+    use crate::pubsub::SubscribeOptions;
+
+    /// A multiplexer without a connection, and a pull subscription to one shard channel.
+    fn setup() -> (Arc<PubSub>, crate::pubsub::Subscription, Bytes) {
+        let opts = Options::default();
+        let target = crate::config::parse_url("redis://127.0.0.1:1", &opts).unwrap();
+        let settings = super::super::Settings::new(&target, &opts, Arc::new(Default::default()));
+        let ps = Arc::new(PubSub::new(settings, Mode::Inline));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let none: [&[u8]; 0] = [];
+        let sub = rt
+            .block_on(ps.subscribe(SubscriptionKind::Shard, &none, SubscribeOptions::default()))
+            .unwrap();
+        let name = Bytes::from_static(b"{t}:ch");
+        sub.register(&[&name[..]]).unwrap();
+        (ps, sub, name)
+    }
+
+    fn events(sub: &crate::pubsub::Subscription) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        while let Some(e) = sub.try_next().unwrap() {
+            out.push(match e {
+                Event::Activated { .. } => "activated",
+                Event::Reactivated { .. } => "reactivated",
+                Event::Disconnected { .. } => "disconnected",
+                Event::Message(_) => "message",
+            });
+        }
+        out
+    }
+
+    fn addr(port: u16) -> Addr {
+        ("127.0.0.1".to_string(), port)
+    }
+
+    /// The usual order of a move: the old owner's lane loses the channel, then the new
+    /// owner's confirms it.
+    #[test]
+    fn a_move_told_by_the_old_lane_first() {
+        let (ps, sub, name) = setup();
+        let key = [(SubscriptionKind::Shard.index(), name.clone())];
+        activated(&ps, SubscriptionKind::Shard, &name, &addr(1));
+        lost_names(&ps, &key, &moved_error(&name), &addr(1));
+        activated(&ps, SubscriptionKind::Shard, &name, &addr(2));
+        assert_eq!(events(&sub), ["activated", "disconnected", "reactivated"]);
+    }
+
+    /// The other order: the new owner's lane confirms the channel while the old owner's
+    /// still has it active (its task had not seen the map change yet). The gap is told
+    /// then, and the old lane's late loss is stale: the channel stays active.
+    #[test]
+    fn a_move_confirmed_by_the_new_lane_first() {
+        let (ps, sub, name) = setup();
+        let key = [(SubscriptionKind::Shard.index(), name.clone())];
+        activated(&ps, SubscriptionKind::Shard, &name, &addr(1));
+        activated(&ps, SubscriptionKind::Shard, &name, &addr(2));
+        lost_names(&ps, &key, &moved_error(&name), &addr(1));
+        assert_eq!(events(&sub), ["activated", "disconnected", "reactivated"]);
+        let reg = lock(&ps.reg);
+        let entry = &reg.names[SubscriptionKind::Shard.index()][&name];
+        assert!(entry.server == ServerState::Active);
+        assert_eq!(entry.lane, Some(addr(2)));
+        drop(reg);
+        // The new lane's own loss is told.
+        lost_names(&ps, &key, &moved_error(&name), &addr(2));
+        assert_eq!(events(&sub), ["disconnected"]);
+    }
 }

@@ -28,6 +28,10 @@ pub(super) struct NameEntry {
     pub(super) subs: Vec<(u64, Arc<Delivery<Event>>)>,
     pub(super) server: ServerState,
     pub(super) error: Option<Error>,
+    /// On a cluster, the node whose connection (`lanes.rs`) confirmed this shard channel
+    /// last: a loss that another node's connection tells is stale (the channel moved on).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(super) lane: Option<(String, u16)>,
 }
 
 pub(super) struct SubEntry {
@@ -239,6 +243,7 @@ impl PubSub {
                     subs: Vec::new(),
                     server: ServerState::NotSent,
                     error: None,
+                    lane: None,
                 });
             entry.subs.push((id, sub.delivery.clone()));
             let active = entry.server == ServerState::Active;
