@@ -447,7 +447,7 @@ fn activated(ps: &PubSub, kind: SubscriptionKind, name: &Bytes, lane: &Addr) {
         entry.lane = Some(lane.clone());
     }
     if moved_here {
-        tell_disconnected(entry, &moved_error(name));
+        tell_disconnected(entry, &moved_error(name), &mut Vec::new());
         reg.announce_active(kind, name);
     } else if entry.server != ServerState::Active {
         entry.server = ServerState::Active;
@@ -458,9 +458,8 @@ fn activated(ps: &PubSub, kind: SubscriptionKind, name: &Bytes, lane: &Addr) {
     ps.changed.notify_waiters();
 }
 
-/// `Disconnected` to each subscription of `entry`, once each.
-fn tell_disconnected(entry: &super::registry::NameEntry, err: &Error) {
-    let mut told: Vec<u64> = Vec::new();
+/// `Disconnected` to each subscription of `entry` not in `told` yet (then added to it).
+fn tell_disconnected(entry: &super::registry::NameEntry, err: &Error, told: &mut Vec<u64>) {
     for (id, d) in &entry.subs {
         if !told.contains(id) {
             told.push(*id);
@@ -506,12 +505,7 @@ fn lost_names(ps: &PubSub, names: &[(usize, Bytes)], err: &Error, lane: &Addr) {
             entry.lane = None;
         }
         entry.server = ServerState::NotSent;
-        for (id, d) in &entry.subs {
-            if !told.contains(id) {
-                told.push(*id);
-                d.push_control(Event::Disconnected { error: err.clone() });
-            }
-        }
+        tell_disconnected(entry, err, &mut told);
     }
     drop(guard);
     ps.changed.notify_waiters();
