@@ -283,6 +283,84 @@ fn a_demoted_cluster_node_that_answers_readonly_sends_the_write_to_the_new_owner
     );
 }
 
+/// A slot moved, and no node the client reads the map from knows it yet (the cluster tells
+/// its nodes one by one): the map each refresh reads still gives the slot to the node that
+/// answered `MOVED` for it. The client keeps what `MOVED` said: the slot's commands go to
+/// the new owner from then on, not back to the old one after every refresh (which cost a
+/// redirect per refresh: the old node answered 6 of 6 calls here before).
+#[cfg(feature = "cluster")]
+#[test]
+fn a_map_read_from_nodes_not_told_of_a_move_does_not_undo_the_moved_answer() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicUsize;
+    let slot = redipc::keyslot("k");
+    let old_port = Arc::new(OnceLock::<u16>::new());
+    let (new_gets, old_gets, maps) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (g, op, m) = (new_gets.clone(), old_port.clone(), maps.clone());
+    let (new_port, _) = common::serve_commands(move |_, cmd, s| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let reply: Vec<u8> = match name.as_str() {
+            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
+            // Not told of the move either.
+            "CLUSTER" => {
+                m.fetch_add(1, Ordering::SeqCst);
+                all_slots_at(*op.get().unwrap())
+            }
+            "GET" => {
+                g.fetch_add(1, Ordering::SeqCst);
+                b"$1\r\nv\r\n".to_vec()
+            }
+            "PING" => b"+PONG\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        };
+        s.write_all(&reply).is_ok()
+    });
+    let (g, op, m) = (old_gets.clone(), old_port.clone(), maps.clone());
+    let (port, _) = common::serve_commands(move |_, cmd, s| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let reply: Vec<u8> = match name.as_str() {
+            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
+            "CLUSTER" => {
+                m.fetch_add(1, Ordering::SeqCst);
+                all_slots_at(*op.get().unwrap())
+            }
+            "GET" => {
+                g.fetch_add(1, Ordering::SeqCst);
+                format!("-MOVED {slot} 127.0.0.1:{new_port}\r\n").into_bytes()
+            }
+            "PING" => b"+PONG\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        };
+        s.write_all(&reply).is_ok()
+    });
+    old_port.set(port).unwrap();
+    let c = Client::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        Options::default().cluster(redipc::ClusterMode::Cluster),
+    )
+    .unwrap();
+    let before = maps.load(Ordering::SeqCst);
+    for _ in 0..6 {
+        assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        // Past the refresh that the `MOVED` asked for (at most every 100 ms).
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        maps.load(Ordering::SeqCst) > before,
+        "the map was read again after the MOVED"
+    );
+    assert_eq!(
+        old_gets.load(Ordering::SeqCst),
+        1,
+        "only the first call went to the old owner"
+    );
+    assert_eq!(new_gets.load(Ordering::SeqCst), 6);
+}
+
 /// Built without the `cluster` feature (`cargo test -p redipc --no-default-features`): a
 /// cluster node is refused at connect time with a clear `Unsupported` error, in `Auto`
 /// mode as in `Cluster` mode; a standalone server still works.

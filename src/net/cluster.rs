@@ -19,7 +19,8 @@
 //! caller's order; a transaction must touch one slot.
 //!
 //! Redirects: `MOVED` re-routes the command and patches the map at once (a full refresh
-//! follows in the background); `ASK` sends `ASKING` and the command to the node named,
+//! follows in the background, which keeps the patch while the node it reads still gives
+//! the slot to the node that disclaimed it: [`Moves`]); `ASK` sends `ASKING` and the command to the node named,
 //! without touching the map; `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` are sent
 //! again with backoff within the call's deadline (the server refused them: nothing ran).
 //! More than 16 redirects of one call is an error (a redirect loop). A command the node
@@ -248,6 +249,46 @@ pub(crate) struct Router {
     map_gen: watch::Sender<u64>,
     /// When a read found no replica for its slot and asked for the map again.
     replicas_checked: Mutex<Option<Instant>>,
+    /// What `MOVED` answers said and no map read since has confirmed (below: [`Moves`]).
+    moves: Mutex<Moves>,
+}
+
+/// The slots that a `MOVED` answer re-pointed, each with the node that disclaimed it and the
+/// node it named. A node's `CLUSTER SLOTS` may not know of a move yet (the cluster tells its
+/// nodes one by one): a map read there still gives the slot to the node that disclaimed it,
+/// and taking it as it is would send the slot's commands back there, to be redirected
+/// again, until a refresh happens to read a node that knows. So a map read keeps the
+/// `MOVED` owner of such a slot; a map that names the new owner, or a third node, settles
+/// the slot (forgotten here), and a later `MOVED` of the slot replaces what is known of it.
+#[derive(Default)]
+struct Moves(HashMap<u16, (Addr, Addr)>);
+
+impl Moves {
+    /// `slot` moved from `from` to `to` (a `MOVED` answer of `from`).
+    fn moved(&mut self, slot: u16, from: Addr, to: Addr) {
+        self.0.insert(slot, (from, to));
+    }
+
+    /// `map` (just read from a node) with the slots it still gives to the node that
+    /// disclaimed them given to the node that `MOVED` named; the other slots are settled.
+    fn apply(&mut self, mut map: SlotMap) -> SlotMap {
+        let mut kept = 0;
+        self.0.retain(|&slot, (from, to)| {
+            if map.owner(slot) != Some(from) {
+                return false;
+            }
+            map = map.patched(slot, to.clone());
+            kept += 1;
+            true
+        });
+        if kept > 0 {
+            log::debug!(
+                target: LOG_TARGET,
+                "the slot map read gives {kept} slot(s) to nodes that answered MOVED for them: kept where MOVED said"
+            );
+        }
+        map
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -387,6 +428,7 @@ impl Router {
             learned: Mutex::new(HashMap::new()),
             map_gen: watch::Sender::new(0),
             replicas_checked: Mutex::new(None),
+            moves: Mutex::new(Moves::default()),
         });
         handle.spawn_task(periodic(
             Arc::downgrade(&router),
@@ -609,6 +651,11 @@ impl Router {
         {
             let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
             if map.owner(slot) != Some(&addr) {
+                // The node the map named answered (or the one a blocking loop's connection
+                // was routed to by it).
+                if let Some(from) = map.owner(slot) {
+                    lock(&self.moves).moved(slot, from.clone(), addr.clone());
+                }
                 *map = Arc::new(map.patched(slot, addr));
                 self.map_gen.send_modify(|g| *g += 1);
             }
@@ -703,6 +750,7 @@ impl Router {
             return false;
         }
         let mut current = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let map = lock(&self.moves).apply(map);
         if **current != map {
             log::info!(
                 target: LOG_TARGET,
@@ -1365,5 +1413,53 @@ async fn periodic(weak: Weak<Router>, mut shutdown: watch::Receiver<bool>) {
         }
         let Some(this) = weak.upgrade() else { return };
         this.refresh_soon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> Addr {
+        ("127.0.0.1".to_owned(), port)
+    }
+
+    /// Every slot on the node at `port`.
+    fn all_at(port: u16) -> SlotMap {
+        SlotMap {
+            owner: vec![0; SLOTS as usize],
+            primaries: vec![addr(port)],
+            replicas: vec![Vec::new()],
+        }
+    }
+
+    #[test]
+    fn a_map_read_from_a_node_not_told_of_a_move_keeps_what_moved_said() {
+        let mut moves = Moves::default();
+        moves.moved(5, addr(1), addr(2));
+        // The node read still gives slot 5 to the node that disclaimed it: kept at 2, and
+        // remembered for the next read.
+        let map = moves.apply(all_at(1));
+        assert_eq!(map.owner(5), Some(&addr(2)));
+        assert_eq!(map.owner(6), Some(&addr(1)));
+        assert_eq!(moves.0.len(), 1);
+        // A map that knows of the move settles it.
+        let map = moves.apply(all_at(1).patched(5, addr(2)));
+        assert_eq!(map.owner(5), Some(&addr(2)));
+        assert!(moves.0.is_empty());
+        // Once settled, a map giving the slot back to 1 is taken as it is (it moved back).
+        assert_eq!(moves.apply(all_at(1)).owner(5), Some(&addr(1)));
+    }
+
+    #[test]
+    fn a_map_naming_a_third_node_settles_the_slot_and_a_later_moved_replaces_the_first() {
+        let mut moves = Moves::default();
+        moves.moved(5, addr(1), addr(2));
+        assert_eq!(moves.apply(all_at(3)).owner(5), Some(&addr(3)));
+        assert!(moves.0.is_empty());
+        moves.moved(7, addr(1), addr(2));
+        moves.moved(7, addr(2), addr(1));
+        assert_eq!(moves.apply(all_at(2)).owner(7), Some(&addr(1)));
+        assert_eq!(moves.0.get(&7), Some(&(addr(2), addr(1))));
     }
 }
