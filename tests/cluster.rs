@@ -51,6 +51,10 @@ fn cluster_client() {
     eprintln!("empty_slot_move: {:?}", step.elapsed());
 
     let step = Instant::now();
+    local_wire(&cluster);
+    eprintln!("local_wire: {:?}", step.elapsed());
+
+    let step = Instant::now();
     redirect_loop(&cluster);
     eprintln!("redirect_loop: {:?}", step.elapsed());
 
@@ -1038,6 +1042,172 @@ fn empty_slot_move(cluster: &Cluster) {
         "later calls go straight to the owner"
     );
     c.del(&[key]).unwrap();
+}
+
+/// The outcomes of a `LocalWire`'s calls, by the way they came: answered on the loop's own
+/// connections (`ready`, `flush`) or through the router (the completions queue).
+#[derive(Default)]
+struct Came {
+    local: Vec<(u32, redipc::Result<Reply>)>,
+    routed: Vec<(u32, redipc::Result<Reply>)>,
+}
+
+type Out = (u32, redipc::Result<Reply>);
+
+fn wrap(t: u32, r: redipc::Result<Reply>) -> Out {
+    (t, r)
+}
+
+/// Send each command (tagged by its index) on `w` and drive it as an event loop would
+/// until every outcome came (10 s at most).
+fn drive(
+    w: &mut redipc::LocalWire<u32, Out>,
+    done: &redipc::Completions<Out>,
+    cmds: &[Vec<String>],
+) -> Came {
+    let mut came = Came::default();
+    let mut timer = None;
+    for (i, cmd) in cmds.iter().enumerate() {
+        let sent = w.send(cmd, i as u32).unwrap();
+        if let Some(after) = sent.arm {
+            timer = Some(Instant::now() + after);
+        }
+        if sent.flush {
+            came.local.extend(w.flush());
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while came.local.len() + came.routed.len() < cmds.len() {
+        assert!(Instant::now() < end, "outcomes missing");
+        let mut pfd = libc::pollfd {
+            fd: w.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on the stack.
+        unsafe { libc::poll(&mut pfd, 1, 20) };
+        came.local.extend(w.ready());
+        done.drain(|o| came.routed.push(o));
+        if let Some(at) = timer
+            && Instant::now() >= at
+        {
+            let (out, next) = w.expire();
+            came.local.extend(out);
+            timer = next.map(|d| Instant::now() + d);
+        }
+    }
+    came
+}
+
+/// Every primary told that `slot` (empty) is the node on `port`'s.
+fn give_slot(cluster: &Cluster, slot: u16, port: u16) {
+    let id = node_id(cluster, port);
+    for p in cluster.primaries() {
+        cluster.cmd_at(p, &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &id]);
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// An event loop's own connections on a cluster (`LocalWire`, under `redipc.asyncio`): one
+/// per primary, dialled when the first command for it comes; each single-slot command
+/// goes to its slot's owner there and is answered on the loop's thread; commands without a
+/// key, of several slots, or refused by the node (`MOVED`) go through the router, and a
+/// `MOVED` moves the next commands to the new owner's connection.
+fn local_wire(cluster: &Cluster) {
+    let c = connect(&cluster.seed_url());
+    let done = std::sync::Arc::new(redipc::Completions::new().unwrap());
+    let mut w = redipc::LocalWire::new(&c, done.clone(), wrap)
+        .unwrap()
+        .expect("a plain cluster has local connections");
+    let keys: Vec<String> = (0..300).map(|i| format!("local:{i}")).collect();
+    for k in &keys {
+        c.set(k, k).unwrap();
+    }
+    // The first commands for each node dial its connection (and take the router
+    // meanwhile); then every GET is answered on the loop's own connections.
+    let gets: Vec<Vec<String>> = keys.iter().map(|k| strings(&["GET", k])).collect();
+    let t = Instant::now();
+    loop {
+        let came = drive(&mut w, &done, &gets);
+        for (i, r) in came.local.iter().chain(came.routed.iter()) {
+            let want = keys[*i as usize].as_bytes();
+            assert_eq!(r.as_ref().unwrap(), &Reply::Bulk(want.to_vec()), "GET #{i}");
+        }
+        if came.routed.is_empty() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "never all local");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(w.connections_up(), cluster.primaries().len());
+    // Keys of several slots, or none: the router.
+    let came = drive(
+        &mut w,
+        &done,
+        &[
+            strings(&["MGET", "local:1", "local:2", "local:3"]),
+            strings(&["DBSIZE"]),
+        ],
+    );
+    assert_eq!(came.routed.len(), 2);
+    let mget = came.routed.iter().find(|(i, _)| *i == 0).unwrap();
+    assert_eq!(
+        mget.1.as_ref().unwrap(),
+        &Reply::Array(vec![
+            Reply::Bulk(b"local:1".to_vec()),
+            Reply::Bulk(b"local:2".to_vec()),
+            Reply::Bulk(b"local:3".to_vec()),
+        ])
+    );
+    // One slot, one node: on the loop's connection.
+    let came = drive(
+        &mut w,
+        &done,
+        &[strings(&["MGET", "{local}:a", "{local}:b"])],
+    );
+    assert_eq!(came.local.len(), 1);
+
+    // A slot moved under the loop's connection: its node answers MOVED, the command goes
+    // through the router to the new owner (once), and the next ones go to the new owner's
+    // connection.
+    let key = "{local-moving}:k";
+    let slot = redipc::keyslot(key);
+    let from = cluster.owner(slot);
+    let to = *cluster.primaries().iter().find(|&&p| p != from).unwrap();
+    let came = drive(&mut w, &done, &[strings(&["DEL", key])]);
+    assert_eq!(came.local.len(), 1);
+    give_slot(cluster, slot, to);
+    let before = c.stats().redirects;
+    let came = drive(&mut w, &done, &[strings(&["SET", key, "moved"])]);
+    assert_eq!(came.routed.len(), 1, "the refused command took the router");
+    assert_eq!(
+        came.routed[0].1.as_ref().unwrap(),
+        &Reply::Status("OK".into())
+    );
+    assert_eq!(c.stats().redirects, before + 1);
+    assert_eq!(cluster.text_at(to, &["GET", key]), "moved");
+    let came = drive(&mut w, &done, &[strings(&["GET", key])]);
+    assert_eq!(
+        came.local.len(),
+        1,
+        "the next command went to the new owner directly"
+    );
+    assert_eq!(
+        came.local[0].1.as_ref().unwrap(),
+        &Reply::Bulk(b"moved".to_vec())
+    );
+    assert_eq!(c.stats().redirects, before + 1);
+    // Back where it was (empty again), for the scenarios after this one.
+    drive(&mut w, &done, &[strings(&["DEL", key])]);
+    give_slot(cluster, slot, from);
+    for k in &keys {
+        c.del(&[k]).unwrap();
+    }
+    let closed = w.close();
+    assert!(closed.is_empty());
 }
 
 /// Two nodes that send a slot's commands to each other (`CLUSTER SETSLOT ... NODE` told to

@@ -5,6 +5,8 @@ private 3-primary cluster.
 
 Workloads:
   seq     sequential GETs of one key (Python, and C: bench_redipc/bench_hiredis `get`)
+  aseq    the same from asyncio: `await get` in one task, redipc.asyncio against
+          redis.asyncio's RedisCluster (one event loop for the run)
   spread  batches of 1,000 GETs of keys spread over every slot (a pipeline; redis-py's
           cluster pipeline; glide's non-atomic ClusterBatch)
   shard   shard pub/sub delivery: a subscriber of one shard channel receives N 16-byte
@@ -41,6 +43,45 @@ except ImportError:  # pragma: no cover - optional peer
 def cpu() -> float:
     t = os.times()
     return t.user + t.system
+
+
+class _Aio:
+    """An asyncio client `c` on `loop`: `await c.get` in one task."""
+
+    def aseq(self, n):
+        async def run():
+            get = self.c.get
+            for _ in range(n):
+                await get("bench:seq:k")
+
+        self.loop.run_until_complete(run())
+
+
+class AioRedipc(_Aio):
+    name = "redipc.asyncio"
+
+    def __init__(self, url, loop):
+        import redipc.asyncio as ra
+
+        self.loop = loop
+        self.c = loop.run_until_complete(ra.Client.connect(url))
+
+    def close(self):
+        self.loop.run_until_complete(self.c.close())
+
+
+class AioRedisPy(_Aio):
+    name = "redis.asyncio"
+
+    def __init__(self, host, port, loop):
+        from redis.asyncio.cluster import RedisCluster
+
+        self.loop = loop
+        self.c = RedisCluster(host=host, port=port)
+        loop.run_until_complete(self.c.initialize())
+
+    def close(self):
+        self.loop.run_until_complete(self.c.aclose())
 
 
 def spread_keys(n=1000):
@@ -237,6 +278,7 @@ def main():
     reps = a.reps or (1 if smoke else 5)
     n = {
         "seq": 500 if smoke else 20_000,
+        "aseq": 500 if smoke else 20_000,
         "spread": 1000 if smoke else 50_000,
         "c": 1000 if smoke else 50_000,
         "shard": 2000 if smoke else 100_000,
@@ -265,6 +307,15 @@ def main():
     for k in spread_keys():
         impls[0].c.set(k, "v")
 
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    aio = [AioRedipc(a.url, loop)]
+    try:
+        aio.append(AioRedisPy(host, port, loop))
+    except ImportError:
+        notes.append("redis.asyncio is not installed: left out")
+
     shard_owner = owner_port(a.url, redipc.keyslot("bench:shard"))
     have_benchmark = shutil.which("redis-benchmark") is not None
     if not have_benchmark:
@@ -277,6 +328,9 @@ def main():
                 fn = getattr(impl, wl)
                 fn(max(1, n[wl] // 20))  # warm-up
                 results.setdefault((wl, impl.name), []).append(timed(fn, n[wl]))
+        for impl in aio if rep % 2 == 0 else list(reversed(aio)):
+            impl.aseq(max(1, n["aseq"] // 20))  # warm-up
+            results.setdefault(("aseq", impl.name), []).append(timed(impl.aseq, n["aseq"]))
         if have_benchmark:
             for impl in order:
                 results.setdefault(("shard", impl.name), []).append(
@@ -290,6 +344,9 @@ def main():
                 results.setdefault(("c-seq", name), []).append(c_bench(prog, host, p, n["c"]))
     if not (a.c_redipc and a.c_hiredis):
         notes.append("the C bench programs were not built: the C rows are left out")
+    for impl in aio:
+        impl.close()
+    loop.close()
 
     def med(wl, name):
         v = results.get((wl, name))
@@ -310,6 +367,7 @@ def main():
     summary = {}
     for wl, ours, peers in [
         ("seq", "redipc", ["redis-py", "glide-sync"]),
+        ("aseq", "redipc.asyncio", ["redis.asyncio"]),
         ("spread", "redipc", ["redis-py", "glide-sync"]),
         ("shard", "redipc", ["redis-py", "glide-sync"]),
         ("c-seq", "redipc-c", ["hiredis-c (slot owner)"]),
@@ -327,7 +385,8 @@ def main():
             lines.append(f"| {wl} | {p} | {theirs[0]:,.0f} | {theirs[1]:.1f} | {ratio:.2f}× |")
     lines += ["", "Targets (issue 12): Python seq ≥ 1.5× redis-py cluster; spread ≥ 3× redis-py "
               "cluster and ≥ 1.0× glide; C seq ≥ 0.95× hiredis on the slot owner (shard pub/sub: "
-              "no number given; reported).", ""]
+              "no number given; reported). asyncio seq: issue 15's sequential target (≥ 1.5× "
+              "redis.asyncio) on a cluster.", ""]
     lines += [f"- {x}" for x in notes]
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)

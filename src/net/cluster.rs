@@ -549,6 +549,69 @@ impl Router {
         self.map().owner(slot).cloned()
     }
 
+    /// Whether connections of the caller's own can reach the nodes (not over TLS: an event
+    /// loop drives plain sockets only, [`crate::LocalWire`]).
+    pub(crate) fn plain(&self) -> bool {
+        self.target.tls.is_none()
+    }
+
+    /// The one slot of a single command's keys when the router can say it now, for a
+    /// connection the caller drives itself ([`crate::LocalWire`]); `None` when only the
+    /// router can send it: no key, keys of several slots, a command whose keys it has not
+    /// learned yet or that move with its arguments, reads from replicas.
+    pub(crate) fn slot_now<A: AsRef<[u8]>>(&self, args: &[A]) -> Option<u16> {
+        if self.opts.read_from_replicas {
+            return None;
+        }
+        let name = args.first()?.as_ref();
+        let spec = match key_spec(name) {
+            KeySpec::Unknown => match *lock(&self.learned).get(&name.to_ascii_lowercase())? {
+                Learned::Spec(s) => s,
+                Learned::Movable => return None,
+            },
+            s => s,
+        };
+        let keys = key_positions(spec, args)?;
+        let mut slots = keys.iter().map(|&i| keyslot(args[i].as_ref()));
+        let first = slots.next()?;
+        slots.all(|s| s == first).then_some(first)
+    }
+
+    /// The connection settings of the node at `addr`, once the router is connected to it
+    /// (a connection of the caller's own to it has what the router's has: credentials,
+    /// database, limits, counters).
+    pub(crate) fn node_settings(&self, addr: &Addr) -> Option<crate::net::wire::WireSettings> {
+        let nodes = lock(&self.nodes);
+        let node = nodes.get(addr)?.get()?;
+        node.is_connected().then(|| node.wire_settings().clone())
+    }
+
+    /// The reply of the node at `from` to a command that a connection of the caller's own
+    /// sent it ([`crate::LocalWire`]): `true` when the node refused it without running it
+    /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY`), for
+    /// the caller to hand the command to the router, which follows the redirect or tries
+    /// again. A `MOVED` patches the map at once (the next command goes to the new owner) and
+    /// is counted as the router counts its own (an `ASK` is counted when the router follows
+    /// it).
+    pub(crate) fn refused_at(
+        self: &Arc<Self>,
+        reply: &Reply,
+        from: &Addr,
+        node: &crate::stats::NodeCounters,
+    ) -> bool {
+        match redirect(reply, from) {
+            None => false,
+            Some(Redirect::Moved(slot, to)) => {
+                self.counters.redirects.fetch_add(1, Ordering::Relaxed);
+                node.redirects.fetch_add(1, Ordering::Relaxed);
+                log::debug!(target: LOG_TARGET, "slot {slot} moved to {}", show(&to));
+                self.patch(slot, to);
+                true
+            }
+            Some(Redirect::Ask(_) | Redirect::Retry) => true,
+        }
+    }
+
     /// Changes whenever the map does.
     pub(crate) fn map_changes(&self) -> watch::Receiver<u64> {
         self.map_gen.subscribe()

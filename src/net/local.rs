@@ -14,13 +14,27 @@
 //! The descriptor the loop watches ([`LocalWire::fd`]) is an epoll set holding the socket
 //! and the owner's [`Completions`] queue, so it never changes, whatever reconnects happen.
 //!
+//! **On a cluster** there is one such connection (a line) per primary the loop's commands
+//! went to, each with an epoll set of its own inside the one the loop watches. A single
+//! command whose keys are in one slot goes to the line of the slot's owner in the router's
+//! map (`Router::slot_now`, `owner_of`); a line is made when the router has connected to
+//! that node, and dialled on the runtime when its first command comes (until then its
+//! commands take the router). Everything the router must decide takes the router: no key,
+//! keys of several slots, a command whose keys it has not learned, reads from replicas, a
+//! cluster over TLS. A line keeps each command's bytes until its reply: a node that
+//! refuses one without running it (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`,
+//! `MASTERDOWN`, `READONLY`) has it sent by the router, which follows the redirect or
+//! tries again; a `MOVED` patches the map first (`Router::refused_at`), so the next
+//! commands go to the new owner's line.
+//!
 //! **Failures.** A connection that fails (or stays silent for the response timeout while a
 //! reply is due) is dropped: the commands written on it fail with a connection error (they
 //! may have run, as on the shared connection); the ones still unwritten go through the
 //! shared connection instead, which cannot run them twice. While it is down, calls take
 //! the shared connection (its reconnects and retries) and the local one is dialled again
 //! on the runtime, at most once a second. Only plain TCP and unix-socket endpoints get one
-//! (TLS and sentinel clients always use the shared connection); commands that are not for
+//! (TLS and sentinel clients always use the shared connection, a cluster's lines its
+//! router); commands that are not for
 //! the shared connection (blocking ones, refused ones) take the ordinary path too.
 //!
 //! **Order.** Calls on the local connection are answered in order, as on the shared
@@ -36,6 +50,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::client::{SetOptions, describe};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::cluster::Router;
 use crate::net::plain::{Sock, dial_owned};
 use crate::net::resp::{Scan, decode_reply};
 use crate::net::wire::{WireSettings, io_error};
@@ -44,6 +59,12 @@ use crate::{Completions, blocking};
 
 /// How long a failed local connection waits before it is dialled again.
 const REDIAL: Duration = Duration::from_secs(1);
+
+/// Most lines of a [`LocalWire`] on a cluster (nodes beyond take the router).
+const MAX_LINES: usize = 64;
+
+/// A node's address.
+type Addr = (String, u16);
 
 /// A finished call: its token and its outcome (a server error reply is an `Err`).
 pub type Finished<T> = (T, Result<Reply>);
@@ -83,12 +104,13 @@ struct Slot<T> {
     deadline: Instant,
     began: Instant,
     what: String,
+    /// The command's bytes, on a cluster node's line (see [`Line::cluster`]).
+    packed: Option<bytes::Bytes>,
 }
 
-/// A command connection driven by the owner's event loop; see the module docs. `T` is the
-/// owner's token for a call (handed back with its outcome); `D` is what its
-/// [`Completions`] queue carries, made by `wrap` for calls that took the shared connection.
-pub struct LocalWire<T, D> {
+/// One server's connection driven by the owner's event loop (a [`LocalWire`] has one, or
+/// one per cluster primary).
+struct Line<T, D> {
     client: blocking::Client,
     done: Arc<Completions<D>>,
     wrap: fn(T, Result<Reply>) -> D,
@@ -109,15 +131,9 @@ pub struct LocalWire<T, D> {
     last_read: Instant,
     rbuf: BytesMut,
     scan: Scan,
-}
-
-impl<T, D> std::fmt::Debug for LocalWire<T, D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalWire")
-            .field("up", &matches!(self.link, Link::Up(_)))
-            .field("in_flight", &self.slots.len())
-            .finish_non_exhaustive()
-    }
+    /// A cluster node's line: each command's bytes are kept until its reply, so that one the
+    /// node refused (`MOVED`, `ASK`, `TRYAGAIN`, ...: not run) goes to the router instead.
+    cluster: Option<(Arc<Router>, Addr)>,
 }
 
 fn sys(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -136,45 +152,64 @@ fn epoll_ctl(ep: &OwnedFd, op: i32, fd: RawFd, events: u32) -> std::io::Result<(
     Ok(())
 }
 
-impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
-    /// A local connection for `client`, whose calls that take the shared connection push
-    /// `wrap(token, outcome)` into `done`; `None` when the client's endpoint cannot have
-    /// one (TLS, sentinels). Dials at once (bounded by the connect timeout); a failed dial
-    /// leaves it down, and the calls take the shared connection until a redial works.
-    pub fn new(
+/// Whether connections of the caller's own can reach `settings`' server (plain TCP and
+/// unix sockets; not TLS, not through sentinels).
+fn plain(settings: &WireSettings) -> bool {
+    let ep = &settings.endpoint;
+    ep.tls.is_none()
+        && ep.sentinel.is_none()
+        && matches!(
+            ep.addr,
+            redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(_)
+        )
+}
+
+fn new_epoll() -> Result<OwnedFd> {
+    // SAFETY: plain syscall; the descriptor is owned below.
+    let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if raw < 0 {
+        return Err(sys("epoll_create1")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Send `args` through the client's shared connection (a cluster's router), its outcome
+/// pushed into `done` as `wrap(token, outcome)`.
+fn through_shared<T: Send + 'static, D: Send + 'static, A: AsRef<[u8]>>(
+    client: &blocking::Client,
+    done: &Arc<Completions<D>>,
+    wrap: fn(T, Result<Reply>) -> D,
+    args: &[A],
+    token: T,
+) -> Result<Sent> {
+    let owned: Vec<Vec<u8>> = args.iter().map(|a| a.as_ref().to_vec()).collect();
+    let c = client.as_async().clone();
+    let abort = client.spawn_into(done, async move { c.command(&owned).await }, move |r| {
+        wrap(token, r)
+    })?;
+    Ok(Sent {
+        abort: Some(abort),
+        ..Sent::default()
+    })
+}
+
+impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
+    /// A line to `settings`' server, down until [`tend`](Self::tend) dials it; `epoll`
+    /// watches its socket.
+    fn down(
         client: &blocking::Client,
         done: Arc<Completions<D>>,
         wrap: fn(T, Result<Reply>) -> D,
-    ) -> Result<Option<LocalWire<T, D>>> {
-        let conn = client.as_async().conn();
-        // A cluster routes by key over several nodes: its calls take the runtime's path.
-        let Some(settings) = conn.wire_settings().cloned() else {
-            return Ok(None);
-        };
-        let ep = &settings.endpoint;
-        if ep.tls.is_some() || ep.sentinel.is_some() {
-            return Ok(None);
-        }
-        if !matches!(
-            ep.addr,
-            redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(_)
-        ) {
-            return Ok(None);
-        }
-        // SAFETY: plain syscall; the descriptor is owned below.
-        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if raw < 0 {
-            return Err(sys("epoll_create1")(std::io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
-        epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, done.fd(), libc::EPOLLIN as u32)
-            .map_err(sys("epoll_ctl"))?;
-        let mut w = LocalWire {
+        settings: WireSettings,
+        epoll: OwnedFd,
+        cluster: Option<(Arc<Router>, Addr)>,
+    ) -> Line<T, D> {
+        Line {
             client: client.clone(),
             done,
             wrap,
-            response_timeout: conn.response_timeout(),
+            response_timeout: client.as_async().conn().response_timeout(),
             settings,
             epoll,
             link: Link::Down {
@@ -189,35 +224,31 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             flush_scheduled: false,
             armed: false,
             last_read: Instant::now(),
-            rbuf: BytesMut::with_capacity(16 * 1024),
+            rbuf: BytesMut::new(),
             scan: Scan::default(),
-        };
-        match client.wait(async { Ok(dial_owned(w.settings.clone(), true).await) }) {
-            Ok(Ok(sock)) => w.install(sock)?,
+            cluster,
+        }
+    }
+
+    /// Dial now, waiting for it (bounded by the connect timeout); a failed dial leaves the
+    /// line down until a redial works.
+    fn dial_now(&mut self) -> Result<()> {
+        match self
+            .client
+            .wait(async { Ok(dial_owned(self.settings.clone(), true).await) })
+        {
+            Ok(Ok(sock)) => self.install(sock)?,
             Ok(Err(e)) | Err(e) => {
                 log::debug!(target: crate::net::conn::LOG_TARGET,
                     "local connection to {} not made ({e}); calls take the shared connection",
-                    w.settings.display);
+                    self.settings.display);
             }
         }
-        Ok(Some(w))
+        Ok(())
     }
 
-    /// The descriptor the loop watches for readability: the socket's replies, the
-    /// completions queue, and writability while a write waits. Call [`ready`](Self::ready)
-    /// and drain the completions queue when it is readable.
-    pub fn fd(&self) -> RawFd {
-        self.epoll.as_raw_fd()
-    }
-
-    /// Whether the local connection is up now.
-    pub fn is_up(&self) -> bool {
+    fn is_up(&self) -> bool {
         matches!(self.link, Link::Up(_))
-    }
-
-    /// Commands written or queued and not answered (timed-out ones included).
-    pub fn in_flight(&self) -> usize {
-        self.slots.len()
     }
 
     fn install(&mut self, sock: Sock) -> Result<()> {
@@ -230,6 +261,9 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         .map_err(sys("epoll_ctl"))?;
         self.want_write = false;
         self.rbuf.clear();
+        if self.rbuf.capacity() == 0 {
+            self.rbuf.reserve(16 * 1024);
+        }
         self.scan = Scan::new(self.settings.limits);
         self.last_read = Instant::now();
         self.link = Link::Up(sock);
@@ -270,29 +304,22 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
     /// when nothing else is in flight, else at the next [`flush`](Self::flush)), otherwise
     /// through the shared connection (its outcome then arrives in the completions queue).
     /// An invalid command is an error at once (the token is dropped).
-    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A], token: T) -> Result<Sent> {
+    fn send<A: AsRef<[u8]>>(&mut self, args: &[A], token: T) -> Result<Sent> {
         let cmd = self.client.as_async().build(args)?;
         if !matches!(self.link, Link::Up(_)) {
             self.tend();
         }
         let c = self.client.as_async();
         if !matches!(self.link, Link::Up(_)) || !c.shared_route(args) {
-            let owned: Vec<Vec<u8>> = args.iter().map(|a| a.as_ref().to_vec()).collect();
-            let c = c.clone();
-            let wrap = self.wrap;
-            let abort = self.client.spawn_into(
-                &self.done,
-                async move { c.command(&owned).await },
-                move |r| wrap(token, r),
-            )?;
-            return Ok(Sent {
-                abort: Some(abort),
-                ..Sent::default()
-            });
+            return through_shared(&self.client, &self.done, self.wrap, args, token);
         }
         let before = self.wbuf.len();
         cmd.write_packed_command(&mut self.wbuf);
         let len = (self.wbuf.len() - before) as u64;
+        let packed = self
+            .cluster
+            .as_ref()
+            .map(|_| bytes::Bytes::copy_from_slice(&self.wbuf[before..]));
         let now = Instant::now();
         c.counters().begin();
         c.counters()
@@ -309,6 +336,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             deadline: now + self.response_timeout,
             began: now,
             what: describe(args),
+            packed,
         });
         self.queued += len;
         let mut sent = Sent::default();
@@ -335,154 +363,8 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         Ok(sent)
     }
 
-    /// `GET key` (see [`send`](Self::send)).
-    pub fn get(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
-        self.send(&[b"GET".as_slice(), key.as_ref()], token)
-    }
-
-    /// `SET key value [PX ms] [NX|XX]` (see [`send`](Self::send)); the reply is nil when a
-    /// condition kept the value from being set.
-    pub fn set_with(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-        opts: SetOptions,
-        token: T,
-    ) -> Result<Sent> {
-        let args = crate::client::set_args(key.as_ref(), value.as_ref(), &opts)?;
-        self.send(&args, token)
-    }
-
-    /// `name key...` for `DEL`/`EXISTS`-like commands (at least one key).
-    pub fn keys(&mut self, name: &str, keys: &[impl AsRef<[u8]>], token: T) -> Result<Sent> {
-        if keys.is_empty() {
-            return Err(Error::invalid(format!("{name}: give at least one key")));
-        }
-        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
-        args.extend(keys.iter().map(|k| k.as_ref()));
-        self.send(&args, token)
-    }
-
-    /// `INCRBY key by` (see [`send`](Self::send)).
-    pub fn incr_by(&mut self, key: impl AsRef<[u8]>, by: i64, token: T) -> Result<Sent> {
-        let by = by.to_string();
-        self.send(&[b"INCRBY".as_slice(), key.as_ref(), by.as_bytes()], token)
-    }
-
-    /// `PUBLISH channel message` (see [`send`](Self::send)).
-    pub fn publish(
-        &mut self,
-        channel: impl AsRef<[u8]>,
-        message: impl AsRef<[u8]>,
-        token: T,
-    ) -> Result<Sent> {
-        self.send(
-            &[b"PUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
-            token,
-        )
-    }
-
-    /// `PEXPIRE key ms` (see [`send`](Self::send)); the reply is 1 when the timeout was set.
-    pub fn pexpire(&mut self, key: impl AsRef<[u8]>, ttl: Duration, token: T) -> Result<Sent> {
-        let ms = ttl.as_millis().to_string();
-        self.send(&[b"PEXPIRE".as_slice(), key.as_ref(), ms.as_bytes()], token)
-    }
-
-    /// `HGET key field` (see [`send`](Self::send)).
-    pub fn hget(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        field: impl AsRef<[u8]>,
-        token: T,
-    ) -> Result<Sent> {
-        self.send(&[b"HGET".as_slice(), key.as_ref(), field.as_ref()], token)
-    }
-
-    /// `HSET key field value [field value ...]` (at least one field; see
-    /// [`send`](Self::send)).
-    pub fn hset(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
-        token: T,
-    ) -> Result<Sent> {
-        let args = crate::client::hset_args(key.as_ref(), fields)?;
-        self.send(&args, token)
-    }
-
-    /// `HDEL key field...` (at least one field; see [`send`](Self::send)).
-    pub fn hdel(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        fields: &[impl AsRef<[u8]>],
-        token: T,
-    ) -> Result<Sent> {
-        let args = crate::client::key_items_args("HDEL", key.as_ref(), fields, "field")?;
-        self.send(&args, token)
-    }
-
-    /// `HGETALL key` (see [`send`](Self::send)).
-    pub fn hgetall(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
-        self.send(&[b"HGETALL".as_slice(), key.as_ref()], token)
-    }
-
-    /// `LPUSH key value...` (at least one value; see [`send`](Self::send)).
-    pub fn lpush(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        values: &[impl AsRef<[u8]>],
-        token: T,
-    ) -> Result<Sent> {
-        let args = crate::client::key_items_args("LPUSH", key.as_ref(), values, "value")?;
-        self.send(&args, token)
-    }
-
-    /// `RPUSH key value...` (at least one value; see [`send`](Self::send)).
-    pub fn rpush(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        values: &[impl AsRef<[u8]>],
-        token: T,
-    ) -> Result<Sent> {
-        let args = crate::client::key_items_args("RPUSH", key.as_ref(), values, "value")?;
-        self.send(&args, token)
-    }
-
-    /// `LPOP key` (see [`send`](Self::send)).
-    pub fn lpop(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
-        self.send(&[b"LPOP".as_slice(), key.as_ref()], token)
-    }
-
-    /// `RPOP key` (see [`send`](Self::send)).
-    pub fn rpop(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
-        self.send(&[b"RPOP".as_slice(), key.as_ref()], token)
-    }
-
-    /// `LLEN key` (see [`send`](Self::send)).
-    pub fn llen(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
-        self.send(&[b"LLEN".as_slice(), key.as_ref()], token)
-    }
-
-    /// `PING` (see [`send`](Self::send)).
-    pub fn ping(&mut self, token: T) -> Result<Sent> {
-        self.send(&[b"PING".as_slice()], token)
-    }
-
-    /// `SPUBLISH channel message` (see [`send`](Self::send)).
-    pub fn spublish(
-        &mut self,
-        channel: impl AsRef<[u8]>,
-        message: impl AsRef<[u8]>,
-        token: T,
-    ) -> Result<Sent> {
-        self.send(
-            &[b"SPUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
-            token,
-        )
-    }
-
     /// Write what waits in the write buffer (the owner's end-of-iteration flush).
-    pub fn flush(&mut self) -> Vec<Finished<T>> {
+    fn flush(&mut self) -> Vec<Finished<T>> {
         self.flush_scheduled = false;
         let mut out = Vec::new();
         self.write_out(&mut out);
@@ -491,7 +373,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
 
     /// The descriptor was readable: read the replies that came (and write what waited for
     /// writability); the finished calls, oldest first. Drain the completions queue too.
-    pub fn ready(&mut self) -> Vec<Finished<T>> {
+    fn ready(&mut self) -> Vec<Finished<T>> {
         let mut out = Vec::new();
         if self.want_write {
             self.write_out(&mut out);
@@ -507,7 +389,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
     /// past the response timeout fail with a timeout error (their replies, if they come,
     /// are dropped); a connection that stayed silent all that time is dropped. When to call
     /// again (`None`: no timer needed until a `send` says so).
-    pub fn expire(&mut self) -> (Vec<Finished<T>>, Option<Duration>) {
+    fn expire(&mut self) -> (Vec<Finished<T>>, Option<Duration>) {
         let now = Instant::now();
         let mut out = Vec::new();
         let mut silent = false;
@@ -559,7 +441,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
 
     /// Close: every call in flight fails with a `Closed` error; later sends take the
     /// shared connection (which then refuses them as closed).
-    pub fn close(&mut self) -> Vec<Finished<T>> {
+    fn close(&mut self) -> Vec<Finished<T>> {
         let mut out = Vec::new();
         for s in self.slots.drain(..) {
             if let Some(t) = s.token {
@@ -723,6 +605,13 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
                 ));
             };
             let Some(t) = s.token else { continue };
+            if let (Some((router, addr)), Some(bytes)) = (&self.cluster, s.packed)
+                && matches!(reply, Reply::Error(_))
+                && router.refused_at(&reply, addr, &self.settings.node_counters)
+            {
+                self.reroute(t, bytes, s.what);
+                continue;
+            }
             let r = match reply {
                 Reply::Error(e) => Err(Error::from(e).context(&s.what)),
                 r => Ok(r),
@@ -731,6 +620,22 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             out.push((t, r));
         }
         Ok(())
+    }
+
+    /// Send a command this line will not answer (not run: never wholly written, or
+    /// refused by a cluster node) through the shared connection (a cluster's router); its
+    /// outcome arrives in the completions queue.
+    fn reroute(&self, t: T, bytes: bytes::Bytes, what: String) {
+        let c = self.client.as_async().clone();
+        c.counters().end_quietly();
+        let wrap = self.wrap;
+        // An error means closed meanwhile: the token went with the future, and the owner
+        // fails its waiters on close.
+        let _ = self.client.spawn_into(
+            &self.done,
+            async move { c.send_packed(bytes).await.map_err(|e| e.context(&what)) },
+            move |r| wrap(t, r),
+        );
     }
 
     /// The connection failed: written commands fail with `err` (they may have run);
@@ -744,12 +649,14 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         self.link = Link::Down {
             retry: Instant::now(),
         };
-        let c = self.client.as_async().clone();
-        for s in self.slots.drain(..) {
+        for s in std::mem::take(&mut self.slots) {
             let Some(t) = s.token else { continue };
             if s.end <= self.written {
                 let e = err.clone().context(&s.what);
-                c.counters().end(s.began, &Err::<(), _>(e.clone()));
+                self.client
+                    .as_async()
+                    .counters()
+                    .end(s.began, &Err::<(), _>(e.clone()));
                 out.push((t, Err(e)));
                 continue;
             }
@@ -757,21 +664,455 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
             let from = (s.start - self.base) as usize;
             let to = (s.end - self.base) as usize;
             let bytes = bytes::Bytes::copy_from_slice(&self.wbuf[from..to]);
-            c.counters().end_quietly();
-            let c2 = c.clone();
-            let what = s.what;
-            let wrap = self.wrap;
-            // An error means closed meanwhile: the token went with the future, and the
-            // owner fails its waiters on close.
-            let _ = self.client.spawn_into(
-                &self.done,
-                async move { c2.send_packed(bytes).await.map_err(|e| e.context(&what)) },
-                move |r| wrap(t, r),
-            );
+            self.reroute(t, bytes, s.what);
         }
         self.rbuf.clear();
         self.reset_buffers();
         // The armed timer stays armed: it fires before any new call's deadline and finds
         // what is due then.
+    }
+}
+
+/// A command connection driven by the owner's event loop; see the module docs. `T` is the
+/// owner's token for a call (handed back with its outcome); `D` is what its
+/// [`Completions`] queue carries, made by `wrap` for calls that took the shared connection.
+pub struct LocalWire<T, D>(Kind<T, D>);
+
+// One per client, and the common variant kept inline (no pointer to follow per call).
+#[allow(clippy::large_enum_variant)]
+enum Kind<T, D> {
+    One(Line<T, D>),
+    Cluster(Lines<T, D>),
+}
+
+/// A cluster's lines: one per primary the loop's commands went to, dialled (on the
+/// runtime) when the first command for its node comes; that command, and those after it
+/// until the dial is done, take the router.
+struct Lines<T, D> {
+    router: Arc<Router>,
+    client: blocking::Client,
+    done: Arc<Completions<D>>,
+    wrap: fn(T, Result<Reply>) -> D,
+    /// Watches each line's own epoll descriptor and the completions queue.
+    epoll: OwnedFd,
+    lines: Vec<(Addr, Line<T, D>)>,
+    armed: bool,
+    flush_scheduled: bool,
+    closed: bool,
+}
+
+impl<T, D> std::fmt::Debug for LocalWire<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (up, in_flight) = match &self.0 {
+            Kind::One(l) => (usize::from(matches!(l.link, Link::Up(_))), l.slots.len()),
+            Kind::Cluster(c) => c.lines.iter().fold((0, 0), |(u, n), (_, l)| {
+                (
+                    u + usize::from(matches!(l.link, Link::Up(_))),
+                    n + l.slots.len(),
+                )
+            }),
+        };
+        f.debug_struct("LocalWire")
+            .field("up", &up)
+            .field("in_flight", &in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
+    /// A local connection for `client`, whose calls that take the shared connection push
+    /// `wrap(token, outcome)` into `done`; `None` when the client's endpoint cannot have
+    /// one (TLS, sentinels). A server's is dialled at once (bounded by the connect
+    /// timeout); a failed dial leaves it down, and the calls take the shared connection
+    /// until a redial works. On a cluster, each primary's is dialled when the first
+    /// command for it comes.
+    pub fn new(
+        client: &blocking::Client,
+        done: Arc<Completions<D>>,
+        wrap: fn(T, Result<Reply>) -> D,
+    ) -> Result<Option<LocalWire<T, D>>> {
+        let conn = client.as_async().conn();
+        if let Some(router) = conn.cluster() {
+            if !router.plain() {
+                return Ok(None);
+            }
+            let epoll = new_epoll()?;
+            epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, done.fd(), libc::EPOLLIN as u32)
+                .map_err(sys("epoll_ctl"))?;
+            return Ok(Some(LocalWire(Kind::Cluster(Lines {
+                router: router.clone(),
+                client: client.clone(),
+                done,
+                wrap,
+                epoll,
+                lines: Vec::new(),
+                armed: false,
+                flush_scheduled: false,
+                closed: false,
+            }))));
+        }
+        let Some(settings) = conn.wire_settings().cloned() else {
+            return Ok(None);
+        };
+        if !plain(&settings) {
+            return Ok(None);
+        }
+        let epoll = new_epoll()?;
+        epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, done.fd(), libc::EPOLLIN as u32)
+            .map_err(sys("epoll_ctl"))?;
+        let mut line = Line::down(client, done, wrap, settings, epoll, None);
+        line.dial_now()?;
+        Ok(Some(LocalWire(Kind::One(line))))
+    }
+
+    /// The descriptor the loop watches for readability: the sockets' replies, the
+    /// completions queue, and writability while a write waits. Call [`ready`](Self::ready)
+    /// and drain the completions queue when it is readable.
+    pub fn fd(&self) -> RawFd {
+        match &self.0 {
+            Kind::One(l) => l.epoll.as_raw_fd(),
+            Kind::Cluster(c) => c.epoll.as_raw_fd(),
+        }
+    }
+
+    /// Whether a local connection is up now (on a cluster: one to any node).
+    pub fn is_up(&self) -> bool {
+        match &self.0 {
+            Kind::One(l) => l.is_up(),
+            Kind::Cluster(c) => c.lines.iter().any(|(_, l)| l.is_up()),
+        }
+    }
+
+    /// How many local connections are up now (on a cluster, one per node it has used).
+    pub fn connections_up(&self) -> usize {
+        match &self.0 {
+            Kind::One(l) => usize::from(l.is_up()),
+            Kind::Cluster(c) => c.lines.iter().filter(|(_, l)| l.is_up()).count(),
+        }
+    }
+
+    /// Commands written or queued and not answered (timed-out ones included).
+    pub fn in_flight(&self) -> usize {
+        match &self.0 {
+            Kind::One(l) => l.slots.len(),
+            Kind::Cluster(c) => c.lines.iter().map(|(_, l)| l.slots.len()).sum(),
+        }
+    }
+
+    /// Send one command. It goes on the local connection when that is up (written now
+    /// when nothing else is in flight there, else at the next [`flush`](Self::flush)),
+    /// otherwise through the shared connection (its outcome then arrives in the
+    /// completions queue). On a cluster, the local connection is that of the primary
+    /// owning the command's keys' one slot; a command without a key, with keys of several
+    /// slots, or refused by its node (`MOVED`, `ASK`, `TRYAGAIN`, ...) goes through the
+    /// router. An invalid command is an error at once (the token is dropped).
+    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A], token: T) -> Result<Sent> {
+        match &mut self.0 {
+            Kind::One(l) => l.send(args, token),
+            Kind::Cluster(c) => c.send(args, token),
+        }
+    }
+
+    /// `GET key` (see [`send`](Self::send)).
+    pub fn get(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"GET".as_slice(), key.as_ref()], token)
+    }
+
+    /// `SET key value [PX ms] [NX|XX]` (see [`send`](Self::send)); the reply is nil when a
+    /// condition kept the value from being set.
+    pub fn set_with(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: SetOptions,
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::set_args(key.as_ref(), value.as_ref(), &opts)?;
+        self.send(&args, token)
+    }
+
+    /// `name key...` for `DEL`/`EXISTS`-like commands (at least one key).
+    pub fn keys(&mut self, name: &str, keys: &[impl AsRef<[u8]>], token: T) -> Result<Sent> {
+        if keys.is_empty() {
+            return Err(Error::invalid(format!("{name}: give at least one key")));
+        }
+        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+        args.extend(keys.iter().map(|k| k.as_ref()));
+        self.send(&args, token)
+    }
+
+    /// `INCRBY key by` (see [`send`](Self::send)).
+    pub fn incr_by(&mut self, key: impl AsRef<[u8]>, by: i64, token: T) -> Result<Sent> {
+        let by = by.to_string();
+        self.send(&[b"INCRBY".as_slice(), key.as_ref(), by.as_bytes()], token)
+    }
+
+    /// `PUBLISH channel message` (see [`send`](Self::send)).
+    pub fn publish(
+        &mut self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+        token: T,
+    ) -> Result<Sent> {
+        self.send(
+            &[b"PUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
+            token,
+        )
+    }
+
+    /// `PEXPIRE key ms` (see [`send`](Self::send)); the reply is 1 when the timeout was set.
+    pub fn pexpire(&mut self, key: impl AsRef<[u8]>, ttl: Duration, token: T) -> Result<Sent> {
+        let ms = ttl.as_millis().to_string();
+        self.send(&[b"PEXPIRE".as_slice(), key.as_ref(), ms.as_bytes()], token)
+    }
+
+    /// `HGET key field` (see [`send`](Self::send)).
+    pub fn hget(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        token: T,
+    ) -> Result<Sent> {
+        self.send(&[b"HGET".as_slice(), key.as_ref(), field.as_ref()], token)
+    }
+
+    /// `HSET key field value [field value ...]` (at least one field; see
+    /// [`send`](Self::send)).
+    pub fn hset(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        fields: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::hset_args(key.as_ref(), fields)?;
+        self.send(&args, token)
+    }
+
+    /// `HDEL key field...` (at least one field; see [`send`](Self::send)).
+    pub fn hdel(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        fields: &[impl AsRef<[u8]>],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::key_items_args("HDEL", key.as_ref(), fields, "field")?;
+        self.send(&args, token)
+    }
+
+    /// `HGETALL key` (see [`send`](Self::send)).
+    pub fn hgetall(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"HGETALL".as_slice(), key.as_ref()], token)
+    }
+
+    /// `LPUSH key value...` (at least one value; see [`send`](Self::send)).
+    pub fn lpush(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        values: &[impl AsRef<[u8]>],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::key_items_args("LPUSH", key.as_ref(), values, "value")?;
+        self.send(&args, token)
+    }
+
+    /// `RPUSH key value...` (at least one value; see [`send`](Self::send)).
+    pub fn rpush(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        values: &[impl AsRef<[u8]>],
+        token: T,
+    ) -> Result<Sent> {
+        let args = crate::client::key_items_args("RPUSH", key.as_ref(), values, "value")?;
+        self.send(&args, token)
+    }
+
+    /// `LPOP key` (see [`send`](Self::send)).
+    pub fn lpop(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"LPOP".as_slice(), key.as_ref()], token)
+    }
+
+    /// `RPOP key` (see [`send`](Self::send)).
+    pub fn rpop(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"RPOP".as_slice(), key.as_ref()], token)
+    }
+
+    /// `LLEN key` (see [`send`](Self::send)).
+    pub fn llen(&mut self, key: impl AsRef<[u8]>, token: T) -> Result<Sent> {
+        self.send(&[b"LLEN".as_slice(), key.as_ref()], token)
+    }
+
+    /// `PING` (see [`send`](Self::send)).
+    pub fn ping(&mut self, token: T) -> Result<Sent> {
+        self.send(&[b"PING".as_slice()], token)
+    }
+
+    /// `SPUBLISH channel message` (see [`send`](Self::send)).
+    pub fn spublish(
+        &mut self,
+        channel: impl AsRef<[u8]>,
+        message: impl AsRef<[u8]>,
+        token: T,
+    ) -> Result<Sent> {
+        self.send(
+            &[b"SPUBLISH".as_slice(), channel.as_ref(), message.as_ref()],
+            token,
+        )
+    }
+
+    /// Write what waits in the write buffer (the owner's end-of-iteration flush).
+    pub fn flush(&mut self) -> Vec<Finished<T>> {
+        match &mut self.0 {
+            Kind::One(l) => l.flush(),
+            Kind::Cluster(c) => {
+                c.flush_scheduled = false;
+                let mut out = Vec::new();
+                for (_, l) in &mut c.lines {
+                    if l.flush_scheduled {
+                        out.extend(l.flush());
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The descriptor was readable: read the replies that came (and write what waited for
+    /// writability); the finished calls, oldest first. Drain the completions queue too.
+    pub fn ready(&mut self) -> Vec<Finished<T>> {
+        match &mut self.0 {
+            Kind::One(l) => l.ready(),
+            Kind::Cluster(c) => c.ready(),
+        }
+    }
+
+    /// The timer armed by [`send`](Self::send) (or by a previous `expire`) fired: calls
+    /// past the response timeout fail with a timeout error (their replies, if they come,
+    /// are dropped); a connection that stayed silent all that time is dropped. When to call
+    /// again (`None`: no timer needed until a `send` says so).
+    pub fn expire(&mut self) -> (Vec<Finished<T>>, Option<Duration>) {
+        match &mut self.0 {
+            Kind::One(l) => l.expire(),
+            Kind::Cluster(c) => {
+                let mut out = Vec::new();
+                let mut next: Option<Duration> = None;
+                for (_, l) in &mut c.lines {
+                    let (o, n) = l.expire();
+                    out.extend(o);
+                    next = match (next, n) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                c.armed = next.is_some();
+                (out, next)
+            }
+        }
+    }
+
+    /// Close: every call in flight fails with a `Closed` error; later sends take the
+    /// shared connection (which then refuses them as closed).
+    pub fn close(&mut self) -> Vec<Finished<T>> {
+        match &mut self.0 {
+            Kind::One(l) => l.close(),
+            Kind::Cluster(c) => {
+                c.closed = true;
+                c.lines.iter_mut().flat_map(|(_, l)| l.close()).collect()
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static, D: Send + 'static> Lines<T, D> {
+    fn send<A: AsRef<[u8]>>(&mut self, args: &[A], token: T) -> Result<Sent> {
+        let line = if self.closed {
+            None
+        } else {
+            self.router
+                .slot_now(args)
+                .and_then(|slot| self.router.owner_of(slot))
+                .and_then(|addr| self.line(addr))
+        };
+        let Some(i) = line else {
+            // Refused at once when invalid, as on a line.
+            self.client.as_async().build(args)?;
+            return through_shared(&self.client, &self.done, self.wrap, args, token);
+        };
+        let mut sent = self.lines[i].1.send(args, token)?;
+        // One timer and one flush for all the lines: the timer, armed for an earlier
+        // deadline, expires every line; the flush writes every line that waits for one.
+        if sent.arm.is_some() {
+            if self.armed {
+                sent.arm = None;
+            } else {
+                self.armed = true;
+            }
+        }
+        if sent.flush {
+            if self.flush_scheduled {
+                sent.flush = false;
+            } else {
+                self.flush_scheduled = true;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// The line to the node at `addr`, made (down: its first command dials it) when the
+    /// router is connected to the node; `None`: the router sends the command.
+    fn line(&mut self, addr: Addr) -> Option<usize> {
+        if let Some(i) = self.lines.iter().position(|(a, _)| *a == addr) {
+            return Some(i);
+        }
+        if self.lines.len() >= MAX_LINES {
+            return None;
+        }
+        let settings = self.router.node_settings(&addr)?;
+        if !plain(&settings) {
+            return None;
+        }
+        let epoll = new_epoll().ok()?;
+        epoll_ctl(
+            &self.epoll,
+            libc::EPOLL_CTL_ADD,
+            epoll.as_raw_fd(),
+            libc::EPOLLIN as u32,
+        )
+        .ok()?;
+        let line = Line::down(
+            &self.client,
+            self.done.clone(),
+            self.wrap,
+            settings,
+            epoll,
+            Some((self.router.clone(), addr.clone())),
+        );
+        self.lines.push((addr, line));
+        Some(self.lines.len() - 1)
+    }
+
+    /// The lines whose descriptors are ready (one `epoll_wait` that does not wait).
+    fn ready(&mut self) -> Vec<Finished<T>> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        // SAFETY: `events` has room for 16 entries; the descriptor is ours.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                0,
+            )
+        };
+        let mut out = Vec::new();
+        for ev in &events[..n.max(0) as usize] {
+            let fd = ev.u64 as RawFd;
+            if let Some((_, l)) = self
+                .lines
+                .iter_mut()
+                .find(|(_, l)| l.epoll.as_raw_fd() == fd)
+            {
+                out.extend(l.ready());
+            }
+        }
+        out
     }
 }

@@ -87,6 +87,34 @@ impl Router {
         match *self {}
     }
 
+    pub(crate) fn plain(&self) -> bool {
+        match *self {}
+    }
+
+    pub(crate) fn slot_now<A: AsRef<[u8]>>(&self, _args: &[A]) -> Option<u16> {
+        match *self {}
+    }
+
+    pub(crate) fn owner_of(&self, _slot: u16) -> Option<(String, u16)> {
+        match *self {}
+    }
+
+    pub(crate) fn node_settings(
+        &self,
+        _addr: &(String, u16),
+    ) -> Option<crate::net::wire::WireSettings> {
+        match *self {}
+    }
+
+    pub(crate) fn refused_at(
+        self: &Arc<Self>,
+        _reply: &Reply,
+        _from: &(String, u16),
+        _node: &crate::stats::NodeCounters,
+    ) -> bool {
+        match **self {}
+    }
+
     pub(crate) fn moved(self: &Arc<Self>, _message: &str) {
         match **self {}
     }
