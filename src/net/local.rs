@@ -15,7 +15,7 @@
 //! and the owner's [`Completions`] queue, so it never changes, whatever reconnects happen.
 //!
 //! **On a cluster** there is one such connection (a line) per primary the loop's commands
-//! went to, each with an epoll set of its own inside the one the loop watches. A single
+//! went to, their sockets all in the one epoll set the loop watches. A single
 //! command whose keys are in one slot goes to the line of the slot's owner in the router's
 //! map (`Router::slot_now`, `owner_of`); a line is made when the router has connected to
 //! that node, and dialled on the runtime when its first command comes (until then its
@@ -116,7 +116,9 @@ struct Line<T, D> {
     wrap: fn(T, Result<Reply>) -> D,
     settings: WireSettings,
     response_timeout: Duration,
-    epoll: OwnedFd,
+    /// The epoll set its socket is in: the one the owner's loop watches (shared by a
+    /// cluster's lines).
+    epoll: Arc<OwnedFd>,
     link: Link,
     slots: VecDeque<Slot<T>>,
     /// Bytes not written yet start at `wbuf[written - base]`; `wbuf[0]` is byte `base`.
@@ -202,7 +204,7 @@ impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
         done: Arc<Completions<D>>,
         wrap: fn(T, Result<Reply>) -> D,
         settings: WireSettings,
-        epoll: OwnedFd,
+        epoll: Arc<OwnedFd>,
         cluster: Option<(Arc<Router>, Addr)>,
     ) -> Line<T, D> {
         Line {
@@ -693,8 +695,8 @@ struct Lines<T, D> {
     client: blocking::Client,
     done: Arc<Completions<D>>,
     wrap: fn(T, Result<Reply>) -> D,
-    /// Watches each line's own epoll descriptor and the completions queue.
-    epoll: OwnedFd,
+    /// Watches every line's socket and the completions queue.
+    epoll: Arc<OwnedFd>,
     lines: Vec<(Addr, Line<T, D>)>,
     armed: bool,
     flush_scheduled: bool,
@@ -744,7 +746,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
                 client: client.clone(),
                 done,
                 wrap,
-                epoll,
+                epoll: Arc::new(epoll),
                 lines: Vec::new(),
                 armed: false,
                 flush_scheduled: false,
@@ -760,7 +762,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
         let epoll = new_epoll()?;
         epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, done.fd(), libc::EPOLLIN as u32)
             .map_err(sys("epoll_ctl"))?;
-        let mut line = Line::down(client, done, wrap, settings, epoll, None);
+        let mut line = Line::down(client, done, wrap, settings, Arc::new(epoll), None);
         line.dial_now()?;
         Ok(Some(LocalWire(Kind::One(line))))
     }
@@ -1070,27 +1072,19 @@ impl<T: Send + 'static, D: Send + 'static> Lines<T, D> {
         if !plain(&settings) {
             return None;
         }
-        let epoll = new_epoll().ok()?;
-        epoll_ctl(
-            &self.epoll,
-            libc::EPOLL_CTL_ADD,
-            epoll.as_raw_fd(),
-            libc::EPOLLIN as u32,
-        )
-        .ok()?;
         let line = Line::down(
             &self.client,
             self.done.clone(),
             self.wrap,
             settings,
-            epoll,
+            self.epoll.clone(),
             Some((self.router.clone(), addr.clone())),
         );
         self.lines.push((addr, line));
         Some(self.lines.len() - 1)
     }
 
-    /// The lines whose descriptors are ready (one `epoll_wait` that does not wait).
+    /// The lines whose sockets are ready (one `epoll_wait` that does not wait).
     fn ready(&mut self) -> Vec<Finished<T>> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
         // SAFETY: `events` has room for 16 entries; the descriptor is ours.
@@ -1108,7 +1102,7 @@ impl<T: Send + 'static, D: Send + 'static> Lines<T, D> {
             if let Some((_, l)) = self
                 .lines
                 .iter_mut()
-                .find(|(_, l)| l.epoll.as_raw_fd() == fd)
+                .find(|(_, l)| matches!(&l.link, Link::Up(sock) if sock.fd() == fd))
             {
                 out.extend(l.ready());
             }
