@@ -1200,6 +1200,38 @@ fn local_wire(cluster: &Cluster) {
         &Reply::Bulk(b"moved".to_vec())
     );
     assert_eq!(c.stats().redirects, before + 1);
+    // A node closes the loop's connection (`CLIENT KILL`, as a restart or an idle timeout
+    // would): the loop sees the end of it, the next command takes the router while the
+    // connection is dialled again, and later ones are answered on it again.
+    let up = w.connections_up();
+    cluster.cmd_at(to, &["CLIENT", "KILL", "TYPE", "normal"]);
+    let t = Instant::now();
+    while w.connections_up() == up {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the close went unseen"
+        );
+        let mut pfd = libc::pollfd {
+            fd: w.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on the stack.
+        unsafe { libc::poll(&mut pfd, 1, 20) };
+        assert!(w.ready().is_empty(), "nothing was in flight");
+    }
+    let t = Instant::now();
+    loop {
+        let came = drive(&mut w, &done, &[strings(&["GET", key])]);
+        let (_, r) = came.local.iter().chain(came.routed.iter()).next().unwrap();
+        assert_eq!(r.as_ref().unwrap(), &Reply::Bulk(b"moved".to_vec()));
+        if !came.local.is_empty() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "never redialled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(w.connections_up(), up);
     // Back where it was (empty again), for the scenarios after this one.
     drive(&mut w, &done, &[strings(&["DEL", key])]);
     give_slot(cluster, slot, from);
