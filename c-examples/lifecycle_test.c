@@ -15,9 +15,19 @@
  *   - userdata_free runs exactly once in every case (and never before the last callback
  *     returned).
  *
+ * And a fork() after the client is made (a daemon's double fork, a pre-forking server): in
+ * the child the inherited client's calls fail at once with IPC_ERR_CLOSED without touching
+ * the parent's connections, a client made in the child works, freeing the inherited one
+ * there leaves the parent's alone, and the parent's client goes on answering its own calls.
+ *
+ * Environment: REDIPC_TEST_QUICK=1 (runs under valgrind) leaves the fork test out: in a
+ * forked child the parent's other threads are gone, and valgrind counts their
+ * thread-local memory as lost when the child exits.
+ *
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
 #include <pthread.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +381,55 @@ static void test_null(void) {
     for (k = 0; k < KINDS; k++) CHECK_RC(stop_handle(k, NULL, 0), IPC_ERR_NULL_ARG);
 }
 
+/* In the child of a fork(): 0 if all went as it should, else the step that did not. */
+static int fork_child(const char *url, const char *key) {
+    char *buf = NULL;
+    size_t len = 0;
+    bool found = false;
+    ipc_client *mine = NULL;
+    double t0 = now_ms();
+    if (ipc_get(client, key, strlen(key), &buf, &len, &found) != IPC_ERR_CLOSED) return 1;
+    if (now_ms() - t0 > 500.0) return 2;
+    if (strstr(ipc_last_error_message(), "fork()") == NULL) return 3;
+    if (ipc_set(client, key, strlen(key), "child", 5, 0) != IPC_ERR_CLOSED) return 4;
+    if (ipc_client_new(url, NULL, &mine) != IPC_OK) return 5;
+    if (ipc_get(mine, key, strlen(key), &buf, &len, &found) != IPC_OK) return 6;
+    if (!found || !bytes_eq(buf, len, "parent")) return 7;
+    ipc_buf_free(buf, len);
+    ipc_client_free(mine);
+    ipc_client_free(client); /* the parent's connections stay untouched */
+    return 0;
+}
+
+static void test_fork(const char *url) {
+    char key[96];
+    char *buf = NULL;
+    size_t len = 0;
+    bool found = false;
+    int status = 0, i, own = 0;
+    pid_t pid;
+    snprintf(key, sizeof key, "%sfork", prefix);
+    CHECK_OK(ipc_set(client, key, strlen(key), "parent", 6, 0));
+    fflush(NULL);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(fork_child(url, key));
+    /* The parent's calls while the child runs and after it: each answered with its own. */
+    for (i = 0; i < 400; i++) {
+        if (i == 200) CHECK(waitpid(pid, &status, 0) == pid);
+        if (ipc_get(client, key, strlen(key), &buf, &len, &found) == IPC_OK && found &&
+            bytes_eq(buf, len, "parent"))
+            own++;
+        ipc_buf_free(buf, len);
+        buf = NULL;
+    }
+    CHECK(own == 400);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "fork child: status %d (the step that failed)\n", WEXITSTATUS(status));
+    printf("%-16s %s\n", "fork", own == 400 && WEXITSTATUS(status) == 0 ? "ok" : "FAILED");
+}
+
 int main(int argc, char **argv) {
     enum kind k;
     if (argc < 2) {
@@ -388,6 +447,8 @@ int main(int argc, char **argv) {
         test_free_only(k);
         printf("%-16s %s\n", kind_names[k], check_failed == failed_before ? "ok" : "FAILED");
     }
+    if (getenv("REDIPC_TEST_QUICK") == NULL || strcmp(getenv("REDIPC_TEST_QUICK"), "1") != 0)
+        test_fork(argv[1]);
     ipc_client_free(client);
     return check_summary();
 }

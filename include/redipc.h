@@ -544,6 +544,13 @@ typedef struct ipc_call_options ipc_call_options;
  * function on the same `ipc_client` at the same time (their commands are pipelined on
  * the one connection), except `ipc_client_free()`, which must come after every other
  * use has returned.
+ *
+ * After `fork()`: the child may not use a client made before the fork (its connections
+ * and the library's I/O thread belong to the parent): every call on it fails at once
+ * with `IPC_ERR_CLOSED` ("made in the parent process, before fork()") without touching
+ * the parent's connections, and `ipc_client_free()` on it frees nothing the parent
+ * uses. A client made in the child works (a daemon that forks after `ipc_client_new()`
+ * makes a new client in the child); the parent's clients are not affected.
  */
 typedef struct ipc_client ipc_client;
 

@@ -117,6 +117,9 @@ impl Client {
         U: Send + 'static,
         T: Send + 'static,
     {
+        if self.handle.inherited() {
+            return Err(crate::fork::inherited());
+        }
         let Some(call) = queue.enter() else {
             return Err(crate::Error::closed());
         };
@@ -137,7 +140,26 @@ impl Client {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        drop(self.handle.spawn(fut));
+        // Not on a runtime inherited through fork() (`crate::fork`).
+        if !self.handle.inherited() {
+            drop(self.handle.spawn(fut));
+        }
+    }
+
+    /// Whether this client was made in the parent of a `fork()` (`crate::fork`): its
+    /// calls here fail with a `Closed` error.
+    pub(crate) fn inherited(&self) -> bool {
+        self.handle.inherited()
+    }
+
+    /// A `Closed` error when this client was made in the parent of a `fork()`: its
+    /// connections are the parent's and its calls here fail (a new client works). For a
+    /// binding's own paths that wait without the client (an event loop's futures).
+    pub fn check_process(&self) -> Result<()> {
+        if self.inherited() {
+            return Err(crate::fork::inherited());
+        }
+        Ok(())
     }
 
     /// The options this client was made with.
@@ -316,6 +338,9 @@ impl Subscription {
     }
     /// The next event, waiting up to `timeout` (`None`: no limit); `Ok(None)` on timeout.
     pub fn next(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        if self.rt.inherited() {
+            return Err(crate::fork::inherited());
+        }
         self.inner.next_blocking(timeout)
     }
 }

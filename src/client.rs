@@ -72,6 +72,18 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.handle.inherited() {
+            // Made in the parent of a fork(): its connections are the parent's (closing
+            // them would shut the parent's sockets down) and its threads are not here.
+            // What it holds is kept as it is, never dropped (`crate::fork`).
+            crate::fork::keep((
+                self.conn.clone(),
+                self.pubsub.get().cloned(),
+                self.poll.clone(),
+                std::mem::take(self.extensions.get_mut().unwrap_or_else(|p| p.into_inner())),
+            ));
+            return;
+        }
         self.conn.close();
         if let Some(ps) = self.pubsub.get() {
             ps.close();
@@ -335,6 +347,11 @@ impl Client {
     /// [`ErrorKind::Closed`] error (whether such a command ran on the server is unknown, as
     /// after a connection error).
     pub fn close(&self) {
+        if self.inner.handle.inherited() {
+            // Made in the parent of a fork(): its connections are the parent's, left alone
+            // (`crate::fork`); its calls here fail already.
+            return;
+        }
         self.inner.conn.close();
         if let Some(ps) = self.inner.pubsub.get() {
             ps.close();

@@ -24,6 +24,7 @@ mod cluster;
 mod config;
 mod delivery;
 mod error;
+mod fork;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

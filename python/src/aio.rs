@@ -164,6 +164,8 @@ impl AsyncClient {
 
     /// A future of this client's loop, refused from another loop.
     fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // In the child of a fork(), before the loop check (the child's loop is not this).
+        self.c.check_process().map_err(|e| to_pyerr(py, e))?;
         let running = self.running_loop.bind(py).call0()?;
         if !running.is(self.event_loop.bind(py)) {
             return Err(py_err!(

@@ -809,6 +809,14 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
     /// slots, or refused by its node (`MOVED`, `ASK`, `TRYAGAIN`, ...) goes through the
     /// router. An invalid command is an error at once (the token is dropped).
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A], token: T) -> Result<Sent> {
+        let client = match &self.0 {
+            Kind::One(l) => &l.client,
+            Kind::Cluster(c) => &c.client,
+        };
+        if client.inherited() {
+            // Its sockets are the parent's (`crate::fork`).
+            return Err(crate::fork::inherited());
+        }
         match &mut self.0 {
             Kind::One(l) => l.send(args, token),
             Kind::Cluster(c) => c.send(args, token),

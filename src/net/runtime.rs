@@ -14,8 +14,8 @@
 //! instead, and callers wait on it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -125,13 +125,69 @@ enum Global {
     Multi(tokio::runtime::Runtime, usize),
 }
 
-static RUNTIME: OnceLock<std::result::Result<Global, String>> = OnceLock::new();
+/// A process generation's runtime (see `crate::fork`), or why it could not be made.
+struct Made {
+    generation: u64,
+    global: std::result::Result<Global, String>,
+}
+
+/// The runtime of the latest process generation that made one. One inherited through
+/// `fork()` is left as it is (leaked): its threads are not in the child, and its epoll set
+/// is the parent's.
+static RUNTIME: AtomicPtr<Made> = AtomicPtr::new(std::ptr::null_mut());
+/// A thread is making this generation's runtime (cleared in a forked child, whose other
+/// threads are gone).
+static MAKING: AtomicBool = AtomicBool::new(false);
+
+/// In the child of a `fork()`, on its only thread (`crate::fork`).
+pub(crate) fn forked() {
+    MAKING.store(false, Ordering::SeqCst);
+}
+
+/// This process generation's runtime, made by `make` if there is none yet.
+fn made(make: impl FnOnce() -> std::result::Result<Global, String>) -> &'static Made {
+    let generation = crate::fork::generation();
+    let current = || {
+        let p = RUNTIME.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer is a leaked `Made`, never freed.
+        (!p.is_null())
+            .then(|| unsafe { &*p })
+            .filter(|m| m.generation == generation)
+    };
+    loop {
+        if let Some(m) = current() {
+            return m;
+        }
+        if MAKING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let m = match current() {
+                Some(m) => m,
+                None => {
+                    let m: &'static Made = Box::leak(Box::new(Made {
+                        generation,
+                        global: make(),
+                    }));
+                    RUNTIME.store(std::ptr::from_ref(m).cast_mut(), Ordering::Release);
+                    m
+                }
+            };
+            MAKING.store(false, Ordering::Release);
+            return m;
+        }
+        // Another thread makes it (once per process: a short wait).
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
 
 /// The runtime a client's tasks run on, and how its blocking calls wait.
 #[derive(Clone)]
 pub(crate) struct Rt {
     handle: tokio::runtime::Handle,
     driven: Option<&'static Driven>,
+    /// The process generation it belongs to (`crate::fork`).
+    generation: u64,
 }
 
 impl std::fmt::Debug for Rt {
@@ -148,7 +204,14 @@ impl Rt {
         Rt {
             handle,
             driven: None,
+            generation: crate::fork::generation(),
         }
+    }
+
+    /// Whether this runtime was inherited through `fork()` (its clients must not be used
+    /// here: `crate::fork`).
+    pub(crate) fn inherited(&self) -> bool {
+        crate::fork::generation() != self.generation
     }
 
     /// The tokio handle, for spawning.
@@ -169,6 +232,9 @@ impl Rt {
     /// Called from inside a runtime (an async task), this would deadlock; it returns a
     /// clear error instead.
     pub(crate) fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
+        if self.inherited() {
+            return Err(crate::fork::inherited());
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::invalid(
                 "a blocking redipc call was made from inside an async runtime; use the async Client there",
@@ -213,7 +279,7 @@ impl Rt {
         fut: std::pin::Pin<&mut F>,
         inline: bool,
     ) -> Option<F::Output> {
-        if !inline || tokio::runtime::Handle::try_current().is_ok() {
+        if !inline || self.inherited() || tokio::runtime::Handle::try_current().is_ok() {
             return None;
         }
         crate::net::direct::inline(&self.handle, fut)
@@ -225,59 +291,66 @@ impl Rt {
 /// threads. Asking for an explicit, different thread count once it exists is an error, so
 /// that a setting is never silently ignored.
 pub(crate) fn rt(io_threads: usize) -> Result<Rt> {
-    let global = RUNTIME
-        .get_or_init(|| {
-            let built = if io_threads > 1 {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(io_threads)
-                    .thread_name("redipc-io")
-                    .enable_all()
-                    .build()
-                    .map(|rt| Global::Multi(rt, io_threads))
-            } else {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map(|rt| {
-                        let d: &'static Driven = Box::leak(Box::new(Driven {
-                            rt,
-                            callers: AtomicUsize::new(0),
-                            last_exit: AtomicU64::new(0),
-                            epoch: Instant::now(),
-                            release: Notify::new(),
-                            bg_waiting: AtomicBool::new(false),
-                            bg_lock: Mutex::new(()),
-                            quiet: Condvar::new(),
-                        }));
-                        Global::Driven(d)
-                    })
-            };
-            let global = built.map_err(|e| e.to_string())?;
-            if let Global::Driven(d) = global {
-                let d: &'static Driven = d;
-                std::thread::Builder::new()
-                    .name("redipc-io".into())
-                    .spawn(move || d.background())
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(global)
-        })
-        .as_ref()
-        .map_err(|e| {
-            Error::new(
-                crate::ErrorKind::Unsupported,
-                format!("cannot start the I/O runtime: {e}"),
-            )
-        })?;
+    let made = made(|| {
+        let built = if io_threads > 1 {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(io_threads)
+                .thread_name("redipc-io")
+                .enable_all()
+                .build()
+                .map(|rt| Global::Multi(rt, io_threads))
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| {
+                    let d: &'static Driven = Box::leak(Box::new(Driven {
+                        rt,
+                        callers: AtomicUsize::new(0),
+                        last_exit: AtomicU64::new(0),
+                        epoch: Instant::now(),
+                        release: Notify::new(),
+                        bg_waiting: AtomicBool::new(false),
+                        bg_lock: Mutex::new(()),
+                        quiet: Condvar::new(),
+                    }));
+                    Global::Driven(d)
+                })
+        };
+        let global = built.map_err(|e| e.to_string())?;
+        if let Global::Driven(d) = global {
+            let d: &'static Driven = d;
+            std::thread::Builder::new()
+                .name("redipc-io".into())
+                .spawn(move || d.background())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(global)
+    });
+    let generation = made.generation;
+    let global = made.global.as_ref().map_err(|e| {
+        Error::new(
+            crate::ErrorKind::Unsupported,
+            format!("cannot start the I/O runtime: {e}"),
+        )
+    })?;
     let (rt, running) = match global {
         Global::Driven(d) => (
             Rt {
                 handle: d.rt.handle().clone(),
                 driven: Some(d),
+                generation,
             },
             1,
         ),
-        Global::Multi(r, n) => (Rt::foreign(r.handle().clone()), *n),
+        Global::Multi(r, n) => (
+            Rt {
+                handle: r.handle().clone(),
+                driven: None,
+                generation,
+            },
+            *n,
+        ),
     };
     if io_threads != 0 && running != io_threads {
         return Err(Error::invalid(format!(

@@ -183,6 +183,12 @@ class Client:
     command (``BLPOP`` ...) holds that connection until it returns, delaying the calls of
     the other threads: use a separate client for it.
 
+    After ``os.fork()`` (``multiprocessing``'s fork start method, gunicorn's preload, a
+    daemon's double fork) the child cannot use a client made before the fork: its
+    connections are the parent's. Its calls there raise ``ClosedError`` at once, never
+    touching the parent's connections (``close()`` there does nothing); make a new client
+    in the child. The parent's clients are not affected.
+
     Keyword options (``None``: the default of the core):
 
     - ``connect_timeout``, ``response_timeout``: seconds or timedelta (default 5 s each);

@@ -1,9 +1,10 @@
 """redipc for asyncio: ``redipc.asyncio.Client``, awaitable twin of ``redipc.Client``.
 
 Single commands (``command``, ``get``, ``set``, the typed helpers, ``publish``) go on a
-connection the event loop's own thread writes and reads (plain TCP and unix sockets; with
-TLS or sentinels they take the runtime like the rest): one write and one read per call,
-no thread hand-off. Every other call runs on redipc's Rust runtime, and its result comes
+connection the event loop's own thread writes and reads (plain TCP and unix sockets; on a
+Redis Cluster one per primary, for commands whose keys are in one slot; with TLS or
+sentinels they take the runtime like the rest): one write and one read per call, no
+thread hand-off. Every other call runs on redipc's Rust runtime, and its result comes
 back through the same descriptor the loop watches (``loop.add_reader``), so no thread is
 used per awaited call and nothing polls. Many concurrent awaits share one auto-pipelined
 connection (the commands queued in one iteration of the loop go in one write).
@@ -11,8 +12,9 @@ connection (the commands queued in one iteration of the loop go in one write).
 A client belongs to the event loop it was made on (make it inside ``async`` code); a call
 from another loop raises ``InvalidArgument``. Cancelling a task that awaits a call cancels
 the call (a cancelled command may or may not have run, as after a connection error).
-Closing the client fails every call still waiting with ``ClosedError``. The exceptions are
-the sync client's.
+Closing the client fails every call still waiting with ``ClosedError``; so does a call in
+the child of an ``os.fork()`` on a client made before it (its connections are the
+parent's). The exceptions are the sync client's.
 
 What it has: commands, typed helpers, ``publish``, batches (pipelines and
 ``MULTI``/``EXEC``), ``WATCH`` transactions with an ``async def`` function
