@@ -53,6 +53,14 @@ SCRIPT = textwrap.dedent(
             out["closed"] = True
         return out
 
+    got = []
+    if how == "finalize":
+        # Handles whose threads the child will not have: a worker and a callback.
+        worker = c.handle_requests(key + ":q", lambda req: got.append(req.payload))
+        sub = c.subscribe(
+            key + ":ch",
+            callback=lambda m: got.append(m.payload) if m.kind == "message" else None,
+        )
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -64,9 +72,13 @@ SCRIPT = textwrap.dedent(
         os.write(w, json.dumps(out).encode())
         os.close(w)
         if how == "finalize":
-            # Dropped by the interpreter's own clean-up, as a child that returns normally.
-            del c
+            # Dropped by the interpreter's own clean-up, as a child that returns normally:
+            # nothing of the parent's threads is waited for.
+            t = time.monotonic()
+            del c, worker, sub
             gc.collect()
+            if time.monotonic() - t > 1.0:
+                os._exit(3)
             sys.exit(0)
         os._exit(0)
     os.close(w)
@@ -82,6 +94,16 @@ SCRIPT = textwrap.dedent(
     seen["child_status"] = status
     seen["child"] = child
     seen["child_made"] = (c.get(key + ":child") or b"").decode()
+    if how == "finalize":
+        # The parent's worker and subscription still run.
+        c.send_request(key + ":q", "job")
+        c.publish(key + ":ch", "news")
+        end = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+        seen["parent_handles"] = sorted(g.decode() for g in got)
+        worker.stop()
+        sub.close()
 
     async def on_a_loop():
         a = await redipc.asyncio.Client.connect(url)
@@ -139,6 +161,8 @@ def test_a_forked_child_leaves_the_parents_client_alone(
     if how == "new":
         assert child["new"] == "parent", child
         assert seen["child_made"] == "made", seen
+    if how == "finalize":
+        assert seen["parent_handles"] == ["job", "news"], seen
     if how == "asyncio":
         assert seen["asyncio_child_status"] == 0, seen
         assert seen["asyncio_parent_after"] == "parent", seen

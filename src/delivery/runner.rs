@@ -107,6 +107,9 @@ impl Shared {
 pub(crate) struct Runner {
     shared: Arc<Shared>,
     started: bool,
+    /// The process generation it was made in (`crate::fork`): in a forked child its loops
+    /// are not there, and nothing of it is waited for.
+    generation: u64,
 }
 
 impl Runner {
@@ -131,6 +134,7 @@ impl Runner {
                 stopping: Condvar::new(),
             }),
             started: false,
+            generation: crate::fork::generation(),
         }
     }
 
@@ -237,11 +241,20 @@ impl Runner {
         lock(&self.shared.state).threads.contains(&me)
     }
 
+    /// Whether it was made in the parent of a `fork()` (`crate::fork`).
+    fn inherited(&self) -> bool {
+        crate::fork::generation() != self.generation
+    }
+
     /// Stop: see the [module docs](self). `Ok` once every loop returned and the exit
     /// actions ran; from one of the handle's own handlers, `Ok` at once (the stop is asked
     /// for and happens when that handler returns); a [`ErrorKind::Timeout`] error when a
-    /// handler still runs at the deadline (the handle then stops when it returns).
+    /// handler still runs at the deadline (the handle then stops when it returns); a
+    /// `Closed` error at once in the child of a `fork()` (its loops are the parent's).
     pub(crate) fn stop(&self, deadline: Duration) -> Result<()> {
+        if self.inherited() {
+            return Err(crate::fork::inherited());
+        }
         self.request_stop();
         if self.on_own_thread() {
             self.wake();
@@ -280,6 +293,10 @@ impl Drop for Runner {
     /// Started: stop, waiting up to [`DROP_DEADLINE`] for running handlers (from one of
     /// its own handlers: only ask).
     fn drop(&mut self) {
+        if self.inherited() {
+            // Made before a fork(): its loops are the parent's (`crate::fork`).
+            return;
+        }
         if !self.started {
             self.request_stop();
             self.wake();

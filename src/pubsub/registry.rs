@@ -98,6 +98,8 @@ pub(crate) struct PubSub {
     pub(super) lanes: tokio::sync::watch::Sender<u64>,
     /// Messages dropped by subscriptions that are gone.
     retired_dropped: AtomicU64,
+    /// The process generation it was made in (`crate::fork`).
+    generation: u64,
 }
 
 /// Check and copy names: none may be empty.
@@ -140,6 +142,7 @@ impl PubSub {
             closed: AtomicBool::new(false),
             lanes: tokio::sync::watch::Sender::new(0),
             retired_dropped: AtomicU64::new(0),
+            generation: crate::fork::generation(),
         }
     }
 
@@ -637,6 +640,12 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        if crate::fork::generation() != self.ps.generation {
+            // Made before a fork(): its registry's locks may be held by the parent's
+            // threads, which are not here; it is kept as it is (`crate::fork`).
+            crate::fork::keep((self.ps.clone(), self.delivery.clone()));
+            return;
+        }
         if self.nowait.load(Ordering::Acquire) {
             self.close_nowait();
         } else {
