@@ -153,6 +153,12 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        if self.client.runtime_handle().inherited() {
+            // In the child of a fork(): the lock is the parent's, and so is the runtime
+            // its renewer runs on (`crate::fork`); nothing is touched.
+            std::mem::forget(self.renewer.take());
+            return;
+        }
         if let Some(r) = self.renewer.take() {
             r.abort();
         }

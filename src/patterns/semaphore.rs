@@ -299,7 +299,8 @@ impl Leave<'_> {
 
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        if !self.armed {
+        // Not in the child of a fork(): the queue place is the parent's (`crate::fork`).
+        if !self.armed || self.sem.client.runtime_handle().inherited() {
             return;
         }
         let sem = self.sem.clone();
