@@ -30,7 +30,6 @@ static WATCH: Once = Once::new();
 /// In the child of a `fork()`, on its only thread: async-signal-safe work only.
 extern "C" fn in_child() {
     FORKS.fetch_add(1, Ordering::SeqCst);
-    crate::net::runtime::forked();
 }
 
 /// This process's generation (see the module docs); starts watching for forks.

@@ -135,14 +135,9 @@ struct Made {
 /// `fork()` is left as it is (leaked): its threads are not in the child, and its epoll set
 /// is the parent's.
 static RUNTIME: AtomicPtr<Made> = AtomicPtr::new(std::ptr::null_mut());
-/// A thread is making this generation's runtime (cleared in a forked child, whose other
-/// threads are gone).
-static MAKING: AtomicBool = AtomicBool::new(false);
-
-/// In the child of a `fork()`, on its only thread (`crate::fork`).
-pub(crate) fn forked() {
-    MAKING.store(false, Ordering::SeqCst);
-}
+/// The process generation + 1 of the thread making a runtime now, 0 when none is. A mark
+/// of an earlier generation is stale: its thread was the parent's, not in this process.
+static MAKING: AtomicU64 = AtomicU64::new(0);
 
 /// This process generation's runtime, made by `make` if there is none yet.
 fn made(make: impl FnOnce() -> std::result::Result<Global, String>) -> &'static Made {
@@ -158,9 +153,12 @@ fn made(make: impl FnOnce() -> std::result::Result<Global, String>) -> &'static 
         if let Some(m) = current() {
             return m;
         }
-        if MAKING
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let mark = MAKING.load(Ordering::Acquire);
+        let free = mark == 0 || mark - 1 < generation;
+        if free
+            && MAKING
+                .compare_exchange(mark, generation + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
         {
             let m = match current() {
                 Some(m) => m,
@@ -173,7 +171,7 @@ fn made(make: impl FnOnce() -> std::result::Result<Global, String>) -> &'static 
                     m
                 }
             };
-            MAKING.store(false, Ordering::Release);
+            MAKING.store(0, Ordering::Release);
             return m;
         }
         // Another thread makes it (once per process: a short wait).
