@@ -42,6 +42,12 @@ pub(crate) fn generation() -> u64 {
     FORKS.load(Ordering::Relaxed)
 }
 
+/// Whether something made in process generation `generation` was inherited through
+/// `fork()` (this process is a later one).
+pub(crate) fn from_parent(generation: u64) -> bool {
+    self::generation() != generation
+}
+
 /// What a call of a client inherited through `fork()` fails with.
 pub(crate) fn inherited() -> Error {
     Error::new(

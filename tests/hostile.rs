@@ -300,43 +300,34 @@ fn a_map_read_from_nodes_not_told_of_a_move_does_not_undo_the_moved_answer() {
         Arc::new(AtomicUsize::new(0)),
         Arc::new(AtomicUsize::new(0)),
     );
-    let (g, op, m) = (new_gets.clone(), old_port.clone(), maps.clone());
-    let (new_port, _) = common::serve_commands(move |_, cmd, s| {
-        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
-        let reply: Vec<u8> = match name.as_str() {
-            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
-            // Not told of the move either.
-            "CLUSTER" => {
-                m.fetch_add(1, Ordering::SeqCst);
-                all_slots_at(*op.get().unwrap())
-            }
-            "GET" => {
-                g.fetch_add(1, Ordering::SeqCst);
-                b"$1\r\nv\r\n".to_vec()
-            }
-            "PING" => b"+PONG\r\n".to_vec(),
-            _ => b"+OK\r\n".to_vec(),
-        };
-        s.write_all(&reply).is_ok()
-    });
-    let (g, op, m) = (old_gets.clone(), old_port.clone(), maps.clone());
-    let (port, _) = common::serve_commands(move |_, cmd, s| {
-        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
-        let reply: Vec<u8> = match name.as_str() {
-            "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
-            "CLUSTER" => {
-                m.fetch_add(1, Ordering::SeqCst);
-                all_slots_at(*op.get().unwrap())
-            }
-            "GET" => {
-                g.fetch_add(1, Ordering::SeqCst);
-                format!("-MOVED {slot} 127.0.0.1:{new_port}\r\n").into_bytes()
-            }
-            "PING" => b"+PONG\r\n".to_vec(),
-            _ => b"+OK\r\n".to_vec(),
-        };
-        s.write_all(&reply).is_ok()
-    });
+    // A node that answers the map as it was before the move (every slot at the old node:
+    // no node was told of it) and `GET` with `get`, counting both.
+    let node = |get: Vec<u8>, gets: Arc<AtomicUsize>| {
+        let (op, m) = (old_port.clone(), maps.clone());
+        common::serve_commands(move |_, cmd, s| {
+            let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+            let reply: Vec<u8> = match name.as_str() {
+                "HELLO" => b"%1\r\n+server\r\n+fake\r\n".to_vec(),
+                "CLUSTER" => {
+                    m.fetch_add(1, Ordering::SeqCst);
+                    all_slots_at(*op.get().unwrap())
+                }
+                "GET" => {
+                    gets.fetch_add(1, Ordering::SeqCst);
+                    get.clone()
+                }
+                "PING" => b"+PONG\r\n".to_vec(),
+                _ => b"+OK\r\n".to_vec(),
+            };
+            s.write_all(&reply).is_ok()
+        })
+        .0
+    };
+    let new_port = node(b"$1\r\nv\r\n".to_vec(), new_gets.clone());
+    let port = node(
+        format!("-MOVED {slot} 127.0.0.1:{new_port}\r\n").into_bytes(),
+        old_gets.clone(),
+    );
     old_port.set(port).unwrap();
     let c = Client::connect(
         &format!("redis://127.0.0.1:{port}"),

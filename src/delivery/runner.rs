@@ -243,7 +243,7 @@ impl Runner {
 
     /// Whether it was made in the parent of a `fork()` (`crate::fork`).
     fn inherited(&self) -> bool {
-        crate::fork::generation() != self.generation
+        crate::fork::from_parent(self.generation)
     }
 
     /// Stop: see the [module docs](self). `Ok` once every loop returned and the exit

@@ -549,6 +549,11 @@ impl Router {
         self.map().owner(slot).cloned()
     }
 
+    /// `f` of the primary owning `slot` in the map now (no copy of its address).
+    pub(crate) fn with_owner<R>(&self, slot: u16, f: impl FnOnce(&Addr) -> R) -> Option<R> {
+        self.map().owner(slot).map(f)
+    }
+
     /// Whether connections of the caller's own can reach the nodes (not over TLS: an event
     /// loop drives plain sockets only, [`crate::LocalWire`]).
     pub(crate) fn plain(&self) -> bool {

@@ -17,7 +17,7 @@
 //! **On a cluster** there is one such connection (a line) per primary the loop's commands
 //! went to, their sockets all in the one epoll set the loop watches. A single
 //! command whose keys are in one slot goes to the line of the slot's owner in the router's
-//! map (`Router::slot_now`, `owner_of`); a line is made when the router has connected to
+//! map (`Router::slot_now`, `with_owner`); a line is made when the router has connected to
 //! that node, and dialled on the runtime when its first command comes (until then its
 //! commands take the router). Everything the router must decide takes the router: no key,
 //! keys of several slots, a command whose keys it has not learned, reads from replicas, a
@@ -196,6 +196,12 @@ fn through_shared<T: Send + 'static, D: Send + 'static, A: AsRef<[u8]>>(
     })
 }
 
+impl<T, D> Line<T, D> {
+    fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
+    }
+}
+
 impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
     /// A line to `settings`' server, down until [`tend`](Self::tend) dials it; `epoll`
     /// watches its socket.
@@ -247,10 +253,6 @@ impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
             }
         }
         Ok(())
-    }
-
-    fn is_up(&self) -> bool {
-        matches!(self.link, Link::Up(_))
     }
 
     fn install(&mut self, sock: Sock) -> Result<()> {
@@ -1037,10 +1039,20 @@ impl<T: Send + 'static, D: Send + 'static> Lines<T, D> {
         let line = if self.closed {
             None
         } else {
-            self.router
-                .slot_now(args)
-                .and_then(|slot| self.router.owner_of(slot))
-                .and_then(|addr| self.line(addr))
+            // The owner's line when there is one (no copy of its address per command).
+            let lines = &self.lines;
+            match self.router.slot_now(args).and_then(|slot| {
+                self.router.with_owner(slot, |addr| {
+                    lines
+                        .iter()
+                        .position(|(a, _)| a == addr)
+                        .ok_or_else(|| addr.clone())
+                })
+            }) {
+                None => None,
+                Some(Ok(i)) => Some(i),
+                Some(Err(addr)) => self.line(addr),
+            }
         };
         let Some(i) = line else {
             // Refused at once when invalid, as on a line.
@@ -1067,12 +1079,9 @@ impl<T: Send + 'static, D: Send + 'static> Lines<T, D> {
         Ok(sent)
     }
 
-    /// The line to the node at `addr`, made (down: its first command dials it) when the
-    /// router is connected to the node; `None`: the router sends the command.
+    /// A new line to the node at `addr` (down: its first command dials it), when the router
+    /// is connected to the node; `None`: the router sends the command.
     fn line(&mut self, addr: Addr) -> Option<usize> {
-        if let Some(i) = self.lines.iter().position(|(a, _)| *a == addr) {
-            return Some(i);
-        }
         if self.lines.len() >= MAX_LINES {
             return None;
         }

@@ -95,7 +95,11 @@ impl Router {
         match *self {}
     }
 
-    pub(crate) fn owner_of(&self, _slot: u16) -> Option<(String, u16)> {
+    pub(crate) fn with_owner<R>(
+        &self,
+        _slot: u16,
+        _f: impl FnOnce(&(String, u16)) -> R,
+    ) -> Option<R> {
         match *self {}
     }
 

@@ -209,7 +209,7 @@ impl Rt {
     /// Whether this runtime was inherited through `fork()` (its clients must not be used
     /// here: `crate::fork`).
     pub(crate) fn inherited(&self) -> bool {
-        crate::fork::generation() != self.generation
+        crate::fork::from_parent(self.generation)
     }
 
     /// The tokio handle, for spawning.

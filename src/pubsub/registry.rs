@@ -640,7 +640,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if crate::fork::generation() != self.ps.generation {
+        if crate::fork::from_parent(self.ps.generation) {
             // Made before a fork(): its registry's locks may be held by the parent's
             // threads, which are not here; it is kept as it is (`crate::fork`).
             crate::fork::keep((self.ps.clone(), self.delivery.clone()));
