@@ -220,3 +220,42 @@ fn a_connection_the_server_closed_while_idle_is_not_used() {
         Reply::Bulk(b"10".to_vec())
     );
 }
+
+#[test]
+fn after_a_direct_connection_breaks_under_a_call_is_connected_tells_the_truth() {
+    // A scripted server that goes away the way a killed one does, except that the shared
+    // connection (connection 1) is closed only when something reaches it: in a real
+    // restart both sockets get their end-of-file at once, but the runtime's driver may not
+    // have read the shared one's yet when the caller hears of its direct connection's end
+    // (CI saw `is_connected` still true after such a failure). The client must find out
+    // before the failed call returns.
+    let port = common::scripted_server(|conn, cmd| {
+        let name = String::from_utf8_lossy(&cmd[0]).to_uppercase();
+        let arg = |i: usize| cmd.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
+        match (name.as_str(), conn) {
+            ("HELLO", _) => Some(b"%1\r\n+server\r\n+fake\r\n".to_vec()),
+            ("CLIENT", _) if arg(1).as_deref() == Some("ID") => {
+                Some(format!(":{conn}\r\n").into_bytes())
+            }
+            ("GET", c) if c > 1 && arg(1).as_deref() == Some("gone") => None,
+            ("GET", _) => Some(b"$1\r\nv\r\n".to_vec()),
+            ("PING", 1) => None,
+            _ => Some(b"+OK\r\n".to_vec()),
+        }
+    });
+    let c = blocking::Client::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        Options::default().response_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let shared = shared_id(&c);
+    direct_id(&c, shared);
+    assert_eq!(c.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(c.is_connected());
+    let e = c.get("gone").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(
+        !c.is_connected(),
+        "a call failed for a lost connection, and is_connected says up"
+    );
+}

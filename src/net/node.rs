@@ -406,6 +406,9 @@ impl Node {
         expect: Expect,
     ) -> Result<Reply> {
         if let Taken::Done(r) = self.direct_call(&bytes, expect) {
+            if let Err(e) = &r {
+                self.after_direct_loss(e).await;
+            }
             return r;
         }
         let deadline = Instant::now() + self.settings.response_timeout;
@@ -469,6 +472,9 @@ impl Node {
         patience: Duration,
     ) -> std::result::Result<Reply, Tried> {
         if let Taken::Done(r) = self.direct_call(&bytes, expect) {
+            if let Err(e) = &r {
+                self.after_direct_loss(e).await;
+            }
             return r.map_err(Tried::Failed);
         }
         loop {
@@ -525,6 +531,28 @@ impl Node {
         match (&self.direct, expect) {
             (Some(d), Expect::One) => d.call(bytes, &self.handle),
             _ => Taken::No,
+        }
+    }
+
+    /// A direct connection broke under a command (end-of-file or reset with the command
+    /// written): the server likely restarted or killed its clients, and the shared
+    /// connection, whose driver may not have read its own end-of-file yet, is asked with a
+    /// `PING` (bounded by a second and the response timeout), so that it is marked down
+    /// (and its reconnect started) before the caller hears of the failure: `is_connected`
+    /// right after a connection error then says what is true.
+    async fn after_direct_loss(self: &Arc<Self>, e: &Error) {
+        if e.kind() != ErrorKind::Connection {
+            return;
+        }
+        let (wire, generation) = match &*self.lock() {
+            State::Up { conn, generation } => (conn.clone(), *generation),
+            _ => return,
+        };
+        let limit = self.settings.response_timeout.min(Duration::from_secs(1));
+        let ping = bytes::Bytes::from_static(b"*1\r\n$4\r\nPING\r\n");
+        match tokio::time::timeout(limit, wire.request(ping, Expect::One)).await {
+            Ok(Err(Failure::NotSent(e, _) | Failure::Sent(e))) => self.failed(&e, generation),
+            Ok(Ok(_)) | Err(_) => {}
         }
     }
 
