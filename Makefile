@@ -8,9 +8,12 @@
 #   make uninstall PREFIX=/usr/local
 #
 # Smaller builds for small boards: PROFILE=dist-small (optimised for size) and/or fewer
-# FEATURES (default "tls cluster sentinel"; without tls, rediss:// URLs are refused with
-# IPC_ERR_UNSUPPORTED; without cluster, a Redis Cluster is; without sentinel,
-# redis-sentinel:// URLs are; FEATURES= leaves out all three).
+# FEATURES (default "tls cluster sentinel patterns"; without tls, rediss:// URLs are refused
+# with IPC_ERR_UNSUPPORTED; without cluster, a Redis Cluster is; without sentinel,
+# redis-sentinel:// URLs are; `patterns` is queues rpc streams state cache coordination
+# registry, which can be named one by one: the functions of one left out are not in the
+# library, and the installed header does not declare them; FEATURES= leaves out everything
+# but commands, pipelines, transactions, pub/sub and keyspace watches).
 #
 # Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
 # SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
@@ -28,9 +31,16 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 # System libraries a static libredipc.a needs (what rustc reports for this target).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-# The cargo profile and the features of redipc-ffi (default: all: tls, cluster, sentinel).
+# The cargo profile and the features of redipc-ffi (default: all of them).
 PROFILE ?= dist
-FEATURES ?= tls cluster sentinel
+FEATURES ?= tls cluster sentinel patterns
+# The patterns (ffi/Cargo.toml); the installed header keeps the IPC_FEATURE_* line of each
+# feature built (ffi/cbindgen.toml) and declares only their functions.
+PATTERNS := queues rpc streams state cache coordination registry
+BUILT := $(filter-out patterns,$(FEATURES)) $(if $(filter patterns,$(FEATURES)),$(PATTERNS))
+LEFT_OUT := $(filter-out $(BUILT),tls cluster sentinel $(PATTERNS))
+hash := \#
+HEADER_SED := $(foreach f,$(LEFT_OUT),-e '/^$(hash)define IPC_FEATURE_$(shell echo $(f) | tr a-z A-Z) 1$$/d')
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
 RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
 # The code layout of the shared library: the functions a C client runs, together at the start
@@ -63,7 +73,8 @@ install: all
 	ln -sf libredipc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libredipc.so.$(MAJOR)
 	ln -sf libredipc.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libredipc.so
 	install -m 644 $(RELEASE)/libredipc.a $(DESTDIR)$(LIBDIR)/libredipc.a
-	install -m 644 include/redipc.h $(DESTDIR)$(INCLUDEDIR)/redipc.h
+	sed -e '' $(HEADER_SED) include/redipc.h > $(DESTDIR)$(INCLUDEDIR)/redipc.h
+	chmod 644 $(DESTDIR)$(INCLUDEDIR)/redipc.h
 	if [ -f bindings/cpp/redipc.hpp ]; then install -m 644 bindings/cpp/redipc.hpp $(DESTDIR)$(INCLUDEDIR)/redipc.hpp; fi
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \

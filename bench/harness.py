@@ -136,7 +136,7 @@ MB = 1_000_000
 # (cargo profile, with TLS, how it is built, title)
 FOOTPRINT_BUILDS = [
     ("dist", True, "make", "default (`make`: profile `dist`, TLS)"),
-    ("dist-small", False, "make PROFILE=dist-small FEATURES=", "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, without TLS, cluster, sentinel)"),
+    ("dist-small", False, "make PROFILE=dist-small FEATURES=", "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, without TLS, cluster, sentinel, patterns)"),
 ]
 SIZE_TARGETS = {"dist": 2.0 * MB, "dist-small": 1.2 * MB}
 IDLE_RSS_TARGET = 3.0 * MB
@@ -154,7 +154,7 @@ IDLE_RUNS = [
     ("redipc-hc-on", "redipc-c", "idle_redipc", ["--health-check-ms", "3000"], "redipc, health check every 3 s (unix socket)", "unix"),
     ("redipc-hc-off", "redipc-c", "idle_redipc", ["--health-check-ms", "0"], "redipc, health check off (unix socket)", "unix"),
     ("redipc-minimal", "redipc-c-minimal", "idle_redipc", [],
-     "redipc, minimal build (`dist-small`, no TLS, cluster, sentinel), default options (unix socket)", "unix"),
+     "redipc, minimal build (`dist-small`, no TLS, cluster, sentinel, patterns), default options (unix socket)", "unix"),
     ("hiredis", "hiredis", "idle_hiredis", [], "hiredis (no health check)", "unix"),
 ]
 
@@ -637,7 +637,7 @@ class Harness:
         for profile, tls_wanted, how, title in FOOTPRINT_BUILDS:
             e = next(x for x in fp["libs"] if x["build"] == profile)
             want = SIZE_TARGETS[profile]
-            text = f"stripped libredipc.so, {title.split(' ', 1)[0]} build ({profile}, {'TLS' if tls_wanted else 'no TLS'}) <= {want / MB:g} MB"
+            text = f"stripped libredipc.so, {title.split(' ', 1)[0]} build ({profile}, {'TLS' if tls_wanted else 'no TLS, cluster, sentinel, patterns'}) <= {want / MB:g} MB"
             value, why = e.get("stripped_bytes"), e.get("why", "")
             if value is not None and e.get("tls") != tls_wanted:
                 why = (f"target/{profile}/libredipc.so was built {'with' if e['tls'] else 'without'} TLS "

@@ -65,6 +65,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * What the library was built with (cargo features of redipc-ffi; docs/SIZE.md). `make install`
+ * with fewer FEATURES installs this header without the lines of those left out. Without TLS,
+ * cluster or sentinel, their URLs and modes are refused with IPC_ERR_UNSUPPORTED when a client
+ * is made; without a pattern, its functions and types are neither in the library nor declared
+ * here: test with `#ifdef IPC_FEATURE_QUEUES` where a program can do without one.
+ */
+#define IPC_FEATURE_TLS 1
+#define IPC_FEATURE_CLUSTER 1
+#define IPC_FEATURE_SENTINEL 1
+#define IPC_FEATURE_QUEUES 1
+#define IPC_FEATURE_RPC 1
+#define IPC_FEATURE_STREAMS 1
+#define IPC_FEATURE_STATE 1
+#define IPC_FEATURE_CACHE 1
+#define IPC_FEATURE_COORDINATION 1
+#define IPC_FEATURE_REGISTRY 1
+
 /* Functions returning ipc_result are marked so that an ignored result is a warning. */
 #if !defined(IPC_MUST_USE)
 #  if defined(__GNUC__) || defined(__clang__)
@@ -99,12 +117,14 @@
  */
 #define IPC_SET_XX 2
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The size of a buffer that always holds a stream entry id with its NUL terminator
  * (`"1700000000000-0"`; at most 41 characters). `ipc_stream_publish()` and
  * `ipc_stream_follower_position()` take buffers of at least this size.
  */
 #define IPC_STREAM_ID_MAX 48
+#endif
 
 /**
  * The result of a fallible call. `IPC_OK` is 0; error codes are grouped in ranges of 100
@@ -429,6 +449,7 @@ typedef enum {
     IPC_CLUSTER_ON = 2,
 } ipc_cluster_mode;
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * The wire protocol of an RPC service (`ipc_call_options_set_protocol()`,
  * `ipc_worker_options_set_protocol()`).
@@ -456,7 +477,9 @@ typedef enum {
      */
     IPC_PROTOCOL_REDIS_IPC = 1,
 } ipc_protocol;
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * How a hash write stamps the fields it writes (`ipc_hash_write_options_set_timestamp()`).
  */
@@ -475,6 +498,7 @@ typedef enum {
      */
     IPC_TIMESTAMP_UNIX_MS = 2,
 } ipc_timestamp_format;
+#endif
 
 /**
  * The level of a log record, and the most detailed level `ipc_set_log_callback()` passes
@@ -522,6 +546,7 @@ typedef enum {
  */
 typedef struct ipc_batch ipc_batch;
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Options of one RPC call (`ipc_call()`): timeout, fail-fast, wire protocol.
  *
@@ -531,6 +556,7 @@ typedef struct ipc_batch ipc_batch;
  * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_call_options ipc_call_options;
+#endif
 
 /**
  * A connection to one Redis server.
@@ -554,6 +580,7 @@ typedef struct ipc_call_options ipc_call_options;
  */
 typedef struct ipc_client ipc_client;
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Options of a stream group consumer (`ipc_stream_consume()`).
  *
@@ -563,7 +590,9 @@ typedef struct ipc_client ipc_client;
  * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_consumer_options ipc_consumer_options;
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * A list of stream entries returned by a call (`ipc_stream_read()`, ...), oldest first.
  *
@@ -573,7 +602,9 @@ typedef struct ipc_consumer_options ipc_consumer_options;
  * Thread safety: read-only; any number of threads may read it at once.
  */
 typedef struct ipc_entries ipc_entries;
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC) || defined(IPC_FEATURE_STREAMS))
 /**
  * Where a handler writes why it failed, with `ipc_error_set()`.
  *
@@ -583,6 +614,7 @@ typedef struct ipc_entries ipc_entries;
  * Thread safety: used only by the handler call it was given to.
  */
 typedef struct ipc_error_out ipc_error_out;
+#endif
 
 /**
  * A subscription group: one channel subscription whose channels each have a callback of
@@ -599,6 +631,7 @@ typedef struct ipc_error_out ipc_error_out;
  */
 typedef struct ipc_group ipc_group;
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Options of a hash watcher (`ipc_hash_watch()`): initial sync, debounce, every
  * notification, channel, report callback.
@@ -610,7 +643,9 @@ typedef struct ipc_group ipc_group;
  * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_hash_watch_options ipc_hash_watch_options;
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * A running hash watcher.
  *
@@ -623,7 +658,9 @@ typedef struct ipc_hash_watch_options ipc_hash_watch_options;
  * returned.
  */
 typedef struct ipc_hash_watcher ipc_hash_watcher;
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Options of a hash write (`ipc_hash_set()`, `ipc_hash_set_many()`, `ipc_hash_delete()`,
  * `ipc_hash_replace_all()`, `ipc_hash_clear()`): the channel the write is announced on, a
@@ -637,7 +674,9 @@ typedef struct ipc_hash_watcher ipc_hash_watcher;
  * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_hash_write_options ipc_hash_write_options;
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * The live servers of one service (`ipc_service_instances()`).
  *
@@ -648,6 +687,7 @@ typedef struct ipc_hash_write_options ipc_hash_write_options;
  * Thread safety: read-only; any number of threads may read it at once.
  */
 typedef struct ipc_instances ipc_instances;
+#endif
 
 /**
  * A keyspace watch: a subscription to `__keyspace@<db>__:<pattern>`.
@@ -660,6 +700,7 @@ typedef struct ipc_instances ipc_instances;
  */
 typedef struct ipc_key_watch ipc_key_watch;
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * A held (or released) lock.
  *
@@ -673,7 +714,9 @@ typedef struct ipc_key_watch ipc_key_watch;
  * move between threads).
  */
 typedef struct ipc_lock ipc_lock;
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Options of a lock acquisition (`ipc_lock_acquire()`): time to live, wait, renewal.
  *
@@ -683,6 +726,7 @@ typedef struct ipc_lock ipc_lock;
  * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_lock_options ipc_lock_options;
+#endif
 
 /**
  * Settings of a client, for `ipc_client_new()`: timeouts, credentials, protocol, limits,
@@ -697,6 +741,7 @@ typedef struct ipc_lock_options ipc_lock_options;
  */
 typedef struct ipc_options ipc_options;
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * A held permit of an `ipc_semaphore`.
  *
@@ -711,7 +756,9 @@ typedef struct ipc_options ipc_options;
  * between threads).
  */
 typedef struct ipc_permit ipc_permit;
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * A rate limiter: `rate` units per period, up to `burst` at once, shared by every client
  * (in any process and language) that uses the same name with the same numbers.
@@ -727,6 +774,7 @@ typedef struct ipc_permit ipc_permit;
  * Thread safety: any number of threads may use one limiter at once.
  */
 typedef struct ipc_rate_limiter ipc_rate_limiter;
+#endif
 
 /**
  * One reply of the server, returned by `ipc_command()`, `ipc_batch_exec()`,
@@ -742,6 +790,7 @@ typedef struct ipc_rate_limiter ipc_rate_limiter;
  */
 typedef struct ipc_reply ipc_reply;
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Where an RPC handler puts its reply bytes, with `ipc_rpc_reply_set()`.
  *
@@ -751,6 +800,7 @@ typedef struct ipc_reply ipc_reply;
  * Thread safety: used only by the handler call it was given to.
  */
 typedef struct ipc_rpc_reply ipc_rpc_reply;
+#endif
 
 /**
  * A Lua script, run by its SHA1 with `ipc_script_run()` or queued in a batch with
@@ -767,6 +817,7 @@ typedef struct ipc_rpc_reply ipc_rpc_reply;
  */
 typedef struct ipc_script ipc_script;
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * A counting semaphore: at most `permits` holders at once, across every client (in any
  * process and language) that uses the same name.
@@ -782,7 +833,9 @@ typedef struct ipc_script ipc_script;
  * Thread safety: any number of threads may use one semaphore at once.
  */
 typedef struct ipc_semaphore ipc_semaphore;
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * A running RPC server of one service: `concurrency` loops, each on a thread and a
  * connection of its own, answering calls with the handler.
@@ -795,7 +848,9 @@ typedef struct ipc_semaphore ipc_semaphore;
  * Thread safety: as `ipc_worker`.
  */
 typedef struct ipc_server ipc_server;
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * The names of the services with a live server, sorted (`ipc_services()`).
  *
@@ -805,7 +860,9 @@ typedef struct ipc_server ipc_server;
  * Thread safety: read-only; any number of threads may read it at once.
  */
 typedef struct ipc_service_names ipc_service_names;
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * A running group consumer: a thread of its own reading the group with `XREADGROUP`,
  * calling the handler and acknowledging what succeeded, claiming idle entries with
@@ -818,7 +875,9 @@ typedef struct ipc_service_names ipc_service_names;
  * Thread safety: as `ipc_worker`.
  */
 typedef struct ipc_stream_consumer ipc_stream_consumer;
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Follows a stream: remembers its position and returns the entries after it, one per
  * `ipc_stream_follower_next()`, as they come.
@@ -831,6 +890,7 @@ typedef struct ipc_stream_consumer ipc_stream_consumer;
  * between threads).
  */
 typedef struct ipc_stream_follower ipc_stream_follower;
+#endif
 
 /**
  * Options of a subscription or subscription group: queue capacity, overflow policy, report
@@ -868,6 +928,7 @@ typedef struct ipc_subscription ipc_subscription;
  */
 typedef struct ipc_watch ipc_watch;
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * A running worker: `concurrency` loops, each on a thread and a connection of its own,
  * popping requests from its queues and calling the handler.
@@ -881,7 +942,9 @@ typedef struct ipc_watch ipc_watch;
  * after every other call on it has returned (a handler of the worker may free it).
  */
 typedef struct ipc_worker ipc_worker;
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Options of a request worker (`ipc_worker_new()`) or an RPC server (`ipc_serve()` and
  * `ipc_serve_methods()`, which use concurrency, block timeout, protocol and report
@@ -896,6 +959,7 @@ typedef struct ipc_worker ipc_worker;
  * Thread safety: as `ipc_options`.
  */
 typedef struct ipc_worker_options ipc_worker_options;
+#endif
 
 /**
  * One report, passed to an `ipc_report_cb`.
@@ -1361,6 +1425,7 @@ typedef struct {
     uint64_t capacity;
 } ipc_sub_stats;
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * One request handed to an `ipc_request_cb`.
  *
@@ -1392,7 +1457,9 @@ typedef struct {
      */
     uint32_t attempt;
 } ipc_request;
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * A request handler: `userdata` as given to `ipc_worker_new()`, the request, and where to
  * say why it failed.
@@ -1411,7 +1478,9 @@ typedef struct {
  * while the worker runs, unwind (C++ exceptions) or `longjmp` out.
  */
 typedef int (*ipc_request_cb)(void *userdata, const ipc_request *req, ipc_error_out *err);
+#endif
 
+#if ((defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC) || defined(IPC_FEATURE_STREAMS)) && (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC)))
 /**
  * Counters of one worker or RPC server (`ipc_worker_stats()`, `ipc_server_stats()`).
  */
@@ -1434,7 +1503,9 @@ typedef struct {
      */
     uint64_t recovered;
 } ipc_worker_counts;
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Counters of one queue, from the server (`ipc_queue_stats()`).
  */
@@ -1457,7 +1528,9 @@ typedef struct {
      */
     uint64_t delayed;
 } ipc_queue_counts;
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * One call as an `ipc_rpc_cb` sees it.
  *
@@ -1488,7 +1561,9 @@ typedef struct {
      */
     uint64_t deadline_ms;
 } ipc_call_info;
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * An RPC handler: `userdata` as given to `ipc_serve()`, the call, where to put the reply,
  * and where to say why it failed.
@@ -1519,7 +1594,9 @@ typedef int (*ipc_rpc_cb)(void *userdata,
                           const ipc_call_info *call,
                           ipc_rpc_reply *reply,
                           ipc_error_out *err);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * One method of `ipc_serve_methods()`: its name and its handler.
  */
@@ -1537,7 +1614,9 @@ typedef struct {
      */
     ipc_rpc_cb cb;
 } ipc_rpc_method;
+#endif
 
+#if (defined(IPC_FEATURE_STREAMS) || defined(IPC_FEATURE_STATE) || defined(IPC_FEATURE_REGISTRY))
 /**
  * One field of a stream entry or of a hash: a name and a value, both byte strings.
  *
@@ -1564,7 +1643,9 @@ typedef struct {
      */
     size_t value_len;
 } ipc_field;
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * One stream entry, read-only, owned by the library.
  *
@@ -1590,7 +1671,9 @@ typedef struct {
      */
     uint64_t deliveries;
 } ipc_entry;
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * A group consumer's handler: handle `entry` and return 0 to acknowledge it (`XACK`), or
  * any other number for a failure, after `ipc_error_set(err, "why")`. A failed entry is
@@ -1606,7 +1689,9 @@ typedef struct {
  * (they only ask for the stop from here); it must not unwind or `longjmp` out.
  */
 typedef int (*ipc_entry_cb)(void *userdata, const ipc_entry *entry, ipc_error_out *err);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Counters of a group consumer (`ipc_stream_consumer_stats()`).
  */
@@ -1628,7 +1713,9 @@ typedef struct {
      */
     uint64_t dead_lettered;
 } ipc_consumer_stats;
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * A hash watcher's callback: one call per field change, for every field of the hash (there
  * is one callback per watcher: switch on `field` to handle fields differently).
@@ -1649,7 +1736,9 @@ typedef void (*ipc_field_cb)(void *userdata,
                              size_t field_len,
                              const char *value,
                              size_t value_len);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * A hash watcher's event callback: a payload on the hash's channel that is not a field of
  * the hash (not now, and not one delivered before): a redis-ipc fleet's event such as
@@ -1663,7 +1752,9 @@ typedef void (*ipc_field_cb)(void *userdata,
  * must not unwind or `longjmp` out.
  */
 typedef void (*ipc_hash_event_cb)(void *userdata, const char *payload, size_t payload_len);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * One live server of a service, read-only, owned by its `ipc_instances` list (as are the
  * strings it points to: valid until `ipc_instances_free()`). The text fields are
@@ -1714,6 +1805,7 @@ typedef struct {
      */
     size_t metadata_count;
 } ipc_instance;
+#endif
 
 /**
  * A keyspace watch's callback: `key` (`key_len` bytes, not NUL-terminated, never NULL) had
@@ -2176,6 +2268,7 @@ ipc_result ipc_subscribe_options_set_report_cb(ipc_subscribe_options *opts,
                                                void *userdata,
                                                ipc_userdata_free_cb userdata_free);
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Make worker options with the defaults (each setter states its default).
  *
@@ -2185,14 +2278,18 @@ ipc_result ipc_subscribe_options_set_report_cb(ipc_subscribe_options *opts,
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_new(ipc_worker_options **out);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Free worker options. NULL is a no-op. Workers made with them keep their own copy.
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_worker_options_free(ipc_worker_options *opts);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * How many handlers run in parallel, each a loop with a thread and a connection of its own
  * (default 1; 1 to 1024).
@@ -2200,7 +2297,9 @@ void ipc_worker_options_free(ipc_worker_options *opts);
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_concurrency(ipc_worker_options *opts, size_t n);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * How long one blocking pop waits on the server, in milliseconds (default 1000; at least
  * 10). Stopping wakes a blocked pop at once (`CLIENT UNBLOCK`; where ACLs forbid it,
@@ -2211,7 +2310,9 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_concurrency(ipc_worker_options *o
 IPC_MUST_USE
 ipc_result ipc_worker_options_set_block_timeout_ms(ipc_worker_options *opts,
                                                    uint64_t ms);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Reliable mode (default off). Reliable: each request is moved atomically into the
  * loop's in-flight list under a lease kept alive by a heartbeat; acknowledged when the
@@ -2223,7 +2324,9 @@ ipc_result ipc_worker_options_set_block_timeout_ms(ipc_worker_options *opts,
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_reliable(ipc_worker_options *opts, bool on);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Reliable mode: how many times a request is handed to a handler before it becomes a dead
  * letter (default 3; at least 1). A handler failure and a worker that died while handling
@@ -2232,7 +2335,9 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_reliable(ipc_worker_options *opts
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_max_attempts(ipc_worker_options *opts, uint32_t n);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Reliable mode: the lease in milliseconds (default 30000; at least 100): how long the
  * requests of a worker that died stay claimed before a live worker puts them back.
@@ -2240,7 +2345,9 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_max_attempts(ipc_worker_options *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_lease_ms(ipc_worker_options *opts, uint64_t ms);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Plain mode: how many requests one loop takes per round trip when the queue is busy
  * (default 16; 0 or 1 takes one at a time). A worker that dies loses at most these.
@@ -2248,7 +2355,9 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_lease_ms(ipc_worker_options *opts
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts, size_t n);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Bare queues (default off): the queue names given to `ipc_worker_new()` are the Redis
  * lists themselves (`BRPOP scooter:state`), as in redis-ipc fleets and for any producer
@@ -2260,7 +2369,9 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_prefetch(ipc_worker_options *opts
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_bare(ipc_worker_options *opts, bool on);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * RPC servers (`ipc_serve()`, `ipc_serve_methods()`): the wire protocol, an `ipc_protocol`
  * taken as an `int` so that any number is safe to pass (default `IPC_PROTOCOL_REDIPC`).
@@ -2272,7 +2383,9 @@ IPC_MUST_USE ipc_result ipc_worker_options_set_bare(ipc_worker_options *opts, bo
  * `ipc_protocol`. Thread safety: see `ipc_worker_options`.
  */
 IPC_MUST_USE ipc_result ipc_worker_options_set_protocol(ipc_worker_options *opts, int protocol);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * Where the worker's (or server's) reports go: handler failures, dead letters, recovered
  * requests, lost and restored connections. As `ipc_options_set_report_cb()`, for this
@@ -2287,7 +2400,9 @@ ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts,
                                             ipc_report_cb cb,
                                             void *userdata,
                                             ipc_userdata_free_cb userdata_free);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * RPC servers (`ipc_serve()`, `ipc_serve_methods()`, redipc protocol): the version they
  * announce in the service registry (`ipc_service_instances()`), a NUL-terminated UTF-8
@@ -2299,7 +2414,9 @@ ipc_result ipc_worker_options_set_report_cb(ipc_worker_options *opts,
 IPC_MUST_USE
 ipc_result ipc_worker_options_set_version(ipc_worker_options *opts,
                                           const char *version);
+#endif
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC))
 /**
  * RPC servers (`ipc_serve()`, `ipc_serve_methods()`, redipc protocol): add a field of your
  * own that they announce in the service registry (`ipc_instance.metadata`): `name` and
@@ -2314,7 +2431,9 @@ IPC_MUST_USE
 ipc_result ipc_worker_options_add_metadata(ipc_worker_options *opts,
                                            const char *name,
                                            const char *value);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Make consumer options with the defaults (each setter states its default).
  *
@@ -2324,21 +2443,27 @@ ipc_result ipc_worker_options_add_metadata(ipc_worker_options *opts,
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_consumer_options_new(ipc_consumer_options **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Free consumer options. NULL is a no-op. Consumers made with them keep their own copy.
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_consumer_options_free(ipc_consumer_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Entries read per round trip (default 10; at least 1).
  *
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
  */
 IPC_MUST_USE ipc_result ipc_consumer_options_set_count(ipc_consumer_options *opts, size_t count);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * How long one read waits on the server for new entries, in milliseconds (default 1000;
  * at least 1). Stopping wakes a blocked read at once (`CLIENT UNBLOCK`; where ACLs forbid
@@ -2347,7 +2472,9 @@ IPC_MUST_USE ipc_result ipc_consumer_options_set_count(ipc_consumer_options *opt
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
  */
 IPC_MUST_USE ipc_result ipc_consumer_options_set_block_ms(ipc_consumer_options *opts, uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Entries pending (delivered, not acknowledged) longer than this, in milliseconds, are
  * claimed and handled again: failed ones, and those of consumers that died (default 30000;
@@ -2358,7 +2485,9 @@ IPC_MUST_USE ipc_result ipc_consumer_options_set_block_ms(ipc_consumer_options *
 IPC_MUST_USE
 ipc_result ipc_consumer_options_set_min_idle_ms(ipc_consumer_options *opts,
                                                 uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * An entry already delivered this many times is moved to the dead-letter stream
  * `<stream>:dead` instead of being handled again (default 5; at least 1).
@@ -2368,7 +2497,9 @@ ipc_result ipc_consumer_options_set_min_idle_ms(ipc_consumer_options *opts,
 IPC_MUST_USE
 ipc_result ipc_consumer_options_set_max_deliveries(ipc_consumer_options *opts,
                                                    uint64_t n);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * How often to look for entries to claim, in milliseconds (default 0: `min_idle_ms / 2`).
  * Claiming happens between reads, so the effective interval is at least the block time
@@ -2379,7 +2510,9 @@ ipc_result ipc_consumer_options_set_max_deliveries(ipc_consumer_options *opts,
 IPC_MUST_USE
 ipc_result ipc_consumer_options_set_claim_interval_ms(ipc_consumer_options *opts,
                                                       uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Where the consumer's reports go: handler failures, dead letters, lost and restored
  * connections. As `ipc_options_set_report_cb()`, for this consumer only; default (and with
@@ -2393,7 +2526,9 @@ ipc_result ipc_consumer_options_set_report_cb(ipc_consumer_options *opts,
                                               ipc_report_cb cb,
                                               void *userdata,
                                               ipc_userdata_free_cb userdata_free);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Make hash watch options with the defaults (each setter states its default).
  *
@@ -2403,14 +2538,18 @@ ipc_result ipc_consumer_options_set_report_cb(ipc_consumer_options *opts,
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_hash_watch_options_new(ipc_hash_watch_options **out);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Free hash watch options. NULL is a no-op. Watchers made with them keep their own copy.
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_hash_watch_options_free(ipc_hash_watch_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Deliver every field's current value first (default true). Without it only changes made
  * after `ipc_hash_watch()` are delivered.
@@ -2420,7 +2559,9 @@ void ipc_hash_watch_options_free(ipc_hash_watch_options *opts);
 IPC_MUST_USE
 ipc_result ipc_hash_watch_options_set_initial_sync(ipc_hash_watch_options *opts,
                                                    bool on);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Coalesce the changes of this many milliseconds after the first one into one delivery
  * per field, of its latest value (default 0: deliver each change at once).
@@ -2430,7 +2571,9 @@ ipc_result ipc_hash_watch_options_set_initial_sync(ipc_hash_watch_options *opts,
 IPC_MUST_USE
 ipc_result ipc_hash_watch_options_set_debounce_ms(ipc_hash_watch_options *opts,
                                                   uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Deliver every notification (default off): each field name announced on the channel is
  * read (`HGET`) and delivered, even when its value did not change since the last delivery
@@ -2443,7 +2586,9 @@ ipc_result ipc_hash_watch_options_set_debounce_ms(ipc_hash_watch_options *opts,
 IPC_MUST_USE
 ipc_result ipc_hash_watch_options_set_every_notification(ipc_hash_watch_options *opts,
                                                          bool on);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Follow this channel (a byte string, copied) instead of the one named like the hash
  * (default: the hash's name), for fleets that announce a hash's changes elsewhere (and
@@ -2455,7 +2600,9 @@ IPC_MUST_USE
 ipc_result ipc_hash_watch_options_set_channel(ipc_hash_watch_options *opts,
                                               const char *channel,
                                               size_t channel_len);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Where the watcher's reports go: failed reads of the hash (retried whole, with backoff)
  * and callbacks that panicked. As `ipc_options_set_report_cb()`, for this watcher only;
@@ -2470,7 +2617,9 @@ ipc_result ipc_hash_watch_options_set_report_cb(ipc_hash_watch_options *opts,
                                                 ipc_report_cb cb,
                                                 void *userdata,
                                                 ipc_userdata_free_cb userdata_free);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Make call options with the defaults (each setter states its default).
  *
@@ -2480,14 +2629,18 @@ ipc_result ipc_hash_watch_options_set_report_cb(ipc_hash_watch_options *opts,
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_call_options_new(ipc_call_options **out);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Free call options. NULL is a no-op.
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_call_options_free(ipc_call_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * How long to wait for the reply, in milliseconds (default 5000; 0 is refused by
  * `ipc_call()`). The request carries this deadline: a server drops it unrun once it passed.
@@ -2495,7 +2648,9 @@ void ipc_call_options_free(ipc_call_options *opts);
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
  */
 IPC_MUST_USE ipc_result ipc_call_options_set_timeout_ms(ipc_call_options *opts, uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Fail at once with `IPC_ERR_NO_SERVER` when no live server of the service is registered
  * (one more round trip before the call; default off: a call nobody answers fails after
@@ -2504,7 +2659,9 @@ IPC_MUST_USE ipc_result ipc_call_options_set_timeout_ms(ipc_call_options *opts, 
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
  */
 IPC_MUST_USE ipc_result ipc_call_options_set_fail_fast(ipc_call_options *opts, bool on);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * The wire protocol, an `ipc_protocol` taken as an `int` so that any number is safe to
  * pass (default `IPC_PROTOCOL_REDIPC`). With `IPC_PROTOCOL_REDIS_IPC` the service is the
@@ -2515,7 +2672,9 @@ IPC_MUST_USE ipc_result ipc_call_options_set_fail_fast(ipc_call_options *opts, b
  * `ipc_protocol`. Thread safety: see `ipc_call_options`.
  */
 IPC_MUST_USE ipc_result ipc_call_options_set_protocol(ipc_call_options *opts, int protocol);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Make hash write options with the defaults (each setter states its default).
  *
@@ -2525,14 +2684,18 @@ IPC_MUST_USE ipc_result ipc_call_options_set_protocol(ipc_call_options *opts, in
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_hash_write_options_new(ipc_hash_write_options **out);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Free hash write options. NULL is a no-op.
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_hash_write_options_free(ipc_hash_write_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * The channel the write is announced on, a byte string, copied (default: the hash's name,
  * the channel `ipc_hash_watch()` follows unless told otherwise).
@@ -2543,7 +2706,9 @@ IPC_MUST_USE
 ipc_result ipc_hash_write_options_set_channel(ipc_hash_write_options *opts,
                                               const char *channel,
                                               size_t channel_len);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Also write `<field>:timestamp` for every field written (in the same atomic step), in
  * this format: an `ipc_timestamp_format` taken as an `int` so that any number is safe to
@@ -2555,7 +2720,9 @@ ipc_result ipc_hash_write_options_set_channel(ipc_hash_write_options *opts,
 IPC_MUST_USE
 ipc_result ipc_hash_write_options_set_timestamp(ipc_hash_write_options *opts,
                                                 int format);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * The announcement, a byte string, copied: `ipc_hash_set_many()` (and `ipc_hash_set()`)
  * publish this word once instead of each field name (a fleet's `blinker:state`; `*` makes
@@ -2569,7 +2736,9 @@ IPC_MUST_USE
 ipc_result ipc_hash_write_options_set_announce(ipc_hash_write_options *opts,
                                                const char *word,
                                                size_t word_len);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Make lock options with the defaults (each setter states its default).
  *
@@ -2579,14 +2748,18 @@ ipc_result ipc_hash_write_options_set_announce(ipc_hash_write_options *opts,
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
  */
 IPC_MUST_USE ipc_result ipc_lock_options_new(ipc_lock_options **out);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Free lock options. NULL is a no-op.
  *
  * Thread safety: no other thread may use `opts` during or after this call.
  */
 void ipc_lock_options_free(ipc_lock_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * The lock expires this long after it was taken (or last extended) unless released, in
  * milliseconds (default 10000; 0 is refused by `ipc_lock_acquire()`): protection against
@@ -2595,7 +2768,9 @@ void ipc_lock_options_free(ipc_lock_options *opts);
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
  */
 IPC_MUST_USE ipc_result ipc_lock_options_set_ttl_ms(ipc_lock_options *opts, uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * How long to wait while another holder has the lock, in milliseconds (default 10000; 0:
  * try once). Waiters wake when the holder releases it (a notification, not polling) or its
@@ -2604,7 +2779,9 @@ IPC_MUST_USE ipc_result ipc_lock_options_set_ttl_ms(ipc_lock_options *opts, uint
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
  */
 IPC_MUST_USE ipc_result ipc_lock_options_set_wait_ms(ipc_lock_options *opts, uint64_t ms);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Extend the lock every `ttl / 3` while it is held (default off: extend it yourself with
  * `ipc_lock_extend()` if the work may take longer than the time to live).
@@ -2612,6 +2789,7 @@ IPC_MUST_USE ipc_result ipc_lock_options_set_wait_ms(ipc_lock_options *opts, uin
  * Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
  */
 IPC_MUST_USE ipc_result ipc_lock_options_set_auto_renew(ipc_lock_options *opts, bool on);
+#endif
 
 /**
  * Send the library's log records up to `level` (an `ipc_log_level`: `IPC_LOG_WARN` passes
@@ -3659,6 +3837,7 @@ IPC_MUST_USE ipc_result ipc_group_stop(const ipc_group *group, uint64_t timeout_
  */
 void ipc_group_free(ipc_group *group);
 
+#if (defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC) || defined(IPC_FEATURE_STREAMS))
 /**
  * Record why the handler failed: `msg` is a NUL-terminated string (copied; invalid UTF-8
  * is replaced). Call it from inside the handler that received `err`, then return non-zero.
@@ -3672,7 +3851,9 @@ void ipc_group_free(ipc_group *group);
  * after that call returns.
  */
 IPC_MUST_USE ipc_result ipc_error_set(ipc_error_out *err, const char *msg);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Send a request: `LPUSH` the payload into the queue (key `{prefix}{q:NAME}:pending`). Any
  * size the client allows, including 0 bytes.
@@ -3689,7 +3870,9 @@ ipc_result ipc_send_request(const ipc_client *client,
                             size_t queue_len,
                             const char *payload,
                             size_t payload_len);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Send a request that becomes due `delay_ms` milliseconds from now (on the server's
  * clock): it waits in the queue's delayed set (key `{prefix}{q:NAME}:delayed`, counted as
@@ -3712,7 +3895,9 @@ ipc_result ipc_send_request_delayed(const ipc_client *client,
                                     const char *payload,
                                     size_t payload_len,
                                     uint64_t delay_ms);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Send a request that becomes due at `unix_ms`, a wall-clock time in milliseconds since
  * the Unix epoch (compared with the server's clock: mind the skew between the hosts); a
@@ -3730,7 +3915,9 @@ ipc_result ipc_send_request_at(const ipc_client *client,
                                const char *payload,
                                size_t payload_len,
                                uint64_t unix_ms);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Send a request to the Redis list `list` itself (a byte string, not empty): `LPUSH list
  * payload`, what a redis-ipc fleet's consumer (`BRPOP list`) and a worker with
@@ -3749,7 +3936,9 @@ ipc_result ipc_send_request_bare(const ipc_client *client,
                                  size_t list_len,
                                  const char *payload,
                                  size_t payload_len);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Start a worker on `n` queues (an array of byte strings, `lens` NULL for NUL-terminated
  * names): `concurrency` loops (see `ipc_worker_options`), each on a thread and a Redis
@@ -3787,7 +3976,9 @@ ipc_result ipc_worker_new(const ipc_client *client,
                           void *userdata,
                           ipc_userdata_free_cb userdata_free,
                           ipc_worker **out);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Stop taking requests and wait up to `timeout_ms` milliseconds for running handlers to
  * return. In reliable mode, requests of the worker still in flight are put back into their
@@ -3806,7 +3997,9 @@ ipc_result ipc_worker_new(const ipc_client *client,
  * Thread safety: any thread, also the worker's own handlers; see `ipc_worker`.
  */
 IPC_MUST_USE ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t timeout_ms);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * The counters of a worker: requests handled, failures, dead letters made, requests of
  * dead workers recovered.
@@ -3818,7 +4011,9 @@ IPC_MUST_USE ipc_result ipc_worker_stop(const ipc_worker *worker, uint64_t timeo
  * Thread safety: any thread, also from a handler; see `ipc_worker`.
  */
 IPC_MUST_USE ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_counts *out);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Stop the worker (waiting up to 10 s for running handlers, as `ipc_worker_stop()`) and
  * free it. NULL is a no-op. `userdata_free` runs once the handlers returned: here, or, when
@@ -3832,7 +4027,9 @@ IPC_MUST_USE ipc_result ipc_worker_stats(const ipc_worker *worker, ipc_worker_co
  * ran (or after an `ipc_worker_stop()` that returned `IPC_OK`).
  */
 void ipc_worker_free(ipc_worker *worker);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * The pending, in-flight, dead-letter and delayed counts of a queue (a byte string), read from the
  * server.
@@ -3849,7 +4046,9 @@ ipc_result ipc_queue_stats(const ipc_client *client,
                            const char *queue,
                            size_t queue_len,
                            ipc_queue_counts *out);
+#endif
 
+#if defined(IPC_FEATURE_QUEUES)
 /**
  * Put every dead letter of a queue (a byte string) back into it (their attempts start
  * over), atomically.
@@ -3872,7 +4071,9 @@ ipc_result ipc_queue_requeue_dead(const ipc_client *client,
                                   const char *queue,
                                   size_t queue_len,
                                   uint64_t *moved);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Call a service: push the request (with a call id, this client's reply channel and the
  * deadline) into the service's queue and wait for the reply of a server (`ipc_serve()`, or
@@ -3919,7 +4120,9 @@ ipc_result ipc_call(const ipc_client *client,
                     const ipc_call_options *opts,
                     char **reply,
                     size_t *reply_len);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Answer calls to `service` (a byte string: not empty, without `{` or `}`) with `cb` (see
  * `ipc_rpc_cb`). `opts` may be NULL for the defaults; of the worker options, concurrency
@@ -3962,7 +4165,9 @@ ipc_result ipc_serve(const ipc_client *client,
                      void *userdata,
                      ipc_userdata_free_cb userdata_free,
                      ipc_server **out);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Answer calls to `service` (a byte string) by method: a call whose method is the `name`
  * of one of the `n` entries of `methods` (copied; `methods` may be NULL when `n` is 0) runs
@@ -3999,7 +4204,9 @@ ipc_result ipc_serve_methods(const ipc_client *client,
                              void *userdata,
                              ipc_userdata_free_cb userdata_free,
                              ipc_server **out);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Inside an `ipc_rpc_cb`: set the reply bytes (a byte string, copied). A second call
  * replaces the first. Sent when the handler returns 0.
@@ -4009,7 +4216,9 @@ ipc_result ipc_serve_methods(const ipc_client *client,
  * Thread safety: only inside the handler call that received `reply`, on its thread.
  */
 IPC_MUST_USE ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const char *data, size_t data_len);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Stop answering calls and wait up to `timeout_ms` milliseconds for running handlers to
  * return; the server is withdrawn from the service's registry. Calls pushed meanwhile wait
@@ -4025,7 +4234,9 @@ IPC_MUST_USE ipc_result ipc_rpc_reply_set(ipc_rpc_reply *reply, const char *data
  * Thread safety: any thread, also the server's own handlers; see `ipc_server`.
  */
 IPC_MUST_USE ipc_result ipc_server_stop(const ipc_server *server, uint64_t timeout_ms);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * The counters of a server (as a worker's): `handled` counts calls answered (with a reply
  * or a remote error) and calls dropped unrun because their deadline had passed.
@@ -4037,7 +4248,9 @@ IPC_MUST_USE ipc_result ipc_server_stop(const ipc_server *server, uint64_t timeo
  * Thread safety: any thread, also from a handler; see `ipc_server`.
  */
 IPC_MUST_USE ipc_result ipc_server_stats(const ipc_server *server, ipc_worker_counts *out);
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /**
  * Stop the server (waiting up to 10 s for running handlers, as `ipc_server_stop()`) and
  * free it. NULL is a no-op. `userdata_free` runs as for `ipc_worker_free()`. Called from one
@@ -4047,7 +4260,9 @@ IPC_MUST_USE ipc_result ipc_server_stats(const ipc_server *server, ipc_worker_co
  * used afterwards. Any thread, including the server's own handlers.
  */
 void ipc_server_free(ipc_server *server);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * `XADD stream [MAXLEN ~ maxlen] * name value ...`: append an entry of `n` fields (at least
  * one) to a stream (a byte string), creating the stream if needed.
@@ -4077,7 +4292,9 @@ ipc_result ipc_stream_publish(const ipc_client *client,
                               int64_t maxlen,
                               char *id_out,
                               size_t id_cap);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * `XREAD COUNT count [BLOCK block_ms] STREAMS stream from_id`: up to `count` entries with
  * ids after `from_id`.
@@ -4106,7 +4323,9 @@ ipc_result ipc_stream_read(const ipc_client *client,
                            size_t count,
                            int64_t block_ms,
                            ipc_entries **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The last entry of a stream (`XREVRANGE stream + - COUNT 1`).
  *
@@ -4124,7 +4343,9 @@ ipc_result ipc_stream_last(const ipc_client *client,
                            const char *stream,
                            size_t stream_len,
                            ipc_entries **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * `XLEN stream`: the number of entries (0 for a missing stream).
  *
@@ -4141,7 +4362,9 @@ ipc_result ipc_stream_len(const ipc_client *client,
                           const char *stream,
                           size_t stream_len,
                           uint64_t *len);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * `XGROUP CREATE stream group from_id MKSTREAM`: create a consumer group (and the stream if
  * it is missing) whose consumers start after `from_id` (NUL-terminated): `"$"` for entries
@@ -4164,7 +4387,9 @@ ipc_result ipc_stream_group_create(const ipc_client *client,
                                    size_t group_len,
                                    const char *from_id,
                                    bool *created);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * `XPENDING stream group`: how many entries of the group were delivered and not yet
  * acknowledged (being handled, failed and waiting to be claimed again).
@@ -4184,7 +4409,9 @@ ipc_result ipc_stream_pending(const ipc_client *client,
                               const char *group,
                               size_t group_len,
                               uint64_t *count);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The dead letters of a stream: up to `count` entries of the stream `<stream>:dead`,
  * oldest first. Each has the fields of the original entry followed by `_id` (its id in
@@ -4205,7 +4432,9 @@ ipc_result ipc_stream_dead_letters(const ipc_client *client,
                                    size_t stream_len,
                                    size_t count,
                                    ipc_entries **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The number of entries in a list.
  *
@@ -4214,7 +4443,9 @@ ipc_result ipc_stream_dead_letters(const ipc_client *client,
  * Thread safety: any thread; see `ipc_entries`.
  */
 size_t ipc_entries_len(const ipc_entries *entries);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Entry `i` (from 0) of a list: a pointer valid until `ipc_entries_free(entries)`; read its
  * fields directly (see `ipc_entry`).
@@ -4224,7 +4455,9 @@ size_t ipc_entries_len(const ipc_entries *entries);
  * Thread safety: any thread; see `ipc_entries`.
  */
 const ipc_entry *ipc_entries_get(const ipc_entries *entries, size_t i);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Free a list of entries; every `ipc_entry` taken from it becomes invalid. NULL is a no-op.
  *
@@ -4232,7 +4465,9 @@ const ipc_entry *ipc_entries_get(const ipc_entries *entries, size_t i);
  * call.
  */
 void ipc_entries_free(ipc_entries *entries);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The value of the first field of `entry` named `name` (a byte string).
  *
@@ -4251,7 +4486,9 @@ ipc_result ipc_entry_get(const ipc_entry *entry,
                          const char **value,
                          size_t *value_len,
                          bool *found);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Start following `stream` (a byte string) after `from_id` (NUL-terminated): `"$"` for
  * entries added from now on, `"0"` for every entry from the start, or an entry id. Nothing
@@ -4271,7 +4508,9 @@ ipc_result ipc_stream_follow(const ipc_client *client,
                              size_t stream_len,
                              const char *from_id,
                              ipc_stream_follower **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The next entry after the follower's position, waiting up to `timeout_ms` milliseconds
  * (0: about one millisecond) for one to be added. Entries come one per call, in stream
@@ -4291,7 +4530,9 @@ IPC_MUST_USE
 ipc_result ipc_stream_follower_next(ipc_stream_follower *follower,
                                     uint64_t timeout_ms,
                                     ipc_entries **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The follower's position: the id of the last entry it returned, or the `from_id` it
  * started from. Pass it to `ipc_stream_follow()` later to go on where it stopped.
@@ -4308,14 +4549,18 @@ IPC_MUST_USE
 ipc_result ipc_stream_follower_position(const ipc_stream_follower *follower,
                                         char *buf,
                                         size_t cap);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Free a follower and close its connection. NULL is a no-op.
  *
  * Thread safety: every other call on it must have returned; any thread.
  */
 void ipc_stream_follower_free(ipc_stream_follower *follower);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Consume the group `group` of `stream` as the consumer `consumer` (byte strings; use a
  * distinct consumer name per process or thread), calling `cb` for each entry. The group is
@@ -4357,7 +4602,9 @@ ipc_result ipc_stream_consume(const ipc_client *client,
                               void *userdata,
                               ipc_userdata_free_cb userdata_free,
                               ipc_stream_consumer **out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Stop reading and wait up to `timeout_ms` milliseconds for the consumer: its current read
  * (woken at once) and the handler calls of the batch it is in finish first. Entries not
@@ -4376,7 +4623,9 @@ ipc_result ipc_stream_consume(const ipc_client *client,
 IPC_MUST_USE
 ipc_result ipc_stream_consumer_stop(const ipc_stream_consumer *consumer,
                                     uint64_t timeout_ms);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * The consumer's counters: entries acknowledged, handler failures, entries claimed, and
  * entries dead-lettered.
@@ -4390,7 +4639,9 @@ ipc_result ipc_stream_consumer_stop(const ipc_stream_consumer *consumer,
 IPC_MUST_USE
 ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer,
                                      ipc_consumer_stats *out);
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /**
  * Stop the consumer (waiting up to 10 s, as `ipc_stream_consumer_stop()`) and free it.
  * NULL is a no-op. `userdata_free` runs as for `ipc_worker_free()`. Called from inside the
@@ -4400,7 +4651,9 @@ ipc_result ipc_stream_consumer_stats(const ipc_stream_consumer *consumer,
  * that frees it); the handle must not be used afterwards. Any thread.
  */
 void ipc_stream_consumer_free(ipc_stream_consumer *consumer);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * `HSET hash field value` and `PUBLISH hash field`, atomically (one script): every watcher
  * of the hash sees the change. All three are byte strings; the hash name must not be
@@ -4426,7 +4679,9 @@ ipc_result ipc_hash_set(const ipc_client *client,
                         const char *value,
                         size_t value_len,
                         const ipc_hash_write_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * As `ipc_hash_set()` with redipc's defaults, but writes and publishes only when the value
  * differs from the stored one (compared in the same script): repeating a value publishes
@@ -4447,7 +4702,9 @@ ipc_result ipc_hash_set_if_changed(const ipc_client *client,
                                    const char *value,
                                    size_t value_len,
                                    bool *changed);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Set `n` fields (at least one) of a hash at once, atomically, and publish each field name
  * on the hash's channel. `opts` may be NULL for redipc's defaults; with
@@ -4469,7 +4726,9 @@ ipc_result ipc_hash_set_many(const ipc_client *client,
                              const ipc_field *fields,
                              size_t n,
                              const ipc_hash_write_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Delete a field of a hash and publish its name (only if it existed); watchers see the
  * field with a NULL value. `opts` may be NULL for redipc's defaults; of the options only
@@ -4491,7 +4750,9 @@ ipc_result ipc_hash_delete(const ipc_client *client,
                            size_t field_len,
                            const ipc_hash_write_options *opts,
                            bool *existed);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Replace the whole hash with `n` fields (0 empties it; then `fields` may be NULL),
  * atomically, and publish `"*"`: watchers re-read it and see every changed field, and every
@@ -4513,7 +4774,9 @@ ipc_result ipc_hash_replace_all(const ipc_client *client,
                                 const ipc_field *fields,
                                 size_t n,
                                 const ipc_hash_write_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Delete the whole hash and publish `"cleared"` on its channel, atomically: a redis-ipc
  * fleet's clear (`DEL hash`, `PUBLISH hash cleared`). Watchers (of this library and of the
@@ -4531,7 +4794,9 @@ ipc_result ipc_hash_clear(const ipc_client *client,
                           const char *hash,
                           size_t hash_len,
                           const ipc_hash_write_options *opts);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Watch the hash `hash` (a byte string): subscribe to its channel (the hash's name, or
  * `ipc_hash_watch_options_set_channel()`), then read it whole, then call `cb` for each
@@ -4572,7 +4837,9 @@ ipc_result ipc_hash_watch(const ipc_client *client,
                           void *userdata,
                           ipc_userdata_free_cb userdata_free,
                           ipc_hash_watcher **out);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Stop watching and wait up to `timeout_ms` milliseconds for a running callback. On
  * `IPC_OK` no callback runs or will run, and `userdata_free` has run. From inside the
@@ -4586,7 +4853,9 @@ ipc_result ipc_hash_watch(const ipc_client *client,
  * Thread safety: see `ipc_hash_watcher`.
  */
 IPC_MUST_USE ipc_result ipc_hash_watcher_stop(const ipc_hash_watcher *watcher, uint64_t timeout_ms);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Stop watching (waiting up to 10 s, as `ipc_hash_watcher_stop()`) and free the watcher.
  * NULL is a no-op. Called from inside the watcher's own callback, it returns at once, no
@@ -4595,7 +4864,9 @@ IPC_MUST_USE ipc_result ipc_hash_watcher_stop(const ipc_hash_watcher *watcher, u
  * Thread safety: see `ipc_hash_watcher`; the handle must not be used afterwards.
  */
 void ipc_hash_watcher_free(ipc_hash_watcher *watcher);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Raise fault `code` (positive) of `group` (a byte string, not empty) in the layout of
  * redis-ipc fleets, atomically (one script): `SADD <group>:fault <code>`, and when the
@@ -4621,7 +4892,9 @@ ipc_result ipc_fault_set(const ipc_client *client,
                          const char *description,
                          size_t description_len,
                          bool *is_new);
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /**
  * Clear fault `code` (positive) of `group` (a byte string, not empty), atomically:
  * `SREM <group>:fault <code>`, and when it was set `XADD events:faults MAXLEN ~ 1000 *
@@ -4641,7 +4914,9 @@ ipc_result ipc_fault_clear(const ipc_client *client,
                            size_t group_len,
                            int64_t code,
                            bool *was_set);
+#endif
 
+#if defined(IPC_FEATURE_CACHE)
 /**
  * Set the cache entry `key` (a byte string, not empty) to `value`, expiring after `ttl_ms`
  * milliseconds (0: never), and wake every `ipc_cache_wait()` on it at once (the write and
@@ -4660,7 +4935,9 @@ ipc_result ipc_cache_set(const ipc_client *client,
                          const char *value,
                          size_t value_len,
                          uint64_t ttl_ms);
+#endif
 
+#if defined(IPC_FEATURE_CACHE)
 /**
  * The value of the cache entry `key`, without waiting.
  *
@@ -4681,7 +4958,9 @@ ipc_result ipc_cache_get(const ipc_client *client,
                          char **value,
                          size_t *value_len,
                          bool *found);
+#endif
 
+#if defined(IPC_FEATURE_CACHE)
 /**
  * Delete the cache entry `key`.
  *
@@ -4697,7 +4976,9 @@ ipc_result ipc_cache_delete(const ipc_client *client,
                             const char *key,
                             size_t key_len,
                             bool *existed);
+#endif
 
+#if defined(IPC_FEATURE_CACHE)
 /**
  * Whether the cache entry `key` exists (and has not expired).
  *
@@ -4713,7 +4994,9 @@ ipc_result ipc_cache_exists(const ipc_client *client,
                             const char *key,
                             size_t key_len,
                             bool *exists);
+#endif
 
+#if defined(IPC_FEATURE_CACHE)
 /**
  * Wait until the cache entry `key` exists and return its value, or until `timeout_ms`
  * milliseconds passed (0: look once, do not wait).
@@ -4742,7 +5025,9 @@ ipc_result ipc_cache_wait(const ipc_client *client,
                           char **value,
                           size_t *value_len,
                           bool *found);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Acquire the lock `name` (a byte string, not empty, without `{` or `}`), waiting while
  * another holder has it (see `ipc_lock_options`; `opts` may be NULL for the defaults: time
@@ -4771,7 +5056,9 @@ ipc_result ipc_lock_acquire(const ipc_client *client,
                             size_t name_len,
                             const ipc_lock_options *opts,
                             ipc_lock **out);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * The lock's fencing token: greater than the token of every earlier acquisition of the
  * same lock name (by any client), starting at 1. Still available after release.
@@ -4783,7 +5070,9 @@ ipc_result ipc_lock_acquire(const ipc_client *client,
  * Thread safety: see `ipc_lock`.
  */
 IPC_MUST_USE ipc_result ipc_lock_token(const ipc_lock *lock, uint64_t *token);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Extend the lock to expire `ttl_ms` milliseconds from now, if this handle still holds it.
  *
@@ -4797,7 +5086,9 @@ IPC_MUST_USE ipc_result ipc_lock_token(const ipc_lock *lock, uint64_t *token);
  * Thread safety: see `ipc_lock`.
  */
 IPC_MUST_USE ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, bool *still_held);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Release the lock if this handle still holds it (compare-and-delete in one script, so a
  * lock that expired and was taken by another holder is left alone), waking its waiters.
@@ -4814,7 +5105,9 @@ IPC_MUST_USE ipc_result ipc_lock_extend(const ipc_lock *lock, uint64_t ttl_ms, b
  * Thread safety: see `ipc_lock`.
  */
 IPC_MUST_USE ipc_result ipc_lock_release(ipc_lock *lock, bool *was_held);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Free the lock handle, releasing the lock first if it is still held (waiting for the
  * server's answer; errors are ignored: the lock then expires after its time to live).
@@ -4823,7 +5116,9 @@ IPC_MUST_USE ipc_result ipc_lock_release(ipc_lock *lock, bool *was_held);
  * Thread safety: any thread, once, after every other call on it has returned.
  */
 void ipc_lock_free(ipc_lock *lock);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Make a rate limiter named `name` (a byte string, not empty, without `{` or `}`): `rate`
  * units per `per_ms` milliseconds, `burst` units at once (0: the default, `rate` rounded,
@@ -4847,7 +5142,9 @@ ipc_result ipc_rate_limiter_new(const ipc_client *client,
                                 uint64_t per_ms,
                                 uint64_t burst,
                                 ipc_rate_limiter **out);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Take `n` units (1 to the burst) if the rate allows it now; never waits (one script on
  * the server).
@@ -4868,7 +5165,9 @@ ipc_result ipc_rate_limiter_acquire(const ipc_rate_limiter *limiter,
                                     uint64_t n,
                                     bool *allowed,
                                     uint64_t *retry_after_us);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Take `n` units (1 to the burst), waiting as long as the rate says: after a refusal the
  * calling thread sleeps exactly the wait the server named, then tries again (only a
@@ -4889,7 +5188,9 @@ ipc_result ipc_rate_limiter_acquire_wait(const ipc_rate_limiter *limiter,
                                          uint64_t n,
                                          int64_t timeout_ms,
                                          bool *acquired);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Free a rate limiter. NULL is a no-op. Its state on the server stays (it expires when
  * idle) and other handles of the same name are unaffected.
@@ -4898,7 +5199,9 @@ ipc_result ipc_rate_limiter_acquire_wait(const ipc_rate_limiter *limiter,
  * used afterwards.
  */
 void ipc_rate_limiter_free(ipc_rate_limiter *limiter);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Make a semaphore named `name` (a byte string, not empty, without `{` or `}`) with
  * `permits` permits (at least 1) whose leases last `lease_ms` milliseconds (at least 1).
@@ -4919,7 +5222,9 @@ ipc_result ipc_semaphore_new(const ipc_client *client,
                              uint64_t permits,
                              uint64_t lease_ms,
                              ipc_semaphore **out);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Take a permit, waiting while all are held: up to `timeout_ms` milliseconds (0: try once;
  * a negative number (-1): as long as it takes). Waiters are served in arrival order and
@@ -4940,7 +5245,9 @@ IPC_MUST_USE
 ipc_result ipc_semaphore_acquire(const ipc_semaphore *sem,
                                  int64_t timeout_ms,
                                  ipc_permit **out);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * How many permits of the semaphore are held now, by anybody (leases that ended are not
  * counted).
@@ -4953,7 +5260,9 @@ ipc_result ipc_semaphore_acquire(const ipc_semaphore *sem,
  * Thread safety: any thread; see `ipc_semaphore`.
  */
 IPC_MUST_USE ipc_result ipc_semaphore_held(const ipc_semaphore *sem, uint64_t *held);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Free a semaphore handle. NULL is a no-op. Permits taken from it stay held and usable.
  *
@@ -4961,7 +5270,9 @@ IPC_MUST_USE ipc_result ipc_semaphore_held(const ipc_semaphore *sem, uint64_t *h
  * afterwards.
  */
 void ipc_semaphore_free(ipc_semaphore *sem);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * The permit's id (random, unique; NUL-terminated), as stored in the semaphore's set of
  * holders. Still available after release.
@@ -4972,7 +5283,9 @@ void ipc_semaphore_free(ipc_semaphore *sem);
  * Errors: see above. Thread safety: see `ipc_permit`.
  */
 const char *ipc_permit_id(const ipc_permit *permit);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Extend the permit's lease to end `lease_ms` milliseconds from now (at least 1), if this
  * handle still holds it.
@@ -4990,7 +5303,9 @@ IPC_MUST_USE
 ipc_result ipc_permit_extend(const ipc_permit *permit,
                              uint64_t lease_ms,
                              bool *still_held);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Give the permit back, waking the semaphore's waiters. The handle stays valid (for
  * `ipc_permit_id()`); free it with `ipc_permit_free()`. Releasing again gives `*was_held`
@@ -5006,7 +5321,9 @@ ipc_result ipc_permit_extend(const ipc_permit *permit,
  * Thread safety: see `ipc_permit`.
  */
 IPC_MUST_USE ipc_result ipc_permit_release(ipc_permit *permit, bool *was_held);
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /**
  * Free the permit handle, releasing the permit first if it is still held (waiting for the
  * server's answer; errors are ignored: the permit then ends with its lease). NULL is a
@@ -5015,7 +5332,9 @@ IPC_MUST_USE ipc_result ipc_permit_release(ipc_permit *permit, bool *was_held);
  * Thread safety: any thread, once, after every other call on it has returned.
  */
 void ipc_permit_free(ipc_permit *permit);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * The services with at least one live RPC server (redipc protocol; `ipc_serve()` and
  * `ipc_serve_methods()` announce themselves every second, and an announcement lives 3 s,
@@ -5031,7 +5350,9 @@ void ipc_permit_free(ipc_permit *permit);
  * Thread safety: any thread, concurrently with other calls on the client.
  */
 IPC_MUST_USE ipc_result ipc_services(const ipc_client *client, ipc_service_names **out);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * The number of names in a list.
  *
@@ -5040,7 +5361,9 @@ IPC_MUST_USE ipc_result ipc_services(const ipc_client *client, ipc_service_names
  * Thread safety: any thread; see `ipc_service_names`.
  */
 size_t ipc_service_names_len(const ipc_service_names *names);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * Name `i` (from 0) of a list.
  *
@@ -5056,14 +5379,18 @@ ipc_result ipc_service_names_get(const ipc_service_names *names,
                                  size_t i,
                                  const char **name,
                                  size_t *name_len);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * Free a list of service names. NULL is a no-op.
  *
  * Thread safety: no other thread may use `names` during or after this call.
  */
 void ipc_service_names_free(ipc_service_names *names);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * The live servers of `service` (a byte string: not empty, without `{` or `}`), with what
  * each announced (see `ipc_instance`); none for a service nobody serves.
@@ -5082,7 +5409,9 @@ ipc_result ipc_service_instances(const ipc_client *client,
                                  const char *service,
                                  size_t service_len,
                                  ipc_instances **out);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * The number of instances in a list.
  *
@@ -5091,7 +5420,9 @@ ipc_result ipc_service_instances(const ipc_client *client,
  * Thread safety: any thread; see `ipc_instances`.
  */
 size_t ipc_instances_len(const ipc_instances *instances);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * Instance `i` (from 0) of a list: a pointer valid until `ipc_instances_free(instances)`;
  * read its fields directly (see `ipc_instance`).
@@ -5102,7 +5433,9 @@ size_t ipc_instances_len(const ipc_instances *instances);
  * Thread safety: any thread; see `ipc_instances`.
  */
 const ipc_instance *ipc_instances_get(const ipc_instances *instances, size_t i);
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /**
  * Free a list of instances; every `ipc_instance` taken from it becomes invalid. NULL is a
  * no-op.
@@ -5111,6 +5444,7 @@ const ipc_instance *ipc_instances_get(const ipc_instances *instances, size_t i);
  * this call.
  */
 void ipc_instances_free(ipc_instances *instances);
+#endif
 
 /**
  * Call `cb` for keyspace events of the keys matching the glob `pattern` (a byte string;

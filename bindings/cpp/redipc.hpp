@@ -669,6 +669,7 @@ private:
     owner_t h_;
 };
 
+#if defined(IPC_FEATURE_QUEUES) || defined(IPC_FEATURE_RPC)
 /// Settings of a worker (`ipc_worker_options`).
 class worker_options {
 public:
@@ -716,7 +717,9 @@ private:
     }
     owner_t h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /// Settings of a group consumer (`ipc_consumer_options`).
 class consumer_options {
 public:
@@ -752,7 +755,9 @@ private:
     }
     owner_t h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /// Settings of a hash watcher (`ipc_hash_watch_options`).
 class hash_watch_options {
 public:
@@ -791,7 +796,9 @@ private:
     }
     owner_t h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /// Settings of one RPC call (`ipc_call_options`): timeout, fail-fast, wire protocol.
 class call_options {
 public:
@@ -820,7 +827,9 @@ private:
     }
     owner_t h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /// How a hash write is announced (`ipc_hash_write_options`): channel, `<field>:timestamp`,
 /// announcement word. Default: redipc's (the hash's channel, each field, `*`, `cleared`).
 class hash_write_options {
@@ -853,6 +862,7 @@ private:
     }
     owner_t h_;
 };
+#endif
 
 // ---------------------------------------------------------------------------------------
 // What callbacks receive (borrowed: valid only during the call)
@@ -891,6 +901,7 @@ private:
     const ipc_message *m_;
 };
 
+#if defined(IPC_FEATURE_QUEUES)
 /// A request handed to a worker's handler.
 class request {
 public:
@@ -902,7 +913,9 @@ public:
 private:
     const ipc_request *r_;
 };
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /// One RPC call as a server's handler sees it.
 class call_info {
 public:
@@ -918,7 +931,9 @@ public:
 private:
     const ipc_call_info *c_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /// A stream entry (borrowed from its `entries`, or from a consumer's handler call).
 class entry {
 public:
@@ -946,7 +961,9 @@ public:
 private:
     const ipc_entry *e_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /// An owned list of stream entries (`ipc_entries`), oldest first.
 class entries {
 public:
@@ -964,7 +981,9 @@ public:
 private:
     detail::owner<ipc_entries, ipc_entries_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STREAMS) || defined(IPC_FEATURE_STATE)
 /// Field values for `stream_publish` and `hash_set_many`: (name, value) pairs, borrowed.
 using field_list = std::vector<std::pair<bytes_view, bytes_view>>;
 
@@ -976,19 +995,28 @@ inline std::vector<ipc_field> fields(const field_list &l) {
     return out;
 }
 }  // namespace detail
+#endif
 
 // ---------------------------------------------------------------------------------------
 // Handles made by a client
 
 using message_handler = std::function<void(const message &)>;
+#if defined(IPC_FEATURE_QUEUES)
 using request_handler = std::function<void(const request &)>;
+#endif
+#if defined(IPC_FEATURE_RPC)
 using rpc_handler = std::function<std::string(const call_info &)>;
+#endif
+#if defined(IPC_FEATURE_STREAMS)
 using entry_handler = std::function<void(const entry &)>;
+#endif
 using field_handler = std::function<void(std::string_view field, std::optional<std::string_view> value)>;
 /// A payload on a watched hash's channel that is not a field (a fleet's `seatbox:opened`).
 using event_handler = std::function<void(std::string_view payload)>;
+#if defined(IPC_FEATURE_RPC)
 /// The handlers of `client::serve_methods()`, by method name.
 using method_map = std::vector<std::pair<std::string, rpc_handler>>;
+#endif
 using key_event_handler = std::function<void(std::string_view key, std::string_view event)>;
 
 namespace detail {
@@ -1001,6 +1029,7 @@ inline void message_trampoline(void *userdata, const ipc_message *m) noexcept {
     }
 }
 
+#if defined(IPC_FEATURE_QUEUES)
 inline int request_trampoline(void *userdata, const ipc_request *r, ipc_error_out *err) noexcept {
     try {
         static_cast<box<request_handler> *>(userdata)->fn(request(r));
@@ -1010,7 +1039,9 @@ inline int request_trampoline(void *userdata, const ipc_request *r, ipc_error_ou
         return 1;
     }
 }
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /// Hand a handler's answer to the library; if that fails, its message (copied first: it is
 /// valid only until the next redipc call) is the handler's error.
 inline int rpc_answer(const std::string &answer, ipc_rpc_reply *out, ipc_error_out *err) {
@@ -1019,7 +1050,9 @@ inline int rpc_answer(const std::string &answer, ipc_rpc_reply *out, ipc_error_o
     ignore(ipc_error_set(err, why.c_str()));
     return 1;
 }
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 inline int rpc_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out,
                           ipc_error_out *err) noexcept {
     try {
@@ -1029,13 +1062,17 @@ inline int rpc_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply 
         return 1;
     }
 }
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /// The table of `client::serve_methods()`: every method's entry points at one trampoline,
 /// which picks the handler by the call's method (the library only calls known ones).
 struct method_table {
     method_map methods;
 };
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 inline int method_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_reply *out,
                              ipc_error_out *err) noexcept {
     try {
@@ -1050,9 +1087,13 @@ inline int method_trampoline(void *userdata, const ipc_call_info *c, ipc_rpc_rep
         return 1;
     }
 }
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 inline void free_method_table(void *userdata) noexcept { delete static_cast<method_table *>(userdata); }
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 inline int entry_trampoline(void *userdata, const ipc_entry *e, ipc_error_out *err) noexcept {
     try {
         static_cast<box<entry_handler> *>(userdata)->fn(entry(e));
@@ -1062,13 +1103,17 @@ inline int entry_trampoline(void *userdata, const ipc_entry *e, ipc_error_out *e
         return 1;
     }
 }
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /// The callbacks of one hash watcher (its `userdata`).
 struct hash_handlers {
     field_handler field;
     event_handler event;
 };
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 inline void field_trampoline(void *userdata, const char *field, size_t flen, const char *value,
                              size_t vlen) noexcept {
     try {
@@ -1079,7 +1124,9 @@ inline void field_trampoline(void *userdata, const char *field, size_t flen, con
         report("a hash watcher callback");
     }
 }
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 inline void hash_event_trampoline(void *userdata, const char *payload, size_t len) noexcept {
     try {
         static_cast<hash_handlers *>(userdata)->event(std::string_view(payload, len));
@@ -1087,8 +1134,11 @@ inline void hash_event_trampoline(void *userdata, const char *payload, size_t le
         report("a hash watcher event callback");
     }
 }
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 inline void free_hash_handlers(void *userdata) noexcept { delete static_cast<hash_handlers *>(userdata); }
+#endif
 
 inline void key_event_trampoline(void *userdata, const char *key, size_t klen, const char *event) noexcept {
     try {
@@ -1273,6 +1323,7 @@ inline int transaction_trampoline(void *userdata, ipc_watch *w) noexcept {
 }
 }  // namespace detail
 
+#if defined(IPC_FEATURE_QUEUES)
 /// A running worker (`client::worker()`); destroying it stops it (waiting up to 10 s for
 /// running handlers) and frees it.
 class worker {
@@ -1298,7 +1349,9 @@ private:
     }
     detail::owner<ipc_worker, ipc_worker_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_RPC)
 /// A running RPC server (`client::serve()`); destroying it stops and frees it.
 class server {
 public:
@@ -1321,7 +1374,9 @@ private:
     }
     detail::owner<ipc_server, ipc_server_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /// A held lock (`client::lock()`); destroying it releases it if still held.
 class lock {
 public:
@@ -1356,7 +1411,9 @@ private:
     }
     detail::owner<ipc_lock, ipc_lock_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /// A rate limiter shared by every process using its name (`client::rate_limiter()`).
 class rate_limiter {
 public:
@@ -1389,7 +1446,9 @@ private:
     }
     detail::owner<ipc_rate_limiter, ipc_rate_limiter_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /// A held permit of a semaphore (`semaphore::acquire()`); destroying it releases it if
 /// still held.
 class permit {
@@ -1421,7 +1480,9 @@ private:
     }
     detail::owner<ipc_permit, ipc_permit_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_COORDINATION)
 /// A counting semaphore with leases, shared by every process using its name
 /// (`client::semaphore()`).
 class semaphore {
@@ -1452,7 +1513,9 @@ private:
     }
     detail::owner<ipc_semaphore, ipc_semaphore_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_REGISTRY)
 /// One live RPC server of a service, as the registry knows it (`client::instances()`).
 struct instance {
     std::string service;
@@ -1464,7 +1527,9 @@ struct instance {
     uint64_t expires_in_ms = 0;
     std::vector<std::pair<std::string, std::string>> metadata;
 };
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /// Follows a stream (`client::stream_follow()`).
 class stream_follower {
 public:
@@ -1493,7 +1558,9 @@ private:
     }
     detail::owner<ipc_stream_follower, ipc_stream_follower_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
 /// A running group consumer (`client::stream_consume()`).
 class stream_consumer {
 public:
@@ -1516,7 +1583,9 @@ private:
     }
     detail::owner<ipc_stream_consumer, ipc_stream_consumer_free> h_;
 };
+#endif
 
+#if defined(IPC_FEATURE_STATE)
 /// A hash watcher (`client::hash_watch()`); destroying it stops it.
 class hash_watcher {
 public:
@@ -1534,6 +1603,7 @@ private:
     }
     detail::owner<ipc_hash_watcher, ipc_hash_watcher_free> h_;
 };
+#endif
 
 /// A keyspace watch (`client::watch_keys()`); destroying it unsubscribes.
 class key_watch {
@@ -1785,6 +1855,7 @@ public:
         return reply(out);
     }
 
+#if defined(IPC_FEATURE_QUEUES)
     // -- request queues
 
     void send_request(bytes_view queue, bytes_view payload) const {
@@ -1830,6 +1901,7 @@ public:
     void send_request_at(bytes_view queue, bytes_view payload, uint64_t unix_ms) const {
         detail::check(ipc_send_request_at(p(), queue.data(), queue.size(), payload.data(), payload.size(), unix_ms));
     }
+#endif
 
     // -- coordination
 
@@ -1841,18 +1913,23 @@ public:
                                      a.lens.data(), a.ptrs.size(), &out));
         return reply(out);
     }
+#if defined(IPC_FEATURE_COORDINATION)
     /// A rate limiter: `rate` units per `per_ms`, `burst` at once (0: the rate).
     redipc::rate_limiter rate_limiter(bytes_view name, double rate, uint64_t per_ms = 1000, uint64_t burst = 0) const {
         ipc_rate_limiter *out = nullptr;
         detail::check(ipc_rate_limiter_new(p(), name.data(), name.size(), rate, per_ms, burst, &out));
         return redipc::rate_limiter(out);
     }
+#endif
+#if defined(IPC_FEATURE_COORDINATION)
     /// A semaphore of `permits` permits whose leases last `lease_ms`.
     redipc::semaphore semaphore(bytes_view name, uint64_t permits, uint64_t lease_ms) const {
         ipc_semaphore *out = nullptr;
         detail::check(ipc_semaphore_new(p(), name.data(), name.size(), permits, lease_ms, &out));
         return redipc::semaphore(out);
     }
+#endif
+#if defined(IPC_FEATURE_REGISTRY)
     /// The services with a live RPC server, sorted.
     std::vector<std::string> services() const {
         ipc_service_names *raw = nullptr;
@@ -1867,6 +1944,8 @@ public:
         }
         return out;
     }
+#endif
+#if defined(IPC_FEATURE_REGISTRY)
     /// The live servers of `service`, with what they announced.
     std::vector<instance> instances(bytes_view service) const {
         ipc_instances *raw = nullptr;
@@ -1892,12 +1971,16 @@ public:
         }
         return out;
     }
+#endif
+#if defined(IPC_FEATURE_QUEUES)
     uint64_t queue_requeue_dead(bytes_view queue) const {
         uint64_t n = 0;
         detail::check(ipc_queue_requeue_dead(p(), queue.data(), queue.size(), &n));
         return n;
     }
+#endif
 
+#if defined(IPC_FEATURE_RPC)
     // -- RPC
 
     /// Call a service and wait for its reply (IPC_ERR_REMOTE, IPC_ERR_TIMEOUT,
@@ -1947,7 +2030,9 @@ public:
         t.release();  // owned by the library now; userdata_free deletes it
         return redipc::server(out);
     }
+#endif
 
+#if defined(IPC_FEATURE_STREAMS)
     // -- streams
 
     /// XADD: the new entry's id. `maxlen` -1: the client's default bound; 0: unbounded.
@@ -2004,7 +2089,9 @@ public:
         });
         return stream_consumer(out);
     }
+#endif
 
+#if defined(IPC_FEATURE_CACHE)
     // -- cache
 
     void cache_set(bytes_view key, bytes_view value, uint64_t ttl_ms = 0) const {
@@ -2029,7 +2116,9 @@ public:
         detail::check(ipc_cache_exists(p(), key.data(), key.size(), &exists));
         return exists;
     }
+#endif
 
+#if defined(IPC_FEATURE_STATE)
     // -- hash state
 
     void hash_set(bytes_view hash, bytes_view field, bytes_view value) const {
@@ -2104,9 +2193,11 @@ public:
         detail::check(ipc_fault_clear(p(), group.data(), group.size(), code, &was_set));
         return was_set;
     }
+#endif
 
     // -- locks and keyspace events
 
+#if defined(IPC_FEATURE_COORDINATION)
     /// Acquire a lock (IPC_ERR_TIMEOUT if still taken after `wait_ms`).
     redipc::lock lock(bytes_view name, uint64_t ttl_ms, uint64_t wait_ms = 0, bool auto_renew = false) const {
         detail::owner<ipc_lock_options, ipc_lock_options_free> o;
@@ -2122,6 +2213,7 @@ public:
         detail::check(ipc_lock_acquire(p(), name.data(), name.size(), o.get(), &out));
         return redipc::lock(out);
     }
+#endif
     /// Call `cb(key, event)` for keyspace events of keys matching `pattern` (`events`
     /// empty: every event).
     key_watch watch_keys(bytes_view pattern, key_event_handler cb, const std::vector<std::string> &events = {},
@@ -2137,6 +2229,7 @@ public:
     }
 
 private:
+#if defined(IPC_FEATURE_STATE)
     void hash_set_impl(bytes_view hash, bytes_view field, bytes_view value, const ipc_hash_write_options *o) const {
         detail::check(
             ipc_hash_set(p(), hash.data(), hash.size(), field.data(), field.size(), value.data(), value.size(), o));
@@ -2154,6 +2247,7 @@ private:
         detail::check(ipc_hash_delete(p(), hash.data(), hash.size(), field.data(), field.size(), o, &existed));
         return existed;
     }
+#endif
     void connect(const std::string &url, const ipc_options *opts) {
         ipc_client *out = nullptr;
         detail::check(ipc_client_new(url.c_str(), opts, &out));

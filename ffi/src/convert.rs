@@ -197,3 +197,55 @@ impl UserData {
         }
     }
 }
+
+/// One field of a stream entry or of a hash: a name and a value, both byte strings.
+///
+/// As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
+/// caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`). As
+/// output (`ipc_entry.fields`, `ipc_instance.metadata`) the library owns them: they live as
+/// long as the entry (or instance), and are never NULL.
+#[cfg(any(feature = "streams", feature = "state", feature = "registry"))]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ipc_field {
+    /// The field name.
+    pub name: *const c_char,
+    /// Length of `name` in bytes.
+    pub name_len: usize,
+    /// The value.
+    pub value: *const c_char,
+    /// Length of `value` in bytes.
+    pub value_len: usize,
+}
+
+/// A field as `(name, value)` byte strings.
+#[cfg(any(feature = "streams", feature = "state"))]
+pub(crate) type FieldPair<'a> = (&'a [u8], &'a [u8]);
+
+/// `n` fields passed by C (`fields` may be NULL when `n` is 0) as byte-string pairs.
+///
+/// # Safety
+/// `fields` is NULL or holds `n` fields whose bytes are readable during `'a`.
+#[cfg(any(feature = "streams", feature = "state"))]
+pub(crate) unsafe fn fields_arg<'a>(
+    fields: *const ipc_field,
+    n: usize,
+) -> Result<Vec<FieldPair<'a>>, Error> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if fields.is_null() {
+        return Err(Error::null_arg("fields"));
+    }
+    if n > isize::MAX as usize / size_of::<ipc_field>() {
+        return Err(Error::invalid(format!("`n`: count {n} is too large")));
+    }
+    // SAFETY: not NULL and holds `n` fields (caller contract); the size fits.
+    let list = unsafe { std::slice::from_raw_parts(fields, n) };
+    list.iter()
+        .map(|f| {
+            let (name, name_len, value, value_len) = (f.name, f.name_len, f.value, f.value_len);
+            Ok((bytes!(name, name_len), bytes!(value, value_len)))
+        })
+        .collect()
+}

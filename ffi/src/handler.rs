@@ -50,3 +50,31 @@ pub unsafe extern "C" fn ipc_error_set(err: *mut ipc_error_out, msg: *const c_ch
         Ok(())
     })
 }
+
+/// Counters of one worker or RPC server (`ipc_worker_stats()`, `ipc_server_stats()`).
+#[cfg(any(feature = "queues", feature = "rpc"))]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ipc_worker_counts {
+    /// Requests handled successfully (handler returned 0); for a server, calls answered
+    /// (with a reply or a remote error) and calls dropped unrun after their deadline.
+    pub handled: u64,
+    /// Handler failures (each failed attempt counts).
+    pub failed: u64,
+    /// Requests this worker moved to the dead-letter list (reliable mode).
+    pub dead_lettered: u64,
+    /// Requests of dead workers (expired leases) this worker put back into the queue.
+    pub recovered: u64,
+}
+
+#[cfg(any(feature = "queues", feature = "rpc"))]
+impl From<redipc::WorkerStats> for ipc_worker_counts {
+    fn from(s: redipc::WorkerStats) -> Self {
+        ipc_worker_counts {
+            handled: s.handled,
+            failed: s.failed,
+            dead_lettered: s.dead_lettered,
+            recovered: s.recovered,
+        }
+    }
+}

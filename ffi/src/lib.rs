@@ -88,24 +88,34 @@ pub mod batch;
 
 pub mod pubsub;
 
+#[cfg(any(feature = "queues", feature = "rpc", feature = "streams"))]
 pub mod handler;
 
+#[cfg(feature = "queues")]
 pub mod queue;
 
+#[cfg(feature = "rpc")]
 pub mod rpc;
 
+#[cfg(feature = "streams")]
 pub mod stream;
 
+#[cfg(feature = "state")]
 pub mod state;
 
+#[cfg(feature = "cache")]
 pub mod cache;
 
+#[cfg(feature = "coordination")]
 pub mod lock;
 
+#[cfg(feature = "coordination")]
 pub mod ratelimit;
 
+#[cfg(feature = "coordination")]
 pub mod semaphore;
 
+#[cfg(feature = "registry")]
 pub mod registry;
 
 pub mod keyspace;
@@ -163,7 +173,8 @@ mod boundary {
     }
 
     macro_rules! neutral_on_failure {
-        ($($t:ty => $v:expr),* $(,)?) => {$(
+        ($($(#[$m:meta])* $t:ty => $v:expr),* $(,)?) => {$(
+            $(#[$m])*
             impl FfiReturn for $t {
                 type Value = $t;
                 fn ok(v: $t) -> Self {
@@ -182,7 +193,9 @@ mod boundary {
         usize => 0,
         ipc_reply_kind => ipc_reply_kind::IPC_REPLY_NIL,
         *const ipc_reply => std::ptr::null(),
+        #[cfg(feature = "streams")]
         *const crate::stream::ipc_entry => std::ptr::null(),
+        #[cfg(feature = "registry")]
         *const crate::registry::ipc_instance => std::ptr::null(),
         // Strings returned to C are never NULL.
         *const c_char => c"".as_ptr(),

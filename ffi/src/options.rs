@@ -7,7 +7,6 @@
 //! Each setter is the same three lines: `set!(opts.field = conversion(value))`.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::time::Duration;
 
 use redipc::{ErrorHook, Overflow, Pem, SubscribeOptions};
 
@@ -719,6 +718,7 @@ fn overflow_arg(overflow: c_int) -> Result<Overflow, Error> {
 
 /// The wire protocol of an RPC service (`ipc_call_options_set_protocol()`,
 /// `ipc_worker_options_set_protocol()`).
+#[cfg(any(feature = "queues", feature = "rpc"))]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ipc_protocol {
@@ -741,6 +741,7 @@ pub enum ipc_protocol {
     IPC_PROTOCOL_REDIS_IPC = 1,
 }
 
+#[cfg(any(feature = "queues", feature = "rpc"))]
 fn protocol_arg(protocol: c_int) -> Result<redipc::Protocol, Error> {
     use ipc_protocol as P;
     match protocol {
@@ -763,9 +764,11 @@ fn protocol_arg(protocol: c_int) -> Result<redipc::Protocol, Error> {
 /// option), freed by `ipc_worker_options_free()`.
 ///
 /// Thread safety: as `ipc_options`.
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub struct ipc_worker_options {
     _private: [u8; 0],
 }
+#[cfg(any(feature = "queues", feature = "rpc"))]
 box_castable!(ipc_worker_options => redipc::WorkerOptions);
 
 /// Make worker options with the defaults (each setter states its default).
@@ -776,6 +779,7 @@ box_castable!(ipc_worker_options => redipc::WorkerOptions);
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_new(out: *mut *mut ipc_worker_options) -> ipc_result {
     ffi_boundary!(ipc_worker_options_new(out) { new_default!(out) })
 }
@@ -784,6 +788,7 @@ pub unsafe extern "C" fn ipc_worker_options_new(out: *mut *mut ipc_worker_option
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_free(opts: *mut ipc_worker_options) {
     ffi_boundary!(ipc_worker_options_free(#[nullable] opts) { free_box!(opts) })
 }
@@ -794,6 +799,7 @@ pub unsafe extern "C" fn ipc_worker_options_free(opts: *mut ipc_worker_options) 
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_concurrency(
     opts: *mut ipc_worker_options,
     n: usize,
@@ -808,6 +814,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_concurrency(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_block_timeout_ms(
     opts: *mut ipc_worker_options,
     ms: u64,
@@ -825,6 +832,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_block_timeout_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_reliable(
     opts: *mut ipc_worker_options,
     on: bool,
@@ -839,6 +847,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_reliable(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_max_attempts(
     opts: *mut ipc_worker_options,
     n: u32,
@@ -852,6 +861,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_max_attempts(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_lease_ms(
     opts: *mut ipc_worker_options,
     ms: u64,
@@ -865,6 +875,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_lease_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_prefetch(
     opts: *mut ipc_worker_options,
     n: usize,
@@ -882,6 +893,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_prefetch(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_bare(
     opts: *mut ipc_worker_options,
     on: bool,
@@ -899,6 +911,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_bare(
 /// `ipc_protocol`. Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_protocol(
     opts: *mut ipc_worker_options,
     protocol: c_int,
@@ -915,6 +928,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_protocol(
 /// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_report_cb(
     opts: *mut ipc_worker_options,
     cb: ipc_report_cb,
@@ -932,6 +946,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_report_cb(
 /// Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_set_version(
     opts: *mut ipc_worker_options,
     version: *const c_char,
@@ -949,6 +964,7 @@ pub unsafe extern "C" fn ipc_worker_options_set_version(
 /// Thread safety: see `ipc_worker_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(any(feature = "queues", feature = "rpc"))]
 pub unsafe extern "C" fn ipc_worker_options_add_metadata(
     opts: *mut ipc_worker_options,
     name: *const c_char,
@@ -969,9 +985,11 @@ pub unsafe extern "C" fn ipc_worker_options_add_metadata(
 /// `ipc_stream_consume()`, which checks the values, freed by `ipc_consumer_options_free()`.
 ///
 /// Thread safety: as `ipc_options`.
+#[cfg(feature = "streams")]
 pub struct ipc_consumer_options {
     _private: [u8; 0],
 }
+#[cfg(feature = "streams")]
 box_castable!(ipc_consumer_options => redipc::ConsumerOptions);
 
 /// Make consumer options with the defaults (each setter states its default).
@@ -982,6 +1000,7 @@ box_castable!(ipc_consumer_options => redipc::ConsumerOptions);
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_new(
     out: *mut *mut ipc_consumer_options,
 ) -> ipc_result {
@@ -992,6 +1011,7 @@ pub unsafe extern "C" fn ipc_consumer_options_new(
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_free(opts: *mut ipc_consumer_options) {
     ffi_boundary!(ipc_consumer_options_free(#[nullable] opts) { free_box!(opts) })
 }
@@ -1001,6 +1021,7 @@ pub unsafe extern "C" fn ipc_consumer_options_free(opts: *mut ipc_consumer_optio
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_set_count(
     opts: *mut ipc_consumer_options,
     count: usize,
@@ -1015,6 +1036,7 @@ pub unsafe extern "C" fn ipc_consumer_options_set_count(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_set_block_ms(
     opts: *mut ipc_consumer_options,
     ms: u64,
@@ -1029,6 +1051,7 @@ pub unsafe extern "C" fn ipc_consumer_options_set_block_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_set_min_idle_ms(
     opts: *mut ipc_consumer_options,
     ms: u64,
@@ -1042,6 +1065,7 @@ pub unsafe extern "C" fn ipc_consumer_options_set_min_idle_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_set_max_deliveries(
     opts: *mut ipc_consumer_options,
     n: u64,
@@ -1056,6 +1080,7 @@ pub unsafe extern "C" fn ipc_consumer_options_set_max_deliveries(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_consumer_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_set_claim_interval_ms(
     opts: *mut ipc_consumer_options,
     ms: u64,
@@ -1071,6 +1096,7 @@ pub unsafe extern "C" fn ipc_consumer_options_set_claim_interval_ms(
 /// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_consumer_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "streams")]
 pub unsafe extern "C" fn ipc_consumer_options_set_report_cb(
     opts: *mut ipc_consumer_options,
     cb: ipc_report_cb,
@@ -1085,14 +1111,16 @@ pub unsafe extern "C" fn ipc_consumer_options_set_report_cb(
 /// The settings of a hash watcher (the core's `WatchOptions` without the handlers, which
 /// `ipc_hash_watch()` supplies).
 #[derive(Clone)]
+#[cfg(feature = "state")]
 pub(crate) struct HashWatchSettings {
     initial_sync: bool,
-    debounce: Option<Duration>,
+    debounce: Option<std::time::Duration>,
     error_hook: Option<ErrorHook>,
     every_notification: bool,
     channel: Option<Vec<u8>>,
 }
 
+#[cfg(feature = "state")]
 impl Default for HashWatchSettings {
     fn default() -> Self {
         let d = redipc::WatchOptions::new();
@@ -1106,6 +1134,7 @@ impl Default for HashWatchSettings {
     }
 }
 
+#[cfg(feature = "state")]
 impl HashWatchSettings {
     /// The core's options with these settings.
     pub(crate) fn to_core(&self) -> redipc::WatchOptions {
@@ -1127,9 +1156,11 @@ impl HashWatchSettings {
 /// `ipc_hash_watch_options_free()`.
 ///
 /// Thread safety: as `ipc_options`.
+#[cfg(feature = "state")]
 pub struct ipc_hash_watch_options {
     _private: [u8; 0],
 }
+#[cfg(feature = "state")]
 box_castable!(ipc_hash_watch_options => HashWatchSettings);
 
 /// Make hash watch options with the defaults (each setter states its default).
@@ -1140,6 +1171,7 @@ box_castable!(ipc_hash_watch_options => HashWatchSettings);
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_new(
     out: *mut *mut ipc_hash_watch_options,
 ) -> ipc_result {
@@ -1150,6 +1182,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_new(
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_free(opts: *mut ipc_hash_watch_options) {
     ffi_boundary!(ipc_hash_watch_options_free(#[nullable] opts) { free_box!(opts) })
 }
@@ -1160,6 +1193,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_free(opts: *mut ipc_hash_watch_o
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_set_initial_sync(
     opts: *mut ipc_hash_watch_options,
     on: bool,
@@ -1173,6 +1207,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_initial_sync(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_set_debounce_ms(
     opts: *mut ipc_hash_watch_options,
     ms: u64,
@@ -1189,6 +1224,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_debounce_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_set_every_notification(
     opts: *mut ipc_hash_watch_options,
     on: bool,
@@ -1203,6 +1239,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_every_notification(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_watch_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_set_channel(
     opts: *mut ipc_hash_watch_options,
     channel: *const c_char,
@@ -1220,6 +1257,7 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_channel(
 /// Errors: `IPC_ERR_NULL_ARG` (`opts`). Thread safety: see `ipc_hash_watch_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_watch_options_set_report_cb(
     opts: *mut ipc_hash_watch_options,
     cb: ipc_report_cb,
@@ -1237,9 +1275,11 @@ pub unsafe extern "C" fn ipc_hash_watch_options_set_report_cb(
 /// `ipc_call()`, freed by `ipc_call_options_free()`.
 ///
 /// Thread safety: as `ipc_options`.
+#[cfg(feature = "rpc")]
 pub struct ipc_call_options {
     _private: [u8; 0],
 }
+#[cfg(feature = "rpc")]
 box_castable!(ipc_call_options => redipc::CallOptions);
 
 /// Make call options with the defaults (each setter states its default).
@@ -1250,6 +1290,7 @@ box_castable!(ipc_call_options => redipc::CallOptions);
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "rpc")]
 pub unsafe extern "C" fn ipc_call_options_new(out: *mut *mut ipc_call_options) -> ipc_result {
     ffi_boundary!(ipc_call_options_new(out) { new_default!(out) })
 }
@@ -1258,6 +1299,7 @@ pub unsafe extern "C" fn ipc_call_options_new(out: *mut *mut ipc_call_options) -
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
+#[cfg(feature = "rpc")]
 pub unsafe extern "C" fn ipc_call_options_free(opts: *mut ipc_call_options) {
     ffi_boundary!(ipc_call_options_free(#[nullable] opts) { free_box!(opts) })
 }
@@ -1268,6 +1310,7 @@ pub unsafe extern "C" fn ipc_call_options_free(opts: *mut ipc_call_options) {
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "rpc")]
 pub unsafe extern "C" fn ipc_call_options_set_timeout_ms(
     opts: *mut ipc_call_options,
     ms: u64,
@@ -1282,6 +1325,7 @@ pub unsafe extern "C" fn ipc_call_options_set_timeout_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_call_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "rpc")]
 pub unsafe extern "C" fn ipc_call_options_set_fail_fast(
     opts: *mut ipc_call_options,
     on: bool,
@@ -1298,6 +1342,7 @@ pub unsafe extern "C" fn ipc_call_options_set_fail_fast(
 /// `ipc_protocol`. Thread safety: see `ipc_call_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "rpc")]
 pub unsafe extern "C" fn ipc_call_options_set_protocol(
     opts: *mut ipc_call_options,
     protocol: c_int,
@@ -1310,6 +1355,7 @@ pub unsafe extern "C" fn ipc_call_options_set_protocol(
 /// How a hash write stamps the fields it writes (`ipc_hash_write_options_set_timestamp()`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg(feature = "state")]
 pub enum ipc_timestamp_format {
     /// No timestamp field (the default).
     IPC_TIMESTAMP_NONE = 0,
@@ -1320,6 +1366,7 @@ pub enum ipc_timestamp_format {
     IPC_TIMESTAMP_UNIX_MS = 2,
 }
 
+#[cfg(feature = "state")]
 fn timestamp_arg(format: c_int) -> Result<Option<redipc::TimestampFormat>, Error> {
     use ipc_timestamp_format as T;
     match format {
@@ -1344,9 +1391,11 @@ fn timestamp_arg(format: c_int) -> Result<Option<redipc::TimestampFormat>, Error
 /// (copied) by the hash write functions, freed by `ipc_hash_write_options_free()`.
 ///
 /// Thread safety: as `ipc_options`.
+#[cfg(feature = "state")]
 pub struct ipc_hash_write_options {
     _private: [u8; 0],
 }
+#[cfg(feature = "state")]
 box_castable!(ipc_hash_write_options => redipc::HashWrite);
 
 /// Make hash write options with the defaults (each setter states its default).
@@ -1357,6 +1406,7 @@ box_castable!(ipc_hash_write_options => redipc::HashWrite);
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_write_options_new(
     out: *mut *mut ipc_hash_write_options,
 ) -> ipc_result {
@@ -1367,6 +1417,7 @@ pub unsafe extern "C" fn ipc_hash_write_options_new(
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_write_options_free(opts: *mut ipc_hash_write_options) {
     ffi_boundary!(ipc_hash_write_options_free(#[nullable] opts) { free_box!(opts) })
 }
@@ -1377,6 +1428,7 @@ pub unsafe extern "C" fn ipc_hash_write_options_free(opts: *mut ipc_hash_write_o
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_write_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_write_options_set_channel(
     opts: *mut ipc_hash_write_options,
     channel: *const c_char,
@@ -1393,6 +1445,7 @@ pub unsafe extern "C" fn ipc_hash_write_options_set_channel(
 /// `ipc_timestamp_format`. Thread safety: see `ipc_hash_write_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_write_options_set_timestamp(
     opts: *mut ipc_hash_write_options,
     format: c_int,
@@ -1409,6 +1462,7 @@ pub unsafe extern "C" fn ipc_hash_write_options_set_timestamp(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_hash_write_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "state")]
 pub unsafe extern "C" fn ipc_hash_write_options_set_announce(
     opts: *mut ipc_hash_write_options,
     word: *const c_char,
@@ -1425,9 +1479,11 @@ pub unsafe extern "C" fn ipc_hash_write_options_set_announce(
 /// `ipc_lock_acquire()`, freed by `ipc_lock_options_free()`.
 ///
 /// Thread safety: as `ipc_options`.
+#[cfg(feature = "coordination")]
 pub struct ipc_lock_options {
     _private: [u8; 0],
 }
+#[cfg(feature = "coordination")]
 box_castable!(ipc_lock_options => redipc::LockOptions);
 
 /// Make lock options with the defaults (each setter states its default).
@@ -1438,6 +1494,7 @@ box_castable!(ipc_lock_options => redipc::LockOptions);
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: any thread.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "coordination")]
 pub unsafe extern "C" fn ipc_lock_options_new(out: *mut *mut ipc_lock_options) -> ipc_result {
     ffi_boundary!(ipc_lock_options_new(out) { new_default!(out) })
 }
@@ -1446,6 +1503,7 @@ pub unsafe extern "C" fn ipc_lock_options_new(out: *mut *mut ipc_lock_options) -
 ///
 /// Thread safety: no other thread may use `opts` during or after this call.
 #[unsafe(no_mangle)]
+#[cfg(feature = "coordination")]
 pub unsafe extern "C" fn ipc_lock_options_free(opts: *mut ipc_lock_options) {
     ffi_boundary!(ipc_lock_options_free(#[nullable] opts) { free_box!(opts) })
 }
@@ -1457,6 +1515,7 @@ pub unsafe extern "C" fn ipc_lock_options_free(opts: *mut ipc_lock_options) {
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "coordination")]
 pub unsafe extern "C" fn ipc_lock_options_set_ttl_ms(
     opts: *mut ipc_lock_options,
     ms: u64,
@@ -1471,6 +1530,7 @@ pub unsafe extern "C" fn ipc_lock_options_set_ttl_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "coordination")]
 pub unsafe extern "C" fn ipc_lock_options_set_wait_ms(
     opts: *mut ipc_lock_options,
     ms: u64,
@@ -1484,6 +1544,7 @@ pub unsafe extern "C" fn ipc_lock_options_set_wait_ms(
 /// Errors: `IPC_ERR_NULL_ARG`. Thread safety: see `ipc_lock_options`.
 #[must_use]
 #[unsafe(no_mangle)]
+#[cfg(feature = "coordination")]
 pub unsafe extern "C" fn ipc_lock_options_set_auto_renew(
     opts: *mut ipc_lock_options,
     on: bool,
@@ -1522,7 +1583,7 @@ mod tests {
             );
             assert_eq!(ipc_options_set_max_value_size(o, 0), ipc_result::IPC_OK);
             let v = try_ref(o, "o").unwrap();
-            assert_eq!(v.connect_timeout, Duration::from_millis(250));
+            assert_eq!(v.connect_timeout, std::time::Duration::from_millis(250));
             assert_eq!(v.client_name.as_deref(), Some("svc"));
             assert_eq!(v.reconnect.max_attempts, Some(4));
             let bad = [0xffu8, 0];

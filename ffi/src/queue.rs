@@ -11,7 +11,7 @@ use crate::client::ipc_client;
 use crate::convert::{UserData, ipc_userdata_free_cb, millis, present};
 use crate::error::{Error, ipc_result};
 use crate::handle::to_boxed;
-use crate::handler::{handler_result, ipc_error_out};
+use crate::handler::{handler_result, ipc_error_out, ipc_worker_counts};
 use crate::options::{ipc_worker_options, or_default};
 
 /// One request handed to an `ipc_request_cb`.
@@ -58,32 +58,6 @@ pub type ipc_request_cb = Option<
         err: *mut ipc_error_out,
     ) -> c_int,
 >;
-
-/// Counters of one worker or RPC server (`ipc_worker_stats()`, `ipc_server_stats()`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ipc_worker_counts {
-    /// Requests handled successfully (handler returned 0); for a server, calls answered
-    /// (with a reply or a remote error) and calls dropped unrun after their deadline.
-    pub handled: u64,
-    /// Handler failures (each failed attempt counts).
-    pub failed: u64,
-    /// Requests this worker moved to the dead-letter list (reliable mode).
-    pub dead_lettered: u64,
-    /// Requests of dead workers (expired leases) this worker put back into the queue.
-    pub recovered: u64,
-}
-
-impl From<redipc::WorkerStats> for ipc_worker_counts {
-    fn from(s: redipc::WorkerStats) -> Self {
-        ipc_worker_counts {
-            handled: s.handled,
-            failed: s.failed,
-            dead_lettered: s.dead_lettered,
-            recovered: s.recovered,
-        }
-    }
-}
 
 /// Counters of one queue, from the server (`ipc_queue_stats()`).
 #[repr(C)]

@@ -8,10 +8,9 @@
 use std::ffi::{CString, c_char};
 
 use crate::client::ipc_client;
-use crate::convert::{c_text, present};
+use crate::convert::{c_text, ipc_field, present};
 use crate::error::{Error, ipc_result};
 use crate::handle::to_boxed;
-use crate::stream::ipc_field;
 
 /// The names of the services with a live server, sorted (`ipc_services()`).
 ///

@@ -15,9 +15,8 @@ use crate::client::ipc_client;
 use crate::convert::{UserData, into_buf, ipc_userdata_free_cb, millis, present};
 use crate::error::{Error, ipc_result};
 use crate::handle::{as_handle, to_boxed};
-use crate::handler::{handler_result, ipc_error_out};
+use crate::handler::{handler_result, ipc_error_out, ipc_worker_counts};
 use crate::options::{ipc_call_options, ipc_worker_options, or_default};
-use crate::queue::ipc_worker_counts;
 
 /// One call as an `ipc_rpc_cb` sees it.
 ///

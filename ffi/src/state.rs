@@ -11,11 +11,10 @@
 use std::ffi::{c_char, c_void};
 
 use crate::client::ipc_client;
-use crate::convert::{UserData, ipc_userdata_free_cb, millis, present};
+use crate::convert::{UserData, fields_arg, ipc_field, ipc_userdata_free_cb, millis, present};
 use crate::error::ipc_result;
 use crate::handle::to_boxed;
 use crate::options::{ipc_hash_watch_options, ipc_hash_write_options, or_default};
-use crate::stream::{fields_arg, ipc_field};
 
 /// `HSET hash field value` and `PUBLISH hash field`, atomically (one script): every watcher
 /// of the hash sees the change. All three are byte strings; the hash name must not be

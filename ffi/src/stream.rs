@@ -12,7 +12,9 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use redipc::StreamEntry;
 
 use crate::client::ipc_client;
-use crate::convert::{UserData, c_text, ipc_userdata_free_cb, millis, present};
+use crate::convert::{
+    UserData, c_text, fields_arg, ipc_field, ipc_userdata_free_cb, millis, present,
+};
 use crate::error::{Error, ipc_result};
 use crate::handle::to_boxed;
 use crate::handler::{handler_result, ipc_error_out};
@@ -22,25 +24,6 @@ use crate::options::{ipc_consumer_options, or_default};
 /// (`"1700000000000-0"`; at most 41 characters). `ipc_stream_publish()` and
 /// `ipc_stream_follower_position()` take buffers of at least this size.
 pub const IPC_STREAM_ID_MAX: usize = 48;
-
-/// One field of a stream entry or of a hash: a name and a value, both byte strings.
-///
-/// As input (`ipc_stream_publish()`, `ipc_hash_set_many()`, `ipc_hash_replace_all()`) the
-/// caller owns the bytes; neither pointer may be NULL, even for length 0 (pass `""`). As
-/// output (`ipc_entry.fields`, `ipc_instance.metadata`) the library owns them: they live as
-/// long as the entry (or instance), and are never NULL.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct ipc_field {
-    /// The field name.
-    pub name: *const c_char,
-    /// Length of `name` in bytes.
-    pub name_len: usize,
-    /// The value.
-    pub value: *const c_char,
-    /// Length of `value` in bytes.
-    pub value_len: usize,
-}
 
 /// One stream entry, read-only, owned by the library.
 ///
@@ -135,36 +118,6 @@ pub struct ipc_entries {
     _private: [u8; 0],
 }
 box_castable!(ipc_entries => Entries);
-
-/// A field as `(name, value)` byte strings.
-pub(crate) type FieldPair<'a> = (&'a [u8], &'a [u8]);
-
-/// `n` fields passed by C (`fields` may be NULL when `n` is 0) as byte-string pairs.
-///
-/// # Safety
-/// `fields` is NULL or holds `n` fields whose bytes are readable during `'a`.
-pub(crate) unsafe fn fields_arg<'a>(
-    fields: *const ipc_field,
-    n: usize,
-) -> Result<Vec<FieldPair<'a>>, Error> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if fields.is_null() {
-        return Err(Error::null_arg("fields"));
-    }
-    if n > isize::MAX as usize / size_of::<ipc_field>() {
-        return Err(Error::invalid(format!("`n`: count {n} is too large")));
-    }
-    // SAFETY: not NULL and holds `n` fields (caller contract); the size fits.
-    let list = unsafe { std::slice::from_raw_parts(fields, n) };
-    list.iter()
-        .map(|f| {
-            let (name, name_len, value, value_len) = (f.name, f.name_len, f.value, f.value_len);
-            Ok((bytes!(name, name_len), bytes!(value, value_len)))
-        })
-        .collect()
-}
 
 /// Copy `text` and its NUL into `(buf, cap)`.
 ///

@@ -94,11 +94,45 @@ C
 check "io_threads=2 (tokio's multi-thread runtime, the library's pow) with the installed library" bash -c \
   "cc -std=c99 -Wall -Werror -o '$tmp/iothreads' '$tmp/iothreads.c' \$(pkg-config --cflags --libs redipc) -Wl,-rpath,'$prefix/lib' && '$tmp/iothreads' '$REDIS_UNIX_URL'"
 
-# The smallest build (docs/SIZE.md): optimised for size, without TLS, Redis Cluster and
-# Sentinel; rediss://, cluster mode and redis-sentinel:// are refused as unsupported,
-# everything else works.
+# The smallest build (docs/SIZE.md): optimised for size, without TLS, Redis Cluster,
+# Sentinel and the patterns; rediss://, cluster mode and redis-sentinel:// are refused as
+# unsupported, the patterns' functions are neither in the library nor in its installed
+# header, everything else works.
 small=${CARGO_TARGET_DIR:-$root/target}/dist-small
-check "make PROFILE=dist-small FEATURES= (no TLS, cluster, sentinel)" make -s -C "$root" all PROFILE=dist-small FEATURES=
+sprefix="$tmp/small-prefix"
+check "make install PROFILE=dist-small FEATURES= (no TLS, cluster, sentinel, patterns)" \
+  make -s -C "$root" install PROFILE=dist-small FEATURES= PREFIX="$sprefix"
+check "the smallest header defines no IPC_FEATURE_*, the default one all ten" bash -c \
+  "! grep -q '^#define IPC_FEATURE_' '$sprefix/include/redipc.h' && [ \$(grep -c '^#define IPC_FEATURE_[A-Z]* 1\$' '$prefix/include/redipc.h') -eq 10 ]"
+check "the smallest library exports no pattern function, the default one does" bash -c \
+  "! nm -D --defined-only '$sprefix/lib/libredipc.so' | grep -E ' ipc_(send_request|worker_|queue_|call|server_|stream_|entries_|hash_set|hash_watch|cache_|lock_|semaphore_|rate_limiter_|services|instances_)' && nm -D --defined-only '$prefix/lib/libredipc.so' | grep -q ' ipc_send_request\$'"
+cat >"$tmp/pattern.c" <<'C'
+#include "redipc.h"
+int main(void) {
+#ifdef IPC_FEATURE_QUEUES
+    return ipc_send_request(NULL, "q", 1, "x", 1) == IPC_ERR_NULL_ARG ? 0 : 1;
+#else
+    return 2;
+#endif
+}
+C
+check "a program using a pattern compiles against the default header, and takes the #else branch against the smallest one" bash -c \
+  "cc -std=c99 -Wall -Werror -o '$tmp/pattern' '$tmp/pattern.c' \$(pkg-config --cflags --libs redipc) -Wl,-rpath,'$prefix/lib' && '$tmp/pattern' \
+   && cc -std=c99 -Wall -Werror -o '$tmp/pattern_small' '$tmp/pattern.c' -I'$sprefix/include' -L'$sprefix/lib' -lredipc -Wl,-rpath,'$sprefix/lib'; '$tmp/pattern_small'; [ \$? -eq 2 ]"
+printf '#include "redipc.h"\nint main(void) { return ipc_cache_exists(NULL, "k", 1, NULL) != IPC_OK; }\n' >"$tmp/undeclared.c"
+check "calling a left-out pattern's function does not compile against the smallest header" bash -c \
+  "! cc -std=c99 -Wall -Werror -c -o '$tmp/undeclared.o' '$tmp/undeclared.c' -I'$sprefix/include'"
+# Each pattern left out alone: the C and the C++ header still compile (the header's #if
+# blocks and redipc.hpp's agree).
+for f in QUEUES RPC STREAMS STATE CACHE COORDINATION REGISTRY ANY; do
+  mkdir -p "$tmp/hdr-$f"
+  if [ "$f" = ANY ]; then sed '/^#define IPC_FEATURE_/d' "$root/include/redipc.h" >"$tmp/hdr-$f/redipc.h"
+  else sed "/^#define IPC_FEATURE_$f 1\$/d" "$root/include/redipc.h" >"$tmp/hdr-$f/redipc.h"; fi
+  printf '#include "redipc.h"\n' >"$tmp/hdr-$f/a.c"
+  printf '#include "redipc.hpp"\n' >"$tmp/hdr-$f/a.cpp"
+  check "headers without IPC_FEATURE_$f compile (C, C++; ANY: none defined)" bash -c \
+    "cc -std=c99 -Wall -Werror -fsyntax-only -I'$tmp/hdr-$f' '$tmp/hdr-$f/a.c' && c++ -std=c++17 -Wall -Werror -fsyntax-only -I'$tmp/hdr-$f' -I'$root/bindings/cpp' '$tmp/hdr-$f/a.cpp'"
+done
 cat >"$tmp/notls.c" <<'C'
 #include <stdio.h>
 #include <string.h>
@@ -120,9 +154,9 @@ int main(int argc, char **argv) {
     return ok ? 0 : 4;
 }
 C
-check "without TLS, cluster, sentinel: rediss://, cluster mode, redis-sentinel:// are IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
-  "cc -std=c99 -Wall -Werror -o '$tmp/notls' '$tmp/notls.c' -I'$root/include' -L'$small' -lredipc && LD_LIBRARY_PATH='$small' '$tmp/notls' '$REDIS_UNIX_URL'"
-for f in "$prefix/lib/libredipc.so" "$small/libredipc.so"; do
+check "without TLS, cluster, sentinel, patterns: rediss://, cluster mode, redis-sentinel:// are IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
+  "cc -std=c99 -Wall -Werror -o '$tmp/notls' '$tmp/notls.c' -I'$sprefix/include' -L'$sprefix/lib' -lredipc -Wl,-rpath,'$sprefix/lib' && '$tmp/notls' '$REDIS_UNIX_URL'"
+for f in "$prefix/lib/libredipc.so" "$sprefix/lib/libredipc.so"; do
   echo "size: $f $(stat -L -c %s "$f") bytes ($(strip --strip-unneeded -o "$tmp/s.so" "$f" && stat -c %s "$tmp/s.so") stripped)"
 done
 
