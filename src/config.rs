@@ -45,9 +45,19 @@ impl ReconnectPolicy {
             .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
             .min(self.max_delay);
         let half = base / 2;
-        let jitter = rand::random_range(0..=half.as_micros().max(1) as u64);
+        let jitter = random_u64() % (half.as_micros().max(1) as u64 + 1);
         half + Duration::from_micros(jitter)
     }
+}
+
+/// A random number for jitter (not for secrets): std's hasher keys are random per thread
+/// and step per `RandomState`. Without `rand` here, a C library without the patterns
+/// (which use `rand` for their ids and tokens) leaves it out: 13 KB (docs/SIZE.md).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// Options of a [`Client`](crate::Client); start from [`Options::default`] and chain the
@@ -965,5 +975,12 @@ mod tests {
             assert!(d <= p.max_delay, "{attempt}: {d:?}");
         }
         assert!(p.delay(0) <= p.min_delay);
+        // A random point in [max/2, max]: spread, not one value.
+        let seen: std::collections::HashSet<Duration> = (0..50).map(|_| p.delay(30)).collect();
+        assert!(seen.len() > 10, "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|d| *d >= p.max_delay / 2 && *d <= p.max_delay)
+        );
     }
 }
