@@ -166,3 +166,100 @@ def test_a_forked_child_leaves_the_parents_client_alone(
     if how == "asyncio":
         assert seen["asyncio_child_status"] == 0, seen
         assert seen["asyncio_parent_after"] == "parent", seen
+
+
+SUBSCRIPTIONS = textwrap.dedent(
+    r"""
+    import gc, json, os, sys, time
+    import redipc
+
+    url = sys.argv[1]
+    c = redipc.Client(url, response_timeout=3)
+    got = []
+    group = c.subscribe_group()
+    for i in range(5):
+        group.handle(f"fork:g{i}", lambda m: got.append(m.payload) if m.kind == "message" else None)
+    sub = c.subscribe("fork:s")
+    sub.get(timeout=1)  # activated
+    for i in range(5):
+        c.publish("fork:s", f"m{i}")  # left queued in the parent's subscription
+        c.publish(f"fork:g{i}", "before")
+    end = time.monotonic() + 5
+    while len(got) < 5 and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        out = {}
+        def timed(name, f):
+            t = time.monotonic()
+            try:
+                out[name] = repr(f())
+            except redipc.ClosedError:
+                out[name] = "ClosedError"
+            except BaseException as e:
+                out[name] = "unexpected " + repr(e)
+            out[name + "_s"] = time.monotonic() - t
+        timed("get", lambda: sub.get(timeout=2))
+        timed("add", lambda: sub.add("fork:x"))
+        timed("remove", lambda: sub.remove("fork:s"))
+        timed("names", lambda: sub.names)
+        timed("handle", lambda: group.handle("fork:g9", lambda m: None))
+        timed("unhandle", lambda: group.unhandle("fork:g1"))
+        timed("close", lambda: (sub.close(), group.close()))
+        os.write(w, json.dumps(out).encode())
+        os.close(w)
+        del sub, group, c
+        gc.collect()
+        sys.exit(0)
+    os.close(w)
+    child = json.loads(os.read(r, 65536) or b"{}")
+    _, status = os.waitpid(pid, 0)
+    # The parent's subscriptions are untouched: its queued messages, then new ones.
+    mine = [sub.get(timeout=2) for _ in range(5)]
+    c.publish("fork:g1", "after")
+    end = time.monotonic() + 5
+    while len(got) < 6 and time.monotonic() < end:
+        time.sleep(0.01)
+    print(json.dumps({
+        "child": child,
+        "child_status": status,
+        "parent_queued": [m.payload.decode() if m else None for m in mine],
+        "parent_group": sorted(g.decode() for g in got),
+        "parent_names": sorted(n.decode() for n in sub.names),
+    }))
+    sub.close()
+    group.close()
+    c.close()
+    """
+)
+
+
+def test_a_forked_child_leaves_the_parents_subscriptions_alone(
+    server: RedisServer, transport: str
+) -> None:
+    """A subscription and a subscription group made before fork(): in the child, taking
+    events or adding names raises ClosedError at once (a queued message of the parent's is
+    never taken), removing names, unhandling and closing do nothing, and none of them waits
+    for a lock a parent's thread held at the fork; the parent's go on."""
+    p = subprocess.run(
+        [sys.executable, "-c", SUBSCRIPTIONS, server.url(transport)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    child = seen["child"]
+    assert seen["child_status"] == 0, seen
+    for name in ("get", "add", "handle"):
+        assert child[name] == "ClosedError", child
+    for name in ("remove", "unhandle", "close"):
+        assert not child[name].startswith("unexpected"), child
+    assert child["names"] == "[]", child
+    assert all(float(v) < 0.5 for k, v in child.items() if k.endswith("_s")), child
+    assert seen["parent_queued"] == [f"m{i}" for i in range(5)], seen
+    assert seen["parent_group"] == ["after"] + ["before"] * 5, seen
+    assert seen["parent_names"] == ["fork:s"], seen

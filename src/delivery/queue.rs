@@ -59,6 +59,10 @@ pub(crate) struct Delivery<T> {
     reporter: Reporter,
     /// Set first thing in `close`, for handlers that loop over a batch.
     closed_flag: Arc<AtomicBool>,
+    /// The process generation it was made in (`crate::fork`): in a child of that process
+    /// its locks may be held by the parent's threads, which are not there; it is not
+    /// touched then (pulls fail with a `Closed` error, closing does nothing).
+    generation: u64,
 }
 
 impl<T: Droppable + Send + 'static> Delivery<T> {
@@ -99,7 +103,21 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
             scheduled: AtomicBool::new(false),
             mode: has_handler.then_some(mode),
             reporter,
+            generation: crate::fork::generation(),
         })
+    }
+
+    /// Made before a `fork()` of this process (see `generation`).
+    fn inherited(&self) -> bool {
+        crate::fork::from_parent(self.generation)
+    }
+
+    /// A pull from an inherited consumer: a `Closed` error.
+    fn check_process(&self) -> Result<()> {
+        match self.inherited() {
+            true => Err(crate::fork::inherited()),
+            false => Ok(()),
+        }
     }
 
     /// Queue the events of `items` in order (leaving it empty), applying the overflow policy
@@ -192,6 +210,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// returning what it did not hand out. One batch is out at a time: the next waits until
     /// the last is settled, so what comes back is still taken first, in order.
     pub(crate) async fn lend_async(&self, max: usize) -> Result<Vec<T>> {
+        self.check_process()?;
         self.check_pull()?;
         loop {
             let notified = self.not_empty_async.notified();
@@ -221,6 +240,9 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// did not hand out) goes to the head of the queue in its order, past the capacity if
     /// need be (it was queued a moment ago), unless the consumer is closed.
     pub(crate) fn settle(self: &Arc<Self>, back: Vec<T>) {
+        if self.inherited() {
+            return;
+        }
         let n = back.len() as u64;
         {
             let mut q = lock(&self.queue);
@@ -388,6 +410,9 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     }
 
     fn close_with(&self, wait: bool) {
+        if self.inherited() {
+            return;
+        }
         self.closed_flag.store(true, Ordering::Release);
         {
             let mut q = lock(&self.queue);
@@ -432,6 +457,9 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// Run `f` once the consumer is closed and its handler dropped for good (after its
     /// last call); at once if that has happened already.
     pub(crate) fn on_gone(&self, f: impl FnOnce() + Send + 'static) {
+        if self.inherited() {
+            return;
+        }
         let mut h = lock(&self.hstate);
         if h.gone {
             drop(h);
@@ -445,6 +473,9 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// last call returned); a [`ErrorKind::Timeout`] error if a call still runs then.
     /// From inside the handler itself: `Ok` at once (waiting would wait for itself).
     pub(crate) fn wait_gone(&self, deadline: Duration) -> Result<()> {
+        if self.inherited() {
+            return Ok(());
+        }
         if lock(&self.hstate).running == Some(std::thread::current().id()) {
             return Ok(());
         }
@@ -477,7 +508,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
 
     /// Whether [`close`](Self::close) was called.
     pub(crate) fn is_closed(&self) -> bool {
-        lock(&self.queue).closed
+        self.inherited() || lock(&self.queue).closed
     }
 
     /// The counters.
@@ -485,7 +516,10 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
         QueueStats {
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            queued: lock(&self.queue).items.len() as u64,
+            queued: match self.inherited() {
+                true => 0,
+                false => lock(&self.queue).items.len() as u64,
+            },
             capacity: self.capacity as u64,
         }
     }
@@ -515,6 +549,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
 
     /// Take the next event without waiting.
     pub(crate) fn try_next(&self) -> Result<Option<T>> {
+        self.check_process()?;
         self.check_pull()?;
         if self.is_closed() {
             return Err(Error::closed());
@@ -525,6 +560,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
     /// Take the next event, waiting up to `timeout` (`None`: without limit). `Ok(None)`
     /// when the time passed with no event.
     pub(crate) fn next_blocking(&self, timeout: Option<Duration>) -> Result<Option<T>> {
+        self.check_process()?;
         self.check_pull()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = lock(&self.queue);
@@ -554,6 +590,7 @@ impl<T: Droppable + Send + 'static> Delivery<T> {
 
     /// Take the next event (async).
     pub(crate) async fn next_async(&self) -> Result<T> {
+        self.check_process()?;
         self.check_pull()?;
         loop {
             let notified = self.not_empty_async.notified();

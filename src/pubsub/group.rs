@@ -112,6 +112,10 @@ impl SubscriptionGroup {
         on_removed: impl FnOnce() + Send + 'static,
     ) -> Result<()> {
         let name = Bytes::copy_from_slice(channel.as_ref());
+        if self.sub.inherited() {
+            // Its routes' lock may be held by the parent's dispatcher thread (`crate::fork`).
+            return Err(crate::fork::inherited());
+        }
         if self.sub.is_closed() {
             return Err(Error::closed());
         }
@@ -136,7 +140,11 @@ impl SubscriptionGroup {
 
     /// Stop handling `channel` and unsubscribe from it. A call of its handler running now
     /// finishes (then its `on_removed` runs).
+    /// Made before a `fork()`, in the child: does nothing (`crate::fork`).
     pub fn unhandle(&self, channel: impl AsRef<[u8]>) {
+        if self.sub.inherited() {
+            return;
+        }
         let name = channel.as_ref();
         self.sub.remove(&[name]);
         let removed = lock(&self.routes).remove(name);
@@ -145,6 +153,9 @@ impl SubscriptionGroup {
 
     /// The channels handled now.
     pub fn channels(&self) -> Vec<Bytes> {
+        if self.sub.inherited() {
+            return Vec::new();
+        }
         lock(&self.routes).keys().cloned().collect()
     }
 

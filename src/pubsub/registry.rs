@@ -149,12 +149,24 @@ impl PubSub {
     /// Wake the connection task (and a cluster's node connections): something to
     /// reconcile, or closing.
     pub(super) fn poke(&self) {
+        if self.inherited() {
+            return;
+        }
         self.wake.notify_one();
         self.lanes.send_modify(|g| *g += 1);
     }
 
+    /// Made before a `fork()` of this process: its locks may be held by the parent's
+    /// threads, which are not there (`crate::fork`); nothing here touches them then.
+    fn inherited(&self) -> bool {
+        crate::fork::from_parent(self.generation)
+    }
+
     /// Stop the connection task and close every subscription.
     pub(crate) fn close(&self) {
+        if self.inherited() {
+            return;
+        }
         self.closed.store(true, Ordering::Release);
         self.poke();
         self.closing.notify_one();
@@ -172,6 +184,9 @@ impl PubSub {
 
     /// Messages dropped by the overflow policies of every subscription, gone ones included.
     pub(crate) fn dropped(&self) -> u64 {
+        if self.inherited() {
+            return self.retired_dropped.load(Ordering::Relaxed);
+        }
         let live: u64 = lock(&self.reg)
             .subs
             .values()
@@ -229,6 +244,9 @@ impl PubSub {
     }
 
     fn add_names(&self, id: u64, names: &[Bytes]) -> Result<Vec<Bytes>> {
+        if self.inherited() {
+            return Err(crate::fork::inherited());
+        }
         let mut guard = lock(&self.reg);
         let reg = &mut *guard;
         let Some(sub) = reg.subs.get_mut(&id) else {
@@ -265,6 +283,9 @@ impl PubSub {
     }
 
     fn remove_names(&self, id: u64, names: &[Bytes]) {
+        if self.inherited() {
+            return;
+        }
         let mut guard = lock(&self.reg);
         let reg = &mut *guard;
         let Some(sub) = reg.subs.get_mut(&id) else {
@@ -329,6 +350,9 @@ impl PubSub {
     }
 
     fn unregister(&self, id: u64) {
+        if self.inherited() {
+            return;
+        }
         let mut guard = lock(&self.reg);
         let reg = &mut *guard;
         if let Some(sub) = reg.subs.remove(&id) {
@@ -497,6 +521,12 @@ async fn confirm(ps: &PubSub, id: u64, kind: SubscriptionKind, names: &[Bytes]) 
 }
 
 impl Subscription {
+    /// Made before a `fork()` of this process (`crate::fork`): in the child adding names
+    /// fails with a `Closed` error, pulls too, and removing names or closing does nothing.
+    pub(crate) fn inherited(&self) -> bool {
+        self.ps.inherited()
+    }
+
     /// The kind of this subscription.
     pub fn kind(&self) -> SubscriptionKind {
         self.kind
@@ -560,6 +590,9 @@ impl Subscription {
 
     /// The names subscribed to now.
     pub fn names(&self) -> Vec<Bytes> {
+        if self.inherited() {
+            return Vec::new();
+        }
         lock(&self.ps.reg)
             .subs
             .get(&self.id)
@@ -640,7 +673,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if crate::fork::from_parent(self.ps.generation) {
+        if self.inherited() {
             // Made before a fork(): its registry's locks may be held by the parent's
             // threads, which are not here; it is kept as it is (`crate::fork`).
             crate::fork::keep((self.ps.clone(), self.delivery.clone()));
