@@ -57,7 +57,36 @@ impl Drop for Busy {
 /// Run `f` with the GIL on a thread of the core; `None` once the interpreter exits.
 pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
     let _busy = Busy::enter()?;
+    keep_thread_state();
     Python::try_attach(f)
+}
+
+/// Give a core thread one Python thread state for its whole life, made the first time it
+/// calls into Python. Without it, each call makes one and deletes it again
+/// (`PyGILState_Ensure`/`Release` on a thread without one), which takes the interpreter's
+/// thread-list lock twice per call: a `fork()` while one of these threads held it left the
+/// child hanging in CPython's own `PyOS_AfterFork_Child` (3.11: 3 in 700 forks with
+/// callbacks running), and it costs an allocation per call. The state is made with
+/// `PyGILState_Ensure`, and the GIL let go again with `PyEval_SaveThread`: later calls
+/// find the state and only take the GIL. After the interpreter exits no core thread
+/// calls into Python (the exit guard), and finalization clears the states.
+fn keep_thread_state() {
+    thread_local!(static KEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if KEPT.get() {
+        return;
+    }
+    KEPT.set(true);
+    // SAFETY: both calls may be made without the GIL; a thread that has a state already (a
+    // Python thread, or one of the interpreter's) is left alone, so the GIL let go here is
+    // the one `PyGILState_Ensure` just took.
+    unsafe {
+        if pyo3::ffi::Py_IsInitialized() != 0
+            && pyo3::ffi::PyGILState_GetThisThreadState().is_null()
+        {
+            pyo3::ffi::PyGILState_Ensure();
+            pyo3::ffi::PyEval_SaveThread();
+        }
+    }
 }
 
 /// What a handler whose outcome the core waits for does once the interpreter exits: it
