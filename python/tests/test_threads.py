@@ -56,3 +56,34 @@ def test_gil_is_released_while_waiting(make_client, transport: str) -> None:
     th.join(timeout=10)
     assert result == [[b"q", b"wake"]]
     assert time.monotonic() - start < 2
+
+
+def test_a_core_thread_keeps_its_python_thread_state(client: redipc.Client) -> None:
+    """A handler called again on the same core thread runs in the same Python thread state
+    (`guard.rs`, `keep_thread_state`): `threading.local` data, which lives in the thread
+    state, is still there. Made per call, each call found it empty, and a fork() while one
+    was being made could hang CPython's child."""
+    local = threading.local()
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def handler(req: redipc.Request) -> None:
+        local.calls = getattr(local, "calls", 0) + 1
+        seen.append((threading.get_ident(), local.calls))
+        if len(seen) == 20:
+            done.set()
+
+    client.command("DEL", "tstate:q")
+    for _ in range(20):
+        client.send_request("tstate:q", b"x", bare=True)
+    worker = client.handle_requests("tstate:q", handler, bare=True, concurrency=1)
+    try:
+        assert done.wait(10), seen
+    finally:
+        worker.stop()
+    by_thread: dict[int, list[int]] = {}
+    for ident, calls in seen:
+        by_thread.setdefault(ident, []).append(calls)
+    for counts in by_thread.values():
+        assert counts == list(range(1, len(counts) + 1)), seen
+    assert max(len(c) for c in by_thread.values()) > 1, seen

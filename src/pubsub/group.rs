@@ -140,6 +140,7 @@ impl SubscriptionGroup {
 
     /// Stop handling `channel` and unsubscribe from it. A call of its handler running now
     /// finishes (then its `on_removed` runs).
+    ///
     /// Made before a `fork()`, in the child: does nothing (`crate::fork`).
     pub fn unhandle(&self, channel: impl AsRef<[u8]>) {
         if self.sub.inherited() {
