@@ -13,7 +13,10 @@
 # redis-sentinel:// URLs are; `patterns` is queues rpc streams state cache coordination
 # registry, which can be named one by one: the functions of one left out are not in the
 # library, and the installed header does not declare them; FEATURES= leaves out everything
-# but commands, pipelines, transactions, pub/sub and keyspace watches).
+# but commands, pipelines, transactions, pub/sub and keyspace watches). BUILD_STD=1 also
+# rebuilds Rust's standard library without its backtrace printer (about 230 KB less; panics
+# are still caught at the C boundary): it needs nightly Rust with its sources, `rustup
+# toolchain install nightly --component rust-src`, and builds into target/TRIPLE/PROFILE.
 #
 # Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
 # SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
@@ -37,12 +40,24 @@ FEATURES ?= tls cluster sentinel patterns
 # The patterns (ffi/Cargo.toml); the installed header keeps the IPC_FEATURE_* line of each
 # feature built (ffi/cbindgen.toml) and declares only their functions.
 PATTERNS := queues rpc streams state cache coordination registry
+# BUILD_STD=1: std, alloc, core and the unwinder built from source with the library, without
+# std's default `backtrace` feature (gimli, addr2line, the demangler: docs/SIZE.md), by
+# nightly cargo's -Zbuild-std, which needs an explicit target (the host's by default).
+BUILD_STD ?=
+TARGET ?= $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+ifeq ($(BUILD_STD),1)
+TOOLCHAIN := +nightly
+STD_ARGS := -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind --target $(TARGET)
+TRIPLE_DIR := $(TARGET)/
+else ifneq ($(BUILD_STD),)
+$(error BUILD_STD is 1 or empty, not "$(BUILD_STD)")
+endif
 BUILT := $(filter-out patterns,$(FEATURES)) $(if $(filter patterns,$(FEATURES)),$(PATTERNS))
 LEFT_OUT := $(filter-out $(BUILT),tls cluster sentinel $(PATTERNS))
 hash := \#
 HEADER_SED := $(foreach f,$(LEFT_OUT),-e '/^$(hash)define IPC_FEATURE_$(shell echo $(f) | tr a-z A-Z) 1$$/d')
 # Where cargo leaves the library (cargo honours CARGO_TARGET_DIR, and so does this).
-RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
+RELEASE ?= $(or $(CARGO_TARGET_DIR),target)/$(TRIPLE_DIR)$(PROFILE)
 # The code layout of the shared library: the functions a C client runs, together at the start
 # of its code (ffi/link-order.ld, made by scripts/link-order; docs/SIZE.md "Idle memory").
 # LINK_ORDER= links without it (e.g. with a linker that has no INSERT in its scripts).
@@ -58,7 +73,7 @@ comma := ,
 
 # `cargo rustc`: the link argument goes to the library's own link, not to its dependencies.
 all:
-	$(CARGO) rustc --profile $(PROFILE) --locked -p redipc-ffi --lib --no-default-features --features "$(FEATURES)" $(LINK_ARGS)
+	$(CARGO) $(TOOLCHAIN) rustc --profile $(PROFILE) --locked -p redipc-ffi --lib --no-default-features --features "$(FEATURES)" $(STD_ARGS) $(LINK_ARGS)
 
 # Paths of the CMake package relative to its own directory, so an installed tree can move.
 CMAKEDIR := $(LIBDIR)/cmake/redipc

@@ -12,7 +12,7 @@ the server's ceiling where it has the same workload.
 
 The footprint section (issue 18; `--only footprint` runs it alone) reports the stripped
 size of libredipc.so, default build (`make`: profile `dist`, TLS) and minimal build
-(`make PROFILE=dist-small FEATURES=`), beside hiredis's; and, for a C client with one
+(`make PROFILE=dist-small FEATURES=`, and the same with `BUILD_STD=1`), beside hiredis's; and, for a C client with one
 subscription left idle (bench/c/idle_*.c), its RSS and its wake-ups (voluntary context
 switches of all its threads) over a window of 10 s (quick: 3 s, smoke: 1 s), read by this
 driver from /proc.
@@ -134,11 +134,17 @@ RPC_TARGET = 3.0  # RPC p50 <= 3x GET p50
 
 MB = 1_000_000
 # (cargo profile, with TLS, how it is built, title)
+# (key, directory under the target dir, TLS wanted, how it is built, title); "{triple}" is
+# the host's target triple (a -Zbuild-std build is cross-built for it).
 FOOTPRINT_BUILDS = [
-    ("dist", True, "make", "default (`make`: profile `dist`, TLS)"),
-    ("dist-small", False, "make PROFILE=dist-small FEATURES=", "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, without TLS, cluster, sentinel, patterns)"),
+    ("dist", "dist", True, "make", "default (`make`: profile `dist`, TLS)"),
+    ("dist-small", "dist-small", False, "make PROFILE=dist-small FEATURES=",
+     "minimal (`make PROFILE=dist-small FEATURES=`: opt-level s, without TLS, cluster, sentinel, patterns)"),
+    ("dist-small-lean", "{triple}/dist-small", False, "make PROFILE=dist-small FEATURES= BUILD_STD=1",
+     "minimal, lean std (`make PROFILE=dist-small FEATURES= BUILD_STD=1`: the same, std rebuilt without its "
+     "backtrace printer; nightly Rust with rust-src)"),
 ]
-SIZE_TARGETS = {"dist": 2.0 * MB, "dist-small": 1.2 * MB}
+SIZE_TARGETS = {"dist": 2.0 * MB, "dist-small": 1.2 * MB, "dist-small-lean": 1.2 * MB}
 IDLE_RSS_TARGET = 3.0 * MB
 IDLE_WINDOW = {"full": 10.0, "quick": 3.0, "smoke": 1.0}
 # Seconds between "subscribed" and the start of the window. Full: past the startup's last
@@ -155,6 +161,8 @@ IDLE_RUNS = [
     ("redipc-hc-off", "redipc-c", "idle_redipc", ["--health-check-ms", "0"], "redipc, health check off (unix socket)", "unix"),
     ("redipc-minimal", "redipc-c-minimal", "idle_redipc", [],
      "redipc, minimal build (`dist-small`, no TLS, cluster, sentinel, patterns), default options (unix socket)", "unix"),
+    ("redipc-minimal-lean", "redipc-c-lean", "idle_redipc", [],
+     "redipc, minimal build with the lean std (`BUILD_STD=1`), default options (unix socket)", "unix"),
     ("hiredis", "hiredis", "idle_hiredis", [], "hiredis (no health check)", "unix"),
 ]
 
@@ -479,8 +487,9 @@ class Harness:
         if not strip:
             self.notes.append("footprint: `strip` (binutils) is not installed: no library sizes")
         target_dir = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
-        for profile, tls_wanted, how, title in FOOTPRINT_BUILDS:
-            src = target_dir / profile / "libredipc.so"
+        triple = host_triple()
+        for profile, where, tls_wanted, how, title in FOOTPRINT_BUILDS:
+            src = target_dir / where.format(triple=triple) / "libredipc.so"
             e: dict = dict(build=profile, title=title, how=how, path=str(src), tls_wanted=tls_wanted,
                            fresh=profile in self.a.footprint_built)
             fp["libs"].append(e)
@@ -489,7 +498,7 @@ class Harness:
                 self.notes.append(f"footprint: {e['why']}: its size is not reported")
                 continue
             e["bytes"] = src.stat().st_size
-            e["layout"] = layout_match(src)
+            e["layout"] = layout_match(src, profile)
             e["built_at"] = datetime.datetime.fromtimestamp(src.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
             if not strip:
                 continue
@@ -540,11 +549,15 @@ class Harness:
         small = next((e for e in fp["libs"] if e["build"] == "dist-small"), None)
         small_dir = (str(Path(small["stripped_path"]).parent)
                      if small and small.get("fresh") and small.get("stripped_path") else None)
+        lean = next((e for e in fp["libs"] if e["build"] == "dist-small-lean"), None)
+        lean_dir = (str(Path(lean["stripped_path"]).parent)
+                    if lean and lean.get("fresh") and lean.get("stripped_path") else None)
         # The libraries as a process loads them from storage (at a board's boot, or any first
         # use), not the copy `strip` just wrote: the kernel maps a page cache's blocks whole,
         # and freshly written blocks are larger than those a program's first faults read in.
         evict_page_cache([Path(lib_dir or self.build / "lib") / "libredipc.so", find_hiredis(),
-                          Path(small_dir) / "libredipc.so" if small_dir else None])
+                          Path(small_dir) / "libredipc.so" if small_dir else None,
+                          Path(lean_dir) / "libredipc.so" if lean_dir else None])
         fp["idle"]["cold"] = True
         procs: list[tuple[dict, subprocess.Popen]] = []
         try:
@@ -559,8 +572,11 @@ class Harness:
                 if impl == "redipc-c-minimal" and not small_dir:
                     run["why"] = "this run did not build the minimal library"
                     continue
+                if impl == "redipc-c-lean" and not lean_dir:
+                    run["why"] = "this run did not build the lean minimal library (BUILD_STD=1)"
+                    continue
                 env = dict(os.environ)
-                first = {"redipc-c": lib_dir, "redipc-c-minimal": small_dir}.get(impl)
+                first = {"redipc-c": lib_dir, "redipc-c-minimal": small_dir, "redipc-c-lean": lean_dir}.get(impl)
                 if first:
                     env["LD_LIBRARY_PATH"] = first + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
                 p = subprocess.Popen([str(exe), *self.target_args(transport), *extra], stdout=subprocess.PIPE,
@@ -634,13 +650,14 @@ class Harness:
                 checks.append(dict(target=text, want=want, value=value, shown=fmt(value),
                                    status="met" if value <= want else "MISSED"))
 
-        for profile, tls_wanted, how, title in FOOTPRINT_BUILDS:
+        for profile, where, tls_wanted, how, title in FOOTPRINT_BUILDS:
             e = next(x for x in fp["libs"] if x["build"] == profile)
             want = SIZE_TARGETS[profile]
-            text = f"stripped libredipc.so, {title.split(' ', 1)[0]} build ({profile}, {'TLS' if tls_wanted else 'no TLS, cluster, sentinel, patterns'}) <= {want / MB:g} MB"
+            text = (f"stripped libredipc.so, {title.split(' (', 1)[0]} build ({profile}, "
+                    f"{'TLS' if tls_wanted else 'no TLS, cluster, sentinel, patterns'}) <= {want / MB:g} MB")
             value, why = e.get("stripped_bytes"), e.get("why", "")
             if value is not None and e.get("tls") != tls_wanted:
-                why = (f"target/{profile}/libredipc.so was built {'with' if e['tls'] else 'without'} TLS "
+                why = (f"target/{where}/libredipc.so was built {'with' if e['tls'] else 'without'} TLS "
                        f"(`{how}` builds the one meant)")
                 value = None
             check(text, want, value, lambda v: f"{v / MB:.2f} MB", why)
@@ -990,14 +1007,25 @@ def elf_soname(lib: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def layout_match(lib: Path) -> dict | None:
+def host_triple() -> str:
+    """The host's target triple (rustc's), where a -Zbuild-std build puts its profile."""
+    try:
+        out = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    m = re.search(r"^host: (\S+)", out, re.M)
+    return m.group(1) if m else "unknown"
+
+
+def layout_match(lib: Path, build: str) -> dict | None:
     """How much of ffi/link-order.ld's idle phase the (unstripped) library `lib` matches by
-    exact name: the file's names go stale when a dependency or the toolchain changes."""
+    exact name (the names traced on the build `build`, scripts/link-order): the file's names
+    go stale when a dependency or the toolchain changes."""
     order = ROOT / "ffi" / "link-order.ld"
     if not order.exists():
         return None
     # the exact names traced on this build for an idle client: the block after its comment
-    m = re.search(r"/\* idle: " + re.escape(lib.parent.name) + r" \*/\n(.*?)\n\s*/\*", order.read_text(), re.S)
+    m = re.search(r"/\* idle: " + re.escape(build) + r" \*/\n(.*?)\n\s*/\*", order.read_text(), re.S)
     if not m:
         return None
     idle = re.findall(r"\*\(\.text\.(\S+) ", m.group(1))

@@ -156,7 +156,25 @@ int main(int argc, char **argv) {
 C
 check "without TLS, cluster, sentinel, patterns: rediss://, cluster mode, redis-sentinel:// are IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
   "cc -std=c99 -Wall -Werror -o '$tmp/notls' '$tmp/notls.c' -I'$sprefix/include' -L'$sprefix/lib' -lredipc -Wl,-rpath,'$sprefix/lib' && '$tmp/notls' '$REDIS_UNIX_URL'"
-for f in "$prefix/lib/libredipc.so" "$sprefix/lib/libredipc.so"; do
+# The lean minimal build (docs/SIZE.md): the same with std rebuilt without its backtrace
+# printer (nightly cargo's -Zbuild-std, which needs nightly Rust's sources, rust-src).
+lprefix="$tmp/lean-prefix"
+sizes=("$prefix/lib/libredipc.so" "$sprefix/lib/libredipc.so")
+if rustup run nightly rustc --version >/dev/null 2>&1 &&
+   [ -d "$(rustup run nightly rustc --print sysroot)/lib/rustlib/src/rust/library/std" ]; then
+  check "make install PROFILE=dist-small FEATURES= BUILD_STD=1 (std without its backtrace printer)" \
+    make -s -C "$root" install PROFILE=dist-small FEATURES= BUILD_STD=1 PREFIX="$lprefix"
+  check "the lean library is stripped, exports only ipc_*, needs no libm, and is <= 1.2 MB (10^6 B) stripped" bash -c \
+    "! readelf -S '$lprefix/lib/libredipc.so' | grep -q '\.symtab' && ! readelf -d '$lprefix/lib/libredipc.so' | grep -q 'libm\.so' \
+     && ! nm -D --defined-only '$lprefix/lib/libredipc.so' | awk '{print \$3}' | grep -v '^ipc_' | grep -q . \
+     && [ \$(stat -L -c %s '$lprefix/lib/libredipc.so') -le 1200000 ]"
+  check "the lean library: rediss://, cluster mode, redis-sentinel:// are IPC_ERR_UNSUPPORTED, redis:// works" bash -c \
+    "cc -std=c99 -Wall -Werror -o '$tmp/notls_lean' '$tmp/notls.c' -I'$lprefix/include' -L'$lprefix/lib' -lredipc -Wl,-rpath,'$lprefix/lib' && '$tmp/notls_lean' '$REDIS_UNIX_URL'"
+  sizes+=("$lprefix/lib/libredipc.so")
+else
+  echo "skip the lean library (make BUILD_STD=1): nightly Rust with rust-src is not installed (rustup toolchain install nightly --component rust-src)"
+fi
+for f in "${sizes[@]}"; do
   echo "size: $f $(stat -L -c %s "$f") bytes ($(strip --strip-unneeded -o "$tmp/s.so" "$f" && stat -c %s "$tmp/s.so") stripped)"
 done
 

@@ -3,7 +3,8 @@
 #   Debian packages (redis-server, redis-tools, valgrind, pkg-config, cmake, openssl for the
 #   TLS tests' certificates) when run as root,
 #   cbindgen 0.29.4 (pinned: it writes include/redipc.h), and a Python venv in .venv with
-#   maturin, pytest and pytest-timeout (and, best effort, uvloop and valkey-glide).
+#   maturin, pytest and pytest-timeout (and, best effort, uvloop and valkey-glide), and, best
+#   effort, nightly Rust's sources (rust-src) for the lean C library (make BUILD_STD=1).
 # Source it from the repository root, then call `setup_all`.
 
 CBINDGEN_VERSION=0.29.4
@@ -78,6 +79,18 @@ setup_venv_optional() {
   return 0
 }
 
+# Optional, best effort: the sources of nightly Rust's standard library, which the lean C
+# library builds from (`make BUILD_STD=1`, docs/SIZE.md); packaging/test/run.sh builds and
+# checks it when they are there and says so when not. Nothing without nightly Rust.
+setup_rust_src() {
+  rustup run nightly rustc --version >/dev/null 2>&1 || return 0
+  [ -d "$(rustup run nightly rustc --print sysroot)/lib/rustlib/src/rust/library/std" ] && return 0
+  say "installing nightly Rust's rust-src (optional: the lean C library, make BUILD_STD=1)"
+  timeout 300 rustup component add rust-src --toolchain nightly </dev/null >/dev/null ||
+    echo "note: rustup component add rust-src --toolchain nightly failed; the lean C library's checks are skipped" >&2
+  return 0
+}
+
 setup_all() {
-  setup_debian && setup_cbindgen && setup_venv
+  setup_debian && setup_cbindgen && setup_venv && setup_rust_src
 }
