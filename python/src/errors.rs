@@ -264,6 +264,9 @@ pub(crate) trait Core {
 
 impl Core for Python<'_> {
     fn core<T: Send>(self, f: impl FnOnce() -> redipc::Result<T> + Send) -> PyResult<T> {
-        self.detach(f).map_err(|e| to_pyerr(self, e))
+        let out = self.detach(f);
+        // (a core thread that ended meanwhile, e.g. the handlers of a worker just stopped)
+        crate::guard::reap(self);
+        out.map_err(|e| to_pyerr(self, e))
     }
 }

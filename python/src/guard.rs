@@ -14,6 +14,9 @@
 //!   hand over a log record could deadlock with a Python thread holding the GIL while it
 //!   waits on the core: a [`Relay`] takes such items in a bounded queue, without waiting,
 //!   and one thread of its own hands them to Python (with [`attach`]'s rules).
+//! - **Thread states.** A core thread keeps the Python thread state it makes the first
+//!   time it calls into Python; when it ends, the next thread holding the GIL for redipc
+//!   deletes it ([`keep_thread_state`], [`reap`]).
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,8 +61,26 @@ impl Drop for Busy {
 pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
     let _busy = Busy::enter()?;
     keep_thread_state();
-    Python::try_attach(f)
+    Python::try_attach(|py| {
+        reap(py);
+        f(py)
+    })
 }
+
+/// The Python thread state a core thread made for itself ([`keep_thread_state`]): `None`
+/// until it first calls into Python, then the state, or null where the thread had one of
+/// its own (a Python thread). When the thread ends, its state is handed to [`reap`].
+struct Kept(std::cell::Cell<Option<*mut pyo3::ffi::PyThreadState>>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.get().filter(|s| !s.is_null()) {
+            retire(state);
+        }
+    }
+}
+
+thread_local!(static KEPT: Kept = const { Kept(std::cell::Cell::new(None)) });
 
 /// Give a core thread one Python thread state for its whole life, made the first time it
 /// calls into Python. Without it, each call makes one and deletes it again
@@ -68,23 +89,77 @@ pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
 /// child hanging in CPython's own `PyOS_AfterFork_Child` (3.11: 3 in 700 forks with
 /// callbacks running), and it costs an allocation per call. The state is made with
 /// `PyGILState_Ensure`, and the GIL let go again with `PyEval_SaveThread`: later calls
-/// find the state and only take the GIL. After the interpreter exits no core thread
-/// calls into Python (the exit guard), and finalization clears the states.
+/// find the state and only take the GIL. When the thread ends (a stopped worker's handler
+/// threads, a dispatcher thread idle for 10 s) its state goes to [`retire`], and the next
+/// thread that holds the GIL for redipc deletes it ([`reap`]). After the interpreter exits
+/// no core thread calls into Python (the exit guard), and finalization clears the states.
 fn keep_thread_state() {
-    thread_local!(static KEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    if KEPT.get() {
+    // (a thread ending while it is asked, with its thread-locals gone: no state is kept)
+    let _ = KEPT.try_with(|kept| {
+        if kept.0.get().is_some() {
+            return;
+        }
+        // SAFETY: both calls may be made without the GIL; a thread that has a state already
+        // (a Python thread, or one of the interpreter's) is left alone, so the GIL let go
+        // here is the one `PyGILState_Ensure` just took.
+        let state = unsafe {
+            if pyo3::ffi::Py_IsInitialized() != 0
+                && pyo3::ffi::PyGILState_GetThisThreadState().is_null()
+            {
+                pyo3::ffi::PyGILState_Ensure();
+                pyo3::ffi::PyEval_SaveThread()
+            } else {
+                std::ptr::null_mut()
+            }
+        };
+        kept.0.set(Some(state));
+    });
+}
+
+/// The kept states of core threads that ended, for [`reap`]; [`OWNER`] is the process they
+/// belong to (in a `fork()` child CPython has deleted them all already).
+static RETIRED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static RETIRED_ANY: AtomicBool = AtomicBool::new(false);
+static OWNER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// From an ending core thread (its thread-local destructor): queue its state for deletion.
+/// It cannot delete the state itself: that needs the GIL, and the thread that holds it may
+/// be the one waiting for this thread to end. Never waits: a contended queue (or a forked
+/// child's thread) leaves the state alone, to the interpreter's end.
+fn retire(state: *mut pyo3::ffi::PyThreadState) {
+    if EXITING.load(Ordering::SeqCst) || OWNER.load(Ordering::SeqCst) != std::process::id() {
         return;
     }
-    KEPT.set(true);
-    // SAFETY: both calls may be made without the GIL; a thread that has a state already (a
-    // Python thread, or one of the interpreter's) is left alone, so the GIL let go here is
-    // the one `PyGILState_Ensure` just took.
-    unsafe {
-        if pyo3::ffi::Py_IsInitialized() != 0
-            && pyo3::ffi::PyGILState_GetThisThreadState().is_null()
-        {
-            pyo3::ffi::PyGILState_Ensure();
-            pyo3::ffi::PyEval_SaveThread();
+    if let Ok(mut retired) = RETIRED.try_lock() {
+        retired.push(state as usize);
+        RETIRED_ANY.store(true, Ordering::SeqCst);
+    }
+}
+
+/// With the GIL: delete the states of core threads that ended since the last time (one
+/// atomic load when there are none). Called where redipc holds the GIL anyway: a core
+/// thread's call into Python, the end of a call from Python into the core, a handle's drop.
+pub(crate) fn reap(_py: Python<'_>) {
+    if !RETIRED_ANY.load(Ordering::SeqCst)
+        || EXITING.load(Ordering::SeqCst)
+        || OWNER.load(Ordering::SeqCst) != std::process::id()
+    {
+        return;
+    }
+    let Ok(mut retired) = RETIRED.try_lock() else {
+        return;
+    };
+    RETIRED_ANY.store(false, Ordering::SeqCst);
+    let states = std::mem::take(&mut *retired);
+    drop(retired);
+    for state in states {
+        // SAFETY: the GIL is held (`_py`); each state belonged to a core thread that has
+        // ended (it was queued by the thread's last destructor, after its last use) and is
+        // current nowhere; it is queued once and taken once, in the process that made it,
+        // before the interpreter exits.
+        unsafe {
+            pyo3::ffi::PyThreadState_Clear(state as *mut pyo3::ffi::PyThreadState);
+            pyo3::ffi::PyThreadState_Delete(state as *mut pyo3::ffi::PyThreadState);
         }
     }
 }
@@ -139,6 +214,7 @@ pub(crate) fn signals() -> redipc::Result<()> {
 
 /// Register the `atexit` hook (see the [module docs](self)).
 pub(crate) fn register(py: Python<'_>) -> PyResult<()> {
+    OWNER.store(std::process::id(), Ordering::SeqCst);
     let hook = PyCFunction::new_closure(
         py,
         Some(c"_redipc_exiting"),
@@ -190,7 +266,10 @@ impl<T: Send> Drop for Detached<T> {
             std::mem::forget(inner);
         } else {
             // Not attachable (not possible for an object Python drops): dropped right here.
-            let _ = Python::try_attach(move |py| py.detach(move || drop(inner)));
+            let _ = Python::try_attach(move |py| {
+                py.detach(move || drop(inner));
+                reap(py);
+            });
         }
     }
 }
