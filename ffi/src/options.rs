@@ -1560,7 +1560,6 @@ mod tests {
     #[test]
     fn setters_store_and_defaults_are_the_cores() {
         let mut o: *mut ipc_options = std::ptr::null_mut();
-        let mut w: *mut ipc_worker_options = std::ptr::null_mut();
         let mut s: *mut ipc_subscribe_options = std::ptr::null_mut();
         // SAFETY: valid out pointers; the handles are used and freed here only.
         unsafe {
@@ -1598,10 +1597,14 @@ mod tests {
             ipc_options_free(o);
             ipc_options_free(std::ptr::null_mut());
 
-            assert_eq!(ipc_worker_options_new(&mut w), ipc_result::IPC_OK);
-            assert_eq!(ipc_worker_options_set_concurrency(w, 0), ipc_result::IPC_OK);
-            assert_eq!(try_ref(w, "w").unwrap().concurrency, 0);
-            ipc_worker_options_free(w);
+            #[cfg(any(feature = "queues", feature = "rpc"))]
+            {
+                let mut w: *mut ipc_worker_options = std::ptr::null_mut();
+                assert_eq!(ipc_worker_options_new(&mut w), ipc_result::IPC_OK);
+                assert_eq!(ipc_worker_options_set_concurrency(w, 0), ipc_result::IPC_OK);
+                assert_eq!(try_ref(w, "w").unwrap().concurrency, 0);
+                ipc_worker_options_free(w);
+            }
 
             assert_eq!(ipc_subscribe_options_new(&mut s), ipc_result::IPC_OK);
             assert_eq!(
@@ -1615,6 +1618,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "rpc", feature = "state"))]
     fn fleet_settings_store_and_enums_convert() {
         let mut w: *mut ipc_worker_options = std::ptr::null_mut();
         let mut c: *mut ipc_call_options = std::ptr::null_mut();
