@@ -97,6 +97,30 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, what: &'static str) -> Result<
         .map_err(|e| Error::invalid(format!("`{what}` is not valid UTF-8: {e}")))
 }
 
+/// `n` elements passed by C as `(ptr, n)`; `ptr` may be NULL when `n` is 0 (`what` names
+/// the array in the NULL error, `count` the count in the size error).
+///
+/// # Safety
+/// `ptr` is NULL or holds `n` elements that stay unchanged during `'a`.
+pub(crate) unsafe fn c_slice<'a, T>(
+    ptr: *const T,
+    n: usize,
+    what: &'static str,
+    count: &'static str,
+) -> Result<&'a [T], Error> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::null_arg(what));
+    }
+    if n > isize::MAX as usize / size_of::<T>().max(1) {
+        return Err(Error::invalid(format!("`{count}`: count {n} is too large")));
+    }
+    // SAFETY: not NULL and holds `n` elements (caller contract); the size fits.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
 /// `n` byte strings passed by C as `(ptrs, lens, n)`: element `i` is `lens[i]` bytes at
 /// `ptrs[i]`, or, when `lens` is NULL, the NUL-terminated string `ptrs[i]`. `ptrs` may be
 /// NULL when `n` is 0.
@@ -110,18 +134,9 @@ pub(crate) unsafe fn byte_list<'a>(
     n: usize,
     what: &'static str,
 ) -> Result<Vec<&'a [u8]>, Error> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if ptrs.is_null() {
-        return Err(Error::null_arg(what));
-    }
-    if n > isize::MAX as usize / size_of::<*const c_char>() {
-        return Err(Error::invalid(format!("`{what}`: count {n} is too large")));
-    }
-    // SAFETY: not NULL and holds `n` pointers (and lengths) per the caller; the size fits.
-    let ptrs = unsafe { std::slice::from_raw_parts(ptrs, n) };
-    // SAFETY: as above.
+    // SAFETY: `ptrs` holds `n` pointers and `lens` (when not NULL) `n` lengths, per the
+    // caller; the sizes of both fit once that of `ptrs` does (the same element size).
+    let ptrs = unsafe { c_slice(ptrs, n, what, what) }?;
     let lens = (!lens.is_null()).then(|| unsafe { std::slice::from_raw_parts(lens, n) });
     ptrs.iter()
         .enumerate()
@@ -231,17 +246,8 @@ pub(crate) unsafe fn fields_arg<'a>(
     fields: *const ipc_field,
     n: usize,
 ) -> Result<Vec<FieldPair<'a>>, Error> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if fields.is_null() {
-        return Err(Error::null_arg("fields"));
-    }
-    if n > isize::MAX as usize / size_of::<ipc_field>() {
-        return Err(Error::invalid(format!("`n`: count {n} is too large")));
-    }
-    // SAFETY: not NULL and holds `n` fields (caller contract); the size fits.
-    let list = unsafe { std::slice::from_raw_parts(fields, n) };
+    // SAFETY: NULL or `n` fields (caller contract).
+    let list = unsafe { c_slice(fields, n, "fields", "n") }?;
     list.iter()
         .map(|f| {
             let (name, name_len, value, value_len) = (f.name, f.name_len, f.value, f.value_len);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use crate::client::ipc_client;
-use crate::convert::{UserData, into_buf, ipc_userdata_free_cb, millis, present};
+use crate::convert::{UserData, c_slice, into_buf, ipc_userdata_free_cb, millis, present};
 use crate::error::{Error, ipc_result};
 use crate::handle::{as_handle, to_boxed};
 use crate::handler::{handler_result, ipc_error_out, ipc_worker_counts};
@@ -314,17 +314,8 @@ unsafe fn methods_arg(
     n: usize,
     userdata: UserData,
 ) -> Result<HashMap<String, redipc::RpcHandler>, Error> {
-    if n == 0 {
-        return Ok(HashMap::new());
-    }
-    if methods.is_null() {
-        return Err(Error::null_arg("methods"));
-    }
-    if n > isize::MAX as usize / size_of::<ipc_rpc_method>() {
-        return Err(Error::invalid(format!("`n`: count {n} is too large")));
-    }
-    // SAFETY: not NULL and holds `n` entries (caller contract); the size fits.
-    let list = unsafe { std::slice::from_raw_parts(methods, n) };
+    // SAFETY: NULL or `n` entries (caller contract).
+    let list = unsafe { c_slice(methods, n, "methods", "n") }?;
     list.iter()
         .enumerate()
         .map(|(i, m)| {
