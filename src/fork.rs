@@ -42,6 +42,14 @@ pub(crate) fn generation() -> u64 {
     FORKS.load(Ordering::Relaxed)
 }
 
+/// How many `fork()`s separate this process from the one that first made a redipc runtime
+/// (0 there, 1 in its child, ...): what a binding compares to tell what a child inherited
+/// from what it made itself (a process id can come back, a generation along one line of
+/// processes cannot).
+pub fn fork_generation() -> u64 {
+    generation()
+}
+
 /// Whether something made in process generation `generation` was inherited through
 /// `fork()` (this process is a later one).
 pub(crate) fn from_parent(generation: u64) -> bool {

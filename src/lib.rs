@@ -45,6 +45,7 @@ pub use config::{
 pub use delivery::completions::{Abort, Completions};
 pub use delivery::{BatchFn, Handler, Overflow, QueueStats};
 pub use error::{Error, ErrorKind, Result};
+pub use fork::fork_generation;
 pub use net::local::{Finished, LocalWire, Sent};
 pub use patterns::batch::{Batch, WatchSession};
 pub use patterns::call::Call;

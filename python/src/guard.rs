@@ -16,10 +16,10 @@
 //!   and one thread of its own hands them to Python (with [`attach`]'s rules).
 //! - **Thread states.** A core thread keeps the Python thread state it makes the first
 //!   time it calls into Python; when it ends, the next thread holding the GIL for redipc
-//!   deletes it ([`keep_thread_state`], [`reap`]).
+//!   deletes it ([`keep_thread_state`], [`reap`]), in a forked child too.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -116,50 +116,64 @@ fn keep_thread_state() {
     });
 }
 
-/// The kept states of core threads that ended, for [`reap`]; [`OWNER`] is the process they
-/// belong to (in a `fork()` child CPython has deleted them all already).
-static RETIRED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-static RETIRED_ANY: AtomicBool = AtomicBool::new(false);
-static OWNER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// A kept state of a core thread that ended, queued for [`reap`] in a lock-free list (a
+/// lock held by one of the parent's threads at a `fork()` would stay held in the child),
+/// with the process it belongs to (its `fork()` generation).
+struct Retired {
+    state: *mut pyo3::ffi::PyThreadState,
+    generation: u64,
+    next: *mut Retired,
+}
+
+static RETIRED: AtomicPtr<Retired> = AtomicPtr::new(std::ptr::null_mut());
 
 /// From an ending core thread (its thread-local destructor): queue its state for deletion.
 /// It cannot delete the state itself: that needs the GIL, and the thread that holds it may
-/// be the one waiting for this thread to end. Never waits: a contended queue (or a forked
-/// child's thread) leaves the state alone, to the interpreter's end.
+/// be the one waiting for this thread to end. Never waits.
 fn retire(state: *mut pyo3::ffi::PyThreadState) {
-    if EXITING.load(Ordering::SeqCst) || OWNER.load(Ordering::SeqCst) != std::process::id() {
+    if EXITING.load(Ordering::SeqCst) {
         return;
     }
-    if let Ok(mut retired) = RETIRED.try_lock() {
-        retired.push(state as usize);
-        RETIRED_ANY.store(true, Ordering::SeqCst);
+    let node = Box::into_raw(Box::new(Retired {
+        state,
+        generation: redipc::fork_generation(),
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = RETIRED.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `node` is ours until the exchange below publishes it.
+        unsafe { (*node).next = head };
+        match RETIRED.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
     }
 }
 
 /// With the GIL: delete the states of core threads that ended since the last time (one
 /// atomic load when there are none). Called where redipc holds the GIL anyway: a core
 /// thread's call into Python, the end of a call from Python into the core, a handle's drop.
+/// States queued in a parent before a `fork()` are only forgotten in the child: CPython's
+/// `PyOS_AfterFork_Child` deleted every thread state but the forking thread's.
 pub(crate) fn reap(_py: Python<'_>) {
-    if !RETIRED_ANY.load(Ordering::SeqCst)
-        || EXITING.load(Ordering::SeqCst)
-        || OWNER.load(Ordering::SeqCst) != std::process::id()
-    {
+    if RETIRED.load(Ordering::Relaxed).is_null() || EXITING.load(Ordering::SeqCst) {
         return;
     }
-    let Ok(mut retired) = RETIRED.try_lock() else {
-        return;
-    };
-    RETIRED_ANY.store(false, Ordering::SeqCst);
-    let states = std::mem::take(&mut *retired);
-    drop(retired);
-    for state in states {
-        // SAFETY: the GIL is held (`_py`); each state belonged to a core thread that has
-        // ended (it was queued by the thread's last destructor, after its last use) and is
-        // current nowhere; it is queued once and taken once, in the process that made it,
-        // before the interpreter exits.
-        unsafe {
-            pyo3::ffi::PyThreadState_Clear(state as *mut pyo3::ffi::PyThreadState);
-            pyo3::ffi::PyThreadState_Delete(state as *mut pyo3::ffi::PyThreadState);
+    let me = redipc::fork_generation();
+    let mut node = RETIRED.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    while !node.is_null() {
+        // SAFETY: the list was taken whole by the swap: its nodes are this thread's now,
+        // each made by `Box::into_raw` in `retire` and freed here once.
+        let retired = unsafe { Box::from_raw(node) };
+        node = retired.next;
+        if retired.generation == me {
+            // SAFETY: the GIL is held (`_py`); the state belonged to a core thread of this
+            // process that has ended (queued by its last destructor, after its last use), is
+            // current nowhere, and is deleted once, before the interpreter exits.
+            unsafe {
+                pyo3::ffi::PyThreadState_Clear(retired.state);
+                pyo3::ffi::PyThreadState_Delete(retired.state);
+            }
         }
     }
 }
@@ -214,7 +228,6 @@ pub(crate) fn signals() -> redipc::Result<()> {
 
 /// Register the `atexit` hook (see the [module docs](self)).
 pub(crate) fn register(py: Python<'_>) -> PyResult<()> {
-    OWNER.store(std::process::id(), Ordering::SeqCst);
     let hook = PyCFunction::new_closure(
         py,
         Some(c"_redipc_exiting"),

@@ -263,3 +263,104 @@ def test_a_forked_child_leaves_the_parents_subscriptions_alone(
     assert seen["parent_queued"] == [f"m{i}" for i in range(5)], seen
     assert seen["parent_group"] == ["after"] + ["before"] * 5, seen
     assert seen["parent_names"] == ["fork:s"], seen
+
+
+THREAD_STATES = textwrap.dedent(
+    r"""
+    import ctypes, json, os, sys, threading, time
+    import redipc
+
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Get.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+    api.PyThreadState_Next.restype = ctypes.c_void_p
+    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+
+    def states():
+        n, t = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
+        while t:
+            n, t = n + 1, api.PyThreadState_Next(t)
+        return n
+
+    def cycle(client, i):
+        q = f"fork:ts:{os.getpid()}:{i}"
+        client.command("DEL", q)
+        both = threading.Barrier(3, timeout=10)
+        for _ in range(2):
+            client.send_request(q, b"x", bare=True)
+        w = client.handle_requests(q, lambda r: both.wait(), bare=True, concurrency=2, prefetch=1)
+        try:
+            both.wait()
+        finally:
+            w.stop()
+
+    url = sys.argv[1]
+    c = redipc.Client(url, response_timeout=3)
+    for i in range(3):
+        cycle(c, i)
+    # A worker whose handlers stop it themselves (stop() returns at once there): its two
+    # threads end after every call into redipc, so their states are still queued at the fork.
+    q = f"fork:ts:{os.getpid()}:last"
+    c.command("DEL", q)
+    started = threading.Event()
+    both = threading.Barrier(2, timeout=10)
+    holder = []
+    def stop_myself(r):
+        started.wait(10)
+        both.wait()
+        holder[0].stop()
+    for _ in range(2):
+        c.send_request(q, b"x", bare=True)
+    holder.append(c.handle_requests(q, stop_myself, bare=True, concurrency=2, prefetch=1))
+    started.set()
+    end = time.monotonic() + 10
+    while not holder[0].stopped and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the handler threads have ended; nothing has deleted their states
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            mine = redipc.Client(url, response_timeout=3)
+            mine.ping()  # forgets the parent's queued states: CPython deleted them here
+            cycle(mine, 100)
+            mine.ping()
+            before = states()
+            for i in range(101, 106):
+                cycle(mine, i)
+            mine.ping()
+            out = {"before": before, "after": states()}
+            mine.close()
+        except BaseException as e:  # reported, not lost
+            out = {"error": repr(e)}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    child = json.loads(os.read(r, 65536) or b"{}")
+    _, status = os.waitpid(pid, 0)
+    c.ping()
+    print(json.dumps({"child": child, "status": status}))
+    """
+)
+
+
+def test_a_forked_child_deletes_its_own_ended_threads_states(server: RedisServer) -> None:
+    """The Python thread states of ended core threads (`guard.rs`, `reap`): those the
+    parent queued before the fork are only forgotten in the child (CPython's after-fork
+    clean-up deleted them: deleting them again would free them twice), and the child's own
+    ended threads' states are deleted as in any process."""
+    p = subprocess.run(
+        [sys.executable, "-c", THREAD_STATES, server.url("unix")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 0, seen
+    child = seen["child"]
+    assert "error" not in child, child
+    # 10 handler threads ended in the child; the last worker's may still be ending
+    assert child["after"] <= child["before"] + 2, child
