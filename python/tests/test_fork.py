@@ -10,6 +10,7 @@ and reports what each side saw: the forking process holds nothing but the client
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -267,33 +268,13 @@ def test_a_forked_child_leaves_the_parents_subscriptions_alone(
 
 THREAD_STATES = textwrap.dedent(
     r"""
-    import ctypes, json, os, sys, threading, time
+    import json, os, sys, threading, time
+    sys.path.insert(0, sys.argv[2])
     import redipc
-
-    api = ctypes.pythonapi
-    api.PyInterpreterState_Get.restype = ctypes.c_void_p
-    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
-    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
-    api.PyThreadState_Next.restype = ctypes.c_void_p
-    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
-
-    def states():
-        n, t = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
-        while t:
-            n, t = n + 1, api.PyThreadState_Next(t)
-        return n
+    from thread_states import count as states, worker_cycle
 
     def cycle(client, i):
-        q = f"fork:ts:{os.getpid()}:{i}"
-        client.command("DEL", q)
-        both = threading.Barrier(3, timeout=10)
-        for _ in range(2):
-            client.send_request(q, b"x", bare=True)
-        w = client.handle_requests(q, lambda r: both.wait(), bare=True, concurrency=2, prefetch=1)
-        try:
-            both.wait()
-        finally:
-            w.stop()
+        worker_cycle(client, f"fork:ts:{os.getpid()}:{i}")
 
     url = sys.argv[1]
     c = redipc.Client(url, response_timeout=3)
@@ -352,7 +333,7 @@ def test_a_forked_child_deletes_its_own_ended_threads_states(server: RedisServer
     clean-up deleted them: deleting them again would free them twice), and the child's own
     ended threads' states are deleted as in any process."""
     p = subprocess.run(
-        [sys.executable, "-c", THREAD_STATES, server.url("unix")],
+        [sys.executable, "-c", THREAD_STATES, server.url("unix"), os.path.dirname(__file__)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 
 import redipc
+import thread_states
+from thread_states import worker_cycle
 
 THREADS = 8
 COMMANDS = 10_000
@@ -90,20 +91,6 @@ def test_a_core_thread_keeps_its_python_thread_state(client: redipc.Client) -> N
     assert max(len(c) for c in by_thread.values()) > 1, seen
 
 
-def _thread_states() -> int:
-    """How many Python thread states the interpreter has (its list, read with the GIL)."""
-    api = ctypes.pythonapi
-    api.PyInterpreterState_Get.restype = ctypes.c_void_p
-    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
-    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
-    api.PyThreadState_Next.restype = ctypes.c_void_p
-    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
-    n, state = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
-    while state:
-        n, state = n + 1, api.PyThreadState_Next(state)
-    return n
-
-
 def test_an_ended_core_thread_leaves_no_python_thread_state(client: redipc.Client) -> None:
     """The thread state a core thread keeps is deleted once the thread ends (`guard.rs`,
     `reap`): workers started and stopped one after another, each with two handler threads
@@ -112,24 +99,12 @@ def test_an_ended_core_thread_leaves_no_python_thread_state(client: redipc.Clien
     a subscription's dispatcher thread, which ends after 10 idle seconds, leaked one per
     burst of messages."""
 
-    def cycle(i: int) -> None:
-        queue = f"tstate:reap:{i}"
-        client.command("DEL", queue)
-        called = threading.Barrier(3, timeout=10)
-        for _ in range(2):
-            client.send_request(queue, b"x", bare=True)
-        worker = client.handle_requests(queue, lambda r: called.wait(), bare=True, concurrency=2, prefetch=1)
-        try:
-            called.wait()  # both handler threads are in Python at once
-        finally:
-            worker.stop()
-
-    cycle(0)  # threads redipc keeps for good (if any) start here
+    worker_cycle(client, "tstate:reap:0")  # threads redipc keeps for good (if any) start here
     client.ping()  # a call that deletes what ended
-    before = _thread_states()
+    before = thread_states.count()
     for i in range(1, 9):
-        cycle(i)
+        worker_cycle(client, f"tstate:reap:{i}")
     client.ping()
-    after = _thread_states()
+    after = thread_states.count()
     # 16 handler threads ended; the last worker's may still be ending after its stop()
     assert after <= before + 2, (before, after)
