@@ -16,7 +16,8 @@
 # but commands, pipelines, transactions, pub/sub and keyspace watches). BUILD_STD=1 also
 # rebuilds Rust's standard library without its backtrace printer (about 230 KB less; panics
 # are still caught at the C boundary): it needs nightly Rust with its sources, `rustup
-# toolchain install nightly --component rust-src`, and builds into target/TRIPLE/PROFILE.
+# toolchain install nightly --component rust-src` (NIGHTLY= names another toolchain), and
+# builds into target/TRIPLE/PROFILE.
 #
 # Without installing: `cargo build --release -p redipc-ffi` leaves libredipc.so and its
 # SONAME link libredipc.so.0 in target/release (ffi/build.rs), so
@@ -44,9 +45,10 @@ PATTERNS := queues rpc streams state cache coordination registry
 # std's default `backtrace` feature (gimli, addr2line, the demangler: docs/SIZE.md), by
 # nightly cargo's -Zbuild-std, which needs an explicit target (the host's by default).
 BUILD_STD ?=
+NIGHTLY ?= nightly
 TARGET ?= $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 ifeq ($(BUILD_STD),1)
-TOOLCHAIN := +nightly
+TOOLCHAIN := +$(NIGHTLY)
 STD_ARGS := -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind --target $(TARGET)
 TRIPLE_DIR := $(TARGET)/
 else ifneq ($(BUILD_STD),)
@@ -73,6 +75,8 @@ comma := ,
 
 # `cargo rustc`: the link argument goes to the library's own link, not to its dependencies.
 all:
+	$(if $(TOOLCHAIN),@test -d "$$(rustc $(TOOLCHAIN) --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/std" || \
+	  { echo "make: BUILD_STD=1 needs Rust $(NIGHTLY) with its sources: rustup toolchain install $(NIGHTLY) --component rust-src" >&2; exit 1; })
 	$(CARGO) $(TOOLCHAIN) rustc --profile $(PROFILE) --locked -p redipc-ffi --lib --no-default-features --features "$(FEATURES)" $(STD_ARGS) $(LINK_ARGS)
 
 # Paths of the CMake package relative to its own directory, so an installed tree can move.

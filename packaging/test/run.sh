@@ -159,6 +159,8 @@ check "without TLS, cluster, sentinel, patterns: rediss://, cluster mode, redis-
 # The lean minimal build (docs/SIZE.md): the same with std rebuilt without its backtrace
 # printer (nightly cargo's -Zbuild-std, which needs nightly Rust's sources, rust-src).
 lprefix="$tmp/lean-prefix"
+check "BUILD_STD=1 with a toolchain that lacks rust-src says what to install" bash -c \
+  "! make -s -C '$root' all BUILD_STD=1 NIGHTLY=redipc-no-such-toolchain 2>'$tmp/bstd.err' && grep -q 'needs Rust redipc-no-such-toolchain with its sources: rustup toolchain install' '$tmp/bstd.err'"
 sizes=("$prefix/lib/libredipc.so" "$sprefix/lib/libredipc.so")
 if rustup run nightly rustc --version >/dev/null 2>&1 &&
    [ -d "$(rustup run nightly rustc --print sysroot)/lib/rustlib/src/rust/library/std" ]; then
