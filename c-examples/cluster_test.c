@@ -135,7 +135,7 @@ static void multi_key(ipc_client *c) {
     CHECK(strstr(ipc_last_error_message(), "nothing was sent") != NULL);
     CHECK(r == NULL);
     for (int i = 1; i <= 6; i += 2) {
-        char v[8];
+        char v[12];
         snprintf(v, sizeof v, "%d", i);
         CHECK_OK(ipc_set(c, mget[i], strlen(mget[i]), v, strlen(v), 0));
     }

@@ -1026,7 +1026,7 @@ static void test_delayed_killed_workers(ipc_client *c) {
 
     /* Due 200 to 400 ms from now, spread evenly. */
     for (i = 0; i < n; i++) {
-        char payload[16];
+        char payload[24];
         snprintf(payload, sizeof payload, "r%03ld", i);
         if (ipc_send_request_delayed(c, q, strlen(q), payload, strlen(payload),
                                      (uint64_t)(200 + i * 200 / (n - 1))) == IPC_OK)
