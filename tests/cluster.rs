@@ -1224,7 +1224,13 @@ fn local_wire(cluster: &Cluster) {
     loop {
         let came = drive(&mut w, &done, &[strings(&["GET", key])]);
         let (_, r) = came.local.iter().chain(came.routed.iter()).next().unwrap();
-        assert_eq!(r.as_ref().unwrap(), &Reply::Bulk(b"moved".to_vec()));
+        match r {
+            // `TYPE normal` killed the router's connection to that node too: a GET it wrote
+            // there before it saw the close fails as a command lost with its connection
+            // (seen under ThreadSanitizer's slowdown); the next one is dialled again.
+            Err(e) if came.local.is_empty() && e.kind() == ErrorKind::Connection => {}
+            r => assert_eq!(r.as_ref().unwrap(), &Reply::Bulk(b"moved".to_vec())),
+        }
         if !came.local.is_empty() {
             break;
         }
