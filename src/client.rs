@@ -8,11 +8,12 @@ use std::sync::OnceLock;
 
 use crate::config::{Options, parse_url};
 use crate::delivery::{Mode, PollQueue};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::net::conn::Conn;
 use crate::net::wire::Expect;
 use crate::pubsub::{self, PubSub, SubscribeOptions, Subscription, SubscriptionKind};
 use crate::reply::Reply;
+use crate::taken::Taken;
 
 /// Conditions of [`Client::set_with`]: TTL and `NX`/`XX`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -483,24 +484,39 @@ impl Client {
         Ok(cmd)
     }
 
-    /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit).
-    async fn send_dedicated(&self, cmd: &redis::Cmd, limit: Option<Duration>) -> Result<Reply> {
+    /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit),
+    /// in a task of its own: a caller that stops waiting leaves what the command took to be
+    /// put back (`crate::taken`).
+    async fn send_dedicated<A: AsRef<[u8]>>(
+        &self,
+        args: &[A],
+        cmd: &redis::Cmd,
+        limit: Option<Duration>,
+    ) -> Result<Taken> {
         let conn = self.inner.conn.dedicated(Some(cmd)).await?;
-        let r = match limit {
-            Some(t) => tokio::time::timeout(t, conn.command(cmd))
-                .await
-                .map_err(|_| {
-                    Error::new(
-                        ErrorKind::Timeout,
-                        format!("no reply within {t:?} (the command's block time plus the response timeout)"),
-                    )
-                })?,
-            None => conn.command(cmd).await,
+        let args = args.iter().map(|a| a.as_ref().to_vec()).collect();
+        crate::taken::run(&self.inner.conn, &self.inner.handle, conn, cmd, args, limit).await
+    }
+
+    /// As [`command`](Client::command), for a caller that may drop the reply unread (an
+    /// event loop whose task was cancelled after the reply came): a blocking pop's reply
+    /// comes as a [`Taken`] that, dropped without [`Taken::into_reply`], puts back what the
+    /// pop took (`crate::taken`); other commands' replies hold nothing to put back.
+    pub async fn command_taken(&self, args: &[impl AsRef<[u8]>]) -> Result<Taken> {
+        let Route::Dedicated(limit) = route(args, self.inner.conn.response_timeout()) else {
+            return self.command(args).await.map(Taken::plain);
         };
-        if r.is_ok() {
-            self.inner.conn.put_dedicated(conn);
-        }
-        r
+        let cmd = self.build(args)?;
+        let timer = self.inner.counters.start();
+        let result = match self.send_dedicated(args, &cmd, limit).await {
+            Ok(t) => match t.reply() {
+                Reply::Error(e) => Err(Error::from(e.clone())),
+                _ => Ok(t),
+            },
+            Err(e) => Err(e),
+        };
+        timer.finish(&result);
+        result.map_err(|e| e.context(describe(args)))
     }
 
     /// Whether `command()` sends `args` on the shared connection (not a blocking command
@@ -568,7 +584,9 @@ client_methods! {
     /// Blocking commands (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD ... BLOCK`, `WAIT`,
     /// ...) run on a connection of their own, so they never hold up other calls, with a
     /// client-side limit of their own block time plus the response timeout (none for a
-    /// block time of 0, which asks to wait forever). Commands that would change the shared
+    /// block time of 0, which asks to wait forever). A pop whose caller stops waiting (a
+    /// dropped future, the limit passed) ends the server's wait at once (`CLIENT UNBLOCK`)
+    /// and puts back an item it had already taken ([`Taken`]). Commands that would change the shared
     /// connection's state for every user of it (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
     /// `MONITOR`, ...) are refused with an error naming the API to use instead.
     pub async fn command(&self, args: &[impl AsRef<[u8]>]) -> Result<Reply> {
@@ -577,7 +595,10 @@ client_methods! {
         let result = match route(args, self.inner.conn.response_timeout()) {
             Route::Shared => self.inner.conn.send(&cmd).await,
             Route::Refuse(why) => Err(Error::invalid(why)),
-            Route::Dedicated(limit) => self.send_dedicated(&cmd, limit).await,
+            Route::Dedicated(limit) => self
+                .send_dedicated(args, &cmd, limit)
+                .await
+                .map(Taken::into_reply),
         };
         let result = match result {
             Ok(Reply::Error(e)) => Err(Error::from(e)),

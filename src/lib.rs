@@ -35,6 +35,7 @@ mod pubsub;
 mod reply;
 mod report;
 mod stats;
+mod taken;
 
 pub use client::{Client, SetOptions};
 pub use cluster::{SLOTS, hash_tag_for_slot, keyslot};
@@ -73,6 +74,7 @@ pub use pubsub::{
 pub use reply::{Reply, ReplyType, ServerError};
 pub use report::{ErrorHook, Report, ReportKind, ReportSource};
 pub use stats::{ClientStats, LatencyStats, NodeStats};
+pub use taken::Taken;
 
 /// How long dropping a handle that runs handlers (a worker, RPC server, stream consumer or
 /// watcher) waits for a running handler: also what the bindings' `stop()` waits by default.

@@ -1054,8 +1054,8 @@ struct Came {
 
 type Out = (u32, redipc::Result<Reply>);
 
-fn wrap(t: u32, r: redipc::Result<Reply>) -> Out {
-    (t, r)
+fn wrap(t: u32, r: redipc::Result<redipc::Taken>) -> Out {
+    (t, r.map(redipc::Taken::into_reply))
 }
 
 /// Send each command (tagged by its index) on `w` and drive it as an event loop would

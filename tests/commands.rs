@@ -524,3 +524,152 @@ fn close_ends_calls_in_flight_even_a_blpop_that_waits_forever() {
     let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
     assert!(text.contains("blocked_clients:0"), "{text}");
 }
+
+/// `INFO clients`' `blocked_clients`.
+async fn blocked_clients(c: &redipc::Client) -> i64 {
+    let info = c.command(&["INFO", "clients"]).await.unwrap();
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// Wait (up to 5 s) until `n` clients are blocked on the server.
+async fn until_blocked(c: &redipc::Client, n: i64) {
+    let t = Instant::now();
+    while blocked_clients(c).await != n {
+        assert!(t.elapsed() < Duration::from_secs(5), "never {n} blocked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Wait (up to 5 s) until `LRANGE key 0 -1` is `want`.
+async fn until_list(c: &redipc::Client, key: &str, want: &[&str]) {
+    let want: Vec<Reply> = want
+        .iter()
+        .map(|s| Reply::Bulk(s.as_bytes().to_vec()))
+        .collect();
+    let t = Instant::now();
+    loop {
+        let got = c.command(&["LRANGE", key, "0", "-1"]).await.unwrap();
+        if got == Reply::Array(want.clone()) {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{key}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `z` holds `a` (score 1) and `b` (2.5) again.
+async fn until_list_z(c: &redipc::Client) {
+    assert_eq!(
+        c.command(&["ZRANGE", "z", "0", "-1"]).await.unwrap(),
+        Reply::Array(vec![Reply::Bulk(b"a".to_vec()), Reply::Bulk(b"b".to_vec())])
+    );
+    let score = c.command(&["ZSCORE", "z", "b"]).await.unwrap();
+    assert!(
+        matches!(&score, Reply::Double(d) if *d == 2.5) || score == Reply::Bulk(b"2.5".to_vec()),
+        "{score:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_pop_whose_caller_stops_waiting_loses_nothing() {
+    let server = Server::start();
+    let url = server.unix_url();
+    let c = redipc::Client::connect(&url, Options::default())
+        .await
+        .unwrap();
+    let other = redipc::Client::connect(&url, Options::default())
+        .await
+        .unwrap();
+
+    // Given up while it waits: the server's wait ends at once (even a block time of 0), and
+    // an item pushed afterwards stays in the list.
+    let mut pop = Box::pin(c.command(&["BLPOP", "q", "0"]));
+    tokio::select! {
+        r = &mut pop => panic!("nothing to pop yet: {r:?}"),
+        () = until_blocked(&other, 1) => {}
+    }
+    drop(pop);
+    until_blocked(&other, 0).await;
+    other.rpush("q", &["a"]).await.unwrap();
+    until_list(&other, "q", &["a"]).await;
+
+    // Given up after the pop took its item, with the reply on its way: the item is put back
+    // at the head it came from.
+    let mut pop = Box::pin(c.command(&["BLPOP", "q2", "10"]));
+    tokio::select! {
+        r = &mut pop => panic!("nothing to pop yet: {r:?}"),
+        () = until_blocked(&other, 1) => {}
+    }
+    other.rpush("q2", &["x", "y"]).await.unwrap(); // BLPOP takes "x" now
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(pop);
+    until_list(&other, "q2", &["x", "y"]).await;
+
+    // The same given up through the call's limit (a block time of 0.1 s plus a response
+    // timeout of 0.6 s) while the server is paused for 1 s: the pop runs when the pause
+    // ends, after its caller had its timeout, and the item is put back.
+    let slow = redipc::Client::connect(
+        &url,
+        Options::default().response_timeout(Duration::from_millis(600)),
+    )
+    .await
+    .unwrap();
+    // Its connection for blocking commands made first (the pause would hold its dial).
+    other.rpush("q3", &["first", "m", "n"]).await.unwrap();
+    slow.command(&["BLPOP", "q3", "1"]).await.unwrap();
+    other
+        .command(&["CLIENT", "PAUSE", "1000", "ALL"])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let e = slow.command(&["BLPOP", "q3", "0.1"]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    until_list(&other, "q3", &["m", "n"]).await;
+
+    // A reply held as a `Taken` and dropped unread puts back what each kind of pop took;
+    // `into_reply` keeps it.
+    other.rpush("l", &["1", "2", "3", "4"]).await.unwrap();
+    drop(c.command_taken(&["BRPOP", "l", "1"]).await.unwrap());
+    drop(c.command_taken(&["BLPOP", "l", "1"]).await.unwrap());
+    drop(
+        c.command_taken(&["BLMPOP", "1", "1", "l", "LEFT", "COUNT", "2"])
+            .await
+            .unwrap(),
+    );
+    until_list(&other, "l", &["1", "2", "3", "4"]).await;
+    drop(
+        c.command_taken(&["BLMOVE", "l", "dst", "RIGHT", "LEFT", "1"])
+            .await
+            .unwrap(),
+    );
+    until_list(&other, "l", &["1", "2", "3", "4"]).await;
+    until_list(&other, "dst", &[]).await;
+    other
+        .command(&["ZADD", "z", "1", "a", "2.5", "b"])
+        .await
+        .unwrap();
+    drop(c.command_taken(&["BZPOPMAX", "z", "1"]).await.unwrap());
+    drop(
+        c.command_taken(&["BZMPOP", "1", "1", "z", "MIN", "COUNT", "2"])
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_list_z(&other).await;
+    let kept = c.command_taken(&["BLPOP", "l", "1"]).await.unwrap();
+    assert_eq!(
+        kept.into_reply(),
+        Reply::Array(vec![Reply::Bulk(b"l".to_vec()), Reply::Bulk(b"1".to_vec())])
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_list(&other, "l", &["2", "3", "4"]).await;
+}

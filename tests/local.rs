@@ -12,8 +12,8 @@ use redipc::{Completions, ErrorKind, LocalWire, Options, Reply, blocking};
 
 type Out = (u32, redipc::Result<Reply>);
 
-fn wrap(t: u32, r: redipc::Result<Reply>) -> Out {
-    (t, r)
+fn wrap(t: u32, r: redipc::Result<redipc::Taken>) -> Out {
+    (t, r.map(redipc::Taken::into_reply))
 }
 
 struct Loop {

@@ -120,7 +120,9 @@ pub unsafe extern "C" fn ipc_client_is_connected(client: *const ipc_client) -> b
 /// argument is NUL-terminated).
 ///
 /// Blocking commands (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...) run on a connection of their
-/// own, with a limit of their block time plus the response timeout. Commands that would
+/// own, with a limit of their block time plus the response timeout; a pop whose item comes
+/// after that limit passed puts it back where it was (`IPC_ERR_TIMEOUT` loses nothing).
+/// Commands that would
 /// change the shared connection for every thread (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`,
 /// ...) are refused with `IPC_ERR_INVALID_ARGUMENT` naming the function to use instead.
 ///

@@ -13,7 +13,7 @@ use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use redipc::{
     CallOptions, Completions, LocalWire, LockOptions, Reply, Sent, SetOptions, SubscriptionKind,
-    blocking,
+    Taken, blocking,
 };
 
 use crate::batch::Batch;
@@ -42,12 +42,14 @@ struct Token {
     conv: fn(Python<'_>, Reply) -> PyResult<Py<PyAny>>,
 }
 
-/// A local call that went through the shared connection comes back as a [`Done`].
-fn wrap(t: Token, r: redipc::Result<Reply>) -> Done {
+/// A local call that went through the shared connection comes back as a [`Done`]. A
+/// blocking pop's reply stays a `Taken` until its future gets it: dropped with a future
+/// cancelled meanwhile, it puts back what the pop took.
+fn wrap(t: Token, r: redipc::Result<Taken>) -> Done {
     Done {
         fut: t.fut,
         finish: Box::new(move |py| match r {
-            Ok(v) => (t.conv)(py, v),
+            Ok(v) => (t.conv)(py, v.into_reply()),
             Err(e) => Err(to_pyerr(py, e)),
         }),
     }
@@ -386,10 +388,12 @@ impl AsyncClient {
             return r;
         }
         let c = slf.get().core();
+        // A blocking pop's reply stays a `Taken` until its future gets it: dropped with a
+        // future cancelled meanwhile, it puts back what the pop took.
         slf.get().start(
             slf.py(),
-            async move { c.command(&args.0).await },
-            |py, r| Ok(convert::reply(py, r)?.unbind()),
+            async move { c.command_taken(&args.0).await },
+            |py, t| Ok(convert::reply(py, t.into_reply())?.unbind()),
         )
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -119,6 +120,53 @@ def test_cancelling_a_task_cancels_its_call(server: RedisServer, transport: str)
         assert await c.command("PING") == "PONG"
 
     run(server, transport, body)
+
+
+def test_a_cancelled_blocking_pop_loses_nothing(server: RedisServer, transport: str) -> None:
+    sync = redipc.Client(server.url(transport))
+
+    def blocked() -> int:
+        info = sync.command("INFO", "clients")
+        return int(info.split("blocked_clients:")[1].split()[0])
+
+    def until(check: Callable[[], bool], what: str) -> None:
+        for _ in range(250):
+            if check():
+                return
+            time.sleep(0.02)
+        pytest.fail(what)
+
+    async def body(c: ra.Client) -> None:
+        # Cancelled after the pop took its item, its reply already back but not yet seen
+        # by the loop (held here by blocking calls): the item is put back at the head.
+        t = asyncio.create_task(c.command("BLPOP", "q", 10))
+        await asyncio.sleep(0)
+        until(lambda: blocked() == 1, "the pop never blocked")
+        sync.rpush("q", "x", "y")  # the pop takes "x"
+        time.sleep(0.2)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        until(lambda: sync.command("LRANGE", "q", 0, -1) == [b"x", b"y"], "x was lost")
+        # Cancelled while it waits: the server stops waiting at once, and what comes
+        # afterwards stays in the list.
+        t = asyncio.create_task(c.command("BRPOP", "q2", 0))
+        await asyncio.sleep(0)
+        until(lambda: blocked() == 1, "the pop never blocked")
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        until(lambda: blocked() == 0, "the server still waits for the cancelled pop")
+        sync.rpush("q2", "z")
+        assert sync.command("LRANGE", "q2", 0, -1) == [b"z"]
+        # A pop that completes is the caller's.
+        assert await c.command("BLPOP", "q", 1) == [b"q", b"x"]
+        assert sync.command("LRANGE", "q", 0, -1) == [b"y"]
+
+    try:
+        run(server, transport, body)
+    finally:
+        sync.close()
 
 
 def test_closing_wakes_every_awaiting_task_with_closed_error(

@@ -29,6 +29,13 @@ pub(crate) struct Dedicated {
     node: Arc<Node>,
 }
 
+impl Dedicated {
+    /// The node it is connected to.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+}
+
 impl std::ops::Deref for Dedicated {
     type Target = Wire;
     fn deref(&self) -> &Wire {

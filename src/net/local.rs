@@ -55,6 +55,7 @@ use crate::net::plain::{Sock, dial_owned};
 use crate::net::resp::{Scan, decode_reply};
 use crate::net::wire::{WireSettings, io_error};
 use crate::reply::Reply;
+use crate::taken::Taken;
 use crate::{Completions, blocking};
 
 /// How long a failed local connection waits before it is dialled again.
@@ -113,7 +114,7 @@ struct Slot<T> {
 struct Line<T, D> {
     client: blocking::Client,
     done: Arc<Completions<D>>,
-    wrap: fn(T, Result<Reply>) -> D,
+    wrap: fn(T, Result<Taken>) -> D,
     settings: WireSettings,
     response_timeout: Duration,
     /// The epoll set its socket is in: the one the owner's loop watches (shared by a
@@ -181,15 +182,17 @@ fn new_epoll() -> Result<OwnedFd> {
 fn through_shared<T: Send + 'static, D: Send + 'static, A: AsRef<[u8]>>(
     client: &blocking::Client,
     done: &Arc<Completions<D>>,
-    wrap: fn(T, Result<Reply>) -> D,
+    wrap: fn(T, Result<Taken>) -> D,
     args: &[A],
     token: T,
 ) -> Result<Sent> {
     let owned: Vec<Vec<u8>> = args.iter().map(|a| a.as_ref().to_vec()).collect();
     let c = client.as_async().clone();
-    let abort = client.spawn_into(done, async move { c.command(&owned).await }, move |r| {
-        wrap(token, r)
-    })?;
+    let abort = client.spawn_into(
+        done,
+        async move { c.command_taken(&owned).await },
+        move |r| wrap(token, r),
+    )?;
     Ok(Sent {
         abort: Some(abort),
         ..Sent::default()
@@ -208,7 +211,7 @@ impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
     fn down(
         client: &blocking::Client,
         done: Arc<Completions<D>>,
-        wrap: fn(T, Result<Reply>) -> D,
+        wrap: fn(T, Result<Taken>) -> D,
         settings: WireSettings,
         epoll: Arc<OwnedFd>,
         cluster: Option<(Arc<Router>, Addr)>,
@@ -357,7 +360,7 @@ impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
                 // sends it through the shared connection instead): its outcome goes
                 // through the completions queue, like every other.
                 if let Some(slot) = self.done.enter() {
-                    slot.push((self.wrap)(t, r));
+                    slot.push((self.wrap)(t, r.map(Taken::plain)));
                 }
             }
         } else if !self.flush_scheduled && !self.want_write {
@@ -637,7 +640,12 @@ impl<T: Send + 'static, D: Send + 'static> Line<T, D> {
         // fails its waiters on close.
         let _ = self.client.spawn_into(
             &self.done,
-            async move { c.send_packed(bytes).await.map_err(|e| e.context(&what)) },
+            async move {
+                c.send_packed(bytes)
+                    .await
+                    .map(Taken::plain)
+                    .map_err(|e| e.context(&what))
+            },
             move |r| wrap(t, r),
         );
     }
@@ -696,7 +704,7 @@ struct Lines<T, D> {
     router: Arc<Router>,
     client: blocking::Client,
     done: Arc<Completions<D>>,
-    wrap: fn(T, Result<Reply>) -> D,
+    wrap: fn(T, Result<Taken>) -> D,
     /// Watches every line's socket and the completions queue.
     epoll: Arc<OwnedFd>,
     lines: Vec<(Addr, Line<T, D>)>,
@@ -733,7 +741,7 @@ impl<T: Send + 'static, D: Send + 'static> LocalWire<T, D> {
     pub fn new(
         client: &blocking::Client,
         done: Arc<Completions<D>>,
-        wrap: fn(T, Result<Reply>) -> D,
+        wrap: fn(T, Result<Taken>) -> D,
     ) -> Result<Option<LocalWire<T, D>>> {
         let conn = client.as_async().conn();
         if let Some(router) = conn.cluster() {

@@ -96,6 +96,9 @@ pub(crate) struct Wire {
     /// Why the driver ended, set before it stops taking requests: a request refused
     /// afterwards says why (a TLS alert, the server closing) rather than only "closed".
     ended: std::sync::Arc<std::sync::OnceLock<Error>>,
+    /// The server's id of this connection (`CLIENT ID`), once asked: a blocking command
+    /// whose caller gave up is ended with `CLIENT UNBLOCK` (`crate::taken`).
+    id: std::sync::Arc<std::sync::OnceLock<i64>>,
 }
 
 pub(crate) use crate::net::dial::{Io, connect_timed_out, hello, io_error, open_addr};
@@ -217,7 +220,11 @@ impl Wire {
             s.counters.clone(),
             s.node_counters.clone(),
         ));
-        let wire = Wire { tx, ended };
+        let wire = Wire {
+            tx,
+            ended,
+            id: Default::default(),
+        };
         let handshake = async {
             let mut steps = handshake_steps(s);
             // The sentinels' answer may be stale (a failover under way): check the role.
@@ -269,6 +276,15 @@ impl Wire {
     /// Whether the connection has ended (its driver is gone: the socket failed or closed).
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// The server's id of this connection, when it was asked ([`Wire::set_id`]).
+    pub(crate) fn id(&self) -> Option<i64> {
+        self.id.get().copied()
+    }
+
+    pub(crate) fn set_id(&self, id: i64) {
+        let _ = self.id.set(id);
     }
 
     /// Send one command; its reply (a server error is `Ok(Reply::Error)`).
