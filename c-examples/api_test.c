@@ -744,6 +744,54 @@ static void *blpop_forever(void *arg) {
     return NULL;
 }
 
+/* Whether LRANGE k 0 -1 is n items, the first being `first`. */
+static int list_is(ipc_client *c, const char *k, const char *first, size_t n) {
+    ipc_reply *r = NULL;
+    const char *s = NULL;
+    size_t len = 0;
+    int is = 0;
+    if (cmd(c, &r, "LRANGE", k, "0", "-1", NULL) == IPC_OK && ipc_reply_len(r) == n && n > 0 &&
+        ipc_reply_string(ipc_reply_element(r, 0), &s, &len) == IPC_OK)
+        is = len == strlen(first) && memcmp(s, first, len) == 0;
+    ipc_reply_free(r);
+    return is;
+}
+
+/* A blocking pop that times out loses nothing: the server is paused past the call's limit
+   (a block time of 0.1 s plus a response timeout of 0.6 s); the pop runs when the pause
+   ends, and what it took is put back at the head of the list. */
+static void test_a_timed_out_pop_loses_nothing(const char *url) {
+    ipc_options *opts = NULL;
+    ipc_client *c = NULL, *p = NULL;
+    ipc_reply *r = NULL;
+    int ok;
+    CHECK_OK(ipc_options_new(&opts));
+    CHECK_OK(ipc_options_set_response_timeout_ms(opts, 600));
+    CHECK_OK(ipc_client_new(url, opts, &c));
+    ipc_options_free(opts);
+    CHECK_OK(ipc_client_new(url, NULL, &p));
+    if (c == NULL || p == NULL) {
+        ipc_client_free(c);
+        ipc_client_free(p);
+        return;
+    }
+    CHECK_OK(cmd(p, &r, "RPUSH", key("popped"), "first", "m", "n", NULL));
+    ipc_reply_free(r);
+    r = NULL;
+    /* its connection for blocking commands made first (the pause would hold its dial) */
+    CHECK_OK(cmd(c, &r, "BLPOP", key("popped"), "1", NULL));
+    ipc_reply_free(r);
+    r = NULL;
+    CHECK_OK(cmd(p, &r, "CLIENT", "PAUSE", "1000", "ALL", NULL));
+    ipc_reply_free(r);
+    r = NULL;
+    CHECK_RC(cmd(c, &r, "BLPOP", key("popped"), "0.1", NULL), IPC_ERR_TIMEOUT);
+    WAIT_UNTIL(ok, list_is(p, key("popped"), "m", 2), 3000);
+    CHECK(ok);
+    ipc_client_free(c);
+    ipc_client_free(p);
+}
+
 /* An ACL user limited to some keys and channels: a command outside its rights is
  * IPC_ERR_SERVER with the code NOPERM, the client goes on; the password never shows. */
 static void test_acl_user(ipc_client *admin, const char *url) {
@@ -832,6 +880,7 @@ int main(int argc, char **argv) {
     test_big_values(c, quick);
     test_value_limit(url);
     test_timeout_and_close(url);
+    test_a_timed_out_pop_loses_nothing(url);
     test_close_ends_a_call_in_flight(url);
     test_acl_user(c, url);
     ipc_client_free(c);

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use crate::config::{Options, parse_url};
 use crate::delivery::{Mode, PollQueue};
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::net::conn::Conn;
 use crate::net::wire::Expect;
@@ -221,27 +223,7 @@ pub(crate) fn hset_args<'a, F: AsRef<[u8]>, V: AsRef<[u8]>>(
     Ok(args)
 }
 
-/// A short description of a command for error messages: its name and first argument.
-pub(crate) fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
-    let mut out = String::new();
-    for (i, a) in args.iter().take(2).enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let a = a.as_ref();
-        let shown = &a[..a.len().min(64)];
-        let text = String::from_utf8_lossy(shown);
-        if i == 0 {
-            out.push_str(&text.to_uppercase());
-        } else {
-            out.push_str(&text);
-        }
-        if a.len() > 64 {
-            out.push_str("...");
-        }
-    }
-    out
-}
+pub(crate) use crate::error::describe;
 
 impl Client {
     /// Connect to `url` (`redis://[user:pass@]host[:port][/db]` or `unix:///path?db=N`) from

@@ -265,3 +265,25 @@ impl std::error::Error for Error {
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
+
+/// A short description of a command for error messages: its name and first argument.
+pub(crate) fn describe<A: AsRef<[u8]>>(args: &[A]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().take(2).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let a = a.as_ref();
+        let shown = &a[..a.len().min(64)];
+        let text = String::from_utf8_lossy(shown);
+        if i == 0 {
+            out.push_str(&text.to_uppercase());
+        } else {
+            out.push_str(&text);
+        }
+        if a.len() > 64 {
+            out.push_str("...");
+        }
+    }
+    out
+}

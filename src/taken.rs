@@ -85,7 +85,7 @@ impl Drop for Taken {
         let Some(cmd) = put_back(&back.args, &reply) else {
             return;
         };
-        let what = crate::client::describe(&back.args);
+        let what = crate::error::describe(&back.args);
         if back.rt.inherited() {
             // A fork() child holding its parent's reply: the parent's connections are not
             // ours to use here.
