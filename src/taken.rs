@@ -278,11 +278,14 @@ async fn wait(
     let response = conn.response_timeout();
     if d.id().is_none() {
         // Once per connection, before its first blocking command: its id, for
-        // `CLIENT UNBLOCK` (refused by ACLs: then none).
+        // `CLIENT UNBLOCK` (refused by ACLs: none, not asked again).
         let mut ask = redis::cmd("CLIENT");
         ask.arg("ID");
-        if let Ok(Ok(Reply::Int(id))) = tokio::time::timeout(response, d.command(&ask)).await {
-            d.set_id(id);
+        match tokio::time::timeout(response, d.command(&ask)).await {
+            Ok(Ok(Reply::Int(id))) => d.set_id(Some(id)),
+            Ok(Ok(_)) => d.set_id(None),
+            // No answer: asked again next time.
+            Ok(Err(_)) | Err(_) => {}
         }
     }
     let r = {
@@ -292,7 +295,7 @@ async fn wait(
             () = tx.closed() => {
                 // The caller stopped waiting: end the server's wait now and read what the
                 // command answered.
-                let grace = match d.id() {
+                let grace = match d.id().flatten() {
                     Some(id) => {
                         let mut unblock = redis::cmd("CLIENT");
                         unblock.arg("UNBLOCK").arg(id);

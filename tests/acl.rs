@@ -115,3 +115,66 @@ fn a_forbidden_channel_is_a_clear_subscription_error() {
     let e = c.publish("secret:news", "x").unwrap_err();
     assert_eq!(e.code(), Some("NOPERM"), "{e}");
 }
+
+#[test]
+fn a_blocking_pop_given_up_without_client_rights_loses_nothing() {
+    // A user who may not run CLIENT: its connections' ids are unknown, so a pop given up is
+    // read until its own block time ends (no CLIENT UNBLOCK), and what it took meanwhile
+    // is put back; CLIENT ID is asked once per connection, not before every pop.
+    let server = Server::start();
+    server.cmd(&[
+        "ACL",
+        "SETUSER",
+        "app",
+        "on",
+        &format!(">{PASSWORD}"),
+        "~app:*",
+        "&app:*",
+        "+@all",
+        "-client",
+    ]);
+    let url = format!("redis://app:{PASSWORD}@127.0.0.1:{}/0", server.port);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = redipc::Client::connect(&url, Options::default())
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                c.command(&["BLPOP", "app:none", "0.05"]).await.unwrap(),
+                redipc::Reply::Nil
+            );
+        }
+        let mut pop = Box::pin(c.command(&["BLPOP", "app:q", "1"]));
+        tokio::select! {
+            r = &mut pop => panic!("nothing to pop yet: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        drop(pop);
+        // The pop still waits on the server, and takes this.
+        c.rpush("app:q", &["a"]).await.unwrap();
+        let t = Instant::now();
+        loop {
+            let got = c.command(&["LRANGE", "app:q", "0", "-1"]).await.unwrap();
+            if got == redipc::Reply::Array(vec![redipc::Reply::Bulk(b"a".to_vec())]) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "{got:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let stats = server.cmd(&["INFO", "commandstats"]);
+    let redis::Value::BulkString(text) = stats else {
+        panic!("{stats:?}")
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cmdstat_client|id:"))
+        .unwrap_or_default();
+    assert!(line.contains("rejected_calls=1,"), "{line}");
+}

@@ -96,9 +96,10 @@ pub(crate) struct Wire {
     /// Why the driver ended, set before it stops taking requests: a request refused
     /// afterwards says why (a TLS alert, the server closing) rather than only "closed".
     ended: std::sync::Arc<std::sync::OnceLock<Error>>,
-    /// The server's id of this connection (`CLIENT ID`), once asked: a blocking command
-    /// whose caller gave up is ended with `CLIENT UNBLOCK` (`crate::taken`).
-    id: std::sync::Arc<std::sync::OnceLock<i64>>,
+    /// The server's id of this connection (`CLIENT ID`), once asked (`None`: refused, by
+    /// ACLs): a blocking command whose caller gave up is ended with `CLIENT UNBLOCK`
+    /// (`crate::taken`).
+    id: std::sync::Arc<std::sync::OnceLock<Option<i64>>>,
 }
 
 pub(crate) use crate::net::dial::{Io, connect_timed_out, hello, io_error, open_addr};
@@ -278,12 +279,13 @@ impl Wire {
         self.tx.is_closed()
     }
 
-    /// The server's id of this connection, when it was asked ([`Wire::set_id`]).
-    pub(crate) fn id(&self) -> Option<i64> {
+    /// The server's id of this connection: `None` before it was asked ([`Wire::set_id`]),
+    /// `Some(None)` when the server refused to say.
+    pub(crate) fn id(&self) -> Option<Option<i64>> {
         self.id.get().copied()
     }
 
-    pub(crate) fn set_id(&self, id: i64) {
+    pub(crate) fn set_id(&self, id: Option<i64>) {
         let _ = self.id.set(id);
     }
 
