@@ -466,9 +466,9 @@ impl Client {
         Ok(cmd)
     }
 
-    /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit),
-    /// in a task of its own: a caller that stops waiting leaves what the command took to be
-    /// put back (`crate::taken`).
+    /// Send a blocking command on a dedicated connection, with `limit` (`None`: no limit):
+    /// a caller that stops waiting leaves what the command took to be put back
+    /// (`crate::taken`).
     async fn send_dedicated<A: AsRef<[u8]>>(
         &self,
         args: &[A],

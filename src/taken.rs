@@ -6,11 +6,12 @@
 //! call's limit passed, an event loop whose task was cancelled after the reply came) would
 //! lose the item with the reply. So:
 //!
-//! - the command runs in a task of its own ([`run`]) on a dedicated connection. When its
-//!   caller stops waiting, the task ends the server's wait at once (`CLIENT UNBLOCK` on the
-//!   shared connection, with the connection's id, asked once per connection) and reads
-//!   what the command answered (an unblocked pop answers nil, or what it had taken), so
-//!   the connection goes back to the pool instead of being closed under a pending reply;
+//! - the command is awaited by its caller ([`run`]) on a dedicated connection; a caller
+//!   that stops waiting leaves the pending reply to a task, which ends the server's wait at
+//!   once (`CLIENT UNBLOCK` on the shared connection, with the connection's id, asked once
+//!   per connection) and reads what the command answered (an unblocked pop answers nil, or
+//!   what it had taken), so the connection goes back to the pool instead of being closed
+//!   under a pending reply;
 //! - the reply travels as a [`Taken`]: dropped without [`Taken::into_reply`] (its caller
 //!   gone, or an event loop that discards it), it puts back what the pop took (`LPUSH`
 //!   or `RPUSH` to the end it came from, `ZADD NX` with its score; for `BLMOVE` a script
@@ -25,11 +26,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::conn::{Conn, Dedicated, LOG_TARGET};
 use crate::net::runtime::Rt;
+use crate::net::wire::{Expect, Failure, Outcome, Pending};
 use crate::reply::Reply;
 
 /// A command's reply that may hold what a blocking pop took off the server: dropped
@@ -223,8 +223,9 @@ fn score(r: &Reply) -> Option<Vec<u8>> {
 const MOVE_BACK: &str = "if redis.call('LREM', KEYS[2], ARGV[2], ARGV[1]) == 1 then \
                          return redis.call(ARGV[3], KEYS[1], ARGV[1]) end return 0";
 
-/// Run the blocking command `cmd` (`args`) on `dedicated` in a task of its own (see the
-/// module docs) and wait for its reply, up to `limit` (`None`: no limit).
+/// Run the blocking command `cmd` (`args`) on `dedicated` and wait for its reply, up to
+/// `limit` (`None`: no limit). A caller that stops waiting (its future dropped, or the
+/// limit passed) leaves the command to a task (see the module docs).
 pub(crate) async fn run(
     conn: &Arc<Conn>,
     rt: &Rt,
@@ -233,26 +234,34 @@ pub(crate) async fn run(
     args: Vec<Vec<u8>>,
     limit: Option<Duration>,
 ) -> Result<Taken> {
-    let (tx, rx) = oneshot::channel::<Result<Taken>>();
-    let (conn2, rt2, cmd) = (conn.clone(), rt.clone(), cmd.clone());
-    rt.spawn(async move {
-        let mut tx = tx;
-        let Some(r) = wait(&conn2, dedicated, &cmd, limit, &mut tx).await else {
-            return;
-        };
-        let out = r.map(|reply| Taken {
-            reply: Some(reply),
-            back: Some(Back {
-                args,
-                conn: conn2,
-                rt: rt2,
-            }),
-        });
-        // The caller gone: the `Taken` is dropped here, which puts back what it took.
-        let _ = tx.send(out);
-    });
-    let got = match limit {
-        Some(t) => tokio::time::timeout(t, rx).await.map_err(|_| {
+    let response = conn.response_timeout();
+    if dedicated.id().is_none() {
+        // Once per connection, before its first blocking command: its id, for
+        // `CLIENT UNBLOCK` (refused by ACLs: none, not asked again).
+        let mut ask = redis::cmd("CLIENT");
+        ask.arg("ID");
+        match tokio::time::timeout(response, dedicated.command(&ask)).await {
+            Ok(Ok(Reply::Int(id))) => dedicated.set_id(Some(id)),
+            Ok(Ok(_)) => dedicated.set_id(None),
+            // No answer: asked again next time.
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+    let pending = dedicated
+        .send(cmd.get_packed_command().into(), Expect::One)
+        .map_err(Failure::into_error)?;
+    let mut call = Call {
+        pending: Some(pending),
+        dedicated: Some(dedicated),
+        back: Some(Back {
+            args,
+            conn: conn.clone(),
+            rt: rt.clone(),
+        }),
+        limit,
+    };
+    match limit {
+        Some(t) => tokio::time::timeout(t, &mut call).await.map_err(|_| {
             Error::new(
                 ErrorKind::Timeout,
                 format!(
@@ -260,58 +269,85 @@ pub(crate) async fn run(
                 ),
             )
         })?,
-        None => rx.await,
-    };
-    // No outcome: the runtime shut down (the client was closed) under the task.
-    got.unwrap_or_else(|_| Err(Error::closed()))
+        None => (&mut call).await,
+    }
 }
 
-/// The blocking command's outcome, its connection back in the pool when it is clean;
-/// `None` when the caller gave up and no reply came in time (the connection is closed).
-async fn wait(
-    conn: &Arc<Conn>,
-    d: Dedicated,
-    cmd: &redis::Cmd,
+/// A blocking command in flight on its dedicated connection. Completed, it gives its
+/// connection back to the pool (unless it failed) and its reply as a [`Taken`]; dropped
+/// before that, a task takes over (`take_over`).
+struct Call {
+    pending: Option<Pending>,
+    dedicated: Option<Dedicated>,
+    back: Option<Back>,
     limit: Option<Duration>,
-    tx: &mut oneshot::Sender<Result<Taken>>,
-) -> Option<Result<Reply>> {
-    let response = conn.response_timeout();
-    if d.id().is_none() {
-        // Once per connection, before its first blocking command: its id, for
-        // `CLIENT UNBLOCK` (refused by ACLs: none, not asked again).
-        let mut ask = redis::cmd("CLIENT");
-        ask.arg("ID");
-        match tokio::time::timeout(response, d.command(&ask)).await {
-            Ok(Ok(Reply::Int(id))) => d.set_id(Some(id)),
-            Ok(Ok(_)) => d.set_id(None),
-            // No answer: asked again next time.
-            Ok(Err(_)) | Err(_) => {}
-        }
+}
+
+impl std::future::Future for Call {
+    type Output = Result<Taken>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Taken>> {
+        let this = &mut *self;
+        let Some(pending) = this.pending.as_mut() else {
+            return std::task::Poll::Ready(Err(Error::closed()));
+        };
+        let outcome = std::task::ready!(std::pin::Pin::new(pending).poll(cx));
+        this.pending = None;
+        let (d, back) = (this.dedicated.take(), this.back.take());
+        std::task::Poll::Ready(finish(outcome, d, back))
     }
-    let r = {
-        let mut call = std::pin::pin!(d.command(cmd));
-        tokio::select! {
-            r = &mut call => r,
-            () = tx.closed() => {
-                // The caller stopped waiting: end the server's wait now and read what the
-                // command answered.
-                let grace = match d.id().flatten() {
-                    Some(id) => {
-                        let mut unblock = redis::cmd("CLIENT");
-                        unblock.arg("UNBLOCK").arg(id);
-                        let _ = tokio::time::timeout(response, d.node().send(&unblock)).await;
-                        response
-                    }
-                    None => limit.unwrap_or(response),
-                };
-                tokio::time::timeout(grace, &mut call).await.ok()?
-            }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let (Some(pending), Some(d), Some(back)) =
+            (self.pending.take(), self.dedicated.take(), self.back.take())
+        else {
+            return;
+        };
+        if back.rt.inherited() {
+            return; // a fork() child: the parent's connection is not ours to use
         }
+        let rt = back.rt.clone();
+        rt.spawn(take_over(pending, d, back, self.limit));
+    }
+}
+
+/// The outcome of a blocking command: its connection back in the pool when it is clean
+/// (answered), the reply as a [`Taken`].
+fn finish(outcome: Outcome, d: Option<Dedicated>, back: Option<Back>) -> Result<Taken> {
+    let reply = outcome.map_err(Failure::into_error)?;
+    if let (Some(d), Some(back)) = (d, back.as_ref()) {
+        back.conn.put_dedicated(d);
+    }
+    Ok(Taken {
+        reply: Some(reply),
+        back,
+    })
+}
+
+/// A blocking command whose caller stopped waiting: end the server's wait now
+/// (`CLIENT UNBLOCK`, when the connection's id is known) and read what it answered, which
+/// is dropped as a [`Taken`], putting back what the command took. No answer within the
+/// response timeout after the unblock (without an id: within the call's limit): the
+/// connection is dropped (closed).
+async fn take_over(pending: Pending, d: Dedicated, back: Back, limit: Option<Duration>) {
+    let response = back.conn.response_timeout();
+    let grace = match d.id().flatten() {
+        Some(id) => {
+            let mut unblock = redis::cmd("CLIENT");
+            unblock.arg("UNBLOCK").arg(id);
+            let _ = tokio::time::timeout(response, d.node().send(&unblock)).await;
+            response
+        }
+        None => limit.unwrap_or(response),
     };
-    if r.is_ok() {
-        conn.put_dedicated(d);
+    if let Ok(outcome) = tokio::time::timeout(grace, pending).await {
+        drop(finish(outcome, Some(d), Some(back)));
     }
-    Some(r)
 }
 
 #[cfg(test)]

@@ -641,9 +641,13 @@ async fn a_blocking_pop_whose_caller_stops_waiting_loses_nothing() {
 
     // A reply held as a `Taken` and dropped unread puts back what each kind of pop took;
     // `into_reply` keeps it.
+    // (A put-back is sent when the `Taken` is dropped, not waited for: each is awaited here
+    // before the next pop.)
     other.rpush("l", &["1", "2", "3", "4"]).await.unwrap();
     drop(c.command_taken(&["BRPOP", "l", "1"]).await.unwrap());
+    until_list(&other, "l", &["1", "2", "3", "4"]).await;
     drop(c.command_taken(&["BLPOP", "l", "1"]).await.unwrap());
+    until_list(&other, "l", &["1", "2", "3", "4"]).await;
     drop(
         c.command_taken(&["BLMPOP", "1", "1", "l", "LEFT", "COUNT", "2"])
             .await
@@ -662,6 +666,8 @@ async fn a_blocking_pop_whose_caller_stops_waiting_loses_nothing() {
         .await
         .unwrap();
     drop(c.command_taken(&["BZPOPMAX", "z", "1"]).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_list_z(&other).await;
     drop(
         c.command_taken(&["BZMPOP", "1", "1", "z", "MIN", "COUNT", "2"])
             .await

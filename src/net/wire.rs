@@ -57,7 +57,7 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    fn into_error(self) -> Error {
+    pub(crate) fn into_error(self) -> Error {
         match self {
             Failure::NotSent(e, _) | Failure::Sent(e) => e,
         }
@@ -65,7 +65,32 @@ impl Failure {
 }
 
 /// What a request gets.
-type Outcome = std::result::Result<Reply, Failure>;
+pub(crate) type Outcome = std::result::Result<Reply, Failure>;
+
+/// A request handed to the driver ([`Wire::send`]): completes with its outcome.
+pub(crate) struct Pending {
+    rx: oneshot::Receiver<Outcome>,
+    ended: std::sync::Arc<std::sync::OnceLock<Error>>,
+}
+
+impl std::future::Future for Pending {
+    type Output = Outcome;
+
+    #[allow(clippy::result_large_err)]
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                let why = self.ended.get().cloned();
+                Err(Failure::Sent(why.unwrap_or_else(|| {
+                    lost("the connection ended before the reply")
+                })))
+            })
+        })
+    }
+}
 
 /// How many replies a request gets.
 #[derive(Clone, Copy)]
@@ -254,6 +279,17 @@ impl Wire {
     // The error side carries the request's bytes back (`NotSent`), once per failed call.
     #[allow(clippy::result_large_err)]
     pub(crate) async fn request(&self, bytes: bytes::Bytes, expect: Expect) -> Outcome {
+        self.send(bytes, expect)?.await
+    }
+
+    /// Hand `bytes` to the driver now; the outcome comes through the [`Pending`] future,
+    /// which may be awaited elsewhere (by a task that takes over from a caller that gave up).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn send(
+        &self,
+        bytes: bytes::Bytes,
+        expect: Expect,
+    ) -> std::result::Result<Pending, Failure> {
         let (reply, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(r)) = self.tx.send(Request {
             bytes,
@@ -266,11 +302,9 @@ impl Wire {
                 r.bytes,
             ));
         }
-        rx.await.unwrap_or_else(|_| {
-            let why = self.ended.get().cloned();
-            Err(Failure::Sent(why.unwrap_or_else(|| {
-                lost("the connection ended before the reply")
-            })))
+        Ok(Pending {
+            rx,
+            ended: self.ended.clone(),
         })
     }
 
