@@ -87,6 +87,32 @@ impl Client {
         self.wait_erased(fut)
     }
 
+    /// [`command`](Self::command), calling `check` every `slice` while a blocking command
+    /// (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...) waits: an error from it (a binding's "the
+    /// user pressed Ctrl-C") ends the wait, the server's too (`CLIENT UNBLOCK`), puts back
+    /// what a pop took meanwhile ([`crate::Taken`]), and is returned. Other commands are
+    /// sent as [`command`](Self::command) sends them.
+    pub fn command_checked(
+        &self,
+        args: &[impl AsRef<[u8]>],
+        slice: Duration,
+        mut check: impl FnMut() -> Result<()>,
+    ) -> Result<Reply> {
+        if args.is_empty() || self.inner.shared_route(args) {
+            return self.command(args);
+        }
+        let mut fut = std::pin::pin!(self.inner.command(args));
+        let slice = slice.max(Duration::from_millis(1));
+        loop {
+            // The timer is made inside the runtime (an async block), not here.
+            let step = async { Ok(tokio::time::timeout(slice, fut.as_mut()).await) };
+            match self.wait(step)? {
+                Ok(r) => return r,
+                Err(_) => check()?,
+            }
+        }
+    }
+
     /// A handle of the async client (e.g. a [`crate::Subscription`] made by an async call
     /// of [`as_async`](Self::as_async)) as this client's blocking one.
     pub fn adopt<T>(&self, inner: T) -> Blocking<T> {

@@ -683,3 +683,48 @@ async fn a_blocking_pop_whose_caller_stops_waiting_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     until_list(&other, "l", &["2", "3", "4"]).await;
 }
+
+#[test]
+fn a_checked_blocking_command_ends_when_its_check_fails() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    let t = Instant::now();
+    let e = c
+        .command_checked(&["BLPOP", "q", "0"], Duration::from_millis(50), || {
+            match t.elapsed() > Duration::from_millis(300) {
+                true => Err(redipc::Error::aborted("interrupted")),
+                false => Ok(()),
+            }
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Aborted, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The server stopped waiting: what comes next stays in the list.
+    let t = Instant::now();
+    loop {
+        let info = c.command(&["INFO", "clients"]).unwrap();
+        let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+        if text.contains("blocked_clients:0") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.rpush("q", &["a"]).unwrap();
+    assert_eq!(c.llen("q").unwrap(), 1);
+    // Other commands go as command() sends them; a reply in time is the caller's.
+    let calls = std::cell::Cell::new(0);
+    let checked = |args: &[&str]| {
+        c.command_checked(args, Duration::from_millis(50), || {
+            calls.set(calls.get() + 1);
+            Ok(())
+        })
+    };
+    assert_eq!(checked(&["GET", "nothing"]).unwrap(), Reply::Nil);
+    assert_eq!(
+        checked(&["BLPOP", "q", "1"]).unwrap(),
+        Reply::Array(vec![Reply::Bulk(b"q".to_vec()), Reply::Bulk(b"a".to_vec())])
+    );
+    assert_eq!(checked(&["BLPOP", "q", "0.3"]).unwrap(), Reply::Nil);
+    assert!(calls.get() >= 4, "{}", calls.get());
+}

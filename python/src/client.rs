@@ -6,6 +6,7 @@ use redipc::{ClusterMode, Options, SetOptions, TlsOptions, blocking};
 
 use crate::convert::{self, Arg, Callable, Count, Dict, PemArg, Seconds, Seq, With};
 use crate::errors::Core;
+use crate::guard;
 use crate::logs;
 use crate::records::{ClientStats, NodeStats};
 use crate::report;
@@ -178,7 +179,12 @@ impl Client {
     /// Send any command and return its reply (see the type mapping in the stubs).
     #[pyo3(signature = (*args))]
     fn command<'py>(&self, py: Python<'py>, args: Seq<Arg>) -> PyResult<Bound<'py, PyAny>> {
-        convert::reply(py, py.core(|| self.c.command(&args.0))?)
+        // A blocking command (`BLPOP ... 0`) waits with Ctrl-C checked.
+        let reply = py.core(|| {
+            self.c
+                .command_checked(&args.0, guard::SLICE, guard::signals)
+        })?;
+        convert::reply(py, reply)
     }
 
     /// Several commands in one write; one reply per command, error replies in their slots.

@@ -266,3 +266,22 @@ def test_username_password(make_client, transport: str) -> None:
         assert e.value.code == "WRONGPASS"
     finally:
         admin.command("ACL", "DELUSER", "alice")
+
+
+def test_a_blocking_command_is_interruptible_and_loses_nothing(client: redipc.Client) -> None:
+    import _thread
+    import threading
+
+    key = f"test:ctrl-c:{time.monotonic_ns()}"
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        client.command("BLPOP", key, 0)
+    timer.join()
+    assert time.monotonic() - t0 < 2
+    # The server stopped waiting (or what its pop took is put back): nothing is lost.
+    client.rpush(key, "a")
+    time.sleep(0.2)
+    assert client.command("LRANGE", key, 0, -1) == [b"a"]
+    assert client.command("BLPOP", key, 1) == [key.encode(), b"a"]

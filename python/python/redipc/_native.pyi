@@ -357,7 +357,10 @@ class Client:
         on a standalone server, ``InvalidArgument`` for an address that is not a primary."""
     def command(self, *args: _Arg) -> _Reply:
         """Send any command, ``command("SET", "k", "v")``, and return its reply (see
-        ``_Reply`` for the types). An error reply raises ``ResponseError``."""
+        ``_Reply`` for the types). An error reply raises ``ResponseError``. A blocking
+        command (``BLPOP``, ``XREAD ... BLOCK``) runs on a connection of its own with a
+        limit of its block time plus the response timeout, and Ctrl-C interrupts it; what
+        a pop took after its caller stopped waiting is put back."""
     def pipeline_raw(self, commands: Iterable[Sequence[_Arg]]) -> list[_Reply]:
         """Send several commands in one write (not atomic) and return one reply per
         command, in order; a command's error reply is a ``ResponseError`` in its slot."""
