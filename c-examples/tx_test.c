@@ -593,6 +593,10 @@ static void test_bad_input(ipc_client *c) {
     CHECK_RC(ipc_batch_add(p, NULL, NULL, 2), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_batch_add(p, nulls, NULL, 2), IPC_ERR_NULL_ARG);
     CHECK_RC(ipc_batch_add(p, get, NULL, 0), IPC_ERR_INVALID_ARGUMENT);
+    /* what would stall or change the shared connection: refused when queued */
+    CHECK_RC(pipe_add(p, "BLPOP", key("q"), "1", NULL), IPC_ERR_INVALID_ARGUMENT);
+    CHECK(last_error_has("BLPOP"));
+    CHECK_RC(pipe_add(p, "SUBSCRIBE", "x", NULL), IPC_ERR_INVALID_ARGUMENT);
     CHECK(ipc_batch_len(p) == 0);
     CHECK(ipc_batch_len(NULL) == 0);
     CHECK_RC(ipc_batch_clear(NULL), IPC_ERR_NULL_ARG);

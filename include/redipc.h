@@ -3473,7 +3473,10 @@ IPC_MUST_USE ipc_result ipc_batch_new(const ipc_client *client, bool atomic, ipc
  * for NUL-terminated arguments). Nothing is sent.
  *
  * Errors: `IPC_ERR_NULL_ARG` (`batch`, `args`, any `args[i]`); `IPC_ERR_INVALID_ARGUMENT`
- * for no arguments, an empty command name or an argument over the size limit.
+ * for no arguments, an empty command name, an argument over the size limit, a command
+ * `ipc_command()` refuses (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`, ...) and, in a
+ * pipeline, a blocking command (`BLPOP`, `XREAD ... BLOCK`: it would hold up every call
+ * on the shared connection; inside `MULTI` it does not block and is accepted).
  *
  * Thread safety: see `ipc_batch`.
  */

@@ -191,6 +191,22 @@ fn route<A: AsRef<[u8]>>(args: &[A], response_timeout: Duration) -> Route {
     }
 }
 
+/// Why `args` may not be queued in a batch (a pipeline; a transaction when `atomic`):
+/// what `command()` refuses, and in a pipeline a blocking command, which would hold up
+/// every call on the shared connection (inside `MULTI` it does not block). `None`: it may.
+pub(crate) fn batch_refusal<A: AsRef<[u8]>>(args: &[A], atomic: bool) -> Option<&'static str> {
+    if args.is_empty() {
+        return None;
+    }
+    match route(args, Duration::ZERO) {
+        Route::Refuse(why) => Some(why),
+        Route::Dedicated(_) if !atomic => Some(
+            "a blocking command in a pipeline would hold up every call on the shared connection until it returns: send it with command(), which gives it a connection of its own (in a transaction it does not block)",
+        ),
+        _ => None,
+    }
+}
+
 /// `name key item...` (`LPUSH`, `RPUSH`, `HDEL`): at least one item, `what` naming it in
 /// the error.
 pub(crate) fn key_items_args<'a, V: AsRef<[u8]>>(

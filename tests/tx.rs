@@ -74,6 +74,48 @@ fn pipelines_are_fast_and_keep_errors_in_slots() {
 }
 
 #[test]
+fn batches_refuse_what_would_stall_or_change_the_shared_connection() {
+    let server = Server::start();
+    let c = connect(&server.unix_url());
+    // What command() refuses, and in a pipeline a blocking command: each would hold up or
+    // change the shared connection for every other call (a SUBSCRIBE left it answering
+    // nothing, a BLPOP held every caller for its block time).
+    for args in [
+        &["SUBSCRIBE", "x"][..],
+        &["SELECT", "2"],
+        &["MULTI"],
+        &["WATCH", "k"],
+        &["BLPOP", "q", "1"],
+        &["XREAD", "BLOCK", "100", "STREAMS", "s", "$"],
+    ] {
+        let mut p = c.pipeline();
+        let e = p.add(args).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{args:?}: {e}");
+        assert!(e.to_string().contains(args[0]), "{e}");
+        assert!(p.is_empty());
+    }
+    let e = c.tx().add(&["SUBSCRIBE", "x"]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // Inside MULTI a blocking pop does not block: allowed.
+    c.rpush("q", &["a"]).unwrap();
+    let mut tx = c.tx();
+    tx.add(&["BLPOP", "q", "0"]).unwrap();
+    tx.add(&["BLPOP", "q", "0"]).unwrap();
+    assert_eq!(
+        tx.exec().unwrap(),
+        vec![
+            Reply::Array(vec![Reply::Bulk(b"q".to_vec()), Reply::Bulk(b"a".to_vec())]),
+            Reply::Nil
+        ]
+    );
+    // Non-blocking reads of streams and lists go in pipelines as before.
+    let mut p = c.pipeline();
+    p.add(&["XREAD", "STREAMS", "s", "0"]).unwrap();
+    p.add(&["LPOP", "q"]).unwrap();
+    assert_eq!(p.exec().unwrap(), vec![Reply::Nil, Reply::Nil]);
+}
+
+#[test]
 fn watch_transactions_retry_and_eight_concurrent_incrementers_are_exact() {
     let server = Server::start();
     let c = connect(&server.tcp_url());

@@ -54,7 +54,10 @@ pub unsafe extern "C" fn ipc_batch_new(
 /// for NUL-terminated arguments). Nothing is sent.
 ///
 /// Errors: `IPC_ERR_NULL_ARG` (`batch`, `args`, any `args[i]`); `IPC_ERR_INVALID_ARGUMENT`
-/// for no arguments, an empty command name or an argument over the size limit.
+/// for no arguments, an empty command name, an argument over the size limit, a command
+/// `ipc_command()` refuses (`SUBSCRIBE`, `MULTI`, `WATCH`, `SELECT`, ...) and, in a
+/// pipeline, a blocking command (`BLPOP`, `XREAD ... BLOCK`: it would hold up every call
+/// on the shared connection; inside `MULTI` it does not block and is accepted).
 ///
 /// Thread safety: see `ipc_batch`.
 #[must_use]

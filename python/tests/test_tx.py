@@ -82,6 +82,13 @@ def test_pipeline_bad_input_and_context_manager(client: redipc.Client) -> None:
     p3 = client.pipeline().add("PING")
     p3.clear()
     assert p3.exec() == []
+    # What would stall or change the shared connection is refused when queued.
+    for args in (("SUBSCRIBE", "x"), ("SELECT", 2), ("BLPOP", "q", 1)):
+        with pytest.raises(redipc.InvalidArgument, match=str(args[0])):
+            client.pipeline().add(*args)
+        with pytest.raises(redipc.InvalidArgument):
+            client.pipeline_raw([["PING"], list(args)])
+    assert client.tx().add("BLPOP", "q", 0).exec() == [None]
 
 
 def test_transaction_transfers_between_accounts(client: redipc.Client) -> None:

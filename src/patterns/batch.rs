@@ -46,9 +46,15 @@ impl Batch {
         }
     }
 
-    /// Queue a command (checked now: an empty command or an oversized value is an error).
+    /// Queue a command (checked now: an empty command, an oversized value, what
+    /// [`Client::command`] refuses, and in a pipeline a blocking command, which would hold up
+    /// every call on the shared connection, are errors of kind `InvalidArgument`).
     pub fn add<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<&mut Self> {
-        self.pipe.add_command(self.client.build(args)?);
+        let cmd = self.client.build(args)?;
+        if let Some(why) = crate::client::batch_refusal(args, self.atomic) {
+            return Err(Error::invalid(format!("{}: {why}", describe(args))));
+        }
+        self.pipe.add_command(cmd);
         Ok(self)
     }
 
