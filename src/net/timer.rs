@@ -94,6 +94,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    #[cfg_attr(miri, ignore = "a timerfd: Miri cannot create one")]
     async fn fires_at_its_deadline_and_can_be_moved() {
         let t = WakeTimer::new().unwrap();
         let start = Instant::now();
