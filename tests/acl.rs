@@ -12,16 +12,17 @@ use redipc::{ErrorKind, Event, Options, SubscribeOptions, WorkerOptions, blockin
 const PASSWORD: &str = "app-Pa55-acl";
 
 fn app_user(server: &Server) {
-    server.cmd(&[
-        "ACL",
-        "SETUSER",
-        "app",
-        "on",
-        &format!(">{PASSWORD}"),
-        "~app:*",
-        "&app:*",
-        "+@all",
-    ]);
+    app_user_with(server, &[]);
+}
+
+/// The `app` user, with `rules` added to its ACL rules.
+fn app_user_with(server: &Server, rules: &[&str]) {
+    let password = format!(">{PASSWORD}");
+    let mut args = vec![
+        "ACL", "SETUSER", "app", "on", &password, "~app:*", "&app:*", "+@all",
+    ];
+    args.extend_from_slice(rules);
+    server.cmd(&args);
 }
 
 fn connect(server: &Server) -> blocking::Client {
@@ -122,17 +123,7 @@ fn a_blocking_pop_given_up_without_client_rights_loses_nothing() {
     // read until its own block time ends (no CLIENT UNBLOCK), and what it took meanwhile
     // is put back; CLIENT ID is asked once per connection, not before every pop.
     let server = Server::start();
-    server.cmd(&[
-        "ACL",
-        "SETUSER",
-        "app",
-        "on",
-        &format!(">{PASSWORD}"),
-        "~app:*",
-        "&app:*",
-        "+@all",
-        "-client",
-    ]);
+    app_user_with(&server, &["-client"]);
     let url = format!("redis://app:{PASSWORD}@127.0.0.1:{}/0", server.port);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
