@@ -501,7 +501,11 @@ impl Client {
     /// comes as a [`Taken`] that, dropped without [`Taken::into_reply`], puts back what the
     /// pop took (`crate::taken`); other commands' replies hold nothing to put back.
     pub async fn command_taken(&self, args: &[impl AsRef<[u8]>]) -> Result<Taken> {
-        let Route::Dedicated(limit) = route(args, self.inner.conn.response_timeout()) else {
+        // (No arguments: `command` says so; `route` needs a name.)
+        let Some(Route::Dedicated(limit)) = args
+            .first()
+            .map(|_| route(args, self.inner.conn.response_timeout()))
+        else {
             return self.command(args).await.map(Taken::plain);
         };
         let cmd = self.build(args)?;

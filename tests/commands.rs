@@ -675,6 +675,8 @@ async fn a_blocking_pop_whose_caller_stops_waiting_loses_nothing() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     until_list_z(&other).await;
+    let e = c.command_taken(&[] as &[&str]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     let kept = c.command_taken(&["BLPOP", "l", "1"]).await.unwrap();
     assert_eq!(
         kept.into_reply(),
