@@ -234,19 +234,8 @@ pub(crate) async fn run(
     args: Vec<Vec<u8>>,
     limit: Option<Duration>,
 ) -> Result<Taken> {
-    let response = conn.response_timeout();
-    if dedicated.id().is_none() {
-        // Once per connection, before its first blocking command: its id, for
-        // `CLIENT UNBLOCK` (refused by ACLs: none, not asked again).
-        let mut ask = redis::cmd("CLIENT");
-        ask.arg("ID");
-        match tokio::time::timeout(response, dedicated.command(&ask)).await {
-            Ok(Ok(Reply::Int(id))) => dedicated.set_id(Some(id)),
-            Ok(Ok(_)) => dedicated.set_id(None),
-            // No answer: asked again next time.
-            Ok(Err(_)) | Err(_) => {}
-        }
-    }
+    // Before its first blocking command, the connection's id, for `CLIENT UNBLOCK`.
+    dedicated.client_id(conn.response_timeout()).await;
     let pending = dedicated
         .send(cmd.get_packed_command().into(), Expect::One)
         .map_err(Failure::into_error)?;

@@ -34,6 +34,28 @@ impl Dedicated {
     pub(crate) fn node(&self) -> &Arc<Node> {
         &self.node
     }
+
+    /// The server's id of this connection (`CLIENT ID`, for `CLIENT UNBLOCK`), asked once
+    /// per connection (a refusal by ACLs is kept too: `None`, not asked again; no answer
+    /// within `timeout`: `None`, asked again next time).
+    pub(crate) async fn client_id(&self, timeout: Duration) -> Option<i64> {
+        if let Some(known) = self.wire.id() {
+            return known;
+        }
+        let mut ask = redis::cmd("CLIENT");
+        ask.arg("ID");
+        match tokio::time::timeout(timeout, self.wire.command(&ask)).await {
+            Ok(Ok(Reply::Int(id))) => {
+                self.wire.set_id(Some(id));
+                Some(id)
+            }
+            Ok(Ok(_)) => {
+                self.wire.set_id(None);
+                None
+            }
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
 }
 
 impl std::ops::Deref for Dedicated {
@@ -425,12 +447,11 @@ impl LoopConn {
         }
         if self.wire.is_none() {
             let wire = conn.dedicated(Some(cmd)).await?;
-            let mut id = redis::cmd("CLIENT");
-            id.arg("ID");
-            let id = match tokio::time::timeout(conn.response_timeout(), wire.command(&id)).await {
-                Ok(Ok(Reply::Int(id))) => Some((id, wire.node.clone())),
-                _ => None, // no CLIENT ID (ACLs): a stop waits for the block timeout
-            };
+            // No CLIENT ID (ACLs): a stop waits for the block timeout.
+            let id = wire
+                .client_id(conn.response_timeout())
+                .await
+                .map(|id| (id, wire.node.clone()));
             self.unblock.set(self.slot, id);
             self.wire = Some(wire);
         }
